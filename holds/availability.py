@@ -1,0 +1,244 @@
+"""Live availability of an event, mirrored in each server process.
+
+A mirror starts from one atomic snapshot (``snapshot.lua``) and then follows
+the event's change stream (entry ids ``0-<seq>``), so browsing, best-available
+search and thousands of ``WatchAvailability`` streams cost no Redis reads per
+request: one XREAD per event per process feeds them all. The mirror may lag
+Redis by a few milliseconds; it is only ever used to *propose* seats, and the
+hold script re-checks every seat atomically, so a stale mirror costs a retry,
+never a double sale. A watcher whose queue overflows, or a mirror that finds
+a gap in the stream (trimmed past its position), resynchronises from a new
+snapshot and tells its watchers to do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from holds import keys
+from holds.inventory import Inventory
+from holds.redis_client import AnyRedis, wrap_errors
+
+log = structlog.get_logger("seatwise.availability")
+
+FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
+STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
+_STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
+WATCH_QUEUE_SIZE = 1024
+READ_BLOCK_MS = 1000
+READ_COUNT = 500
+
+
+@dataclass
+class GaCount:
+    capacity: int
+    held: int
+    sold: int
+
+    @property
+    def available(self) -> int:
+        return max(self.capacity - self.held - self.sold, 0)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One change: seats moved to ``state``, or a GA area's held/sold moved."""
+
+    seq: int
+    kind: str
+    state: str
+    seats: tuple[int, ...]
+    ga_area: str
+    ga_qty: int
+
+
+@dataclass(frozen=True)
+class Resync:
+    """The watcher fell behind or the stream had a gap: start from a new snapshot."""
+
+    reason: str
+
+
+@dataclass
+class Snapshot:
+    seq: int
+    states: npt.NDArray[np.int8]
+    ga: dict[str, GaCount]
+
+
+def decode_snapshot(reply: Any, seat_count: int) -> Snapshot:
+    seq, _now, flat, live_holds, ga_flat, _oldest = reply
+    live = {live_holds[i] for i in range(0, len(live_holds), 2)}
+    states = np.zeros(seat_count, dtype=np.int8)
+    for i in range(0, len(flat), 2):
+        ordinal = int(flat[i])
+        if ordinal >= seat_count:
+            continue
+        value: bytes = flat[i + 1]
+        if value.startswith(b"h:"):
+            if value[2:] in live:  # an expired, unpurged hold's seat is free
+                states[ordinal] = HELD
+        elif value.startswith(b"s:"):
+            states[ordinal] = SOLD
+        elif value == b"b":
+            states[ordinal] = BLOCKED
+        elif value == b"n":
+            states[ordinal] = NOT_FOR_SALE
+    ga = {
+        ga_flat[i].decode(): GaCount(int(ga_flat[i + 1]), int(ga_flat[i + 2]), int(ga_flat[i + 3]))
+        for i in range(0, len(ga_flat), 4)
+    }
+    return Snapshot(int(seq), states, ga)
+
+
+def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
+    seats = fields.get(b"seats", b"")
+    return Delta(
+        seq=int(entry_id.split(b"-")[1]),
+        kind=fields.get(b"kind", b"").decode(),
+        state=fields.get(b"state", b"").decode(),
+        seats=tuple(int(s) for s in seats.split(b",")) if seats else (),
+        ga_area=fields.get(b"ga", b"").decode(),
+        ga_qty=int(fields.get(b"qty", b"0")),
+    )
+
+
+@dataclass
+class EventMirror:
+    event_id: str
+    seat_count: int
+    snapshot: Snapshot
+    watchers: set[asyncio.Queue[Delta | Resync]] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def seq(self) -> int:
+        return self.snapshot.seq
+
+    def free_mask(self) -> npt.NDArray[np.bool_]:
+        return self.snapshot.states == FREE
+
+    def mark_taken(self, ordinals: list[int]) -> None:
+        """Optimistically record seats a hold attempt found taken (the stream confirms later)."""
+        for o in ordinals:
+            if 0 <= o < self.seat_count and self.snapshot.states[o] == FREE:
+                self.snapshot.states[o] = HELD
+
+    def apply(self, delta: Delta) -> None:
+        states = self.snapshot.states
+        if delta.seats:
+            code = _STATE_CODE.get(delta.state, FREE)
+            idx = np.fromiter((s for s in delta.seats if s < self.seat_count), dtype=np.int64)
+            states[idx] = code
+        if delta.ga_area:
+            counts = self.snapshot.ga.get(delta.ga_area)
+            if counts is not None:
+                if delta.kind == "held":
+                    counts.held += delta.ga_qty
+                elif delta.kind == "sold":
+                    counts.held -= delta.ga_qty
+                    counts.sold += delta.ga_qty
+                elif delta.kind == "cancelled":
+                    counts.sold += delta.ga_qty  # qty is negative
+                else:  # released / expired
+                    counts.held += delta.ga_qty  # qty is negative
+        self.snapshot.seq = delta.seq
+
+    def publish(self, item: Delta | Resync) -> None:
+        for queue in list(self.watchers):
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                # a slow watcher: drop its backlog and make it resync, never block the others
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(Resync("too far behind"))
+
+
+class AvailabilityMirrors:
+    """The mirrors of one server process, one per event in use, created on demand."""
+
+    def __init__(self, client: AnyRedis, inventory: Inventory) -> None:
+        self._r = client
+        self._inventory = inventory
+        self._mirrors: dict[str, EventMirror] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, event_id: str, seat_count: int) -> EventMirror:
+        mirror = self._mirrors.get(event_id)
+        if mirror is not None and mirror.task is not None and not mirror.task.done():
+            return mirror
+        lock = self._locks.setdefault(event_id, asyncio.Lock())
+        async with lock:
+            mirror = self._mirrors.get(event_id)
+            if mirror is None or mirror.task is None or mirror.task.done():
+                snapshot = decode_snapshot(await self._inventory.snapshot(event_id), seat_count)
+                mirror = EventMirror(event_id, seat_count, snapshot)
+                mirror.task = asyncio.create_task(self._follow(mirror), name=f"mirror:{event_id}")
+                self._mirrors[event_id] = mirror
+        return mirror
+
+    async def fresh_snapshot(self, event_id: str, seat_count: int) -> Snapshot:
+        return decode_snapshot(await self._inventory.snapshot(event_id), seat_count)
+
+    async def _follow(self, mirror: EventMirror) -> None:
+        stream = keys.event_keys(mirror.event_id)[14]
+        while True:
+            try:
+                async with wrap_errors("follow changes"):
+                    reply = await self._r.xread({stream: f"0-{mirror.seq}"}, count=READ_COUNT, block=READ_BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: keep the last state, retry, resync after
+                log.warning("mirror.read_failed", event_id=mirror.event_id, error=str(exc))
+                await asyncio.sleep(0.5)
+                await self._resync(mirror, "store was unavailable")
+                continue
+            for _stream, entries in reply or ():
+                for entry_id, fields in entries:
+                    delta = decode_entry(entry_id, fields)
+                    if delta.seq != mirror.seq + 1:
+                        await self._resync(mirror, "gap in the change stream")
+                        break
+                    mirror.apply(delta)
+                    mirror.publish(delta)
+
+    async def _resync(self, mirror: EventMirror, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            mirror.snapshot = decode_snapshot(await self._inventory.snapshot(mirror.event_id), mirror.seat_count)
+            mirror.publish(Resync(reason))
+
+    @staticmethod
+    def watch_from(mirror: EventMirror) -> AsyncIterator[Delta | Resync]:
+        """Every update after the mirror's current seq.
+
+        The subscription is taken *now*, synchronously: copy ``mirror.snapshot``
+        right before calling this, with no await in between, and nothing is missed.
+        """
+        queue: asyncio.Queue[Delta | Resync] = asyncio.Queue(WATCH_QUEUE_SIZE)
+        mirror.watchers.add(queue)
+
+        async def updates() -> AsyncIterator[Delta | Resync]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                mirror.watchers.discard(queue)
+
+        return updates()
+
+    async def close(self) -> None:
+        for mirror in self._mirrors.values():
+            if mirror.task is not None:
+                mirror.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await mirror.task
+        self._mirrors.clear()

@@ -1,0 +1,95 @@
+"""Errors of the inventory and catalogue stores.
+
+    StoreError
+    ├── StoreUnavailable        Redis unreachable, timed out, or failed mid-call
+    ├── NotFound                a named resource does not exist (for this tenant)
+    ├── AlreadyExists           a create collided with an existing id
+    ├── InvalidRequest          an argument is wrong; ``field`` names it
+    └── Conflict                the state forbids the change right now
+        ├── PreconditionFailed  needs a different state first (e.g. publish before use)
+        └── SeatsUnavailable    some seats (named) are not free
+
+Each Lua wrapper maps its script's result codes to exactly one of these and
+raises on an unknown code; driver errors are wrapped once, in ``redis_client``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StoreError(Exception):
+    """Base of every error the stores raise."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis could not serve the call; the change may not have been applied."""
+
+
+class NotFound(StoreError):
+    def __init__(self, resource: str, resource_id: str) -> None:
+        super().__init__(f"{resource} {resource_id!r} not found")
+        self.resource = resource
+        self.resource_id = resource_id
+
+
+class AlreadyExists(StoreError):
+    def __init__(self, resource: str, resource_id: str) -> None:
+        super().__init__(f"{resource} {resource_id!r} already exists")
+        self.resource = resource
+        self.resource_id = resource_id
+
+
+class InvalidRequest(StoreError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.description = message
+
+
+class Conflict(StoreError):
+    """The current state forbids the change (ABORTED-style: retry may succeed)."""
+
+
+class PreconditionFailed(Conflict):
+    """The system is not in the state the call needs (FAILED_PRECONDITION)."""
+
+    def __init__(self, message: str, *, subject: str = "") -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
+class SeatsUnavailable(Conflict):
+    def __init__(self, seat_ids: Sequence[str], message: str = "") -> None:
+        shown = ", ".join(seat_ids[:20]) + (f" and {len(seat_ids) - 20} more" if len(seat_ids) > 20 else "")
+        super().__init__(message or f"seats not available: {shown}")
+        self.seat_ids = list(seat_ids)
+
+
+class HoldExpired(PreconditionFailed):
+    """The hold's lease ran out (Redis clock); its seats may be someone else's now."""
+
+
+class GeneralAdmissionUnavailable(Conflict):
+    def __init__(self, area: str, available: int) -> None:
+        super().__init__(f"general admission area {area!r} has only {max(available, 0)} place(s) left")
+        self.area = area
+        self.available = max(available, 0)
+
+
+class LimitExceeded(StoreError):
+    """A configured quota (seats per hold, per buyer) would be exceeded."""
+
+    def __init__(self, limit: str, maximum: int) -> None:
+        super().__init__(f"at most {maximum} seat(s) per {limit}")
+        self.limit = limit
+        self.maximum = maximum
+
+
+class SeatsInWrongState(PreconditionFailed):
+    """A conditional status change found seats outside the allowed previous states."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        shown = ", ".join(f"{seat} is {state}" for seat, state in list(states.items())[:20])
+        super().__init__(f"seats not in an allowed state: {shown}")
+        self.states = states

@@ -1,0 +1,260 @@
+"""Events: a published seat-map version put on sale, with prices and hold rules.
+
+The event's settings live in its own ``meta``/``prices``/``ga_cap`` keys, in
+the event's hash slot, so the inventory scripts read them atomically with the
+seats. What never changes after creation (tenant, seat-map version, currency)
+is cached per process, which is how a hold costs one Redis round trip.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from holds import keys
+from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
+from holds.ids import new_id
+from holds.redis_client import AnyRedis, wrap_errors
+from holds.scripts import ScriptRegistry
+from holds.seatmaps import LoadedSeatMap
+
+EventStatus = Literal["draft", "on_sale", "paused", "closed"]
+STATUSES: tuple[EventStatus, ...] = ("draft", "on_sale", "paused", "closed")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_PRICE_MINOR = 10**12
+
+DEFAULT_HOLD_TTL_MS = 10 * 60 * 1000
+DEFAULT_MAX_LIFETIME_MS = 2 * 60 * 60 * 1000
+DEFAULT_MAX_SEATS_PER_HOLD = 10
+
+
+@dataclass(frozen=True)
+class EventRef:
+    """What never changes about an event: cached per process."""
+
+    event_id: str
+    tenant_id: str
+    seat_map_id: str
+    seat_map_version: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    name: str
+    starts_at: str = ""  # RFC 3339
+    timezone: str = "UTC"
+    status: EventStatus = "draft"
+    hold_ttl_ms: int = DEFAULT_HOLD_TTL_MS
+    max_lifetime_ms: int = DEFAULT_MAX_LIFETIME_MS
+    max_seats_per_hold: int = DEFAULT_MAX_SEATS_PER_HOLD
+    max_seats_per_buyer: int = 0  # 0: no per-buyer limit
+    onsale_from_ms: int = 0
+    onsale_until_ms: int = 0
+    prices: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    ref: EventRef
+    settings: EventSettings
+    created_at_ms: int
+    updated_at_ms: int
+
+
+def check_settings(settings: EventSettings, categories: set[str]) -> None:
+    """Reject bad settings with the field at fault (nothing is written)."""
+    if not settings.name or len(settings.name) > 200:
+        raise InvalidRequest("name", "must be 1-200 characters")
+    if settings.status not in STATUSES:
+        raise InvalidRequest("status", f"must be one of {', '.join(STATUSES)}")
+    if not 1_000 <= settings.hold_ttl_ms <= 24 * 3600 * 1000:
+        raise InvalidRequest("hold_ttl", "must be between 1 second and 24 hours")
+    if not settings.hold_ttl_ms <= settings.max_lifetime_ms <= 7 * 24 * 3600 * 1000:
+        raise InvalidRequest("max_hold_lifetime", "must be at least the hold TTL and at most 7 days")
+    if not 1 <= settings.max_seats_per_hold <= 1000:
+        raise InvalidRequest("max_seats_per_hold", "must be 1-1000")
+    if not 0 <= settings.max_seats_per_buyer <= 10_000:
+        raise InvalidRequest("max_seats_per_buyer", "must be 0 (no limit) to 10000")
+    if settings.onsale_from_ms < 0 or settings.onsale_until_ms < 0:
+        raise InvalidRequest("on_sale_window", "times must not be negative")
+    if settings.onsale_until_ms and settings.onsale_until_ms <= settings.onsale_from_ms:
+        raise InvalidRequest("on_sale_window", "end must be after start")
+    if len(settings.timezone) > 64:
+        raise InvalidRequest("timezone", "must be an IANA zone name")
+    for category, price in settings.prices.items():
+        if category not in categories:
+            raise InvalidRequest(f"prices[{category}]", "no such category in the seat map")
+        if not 0 <= price <= MAX_PRICE_MINOR:
+            raise InvalidRequest(f"prices[{category}]", "price must be 0 or more minor units")
+
+
+def _meta_fields(settings: EventSettings) -> dict[str, str]:
+    return {
+        "name": settings.name,
+        "starts_at": settings.starts_at,
+        "timezone": settings.timezone,
+        "hold_ttl_ms": str(settings.hold_ttl_ms),
+        "max_lifetime_ms": str(settings.max_lifetime_ms),
+        "max_seats_per_hold": str(settings.max_seats_per_hold),
+        "max_seats_per_buyer": str(settings.max_seats_per_buyer),
+        "onsale_from_ms": str(settings.onsale_from_ms),
+        "onsale_until_ms": str(settings.onsale_until_ms),
+    }
+
+
+class EventStore:
+    def __init__(self, client: AnyRedis, scripts: ScriptRegistry, *, cache_size: int = 10_000) -> None:
+        self._r = client
+        self._scripts = scripts
+        self._refs: OrderedDict[str, EventRef] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def create(
+        self, tenant_id: str, loaded: LoadedSeatMap, currency: str, settings: EventSettings
+    ) -> Event:
+        if loaded.version.state != "published":
+            raise PreconditionFailed(
+                f"seat map {loaded.version.seat_map_id} version {loaded.version.version} is not published",
+                subject=loaded.version.seat_map_id,
+            )
+        if not _CURRENCY.match(currency):
+            raise InvalidRequest("currency", "must be an ISO-4217 code such as EUR")
+        check_settings(settings, {c.key for c in loaded.seatmap.categories})
+        event_id = new_id("ev", 9).replace("-", "x").replace("_", "y")
+        now = int(time.time() * 1000)
+        ref = EventRef(event_id, tenant_id, loaded.version.seat_map_id, loaded.version.version, currency)
+        meta = _meta_fields(settings) | {
+            "tenant": tenant_id,
+            "seat_map_id": ref.seat_map_id,
+            "seat_map_version": str(ref.seat_map_version),
+            "currency": currency,
+            "created_at_ms": str(now),
+            "updated_at_ms": str(now),
+        }
+        meta |= {f"ga_category:{a.id}": a.category for a in loaded.seatmap.ga_areas}
+        ga = {a.id: a.capacity for a in loaded.seatmap.ga_areas}
+        await self._put(event_id, "create", settings.status, meta, settings.prices, ga)
+        async with wrap_errors("index event"):
+            await self._r.hset(keys.event_owner(), event_id, tenant_id)  # type: ignore[misc]
+            await self._r.zadd(keys.event_index(tenant_id), {event_id: now})
+            await self._r.sadd(keys.ACTIVE_EVENTS, event_id)  # type: ignore[misc]
+        self._remember(ref)
+        return Event(ref, settings, now, now)
+
+    async def update(
+        self,
+        ref: EventRef,
+        categories: set[str],
+        *,
+        status: EventStatus | None = None,
+        prices: Mapping[str, int] | None = None,
+        changes: Mapping[str, object] | None = None,
+    ) -> Event:
+        """Apply the given changes (None: unchanged), validated against the merged settings."""
+        current = await self.get(ref)
+        merged = EventSettings(
+            **{
+                **current.settings.__dict__,
+                **(changes or {}),
+                **({"status": status} if status else {}),
+                **({"prices": dict(prices)} if prices is not None else {}),
+            }
+        )
+        check_settings(merged, categories)
+        meta = _meta_fields(merged) | {"updated_at_ms": str(int(time.time() * 1000))}
+        await self._put(ref.event_id, "update", status or "", meta, dict(prices) if prices is not None else None, {})
+        return await self.get(ref)
+
+    async def _put(
+        self,
+        event_id: str,
+        mode: str,
+        status: str,
+        meta: Mapping[str, str],
+        prices: Mapping[str, int] | None,
+        ga: Mapping[str, int],
+    ) -> None:
+        ks = keys.event_keys(event_id)
+        args: list[str | int] = [mode, status, len(meta)]
+        for k, v in meta.items():
+            args += [k, v]
+        args += [1 if prices is not None else 0, len(prices or {})]
+        for k, p in (prices or {}).items():
+            args += [k, p]
+        args.append(len(ga))
+        for k, c in ga.items():
+            args += [k, c]
+        reply = await self._scripts["event_put"]([ks[0], ks[1], ks[5]], args)
+        match reply:
+            case 0:
+                return
+            case 1:
+                raise NotFound("event", event_id)
+            case 2:
+                raise AlreadyExists("event", event_id)
+            case [3, current, wanted]:
+                raise PreconditionFailed(
+                    f"event status cannot change from {current.decode()} to {wanted.decode()}", subject=event_id
+                )
+        raise StoreError(f"event_put returned an unknown result {reply!r}")
+
+    def _remember(self, ref: EventRef) -> None:
+        self._refs[ref.event_id] = ref
+        while len(self._refs) > self._cache_size:
+            self._refs.popitem(last=False)
+
+    async def ref(self, tenant_id: str, event_id: str) -> EventRef:
+        """The event's fixed facts, if it belongs to ``tenant_id`` (else NotFound: no probing)."""
+        ref = self._refs.get(event_id)
+        if ref is None:
+            if not event_id or len(event_id) > 64:
+                raise NotFound("event", event_id[:64])
+            async with wrap_errors("get event"):
+                raw = await self._r.hmget(  # type: ignore[misc]
+                    keys.event_keys(event_id)[0], ["tenant", "seat_map_id", "seat_map_version", "currency"]
+                )
+            if raw[0] is None:
+                raise NotFound("event", event_id)
+            ref = EventRef(event_id, raw[0].decode(), raw[1].decode(), int(raw[2]), raw[3].decode())
+            self._remember(ref)
+        if ref.tenant_id != tenant_id:
+            raise NotFound("event", event_id)
+        return ref
+
+    async def get(self, ref: EventRef) -> Event:
+        ks = keys.event_keys(ref.event_id)
+        async with wrap_errors("get event"):
+            meta = await self._r.hgetall(ks[0])  # type: ignore[misc]
+            prices = await self._r.hgetall(ks[1])  # type: ignore[misc]
+        if not meta:
+            raise NotFound("event", ref.event_id)
+        m = {k.decode(): v.decode() for k, v in meta.items()}
+        settings = EventSettings(
+            name=m["name"],
+            starts_at=m.get("starts_at", ""),
+            timezone=m.get("timezone", "UTC"),
+            status=m["status"],  # type: ignore[arg-type]
+            hold_ttl_ms=int(m["hold_ttl_ms"]),
+            max_lifetime_ms=int(m["max_lifetime_ms"]),
+            max_seats_per_hold=int(m["max_seats_per_hold"]),
+            max_seats_per_buyer=int(m["max_seats_per_buyer"]),
+            onsale_from_ms=int(m["onsale_from_ms"]),
+            onsale_until_ms=int(m["onsale_until_ms"]),
+            prices={k.decode(): int(v) for k, v in prices.items()},
+        )
+        return Event(ref, settings, int(m["created_at_ms"]), int(m["updated_at_ms"]))
+
+    async def list_ids(self, tenant_id: str, offset: int, limit: int) -> tuple[list[str], bool]:
+        async with wrap_errors("list events"):
+            ids = await self._r.zrevrange(keys.event_index(tenant_id), offset, offset + limit)  # type: ignore[misc]
+        return [i.decode() for i in ids[:limit]], len(ids) > limit
+
+    async def active_ids(self) -> list[str]:
+        async with wrap_errors("list active events"):
+            ids = await self._r.smembers(keys.ACTIVE_EVENTS)  # type: ignore[misc]
+        return sorted(i.decode() for i in ids)

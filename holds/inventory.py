@@ -1,0 +1,273 @@
+"""The inventory state machine of one event: holds, commits, cancels, seat status.
+
+Each public method is one Lua script over the event's keys (one round trip,
+one hash slot) and maps the script's result codes to named errors; an
+unknown code raises. Seats are addressed by *ordinal* (their position in the
+event's seat map, ``seatmap.model.iter_seats``); translating seat ids is the
+caller's job (holds/service.py), so the scripts stay small and fast.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from holds import keys
+from holds.errors import (
+    Conflict,
+    GeneralAdmissionUnavailable,
+    HoldExpired,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    PreconditionFailed,
+    SeatsInWrongState,
+    SeatsUnavailable,
+    StoreError,
+)
+from holds.ids import new_id
+from holds.records import Buyer, HoldRecord, Order, hold_decoder, json_encoder, order_decoder
+from holds.redis_client import AnyRedis, wrap_errors
+from holds.scripts import ScriptRegistry
+
+# Expired holds each mutating script tidies on the way (bounded work per call).
+PURGE_PER_CALL = 16
+# Seats one status change may touch: scripts block Redis while they run.
+MAX_SEATS_PER_STATUS_CHANGE = 20_000
+
+SeatState = Literal["free", "blocked", "not_for_sale"]
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    hold_id: str
+    expires_ms: int
+    seq: int
+    record: HoldRecord
+
+
+@dataclass(frozen=True)
+class HoldView:
+    hold_id: str
+    record: HoldRecord
+    expires_ms: int
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    order: Order
+    replayed: bool  # True when the idempotency key had already produced this order
+
+
+class SeatOrdinalsUnavailable(Exception):
+    """Raised inside the inventory with ordinals; the service names the seats."""
+
+    def __init__(self, ordinals: list[int]) -> None:
+        super().__init__(f"{len(ordinals)} seat(s) unavailable")
+        self.ordinals = ordinals
+
+
+class SeatOrdinalsInWrongState(Exception):
+    def __init__(self, states: dict[int, str]) -> None:
+        super().__init__(f"{len(states)} seat(s) in a wrong state")
+        self.states = states
+
+
+def _unknown(script: str, reply: Any) -> StoreError:
+    return StoreError(f"{script} returned an unknown result {reply!r}")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Inventory:
+    """Scripts over one Redis (or cluster); stateless apart from the client."""
+
+    def __init__(self, client: AnyRedis, scripts: ScriptRegistry) -> None:
+        self._r = client
+        self._scripts = scripts
+
+    async def hold(
+        self,
+        event_id: str,
+        *,
+        seats: Sequence[tuple[int, str]] = (),
+        ga: Mapping[str, int] | None = None,
+        buyer: str = "",
+        hold_id: str | None = None,
+    ) -> HoldResult:
+        """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
+
+        ``hold_id`` adds to that live hold instead of creating a new one.
+        """
+        ga = dict(ga or {})
+        args: list[str | int] = [hold_id or new_id("h", 12), 1 if hold_id else 0, buyer, PURGE_PER_CALL, len(seats)]
+        args += [o for o, _ in seats]
+        args += [c for _, c in seats]
+        args.append(len(ga))
+        for area, qty in sorted(ga.items()):
+            args += [area, qty]
+        reply = await self._scripts["hold"](keys.event_keys(event_id), args)
+        match reply:
+            case [0, hid, expires, seq, encoded]:
+                return HoldResult(_text(hid), int(expires), int(seq), hold_decoder.decode(encoded))
+            case [1]:
+                raise NotFound("event", event_id)
+            case [2, status]:
+                raise PreconditionFailed(f"event is not on sale (status {_text(status)})", subject=event_id)
+            case [3]:
+                raise NotFound("hold", hold_id or "")
+            case [4]:
+                raise HoldExpired("the hold has expired", subject=hold_id or "")
+            case [5, taken]:
+                raise SeatOrdinalsUnavailable([int(o) for o in taken])
+            case [6, area, _]:
+                raise NotFound("general admission area", _text(area))
+            case [7, area, available]:
+                raise GeneralAdmissionUnavailable(_text(area), int(available))
+            case [8, limit, maximum]:
+                raise LimitExceeded(_text(limit), int(maximum))
+            case [9]:
+                raise Conflict("hold id collision; retry")
+        raise _unknown("hold", reply)
+
+    async def release(
+        self, event_id: str, hold_id: str, *, seats: Sequence[int] = (), ga: Mapping[str, int] | None = None
+    ) -> int:
+        """Release all (no seats, no GA given) or part of a hold; returns what remains held."""
+        ga = dict(ga or {})
+        args: list[str | int] = [hold_id, PURGE_PER_CALL, len(seats), *seats, len(ga)]
+        for area, qty in sorted(ga.items()):
+            args += [area, qty]
+        reply = await self._scripts["release"](keys.event_keys(event_id), args)
+        match reply:
+            case [0, remaining]:
+                return int(remaining)
+            case [3]:
+                raise NotFound("hold", hold_id)
+            case [4]:
+                raise HoldExpired("the hold has expired", subject=hold_id)
+            case [10, ordinal]:
+                raise SeatOrdinalsInWrongState({int(ordinal): "not in this hold"})
+            case [11, area, held]:
+                raise InvalidRequest("ga", f"hold has only {int(held)} place(s) in {_text(area)!r}")
+        raise _unknown("release", reply)
+
+    async def extend(self, event_id: str, hold_id: str, ttl_ms: int = 0) -> tuple[HoldView, bool]:
+        """The extended hold, and whether the total lifetime cap limited it."""
+        reply = await self._scripts["extend"](keys.event_keys(event_id), [hold_id, ttl_ms])
+        match reply:
+            case [0, expires, capped, encoded]:
+                return HoldView(hold_id, hold_decoder.decode(encoded), int(expires)), bool(capped)
+            case [1]:
+                raise NotFound("event", event_id)
+            case [3]:
+                raise NotFound("hold", hold_id)
+            case [4]:
+                raise HoldExpired("the hold has expired", subject=hold_id)
+        raise _unknown("extend", reply)
+
+    async def commit(self, event_id: str, hold_id: str, idempotency_key: str, buyer: Buyer) -> CommitResult:
+        """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
+        order_id = new_id("o", 12)
+        ticket_prefix = f"t{secrets.token_hex(6)}-"
+        reply = await self._scripts["commit"](
+            keys.event_keys(event_id),
+            [hold_id, idempotency_key, order_id, json_encoder.encode(buyer), ticket_prefix, PURGE_PER_CALL],
+        )
+        match reply:
+            case [0, order_json, replayed]:
+                return CommitResult(order_decoder.decode(order_json), bool(replayed))
+            case [3]:
+                raise NotFound("hold", hold_id)
+            case [4]:
+                raise HoldExpired("the hold has expired; its seats may have been sold to someone else", subject=hold_id)
+            case [12, _]:
+                raise HoldExpired("the hold no longer holds all of its seats", subject=hold_id)
+            case [13, category]:
+                raise PreconditionFailed(f"category {_text(category)!r} has no price", subject=_text(category))
+            case [14, other]:
+                raise InvalidRequest(
+                    "idempotency_key", f"already used for order {_text(other)} of a different hold"
+                )
+        raise _unknown("commit", reply)
+
+    async def cancel(
+        self, event_id: str, order_id: str, *, ticket_ids: Sequence[str] = (), to: SeatState = "free", reason: str = ""
+    ) -> Order:
+        if to not in ("free", "not_for_sale"):
+            raise InvalidRequest("release_to", "must be free or not_for_sale")
+        reply = await self._scripts["cancel"](
+            keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids]
+        )
+        match reply:
+            case [0, order_json]:
+                return order_decoder.decode(order_json)
+            case [15]:
+                raise NotFound("order", order_id)
+            case [16, ticket]:
+                raise InvalidRequest("ticket_ids", f"ticket {_text(ticket)!r} is not in order {order_id}")
+            case [17, ticket]:
+                what = f"ticket {_text(ticket)!r} is" if _text(ticket) else "every ticket is"
+                raise PreconditionFailed(f"{what} already cancelled", subject=_text(ticket) or order_id)
+        raise _unknown("cancel", reply)
+
+    async def set_status(
+        self, event_id: str, ordinals: Sequence[int], target: SeatState, allowed_previous: Sequence[str]
+    ) -> tuple[int, int]:
+        """Conditionally move seats to ``target``; returns (seq, seats changed)."""
+        if len(ordinals) > MAX_SEATS_PER_STATUS_CHANGE:
+            raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_STATUS_CHANGE} seats per call")
+        reply = await self._scripts["set_status"](
+            keys.event_keys(event_id), [target, ",".join(allowed_previous), len(ordinals), *ordinals]
+        )
+        match reply:
+            case [0, seq, changed]:
+                return int(seq), int(changed)
+            case [1]:
+                raise NotFound("event", event_id)
+            case [18, flat]:
+                raise SeatOrdinalsInWrongState({int(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)})
+        raise _unknown("set_status", reply)
+
+    async def reap(self, event_id: str, limit: int = 500) -> tuple[int, int]:
+        """Purge expired holds (tidying only); returns (purged, still expired)."""
+        purged, remaining = await self._scripts["reap"](keys.event_keys(event_id), [limit])
+        return int(purged), int(remaining)
+
+    async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
+        """A live hold; an expired one is reported as HoldExpired even before it is purged."""
+        ks = keys.event_keys(event_id)
+        async with wrap_errors("get hold"):
+            async with self._r.pipeline(transaction=False) as pipe:
+                pipe.hget(ks[3], hold_id)
+                pipe.zscore(ks[4], hold_id)
+                pipe.time()
+                raw, expires, (sec, usec) = await pipe.execute()
+        if raw is None or expires is None:
+            raise NotFound("hold", hold_id)
+        now_ms = int(sec) * 1000 + int(usec) // 1000
+        if int(expires) <= now_ms:
+            raise HoldExpired("the hold has expired", subject=hold_id)
+        return HoldView(hold_id, hold_decoder.decode(raw), int(expires))
+
+    async def get_order(self, event_id: str, order_id: str) -> Order:
+        async with wrap_errors("get order"):
+            raw = await self._r.hget(keys.event_keys(event_id)[9], order_id)  # type: ignore[misc]
+        if raw is None:
+            raise NotFound("order", order_id)
+        return order_decoder.decode(raw)
+
+    async def list_orders(self, event_id: str, offset: int, limit: int) -> tuple[list[Order], bool]:
+        ks = keys.event_keys(event_id)
+        async with wrap_errors("list orders"):
+            ids = await self._r.zrange(ks[11], offset, offset + limit)  # type: ignore[misc]
+            raw = await self._r.hmget(ks[9], ids[:limit]) if ids else []  # type: ignore[misc]
+        return [order_decoder.decode(r) for r in raw if r is not None], len(ids) > limit
+
+    async def snapshot(self, event_id: str) -> Any:
+        """The raw consistent snapshot (decoded by holds/availability.py)."""
+        return await self._scripts["snapshot"](keys.event_keys(event_id), [])

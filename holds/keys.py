@@ -1,0 +1,84 @@
+"""Every Redis key seatwise writes, in one place.
+
+All keys of one inventory group (an event) carry the same ``{ev:<event_id>}``
+hash tag, and all keys of one tenant's catalogue the same ``{t:<tenant_id>}``
+tag, so every script touches exactly one Redis Cluster hash slot. Scripts never
+build key names themselves: Python passes every key in KEYS.
+"""
+
+from __future__ import annotations
+
+PREFIX = "sw"
+
+# -- platform-wide (single keys, one slot each) ---------------------------------
+TENANTS = f"{PREFIX}:tenants"  # hash tenant_id -> tenant record (JSON)
+API_KEYS = f"{PREFIX}:apikeys"  # hash key_id -> key record (JSON, secret hashed)
+
+
+def tenant_tag(tenant_id: str) -> str:
+    return f"{{t:{tenant_id}}}"
+
+
+def tenant_keys_index(tenant_id: str) -> str:
+    """Set of key ids of one tenant."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:apikeys"
+
+
+# -- a tenant's seat-map catalogue ({t:<tenant>} slot) ---------------------------
+def seatmap_index(tenant_id: str) -> str:
+    """Sorted set seat_map_id -> creation time (ms): listing, newest first."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:seatmaps"
+
+
+def seatmap_versions(tenant_id: str, seat_map_id: str) -> str:
+    """Hash version -> version record (JSON: state, stats, sha, times), plus field ``latest``."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:seatmap:{seat_map_id}:versions"
+
+
+def seatmap_content(tenant_id: str, seat_map_id: str) -> str:
+    """Hash version -> msgpack-encoded SeatMap (immutable once written)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:seatmap:{seat_map_id}:content"
+
+
+# -- one event's inventory ({ev:<event_id>} slot) -------------------------------
+EVENT_KEY_NAMES = (
+    "meta",  # hash: tenant, status, limits, currency, seat-map ref (see holds/events.py)
+    "prices",  # hash category -> price in minor units
+    "seats",  # hash ordinal -> "h:<hold>" | "s:<order>" | "b" | "n"; free seats are absent
+    "holds",  # hash hold_id -> hold record (JSON)
+    "holdexp",  # zset hold_id -> expiry ms (Redis clock): lazy expiry and the reaper
+    "ga_cap",  # hash GA area -> capacity
+    "ga_held",  # hash GA area -> quantity held (including expired holds not yet purged)
+    "ga_sold",  # hash GA area -> quantity sold
+    "buyers",  # hash buyer id -> seats + GA places currently held
+    "orders",  # hash order_id -> order record (JSON)
+    "idem",  # hash idempotency key -> order_id
+    "orders_z",  # zset order_id -> created ms (listing)
+    "tickets",  # hash ticket_id -> order_id
+    "seq",  # string: last change sequence number
+    "changes",  # stream of seat/GA state changes, entry id 0-<seq>
+    "lifecycle",  # stream of order lifecycle entries (created, cancelled, ...)
+)
+
+# Events that may have holds to reap (a plain set; the reaper only tidies).
+ACTIVE_EVENTS = f"{PREFIX}:events:active"
+
+
+def event_tag(event_id: str) -> str:
+    return f"{{ev:{event_id}}}"
+
+
+def event_keys(event_id: str) -> list[str]:
+    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..16])."""
+    tag = event_tag(event_id)
+    return [f"{PREFIX}:{tag}:{name}" for name in EVENT_KEY_NAMES]
+
+
+def event_index(tenant_id: str) -> str:
+    """Sorted set event_id -> creation ms, per tenant."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:events"
+
+
+def event_owner() -> str:
+    """Hash event_id -> tenant_id: resolves (and authorizes) an event from its id alone."""
+    return f"{PREFIX}:event-owner"

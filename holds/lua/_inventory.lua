@@ -1,0 +1,101 @@
+-- Shared prelude of every inventory script (prepended by holds/scripts.py).
+-- KEYS are all keys of ONE event, in the order of holds/keys.py EVENT_KEY_NAMES,
+-- so every script stays inside the event's hash slot.
+local K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[14], KEYS[15], KEYS[16]
+
+local CHANGES_MAXLEN = 200000
+
+-- Redis's own clock: every server process agrees on expiry.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- cjson encodes an empty table as {}; holds and orders always read back as arrays.
+local function as_array(value)
+  if type(value) ~= 'table' then return {} end
+  return value
+end
+
+-- Append one change to the event's stream with id 0-<seq>, so a watcher can
+-- resume from a sequence number and detect gaps after trimming.
+local function emit(kind, state, ordinals, ga_area, ga_delta, hold_id)
+  local seq = redis.call('INCR', K_SEQ)
+  redis.call('XADD', K_CHANGES, 'MAXLEN', '~', CHANGES_MAXLEN, '0-' .. seq,
+    'kind', kind, 'state', state, 'seats', table.concat(ordinals, ','),
+    'ga', ga_area or '', 'qty', ga_delta or 0, 'hold', hold_id or '')
+  return seq
+end
+
+local function lifecycle(kind, order_id, detail)
+  redis.call('XADD', K_LIFECYCLE, '*', 'kind', kind, 'order', order_id, 'detail', detail or '',
+    'seq', redis.call('GET', K_SEQ) or '0')
+end
+
+-- Is the seat's current value free for a new hold at time `now`?
+-- Held seats whose hold has expired are free (lazy expiry: no sweeper needed).
+local function seat_is_free(value, now)
+  if not value then return true end
+  if string.sub(value, 1, 2) ~= 'h:' then return false end
+  local exp = redis.call('ZSCORE', K_HOLDEXP, string.sub(value, 3))
+  return (not exp) or tonumber(exp) <= now
+end
+
+-- Drop one hold: free the seats that still point at it, give back GA and buyer counts.
+local function drop_hold(hold_id, hold, kind)
+  local token = 'h:' .. hold_id
+  local freed = {}
+  for _, o in ipairs(as_array(hold.seats)) do
+    if redis.call('HGET', K_SEATS, o) == token then
+      redis.call('HDEL', K_SEATS, o)
+      freed[#freed + 1] = o
+    end
+  end
+  if #freed > 0 then emit(kind, 'free', freed, nil, 0, hold_id) end
+  if type(hold.ga) == 'table' then
+    for area, qty in pairs(hold.ga) do
+      redis.call('HINCRBY', K_GA_HELD, area, -qty)
+      emit(kind, 'free', {}, area, -qty, hold_id)
+    end
+  end
+  if hold.buyer and hold.buyer ~= '' then
+    if redis.call('HINCRBY', K_BUYERS, hold.buyer, -(hold.count or 0)) <= 0 then
+      redis.call('HDEL', K_BUYERS, hold.buyer)
+    end
+  end
+  redis.call('HDEL', K_HOLDS, hold_id)
+  redis.call('ZREM', K_HOLDEXP, hold_id)
+end
+
+-- Purge up to `limit` expired holds (tidying; correctness never depends on it).
+local function purge_expired(now, limit)
+  local expired = redis.call('ZRANGEBYSCORE', K_HOLDEXP, '-inf', now, 'LIMIT', 0, limit)
+  for _, hold_id in ipairs(expired) do
+    local raw = redis.call('HGET', K_HOLDS, hold_id)
+    if raw then
+      drop_hold(hold_id, cjson.decode(raw), 'expired')
+    else
+      redis.call('ZREM', K_HOLDEXP, hold_id)
+    end
+  end
+  return #expired
+end
+
+-- The event's sale settings, read inside the script so a change applies at once.
+local function sale_settings(now)
+  local m = redis.call('HMGET', K_META, 'status', 'onsale_from_ms', 'onsale_until_ms', 'hold_ttl_ms',
+    'max_lifetime_ms', 'max_seats_per_hold', 'max_seats_per_buyer')
+  if not m[1] then return nil, 'no_event' end
+  local s = {
+    status = m[1], from = tonumber(m[2]) or 0, ['until'] = tonumber(m[3]) or 0,
+    ttl = tonumber(m[4]), lifetime = tonumber(m[5]),
+    per_hold = tonumber(m[6]), per_buyer = tonumber(m[7]) or 0,
+  }
+  if s.status ~= 'on_sale' then return s, 'not_on_sale' end
+  if s.from > 0 and now < s.from then return s, 'not_on_sale' end
+  if s['until'] > 0 and now >= s['until'] then return s, 'not_on_sale' end
+  return s, nil
+end

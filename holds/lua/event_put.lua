@@ -1,0 +1,42 @@
+-- Create an event's inventory keys, or update its settings, atomically.
+-- Creating fails if the event exists; updating checks the status transition.
+-- Result: 0 ok | 1 EVENT_NOT_FOUND | 2 ALREADY_EXISTS | {3, from, to} BAD_TRANSITION
+local K_META, K_PRICES, K_GA_CAP = KEYS[1], KEYS[2], KEYS[3]
+local mode = ARGV[1]              -- 'create' | 'update'
+local new_status = ARGV[2]        -- '' keeps the status
+local n_meta = tonumber(ARGV[3])  -- then n_meta field/value pairs
+local base = 4 + 2 * n_meta
+local replace_prices = ARGV[base] == '1'
+local n_prices = tonumber(ARGV[base + 1])
+local gbase = base + 2 + 2 * n_prices
+local n_ga = tonumber(ARGV[gbase])
+
+-- draft -> on_sale <-> paused -> closed; closed is final
+local allowed = {
+  draft = {draft = true, on_sale = true, paused = true, closed = true},
+  on_sale = {on_sale = true, paused = true, closed = true},
+  paused = {paused = true, on_sale = true, closed = true},
+  closed = {closed = true},
+}
+
+local exists = redis.call('EXISTS', K_META) == 1
+if mode == 'create' and exists then return 2 end
+if mode == 'update' and not exists then return 1 end
+if new_status ~= '' and mode == 'update' then
+  local current = redis.call('HGET', K_META, 'status')
+  if not allowed[current][new_status] then return {3, current, new_status} end
+end
+for i = 0, n_meta - 1 do
+  redis.call('HSET', K_META, ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+end
+if new_status ~= '' then redis.call('HSET', K_META, 'status', new_status) end
+if replace_prices then
+  redis.call('DEL', K_PRICES)
+  for i = 0, n_prices - 1 do
+    redis.call('HSET', K_PRICES, ARGV[base + 2 + 2 * i], ARGV[base + 3 + 2 * i])
+  end
+end
+for i = 0, n_ga - 1 do
+  redis.call('HSET', K_GA_CAP, ARGV[gbase + 1 + 2 * i], ARGV[gbase + 2 + 2 * i])
+end
+return 0

@@ -1,0 +1,252 @@
+"""Selling one event's inventory: seat ids in, holds and orders out.
+
+This is the layer the gRPC servicers call. It resolves the event (and checks
+the caller's tenant owns it), translates seat ids to the ordinals the scripts
+use, runs best-available against the process's live mirror with bounded
+retries, and builds the views the API returns. Every state change is still
+exactly one script call in :mod:`holds.inventory`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from holds.availability import AvailabilityMirrors, EventMirror
+from holds.errors import InvalidRequest, NotFound, SeatsInWrongState, SeatsUnavailable
+from holds.events import EventRef, EventStore
+from holds.inventory import (
+    HoldResult,
+    HoldView,
+    Inventory,
+    SeatOrdinalsInWrongState,
+    SeatOrdinalsUnavailable,
+    SeatState,
+)
+from holds.records import Buyer, HoldRecord, Order
+from holds.seatmaps import LoadedSeatMap, SeatMapStore
+from seatmap.bestavailable import BestAvailableRequest, best_available, choose
+
+BEST_AVAILABLE_ATTEMPTS = 5
+MAX_SEATS_PER_REQUEST = 1_000
+MAX_BUYER_ID = 128
+MAX_IDEMPOTENCY_KEY = 128
+TOKEN_SEPARATOR = "."
+
+
+@dataclass(frozen=True)
+class EventContext:
+    ref: EventRef
+    loaded: LoadedSeatMap
+
+    @property
+    def event_id(self) -> str:
+        return self.ref.event_id
+
+
+@dataclass(frozen=True)
+class HoldInfo:
+    token: str
+    event_id: str
+    seat_ids: list[str]
+    ga: dict[str, int]
+    expires_ms: int
+    buyer: str
+    lifetime_capped: bool = False
+
+
+def hold_token(event_id: str, hold_id: str) -> str:
+    return f"{event_id}{TOKEN_SEPARATOR}{hold_id}"
+
+
+def parse_token(token: str) -> tuple[str, str]:
+    event_id, sep, hold_id = token.partition(TOKEN_SEPARATOR)
+    if not sep or not event_id or not hold_id or len(token) > 200:
+        raise InvalidRequest("hold_token", "not a hold token this service issued")
+    return event_id, hold_id
+
+
+def _check_buyer(buyer: str) -> str:
+    if len(buyer) > MAX_BUYER_ID:
+        raise InvalidRequest("buyer_id", f"must be at most {MAX_BUYER_ID} characters")
+    return buyer
+
+
+class Sales:
+    def __init__(
+        self, events: EventStore, seatmaps: SeatMapStore, inventory: Inventory, mirrors: AvailabilityMirrors
+    ) -> None:
+        self.events = events
+        self.seatmaps = seatmaps
+        self.inventory = inventory
+        self.mirrors = mirrors
+        self._rng = random.Random()
+
+    async def context(self, tenant_id: str, event_id: str) -> EventContext:
+        if not event_id:
+            raise InvalidRequest("event_id", "required")
+        ref = await self.events.ref(tenant_id, event_id)
+        loaded = await self.seatmaps.load(tenant_id, ref.seat_map_id, ref.seat_map_version)
+        return EventContext(ref, loaded)
+
+    async def mirror(self, ctx: EventContext) -> EventMirror:
+        return await self.mirrors.get(ctx.event_id, len(ctx.loaded.index))
+
+    # -- translation ---------------------------------------------------------
+    def ordinals(self, ctx: EventContext, seat_ids: Sequence[str], field: str = "seat_ids") -> list[int]:
+        if len(seat_ids) > MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest(field, f"at most {MAX_SEATS_PER_REQUEST} seats per request")
+        index = ctx.loaded.index.ordinal_of
+        unknown = [s for s in seat_ids if s not in index]
+        if unknown:
+            raise InvalidRequest(field, f"unknown seat(s): {', '.join(unknown[:20])}")
+        ordinals = [index[s] for s in seat_ids]
+        if len(set(ordinals)) != len(ordinals):
+            seen: set[str] = set()
+            dupes = [s for s in seat_ids if s in seen or seen.add(s)]  # type: ignore[func-returns-value]
+            raise InvalidRequest(field, f"seat(s) listed twice: {', '.join(dupes[:20])}")
+        return ordinals
+
+    def seat_ids(self, ctx: EventContext, ordinals: Sequence[int]) -> list[str]:
+        placed = ctx.loaded.index.placed
+        return [placed[o].seat.id for o in ordinals if 0 <= o < len(placed)]
+
+    def _info(self, ctx: EventContext, hold_id: str, record: HoldRecord, expires_ms: int, capped: bool = False) -> HoldInfo:
+        return HoldInfo(
+            token=hold_token(ctx.event_id, hold_id),
+            event_id=ctx.event_id,
+            seat_ids=self.seat_ids(ctx, record.seat_ordinals),
+            ga=dict(record.ga),
+            expires_ms=expires_ms,
+            buyer=record.buyer,
+            lifetime_capped=capped,
+        )
+
+    def _existing(self, ctx: EventContext, token: str) -> str | None:
+        if not token:
+            return None
+        event_id, hold_id = parse_token(token)
+        if event_id != ctx.event_id:
+            raise InvalidRequest("hold_token", "belongs to another event")
+        return hold_id
+
+    async def _hold(self, ctx: EventContext, ordinals: list[int], ga: Mapping[str, int], buyer: str, token: str) -> HoldResult:
+        placed = ctx.loaded.index.placed
+        try:
+            return await self.inventory.hold(
+                ctx.event_id,
+                seats=[(o, placed[o].seat.category) for o in ordinals],
+                ga=ga,
+                buyer=_check_buyer(buyer),
+                hold_id=self._existing(ctx, token),
+            )
+        except SeatOrdinalsUnavailable as exc:
+            raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
+
+    # -- holds ---------------------------------------------------------------
+    async def hold_seats(self, tenant_id: str, event_id: str, seat_ids: Sequence[str], *, buyer: str = "", token: str = "") -> HoldInfo:
+        ctx = await self.context(tenant_id, event_id)
+        if not seat_ids:
+            raise InvalidRequest("seat_ids", "name at least one seat")
+        result = await self._hold(ctx, self.ordinals(ctx, seat_ids), {}, buyer, token)
+        return self._info(ctx, result.hold_id, result.record, result.expires_ms)
+
+    async def hold_general_admission(
+        self, tenant_id: str, event_id: str, area_id: str, quantity: int, *, buyer: str = "", token: str = ""
+    ) -> HoldInfo:
+        ctx = await self.context(tenant_id, event_id)
+        if area_id not in ctx.loaded.index.ga_areas:
+            raise InvalidRequest("area_id", f"no general admission area {area_id!r} in this event")
+        if not 1 <= quantity <= MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest("quantity", f"must be 1-{MAX_SEATS_PER_REQUEST}")
+        result = await self._hold(ctx, [], {area_id: quantity}, buyer, token)
+        return self._info(ctx, result.hold_id, result.record, result.expires_ms)
+
+    async def hold_best_available(
+        self, tenant_id: str, event_id: str, request: BestAvailableRequest, *, buyer: str = "", token: str = ""
+    ) -> HoldInfo:
+        """Search the live mirror, hold a chosen candidate; on a lost race retry (bounded)."""
+        ctx = await self.context(tenant_id, event_id)
+        index = ctx.loaded.index
+        unknown = sorted((request.categories or frozenset()) - set(index.category_keys))
+        if unknown:
+            raise InvalidRequest("categories", f"unknown category: {', '.join(unknown)}")
+        unknown = sorted((request.sections or frozenset()) - set(index.section_ids))
+        if unknown:
+            raise InvalidRequest("section_ids", f"unknown section: {', '.join(unknown)}")
+        mirror = await self.mirror(ctx)
+        for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
+            candidate = choose(best_available(index, mirror.free_mask(), request), self._rng)
+            if candidate is None:
+                break
+            try:
+                result = await self._hold(ctx, list(candidate.ordinals), {}, buyer, token)
+            except SeatsUnavailable as exc:
+                mirror.mark_taken([index.ordinal_of[s] for s in exc.seat_ids])
+                continue
+            return self._info(ctx, result.hold_id, result.record, result.expires_ms)
+        raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
+
+    async def get_hold(self, tenant_id: str, token: str) -> HoldInfo:
+        event_id, hold_id = parse_token(token)
+        ctx = await self.context(tenant_id, event_id)
+        view = await self.inventory.get_hold(event_id, hold_id)
+        return self._info(ctx, hold_id, view.record, view.expires_ms)
+
+    async def extend_hold(self, tenant_id: str, token: str) -> HoldInfo:
+        event_id, hold_id = parse_token(token)
+        ctx = await self.context(tenant_id, event_id)
+        view, capped = await self.inventory.extend(event_id, hold_id)
+        return self._info(ctx, hold_id, view.record, view.expires_ms, capped)
+
+    async def release_hold(
+        self, tenant_id: str, token: str, seat_ids: Sequence[str] = (), ga: Mapping[str, int] | None = None
+    ) -> int:
+        event_id, hold_id = parse_token(token)
+        ctx = await self.context(tenant_id, event_id)
+        for area, qty in (ga or {}).items():
+            if area not in ctx.loaded.index.ga_areas or qty < 1:
+                raise InvalidRequest(f"general_admission[{area}]", "unknown area or quantity below 1")
+        try:
+            return await self.inventory.release(event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga)
+        except SeatOrdinalsInWrongState as exc:
+            raise InvalidRequest("seat_ids", f"not in this hold: {', '.join(self.seat_ids(ctx, list(exc.states)))}") from exc
+
+    # -- orders --------------------------------------------------------------
+    async def commit(self, tenant_id: str, token: str, idempotency_key: str, buyer: Buyer) -> tuple[EventContext, Order, bool]:
+        if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
+        for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
+                                   ("buyer.payment_reference", buyer.payment_reference, 200)):  # fmt: skip
+            if len(value) > limit:
+                raise InvalidRequest(name, f"must be at most {limit} characters")
+        event_id, hold_id = parse_token(token)
+        ctx = await self.context(tenant_id, event_id)
+        result = await self.inventory.commit(event_id, hold_id, idempotency_key, buyer)
+        return ctx, result.order, result.replayed
+
+    async def cancel(
+        self, tenant_id: str, event_id: str, order_id: str, ticket_ids: Sequence[str], to: SeatState, reason: str
+    ) -> tuple[EventContext, Order]:
+        ctx = await self.context(tenant_id, event_id)
+        if not order_id:
+            raise InvalidRequest("order_id", "required")
+        if len(reason) > 500:
+            raise InvalidRequest("reason", "must be at most 500 characters")
+        if len(ticket_ids) > MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
+        return ctx, await self.inventory.cancel(event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason)
+
+    async def set_status(
+        self, tenant_id: str, event_id: str, ordinals: Sequence[int], target: SeatState, allowed: Sequence[str]
+    ) -> tuple[int, int]:
+        ctx = await self.context(tenant_id, event_id)
+        try:
+            return await self.inventory.set_status(event_id, sorted(set(ordinals)), target, allowed)
+        except SeatOrdinalsInWrongState as exc:
+            named = dict(zip(self.seat_ids(ctx, list(exc.states)), exc.states.values(), strict=True))
+            raise SeatsInWrongState(named) from exc
+
+
+__all__ = ["EventContext", "HoldInfo", "HoldView", "NotFound", "Sales", "hold_token", "parse_token"]

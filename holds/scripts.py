@@ -1,0 +1,69 @@
+"""Lua scripts as package resources, registered once per client.
+
+Each ``holds/lua/<name>.lua`` names its inputs at the top. A :class:`Script`
+runs by EVALSHA and falls back to loading the source on NOSCRIPT (a Redis
+restart or failover empties the script cache), so callers never see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis.exceptions
+
+from holds.redis_client import AnyRedis, wrap_errors
+
+EncodableArg = str | int | float | bytes
+
+
+# Scripts over one event's keys share helper functions: the prelude is
+# prepended at load time (Lua in Redis has no imports).
+INVENTORY_PRELUDE = "_inventory"
+INVENTORY_SCRIPTS = frozenset({"hold", "release", "extend", "commit", "cancel", "set_status", "snapshot", "reap"})
+
+
+def _read(name: str) -> str:
+    return (resources.files("holds") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def _source(name: str) -> str:
+    if name in INVENTORY_SCRIPTS:
+        return _read(INVENTORY_PRELUDE) + "\n" + _read(name)
+    return _read(name)
+
+
+class Script:
+    """One Lua script bound to one client."""
+
+    def __init__(self, client: AnyRedis, name: str) -> None:
+        self.name = name
+        self.source = _source(name)
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self._client = client
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
+        async with wrap_errors(f"script {self.name}"):
+            try:
+                return await self._client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            except redis.exceptions.NoScriptError:
+                # EVAL caches the script again for the following EVALSHA calls.
+                return await self._client.eval(self.source, len(keys), *keys, *args)  # type: ignore[misc]
+
+
+class ScriptRegistry:
+    """The scripts of one client, created lazily and kept for the client's life."""
+
+    def __init__(self, client: AnyRedis) -> None:
+        self._client = client
+        self._scripts: dict[str, Script] = {}
+
+    def __getitem__(self, name: str) -> Script:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = Script(self._client, name)
+        return script

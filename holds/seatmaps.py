@@ -1,0 +1,179 @@
+"""The seat-map catalogue of each tenant: immutable versions, drafts and published.
+
+Every upload stores a new version (content as msgpack, plus a small JSON
+record). Content never changes after it is written, so decoded maps and their
+spatial indexes are cached per process by (tenant, map, version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import msgspec
+
+from holds import keys
+from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
+from holds.ids import check_client_id, new_id
+from holds.records import SeatMapStats, SeatMapVersion, json_encoder as record_encoder
+from holds.records import seatmap_version_decoder as _record_decoder
+from holds.redis_client import AnyRedis, wrap_errors
+from holds.scripts import ScriptRegistry
+from seatmap.index import SeatIndex
+from seatmap.model import SeatMap, json_encoder, msgpack_decoder, msgpack_encoder
+
+MAX_VERSIONS_PER_MAP = 1000
+
+
+def stats_of(seatmap: SeatMap) -> SeatMapStats:
+    rows = sum(len(s.rows) for s in seatmap.sections)
+    tables = sum(len(s.tables) for s in seatmap.sections)
+    seats = sum(len(r.seats) for s in seatmap.sections for r in s.rows) + sum(
+        len(t.seats) for s in seatmap.sections for t in s.tables
+    )
+    return SeatMapStats(
+        seat_count=seats,
+        section_count=len(seatmap.sections),
+        row_count=rows,
+        table_count=tables,
+        ga_area_count=len(seatmap.ga_areas),
+        ga_capacity=sum(a.capacity for a in seatmap.ga_areas),
+        categories=[c.key for c in seatmap.categories],
+    )
+
+
+@dataclass(frozen=True)
+class LoadedSeatMap:
+    """A decoded version with its spatial index, shared by every request."""
+
+    version: SeatMapVersion
+    seatmap: SeatMap
+    index: SeatIndex
+
+
+class SeatMapStore:
+    def __init__(self, client: AnyRedis, scripts: ScriptRegistry, *, cache_size: int = 16) -> None:
+        self._r = client
+        self._scripts = scripts
+        self._cache: OrderedDict[tuple[str, str, int], LoadedSeatMap] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def put(self, tenant_id: str, seat_map_id: str, seatmap: SeatMap) -> SeatMapVersion:
+        """Store ``seatmap`` (already validated) as a new draft version."""
+        is_new = not seat_map_id
+        seat_map_id = new_id("sm_", 6) if is_new else check_client_id("seat_map_id", seat_map_id)
+        now_ms = int(time.time() * 1000)
+        record = SeatMapVersion(
+            seat_map_id=seat_map_id,
+            version=0,  # the script assigns it; the hash field is authoritative
+            name=seatmap.name,
+            state="draft",
+            stats=stats_of(seatmap),
+            content_sha256=hashlib.sha256(json_encoder.encode(seatmap)).hexdigest(),
+            created_at_ms=now_ms,
+        )
+        code, version = await self._scripts["seatmap_put"](
+            [
+                keys.seatmap_index(tenant_id),
+                keys.seatmap_versions(tenant_id, seat_map_id),
+                keys.seatmap_content(tenant_id, seat_map_id),
+            ],
+            [
+                seat_map_id,
+                now_ms,
+                0 if is_new else 1,
+                record_encoder.encode(record),
+                msgpack_encoder.encode(seatmap),
+                MAX_VERSIONS_PER_MAP,
+            ],
+        )
+        match code:
+            case 0:
+                return msgspec.structs.replace(record, version=int(version))
+            case 1:
+                raise NotFound("seat map", seat_map_id)
+            case 2:  # a generated id collided: astronomically unlikely, but never overwrite
+                raise AlreadyExists("seat map", seat_map_id)
+            case 3:
+                raise PreconditionFailed(
+                    f"seat map {seat_map_id!r} has reached {MAX_VERSIONS_PER_MAP} versions", subject=seat_map_id
+                )
+        raise StoreError(f"seatmap_put returned unknown code {code!r}")
+
+    async def get_version(self, tenant_id: str, seat_map_id: str, version: int = 0) -> SeatMapVersion:
+        """One version's record; ``version`` 0 means the latest."""
+        check_client_id("seat_map_id", seat_map_id)
+        if version < 0:
+            raise InvalidRequest("version", "must be 0 (latest) or a positive version number")
+        key = keys.seatmap_versions(tenant_id, seat_map_id)
+        async with wrap_errors("get seat map"):
+            if version == 0:
+                latest = await self._r.hget(key, "latest")  # type: ignore[misc]
+                if latest is None:
+                    raise NotFound("seat map", seat_map_id)
+                version = int(latest)
+            raw = await self._r.hget(key, str(version))  # type: ignore[misc]
+        if raw is None:
+            raise NotFound("seat map version", f"{seat_map_id}@{version}")
+        return msgspec.structs.replace(_record_decoder.decode(raw), version=version)
+
+    async def latest_version_number(self, tenant_id: str, seat_map_id: str) -> int:
+        async with wrap_errors("get seat map"):
+            latest = await self._r.hget(keys.seatmap_versions(tenant_id, seat_map_id), "latest")  # type: ignore[misc]
+        return int(latest or 0)
+
+    async def publish(self, tenant_id: str, seat_map_id: str, version: int) -> SeatMapVersion:
+        if version <= 0:
+            raise InvalidRequest("version", "name the version to publish (a positive number)")
+        current = await self.get_version(tenant_id, seat_map_id, version)
+        if current.state == "published":
+            return current
+        published = msgspec.structs.replace(current, state="published", published_at_ms=int(time.time() * 1000))
+        stored = msgspec.structs.replace(current, version=0)
+        code = await self._scripts["seatmap_publish"](
+            [keys.seatmap_versions(tenant_id, seat_map_id)],
+            [version, record_encoder.encode(stored), record_encoder.encode(msgspec.structs.replace(published, version=0))],
+        )
+        match code:
+            case 0:
+                return published
+            case 1:
+                raise NotFound("seat map version", f"{seat_map_id}@{version}")
+            case 2:  # published concurrently: return what is stored now
+                return await self.get_version(tenant_id, seat_map_id, version)
+        raise StoreError(f"seatmap_publish returned unknown code {code!r}")
+
+    async def list_latest(self, tenant_id: str, offset: int, limit: int) -> tuple[list[SeatMapVersion], bool]:
+        """The latest version of each map, newest map first; and whether more follow."""
+        async with wrap_errors("list seat maps"):
+            ids = await self._r.zrevrange(keys.seatmap_index(tenant_id), offset, offset + limit)  # type: ignore[misc]
+        more = len(ids) > limit
+        result = []
+        for raw_id in ids[:limit]:
+            try:
+                result.append(await self.get_version(tenant_id, raw_id.decode(), 0))
+            except NotFound:
+                continue
+        return result, more
+
+    async def load(self, tenant_id: str, seat_map_id: str, version: int) -> LoadedSeatMap:
+        """The decoded map and its index (cached; content is immutable)."""
+        record = await self.get_version(tenant_id, seat_map_id, version)
+        cache_key = (tenant_id, seat_map_id, record.version)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            self._cache.move_to_end(cache_key)
+            # the record may have been published since it was cached
+            return cached if cached.version == record else LoadedSeatMap(record, cached.seatmap, cached.index)
+        async with wrap_errors("load seat map"):
+            raw = await self._r.hget(keys.seatmap_content(tenant_id, seat_map_id), str(record.version))  # type: ignore[misc]
+        if raw is None:
+            raise NotFound("seat map version", f"{seat_map_id}@{record.version}")
+        seatmap = msgpack_decoder.decode(raw)
+        loaded = LoadedSeatMap(record, seatmap, SeatIndex(seatmap))
+        self._cache[cache_key] = loaded
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return loaded

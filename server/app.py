@@ -1,0 +1,157 @@
+"""Building and running the gRPC server.
+
+``create_server(config, stores)`` returns ``(server, port)`` bound but not
+started, so tests bind port 0 and read the port back. ``serve`` owns the whole
+process lifecycle: embedded Redis, stores, signals and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from seatwise.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    sales_pb2,
+    sales_pb2_grpc,
+    seatmap_pb2,
+    seatmap_pb2_grpc,
+    tenancy_pb2,
+    tenancy_pb2_grpc,
+)
+from server.config import Config
+from server.context import Stores
+from server.interceptors import SeatwiseInterceptor
+from server.redis_process import EmbeddedRedis
+from server.reaper import reap_forever
+from server.servicers.events import EventServicer
+from server.servicers.sales import HoldServicer, OrderServicer
+from server.servicers.seatmaps import SeatMapServicer
+from server.servicers.tenancy import TenantServicer
+
+log = structlog.get_logger("seatwise.server")
+
+SERVICE_NAMES = (
+    seatmap_pb2.DESCRIPTOR.services_by_name["SeatMapService"].full_name,
+    tenancy_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+    sales_pb2.DESCRIPTOR.services_by_name["HoldService"].full_name,
+    sales_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
+)
+HEALTH_PROBE_INTERVAL_S = 1.0
+
+
+def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
+    """A configured server bound to ``config.host:config.port`` (0 picks a free port)."""
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
+        ("grpc.keepalive_time_ms", 60_000),
+    ]
+    server = grpc.aio.server(interceptors=[SeatwiseInterceptor(stores.tenants)], options=options)
+    seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server(SeatMapServicer(stores), server)
+    tenancy_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(stores), server)
+    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(stores.sales), server)
+    sales_pb2_grpc.add_HoldServiceServicer_to_server(HoldServicer(stores.sales), server)
+    sales_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(stores.sales), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"could not bind {config.host}:{config.port}")
+    return server, port, health_servicer
+
+
+async def watch_health(stores: Stores, health_servicer: health.HealthServicer) -> None:
+    """Serve health from Redis reachability: NOT_SERVING while it is down."""
+    serving: bool | None = None
+    while True:
+        try:
+            await asyncio.wait_for(stores.redis.ping(), timeout=HEALTH_PROBE_INTERVAL_S)  # type: ignore[misc]
+            ok = True
+        except Exception:
+            ok = False
+        if ok != serving:
+            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", *SERVICE_NAMES):
+                await health_servicer.set(name, status)
+            log.info("health.changed", serving=ok)
+            serving = ok
+        await asyncio.sleep(HEALTH_PROBE_INTERVAL_S)
+
+
+def admin_key_for(config: Config) -> str:
+    """The configured bootstrap key, or one generated once into data_dir/admin.key (mode 0600)."""
+    if config.admin_key:
+        return config.admin_key
+    path = config.data_dir / "admin.key"
+    if path.exists():
+        return path.read_text().strip()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    key = f"sw_admin_{secrets.token_urlsafe(24)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, then drain in-flight calls for ``grace_s``."""
+    stores = Stores.open(redis_url, timeout_s=config.redis_timeout_s)
+    await stores.tenants.put_bootstrap_key(admin_key_for(config))
+    server, port, health_servicer = create_server(config, stores)
+    await server.start()
+    health_task = asyncio.create_task(watch_health(stores, health_servicer))
+    reaper_task = asyncio.create_task(reap_forever(stores.sales))
+    log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("server.stopping", grace_s=config.grace_s)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(config.grace_s)
+    for task in (health_task, reaper_task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await stores.close()
+    log.info("server.stopped")
+
+
+def serve(config: Config) -> None:
+    """The `seatwise serve` entry point: embedded Redis unless a URL is configured."""
+    config.check()
+    embedded: EmbeddedRedis | None = None
+    redis_url = config.redis_url
+    if redis_url is None:
+        embedded = EmbeddedRedis(Path(config.data_dir) / "redis", appendfsync=config.appendfsync)
+        embedded.start()
+        redis_url = embedded.url
+        log.info("redis.embedded_started", socket=str(embedded.socket_path), appendfsync=config.appendfsync)
+    try:
+        if config.workers > 1:
+            from server.workers import run_workers
+
+            run_workers(config, redis_url)
+        else:
+            asyncio.run(run(config, redis_url))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("redis.embedded_stopped")

@@ -1,0 +1,117 @@
+"""Who is calling, and may they call this method.
+
+Every RPC carries ``authorization: Bearer sw_<id>_<secret>``. The key decides
+the tenant: a caller never names its own tenant, so it cannot reach another's
+data. Platform admins act on one tenant by naming it in ``x-seatwise-tenant``.
+Each method admits the roles listed in :data:`POLICY`; a method not listed is
+refused (deny by default), except the public health and reflection services.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+from holds.records import RoleName
+
+TENANT_HEADER = "x-seatwise-tenant"
+
+
+class Unauthenticated(Exception):
+    """No key, a malformed key, or a key that is unknown or revoked."""
+
+
+class PermissionDenied(Exception):
+    """A valid key whose role may not call this method or reach this tenant."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: RoleName
+    tenant_id: str  # "" for a platform admin not acting on a tenant
+
+    def require_tenant(self) -> str:
+        """The tenant this call acts on; platform admins must name one."""
+        if not self.tenant_id:
+            raise PermissionDenied(f"platform admin calls on tenant data must name the tenant in '{TENANT_HEADER}'")
+        return self.tenant_id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "platform_admin"
+
+
+_current: contextvars.ContextVar[Principal] = contextvars.ContextVar("seatwise_principal")
+
+
+def current_principal() -> Principal:
+    """The principal of the RPC being served (set by the interceptor)."""
+    return _current.get()
+
+
+def set_principal(principal: Principal) -> contextvars.Token[Principal]:
+    return _current.set(principal)
+
+
+def reset_principal(token: contextvars.Token[Principal]) -> None:
+    _current.reset(token)
+
+
+ADMIN: frozenset[RoleName] = frozenset({"platform_admin"})
+ORGANIZER: frozenset[RoleName] = frozenset({"platform_admin", "organizer"})
+SALES: frozenset[RoleName] = frozenset({"platform_admin", "organizer", "storefront"})
+
+PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
+                   "/grpc.reflection.v1.ServerReflection/")  # fmt: skip
+
+POLICY: dict[str, frozenset[RoleName]] = {
+    "/seatwise.v1.TenantService/CreateTenant": ADMIN,
+    "/seatwise.v1.TenantService/GetTenant": ORGANIZER,
+    "/seatwise.v1.TenantService/ListTenants": ADMIN,
+    "/seatwise.v1.TenantService/CreateApiKey": ORGANIZER,
+    "/seatwise.v1.TenantService/RevokeApiKey": ORGANIZER,
+    "/seatwise.v1.TenantService/ListApiKeys": ORGANIZER,
+    "/seatwise.v1.TenantService/WhoAmI": SALES,
+    "/seatwise.v1.SeatMapService/ValidateSeatMap": ORGANIZER,
+    "/seatwise.v1.SeatMapService/UploadSeatMap": ORGANIZER,
+    "/seatwise.v1.SeatMapService/PublishSeatMap": ORGANIZER,
+    "/seatwise.v1.SeatMapService/GetSeatMap": SALES,
+    "/seatwise.v1.SeatMapService/ListSeatMaps": SALES,
+    "/seatwise.v1.SeatMapService/QuerySeats": SALES,
+    "/seatwise.v1.SeatMapService/RenderSeatMap": SALES,
+    "/seatwise.v1.EventService/CreateEvent": ORGANIZER,
+    "/seatwise.v1.EventService/GetEvent": SALES,
+    "/seatwise.v1.EventService/ListEvents": SALES,
+    "/seatwise.v1.EventService/UpdateEvent": ORGANIZER,
+    "/seatwise.v1.EventService/SetSeatStatus": ORGANIZER,
+    "/seatwise.v1.EventService/GetAvailability": SALES,
+    "/seatwise.v1.EventService/WatchAvailability": SALES,
+    "/seatwise.v1.HoldService/HoldSeats": SALES,
+    "/seatwise.v1.HoldService/HoldBestAvailable": SALES,
+    "/seatwise.v1.HoldService/HoldGeneralAdmission": SALES,
+    "/seatwise.v1.HoldService/ExtendHold": SALES,
+    "/seatwise.v1.HoldService/ReleaseHold": SALES,
+    "/seatwise.v1.HoldService/GetHold": SALES,
+    "/seatwise.v1.OrderService/CommitHold": SALES,
+    "/seatwise.v1.OrderService/GetOrder": SALES,
+    "/seatwise.v1.OrderService/ListOrders": ORGANIZER,
+    "/seatwise.v1.OrderService/CancelOrder": ORGANIZER,
+}
+
+
+def parse_bearer(value: str | None) -> str:
+    if not value:
+        raise Unauthenticated("missing 'authorization: Bearer <api key>' metadata")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
+    return token.strip()
+
+
+def authorize(method: str, principal: Principal) -> None:
+    allowed = POLICY.get(method)
+    if allowed is None:
+        raise PermissionDenied(f"method {method} is not open to API keys")
+    if principal.role not in allowed:
+        raise PermissionDenied(f"role {principal.role} may not call {method.rsplit('/', 1)[-1]}")

@@ -1,0 +1,67 @@
+"""Service configuration: environment variables (SEATWISE_*), overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 picks a free port (tests)
+    # None: start and manage an embedded redis-server in data_dir.
+    redis_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path("var/seatwise"))
+    # The bootstrap platform-admin key; None: generate one into data_dir/admin.key.
+    admin_key: str | None = None
+    workers: int = 1
+    metrics_port: int = 0  # 0: no metrics endpoint
+    log_format: str = "console"  # or "json"
+    log_level: str = "info"
+    grace_s: float = 10.0
+    max_message_bytes: int = 64 * 1024 * 1024
+    appendfsync: str = "always"  # embedded Redis only
+    redis_timeout_s: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> Config:
+        env = os.environ
+        data_dir = env.get("SEATWISE_DATA_DIR")
+        return cls(
+            host=env.get("SEATWISE_HOST", cls.host),
+            port=_env_int("SEATWISE_PORT", cls.port),
+            redis_url=env.get("SEATWISE_REDIS_URL") or None,
+            data_dir=Path(data_dir) if data_dir else Path("var/seatwise"),
+            admin_key=env.get("SEATWISE_ADMIN_KEY") or None,
+            workers=_env_int("SEATWISE_WORKERS", cls.workers),
+            metrics_port=_env_int("SEATWISE_METRICS_PORT", cls.metrics_port),
+            log_format=env.get("SEATWISE_LOG_FORMAT", cls.log_format),
+            log_level=env.get("SEATWISE_LOG_LEVEL", cls.log_level),
+        )
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """Apply CLI flags that were given (None means 'not given')."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.log_format not in ("console", "json"):
+            raise ValueError(f"log format must be 'console' or 'json', got {self.log_format!r}")
+        if self.appendfsync not in ("always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, got {self.appendfsync!r}")

@@ -1,0 +1,36 @@
+"""The stores one server process shares across its servicers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from holds.availability import AvailabilityMirrors
+from holds.events import EventStore
+from holds.inventory import Inventory
+from holds.redis_client import AnyRedis, connect
+from holds.sales import Sales
+from holds.scripts import ScriptRegistry
+from holds.seatmaps import SeatMapStore
+from holds.tenants import TenantStore
+
+
+@dataclass
+class Stores:
+    redis: AnyRedis
+    scripts: ScriptRegistry
+    tenants: TenantStore
+    seatmaps: SeatMapStore
+    sales: Sales
+
+    @classmethod
+    def open(cls, redis_url: str, *, timeout_s: float = 5.0) -> Stores:
+        client = connect(redis_url, socket_timeout=timeout_s)
+        scripts = ScriptRegistry(client)
+        seatmaps = SeatMapStore(client, scripts)
+        inventory = Inventory(client, scripts)
+        sales = Sales(EventStore(client, scripts), seatmaps, inventory, AvailabilityMirrors(client, inventory))
+        return cls(redis=client, scripts=scripts, tenants=TenantStore(client), seatmaps=seatmaps, sales=sales)
+
+    async def close(self) -> None:
+        await self.sales.mirrors.close()
+        await self.redis.aclose()

@@ -1,0 +1,124 @@
+"""The one place domain errors become gRPC statuses with rich details.
+
+Following gRPC's guidance: INVALID_ARGUMENT when the request itself is wrong
+(fix the request), FAILED_PRECONDITION when the system's state forbids it
+(e.g. seats taken; do not retry as is), ABORTED for concurrency conflicts a
+retry may resolve, UNAVAILABLE when Redis cannot serve (retry with backoff).
+Details use ``google.rpc`` BadRequest, PreconditionFailure, ResourceInfo and
+ErrorInfo so clients can name the field or seat at fault programmatically.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from holds import errors as store
+from seatmap import errors as seatmap_errors
+from seatmap import index as seatmap_index
+from server.auth import PermissionDenied, Unauthenticated
+
+DOMAIN = "seatwise.dev"
+MAX_DETAIL_ITEMS = 200
+
+
+def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        wrapped = any_pb2.Any()
+        wrapped.Pack(detail)
+        packed.append(wrapped)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+def _bad_request(*violations: tuple[str, str]) -> error_details_pb2.BadRequest:
+    return error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+            for f, d in violations[:MAX_DETAIL_ITEMS]
+        ]
+    )
+
+
+def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
+    return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+
+
+def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - one flat dispatch table
+    """The status for a known error, or None for an unexpected one (INTERNAL)."""
+    match exc:
+        case Unauthenticated():
+            return _status(code_pb2.UNAUTHENTICATED, str(exc), _error_info("UNAUTHENTICATED"))
+        case PermissionDenied():
+            return _status(code_pb2.PERMISSION_DENIED, str(exc), _error_info("PERMISSION_DENIED"))
+        case seatmap_errors.SeatMapDecodeError():
+            return _status(
+                code_pb2.INVALID_ARGUMENT,
+                f"seat map could not be decoded: {exc}",
+                _bad_request(("content" + exc.path.removeprefix("$"), str(exc))),
+                _error_info("SEAT_MAP_UNDECODABLE"),
+            )
+        case seatmap_errors.SeatMapInvalid():
+            first = exc.violations[0].message if exc.violations else ""
+            return _status(
+                code_pb2.INVALID_ARGUMENT,
+                f"seat map has {exc.total} violation(s); first: {first}",
+                _bad_request(*((f"content.{v.path}", f"{v.code}: {v.message}") for v in exc.violations)),
+                _error_info("SEAT_MAP_INVALID", total_violations=str(exc.total)),
+            )
+        case seatmap_index.SeatIndexError():
+            return _status(code_pb2.INVALID_ARGUMENT, str(exc), _bad_request(("query", str(exc))))
+        case store.InvalidRequest():
+            return _status(code_pb2.INVALID_ARGUMENT, str(exc), _bad_request((exc.field, exc.description)))
+        case store.NotFound():
+            return _status(
+                code_pb2.NOT_FOUND,
+                str(exc),
+                error_details_pb2.ResourceInfo(resource_type=exc.resource, resource_name=exc.resource_id),
+            )
+        case store.AlreadyExists():
+            return _status(
+                code_pb2.ALREADY_EXISTS,
+                str(exc),
+                error_details_pb2.ResourceInfo(resource_type=exc.resource, resource_name=exc.resource_id),
+            )
+        case store.SeatsUnavailable():
+            return _status(
+                code_pb2.FAILED_PRECONDITION,
+                str(exc),
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="SEAT_UNAVAILABLE", subject=seat_id, description="seat is not available"
+                        )
+                        for seat_id in exc.seat_ids[:MAX_DETAIL_ITEMS]
+                    ]
+                ),
+                _error_info("SEATS_UNAVAILABLE", count=str(len(exc.seat_ids))),
+            )
+        case store.PreconditionFailed():
+            return _status(
+                code_pb2.FAILED_PRECONDITION,
+                str(exc),
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="STATE", subject=exc.subject, description=str(exc)
+                        )
+                    ]
+                ),
+            )
+        case store.Conflict():
+            return _status(code_pb2.ABORTED, str(exc))
+        case store.StoreUnavailable():
+            return _status(code_pb2.UNAVAILABLE, "inventory store unavailable; retry with backoff")
+    return None
+
+
+def grpc_code(status: status_pb2.Status) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == status.code:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -1,0 +1,135 @@
+"""One interceptor around every RPC: authenticate, authorize, map errors, measure.
+
+It wraps each method handler's behaviour rather than the call chain, so the
+principal it sets (a contextvar) is visible inside the servicer, and a domain
+error raised anywhere in the servicer is turned into a status here, once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from grpc_status import rpc_status
+
+from holds.errors import StoreUnavailable
+from holds.tenants import TenantStore
+from server import metrics
+from server.auth import (
+    PUBLIC_SERVICES,
+    TENANT_HEADER,
+    PermissionDenied,
+    Principal,
+    Unauthenticated,
+    authorize,
+    parse_bearer,
+    reset_principal,
+    set_principal,
+)
+from server.errors import to_status
+
+log = structlog.get_logger("seatwise.rpc")
+
+
+class SeatwiseInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, tenants: TenantStore) -> None:
+        self._tenants = tenants
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(PUBLIC_SERVICES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # no client-streaming methods in seatwise.v1
+
+    async def _principal(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+        metadata = dict(context.invocation_metadata() or ())
+        api_key = parse_bearer(metadata.get("authorization"))
+        record = await self._tenants.authenticate(api_key)
+        if record is None:
+            raise Unauthenticated("unknown or revoked API key")
+        tenant_id = record.tenant_id
+        acting_on = metadata.get(TENANT_HEADER)
+        if acting_on:
+            if record.role != "platform_admin":
+                if acting_on != record.tenant_id:
+                    raise PermissionDenied(f"this key may not act on tenant {acting_on!r}")
+            else:
+                tenant_id = str(acting_on)
+        principal = Principal(key_id=record.key_id, role=record.role, tenant_id=tenant_id)
+        authorize(method, principal)
+        return principal
+
+    async def _fail(self, method: str, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        status = to_status(exc)
+        if status is None:
+            log.exception("rpc.internal_error", method=method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+        else:
+            if isinstance(exc, StoreUnavailable):
+                log.warning("rpc.store_unavailable", method=method, error=str(exc))
+            await context.abort_with_status(rpc_status.to_status(status))
+
+    def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            outcome = "OK"
+            try:
+                token = set_principal(await self._principal(method, context))
+                try:
+                    return await behaviour(request, context)
+                finally:
+                    reset_principal(token)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    outcome = "ABORTED_BY_SERVICER"
+                    raise
+                outcome = type(exc).__name__
+                await self._fail(method, context, exc)
+                raise  # unreachable: abort raises
+            finally:
+                metrics.observe_rpc(method, outcome, time.perf_counter() - started)
+
+        return unary
+
+    def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            outcome = "OK"
+            try:
+                token = set_principal(await self._principal(method, context))
+                try:
+                    async for item in behaviour(request, context):
+                        yield item
+                finally:
+                    reset_principal(token)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    outcome = "ABORTED_BY_SERVICER"
+                    raise
+                outcome = type(exc).__name__
+                await self._fail(method, context, exc)
+                raise
+            finally:
+                metrics.observe_rpc(method, outcome, time.perf_counter() - started)
+
+        return stream

@@ -1,0 +1,227 @@
+"""seatwise.v1.EventService: events, seat status, availability (read and watched)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+
+from holds.availability import STATE_NAMES, Delta, GaCount, Resync, Snapshot
+from holds.errors import InvalidRequest
+from holds.events import EventSettings
+from holds.sales import EventContext, Sales
+from seatwise.v1 import events_pb2, events_pb2_grpc
+from server.auth import current_principal
+from server.paging import page_bounds, page_token_after
+from server.servicers.convert import PROTO_TO_STATUS, SEAT_STATUS, SEAT_STATUS_NAME, event_pb
+
+_TARGETS = {events_pb2.SEAT_STATUS_FREE: "free", events_pb2.SEAT_STATUS_BLOCKED: "blocked",
+            events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale"}  # fmt: skip
+_DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
+
+
+def _prices(prices: list[events_pb2.CategoryPrice]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i, p in enumerate(prices):
+        if p.category in out:
+            raise InvalidRequest(f"prices[{i}].category", f"category {p.category!r} priced twice")
+        out[p.category] = p.amount_minor
+    return out
+
+
+def _status(value: int, field: str) -> str:
+    status = PROTO_TO_STATUS.get(value)
+    if status is None:
+        raise InvalidRequest(field, "unknown event status")
+    return status
+
+
+def _ga_pb(area: str, c: GaCount) -> events_pb2.GeneralAdmissionAvailability:
+    return events_pb2.GeneralAdmissionAvailability(
+        area_id=area, capacity=c.capacity, held=c.held, sold=c.sold, available=c.available
+    )
+
+
+def availability_pb(ctx: EventContext, snap: Snapshot, include_seats: bool) -> events_pb2.GetAvailabilityResponse:
+    """Counts by category and section (numpy over the state array), optionally every non-free seat."""
+    index = ctx.loaded.index
+    states = snap.states.astype(np.intp)
+    n_states = len(STATE_NAMES)
+    by_cat = np.zeros((len(index.category_keys), n_states), dtype=np.int64)
+    np.add.at(by_cat, (index.category_code, states), 1)
+
+    def counts(key: str, row: np.ndarray) -> events_pb2.StatusCounts:  # type: ignore[type-arg]
+        return events_pb2.StatusCounts(
+            key=key, free=int(row[0]), held=int(row[1]), sold=int(row[2]), blocked=int(row[3]),
+            not_for_sale=int(row[4]),
+        )  # fmt: skip
+
+    response = events_pb2.GetAvailabilityResponse(
+        sequence=snap.seq,
+        general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
+        by_category=[counts(k, by_cat[i]) for i, k in enumerate(index.category_keys)],
+    )
+    for section_id in index.section_ids:
+        start, end = index.section_range(section_id)
+        response.by_section.append(counts(section_id, np.bincount(states[start:end], minlength=n_states)))
+    if include_seats:
+        placed = index.placed
+        taken = np.flatnonzero(states)
+        response.seats.extend(
+            events_pb2.SeatState(seat_id=placed[o].seat.id, status=SEAT_STATUS[STATE_NAMES[states[o]]])
+            for o in taken.tolist()
+        )
+    return response
+
+
+class EventServicer(events_pb2_grpc.EventServiceServicer):
+    def __init__(self, sales: Sales) -> None:
+        self._sales = sales
+
+    async def CreateEvent(
+        self, request: events_pb2.CreateEventRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.CreateEventResponse:
+        tenant_id = current_principal().require_tenant()
+        if not request.seat_map_id:
+            raise InvalidRequest("seat_map_id", "required")
+        loaded = await self._sales.seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
+        settings = EventSettings(
+            name=request.name,
+            starts_at=request.starts_at.ToJsonString() if request.HasField("starts_at") else "",
+            timezone=request.timezone or "UTC",
+            status=_status(request.status, "status") if request.status else "draft",  # type: ignore[arg-type]
+            hold_ttl_ms=request.hold_ttl.ToMilliseconds() if request.HasField("hold_ttl") else EventSettings.hold_ttl_ms,
+            max_lifetime_ms=(
+                request.max_hold_lifetime.ToMilliseconds()
+                if request.HasField("max_hold_lifetime")
+                else EventSettings.max_lifetime_ms
+            ),
+            max_seats_per_hold=request.max_seats_per_hold or EventSettings.max_seats_per_hold,
+            max_seats_per_buyer=request.max_seats_per_buyer,
+            onsale_from_ms=request.on_sale_from.ToMilliseconds() if request.HasField("on_sale_from") else 0,
+            onsale_until_ms=request.on_sale_until.ToMilliseconds() if request.HasField("on_sale_until") else 0,
+            prices=_prices(list(request.prices)),
+        )
+        event = await self._sales.events.create(tenant_id, loaded, request.currency, settings)
+        return events_pb2.CreateEventResponse(event=event_pb(event))
+
+    async def GetEvent(
+        self, request: events_pb2.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.GetEventResponse:
+        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        return events_pb2.GetEventResponse(event=event_pb(await self._sales.events.get(ctx.ref)))
+
+    async def ListEvents(
+        self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.ListEventsResponse:
+        tenant_id = current_principal().require_tenant()
+        offset, limit = page_bounds(request.page.page_size, request.page.page_token)
+        ids, more = await self._sales.events.list_ids(tenant_id, offset, limit)
+        events = [await self._sales.events.get(await self._sales.events.ref(tenant_id, i)) for i in ids]
+        return events_pb2.ListEventsResponse(
+            events=[event_pb(e) for e in events], next_page_token=page_token_after(offset, limit, more)
+        )
+
+    async def UpdateEvent(
+        self, request: events_pb2.UpdateEventRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.UpdateEventResponse:
+        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        changes: dict[str, object] = {}
+        if request.name:
+            changes["name"] = request.name
+        if request.HasField("on_sale_from"):
+            changes["onsale_from_ms"] = request.on_sale_from.ToMilliseconds()
+        if request.HasField("on_sale_until"):
+            changes["onsale_until_ms"] = request.on_sale_until.ToMilliseconds()
+        if request.HasField("hold_ttl"):
+            changes["hold_ttl_ms"] = request.hold_ttl.ToMilliseconds()
+        if request.max_seats_per_hold:
+            changes["max_seats_per_hold"] = request.max_seats_per_hold
+        if request.max_seats_per_buyer:
+            changes["max_seats_per_buyer"] = request.max_seats_per_buyer
+        event = await self._sales.events.update(
+            ctx.ref,
+            set(ctx.loaded.index.category_keys),
+            status=_status(request.status, "status") if request.status else None,  # type: ignore[arg-type]
+            prices=_prices(list(request.prices)) if request.replace_prices else None,
+            changes=changes,
+        )
+        return events_pb2.UpdateEventResponse(event=event_pb(event))
+
+    async def SetSeatStatus(
+        self, request: events_pb2.SetSeatStatusRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.SetSeatStatusResponse:
+        tenant_id = current_principal().require_tenant()
+        ctx = await self._sales.context(tenant_id, request.event_id)
+        target = _TARGETS.get(request.status)
+        if target is None:
+            raise InvalidRequest("status", "must be SEAT_STATUS_FREE, SEAT_STATUS_BLOCKED or SEAT_STATUS_NOT_FOR_SALE")
+        allowed = []
+        for i, s in enumerate(request.allowed_previous):
+            name = SEAT_STATUS_NAME.get(s)
+            if name is None:
+                raise InvalidRequest(f"allowed_previous[{i}]", "unknown seat status")
+            allowed.append(name)
+        ordinals = _select(self._sales, ctx, request.selection)
+        if not ordinals:
+            raise InvalidRequest("selection", "selects no seats")
+        seq, changed = await self._sales.set_status(
+            tenant_id, request.event_id, ordinals, target, allowed or _DEFAULT_PREVIOUS  # type: ignore[arg-type]
+        )
+        return events_pb2.SetSeatStatusResponse(seats_selected=len(set(ordinals)), seats_changed=changed, sequence=seq)
+
+    async def GetAvailability(
+        self, request: events_pb2.GetAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.GetAvailabilityResponse:
+        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        mirror = await self._sales.mirror(ctx)
+        return availability_pb(ctx, mirror.snapshot, request.include_seats)
+
+    async def WatchAvailability(
+        self, request: events_pb2.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.AvailabilityUpdate]:
+        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        if request.after_sequence < 0:
+            raise InvalidRequest("after_sequence", "must not be negative")
+        mirror = await self._sales.mirror(ctx)
+        # snapshot and subscription happen with no await between: nothing is missed
+        snap = Snapshot(mirror.seq, mirror.snapshot.states.copy(), {a: GaCount(c.capacity, c.held, c.sold)
+                        for a, c in mirror.snapshot.ga.items()})  # fmt: skip
+        updates = self._sales.mirrors.watch_from(mirror)
+        if request.after_sequence == 0 or request.after_sequence != snap.seq:
+            # resuming from an older sequence replays nothing: the snapshot supersedes it
+            yield events_pb2.AvailabilityUpdate(sequence=snap.seq, snapshot=availability_pb(ctx, snap, True))
+        async for item in updates:
+            if isinstance(item, Resync):
+                yield events_pb2.AvailabilityUpdate(sequence=mirror.seq, resync=item.reason)
+                yield events_pb2.AvailabilityUpdate(
+                    sequence=mirror.seq, snapshot=availability_pb(ctx, mirror.snapshot, True)
+                )
+                continue
+            yield events_pb2.AvailabilityUpdate(sequence=item.seq, delta=_delta_pb(ctx, mirror.snapshot.ga, item))
+
+
+def _delta_pb(ctx: EventContext, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:
+    out = events_pb2.AvailabilityDelta(
+        status=SEAT_STATUS.get(delta.state, events_pb2.SEAT_STATUS_UNSPECIFIED),
+        seat_ids=[ctx.loaded.index.placed[o].seat.id for o in delta.seats if o < len(ctx.loaded.index.placed)],
+    )
+    if delta.ga_area:
+        out.ga_area_id = delta.ga_area
+        counts = ga.get(delta.ga_area)
+        if counts is not None:
+            out.general_admission.CopyFrom(_ga_pb(delta.ga_area, counts))
+    return out
+
+
+def _select(sales: Sales, ctx: EventContext, selection: events_pb2.SeatSelection) -> list[int]:
+    index = ctx.loaded.index
+    ordinals = sales.ordinals(ctx, list(dict.fromkeys(selection.seat_ids)), "selection.seat_ids")
+    for section_id in selection.section_ids:
+        ordinals += index.seats_by_section(section_id)
+    for row in selection.rows:
+        ordinals += index.seats_by_row(row.section_id, row.row_id)
+    if selection.region:
+        ordinals += index.seats_in_region([(p.x, p.y) for p in selection.region])
+    return ordinals

@@ -1,0 +1,61 @@
+"""Several server processes on one port (SO_REUSEPORT), sharing nothing but Redis.
+
+The parent forks before any gRPC object exists (gRPC's core does not survive
+a fork with live channels or servers), then only supervises: it forwards
+SIGINT/SIGTERM to the workers and exits when they have all stopped. The
+kernel spreads new connections across the workers' listening sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import structlog
+
+from server.config import Config
+
+log = structlog.get_logger("seatwise.workers")
+
+
+def run_workers(config: Config, redis_url: str) -> None:
+    if config.port == 0:
+        raise ValueError("--workers needs a fixed --port: each worker binds the same port")
+    children: list[int] = []
+    for index in range(config.workers):
+        pid = os.fork()
+        if pid == 0:  # child: becomes one ordinary single-process server
+            code = 0
+            try:
+                from server.app import run
+
+                asyncio.run(run(config, redis_url))
+            except Exception:
+                log.exception("worker.crashed", worker=index)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children.append(pid)
+    log.info("workers.started", workers=len(children), pids=children, port=config.port)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    failed = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed += 1
+    log.info("workers.stopped", failed=failed)
+    if failed:
+        raise SystemExit(1)
