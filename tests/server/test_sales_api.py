@@ -1,0 +1,286 @@
+"""Events, holds and orders end to end through a real server and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+
+from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
+from tests.api import Api, field_violations, precondition_subjects
+from tests.server.maps import small_map
+
+
+async def _event(api: Api, **overrides: object) -> str:
+    uploaded = await api.seatmaps.UploadSeatMap(
+        seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=api.metadata
+    )
+    sm = uploaded.seat_map
+    await api.seatmaps.PublishSeatMap(
+        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version), metadata=api.metadata
+    )
+    fields: dict[str, object] = {
+        "seat_map_id": sm.seat_map_id,
+        "name": "Opening night",
+        "currency": "EUR",
+        "status": events_pb2.EVENT_STATUS_ON_SALE,
+        "prices": [
+            events_pb2.CategoryPrice(category="front", amount_minor=5000),
+            events_pb2.CategoryPrice(category="back", amount_minor=3000),
+            events_pb2.CategoryPrice(category="floor", amount_minor=2000),
+        ],
+    }
+    request = events_pb2.CreateEventRequest(**(fields | overrides))  # type: ignore[arg-type]
+    created = await api.events.CreateEvent(request, metadata=api.metadata)
+    return created.event.event_id
+
+
+async def _hold(api: Api, event_id: str, *seats: str) -> sales_pb2.Hold:
+    response = await api.holds.HoldSeats(
+        sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=list(seats)), metadata=api.metadata
+    )
+    return response.hold
+
+
+async def test_create_event_needs_a_published_map(organizer: Api) -> None:
+    uploaded = await organizer.seatmaps.UploadSeatMap(
+        seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=organizer.metadata
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.events.CreateEvent(
+            events_pb2.CreateEventRequest(seat_map_id=uploaded.seat_map.seat_map_id, name="x", currency="EUR"),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"currency": "euro"}, "currency"),
+        ({"name": ""}, "name"),
+        ({"hold_ttl": Duration(seconds=0, nanos=1000)}, "hold_ttl"),
+        ({"max_seats_per_hold": -1}, "max_seats_per_hold"),
+    ],
+)
+async def test_bad_event_settings_name_the_field(organizer: Api, overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _event(organizer, **overrides)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert any(f == field for f, _ in field_violations(err.value)), field_violations(err.value)
+
+
+async def test_hold_commit_and_order(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    hold = await _hold(organizer, event_id, "r0-0", "r0-1")
+    assert sorted(hold.seat_ids) == ["r0-0", "r0-1"]
+    committed = await organizer.orders.CommitHold(
+        sales_pb2.CommitHoldRequest(
+            hold_token=hold.hold_token,
+            idempotency_key="pay-1",
+            buyer=sales_pb2.BuyerDetails(name="Ann", email="ann@example.com"),
+        ),
+        metadata=organizer.metadata,
+    )
+    order = committed.order
+    assert not committed.replayed
+    assert order.total.amount_minor == 10000
+    assert order.total.currency == "EUR"
+    assert sorted(t.seat_id for t in order.tickets) == ["r0-0", "r0-1"]
+    again = await organizer.orders.CommitHold(
+        sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="pay-1"), metadata=organizer.metadata
+    )
+    assert again.replayed
+    assert again.order.order_id == order.order_id
+    fetched = await organizer.orders.GetOrder(
+        sales_pb2.GetOrderRequest(event_id=event_id, order_id=order.order_id), metadata=organizer.metadata
+    )
+    assert fetched.order == order
+
+
+async def test_conflict_names_exactly_the_taken_seats(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await _hold(organizer, event_id, "r0-1", "r0-3")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _hold(organizer, event_id, "r0-0", "r0-1", "r0-2", "r0-3")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert sorted(precondition_subjects(err.value)) == ["r0-1", "r0-3"]
+    # all-or-nothing: the free seats of the failed request are still free
+    await _hold(organizer, event_id, "r0-0", "r0-2")
+
+
+@pytest.mark.parametrize(
+    ("seats", "field"),
+    [([], "seat_ids"), (["nope"], "seat_ids"), (["r0-0", "r0-0"], "seat_ids")],
+)
+async def test_bad_seat_lists_are_invalid_argument(organizer: Api, seats: list[str], field: str) -> None:
+    event_id = await _event(organizer)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _hold(organizer, event_id, *seats)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in err.value.details()
+
+
+async def test_best_available_and_general_admission(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    best = await organizer.holds.HoldBestAvailable(
+        sales_pb2.HoldBestAvailableRequest(event_id=event_id, quantity=3, categories=["front"]),
+        metadata=organizer.metadata,
+    )
+    assert len(best.hold.seat_ids) == 3
+    assert all(s.startswith("r0-") for s in best.hold.seat_ids)
+    ga = await organizer.holds.HoldGeneralAdmission(
+        sales_pb2.HoldGeneralAdmissionRequest(event_id=event_id, area_id="floor", quantity=4),
+        metadata=organizer.metadata,
+    )
+    assert ga.hold.general_admission["floor"] == 4
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.HoldGeneralAdmission(
+            sales_pb2.HoldGeneralAdmissionRequest(event_id=event_id, area_id="floor", quantity=2),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.ABORTED
+
+
+async def test_release_extend_and_get_hold(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    hold = await _hold(organizer, event_id, "r1-0", "r1-1")
+    extended = await organizer.holds.ExtendHold(
+        sales_pb2.ExtendHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata
+    )
+    assert extended.hold.expires_at.ToMilliseconds() >= hold.expires_at.ToMilliseconds()
+    remaining = await organizer.holds.ReleaseHold(
+        sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token, seat_ids=["r1-0"]), metadata=organizer.metadata
+    )
+    assert remaining.remaining == 1
+    got = await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+    assert list(got.hold.seat_ids) == ["r1-1"]
+    await organizer.holds.ReleaseHold(sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_paused_event_refuses_holds(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await organizer.events.UpdateEvent(
+        events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_PAUSED),
+        metadata=organizer.metadata,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _hold(organizer, event_id, "r0-0")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_closed_is_final(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await organizer.events.UpdateEvent(
+        events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_CLOSED),
+        metadata=organizer.metadata,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.events.UpdateEvent(
+            events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_ON_SALE),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_block_and_cancel_and_availability(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    blocked = await organizer.events.SetSeatStatus(
+        events_pb2.SetSeatStatusRequest(
+            event_id=event_id,
+            selection=events_pb2.SeatSelection(rows=[events_pb2.RowRef(section_id="main", row_id="row1")]),
+            status=events_pb2.SEAT_STATUS_BLOCKED,
+        ),
+        metadata=organizer.metadata,
+    )
+    assert blocked.seats_changed == 6
+    hold = await _hold(organizer, event_id, "r0-0")
+    order = (
+        await organizer.orders.CommitHold(
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="k"), metadata=organizer.metadata
+        )
+    ).order
+    # a held/sold seat cannot be blocked: the whole call fails and names it
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.events.SetSeatStatus(
+            events_pb2.SetSeatStatusRequest(
+                event_id=event_id,
+                selection=events_pb2.SeatSelection(seat_ids=["r0-0", "r0-1"]),
+                status=events_pb2.SEAT_STATUS_BLOCKED,
+            ),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "r0-0" in err.value.details()
+    for _ in range(50):  # the mirror follows the change stream asynchronously
+        availability = await organizer.events.GetAvailability(
+            events_pb2.GetAvailabilityRequest(event_id=event_id, include_seats=True), metadata=organizer.metadata
+        )
+        if any(s.status == events_pb2.SEAT_STATUS_SOLD for s in availability.seats):
+            break
+        await asyncio.sleep(0.02)
+    states = {s.seat_id: s.status for s in availability.seats}
+    assert states["r0-0"] == events_pb2.SEAT_STATUS_SOLD
+    assert states["r1-3"] == events_pb2.SEAT_STATUS_BLOCKED
+    by_section = {c.key: c for c in availability.by_section}
+    assert by_section["main"].blocked == 6
+    assert by_section["main"].sold == 1
+    cancelled = await organizer.orders.CancelOrder(
+        sales_pb2.CancelOrderRequest(event_id=event_id, order_id=order.order_id), metadata=organizer.metadata
+    )
+    assert cancelled.order.status == sales_pb2.ORDER_STATUS_CANCELLED
+    await _hold(organizer, event_id, "r0-0")  # back on sale
+
+
+async def test_watch_availability_streams_snapshot_then_deltas(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    call = organizer.events.WatchAvailability(
+        events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
+    )
+    first = await call.read()
+    assert first.WhichOneof("update") == "snapshot"
+    await _hold(organizer, event_id, "r0-4")
+    update = await asyncio.wait_for(call.read(), timeout=5)
+    assert update.WhichOneof("update") == "delta"
+    assert update.sequence == first.sequence + 1
+    assert list(update.delta.seat_ids) == ["r0-4"]
+    assert update.delta.status == events_pb2.SEAT_STATUS_HELD
+    call.cancel()
+
+
+async def test_storefront_can_sell_but_not_configure(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    created = await organizer.tenants.CreateApiKey(
+        tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=organizer.metadata
+    )
+    async with Api(organizer.target, created.api_key) as shop:
+        hold = await _hold(shop, event_id, "r0-5")
+        assert hold.hold_token
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await shop.events.UpdateEvent(
+                events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_PAUSED),
+                metadata=shop.metadata,
+            )
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_other_tenant_cannot_touch_the_event(admin: Api, organizer: Api, server: str) -> None:
+    event_id = await _event(organizer)
+    hold = await _hold(organizer, event_id, "r0-0")
+    key = await admin.new_tenant_key("globex")
+    async with Api(server, key) as other:
+        for call in (
+            other.holds.HoldSeats(sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1"]), metadata=other.metadata),
+            other.orders.CommitHold(
+                sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="x"), metadata=other.metadata
+            ),
+            other.events.GetEvent(events_pb2.GetEventRequest(event_id=event_id), metadata=other.metadata),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
