@@ -51,7 +51,7 @@ SERVICE_NAMES = (
 HEALTH_PROBE_INTERVAL_S = 1.0
 
 
-def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
+def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A configured server bound to ``config.host:config.port`` (0 picks a free port)."""
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -65,7 +65,7 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(stores.sales), server)
     sales_pb2_grpc.add_HoldServiceServicer_to_server(HoldServicer(stores.sales), server)
     sales_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(stores.sales), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{config.host}:{config.port}")
@@ -74,7 +74,7 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     return server, port, health_servicer
 
 
-async def watch_health(stores: Stores, health_servicer: health.HealthServicer) -> None:
+async def watch_health(stores: Stores, health_servicer: health.aio.HealthServicer) -> None:
     """Serve health from Redis reachability: NOT_SERVING while it is down."""
     serving: bool | None = None
     while True:

@@ -185,3 +185,115 @@ def tenant_create(name: str, tenant_id: str, target: str, api_key: str) -> None:
         created_id, key = client.create_tenant_with_key(tenant_id, name)
     click.echo(f"tenant: {created_id}", err=True)
     click.echo(key)
+
+
+_target = click.option("--target", envvar="SEATWISE_TARGET", default="127.0.0.1:50051", show_default=True)
+_api_key = click.option("--api-key", envvar="SEATWISE_API_KEY", required=True, help="[env SEATWISE_API_KEY]")
+
+
+@seatmap.command("nearest")
+@click.argument("seat_map_id")
+@click.option("--x", type=float, required=True)
+@click.option("--y", type=float, required=True)
+@click.option("--count", type=int, default=5, show_default=True)
+@_target
+@_api_key
+def nearest_cmd(seat_map_id: str, x: float, y: float, count: int, target: str, api_key: str) -> None:
+    """The COUNT seats nearest to (X, Y) in a stored seat map."""
+    from server.client import Client
+
+    with Client(target, api_key) as client:
+        for seat in client.query_nearest(seat_map_id, x, y, count):
+            click.echo(f"{seat.seat_id}\t{seat.section_id}/{seat.group_id}\tseat {seat.label}\t{seat.category}")
+
+
+@main.group()
+def event() -> None:
+    """Events: create, availability."""
+
+
+def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
+    prices: dict[str, int] = {}
+    for value in values:
+        category, sep, amount = value.partition("=")
+        if not sep or not amount.isdigit():
+            raise click.BadParameter(f"{value!r}: expected CATEGORY=AMOUNT_IN_MINOR_UNITS", param_hint="--price")
+        prices[category] = int(amount)
+    return prices
+
+
+@event.command("create")
+@click.argument("seat_map_id")
+@click.option("--name", required=True)
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--price", "prices", multiple=True, help="CATEGORY=AMOUNT in minor units (repeat).")
+@click.option("--on-sale", is_flag=True, help="Open the sale at once.")
+@_target
+@_api_key
+def event_create(
+    seat_map_id: str, name: str, currency: str, prices: tuple[str, ...], on_sale: bool, target: str, api_key: str
+) -> None:
+    """Create an event from the latest (published) version of SEAT_MAP_ID; prints its id."""
+    from server.client import Client
+
+    with Client(target, api_key) as client:
+        created = client.create_event(seat_map_id, name, currency, _parse_prices(prices), on_sale)
+    click.echo(created.event_id)
+
+
+@event.command("availability")
+@click.argument("event_id")
+@_target
+@_api_key
+def event_availability(event_id: str, target: str, api_key: str) -> None:
+    """Seat counts by category and general-admission places."""
+    from server.client import Client
+
+    with Client(target, api_key) as client:
+        availability = client.availability(event_id)
+    click.echo(f"sequence {availability.sequence}")
+    for c in availability.by_category:
+        click.echo(f"{c.key:>12}: {c.free} free, {c.held} held, {c.sold} sold, {c.blocked + c.not_for_sale} off sale")
+    for ga in availability.general_admission:
+        click.echo(f"{ga.area_id:>12}: {ga.available} of {ga.capacity} places available")
+
+
+@main.command("hold")
+@click.argument("event_id")
+@click.argument("seat_ids", nargs=-1)
+@click.option("--best", type=int, default=0, help="Hold the N best available seats instead of named ones.")
+@click.option("--category", "categories", multiple=True)
+@_target
+@_api_key
+def hold_cmd(
+    event_id: str, seat_ids: tuple[str, ...], best: int, categories: tuple[str, ...], target: str, api_key: str
+) -> None:
+    """Hold SEAT_IDS (or --best N); prints the hold token, seats and expiry."""
+    from server.client import Client
+
+    if bool(best) == bool(seat_ids):
+        raise click.UsageError("name seats or give --best N (not both)")
+    with Client(target, api_key) as client:
+        hold = client.hold_best(event_id, best, list(categories)) if best else client.hold_seats(event_id, list(seat_ids))
+    click.echo(hold.hold_token)
+    click.echo(f"seats: {' '.join(hold.seat_ids)}; expires {hold.expires_at.ToJsonString()}", err=True)
+
+
+@main.command("commit")
+@click.argument("hold_token")
+@click.option("--idempotency-key", required=True, help="Reuse it on retry: the same key never sells twice.")
+@click.option("--name", default="")
+@click.option("--email", default="")
+@_target
+@_api_key
+def commit_cmd(hold_token: str, idempotency_key: str, name: str, email: str, target: str, api_key: str) -> None:
+    """Commit a hold to an order; prints the order and its tickets."""
+    from server.client import Client
+
+    with Client(target, api_key) as client:
+        result = client.commit(hold_token, idempotency_key, name, email)
+    order = result.order
+    replayed = " (replayed)" if result.replayed else ""
+    click.echo(f"order {order.order_id}{replayed}: {order.total.amount_minor} {order.total.currency} minor units")
+    for t in order.tickets:
+        click.echo(f"  ticket {t.ticket_id}: {t.seat_id or t.ga_area_id} ({t.category}) {t.price.amount_minor}")

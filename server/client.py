@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 import click
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from seatwise.v1 import seatmap_pb2, seatmap_pb2_grpc, tenancy_pb2, tenancy_pb2_grpc
+from seatwise.v1 import (
+    common_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    sales_pb2,
+    sales_pb2_grpc,
+    seatmap_pb2,
+    seatmap_pb2_grpc,
+    tenancy_pb2,
+    tenancy_pb2_grpc,
+)
 from server.auth import TENANT_HEADER
 
 _FORMATS = {"native": seatmap_pb2.SEAT_MAP_FORMAT_NATIVE_JSON, "pretix": seatmap_pb2.SEAT_MAP_FORMAT_PRETIX_JSON}
@@ -45,6 +56,9 @@ class Client:
         self._timeout = timeout_s
         self.seatmaps = seatmap_pb2_grpc.SeatMapServiceStub(self._channel)
         self.tenants = tenancy_pb2_grpc.TenantServiceStub(self._channel)
+        self.events = events_pb2_grpc.EventServiceStub(self._channel)
+        self.holds = sales_pb2_grpc.HoldServiceStub(self._channel)
+        self.orders = sales_pb2_grpc.OrderServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -52,32 +66,70 @@ class Client:
     def __exit__(self, *exc: object | TracebackType | None) -> None:
         self._channel.close()
 
-    def _call(self, method: grpc.UnaryUnaryMultiCallable, request: object) -> object:  # type: ignore[type-arg]
+    def _call(self, method: grpc.UnaryUnaryMultiCallable, request: object) -> Any:  # type: ignore[type-arg]
         try:
             return method(request, metadata=self._metadata, timeout=self._timeout)
         except grpc.RpcError as exc:
             raise click.ClickException(describe_error(exc)) from exc
 
+    def query_nearest(self, seat_map_id: str, x: float, y: float, count: int) -> list[seatmap_pb2.SeatInfo]:
+        request = seatmap_pb2.QuerySeatsRequest(
+            seat_map_id=seat_map_id, nearest=seatmap_pb2.Nearest(point=common_pb2.Point(x=x, y=y), count=count)
+        )
+        return list(self._call(self.seatmaps.QuerySeats, request).seats)
+
+    def create_event(
+        self, seat_map_id: str, name: str, currency: str, prices: dict[str, int], on_sale: bool
+    ) -> events_pb2.Event:
+        request = events_pb2.CreateEventRequest(
+            seat_map_id=seat_map_id,
+            name=name,
+            currency=currency,
+            prices=[events_pb2.CategoryPrice(category=k, amount_minor=v) for k, v in prices.items()],
+            status=events_pb2.EVENT_STATUS_ON_SALE if on_sale else events_pb2.EVENT_STATUS_DRAFT,
+        )
+        event: events_pb2.Event = self._call(self.events.CreateEvent, request).event
+        return event
+
+    def availability(self, event_id: str) -> events_pb2.GetAvailabilityResponse:
+        response: events_pb2.GetAvailabilityResponse = self._call(
+            self.events.GetAvailability, events_pb2.GetAvailabilityRequest(event_id=event_id)
+        )
+        return response
+
+    def hold_best(self, event_id: str, quantity: int, categories: list[str]) -> sales_pb2.Hold:
+        request = sales_pb2.HoldBestAvailableRequest(event_id=event_id, quantity=quantity, categories=categories)
+        hold: sales_pb2.Hold = self._call(self.holds.HoldBestAvailable, request).hold
+        return hold
+
+    def hold_seats(self, event_id: str, seat_ids: list[str]) -> sales_pb2.Hold:
+        request = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=seat_ids)
+        hold: sales_pb2.Hold = self._call(self.holds.HoldSeats, request).hold
+        return hold
+
+    def commit(self, token: str, idempotency_key: str, name: str, email: str) -> sales_pb2.CommitHoldResponse:
+        request = sales_pb2.CommitHoldRequest(
+            hold_token=token, idempotency_key=idempotency_key, buyer=sales_pb2.BuyerDetails(name=name, email=email)
+        )
+        response: sales_pb2.CommitHoldResponse = self._call(self.orders.CommitHold, request)
+        return response
+
     def upload_seatmap(self, content: bytes, fmt: str, seat_map_id: str = "") -> seatmap_pb2.SeatMapInfo:
         request = seatmap_pb2.UploadSeatMapRequest(seat_map_id=seat_map_id, content=content, format=_FORMATS[fmt])
-        response = self._call(self.seatmaps.UploadSeatMap, request)
-        assert isinstance(response, seatmap_pb2.UploadSeatMapResponse)
-        return response.seat_map
+        info: seatmap_pb2.SeatMapInfo = self._call(self.seatmaps.UploadSeatMap, request).seat_map
+        return info
 
     def publish_seatmap(self, seat_map_id: str, version: int) -> seatmap_pb2.SeatMapInfo:
         request = seatmap_pb2.PublishSeatMapRequest(seat_map_id=seat_map_id, version=version)
-        response = self._call(self.seatmaps.PublishSeatMap, request)
-        assert isinstance(response, seatmap_pb2.PublishSeatMapResponse)
-        return response.seat_map
+        info: seatmap_pb2.SeatMapInfo = self._call(self.seatmaps.PublishSeatMap, request).seat_map
+        return info
 
     def create_tenant_with_key(self, tenant_id: str, name: str) -> tuple[str, str]:
         created = self._call(self.tenants.CreateTenant, tenancy_pb2.CreateTenantRequest(tenant_id=tenant_id, name=name))
-        assert isinstance(created, tenancy_pb2.CreateTenantResponse)
         key = self._call(
             self.tenants.CreateApiKey,
             tenancy_pb2.CreateApiKeyRequest(
                 tenant_id=created.tenant.tenant_id, role=tenancy_pb2.ROLE_ORGANIZER, label="created by CLI"
             ),
         )
-        assert isinstance(key, tenancy_pb2.CreateApiKeyResponse)
-        return created.tenant.tenant_id, key.api_key
+        return str(created.tenant.tenant_id), str(key.api_key)

@@ -44,11 +44,11 @@ class EmbeddedRedis:
     """One managed redis-server process bound to a unix socket in ``data_dir``."""
 
     def __init__(self, data_dir: Path, *, appendfsync: str = "always", port: int = 0) -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()  # redis-server chdirs to --dir: paths must be absolute
         self.appendfsync = appendfsync
         # port 0 keeps Redis off TCP entirely; tests that need TCP (cluster) pass one.
         self.port = port
-        self.socket_path = data_dir / "redis.sock"
+        self.socket_path = self.data_dir / "redis.sock"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
