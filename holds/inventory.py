@@ -75,8 +75,33 @@ class SeatOrdinalsInWrongState(Exception):
         self.states = states
 
 
+def _hold_gone(reply: Any, hold_id: str) -> StoreError | None:
+    """The error for the scripts' shared "hold is not live" replies, else None."""
+    match reply:
+        case [3]:
+            return NotFound("hold", hold_id)
+        case [4]:
+            return HoldExpired("the hold has expired; its seats may have been sold to someone else", subject=hold_id)
+        case [19, order_id]:
+            return PreconditionFailed(f"the hold was already committed to order {_text(order_id)}", subject=hold_id)
+        case [20]:
+            return PreconditionFailed("the hold was released", subject=hold_id)
+    return None
+
+
 def _unknown(script: str, reply: Any) -> StoreError:
     return StoreError(f"{script} returned an unknown result {reply!r}")
+
+
+def _check_parts(ordinals: Sequence[int], ga: Mapping[str, int]) -> None:
+    """The scripts count what they are given: a seat listed twice would become two
+    tickets for one seat, and a GA quantity below 1 would lower ``ga_held`` (or
+    grow a hold on release) past the capacity check."""
+    if len(set(ordinals)) != len(ordinals):
+        raise InvalidRequest("seats", "a seat is listed twice")
+    for area, qty in ga.items():
+        if qty < 1:
+            raise InvalidRequest("ga", f"quantity for {area!r} must be at least 1")
 
 
 def _text(value: Any) -> str:
@@ -104,6 +129,7 @@ class Inventory:
         ``hold_id`` adds to that live hold instead of creating a new one.
         """
         ga = dict(ga or {})
+        _check_parts([o for o, _ in seats], ga)
         args: list[str | int] = [hold_id or new_id("h", 12), 1 if hold_id else 0, buyer, PURGE_PER_CALL, len(seats)]
         args += [o for o, _ in seats]
         args += [c for _, c in seats]
@@ -118,10 +144,6 @@ class Inventory:
                 raise NotFound("event", event_id)
             case [2, status]:
                 raise PreconditionFailed(f"event is not on sale (status {_text(status)})", subject=event_id)
-            case [3]:
-                raise NotFound("hold", hold_id or "")
-            case [4]:
-                raise HoldExpired("the hold has expired", subject=hold_id or "")
             case [5, taken]:
                 raise SeatOrdinalsUnavailable([int(o) for o in taken])
             case [6, area, _]:
@@ -132,13 +154,14 @@ class Inventory:
                 raise LimitExceeded(_text(limit), int(maximum))
             case [9]:
                 raise Conflict("hold id collision; retry")
-        raise _unknown("hold", reply)
+        raise _hold_gone(reply, hold_id or "") or _unknown("hold", reply)
 
     async def release(
         self, event_id: str, hold_id: str, *, seats: Sequence[int] = (), ga: Mapping[str, int] | None = None
     ) -> int:
         """Release all (no seats, no GA given) or part of a hold; returns what remains held."""
         ga = dict(ga or {})
+        _check_parts(seats, ga)
         args: list[str | int] = [hold_id, PURGE_PER_CALL, len(seats), *seats, len(ga)]
         for area, qty in sorted(ga.items()):
             args += [area, qty]
@@ -146,15 +169,11 @@ class Inventory:
         match reply:
             case [0, remaining]:
                 return int(remaining)
-            case [3]:
-                raise NotFound("hold", hold_id)
-            case [4]:
-                raise HoldExpired("the hold has expired", subject=hold_id)
             case [10, ordinal]:
                 raise SeatOrdinalsInWrongState({int(ordinal): "not in this hold"})
             case [11, area, held]:
                 raise InvalidRequest("ga", f"hold has only {int(held)} place(s) in {_text(area)!r}")
-        raise _unknown("release", reply)
+        raise _hold_gone(reply, hold_id) or _unknown("release", reply)
 
     async def extend(self, event_id: str, hold_id: str, ttl_ms: int = 0) -> tuple[HoldView, bool]:
         """The extended hold, and whether the total lifetime cap limited it."""
@@ -164,11 +183,7 @@ class Inventory:
                 return HoldView(hold_id, hold_decoder.decode(encoded), int(expires)), bool(capped)
             case [1]:
                 raise NotFound("event", event_id)
-            case [3]:
-                raise NotFound("hold", hold_id)
-            case [4]:
-                raise HoldExpired("the hold has expired", subject=hold_id)
-        raise _unknown("extend", reply)
+        raise _hold_gone(reply, hold_id) or _unknown("extend", reply)
 
     async def commit(self, event_id: str, hold_id: str, idempotency_key: str, buyer: Buyer) -> CommitResult:
         """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
@@ -181,10 +196,6 @@ class Inventory:
         match reply:
             case [0, order_json, replayed]:
                 return CommitResult(order_decoder.decode(order_json), bool(replayed))
-            case [3]:
-                raise NotFound("hold", hold_id)
-            case [4]:
-                raise HoldExpired("the hold has expired; its seats may have been sold to someone else", subject=hold_id)
             case [12, _]:
                 raise HoldExpired("the hold no longer holds all of its seats", subject=hold_id)
             case [13, category]:
@@ -193,7 +204,7 @@ class Inventory:
                 raise InvalidRequest(
                     "idempotency_key", f"already used for order {_text(other)} of a different hold"
                 )
-        raise _unknown("commit", reply)
+        raise _hold_gone(reply, hold_id) or _unknown("commit", reply)
 
     async def cancel(
         self, event_id: str, order_id: str, *, ticket_ids: Sequence[str] = (), to: SeatState = "free", reason: str = ""
@@ -219,6 +230,8 @@ class Inventory:
         self, event_id: str, ordinals: Sequence[int], target: SeatState, allowed_previous: Sequence[str]
     ) -> tuple[int, int]:
         """Conditionally move seats to ``target``; returns (seq, seats changed)."""
+        if target not in ("free", "blocked", "not_for_sale"):  # the script would free seats for any other
+            raise InvalidRequest("status", "must be free, blocked or not_for_sale")
         if len(ordinals) > MAX_SEATS_PER_STATUS_CHANGE:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_STATUS_CHANGE} seats per call")
         reply = await self._scripts["set_status"](
@@ -246,9 +259,11 @@ class Inventory:
                 pipe.hget(ks[3], hold_id)
                 pipe.zscore(ks[4], hold_id)
                 pipe.time()
-                raw, expires, (sec, usec) = await pipe.execute()
+                pipe.hget(ks[17], hold_id)
+                raw, expires, (sec, usec), why = await pipe.execute()
         if raw is None or expires is None:
-            raise NotFound("hold", hold_id)
+            gone = {None: [3], b"expired": [4], b"released": [20]}.get(why, [19, (why or b"")[10:]])
+            raise _hold_gone(gone, hold_id) or NotFound("hold", hold_id)
         now_ms = int(sec) * 1000 + int(usec) // 1000
         if int(expires) <= now_ms:
             raise HoldExpired("the hold has expired", subject=hold_id)

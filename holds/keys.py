@@ -58,6 +58,8 @@ EVENT_KEY_NAMES = (
     "seq",  # string: last change sequence number
     "changes",  # stream of seat/GA state changes, entry id 0-<seq>
     "lifecycle",  # stream of order lifecycle entries (created, cancelled, ...)
+    "holdgone",  # zset hold_id -> when it ended (ms): tombstones, kept a day
+    "holdwhy",  # hash hold_id -> "expired" | "released" | "committed:<order_id>"
 )
 
 # Events that may have holds to reap (a plain set; the reaper only tidies).
@@ -69,7 +71,7 @@ def event_tag(event_id: str) -> str:
 
 
 def event_keys(event_id: str) -> list[str]:
-    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..16])."""
+    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..18])."""
     tag = event_tag(event_id)
     return [f"{PREFIX}:{tag}:{name}" for name in EVENT_KEY_NAMES]
 

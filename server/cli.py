@@ -297,3 +297,7 @@ def commit_cmd(hold_token: str, idempotency_key: str, name: str, email: str, tar
     click.echo(f"order {order.order_id}{replayed}: {order.total.amount_minor} {order.total.currency} minor units")
     for t in order.tickets:
         click.echo(f"  ticket {t.ticket_id}: {t.seat_id or t.ga_area_id} ({t.category}) {t.price.amount_minor}")
+
+
+if __name__ == "__main__":
+    main()

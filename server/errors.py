@@ -98,6 +98,36 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                 ),
                 _error_info("SEATS_UNAVAILABLE", count=str(len(exc.seat_ids))),
             )
+        case store.SeatsInWrongState():
+            return _status(
+                code_pb2.FAILED_PRECONDITION,
+                str(exc),
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="SEAT_STATE", subject=seat_id, description=f"seat is {state}"
+                        )
+                        for seat_id, state in list(exc.states.items())[:MAX_DETAIL_ITEMS]
+                    ]
+                ),
+            )
+        case store.LimitExceeded():
+            return _status(
+                code_pb2.RESOURCE_EXHAUSTED,
+                str(exc),
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(subject=f"seats_per_{exc.limit}", description=str(exc))
+                    ]
+                ),
+            )
+        case store.GeneralAdmissionUnavailable():
+            return _status(
+                code_pb2.ABORTED,
+                str(exc),
+                error_details_pb2.ResourceInfo(resource_type="general admission area", resource_name=exc.area),
+                _error_info("GA_UNAVAILABLE", available=str(exc.available)),
+            )
         case store.PreconditionFailed():
             return _status(
                 code_pb2.FAILED_PRECONDITION,

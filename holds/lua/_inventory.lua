@@ -5,8 +5,11 @@ local K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[1], KEYS[2], KEYS[3],
 local K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[14], KEYS[15], KEYS[16]
+local K_HOLDGONE, K_HOLDWHY = KEYS[17], KEYS[18]
 
 local CHANGES_MAXLEN = 200000
+local TOMBSTONE_MS = 86400000
+local TOMBSTONE_TRIM = 32
 
 -- Redis's own clock: every server process agrees on expiry.
 local function now_ms()
@@ -44,6 +47,28 @@ local function seat_is_free(value, now)
   return (not exp) or tonumber(exp) <= now
 end
 
+-- Remember why a hold ended, so a late commit hears "expired" or "committed",
+-- not "not found"; tombstones older than a day are trimmed a few at a time.
+local function tombstone(hold_id, why, now)
+  redis.call('ZADD', K_HOLDGONE, now, hold_id)
+  redis.call('HSET', K_HOLDWHY, hold_id, why)
+  local old = redis.call('ZRANGEBYSCORE', K_HOLDGONE, '-inf', now - TOMBSTONE_MS, 'LIMIT', 0, TOMBSTONE_TRIM)
+  for _, id in ipairs(old) do
+    redis.call('ZREM', K_HOLDGONE, id)
+    redis.call('HDEL', K_HOLDWHY, id)
+  end
+end
+
+-- Why a hold that is not in the holds hash is gone: 'expired', 'released',
+-- 'committed:<order>'; never existed (or ended over a day ago) is HOLD_NOT_FOUND.
+local function gone_reply(hold_id)
+  local why = redis.call('HGET', K_HOLDWHY, hold_id)
+  if not why then return {3} end                                  -- HOLD_NOT_FOUND
+  if why == 'expired' then return {4} end                         -- HOLD_EXPIRED
+  if why == 'released' then return {20} end                       -- HOLD_RELEASED
+  return {19, string.sub(why, 11)}                                -- HOLD_COMMITTED, order id
+end
+
 -- Drop one hold: free the seats that still point at it, give back GA and buyer counts.
 local function drop_hold(hold_id, hold, kind)
   local token = 'h:' .. hold_id
@@ -68,6 +93,7 @@ local function drop_hold(hold_id, hold, kind)
   end
   redis.call('HDEL', K_HOLDS, hold_id)
   redis.call('ZREM', K_HOLDEXP, hold_id)
+  tombstone(hold_id, kind, now_ms())
 end
 
 -- Purge up to `limit` expired holds (tidying; correctness never depends on it).

@@ -2,7 +2,7 @@
 -- Succeeds only if the hold is live (Redis clock) and every seat is still held
 -- by exactly this hold. The order, its tickets, the seat changes, the change
 -- stream entry and the lifecycle entry are written together.
--- Result: {0, order_json, replayed(0|1)} | {3} HOLD_NOT_FOUND | {4} HOLD_EXPIRED
+-- Result: {0, order_json, replayed(0|1)} | gone_reply (3/4/19/20)
 --         | {12, ordinal} HOLD_LOST | {13, category} NO_PRICE | {14, order_id} IDEMPOTENCY_MISMATCH
 local hold_id = ARGV[1]
 local idem_key = ARGV[2]
@@ -21,7 +21,7 @@ end
 
 local now = now_ms()
 local raw = redis.call('HGET', K_HOLDS, hold_id)
-if not raw then purge_expired(now, purge_limit); return {3} end
+if not raw then purge_expired(now, purge_limit); return gone_reply(hold_id) end
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
 if exp <= now then purge_expired(now, purge_limit); return {4} end
 local hold = cjson.decode(raw)
@@ -80,6 +80,7 @@ if hold.buyer ~= '' then
 end
 redis.call('HDEL', K_HOLDS, hold_id)
 redis.call('ZREM', K_HOLDEXP, hold_id)
+tombstone(hold_id, 'committed:' .. order_id, now)
 
 local order = {order_id = order_id, hold_id = hold_id, idempotency_key = idem_key, buyer = cjson.decode(buyer_json),
   tickets = tickets, total = total, currency = redis.call('HGET', K_META, 'currency'), status = 'committed',

@@ -8,7 +8,7 @@ local now = now_ms()
 local settings, problem = sale_settings(now)
 if problem == 'no_event' then return {1} end
 local raw = redis.call('HGET', K_HOLDS, hold_id)
-if not raw then return {3} end
+if not raw then return gone_reply(hold_id) end
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
 if exp <= now then return {4} end
 local hold = cjson.decode(raw)

@@ -18,7 +18,7 @@ purge_expired(now, purge_limit)
 local hold
 if add_to_existing then
   local raw = redis.call('HGET', K_HOLDS, hold_id)
-  if not raw then return {3} end                            -- HOLD_NOT_FOUND
+  if not raw then return gone_reply(hold_id) end
   local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
   if exp <= now then return {4} end                         -- HOLD_EXPIRED
   hold = cjson.decode(raw)

@@ -1,5 +1,5 @@
 -- Release a whole hold, or some of its seats / GA places.
--- Result: {0, remaining_count} | {3} HOLD_NOT_FOUND | {4} HOLD_EXPIRED | {10, ordinal} SEAT_NOT_IN_HOLD
+-- Result: {0, remaining_count} | gone_reply (3/4/19/20) | {10, ordinal} SEAT_NOT_IN_HOLD
 local hold_id = ARGV[1]
 local purge_limit = tonumber(ARGV[2])
 local n_seats = tonumber(ARGV[3])          -- 0 with n_ga 0: release everything
@@ -8,7 +8,7 @@ local n_ga = tonumber(ARGV[ga_base])
 
 local now = now_ms()
 local raw = redis.call('HGET', K_HOLDS, hold_id)
-if not raw then purge_expired(now, purge_limit); return {3} end
+if not raw then purge_expired(now, purge_limit); return gone_reply(hold_id) end
 local hold = cjson.decode(raw)
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
 if exp <= now then purge_expired(now, purge_limit); return {4} end
@@ -69,6 +69,7 @@ end
 if hold.count <= 0 then
   redis.call('HDEL', K_HOLDS, hold_id)
   redis.call('ZREM', K_HOLDEXP, hold_id)
+  tombstone(hold_id, 'released', now)
   return {0, 0}
 end
 redis.call('HSET', K_HOLDS, hold_id, cjson.encode(hold))

@@ -24,7 +24,8 @@ local change = {}
 for i = 1, n_seats do
   local o = ARGV[3 + i]
   local state = state_of(redis.call('HGET', K_SEATS, o))
-  if not ok[state] then
+  -- a sold seat belongs to its order's valid ticket: only cancelling the order frees it
+  if not ok[state] or state == 'sold' then
     wrong[#wrong + 1] = o
     wrong[#wrong + 1] = state
   elseif state ~= target then

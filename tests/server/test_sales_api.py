@@ -284,3 +284,66 @@ async def test_other_tenant_cannot_touch_the_event(admin: Api, organizer: Api, s
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_limit_per_hold_is_resource_exhausted(organizer: Api) -> None:
+    event_id = await _event(organizer, max_seats_per_hold=2)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _hold(organizer, event_id, "r0-0", "r0-1", "r0-2")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await _hold(organizer, event_id, "r0-0", "r0-1")
+
+
+async def test_commit_of_an_expired_hold_is_refused(organizer: Api) -> None:
+    event_id = await _event(organizer, hold_ttl=Duration(seconds=1), max_hold_lifetime=Duration(seconds=2))
+    hold = await _hold(organizer, event_id, "r0-0")
+    await asyncio.sleep(1.2)
+    rival = await _hold(organizer, event_id, "r0-0")  # the lease ran out: the seat is free again
+    assert list(rival.seat_ids) == ["r0-0"]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.orders.CommitHold(
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="late"), metadata=organizer.metadata
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_extend_is_capped_by_the_lifetime(organizer: Api) -> None:
+    event_id = await _event(organizer, hold_ttl=Duration(seconds=2), max_hold_lifetime=Duration(seconds=3))
+    hold = await _hold(organizer, event_id, "r1-5")
+    await asyncio.sleep(1.5)
+    extended = (
+        await organizer.holds.ExtendHold(sales_pb2.ExtendHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+    ).hold
+    assert extended.lifetime_capped
+    lifetime_end = hold.expires_at.ToMilliseconds() - 2000 + 3000
+    assert abs(extended.expires_at.ToMilliseconds() - lifetime_end) <= 5
+
+
+@pytest.mark.parametrize("token", ["garbage", "evX.", ".h1"])
+async def test_malformed_hold_tokens(organizer: Api, token: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=token), metadata=organizer.metadata)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "hold_token" in err.value.details()
+
+
+async def test_late_calls_say_why_the_hold_is_gone(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    hold = await _hold(organizer, event_id, "r0-2")
+    order = (
+        await organizer.orders.CommitHold(
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="a"), metadata=organizer.metadata
+        )
+    ).order
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.orders.CommitHold(
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="b"), metadata=organizer.metadata
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert order.order_id in err.value.details()
+    released = await _hold(organizer, event_id, "r0-3")
+    await organizer.holds.ReleaseHold(sales_pb2.ReleaseHoldRequest(hold_token=released.hold_token), metadata=organizer.metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=released.hold_token), metadata=organizer.metadata)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "released" in err.value.details()
