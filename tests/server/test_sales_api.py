@@ -160,7 +160,8 @@ async def test_release_extend_and_get_hold(organizer: Api) -> None:
     await organizer.holds.ReleaseHold(sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "released" in err.value.details()
 
 
 async def test_paused_event_refuses_holds(organizer: Api) -> None:
