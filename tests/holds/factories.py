@@ -1,0 +1,429 @@
+"""Small venues and on-sale events for the inventory tests, plus raw Redis readers.
+
+Everything here talks to the real Redis of ``tests/conftest.py``: the map is
+stored, published and loaded through :class:`holds.seatmaps.SeatMapStore` and
+the event created through :class:`holds.events.EventStore`, exactly as the
+service does. :func:`read_state` reads every key of one event in one
+MULTI/EXEC (a consistent cut), and :func:`check_consistent` asserts the
+inventory invariants of ``/work/shared/design.md`` on such a cut, independently
+of the Lua code (it re-derives what each key must hold from the others).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from holds import keys
+from holds.availability import decode_snapshot
+from holds.events import EventSettings, EventStatus, EventStore
+from holds.inventory import Inventory
+from holds.records import HoldRecord, Order, hold_decoder, order_decoder
+from holds.redis_client import AnyRedis
+from holds.seatmaps import LoadedSeatMap, SeatMapStore
+from seatmap.model import Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section
+
+TENANT = "acme"
+CATEGORIES = (
+    Category("vip", "VIP", "#d62728"),
+    Category("std", "Standard", "#1f77b4"),
+    Category("ga", "Floor"),
+)
+PRICES = {"vip": 4200, "std": 1500, "ga": 900}
+GA_AREA = "floor"
+PITCH = 50.0
+ROW_PITCH = 60.0
+
+# Positions in the KEYS list of every inventory script (holds/keys.py EVENT_KEY_NAMES).
+K = {name: i for i, name in enumerate(keys.EVENT_KEY_NAMES)}
+
+
+def small_map(rows: int = 3, seats_per_row: int = 6, ga_capacity: int = 5) -> SeatMap:
+    """One section of straight rows (row 0 is VIP, the rest standard) and one GA area.
+
+    Seat ids are ``A-<row>-<seat>``; ordinals follow rows then seats, so seat
+    ``(r, i)`` has ordinal ``r * seats_per_row + i``.
+    """
+    built = []
+    for r in range(rows):
+        seats = [
+            Seat(
+                id=f"A-{r}-{i}",
+                label=str(i + 1),
+                position=Point(PITCH / 2 + i * PITCH, 100.0 + r * ROW_PITCH),
+                category="vip" if r == 0 else "std",
+            )
+            for i in range(seats_per_row)
+        ]
+        built.append(Row(id=f"R{r}", label=chr(ord("A") + r), seats=seats))
+    width = seats_per_row * PITCH
+    bottom = 100.0 + rows * ROW_PITCH
+    section = Section(
+        id="A",
+        label="Block A",
+        outline=[
+            Point(0, 100.0 - ROW_PITCH / 2),
+            Point(width, 100.0 - ROW_PITCH / 2),
+            Point(width, bottom),
+            Point(0, bottom),
+        ],
+        rows=built,
+    )
+    floor = GeneralAdmissionArea(
+        id=GA_AREA,
+        label="Floor",
+        outline=[
+            Point(0, bottom + 50),
+            Point(width, bottom + 50),
+            Point(width, bottom + 300),
+            Point(0, bottom + 300),
+        ],
+        capacity=ga_capacity,
+        category="ga",
+    )
+    return SeatMap(
+        name="Small hall",
+        categories=list(CATEGORIES),
+        sections=[section],
+        ga_areas=[floor] if ga_capacity > 0 else [],
+        focal_point=Point(width / 2, 0.0),
+    )
+
+
+@dataclass(frozen=True)
+class TestEvent:
+    """An event on a small map: what the tests need to address its inventory."""
+
+    __test__ = False  # not a pytest test class
+
+    event_id: str
+    tenant: str
+    loaded: LoadedSeatMap
+    ordinals: tuple[int, ...]
+    categories: dict[int, str]  # ordinal -> category key
+    ga_area: str
+    ga_capacity: int
+    prices: dict[str, int]
+    settings: EventSettings
+    seats_per_row: int = field(default=6)
+
+    def seats(self, *ordinals: int) -> list[tuple[int, str]]:
+        """``(ordinal, category)`` pairs as :meth:`Inventory.hold` takes them."""
+        return [(o, self.categories[o]) for o in ordinals]
+
+    @property
+    def seat_count(self) -> int:
+        return len(self.ordinals)
+
+    @property
+    def keys(self) -> list[str]:
+        return keys.event_keys(self.event_id)
+
+
+async def make_event(
+    seatmaps: SeatMapStore,
+    events: EventStore,
+    *,
+    tenant: str = TENANT,
+    rows: int = 3,
+    seats_per_row: int = 6,
+    ga_capacity: int = 5,
+    hold_ttl_ms: int = 60_000,
+    max_lifetime_ms: int | None = None,
+    max_seats_per_hold: int = 10,
+    max_seats_per_buyer: int = 0,
+    status: EventStatus = "on_sale",
+    onsale_from_ms: int = 0,
+    onsale_until_ms: int = 0,
+    prices: dict[str, int] | None = None,
+) -> TestEvent:
+    """Store, publish and load :func:`small_map`, then create an event on it."""
+    seatmap = small_map(rows, seats_per_row, ga_capacity)
+    version = await seatmaps.put(tenant, "", seatmap)
+    await seatmaps.publish(tenant, version.seat_map_id, version.version)
+    loaded = await seatmaps.load(tenant, version.seat_map_id, version.version)
+    settings = EventSettings(
+        name="Test night",
+        status=status,
+        prices=dict(PRICES if prices is None else prices),
+        hold_ttl_ms=hold_ttl_ms,
+        max_lifetime_ms=max(hold_ttl_ms, max_lifetime_ms or 10 * hold_ttl_ms),
+        max_seats_per_hold=max_seats_per_hold,
+        max_seats_per_buyer=max_seats_per_buyer,
+        onsale_from_ms=onsale_from_ms,
+        onsale_until_ms=onsale_until_ms,
+    )
+    event = await events.create(tenant, loaded, "EUR", settings)
+    placed = loaded.index.placed
+    return TestEvent(
+        event_id=event.ref.event_id,
+        tenant=tenant,
+        loaded=loaded,
+        ordinals=tuple(p.ordinal for p in placed),
+        categories={p.ordinal: p.seat.category for p in placed},
+        ga_area=GA_AREA,
+        ga_capacity=ga_capacity,
+        prices=dict(settings.prices),
+        settings=settings,
+        seats_per_row=seats_per_row,
+    )
+
+
+# -- reading an event's raw state -----------------------------------------------
+
+
+@dataclass
+class RawState:
+    """Every key of one event, decoded, as of one atomic cut (plus Redis's clock)."""
+
+    now_ms: int
+    seats: dict[int, str]  # ordinal -> "h:<hold>" | "s:<order>" | "b" | "n" (absent: free)
+    holds: dict[str, HoldRecord]
+    holdexp: dict[str, int]
+    ga_cap: dict[str, int]
+    ga_held: dict[str, int]
+    ga_sold: dict[str, int]
+    buyers: dict[str, int]
+    orders: dict[str, Order]
+    idem: dict[str, str]
+    orders_z: set[str]
+    tickets: dict[str, str]
+    seq: int
+    changes: list[tuple[str, dict[str, str]]]
+    lifecycle: list[dict[str, str]]
+
+    def live(self, hold_id: str) -> bool:
+        exp = self.holdexp.get(hold_id)
+        return exp is not None and exp > self.now_ms
+
+    def state_of(self, ordinal: int) -> str:
+        """free | held | sold | blocked | not_for_sale, with lazy expiry applied."""
+        value = self.seats.get(ordinal)
+        if value is None:
+            return "free"
+        if value.startswith("h:"):
+            return "held" if self.live(value[2:]) else "free"
+        if value.startswith("s:"):
+            return "sold"
+        return {"b": "blocked", "n": "not_for_sale"}[value]
+
+    def holder(self, ordinal: int) -> str | None:
+        """The live hold holding ``ordinal``, if any."""
+        value = self.seats.get(ordinal, "")
+        return value[2:] if value.startswith("h:") and self.live(value[2:]) else None
+
+    def valid_seat_tickets(self) -> list[tuple[int, str]]:
+        """(ordinal, order_id) for every valid seat ticket of every order."""
+        return [
+            (t.seat, o.order_id)
+            for o in self.orders.values()
+            for t in o.tickets
+            if t.status == "valid" and t.seat is not None
+        ]
+
+    def valid_ga_tickets(self) -> Counter[str]:
+        return Counter(
+            t.ga_area for o in self.orders.values() for t in o.tickets if t.status == "valid" and t.ga_area
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ints(raw: dict[Any, Any]) -> dict[str, int]:
+    return {_text(k): int(v) for k, v in raw.items()}
+
+
+def _queue_reads(pipe: Any, ks: list[str]) -> None:
+    pipe.time()
+    pipe.hgetall(ks[K["seats"]])
+    pipe.hgetall(ks[K["holds"]])
+    pipe.zrange(ks[K["holdexp"]], 0, -1, withscores=True)
+    pipe.hgetall(ks[K["ga_cap"]])
+    pipe.hgetall(ks[K["ga_held"]])
+    pipe.hgetall(ks[K["ga_sold"]])
+    pipe.hgetall(ks[K["buyers"]])
+    pipe.hgetall(ks[K["orders"]])
+    pipe.hgetall(ks[K["idem"]])
+    pipe.zrange(ks[K["orders_z"]], 0, -1)
+    pipe.hgetall(ks[K["tickets"]])
+    pipe.get(ks[K["seq"]])
+    pipe.xrange(ks[K["changes"]])
+    pipe.xrange(ks[K["lifecycle"]])
+
+
+def _decode(replies: list[Any]) -> RawState:
+    now, seats, holds, holdexp, ga_cap, ga_held, ga_sold, buyers, orders, idem, orders_z, tickets = replies[
+        :12
+    ]
+    seq, changes, lifecycle = replies[12:]
+    return RawState(
+        now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
+        seats={int(k): _text(v) for k, v in seats.items()},
+        holds={_text(k): hold_decoder.decode(v) for k, v in holds.items()},
+        holdexp={_text(k): int(v) for k, v in holdexp},
+        ga_cap=_ints(ga_cap),
+        ga_held=_ints(ga_held),
+        ga_sold=_ints(ga_sold),
+        buyers=_ints(buyers),
+        orders={_text(k): order_decoder.decode(v) for k, v in orders.items()},
+        idem={_text(k): _text(v) for k, v in idem.items()},
+        orders_z={_text(o) for o in orders_z},
+        tickets={_text(k): _text(v) for k, v in tickets.items()},
+        seq=int(seq or 0),
+        changes=[(_text(i), {_text(k): _text(v) for k, v in f.items()}) for i, f in changes],
+        lifecycle=[{_text(k): _text(v) for k, v in f.items()} for _i, f in lifecycle],
+    )
+
+
+async def read_state(client: AnyRedis, event_id: str) -> RawState:
+    async with client.pipeline(transaction=True) as pipe:
+        _queue_reads(pipe, keys.event_keys(event_id))
+        return _decode(await pipe.execute())
+
+
+def read_state_sync(client: redis.Redis, event_id: str) -> RawState:
+    with client.pipeline(transaction=True) as pipe:
+        _queue_reads(pipe, keys.event_keys(event_id))
+        return _decode(pipe.execute())
+
+
+# -- invariants on one cut ------------------------------------------------------
+
+
+def check_consistent(state: RawState, *, stream_complete: bool = True) -> None:  # noqa: C901
+    """Assert the inventory invariants on one atomic cut of an event's keys.
+
+    * every seat is in exactly one well-formed state; a sold seat points at an
+      order holding a valid ticket for it, and no seat has valid tickets in two
+      orders (the double-sale check); a seat pointing at a live hold is listed by it;
+    * GA: held + sold <= capacity, sold == valid GA tickets, held == sum of holds;
+    * per-buyer counters == the holds' counts; hold counts == seats + GA places;
+    * orders, their listing, idempotency keys and tickets agree; one
+      ``order.created`` lifecycle entry per order;
+    * the change stream has ids ``0-1 .. 0-seq`` with no gap (``stream_complete``).
+    """
+    sold_by: dict[int, str] = {}
+    for ordinal, order_id in state.valid_seat_tickets():
+        assert ordinal not in sold_by, f"seat {ordinal} sold twice: {sold_by[ordinal]} and {order_id}"
+        sold_by[ordinal] = order_id
+    for ordinal, value in state.seats.items():
+        assert value in ("b", "n") or value[:2] in ("h:", "s:"), f"seat {ordinal} has a bad value {value!r}"
+        if value.startswith("s:"):
+            assert sold_by.get(ordinal) == value[2:], (
+                f"seat {ordinal} is {value} but valid tickets say {sold_by.get(ordinal)}"
+            )
+        if value.startswith("h:") and state.live(value[2:]):
+            hold = state.holds.get(value[2:])
+            assert hold is not None, f"seat {ordinal} held by a missing hold"
+            assert ordinal in hold.seat_ordinals, f"seat {ordinal} held by a hold not listing it"
+    for ordinal, order_id in sold_by.items():
+        seat_value = state.seats.get(ordinal)
+        assert seat_value == f"s:{order_id}", (
+            f"order {order_id} has a valid ticket for seat {ordinal}, seat is {seat_value}"
+        )
+
+    held_ga: Counter[str] = Counter()
+    buyer_counts: Counter[str] = Counter()
+    for hold_id, hold in state.holds.items():
+        assert hold_id in state.holdexp, f"hold {hold_id} has no expiry"
+        assert hold.count == len(hold.seat_ordinals) + sum(hold.ga.values()), f"hold {hold_id} miscounts"
+        assert len(set(hold.seat_ordinals)) == len(hold.seat_ordinals), f"hold {hold_id} lists a seat twice"
+        held_ga.update(hold.ga)
+        if hold.buyer:
+            buyer_counts[hold.buyer] += hold.count
+        if state.live(hold_id):
+            for o in hold.seat_ordinals:
+                assert state.seats.get(o) in (f"h:{hold_id}", "b", "n"), f"live hold {hold_id} lost seat {o}"
+    assert set(state.holdexp) == set(state.holds), "holdexp and holds disagree"
+    assert {b: c for b, c in buyer_counts.items() if c} == {b: c for b, c in state.buyers.items() if c}
+
+    sold_ga = state.valid_ga_tickets()
+    for area, cap in state.ga_cap.items():
+        held, sold = state.ga_held.get(area, 0), state.ga_sold.get(area, 0)
+        assert held >= 0
+        assert sold >= 0
+        assert held + sold <= cap, f"GA {area} over capacity: {held} held + {sold} sold > {cap}"
+        assert sold == sold_ga.get(area, 0), (
+            f"GA {area}: {sold} sold but {sold_ga.get(area, 0)} valid tickets"
+        )
+        assert held == held_ga.get(area, 0), f"GA {area}: {held} held but holds say {held_ga.get(area, 0)}"
+
+    assert state.orders_z == set(state.orders)
+    assert set(state.idem.values()) == set(state.orders)
+    for key, order_id in state.idem.items():
+        assert state.orders[order_id].idempotency_key == key
+    all_tickets = {t.ticket_id: o.order_id for o in state.orders.values() for t in o.tickets}
+    assert state.tickets == all_tickets
+    for order in state.orders.values():
+        assert order.total == sum(t.price for t in order.tickets)
+        valid = [t for t in order.tickets if t.status == "valid"]
+        expected = (
+            "committed"
+            if len(valid) == len(order.tickets)
+            else ("cancelled" if not valid else "partially_cancelled")
+        )
+        assert order.status == expected, f"order {order.order_id} is {order.status}, tickets say {expected}"
+    created = Counter(e["order"] for e in state.lifecycle if e["kind"] == "order.created")
+    assert created == Counter(list(state.orders)), "one order.created lifecycle entry per order"
+
+    if stream_complete:
+        assert [i for i, _ in state.changes] == [f"0-{n}" for n in range(1, state.seq + 1)], (
+            "gap in the change stream"
+        )
+
+
+def replay_changes(state: RawState, seat_count: int) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """Seat states and GA (held, sold) rebuilt from the change stream alone.
+
+    Expiry is only written to the stream when a hold is purged, so compare with
+    the snapshot after reaping every expired hold.
+    """
+    seats = ["free"] * seat_count
+    ga: dict[str, list[int]] = {}
+    for _id, f in state.changes:
+        if f["seats"]:
+            for s in f["seats"].split(","):
+                seats[int(s)] = f["state"]
+        if f["ga"]:
+            counts = ga.setdefault(f["ga"], [0, 0])
+            qty = int(f["qty"])
+            if f["kind"] == "held":
+                counts[0] += qty
+            elif f["kind"] == "sold":
+                counts[0] -= qty
+                counts[1] += qty
+            elif f["kind"] == "cancelled":
+                counts[1] += qty
+            else:  # released / expired: qty is negative
+                counts[0] += qty
+    return seats, {a: (c[0], c[1]) for a, c in ga.items()}
+
+
+async def snapshot_states(
+    inventory: Inventory, event: TestEvent
+) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
+    snap = decode_snapshot(await inventory.snapshot(event.event_id), event.seat_count)
+    names = ("free", "held", "sold", "blocked", "not_for_sale")
+    return [names[int(s)] for s in snap.states], {a: (c.capacity, c.held, c.sold) for a, c in snap.ga.items()}
+
+
+# -- simulating the clock -------------------------------------------------------
+# Expiry is decided by the hold's score in the ``holdexp`` zset, compared with
+# Redis's TIME inside each script (hold.lua, commit.lua, seat_is_free...). Moving
+# that score into the past is therefore exactly what the passing of the TTL
+# looks like to the scripts, without sleeping. The hold record's own
+# ``expires`` field is informational and left alone.
+PAST_MS = 1
+
+
+async def expire_hold(client: AnyRedis, event_id: str, hold_id: str) -> None:
+    await client.zadd(keys.event_keys(event_id)[K["holdexp"]], {hold_id: PAST_MS}, xx=True)
+
+
+def expire_hold_sync(client: redis.Redis, event_id: str, hold_id: str) -> None:
+    client.zadd(keys.event_keys(event_id)[K["holdexp"]], {hold_id: PAST_MS}, xx=True)
