@@ -124,7 +124,8 @@ class EventMirror:
         return self.snapshot.seq
 
     def free_mask(self) -> npt.NDArray[np.bool_]:
-        return self.snapshot.states == FREE
+        mask: npt.NDArray[np.bool_] = self.snapshot.states == FREE
+        return mask
 
     def mark_taken(self, ordinals: list[int]) -> None:
         """Optimistically record seats a hold attempt found taken (the stream confirms later)."""
@@ -194,7 +195,9 @@ class AvailabilityMirrors:
         while True:
             try:
                 async with wrap_errors("follow changes"):
-                    reply = await self._r.xread({stream: f"0-{mirror.seq}"}, count=READ_COUNT, block=READ_BLOCK_MS)
+                    reply = await self._r.xread(
+                        {stream: f"0-{mirror.seq}"}, count=READ_COUNT, block=READ_BLOCK_MS
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: keep the last state, retry, resync after
@@ -213,7 +216,9 @@ class AvailabilityMirrors:
 
     async def _resync(self, mirror: EventMirror, reason: str) -> None:
         with contextlib.suppress(Exception):
-            mirror.snapshot = decode_snapshot(await self._inventory.snapshot(mirror.event_id), mirror.seat_count)
+            mirror.snapshot = decode_snapshot(
+                await self._inventory.snapshot(mirror.event_id), mirror.seat_count
+            )
             mirror.publish(Resync(reason))
 
     @staticmethod

@@ -68,6 +68,15 @@ class Event:
 
 def check_settings(settings: EventSettings, categories: set[str]) -> None:
     """Reject bad settings with the field at fault (nothing is written)."""
+    _check_limits(settings)
+    for category, price in settings.prices.items():
+        if category not in categories:
+            raise InvalidRequest(f"prices[{category}]", "no such category in the seat map")
+        if not 0 <= price <= MAX_PRICE_MINOR:
+            raise InvalidRequest(f"prices[{category}]", "price must be 0 or more minor units")
+
+
+def _check_limits(settings: EventSettings) -> None:
     if not settings.name or len(settings.name) > 200:
         raise InvalidRequest("name", "must be 1-200 characters")
     if settings.status not in STATUSES:
@@ -86,11 +95,6 @@ def check_settings(settings: EventSettings, categories: set[str]) -> None:
         raise InvalidRequest("on_sale_window", "end must be after start")
     if len(settings.timezone) > 64:
         raise InvalidRequest("timezone", "must be an IANA zone name")
-    for category, price in settings.prices.items():
-        if category not in categories:
-            raise InvalidRequest(f"prices[{category}]", "no such category in the seat map")
-        if not 0 <= price <= MAX_PRICE_MINOR:
-            raise InvalidRequest(f"prices[{category}]", "price must be 0 or more minor units")
 
 
 def _meta_fields(settings: EventSettings) -> dict[str, str]:
@@ -105,6 +109,13 @@ def _meta_fields(settings: EventSettings) -> dict[str, str]:
         "onsale_from_ms": str(settings.onsale_from_ms),
         "onsale_until_ms": str(settings.onsale_until_ms),
     }
+
+
+def _status_of(value: str) -> EventStatus:
+    for status in STATUSES:
+        if status == value:
+            return status
+    raise StoreError(f"stored event status {value!r} is not one of {STATUSES}")
 
 
 class EventStore:
@@ -140,9 +151,9 @@ class EventStore:
         ga = {a.id: a.capacity for a in loaded.seatmap.ga_areas}
         await self._put(event_id, "create", settings.status, meta, settings.prices, ga)
         async with wrap_errors("index event"):
-            await self._r.hset(keys.event_owner(), event_id, tenant_id)  # type: ignore[misc]
+            await self._r.hset(keys.event_owner(), event_id, tenant_id)
             await self._r.zadd(keys.event_index(tenant_id), {event_id: now})
-            await self._r.sadd(keys.ACTIVE_EVENTS, event_id)  # type: ignore[misc]
+            await self._r.sadd(keys.ACTIVE_EVENTS, event_id)
         self._remember(ref)
         return Event(ref, settings, now, now)
 
@@ -167,7 +178,9 @@ class EventStore:
         )
         check_settings(merged, categories)
         meta = _meta_fields(merged) | {"updated_at_ms": str(int(time.time() * 1000))}
-        await self._put(ref.event_id, "update", status or "", meta, dict(prices) if prices is not None else None, {})
+        await self._put(
+            ref.event_id, "update", status or "", meta, dict(prices) if prices is not None else None, {}
+        )
         return await self.get(ref)
 
     async def _put(
@@ -199,7 +212,8 @@ class EventStore:
                 raise AlreadyExists("event", event_id)
             case [3, current, wanted]:
                 raise PreconditionFailed(
-                    f"event status cannot change from {current.decode()} to {wanted.decode()}", subject=event_id
+                    f"event status cannot change from {current.decode()} to {wanted.decode()}",
+                    subject=event_id,
                 )
         raise StoreError(f"event_put returned an unknown result {reply!r}")
 
@@ -215,7 +229,7 @@ class EventStore:
             if not event_id or len(event_id) > 64:
                 raise NotFound("event", event_id[:64])
             async with wrap_errors("get event"):
-                raw = await self._r.hmget(  # type: ignore[misc]
+                raw = await self._r.hmget(
                     keys.event_keys(event_id)[0], ["tenant", "seat_map_id", "seat_map_version", "currency"]
                 )
             if raw[0] is None:
@@ -229,8 +243,8 @@ class EventStore:
     async def get(self, ref: EventRef) -> Event:
         ks = keys.event_keys(ref.event_id)
         async with wrap_errors("get event"):
-            meta = await self._r.hgetall(ks[0])  # type: ignore[misc]
-            prices = await self._r.hgetall(ks[1])  # type: ignore[misc]
+            meta = await self._r.hgetall(ks[0])
+            prices = await self._r.hgetall(ks[1])
         if not meta:
             raise NotFound("event", ref.event_id)
         m = {k.decode(): v.decode() for k, v in meta.items()}
@@ -238,7 +252,7 @@ class EventStore:
             name=m["name"],
             starts_at=m.get("starts_at", ""),
             timezone=m.get("timezone", "UTC"),
-            status=m["status"],  # type: ignore[arg-type]
+            status=_status_of(m["status"]),
             hold_ttl_ms=int(m["hold_ttl_ms"]),
             max_lifetime_ms=int(m["max_lifetime_ms"]),
             max_seats_per_hold=int(m["max_seats_per_hold"]),
@@ -251,10 +265,10 @@ class EventStore:
 
     async def list_ids(self, tenant_id: str, offset: int, limit: int) -> tuple[list[str], bool]:
         async with wrap_errors("list events"):
-            ids = await self._r.zrevrange(keys.event_index(tenant_id), offset, offset + limit)  # type: ignore[misc]
+            ids = await self._r.zrevrange(keys.event_index(tenant_id), offset, offset + limit)
         return [i.decode() for i in ids[:limit]], len(ids) > limit
 
     async def active_ids(self) -> list[str]:
         async with wrap_errors("list active events"):
-            ids = await self._r.smembers(keys.ACTIVE_EVENTS)  # type: ignore[misc]
+            ids = await self._r.smembers(keys.ACTIVE_EVENTS)
         return sorted(i.decode() for i in ids)

@@ -23,8 +23,6 @@ from holds.errors import (
     LimitExceeded,
     NotFound,
     PreconditionFailed,
-    SeatsInWrongState,
-    SeatsUnavailable,
     StoreError,
 )
 from holds.ids import new_id
@@ -81,9 +79,13 @@ def _hold_gone(reply: Any, hold_id: str) -> StoreError | None:
         case [3]:
             return NotFound("hold", hold_id)
         case [4]:
-            return HoldExpired("the hold has expired; its seats may have been sold to someone else", subject=hold_id)
+            return HoldExpired(
+                "the hold has expired; its seats may have been sold to someone else", subject=hold_id
+            )
         case [19, order_id]:
-            return PreconditionFailed(f"the hold was already committed to order {_text(order_id)}", subject=hold_id)
+            return PreconditionFailed(
+                f"the hold was already committed to order {_text(order_id)}", subject=hold_id
+            )
         case [20]:
             return PreconditionFailed("the hold was released", subject=hold_id)
     return None
@@ -130,7 +132,13 @@ class Inventory:
         """
         ga = dict(ga or {})
         _check_parts([o for o, _ in seats], ga)
-        args: list[str | int] = [hold_id or new_id("h", 12), 1 if hold_id else 0, buyer, PURGE_PER_CALL, len(seats)]
+        args: list[str | int] = [
+            hold_id or new_id("h", 12),
+            1 if hold_id else 0,
+            buyer,
+            PURGE_PER_CALL,
+            len(seats),
+        ]
         args += [o for o, _ in seats]
         args += [c for _, c in seats]
         args.append(len(ga))
@@ -199,7 +207,9 @@ class Inventory:
             case [12, _]:
                 raise HoldExpired("the hold no longer holds all of its seats", subject=hold_id)
             case [13, category]:
-                raise PreconditionFailed(f"category {_text(category)!r} has no price", subject=_text(category))
+                raise PreconditionFailed(
+                    f"category {_text(category)!r} has no price", subject=_text(category)
+                )
             case [14, other]:
                 raise InvalidRequest(
                     "idempotency_key", f"already used for order {_text(other)} of a different hold"
@@ -207,7 +217,13 @@ class Inventory:
         raise _hold_gone(reply, hold_id) or _unknown("commit", reply)
 
     async def cancel(
-        self, event_id: str, order_id: str, *, ticket_ids: Sequence[str] = (), to: SeatState = "free", reason: str = ""
+        self,
+        event_id: str,
+        order_id: str,
+        *,
+        ticket_ids: Sequence[str] = (),
+        to: SeatState = "free",
+        reason: str = "",
     ) -> Order:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
@@ -243,7 +259,9 @@ class Inventory:
             case [1]:
                 raise NotFound("event", event_id)
             case [18, flat]:
-                raise SeatOrdinalsInWrongState({int(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)})
+                raise SeatOrdinalsInWrongState(
+                    {int(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+                )
         raise _unknown("set_status", reply)
 
     async def reap(self, event_id: str, limit: int = 500) -> tuple[int, int]:
@@ -254,13 +272,12 @@ class Inventory:
     async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
         """A live hold; an expired one is reported as HoldExpired even before it is purged."""
         ks = keys.event_keys(event_id)
-        async with wrap_errors("get hold"):
-            async with self._r.pipeline(transaction=False) as pipe:
-                pipe.hget(ks[3], hold_id)
-                pipe.zscore(ks[4], hold_id)
-                pipe.time()
-                pipe.hget(ks[17], hold_id)
-                raw, expires, (sec, usec), why = await pipe.execute()
+        async with wrap_errors("get hold"), self._r.pipeline(transaction=False) as pipe:
+            pipe.hget(ks[3], hold_id)
+            pipe.zscore(ks[4], hold_id)
+            pipe.time()
+            pipe.hget(ks[17], hold_id)
+            raw, expires, (sec, usec), why = await pipe.execute()
         if raw is None or expires is None:
             gone = {None: [3], b"expired": [4], b"released": [20]}.get(why, [19, (why or b"")[10:]])
             raise _hold_gone(gone, hold_id) or NotFound("hold", hold_id)
@@ -271,7 +288,7 @@ class Inventory:
 
     async def get_order(self, event_id: str, order_id: str) -> Order:
         async with wrap_errors("get order"):
-            raw = await self._r.hget(keys.event_keys(event_id)[9], order_id)  # type: ignore[misc]
+            raw = await self._r.hget(keys.event_keys(event_id)[9], order_id)
         if raw is None:
             raise NotFound("order", order_id)
         return order_decoder.decode(raw)
@@ -279,8 +296,8 @@ class Inventory:
     async def list_orders(self, event_id: str, offset: int, limit: int) -> tuple[list[Order], bool]:
         ks = keys.event_keys(event_id)
         async with wrap_errors("list orders"):
-            ids = await self._r.zrange(ks[11], offset, offset + limit)  # type: ignore[misc]
-            raw = await self._r.hmget(ks[9], ids[:limit]) if ids else []  # type: ignore[misc]
+            ids = await self._r.zrange(ks[11], offset, offset + limit)
+            raw = await self._r.hmget(ks[9], ids[:limit]) if ids else []
         return [order_decoder.decode(r) for r in raw if r is not None], len(ids) > limit
 
     async def snapshot(self, event_id: str) -> Any:

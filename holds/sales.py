@@ -112,7 +112,9 @@ class Sales:
         placed = ctx.loaded.index.placed
         return [placed[o].seat.id for o in ordinals if 0 <= o < len(placed)]
 
-    def _info(self, ctx: EventContext, hold_id: str, record: HoldRecord, expires_ms: int, capped: bool = False) -> HoldInfo:
+    def _info(
+        self, ctx: EventContext, hold_id: str, record: HoldRecord, expires_ms: int, capped: bool = False
+    ) -> HoldInfo:
         return HoldInfo(
             token=hold_token(ctx.event_id, hold_id),
             event_id=ctx.event_id,
@@ -131,7 +133,9 @@ class Sales:
             raise InvalidRequest("hold_token", "belongs to another event")
         return hold_id
 
-    async def _hold(self, ctx: EventContext, ordinals: list[int], ga: Mapping[str, int], buyer: str, token: str) -> HoldResult:
+    async def _hold(
+        self, ctx: EventContext, ordinals: list[int], ga: Mapping[str, int], buyer: str, token: str
+    ) -> HoldResult:
         placed = ctx.loaded.index.placed
         try:
             return await self.inventory.hold(
@@ -145,7 +149,9 @@ class Sales:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
 
     # -- holds ---------------------------------------------------------------
-    async def hold_seats(self, tenant_id: str, event_id: str, seat_ids: Sequence[str], *, buyer: str = "", token: str = "") -> HoldInfo:
+    async def hold_seats(
+        self, tenant_id: str, event_id: str, seat_ids: Sequence[str], *, buyer: str = "", token: str = ""
+    ) -> HoldInfo:
         ctx = await self.context(tenant_id, event_id)
         if not seat_ids:
             raise InvalidRequest("seat_ids", "name at least one seat")
@@ -164,7 +170,13 @@ class Sales:
         return self._info(ctx, result.hold_id, result.record, result.expires_ms)
 
     async def hold_best_available(
-        self, tenant_id: str, event_id: str, request: BestAvailableRequest, *, buyer: str = "", token: str = ""
+        self,
+        tenant_id: str,
+        event_id: str,
+        request: BestAvailableRequest,
+        *,
+        buyer: str = "",
+        token: str = "",
     ) -> HoldInfo:
         """Search the live mirror, hold a chosen candidate; on a lost race retry (bounded)."""
         ctx = await self.context(tenant_id, event_id)
@@ -211,10 +223,14 @@ class Sales:
         try:
             return await self.inventory.release(event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga)
         except SeatOrdinalsInWrongState as exc:
-            raise InvalidRequest("seat_ids", f"not in this hold: {', '.join(self.seat_ids(ctx, list(exc.states)))}") from exc
+            raise InvalidRequest(
+                "seat_ids", f"not in this hold: {', '.join(self.seat_ids(ctx, list(exc.states)))}"
+            ) from exc
 
     # -- orders --------------------------------------------------------------
-    async def commit(self, tenant_id: str, token: str, idempotency_key: str, buyer: Buyer) -> tuple[EventContext, Order, bool]:
+    async def commit(
+        self, tenant_id: str, token: str, idempotency_key: str, buyer: Buyer
+    ) -> tuple[EventContext, Order, bool]:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
         for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
@@ -227,7 +243,13 @@ class Sales:
         return ctx, result.order, result.replayed
 
     async def cancel(
-        self, tenant_id: str, event_id: str, order_id: str, ticket_ids: Sequence[str], to: SeatState, reason: str
+        self,
+        tenant_id: str,
+        event_id: str,
+        order_id: str,
+        ticket_ids: Sequence[str],
+        to: SeatState,
+        reason: str,
     ) -> tuple[EventContext, Order]:
         ctx = await self.context(tenant_id, event_id)
         if not order_id:
@@ -236,10 +258,17 @@ class Sales:
             raise InvalidRequest("reason", "must be at most 500 characters")
         if len(ticket_ids) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
-        return ctx, await self.inventory.cancel(event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason)
+        return ctx, await self.inventory.cancel(
+            event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
+        )
 
     async def set_status(
-        self, tenant_id: str, event_id: str, ordinals: Sequence[int], target: SeatState, allowed: Sequence[str]
+        self,
+        tenant_id: str,
+        event_id: str,
+        ordinals: Sequence[int],
+        target: SeatState,
+        allowed: Sequence[str],
     ) -> tuple[int, int]:
         ctx = await self.context(tenant_id, event_id)
         try:

@@ -23,7 +23,9 @@ EncodableArg = str | int | float | bytes
 # Scripts over one event's keys share helper functions: the prelude is
 # prepended at load time (Lua in Redis has no imports).
 INVENTORY_PRELUDE = "_inventory"
-INVENTORY_SCRIPTS = frozenset({"hold", "release", "extend", "commit", "cancel", "set_status", "snapshot", "reap"})
+INVENTORY_SCRIPTS = frozenset(
+    {"hold", "release", "extend", "commit", "cancel", "set_status", "snapshot", "reap"}
+)
 
 
 def _read(name: str) -> str:
@@ -49,10 +51,10 @@ class Script:
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         async with wrap_errors(f"script {self.name}"):
             try:
-                return await self._client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+                return await self._client.evalsha(self.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # EVAL caches the script again for the following EVALSHA calls.
-                return await self._client.eval(self.source, len(keys), *keys, *args)  # type: ignore[misc]
+                return await self._client.eval(self.source, len(keys), *keys, *args)
 
 
 class ScriptRegistry:

@@ -17,7 +17,8 @@ import msgspec
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
 from holds.ids import check_client_id, new_id
-from holds.records import SeatMapStats, SeatMapVersion, json_encoder as record_encoder
+from holds.records import SeatMapStats, SeatMapVersion
+from holds.records import json_encoder as record_encoder
 from holds.records import seatmap_version_decoder as _record_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.scripts import ScriptRegistry
@@ -98,7 +99,8 @@ class SeatMapStore:
                 raise AlreadyExists("seat map", seat_map_id)
             case 3:
                 raise PreconditionFailed(
-                    f"seat map {seat_map_id!r} has reached {MAX_VERSIONS_PER_MAP} versions", subject=seat_map_id
+                    f"seat map {seat_map_id!r} has reached {MAX_VERSIONS_PER_MAP} versions",
+                    subject=seat_map_id,
                 )
         raise StoreError(f"seatmap_put returned unknown code {code!r}")
 
@@ -110,18 +112,18 @@ class SeatMapStore:
         key = keys.seatmap_versions(tenant_id, seat_map_id)
         async with wrap_errors("get seat map"):
             if version == 0:
-                latest = await self._r.hget(key, "latest")  # type: ignore[misc]
+                latest = await self._r.hget(key, "latest")
                 if latest is None:
                     raise NotFound("seat map", seat_map_id)
                 version = int(latest)
-            raw = await self._r.hget(key, str(version))  # type: ignore[misc]
+            raw = await self._r.hget(key, str(version))
         if raw is None:
             raise NotFound("seat map version", f"{seat_map_id}@{version}")
         return msgspec.structs.replace(_record_decoder.decode(raw), version=version)
 
     async def latest_version_number(self, tenant_id: str, seat_map_id: str) -> int:
         async with wrap_errors("get seat map"):
-            latest = await self._r.hget(keys.seatmap_versions(tenant_id, seat_map_id), "latest")  # type: ignore[misc]
+            latest = await self._r.hget(keys.seatmap_versions(tenant_id, seat_map_id), "latest")
         return int(latest or 0)
 
     async def publish(self, tenant_id: str, seat_map_id: str, version: int) -> SeatMapVersion:
@@ -130,11 +132,17 @@ class SeatMapStore:
         current = await self.get_version(tenant_id, seat_map_id, version)
         if current.state == "published":
             return current
-        published = msgspec.structs.replace(current, state="published", published_at_ms=int(time.time() * 1000))
+        published = msgspec.structs.replace(
+            current, state="published", published_at_ms=int(time.time() * 1000)
+        )
         stored = msgspec.structs.replace(current, version=0)
         code = await self._scripts["seatmap_publish"](
             [keys.seatmap_versions(tenant_id, seat_map_id)],
-            [version, record_encoder.encode(stored), record_encoder.encode(msgspec.structs.replace(published, version=0))],
+            [
+                version,
+                record_encoder.encode(stored),
+                record_encoder.encode(msgspec.structs.replace(published, version=0)),
+            ],
         )
         match code:
             case 0:
@@ -148,7 +156,7 @@ class SeatMapStore:
     async def list_latest(self, tenant_id: str, offset: int, limit: int) -> tuple[list[SeatMapVersion], bool]:
         """The latest version of each map, newest map first; and whether more follow."""
         async with wrap_errors("list seat maps"):
-            ids = await self._r.zrevrange(keys.seatmap_index(tenant_id), offset, offset + limit)  # type: ignore[misc]
+            ids = await self._r.zrevrange(keys.seatmap_index(tenant_id), offset, offset + limit)
         more = len(ids) > limit
         result = []
         for raw_id in ids[:limit]:
@@ -168,7 +176,7 @@ class SeatMapStore:
             # the record may have been published since it was cached
             return cached if cached.version == record else LoadedSeatMap(record, cached.seatmap, cached.index)
         async with wrap_errors("load seat map"):
-            raw = await self._r.hget(keys.seatmap_content(tenant_id, seat_map_id), str(record.version))  # type: ignore[misc]
+            raw = await self._r.hget(keys.seatmap_content(tenant_id, seat_map_id), str(record.version))
         if raw is None:
             raise NotFound("seat map version", f"{seat_map_id}@{record.version}")
         seatmap = msgpack_decoder.decode(raw)

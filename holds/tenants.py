@@ -45,21 +45,21 @@ class TenantStore:
             raise InvalidRequest("name", "must be 1-200 characters")
         record = TenantRecord(tenant_id, name, _now_ms())
         async with wrap_errors("create tenant"):
-            created = await self._r.hsetnx(keys.TENANTS, tenant_id, json_encoder.encode(record))  # type: ignore[misc]
+            created = await self._r.hsetnx(keys.TENANTS, tenant_id, json_encoder.encode(record))
         if not created:
             raise AlreadyExists("tenant", tenant_id)
         return record
 
     async def get_tenant(self, tenant_id: str) -> TenantRecord:
         async with wrap_errors("get tenant"):
-            raw = await self._r.hget(keys.TENANTS, tenant_id)  # type: ignore[misc]
+            raw = await self._r.hget(keys.TENANTS, tenant_id)
         if raw is None:
             raise NotFound("tenant", tenant_id)
         return tenant_decoder.decode(raw)
 
     async def list_tenants(self) -> list[TenantRecord]:
         async with wrap_errors("list tenants"):
-            raw = await self._r.hvals(keys.TENANTS)  # type: ignore[misc]
+            raw = await self._r.hvals(keys.TENANTS)
         records = [tenant_decoder.decode(r) for r in raw]
         return sorted(records, key=lambda t: (t.created_at_ms, t.tenant_id))
 
@@ -74,8 +74,8 @@ class TenantStore:
         secret = secrets.token_urlsafe(24)
         record = ApiKeyRecord(key_id, tenant_id, role, label, _hash_secret(secret), _now_ms())
         async with wrap_errors("create api key"):
-            await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(record))  # type: ignore[misc]
-            await self._r.sadd(keys.tenant_keys_index(tenant_id), key_id)  # type: ignore[misc]
+            await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(record))
+            await self._r.sadd(keys.tenant_keys_index(tenant_id), key_id)
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
     async def put_bootstrap_key(self, api_key: str) -> ApiKeyRecord:
@@ -83,7 +83,7 @@ class TenantStore:
         key_id, secret = self.split_key(api_key)
         record = ApiKeyRecord(key_id, "", "platform_admin", "bootstrap", _hash_secret(secret), 0)
         async with wrap_errors("register bootstrap key"):
-            await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(record))  # type: ignore[misc]
+            await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(record))
         self._cache.pop(key_id, None)
         return record
 
@@ -94,14 +94,14 @@ class TenantStore:
             raise NotFound("api key", key_id)
         revoked = msgspec.structs.replace(record, revoked=True)
         async with wrap_errors("revoke api key"):
-            await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(revoked))  # type: ignore[misc]
+            await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(revoked))
         self._cache.pop(key_id, None)
         return revoked
 
     async def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
         async with wrap_errors("list api keys"):
-            key_ids = sorted(await self._r.smembers(keys.tenant_keys_index(tenant_id)))  # type: ignore[misc]
-            raw = await self._r.hmget(keys.API_KEYS, key_ids) if key_ids else []  # type: ignore[misc]
+            key_ids = sorted(await self._r.smembers(keys.tenant_keys_index(tenant_id)))
+            raw = await self._r.hmget(keys.API_KEYS, key_ids) if key_ids else []
         return [api_key_decoder.decode(r) for r in raw if r is not None]
 
     @staticmethod
@@ -132,7 +132,7 @@ class TenantStore:
         if cached is not None and cached[0] > now:
             return cached[1]
         async with wrap_errors("read api key"):
-            raw = await self._r.hget(keys.API_KEYS, key_id)  # type: ignore[misc]
+            raw = await self._r.hget(keys.API_KEYS, key_id)
         record = api_key_decoder.decode(raw) if raw is not None else None
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: unknown key ids must not grow memory

@@ -27,7 +27,7 @@ Label = Annotated[str, msgspec.Meta(max_length=64)]
 Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 
-class Point(msgspec.Struct, frozen=True, array_like=True):
+class Point(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """A point ``[x, y]`` in layout units (array-encoded: maps are mostly points)."""
 
     x: float

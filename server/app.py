@@ -16,9 +16,9 @@ from pathlib import Path
 
 import grpc
 import structlog
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from seatwise.v1 import (
     events_pb2,
     events_pb2_grpc,
@@ -29,11 +29,12 @@ from seatwise.v1 import (
     tenancy_pb2,
     tenancy_pb2_grpc,
 )
+
 from server.config import Config
 from server.context import Stores
 from server.interceptors import SeatwiseInterceptor
-from server.redis_process import EmbeddedRedis
 from server.reaper import reap_forever
+from server.redis_process import EmbeddedRedis
 from server.servicers.events import EventServicer
 from server.servicers.sales import HoldServicer, OrderServicer
 from server.servicers.seatmaps import SeatMapServicer
@@ -51,7 +52,7 @@ SERVICE_NAMES = (
 HEALTH_PROBE_INTERVAL_S = 1.0
 
 
-def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
     """A configured server bound to ``config.host:config.port`` (0 picks a free port)."""
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -65,26 +66,30 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(stores.sales), server)
     sales_pb2_grpc.add_HoldServiceServicer_to_server(HoldServicer(stores.sales), server)
     sales_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(stores.sales), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         raise OSError(f"could not bind {config.host}:{config.port}")
     return server, port, health_servicer
 
 
-async def watch_health(stores: Stores, health_servicer: health.aio.HealthServicer) -> None:
+async def watch_health(stores: Stores, health_servicer: health_aio.HealthServicer) -> None:
     """Serve health from Redis reachability: NOT_SERVING while it is down."""
     serving: bool | None = None
     while True:
         try:
-            await asyncio.wait_for(stores.redis.ping(), timeout=HEALTH_PROBE_INTERVAL_S)  # type: ignore[misc]
+            await asyncio.wait_for(stores.redis.ping(), timeout=HEALTH_PROBE_INTERVAL_S)
             ok = True
         except Exception:
             ok = False
         if ok != serving:
-            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            status = (
+                health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, status)
             log.info("health.changed", serving=ok)

@@ -34,7 +34,9 @@ class Principal:
     def require_tenant(self) -> str:
         """The tenant this call acts on; platform admins must name one."""
         if not self.tenant_id:
-            raise PermissionDenied(f"platform admin calls on tenant data must name the tenant in '{TENANT_HEADER}'")
+            raise PermissionDenied(
+                f"platform admin calls on tenant data must name the tenant in '{TENANT_HEADER}'"
+            )
         return self.tenant_id
 
     @property

@@ -49,7 +49,9 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port [env SEATWISE_PORT, default 50051; 0 = any free].")
 @click.option("--redis-url", default=None, help="External Redis [env SEATWISE_REDIS_URL]; default: embedded.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[env SEATWISE_DATA_DIR].")
-@click.option("--workers", type=int, default=None, help="Server processes on one port [env SEATWISE_WORKERS].")
+@click.option(
+    "--workers", type=int, default=None, help="Server processes on one port [env SEATWISE_WORKERS]."
+)
 @click.option("--metrics-port", type=int, default=None, help="Prometheus endpoint port; 0 = off.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
@@ -104,7 +106,9 @@ def validate_cmd(file: Path, fmt: str) -> None:
     if report.violations:
         sys.exit(1)
     seats = sum(len(r.seats) for s in seatmap_.sections for r in s.rows)
-    click.echo(f"valid: {seatmap_.name!r}, {len(seatmap_.sections)} sections, {seats} seats in rows", err=True)
+    click.echo(
+        f"valid: {seatmap_.name!r}, {len(seatmap_.sections)} sections, {seats} seats in rows", err=True
+    )
 
 
 @seatmap.command("import-pretix")
@@ -154,7 +158,9 @@ def generate_cmd(kind: str, output: Path) -> None:
 @click.option("--target", envvar="SEATWISE_TARGET", default="127.0.0.1:50051", show_default=True)
 @click.option("--api-key", envvar="SEATWISE_API_KEY", required=True, help="[env SEATWISE_API_KEY]")
 @click.option("--tenant", default="", help="Tenant to act on (platform-admin keys only).")
-def upload_cmd(file: Path, fmt: str, seat_map_id: str, publish: bool, target: str, api_key: str, tenant: str) -> None:
+def upload_cmd(
+    file: Path, fmt: str, seat_map_id: str, publish: bool, target: str, api_key: str, tenant: str
+) -> None:
     """Upload FILE as a new draft version; prints the seat map id and version."""
     from server.client import Client
 
@@ -204,7 +210,9 @@ def nearest_cmd(seat_map_id: str, x: float, y: float, count: int, target: str, a
 
     with Client(target, api_key) as client:
         for seat in client.query_nearest(seat_map_id, x, y, count):
-            click.echo(f"{seat.seat_id}\t{seat.section_id}/{seat.group_id}\tseat {seat.label}\t{seat.category}")
+            click.echo(
+                f"{seat.seat_id}\t{seat.section_id}/{seat.group_id}\tseat {seat.label}\t{seat.category}"
+            )
 
 
 @main.group()
@@ -217,7 +225,9 @@ def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
     for value in values:
         category, sep, amount = value.partition("=")
         if not sep or not amount.isdigit():
-            raise click.BadParameter(f"{value!r}: expected CATEGORY=AMOUNT_IN_MINOR_UNITS", param_hint="--price")
+            raise click.BadParameter(
+                f"{value!r}: expected CATEGORY=AMOUNT_IN_MINOR_UNITS", param_hint="--price"
+            )
         prices[category] = int(amount)
     return prices
 
@@ -231,7 +241,13 @@ def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
 @_target
 @_api_key
 def event_create(
-    seat_map_id: str, name: str, currency: str, prices: tuple[str, ...], on_sale: bool, target: str, api_key: str
+    seat_map_id: str,
+    name: str,
+    currency: str,
+    prices: tuple[str, ...],
+    on_sale: bool,
+    target: str,
+    api_key: str,
 ) -> None:
     """Create an event from the latest (published) version of SEAT_MAP_ID; prints its id."""
     from server.client import Client
@@ -253,7 +269,9 @@ def event_availability(event_id: str, target: str, api_key: str) -> None:
         availability = client.availability(event_id)
     click.echo(f"sequence {availability.sequence}")
     for c in availability.by_category:
-        click.echo(f"{c.key:>12}: {c.free} free, {c.held} held, {c.sold} sold, {c.blocked + c.not_for_sale} off sale")
+        click.echo(
+            f"{c.key:>12}: {c.free} free, {c.held} held, {c.sold} sold, {c.blocked + c.not_for_sale} off sale"
+        )
     for ga in availability.general_admission:
         click.echo(f"{ga.area_id:>12}: {ga.available} of {ga.capacity} places available")
 
@@ -266,7 +284,12 @@ def event_availability(event_id: str, target: str, api_key: str) -> None:
 @_target
 @_api_key
 def hold_cmd(
-    event_id: str, seat_ids: tuple[str, ...], best: int, categories: tuple[str, ...], target: str, api_key: str
+    event_id: str,
+    seat_ids: tuple[str, ...],
+    best: int,
+    categories: tuple[str, ...],
+    target: str,
+    api_key: str,
 ) -> None:
     """Hold SEAT_IDS (or --best N); prints the hold token, seats and expiry."""
     from server.client import Client
@@ -274,7 +297,11 @@ def hold_cmd(
     if bool(best) == bool(seat_ids):
         raise click.UsageError("name seats or give --best N (not both)")
     with Client(target, api_key) as client:
-        hold = client.hold_best(event_id, best, list(categories)) if best else client.hold_seats(event_id, list(seat_ids))
+        hold = (
+            client.hold_best(event_id, best, list(categories))
+            if best
+            else client.hold_seats(event_id, list(seat_ids))
+        )
     click.echo(hold.hold_token)
     click.echo(f"seats: {' '.join(hold.seat_ids)}; expires {hold.expires_at.ToJsonString()}", err=True)
 
@@ -286,7 +313,9 @@ def hold_cmd(
 @click.option("--email", default="")
 @_target
 @_api_key
-def commit_cmd(hold_token: str, idempotency_key: str, name: str, email: str, target: str, api_key: str) -> None:
+def commit_cmd(
+    hold_token: str, idempotency_key: str, name: str, email: str, target: str, api_key: str
+) -> None:
     """Commit a hold to an order; prints the order and its tickets."""
     from server.client import Client
 
@@ -294,9 +323,13 @@ def commit_cmd(hold_token: str, idempotency_key: str, name: str, email: str, tar
         result = client.commit(hold_token, idempotency_key, name, email)
     order = result.order
     replayed = " (replayed)" if result.replayed else ""
-    click.echo(f"order {order.order_id}{replayed}: {order.total.amount_minor} {order.total.currency} minor units")
+    click.echo(
+        f"order {order.order_id}{replayed}: {order.total.amount_minor} {order.total.currency} minor units"
+    )
     for t in order.tickets:
-        click.echo(f"  ticket {t.ticket_id}: {t.seat_id or t.ga_area_id} ({t.category}) {t.price.amount_minor}")
+        click.echo(
+            f"  ticket {t.ticket_id}: {t.seat_id or t.ga_area_id} ({t.category}) {t.price.amount_minor}"
+        )
 
 
 if __name__ == "__main__":

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import click
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
 from seatwise.v1 import (
     common_pb2,
     events_pb2,
@@ -21,16 +20,21 @@ from seatwise.v1 import (
     tenancy_pb2,
     tenancy_pb2_grpc,
 )
+
 from server.auth import TENANT_HEADER
 
-_FORMATS = {"native": seatmap_pb2.SEAT_MAP_FORMAT_NATIVE_JSON, "pretix": seatmap_pb2.SEAT_MAP_FORMAT_PRETIX_JSON}
+_FORMATS = {
+    "native": seatmap_pb2.SEAT_MAP_FORMAT_NATIVE_JSON,
+    "pretix": seatmap_pb2.SEAT_MAP_FORMAT_PRETIX_JSON,
+}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def describe_error(error: grpc.RpcError) -> str:
     """Status, message and the field violations of a failed call, one per line."""
-    lines = [f"{error.code().name}: {error.details()}"]  # type: ignore[attr-defined]
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    call = cast(grpc.Call, error)  # a failed call's RpcError is also its Call
+    lines = [f"{call.code().name}: {call.details()}"]
+    status = rpc_status.from_call(call)
     for detail in status.details if status else ():
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):
@@ -66,15 +70,16 @@ class Client:
     def __exit__(self, *exc: object | TracebackType | None) -> None:
         self._channel.close()
 
-    def _call(self, method: grpc.UnaryUnaryMultiCallable, request: object) -> Any:  # type: ignore[type-arg]
+    def _call(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: object) -> Any:
         try:
-            return method(request, metadata=self._metadata, timeout=self._timeout)
+            return method(request, metadata=tuple(self._metadata), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise click.ClickException(describe_error(exc)) from exc
 
     def query_nearest(self, seat_map_id: str, x: float, y: float, count: int) -> list[seatmap_pb2.SeatInfo]:
         request = seatmap_pb2.QuerySeatsRequest(
-            seat_map_id=seat_map_id, nearest=seatmap_pb2.Nearest(point=common_pb2.Point(x=x, y=y), count=count)
+            seat_map_id=seat_map_id,
+            nearest=seatmap_pb2.Nearest(point=common_pb2.Point(x=x, y=y), count=count),
         )
         return list(self._call(self.seatmaps.QuerySeats, request).seats)
 
@@ -98,7 +103,9 @@ class Client:
         return response
 
     def hold_best(self, event_id: str, quantity: int, categories: list[str]) -> sales_pb2.Hold:
-        request = sales_pb2.HoldBestAvailableRequest(event_id=event_id, quantity=quantity, categories=categories)
+        request = sales_pb2.HoldBestAvailableRequest(
+            event_id=event_id, quantity=quantity, categories=categories
+        )
         hold: sales_pb2.Hold = self._call(self.holds.HoldBestAvailable, request).hold
         return hold
 
@@ -109,13 +116,17 @@ class Client:
 
     def commit(self, token: str, idempotency_key: str, name: str, email: str) -> sales_pb2.CommitHoldResponse:
         request = sales_pb2.CommitHoldRequest(
-            hold_token=token, idempotency_key=idempotency_key, buyer=sales_pb2.BuyerDetails(name=name, email=email)
+            hold_token=token,
+            idempotency_key=idempotency_key,
+            buyer=sales_pb2.BuyerDetails(name=name, email=email),
         )
         response: sales_pb2.CommitHoldResponse = self._call(self.orders.CommitHold, request)
         return response
 
     def upload_seatmap(self, content: bytes, fmt: str, seat_map_id: str = "") -> seatmap_pb2.SeatMapInfo:
-        request = seatmap_pb2.UploadSeatMapRequest(seat_map_id=seat_map_id, content=content, format=_FORMATS[fmt])
+        request = seatmap_pb2.UploadSeatMapRequest(
+            seat_map_id=seat_map_id, content=content, format=_FORMATS[fmt]
+        )
         info: seatmap_pb2.SeatMapInfo = self._call(self.seatmaps.UploadSeatMap, request).seat_map
         return info
 
@@ -125,7 +136,9 @@ class Client:
         return info
 
     def create_tenant_with_key(self, tenant_id: str, name: str) -> tuple[str, str]:
-        created = self._call(self.tenants.CreateTenant, tenancy_pb2.CreateTenantRequest(tenant_id=tenant_id, name=name))
+        created = self._call(
+            self.tenants.CreateTenant, tenancy_pb2.CreateTenantRequest(tenant_id=tenant_id, name=name)
+        )
         key = self._call(
             self.tenants.CreateApiKey,
             tenancy_pb2.CreateApiKeyRequest(

@@ -28,7 +28,9 @@ class Stores:
         scripts = ScriptRegistry(client)
         seatmaps = SeatMapStore(client, scripts)
         inventory = Inventory(client, scripts)
-        sales = Sales(EventStore(client, scripts), seatmaps, inventory, AvailabilityMirrors(client, inventory))
+        sales = Sales(
+            EventStore(client, scripts), seatmaps, inventory, AvailabilityMirrors(client, inventory)
+        )
         return cls(redis=client, scripts=scripts, tenants=TenantStore(client), seatmaps=seatmaps, sales=sales)
 
     async def close(self) -> None:

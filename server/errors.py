@@ -117,7 +117,9 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                 str(exc),
                 error_details_pb2.QuotaFailure(
                     violations=[
-                        error_details_pb2.QuotaFailure.Violation(subject=f"seats_per_{exc.limit}", description=str(exc))
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject=f"seats_per_{exc.limit}", description=str(exc)
+                        )
                     ]
                 ),
             )
@@ -125,7 +127,9 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             return _status(
                 code_pb2.ABORTED,
                 str(exc),
-                error_details_pb2.ResourceInfo(resource_type="general admission area", resource_name=exc.area),
+                error_details_pb2.ResourceInfo(
+                    resource_type="general admission area", resource_name=exc.area
+                ),
                 _error_info("GA_UNAVAILABLE", available=str(exc.available)),
             )
         case store.PreconditionFailed():

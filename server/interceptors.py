@@ -34,15 +34,15 @@ from server.errors import to_status
 log = structlog.get_logger("seatwise.rpc")
 
 
-class SeatwiseInterceptor(grpc.aio.ServerInterceptor):
+class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
     def __init__(self, tenants: TenantStore) -> None:
         self._tenants = tenants
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or method.startswith(PUBLIC_SERVICES):
@@ -61,7 +61,7 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler  # no client-streaming methods in seatwise.v1
 
-    async def _principal(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+    async def _principal(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         metadata = dict(context.invocation_metadata() or ())
         api_key = parse_bearer(metadata.get("authorization"))
         record = await self._tenants.authenticate(api_key)
@@ -79,7 +79,7 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):
         authorize(method, principal)
         return principal
 
-    async def _fail(self, method: str, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    async def _fail(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
         status = to_status(exc)
         if status is None:
             log.exception("rpc.internal_error", method=method)
@@ -87,10 +87,10 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):
         else:
             if isinstance(exc, StoreUnavailable):
                 log.warning("rpc.store_unavailable", method=method, error=str(exc))
-            await context.abort_with_status(rpc_status.to_status(status))
+            await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]  # missing in grpc-stubs
 
     def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             outcome = "OK"
             try:
@@ -112,7 +112,7 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):
         return unary
 
     def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = time.perf_counter()
             outcome = "OK"
             try:

@@ -81,8 +81,9 @@ class EmbeddedRedis:
         try:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
+                    log_path = self.data_dir / "redis.log"
                     raise RedisServerError(
-                        f"redis-server exited with {self._process.returncode}; see {self.data_dir / 'redis.log'}"
+                        f"redis-server exited with {self._process.returncode}; see {log_path}"
                     )
                 try:
                     if client.ping():

@@ -7,15 +7,19 @@ from types import TracebackType
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-
 from seatwise.v1 import events_pb2_grpc, sales_pb2_grpc, seatmap_pb2_grpc, tenancy_pb2, tenancy_pb2_grpc
+
 from server.auth import TENANT_HEADER
 
 
 class Api:
     def __init__(self, target: str, api_key: str | None, tenant: str = "") -> None:
         self.channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+            target,
+            options=[
+                ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.max_receive_message_length", 64 << 20),
+            ],
         )
         self.metadata: list[tuple[str, str]] = []
         if api_key is not None:
@@ -37,7 +41,8 @@ class Api:
 
     async def new_tenant_key(self, tenant_id: str, role: int = tenancy_pb2.ROLE_ORGANIZER) -> str:
         await self.tenants.CreateTenant(
-            tenancy_pb2.CreateTenantRequest(tenant_id=tenant_id, name=tenant_id.title()), metadata=self.metadata
+            tenancy_pb2.CreateTenantRequest(tenant_id=tenant_id, name=tenant_id.title()),
+            metadata=self.metadata,
         )
         created = await self.tenants.CreateApiKey(
             tenancy_pb2.CreateApiKeyRequest(tenant_id=tenant_id, role=role), metadata=self.metadata

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from seatwise.v1 import common_pb2, events_pb2, sales_pb2
 
 from holds.events import Event, EventStatus
 from holds.records import Order
 from holds.sales import EventContext, HoldInfo
-from seatwise.v1 import common_pb2, events_pb2, sales_pb2
 
 STATUS_TO_PROTO: dict[str, events_pb2.EventStatus.ValueType] = {
     "draft": events_pb2.EVENT_STATUS_DRAFT,

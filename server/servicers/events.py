@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 import numpy as np
+import numpy.typing as npt
+from seatwise.v1 import events_pb2, events_pb2_grpc
 
 from holds.availability import STATE_NAMES, Delta, GaCount, Resync, Snapshot
 from holds.errors import InvalidRequest
 from holds.events import EventSettings
+from holds.inventory import SeatState
 from holds.sales import EventContext, Sales
-from seatwise.v1 import events_pb2, events_pb2_grpc
 from server.auth import current_principal
 from server.paging import page_bounds, page_token_after
+from server.servicers import Context
 from server.servicers.convert import PROTO_TO_STATUS, SEAT_STATUS, SEAT_STATUS_NAME, event_pb
 
-_TARGETS = {events_pb2.SEAT_STATUS_FREE: "free", events_pb2.SEAT_STATUS_BLOCKED: "blocked",
-            events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale"}  # fmt: skip
+_TARGETS: dict[int, SeatState] = {
+    events_pb2.SEAT_STATUS_FREE: "free",
+    events_pb2.SEAT_STATUS_BLOCKED: "blocked",
+    events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale",
+}
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
 
 
@@ -43,7 +48,9 @@ def _ga_pb(area: str, c: GaCount) -> events_pb2.GeneralAdmissionAvailability:
     )
 
 
-def availability_pb(ctx: EventContext, snap: Snapshot, include_seats: bool) -> events_pb2.GetAvailabilityResponse:
+def availability_pb(
+    ctx: EventContext, snap: Snapshot, include_seats: bool
+) -> events_pb2.GetAvailabilityResponse:
     """Counts by category and section (numpy over the state array), optionally every non-free seat."""
     index = ctx.loaded.index
     states = snap.states.astype(np.intp)
@@ -51,7 +58,7 @@ def availability_pb(ctx: EventContext, snap: Snapshot, include_seats: bool) -> e
     by_cat = np.zeros((len(index.category_keys), n_states), dtype=np.int64)
     np.add.at(by_cat, (index.category_code, states), 1)
 
-    def counts(key: str, row: np.ndarray) -> events_pb2.StatusCounts:  # type: ignore[type-arg]
+    def counts(key: str, row: npt.NDArray[np.int64]) -> events_pb2.StatusCounts:
         return events_pb2.StatusCounts(
             key=key, free=int(row[0]), held=int(row[1]), sold=int(row[2]), blocked=int(row[3]),
             not_for_sale=int(row[4]),
@@ -80,7 +87,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self._sales = sales
 
     async def CreateEvent(
-        self, request: events_pb2.CreateEventRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.CreateEventRequest, context: Context
     ) -> events_pb2.CreateEventResponse:
         tenant_id = current_principal().require_tenant()
         if not request.seat_map_id:
@@ -91,7 +98,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             starts_at=request.starts_at.ToJsonString() if request.HasField("starts_at") else "",
             timezone=request.timezone or "UTC",
             status=_status(request.status, "status") if request.status else "draft",  # type: ignore[arg-type]
-            hold_ttl_ms=request.hold_ttl.ToMilliseconds() if request.HasField("hold_ttl") else EventSettings.hold_ttl_ms,
+            hold_ttl_ms=request.hold_ttl.ToMilliseconds()
+            if request.HasField("hold_ttl")
+            else EventSettings.hold_ttl_ms,
             max_lifetime_ms=(
                 request.max_hold_lifetime.ToMilliseconds()
                 if request.HasField("max_hold_lifetime")
@@ -100,20 +109,22 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             max_seats_per_hold=request.max_seats_per_hold or EventSettings.max_seats_per_hold,
             max_seats_per_buyer=request.max_seats_per_buyer,
             onsale_from_ms=request.on_sale_from.ToMilliseconds() if request.HasField("on_sale_from") else 0,
-            onsale_until_ms=request.on_sale_until.ToMilliseconds() if request.HasField("on_sale_until") else 0,
+            onsale_until_ms=request.on_sale_until.ToMilliseconds()
+            if request.HasField("on_sale_until")
+            else 0,
             prices=_prices(list(request.prices)),
         )
         event = await self._sales.events.create(tenant_id, loaded, request.currency, settings)
         return events_pb2.CreateEventResponse(event=event_pb(event))
 
     async def GetEvent(
-        self, request: events_pb2.GetEventRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.GetEventRequest, context: Context
     ) -> events_pb2.GetEventResponse:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         return events_pb2.GetEventResponse(event=event_pb(await self._sales.events.get(ctx.ref)))
 
     async def ListEvents(
-        self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.ListEventsRequest, context: Context
     ) -> events_pb2.ListEventsResponse:
         tenant_id = current_principal().require_tenant()
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
@@ -124,7 +135,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         )
 
     async def UpdateEvent(
-        self, request: events_pb2.UpdateEventRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.UpdateEventRequest, context: Context
     ) -> events_pb2.UpdateEventResponse:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         changes: dict[str, object] = {}
@@ -150,13 +161,15 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         return events_pb2.UpdateEventResponse(event=event_pb(event))
 
     async def SetSeatStatus(
-        self, request: events_pb2.SetSeatStatusRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.SetSeatStatusRequest, context: Context
     ) -> events_pb2.SetSeatStatusResponse:
         tenant_id = current_principal().require_tenant()
         ctx = await self._sales.context(tenant_id, request.event_id)
         target = _TARGETS.get(request.status)
         if target is None:
-            raise InvalidRequest("status", "must be SEAT_STATUS_FREE, SEAT_STATUS_BLOCKED or SEAT_STATUS_NOT_FOR_SALE")
+            raise InvalidRequest(
+                "status", "must be SEAT_STATUS_FREE, SEAT_STATUS_BLOCKED or SEAT_STATUS_NOT_FOR_SALE"
+            )
         allowed = []
         for i, s in enumerate(request.allowed_previous):
             name = SEAT_STATUS_NAME.get(s)
@@ -167,19 +180,25 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         if not ordinals:
             raise InvalidRequest("selection", "selects no seats")
         seq, changed = await self._sales.set_status(
-            tenant_id, request.event_id, ordinals, target, allowed or _DEFAULT_PREVIOUS  # type: ignore[arg-type]
+            tenant_id,
+            request.event_id,
+            ordinals,
+            target,
+            allowed or _DEFAULT_PREVIOUS,
         )
-        return events_pb2.SetSeatStatusResponse(seats_selected=len(set(ordinals)), seats_changed=changed, sequence=seq)
+        return events_pb2.SetSeatStatusResponse(
+            seats_selected=len(set(ordinals)), seats_changed=changed, sequence=seq
+        )
 
     async def GetAvailability(
-        self, request: events_pb2.GetAvailabilityRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.GetAvailabilityRequest, context: Context
     ) -> events_pb2.GetAvailabilityResponse:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         mirror = await self._sales.mirror(ctx)
         return availability_pb(ctx, mirror.snapshot, request.include_seats)
 
     async def WatchAvailability(
-        self, request: events_pb2.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
+        self, request: events_pb2.WatchAvailabilityRequest, context: Context
     ) -> AsyncIterator[events_pb2.AvailabilityUpdate]:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         if request.after_sequence < 0:
@@ -199,13 +218,17 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                     sequence=mirror.seq, snapshot=availability_pb(ctx, mirror.snapshot, True)
                 )
                 continue
-            yield events_pb2.AvailabilityUpdate(sequence=item.seq, delta=_delta_pb(ctx, mirror.snapshot.ga, item))
+            yield events_pb2.AvailabilityUpdate(
+                sequence=item.seq, delta=_delta_pb(ctx, mirror.snapshot.ga, item)
+            )
 
 
 def _delta_pb(ctx: EventContext, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:
     out = events_pb2.AvailabilityDelta(
         status=SEAT_STATUS.get(delta.state, events_pb2.SEAT_STATUS_UNSPECIFIED),
-        seat_ids=[ctx.loaded.index.placed[o].seat.id for o in delta.seats if o < len(ctx.loaded.index.placed)],
+        seat_ids=[
+            ctx.loaded.index.placed[o].seat.id for o in delta.seats if o < len(ctx.loaded.index.placed)
+        ],
     )
     if delta.ga_area:
         out.ga_area_id = delta.ga_area

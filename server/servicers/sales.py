@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import grpc
+from seatwise.v1 import sales_pb2, sales_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.records import Buyer
 from holds.sales import Sales
 from seatmap.bestavailable import BestAvailableError, BestAvailableRequest
-from seatwise.v1 import sales_pb2, sales_pb2_grpc
 from server.auth import current_principal
 from server.paging import page_bounds, page_token_after
+from server.servicers import Context
 from server.servicers.convert import hold_pb, order_pb
 
 _ADJACENCY = {
@@ -31,7 +31,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         self._sales = sales
 
     async def HoldSeats(
-        self, request: sales_pb2.HoldSeatsRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.HoldSeatsRequest, context: Context
     ) -> sales_pb2.HoldResponse:
         info = await self._sales.hold_seats(
             current_principal().require_tenant(),
@@ -43,7 +43,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         return hold_pb(info)
 
     async def HoldBestAvailable(
-        self, request: sales_pb2.HoldBestAvailableRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.HoldBestAvailableRequest, context: Context
     ) -> sales_pb2.HoldResponse:
         adjacency = _ADJACENCY.get(request.adjacency)
         if adjacency is None:
@@ -68,7 +68,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         return hold_pb(info)
 
     async def HoldGeneralAdmission(
-        self, request: sales_pb2.HoldGeneralAdmissionRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.HoldGeneralAdmissionRequest, context: Context
     ) -> sales_pb2.HoldResponse:
         info = await self._sales.hold_general_admission(
             current_principal().require_tenant(),
@@ -81,13 +81,13 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         return hold_pb(info)
 
     async def ExtendHold(
-        self, request: sales_pb2.ExtendHoldRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.ExtendHoldRequest, context: Context
     ) -> sales_pb2.HoldResponse:
         info = await self._sales.extend_hold(current_principal().require_tenant(), _token(request.hold_token))
         return hold_pb(info)
 
     async def ReleaseHold(
-        self, request: sales_pb2.ReleaseHoldRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.ReleaseHoldRequest, context: Context
     ) -> sales_pb2.ReleaseHoldResponse:
         remaining = await self._sales.release_hold(
             current_principal().require_tenant(),
@@ -97,7 +97,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         )
         return sales_pb2.ReleaseHoldResponse(remaining=remaining)
 
-    async def GetHold(self, request: sales_pb2.GetHoldRequest, context: grpc.aio.ServicerContext) -> sales_pb2.HoldResponse:
+    async def GetHold(self, request: sales_pb2.GetHoldRequest, context: Context) -> sales_pb2.HoldResponse:
         info = await self._sales.get_hold(current_principal().require_tenant(), _token(request.hold_token))
         return hold_pb(info)
 
@@ -107,11 +107,14 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
         self._sales = sales
 
     async def CommitHold(
-        self, request: sales_pb2.CommitHoldRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.CommitHoldRequest, context: Context
     ) -> sales_pb2.CommitHoldResponse:
         b = request.buyer
         buyer = Buyer(
-            name=b.name, email=b.email, marketing_consent=b.marketing_consent, payment_reference=b.payment_reference
+            name=b.name,
+            email=b.email,
+            marketing_consent=b.marketing_consent,
+            payment_reference=b.payment_reference,
         )
         ctx, order, replayed = await self._sales.commit(
             current_principal().require_tenant(), _token(request.hold_token), request.idempotency_key, buyer
@@ -119,7 +122,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
         return sales_pb2.CommitHoldResponse(order=order_pb(ctx, order), replayed=replayed)
 
     async def GetOrder(
-        self, request: sales_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.GetOrderRequest, context: Context
     ) -> sales_pb2.GetOrderResponse:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         if not request.order_id:
@@ -128,7 +131,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
         return sales_pb2.GetOrderResponse(order=order_pb(ctx, order))
 
     async def ListOrders(
-        self, request: sales_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.ListOrdersRequest, context: Context
     ) -> sales_pb2.ListOrdersResponse:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
@@ -138,7 +141,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
         )
 
     async def CancelOrder(
-        self, request: sales_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
+        self, request: sales_pb2.CancelOrderRequest, context: Context
     ) -> sales_pb2.CancelOrderResponse:
         ctx, order = await self._sales.cancel(
             current_principal().require_tenant(),

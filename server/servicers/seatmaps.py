@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
+from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.records import SeatMapStats, SeatMapVersion
@@ -14,10 +14,10 @@ from seatmap.formats import Format, parse, parse_and_validate
 from seatmap.index import SeatIndex
 from seatmap.model import json_encoder
 from seatmap.validation import validate
-from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc
 from server.auth import current_principal
 from server.context import Stores
 from server.paging import page_bounds, page_token_after
+from server.servicers import Context
 from server.servicers.tenancy import timestamp_ms
 
 DEFAULT_QUERY_LIMIT = 1_000
@@ -91,7 +91,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self._seatmaps = stores.seatmaps
 
     async def ValidateSeatMap(
-        self, request: seatmap_pb2.ValidateSeatMapRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.ValidateSeatMapRequest, context: Context
     ) -> seatmap_pb2.ValidateSeatMapResponse:
         current_principal().require_tenant()
         seatmap = await asyncio.to_thread(parse, request.content, _format(request.format))
@@ -99,7 +99,9 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         return seatmap_pb2.ValidateSeatMapResponse(
             valid=not report.violations,
             violations=[
-                seatmap_pb2.Violation(code=v.code, path=v.path, element_id=v.element_id or "", message=v.message)
+                seatmap_pb2.Violation(
+                    code=v.code, path=v.path, element_id=v.element_id or "", message=v.message
+                )
                 for v in report.violations
             ],
             total_violations=report.total,
@@ -107,7 +109,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         )
 
     async def UploadSeatMap(
-        self, request: seatmap_pb2.UploadSeatMapRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.UploadSeatMapRequest, context: Context
     ) -> seatmap_pb2.UploadSeatMapResponse:
         tenant_id = current_principal().require_tenant()
         seatmap = await asyncio.to_thread(parse_and_validate, request.content, _format(request.format))
@@ -115,7 +117,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         return seatmap_pb2.UploadSeatMapResponse(seat_map=info_pb(record))
 
     async def PublishSeatMap(
-        self, request: seatmap_pb2.PublishSeatMapRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.PublishSeatMapRequest, context: Context
     ) -> seatmap_pb2.PublishSeatMapResponse:
         tenant_id = current_principal().require_tenant()
         _require_id(request.seat_map_id)
@@ -123,7 +125,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         return seatmap_pb2.PublishSeatMapResponse(seat_map=info_pb(record))
 
     async def GetSeatMap(
-        self, request: seatmap_pb2.GetSeatMapRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.GetSeatMapRequest, context: Context
     ) -> seatmap_pb2.GetSeatMapResponse:
         tenant_id = current_principal().require_tenant()
         _require_id(request.seat_map_id)
@@ -136,7 +138,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         return seatmap_pb2.GetSeatMapResponse(seat_map=info_pb(loaded.version, latest), content=content)
 
     async def ListSeatMaps(
-        self, request: seatmap_pb2.ListSeatMapsRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.ListSeatMapsRequest, context: Context
     ) -> seatmap_pb2.ListSeatMapsResponse:
         tenant_id = current_principal().require_tenant()
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
@@ -146,7 +148,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         )
 
     async def QuerySeats(
-        self, request: seatmap_pb2.QuerySeatsRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.QuerySeatsRequest, context: Context
     ) -> seatmap_pb2.QuerySeatsResponse:
         tenant_id = current_principal().require_tenant()
         _require_id(request.seat_map_id)
@@ -160,7 +162,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         )
 
     async def RenderSeatMap(
-        self, request: seatmap_pb2.RenderSeatMapRequest, context: grpc.aio.ServicerContext
+        self, request: seatmap_pb2.RenderSeatMapRequest, context: Context
     ) -> seatmap_pb2.RenderSeatMapResponse:
         tenant_id = current_principal().require_tenant()
         _require_id(request.seat_map_id)

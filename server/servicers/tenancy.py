@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.records import ApiKeyRecord, RoleName, TenantRecord
-from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 from server.auth import PermissionDenied, current_principal
 from server.context import Stores
 from server.paging import page_bounds, page_token_after
+from server.servicers import Context
 
 ROLE_TO_PROTO: dict[RoleName, tenancy_pb2.Role.ValueType] = {
     "platform_admin": tenancy_pb2.ROLE_PLATFORM_ADMIN,
@@ -48,19 +48,19 @@ class TenantServicer(tenancy_pb2_grpc.TenantServiceServicer):
         self._tenants = stores.tenants
 
     async def CreateTenant(
-        self, request: tenancy_pb2.CreateTenantRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.CreateTenantRequest, context: Context
     ) -> tenancy_pb2.CreateTenantResponse:
         record = await self._tenants.create_tenant(request.tenant_id, request.name)
         return tenancy_pb2.CreateTenantResponse(tenant=tenant_pb(record))
 
     async def GetTenant(
-        self, request: tenancy_pb2.GetTenantRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.GetTenantRequest, context: Context
     ) -> tenancy_pb2.GetTenantResponse:
         tenant_id = _target_tenant(request.tenant_id)
         return tenancy_pb2.GetTenantResponse(tenant=tenant_pb(await self._tenants.get_tenant(tenant_id)))
 
     async def ListTenants(
-        self, request: tenancy_pb2.ListTenantsRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.ListTenantsRequest, context: Context
     ) -> tenancy_pb2.ListTenantsResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
         records = await self._tenants.list_tenants()
@@ -71,7 +71,7 @@ class TenantServicer(tenancy_pb2_grpc.TenantServiceServicer):
         )
 
     async def CreateApiKey(
-        self, request: tenancy_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.CreateApiKeyRequest, context: Context
     ) -> tenancy_pb2.CreateApiKeyResponse:
         principal = current_principal()
         role = PROTO_TO_ROLE.get(request.role)
@@ -87,22 +87,26 @@ class TenantServicer(tenancy_pb2_grpc.TenantServiceServicer):
         return tenancy_pb2.CreateApiKeyResponse(key=key_pb(record), api_key=secret)
 
     async def RevokeApiKey(
-        self, request: tenancy_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.RevokeApiKeyRequest, context: Context
     ) -> tenancy_pb2.RevokeApiKeyResponse:
         principal = current_principal()
         if not request.key_id:
             raise InvalidRequest("key_id", "required")
         scope = None if principal.is_admin else principal.require_tenant()
-        return tenancy_pb2.RevokeApiKeyResponse(key=key_pb(await self._tenants.revoke_key(request.key_id, scope)))
+        return tenancy_pb2.RevokeApiKeyResponse(
+            key=key_pb(await self._tenants.revoke_key(request.key_id, scope))
+        )
 
     async def ListApiKeys(
-        self, request: tenancy_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.ListApiKeysRequest, context: Context
     ) -> tenancy_pb2.ListApiKeysResponse:
         tenant_id = _target_tenant(request.tenant_id)
-        return tenancy_pb2.ListApiKeysResponse(keys=[key_pb(k) for k in await self._tenants.list_keys(tenant_id)])
+        return tenancy_pb2.ListApiKeysResponse(
+            keys=[key_pb(k) for k in await self._tenants.list_keys(tenant_id)]
+        )
 
     async def WhoAmI(
-        self, request: tenancy_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
+        self, request: tenancy_pb2.WhoAmIRequest, context: Context
     ) -> tenancy_pb2.WhoAmIResponse:
         p = current_principal()
         return tenancy_pb2.WhoAmIResponse(tenant_id=p.tenant_id, role=ROLE_TO_PROTO[p.role], key_id=p.key_id)

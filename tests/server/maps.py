@@ -25,10 +25,11 @@ def small_map(rows: int = 2, seats_per_row: int = 6, ga_capacity: int = 5) -> by
         "name": "Small hall",
         "categories": [{"key": "front", "label": "Front"}, {"key": "back", "label": "Back"},
                        {"key": "floor", "label": "Floor"}],
-        "sections": [{"id": "main", "label": "Main", "outline": [[0, 0], [width, 0], [width, height], [0, height]],
-                      "rows": seats_rows}],
+        "sections": [{"id": "main", "label": "Main", "rows": seats_rows,
+                      "outline": [[0, 0], [width, 0], [width, height], [0, height]]}],
         "ga_areas": [{"id": "floor", "label": "Floor", "capacity": ga_capacity, "category": "floor",
-                      "outline": [[width + 100, 0], [width + 600, 0], [width + 600, 500], [width + 100, 500]]}],
+                      "outline": [[width + 100, 0], [width + 600, 0], [width + 600, 500],
+                                  [width + 100, 500]]}],
         "focal_point": [width / 2, -200],
     }  # fmt: skip
     return json.dumps(doc).encode()

@@ -7,8 +7,8 @@ import asyncio
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
+
 from tests.api import Api, field_violations, precondition_subjects
 from tests.server.maps import small_map
 
@@ -19,7 +19,8 @@ async def _event(api: Api, **overrides: object) -> str:
     )
     sm = uploaded.seat_map
     await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version), metadata=api.metadata
+        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
+        metadata=api.metadata,
     )
     fields: dict[str, object] = {
         "seat_map_id": sm.seat_map_id,
@@ -50,7 +51,9 @@ async def test_create_event_needs_a_published_map(organizer: Api) -> None:
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await organizer.events.CreateEvent(
-            events_pb2.CreateEventRequest(seat_map_id=uploaded.seat_map.seat_map_id, name="x", currency="EUR"),
+            events_pb2.CreateEventRequest(
+                seat_map_id=uploaded.seat_map.seat_map_id, name="x", currency="EUR"
+            ),
             metadata=organizer.metadata,
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -65,7 +68,9 @@ async def test_create_event_needs_a_published_map(organizer: Api) -> None:
         ({"max_seats_per_hold": -1}, "max_seats_per_hold"),
     ],
 )
-async def test_bad_event_settings_name_the_field(organizer: Api, overrides: dict[str, object], field: str) -> None:
+async def test_bad_event_settings_name_the_field(
+    organizer: Api, overrides: dict[str, object], field: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _event(organizer, **overrides)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -90,7 +95,8 @@ async def test_hold_commit_and_order(organizer: Api) -> None:
     assert order.total.currency == "EUR"
     assert sorted(t.seat_id for t in order.tickets) == ["r0-0", "r0-1"]
     again = await organizer.orders.CommitHold(
-        sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="pay-1"), metadata=organizer.metadata
+        sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="pay-1"),
+        metadata=organizer.metadata,
     )
     assert again.replayed
     assert again.order.order_id == order.order_id
@@ -152,14 +158,21 @@ async def test_release_extend_and_get_hold(organizer: Api) -> None:
     )
     assert extended.hold.expires_at.ToMilliseconds() >= hold.expires_at.ToMilliseconds()
     remaining = await organizer.holds.ReleaseHold(
-        sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token, seat_ids=["r1-0"]), metadata=organizer.metadata
+        sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token, seat_ids=["r1-0"]),
+        metadata=organizer.metadata,
     )
     assert remaining.remaining == 1
-    got = await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+    got = await organizer.holds.GetHold(
+        sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata
+    )
     assert list(got.hold.seat_ids) == ["r1-1"]
-    await organizer.holds.ReleaseHold(sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+    await organizer.holds.ReleaseHold(
+        sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+        await organizer.holds.GetHold(
+            sales_pb2.GetHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "released" in err.value.details()
 
@@ -203,7 +216,8 @@ async def test_block_and_cancel_and_availability(organizer: Api) -> None:
     hold = await _hold(organizer, event_id, "r0-0")
     order = (
         await organizer.orders.CommitHold(
-            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="k"), metadata=organizer.metadata
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="k"),
+            metadata=organizer.metadata,
         )
     ).order
     # a held/sold seat cannot be blocked: the whole call fails and names it
@@ -220,7 +234,8 @@ async def test_block_and_cancel_and_availability(organizer: Api) -> None:
     assert "r0-0" in err.value.details()
     for _ in range(50):  # the mirror follows the change stream asynchronously
         availability = await organizer.events.GetAvailability(
-            events_pb2.GetAvailabilityRequest(event_id=event_id, include_seats=True), metadata=organizer.metadata
+            events_pb2.GetAvailabilityRequest(event_id=event_id, include_seats=True),
+            metadata=organizer.metadata,
         )
         if any(s.status == events_pb2.SEAT_STATUS_SOLD for s in availability.seats):
             break
@@ -276,9 +291,12 @@ async def test_other_tenant_cannot_touch_the_event(admin: Api, organizer: Api, s
     key = await admin.new_tenant_key("globex")
     async with Api(server, key) as other:
         for call in (
-            other.holds.HoldSeats(sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1"]), metadata=other.metadata),
+            other.holds.HoldSeats(
+                sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1"]), metadata=other.metadata
+            ),
             other.orders.CommitHold(
-                sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="x"), metadata=other.metadata
+                sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="x"),
+                metadata=other.metadata,
             ),
             other.events.GetEvent(events_pb2.GetEventRequest(event_id=event_id), metadata=other.metadata),
         ):
@@ -303,7 +321,8 @@ async def test_commit_of_an_expired_hold_is_refused(organizer: Api) -> None:
     assert list(rival.seat_ids) == ["r0-0"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await organizer.orders.CommitHold(
-            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="late"), metadata=organizer.metadata
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="late"),
+            metadata=organizer.metadata,
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
@@ -313,7 +332,9 @@ async def test_extend_is_capped_by_the_lifetime(organizer: Api) -> None:
     hold = await _hold(organizer, event_id, "r1-5")
     await asyncio.sleep(1.5)
     extended = (
-        await organizer.holds.ExtendHold(sales_pb2.ExtendHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata)
+        await organizer.holds.ExtendHold(
+            sales_pb2.ExtendHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata
+        )
     ).hold
     assert extended.lifetime_capped
     lifetime_end = hold.expires_at.ToMilliseconds() - 2000 + 3000
@@ -333,18 +354,24 @@ async def test_late_calls_say_why_the_hold_is_gone(organizer: Api) -> None:
     hold = await _hold(organizer, event_id, "r0-2")
     order = (
         await organizer.orders.CommitHold(
-            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="a"), metadata=organizer.metadata
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="a"),
+            metadata=organizer.metadata,
         )
     ).order
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await organizer.orders.CommitHold(
-            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="b"), metadata=organizer.metadata
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="b"),
+            metadata=organizer.metadata,
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert order.order_id in err.value.details()
     released = await _hold(organizer, event_id, "r0-3")
-    await organizer.holds.ReleaseHold(sales_pb2.ReleaseHoldRequest(hold_token=released.hold_token), metadata=organizer.metadata)
+    await organizer.holds.ReleaseHold(
+        sales_pb2.ReleaseHoldRequest(hold_token=released.hold_token), metadata=organizer.metadata
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await organizer.holds.GetHold(sales_pb2.GetHoldRequest(hold_token=released.hold_token), metadata=organizer.metadata)
+        await organizer.holds.GetHold(
+            sales_pb2.GetHoldRequest(hold_token=released.hold_token), metadata=organizer.metadata
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "released" in err.value.details()

@@ -7,8 +7,8 @@ from xml.etree import ElementTree
 
 import grpc
 import pytest
-
 from seatwise.v1 import common_pb2, seatmap_pb2
+
 from tests.api import Api, field_violations
 from tests.server.maps import small_map
 
@@ -27,11 +27,13 @@ async def test_upload_publish_get_roundtrip(organizer: Api) -> None:
     assert info.stats.seat_count == 12
     assert info.stats.ga_capacity == 5
     published = await organizer.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=info.seat_map_id, version=1), metadata=organizer.metadata
+        seatmap_pb2.PublishSeatMapRequest(seat_map_id=info.seat_map_id, version=1),
+        metadata=organizer.metadata,
     )
     assert published.seat_map.state == seatmap_pb2.SEAT_MAP_STATE_PUBLISHED
     got = await organizer.seatmaps.GetSeatMap(
-        seatmap_pb2.GetSeatMapRequest(seat_map_id=info.seat_map_id, include_content=True), metadata=organizer.metadata
+        seatmap_pb2.GetSeatMapRequest(seat_map_id=info.seat_map_id, include_content=True),
+        metadata=organizer.metadata,
     )
     assert got.seat_map.state == seatmap_pb2.SEAT_MAP_STATE_PUBLISHED
     assert json.loads(got.content)["name"] == "Small hall"
@@ -58,7 +60,9 @@ async def test_invalid_map_is_rejected_with_field_violations_and_not_stored(orga
     fields = dict(field_violations(err.value))
     assert any("rows[0].seats[1]" in f for f in fields), fields
     assert any("unknown_category" in d for d in fields.values()), fields
-    listed = await organizer.seatmaps.ListSeatMaps(seatmap_pb2.ListSeatMapsRequest(), metadata=organizer.metadata)
+    listed = await organizer.seatmaps.ListSeatMaps(
+        seatmap_pb2.ListSeatMapsRequest(), metadata=organizer.metadata
+    )
     assert list(listed.seat_maps) == []
 
 
@@ -94,11 +98,12 @@ async def test_query_seats_by_region_nearest_and_row(organizer: Api) -> None:
     assert sorted(s.seat_id for s in region.seats) == ["r0-0", "r0-1", "r0-2"]
     nearest = await organizer.seatmaps.QuerySeats(
         seatmap_pb2.QuerySeatsRequest(
-            seat_map_id=info.seat_map_id, nearest=seatmap_pb2.Nearest(point=common_pb2.Point(x=100, y=100), count=2)
+            seat_map_id=info.seat_map_id,
+            nearest=seatmap_pb2.Nearest(point=common_pb2.Point(x=100, y=100), count=2),
         ),
         metadata=organizer.metadata,
     )
-    assert [s.seat_id for s in nearest.seats][0] == "r0-0"
+    assert nearest.seats[0].seat_id == "r0-0"
     assert len(nearest.seats) == 2
     row = await organizer.seatmaps.QuerySeats(
         seatmap_pb2.QuerySeatsRequest(
@@ -172,7 +177,9 @@ async def test_list_pages(organizer: Api) -> None:
     assert len(first.seat_maps) == 2
     assert first.next_page_token
     rest = await organizer.seatmaps.ListSeatMaps(
-        seatmap_pb2.ListSeatMapsRequest(page=common_pb2.PageRequest(page_size=2, page_token=first.next_page_token)),
+        seatmap_pb2.ListSeatMapsRequest(
+            page=common_pb2.PageRequest(page_size=2, page_token=first.next_page_token)
+        ),
         metadata=organizer.metadata,
     )
     assert len(rest.seat_maps) == 1

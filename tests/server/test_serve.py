@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 
@@ -28,7 +27,10 @@ def _wait_serving(target: str, timeout: float = 20.0) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass
@@ -39,9 +41,16 @@ def _wait_serving(target: str, timeout: float = 20.0) -> None:
 def test_serve_starts_embedded_redis_and_stops_cleanly(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
-    env |= {"SEATWISE_DATA_DIR": str(tmp_path / "data"), "SEATWISE_PORT": str(port), "SEATWISE_LOG_FORMAT": "json"}
+    env |= {
+        "SEATWISE_DATA_DIR": str(tmp_path / "data"),
+        "SEATWISE_PORT": str(port),
+        "SEATWISE_LOG_FORMAT": "json",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         target = f"127.0.0.1:{port}"
@@ -53,7 +62,9 @@ def test_serve_starts_embedded_redis_and_stops_cleanly(tmp_path: Path) -> None:
                 tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=5
             )
         assert me.role == tenancy_pb2.ROLE_PLATFORM_ADMIN
-        assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or list((tmp_path / "data" / "redis").glob("*.aof"))
+        assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or list(
+            (tmp_path / "data" / "redis").glob("*.aof")
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from seatwise.v1 import seatmap_pb2, tenancy_pb2
+
 from tests.api import Api
 
 
@@ -32,7 +32,9 @@ async def test_organizer_sees_its_own_tenant(organizer: Api) -> None:
 
 async def test_organizer_cannot_create_tenants(organizer: Api) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await organizer.tenants.CreateTenant(tenancy_pb2.CreateTenantRequest(name="x"), metadata=organizer.metadata)
+        await organizer.tenants.CreateTenant(
+            tenancy_pb2.CreateTenantRequest(name="x"), metadata=organizer.metadata
+        )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -51,11 +53,14 @@ async def test_organizer_cannot_name_another_tenant(admin: Api, organizer: Api) 
 
 async def test_storefront_key_cannot_upload(organizer: Api) -> None:
     created = await organizer.tenants.CreateApiKey(
-        tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT, label="shop"), metadata=organizer.metadata
+        tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT, label="shop"),
+        metadata=organizer.metadata,
     )
     async with Api(organizer.target, created.api_key) as shop:
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await shop.seatmaps.UploadSeatMap(seatmap_pb2.UploadSeatMapRequest(content=b"{}"), metadata=shop.metadata)
+            await shop.seatmaps.UploadSeatMap(
+                seatmap_pb2.UploadSeatMapRequest(content=b"{}"), metadata=shop.metadata
+            )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -73,7 +78,9 @@ async def test_revoked_key_stops_working(admin: Api, server: str, stores: object
         tenancy_pb2.CreateApiKeyRequest(tenant_id="initech", role=tenancy_pb2.ROLE_STOREFRONT),
         metadata=admin.metadata,
     )
-    await admin.tenants.RevokeApiKey(tenancy_pb2.RevokeApiKeyRequest(key_id=created.key.key_id), metadata=admin.metadata)
+    await admin.tenants.RevokeApiKey(
+        tenancy_pb2.RevokeApiKeyRequest(key_id=created.key.key_id), metadata=admin.metadata
+    )
     async with Api(server, created.api_key) as revoked:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await revoked.tenants.WhoAmI(tenancy_pb2.WhoAmIRequest(), metadata=revoked.metadata)
@@ -83,7 +90,9 @@ async def test_revoked_key_stops_working(admin: Api, server: str, stores: object
 async def test_duplicate_tenant_is_already_exists(admin: Api) -> None:
     await admin.new_tenant_key("dup")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await admin.tenants.CreateTenant(tenancy_pb2.CreateTenantRequest(tenant_id="dup", name="D"), metadata=admin.metadata)
+        await admin.tenants.CreateTenant(
+            tenancy_pb2.CreateTenantRequest(tenant_id="dup", name="D"), metadata=admin.metadata
+        )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
