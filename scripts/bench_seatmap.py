@@ -1,0 +1,192 @@
+"""Seat-map benchmark (issue: foundation and seat maps). Prints figures; asserts nothing.
+
+    uv run --frozen python -m scripts.bench_seatmap [--repeat 5]
+
+For the generated ~90k-seat stadium and a 100k-seat grid venue it measures, in
+one run: decode+validate in process; then through a real server (a `seatwise
+serve` child process with its own embedded Redis, so client and server do not
+share an interpreter): UploadSeatMap (decode, validate and store), PublishSeatMap,
+the first QuerySeats (loads the map and builds its spatial index), and warm
+region and nearest-seat queries. Medians over --repeat runs, with the minimum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc, tenancy_pb2, tenancy_pb2_grpc
+
+from seatmap.formats import parse_and_validate
+from seatmap.generate import stadium
+from seatmap.model import Category, Point, Row, Seat, SeatMap, Section, json_encoder
+
+ADMIN_KEY = "sw_admin_bench-only-secret"
+
+
+def grid_venue(sections: int = 100, rows: int = 40, seats: int = 25) -> SeatMap:
+    """A plain 100k-seat venue: sections of rows x seats on a 60-unit pitch."""
+    out = []
+    for s in range(sections):
+        ox, oy = (s % 10) * 2000.0, (s // 10) * 3000.0
+        out.append(
+            Section(
+                id=f"S{s}",
+                label=f"Section {s}",
+                outline=[Point(ox + dx, oy + dy) for dx, dy in ((0, 0), (1700, 0), (1700, 2600), (0, 2600))],
+                rows=[
+                    Row(
+                        id=f"S{s}-R{r}",
+                        label=str(r + 1),
+                        seats=[
+                            Seat(id=f"S{s}-R{r}-{n}", label=str(n + 1),
+                                 position=Point(ox + 100 + 60 * n, oy + 100 + 60 * r), category="std")
+                            for n in range(seats)
+                        ],
+                    )
+                    for r in range(rows)
+                ],
+            )
+        )  # fmt: skip
+    return SeatMap(
+        name="grid", categories=[Category("std", "Standard")], sections=out, focal_point=Point(10000, -500)
+    )
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs), min(runs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
+    env |= {"SEATWISE_DATA_DIR": str(data_dir), "SEATWISE_PORT": str(port), "SEATWISE_ADMIN_KEY": ADMIN_KEY,
+            "SEATWISE_LOG_LEVEL": "warning"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+    target = f"127.0.0.1:{port}"
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(300):
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return proc, target
+            except grpc.RpcError:
+                time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def bench_api(
+    name: str, content: bytes, target: str, repeat: int, rows: list[tuple[str, str, float, float]]
+) -> None:
+    opts = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    with grpc.insecure_channel(target, options=opts) as channel:
+        admin = (("authorization", f"Bearer {ADMIN_KEY}"),)
+        tenants = tenancy_pb2_grpc.TenantServiceStub(channel)
+        tenant = f"bench{time.monotonic_ns()}"
+        tenants.CreateTenant(tenancy_pb2.CreateTenantRequest(tenant_id=tenant, name="bench"), metadata=admin)
+        key = tenants.CreateApiKey(
+            tenancy_pb2.CreateApiKeyRequest(tenant_id=tenant, role=tenancy_pb2.ROLE_ORGANIZER), metadata=admin
+        ).api_key
+        auth = (("authorization", f"Bearer {key}"),)
+        maps = seatmap_pb2_grpc.SeatMapServiceStub(channel)
+        uploaded: list[seatmap_pb2.SeatMapInfo] = []
+
+        def upload() -> None:
+            request = seatmap_pb2.UploadSeatMapRequest(content=content)
+            uploaded.append(maps.UploadSeatMap(request, metadata=auth, timeout=60).seat_map)
+
+        rows.append((name, "UploadSeatMap (decode+validate+store, RPC)", *timed(upload, repeat)))
+        info = uploaded[-1]
+        publish = seatmap_pb2.PublishSeatMapRequest(seat_map_id=info.seat_map_id, version=info.version)
+        rows.append(
+            (name, "PublishSeatMap (RPC)", *timed(lambda: maps.PublishSeatMap(publish, metadata=auth), 1))
+        )
+        first = venue.sections[0].rows[0].seats[0].position
+        nearest = seatmap_pb2.QuerySeatsRequest(
+            seat_map_id=info.seat_map_id,
+            nearest=seatmap_pb2.Nearest(point=common_pb2.Point(x=first.x, y=first.y), count=10),
+        )
+        rows.append(
+            (
+                name,
+                "first QuerySeats (load + index build)",
+                *timed(lambda: maps.QuerySeats(nearest, metadata=auth), 1),
+            )
+        )
+        rows.append(
+            (
+                name,
+                "QuerySeats nearest 10 (warm)",
+                *timed(lambda: maps.QuerySeats(nearest, metadata=auth), repeat * 20),
+            )
+        )
+        box = [
+            common_pb2.Point(x=p.x, y=p.y) for p in venue.sections[0].outline
+        ]  # a lasso around one section
+        region = seatmap_pb2.QuerySeatsRequest(
+            seat_map_id=info.seat_map_id, region=seatmap_pb2.Region(polygon=box)
+        )
+        count = len(maps.QuerySeats(region, metadata=auth).seats)
+        rows.append((name, f"QuerySeats region ({count} seats, warm)",
+                     *timed(lambda: maps.QuerySeats(region, metadata=auth), repeat * 20)))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    venues = {"stadium": stadium(), "grid-100k": grid_venue()}
+    rows: list[tuple[str, str, float, float]] = []
+    contents = {}
+    for name, venue in venues.items():
+        content = json_encoder.encode(venue)
+        contents[name] = content
+        seats = sum(len(r.seats) for s in venue.sections for r in s.rows)
+        print(f"{name}: {seats:,} seats, {len(content) / 1e6:.1f} MB of JSON", flush=True)
+        rows.append(
+            (
+                name,
+                "decode+validate (in process)",
+                *timed(lambda c=content: parse_and_validate(c, "native"), args.repeat),
+            )
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, target = start_server(Path(tmp))
+        try:
+            for name, content in contents.items():
+                bench_api(name, venues[name], content, target, args.repeat, rows)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    print(f"\n{'venue':<10} {'figure':<48} {'median':>10} {'min':>10}")
+    for venue_name, figure, median, best in rows:
+        print(f"{venue_name:<10} {figure:<48} {median * 1000:>8.1f}ms {best * 1000:>8.1f}ms")
+
+
+if __name__ == "__main__":
+    main()
