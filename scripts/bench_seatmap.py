@@ -99,7 +99,12 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def bench_api(
-    name: str, content: bytes, target: str, repeat: int, rows: list[tuple[str, str, float, float]]
+    name: str,
+    venue: SeatMap,
+    content: bytes,
+    target: str,
+    repeat: int,
+    rows: list[tuple[str, str, float, float]],
 ) -> None:
     opts = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     with grpc.insecure_channel(target, options=opts) as channel:
@@ -143,9 +148,7 @@ def bench_api(
                 *timed(lambda: maps.QuerySeats(nearest, metadata=auth), repeat * 20),
             )
         )
-        box = [
-            common_pb2.Point(x=p.x, y=p.y) for p in venue.sections[0].outline
-        ]  # a lasso around one section
+        box = [common_pb2.Point(x=p.x, y=p.y) for p in venue.sections[0].outline]  # lasso one section
         region = seatmap_pb2.QuerySeatsRequest(
             seat_map_id=info.seat_map_id, region=seatmap_pb2.Region(polygon=box)
         )
