@@ -7,6 +7,7 @@ error raised anywhere in the servicer is turned into a status here, once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -32,6 +33,17 @@ from server.auth import (
 from server.errors import to_status
 
 log = structlog.get_logger("seatwise.rpc")
+
+# Unary calls without a deadline still get one: nothing may hang on a stuck store.
+DEFAULT_BUDGET_S = 30.0
+
+
+def call_budget(time_remaining: float | None) -> float:
+    """Time a unary call may take: a little less than the client's deadline, so the
+    client hears UNAVAILABLE from us rather than its own DEADLINE_EXCEEDED."""
+    if time_remaining is None:
+        return DEFAULT_BUDGET_S
+    return max(min(time_remaining - min(0.05, time_remaining * 0.1), DEFAULT_BUDGET_S), 0.001)
 
 
 class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
@@ -94,15 +106,19 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             started = time.perf_counter()
             outcome = "OK"
             try:
-                token = set_principal(await self._principal(method, context))
-                try:
-                    return await behaviour(request, context)
-                finally:
-                    reset_principal(token)
+                async with asyncio.timeout(call_budget(context.time_remaining())):
+                    token = set_principal(await self._principal(method, context))
+                    try:
+                        return await behaviour(request, context)
+                    finally:
+                        reset_principal(token)
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     outcome = "ABORTED_BY_SERVICER"
                     raise
+                if isinstance(exc, TimeoutError):
+                    # Redis too slow or away: answer within the caller's deadline
+                    exc = StoreUnavailable(f"{method}: no answer from the store within the call's deadline")
                 outcome = type(exc).__name__
                 await self._fail(method, context, exc)
                 raise  # unreachable: abort raises

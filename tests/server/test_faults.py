@@ -1,0 +1,276 @@
+"""Faults: Redis killed, unreachable or slow; a server process killed mid-commit.
+
+Each test runs its own redis-server (they get killed) and asserts that no
+acknowledged order is lost, no seat is sold twice, and the service recovers
+by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from holds.redis_client import connect
+from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
+from server.app import create_server, watch_health
+from server.config import Config
+from server.context import Stores
+from server.redis_process import EmbeddedRedis
+from tests.api import Api
+from tests.server.maps import small_map
+
+ADMIN_KEY = "sw_admin_fault-test-secret"
+pytestmark = pytest.mark.slow
+
+
+class Service:
+    """A server in this process on its own redis-server, with the health watcher running."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.redis = EmbeddedRedis(data_dir / "redis")
+        self.data_dir = data_dir
+
+    async def start(self) -> None:
+        self.redis.start()
+        self.stores = Stores.open(self.redis.url, timeout_s=1.0)
+        await self.stores.tenants.put_bootstrap_key(ADMIN_KEY)
+        self.server, port, self.health = create_server(Config(port=0, data_dir=self.data_dir), self.stores)
+        await self.server.start()
+        self.health_task = asyncio.create_task(watch_health(self.stores, self.health))
+        self.target = f"127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        self.health_task.cancel()
+        await self.server.stop(None)
+        await self.stores.close()
+        self.redis.stop()
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    svc = Service(tmp_path)
+    await svc.start()
+    yield svc
+    await svc.stop()
+
+
+async def _on_sale_event(target: str, rows: int = 2, seats: int = 6) -> tuple[Api, str]:
+    admin = Api(target, ADMIN_KEY)
+    key = await admin.new_tenant_key("acme")
+    await admin.__aexit__()
+    api = Api(target, key)
+    sm = (
+        await api.seatmaps.UploadSeatMap(
+            seatmap_pb2.UploadSeatMapRequest(content=small_map(rows, seats)), metadata=api.metadata
+        )
+    ).seat_map
+    await api.seatmaps.PublishSeatMap(
+        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=1), metadata=api.metadata
+    )
+    created = await api.events.CreateEvent(
+        events_pb2.CreateEventRequest(
+            seat_map_id=sm.seat_map_id,
+            name="Fault night",
+            currency="EUR",
+            status=events_pb2.EVENT_STATUS_ON_SALE,
+            max_seats_per_hold=50,
+            prices=[
+                events_pb2.CategoryPrice(category=c, amount_minor=1000) for c in ("front", "back", "floor")
+            ],
+        ),
+        metadata=api.metadata,
+    )
+    return api, created.event.event_id
+
+
+async def _health(target: str) -> int:
+    async with grpc.aio.insecure_channel(target) as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return int(response.status)
+
+
+async def _wait_health(target: str, wanted: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await _health(target) == wanted:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"health never became {wanted}")
+
+
+async def test_redis_down_is_unavailable_within_the_deadline_and_recovers(service: Service) -> None:
+    api, event_id = await _on_sale_event(service.target)
+    service.redis.kill()
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.holds.HoldSeats(
+            sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]),
+            metadata=api.metadata,
+            timeout=1.5,
+        )
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert time.monotonic() - started < 1.5
+    await _wait_health(service.target, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    service.redis.start()  # same data dir: the AOF is replayed
+    await _wait_health(service.target, health_pb2.HealthCheckResponse.SERVING)
+    hold = await api.holds.HoldSeats(
+        sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]), metadata=api.metadata, timeout=5
+    )
+    assert list(hold.hold.seat_ids) == ["r0-0"]  # the script cache was empty: NOSCRIPT handled
+    await api.__aexit__()
+
+
+async def test_slow_redis_honours_deadlines_and_applies_nothing_half(service: Service) -> None:
+    api, event_id = await _on_sale_event(service.target)
+    await service.stores.redis.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.holds.HoldSeats(
+            sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1", "r0-2"]),
+            metadata=api.metadata,
+            timeout=0.5,
+        )
+    assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert time.monotonic() - started < 1.0
+    await asyncio.sleep(1.6)  # the pause ends; a hold whose reply was lost may have been applied whole
+    availability = await api.events.GetAvailability(
+        events_pb2.GetAvailabilityRequest(event_id=event_id, include_seats=True), metadata=api.metadata
+    )
+    held = sorted(s.seat_id for s in availability.seats)
+    assert held in ([], ["r0-1", "r0-2"])  # never one of the two
+    await api.__aexit__()
+
+
+async def test_redis_sigkill_mid_on_sale_keeps_every_acknowledged_order(service: Service) -> None:
+    api, event_id = await _on_sale_event(service.target, rows=4, seats=10)
+    seats = [f"r{r}-{n}" for r in range(4) for n in range(10)]
+    acknowledged: dict[str, list[str]] = {}
+
+    async def buyer(seat: str) -> None:
+        for _attempt in range(20):
+            try:
+                hold = await api.holds.HoldSeats(
+                    sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=[seat]),
+                    metadata=api.metadata,
+                    timeout=1,
+                )
+                order = await api.orders.CommitHold(
+                    sales_pb2.CommitHoldRequest(
+                        hold_token=hold.hold.hold_token, idempotency_key=f"pay-{seat}"
+                    ),
+                    metadata=api.metadata,
+                    timeout=1,
+                )
+                acknowledged[order.order.order_id] = [t.seat_id for t in order.order.tickets]
+                return
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.1)
+
+    buyers = asyncio.gather(*(buyer(s) for s in seats))
+    await asyncio.sleep(0.05)
+    service.redis.kill()  # mid on-sale, as a crash would
+    await asyncio.sleep(0.3)
+    service.redis.start()  # replays the AOF (appendfsync always)
+    await buyers
+    assert acknowledged, "no buyer got through"
+    orders = await service.stores.redis.hgetall(f"sw:{{ev:{event_id}}}:orders")
+    stored = {k.decode() for k in orders}
+    assert set(acknowledged) <= stored  # nothing acknowledged was lost
+    seat_values = await service.stores.redis.hgetall(f"sw:{{ev:{event_id}}}:seats")
+    owners = {k.decode(): v.decode() for k, v in seat_values.items() if v.startswith(b"s:")}
+    for order_id, order_seats in acknowledged.items():
+        for seat in order_seats:
+            ordinal = str(seats.index(seat))
+            assert owners[ordinal] == f"s:{order_id}"  # sold exactly to the acknowledged order
+    await api.__aexit__()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn_server(redis_url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
+    env |= {"SEATWISE_REDIS_URL": redis_url, "SEATWISE_PORT": str(port), "SEATWISE_ADMIN_KEY": ADMIN_KEY,
+            "SEATWISE_DATA_DIR": str(data_dir), "SEATWISE_LOG_LEVEL": "warning"}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+
+
+async def _until_up(target: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if await _health(target) == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.aio.AioRpcError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+async def test_server_killed_mid_commit_then_retry_gives_exactly_one_order(tmp_path: Path) -> None:
+    redis = EmbeddedRedis(tmp_path / "redis")
+    redis.start()
+    port = _free_port()
+    target = f"127.0.0.1:{port}"
+    proc = _spawn_server(redis.url, port, tmp_path)
+    try:
+        await _until_up(target)
+        api, event_id = await _on_sale_event(target, rows=3, seats=10)
+        holds = []
+        for r in range(3):
+            for n in range(10):
+                response = await api.holds.HoldSeats(
+                    sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=[f"r{r}-{n}"]),
+                    metadata=api.metadata,
+                )
+                holds.append(response.hold.hold_token)
+
+        async def commit(token: str, key: str) -> str | None:
+            try:
+                response = await api.orders.CommitHold(
+                    sales_pb2.CommitHoldRequest(hold_token=token, idempotency_key=key),
+                    metadata=api.metadata,
+                    timeout=5,
+                )
+                return str(response.order.order_id)
+            except grpc.aio.AioRpcError:
+                return None
+
+        first = asyncio.gather(*(commit(t, f"key-{i}") for i, t in enumerate(holds)))
+        await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)  # mid-commit: some committed, some not, some unknown
+        proc.wait()
+        first_results = await first
+        proc = _spawn_server(redis.url, port, tmp_path)
+        await _until_up(target)
+        await api.__aexit__()
+        api = Api(target, api.metadata[0][1].removeprefix("Bearer "))
+        retried = await asyncio.gather(*(commit(t, f"key-{i}") for i, t in enumerate(holds)))
+        assert all(retried), "every retry with its idempotency key must succeed"
+        for before, after in zip(first_results, retried, strict=True):
+            if before is not None:
+                assert before == after  # the same order, never a second one
+        client = connect(redis.url)
+        orders = await client.hlen(f"sw:{{ev:{event_id}}}:orders")
+        await client.aclose()
+        assert orders == len(holds)  # exactly one order per hold
+        await api.__aexit__()
+    finally:
+        proc.kill()
+        proc.wait()
+        redis.stop()
