@@ -20,9 +20,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
 
 from holds.redis_client import connect
-from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
 from server.app import create_server, watch_health
 from server.config import Config
 from server.context import Stores
@@ -100,8 +100,8 @@ async def _health(target: str) -> int:
         return int(response.status)
 
 
-async def _wait_health(target: str, wanted: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_health(target: str, wanted: int, within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if await _health(target) == wanted:
             return
