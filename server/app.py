@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -142,6 +143,8 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
 def serve(config: Config) -> None:
     """The `seatwise serve` entry point: embedded Redis unless a URL is configured."""
     config.check()
+    # resolved once, before any worker is forked: workers must not race to create it
+    config = replace(config, admin_key=admin_key_for(config))
     embedded: EmbeddedRedis | None = None
     redis_url = config.redis_url
     if redis_url is None:

@@ -73,3 +73,39 @@ def test_serve_starts_embedded_redis_and_stops_cleanly(tmp_path: Path) -> None:
     assert "server.stopped" in log
     assert "redis.embedded_stopped" in log
     assert key not in log  # secrets never logged
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
+    env |= {"SEATWISE_DATA_DIR": str(tmp_path / "data"), "SEATWISE_PORT": str(port), "SEATWISE_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        target = f"127.0.0.1:{port}"
+        _wait_serving(target)
+        key = (tmp_path / "data" / "admin.key").read_text().strip()
+        for _ in range(8):  # separate connections: the kernel spreads them over the workers
+            with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                me = tenancy_pb2_grpc.TenantServiceStub(channel).WhoAmI(
+                    tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=5
+                )
+                assert me.role == tenancy_pb2.ROLE_PLATFORM_ADMIN
+        workers = [p for p in _children(proc.pid) if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) == 2, workers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output.decode()
+    assert output.decode().count("server.stopped") == 2
