@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import structlog
 from grpc_status import rpc_status
 
-from holds.errors import StoreUnavailable
+from holds.errors import InvalidRequest, StoreUnavailable
 from holds.tenants import TenantStore
 from server import metrics
 from server.auth import (
@@ -46,6 +47,32 @@ def call_budget(time_remaining: float | None) -> float:
     return max(min(time_remaining - min(0.05, time_remaining * 0.1), DEFAULT_BUDGET_S), 0.001)
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A request whose bytes are not a valid message (e.g. invalid UTF-8 in a string)."""
+
+    error: str
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers an undecodable request with INTERNAL; we want INVALID_ARGUMENT."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            return Undecodable(str(exc) or type(exc).__name__)
+
+    return decode
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidRequest("request", f"not a valid message: {request.error}")
+
+
 class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
     def __init__(self, tenants: TenantStore) -> None:
         self._tenants = tenants
@@ -59,16 +86,17 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method: str = handler_call_details.method
         if handler is None or method.startswith(PUBLIC_SERVICES):
             return handler
+        deserializer = tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler  # no client-streaming methods in seatwise.v1
@@ -109,6 +137,7 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 async with asyncio.timeout(call_budget(context.time_remaining())):
                     token = set_principal(await self._principal(method, context))
                     try:
+                        _check_decoded(request)
                         return await behaviour(request, context)
                     finally:
                         reset_principal(token)
@@ -134,6 +163,7 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             try:
                 token = set_principal(await self._principal(method, context))
                 try:
+                    _check_decoded(request)
                     async for item in behaviour(request, context):
                         yield item
                 finally:
