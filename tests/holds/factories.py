@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from string import Template
 from typing import Any
 
 import redis
+import redis.cluster
 
 from holds import keys
 from holds.availability import decode_snapshot
 from holds.events import EventSettings, EventStatus, EventStore
 from holds.inventory import Inventory
 from holds.records import HoldRecord, Order, hold_decoder, order_decoder
-from holds.redis_client import AnyRedis
+from holds.redis_client import CLUSTER_SCHEME, AnyRedis
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
 from seatmap.model import Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section
 
@@ -36,6 +38,8 @@ PRICES = {"vip": 4200, "std": 1500, "ga": 900}
 GA_AREA = "floor"
 PITCH = 50.0
 ROW_PITCH = 60.0
+
+SyncRedis = redis.Redis | redis.cluster.RedisCluster
 
 # Positions in the KEYS list of every inventory script (holds/keys.py EVENT_KEY_NAMES).
 K = {name: i for i, name in enumerate(keys.EVENT_KEY_NAMES)}
@@ -234,26 +238,29 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _ints(raw: dict[Any, Any]) -> dict[str, int]:
-    return {_text(k): int(v) for k, v in raw.items()}
+# One script reads every key of the event: an atomic cut with Redis's clock,
+# routed by the event's hash tag, so it works the same on a single node and on
+# a Redis Cluster (where a MULTI pipeline cannot carry TIME).
+READ_STATE_LUA = Template("""
+local t = redis.call('TIME')
+return {t,
+  redis.call('HGETALL', KEYS[$seats]), redis.call('HGETALL', KEYS[$holds]),
+  redis.call('ZRANGE', KEYS[$holdexp], 0, -1, 'WITHSCORES'),
+  redis.call('HGETALL', KEYS[$ga_cap]), redis.call('HGETALL', KEYS[$ga_held]),
+  redis.call('HGETALL', KEYS[$ga_sold]), redis.call('HGETALL', KEYS[$buyers]),
+  redis.call('HGETALL', KEYS[$orders]), redis.call('HGETALL', KEYS[$idem]),
+  redis.call('ZRANGE', KEYS[$orders_z], 0, -1), redis.call('HGETALL', KEYS[$tickets]),
+  {redis.call('GET', KEYS[$seq]) or '0'},
+  redis.call('XRANGE', KEYS[$changes], '-', '+'), redis.call('XRANGE', KEYS[$lifecycle], '-', '+')}
+""").substitute({name: i + 1 for name, i in K.items()})
 
 
-def _queue_reads(pipe: Any, ks: list[str]) -> None:
-    pipe.time()
-    pipe.hgetall(ks[K["seats"]])
-    pipe.hgetall(ks[K["holds"]])
-    pipe.zrange(ks[K["holdexp"]], 0, -1, withscores=True)
-    pipe.hgetall(ks[K["ga_cap"]])
-    pipe.hgetall(ks[K["ga_held"]])
-    pipe.hgetall(ks[K["ga_sold"]])
-    pipe.hgetall(ks[K["buyers"]])
-    pipe.hgetall(ks[K["orders"]])
-    pipe.hgetall(ks[K["idem"]])
-    pipe.zrange(ks[K["orders_z"]], 0, -1)
-    pipe.hgetall(ks[K["tickets"]])
-    pipe.get(ks[K["seq"]])
-    pipe.xrange(ks[K["changes"]])
-    pipe.xrange(ks[K["lifecycle"]])
+def _pairs(flat: list[Any]) -> list[tuple[str, Any]]:
+    return [(_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def _fields(flat: list[Any]) -> dict[str, str]:
+    return {k: _text(v) for k, v in _pairs(flat)}
 
 
 def _decode(replies: list[Any]) -> RawState:
@@ -263,33 +270,38 @@ def _decode(replies: list[Any]) -> RawState:
     seq, changes, lifecycle = replies[12:]
     return RawState(
         now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
-        seats={int(k): _text(v) for k, v in seats.items()},
-        holds={_text(k): hold_decoder.decode(v) for k, v in holds.items()},
-        holdexp={_text(k): int(v) for k, v in holdexp},
-        ga_cap=_ints(ga_cap),
-        ga_held=_ints(ga_held),
-        ga_sold=_ints(ga_sold),
-        buyers=_ints(buyers),
-        orders={_text(k): order_decoder.decode(v) for k, v in orders.items()},
-        idem={_text(k): _text(v) for k, v in idem.items()},
+        seats={int(k): _text(v) for k, v in _pairs(seats)},
+        holds={k: hold_decoder.decode(v) for k, v in _pairs(holds)},
+        holdexp={k: int(float(v)) for k, v in _pairs(holdexp)},
+        ga_cap={k: int(v) for k, v in _pairs(ga_cap)},
+        ga_held={k: int(v) for k, v in _pairs(ga_held)},
+        ga_sold={k: int(v) for k, v in _pairs(ga_sold)},
+        buyers={k: int(v) for k, v in _pairs(buyers)},
+        orders={k: order_decoder.decode(v) for k, v in _pairs(orders)},
+        idem=_fields(idem),
         orders_z={_text(o) for o in orders_z},
-        tickets={_text(k): _text(v) for k, v in tickets.items()},
-        seq=int(seq or 0),
-        changes=[(_text(i), {_text(k): _text(v) for k, v in f.items()}) for i, f in changes],
-        lifecycle=[{_text(k): _text(v) for k, v in f.items()} for _i, f in lifecycle],
+        tickets=_fields(tickets),
+        seq=int(seq[0]),
+        changes=[(_text(i), _fields(f)) for i, f in changes],
+        lifecycle=[_fields(f) for _i, f in lifecycle],
     )
 
 
 async def read_state(client: AnyRedis, event_id: str) -> RawState:
-    async with client.pipeline(transaction=True) as pipe:
-        _queue_reads(pipe, keys.event_keys(event_id))
-        return _decode(await pipe.execute())
+    ks = keys.event_keys(event_id)
+    return _decode(await client.eval(READ_STATE_LUA, len(ks), *ks))  # type: ignore[misc,unused-ignore]
 
 
-def read_state_sync(client: redis.Redis, event_id: str) -> RawState:
-    with client.pipeline(transaction=True) as pipe:
-        _queue_reads(pipe, keys.event_keys(event_id))
-        return _decode(pipe.execute())
+def read_state_sync(client: SyncRedis, event_id: str) -> RawState:
+    ks = keys.event_keys(event_id)
+    return _decode(client.eval(READ_STATE_LUA, len(ks), *ks))  # type: ignore[arg-type,unused-ignore]
+
+
+def sync_client(url: str) -> SyncRedis:
+    """A blocking client for ``url`` (single node or ``redis+cluster://``), as holds.redis_client connects."""
+    if url.startswith(CLUSTER_SCHEME):
+        return redis.cluster.RedisCluster.from_url("redis://" + url.removeprefix(CLUSTER_SCHEME))
+    return redis.Redis.from_url(url)
 
 
 # -- invariants on one cut ------------------------------------------------------
@@ -425,5 +437,5 @@ async def expire_hold(client: AnyRedis, event_id: str, hold_id: str) -> None:
     await client.zadd(keys.event_keys(event_id)[K["holdexp"]], {hold_id: PAST_MS}, xx=True)
 
 
-def expire_hold_sync(client: redis.Redis, event_id: str, hold_id: str) -> None:
+def expire_hold_sync(client: SyncRedis, event_id: str, hold_id: str) -> None:
     client.zadd(keys.event_keys(event_id)[K["holdexp"]], {hold_id: PAST_MS}, xx=True)
