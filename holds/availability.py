@@ -118,14 +118,24 @@ class EventMirror:
     snapshot: Snapshot
     watchers: set[asyncio.Queue[Delta | Resync]] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    # Seats this process is trying to hold right now: concurrent best-available
+    # searches here skip them instead of all racing for the same block.
+    pending: npt.NDArray[np.bool_] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pending = np.zeros(self.seat_count, dtype=np.bool_)
 
     @property
     def seq(self) -> int:
         return self.snapshot.seq
 
     def free_mask(self) -> npt.NDArray[np.bool_]:
-        mask: npt.NDArray[np.bool_] = self.snapshot.states == FREE
+        mask: npt.NDArray[np.bool_] = (self.snapshot.states == FREE) & ~self.pending
         return mask
+
+    def mark_held(self, ordinals: list[int]) -> None:
+        """Record our own successful hold at once (the change stream confirms it later)."""
+        self.snapshot.states[np.asarray(ordinals, dtype=np.intp)] = HELD
 
     def mark_taken(self, ordinals: list[int]) -> None:
         """Optimistically record seats a hold attempt found taken (the stream confirms later)."""

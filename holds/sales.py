@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from holds.availability import AvailabilityMirrors, EventMirror
-from holds.errors import InvalidRequest, NotFound, SeatsInWrongState, SeatsUnavailable
+from holds.errors import Conflict, InvalidRequest, NotFound, SeatsInWrongState, SeatsUnavailable
 from holds.events import EventRef, EventStore
 from holds.inventory import (
     HoldResult,
@@ -28,7 +28,7 @@ from holds.records import Buyer, HoldRecord, Order
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
 from seatmap.bestavailable import BestAvailableRequest, best_available, choose
 
-BEST_AVAILABLE_ATTEMPTS = 5
+BEST_AVAILABLE_ATTEMPTS = 8
 MAX_SEATS_PER_REQUEST = 1_000
 MAX_BUYER_ID = 128
 MAX_IDEMPOTENCY_KEY = 128
@@ -191,14 +191,20 @@ class Sales:
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
             candidate = choose(best_available(index, mirror.free_mask(), request), self._rng)
             if candidate is None:
-                break
+                raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
+            ordinals = list(candidate.ordinals)
+            mirror.pending[ordinals] = True
             try:
-                result = await self._hold(ctx, list(candidate.ordinals), {}, buyer, token)
+                result = await self._hold(ctx, ordinals, {}, buyer, token)
             except SeatsUnavailable as exc:
                 mirror.mark_taken([index.ordinal_of[s] for s in exc.seat_ids])
                 continue
+            finally:
+                mirror.pending[ordinals] = False
+            mirror.mark_held(ordinals)
             return self._info(ctx, result.hold_id, result.record, result.expires_ms)
-        raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
+        # every attempt lost a race: seats may well remain, so this is retryable contention
+        raise Conflict(f"best-available lost {BEST_AVAILABLE_ATTEMPTS} races for seats; retry")
 
     async def get_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)

@@ -167,14 +167,24 @@ class SeatMapStore:
         return result, more
 
     async def load(self, tenant_id: str, seat_map_id: str, version: int) -> LoadedSeatMap:
-        """The decoded map and its index (cached; content is immutable)."""
+        """The decoded map and its index (cached; content is immutable).
+
+        A cached *published* version is returned without touching Redis: nothing
+        about it can change any more, and events hit this on every request.
+        """
+        if version > 0:
+            cached = self._cache.get((tenant_id, seat_map_id, version))
+            if cached is not None and cached.version.state == "published":
+                self._cache.move_to_end((tenant_id, seat_map_id, version))
+                return cached
         record = await self.get_version(tenant_id, seat_map_id, version)
         cache_key = (tenant_id, seat_map_id, record.version)
         cached = self._cache.get(cache_key)
         if cached is not None:
             self._cache.move_to_end(cache_key)
-            # the record may have been published since it was cached
-            return cached if cached.version == record else LoadedSeatMap(record, cached.seatmap, cached.index)
+            if cached.version != record:  # published since it was cached
+                cached = self._cache[cache_key] = LoadedSeatMap(record, cached.seatmap, cached.index)
+            return cached
         async with wrap_errors("load seat map"):
             raw = await self._r.hget(keys.seatmap_content(tenant_id, seat_map_id), str(record.version))
         if raw is None:

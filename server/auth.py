@@ -52,12 +52,9 @@ def current_principal() -> Principal:
     return _current.get()
 
 
-def set_principal(principal: Principal) -> contextvars.Token[Principal]:
-    return _current.set(principal)
-
-
-def reset_principal(token: contextvars.Token[Principal]) -> None:
-    _current.reset(token)
+def set_principal(principal: Principal) -> None:
+    """For the current RPC's task (grpc.aio runs each RPC in a task of its own)."""
+    _current.set(principal)
 
 
 ADMIN: frozenset[RoleName] = frozenset({"platform_admin"})

@@ -28,7 +28,6 @@ from server.auth import (
     Unauthenticated,
     authorize,
     parse_bearer,
-    reset_principal,
     set_principal,
 )
 from server.errors import to_status
@@ -135,12 +134,10 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             outcome = "OK"
             try:
                 async with asyncio.timeout(call_budget(context.time_remaining())):
-                    token = set_principal(await self._principal(method, context))
-                    try:
-                        _check_decoded(request)
-                        return await behaviour(request, context)
-                    finally:
-                        reset_principal(token)
+                    # each RPC runs in its own task: the context var needs no reset
+                    set_principal(await self._principal(method, context))
+                    _check_decoded(request)
+                    return await behaviour(request, context)
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     outcome = "ABORTED_BY_SERVICER"
@@ -161,13 +158,11 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             started = time.perf_counter()
             outcome = "OK"
             try:
-                token = set_principal(await self._principal(method, context))
-                try:
-                    _check_decoded(request)
-                    async for item in behaviour(request, context):
-                        yield item
-                finally:
-                    reset_principal(token)
+                # no reset: a cancelled stream is closed from another context
+                set_principal(await self._principal(method, context))
+                _check_decoded(request)
+                async for item in behaviour(request, context):
+                    yield item
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     outcome = "ABORTED_BY_SERVICER"
