@@ -8,6 +8,8 @@ build key names themselves: Python passes every key in KEYS.
 
 from __future__ import annotations
 
+import functools
+
 PREFIX = "sw"
 
 # -- platform-wide (single keys, one slot each) ---------------------------------
@@ -70,10 +72,14 @@ def event_tag(event_id: str) -> str:
     return f"{{ev:{event_id}}}"
 
 
-def event_keys(event_id: str) -> list[str]:
-    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..18])."""
+@functools.lru_cache(maxsize=4096)
+def event_keys(event_id: str) -> tuple[str, ...]:
+    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..18]).
+
+    Cached: every hold and commit passes all of them.
+    """
     tag = event_tag(event_id)
-    return [f"{PREFIX}:{tag}:{name}" for name in EVENT_KEY_NAMES]
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in EVENT_KEY_NAMES)
 
 
 def event_index(tenant_id: str) -> str:

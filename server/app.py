@@ -12,8 +12,10 @@ import contextlib
 import os
 import secrets
 import signal
+from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
@@ -140,6 +142,13 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     log.info("server.stopped")
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop (libuv's event loop: less per-call overhead than asyncio's)."""
+    import uvloop
+
+    uvloop.run(main)
+
+
 def serve(config: Config) -> None:
     """The `seatwise serve` entry point: embedded Redis unless a URL is configured."""
     config.check()
@@ -158,7 +167,7 @@ def serve(config: Config) -> None:
 
             run_workers(config, redis_url)
         else:
-            asyncio.run(run(config, redis_url))
+            run_loop(run(config, redis_url))
     finally:
         if embedded is not None:
             embedded.stop()

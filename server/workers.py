@@ -8,7 +8,6 @@ kernel spreads new connections across the workers' listening sockets.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -30,9 +29,9 @@ def run_workers(config: Config, redis_url: str) -> None:
         if pid == 0:  # child: becomes one ordinary single-process server
             code = 0
             try:
-                from server.app import run
+                from server.app import run, run_loop
 
-                asyncio.run(run(config, redis_url))
+                run_loop(run(config, redis_url))
             except Exception:
                 log.exception("worker.crashed", worker=index)
                 code = 1
