@@ -402,7 +402,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     sw.add_argument("cli_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "echo":
-        asyncio.run(serve_echo(args.port))
+        # the same event loop as `seatwise serve`, so the ratio compares like with like
+        from server.app import run_loop
+
+        run_loop(serve_echo(args.port))
     else:
         cli_args = [a for a in args.cli_args if a != "--"]
         run_seatwise(cli_args, args.profile)
