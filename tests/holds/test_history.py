@@ -1,0 +1,227 @@
+"""A randomized concurrent run, recorded and checked by tests/holds/history.py.
+
+Twelve buyers on their own Redis connections fight over ten seats and a GA
+area of three for a few seconds: holding, adding, releasing, committing (some
+after sleeping past the 1 s lease), retrying commits with the same key, and
+cancelling. About one call in twenty gets a deadline too short to answer, so
+the history holds ``unknown`` outcomes too. The checker itself is shown to
+fail on histories with a double sale, a commit after expiry and a lost order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+
+import pytest
+
+from holds.inventory import Inventory
+from holds.records import Buyer, Order, Ticket
+from holds.redis_client import AnyRedis, connect
+from holds.scripts import ScriptRegistry
+from server.context import Stores
+from tests.holds.factories import GA_AREA, RawState, TestEvent, check_consistent, make_event, read_state
+from tests.holds.history import Op, Recorder, check_history
+
+RUN_S = 3.5
+CLIENTS = 12
+SHORT_S = 0.0005  # a deadline a call can rarely meet: its outcome is unknown
+NORMAL_S = 5.0
+
+
+class _Shopper:
+    """One buyer on its own connection, choosing its next call at random."""
+
+    def __init__(self, name: str, inv: Inventory, rec: Recorder, ev: TestEvent, seed: int) -> None:
+        self.name, self.inv, self.rec, self.ev = name, inv, rec, ev
+        self.rng = random.Random(seed)
+        self.pool = list(ev.ordinals[:10])
+        self.mine: dict[str, set[int]] = {}  # holds it believes it has -> seats
+        self.orders: list[Order] = []
+        self.retry: list[tuple[str, str]] = []  # (hold, key) of commits with an unknown outcome
+
+    def deadline(self) -> float:
+        return SHORT_S if self.rng.random() < 0.05 else NORMAL_S
+
+    async def run(self, stop_at: float) -> None:
+        while time.time() < stop_at:
+            r = self.rng.random()
+            if self.retry and r < 0.3:
+                await self.commit(*self.retry.pop(), NORMAL_S)
+            elif self.orders and r < 0.2:
+                await self.cancel()  # seats come back for the others
+            elif not self.mine or r < 0.45:
+                await self.hold_new()
+            elif r < 0.55:
+                await self.add()
+            elif r < 0.65:
+                await self.release()
+            else:
+                hold_id = self.rng.choice(sorted(self.mine))
+                if self.rng.random() < 0.15:
+                    await asyncio.sleep(self.rng.uniform(0.9, 1.1))  # pays slowly: the lease may run out
+                await self.commit(hold_id, f"{self.name}-{hold_id}", self.deadline())
+            await asyncio.sleep(self.rng.uniform(0, 0.02))
+
+    async def hold_new(self) -> None:
+        seats = sorted(self.rng.sample(self.pool, self.rng.randint(1, 3)))
+        ga = 1 if self.rng.random() < 0.2 else 0
+        op = self.rec.op(self.name, "hold", seats=tuple(seats), ga=ga)
+        result = await self.rec.run(
+            op,
+            self.inv.hold(
+                self.ev.event_id,
+                seats=self.ev.seats(*seats),
+                ga={GA_AREA: ga} if ga else None,
+                buyer=self.name,
+            ),
+            self.deadline(),
+        )
+        if result is not None:
+            self.mine[result.hold_id] = set(seats)
+
+    async def add(self) -> None:
+        hold_id = self.rng.choice(sorted(self.mine))
+        seats = sorted(self.rng.sample(self.pool, 1))
+        op = self.rec.op(self.name, "hold", hold_id=hold_id, seats=tuple(seats))
+        call = self.inv.hold(self.ev.event_id, seats=self.ev.seats(*seats), buyer=self.name, hold_id=hold_id)
+        if await self.rec.run(op, call, self.deadline()) is not None:
+            self.mine[hold_id] |= set(seats)
+
+    async def release(self) -> None:
+        hold_id = self.rng.choice(sorted(self.mine))
+        held = sorted(self.mine[hold_id])
+        part = held[:1] if self.rng.random() < 0.5 and len(held) > 1 else []
+        op = self.rec.op(self.name, "release", hold_id=hold_id, seats=tuple(part), all=not part)
+        await self.rec.run(op, self.inv.release(self.ev.event_id, hold_id, seats=part), self.deadline())
+        if part:
+            self.mine[hold_id] -= set(part)
+        else:
+            self.mine.pop(hold_id)
+
+    async def commit(self, hold_id: str, key: str, deadline: float) -> None:
+        op = self.rec.op(self.name, "commit", hold_id=hold_id, idem_key=key)
+        call = self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name=self.name))
+        result = await self.rec.run(op, call, deadline)
+        if result is not None:
+            self.orders.append(result.order)
+        elif op.outcome == "unknown":
+            self.retry.append((hold_id, key))  # a real client retries with the same key
+        self.mine.pop(hold_id, None)
+
+    async def cancel(self) -> None:
+        order = self.rng.choice(self.orders)
+        tickets = (
+            tuple(self.rng.sample([t.ticket_id for t in order.tickets], 1)) if self.rng.random() < 0.5 else ()
+        )
+        op = self.rec.op(self.name, "cancel", order_id=order.order_id, tickets=tickets, all=not tickets)
+        call = self.inv.cancel(self.ev.event_id, order.order_id, ticket_ids=tickets)
+        await self.rec.run(op, call, self.deadline())
+        if not tickets:
+            self.orders.remove(order)
+
+
+@pytest.mark.slow
+async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis_client: AnyRedis) -> None:
+    ev = await make_event(stores.seatmaps, stores.sales.events, hold_ttl_ms=1_000, ga_capacity=3)
+    rec = Recorder()
+    clients = [connect(redis_url) for _ in range(CLIENTS)]
+    try:
+        stop_at = time.time() + RUN_S
+        await asyncio.gather(
+            *(
+                _Shopper(f"b{i}", Inventory(c, ScriptRegistry(c)), rec, ev, 1000 + i).run(stop_at)
+                for i, c in enumerate(clients)
+            )
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
+    final = await read_state(redis_client, ev.event_id)
+    check_consistent(final)
+    assert check_history(rec.ops, final) == []
+
+    # the run exercised what the checker is about
+    seen = Counter((op.kind, op.outcome) for op in rec.ops)
+    assert seen[("commit", "ok")] >= 10, seen
+    assert seen[("hold", "fail")] >= 10, seen  # contention
+    assert seen[("cancel", "ok")] >= 3, seen
+    assert sum(n for (_k, outcome), n in seen.items() if outcome == "unknown") >= 3, seen
+    assert any(op.kind == "commit" and op.error == "HoldExpired" for op in rec.ops), seen
+    resold = Counter(t.seat for o in final.orders.values() for t in o.tickets if t.seat is not None)
+    assert max(resold.values()) >= 2  # some seat was sold, cancelled and sold again
+
+
+# -- the checker catches what it claims to ------------------------------------------
+
+
+def _state(orders: list[Order]) -> RawState:
+    return RawState(
+        now_ms=0, seats={}, holds={}, holdexp={}, ga_cap={}, ga_held={}, ga_sold={}, buyers={},
+        orders={o.order_id: o for o in orders}, idem={o.idempotency_key: o.order_id for o in orders},
+        orders_z=set(), tickets={}, seq=0, changes=[], lifecycle=[],
+    )  # fmt: skip
+
+
+def _order(order_id: str, hold_id: str, seat: int, status: str = "valid") -> Order:
+    return Order(
+        order_id, hold_id, f"k-{hold_id}", Buyer(), [Ticket(f"t-{order_id}", "std", 100, status, seat=seat)],
+        100, "EUR", "committed" if status == "valid" else "cancelled", 0, 0,
+    )  # fmt: skip
+
+
+def _hold(op_id: int, client: str, hold_id: str, seat: int, t: float, expires: int = 10_000) -> Op:
+    return Op(op_id, client, "hold", t, t + 1, "ok", hold_id, (seat,), expires_ms=expires)
+
+
+def _commit(op_id: int, client: str, order: Order, t: float) -> Op:
+    return Op(op_id, client, "commit", t, t + 1, "ok", order.hold_id, idem_key=order.idempotency_key,
+              order_id=order.order_id, order=order)  # fmt: skip
+
+
+def test_checker_accepts_a_resale_after_a_cancel() -> None:
+    o1, o2 = _order("o1", "h1", 5, "cancelled"), _order("o2", "h2", 5)
+    ops = [
+        _hold(1, "a", "h1", 5, 100),
+        _commit(2, "a", o1, 200),
+        Op(3, "a", "cancel", 300, 301, "ok", order_id="o1", all=True),
+        _hold(4, "b", "h2", 5, 400),
+        _commit(5, "b", o2, 500),
+    ]
+    assert check_history(ops, _state([o1, o2])) == []
+
+
+def test_checker_catches_a_double_sale() -> None:
+    o1, o2 = _order("o1", "h1", 5), _order("o2", "h2", 5)
+    ops = [
+        _hold(1, "a", "h1", 5, 100),
+        _commit(2, "a", o1, 200),
+        _hold(3, "b", "h2", 5, 300),
+        _commit(4, "b", o2, 400),
+    ]
+    problems = check_history(ops, _state([o1, o2]))
+    assert any("seat 5 sold to o1 and o2" in p for p in problems)
+    assert any("held by h1 and h2 at once" in p for p in problems)
+
+
+def test_checker_catches_a_commit_after_expiry() -> None:
+    o1 = _order("o1", "h1", 5)
+    ops = [_hold(1, "a", "h1", 5, 100, expires=150), _commit(2, "a", o1, 200)]
+    assert any("after hold h1 expired" in p for p in check_history(ops, _state([o1])))
+
+
+def test_checker_catches_lost_and_phantom_orders() -> None:
+    o1, o2 = _order("o1", "h1", 5), _order("o2", "h2", 6)
+    ops = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", o1, 200), _hold(3, "b", "h2", 6, 100)]
+    problems = check_history(ops, _state([o2]))
+    assert any("o1 is missing from Redis" in p for p in problems)
+    assert any("o2 in Redis was never asked for" in p for p in problems)
+
+
+def test_checker_catches_a_sale_of_a_seat_never_held() -> None:
+    o1 = _order("o1", "h1", 7)
+    ops = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", o1, 200)]
+    assert any("sold seat 7, never held" in p for p in check_history(ops, _state([o1])))
