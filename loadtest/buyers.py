@@ -1,0 +1,510 @@
+"""Buyers and watchers: what storefronts do to seatwise during an on-sale.
+
+One task is one buyer journey (:meth:`Buyer.journey`):
+
+1. browse: ``GetAvailability`` (counts only); when nothing is free for them,
+   wait for returns (something is still held) or refresh rarely (sold out);
+2. hold: best available 1-6 seats (:class:`BestAvailableBuyer`), specific
+   seats picked from what looks free (:class:`SeatPicker`, :class:`HotSeatBuyer`)
+   or general-admission places (:class:`GaBuyer`);
+3. think (paying), then either abandon (about 20%: half release the hold, half
+   just let it expire) or commit with one idempotency key, retried on
+   UNAVAILABLE / DEADLINE_EXCEEDED. A few commits simulate a lost reply (a
+   1 ms deadline) so the retry is a replay. Every commit acknowledged to the
+   client is appended to this process's ``acks-<pid>.jsonl`` for the audit.
+
+Seat pickers choose from a per-process :class:`AvailabilityView` (one
+``WatchAvailability`` stream per Locust process, like a storefront backend's
+cache) and the section layout from ``QuerySeats`` (fetched once per process):
+a stale view costs a FAILED_PRECONDITION naming the taken seats, as it would
+for a real shop. :class:`Watcher` users hold their own stream open and read
+every delta. Tunables are class attributes, so scenarios subclass and set them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
+
+import gevent
+import gevent.event
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from locust import between, task
+from locust.env import Environment
+from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
+
+from loadtest.config import SetupInfo, out_dir_from_env
+from loadtest.grpc_user import GrpcUser, status_code, timed_stubs
+from loadtest.recording import Ack, AckLog
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+QUANTITIES = (1, 2, 2, 2, 2, 3, 4, 4, 5, 6)  # pairs are the most common basket
+FREE = events_pb2.SEAT_STATUS_FREE
+
+
+def precondition_subjects(error: grpc.RpcError) -> list[str]:
+    """The seats a FAILED_PRECONDITION names as unavailable."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    subjects: list[str] = []
+    for detail in status.details if status else ():
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(failure):
+            subjects += [v.subject for v in failure.violations]
+    return subjects
+
+
+# -- per-process shared state -------------------------------------------------------------------
+
+
+class AvailabilityView:
+    """Which seats are not free, following one WatchAvailability stream (per process)."""
+
+    def __init__(
+        self, environment: Environment, setup: SetupInfo, metadata: Sequence[tuple[str, str]]
+    ) -> None:
+        self.not_free: dict[str, int] = {}
+        self.sequence = 0
+        self.ready = gevent.event.Event()
+        self._setup = setup
+        self._metadata = tuple(metadata)
+        self._stubs = timed_stubs(environment, setup.target, "WatchAvailability (shop cache)")
+        self._greenlet = gevent.spawn(self._follow)
+        hook: Any = environment.events.test_stop
+        hook.add_listener(lambda **_: self.stop())
+
+    def _follow(self) -> None:
+        while True:
+            request = events_pb2.WatchAvailabilityRequest(
+                event_id=self._setup.event_id, after_sequence=self.sequence
+            )
+            call = self._stubs.events.WatchAvailability(request, metadata=self._metadata)
+            try:
+                for update in call:
+                    self._apply(update)
+            except grpc.RpcError:
+                pass  # reported by the stream's timer; reconnect and resume
+            finally:
+                cast(Any, call).cancel()
+            gevent.sleep(1.0)
+
+    def _apply(self, update: events_pb2.AvailabilityUpdate) -> None:
+        kind = update.WhichOneof("update")
+        if kind == "snapshot":
+            self.not_free = {s.seat_id: s.status for s in update.snapshot.seats}
+            self.ready.set()
+        elif kind == "delta":
+            delta = update.delta
+            if delta.status == FREE:
+                for seat_id in delta.seat_ids:
+                    self.not_free.pop(seat_id, None)
+            else:
+                for seat_id in delta.seat_ids:
+                    self.not_free[seat_id] = delta.status
+        self.sequence = update.sequence
+
+    def is_free(self, seat_id: str) -> bool:
+        return seat_id not in self.not_free
+
+    def mark_taken(self, seat_ids: Sequence[str]) -> None:
+        for seat_id in seat_ids:
+            self.not_free.setdefault(seat_id, events_pb2.SEAT_STATUS_HELD)
+
+    def stop(self) -> None:
+        self._greenlet.kill(block=False)
+
+
+class Shared:
+    """What the users of one Locust process share: the ack log, the view, section layouts."""
+
+    acks: AckLog | None = None
+    view: AvailabilityView | None = None
+    sections: ClassVar[dict[str, list[list[str]]]] = {}
+
+    @classmethod
+    def ack_log(cls) -> AckLog:
+        if cls.acks is None:
+            cls.acks = AckLog(out_dir_from_env())
+        return cls.acks
+
+    @classmethod
+    def availability(cls, user: GrpcUser) -> AvailabilityView:
+        if cls.view is None:
+            cls.view = AvailabilityView(user.environment, user.setup, user.metadata)
+        cls.view.ready.wait(timeout=30)
+        return cls.view
+
+    @classmethod
+    def section_rows(cls, user: GrpcUser, section_id: str) -> list[list[str]]:
+        """The section's rows, each its seat ids in seat order (QuerySeats once per process)."""
+        if section_id not in cls.sections:
+            reply = user.stubs.seatmaps.QuerySeats(
+                seatmap_pb2.QuerySeatsRequest(
+                    seat_map_id=user.setup.seat_map_id,
+                    version=user.setup.seat_map_version,
+                    group=seatmap_pb2.InGroup(section_id=section_id),
+                    limit=10_000,
+                ),
+                metadata=user.metadata,
+                timeout=user.call_timeout_s,
+            )
+            rows: dict[str, list[str]] = {}
+            for seat in reply.seats:
+                rows.setdefault(seat.group_id, []).append(seat.seat_id)
+            cls.sections[section_id] = list(rows.values())
+        return cls.sections[section_id]
+
+
+def free_run(rows: Sequence[Sequence[str]], quantity: int, view: AvailabilityView) -> list[str] | None:
+    """``quantity`` adjacent seats that look free, from a random row that has them."""
+    order = list(range(len(rows)))
+    random.shuffle(order)
+    for r in order:
+        row = rows[r]
+        runs: list[int] = []
+        length = 0
+        for i, seat_id in enumerate(row):
+            length = length + 1 if view.is_free(seat_id) else 0
+            if length >= quantity:
+                runs.append(i - quantity + 1)
+        if runs:
+            start = random.choice(runs)
+            return list(row[start : start + quantity])
+    return None
+
+
+# -- users ----------------------------------------------------------------------------------------
+
+
+class Availability:
+    """Counts from one GetAvailability reply."""
+
+    def __init__(self, reply: events_pb2.GetAvailabilityResponse, categories: Sequence[str] = ()) -> None:
+        wanted = [c for c in reply.by_category if not categories or c.key in categories]
+        self.free = sum(c.free for c in wanted)
+        self.held = sum(c.held for c in wanted)
+        self.ga_available = sum(a.available for a in reply.general_admission)
+        self.ga_held = sum(a.held for a in reply.general_admission)
+
+
+class Buyer(GrpcUser):
+    """One buyer journey per task; subclasses say how the hold is taken."""
+
+    abstract = True
+    wait_time = between(1.0, 4.0)  # between journeys
+    think_s: ClassVar[tuple[float, float]] = (2.0, 8.0)  # paying
+    abandon_rate: ClassVar[float] = 0.2
+    release_share: ClassVar[float] = 0.5  # of abandons: release explicitly (else let it expire)
+    lost_reply_rate: ClassVar[float] = 0.02
+    commit_attempts: ClassVar[int] = 5
+    commit_timeout_s: ClassVar[float] = 5.0
+    returns_wait_s: ClassVar[tuple[float, float]] = (3.0, 10.0)  # nothing free, something held
+    sold_out_wait_s: ClassVar[tuple[float, float]] = (10.0, 20.0)  # nothing free or held
+
+    def on_start(self) -> None:
+        self.buyer_id = uuid.uuid4().hex[:16]
+
+    @task
+    def journey(self) -> None:
+        if not self.browse():
+            return
+        hold = self.take_hold()
+        if hold is None:
+            return
+        gevent.sleep(random.uniform(*self.think_s))
+        if random.random() < self.abandon_rate:
+            self.abandon(hold)
+            return
+        self.pay(hold)
+
+    def wants(self, availability: Availability) -> tuple[bool, bool]:
+        """(something for me is free, something for me is held)."""
+        return availability.free > 0, availability.held > 0
+
+    def browse(self) -> bool:
+        """Look at availability; False (after waiting a while) when there is nothing to buy now."""
+        try:
+            reply = self.stubs.events.GetAvailability(
+                events_pb2.GetAvailabilityRequest(event_id=self.setup.event_id),
+                metadata=self.metadata,
+                timeout=self.call_timeout_s,
+            )
+        except grpc.RpcError:
+            return False
+        free, held = self.wants(Availability(reply, self.categories()))
+        if free:
+            return True
+        gevent.sleep(random.uniform(*(self.returns_wait_s if held else self.sold_out_wait_s)))
+        return False
+
+    def categories(self) -> list[str]:
+        return []
+
+    def take_hold(self) -> sales_pb2.Hold | None:
+        raise NotImplementedError
+
+    def quantity(self) -> int:
+        return random.choice(QUANTITIES)
+
+    def abandon(self, hold: sales_pb2.Hold) -> None:
+        if random.random() >= self.release_share:
+            return  # walks away: the lease expires on its own
+        with contextlib.suppress(grpc.RpcError):  # reported; an expired hold is already free
+            self.stubs.holds.ReleaseHold(
+                sales_pb2.ReleaseHoldRequest(hold_token=hold.hold_token),
+                metadata=self.metadata,
+                timeout=self.call_timeout_s,
+            )
+
+    def pay(self, hold: sales_pb2.Hold) -> None:
+        """Commit with one idempotency key, retrying transient failures; record the ack."""
+        key = f"pay-{uuid.uuid4().hex}"
+        request = sales_pb2.CommitHoldRequest(
+            hold_token=hold.hold_token,
+            idempotency_key=key,
+            buyer=sales_pb2.BuyerDetails(name=f"Buyer {self.buyer_id}", payment_reference=key),
+        )
+        attempts = 0
+        if random.random() < self.lost_reply_rate:
+            attempts += 1
+            # sent, but the client stops waiting at once: the retry below must replay or commit
+            with self.named("CommitHold (lost reply)"), contextlib.suppress(grpc.RpcError):
+                self.stubs.orders.CommitHold(request, metadata=self.metadata, timeout=0.001)
+        for attempt in range(self.commit_attempts):
+            attempts += 1
+            try:
+                reply = self.stubs.orders.CommitHold(
+                    request, metadata=self.metadata, timeout=self.commit_timeout_s
+                )
+            except grpc.RpcError as exc:
+                if status_code(exc) in RETRYABLE and attempt + 1 < self.commit_attempts:
+                    gevent.sleep(min(0.2 * 2**attempt, 2.0) * random.uniform(0.5, 1.5))
+                    continue
+                return  # refused (e.g. the hold expired) or given up
+            self.acknowledge(reply, hold, key, attempts)
+            return
+
+    def acknowledge(
+        self, reply: sales_pb2.CommitHoldResponse, hold: sales_pb2.Hold, key: str, attempts: int
+    ) -> None:
+        order = reply.order
+        ga: dict[str, int] = {}
+        for t in order.tickets:
+            if t.ga_area_id:
+                ga[t.ga_area_id] = ga.get(t.ga_area_id, 0) + 1
+        Shared.ack_log().record(
+            Ack(
+                event_id=order.event_id,
+                order_id=order.order_id,
+                seat_ids=[t.seat_id for t in order.tickets if t.seat_id],
+                ga=ga,
+                idempotency_key=key,
+                hold_token=hold.hold_token,
+                replayed=reply.replayed,
+                attempts=attempts,
+                ts_ms=int(time.time() * 1000),
+            )
+        )
+
+
+class BestAvailableBuyer(Buyer):
+    """Asks for the best N adjacent seats, sometimes in one category; settles for non-adjacent."""
+
+    abstract = True
+    category_share: ClassVar[float] = 0.5
+
+    def on_start(self) -> None:
+        super().on_start()
+        cats = list(self.setup.sections_by_category)
+        self.category = random.choice(cats) if cats and random.random() < self.category_share else ""
+
+    def categories(self) -> list[str]:
+        return [self.category] if self.category else []
+
+    def take_hold(self) -> sales_pb2.Hold | None:
+        quantity = self.quantity()
+        for adjacency in (sales_pb2.ADJACENCY_REQUIRED, sales_pb2.ADJACENCY_PREFERRED):
+            try:
+                return self.stubs.holds.HoldBestAvailable(
+                    sales_pb2.HoldBestAvailableRequest(
+                        event_id=self.setup.event_id,
+                        quantity=quantity,
+                        categories=self.categories(),
+                        adjacency=adjacency,
+                        buyer_id=self.buyer_id,
+                    ),
+                    metadata=self.metadata,
+                    timeout=self.call_timeout_s,
+                ).hold
+            except grpc.RpcError as exc:
+                if status_code(exc) != grpc.StatusCode.FAILED_PRECONDITION:
+                    return None
+        return None
+
+
+class SeatPicker(Buyer):
+    """Opens a section, picks adjacent seats that look free, holds exactly those."""
+
+    abstract = True
+    pick_attempts: ClassVar[int] = 3
+
+    def candidate_rows(self) -> list[list[str]]:
+        category = random.choice(list(self.setup.sections_by_category))
+        section = random.choice(self.setup.sections_by_category[category])
+        return Shared.section_rows(self, section)
+
+    def fallback_categories(self) -> list[str]:
+        return []
+
+    def take_hold(self) -> sales_pb2.Hold | None:
+        view = Shared.availability(self)
+        quantity = self.quantity()
+        for _ in range(self.pick_attempts):
+            seats = free_run(self.candidate_rows(), quantity, view)
+            if seats is None:
+                continue
+            try:
+                return self.stubs.holds.HoldSeats(
+                    sales_pb2.HoldSeatsRequest(
+                        event_id=self.setup.event_id, seat_ids=seats, buyer_id=self.buyer_id
+                    ),
+                    metadata=self.metadata,
+                    timeout=self.call_timeout_s,
+                ).hold
+            except grpc.RpcError as exc:
+                if status_code(exc) != grpc.StatusCode.FAILED_PRECONDITION:
+                    return None
+                view.mark_taken(precondition_subjects(exc) or seats)
+        return self.settle(quantity)
+
+    def settle(self, quantity: int) -> sales_pb2.Hold | None:
+        """The seats I wanted are gone: take the best available instead."""
+        try:
+            return self.stubs.holds.HoldBestAvailable(
+                sales_pb2.HoldBestAvailableRequest(
+                    event_id=self.setup.event_id,
+                    quantity=quantity,
+                    categories=self.fallback_categories(),
+                    adjacency=sales_pb2.ADJACENCY_PREFERRED,
+                    buyer_id=self.buyer_id,
+                ),
+                metadata=self.metadata,
+                timeout=self.call_timeout_s,
+            ).hold
+        except grpc.RpcError:
+            return None
+
+
+class HotSeatBuyer(SeatPicker):
+    """Everyone wants the front rows of the best sections; the losers settle for the category."""
+
+    abstract = True
+    quantities: ClassVar[tuple[int, ...]] = (1, 2, 2, 2, 3, 4)
+
+    def quantity(self) -> int:
+        return random.choice(self.quantities)
+
+    def categories(self) -> list[str]:
+        return [self.setup.hot_category]
+
+    def candidate_rows(self) -> list[list[str]]:
+        return [row.seat_ids for row in self.setup.hot_rows]
+
+    def fallback_categories(self) -> list[str]:
+        return [self.setup.hot_category]
+
+
+class GaBuyer(Buyer):
+    """General admission: N places on a standing floor."""
+
+    abstract = True
+
+    def wants(self, availability: Availability) -> tuple[bool, bool]:
+        return availability.ga_available > 0, availability.ga_held > 0
+
+    def take_hold(self) -> sales_pb2.Hold | None:
+        if not self.setup.ga_areas:
+            return None
+        area = random.choice(list(self.setup.ga_areas))
+        try:
+            return self.stubs.holds.HoldGeneralAdmission(
+                sales_pb2.HoldGeneralAdmissionRequest(
+                    event_id=self.setup.event_id,
+                    area_id=area,
+                    quantity=self.quantity(),
+                    buyer_id=self.buyer_id,
+                ),
+                metadata=self.metadata,
+                timeout=self.call_timeout_s,
+            ).hold
+        except grpc.RpcError:
+            return None  # ABORTED: the floor is full right now
+
+
+class Browser(GrpcUser):
+    """Looks and never buys: availability and the seat map of a section."""
+
+    abstract = True
+    wait_time = between(2.0, 6.0)
+
+    @task(3)
+    def availability(self) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            self.stubs.events.GetAvailability(
+                events_pb2.GetAvailabilityRequest(
+                    event_id=self.setup.event_id, include_seats=random.random() < 0.1
+                ),
+                metadata=self.metadata,
+                timeout=self.call_timeout_s,
+            )
+
+    @task(1)
+    def section(self) -> None:
+        category = random.choice(list(self.setup.sections_by_category))
+        section = random.choice(self.setup.sections_by_category[category])
+        with contextlib.suppress(grpc.RpcError):
+            self.stubs.seatmaps.QuerySeats(
+                seatmap_pb2.QuerySeatsRequest(
+                    seat_map_id=self.setup.seat_map_id,
+                    version=self.setup.seat_map_version,
+                    group=seatmap_pb2.InGroup(section_id=section),
+                    limit=10_000,
+                ),
+                metadata=self.metadata,
+                timeout=self.call_timeout_s,
+            )
+
+
+class Watcher(GrpcUser):
+    """Keeps a WatchAvailability stream open for a while, reading every delta, then reconnects."""
+
+    abstract = True
+    wait_time = between(1.0, 5.0)
+    watch_s: ClassVar[tuple[float, float]] = (20.0, 90.0)
+
+    @task
+    def watch(self) -> None:
+        request = events_pb2.WatchAvailabilityRequest(event_id=self.setup.event_id)
+        call = self.stubs.events.WatchAvailability(request, metadata=self.metadata)
+        timer = gevent.spawn_later(random.uniform(*self.watch_s), call.cancel)
+        not_free: set[str] = set()
+        try:
+            for update in call:
+                kind = update.WhichOneof("update")
+                if kind == "snapshot":
+                    not_free = {s.seat_id for s in update.snapshot.seats}
+                elif kind == "delta":
+                    if update.delta.status == FREE:
+                        not_free.difference_update(update.delta.seat_ids)
+                    else:
+                        not_free.update(update.delta.seat_ids)
+        except grpc.RpcError:
+            pass  # cancelled at the end of the watch, or reported by the stream's timer
+        finally:
+            timer.kill(block=False)
+            cast(Any, call).cancel()
