@@ -156,10 +156,12 @@ def sell_out(
     """When nothing was free any more (monitor), and when the last place sold (if all did)."""
     has_ga = any(s.ga_available or s.ga_held or s.ga_sold for s in samples)
     nothing_free = next((s.t for s in samples if s.free == 0 and (not has_ga or s.ga_available == 0)), None)
+    ga_full = next((s.t for s in samples if has_ga and s.ga_available == 0), None)
     sold = sum(n for _, n in sales)
     all_sold = sellable > 0 and sold >= sellable
     return {
         "nothing_free_s": round(nothing_free - start_s, 2) if nothing_free is not None else None,
+        "ga_full_s": round(ga_full - start_s, 2) if ga_full is not None else None,
         "last_place_sold_s": round(sales[-1][0] / 1000 - start_s, 2) if all_sold and sales else None,
         "sold_out": all_sold,
     }
@@ -195,7 +197,7 @@ def format_table(summary: dict[str, Any]) -> str:
         + f"; {sales['tickets_per_s']} tickets/s average, {sales['peak_tickets_per_s']} peak"
     )
     lines.append(
-        f"sell-out: nothing free after {out['nothing_free_s']} s; "
+        f"sell-out: nothing free after {out['nothing_free_s']} s; GA full after {out['ga_full_s']} s; "
         + (f"last place sold at {out['last_place_sold_s']} s" if out["sold_out"] else "not everything sold")
     )
     lines.append(
@@ -209,52 +211,71 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class History:
+    """Locust's stats history, per second: aggregated throughput and each unary method's percentiles."""
+
+    t: list[float]
+    users: list[float]
+    rps: list[float]
+    failures: list[float]
+    p95_by_method: dict[str, list[tuple[float, float]]]
+
+
+def _number(raw: str | None) -> float:
+    return float(raw) if raw not in (None, "", "N/A") else math.nan
+
+
+def read_history(history_csv: Path) -> History:
+    """Aggregated rows for RPS; per-method rows of type ``grpc`` for latency (the aggregate
+    mixes in the streams' open durations)."""
+    history = History([], [], [], [], defaultdict(list))
+    t0: float | None = None
+    with history_csv.open() as f:
+        for row in csv.DictReader(f):
+            t = float(row["Timestamp"])
+            t0 = t if t0 is None else t0
+            if row.get("Name") == "Aggregated":
+                history.t.append(t - t0)
+                history.users.append(_number(row.get("User Count")))
+                history.rps.append(_number(row.get("Requests/s")))
+                history.failures.append(_number(row.get("Failures/s")))
+            elif row.get("Type") == UNARY and not row["Name"].endswith(SIMULATED):
+                history.p95_by_method[row["Name"]].append((t - t0, _number(row.get("95%"))))
+    return history
+
+
 def write_plots(history_csv: Path, out_dir: Path) -> list[Path] | str:
-    """RPS and latency over time from Locust's stats history; a reason string when not possible."""
+    """rps.png and latency.png from Locust's stats history; a reason string when not possible."""
     try:
         matplotlib: Any = importlib.import_module("matplotlib")
     except ImportError:
         return "matplotlib is not installed: no plots (the CSV and HTML reports have the same data)"
-    matplotlib.use("Agg")
-    plt: Any = importlib.import_module("matplotlib.pyplot")
     if not history_csv.exists():
         return f"{history_csv} is missing: no plots"
-    t0: float | None = None
-    xs: list[float] = []
-    series: dict[str, list[float]] = {
-        k: [] for k in ("Requests/s", "Failures/s", "50%", "95%", "99%", "User Count")
-    }
-    with history_csv.open() as f:
-        for row in csv.DictReader(f):
-            if row.get("Name") != "Aggregated":
-                continue
-            t = float(row["Timestamp"])
-            t0 = t if t0 is None else t0
-            xs.append(t - t0)
-            for key in series:
-                raw = row.get(key) or "0"
-                series[key].append(float(raw) if raw not in ("N/A", "") else math.nan)
-    written: list[Path] = []
+    matplotlib.use("Agg")
+    plt: Any = importlib.import_module("matplotlib.pyplot")
+    history = read_history(history_csv)
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.plot(xs, series["Requests/s"], label="requests/s")
-    ax.plot(xs, series["Failures/s"], label="failures/s")
+    ax.plot(history.t, history.rps, label="requests/s")
+    ax.plot(history.t, history.failures, label="failures/s (incl. refusals)")
     ax.set_xlabel("s")
     ax.legend(loc="upper left")
     users = ax.twinx()
-    users.plot(xs, series["User Count"], color="grey", linestyle=":", label="users")
-    users.set_ylabel("users")
+    users.plot(history.t, history.users, color="grey", linestyle=":")
+    users.set_ylabel("users (dotted)")
     fig.tight_layout()
-    written.append(out_dir / "rps.png")
-    fig.savefig(written[-1])
+    rps_png = out_dir / "rps.png"
+    fig.savefig(rps_png)
     fig, ax = plt.subplots(figsize=(10, 4))
-    for key in ("50%", "95%", "99%"):
-        ax.plot(xs, series[key], label=f"p{key.rstrip('%')} (Locust, rounded)")
+    for name, points in sorted(history.p95_by_method.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{name} p95")
     ax.set_xlabel("s")
-    ax.set_ylabel("ms")
+    ax.set_ylabel("ms (Locust, rounded)")
     ax.set_yscale("log")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
-    written.append(out_dir / "latency.png")
-    fig.savefig(written[-1])
+    latency_png = out_dir / "latency.png"
+    fig.savefig(latency_png)
     plt.close("all")
-    return written
+    return [rps_png, latency_png]
