@@ -125,7 +125,7 @@ def render_png(
     """:func:`render_svg` rasterised by ``cairosvg`` (``width`` in pixels, default: the viewBox's)."""
     try:
         import cairosvg
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: cairosvg present, libcairo missing
         raise RenderUnavailable(
             "PNG rendering needs the optional 'cairosvg' package (and the cairo library); "
             "install it or use render_svg"

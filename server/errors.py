@@ -10,6 +10,9 @@ ErrorInfo so clients can name the field or seat at fault programmatically.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -18,6 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from holds import errors as store
 from seatmap import errors as seatmap_errors
 from seatmap import index as seatmap_index
+from seatmap import render as seatmap_render
 from server.auth import PermissionDenied, Unauthenticated
 
 DOMAIN = "seatwise.dev"
@@ -38,6 +42,18 @@ def _bad_request(*violations: tuple[str, str]) -> error_details_pb2.BadRequest:
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
             for f, d in violations[:MAX_DETAIL_ITEMS]
+        ]
+    )
+
+
+def _precondition(kind: str, subjects: Iterable[tuple[str, str]]) -> error_details_pb2.PreconditionFailure:
+    """One violation per subject (e.g. per seat), capped at MAX_DETAIL_ITEMS."""
+    return error_details_pb2.PreconditionFailure(
+        violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type=kind, subject=subject, description=description
+            )
+            for subject, description in itertools.islice(subjects, MAX_DETAIL_ITEMS)
         ]
     )
 
@@ -68,6 +84,10 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                 _bad_request(*((f"content.{v.path}", f"{v.code}: {v.message}") for v in exc.violations)),
                 _error_info("SEAT_MAP_INVALID", total_violations=str(exc.total)),
             )
+        case seatmap_render.RenderUnavailable():
+            return _status(code_pb2.UNIMPLEMENTED, str(exc))
+        case seatmap_render.RenderError():
+            return _status(code_pb2.INVALID_ARGUMENT, str(exc), _bad_request(("format", str(exc))))
         case seatmap_index.SeatIndexError():
             return _status(code_pb2.INVALID_ARGUMENT, str(exc), _bad_request(("query", str(exc))))
         case store.InvalidRequest():
@@ -88,27 +108,15 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             return _status(
                 code_pb2.FAILED_PRECONDITION,
                 str(exc),
-                error_details_pb2.PreconditionFailure(
-                    violations=[
-                        error_details_pb2.PreconditionFailure.Violation(
-                            type="SEAT_UNAVAILABLE", subject=seat_id, description="seat is not available"
-                        )
-                        for seat_id in exc.seat_ids[:MAX_DETAIL_ITEMS]
-                    ]
-                ),
+                _precondition("SEAT_UNAVAILABLE", ((seat, "seat is not available") for seat in exc.seat_ids)),
                 _error_info("SEATS_UNAVAILABLE", count=str(len(exc.seat_ids))),
             )
         case store.SeatsInWrongState():
             return _status(
                 code_pb2.FAILED_PRECONDITION,
                 str(exc),
-                error_details_pb2.PreconditionFailure(
-                    violations=[
-                        error_details_pb2.PreconditionFailure.Violation(
-                            type="SEAT_STATE", subject=seat_id, description=f"seat is {state}"
-                        )
-                        for seat_id, state in list(exc.states.items())[:MAX_DETAIL_ITEMS]
-                    ]
+                _precondition(
+                    "SEAT_STATE", ((seat, f"seat is {state}") for seat, state in exc.states.items())
                 ),
             )
         case store.LimitExceeded():
@@ -134,15 +142,7 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             )
         case store.PreconditionFailed():
             return _status(
-                code_pb2.FAILED_PRECONDITION,
-                str(exc),
-                error_details_pb2.PreconditionFailure(
-                    violations=[
-                        error_details_pb2.PreconditionFailure.Violation(
-                            type="STATE", subject=exc.subject, description=str(exc)
-                        )
-                    ]
-                ),
+                code_pb2.FAILED_PRECONDITION, str(exc), _precondition("STATE", [(exc.subject, str(exc))])
             )
         case store.Conflict():
             return _status(code_pb2.ABORTED, str(exc))

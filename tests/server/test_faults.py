@@ -8,11 +8,8 @@ by itself.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from server.config import Config
 from server.context import Stores
 from server.redis_process import EmbeddedRedis
 from tests.api import Api
+from tests.processes import free_port, spawn_serve
 from tests.server.maps import small_map
 
 ADMIN_KEY = "sw_admin_fault-test-secret"
@@ -197,17 +195,10 @@ async def test_redis_sigkill_mid_on_sale_keeps_every_acknowledged_order(service:
     await api.__aexit__()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _spawn_server(redis_url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
-    env |= {"SEATWISE_REDIS_URL": redis_url, "SEATWISE_PORT": str(port), "SEATWISE_ADMIN_KEY": ADMIN_KEY,
-            "SEATWISE_DATA_DIR": str(data_dir), "SEATWISE_LOG_LEVEL": "warning"}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+    settings = {"redis_url": redis_url, "port": str(port), "admin_key": ADMIN_KEY, "data_dir": str(data_dir),
+                "log_level": "warning"}  # fmt: skip
+    return spawn_serve(settings, stderr=subprocess.DEVNULL)
 
 
 async def _until_up(target: str) -> None:
@@ -225,7 +216,7 @@ async def _until_up(target: str) -> None:
 async def test_server_killed_mid_commit_then_retry_gives_exactly_one_order(tmp_path: Path) -> None:
     redis = EmbeddedRedis(tmp_path / "redis")
     redis.start()
-    port = _free_port()
+    port = free_port()
     target = f"127.0.0.1:{port}"
     proc = _spawn_server(redis.url, port, tmp_path)
     try:

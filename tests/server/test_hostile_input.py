@@ -9,10 +9,8 @@ real Redis, so hypothesis can drive it with the synchronous client.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,12 +23,13 @@ from hypothesis import strategies as st
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
 from server.redis_process import EmbeddedRedis
+from tests.processes import free_port, spawn_serve, wait_serving
 from tests.server.maps import small_map
-from tests.server.test_serve import _free_port, _wait_serving
 
 ADMIN_KEY = "sw_admin_fuzz-secret"
 MODULES = (tenancy_pb2, seatmap_pb2, events_pb2, sales_pb2)
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+CATEGORIES = ("front", "back", "floor")
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,13 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     tmp = tmp_path_factory.mktemp("fuzz")
     redis = EmbeddedRedis(tmp / "redis", appendfsync="everysec")
     redis.start()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
-    env |= {"SEATWISE_REDIS_URL": redis.url, "SEATWISE_PORT": str(port), "SEATWISE_ADMIN_KEY": ADMIN_KEY,
-            "SEATWISE_DATA_DIR": str(tmp), "SEATWISE_LOG_LEVEL": "error"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stderr=subprocess.PIPE)
+    port = free_port()
+    settings = {"redis_url": redis.url, "port": str(port), "admin_key": ADMIN_KEY, "data_dir": str(tmp),
+                "log_level": "error"}  # fmt: skip
+    proc = spawn_serve(settings, stderr=subprocess.PIPE)
     address = f"127.0.0.1:{port}"
     try:
-        _wait_serving(address)
+        wait_serving(address)
         channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 80 << 20)])
         yield _prepare(channel, redis.url)
         channel.close()
@@ -114,7 +112,7 @@ def _prepare(channel: grpc.Channel, redis_url: str) -> Target:
     event = events_pb2_grpc.EventServiceStub(channel).CreateEvent(
         events_pb2.CreateEventRequest(
             seat_map_id=sm.seat_map_id, name="Fuzz", currency="EUR", status=events_pb2.EVENT_STATUS_ON_SALE,
-            prices=[events_pb2.CategoryPrice(category=c, amount_minor=100) for c in ("front", "back", "floor")],
+            prices=[events_pb2.CategoryPrice(category=c, amount_minor=100) for c in CATEGORIES],
         ),
         metadata=auth,
     ).event  # fmt: skip

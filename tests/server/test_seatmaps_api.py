@@ -190,3 +190,13 @@ async def test_list_pages(organizer: Api) -> None:
             metadata=organizer.metadata,
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_render_png(organizer: Api) -> None:
+    info = await _upload(organizer, small_map())
+    rendered = await organizer.seatmaps.RenderSeatMap(
+        seatmap_pb2.RenderSeatMapRequest(seat_map_id=info.seat_map_id, format=seatmap_pb2.RENDER_FORMAT_PNG),
+        metadata=organizer.metadata,
+    )
+    assert rendered.content_type == "image/png"
+    assert rendered.content.startswith(b"\x89PNG\r\n\x1a\n")
