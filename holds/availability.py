@@ -202,7 +202,13 @@ class AvailabilityMirrors:
 
     async def _follow(self, mirror: EventMirror) -> None:
         stream = keys.event_keys(mirror.event_id)[14]
+        this = asyncio.current_task()
         while True:
+            # Python 3.11's asyncio.wait_for (redis-py's send path) can swallow a
+            # cancel that lands as the write completes: the request stays pending
+            # on the task, so honour it here or close() would wait forever.
+            if this is not None and this.cancelling():
+                raise asyncio.CancelledError
             try:
                 async with wrap_errors("follow changes"):
                     reply = await self._r.xread(

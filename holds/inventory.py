@@ -270,21 +270,18 @@ class Inventory:
         return int(purged), int(remaining)
 
     async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
-        """A live hold; an expired one is reported as HoldExpired even before it is purged."""
-        ks = keys.event_keys(event_id)
-        async with wrap_errors("get hold"), self._r.pipeline(transaction=False) as pipe:
-            pipe.hget(ks[3], hold_id)
-            pipe.zscore(ks[4], hold_id)
-            pipe.time()
-            pipe.hget(ks[17], hold_id)
-            raw, expires, (sec, usec), why = await pipe.execute()
-        if raw is None or expires is None:
-            gone = {None: [3], b"expired": [4], b"released": [20]}.get(why, [19, (why or b"")[10:]])
-            raise _hold_gone(gone, hold_id) or NotFound("hold", hold_id)
-        now_ms = int(sec) * 1000 + int(usec) // 1000
-        if int(expires) <= now_ms:
-            raise HoldExpired("the hold has expired", subject=hold_id)
-        return HoldView(hold_id, hold_decoder.decode(raw), int(expires))
+        """A live hold; an expired one is reported as HoldExpired even before it is purged.
+
+        A read-only script rather than a pipeline: the clock compared with the
+        expiry must be the event's node's (a Cluster pipeline cannot send TIME).
+        """
+        reply = await self._scripts["hold_view"](keys.event_keys(event_id), [hold_id])
+        match reply:
+            case [0, raw, expires, now_ms]:
+                if int(expires) <= int(now_ms):
+                    raise HoldExpired("the hold has expired", subject=hold_id)
+                return HoldView(hold_id, hold_decoder.decode(raw), int(expires))
+        raise _hold_gone(reply, hold_id) or _unknown("hold_view", reply)
 
     async def get_order(self, event_id: str, order_id: str) -> Order:
         async with wrap_errors("get order"):

@@ -38,16 +38,24 @@ _UNAVAILABLE = (
     redis.exceptions.MasterDownError,
     OSError,
 )
+# RedisCluster raises these outside RedisError: a slot no node serves (a failover
+# under way); and, wrapping the ConnectionError, "cannot be connected" when no
+# startup node answers. Other RedisClusterExceptions are programming errors
+# (keys of different slots in one command) and must not look retryable.
+_CLUSTER_UNAVAILABLE = (redis.exceptions.SlotNotCoveredError,)
 
 
 def connect(url: str, *, socket_timeout: float = 5.0, max_connections: int = 256) -> AnyRedis:
     """A client for ``url``; no I/O happens until the first command."""
     if url.startswith(CLUSTER_SCHEME):
+        # One startup node is enough: the client reads CLUSTER SLOTS from it and
+        # follows MOVED/ASK. max_connections is per node.
         return RedisCluster.from_url(
             "redis://" + url.removeprefix(CLUSTER_SCHEME),
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            health_check_interval=30,
         )
     return aioredis.Redis.from_url(
         url,
@@ -56,6 +64,14 @@ def connect(url: str, *, socket_timeout: float = 5.0, max_connections: int = 256
         max_connections=max_connections,
         health_check_interval=30,
     )
+
+
+async def ping(client: AnyRedis) -> bool:
+    """True when Redis answers; on a Cluster, when every primary answers (any one
+    of them down makes the events in its slots unavailable)."""
+    if isinstance(client, RedisCluster):
+        return bool(await client.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await client.ping())
 
 
 @asynccontextmanager
@@ -67,5 +83,11 @@ async def wrap_errors(operation: str) -> AsyncIterator[None]:
         raise  # handled by the script runner, which reloads and retries
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"{operation}: Redis unavailable ({type(exc).__name__}: {exc})") from exc
+    except redis.exceptions.RedisClusterException as exc:
+        if not isinstance(exc, _CLUSTER_UNAVAILABLE) and not isinstance(exc.__cause__, _UNAVAILABLE):
+            raise
+        raise StoreUnavailable(
+            f"{operation}: Redis Cluster unavailable ({type(exc).__name__}: {exc})"
+        ) from exc
     except redis.exceptions.RedisError as exc:
         raise StoreUnavailable(f"{operation}: Redis error ({type(exc).__name__}: {exc})") from exc

@@ -24,7 +24,7 @@ EncodableArg = str | int | float | bytes
 # prepended at load time (Lua in Redis has no imports).
 INVENTORY_PRELUDE = "_inventory"
 INVENTORY_SCRIPTS = frozenset(
-    {"hold", "release", "extend", "commit", "cancel", "set_status", "snapshot", "reap"}
+    {"hold", "release", "extend", "commit", "cancel", "set_status", "snapshot", "reap", "hold_view"}
 )
 
 

@@ -33,6 +33,7 @@ from seatwise.v1 import (
     tenancy_pb2_grpc,
 )
 
+from holds.redis_client import ping as redis_ping
 from server.config import Config
 from server.context import Stores
 from server.interceptors import SeatwiseInterceptor
@@ -85,8 +86,7 @@ async def watch_health(stores: Stores, health_servicer: health_aio.HealthService
     serving: bool | None = None
     while True:
         try:
-            await asyncio.wait_for(stores.redis.ping(), timeout=HEALTH_PROBE_INTERVAL_S)
-            ok = True
+            ok = await asyncio.wait_for(redis_ping(stores.redis), timeout=HEALTH_PROBE_INTERVAL_S)
         except Exception:
             ok = False
         if ok != serving:

@@ -1,8 +1,20 @@
 """Shared fixtures: a real redis-server per test session, flushed between tests,
-and a real gRPC server on a free port for integration tests."""
+and a real gRPC server on a free port for integration tests.
+
+Redis topologies: every test gets the single node (``redis_server``, a unix
+socket) unless its directory's conftest opts in to both topologies with
+:func:`parametrize_redis_topology` (tests/holds, and the sales API tests of
+tests/server); those run once per topology, ``[single]`` and ``[cluster]``,
+the cluster being a local 3-master Redis Cluster (tests/cluster.py) started
+once per session on first use. ``--redis=single|cluster|both`` (or env
+``SEATWISE_TEST_REDIS``) narrows that; cluster runs carry the ``cluster``
+marker, so ``-m "not cluster"`` skips them too. A test marked
+``@pytest.mark.cluster`` (in any directory) runs on the cluster only.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +26,7 @@ from server.config import Config
 from server.context import Stores
 from server.redis_process import EmbeddedRedis
 from tests.api import Api
+from tests.cluster import LocalCluster
 
 ADMIN_KEY = "sw_admin_test-bootstrap-secret"
 
@@ -26,15 +39,72 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.stop()
 
 
+TOPOLOGIES = ("single", "cluster")
+TOPOLOGY_CHOICES = {"single": ("single",), "cluster": ("cluster",), "both": TOPOLOGIES}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis",
+        choices=sorted(TOPOLOGY_CHOICES),
+        default=os.environ.get("SEATWISE_TEST_REDIS", "both"),
+        help="Redis topologies for the tests that run on both (default: both; env SEATWISE_TEST_REDIS)",
+    )
+
+
+def _parametrize(metafunc: pytest.Metafunc, allowed: tuple[str, ...]) -> None:
+    if "redis_topology" in metafunc.fixturenames:
+        chosen = [t for t in TOPOLOGY_CHOICES[metafunc.config.getoption("redis")] if t in allowed]
+        metafunc.parametrize("redis_topology", chosen, indirect=True)
+
+
+def parametrize_redis_topology(metafunc: pytest.Metafunc) -> None:
+    """Run ``metafunc``'s test once per selected topology (call from a pytest_generate_tests)."""
+    if metafunc.definition.get_closest_marker("cluster") is None:  # else done below
+        _parametrize(metafunc, TOPOLOGIES)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``cluster`` anywhere runs on the cluster only (skipped by --redis=single)."""
+    if metafunc.definition.get_closest_marker("cluster") is not None:
+        _parametrize(metafunc, ("cluster",))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("redis_topology") == "cluster":
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A local 3-master Redis Cluster (AOF, appendfsync always), started on first use."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"), appendfsync="always")
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> str:
-    return redis_server.url
+def redis_topology(request: pytest.FixtureRequest) -> str:
+    """``single`` unless the test is parametrized over topologies."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_topology: str) -> str:
+    if redis_topology == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    return server.url
 
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[AnyRedis]:
     client = connect(redis_url)
-    await client.flushall()
+    await client.flushall()  # on a cluster, redis-py sends FLUSHALL to every primary
     yield client
     await client.aclose()
 

@@ -1,0 +1,135 @@
+"""Every script runs inside one Redis Cluster hash slot (design invariant 7).
+
+Redis Cluster refuses (CROSSSLOT) a script whose KEYS hash to different slots,
+and redis-py routes EVALSHA by its first key, so every key a script receives
+must carry the same hash tag. These tests check it three ways: the key builders
+of holds/keys.py for any id (hypothesis), every script call the service makes
+(recorded while driving each call path once, on both topologies), and that the
+test cluster really spreads events over its masters. Plus: an unreachable
+cluster is StoreUnavailable (UNAVAILABLE), like an unreachable single Redis.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from holds import keys
+from holds.errors import StoreUnavailable
+from holds.inventory import Inventory
+from holds.records import Buyer
+from holds.redis_client import AnyRedis, connect
+from holds.scripts import INVENTORY_PRELUDE, EncodableArg, Script, ScriptRegistry
+from server.context import Stores
+from tests.holds.factories import GA_AREA, make_event
+
+ids = st.text(min_size=0, max_size=40)
+
+
+def slots(names: Sequence[str]) -> set[int]:
+    return {key_slot(name.encode()) for name in names}
+
+
+def every_script() -> set[str]:
+    lua = resources.files("holds") / "lua"
+    return {p.name.removesuffix(".lua") for p in lua.iterdir() if p.name.endswith(".lua")} - {
+        INVENTORY_PRELUDE
+    }
+
+
+@given(ids)
+def test_every_key_of_an_event_shares_one_slot(event_id: str) -> None:
+    ks = keys.event_keys(event_id)
+    assert len(ks) == len(keys.EVENT_KEY_NAMES)
+    assert slots(ks) == {key_slot(keys.event_tag(event_id).encode())}
+
+
+@given(ids, ids)
+def test_a_tenants_catalogue_shares_one_slot(tenant_id: str, seat_map_id: str) -> None:
+    catalogue = [
+        keys.seatmap_index(tenant_id),
+        keys.seatmap_versions(tenant_id, seat_map_id),
+        keys.seatmap_content(tenant_id, seat_map_id),
+        keys.event_index(tenant_id),
+        keys.tenant_keys_index(tenant_id),
+    ]
+    assert len(slots(catalogue)) == 1
+
+
+@pytest.fixture
+def script_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, ...]]]:
+    """Every (script name, KEYS) the service passes to Redis while the test runs."""
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    original: Callable[[Script, Sequence[str], Sequence[EncodableArg]], Awaitable[Any]] = Script.__call__
+
+    async def recording(self: Script, script_keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
+        calls.append((self.name, tuple(script_keys)))
+        return await original(self, script_keys, args)
+
+    monkeypatch.setattr(Script, "__call__", recording)
+    return calls
+
+
+async def test_every_script_call_path_stays_in_one_slot(
+    stores: Stores, redis_client: AnyRedis, script_calls: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    """Drive every script once through the service's own call paths."""
+    sales, inv = stores.sales, stores.sales.inventory
+    ev = await make_event(stores.seatmaps, sales.events)  # seatmap_put, seatmap_publish, event_put
+    ref = await sales.events.ref(ev.tenant, ev.event_id)
+    await sales.events.update(ref, {"vip", "std", "ga"}, prices={"vip": 5000, "std": 1500, "ga": 900})
+    held = await inv.hold(ev.event_id, seats=ev.seats(0, 1, 2), ga={GA_AREA: 2}, buyer="ada")
+    await inv.hold(ev.event_id, seats=ev.seats(3), buyer="ada", hold_id=held.hold_id)
+    await inv.get_hold(ev.event_id, held.hold_id)
+    await inv.extend(ev.event_id, held.hold_id)
+    await inv.release(ev.event_id, held.hold_id, seats=[3])
+    order = (await inv.commit(ev.event_id, held.hold_id, "idem-1", Buyer(name="Ada"))).order
+    await inv.cancel(ev.event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
+    await inv.set_status(ev.event_id, [10, 11], "blocked", ["free"])
+    other = await inv.hold(ev.event_id, seats=ev.seats(12))
+    await inv.release(ev.event_id, other.hold_id)
+    await inv.reap(ev.event_id)
+    await inv.snapshot(ev.event_id)
+    await sales.mirrors.get(ev.event_id, ev.seat_count)  # snapshot, then XREAD of one key
+
+    assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
+    for name, script_keys in script_calls:
+        assert script_keys, f"{name} got no KEYS: a cluster could not route it"
+        assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
+        if name == "event_put" or name in {"hold", "commit", "release", "cancel"}:
+            assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
+
+
+@pytest.mark.cluster
+async def test_events_spread_over_the_cluster(stores: Stores, redis_client: AnyRedis) -> None:
+    """Different events land on different masters; each one's keys on exactly one."""
+    nodes = set()
+    for _ in range(12):
+        ev = await make_event(stores.seatmaps, stores.sales.events)
+        await stores.sales.inventory.hold(ev.event_id, seats=ev.seats(0))
+        owners = {redis_client.get_node_from_key(k).name for k in ev.keys}
+        assert len(owners) == 1
+        nodes |= owners
+        # the script's writes are on that node, where a plain read finds them
+        assert await redis_client.hlen(ev.keys[keys.EVENT_KEY_NAMES.index("seats")]) == 1
+    assert len(nodes) > 1, "12 events all hashed to one master: is the test cluster sharded?"
+
+
+async def test_an_unreachable_cluster_is_store_unavailable() -> None:
+    """redis-py wraps "no startup node answers" in a RedisClusterException, not a RedisError."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    client = connect(f"redis+cluster://127.0.0.1:{port}", socket_timeout=1.0)
+    try:
+        with pytest.raises(StoreUnavailable, match="Redis Cluster unavailable"):
+            await Inventory(client, ScriptRegistry(client)).reap("ev1")
+    finally:
+        await client.aclose()

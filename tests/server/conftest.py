@@ -1,0 +1,15 @@
+"""The sales API tests (holds and orders over gRPC) run against a single Redis and
+against a local Redis Cluster; the other server tests use the single node only."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import parametrize_redis_topology
+
+BOTH_TOPOLOGIES = frozenset({"tests.server.test_sales_api"})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__ in BOTH_TOPOLOGIES:
+        parametrize_redis_topology(metafunc)
