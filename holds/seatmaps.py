@@ -7,6 +7,7 @@ spatial indexes are cached per process by (tenant, map, version).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -54,11 +55,17 @@ class LoadedSeatMap:
     index: SeatIndex
 
 
+def _decode_and_index(record: SeatMapVersion, raw: bytes) -> LoadedSeatMap:
+    seatmap = msgpack_decoder.decode(raw)
+    return LoadedSeatMap(record, seatmap, SeatIndex(seatmap))
+
+
 class SeatMapStore:
     def __init__(self, client: AnyRedis, scripts: ScriptRegistry, *, cache_size: int = 16) -> None:
         self._r = client
         self._scripts = scripts
         self._cache: OrderedDict[tuple[str, str, int], LoadedSeatMap] = OrderedDict()
+        self._loading: dict[tuple[str, str, int], asyncio.Future[LoadedSeatMap]] = {}
         self._cache_size = cache_size
 
     async def put(self, tenant_id: str, seat_map_id: str, seatmap: SeatMap) -> SeatMapVersion:
@@ -185,13 +192,22 @@ class SeatMapStore:
             if cached.version != record:  # published since it was cached
                 cached = self._cache[cache_key] = LoadedSeatMap(record, cached.seatmap, cached.index)
             return cached
+        # Single flight: on an on-sale's first second thousands of requests miss
+        # together; one of them loads, the others wait for its result.
+        pending = self._loading.get(cache_key)
+        if pending is None:
+            pending = self._loading[cache_key] = asyncio.ensure_future(self._load(record, tenant_id))
+            pending.add_done_callback(lambda _: self._loading.pop(cache_key, None))
+        return await asyncio.shield(pending)
+
+    async def _load(self, record: SeatMapVersion, tenant_id: str) -> LoadedSeatMap:
         async with wrap_errors("load seat map"):
-            raw = await self._r.hget(keys.seatmap_content(tenant_id, seat_map_id), str(record.version))
+            raw = await self._r.hget(keys.seatmap_content(tenant_id, record.seat_map_id), str(record.version))
         if raw is None:
-            raise NotFound("seat map version", f"{seat_map_id}@{record.version}")
-        seatmap = msgpack_decoder.decode(raw)
-        loaded = LoadedSeatMap(record, seatmap, SeatIndex(seatmap))
-        self._cache[cache_key] = loaded
+            raise NotFound("seat map version", f"{record.seat_map_id}@{record.version}")
+        # decoding and indexing a stadium takes about a second: keep the event loop serving
+        loaded = await asyncio.to_thread(_decode_and_index, record, raw)
+        self._cache[(tenant_id, record.seat_map_id, record.version)] = loaded
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return loaded
