@@ -81,7 +81,9 @@ class AvailabilityView:
     def _follow(self) -> None:
         while True:
             request = events_pb2.WatchAvailabilityRequest(
-                event_id=self._setup.event_id, after_sequence=self.sequence
+                event_id=self._setup.event_id,
+                after_sequence=self.sequence,
+                seat_encoding=events_pb2.SEAT_ENCODING_LIST,  # one stream per process: ids are handier
             )
             call = self._stubs.events.WatchAvailability(request, metadata=self._metadata)
             try:

@@ -48,43 +48,84 @@ def _ga_pb(area: str, c: GaCount) -> events_pb2.GeneralAdmissionAvailability:
     )
 
 
-def availability_pb(
-    ctx: EventContext, snap: Snapshot, include_seats: bool
-) -> events_pb2.GetAvailabilityResponse:
-    """Counts by category and section (numpy over the state array), optionally every non-free seat."""
+# the SeatStatus value of each mirror state code, for the one-byte-per-seat vector
+_STATUS_BYTES = np.array([SEAT_STATUS[name] for name in STATE_NAMES], dtype=np.uint8)
+
+
+def _grouped_counts(
+    codes: npt.NDArray[np.intp], states: npt.NDArray[np.intp], groups: int
+) -> npt.NDArray[np.int64]:
+    """counts[g, s]: seats of group g in state s, in one bincount."""
+    n_states = len(STATE_NAMES)
+    flat = np.bincount(codes * n_states + states, minlength=groups * n_states)
+    return flat[: groups * n_states].reshape(groups, n_states).astype(np.int64)
+
+
+def _counts_pb(key: str, row: npt.NDArray[np.int64]) -> events_pb2.StatusCounts:
+    return events_pb2.StatusCounts(
+        key=key,
+        free=int(row[0]),
+        held=int(row[1]),
+        sold=int(row[2]),
+        blocked=int(row[3]),
+        not_for_sale=int(row[4]),
+    )
+
+
+def seat_encoding(request_encoding: int, include_seats: bool, default: int) -> int:
+    if request_encoding not in events_pb2.SeatEncoding.values():
+        raise InvalidRequest("seat_encoding", "unknown seat encoding")
+    if request_encoding != events_pb2.SEAT_ENCODING_UNSPECIFIED:
+        return request_encoding
+    return events_pb2.SEAT_ENCODING_LIST if include_seats else default
+
+
+def availability_pb(ctx: EventContext, snap: Snapshot, encoding: int) -> events_pb2.GetAvailabilityResponse:
+    """Counts by category and section (numpy over the state array) and the seats as asked."""
     index = ctx.loaded.index
     states = snap.states.astype(np.intp)
-    n_states = len(STATE_NAMES)
-    by_cat = np.zeros((len(index.category_keys), n_states), dtype=np.int64)
-    np.add.at(by_cat, (index.category_code, states), 1)
-
-    def counts(key: str, row: npt.NDArray[np.int64]) -> events_pb2.StatusCounts:
-        return events_pb2.StatusCounts(
-            key=key, free=int(row[0]), held=int(row[1]), sold=int(row[2]), blocked=int(row[3]),
-            not_for_sale=int(row[4]),
-        )  # fmt: skip
-
+    by_cat = _grouped_counts(index.category_code, states, len(index.category_keys))
+    by_sec = _grouped_counts(index.section_code, states, len(index.section_ids))
     response = events_pb2.GetAvailabilityResponse(
         sequence=snap.seq,
         general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
-        by_category=[counts(k, by_cat[i]) for i, k in enumerate(index.category_keys)],
+        by_category=[_counts_pb(k, by_cat[i]) for i, k in enumerate(index.category_keys)],
+        by_section=[_counts_pb(k, by_sec[i]) for i, k in enumerate(index.section_ids)],
     )
-    for section_id in index.section_ids:
-        start, end = index.section_range(section_id)
-        response.by_section.append(counts(section_id, np.bincount(states[start:end], minlength=n_states)))
-    if include_seats:
+    if encoding == events_pb2.SEAT_ENCODING_VECTOR:
+        response.seat_status_vector = _STATUS_BYTES[states].tobytes()
+    elif encoding == events_pb2.SEAT_ENCODING_LIST:
         placed = index.placed
-        taken = np.flatnonzero(states)
         response.seats.extend(
-            events_pb2.SeatState(seat_id=placed[o].seat.id, status=SEAT_STATUS[STATE_NAMES[states[o]]])
-            for o in taken.tolist()
+            events_pb2.SeatState(
+                seat_id=placed[o].seat.id, status=events_pb2.SeatStatus.ValueType(_STATUS_BYTES[states[o]])
+            )
+            for o in np.flatnonzero(states).tolist()
         )
     return response
+
+
+class AvailabilityCache:
+    """The last reply per (event, encoding): unchanged until the event's sequence moves,
+    so a browsing crowd between two sales costs one build, not one per request."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], events_pb2.GetAvailabilityResponse] = {}
+
+    def get(self, ctx: EventContext, snap: Snapshot, encoding: int) -> events_pb2.GetAvailabilityResponse:
+        key = (ctx.event_id, encoding)
+        cached = self._last.get(key)
+        if cached is None or cached.sequence != snap.seq:
+            if len(self._last) > 10_000:
+                self._last.clear()
+            cached = self._last[key] = availability_pb(ctx, snap, encoding)
+        return cached
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
     def __init__(self, sales: Sales) -> None:
         self._sales = sales
+        self._availability = AvailabilityCache()
 
     async def CreateEvent(
         self, request: events_pb2.CreateEventRequest, context: Context
@@ -194,8 +235,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.GetAvailabilityRequest, context: Context
     ) -> events_pb2.GetAvailabilityResponse:
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        encoding = seat_encoding(request.seat_encoding, request.include_seats, events_pb2.SEAT_ENCODING_NONE)
         mirror = await self._sales.mirror(ctx)
-        return availability_pb(ctx, mirror.snapshot, request.include_seats)
+        return self._availability.get(ctx, mirror.snapshot, encoding)
 
     async def WatchAvailability(
         self, request: events_pb2.WatchAvailabilityRequest, context: Context
@@ -203,6 +245,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         if request.after_sequence < 0:
             raise InvalidRequest("after_sequence", "must not be negative")
+        encoding = seat_encoding(request.seat_encoding, False, events_pb2.SEAT_ENCODING_VECTOR)
         mirror = await self._sales.mirror(ctx)
         # snapshot and subscription happen with no await between: nothing is missed
         snap = Snapshot(mirror.seq, mirror.snapshot.states.copy(), {a: GaCount(c.capacity, c.held, c.sold)
@@ -210,12 +253,14 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         updates = self._sales.mirrors.watch_from(mirror)
         if request.after_sequence == 0 or request.after_sequence != snap.seq:
             # resuming from an older sequence replays nothing: the snapshot supersedes it
-            yield events_pb2.AvailabilityUpdate(sequence=snap.seq, snapshot=availability_pb(ctx, snap, True))
+            yield events_pb2.AvailabilityUpdate(
+                sequence=snap.seq, snapshot=self._availability.get(ctx, snap, encoding)
+            )
         async for item in updates:
             if isinstance(item, Resync):
                 yield events_pb2.AvailabilityUpdate(sequence=mirror.seq, resync=item.reason)
                 yield events_pb2.AvailabilityUpdate(
-                    sequence=mirror.seq, snapshot=availability_pb(ctx, mirror.snapshot, True)
+                    sequence=mirror.seq, snapshot=self._availability.get(ctx, mirror.snapshot, encoding)
                 )
                 continue
             yield events_pb2.AvailabilityUpdate(

@@ -375,3 +375,26 @@ async def test_late_calls_say_why_the_hold_is_gone(organizer: Api) -> None:
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "released" in err.value.details()
+
+
+async def test_availability_vector_has_one_status_byte_per_seat(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await _hold(organizer, event_id, "r0-1")  # ordinal 1: row 0 comes first
+    for _ in range(50):
+        reply = await organizer.events.GetAvailability(
+            events_pb2.GetAvailabilityRequest(event_id=event_id, seat_encoding=events_pb2.SEAT_ENCODING_VECTOR),
+            metadata=organizer.metadata,
+        )
+        if reply.seat_status_vector[1] == events_pb2.SEAT_STATUS_HELD:
+            break
+        await asyncio.sleep(0.02)
+    vector = reply.seat_status_vector
+    assert len(vector) == 12
+    assert vector[1] == events_pb2.SEAT_STATUS_HELD
+    assert all(b == events_pb2.SEAT_STATUS_FREE for i, b in enumerate(vector) if i != 1)
+    assert not reply.seats  # the list is only sent when asked for
+    counts_only = await organizer.events.GetAvailability(
+        events_pb2.GetAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
+    )
+    assert not counts_only.seat_status_vector and not counts_only.seats
+    assert sum(c.held for c in counts_only.by_category) == 1

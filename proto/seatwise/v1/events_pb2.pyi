@@ -66,6 +66,38 @@ SEAT_STATUS_BLOCKED: SeatStatus.ValueType  # 4
 SEAT_STATUS_NOT_FOR_SALE: SeatStatus.ValueType  # 5
 Global___SeatStatus: _TypeAlias = SeatStatus  # noqa: Y015
 
+class _SeatEncoding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SeatEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SeatEncoding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEAT_ENCODING_UNSPECIFIED: _SeatEncoding.ValueType  # 0
+    """GetAvailability: LIST when include_seats, else NONE. WatchAvailability: VECTOR."""
+    SEAT_ENCODING_NONE: _SeatEncoding.ValueType  # 1
+    SEAT_ENCODING_LIST: _SeatEncoding.ValueType  # 2
+    """`seats`: every seat that is not free, by id (convenient; large for a stadium)."""
+    SEAT_ENCODING_VECTOR: _SeatEncoding.ValueType  # 3
+    """`seat_status_vector`: one byte per seat, its SeatStatus value, in the seat
+    map's canonical order (docs/seatmap-format.md, "Seat order"). 90 kB for a
+    90,000-seat stadium and cheap to build: what a storefront should use.
+    """
+
+class SeatEncoding(_SeatEncoding, metaclass=_SeatEncodingEnumTypeWrapper):
+    """How a reply carries per-seat status (counts are always included)."""
+
+SEAT_ENCODING_UNSPECIFIED: SeatEncoding.ValueType  # 0
+"""GetAvailability: LIST when include_seats, else NONE. WatchAvailability: VECTOR."""
+SEAT_ENCODING_NONE: SeatEncoding.ValueType  # 1
+SEAT_ENCODING_LIST: SeatEncoding.ValueType  # 2
+"""`seats`: every seat that is not free, by id (convenient; large for a stadium)."""
+SEAT_ENCODING_VECTOR: SeatEncoding.ValueType  # 3
+"""`seat_status_vector`: one byte per seat, its SeatStatus value, in the seat
+map's canonical order (docs/seatmap-format.md, "Seat order"). 90 kB for a
+90,000-seat stadium and cheap to build: what a storefront should use.
+"""
+Global___SeatEncoding: _TypeAlias = SeatEncoding  # noqa: Y015
+
 @_typing.final
 class CategoryPrice(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -536,18 +568,21 @@ class GetAvailabilityRequest(_message.Message):
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_SEATS_FIELD_NUMBER: _builtins.int
+    SEAT_ENCODING_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     include_seats: _builtins.bool
-    """Include the status of every seat (large for a stadium); counts are always included."""
+    """Shorthand for seat_encoding = SEAT_ENCODING_LIST."""
+    seat_encoding: Global___SeatEncoding.ValueType
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         include_seats: _builtins.bool = ...,
+        seat_encoding: Global___SeatEncoding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "include_seats", b"include_seats"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "include_seats", b"include_seats", "seat_encoding", b"seat_encoding"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -650,7 +685,10 @@ class GetAvailabilityResponse(_message.Message):
     GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
     BY_CATEGORY_FIELD_NUMBER: _builtins.int
     BY_SECTION_FIELD_NUMBER: _builtins.int
+    SEAT_STATUS_VECTOR_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
+    seat_status_vector: _builtins.bytes
+    """With SEAT_ENCODING_VECTOR: byte i is the SeatStatus of the seat with ordinal i."""
     @_builtins.property
     def seats(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeatState]:
         """Seats that are not free (when include_seats); every other seat is free."""
@@ -669,10 +707,11 @@ class GetAvailabilityResponse(_message.Message):
         general_admission: _abc.Iterable[Global___GeneralAdmissionAvailability] | None = ...,
         by_category: _abc.Iterable[Global___StatusCounts] | None = ...,
         by_section: _abc.Iterable[Global___StatusCounts] | None = ...,
+        seat_status_vector: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_category", b"by_category", "by_section", b"by_section", "general_admission", b"general_admission", "seats", b"seats", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_category", b"by_category", "by_section", b"by_section", "general_admission", b"general_admission", "seat_status_vector", b"seat_status_vector", "seats", b"seats", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -684,20 +723,24 @@ class WatchAvailabilityRequest(_message.Message):
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    SEAT_ENCODING_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     after_sequence: _builtins.int
     """0: start with a snapshot. N: resume after sequence N (a snapshot is sent
     instead when N is too old to replay).
     """
+    seat_encoding: Global___SeatEncoding.ValueType
+    """How snapshots carry seats; UNSPECIFIED means SEAT_ENCODING_VECTOR."""
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        seat_encoding: Global___SeatEncoding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "event_id", b"event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "event_id", b"event_id", "seat_encoding", b"seat_encoding"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
