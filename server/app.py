@@ -34,6 +34,7 @@ from seatwise.v1 import (
 )
 
 from holds.redis_client import ping as redis_ping
+from server.admission import Admission
 from server.config import Config
 from server.context import Stores
 from server.interceptors import SeatwiseInterceptor
@@ -64,7 +65,12 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
         ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
         ("grpc.keepalive_time_ms", 60_000),
     ]
-    server = grpc.aio.server(interceptors=[SeatwiseInterceptor(stores.tenants)], options=options)
+    admission = Admission(
+        max_inflight=config.max_inflight or 1 << 30,
+        max_lag_s=config.max_loop_lag_ms / 1000 if config.max_loop_lag_ms else float("inf"),
+    )
+    stores.admission = admission
+    server = grpc.aio.server(interceptors=[SeatwiseInterceptor(stores.tenants, admission)], options=options)
     seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server(SeatMapServicer(stores), server)
     tenancy_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(stores), server)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(stores.sales), server)
@@ -123,6 +129,7 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     await server.start()
     health_task = asyncio.create_task(watch_health(stores, health_servicer))
     reaper_task = asyncio.create_task(reap_forever(stores.sales))
+    lag_task = asyncio.create_task(stores.admission.watch_loop_lag())
     log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -134,7 +141,7 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     log.info("server.stopping", grace_s=config.grace_s)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)
-    for task in (health_task, reaper_task):
+    for task in (health_task, reaper_task, lag_task):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -35,6 +35,9 @@ class Config:
     max_message_bytes: int = 64 * 1024 * 1024
     appendfsync: str = "always"  # embedded Redis only
     redis_timeout_s: float = 5.0
+    # Admission control per process (server/admission.py); 0 disables a limit.
+    max_inflight: int = 512
+    max_loop_lag_ms: int = 500
 
     @classmethod
     def from_env(cls) -> Config:
@@ -50,6 +53,8 @@ class Config:
             metrics_port=_env_int("SEATWISE_METRICS_PORT", cls.metrics_port),
             log_format=env.get("SEATWISE_LOG_FORMAT", cls.log_format),
             log_level=env.get("SEATWISE_LOG_LEVEL", cls.log_level),
+            max_inflight=_env_int("SEATWISE_MAX_INFLIGHT", cls.max_inflight),
+            max_loop_lag_ms=_env_int("SEATWISE_MAX_LOOP_LAG_MS", cls.max_loop_lag_ms),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from holds.availability import AvailabilityMirrors
 from holds.events import EventStore
@@ -12,6 +12,7 @@ from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import SeatMapStore
 from holds.tenants import TenantStore
+from server.admission import Admission
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Stores:
     tenants: TenantStore
     seatmaps: SeatMapStore
     sales: Sales
+    admission: Admission = field(default_factory=Admission)
 
     @classmethod
     def open(cls, redis_url: str, *, timeout_s: float = 5.0) -> Stores:

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Iterable
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -22,6 +22,7 @@ from holds import errors as store
 from seatmap import errors as seatmap_errors
 from seatmap import index as seatmap_index
 from seatmap import render as seatmap_render
+from server.admission import Overloaded
 from server.auth import PermissionDenied, Unauthenticated
 
 DOMAIN = "seatwise.dev"
@@ -65,6 +66,12 @@ def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
 def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - one flat dispatch table
     """The status for a known error, or None for an unexpected one (INTERNAL)."""
     match exc:
+        case Overloaded():
+            delay = duration_pb2.Duration()
+            delay.FromMilliseconds(int(exc.retry_after_s * 1000))
+            return _status(
+                code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay)
+            )
         case Unauthenticated():
             return _status(code_pb2.UNAUTHENTICATED, str(exc), _error_info("UNAUTHENTICATED"))
         case PermissionDenied():

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 from holds.errors import InvalidRequest, StoreUnavailable
 from holds.tenants import TenantStore
 from server import metrics
+from server.admission import Admission, Overloaded
 from server.auth import (
     PUBLIC_SERVICES,
     TENANT_HEADER,
@@ -73,8 +74,9 @@ def _check_decoded(request: Any) -> None:
 
 
 class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
-    def __init__(self, tenants: TenantStore) -> None:
+    def __init__(self, tenants: TenantStore, admission: Admission | None = None) -> None:
         self._tenants = tenants
+        self._admission = admission or Admission()
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
@@ -141,6 +143,12 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             started = time.perf_counter()
             outcome = "OK"
             try:
+                self._admission.enter(method)
+            except Overloaded as exc:
+                metrics.observe_rpc(method, "Overloaded", time.perf_counter() - started)
+                await self._fail(method, context, exc)
+                raise
+            try:
                 async with asyncio.timeout(call_budget(context.time_remaining())):
                     # each RPC runs in its own task: the context var needs no reset
                     set_principal(await self._principal(method, context))
@@ -157,6 +165,7 @@ class SeatwiseInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await self._fail(method, context, exc)
                 raise  # unreachable: abort raises
             finally:
+                self._admission.leave()
                 metrics.observe_rpc(method, outcome, time.perf_counter() - started)
 
         return unary
