@@ -382,7 +382,9 @@ async def test_availability_vector_has_one_status_byte_per_seat(organizer: Api) 
     await _hold(organizer, event_id, "r0-1")  # ordinal 1: row 0 comes first
     for _ in range(50):
         reply = await organizer.events.GetAvailability(
-            events_pb2.GetAvailabilityRequest(event_id=event_id, seat_encoding=events_pb2.SEAT_ENCODING_VECTOR),
+            events_pb2.GetAvailabilityRequest(
+                event_id=event_id, seat_encoding=events_pb2.SEAT_ENCODING_VECTOR
+            ),
             metadata=organizer.metadata,
         )
         if reply.seat_status_vector[1] == events_pb2.SEAT_STATUS_HELD:
