@@ -124,7 +124,7 @@ class TestEvent:
 
     @property
     def keys(self) -> list[str]:
-        return keys.event_keys(self.event_id)
+        return list(keys.event_keys(self.event_id))
 
 
 async def make_event(

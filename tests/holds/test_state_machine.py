@@ -1,0 +1,419 @@
+"""A hypothesis state machine drives every inventory script against a plain model.
+
+Each example starts from a flushed Redis and a fresh event (18 seats, GA of 5,
+at most 6 places per hold). Rules hold, add to, extend, release (all or part),
+commit (fresh and reused idempotency keys), cancel (whole or part, to free or
+not-for-sale), change seat status, and expire holds. After every step the
+whole event is read in one atomic cut and compared with the model: every
+seat's state and owner, the orders and their tickets, idempotency keys, GA
+counts, the availability snapshot, and the invariant checks of
+:func:`tests.holds.factories.check_consistent` (no seat sold twice, GA within
+capacity, change stream without gaps...).
+
+Expiry does not sleep: a hold is expired by moving its score in the ``holdexp``
+zset into the past. The scripts decide expiry only by comparing that score with
+Redis's TIME, so this is exactly what the passing of the TTL looks like to them
+(it simulates the clock; the TTL itself is 10 minutes, so nothing expires on
+its own during a run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from holds.availability import decode_snapshot
+from holds.errors import (
+    GeneralAdmissionUnavailable,
+    HoldExpired,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    PreconditionFailed,
+    StoreError,
+)
+from holds.inventory import SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.records import Buyer, Order
+from server.context import Stores
+from tests.holds.factories import (
+    GA_AREA,
+    PRICES,
+    SyncRedis,
+    TestEvent,
+    check_consistent,
+    expire_hold_sync,
+    make_event,
+    read_state_sync,
+    sync_client,
+)
+
+ROWS, PER_ROW, GA_CAP, PER_HOLD = 3, 6, 5, 6
+SEATS = ROWS * PER_ROW
+STATES = ("free", "held", "sold", "blocked", "not_for_sale")
+GONE = (HoldExpired, NotFound, PreconditionFailed)  # a hold that is no longer live
+
+
+@dataclass
+class MHold:
+    buyer: str
+    seats: list[int]
+    ga: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.seats) + self.ga
+
+
+@dataclass
+class MOrder:
+    hold_id: str
+    key: str
+    seat_tickets: dict[str, int]  # ticket id -> seat
+    ga_tickets: list[str]
+    cancelled: set[str] = field(default_factory=set)
+    total: int = 0
+
+
+class InventoryMachine(RuleBasedStateMachine):
+    # shared by the examples of one test run (set by the test): opening cluster clients is slow
+    loop: asyncio.AbstractEventLoop
+    sync: SyncRedis
+    stores: Stores
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync.flushall()  # every example starts from an empty Redis
+        self.inv = self.stores.sales.inventory
+        self.ev: TestEvent = self.run(
+            make_event(
+                self.stores.seatmaps,
+                self.stores.sales.events,
+                rows=ROWS,
+                seats_per_row=PER_ROW,
+                ga_capacity=GA_CAP,
+                hold_ttl_ms=600_000,
+                max_seats_per_hold=PER_HOLD,
+            )
+        )
+        # the model
+        self.seat: dict[int, tuple[str, str]] = {o: ("free", "") for o in range(SEATS)}  # state, owner
+        self.holds: dict[str, MHold] = {}  # live holds
+        self.expired: dict[str, MHold] = {}  # expired, maybe not yet purged by Redis
+        self.orders: dict[str, MOrder] = {}
+        self.idem: dict[str, str] = {}
+        self.keys = itertools.count()
+        # hypothesis favours rules without preconditions: cap the cheap ones per example
+        self.budget = {"set_status": 4, "reuse_key": 3}
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def attempt(self, coro: Any) -> Any:
+        """The call's result, or the store error it raised."""
+        try:
+            return self.run(coro)
+        except (StoreError, SeatOrdinalsUnavailable) as exc:
+            return exc
+
+    # -- helpers ---------------------------------------------------------------
+    def ga_held(self) -> int:
+        return sum(h.ga for h in self.holds.values())
+
+    def ga_sold(self) -> int:
+        return sum(len([t for t in o.ga_tickets if t not in o.cancelled]) for o in self.orders.values())
+
+    def purged(self) -> None:
+        """Scripts that purge on the way (hold, full release, commit) drop every expired hold here."""
+        self.expired.clear()
+
+    def expect_hold(self, hold: MHold | None, seats: list[int], ga: int) -> type[Exception] | None:
+        """The error hold.lua must answer, in its order of checks, or None for success."""
+        if any(self.seat[o][0] != "free" for o in seats):
+            return SeatOrdinalsUnavailable
+        if ga and self.ga_held() + self.ga_sold() + ga > GA_CAP:
+            return GeneralAdmissionUnavailable
+        if (hold.count if hold else 0) + len(seats) + ga > PER_HOLD:
+            return LimitExceeded
+        return None
+
+    # -- rules -----------------------------------------------------------------
+    @rule(data=st.data(), ga=st.integers(0, 3), buyer=st.sampled_from(["ann", "bob"]))
+    def hold(self, data: st.DataObject, ga: int, buyer: str) -> None:
+        seats = data.draw(
+            st.lists(st.integers(0, SEATS - 1), min_size=0 if ga else 1, max_size=4, unique=True)
+        )
+        self.purged()
+        error = self.expect_hold(None, seats, ga)
+        result = self.attempt(
+            self.inv.hold(
+                self.ev.event_id, seats=self.ev.seats(*seats), ga={GA_AREA: ga} if ga else None, buyer=buyer
+            )
+        )
+        if isinstance(result, Exception):
+            assert error is not None, f"the hold failed: {result!r}"
+            assert isinstance(result, error), f"expected {error.__name__}, got {result!r}"
+            if isinstance(result, SeatOrdinalsUnavailable):  # names exactly the seats that are not free
+                assert sorted(result.ordinals) == sorted(o for o in seats if self.seat[o][0] != "free")
+            return
+        assert error is None, f"expected {error.__name__}, the hold succeeded"
+        self.holds[result.hold_id] = MHold(buyer, list(seats), ga)
+        for o in seats:
+            self.seat[o] = ("held", result.hold_id)
+
+    @precondition(lambda self: self.holds or self.expired)
+    @rule(data=st.data(), ga=st.integers(0, 2))
+    def hold_more(self, data: st.DataObject, ga: int) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds) + list(self.expired)))
+        seats = data.draw(
+            st.lists(st.integers(0, SEATS - 1), min_size=0 if ga else 1, max_size=3, unique=True)
+        )
+        live = hold_id in self.holds
+        hold = self.holds.get(hold_id) or self.expired[hold_id]
+        self.purged()
+        error = self.expect_hold(hold, seats, ga) if live else HoldExpired
+        result = self.attempt(
+            self.inv.hold(
+                self.ev.event_id,
+                seats=self.ev.seats(*seats),
+                ga={GA_AREA: ga} if ga else None,
+                buyer=hold.buyer,
+                hold_id=hold_id,
+            )
+        )
+        if isinstance(result, Exception):
+            assert error is not None, f"add to {hold_id} failed: {result!r}"
+            assert isinstance(result, error if live else GONE), f"expected {error.__name__}, got {result!r}"
+            return
+        assert error is None, f"expected {error.__name__}, the add succeeded"
+        assert result.hold_id == hold_id
+        hold.seats += seats
+        hold.ga += ga
+        assert result.record.seat_ordinals == hold.seats
+        for o in seats:
+            self.seat[o] = ("held", hold_id)
+
+    @precondition(lambda self: self.holds or self.expired)
+    @rule(data=st.data())
+    def extend(self, data: st.DataObject) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds) + list(self.expired)))
+        if hold_id in self.holds:
+            before = int(self.sync.zscore(self.ev.keys[4], hold_id) or 0)
+            view, _capped = self.run(self.inv.extend(self.ev.event_id, hold_id))
+            assert view.expires_ms >= before
+        else:
+            with pytest.raises(GONE):
+                self.run(self.inv.extend(self.ev.event_id, hold_id))
+
+    @precondition(lambda self: self.holds)
+    @rule(data=st.data(), whole=st.booleans())
+    def release(self, data: st.DataObject, whole: bool) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
+        hold = self.holds[hold_id]
+        if whole:
+            assert self.run(self.inv.release(self.ev.event_id, hold_id)) == 0
+            self.purged()
+            part, ga = list(hold.seats), hold.ga
+        else:
+            part = data.draw(st.lists(st.sampled_from(hold.seats), unique=True)) if hold.seats else []
+            ga = data.draw(st.integers(0, hold.ga))
+            if not part and not ga:
+                return
+            remaining = self.run(
+                self.inv.release(self.ev.event_id, hold_id, seats=part, ga={GA_AREA: ga} if ga else None)
+            )
+            assert remaining == hold.count - len(part) - ga
+        for o in part:
+            self.seat[o] = ("free", "")
+        hold.seats = [o for o in hold.seats if o not in part]
+        hold.ga -= ga
+        if hold.count == 0:
+            del self.holds[hold_id]
+
+    @precondition(lambda self: self.holds)
+    @rule(data=st.data())
+    def release_a_seat_not_in_the_hold(self, data: st.DataObject) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
+        other = data.draw(st.sampled_from([o for o in range(SEATS) if o not in self.holds[hold_id].seats]))
+        mine = self.holds[hold_id].seats[:1]
+        with pytest.raises(SeatOrdinalsInWrongState):
+            self.run(self.inv.release(self.ev.event_id, hold_id, seats=[*mine, other]))
+
+    @precondition(lambda self: self.holds or self.expired)
+    @rule(data=st.data())
+    def commit(self, data: st.DataObject) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds) + list(self.expired)))
+        key = f"k{next(self.keys)}"
+        if hold_id in self.expired:
+            with pytest.raises(GONE):
+                self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
+            return
+        hold = self.holds.pop(hold_id)
+        result = self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
+        self.purged()
+        order: Order = result.order
+        assert not result.replayed
+        assert sorted(t.seat for t in order.tickets if t.seat is not None) == sorted(hold.seats)
+        assert sum(1 for t in order.tickets if t.ga_area == GA_AREA) == hold.ga
+        assert (
+            order.total
+            == sum(self.ev.prices[self.ev.categories[o]] for o in hold.seats) + hold.ga * PRICES["ga"]
+        )
+        self.orders[order.order_id] = MOrder(
+            hold_id,
+            key,
+            {t.ticket_id: t.seat for t in order.tickets if t.seat is not None},
+            [t.ticket_id for t in order.tickets if t.seat is None],
+            total=order.total,
+        )
+        self.idem[key] = order.order_id
+        for o in hold.seats:
+            self.seat[o] = ("sold", order.order_id)
+
+    @precondition(lambda self: self.idem and self.budget["reuse_key"])
+    @rule(data=st.data())
+    def commit_with_a_used_key(self, data: st.DataObject) -> None:
+        self.budget["reuse_key"] -= 1
+        key = data.draw(st.sampled_from(list(self.idem)))
+        order_id = self.idem[key]
+        same_hold = self.orders[order_id].hold_id
+        others = list(self.holds) + list(self.expired)
+        hold_id = data.draw(st.sampled_from([same_hold, *others]))
+        if hold_id == same_hold:
+            result = self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="y")))
+            assert result.replayed
+            assert result.order.order_id == order_id
+        else:
+            with pytest.raises(InvalidRequest):
+                self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="y")))
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), to=st.sampled_from(["free", "not_for_sale"]))
+    def cancel(self, data: st.DataObject, to: str) -> None:
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        everything = [*order.seat_tickets, *order.ga_tickets]
+        valid = [t for t in everything if t not in order.cancelled]
+        chosen = data.draw(st.lists(st.sampled_from(everything), max_size=3, unique=True))
+        if not chosen:  # the whole order
+            if not valid:
+                with pytest.raises(PreconditionFailed):
+                    self.run(self.inv.cancel(self.ev.event_id, order_id, to=to))  # type: ignore[arg-type]
+                return
+            chosen = valid
+            self.run(self.inv.cancel(self.ev.event_id, order_id, to=to))  # type: ignore[arg-type]
+        elif any(t in order.cancelled for t in chosen):
+            with pytest.raises(PreconditionFailed):
+                self.run(self.inv.cancel(self.ev.event_id, order_id, ticket_ids=chosen, to=to))  # type: ignore[arg-type]
+            return
+        else:
+            self.run(self.inv.cancel(self.ev.event_id, order_id, ticket_ids=chosen, to=to))  # type: ignore[arg-type]
+        order.cancelled |= set(chosen)
+        for t in chosen:
+            if t in order.seat_tickets:
+                self.seat[order.seat_tickets[t]] = ("free", "") if to == "free" else ("not_for_sale", "")
+
+    @precondition(lambda self: self.budget["set_status"])
+    @rule(
+        data=st.data(),
+        goal=st.sampled_from(["free", "blocked", "not_for_sale"]),
+        allowed=st.lists(
+            st.sampled_from(["free", "blocked", "not_for_sale", "sold"]), min_size=1, unique=True
+        ),
+    )
+    def set_status(self, data: st.DataObject, goal: str, allowed: list[str]) -> None:
+        self.budget["set_status"] -= 1
+        seats = data.draw(st.lists(st.integers(0, SEATS - 1), min_size=1, max_size=5, unique=True))
+        wrong = {
+            o: self.seat[o][0] for o in seats if self.seat[o][0] not in allowed or self.seat[o][0] == "sold"
+        }
+        if wrong:
+            with pytest.raises(SeatOrdinalsInWrongState) as info:
+                self.run(self.inv.set_status(self.ev.event_id, seats, goal, allowed))  # type: ignore[arg-type]
+            assert info.value.states == wrong
+            return
+        _seq, changed = self.run(self.inv.set_status(self.ev.event_id, seats, goal, allowed))  # type: ignore[arg-type]
+        assert changed == sum(1 for o in seats if self.seat[o][0] != goal)
+        for o in seats:
+            self.seat[o] = (goal, "")
+
+    @precondition(lambda self: self.holds and len(self.expired) < 8)
+    @rule(data=st.data())
+    def expire(self, data: st.DataObject) -> None:
+        """Simulates the clock: the hold's lease ends now (see the module docstring)."""
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
+        expire_hold_sync(self.sync, self.ev.event_id, hold_id)
+        hold = self.holds.pop(hold_id)
+        self.expired[hold_id] = hold
+        for o in hold.seats:
+            self.seat[o] = ("free", "")
+
+    # -- after every step --------------------------------------------------------
+    @invariant()
+    def redis_agrees_with_the_model(self) -> None:
+        s = read_state_sync(self.sync, self.ev.event_id)
+        check_consistent(s)
+        for o in range(SEATS):
+            state, owner = self.seat[o]
+            assert s.state_of(o) == state, f"seat {o}: Redis {s.state_of(o)}, model {state}"
+            if state == "held":
+                assert s.holder(o) == owner
+            elif state == "sold":
+                assert s.seats[o] == f"s:{owner}"
+        live = {h for h in s.holds if s.live(h)}
+        assert live == set(self.holds)
+        for hold_id, hold in self.holds.items():
+            assert sorted(s.holds[hold_id].seat_ordinals) == sorted(hold.seats)
+            assert sum(s.holds[hold_id].ga.values()) == hold.ga
+        assert set(s.holds) - live <= set(self.expired)  # dead holds in Redis are ones we expired
+        assert set(s.orders) == set(self.orders)
+        for order_id, order in self.orders.items():
+            stored = s.orders[order_id]
+            assert {t.ticket_id for t in stored.tickets if t.status == "cancelled"} == order.cancelled
+            assert stored.total == order.total
+        assert s.idem == self.idem
+        expired_ga = sum(sum(h.ga.values()) for hid, h in s.holds.items() if not s.live(hid))
+        assert s.ga_held.get(GA_AREA, 0) - expired_ga == self.ga_held()
+        assert s.ga_sold.get(GA_AREA, 0) == self.ga_sold()
+
+        snap = decode_snapshot(self.run(self.inv.snapshot(self.ev.event_id)), SEATS)
+        assert [STATES[int(x)] for x in snap.states] == [self.seat[o][0] for o in range(SEATS)]
+        assert snap.ga[GA_AREA].sold == self.ga_sold()
+        assert snap.ga[GA_AREA].held - expired_ga == self.ga_held()
+
+
+@pytest.mark.slow
+def test_inventory_state_machine(redis_url: str) -> None:
+    loop = asyncio.new_event_loop()
+    InventoryMachine.loop = loop
+    InventoryMachine.sync = sync_client(redis_url)
+    InventoryMachine.stores = Stores.open(redis_url)
+    try:
+        run_state_machine_as_test(
+            InventoryMachine,
+            settings=settings(
+                max_examples=40,
+                stateful_step_count=30,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow],
+                report_multiple_bugs=False,  # one minimal failure, shrunk quickly, within the CI timeout
+                phases=[Phase.generate, Phase.shrink],
+            ),
+        )
+    finally:
+        loop.run_until_complete(InventoryMachine.stores.close())
+        loop.close()
+        InventoryMachine.sync.close()
