@@ -19,13 +19,16 @@ def free_port() -> int:
 
 
 def spawn_serve(
-    settings: dict[str, str], *, stderr: int | None = subprocess.STDOUT
+    settings: dict[str, str], *, stdout: int = subprocess.PIPE, stderr: int | None = subprocess.STDOUT
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m server.cli serve` with only these SEATWISE_* settings (stdout piped)."""
+    """Start `python -m server.cli serve` with only these SEATWISE_* settings.
+
+    Output is piped by default: read it with ``communicate()``, which also closes the pipes.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
     env |= {f"SEATWISE_{k.upper()}": v for k, v in settings.items()}
     command = [sys.executable, "-m", "server.cli", "serve"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+    return subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
 
 
 def wait_serving(target: str, within_s: float = 20.0) -> None:

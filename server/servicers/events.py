@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import numpy.typing as npt
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
 from holds.availability import STATE_NAMES, Delta, GaCount, Resync, Snapshot
@@ -33,6 +36,35 @@ def _prices(prices: list[events_pb2.CategoryPrice]) -> dict[str, int]:
             raise InvalidRequest(f"prices[{i}].category", f"category {p.category!r} priced twice")
         out[p.category] = p.amount_minor
     return out
+
+
+def _millis(request: Message, field: str, default: int) -> int:
+    """A Timestamp or Duration field in milliseconds, or ``default`` when unset."""
+    value = _millis_if_set(request, field)
+    return default if value is None else value
+
+
+def _millis_if_set(request: Message, field: str) -> int | None:
+    if not request.HasField(field):
+        return None
+    try:
+        value: Timestamp | Duration = getattr(request, field)
+        if isinstance(value, Timestamp):
+            value.ToJsonString()  # validates the range: years 1-9999, nanos in range
+        elif not -(10**15) <= value.seconds <= 10**15 or not -(10**9) < value.nanos < 10**9:
+            raise ValueError("duration out of range")
+        return int(value.ToMilliseconds())
+    except ValueError as exc:
+        raise InvalidRequest(field, str(exc)) from exc
+
+
+def _rfc3339(request: Message, field: str) -> str:
+    if not request.HasField(field):
+        return ""
+    try:
+        return str(getattr(request, field).ToJsonString())
+    except ValueError as exc:
+        raise InvalidRequest(field, str(exc)) from exc
 
 
 def _status(value: int, field: str) -> str:
@@ -136,23 +168,15 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         loaded = await self._sales.seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
         settings = EventSettings(
             name=request.name,
-            starts_at=request.starts_at.ToJsonString() if request.HasField("starts_at") else "",
+            starts_at=_rfc3339(request, "starts_at"),
             timezone=request.timezone or "UTC",
             status=_status(request.status, "status") if request.status else "draft",  # type: ignore[arg-type]
-            hold_ttl_ms=request.hold_ttl.ToMilliseconds()
-            if request.HasField("hold_ttl")
-            else EventSettings.hold_ttl_ms,
-            max_lifetime_ms=(
-                request.max_hold_lifetime.ToMilliseconds()
-                if request.HasField("max_hold_lifetime")
-                else EventSettings.max_lifetime_ms
-            ),
+            hold_ttl_ms=_millis(request, "hold_ttl", EventSettings.hold_ttl_ms),
+            max_lifetime_ms=_millis(request, "max_hold_lifetime", EventSettings.max_lifetime_ms),
             max_seats_per_hold=request.max_seats_per_hold or EventSettings.max_seats_per_hold,
             max_seats_per_buyer=request.max_seats_per_buyer,
-            onsale_from_ms=request.on_sale_from.ToMilliseconds() if request.HasField("on_sale_from") else 0,
-            onsale_until_ms=request.on_sale_until.ToMilliseconds()
-            if request.HasField("on_sale_until")
-            else 0,
+            onsale_from_ms=_millis(request, "on_sale_from", 0),
+            onsale_until_ms=_millis(request, "on_sale_until", 0),
             prices=_prices(list(request.prices)),
         )
         event = await self._sales.events.create(tenant_id, loaded, request.currency, settings)
@@ -182,12 +206,11 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         changes: dict[str, object] = {}
         if request.name:
             changes["name"] = request.name
-        if request.HasField("on_sale_from"):
-            changes["onsale_from_ms"] = request.on_sale_from.ToMilliseconds()
-        if request.HasField("on_sale_until"):
-            changes["onsale_until_ms"] = request.on_sale_until.ToMilliseconds()
-        if request.HasField("hold_ttl"):
-            changes["hold_ttl_ms"] = request.hold_ttl.ToMilliseconds()
+        for field, setting in (("on_sale_from", "onsale_from_ms"), ("on_sale_until", "onsale_until_ms"),
+                               ("hold_ttl", "hold_ttl_ms")):  # fmt: skip
+            value = _millis_if_set(request, field)
+            if value is not None:
+                changes[setting] = value
         if request.max_seats_per_hold:
             changes["max_seats_per_hold"] = request.max_seats_per_hold
         if request.max_seats_per_buyer:

@@ -198,7 +198,7 @@ async def test_redis_sigkill_mid_on_sale_keeps_every_acknowledged_order(service:
 def _spawn_server(redis_url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
     settings = {"redis_url": redis_url, "port": str(port), "admin_key": ADMIN_KEY, "data_dir": str(data_dir),
                 "log_level": "warning"}  # fmt: skip
-    return spawn_serve(settings, stderr=subprocess.DEVNULL)
+    return spawn_serve(settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _until_up(target: str) -> None:

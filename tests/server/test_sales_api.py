@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
@@ -398,5 +399,21 @@ async def test_availability_vector_has_one_status_byte_per_seat(organizer: Api) 
     counts_only = await organizer.events.GetAvailability(
         events_pb2.GetAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
     )
-    assert not counts_only.seat_status_vector and not counts_only.seats
+    assert not counts_only.seat_status_vector
+    assert not counts_only.seats
     assert sum(c.held for c in counts_only.by_category) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("starts_at", Timestamp(seconds=2**62)),
+        ("on_sale_from", Timestamp(seconds=5, nanos=2**30)),
+        ("hold_ttl", Duration(seconds=2**62)),
+    ],
+)
+async def test_out_of_range_times_name_the_field(organizer: Api, field: str, value: object) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _event(organizer, **{field: value})
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in err.value.details()
