@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from holds.availability import AvailabilityMirrors, EventMirror
+from holds.candidates import CandidatePools
 from holds.errors import Conflict, InvalidRequest, NotFound, SeatsInWrongState, SeatsUnavailable
 from holds.events import EventRef, EventStore
 from holds.inventory import (
@@ -26,7 +27,7 @@ from holds.inventory import (
 )
 from holds.records import Buyer, HoldRecord, Order
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
-from seatmap.bestavailable import BestAvailableRequest, best_available, choose
+from seatmap.bestavailable import BestAvailableRequest
 
 BEST_AVAILABLE_ATTEMPTS = 8
 MAX_SEATS_PER_REQUEST = 1_000
@@ -82,6 +83,7 @@ class Sales:
         self.inventory = inventory
         self.mirrors = mirrors
         self._rng = random.Random()
+        self._pools: dict[str, CandidatePools] = {}
 
     async def context(self, tenant_id: str, event_id: str) -> EventContext:
         if not event_id:
@@ -188,8 +190,9 @@ class Sales:
         if unknown:
             raise InvalidRequest("section_ids", f"unknown section: {', '.join(unknown)}")
         mirror = await self.mirror(ctx)
+        pools = self._pools.setdefault(ctx.event_id, CandidatePools())
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
-            candidate = choose(best_available(index, mirror.free_mask(), request), self._rng)
+            candidate = pools.take(mirror, index, request, self._rng)
             if candidate is None:
                 raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
             ordinals = list(candidate.ordinals)

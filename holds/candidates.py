@@ -1,0 +1,70 @@
+"""Best-available candidates shared by the concurrent requests of one process.
+
+Searching a 90,000-seat map costs 1-3 ms of CPU; during an on-sale rush many
+requests with the same shape (quantity, filters) arrive between two changes
+of availability, and each would run the same search to find the same blocks.
+So each shape keeps a pool: one search yields up to POOL_SIZE pairwise
+disjoint candidates, best first; every request takes the best ones that are
+*still* free in the live mirror (checked per candidate, O(quantity)), and the
+pool is searched anew when it runs dry or falls STALE_AFTER changes behind.
+
+The pool only proposes seats: the hold script still checks every seat
+atomically, so a stale pool costs a retry, never a double sale.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from holds.availability import EventMirror
+from seatmap.bestavailable import BestAvailableRequest, Candidate, best_available, choose
+from seatmap.index import SeatIndex
+
+POOL_SIZE = 64
+STALE_AFTER = 500  # changes of the event since the search
+MAX_SHAPES = 256  # pools per event kept at once (distinct request shapes)
+
+
+@dataclass
+class _Pool:
+    candidates: list[Candidate]
+    seq: int
+
+
+class CandidatePools:
+    """The pools of one event in one process."""
+
+    def __init__(self) -> None:
+        self._pools: dict[BestAvailableRequest, _Pool] = {}
+
+    def take(
+        self, mirror: EventMirror, index: SeatIndex, request: BestAvailableRequest, rng: random.Random
+    ) -> Candidate | None:
+        """A candidate whose seats are free in the mirror now (removed from the pool), or None."""
+        free = mirror.free_mask()
+        pool = self._pools.get(request)
+        if pool is None or mirror.seq - pool.seq > STALE_AFTER:
+            pool = self._search(mirror, index, request, free)
+        live = [c for c in pool.candidates if bool(np.all(free[list(c.ordinals)]))]
+        if not live:
+            pool = self._search(mirror, index, request, free)
+            live = pool.candidates
+        chosen = choose(live, rng)
+        pool.candidates = [c for c in live if c is not chosen]
+        return chosen
+
+    def _search(
+        self,
+        mirror: EventMirror,
+        index: SeatIndex,
+        request: BestAvailableRequest,
+        free: npt.NDArray[np.bool_],
+    ) -> _Pool:
+        if len(self._pools) >= MAX_SHAPES:
+            self._pools.clear()
+        pool = self._pools[request] = _Pool(best_available(index, free, request, limit=POOL_SIZE), mirror.seq)
+        return pool
