@@ -344,8 +344,9 @@ def merge(name: str, parts: Sequence[PhaseResult]) -> PhaseResult:
     )
 
 
-async def best_available(run: Run, fill: float) -> tuple[PhaseResult, str]:
+async def best_available(run: Run, fill: float, concurrency: int | None = None) -> tuple[PhaseResult, str]:
     s = run.settings
+    concurrency = concurrency or s.concurrency
     event_id = await run.setup.event(f"best available {fill:.0%}")
     free = run.venue.seat_count
     if fill > 0:
@@ -364,7 +365,7 @@ async def best_available(run: Run, fill: float) -> tuple[PhaseResult, str]:
         f"HoldBestAvailable q=2 @{fill:.0%}",
         HOLD_BEST,
         constant(request),
-        s.concurrency,
+        concurrency,
         s.duration_s,
     )
     after = 1 - (free - 2 * result.ok) / run.venue.seat_count
@@ -482,6 +483,8 @@ async def _fixed_and_sweep(run: Run) -> None:
     echo_half = await run.echo_phase("echo at half saturation", half, s.duration_s)
     hold_half = await run.hold_phase("HoldSeats at half saturation", half, s.duration_s)
     run.rows.append(Row.of(f"HoldSeats latency @ half saturation (c={knee}/2)", hold_half, echo_half))
+    best_half, _ = await best_available(run, s.fill, half)
+    run.rows.append(Row.of(f"HoldBestAvailable latency @ ~{s.fill:.0%} sold, c={half}", best_half, echo_half))
 
 
 # -- processes -----------------------------------------------------------------------------------
