@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import platform
 import random
@@ -67,6 +68,7 @@ from server.redis_process import EmbeddedRedis
 ADMIN_KEY = "sw_admin_bench-bootstrap-secret"
 HOLD_SEATS = "/seatwise.v1.HoldService/HoldSeats"
 HOLD_BEST = "/seatwise.v1.HoldService/HoldBestAvailable"
+HOLD_GA = "/seatwise.v1.HoldService/HoldGeneralAdmission"
 COMMIT = "/seatwise.v1.OrderService/CommitHold"
 PRICES = {"cat1": 9000, "cat2": 7000, "cat3": 5000, "cat4": 3000}
 SET_STATUS_CHUNK = 1_000  # seat ids per SetSeatStatus call (the service's per-request cap)
@@ -408,6 +410,55 @@ async def commit_holds(run: Run) -> tuple[PhaseResult, str]:
     return result, note
 
 
+def ga_venue() -> bytes:
+    """One general-admission floor of a million places, every category of PRICES defined."""
+    doc = {
+        "name": "Single quota",
+        "categories": [{"key": c, "label": c} for c in PRICES],
+        "ga_areas": [{"id": "floor", "label": "Floor", "capacity": 1_000_000, "category": "cat1",
+                      "outline": [[0, 0], [10000, 0], [10000, 10000], [0, 10000]]}],
+    }  # fmt: skip
+    return json.dumps(doc).encode()
+
+
+async def single_quota(run: Run) -> PhaseResult:
+    """Single-quota on-sale: each order is HoldGeneralAdmission(1) then CommitHold.
+
+    Holds are taken for the phase's duration, then committed; orders/s is the
+    number of orders over the time both steps took (the same server work as
+    interleaving them per buyer).
+    """
+    s = run.settings
+    stadium_map = run.setup.seat_map_id
+    await run.setup.upload(ga_venue())
+    event_id = await run.setup.event("single quota")
+    run.setup.seat_map_id = stadium_map
+    tokens: list[str] = []
+    hold = sales_pb2.HoldGeneralAdmissionRequest(
+        event_id=event_id, area_id="floor", quantity=1
+    ).SerializeToString()
+    holds = await run.measure(
+        run.sw,
+        "single quota: HoldGeneralAdmission",
+        HOLD_GA,
+        constant(hold),
+        s.concurrency,
+        s.duration_s,
+        on_ok=lambda _req, reply: tokens.append(sales_pb2.HoldResponse.FromString(reply).hold.hold_token),
+    )
+    commits = iter(
+        sales_pb2.CommitHoldRequest(hold_token=t, idempotency_key=f"q{i}").SerializeToString()
+        for i, t in enumerate(tokens)
+    )
+    committed = await run.measure(
+        run.sw, "single quota: CommitHold", COMMIT, lambda: next(commits, None), s.concurrency, 120.0
+    )
+    orders = merge("single-quota orders (hold + commit)", [holds, committed])
+    orders.ok = committed.ok
+    orders.notes = f"{committed.ok:,} orders, {committed.ok / orders.elapsed_s:,.0f} orders/s"
+    return orders
+
+
 async def sweep(run: Run) -> int:
     """HoldSeats and echo at each level; returns the saturating level."""
     s = run.settings
@@ -467,6 +518,7 @@ async def _fixed_and_sweep(run: Run) -> None:
     best0, _ = await best_available(run, 0.0)
     best90, _ = await best_available(run, s.fill)
     commit, _ = await commit_holds(run)
+    quota = await single_quota(run)
     echo_end = await run.echo_phase("echo (end)", c, s.duration_s)
     echo = merge("echo (start+end)", [echo_start, echo_end])
     run.rows += [
@@ -477,6 +529,7 @@ async def _fixed_and_sweep(run: Run) -> None:
         Row.of("HoldBestAvailable q=2, empty stadium", best0, echo),
         Row.of(f"HoldBestAvailable q=2, ~{s.fill:.0%} sold", best90, echo),
         Row.of(f"CommitHold ({s.seats_per_hold}-seat holds)", commit, echo),
+        Row.of("single-quota orders/s (GA hold 1 + commit)", quota, echo),
     ]
     knee = await sweep(run)
     half = max(1, knee // 2)
