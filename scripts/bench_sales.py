@@ -538,6 +538,14 @@ async def _fixed_and_sweep(run: Run) -> None:
     run.rows.append(Row.of(f"HoldSeats latency @ half saturation (c={knee}/2)", hold_half, echo_half))
     best_half, _ = await best_available(run, s.fill, half)
     run.rows.append(Row.of(f"HoldBestAvailable latency @ ~{s.fill:.0%} sold, c={half}", best_half, echo_half))
+    # overload: far past saturation the service must shed clearly and recover
+    flood = max(knee * 16, 256)
+    over = await run.hold_phase("HoldSeats overload", flood, s.duration_s)
+    shed = over.errors.get("RESOURCE_EXHAUSTED", 0)
+    over.notes = f"{shed:,} shed (RESOURCE_EXHAUSTED), other errors {sum(over.errors.values()) - shed:,}"
+    after = await run.hold_phase("HoldSeats after overload", half, s.duration_s)
+    run.rows.append(Row.of(f"HoldSeats overload (c={flood}): admitted calls", over, echo_half))
+    run.rows.append(Row.of(f"HoldSeats right after overload (c={half})", after, echo_half))
 
 
 # -- processes -----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ class Overloaded(Exception):
 
 @dataclass
 class Admission:
-    max_inflight: int = 512
+    max_inflight: int = 128
     max_lag_s: float = 0.5
     inflight: int = 0
     lag_s: float = 0.0

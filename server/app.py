@@ -70,7 +70,11 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
         max_lag_s=config.max_loop_lag_ms / 1000 if config.max_loop_lag_ms else float("inf"),
     )
     stores.admission = admission
-    server = grpc.aio.server(interceptors=[SeatwiseInterceptor(stores.tenants, admission)], options=options)
+    server = grpc.aio.server(
+        interceptors=[SeatwiseInterceptor(stores.tenants, admission)],
+        options=options,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
+    )
     seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server(SeatMapServicer(stores), server)
     tenancy_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(stores), server)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(stores.sales), server)

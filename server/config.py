@@ -36,8 +36,11 @@ class Config:
     appendfsync: str = "always"  # embedded Redis only
     redis_timeout_s: float = 5.0
     # Admission control per process (server/admission.py); 0 disables a limit.
-    max_inflight: int = 512
+    max_inflight: int = 128
     max_loop_lag_ms: int = 500
+    # Hard cap on RPCs (streams included) a process accepts at once, counted by
+    # gRPC from arrival: beyond it gRPC answers RESOURCE_EXHAUSTED itself. 0: no cap.
+    max_concurrent_rpcs: int = 0
 
     @classmethod
     def from_env(cls) -> Config:
@@ -55,6 +58,7 @@ class Config:
             log_level=env.get("SEATWISE_LOG_LEVEL", cls.log_level),
             max_inflight=_env_int("SEATWISE_MAX_INFLIGHT", cls.max_inflight),
             max_loop_lag_ms=_env_int("SEATWISE_MAX_LOOP_LAG_MS", cls.max_loop_lag_ms),
+            max_concurrent_rpcs=_env_int("SEATWISE_MAX_CONCURRENT_RPCS", cls.max_concurrent_rpcs),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
