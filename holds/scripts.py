@@ -24,7 +24,18 @@ EncodableArg = str | int | float | bytes
 # prepended at load time (Lua in Redis has no imports).
 INVENTORY_PRELUDE = "_inventory"
 INVENTORY_SCRIPTS = frozenset(
-    {"hold", "release", "extend", "commit", "cancel", "set_status", "snapshot", "reap", "hold_view"}
+    {
+        "hold",
+        "release",
+        "extend",
+        "commit",
+        "cancel",
+        "set_status",
+        "snapshot",
+        "reap",
+        "hold_view",
+        "event_dump",
+    }
 )
 
 
@@ -37,6 +48,11 @@ def _source(name: str) -> str:
     if name in INVENTORY_SCRIPTS:
         return _read(INVENTORY_PRELUDE) + "\n" + _read(name)
     return _read(name)
+
+
+def script_source(name: str) -> str:
+    """The full source of a script as Redis runs it (prelude included)."""
+    return _source(name)
 
 
 class Script:

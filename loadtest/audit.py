@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
-
 from holds import keys
-from holds.records import HoldRecord, Order, hold_decoder, order_decoder
+from holds.inspection import EventDump, read_event
+from holds.records import HoldRecord, Order
 from holds.redis_client import AnyRedis, connect
+from holds.scripts import ScriptRegistry
 from loadtest.recording import Ack, read_acks
 from seatmap.model import iter_seats, msgpack_decoder
 
@@ -112,96 +112,6 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-@dataclass
-class EventState:
-    """One consistent cut of an event's keys, decoded."""
-
-    now_ms: int
-    meta: dict[str, str]
-    seats: dict[int, str]
-    holds: dict[str, HoldRecord]
-    holdexp: dict[str, int]
-    ga_cap: dict[str, int]
-    ga_held: dict[str, int]
-    ga_sold: dict[str, int]
-    buyers: dict[str, int]
-    orders: dict[str, Order]
-    idem: dict[str, str]
-    orders_z: set[str]
-    tickets: dict[str, str]
-    created_entries: Counter[str]
-    undecodable: list[str] = field(default_factory=list)
-
-
-async def read_event(client: AnyRedis, event_id: str) -> EventState:
-    ks = keys.event_keys(event_id)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.time()
-        pipe.hgetall(ks[K["meta"]])
-        for name in ("seats", "holds"):
-            pipe.hgetall(ks[K[name]])
-        pipe.zrange(ks[K["holdexp"]], 0, -1, withscores=True)
-        for name in ("ga_cap", "ga_held", "ga_sold", "buyers", "orders", "idem"):
-            pipe.hgetall(ks[K[name]])
-        pipe.zrange(ks[K["orders_z"]], 0, -1)
-        pipe.hgetall(ks[K["tickets"]])
-        pipe.xrange(ks[K["lifecycle"]])
-        replies = await pipe.execute()
-    (
-        now,
-        meta,
-        seats,
-        holds,
-        holdexp,
-        ga_cap,
-        ga_held,
-        ga_sold,
-        buyers,
-        orders,
-        idem,
-        orders_z,
-        tickets,
-        life,
-    ) = replies
-    undecodable: list[str] = []
-
-    def decode_all(raw: dict[Any, Any], decoder: msgspec.json.Decoder[Any], what: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in raw.items():
-            try:
-                out[_text(k)] = decoder.decode(v)
-            except msgspec.DecodeError as exc:
-                undecodable.append(f"{what} {_text(k)}: {exc}")
-        return out
-
-    def ints(raw: dict[Any, Any]) -> dict[str, int]:
-        return {_text(k): int(v) for k, v in raw.items()}
-
-    return EventState(
-        now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
-        meta={_text(k): _text(v) for k, v in meta.items()},
-        seats={int(k): _text(v) for k, v in seats.items()},
-        holds=decode_all(holds, hold_decoder, "hold"),
-        holdexp={_text(k): int(v) for k, v in holdexp},
-        ga_cap=ints(ga_cap),
-        ga_held=ints(ga_held),
-        ga_sold=ints(ga_sold),
-        buyers=ints(buyers),
-        orders=decode_all(orders, order_decoder, "order"),
-        idem={_text(k): _text(v) for k, v in idem.items()},
-        orders_z={_text(o) for o in orders_z},
-        tickets={_text(k): _text(v) for k, v in tickets.items()},
-        created_entries=Counter(
-            _text(f.get(b"order") or b"") for _id, f in life if f.get(b"kind") == b"order.created"
-        ),
-        undecodable=undecodable,
-    )
-
-
 async def seat_ids_of(client: AnyRedis, meta: dict[str, str]) -> list[str]:
     """Seat ids by ordinal, from the event's seat-map version stored in Redis."""
     content_key = keys.seatmap_content(meta["tenant"], meta["seat_map_id"])
@@ -212,11 +122,12 @@ async def seat_ids_of(client: AnyRedis, meta: dict[str, str]) -> list[str]:
 
 
 class _Auditor:
-    def __init__(self, state: EventState, seat_ids: list[str], reaper_grace_ms: int) -> None:
+    def __init__(self, state: EventDump, seat_ids: list[str], reaper_grace_ms: int) -> None:
         self.s = state
         self.seat_ids = seat_ids
         self.grace = reaper_grace_ms
         self.lazily_expired_seats = 0
+        self.created_entries = state.lifecycle_count("order.created")
         self.c = {
             "seat_values": Check("seat_values", "every seat value is well formed"),
             "no_double_sale": Check("no_double_sale", "no seat has valid tickets in two orders"),
@@ -308,7 +219,7 @@ class _Auditor:
             check.fail(f"idempotency key {order.idempotency_key!r} of {order_id} maps elsewhere")
         if order_id not in self.s.orders_z:
             check.fail(f"order {order_id} is missing from the order listing")
-        created = self.s.created_entries.get(order_id, 0)
+        created = self.created_entries.get(order_id, 0)
         if created != 1:
             check.fail(f"order {order_id} has {created} order.created lifecycle entries")
 
@@ -403,7 +314,7 @@ class _Auditor:
 
 
 def audit_state(
-    state: EventState,
+    state: EventDump,
     seat_ids: list[str],
     event_id: str,
     acks: list[Ack],
@@ -444,7 +355,7 @@ def audit_state(
 async def audit_event(
     client: AnyRedis, event_id: str, acks: list[Ack], *, reaper_grace_ms: int = REAPER_GRACE_MS
 ) -> AuditReport:
-    state = await read_event(client, event_id)
+    state = await read_event(ScriptRegistry(client), event_id)
     if not state.meta:
         raise LookupError(f"event {event_id} is not in Redis")
     seat_ids = await seat_ids_of(client, state.meta)

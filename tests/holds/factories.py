@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from string import Template
-from typing import Any
 
 import redis
 import redis.cluster
@@ -22,9 +20,10 @@ import redis.cluster
 from holds import keys
 from holds.availability import decode_snapshot
 from holds.events import EventSettings, EventStatus, EventStore
+from holds.inspection import EventDump, decode_dump, dump_source, read_event
 from holds.inventory import Inventory
-from holds.records import HoldRecord, Order, hold_decoder, order_decoder
 from holds.redis_client import CLUSTER_SCHEME, AnyRedis
+from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
 from seatmap.model import Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section
 
@@ -179,122 +178,17 @@ async def make_event(
 # -- reading an event's raw state -----------------------------------------------
 
 
-@dataclass
-class RawState:
-    """Every key of one event, decoded, as of one atomic cut (plus Redis's clock)."""
-
-    now_ms: int
-    seats: dict[int, str]  # ordinal -> "h:<hold>" | "s:<order>" | "b" | "n" (absent: free)
-    holds: dict[str, HoldRecord]
-    holdexp: dict[str, int]
-    ga_cap: dict[str, int]
-    ga_held: dict[str, int]
-    ga_sold: dict[str, int]
-    buyers: dict[str, int]
-    orders: dict[str, Order]
-    idem: dict[str, str]
-    orders_z: set[str]
-    tickets: dict[str, str]
-    seq: int
-    changes: list[tuple[str, dict[str, str]]]
-    lifecycle: list[dict[str, str]]
-
-    def live(self, hold_id: str) -> bool:
-        exp = self.holdexp.get(hold_id)
-        return exp is not None and exp > self.now_ms
-
-    def state_of(self, ordinal: int) -> str:
-        """free | held | sold | blocked | not_for_sale, with lazy expiry applied."""
-        value = self.seats.get(ordinal)
-        if value is None:
-            return "free"
-        if value.startswith("h:"):
-            return "held" if self.live(value[2:]) else "free"
-        if value.startswith("s:"):
-            return "sold"
-        return {"b": "blocked", "n": "not_for_sale"}[value]
-
-    def holder(self, ordinal: int) -> str | None:
-        """The live hold holding ``ordinal``, if any."""
-        value = self.seats.get(ordinal, "")
-        return value[2:] if value.startswith("h:") and self.live(value[2:]) else None
-
-    def valid_seat_tickets(self) -> list[tuple[int, str]]:
-        """(ordinal, order_id) for every valid seat ticket of every order."""
-        return [
-            (t.seat, o.order_id)
-            for o in self.orders.values()
-            for t in o.tickets
-            if t.status == "valid" and t.seat is not None
-        ]
-
-    def valid_ga_tickets(self) -> Counter[str]:
-        return Counter(
-            t.ga_area for o in self.orders.values() for t in o.tickets if t.status == "valid" and t.ga_area
-        )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-# One script reads every key of the event: an atomic cut with Redis's clock,
-# routed by the event's hash tag, so it works the same on a single node and on
-# a Redis Cluster (where a MULTI pipeline cannot carry TIME).
-READ_STATE_LUA = Template("""
-local t = redis.call('TIME')
-return {t,
-  redis.call('HGETALL', KEYS[$seats]), redis.call('HGETALL', KEYS[$holds]),
-  redis.call('ZRANGE', KEYS[$holdexp], 0, -1, 'WITHSCORES'),
-  redis.call('HGETALL', KEYS[$ga_cap]), redis.call('HGETALL', KEYS[$ga_held]),
-  redis.call('HGETALL', KEYS[$ga_sold]), redis.call('HGETALL', KEYS[$buyers]),
-  redis.call('HGETALL', KEYS[$orders]), redis.call('HGETALL', KEYS[$idem]),
-  redis.call('ZRANGE', KEYS[$orders_z], 0, -1), redis.call('HGETALL', KEYS[$tickets]),
-  {redis.call('GET', KEYS[$seq]) or '0'},
-  redis.call('XRANGE', KEYS[$changes], '-', '+'), redis.call('XRANGE', KEYS[$lifecycle], '-', '+')}
-""").substitute({name: i + 1 for name, i in K.items()})
-
-
-def _pairs(flat: list[Any]) -> list[tuple[str, Any]]:
-    return [(_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
-
-
-def _fields(flat: list[Any]) -> dict[str, str]:
-    return {k: _text(v) for k, v in _pairs(flat)}
-
-
-def _decode(replies: list[Any]) -> RawState:
-    now, seats, holds, holdexp, ga_cap, ga_held, ga_sold, buyers, orders, idem, orders_z, tickets = replies[
-        :12
-    ]
-    seq, changes, lifecycle = replies[12:]
-    return RawState(
-        now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
-        seats={int(k): _text(v) for k, v in _pairs(seats)},
-        holds={k: hold_decoder.decode(v) for k, v in _pairs(holds)},
-        holdexp={k: int(float(v)) for k, v in _pairs(holdexp)},
-        ga_cap={k: int(v) for k, v in _pairs(ga_cap)},
-        ga_held={k: int(v) for k, v in _pairs(ga_held)},
-        ga_sold={k: int(v) for k, v in _pairs(ga_sold)},
-        buyers={k: int(v) for k, v in _pairs(buyers)},
-        orders={k: order_decoder.decode(v) for k, v in _pairs(orders)},
-        idem=_fields(idem),
-        orders_z={_text(o) for o in orders_z},
-        tickets=_fields(tickets),
-        seq=int(seq[0]),
-        changes=[(_text(i), _fields(f)) for i, f in changes],
-        lifecycle=[_fields(f) for _i, f in lifecycle],
-    )
+# Every key of an event in one atomic cut: the same reader the load-test audit uses.
+RawState = EventDump
 
 
 async def read_state(client: AnyRedis, event_id: str) -> RawState:
-    ks = keys.event_keys(event_id)
-    return _decode(await client.eval(READ_STATE_LUA, len(ks), *ks))  # type: ignore[misc,unused-ignore]
+    return await read_event(ScriptRegistry(client), event_id)
 
 
 def read_state_sync(client: SyncRedis, event_id: str) -> RawState:
     ks = keys.event_keys(event_id)
-    return _decode(client.eval(READ_STATE_LUA, len(ks), *ks))  # type: ignore[arg-type,unused-ignore]
+    return decode_dump(client.eval(dump_source(), len(ks), *ks))  # type: ignore[arg-type,unused-ignore]
 
 
 def sync_client(url: str) -> SyncRedis:

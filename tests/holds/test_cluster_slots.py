@@ -23,6 +23,7 @@ from redis.crc import key_slot
 
 from holds import keys
 from holds.errors import StoreUnavailable
+from holds.inspection import read_event
 from holds.inventory import Inventory
 from holds.records import Buyer
 from holds.redis_client import AnyRedis, connect
@@ -98,6 +99,7 @@ async def test_every_script_call_path_stays_in_one_slot(
     await inv.reap(ev.event_id)
     await inv.snapshot(ev.event_id)
     await sales.mirrors.get(ev.event_id, ev.seat_count)  # snapshot, then XREAD of one key
+    await read_event(stores.scripts, ev.event_id)  # the audit's dump
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:

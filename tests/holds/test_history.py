@@ -160,7 +160,7 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
 
 def _state(orders: list[Order]) -> RawState:
     return RawState(
-        now_ms=0, seats={}, holds={}, holdexp={}, ga_cap={}, ga_held={}, ga_sold={}, buyers={},
+        now_ms=0, meta={}, seats={}, holds={}, holdexp={}, ga_cap={}, ga_held={}, ga_sold={}, buyers={},
         orders={o.order_id: o for o in orders}, idem={o.idempotency_key: o.order_id for o in orders},
         orders_z=set(), tickets={}, seq=0, changes=[], lifecycle=[],
     )  # fmt: skip
