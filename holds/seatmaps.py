@@ -8,6 +8,7 @@ spatial indexes are cached per process by (tenant, map, version).
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import time
 from collections import OrderedDict
@@ -207,6 +208,9 @@ class SeatMapStore:
             raise NotFound("seat map version", f"{record.seat_map_id}@{record.version}")
         # decoding and indexing a stadium takes about a second: keep the event loop serving
         loaded = await asyncio.to_thread(_decode_and_index, record, raw)
+        # A stadium is ~10^6 long-lived objects: keep the cyclic GC from walking
+        # them again and again (multi-millisecond pauses in the hot path).
+        gc.freeze()
         self._cache[(tenant_id, record.seat_map_id, record.version)] = loaded
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
