@@ -35,6 +35,7 @@ _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 WATCH_QUEUE_SIZE = 1024
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
+READ_GRACE_S = 5.0
 
 
 @dataclass
@@ -210,7 +211,11 @@ class AvailabilityMirrors:
             if this is not None and this.cancelling():
                 raise asyncio.CancelledError
             try:
-                async with wrap_errors("follow changes"):
+                # the client has no per-read socket timeout (RPCs carry deadlines): bound it here
+                async with (
+                    asyncio.timeout(READ_BLOCK_MS / 1000 + READ_GRACE_S),
+                    wrap_errors("follow changes"),
+                ):
                     reply = await self._r.xread(
                         {stream: f"0-{mirror.seq}"}, count=READ_COUNT, block=READ_BLOCK_MS
                     )

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from holds.availability import EventMirror
-from seatmap.bestavailable import BestAvailableRequest, Candidate, best_available, choose
+from seatmap.bestavailable import SPREAD, BestAvailableRequest, Candidate, best_available, choose
 from seatmap.index import SeatIndex
 
 POOL_SIZE = 64
@@ -49,13 +49,29 @@ class CandidatePools:
         pool = self._pools.get(request)
         if pool is None or mirror.seq - pool.seq > STALE_AFTER:
             pool = self._search(mirror, index, request, free)
-        live = [c for c in pool.candidates if bool(np.all(free[list(c.ordinals)]))]
+        live = self._live_head(pool, free)
         if not live:
             pool = self._search(mirror, index, request, free)
-            live = pool.candidates
+            live = self._live_head(pool, free)
         chosen = choose(live, rng)
-        pool.candidates = [c for c in live if c is not chosen]
+        if chosen is not None:
+            pool.candidates.remove(chosen)
         return chosen
+
+    @staticmethod
+    def _live_head(pool: _Pool, free: npt.NDArray[np.bool_]) -> list[Candidate]:
+        """The first SPREAD candidates still free (all ``choose`` looks at); taken ones are dropped."""
+        live: list[Candidate] = []
+        keep: list[Candidate] = []
+        for i, candidate in enumerate(pool.candidates):
+            if all(free[o] for o in candidate.ordinals):
+                live.append(candidate)
+                keep.append(candidate)
+                if len(live) == SPREAD:
+                    keep += pool.candidates[i + 1 :]
+                    break
+        pool.candidates = keep
+        return live
 
     def _search(
         self,

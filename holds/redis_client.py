@@ -45,22 +45,29 @@ _UNAVAILABLE = (
 _CLUSTER_UNAVAILABLE = (redis.exceptions.SlotNotCoveredError,)
 
 
-def connect(url: str, *, socket_timeout: float = 5.0, max_connections: int = 256) -> AnyRedis:
-    """A client for ``url``; no I/O happens until the first command."""
+def connect(
+    url: str, *, socket_timeout: float | None = 5.0, connect_timeout: float = 5.0, max_connections: int = 256
+) -> AnyRedis:
+    """A client for ``url``; no I/O happens until the first command.
+
+    ``socket_timeout`` None: no timeout per read (redis-py then skips a timer per
+    command); the caller bounds every call instead, as the server does with the
+    RPC's deadline.
+    """
     if url.startswith(CLUSTER_SCHEME):
         # One startup node is enough: the client reads CLUSTER SLOTS from it and
         # follows MOVED/ASK. max_connections is per node.
         return RedisCluster.from_url(
             "redis://" + url.removeprefix(CLUSTER_SCHEME),
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             max_connections=max_connections,
             health_check_interval=30,
         )
     return aioredis.Redis.from_url(
         url,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
         max_connections=max_connections,
         health_check_interval=30,
     )

@@ -28,6 +28,7 @@ from seatmap.index import SeatIndex
 from seatmap.model import SeatMap, json_encoder, msgpack_decoder, msgpack_encoder
 
 MAX_VERSIONS_PER_MAP = 1000
+LOAD_BUDGET_S = 30.0
 
 
 def stats_of(seatmap: SeatMap) -> SeatMapStats:
@@ -202,7 +203,8 @@ class SeatMapStore:
         return await asyncio.shield(pending)
 
     async def _load(self, record: SeatMapVersion, tenant_id: str) -> LoadedSeatMap:
-        async with wrap_errors("load seat map"):
+        # shared by every waiting request and shielded from their deadlines: bound it itself
+        async with asyncio.timeout(LOAD_BUDGET_S), wrap_errors("load seat map"):
             raw = await self._r.hget(keys.seatmap_content(tenant_id, record.seat_map_id), str(record.version))
         if raw is None:
             raise NotFound("seat map version", f"{record.seat_map_id}@{record.version}")

@@ -127,7 +127,7 @@ def admin_key_for(config: Config) -> str:
 
 async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then drain in-flight calls for ``grace_s``."""
-    stores = Stores.open(redis_url, timeout_s=config.redis_timeout_s)
+    stores = Stores.open(redis_url, timeout_s=config.redis_timeout_s, read_timeout=False)
     await stores.tenants.put_bootstrap_key(admin_key_for(config))
     server, port, health_servicer = create_server(config, stores)
     await server.start()

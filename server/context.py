@@ -25,8 +25,12 @@ class Stores:
     admission: Admission = field(default_factory=Admission)
 
     @classmethod
-    def open(cls, redis_url: str, *, timeout_s: float = 5.0) -> Stores:
-        client = connect(redis_url, socket_timeout=timeout_s)
+    def open(cls, redis_url: str, *, timeout_s: float = 5.0, read_timeout: bool = True) -> Stores:
+        """``read_timeout`` False: no per-read socket timeout; the server bounds every
+        call with its RPC's deadline instead (one timer less per Redis command)."""
+        client = connect(
+            redis_url, socket_timeout=timeout_s if read_timeout else None, connect_timeout=timeout_s
+        )
         scripts = ScriptRegistry(client)
         seatmaps = SeatMapStore(client, scripts)
         inventory = Inventory(client, scripts)

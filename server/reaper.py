@@ -17,6 +17,7 @@ from holds.sales import Sales
 log = structlog.get_logger("seatwise.reaper")
 INTERVAL_S = 1.0
 PER_EVENT_LIMIT = 500
+REAP_BUDGET_S = 30.0
 
 
 async def reap_once(sales: Sales) -> int:
@@ -30,7 +31,8 @@ async def reap_once(sales: Sales) -> int:
 async def reap_forever(sales: Sales, interval_s: float = INTERVAL_S) -> None:
     while True:
         try:
-            purged = await reap_once(sales)
+            async with asyncio.timeout(REAP_BUDGET_S):  # no call may hang the reaper
+                purged = await reap_once(sales)
             if purged:
                 log.debug("reaper.purged", holds=purged)
         except asyncio.CancelledError:
