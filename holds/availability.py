@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
 STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
 _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 WATCH_QUEUE_SIZE = 1024
+COALESCE_S = 0.05  # at most one message per watcher per this interval
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
 READ_GRACE_S = 5.0
@@ -243,19 +245,42 @@ class AvailabilityMirrors:
             mirror.publish(Resync(reason))
 
     @staticmethod
-    def watch_from(mirror: EventMirror) -> AsyncIterator[Delta | Resync]:
-        """Every update after the mirror's current seq.
+    def watch_from(mirror: EventMirror) -> AsyncIterator[list[Delta] | Resync]:
+        """Every update after the mirror's current seq, in batches of consecutive deltas.
 
         The subscription is taken *now*, synchronously: copy ``mirror.snapshot``
         right before calling this, with no await in between, and nothing is missed.
+        A watcher gets at most one batch per COALESCE_S: during a rush hundreds of
+        changes a second become a few messages, which is what keeps thousands of
+        watchers affordable; when things are quiet a change goes out at once.
         """
         queue: asyncio.Queue[Delta | Resync] = asyncio.Queue(WATCH_QUEUE_SIZE)
         mirror.watchers.add(queue)
 
-        async def updates() -> AsyncIterator[Delta | Resync]:
+        async def updates() -> AsyncIterator[list[Delta] | Resync]:
+            last_sent = 0.0
             try:
                 while True:
-                    yield await queue.get()
+                    first = await queue.get()
+                    wait = last_sent + COALESCE_S - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    batch: list[Delta] = []
+                    item: Delta | Resync = first
+                    while True:
+                        if isinstance(item, Resync):
+                            if batch:
+                                yield batch
+                            yield item
+                            batch = []
+                        else:
+                            batch.append(item)
+                        if queue.empty():
+                            break
+                        item = queue.get_nowait()
+                    if batch:
+                        yield batch
+                    last_sent = time.monotonic()
             finally:
                 mirror.watchers.discard(queue)
 

@@ -101,14 +101,19 @@ class AvailabilityView:
             self.not_free = {s.seat_id: s.status for s in update.snapshot.seats}
             self.ready.set()
         elif kind == "delta":
-            delta = update.delta
-            if delta.status == FREE:
-                for seat_id in delta.seat_ids:
-                    self.not_free.pop(seat_id, None)
-            else:
-                for seat_id in delta.seat_ids:
-                    self.not_free[seat_id] = delta.status
+            self._apply_delta(update.delta)
+        elif kind == "deltas":
+            for delta in update.deltas.deltas:
+                self._apply_delta(delta)
         self.sequence = update.sequence
+
+    def _apply_delta(self, delta: events_pb2.AvailabilityDelta) -> None:
+        if delta.status == FREE:
+            for seat_id in delta.seat_ids:
+                self.not_free.pop(seat_id, None)
+        else:
+            for seat_id in delta.seat_ids:
+                self.not_free[seat_id] = delta.status
 
     def is_free(self, seat_id: str) -> bool:
         return seat_id not in self.not_free

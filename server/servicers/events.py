@@ -286,8 +286,16 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                     sequence=mirror.seq, snapshot=self._availability.get(ctx, mirror.snapshot, encoding)
                 )
                 continue
+            if len(item) == 1:
+                yield events_pb2.AvailabilityUpdate(
+                    sequence=item[0].seq, delta=_delta_pb(ctx, mirror.snapshot.ga, item[0])
+                )
+                continue
             yield events_pb2.AvailabilityUpdate(
-                sequence=item.seq, delta=_delta_pb(ctx, mirror.snapshot.ga, item)
+                sequence=item[-1].seq,
+                deltas=events_pb2.AvailabilityDeltas(
+                    first_sequence=item[0].seq, deltas=[_delta_pb(ctx, mirror.snapshot.ga, d) for d in item]
+                ),
             )
 
 

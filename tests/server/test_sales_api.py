@@ -417,3 +417,26 @@ async def test_out_of_range_times_name_the_field(organizer: Api, field: str, val
         await _event(organizer, **{field: value})
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in err.value.details()
+
+
+async def test_watch_coalesces_a_burst_without_losing_a_change(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    call = organizer.events.WatchAvailability(
+        events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
+    )
+    first = await call.read()
+    wanted = [f"r1-{n}" for n in range(6)]
+    await asyncio.gather(*(_hold(organizer, event_id, seat) for seat in wanted))
+    seen: list[str] = []
+    at = first.sequence
+    while at < first.sequence + len(wanted):
+        update = await asyncio.wait_for(call.read(), timeout=5)
+        kind = update.WhichOneof("update")
+        deltas = [update.delta] if kind == "delta" else list(update.deltas.deltas)
+        if kind == "deltas":
+            assert update.deltas.first_sequence == at + 1  # consecutive: nothing skipped
+        assert update.sequence == at + len(deltas)
+        at = update.sequence
+        seen += [s for d in deltas for s in d.seat_ids]
+    assert sorted(seen) == sorted(wanted)
+    call.cancel()

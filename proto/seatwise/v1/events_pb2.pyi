@@ -777,6 +777,31 @@ class AvailabilityDelta(_message.Message):
 Global___AvailabilityDelta: _TypeAlias = AvailabilityDelta  # noqa: Y015
 
 @_typing.final
+class AvailabilityDeltas(_message.Message):
+    """Consecutive changes, oldest first: first_sequence .. the update's sequence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    DELTAS_FIELD_NUMBER: _builtins.int
+    first_sequence: _builtins.int
+    @_builtins.property
+    def deltas(self) -> _containers.RepeatedCompositeFieldContainer[Global___AvailabilityDelta]: ...
+    def __init__(
+        self,
+        *,
+        first_sequence: _builtins.int = ...,
+        deltas: _abc.Iterable[Global___AvailabilityDelta] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deltas", b"deltas", "first_sequence", b"first_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AvailabilityDeltas: _TypeAlias = AvailabilityDeltas  # noqa: Y015
+
+@_typing.final
 class AvailabilityUpdate(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -784,15 +809,25 @@ class AvailabilityUpdate(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     RESYNC_FIELD_NUMBER: _builtins.int
+    DELTAS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
+    """The sequence number the client is at once it has applied this update."""
     resync: _builtins.str
     """The stream fell behind or had a gap: a snapshot follows immediately."""
     @_builtins.property
     def snapshot(self) -> Global___GetAvailabilityResponse:
-        """Full state at `sequence` (non-free seats and GA counts)."""
+        """Full state at `sequence` (seats as asked, GA counts, counts)."""
 
     @_builtins.property
-    def delta(self) -> Global___AvailabilityDelta: ...
+    def delta(self) -> Global___AvailabilityDelta:
+        """One change."""
+
+    @_builtins.property
+    def deltas(self) -> Global___AvailabilityDeltas:
+        """Several changes at once: during a rush the server coalesces what
+        happened within a short window (about 50 ms) into one message.
+        """
+
     def __init__(
         self,
         *,
@@ -800,12 +835,13 @@ class AvailabilityUpdate(_message.Message):
         snapshot: Global___GetAvailabilityResponse | None = ...,
         delta: Global___AvailabilityDelta | None = ...,
         resync: _builtins.str = ...,
+        deltas: Global___AvailabilityDeltas | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "resync", b"resync", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "resync", b"resync", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "resync", b"resync", "sequence", b"sequence", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "resync", b"resync", "sequence", b"sequence", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_update: _TypeAlias = _typing.Literal["snapshot", "delta", "resync"]  # noqa: Y015
+    _WhichOneofReturnType_update: _TypeAlias = _typing.Literal["snapshot", "delta", "resync", "deltas"]  # noqa: Y015
     _WhichOneofArgType_update: _TypeAlias = _typing.Literal["update", b"update"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_update) -> _WhichOneofReturnType_update | None: ...
 
