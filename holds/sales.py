@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 from holds.availability import AvailabilityMirrors, EventMirror
 from holds.candidates import CandidatePools
-from holds.errors import Conflict, InvalidRequest, NotFound, SeatsInWrongState, SeatsUnavailable
+from holds.errors import Conflict, InvalidRequest, SeatsInWrongState, SeatsUnavailable
 from holds.events import EventRef, EventStore
 from holds.inventory import (
     HoldResult,
-    HoldView,
     Inventory,
     SeatOrdinalsInWrongState,
     SeatOrdinalsUnavailable,
@@ -285,6 +284,3 @@ class Sales:
         except SeatOrdinalsInWrongState as exc:
             named = dict(zip(self.seat_ids(ctx, list(exc.states)), exc.states.values(), strict=True))
             raise SeatsInWrongState(named) from exc
-
-
-__all__ = ["EventContext", "HoldInfo", "HoldView", "NotFound", "Sales", "hold_token", "parse_token"]
