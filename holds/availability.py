@@ -204,7 +204,7 @@ class AvailabilityMirrors:
         return decode_snapshot(await self._inventory.snapshot(event_id), seat_count)
 
     async def _follow(self, mirror: EventMirror) -> None:
-        stream = keys.event_keys(mirror.event_id)[14]
+        stream = keys.event_key(mirror.event_id, "changes")
         this = asyncio.current_task()
         while True:
             # Python 3.11's asyncio.wait_for (redis-py's send path) can swallow a

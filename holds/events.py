@@ -192,7 +192,6 @@ class EventStore:
         prices: Mapping[str, int] | None,
         ga: Mapping[str, int],
     ) -> None:
-        ks = keys.event_keys(event_id)
         args: list[str | int] = [mode, status, len(meta)]
         for k, v in meta.items():
             args += [k, v]
@@ -202,7 +201,9 @@ class EventStore:
         args.append(len(ga))
         for k, c in ga.items():
             args += [k, c]
-        reply = await self._scripts["event_put"]([ks[0], ks[1], ks[5]], args)
+        reply = await self._scripts["event_put"](
+            [keys.event_key(event_id, name) for name in ("meta", "prices", "ga_cap")], args
+        )
         match reply:
             case 0:
                 return
@@ -230,7 +231,8 @@ class EventStore:
                 raise NotFound("event", event_id[:64])
             async with wrap_errors("get event"):
                 raw = await self._r.hmget(
-                    keys.event_keys(event_id)[0], ["tenant", "seat_map_id", "seat_map_version", "currency"]
+                    keys.event_key(event_id, "meta"),
+                    ["tenant", "seat_map_id", "seat_map_version", "currency"],
                 )
             if raw[0] is None:
                 raise NotFound("event", event_id)
@@ -241,10 +243,9 @@ class EventStore:
         return ref
 
     async def get(self, ref: EventRef) -> Event:
-        ks = keys.event_keys(ref.event_id)
         async with wrap_errors("get event"):
-            meta = await self._r.hgetall(ks[0])
-            prices = await self._r.hgetall(ks[1])
+            meta = await self._r.hgetall(keys.event_key(ref.event_id, "meta"))
+            prices = await self._r.hgetall(keys.event_key(ref.event_id, "prices"))
         if not meta:
             raise NotFound("event", ref.event_id)
         m = {k.decode(): v.decode() for k, v in meta.items()}

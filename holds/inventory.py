@@ -285,16 +285,16 @@ class Inventory:
 
     async def get_order(self, event_id: str, order_id: str) -> Order:
         async with wrap_errors("get order"):
-            raw = await self._r.hget(keys.event_keys(event_id)[9], order_id)
+            raw = await self._r.hget(keys.event_key(event_id, "orders"), order_id)
         if raw is None:
             raise NotFound("order", order_id)
         return order_decoder.decode(raw)
 
     async def list_orders(self, event_id: str, offset: int, limit: int) -> tuple[list[Order], bool]:
-        ks = keys.event_keys(event_id)
+        listing, orders = keys.event_key(event_id, "orders_z"), keys.event_key(event_id, "orders")
         async with wrap_errors("list orders"):
-            ids = await self._r.zrange(ks[11], offset, offset + limit)
-            raw = await self._r.hmget(ks[9], ids[:limit]) if ids else []
+            ids = await self._r.zrange(listing, offset, offset + limit)
+            raw = await self._r.hmget(orders, ids[:limit]) if ids else []
         return [order_decoder.decode(r) for r in raw if r is not None], len(ids) > limit
 
     async def snapshot(self, event_id: str) -> Any:

@@ -82,6 +82,14 @@ def event_keys(event_id: str) -> tuple[str, ...]:
     return tuple(f"{PREFIX}:{tag}:{name}" for name in EVENT_KEY_NAMES)
 
 
+_EVENT_KEY_INDEX = {name: i for i, name in enumerate(EVENT_KEY_NAMES)}
+
+
+def event_key(event_id: str, name: str) -> str:
+    """One named key of an event (``name`` from EVENT_KEY_NAMES)."""
+    return event_keys(event_id)[_EVENT_KEY_INDEX[name]]
+
+
 def event_index(tenant_id: str) -> str:
     """Sorted set event_id -> creation ms, per tenant."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:events"
