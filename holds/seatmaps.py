@@ -167,12 +167,15 @@ class SeatMapStore:
         async with wrap_errors("list seat maps"):
             ids = await self._r.zrevrange(keys.seatmap_index(tenant_id), offset, offset + limit)
         more = len(ids) > limit
-        result = []
-        for raw_id in ids[:limit]:
-            try:
-                result.append(await self.get_version(tenant_id, raw_id.decode(), 0))
-            except NotFound:
-                continue
+        page = [raw_id.decode() for raw_id in ids[:limit]]
+        if not page:
+            return [], more
+        rows = await self._scripts["seatmap_list"]([keys.seatmap_versions(tenant_id, i) for i in page], [])
+        result = [
+            msgspec.structs.replace(_record_decoder.decode(record), version=int(latest))
+            for latest, record in rows
+            if latest and record  # a map whose keys vanished is skipped, not an error
+        ]
         return result, more
 
     async def load(self, tenant_id: str, seat_map_id: str, version: int) -> LoadedSeatMap:

@@ -100,6 +100,7 @@ async def test_every_script_call_path_stays_in_one_slot(
     await inv.snapshot(ev.event_id)
     await sales.mirrors.get(ev.event_id, ev.seat_count)  # snapshot, then XREAD of one key
     await read_event(stores.scripts, ev.event_id)  # the audit's dump
+    await stores.seatmaps.list_latest(ev.tenant, 0, 10)  # seatmap_list: a page of one tenant's maps
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:
