@@ -118,6 +118,24 @@ def _status_of(value: str) -> EventStatus:
     raise StoreError(f"stored event status {value!r} is not one of {STATUSES}")
 
 
+def _event_from(ref: EventRef, meta: dict[bytes, bytes], prices: dict[bytes, bytes]) -> Event:
+    m = {k.decode(): v.decode() for k, v in meta.items()}
+    settings = EventSettings(
+        name=m["name"],
+        starts_at=m.get("starts_at", ""),
+        timezone=m.get("timezone", "UTC"),
+        status=_status_of(m["status"]),
+        hold_ttl_ms=int(m["hold_ttl_ms"]),
+        max_lifetime_ms=int(m["max_lifetime_ms"]),
+        max_seats_per_hold=int(m["max_seats_per_hold"]),
+        max_seats_per_buyer=int(m["max_seats_per_buyer"]),
+        onsale_from_ms=int(m["onsale_from_ms"]),
+        onsale_until_ms=int(m["onsale_until_ms"]),
+        prices={k.decode(): int(v) for k, v in prices.items()},
+    )
+    return Event(ref, settings, int(m["created_at_ms"]), int(m["updated_at_ms"]))
+
+
 class EventStore:
     def __init__(self, client: AnyRedis, scripts: ScriptRegistry, *, cache_size: int = 10_000) -> None:
         self._r = client
@@ -248,26 +266,30 @@ class EventStore:
             prices = await self._r.hgetall(keys.event_key(ref.event_id, "prices"))
         if not meta:
             raise NotFound("event", ref.event_id)
-        m = {k.decode(): v.decode() for k, v in meta.items()}
-        settings = EventSettings(
-            name=m["name"],
-            starts_at=m.get("starts_at", ""),
-            timezone=m.get("timezone", "UTC"),
-            status=_status_of(m["status"]),
-            hold_ttl_ms=int(m["hold_ttl_ms"]),
-            max_lifetime_ms=int(m["max_lifetime_ms"]),
-            max_seats_per_hold=int(m["max_seats_per_hold"]),
-            max_seats_per_buyer=int(m["max_seats_per_buyer"]),
-            onsale_from_ms=int(m["onsale_from_ms"]),
-            onsale_until_ms=int(m["onsale_until_ms"]),
-            prices={k.decode(): int(v) for k, v in prices.items()},
-        )
-        return Event(ref, settings, int(m["created_at_ms"]), int(m["updated_at_ms"]))
+        return _event_from(ref, meta, prices)
 
-    async def list_ids(self, tenant_id: str, offset: int, limit: int) -> tuple[list[str], bool]:
+    async def list_events(self, tenant_id: str, offset: int, limit: int) -> tuple[list[Event], bool]:
+        """A page of the tenant's events, newest first, in two round trips whatever its size."""
         async with wrap_errors("list events"):
-            ids = await self._r.zrevrange(keys.event_index(tenant_id), offset, offset + limit)
-        return [i.decode() for i in ids[:limit]], len(ids) > limit
+            ids = [
+                i.decode()
+                for i in await self._r.zrevrange(keys.event_index(tenant_id), offset, offset + limit)
+            ]
+            page = ids[:limit]
+            async with self._r.pipeline(transaction=False) as pipe:  # events live in many slots
+                for event_id in page:
+                    pipe.hgetall(keys.event_key(event_id, "meta"))
+                    pipe.hgetall(keys.event_key(event_id, "prices"))
+                replies = await pipe.execute() if page else []
+        events = []
+        for event_id, meta, prices in zip(page, replies[0::2], replies[1::2], strict=True):
+            m = {k.decode(): v.decode() for k, v in meta.items()}
+            if m.get("tenant") != tenant_id:
+                continue  # vanished (or not this tenant's): never shown
+            ref = EventRef(event_id, tenant_id, m["seat_map_id"], int(m["seat_map_version"]), m["currency"])
+            self._remember(ref)
+            events.append(_event_from(ref, meta, prices))
+        return events, len(ids) > limit
 
     async def active_ids(self) -> list[str]:
         async with wrap_errors("list active events"):

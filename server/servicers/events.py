@@ -193,8 +193,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     ) -> events_pb2.ListEventsResponse:
         tenant_id = current_principal().require_tenant()
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        ids, more = await self._sales.events.list_ids(tenant_id, offset, limit)
-        events = [await self._sales.events.get(await self._sales.events.ref(tenant_id, i)) for i in ids]
+        events, more = await self._sales.events.list_events(tenant_id, offset, limit)
         return events_pb2.ListEventsResponse(
             events=[event_pb(e) for e in events], next_page_token=page_token_after(offset, limit, more)
         )

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
+from seatwise.v1 import common_pb2, events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
 from tests.server.maps import small_map
@@ -440,3 +440,24 @@ async def test_watch_coalesces_a_burst_without_losing_a_change(organizer: Api) -
         seen += [s for d in deltas for s in d.seat_ids]
     assert sorted(seen) == sorted(wanted)
     call.cancel()
+
+
+async def test_list_events_pages_and_stays_in_the_tenant(admin: Api, organizer: Api, server: str) -> None:
+    created = [await _event(organizer) for _ in range(3)]
+    first = await organizer.events.ListEvents(
+        events_pb2.ListEventsRequest(page=common_pb2.PageRequest(page_size=2)), metadata=organizer.metadata
+    )
+    rest = await organizer.events.ListEvents(
+        events_pb2.ListEventsRequest(
+            page=common_pb2.PageRequest(page_size=2, page_token=first.next_page_token)
+        ),
+        metadata=organizer.metadata,
+    )
+    listed = [e.event_id for e in first.events] + [e.event_id for e in rest.events]
+    assert listed == created[::-1]  # newest first
+    assert not rest.next_page_token
+    assert first.events[0].prices  # whole events, not just ids
+    key = await admin.new_tenant_key("globex")
+    async with Api(server, key) as other:
+        mine = await other.events.ListEvents(events_pb2.ListEventsRequest(), metadata=other.metadata)
+    assert list(mine.events) == []
