@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -27,9 +26,6 @@ _TARGETS: dict[int, SeatState] = {
     events_pb2.SEAT_STATUS_BLOCKED: "blocked",
     events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale",
 }
-# GetAvailability may answer from a reply up to this old (its sequence says so);
-# watch snapshots are always exact.
-AVAILABILITY_MAX_AGE_S = 0.1
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
 
 
@@ -142,28 +138,20 @@ def availability_pb(ctx: EventContext, snap: Snapshot, encoding: int) -> events_
 
 
 class AvailabilityCache:
-    """The last reply per (event, encoding), reused while the event's sequence has not
-    moved, or, for plain reads, while it is younger than ``max_age_s``: during a rush
-    the sequence moves hundreds of times a second, and a browsing crowd would
-    otherwise rebuild the counts for every request. Replies carry their sequence,
-    so a client always knows how fresh it is."""
+    """The last reply per (event, encoding): unchanged until the event's sequence moves,
+    so a browsing crowd between two sales costs one build, not one per request."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, int], tuple[float, events_pb2.GetAvailabilityResponse]] = {}
+        self._last: dict[tuple[str, int], events_pb2.GetAvailabilityResponse] = {}
 
-    def get(
-        self, ctx: EventContext, snap: Snapshot, encoding: int, max_age_s: float = 0.0
-    ) -> events_pb2.GetAvailabilityResponse:
+    def get(self, ctx: EventContext, snap: Snapshot, encoding: int) -> events_pb2.GetAvailabilityResponse:
         key = (ctx.event_id, encoding)
-        now = time.monotonic()
         cached = self._last.get(key)
-        if cached is not None and (cached[1].sequence == snap.seq or now - cached[0] < max_age_s):
-            return cached[1]
-        if len(self._last) > 10_000:
-            self._last.clear()
-        reply = availability_pb(ctx, snap, encoding)
-        self._last[key] = (now, reply)
-        return reply
+        if cached is None or cached.sequence != snap.seq:
+            if len(self._last) > 10_000:
+                self._last.clear()
+            cached = self._last[key] = availability_pb(ctx, snap, encoding)
+        return cached
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
@@ -271,7 +259,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         encoding = seat_encoding(request.seat_encoding, request.include_seats, events_pb2.SEAT_ENCODING_NONE)
         mirror = await self._sales.mirror(ctx)
-        return self._availability.get(ctx, mirror.snapshot, encoding, max_age_s=AVAILABILITY_MAX_AGE_S)
+        return self._availability.get(ctx, mirror.snapshot, encoding)
 
     async def WatchAvailability(
         self, request: events_pb2.WatchAvailabilityRequest, context: Context
