@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc
 
+from holds.availability import STATE_NAMES
 from holds.errors import InvalidRequest
 from holds.records import SeatMapStats, SeatMapVersion
 from holds.seatmaps import LoadedSeatMap, stats_of
@@ -89,6 +91,7 @@ def seat_pb(index: SeatIndex, ordinal: int) -> seatmap_pb2.SeatInfo:
 class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
     def __init__(self, stores: Stores) -> None:
         self._seatmaps = stores.seatmaps
+        self._sales = stores.sales
 
     async def ValidateSeatMap(
         self, request: seatmap_pb2.ValidateSeatMapRequest, context: Context
@@ -165,12 +168,23 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self, request: seatmap_pb2.RenderSeatMapRequest, context: Context
     ) -> seatmap_pb2.RenderSeatMapResponse:
         tenant_id = current_principal().require_tenant()
-        _require_id(request.seat_map_id)
-        loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.version)
+        status: dict[int, str] | None = None
+        if request.event_id:
+            ctx = await self._sales.context(tenant_id, request.event_id)
+            if request.seat_map_id and request.seat_map_id != ctx.ref.seat_map_id:
+                raise InvalidRequest(
+                    "seat_map_id", f"event {ctx.event_id} uses seat map {ctx.ref.seat_map_id}"
+                )
+            loaded = ctx.loaded
+            states = (await self._sales.mirror(ctx)).snapshot.states
+            status = {int(o): STATE_NAMES[states[o]] for o in np.flatnonzero(states)}
+        else:
+            _require_id(request.seat_map_id)
+            loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.version)
         if request.format == seatmap_pb2.RENDER_FORMAT_PNG:
-            png = await asyncio.to_thread(render.render_png, loaded.seatmap)
+            png = await asyncio.to_thread(render.render_png, loaded.index, status)
             return seatmap_pb2.RenderSeatMapResponse(content=png, content_type="image/png")
-        svg = await asyncio.to_thread(render.render_svg, loaded.seatmap)
+        svg = await asyncio.to_thread(render.render_svg, loaded.index, status)
         return seatmap_pb2.RenderSeatMapResponse(content=svg.encode(), content_type="image/svg+xml")
 
 

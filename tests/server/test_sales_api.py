@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from xml.etree import ElementTree
 
 import grpc
 import pytest
@@ -461,3 +462,26 @@ async def test_list_events_pages_and_stays_in_the_tenant(admin: Api, organizer: 
     async with Api(server, key) as other:
         mine = await other.events.ListEvents(events_pb2.ListEventsRequest(), metadata=other.metadata)
     assert list(mine.events) == []
+
+
+async def test_render_colours_seats_by_live_status(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await _hold(organizer, event_id, "r0-3")
+    for _ in range(50):
+        rendered = await organizer.seatmaps.RenderSeatMap(
+            seatmap_pb2.RenderSeatMapRequest(event_id=event_id), metadata=organizer.metadata
+        )
+        root = ElementTree.fromstring(rendered.content)
+        seat = next(e for e in root.iter() if e.get("data-seat") == "r0-3")
+        if "held" in (seat.get("class") or ""):
+            break
+        await asyncio.sleep(0.02)
+    assert "held" in (seat.get("class") or "")
+    free = next(e for e in root.iter() if e.get("data-seat") == "r0-4")
+    assert "free" in (free.get("class") or "")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.seatmaps.RenderSeatMap(
+            seatmap_pb2.RenderSeatMapRequest(event_id=event_id, seat_map_id="sm_other"),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

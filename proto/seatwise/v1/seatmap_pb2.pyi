@@ -621,19 +621,26 @@ class RenderSeatMapRequest(_message.Message):
     SEAT_MAP_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
     seat_map_id: _builtins.str
     version: _builtins.int
     format: Global___RenderFormat.ValueType
+    event_id: _builtins.str
+    """Colour the seats by this event's live status (free, held, sold, blocked,
+    not for sale) instead of by category. seat_map_id and version may then be
+    left empty: the event's seat map is used.
+    """
     def __init__(
         self,
         *,
         seat_map_id: _builtins.str = ...,
         version: _builtins.int = ...,
         format: Global___RenderFormat.ValueType = ...,
+        event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "seat_map_id", b"seat_map_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "format", b"format", "seat_map_id", b"seat_map_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
