@@ -35,6 +35,7 @@ STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
 _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 WATCH_QUEUE_SIZE = 1024
 COALESCE_S = 0.05  # at most one message per watcher per this interval
+MAX_REPLAY = 10_000  # changes a resuming watcher is sent instead of a new snapshot
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
 READ_GRACE_S = 5.0
@@ -285,6 +286,19 @@ class AvailabilityMirrors:
                 mirror.watchers.discard(queue)
 
         return updates()
+
+    async def replay(self, event_id: str, after: int, upto: int) -> list[Delta] | None:
+        """The changes after ``after`` up to ``upto`` from the stream, or None when they
+        are no longer all there (trimmed) or too many to be worth replaying."""
+        if not 0 <= after < upto or upto - after > MAX_REPLAY:
+            return None
+        stream = keys.event_key(event_id, "changes")
+        async with wrap_errors("replay changes"):
+            entries = await self._r.xrange(stream, min=f"0-{after + 1}", max=f"0-{upto}", count=upto - after)
+        deltas = [decode_entry(entry_id, fields) for entry_id, fields in entries]
+        if [d.seq for d in deltas] != list(range(after + 1, upto + 1)):
+            return None
+        return deltas
 
     async def close(self) -> None:
         for mirror in self._mirrors.values():

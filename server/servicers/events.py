@@ -26,6 +26,7 @@ _TARGETS: dict[int, SeatState] = {
     events_pb2.SEAT_STATUS_BLOCKED: "blocked",
     events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale",
 }
+REPLAY_CHUNK = 500  # changes per message when a resuming watcher catches up
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
 
 
@@ -273,8 +274,12 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         snap = Snapshot(mirror.seq, mirror.snapshot.states.copy(), {a: GaCount(c.capacity, c.held, c.sold)
                         for a, c in mirror.snapshot.ga.items()})  # fmt: skip
         updates = self._sales.mirrors.watch_from(mirror)
-        if request.after_sequence == 0 or request.after_sequence != snap.seq:
-            # resuming from an older sequence replays nothing: the snapshot supersedes it
+        after = request.after_sequence
+        replay = await self._sales.mirrors.replay(ctx.event_id, after, snap.seq) if after else None
+        if replay:  # resuming: the missed changes from the stream, then live ones
+            for start in range(0, len(replay), REPLAY_CHUNK):
+                yield _deltas_pb(ctx, snap.ga, replay[start : start + REPLAY_CHUNK])
+        elif after == 0 or after != snap.seq:  # new, or too far behind: start from a snapshot
             yield events_pb2.AvailabilityUpdate(
                 sequence=snap.seq, snapshot=self._availability.get(ctx, snap, encoding)
             )
@@ -285,17 +290,21 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                     sequence=mirror.seq, snapshot=self._availability.get(ctx, mirror.snapshot, encoding)
                 )
                 continue
-            if len(item) == 1:
-                yield events_pb2.AvailabilityUpdate(
-                    sequence=item[0].seq, delta=_delta_pb(ctx, mirror.snapshot.ga, item[0])
-                )
-                continue
-            yield events_pb2.AvailabilityUpdate(
-                sequence=item[-1].seq,
-                deltas=events_pb2.AvailabilityDeltas(
-                    first_sequence=item[0].seq, deltas=[_delta_pb(ctx, mirror.snapshot.ga, d) for d in item]
-                ),
-            )
+            yield _deltas_pb(ctx, mirror.snapshot.ga, item)
+
+
+def _deltas_pb(
+    ctx: EventContext, ga: dict[str, GaCount], batch: list[Delta]
+) -> events_pb2.AvailabilityUpdate:
+    """One change as ``delta``, several consecutive ones as ``deltas``."""
+    if len(batch) == 1:
+        return events_pb2.AvailabilityUpdate(sequence=batch[0].seq, delta=_delta_pb(ctx, ga, batch[0]))
+    return events_pb2.AvailabilityUpdate(
+        sequence=batch[-1].seq,
+        deltas=events_pb2.AvailabilityDeltas(
+            first_sequence=batch[0].seq, deltas=[_delta_pb(ctx, ga, d) for d in batch]
+        ),
+    )
 
 
 def _delta_pb(ctx: EventContext, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:

@@ -485,3 +485,27 @@ async def test_render_colours_seats_by_live_status(organizer: Api) -> None:
             metadata=organizer.metadata,
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_watch_resumes_from_a_sequence_without_a_new_snapshot(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await _hold(organizer, event_id, "r1-0")  # sequence 0 means "no position": start after one change
+    await asyncio.sleep(0.1)
+    first = organizer.events.WatchAvailability(
+        events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
+    )
+    at = (await first.read()).sequence
+    assert at > 0
+    first.cancel()  # the client goes away ...
+    await _hold(organizer, event_id, "r0-0")
+    await _hold(organizer, event_id, "r0-1")  # ... and misses two changes
+    await asyncio.sleep(0.1)  # let the server's mirror catch up
+    resumed = organizer.events.WatchAvailability(
+        events_pb2.WatchAvailabilityRequest(event_id=event_id, after_sequence=at), metadata=organizer.metadata
+    )
+    update = await asyncio.wait_for(resumed.read(), timeout=5)
+    assert update.WhichOneof("update") == "deltas"  # the missed changes, not a snapshot
+    assert update.deltas.first_sequence == at + 1
+    assert update.sequence == at + 2
+    assert [list(d.seat_ids) for d in update.deltas.deltas] == [["r0-0"], ["r0-1"]]
+    resumed.cancel()
