@@ -9,7 +9,7 @@
                                  (carries the violations and how many there were)
 
 Callers (the gRPC layer) map each class to one status; nothing else escapes
-:func:`seatmap.validation.decode_and_validate` or :func:`seatmap.pretix.from_pretix`.
+:func:`seatmap.formats.parse_and_validate` or :func:`seatmap.pretix.from_pretix`.
 """
 
 from __future__ import annotations

@@ -27,13 +27,18 @@ def parse_native(data: bytes, limits: Limits = DEFAULT_LIMITS) -> SeatMap:
     try:
         return json_decoder.decode(data)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        marker = " - at `"
-        at = message.rfind(marker)
-        path = message[at + len(marker) : -1] if at >= 0 and message.endswith("`") else "$"
-        raise SeatMapDecodeError(message, path) from exc
+        raise SeatMapDecodeError(str(exc), _msgspec_path(str(exc))) from exc
     except msgspec.DecodeError as exc:
         raise SeatMapDecodeError(str(exc), "$") from exc
+
+
+def _msgspec_path(message: str) -> str:
+    # msgspec ends schema errors with " - at `$.sections[0].id`".
+    marker = " - at `"
+    at = message.rfind(marker)
+    if at < 0 or not message.endswith("`"):
+        return "$"
+    return message[at + len(marker) : -1]
 
 
 def parse(data: bytes, fmt: Format, limits: Limits = DEFAULT_LIMITS) -> SeatMap:
@@ -45,7 +50,7 @@ def parse(data: bytes, fmt: Format, limits: Limits = DEFAULT_LIMITS) -> SeatMap:
     return parse_native(data, limits)
 
 
-def parse_and_validate(data: bytes, fmt: Format, limits: Limits = DEFAULT_LIMITS) -> SeatMap:
+def parse_and_validate(data: bytes, fmt: Format = "native", limits: Limits = DEFAULT_LIMITS) -> SeatMap:
     """Decode and enforce every rule: SeatMapDecodeError or SeatMapInvalid on failure."""
     seatmap = parse(data, fmt, limits)
     report = validate(seatmap, limits)

@@ -32,9 +32,8 @@ import numpy.typing as npt
 import shapely
 from shapely import STRtree
 
-from seatmap.errors import SeatMapDecodeError, SeatMapInvalid
 from seatmap.limits import DEFAULT_LIMITS, Limits
-from seatmap.model import FORMAT_VERSION, Point, Row, SeatMap, Section, Table, json_decoder
+from seatmap.model import FORMAT_VERSION, Point, Row, SeatMap, Section, Table
 
 ViolationCode = Literal[
     "upload_too_large",
@@ -178,37 +177,6 @@ def validate(seatmap: SeatMap, limits: Limits = DEFAULT_LIMITS) -> ValidationRep
             _check_seat_overlaps(ctx, usable)
         _check_area_overlaps(ctx, section_polygons, ga_polygons)
     return ValidationReport(ctx.out.violations, ctx.out.total)
-
-
-def decode_and_validate(data: bytes, limits: Limits = DEFAULT_LIMITS) -> SeatMap:
-    """Decode a JSON upload and validate it.
-
-    Raises :class:`SeatMapDecodeError` for anything that is not a schema-conforming
-    document and :class:`SeatMapInvalid` for a document that breaks the rules
-    (including one over the byte cap, which is checked before any parsing).
-    """
-    if len(data) > limits.max_upload_bytes:
-        message = f"the upload is {len(data)} bytes; the limit is {limits.max_upload_bytes} bytes"
-        raise SeatMapInvalid([Violation("upload_too_large", "", message)], 1)
-    try:
-        seatmap = json_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise SeatMapDecodeError(str(exc), _msgspec_path(str(exc))) from exc
-    except msgspec.DecodeError as exc:
-        raise SeatMapDecodeError(str(exc), "$") from exc
-    report = validate(seatmap, limits)
-    if not report.ok:
-        raise SeatMapInvalid(report.violations, report.total)
-    return seatmap
-
-
-def _msgspec_path(message: str) -> str:
-    # msgspec ends schema errors with " - at `$.sections[0].id`".
-    marker = " - at `"
-    at = message.rfind(marker)
-    if at < 0 or not message.endswith("`"):
-        return "$"
-    return message[at + len(marker) : -1]
 
 
 # --- map-level checks -------------------------------------------------------------------------

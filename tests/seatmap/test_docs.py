@@ -6,9 +6,10 @@ import dataclasses
 import re
 from pathlib import Path
 
+from seatmap.formats import parse_and_validate
 from seatmap.limits import DEFAULT_LIMITS
 from seatmap.model import iter_seats
-from seatmap.validation import VIOLATION_CODES, decode_and_validate
+from seatmap.validation import VIOLATION_CODES
 
 DOC = (Path(__file__).parents[2] / "docs" / "seatmap-format.md").read_text()
 
@@ -20,7 +21,7 @@ def _example() -> bytes:
 
 
 def test_example_validates() -> None:
-    seatmap = decode_and_validate(_example())
+    seatmap = parse_and_validate(_example())
     assert len(iter_seats(seatmap)) == 10
     assert seatmap.ga_areas
     assert seatmap.sections[0].tables

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from seatmap.errors import SeatMapDecodeError, SeatMapInvalid
+from seatmap.formats import parse_and_validate
 from seatmap.generate import stadium
 from seatmap.limits import DEFAULT_LIMITS, Limits
 from seatmap.model import SeatMap
-from seatmap.validation import VIOLATION_CODES, decode_and_validate, overlap_partners, validate
+from seatmap.validation import VIOLATION_CODES, overlap_partners, validate
 
 Doc = dict[str, Any]
 
@@ -262,7 +263,7 @@ def test_degenerate_polygons() -> None:
 
 
 def test_decode_and_validate_returns_the_map() -> None:
-    seatmap = decode_and_validate(msgspec.json.encode(base()))
+    seatmap = parse_and_validate(msgspec.json.encode(base()))
     assert seatmap == build(base())
 
 
@@ -270,7 +271,7 @@ def test_decode_errors_carry_msgspec_path() -> None:
     doc = base()
     doc["sections"][0]["rows"][0]["seats"][2]["id"] = "bad id"
     with pytest.raises(SeatMapDecodeError) as info:
-        decode_and_validate(msgspec.json.encode(doc))
+        parse_and_validate(msgspec.json.encode(doc))
     assert info.value.path == "$.sections[0].rows[0].seats[2].id"
     assert "$.sections[0].rows[0].seats[2].id" in info.value.message
 
@@ -281,7 +282,7 @@ def test_decode_errors_carry_msgspec_path() -> None:
 )
 def test_malformed_documents_raise_decode_errors(data: bytes) -> None:
     with pytest.raises(SeatMapDecodeError) as info:
-        decode_and_validate(data)
+        parse_and_validate(data)
     assert info.value.path.startswith("$")
 
 
@@ -289,7 +290,7 @@ def test_invalid_maps_raise_with_violations() -> None:
     doc = base()
     CASES["seats_overlap"][0](doc)
     with pytest.raises(SeatMapInvalid) as info:
-        decode_and_validate(msgspec.json.encode(doc))
+        parse_and_validate(msgspec.json.encode(doc))
     assert info.value.total == 2
     assert [v.code for v in info.value.violations] == ["seats_overlap", "seats_overlap"]
     assert "overlaps" in str(info.value)
@@ -297,7 +298,7 @@ def test_invalid_maps_raise_with_violations() -> None:
 
 def test_byte_cap_is_checked_before_decoding() -> None:
     with pytest.raises(SeatMapInvalid) as info:
-        decode_and_validate(b"{" * 100, Limits(max_upload_bytes=99))
+        parse_and_validate(b"{" * 100, "native", Limits(max_upload_bytes=99))
     assert [v.code for v in info.value.violations] == ["upload_too_large"]
 
 

@@ -1,4 +1,4 @@
-"""Whatever bytes arrive, decode_and_validate raises only its two documented errors."""
+"""Whatever bytes arrive, parse_and_validate raises only its two documented errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seatmap.errors import SeatMapDecodeError, SeatMapInvalid
+from seatmap.formats import parse_and_validate
 from seatmap.limits import Limits
-from seatmap.validation import decode_and_validate
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = Limits(max_upload_bytes=1 << 20)
@@ -83,11 +83,11 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 def _check(data: bytes) -> None:
     with contextlib.suppress(SeatMapDecodeError, SeatMapInvalid):
-        decode_and_validate(data, LIMITS)
+        parse_and_validate(data, "native", LIMITS)
 
 
 def test_the_base_document_is_valid() -> None:
-    decode_and_validate(msgspec.json.encode(_valid_doc()))
+    parse_and_validate(msgspec.json.encode(_valid_doc()))
 
 
 @SETTINGS
