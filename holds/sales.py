@@ -10,6 +10,7 @@ exactly one script call in :mod:`holds.inventory`.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -104,8 +105,7 @@ class Sales:
             raise InvalidRequest(field, f"unknown seat(s): {', '.join(unknown[:20])}")
         ordinals = [index[s] for s in seat_ids]
         if len(set(ordinals)) != len(ordinals):
-            seen: set[str] = set()
-            dupes = [s for s in seat_ids if s in seen or seen.add(s)]  # type: ignore[func-returns-value]
+            dupes = [seat for seat, n in Counter(seat_ids).items() if n > 1]
             raise InvalidRequest(field, f"seat(s) listed twice: {', '.join(dupes[:20])}")
         return ordinals
 
