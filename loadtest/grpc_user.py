@@ -1,13 +1,14 @@
 """A Locust user speaking seatwise's gRPC API, timing every call.
 
 gRPC's sync API blocks in C unless told to cooperate with gevent, which is
-what Locust runs its users on: :func:`grpc.experimental.gevent.init_gevent`
-must run after the standard library is monkey-patched (importing ``locust``
-does that) and before the first channel exists, so this module does both in
-that order, at import. Channels are shared by the users of one Locust process
-(a small pool, one TCP connection each, so ``seatwise serve --workers N`` on
-SO_REUSEPORT sees several connections), and every user wraps them with its own
-:class:`LocustInterceptor`.
+what Locust runs its users on: :func:`loadtest.gevent_grpc.init_gevent` (gRPC's
+own, made cheaper) must run after the standard library is monkey-patched
+(importing ``locust`` does that) and before the first channel exists, so this
+module does both in that order, at import. Channels are shared by the users of
+one Locust process (a small pool, one TCP connection each, so ``seatwise serve
+--workers N`` on SO_REUSEPORT sees several connections); every user calls them
+through its own timed stubs (:class:`Stubs`): thin wrappers around method
+callables built once per channel and shared by every user of the process.
 
 Every unary call is reported to Locust's ``request`` event: request_type
 ``grpc``, name = the method (``HoldSeats``), the response time in ms, and on
@@ -19,6 +20,13 @@ was open, response_length = messages read).
 
 To write a new kind of user (box office, scanning, ...), subclass
 :class:`GrpcUser`, set ``role`` and use ``self.stubs``.
+
+Cost per call matters: the load generator shares the machine's cores with the
+server and Redis, so every microsecond spent here is taken from the service
+under test. Hence no ``grpc.intercept_channel`` (it builds a new method
+callable, a call-details tuple and an outcome object per call), no
+``ByteSize()`` of every reply (the length is the size of the bytes received,
+noted by the deserializer), and gRPC's gevent mode trimmed (:mod:`loadtest.gevent_grpc`).
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ import locust  # first: importing locust monkey-patches the standard library for
 
 # isort: split
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,25 +48,11 @@ from locust.env import Environment
 from seatwise.v1 import events_pb2_grpc, sales_pb2_grpc, seatmap_pb2_grpc, tenancy_pb2_grpc
 
 from loadtest.config import SetupInfo, channels_from_env, setup_from_env
+from loadtest.gevent_grpc import init_gevent
 
 REQUEST_TYPE = "grpc"
 STREAM_TYPE = "grpc-stream"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-_gevent_lock = threading.Lock()
-_gevent_ready = False
-
-
-def init_gevent() -> None:
-    """Make gRPC cooperate with gevent (once per process; before any channel)."""
-    global _gevent_ready
-    with _gevent_lock:
-        if not _gevent_ready:
-            from grpc.experimental import gevent as grpc_gevent  # type: ignore[attr-defined]
-
-            grpc_gevent.init_gevent()
-            _gevent_ready = True
-
 
 init_gevent()
 
@@ -126,15 +119,16 @@ def _method_name(full: str | bytes) -> str:
     return text.rsplit("/", 1)[-1]
 
 
+_NO_CONTEXT: dict[str, Any] = {}  # Locust's request event wants a context; nobody here writes to it
+
+
 class _Reporter:
     """Fires Locust request events; ``name_override`` renames the calls made meanwhile."""
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
         self.name_override: str | None = None
-
-    def name(self, method: str) -> str:
-        return self.name_override or method
+        self._hook: Any = environment.events.request
 
     def fire(
         self,
@@ -144,18 +138,18 @@ class _Reporter:
         length: int,
         error: BaseException | None,
     ) -> None:
+        response_time = (time.perf_counter() - started) * 1000.0
         exception: Exception | None = None
         if error is not None:
             code = status_code(error)
             exception = GrpcStatusError(code) if code is not None else Exception(type(error).__name__)
-        hook: Any = self.environment.events.request
-        hook.fire(
+        self._hook.fire(
             request_type=request_type,
             name=name,
-            response_time=(time.perf_counter() - started) * 1000.0,
+            response_time=response_time,
             response_length=length,
             response=None,
-            context={},
+            context=_NO_CONTEXT,
             exception=exception,
         )
 
@@ -214,33 +208,153 @@ def _size(message: object) -> int:
     return message.ByteSize() if isinstance(message, Message) else 0
 
 
-class LocustInterceptor(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-):
-    """Times every call made through the channel it wraps."""
+# The size of the last unary reply deserialized. A blocking call deserializes its reply in the
+# calling greenlet right before returning, with no switch in between, so the caller reads its own.
+_received = [0]
 
-    def __init__(self, reporter: _Reporter) -> None:
+
+def _measuring(deserializer: Any) -> Any:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        _received[0] = len(data)
+        return deserializer(data)
+
+    return deserialize
+
+
+class _Method:
+    """One RPC on one channel, as gRPC's callable; built once, shared by every user of the process."""
+
+    __slots__ = ("call", "name", "streaming")
+
+    def __init__(self, name: str, call: Any, streaming: bool) -> None:
+        self.name = name
+        self.call = call
+        self.streaming = streaming
+
+
+class _MethodCollector:
+    """Handed to a generated stub's constructor in place of a channel: collects its methods."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._channel: Any = channel  # the typing stubs do not know ``_registered_method``
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool = False,
+    ) -> _Method:
+        call = self._channel.unary_unary(
+            method,
+            request_serializer=request_serializer,
+            response_deserializer=_measuring(response_deserializer),
+            _registered_method=_registered_method,
+        )
+        return _Method(_method_name(method), call, streaming=False)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool = False,
+    ) -> _Method:
+        call = self._channel.unary_stream(
+            method,
+            request_serializer=request_serializer,
+            response_deserializer=response_deserializer,
+            _registered_method=_registered_method,
+        )
+        return _Method(_method_name(method), call, streaming=True)
+
+
+class _TimedUnary:
+    """``method(request, metadata=..., timeout=...)``, timed and reported."""
+
+    __slots__ = ("_call", "_name", "_reporter")
+
+    def __init__(self, method: _Method, reporter: _Reporter) -> None:
+        self._call = method.call
+        self._name = method.name
         self._reporter = reporter
 
-    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        name = self._reporter.name(_method_name(client_call_details.method))
+    def __call__(self, request: Any, timeout: float | None = None, metadata: Any = None, **kw: Any) -> Any:
+        reporter = self._reporter
+        name = reporter.name_override or self._name
         started = time.perf_counter()
-        outcome = continuation(client_call_details, request)
-        error = outcome.exception()
-        length = 0 if error is not None else _size(outcome.result())
-        self._reporter.fire(REQUEST_TYPE, name, started, length, error)
-        return outcome
+        try:
+            response = self._call(request, timeout=timeout, metadata=metadata, **kw)
+        except Exception as exc:
+            reporter.fire(REQUEST_TYPE, name, started, 0, exc)
+            raise
+        reporter.fire(REQUEST_TYPE, name, started, _received[0], None)
+        return response
 
-    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        name = self._reporter.name(_method_name(client_call_details.method))
+
+class _TimedUnaryStream:
+    """``method(request, metadata=...)``: a :class:`_TimedStream`."""
+
+    __slots__ = ("_call", "_name", "_reporter")
+
+    def __init__(self, method: _Method, reporter: _Reporter) -> None:
+        self._call = method.call
+        self._name = method.name
+        self._reporter = reporter
+
+    def __call__(self, request: Any, timeout: float | None = None, metadata: Any = None, **kw: Any) -> Any:
+        name = self._reporter.name_override or self._name
         started = time.perf_counter()
-        return _TimedStream(continuation(client_call_details, request), self._reporter, name, started)
+        call = self._call(request, timeout=timeout, metadata=metadata, **kw)
+        return _TimedStream(call, self._reporter, name, started)
+
+
+class _TimedService:
+    """A generated stub's look-alike whose methods are timed; each is bound on first use."""
+
+    def __init__(self, methods: dict[str, _Method], reporter: _Reporter) -> None:
+        self._methods = methods
+        self._reporter = reporter
+
+    def __getattr__(self, attr: str) -> Any:
+        try:
+            method = self._methods[attr]
+        except KeyError:
+            raise AttributeError(attr) from None
+        bound = (_TimedUnaryStream if method.streaming else _TimedUnary)(method, self._reporter)
+        setattr(self, attr, bound)  # later look-ups find it without __getattr__
+        return bound
+
+
+_STUB_CLASSES: dict[str, Any] = {
+    "tenants": tenancy_pb2_grpc.TenantServiceStub,
+    "seatmaps": seatmap_pb2_grpc.SeatMapServiceStub,
+    "events": events_pb2_grpc.EventServiceStub,
+    "holds": sales_pb2_grpc.HoldServiceStub,
+    "orders": sales_pb2_grpc.OrderServiceStub,
+}
+_methods_by_channel: dict[int, dict[str, dict[str, _Method]]] = {}
+
+
+def _channel_methods(channel: grpc.Channel) -> dict[str, dict[str, _Method]]:
+    """Every service's methods on ``channel`` (built on first use, then shared)."""
+    methods = _methods_by_channel.get(id(channel))
+    if methods is None:
+        collector = _MethodCollector(channel)
+        methods = {
+            service: {k: v for k, v in vars(stub_class(collector)).items() if isinstance(v, _Method)}
+            for service, stub_class in _STUB_CLASSES.items()
+        }
+        _methods_by_channel[id(channel)] = methods
+    return methods
 
 
 @dataclass(frozen=True)
 class Stubs:
-    """Every seatwise service on one (intercepted) channel."""
+    """Every seatwise service, each call timed and reported (typed as the generated stubs)."""
 
     tenants: tenancy_pb2_grpc.TenantServiceStub
     seatmaps: seatmap_pb2_grpc.SeatMapServiceStub
@@ -249,21 +363,17 @@ class Stubs:
     orders: sales_pb2_grpc.OrderServiceStub
 
     @classmethod
-    def on(cls, channel: grpc.Channel) -> Stubs:
-        return cls(
-            tenants=tenancy_pb2_grpc.TenantServiceStub(channel),
-            seatmaps=seatmap_pb2_grpc.SeatMapServiceStub(channel),
-            events=events_pb2_grpc.EventServiceStub(channel),
-            holds=sales_pb2_grpc.HoldServiceStub(channel),
-            orders=sales_pb2_grpc.OrderServiceStub(channel),
-        )
+    def on(cls, channel: grpc.Channel, reporter: _Reporter) -> Stubs:
+        methods = _channel_methods(channel)
+        services = {name: cast(Any, _TimedService(methods[name], reporter)) for name in _STUB_CLASSES}
+        return cls(**services)
 
 
 def timed_stubs(environment: Environment, target: str, name: str | None = None) -> Stubs:
     """Stubs on a pooled channel whose calls are reported to ``environment`` (as ``name`` if given)."""
     reporter = _Reporter(environment)
     reporter.name_override = name
-    return Stubs.on(grpc.intercept_channel(channel_pool().get(target), LocustInterceptor(reporter)))
+    return Stubs.on(channel_pool().get(target), reporter)
 
 
 class GrpcUser(locust.User):
@@ -284,10 +394,7 @@ class GrpcUser(locust.User):
         key = self.setup.storefront_key if self.role == "storefront" else self.setup.organizer_key
         self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {key}"),)
         self._reporter = _Reporter(environment)
-        channel = grpc.intercept_channel(
-            channel_pool().get(self.setup.target), LocustInterceptor(self._reporter)
-        )
-        self.stubs = Stubs.on(channel)
+        self.stubs = Stubs.on(channel_pool().get(self.setup.target), self._reporter)
 
     @contextmanager
     def named(self, name: str) -> Iterator[None]:
