@@ -32,6 +32,7 @@ from typing import Any, ClassVar, cast
 
 import gevent
 import gevent.event
+import gevent.lock
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -132,6 +133,7 @@ class Shared:
     acks: AckLog | None = None
     view: AvailabilityView | None = None
     sections: ClassVar[dict[str, list[list[str]]]] = {}
+    _fetching: ClassVar[dict[str, gevent.lock.Semaphore]] = {}
 
     @classmethod
     def ack_log(cls) -> AckLog:
@@ -148,35 +150,48 @@ class Shared:
 
     @classmethod
     def section_rows(cls, user: GrpcUser, section_id: str) -> list[list[str]]:
-        """The section's rows, each its seat ids in seat order (QuerySeats once per process)."""
-        if section_id not in cls.sections:
-            reply = user.stubs.seatmaps.QuerySeats(
-                seatmap_pb2.QuerySeatsRequest(
-                    seat_map_id=user.setup.seat_map_id,
-                    version=user.setup.seat_map_version,
-                    group=seatmap_pb2.InGroup(section_id=section_id),
-                    limit=10_000,
-                ),
-                metadata=user.metadata,
-                timeout=user.call_timeout_s,
-            )
-            rows: dict[str, list[str]] = {}
-            for seat in reply.seats:
-                rows.setdefault(seat.group_id, []).append(seat.seat_id)
-            cls.sections[section_id] = list(rows.values())
-        return cls.sections[section_id]
+        """The section's rows, each its seat ids in seat order (QuerySeats once per process).
+
+        Users who want a section that is being fetched wait for that fetch rather than
+        sending their own (when the rush starts, hundreds open the same few sections).
+        """
+        rows = cls.sections.get(section_id)
+        if rows is None:
+            with cls._fetching.setdefault(section_id, gevent.lock.Semaphore()):
+                rows = cls.sections.get(section_id)
+                if rows is None:
+                    rows = cls.sections[section_id] = cls._query_rows(user, section_id)
+        return rows
+
+    @staticmethod
+    def _query_rows(user: GrpcUser, section_id: str) -> list[list[str]]:
+        reply = user.stubs.seatmaps.QuerySeats(
+            seatmap_pb2.QuerySeatsRequest(
+                seat_map_id=user.setup.seat_map_id,
+                version=user.setup.seat_map_version,
+                group=seatmap_pb2.InGroup(section_id=section_id),
+                limit=10_000,
+            ),
+            metadata=user.metadata,
+            timeout=user.call_timeout_s,
+        )
+        rows: dict[str, list[str]] = {}
+        for seat in reply.seats:
+            rows.setdefault(seat.group_id, []).append(seat.seat_id)
+        return list(rows.values())
 
 
 def free_run(rows: Sequence[Sequence[str]], quantity: int, view: AvailabilityView) -> list[str] | None:
     """``quantity`` adjacent seats that look free, from a random row that has them."""
     order = list(range(len(rows)))
     random.shuffle(order)
+    not_free = view.not_free  # what view.is_free reads; looked up once (late in a sale, rows are long)
     for r in order:
         row = rows[r]
         runs: list[int] = []
         length = 0
         for i, seat_id in enumerate(row):
-            length = length + 1 if view.is_free(seat_id) else 0
+            length = 0 if seat_id in not_free else length + 1
             if length >= quantity:
                 runs.append(i - quantity + 1)
         if runs:
@@ -372,7 +387,11 @@ class SeatPicker(Buyer):
         view = Shared.availability(self)
         quantity = self.quantity()
         for _ in range(self.pick_attempts):
-            seats = free_run(self.candidate_rows(), quantity, view)
+            try:
+                rows = self.candidate_rows()
+            except grpc.RpcError:
+                return None  # the section did not load (reported): this buyer gives up for now
+            seats = free_run(rows, quantity, view)
             if seats is None:
                 continue
             try:
