@@ -3,6 +3,9 @@
 Each ``holds/lua/<name>.lua`` names its inputs at the top. A :class:`Script`
 runs by EVALSHA and falls back to loading the source on NOSCRIPT (a Redis
 restart or failover empties the script cache), so callers never see it.
+A registry made by :meth:`ScriptRegistry.open` sends the calls over a
+:class:`~holds.script_channel.ScriptChannel` where the client allows it (the
+server's hot path); otherwise through redis-py.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ from typing import Any
 import redis.exceptions
 
 from holds.redis_client import AnyRedis, wrap_errors
-
-EncodableArg = str | int | float | bytes
-
+from holds.script_channel import EncodableArg, ScriptChannel, ScriptCommands, for_client
 
 # Scripts over one event's keys share helper functions: the prelude is
 # prepended at load time (Lua in Redis has no imports).
@@ -56,17 +57,21 @@ def script_source(name: str) -> str:
 
 
 class Script:
-    """One Lua script bound to one client."""
+    """One Lua script bound to one client (and its channel, when it has one)."""
 
-    def __init__(self, client: AnyRedis, name: str) -> None:
+    def __init__(self, client: AnyRedis, name: str, channel: ScriptChannel | None = None) -> None:
         self.name = name
         self.source = _source(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._client = client
+        self._channel = channel
+        self._commands = ScriptCommands(self.sha)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         async with wrap_errors(f"script {self.name}"):
             try:
+                if self._channel is not None:
+                    return await self._channel.execute(self._commands.evalsha(keys, args))
                 return await self._client.evalsha(self.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # EVAL caches the script again for the following EVALSHA calls.
@@ -76,12 +81,22 @@ class Script:
 class ScriptRegistry:
     """The scripts of one client, created lazily and kept for the client's life."""
 
-    def __init__(self, client: AnyRedis) -> None:
+    def __init__(self, client: AnyRedis, channel: ScriptChannel | None = None) -> None:
         self._client = client
+        self.channel = channel
         self._scripts: dict[str, Script] = {}
+
+    @classmethod
+    def open(cls, client: AnyRedis) -> ScriptRegistry:
+        """Scripts over a channel of their own when ``client`` allows one; close with :meth:`aclose`."""
+        return cls(client, for_client(client))
 
     def __getitem__(self, name: str) -> Script:
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = Script(self._client, name)
+            script = self._scripts[name] = Script(self._client, name, self.channel)
         return script
+
+    async def aclose(self) -> None:
+        if self.channel is not None:
+            await self.channel.aclose()

@@ -31,7 +31,7 @@ class Stores:
         client = connect(
             redis_url, socket_timeout=timeout_s if read_timeout else None, connect_timeout=timeout_s
         )
-        scripts = ScriptRegistry(client)
+        scripts = ScriptRegistry.open(client)
         seatmaps = SeatMapStore(client, scripts)
         inventory = Inventory(client, scripts)
         sales = Sales(
@@ -41,4 +41,5 @@ class Stores:
 
     async def close(self) -> None:
         await self.sales.mirrors.close()
+        await self.scripts.aclose()
         await self.redis.aclose()
