@@ -13,6 +13,17 @@ RPC_LATENCY = Histogram(
 RPC_OUTCOMES = Counter("seatwise_rpc_total", "RPCs by method and outcome", ["method", "outcome"])
 
 
+# labels() takes a lock and builds a key on every call; the children never change
+_latency_of: dict[str, Histogram] = {}
+_outcome_of: dict[tuple[str, str], Counter] = {}
+
+
 def observe_rpc(method: str, outcome: str, seconds: float) -> None:
-    RPC_LATENCY.labels(method).observe(seconds)
-    RPC_OUTCOMES.labels(method, outcome).inc()
+    latency = _latency_of.get(method)
+    if latency is None:
+        latency = _latency_of[method] = RPC_LATENCY.labels(method)
+    latency.observe(seconds)
+    counter = _outcome_of.get((method, outcome))
+    if counter is None:
+        counter = _outcome_of[(method, outcome)] = RPC_OUTCOMES.labels(method, outcome)
+    counter.inc()
