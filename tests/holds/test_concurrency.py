@@ -42,14 +42,16 @@ BUYER = Buyer(name="racer")
 
 @asynccontextmanager
 async def inventories(redis_url: str, n: int) -> AsyncIterator[list[Inventory]]:
-    """``n`` inventories, each on its own client (its own connection and script registry)."""
+    """``n`` inventories, each on its own client and script channel, as n server processes."""
     clients = [connect(redis_url) for _ in range(n)]
+    registries = [ScriptRegistry.open(c) for c in clients]
     try:
         for c in clients:  # open every connection before the race starts
             await c.ping()
-        yield [Inventory(c, ScriptRegistry(c)) for c in clients]
+        yield [Inventory(c, r) for c, r in zip(clients, registries, strict=True)]
     finally:
-        for c in clients:
+        for c, r in zip(clients, registries, strict=True):
+            await r.aclose()
             await c.aclose()
 
 
@@ -405,7 +407,7 @@ async def _race_in_process(
     clients = [connect(redis_url) for _ in range(CONTENDERS_PER_PROCESS)]
     for c in clients:
         await c.ping()
-    invs = [Inventory(c, ScriptRegistry(c)) for c in clients]
+    invs = [Inventory(c, ScriptRegistry.open(c)) for c in clients]  # closed with the process
     rng = random.Random(proc)
     ready.put(proc)
     start_at = await asyncio.to_thread(start.get, True, 60)

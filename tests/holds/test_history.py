@@ -128,16 +128,18 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
     ev = await make_event(stores.seatmaps, stores.sales.events, hold_ttl_ms=1_000, ga_capacity=3)
     rec = Recorder()
     clients = [connect(redis_url) for _ in range(CLIENTS)]
+    registries = [ScriptRegistry.open(c) for c in clients]  # calls abandoned mid-flight included
     try:
         stop_at = time.time() + RUN_S
         await asyncio.gather(
             *(
-                _Shopper(f"b{i}", Inventory(c, ScriptRegistry(c)), rec, ev, 1000 + i).run(stop_at)
-                for i, c in enumerate(clients)
+                _Shopper(f"b{i}", Inventory(c, r), rec, ev, 1000 + i).run(stop_at)
+                for i, (c, r) in enumerate(zip(clients, registries, strict=True))
             )
         )
     finally:
-        for c in clients:
+        for c, r in zip(clients, registries, strict=True):
+            await r.aclose()
             await c.aclose()
     await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
     final = await read_state(redis_client, ev.event_id)
