@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -116,14 +116,20 @@ class CpuMeter:
 
     def __init__(self, pids: dict[str, int] | None = None) -> None:
         self.pids = dict(pids or {})
-        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
     def _of(self, pid: int) -> float | None:
+        """CPU of ``pid`` and its live descendants (the workers of a multi-process server)."""
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
             return None
-        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+        used = 0.0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                used += times.user + times.system
+        return used
 
     def sample(self) -> dict[str, float]:
         out = {"client": time.process_time()}
@@ -397,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     echo = sub.add_parser("echo", help="a bare grpc.aio echo server")
     echo.add_argument("--port", type=int, required=True)
+    echo.add_argument("--workers", type=int, default=1, help="processes on one port, as seatwise")
     sw = sub.add_parser("seatwise", help="the seatwise CLI in this process, optionally profiled")
     sw.add_argument("--profile", default=None, help="write cProfile stats here on exit")
     sw.add_argument("cli_args", nargs=argparse.REMAINDER)
@@ -405,7 +412,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         # the same event loop as `seatwise serve`, so the ratio compares like with like
         from server.app import run_loop
 
-        run_loop(serve_echo(args.port))
+        if args.workers > 1:
+            from server.workers import supervise
+
+            supervise(args.workers, lambda: run_loop(serve_echo(args.port)), port=args.port)
+        else:
+            run_loop(serve_echo(args.port))
     else:
         cli_args = [a for a in args.cli_args if a != "--"]
         run_seatwise(cli_args, args.profile)

@@ -95,6 +95,7 @@ class Settings:
     json_path: Path | None
     profile_path: Path | None
     keep_workdir: bool
+    server_workers: int = 1
 
 
 # -- the venue -----------------------------------------------------------------------------------
@@ -554,7 +555,8 @@ async def _fixed_and_sweep(run: Run) -> None:
 
 def start_servers(s: Settings, workdir: Path, redis_url: str) -> tuple[ChildServer, str, ChildServer, str]:
     echo_port, sw_port = free_port(), free_port()
-    echo = ChildServer("echo server", ["echo", "--port", str(echo_port)], workdir / "echo.log")
+    workers = ["--workers", str(s.server_workers)]
+    echo = ChildServer("echo server", ["echo", "--port", str(echo_port), *workers], workdir / "echo.log")
     env = dict(os.environ, SEATWISE_ADMIN_KEY=ADMIN_KEY, SEATWISE_LOG_LEVEL="warning")
     profile = ["--profile", str(s.profile_path)] if s.profile_path else []
     serve = [
@@ -569,6 +571,7 @@ def start_servers(s: Settings, workdir: Path, redis_url: str) -> tuple[ChildServ
         str(workdir / "seatwise"),
         "--log-level",
         "warning",
+        *(workers if s.server_workers > 1 else []),
     ]
     sw = ChildServer("seatwise", ["seatwise", *profile, "--", *serve], workdir / "seatwise.log", env)
     return echo, f"127.0.0.1:{echo_port}", sw, f"127.0.0.1:{sw_port}"
@@ -683,7 +686,15 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         "(slows the server: figures of such a run are not comparable)",
     )
     p.add_argument("--keep-workdir", action="store_true", help="keep the logs and Redis data of the run")
+    p.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="processes of seatwise (serve --workers) and, alike, of the echo server [1]",
+    )
     a = p.parse_args(argv)
+    if a.server_workers < 1 or (a.server_workers > 1 and a.profile_server):
+        p.error("--server-workers must be at least 1, and 1 with --profile-server")
     quick: Callable[[Any, Any], Any] = lambda full, short: short if a.quick else full  # noqa: E731
     return Settings(
         duration_s=quick(a.duration, min(a.duration, 1.0)),
@@ -698,6 +709,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         seed=a.seed,
         json_path=a.json,
         profile_path=a.profile_server,
+        server_workers=a.server_workers,
         keep_workdir=a.keep_workdir,
     )
 

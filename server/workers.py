@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 import structlog
 
@@ -23,15 +24,25 @@ log = structlog.get_logger("seatwise.workers")
 def run_workers(config: Config, redis_url: str) -> None:
     if config.port == 0:
         raise ValueError("--workers needs a fixed --port: each worker binds the same port")
+
+    def serve() -> None:  # in the child: one ordinary single-process server
+        from server.app import run, run_loop
+
+        run_loop(run(config, redis_url))
+
+    supervise(config.workers, serve, port=config.port)
+
+
+def supervise(count: int, body: Callable[[], None], *, port: int) -> None:
+    """Fork ``count`` children running ``body`` (which binds ``port`` with
+    SO_REUSEPORT), forward SIGINT/SIGTERM to them and wait for them all."""
     children: list[int] = []
-    for index in range(config.workers):
+    for index in range(count):
         pid = os.fork()
-        if pid == 0:  # child: becomes one ordinary single-process server
+        if pid == 0:
             code = 0
             try:
-                from server.app import run, run_loop
-
-                run_loop(run(config, redis_url))
+                body()
             except Exception:
                 log.exception("worker.crashed", worker=index)
                 code = 1
@@ -40,7 +51,7 @@ def run_workers(config: Config, redis_url: str) -> None:
                 sys.stderr.flush()
                 os._exit(code)
         children.append(pid)
-    log.info("workers.started", workers=len(children), pids=children, port=config.port)
+    log.info("workers.started", workers=len(children), pids=children, port=port)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
