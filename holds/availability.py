@@ -9,13 +9,17 @@ hold script re-checks every seat atomically, so a stale mirror costs a retry,
 never a double sale. A watcher whose queue overflows, or a mirror that finds
 a gap in the stream (trimmed past its position), resynchronises from a new
 snapshot and tells its watchers to do the same.
+
+Changes reach watchers in batches: the mirror collects them for at most
+``COALESCE_S`` and hands the *same* list to every watcher, so the server builds
+one message per batch however many watch (``server/servicers/events.py``
+caches it by the batch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,8 +37,9 @@ log = structlog.get_logger("seatwise.availability")
 FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
 STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
 _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
-WATCH_QUEUE_SIZE = 1024
-COALESCE_S = 0.05  # at most one message per watcher per this interval
+# Batches a watcher may have waiting before it must resync (~3 s of a rush).
+WATCH_QUEUE_SIZE = 64
+COALESCE_S = 0.05  # at most one batch per mirror (so per watcher) per this interval
 MAX_REPLAY = 10_000  # changes a resuming watcher is sent instead of a new snapshot
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
@@ -69,6 +74,10 @@ class Resync:
     """The watcher fell behind or the stream had a gap: start from a new snapshot."""
 
     reason: str
+
+
+# Consecutive changes, in order; the same list object goes to every watcher.
+Batch = list[Delta]
 
 
 @dataclass
@@ -120,8 +129,12 @@ class EventMirror:
     event_id: str
     seat_count: int
     snapshot: Snapshot
-    watchers: set[asyncio.Queue[Delta | Resync]] = field(default_factory=set)
+    watchers: set[asyncio.Queue[Batch | Resync]] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    # changes applied but not yet handed to the watchers, and when that happens next
+    outbox: list[Delta] = field(default_factory=list)
+    _flush_at: asyncio.TimerHandle | None = None
+    _flushed_at: float = 0.0
     # Seats this process is trying to hold right now: concurrent best-available
     # searches here skip them instead of all racing for the same block.
     pending: npt.NDArray[np.bool_] = field(init=False)
@@ -167,7 +180,32 @@ class EventMirror:
                     counts.held += delta.ga_qty  # qty is negative
         self.snapshot.seq = delta.seq
 
-    def publish(self, item: Delta | Resync) -> None:
+    def publish(self, delta: Delta) -> None:
+        """Queue an applied change for the watchers: at once when things are quiet,
+        else with the others of the next COALESCE_S, one batch for everyone."""
+        if not self.watchers:
+            return  # a new watcher starts from the mirror's state, which has it
+        self.outbox.append(delta)
+        if self._flush_at is None:
+            loop = asyncio.get_running_loop()
+            self._flush_at = loop.call_at(max(loop.time(), self._flushed_at + COALESCE_S), self.flush)
+
+    def flush(self) -> None:
+        self._flush_at = None
+        self._flushed_at = asyncio.get_running_loop().time()
+        batch, self.outbox = self.outbox, []
+        if batch:
+            self._offer(batch)
+
+    def resync(self, reason: str) -> None:
+        """The mirror's state was replaced: changes not yet sent are in it; watchers start over."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        self.outbox = []
+        self._offer(Resync(reason))
+
+    def _offer(self, item: Batch | Resync) -> None:
         for queue in list(self.watchers):
             try:
                 queue.put_nowait(item)
@@ -176,6 +214,11 @@ class EventMirror:
                 while not queue.empty():
                     queue.get_nowait()
                 queue.put_nowait(Resync("too far behind"))
+
+    def close(self) -> None:
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
 
 
 class AvailabilityMirrors:
@@ -243,45 +286,41 @@ class AvailabilityMirrors:
             mirror.snapshot = decode_snapshot(
                 await self._inventory.snapshot(mirror.event_id), mirror.seat_count
             )
-            mirror.publish(Resync(reason))
+            mirror.resync(reason)
 
     @staticmethod
-    def watch_from(mirror: EventMirror) -> AsyncIterator[list[Delta] | Resync]:
+    def watch_from(mirror: EventMirror) -> AsyncIterator[Batch | Resync]:
         """Every update after the mirror's current seq, in batches of consecutive deltas.
 
         The subscription is taken *now*, synchronously: copy ``mirror.snapshot``
         right before calling this, with no await in between, and nothing is missed.
-        A watcher gets at most one batch per COALESCE_S: during a rush hundreds of
-        changes a second become a few messages, which is what keeps thousands of
-        watchers affordable; when things are quiet a change goes out at once.
+        A watcher gets the mirror's batches (at most one per COALESCE_S, the same
+        list for every watcher); one that reads slowly gets what piled up as one
+        batch, and one that falls ``WATCH_QUEUE_SIZE`` batches behind a Resync.
         """
-        queue: asyncio.Queue[Delta | Resync] = asyncio.Queue(WATCH_QUEUE_SIZE)
+        queue: asyncio.Queue[Batch | Resync] = asyncio.Queue(WATCH_QUEUE_SIZE)
+        start = mirror.seq  # changes up to here are in the watcher's snapshot
         mirror.watchers.add(queue)
 
-        async def updates() -> AsyncIterator[list[Delta] | Resync]:
-            last_sent = 0.0
+        async def updates() -> AsyncIterator[Batch | Resync]:
             try:
                 while True:
-                    first = await queue.get()
-                    wait = last_sent + COALESCE_S - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    batch: list[Delta] = []
-                    item: Delta | Resync = first
-                    while True:
+                    items = [await queue.get()]
+                    while not queue.empty():
+                        items.append(queue.get_nowait())
+                    batch: Batch = []
+                    for item in items:
                         if isinstance(item, Resync):
                             if batch:
                                 yield batch
-                            yield item
                             batch = []
-                        else:
-                            batch.append(item)
-                        if queue.empty():
-                            break
-                        item = queue.get_nowait()
+                            yield item
+                        elif item[-1].seq > start:
+                            if item[0].seq <= start:  # the first batch may overlap the snapshot
+                                item = [d for d in item if d.seq > start]
+                            batch = item if not batch else batch + item
                     if batch:
                         yield batch
-                    last_sent = time.monotonic()
             finally:
                 mirror.watchers.discard(queue)
 
@@ -302,6 +341,7 @@ class AvailabilityMirrors:
 
     async def close(self) -> None:
         for mirror in self._mirrors.values():
+            mirror.close()
             if mirror.task is not None:
                 mirror.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

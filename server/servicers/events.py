@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -11,7 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
-from holds.availability import STATE_NAMES, Delta, GaCount, Resync, Snapshot
+from holds.availability import STATE_NAMES, Batch, Delta, GaCount, Resync, Snapshot
 from holds.errors import InvalidRequest
 from holds.events import EventSettings
 from holds.inventory import SeatState
@@ -155,10 +156,30 @@ class AvailabilityCache:
         return cached
 
 
+class BatchMessages:
+    """The message of each live batch of changes, built once for all its watchers
+    (the mirror hands every watcher the same list)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._built: OrderedDict[int, tuple[Batch, events_pb2.AvailabilityUpdate]] = OrderedDict()
+
+    def get(self, ctx: EventContext, ga: dict[str, GaCount], batch: Batch) -> events_pb2.AvailabilityUpdate:
+        built = self._built.get(id(batch))
+        if built is not None and built[0] is batch:  # the entry keeps the batch alive: its id is not reused
+            return built[1]
+        message = _deltas_pb(ctx, ga, batch)
+        self._built[id(batch)] = (batch, message)
+        if len(self._built) > self._size:
+            self._built.popitem(last=False)
+        return message
+
+
 class EventServicer(events_pb2_grpc.EventServiceServicer):
     def __init__(self, sales: Sales) -> None:
         self._sales = sales
         self._availability = AvailabilityCache()
+        self._batches = BatchMessages()
 
     async def CreateEvent(
         self, request: events_pb2.CreateEventRequest, context: Context
@@ -290,7 +311,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                     sequence=mirror.seq, snapshot=self._availability.get(ctx, mirror.snapshot, encoding)
                 )
                 continue
-            yield _deltas_pb(ctx, mirror.snapshot.ga, item)
+            yield self._batches.get(ctx, mirror.snapshot.ga, item)  # shared: never modified
 
 
 def _deltas_pb(

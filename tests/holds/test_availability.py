@@ -1,0 +1,99 @@
+"""How a mirror hands its changes to watchers: one shared batch per interval,
+nothing a watcher's snapshot already has, resync for the slow."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from holds import availability
+from holds.availability import AvailabilityMirrors, Batch, Delta, EventMirror, Resync, Snapshot
+
+Update = Batch | Resync
+
+
+def mirror(seats: int = 10) -> EventMirror:
+    return EventMirror("ev1", seats, Snapshot(0, np.zeros(seats, dtype=np.int8), {}))
+
+
+def change(m: EventMirror, seat: int, state: str = "held") -> Delta:
+    """Apply and publish the next change, as the mirror's reader does."""
+    delta = Delta(seq=m.seq + 1, kind=state, state=state, seats=(seat,), ga_area="", ga_qty=0)
+    m.apply(delta)
+    m.publish(delta)
+    return delta
+
+
+async def next_update(updates: AsyncIterator[Update], within_s: float = 1.0) -> Update:
+    return await asyncio.wait_for(anext(updates), within_s)
+
+
+async def test_every_watcher_gets_the_same_batch_once_per_interval() -> None:
+    m = mirror()
+    a, b = AvailabilityMirrors.watch_from(m), AvailabilityMirrors.watch_from(m)
+    first = change(m, 0)  # quiet: goes out at once
+    got_a, got_b = await next_update(a), await next_update(b)
+    assert got_a == [first]
+    assert got_b is got_a
+    burst = [change(m, s) for s in range(1, 6)]  # within the interval: one batch
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    got_a, got_b = await next_update(a), await next_update(b)
+    assert got_a == burst
+    assert got_b is got_a
+    assert loop.time() - started >= availability.COALESCE_S * 0.8  # held back for the interval
+
+
+async def test_a_new_watcher_never_gets_what_its_snapshot_has() -> None:
+    m = mirror()
+    early = AvailabilityMirrors.watch_from(m)
+    change(m, 0)
+    assert len(await next_update(early)) == 1
+    pending = [change(m, 1), change(m, 2)]  # in the outbox, already in the mirror's state
+    late = AvailabilityMirrors.watch_from(m)  # its snapshot is taken at seq 3
+    after = change(m, 3)
+    assert await next_update(early) == [*pending, after]
+    assert await next_update(late) == [after]
+
+
+async def test_a_slow_reader_gets_the_backlog_as_one_batch() -> None:
+    m = mirror()
+    slow = AvailabilityMirrors.watch_from(m)
+    deltas = [change(m, 0)]
+    m.flush()
+    deltas.append(change(m, 1))
+    m.flush()
+    deltas.append(change(m, 2))
+    m.flush()
+    assert await next_update(slow) == deltas
+
+
+async def test_a_watcher_too_far_behind_is_told_to_resync_and_the_others_go_on() -> None:
+    m = mirror(seats=availability.WATCH_QUEUE_SIZE + 10)
+    slow = AvailabilityMirrors.watch_from(m)
+    keen = AvailabilityMirrors.watch_from(m)
+    await asyncio.sleep(0)  # both subscribed
+    for seat in range(availability.WATCH_QUEUE_SIZE + 5):
+        change(m, seat)
+        m.flush()
+        assert await next_update(keen) is not None
+    assert await next_update(slow) == Resync("too far behind")
+
+
+async def test_resync_drops_unsent_changes_and_tells_every_watcher() -> None:
+    m = mirror()
+    watcher = AvailabilityMirrors.watch_from(m)
+    change(m, 0)
+    m.resync("gap in the change stream")  # before the outbox went out: the new state has it
+    assert await next_update(watcher) == Resync("gap in the change stream")
+    after = change(m, 1)
+    assert await next_update(watcher) == [after]
+    m.close()
+
+
+async def test_no_watchers_no_batches() -> None:
+    m = mirror()
+    change(m, 0)
+    assert m.outbox == []
