@@ -93,7 +93,12 @@ class Sales:
         return EventContext(ref, loaded)
 
     async def mirror(self, ctx: EventContext) -> EventMirror:
-        return await self.mirrors.get(ctx.event_id, len(ctx.loaded.index))
+        index = ctx.loaded.index
+        groups = {
+            "category": (index.category_code, len(index.category_keys)),
+            "section": (index.section_code, len(index.section_ids)),
+        }
+        return await self.mirrors.get(ctx.event_id, len(index), groups)
 
     # -- translation ---------------------------------------------------------
     def ordinals(self, ctx: EventContext, seat_ids: Sequence[str], field: str = "seat_ids") -> list[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
-from holds.availability import STATE_NAMES, Batch, Delta, GaCount, Resync, Snapshot
+from holds.availability import STATE_NAMES, Batch, Delta, GaCount, GroupCounts, Resync, Snapshot
 from holds.errors import InvalidRequest
 from holds.events import EventSettings
 from holds.inventory import SeatState
@@ -95,14 +95,9 @@ def _grouped_counts(
     return flat[: groups * n_states].reshape(groups, n_states).astype(np.int64)
 
 
-def _counts_pb(key: str, row: npt.NDArray[np.int64]) -> events_pb2.StatusCounts:
+def _counts_pb(key: str, row: list[int]) -> events_pb2.StatusCounts:
     return events_pb2.StatusCounts(
-        key=key,
-        free=int(row[0]),
-        held=int(row[1]),
-        sold=int(row[2]),
-        blocked=int(row[3]),
-        not_for_sale=int(row[4]),
+        key=key, free=row[0], held=row[1], sold=row[2], blocked=row[3], not_for_sale=row[4]
     )
 
 
@@ -114,12 +109,19 @@ def seat_encoding(request_encoding: int, include_seats: bool, default: int) -> i
     return events_pb2.SEAT_ENCODING_LIST if include_seats else default
 
 
-def availability_pb(ctx: EventContext, snap: Snapshot, encoding: int) -> events_pb2.GetAvailabilityResponse:
-    """Counts by category and section (numpy over the state array) and the seats as asked."""
+def availability_pb(
+    ctx: EventContext, snap: Snapshot, encoding: int, counts: Mapping[str, GroupCounts] | None = None
+) -> events_pb2.GetAvailabilityResponse:
+    """Counts by category and section and the seats as asked. ``counts``: the mirror's,
+    kept in step with ``snap``; without them (a copied snapshot) they are counted here."""
     index = ctx.loaded.index
-    states = snap.states.astype(np.intp)
-    by_cat = _grouped_counts(index.category_code, states, len(index.category_keys))
-    by_sec = _grouped_counts(index.section_code, states, len(index.section_ids))
+    states = snap.states
+    if counts is not None:
+        by_cat, by_sec = counts["category"].counts.tolist(), counts["section"].counts.tolist()
+    else:
+        wide = states.astype(np.intp)
+        by_cat = _grouped_counts(index.category_code, wide, len(index.category_keys)).tolist()
+        by_sec = _grouped_counts(index.section_code, wide, len(index.section_ids)).tolist()
     response = events_pb2.GetAvailabilityResponse(
         sequence=snap.seq,
         general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
@@ -146,13 +148,19 @@ class AvailabilityCache:
     def __init__(self) -> None:
         self._last: dict[tuple[str, int], events_pb2.GetAvailabilityResponse] = {}
 
-    def get(self, ctx: EventContext, snap: Snapshot, encoding: int) -> events_pb2.GetAvailabilityResponse:
+    def get(
+        self,
+        ctx: EventContext,
+        snap: Snapshot,
+        encoding: int,
+        counts: Mapping[str, GroupCounts] | None = None,
+    ) -> events_pb2.GetAvailabilityResponse:
         key = (ctx.event_id, encoding)
         cached = self._last.get(key)
         if cached is None or cached.sequence != snap.seq:
             if len(self._last) > 10_000:
                 self._last.clear()
-            cached = self._last[key] = availability_pb(ctx, snap, encoding)
+            cached = self._last[key] = availability_pb(ctx, snap, encoding, counts)
         return cached
 
 
@@ -281,7 +289,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         encoding = seat_encoding(request.seat_encoding, request.include_seats, events_pb2.SEAT_ENCODING_NONE)
         mirror = await self._sales.mirror(ctx)
-        return self._availability.get(ctx, mirror.snapshot, encoding)
+        return self._availability.get(ctx, mirror.snapshot, encoding, mirror.counts)
 
     async def WatchAvailability(
         self, request: events_pb2.WatchAvailabilityRequest, context: Context
@@ -308,7 +316,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             if isinstance(item, Resync):
                 yield events_pb2.AvailabilityUpdate(sequence=mirror.seq, resync=item.reason)
                 yield events_pb2.AvailabilityUpdate(
-                    sequence=mirror.seq, snapshot=self._availability.get(ctx, mirror.snapshot, encoding)
+                    sequence=mirror.seq,
+                    snapshot=self._availability.get(ctx, mirror.snapshot, encoding, mirror.counts),
                 )
                 continue
             yield self._batches.get(ctx, mirror.snapshot.ga, item)  # shared: never modified

@@ -7,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from holds import availability
-from holds.availability import AvailabilityMirrors, Batch, Delta, EventMirror, Resync, Snapshot
+from holds.availability import AvailabilityMirrors, Batch, Delta, EventMirror, GroupCounts, Resync, Snapshot
 
 Update = Batch | Resync
 
@@ -97,3 +99,38 @@ async def test_no_watchers_no_batches() -> None:
     m = mirror()
     change(m, 0)
     assert m.outbox == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    codes=st.lists(st.integers(0, 3), min_size=1, max_size=30),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["apply", "held", "taken", "replace"]),
+            st.lists(st.integers(0, 40), max_size=6),  # ordinals, some out of range, some repeated
+            st.sampled_from(availability.STATE_NAMES),
+        ),
+        max_size=25,
+    ),
+)
+def test_group_counts_follow_every_change(codes: list[int], steps: list[tuple[str, list[int], str]]) -> None:
+    """However the states change, each group's counts equal a recount of the states."""
+    seats = len(codes)
+    code_array = np.asarray(codes, dtype=np.intp)
+    counts = {"g": GroupCounts(code_array, 4)}
+    m = EventMirror("ev1", seats, Snapshot(0, np.zeros(seats, dtype=np.int8), {}), counts)
+    for kind, ordinals, state in steps:
+        in_range = [o for o in ordinals if o < seats]
+        if kind == "apply":
+            m.apply(Delta(m.seq + 1, state, state, tuple(dict.fromkeys(ordinals)), "", 0))
+        elif kind == "held":
+            m.mark_held(list(dict.fromkeys(in_range)))
+        elif kind == "taken":
+            m.mark_taken(ordinals)
+        else:
+            m.replace(
+                Snapshot(m.seq, np.random.default_rng(len(ordinals)).integers(0, 5, seats, dtype=np.int8), {})
+            )
+        expected = GroupCounts(code_array, 4)
+        expected.recount(m.snapshot.states)
+        assert m.counts["g"].counts.tolist() == expected.counts.tolist()
