@@ -515,7 +515,9 @@ class Watcher(GrpcUser):
 
     @task
     def watch(self) -> None:
-        request = events_pb2.WatchAvailabilityRequest(event_id=self.setup.event_id)
+        request = events_pb2.WatchAvailabilityRequest(
+            event_id=self.setup.event_id, seat_encoding=events_pb2.SEAT_ENCODING_LIST
+        )
         call = self.stubs.events.WatchAvailability(request, metadata=self.metadata)
         timer = gevent.spawn_later(random.uniform(*self.watch_s), call.cancel)
         not_free: set[str] = set()
@@ -524,11 +526,13 @@ class Watcher(GrpcUser):
                 kind = update.WhichOneof("update")
                 if kind == "snapshot":
                     not_free = {s.seat_id for s in update.snapshot.seats}
-                elif kind == "delta":
-                    if update.delta.status == FREE:
-                        not_free.difference_update(update.delta.seat_ids)
-                    else:
-                        not_free.update(update.delta.seat_ids)
+                elif kind in ("delta", "deltas"):  # one change, or those of one interval
+                    changes = [update.delta] if kind == "delta" else update.deltas.deltas
+                    for delta in changes:
+                        if delta.status == FREE:
+                            not_free.difference_update(delta.seat_ids)
+                        else:
+                            not_free.update(delta.seat_ids)
         except grpc.RpcError:
             pass  # cancelled at the end of the watch, or reported by the stream's timer
         finally:
