@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ MAX_REPLAY = 10_000  # changes a resuming watcher is sent instead of a new snaps
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
 READ_GRACE_S = 5.0
+_FEW_SEATS = 64  # changes up to this many seats are applied seat by seat
 
 
 @dataclass
@@ -131,18 +132,26 @@ class GroupCounts:
 
     def __init__(self, codes: npt.NDArray[np.intp], groups: int) -> None:
         self.codes = codes  # the group of each seat
+        self._code_of: list[int] = codes.tolist()  # plain ints: a change moves a few seats
         self.groups = groups
-        self.counts: npt.NDArray[np.int64] = np.zeros((groups, len(STATE_NAMES)), dtype=np.int64)
+        self.rows: list[list[int]] = [[0] * len(STATE_NAMES) for _ in range(groups)]  # [group][state]
 
     def recount(self, states: npt.NDArray[np.int8]) -> None:
         n = len(STATE_NAMES)
         flat = np.bincount(self.codes * n + states.astype(np.intp), minlength=self.groups * n)
-        self.counts = flat[: self.groups * n].reshape(self.groups, n).astype(np.int64)
+        self.rows = flat[: self.groups * n].reshape(self.groups, n).tolist()
+
+    def move_one(self, seat: int, old: int, new: int) -> None:
+        row = self.rows[self._code_of[seat]]
+        row[old] -= 1
+        row[new] += 1
 
     def move(self, seats: npt.NDArray[np.intp], old: npt.NDArray[np.int8], new: int) -> None:
+        counts = np.asarray(self.rows, dtype=np.int64)
         groups = self.codes[seats]
-        np.subtract.at(self.counts, (groups, old), 1)
-        np.add.at(self.counts, (groups, np.full(len(seats), new, dtype=np.intp)), 1)
+        np.subtract.at(counts, (groups, old), 1)
+        np.add.at(counts, (groups, np.full(len(seats), new, dtype=np.intp)), 1)
+        self.rows = counts.tolist()
 
 
 @dataclass
@@ -172,18 +181,24 @@ class EventMirror:
         for counts in self.counts.values():
             counts.recount(snapshot.states)
 
-    def _set(self, seats: npt.NDArray[np.intp], code: int) -> None:
+    def _set(self, seats: Sequence[int], code: int) -> None:
         """Every change of a seat's state goes through here, so the counts follow."""
         states = self.snapshot.states
-        if len(seats) > 1:
-            seats = np.unique(seats)  # a seat counted twice would be moved twice
-        old = states[seats]
-        moving = old != code
-        if not moving.all():
-            seats, old = seats[moving], old[moving]
+        if len(seats) <= _FEW_SEATS:  # a hold or a sale: plain Python beats numpy's call overhead
+            for seat in set(seats):
+                old = int(states[seat])
+                if old != code:
+                    for counts in self.counts.values():
+                        counts.move_one(seat, old, code)
+                    states[seat] = code
+            return
+        many = np.unique(np.asarray(seats, dtype=np.intp))  # a block of a section, say
+        was = states[many]
+        moving = was != code
+        many, was = many[moving], was[moving]
         for counts in self.counts.values():
-            counts.move(seats, old, code)
-        states[seats] = code
+            counts.move(many, was, code)
+        states[many] = code
 
     @property
     def seq(self) -> int:
@@ -195,17 +210,17 @@ class EventMirror:
 
     def mark_held(self, ordinals: list[int]) -> None:
         """Record our own successful hold at once (the change stream confirms it later)."""
-        self._set(np.asarray(ordinals, dtype=np.intp), HELD)
+        self._set(ordinals, HELD)
 
     def mark_taken(self, ordinals: list[int]) -> None:
         """Optimistically record seats a hold attempt found taken (the stream confirms later)."""
-        seats = np.asarray([o for o in ordinals if 0 <= o < self.seat_count], dtype=np.intp)
-        self._set(seats[self.snapshot.states[seats] == FREE], HELD)
+        states = self.snapshot.states
+        self._set([o for o in ordinals if 0 <= o < self.seat_count and states[o] == FREE], HELD)
 
     def apply(self, delta: Delta) -> None:
         if delta.seats:
             code = _STATE_CODE.get(delta.state, FREE)
-            self._set(np.fromiter((s for s in delta.seats if s < self.seat_count), dtype=np.intp), code)
+            self._set([s for s in delta.seats if s < self.seat_count], code)
         if delta.ga_area:
             counts = self.snapshot.ga.get(delta.ga_area)
             if counts is not None:

@@ -117,7 +117,7 @@ def availability_pb(
     index = ctx.loaded.index
     states = snap.states
     if counts is not None:
-        by_cat, by_sec = counts["category"].counts.tolist(), counts["section"].counts.tolist()
+        by_cat, by_sec = counts["category"].rows, counts["section"].rows
     else:
         wide = states.astype(np.intp)
         by_cat = _grouped_counts(index.category_code, wide, len(index.category_keys)).tolist()

@@ -1,0 +1,145 @@
+"""CPU of two pieces of the sales hot path, each next to what it replaced.
+
+    uv run --frozen python -m scripts.bench_hot_path [--calls 20000]
+
+* A script call (``EVALSHA`` with an event's 18 keys and a hold's ten
+  arguments) through redis-py's asyncio client and through the
+  :class:`~holds.script_channel.ScriptChannel`, at 1 and 32 calls in flight,
+  against an embedded Redis (``appendfsync no``: Redis' own cost is not the
+  subject). Figures are CPU seconds of this process per call, so a busy
+  machine moves them less than throughput.
+* Counts-only ``GetAvailability`` replies for the ~90k-seat stadium: counted
+  from the state array per request, and from the mirror's incrementally kept
+  :class:`~holds.availability.GroupCounts`; plus what keeping them costs per
+  change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import uvloop
+from seatwise.v1 import events_pb2
+
+from holds.availability import HELD, Delta, EventMirror, GroupCounts, Snapshot
+from holds.keys import event_keys
+from holds.redis_client import connect
+from holds.script_channel import ScriptCommands, for_client
+from seatmap.generate import stadium
+from seatmap.index import SeatIndex
+from server.redis_process import EmbeddedRedis
+from server.servicers.events import availability_pb
+
+# returns a reply shaped like hold.lua's: status, hold id, expiry, seq, record
+SCRIPT = 'return {0, ARGV[1], 1700000000000, 42, \'{"seats":[1234,1235],"ga":{},"buyer":"b"}\'}'
+HOLD_ARGS: list[str | int] = ["h0123456789ab", 0, "buyer-1", 16, 2, 1234, 1235, "premium", "premium", 0]
+
+
+async def cpu_per_call(call: Callable[[], Awaitable[Any]], calls: int, in_flight: int) -> float:
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            await call()
+
+    await asyncio.gather(*(worker(calls // in_flight) for _ in range(in_flight)))  # warm up
+    started = time.process_time()
+    await asyncio.gather(*(worker(calls // in_flight) for _ in range(in_flight)))
+    return (time.process_time() - started) / calls
+
+
+async def script_calls(redis_url: str, calls: int) -> None:
+    client = connect(redis_url, socket_timeout=None)
+    channel = for_client(client)
+    assert channel is not None
+    sha = await client.script_load(SCRIPT)
+    keys = list(event_keys("evBench"))
+    commands = ScriptCommands(sha)
+
+    async def via_redis_py() -> Any:
+        return await client.evalsha(sha, len(keys), *keys, *HOLD_ARGS)
+
+    async def via_channel() -> Any:
+        return await channel.execute(commands.evalsha(keys, HOLD_ARGS))
+
+    assert await via_redis_py() == await via_channel()
+    print(f"{'script call (EVALSHA, 18 keys, 10 args)':<44} {'in flight':>9} {'µs CPU/call':>12}")
+    for in_flight in (1, 32):
+        for label, call in (("redis-py asyncio client", via_redis_py), ("ScriptChannel", via_channel)):
+            used = await cpu_per_call(call, calls, in_flight)
+            print(f"  {label:<42} {in_flight:>9} {used * 1e6:>12.1f}")
+    await channel.aclose()
+    await client.aclose()
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
+
+
+def availability_counts(repeat: int) -> None:
+    index = SeatIndex(stadium())
+    ctx = cast(Any, SimpleNamespace(loaded=SimpleNamespace(index=index), event_id="evBench"))
+    rng = np.random.default_rng(1)
+    states = rng.choice(np.array([0, 1, 2], dtype=np.int8), size=len(index), p=[0.5, 0.2, 0.3])
+    groups = {
+        "category": GroupCounts(index.category_code, len(index.category_keys)),
+        "section": GroupCounts(index.section_code, len(index.section_ids)),
+    }
+    mirror = EventMirror("evBench", len(index), Snapshot(1, states, {}), groups)
+    none = events_pb2.SEAT_ENCODING_NONE
+    assert availability_pb(ctx, mirror.snapshot, none) == availability_pb(ctx, mirror.snapshot, none, groups)
+    recount = timed(lambda: availability_pb(ctx, mirror.snapshot, none), repeat)
+    kept = timed(lambda: availability_pb(ctx, mirror.snapshot, none, groups), repeat)
+    free = [int(o) for o in np.flatnonzero(states == 0)]
+    random.Random(1).shuffle(free)
+    deltas = [
+        Delta(
+            seq=mirror.seq + 1 + i,
+            kind="held",
+            state="held",
+            seats=tuple(free[3 * i : 3 * i + 3]),
+            ga_area="",
+            ga_qty=0,
+        )
+        for i in range(repeat)
+    ]
+    started = time.perf_counter()
+    for delta in deltas:
+        mirror.apply(delta)
+    per_change = (time.perf_counter() - started) / repeat
+    assert (mirror.snapshot.states[free[: 3 * repeat]] == HELD).all()
+    print(f"\n{'counts-only GetAvailability, stadium':<44} {'ms per reply':>22}")
+    print(f"  {'counted per request (bincount)':<42} {recount * 1e3:>22.3f}")
+    print(f"  {'kept by the mirror (GroupCounts)':<42} {kept * 1e3:>22.3f}")
+    print(f"  {'mirror.apply of a 3-seat change, with counts':<42} {per_change * 1e3:>22.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench_hot_path", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--calls", type=int, default=20_000, help="script calls per measurement [20000]")
+    parser.add_argument("--repeat", type=int, default=300, help="availability replies per measurement [300]")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="seatwise-hot-path-") as workdir:
+        redis = EmbeddedRedis(Path(workdir) / "redis", appendfsync="no")
+        redis.start()
+        try:
+            uvloop.run(script_calls(redis.url, args.calls))
+        finally:
+            redis.stop()
+    availability_counts(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
