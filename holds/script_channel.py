@@ -10,8 +10,11 @@ commands of one event-loop turn written in one syscall, the constant head of
 a command (``EVALSHA sha numkeys key...``) encoded once per event, and
 replies parsed by hiredis, the C parser redis-py itself uses: ~15-30 µs a call.
 
-Only single-node Redis over TCP or a unix socket (with AUTH and SELECT) takes
-this path; a Cluster (slot routing, MOVED/ASK) or TLS stays on redis-py
+A Redis Cluster gets one channel per primary (:class:`ClusterChannels`), a
+call going to the primary that redis-py's slot map names for its first key;
+a redirection (MOVED, ASK), a cluster in flux or a broken connection hands
+that call to redis-py's cluster client, which follows the redirection and
+refreshes the slot map the channels read. TLS and RESP3 stay on redis-py
 (:func:`for_client` returns None). Errors are redis-py's exception classes,
 so :func:`holds.redis_client.wrap_errors` maps them as before; a connection
 that breaks fails its calls with ``ConnectionError`` and the next call
@@ -34,6 +37,7 @@ import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions
 from redis._parsers.base import BaseParser
+from redis.asyncio.cluster import RedisCluster
 
 EncodableArg = str | int | float | bytes
 
@@ -247,9 +251,65 @@ class ScriptChannel:
             self._protocol = None
 
 
-def for_client(client: Any) -> ScriptChannel | None:
-    """A channel to the same Redis as redis-py ``client``, or None where only
-    redis-py will do (a Cluster, TLS, RESP3)."""
+class ClusterChannels:
+    """A channel per primary of a Redis Cluster, chosen by the slot of a call's first key."""
+
+    # a call that meets one of these goes to redis-py's cluster client instead,
+    # which follows redirections and refreshes the slot map these channels read
+    REROUTE = (
+        redis.exceptions.MovedError,
+        redis.exceptions.AskError,
+        redis.exceptions.TryAgainError,
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.SlotNotCoveredError,
+    )
+
+    def __init__(self, client: RedisCluster, template: Address) -> None:
+        self._client = client
+        self._template = template
+        self._channels: dict[tuple[str, int], ScriptChannel] = {}
+
+    async def execute(self, command: bytes, key: str) -> Any:
+        if not self._client.nodes_manager.slots_cache:  # redis-py builds the slot map on first use
+            await self._client.initialize()
+        node = self._client.get_node_from_key(key)  # SlotNotCoveredError when no primary has it
+        if node is None:
+            raise redis.exceptions.SlotNotCoveredError(f"no primary serves the slot of {key!r}")
+        where = (str(node.host), int(node.port))
+        channel = self._channels.get(where)
+        if channel is None:
+            address = Address(
+                host=where[0],
+                port=where[1],
+                username=self._template.username,
+                password=self._template.password,
+                connect_timeout=self._template.connect_timeout,
+            )
+            channel = self._channels[where] = ScriptChannel(address)
+        return await channel.execute(command)
+
+    async def aclose(self) -> None:
+        for channel in self._channels.values():
+            await channel.aclose()
+        self._channels.clear()
+
+
+def for_client(client: Any) -> ScriptChannel | ClusterChannels | None:
+    """Channels to the same Redis as redis-py ``client``, or None where only
+    redis-py will do (TLS, RESP3, a credential provider)."""
+    if isinstance(client, RedisCluster):
+        kwargs = client.connection_kwargs
+        plain = kwargs.get("connection_class", aioredis.Connection) is aioredis.Connection  # not TLS
+        if not plain or kwargs.get("protocol") not in (None, 2, "2") or kwargs.get("credential_provider"):
+            return None
+        template = Address(
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            connect_timeout=kwargs.get("socket_connect_timeout"),
+        )
+        return ClusterChannels(client, template)
     if not isinstance(client, aioredis.Redis):
         return None
     pool = client.connection_pool

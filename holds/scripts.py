@@ -19,7 +19,7 @@ from typing import Any
 import redis.exceptions
 
 from holds.redis_client import AnyRedis, wrap_errors
-from holds.script_channel import EncodableArg, ScriptChannel, ScriptCommands, for_client
+from holds.script_channel import ClusterChannels, EncodableArg, ScriptChannel, ScriptCommands, for_client
 
 # Scripts over one event's keys share helper functions: the prelude is
 # prepended at load time (Lua in Redis has no imports).
@@ -59,7 +59,9 @@ def script_source(name: str) -> str:
 class Script:
     """One Lua script bound to one client (and its channel, when it has one)."""
 
-    def __init__(self, client: AnyRedis, name: str, channel: ScriptChannel | None = None) -> None:
+    def __init__(
+        self, client: AnyRedis, name: str, channel: ScriptChannel | ClusterChannels | None = None
+    ) -> None:
         self.name = name
         self.source = _source(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
@@ -70,8 +72,13 @@ class Script:
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         async with wrap_errors(f"script {self.name}"):
             try:
-                if self._channel is not None:
+                if isinstance(self._channel, ScriptChannel):
                     return await self._channel.execute(self._commands.evalsha(keys, args))
+                if isinstance(self._channel, ClusterChannels):
+                    try:
+                        return await self._channel.execute(self._commands.evalsha(keys, args), keys[0])
+                    except ClusterChannels.REROUTE:
+                        pass  # redis-py's cluster client follows the slot to its node
                 return await self._client.evalsha(self.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # EVAL caches the script again for the following EVALSHA calls.
@@ -81,7 +88,7 @@ class Script:
 class ScriptRegistry:
     """The scripts of one client, created lazily and kept for the client's life."""
 
-    def __init__(self, client: AnyRedis, channel: ScriptChannel | None = None) -> None:
+    def __init__(self, client: AnyRedis, channel: ScriptChannel | ClusterChannels | None = None) -> None:
         self._client = client
         self.channel = channel
         self._scripts: dict[str, Script] = {}

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 
 from holds import script_channel
 from holds.keys import event_keys
 from holds.redis_client import connect
-from holds.script_channel import Address, ScriptChannel, ScriptCommands, for_client, pack
+from holds.script_channel import Address, ClusterChannels, ScriptChannel, ScriptCommands, for_client, pack
 from holds.scripts import ScriptRegistry
 from server.redis_process import EmbeddedRedis
+from tests.cluster import LocalCluster
 from tests.processes import free_port
 
 ECHO = "return {ARGV[1], #KEYS, tonumber(ARGV[2]) or -1}"
@@ -166,7 +168,8 @@ def test_only_plain_single_node_clients_get_a_channel() -> None:
     assert for_client(aioredis.Redis.from_url("unix:///tmp/x.sock")) is not None
     assert for_client(aioredis.Redis.from_url("rediss://localhost:6379/0")) is None  # TLS: redis-py
     assert for_client(aioredis.Redis.from_url("redis://localhost:6379/0", protocol=3)) is None
-    assert for_client(connect("redis+cluster://localhost:7000")) is None
+    assert isinstance(for_client(connect("redis+cluster://localhost:7000")), ClusterChannels)
+    assert for_client(RedisCluster(host="localhost", port=7000, ssl=True)) is None
 
 
 async def test_scripts_reload_after_the_script_cache_is_flushed(own_redis: EmbeddedRedis) -> None:
@@ -181,5 +184,43 @@ async def test_scripts_reload_after_the_script_cache_is_flushed(own_redis: Embed
     after = await snapshot(keys, [])
     assert after[:1] + after[2:] == before[:1] + before[2:]  # all but the clock
     assert await client.script_exists(snapshot.sha) == [True]  # loaded again for the next EVALSHA
+    await registry.aclose()
+    await client.aclose()
+
+
+@pytest.mark.cluster
+async def test_cluster_calls_go_to_the_primary_of_their_slot(redis_cluster: LocalCluster) -> None:
+    client = connect(redis_cluster.url)
+    channels = for_client(client)
+    assert isinstance(channels, ClusterChannels)
+    script = "return redis.call('INCR', KEYS[1])"
+    sha = ScriptCommands(str(await client.script_load(script)))
+    # keys in many slots, so every primary gets some: a wrong node would answer MOVED
+    keys = [f"{{ev:spread{n}}}:counter" for n in range(30)]
+    replies = await asyncio.gather(*(channels.execute(sha.evalsha([k], []), k) for k in keys))
+    assert replies == [1] * len(keys)
+    assert [int(await client.get(k)) for k in keys] == [1] * len(keys)
+    await client.delete(*keys)
+    await channels.aclose()
+    await client.aclose()
+
+
+@pytest.mark.cluster
+async def test_a_stale_slot_map_hands_the_call_to_redis_py(
+    redis_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot that moved (MOVED from the node the map names) is followed by redis-py's client."""
+    client = connect(redis_cluster.url)
+    registry = ScriptRegistry.open(client)
+    assert isinstance(registry.channel, ClusterChannels)
+    keys = event_keys("stale-map")
+    before = await registry["snapshot"](keys, [])  # the map is built; the right node answers
+    right = client.get_node_from_key(keys[0])
+    wrong = next(n for n in client.get_primaries() if n.name != right.name)
+    monkeypatch.setattr(client, "get_node_from_key", lambda key, replica=False: wrong)
+    with pytest.raises(redis.exceptions.MovedError):  # what the channel alone would say
+        await registry.channel.execute(ScriptCommands(registry["snapshot"].sha).evalsha(keys, []), keys[0])
+    after = await registry["snapshot"](keys, [])  # MOVED -> redis-py, same answer
+    assert after[:1] + after[2:] == before[:1] + before[2:]
     await registry.aclose()
     await client.aclose()
