@@ -31,6 +31,7 @@ import structlog
 from holds import keys
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis, wrap_errors
+from holds.script_channel import ScriptChannel, for_client, pack
 
 log = structlog.get_logger("seatwise.availability")
 
@@ -313,29 +314,32 @@ class AvailabilityMirrors:
     async def _follow(self, mirror: EventMirror) -> None:
         stream = keys.event_key(mirror.event_id, "changes")
         this = asyncio.current_task()
-        while True:
-            # Python 3.11's asyncio.wait_for (redis-py's send path) can swallow a
-            # cancel that lands as the write completes: the request stays pending
-            # on the task, so honour it here or close() would wait forever.
-            if this is not None and this.cancelling():
-                raise asyncio.CancelledError
-            try:
-                # the client has no per-read socket timeout (RPCs carry deadlines): bound it here
-                async with (
-                    asyncio.timeout(READ_BLOCK_MS / 1000 + READ_GRACE_S),
-                    wrap_errors("follow changes"),
-                ):
-                    reply = await self._r.xread(
-                        {stream: f"0-{mirror.seq}"}, count=READ_COUNT, block=READ_BLOCK_MS
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis away: keep the last state, retry, resync after
-                log.warning("mirror.read_failed", event_id=mirror.event_id, error=str(exc))
-                await asyncio.sleep(0.5)
-                await self._resync(mirror, "store was unavailable")
-                continue
-            for _stream, entries in reply or ():
+        # A blocking XREAD holds its connection, so each mirror reads over one of its
+        # own: a channel on a single Redis (raw replies, none of redis-py's per-entry
+        # parsing), redis-py's client on a Cluster.
+        channel = for_client(self._r)
+        reader = channel if isinstance(channel, ScriptChannel) else None
+        try:
+            while True:
+                # Python 3.11's asyncio.wait_for (redis-py's send path) can swallow a
+                # cancel that lands as the write completes: the request stays pending
+                # on the task, so honour it here or close() would wait forever.
+                if this is not None and this.cancelling():
+                    raise asyncio.CancelledError
+                try:
+                    # the client has no per-read socket timeout (RPCs carry deadlines): bound it here
+                    async with (
+                        asyncio.timeout(READ_BLOCK_MS / 1000 + READ_GRACE_S),
+                        wrap_errors("follow changes"),
+                    ):
+                        entries = await self._read(reader, stream, mirror.seq)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # Redis away: keep the last state, retry, resync after
+                    log.warning("mirror.read_failed", event_id=mirror.event_id, error=str(exc))
+                    await asyncio.sleep(0.5)
+                    await self._resync(mirror, "store was unavailable")
+                    continue
                 for entry_id, fields in entries:
                     delta = decode_entry(entry_id, fields)
                     if delta.seq != mirror.seq + 1:
@@ -343,6 +347,26 @@ class AvailabilityMirrors:
                         break
                     mirror.apply(delta)
                     mirror.publish(delta)
+        finally:
+            if channel is not None:
+                await channel.aclose()
+
+    async def _read(
+        self, reader: ScriptChannel | None, stream: str, after: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """The stream's entries after ``0-<after>`` (at most READ_COUNT), or none within READ_BLOCK_MS."""
+        if reader is None:
+            reply = await self._r.xread({stream: f"0-{after}"}, count=READ_COUNT, block=READ_BLOCK_MS)
+            return [(entry_id, fields) for _s, entries in reply or () for entry_id, fields in entries]
+        command = pack(
+            ("XREAD", "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS, "STREAMS", stream, f"0-{after}")
+        )
+        raw = await reader.execute(command)  # None, or [[stream, [[id, [field, value, ...]], ...]]]
+        return [
+            (entry_id, dict(zip(flat[0::2], flat[1::2], strict=True)))
+            for _s, entries in raw or ()
+            for entry_id, flat in entries
+        ]
 
     async def _resync(self, mirror: EventMirror, reason: str) -> None:
         with contextlib.suppress(Exception):
