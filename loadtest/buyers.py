@@ -49,6 +49,16 @@ QUANTITIES = (1, 2, 2, 2, 2, 3, 4, 4, 5, 6)  # pairs are the most common basket
 FREE = events_pb2.SEAT_STATUS_FREE
 
 
+def section_query(setup: SetupInfo, section_id: str) -> seatmap_pb2.QuerySeatsRequest:
+    """Every seat of one section (what a storefront fetches to draw it)."""
+    return seatmap_pb2.QuerySeatsRequest(
+        seat_map_id=setup.seat_map_id,
+        version=setup.seat_map_version,
+        group=seatmap_pb2.InGroup(section_id=section_id),
+        limit=10_000,
+    )
+
+
 def precondition_subjects(error: grpc.RpcError) -> list[str]:
     """The seats a FAILED_PRECONDITION names as unavailable."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
@@ -166,12 +176,7 @@ class Shared:
     @staticmethod
     def _query_rows(user: GrpcUser, section_id: str) -> list[list[str]]:
         reply = user.stubs.seatmaps.QuerySeats(
-            seatmap_pb2.QuerySeatsRequest(
-                seat_map_id=user.setup.seat_map_id,
-                version=user.setup.seat_map_version,
-                group=seatmap_pb2.InGroup(section_id=section_id),
-                limit=10_000,
-            ),
+            section_query(user.setup, section_id),
             metadata=user.metadata,
             timeout=user.call_timeout_s,
         )
@@ -495,12 +500,7 @@ class Browser(GrpcUser):
         section = random.choice(self.setup.sections_by_category[category])
         with contextlib.suppress(grpc.RpcError):
             self.stubs.seatmaps.QuerySeats(
-                seatmap_pb2.QuerySeatsRequest(
-                    seat_map_id=self.setup.seat_map_id,
-                    version=self.setup.seat_map_version,
-                    group=seatmap_pb2.InGroup(section_id=section),
-                    limit=10_000,
-                ),
+                section_query(self.setup, section),
                 metadata=self.metadata,
                 timeout=self.call_timeout_s,
             )

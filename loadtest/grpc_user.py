@@ -272,8 +272,8 @@ class _MethodCollector:
         return _Method(_method_name(method), call, streaming=True)
 
 
-class _TimedUnary:
-    """``method(request, metadata=..., timeout=...)``, timed and reported."""
+class _Timed:
+    """A method of one channel, reported through one user's reporter."""
 
     __slots__ = ("_call", "_name", "_reporter")
 
@@ -281,6 +281,12 @@ class _TimedUnary:
         self._call = method.call
         self._name = method.name
         self._reporter = reporter
+
+
+class _TimedUnary(_Timed):
+    """``method(request, metadata=..., timeout=...)``, timed and reported."""
+
+    __slots__ = ()
 
     def __call__(self, request: Any, timeout: float | None = None, metadata: Any = None, **kw: Any) -> Any:
         reporter = self._reporter
@@ -295,15 +301,10 @@ class _TimedUnary:
         return response
 
 
-class _TimedUnaryStream:
+class _TimedUnaryStream(_Timed):
     """``method(request, metadata=...)``: a :class:`_TimedStream`."""
 
-    __slots__ = ("_call", "_name", "_reporter")
-
-    def __init__(self, method: _Method, reporter: _Reporter) -> None:
-        self._call = method.call
-        self._name = method.name
-        self._reporter = reporter
+    __slots__ = ()
 
     def __call__(self, request: Any, timeout: float | None = None, metadata: Any = None, **kw: Any) -> Any:
         name = self._reporter.name_override or self._name
