@@ -126,6 +126,14 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
     )
 
 
+def count_by_group(codes: npt.NDArray[np.intp], groups: int, states: npt.NDArray[np.int8]) -> list[list[int]]:
+    """rows[g][s]: seats of group g (``codes`` per seat) in state s, in one bincount."""
+    n = len(STATE_NAMES)
+    flat = np.bincount(codes * n + states.astype(np.intp), minlength=groups * n)
+    rows: list[list[int]] = flat[: groups * n].reshape(groups, n).tolist()
+    return rows
+
+
 class GroupCounts:
     """Seats per state of each group of seats (each category, each section), kept in
     step with the mirror's states change by change: a browsing crowd reads counts
@@ -138,9 +146,7 @@ class GroupCounts:
         self.rows: list[list[int]] = [[0] * len(STATE_NAMES) for _ in range(groups)]  # [group][state]
 
     def recount(self, states: npt.NDArray[np.int8]) -> None:
-        n = len(STATE_NAMES)
-        flat = np.bincount(self.codes * n + states.astype(np.intp), minlength=self.groups * n)
-        self.rows = flat[: self.groups * n].reshape(self.groups, n).tolist()
+        self.rows = count_by_group(self.codes, self.groups, states)
 
     def move_one(self, seat: int, old: int, new: int) -> None:
         row = self.rows[self._code_of[seat]]
@@ -255,9 +261,7 @@ class EventMirror:
 
     def resync(self, reason: str) -> None:
         """The mirror's state was replaced: changes not yet sent are in it; watchers start over."""
-        if self._flush_at is not None:
-            self._flush_at.cancel()
-            self._flush_at = None
+        self.close()
         self.outbox = []
         self._offer(Resync(reason))
 
@@ -272,6 +276,7 @@ class EventMirror:
                 queue.put_nowait(Resync("too far behind"))
 
     def close(self) -> None:
+        """Cancel the pending hand-over to the watchers."""
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
@@ -318,7 +323,7 @@ class AvailabilityMirrors:
         # own: a channel on a single Redis (raw replies, none of redis-py's per-entry
         # parsing), redis-py's client on a Cluster.
         channel = for_client(self._r)
-        reader = channel if isinstance(channel, ScriptChannel) else None
+        reader = channel if isinstance(channel, ScriptChannel) else None  # not a ClusterChannels
         try:
             while True:
                 # Python 3.11's asyncio.wait_for (redis-py's send path) can swallow a
@@ -348,8 +353,8 @@ class AvailabilityMirrors:
                     mirror.apply(delta)
                     mirror.publish(delta)
         finally:
-            if channel is not None:
-                await channel.aclose()
+            if reader is not None:
+                await reader.aclose()
 
     async def _read(
         self, reader: ScriptChannel | None, stream: str, after: int

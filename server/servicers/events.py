@@ -6,13 +6,21 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 
 import numpy as np
-import numpy.typing as npt
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
-from holds.availability import STATE_NAMES, Batch, Delta, GaCount, GroupCounts, Resync, Snapshot
+from holds.availability import (
+    STATE_NAMES,
+    Batch,
+    Delta,
+    GaCount,
+    GroupCounts,
+    Resync,
+    Snapshot,
+    count_by_group,
+)
 from holds.errors import InvalidRequest
 from holds.events import EventSettings
 from holds.inventory import SeatState
@@ -86,15 +94,6 @@ def _ga_pb(area: str, c: GaCount) -> events_pb2.GeneralAdmissionAvailability:
 _STATUS_BYTES = np.array([SEAT_STATUS[name] for name in STATE_NAMES], dtype=np.uint8)
 
 
-def _grouped_counts(
-    codes: npt.NDArray[np.intp], states: npt.NDArray[np.intp], groups: int
-) -> npt.NDArray[np.int64]:
-    """counts[g, s]: seats of group g in state s, in one bincount."""
-    n_states = len(STATE_NAMES)
-    flat = np.bincount(codes * n_states + states, minlength=groups * n_states)
-    return flat[: groups * n_states].reshape(groups, n_states).astype(np.int64)
-
-
 def _counts_pb(key: str, row: list[int]) -> events_pb2.StatusCounts:
     return events_pb2.StatusCounts(
         key=key, free=row[0], held=row[1], sold=row[2], blocked=row[3], not_for_sale=row[4]
@@ -119,9 +118,8 @@ def availability_pb(
     if counts is not None:
         by_cat, by_sec = counts["category"].rows, counts["section"].rows
     else:
-        wide = states.astype(np.intp)
-        by_cat = _grouped_counts(index.category_code, wide, len(index.category_keys)).tolist()
-        by_sec = _grouped_counts(index.section_code, wide, len(index.section_ids)).tolist()
+        by_cat = count_by_group(index.category_code, len(index.category_keys), states)
+        by_sec = count_by_group(index.section_code, len(index.section_ids), states)
     response = events_pb2.GetAvailabilityResponse(
         sequence=snap.seq,
         general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
