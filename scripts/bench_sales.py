@@ -96,6 +96,7 @@ class Settings:
     profile_path: Path | None
     keep_workdir: bool
     server_workers: int = 1
+    hot_path_only: bool = False
 
 
 # -- the venue -----------------------------------------------------------------------------------
@@ -501,7 +502,7 @@ async def bench(
         run.echo_payload = run.groups.next_request() or b""
         gc.collect()
         gc.freeze()  # the venue's objects stay out of the collector's way during the load
-        await _fixed_and_sweep(run)
+        await (_hot_path(run) if s.hot_path_only else _fixed_and_sweep(run))
     finally:
         await sw.close()
         await echo.close()
@@ -509,12 +510,33 @@ async def bench(
     return run
 
 
+async def _warm_up(run: Run) -> None:
+    s = run.settings
+    await run.echo_phase("warm-up echo", s.concurrency, s.warmup_s)
+    await run.hold_phase("warm-up HoldSeats", s.concurrency, s.warmup_s)
+    run.phases = [p for p in run.phases if not p.name.startswith("warm-up")]
+
+
+async def _hot_path(run: Run) -> None:
+    """HoldSeats and single-quota orders between two echo phases: a quick A/B of the hot path."""
+    s = run.settings
+    await _warm_up(run)
+    echo_start = await run.echo_phase("echo (start)", s.concurrency, s.duration_s)
+    holds = await run.hold_phase("HoldSeats", s.concurrency, s.duration_s)
+    quota = await single_quota(run)
+    echo_end = await run.echo_phase("echo (end)", s.concurrency, s.duration_s)
+    echo = merge("echo (start+end)", [echo_start, echo_end])
+    run.rows += [
+        Row.of("echo: baseline (start+end)", echo, echo),
+        Row.of(f"HoldSeats, {s.seats_per_hold} random adjacent seats", holds, echo),
+        Row.of("single-quota orders/s (GA hold 1 + commit)", quota, echo),
+    ]
+
+
 async def _fixed_and_sweep(run: Run) -> None:
     s = run.settings
     c = s.concurrency
-    await run.echo_phase("warm-up echo", c, s.warmup_s)
-    await run.hold_phase("warm-up HoldSeats", c, s.warmup_s)
-    run.phases = [p for p in run.phases if not p.name.startswith("warm-up")]
+    await _warm_up(run)
     echo_start = await run.echo_phase("echo (start)", c, s.duration_s)
     holds = await run.hold_phase("HoldSeats", c, s.duration_s)
     best0, _ = await best_available(run, 0.0)
@@ -687,6 +709,11 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     )
     p.add_argument("--keep-workdir", action="store_true", help="keep the logs and Redis data of the run")
     p.add_argument(
+        "--hot-path-only",
+        action="store_true",
+        help="only echo, HoldSeats, single-quota orders, echo: a quick A/B of the hot path",
+    )
+    p.add_argument(
         "--server-workers",
         type=int,
         default=1,
@@ -711,6 +738,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         profile_path=a.profile_server,
         server_workers=a.server_workers,
         keep_workdir=a.keep_workdir,
+        hot_path_only=a.hot_path_only,
     )
 
 
