@@ -37,13 +37,13 @@ from holds.redis_client import ping as redis_ping
 from server.admission import Admission
 from server.config import Config
 from server.context import Stores
-from server.interceptors import SeatwiseInterceptor
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
 from server.servicers.events import EventServicer
 from server.servicers.sales import HoldServicer, OrderServicer
 from server.servicers.seatmaps import SeatMapServicer
 from server.servicers.tenancy import TenantServicer
+from server.wrapping import RpcWrapper
 
 log = structlog.get_logger("seatwise.server")
 
@@ -70,16 +70,13 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
         max_lag_s=config.max_loop_lag_ms / 1000 if config.max_loop_lag_ms else float("inf"),
     )
     stores.admission = admission
-    server = grpc.aio.server(
-        interceptors=[SeatwiseInterceptor(stores.tenants, admission)],
-        options=options,
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
-    )
-    seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server(SeatMapServicer(stores), server)
-    tenancy_pb2_grpc.add_TenantServiceServicer_to_server(TenantServicer(stores), server)
-    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(stores.sales), server)
-    sales_pb2_grpc.add_HoldServiceServicer_to_server(HoldServicer(stores.sales), server)
-    sales_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(stores.sales), server)
+    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_concurrent_rpcs or None)
+    wrapper = RpcWrapper(stores.tenants, admission)
+    wrapper.register(server, seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server, SeatMapServicer(stores))
+    wrapper.register(server, tenancy_pb2_grpc.add_TenantServiceServicer_to_server, TenantServicer(stores))
+    wrapper.register(server, events_pb2_grpc.add_EventServiceServicer_to_server, EventServicer(stores.sales))
+    wrapper.register(server, sales_pb2_grpc.add_HoldServiceServicer_to_server, HoldServicer(stores.sales))
+    wrapper.register(server, sales_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(stores.sales))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

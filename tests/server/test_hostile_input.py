@@ -12,7 +12,7 @@ import json
 import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import pytest
@@ -190,6 +190,13 @@ def _message(desc: pb_descriptor.Descriptor, ids: list[str], depth: int = 0) -> 
 
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.path)
+def test_every_method_requires_a_key(target: Target, method: Method) -> None:
+    """Every seatwise.v1 method is registered behind the auth wrapper, none bypasses it."""
+    anonymous = replace(target, metadata=())
+    assert anonymous.call(method, b"") == grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.path.rsplit("/", 1)[-1])
