@@ -81,20 +81,29 @@ async def ping(client: AnyRedis) -> bool:
     return bool(await client.ping())
 
 
+def store_error(operation: str, exc: BaseException) -> StoreUnavailable | None:
+    """The StoreUnavailable a driver failure stands for, or None when ``exc`` is
+    not one (or is NOSCRIPT, which the script runner handles by reloading)."""
+    if isinstance(exc, redis.exceptions.NoScriptError):
+        return None
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"{operation}: Redis unavailable ({type(exc).__name__}: {exc})")
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        if not isinstance(exc, _CLUSTER_UNAVAILABLE) and not isinstance(exc.__cause__, _UNAVAILABLE):
+            return None
+        return StoreUnavailable(f"{operation}: Redis Cluster unavailable ({type(exc).__name__}: {exc})")
+    if isinstance(exc, redis.exceptions.RedisError):
+        return StoreUnavailable(f"{operation}: Redis error ({type(exc).__name__}: {exc})")
+    return None
+
+
 @asynccontextmanager
 async def wrap_errors(operation: str) -> AsyncIterator[None]:
     """Map driver failures to StoreUnavailable, naming the operation."""
     try:
         yield
-    except redis.exceptions.NoScriptError:
-        raise  # handled by the script runner, which reloads and retries
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"{operation}: Redis unavailable ({type(exc).__name__}: {exc})") from exc
-    except redis.exceptions.RedisClusterException as exc:
-        if not isinstance(exc, _CLUSTER_UNAVAILABLE) and not isinstance(exc.__cause__, _UNAVAILABLE):
+    except Exception as exc:
+        mapped = store_error(operation, exc)
+        if mapped is None:
             raise
-        raise StoreUnavailable(
-            f"{operation}: Redis Cluster unavailable ({type(exc).__name__}: {exc})"
-        ) from exc
-    except redis.exceptions.RedisError as exc:
-        raise StoreUnavailable(f"{operation}: Redis error ({type(exc).__name__}: {exc})") from exc
+        raise mapped from exc
