@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import common_pb2, events_pb2, sales_pb2
+from seatwise.v1 import events_pb2, sales_pb2
 
 from holds.events import Event, EventStatus
 from holds.records import Order
@@ -72,45 +72,46 @@ def event_pb(event: Event) -> events_pb2.Event:
 
 
 def hold_pb(info: HoldInfo) -> sales_pb2.HoldResponse:
-    return sales_pb2.HoldResponse(
-        hold=sales_pb2.Hold(
-            hold_token=info.token,
-            event_id=info.event_id,
-            seat_ids=info.seat_ids,
-            general_admission=info.ga,
-            expires_at=ts(info.expires_ms),
-            buyer_id=info.buyer,
-            lifetime_capped=info.lifetime_capped,
-        )
-    )
+    # fields set in place: upb's keyword constructors cost ~2.5x as much, and
+    # this reply is built on every hold
+    out = sales_pb2.HoldResponse()
+    hold = out.hold
+    hold.hold_token = info.token
+    hold.event_id = info.event_id
+    hold.seat_ids.extend(info.seat_ids)
+    if info.ga:
+        hold.general_admission.update(info.ga)
+    hold.expires_at.FromMilliseconds(info.expires_ms)
+    hold.buyer_id = info.buyer
+    hold.lifetime_capped = info.lifetime_capped
+    return out
 
 
 def order_pb(ctx: EventContext, order: Order) -> sales_pb2.Order:
+    # built in place, as hold_pb: every commit answers with one
     placed = ctx.loaded.index.placed
     currency = order.currency
-    return sales_pb2.Order(
-        order_id=order.order_id,
-        event_id=ctx.event_id,
-        status=ORDER_STATUS.get(order.status, sales_pb2.ORDER_STATUS_UNSPECIFIED),
-        tickets=[
-            sales_pb2.Ticket(
-                ticket_id=t.ticket_id,
-                seat_id=placed[t.seat].seat.id if t.seat is not None else "",
-                ga_area_id=t.ga_area or "",
-                category=t.category,
-                price=common_pb2.Money(amount_minor=t.price, currency=currency),
-                cancelled=t.status == "cancelled",
-            )
-            for t in order.tickets
-        ],
-        total=common_pb2.Money(amount_minor=order.total, currency=currency),
-        buyer=sales_pb2.BuyerDetails(
-            name=order.buyer.name,
-            email=order.buyer.email,
-            marketing_consent=order.buyer.marketing_consent,
-            payment_reference=order.buyer.payment_reference,
-        ),
-        idempotency_key=order.idempotency_key,
-        created_at=ts(order.created_ms),
-        updated_at=ts(order.updated_ms),
-    )
+    out = sales_pb2.Order()
+    out.order_id = order.order_id
+    out.event_id = ctx.event_id
+    out.status = ORDER_STATUS.get(order.status, sales_pb2.ORDER_STATUS_UNSPECIFIED)
+    for t in order.tickets:
+        ticket = out.tickets.add()
+        ticket.ticket_id = t.ticket_id
+        ticket.seat_id = placed[t.seat].seat.id if t.seat is not None else ""
+        ticket.ga_area_id = t.ga_area or ""
+        ticket.category = t.category
+        ticket.price.amount_minor = t.price
+        ticket.price.currency = currency
+        ticket.cancelled = t.status == "cancelled"
+    out.total.amount_minor = order.total
+    out.total.currency = currency
+    buyer = out.buyer
+    buyer.name = order.buyer.name
+    buyer.email = order.buyer.email
+    buyer.marketing_consent = order.buyer.marketing_consent
+    buyer.payment_reference = order.buyer.payment_reference
+    out.idempotency_key = order.idempotency_key
+    out.created_at.FromMilliseconds(order.created_ms)
+    out.updated_at.FromMilliseconds(order.updated_ms)
+    return out
