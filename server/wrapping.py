@@ -33,20 +33,10 @@ from server.auth import (
     parse_bearer,
     set_principal,
 )
+from server.deadlines import Deadlines, call_budget
 from server.errors import to_status
 
 log = structlog.get_logger("seatwise.rpc")
-
-# Unary calls without a deadline still get one: nothing may hang on a stuck store.
-DEFAULT_BUDGET_S = 30.0
-
-
-def call_budget(time_remaining: float | None) -> float:
-    """Time a unary call may take: a little less than the client's deadline, so the
-    client hears UNAVAILABLE from us rather than its own DEADLINE_EXCEEDED."""
-    if time_remaining is None:
-        return DEFAULT_BUDGET_S
-    return max(min(time_remaining - min(0.05, time_remaining * 0.1), DEFAULT_BUDGET_S), 0.001)
 
 
 @dataclass(frozen=True)
@@ -103,6 +93,7 @@ class RpcWrapper:
     def __init__(self, tenants: TenantStore, admission: Admission | None = None) -> None:
         self._tenants = tenants
         self._admission = admission or Admission()
+        self._deadlines = Deadlines()
 
     def register(
         self, server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: Any
@@ -164,6 +155,11 @@ class RpcWrapper:
                 log.warning("rpc.store_unavailable", method=method, error=str(exc))
             await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]  # missing in grpc-stubs
 
+    @staticmethod
+    def _out_of_time(method: str) -> StoreUnavailable:
+        # Redis too slow or away: answer within the caller's deadline
+        return StoreUnavailable(f"{method}: no answer from the store within the call's deadline")
+
     def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -174,19 +170,32 @@ class RpcWrapper:
                 metrics.observe_rpc(method, "Overloaded", time.perf_counter() - started)
                 await self._fail(method, context, exc)
                 raise
+            task = asyncio.current_task()
+            assert task is not None  # grpc.aio runs each RPC in a task of its own
+            self._deadlines.start(task, call_budget(context.time_remaining()))
+            expired = False
             try:
-                async with asyncio.timeout(call_budget(context.time_remaining())):
+                try:
                     # each RPC runs in its own task: the context var needs no reset
                     set_principal(await self._principal(method, context))
                     _check_decoded(request)
                     return await behaviour(request, context)
+                finally:
+                    expired = self._deadlines.finish(task)
+                    if expired:
+                        task.uncancel()  # the sweep's cancellation, answered below
+            except asyncio.CancelledError:
+                if not expired:
+                    raise  # the client went away or the server is stopping
+                outcome = "StoreUnavailable"
+                await self._fail(method, context, self._out_of_time(method))
+                raise  # unreachable: abort raises
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     outcome = "ABORTED_BY_SERVICER"
                     raise
                 if isinstance(exc, TimeoutError):
-                    # Redis too slow or away: answer within the caller's deadline
-                    exc = StoreUnavailable(f"{method}: no answer from the store within the call's deadline")
+                    exc = self._out_of_time(method)
                 outcome = type(exc).__name__
                 await self._fail(method, context, exc)
                 raise  # unreachable: abort raises

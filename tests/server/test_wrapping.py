@@ -1,0 +1,104 @@
+"""The wrapper around every RPC, called directly: budgets and registration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import pytest
+from seatwise.v1 import tenancy_pb2
+
+from server.admission import Admission
+from server.context import Stores
+from server.deadlines import TICK_S
+from server.wrapping import RpcWrapper
+
+WHO_AM_I = "/seatwise.v1.TenantService/WhoAmI"
+
+
+class FakeContext:
+    """What the wrapper uses of a grpc.aio servicer context; aborts are recorded."""
+
+    def __init__(self, api_key: str, time_remaining: float | None) -> None:
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        self._time_remaining = time_remaining
+        self.status: Any = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def time_remaining(self) -> float | None:
+        return self._time_remaining
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.status = (code, details)
+        raise grpc.aio.AbortError()
+
+    async def abort_with_status(self, status: Any) -> None:
+        self.status = (status.code, status.details)
+        raise grpc.aio.AbortError()
+
+
+async def _key(stores: Stores) -> str:
+    await stores.tenants.create_tenant("acme", "Acme")
+    _record, key = await stores.tenants.create_key("acme", "organizer", "test")
+    return key
+
+
+def _wrapped(stores: Stores, admission: Admission, behaviour: Any) -> Any:
+    handler = RpcWrapper(stores.tenants, admission).wrap(
+        WHO_AM_I,
+        grpc.unary_unary_rpc_method_handler(
+            behaviour, request_deserializer=tenancy_pb2.WhoAmIRequest.FromString
+        ),
+    )
+    return handler.unary_unary
+
+
+async def test_a_call_past_its_budget_answers_unavailable_in_time(stores: Stores) -> None:
+    key = await _key(stores)
+    admission = Admission()
+
+    async def stuck(request: Any, context: Any) -> Any:
+        await asyncio.sleep(30)  # a store that never answers
+
+    unary = _wrapped(stores, admission, stuck)
+    context = FakeContext(key, time_remaining=0.5)
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AbortError):
+        await unary(tenancy_pb2.WhoAmIRequest(), context)
+    took = time.monotonic() - started
+    code, details = context.status
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert "retry" in details
+    assert took < 0.5 + 0.5  # the budget ends a tick before 0.5 s; slack for a loaded machine
+    assert took >= 0.5 - 0.05 - TICK_S - 0.01
+    assert admission.inflight == 0
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0  # the sweep's cancellation was taken back
+
+
+async def test_a_call_within_its_budget_is_untouched(stores: Stores) -> None:
+    key = await _key(stores)
+    reply = tenancy_pb2.WhoAmIResponse(tenant_id="acme")
+
+    async def quick(request: Any, context: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return reply
+
+    unary = _wrapped(stores, Admission(), quick)
+    context = FakeContext(key, time_remaining=0.5)
+    replies = await asyncio.gather(*(unary(tenancy_pb2.WhoAmIRequest(), context) for _ in range(20)))
+    assert replies == [reply] * 20
+    assert context.status is None
+
+
+def test_register_refuses_a_service_that_registered_nothing(stores: Stores) -> None:
+    def add_nothing(servicer: Any, server: Any) -> None:
+        server.add_generic_rpc_handlers(())
+
+    with pytest.raises(RuntimeError, match="registered no method handlers"):
+        RpcWrapper(stores.tenants).register(grpc.aio.server(), add_nothing, object())
