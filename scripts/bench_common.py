@@ -288,8 +288,10 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
-async def serve_echo(port: int) -> None:
-    """A bare grpc.aio server: one generic async handler echoing the request bytes, plus health."""
+async def serve_echo(port: int, redis_url: str | None = None) -> None:
+    """A bare grpc.aio server: one generic async handler echoing the request bytes, plus health.
+
+    With ``redis_url`` it also serves the HoldSeats-shaped ceiling (scripts/bench_ceiling.py)."""
     from grpc_health.v1 import health
 
     server = grpc.aio.server(
@@ -298,6 +300,13 @@ async def serve_echo(port: int) -> None:
     echo = grpc.unary_unary_rpc_method_handler(_echo)
     handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": echo})
     server.add_generic_rpc_handlers((handler,))
+    ceiling = None
+    if redis_url is not None:
+        from scripts.bench_ceiling import Ceiling
+
+        ceiling = Ceiling(redis_url)
+        await ceiling.open()
+        server.add_generic_rpc_handlers((ceiling.handler(),))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -311,6 +320,8 @@ async def serve_echo(port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(1.0)
+    if ceiling is not None:
+        await ceiling.aclose()
 
 
 def run_seatwise(cli_args: list[str], profile: str | None) -> None:
@@ -404,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     echo = sub.add_parser("echo", help="a bare grpc.aio echo server")
     echo.add_argument("--port", type=int, required=True)
     echo.add_argument("--workers", type=int, default=1, help="processes on one port, as seatwise")
+    echo.add_argument("--redis-url", default=None, help="also serve the HoldSeats-shaped ceiling")
     sw = sub.add_parser("seatwise", help="the seatwise CLI in this process, optionally profiled")
     sw.add_argument("--profile", default=None, help="write cProfile stats here on exit")
     sw.add_argument("cli_args", nargs=argparse.REMAINDER)
@@ -415,9 +427,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.workers > 1:
             from server.workers import supervise
 
-            supervise(args.workers, lambda: run_loop(serve_echo(args.port)), port=args.port)
+            supervise(args.workers, lambda: run_loop(serve_echo(args.port, args.redis_url)), port=args.port)
         else:
-            run_loop(serve_echo(args.port))
+            run_loop(serve_echo(args.port, args.redis_url))
     else:
         cli_args = [a for a in args.cli_args if a != "--"]
         run_seatwise(cli_args, args.profile)

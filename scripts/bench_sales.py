@@ -12,6 +12,9 @@ both servers:
 * echo: a generic async handler returning its request (a HoldSeats-sized
   message, with the same metadata), at the fixed concurrency, at the start and
   again at the end (their union is the baseline of the fixed-concurrency rows);
+* the ceiling (scripts/bench_ceiling.py): HoldSeats-shaped handlers of the echo
+  server doing no work, then only one Redis round trip: what gRPC, protobuf and
+  a round trip cost before any code of ours runs;
 * HoldSeats of distinct random adjacent pairs (``--seats-per-hold``), on events
   replaced before they could run out of seats;
 * HoldBestAvailable, quantity 2, on an empty stadium and on one 90% unavailable
@@ -48,6 +51,7 @@ import numpy as np
 import redis as redis_lib
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
+from scripts.bench_ceiling import SHAPED_METHOD, SHAPED_REDIS_METHOD
 from scripts.bench_common import (
     ECHO_METHOD,
     ChildServer,
@@ -315,6 +319,20 @@ class Run:
         payload = constant(self.echo_payload)
         return await self.measure(self.echo, name, ECHO_METHOD, payload, concurrency, duration_s)
 
+    async def ceiling_phase(self, name: str, method: str) -> PhaseResult:
+        """A HoldSeats-shaped method of the echo server (scripts/bench_ceiling.py), same request bytes."""
+        s = self.settings
+        source = constant(self.echo_payload)
+        return await self.measure(self.echo, name, method, source, s.concurrency, s.duration_s)
+
+    async def ceilings(self, echo: PhaseResult) -> list[Row]:
+        shaped = await self.ceiling_phase("ceiling: HoldShaped", SHAPED_METHOD)
+        shaped_redis = await self.ceiling_phase("ceiling: HoldShapedRedis", SHAPED_REDIS_METHOD)
+        return [
+            Row.of("ceiling: HoldSeats-shaped reply, no work", shaped, echo, "decode + encode only"),
+            Row.of("ceiling: ... + one Redis round trip", shaped_redis, echo, "the least a hold can cost"),
+        ]
+
     async def ensure_groups(self, duration_s: float) -> None:
         """A fresh event when the current one might run out of seats within ``duration_s``."""
         needed = int(self.hold_rps_estimate * duration_s * 1.5) + 200
@@ -528,6 +546,7 @@ async def _hot_path(run: Run) -> None:
     echo = merge("echo (start+end)", [echo_start, echo_end])
     run.rows += [
         Row.of("echo: baseline (start+end)", echo, echo),
+        *await run.ceilings(echo),
         Row.of(f"HoldSeats, {s.seats_per_hold} random adjacent seats", holds, echo),
         Row.of("single-quota orders/s (GA hold 1 + commit)", quota, echo),
     ]
@@ -549,6 +568,7 @@ async def _fixed_and_sweep(run: Run) -> None:
         Row.of("echo: bare grpc.aio, start", echo_start, echo),
         Row.of("echo: bare grpc.aio, end", echo_end, echo),
         Row.of("echo: baseline (start+end)", echo, echo),
+        *await run.ceilings(echo),
         Row.of(f"HoldSeats, {s.seats_per_hold} random adjacent seats", holds, echo),
         Row.of("HoldBestAvailable q=2, empty stadium", best0, echo),
         Row.of(f"HoldBestAvailable q=2, ~{s.fill:.0%} sold", best90, echo),
@@ -578,7 +598,8 @@ async def _fixed_and_sweep(run: Run) -> None:
 def start_servers(s: Settings, workdir: Path, redis_url: str) -> tuple[ChildServer, str, ChildServer, str]:
     echo_port, sw_port = free_port(), free_port()
     workers = ["--workers", str(s.server_workers)]
-    echo = ChildServer("echo server", ["echo", "--port", str(echo_port), *workers], workdir / "echo.log")
+    echo_args = ["echo", "--port", str(echo_port), "--redis-url", redis_url, *workers]
+    echo = ChildServer("echo server", echo_args, workdir / "echo.log")
     env = dict(os.environ, SEATWISE_ADMIN_KEY=ADMIN_KEY, SEATWISE_LOG_LEVEL="warning")
     profile = ["--profile", str(s.profile_path)] if s.profile_path else []
     serve = [

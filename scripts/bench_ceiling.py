@@ -1,0 +1,85 @@
+"""HoldSeats-shaped handlers that do no business work: the ceiling of any HoldSeats.
+
+They run in the echo server's process (same grpc.aio server, same uvloop), so
+their throughput next to the bare echo shows what a HoldSeats handler costs
+before it does anything of its own:
+
+- ``HoldShaped``: decode a ``HoldSeatsRequest``, build and encode a
+  ``HoldResponse`` for its seats. What gRPC plus protobuf cost for this method.
+- ``HoldShapedRedis``: the same plus one round trip to Redis over seatwise's
+  own script channel (an ``EVALSHA`` reading the requested seats from a hash).
+  The least a hold can do, since a hold must ask Redis.
+
+The real HoldSeats adds authentication, validation, the hold script itself and
+metrics to the second; the gap between it and these is what our code costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf.timestamp_pb2 import Timestamp
+from seatwise.v1 import sales_pb2
+
+from holds.script_channel import ScriptChannel, ScriptCommands, for_client
+
+SERVICE = "bench.Ceiling"
+SHAPED_METHOD = f"/{SERVICE}/HoldShaped"
+SHAPED_REDIS_METHOD = f"/{SERVICE}/HoldShapedRedis"
+# reads the requested seats, as the hold script's first step does
+READ_SEATS = "return redis.call('HMGET', KEYS[1], unpack(ARGV))"
+TOKEN = "h" * 43  # as long as a real hold token
+
+
+def reply_for(request: sales_pb2.HoldSeatsRequest) -> sales_pb2.HoldResponse:
+    return sales_pb2.HoldResponse(
+        hold=sales_pb2.Hold(
+            hold_token=TOKEN,
+            event_id=request.event_id,
+            seat_ids=request.seat_ids,
+            expires_at=Timestamp(seconds=1_800_000_000),
+            buyer_id=request.buyer_id,
+        )
+    )
+
+
+class Ceiling:
+    def __init__(self, redis_url: str) -> None:
+        self._client = aioredis.from_url(redis_url)
+        channel = for_client(self._client)
+        if not isinstance(channel, ScriptChannel):
+            raise ValueError(f"the ceiling needs a single, plain Redis; got {redis_url!r}")
+        self._channel: ScriptChannel = channel
+        self._commands: ScriptCommands | None = None
+
+    async def open(self) -> None:
+        sha = await self._client.script_load(READ_SEATS)
+        self._commands = ScriptCommands(sha)
+
+    async def aclose(self) -> None:
+        await self._channel.aclose()
+        await self._client.aclose()
+
+    async def shaped(self, request: sales_pb2.HoldSeatsRequest, context: Any) -> sales_pb2.HoldResponse:
+        return reply_for(request)
+
+    async def shaped_redis(self, request: sales_pb2.HoldSeatsRequest, context: Any) -> sales_pb2.HoldResponse:
+        assert self._commands is not None, "open() first"
+        key = f"{{ceiling:{request.event_id}}}:seats"
+        command = self._commands.evalsha([key], list(request.seat_ids))
+        await self._channel.execute(command)
+        return reply_for(request)
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        def method(behaviour: Any) -> grpc.RpcMethodHandler[Any, Any]:
+            return grpc.unary_unary_rpc_method_handler(
+                behaviour,
+                request_deserializer=sales_pb2.HoldSeatsRequest.FromString,
+                response_serializer=sales_pb2.HoldResponse.SerializeToString,
+            )
+
+        return grpc.method_handlers_generic_handler(
+            SERVICE, {"HoldShaped": method(self.shaped), "HoldShapedRedis": method(self.shaped_redis)}
+        )

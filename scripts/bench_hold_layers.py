@@ -1,0 +1,191 @@
+"""CPU per HoldSeats at each layer of seatwise's hold path, in one process.
+
+    uv run --frozen python -m scripts.bench_hold_layers [--calls 10000] [--in-flight 32] [--rounds 3]
+
+An embedded Redis (``appendfsync no``: Redis runs in its own process and its
+cost is not the subject) and seatwise's server in this process, used only to
+set up through the API (tenant, storefront key, the ~90k-seat stadium, one
+event per layer). Then HoldSeats of distinct adjacent pairs, ``--in-flight``
+at a time, called at each layer directly:
+
+1. ``Inventory.hold``: the hold script over the script channel, arguments ready;
+2. ``Sales.hold_seats``: + the event's context, seat ids to ordinals, the record;
+3. ``HoldServicer.HoldSeats``: + the protobuf reply;
+4. the registered handler: + decoding the request bytes and the wrapper
+   (authentication, admission, deadline, metrics, error mapping).
+
+Each figure is CPU seconds of this process per call, and the difference of two
+rows is what that layer adds. gRPC's own per-call cost is not in these figures;
+``scripts.bench_sales`` measures it (its echo and ceiling rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import uvloop
+from seatwise.v1 import sales_pb2
+
+from scripts.bench_sales import ADMIN_KEY, Setup, build_venue
+from server.app import create_server
+from server.auth import Principal, set_principal
+from server.config import Config
+from server.context import Stores
+from server.redis_process import EmbeddedRedis
+from server.servicers.sales import HoldServicer
+from server.wrapping import RpcWrapper
+
+HOLD_SEATS = "/seatwise.v1.HoldService/HoldSeats"
+
+
+class BenchContext:
+    """What the wrapper reads of a grpc.aio servicer context."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def time_remaining(self) -> float:
+        return 30.0
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+    async def abort_with_status(self, status: Any) -> None:
+        raise RuntimeError(f"{status.code}: {status.details}")
+
+
+def pairs(rows: Sequence[list[str]]) -> Iterator[list[str]]:
+    for row in rows:
+        for i in range(0, len(row) - 1, 2):
+            yield row[i : i + 2]
+
+
+async def cpu_per_call(call: Callable[[Any], Awaitable[Any]], items: Sequence[Any], in_flight: int) -> float:
+    work = iter(items)
+
+    async def worker() -> None:
+        for item in work:
+            await call(item)
+
+    started = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return (time.process_time() - started) / len(items)
+
+
+# A layer: given an event and the seat pairs to hold, the inputs prepared ahead
+# (not timed) and the call that takes one of them.
+Layer = Callable[[str, list[list[str]]], Awaitable[tuple[list[Any], Callable[[Any], Awaitable[Any]]]]]
+
+
+async def layers(redis_url: str, calls: int, in_flight: int, rounds: int) -> None:
+    stores = Stores.open(redis_url, read_timeout=False)
+    await stores.tenants.put_bootstrap_key(ADMIN_KEY)
+    server, port, _health = create_server(Config(host="127.0.0.1", port=0), stores)
+    await server.start()
+    setup = Setup(f"127.0.0.1:{port}")
+    try:
+        venue = build_venue()
+        await setup.keys()
+        await setup.upload(venue.content)
+        record = await stores.tenants.authenticate(setup.storefront_key)
+        assert record is not None
+        tenant = record.tenant_id
+        all_pairs = list(pairs(venue.rows))
+        if calls * 2 > len(all_pairs):
+            raise SystemExit(f"--calls at most {len(all_pairs) // 2}: each call holds two seats")
+        context = BenchContext((("authorization", f"Bearer {setup.storefront_key}"),))
+        servicer = HoldServicer(stores.sales)
+        handler = RpcWrapper(stores.tenants, stores.admission).wrap(
+            HOLD_SEATS,
+            grpc.unary_unary_rpc_method_handler(
+                servicer.HoldSeats,
+                request_deserializer=sales_pb2.HoldSeatsRequest.FromString,
+                response_serializer=sales_pb2.HoldResponse.SerializeToString,
+            ),
+        )
+        decode, behaviour = handler.request_deserializer, handler.unary_unary
+        assert decode is not None
+        assert behaviour is not None
+        # layers below the wrapper read the principal it would have set
+        set_principal(Principal(key_id=record.key_id, role=record.role, tenant_id=tenant))
+
+        async def inventory(event_id: str, seats: list[list[str]]) -> tuple[list[Any], Any]:
+            ctx = await stores.sales.context(tenant, event_id)
+            placed = ctx.loaded.index.placed
+            args = [[(o, placed[o].seat.category) for o in stores.sales.ordinals(ctx, p)] for p in seats]
+            return args, lambda a: stores.sales.inventory.hold(event_id, seats=a)
+
+        async def sales(event_id: str, seats: list[list[str]]) -> tuple[list[Any], Any]:
+            return seats, lambda p: stores.sales.hold_seats(tenant, event_id, p)
+
+        def requests(event_id: str, seats: list[list[str]]) -> list[sales_pb2.HoldSeatsRequest]:
+            return [sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=p) for p in seats]
+
+        async def servicer_layer(event_id: str, seats: list[list[str]]) -> tuple[list[Any], Any]:
+            return requests(event_id, seats), lambda r: servicer.HoldSeats(r, cast(Any, context))
+
+        async def registered(event_id: str, seats: list[list[str]]) -> tuple[list[Any], Any]:
+            raw = [r.SerializeToString() for r in requests(event_id, seats)]
+            return raw, lambda b: behaviour(decode(b), cast(Any, context))
+
+        steps: list[tuple[str, Layer]] = [
+            ("1 Inventory.hold (script call)", inventory),
+            ("2 Sales.hold_seats", sales),
+            ("3 HoldServicer.HoldSeats", servicer_layer),
+            ("4 registered handler (decode + wrapper)", registered),
+        ]
+        # as the server does once a map is loaded: the venue's million objects out of the collector's way
+        gc.collect()
+        gc.freeze()
+        print(
+            f"HoldSeats of 2 seats, {calls:,} calls, {in_flight} in flight: µs of CPU per call, best of {rounds}"
+        )
+        best = {label: float("inf") for label, _ in steps}
+        for _round in range(rounds):  # layers interleaved, so a noisy minute hits them alike
+            for label, layer in steps:
+                # a warm-up on one event, the measurement on a fresh one (same seats, same state)
+                for _run in ("warm-up", "measured"):
+                    event_id = await setup.event(label)
+                    items, call = await layer(event_id, all_pairs[:calls])
+                    used = await cpu_per_call(call, items, in_flight) * 1e6
+                best[label] = min(best[label], used)
+        previous = 0.0
+        for label, used in best.items():
+            print(f"  {label:<44} {used:>8.1f}  (+{used - previous:.1f})")
+            previous = used
+    finally:
+        await setup.close()
+        await server.stop(None)
+        await stores.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench_hold_layers", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--calls", type=int, default=10_000, help="HoldSeats per layer and round [10000]")
+    parser.add_argument("--in-flight", type=int, default=32, help="calls in flight [32]")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per layer; the best is shown [3]")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="seatwise-hold-layers-") as workdir:
+        redis = EmbeddedRedis(Path(workdir) / "redis", appendfsync="no")
+        redis.start()
+        try:
+            uvloop.run(layers(redis.url, args.calls, args.in_flight, args.rounds))
+        finally:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    main()
