@@ -15,8 +15,10 @@ at a time, called at each layer directly:
    (authentication, admission, deadline, metrics, error mapping).
 
 Each figure is CPU seconds of this process per call, and the difference of two
-rows is what that layer adds. gRPC's own per-call cost is not in these figures;
-``scripts.bench_sales`` measures it (its echo and ceiling rows).
+rows is what that layer adds. The last line is Redis' own time per hold script
+(``INFO commandstats``), which the other figures do not include. gRPC's own
+per-call cost is not in these figures; ``scripts.bench_sales`` measures it
+(its echo and ceiling rows).
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ async def cpu_per_call(call: Callable[[Any], Awaitable[Any]], items: Sequence[An
     started = time.process_time()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     return (time.process_time() - started) / len(items)
+
+
+async def evalsha_usec(stores: Stores) -> float:
+    stats = await stores.redis.info("commandstats")
+    return float(stats["cmdstat_evalsha"]["usec_per_call"])
 
 
 # A layer: given an event and the seat pairs to hold, the inputs prepared ahead
@@ -149,21 +156,26 @@ async def layers(redis_url: str, calls: int, in_flight: int, rounds: int) -> Non
         gc.collect()
         gc.freeze()
         print(
-            f"HoldSeats of 2 seats, {calls:,} calls, {in_flight} in flight: µs of CPU per call, best of {rounds}"
+            f"HoldSeats of 2 seats, {calls:,} calls, {in_flight} in flight: "
+            f"µs of CPU per call, best of {rounds}"
         )
         best = {label: float("inf") for label, _ in steps}
+        script_us = float("inf")
         for _round in range(rounds):  # layers interleaved, so a noisy minute hits them alike
             for label, layer in steps:
                 # a warm-up on one event, the measurement on a fresh one (same seats, same state)
                 for _run in ("warm-up", "measured"):
                     event_id = await setup.event(label)
                     items, call = await layer(event_id, all_pairs[:calls])
+                    await stores.redis.config_resetstat()
                     used = await cpu_per_call(call, items, in_flight) * 1e6
                 best[label] = min(best[label], used)
+                script_us = min(script_us, await evalsha_usec(stores))
         previous = 0.0
         for label, used in best.items():
             print(f"  {label:<44} {used:>8.1f}  (+{used - previous:.1f})")
             previous = used
+        print(f"  Redis' own time per hold script (INFO commandstats, best) {script_us:>8.1f}")
     finally:
         await setup.close()
         await server.stop(None)
