@@ -387,8 +387,8 @@ class AvailabilityMirrors:
         The subscription is taken *now*, synchronously: copy ``mirror.snapshot``
         right before calling this, with no await in between, and nothing is missed.
         A watcher gets the mirror's batches (at most one per COALESCE_S, the same
-        list for every watcher); one that reads slowly gets what piled up as one
-        batch, and one that falls ``WATCH_QUEUE_SIZE`` batches behind a Resync.
+        list for every watcher); one that reads slowly gets what piled up, still
+        batch by batch, and one that falls ``WATCH_QUEUE_SIZE`` batches behind a Resync.
         """
         queue: asyncio.Queue[Batch | Resync] = asyncio.Queue(WATCH_QUEUE_SIZE)
         start = mirror.seq  # changes up to here are in the watcher's snapshot
@@ -397,22 +397,17 @@ class AvailabilityMirrors:
         async def updates() -> AsyncIterator[Batch | Resync]:
             try:
                 while True:
-                    items = [await queue.get()]
-                    while not queue.empty():
-                        items.append(queue.get_nowait())
-                    batch: Batch = []
-                    for item in items:
-                        if isinstance(item, Resync):
-                            if batch:
-                                yield batch
-                            batch = []
-                            yield item
-                        elif item[-1].seq > start:
-                            if item[0].seq <= start:  # the first batch may overlap the snapshot
-                                item = [d for d in item if d.seq > start]
-                            batch = item if not batch else batch + item
-                    if batch:
-                        yield batch
+                    item = await queue.get()
+                    if not isinstance(item, Resync):
+                        if item[-1].seq <= start:
+                            continue
+                        if item[0].seq <= start:  # the first batch may overlap the snapshot
+                            item = [d for d in item if d.seq > start]
+                    # a backlog is handed over batch by batch, never merged: each
+                    # list stays the one every watcher has, so its message is
+                    # built once (merged, a lagging crowd built one each and fell
+                    # further behind)
+                    yield item
             finally:
                 mirror.watchers.discard(queue)
 

@@ -23,7 +23,7 @@ async def test_a_batch_is_built_once_for_all_its_watchers(stores: Stores) -> Non
     placed = ev.loaded.index.placed
     assert [list(d.seat_ids) for d in first.deltas.deltas] == [[placed[0].seat.id, placed[1].seat.id], []]
     assert first.deltas.deltas[1].general_admission.held == 1
-    equal = list(batch)  # another list (a slow watcher's merged backlog): built anew
+    equal = list(batch)  # another list (a watcher's first batch, cut at its snapshot): built anew
     assert messages.get(ctx, ga, equal) is not first
     assert messages.get(ctx, ga, equal) == first
     for n in range(3):  # bounded: the oldest entries go
