@@ -43,7 +43,8 @@ class Deadlines:
     def finish(self, task: asyncio.Task[object]) -> bool:
         """Stop watching ``task``; True if the sweep cancelled it (its budget ran out).
 
-        The caller then owns that cancellation: ``task.uncancel()`` and answer.
+        The caller then owns that cancellation: ``task.uncancel()``, and answer
+        unless it returns more than 0 (someone else cancelled the task too).
         """
         if self._due.pop(task, None) is not None:
             return False
@@ -51,6 +52,12 @@ class Deadlines:
             self._expired.discard(task)
             return True
         return False
+
+    def expire(self, task: asyncio.Task[object]) -> None:
+        """Cancel ``task`` as out of time (the sweep does this once its budget is spent)."""
+        if self._due.pop(task, None) is not None:
+            self._expired.add(task)
+            task.cancel()
 
     @property
     def in_flight(self) -> int:
@@ -61,10 +68,7 @@ class Deadlines:
             while self._due:
                 await asyncio.sleep(TICK_S)
                 now = time.monotonic()
-                late = [task for task, due in self._due.items() if due <= now]
-                for task in late:
-                    del self._due[task]
-                    self._expired.add(task)
-                    task.cancel()
+                for task in [task for task, due in self._due.items() if due <= now]:
+                    self.expire(task)
         finally:
             self._sweeper = None

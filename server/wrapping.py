@@ -181,9 +181,9 @@ class RpcWrapper:
                     _check_decoded(request)
                     return await behaviour(request, context)
                 finally:
-                    expired = self._deadlines.finish(task)
-                    if expired:
-                        task.uncancel()  # the sweep's cancellation, answered below
+                    # the sweep's cancellation is answered below, unless the task
+                    # was cancelled from elsewhere too (the client left, shutdown)
+                    expired = self._deadlines.finish(task) and task.uncancel() == 0
             except asyncio.CancelledError:
                 if not expired:
                     raise  # the client went away or the server is stopping

@@ -27,9 +27,7 @@ async def _tracked(deadlines: Deadlines, budget_s: float, work_s: float) -> tupl
             await asyncio.sleep(work_s)
             return "done", False
         finally:
-            expired = deadlines.finish(task)
-            if expired:
-                task.uncancel()
+            expired = deadlines.finish(task) and task.uncancel() == 0
     except asyncio.CancelledError:
         if not expired:
             raise
@@ -64,6 +62,17 @@ async def test_only_the_overrunning_calls_of_a_crowd_are_cancelled() -> None:
         *(_tracked(deadlines, 0.1 if i % 2 else 5.0, 0.5 if i % 2 else 0.05) for i in range(20))
     )
     assert results == [("done", False) if i % 2 == 0 else ("cancelled", True) for i in range(20)]
+
+
+async def test_a_cancellation_from_elsewhere_at_expiry_still_propagates() -> None:
+    deadlines = Deadlines()
+    call = asyncio.create_task(_tracked(deadlines, 5.0, 10.0))
+    await asyncio.sleep(0)  # the call is tracked and asleep
+    deadlines.expire(call)  # out of time...
+    call.cancel()  # ...and the client leaves in the same instant
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert deadlines.in_flight == 0
 
 
 async def test_a_cancellation_from_elsewhere_is_not_taken_for_a_timeout() -> None:
