@@ -248,13 +248,9 @@ class _MethodCollector:
         response_deserializer: Any = None,
         _registered_method: bool = False,
     ) -> _Method:
-        call = self._channel.unary_unary(
-            method,
-            request_serializer=request_serializer,
-            response_deserializer=_measuring(response_deserializer),
-            _registered_method=_registered_method,
-        )
-        return _Method(_method_name(method), call, streaming=False)
+        # a unary reply's size is taken as it is deserialized; a stream reports each message's
+        deserializer = _measuring(response_deserializer)
+        return self._method("unary_unary", method, request_serializer, deserializer, _registered_method)
 
     def unary_stream(
         self,
@@ -263,13 +259,19 @@ class _MethodCollector:
         response_deserializer: Any = None,
         _registered_method: bool = False,
     ) -> _Method:
-        call = self._channel.unary_stream(
+        response = response_deserializer
+        return self._method("unary_stream", method, request_serializer, response, _registered_method)
+
+    def _method(
+        self, kind: str, method: str, serializer: Any, deserializer: Any, registered: bool
+    ) -> _Method:
+        call = getattr(self._channel, kind)(
             method,
-            request_serializer=request_serializer,
-            response_deserializer=response_deserializer,
-            _registered_method=_registered_method,
+            request_serializer=serializer,
+            response_deserializer=deserializer,
+            _registered_method=registered,
         )
-        return _Method(_method_name(method), call, streaming=True)
+        return _Method(_method_name(method), call, streaming=kind == "unary_stream")
 
 
 class _Timed:
