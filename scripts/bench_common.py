@@ -21,9 +21,10 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,21 @@ async def serve_echo(port: int, redis_url: str | None = None) -> None:
     await server.stop(1.0)
     if ceiling is not None:
         await ceiling.aclose()
+
+
+def run_with_scratch_redis(prefix: str, main: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """``main(redis_url)`` on seatwise's event loop against a throwaway embedded Redis
+    with ``appendfsync no``: in-process benchmarks measure our CPU, not Redis' fsyncs."""
+    from server.app import run_loop
+    from server.redis_process import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        redis = EmbeddedRedis(Path(workdir) / "redis", appendfsync="no")
+        redis.start()
+        try:
+            run_loop(main(redis.url))
+        finally:
+            redis.stop()
 
 
 def run_seatwise(cli_args: list[str], profile: str | None) -> None:

@@ -26,22 +26,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import grpc
-import uvloop
 from seatwise.v1 import sales_pb2
 
+from scripts.bench_common import run_with_scratch_redis
 from scripts.bench_sales import ADMIN_KEY, Setup, build_venue
 from server.app import create_server
 from server.auth import Principal, set_principal
 from server.config import Config
 from server.context import Stores
-from server.redis_process import EmbeddedRedis
 from server.servicers.sales import HoldServicer
 from server.wrapping import RpcWrapper
 
@@ -190,13 +187,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=32, help="calls in flight [32]")
     parser.add_argument("--rounds", type=int, default=3, help="measurements per layer; the best is shown [3]")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="seatwise-hold-layers-") as workdir:
-        redis = EmbeddedRedis(Path(workdir) / "redis", appendfsync="no")
-        redis.start()
-        try:
-            uvloop.run(layers(redis.url, args.calls, args.in_flight, args.rounds))
-        finally:
-            redis.stop()
+    run_with_scratch_redis(
+        "seatwise-hold-layers-", lambda url: layers(url, args.calls, args.in_flight, args.rounds)
+    )
 
 
 if __name__ == "__main__":

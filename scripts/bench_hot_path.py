@@ -1,4 +1,4 @@
-"""CPU of two pieces of the sales hot path, each next to what it replaced.
+"""CPU of pieces of the sales hot path, each next to what it replaced.
 
     uv run --frozen python -m scripts.bench_hot_path [--calls 20000]
 
@@ -12,6 +12,10 @@
   from the state array per request, and from the mirror's incrementally kept
   :class:`~holds.availability.GroupCounts`; plus what keeping them costs per
   change.
+* Per-call pieces of every unary RPC, on uvloop: a call budget by
+  ``asyncio.timeout`` and by :class:`~server.deadlines.Deadlines`; a script
+  call's error mapping by ``async with wrap_errors`` and inline; a 2-seat hold
+  reply built with keyword constructors and in place (``hold_pb``).
 """
 
 from __future__ import annotations
@@ -19,24 +23,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
-import uvloop
-from seatwise.v1 import events_pb2
+from seatwise.v1 import events_pb2, sales_pb2
 
 from holds.availability import HELD, Delta, EventMirror, GroupCounts, Snapshot
 from holds.keys import event_keys
-from holds.redis_client import connect
-from holds.script_channel import ScriptCommands, for_client
+from holds.redis_client import connect, store_error, wrap_errors
+from holds.sales import HoldInfo
+from holds.script_channel import ScriptChannel, ScriptCommands, for_client
+from scripts.bench_common import run_with_scratch_redis
 from seatmap.generate import stadium
 from seatmap.index import SeatIndex
-from server.redis_process import EmbeddedRedis
+from server.app import run_loop
+from server.deadlines import Deadlines
+from server.servicers.convert import hold_pb, ts
 from server.servicers.events import availability_pb
 
 # returns a reply shaped like hold.lua's: status, hold id, expiry, seq, record
@@ -58,7 +64,7 @@ async def cpu_per_call(call: Callable[[], Awaitable[Any]], calls: int, in_flight
 async def script_calls(redis_url: str, calls: int) -> None:
     client = connect(redis_url, socket_timeout=None)
     channel = for_client(client)
-    assert channel is not None
+    assert isinstance(channel, ScriptChannel)  # a single embedded Redis
     sha = await client.script_load(SCRIPT)
     keys = list(event_keys("evBench"))
     commands = ScriptCommands(sha)
@@ -124,6 +130,96 @@ def availability_counts(repeat: int) -> None:
     print(f"  {'mirror.apply of a 3-seat change, with counts':<42} {per_change * 1e3:>22.3f}")
 
 
+def hold_reply_by_keywords(info: HoldInfo) -> sales_pb2.HoldResponse:
+    """hold_pb as it was: upb's keyword constructors."""
+    return sales_pb2.HoldResponse(
+        hold=sales_pb2.Hold(
+            hold_token=info.token,
+            event_id=info.event_id,
+            seat_ids=info.seat_ids,
+            general_admission=info.ga,
+            expires_at=ts(info.expires_ms),
+            buyer_id=info.buyer,
+            lifetime_capped=info.lifetime_capped,
+        )
+    )
+
+
+async def _nothing() -> None:
+    pass
+
+
+async def _budget_by_timeout() -> None:
+    async with asyncio.timeout(30.0):
+        await _nothing()
+
+
+_deadlines = Deadlines()
+
+
+async def _budget_by_sweep() -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    _deadlines.start(task, 30.0)
+    try:
+        await _nothing()
+    finally:
+        _deadlines.finish(task)
+
+
+async def _errors_by_context_manager() -> None:
+    async with wrap_errors("script hold"):
+        await _nothing()
+
+
+async def _errors_inline() -> None:
+    try:
+        await _nothing()
+    except Exception as exc:
+        mapped = store_error("script hold", exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+async def cpu_per_task(piece: Callable[[], Coroutine[Any, Any, None]], calls: int) -> float:
+    """CPU per call of ``piece`` run as grpc.aio runs an RPC: a task each, 32 in flight."""
+
+    async def one() -> None:
+        for _ in range(calls // 32):
+            await asyncio.create_task(piece())
+
+    await asyncio.gather(*(one() for _ in range(32)))  # warm up
+    started = time.process_time()
+    await asyncio.gather(*(one() for _ in range(32)))
+    return (time.process_time() - started) / (calls // 32 * 32)
+
+
+async def per_call_pieces(calls: int) -> None:
+    print(f"\n{'per-call pieces (a task per call, 32 in flight)':<56} {'µs CPU/call':>10}")
+    pieces = (
+        ("a task that awaits nothing (the baseline)", _nothing),
+        ("+ call budget: asyncio.timeout", _budget_by_timeout),
+        ("+ call budget: Deadlines sweep", _budget_by_sweep),
+        ("+ script errors: async with wrap_errors", _errors_by_context_manager),
+        ("+ script errors: inline store_error", _errors_inline),
+    )
+    best = {label: float("inf") for label, _ in pieces}
+    for _round in range(5):  # interleaved, best of 5: these are a few µs on a noisy machine
+        for label, piece in pieces:
+            best[label] = min(best[label], await cpu_per_task(piece, calls))
+    for label, used in best.items():
+        print(f"  {label:<54} {used * 1e6:>10.1f}")
+    info = HoldInfo("ev1~h0123456789ab", "ev1", ["A-1-1", "A-1-2"], {}, 1_800_000_000_000, "b1")
+    assert hold_reply_by_keywords(info) == hold_pb(info)
+    builders: tuple[tuple[str, Callable[[HoldInfo], sales_pb2.HoldResponse]], ...] = (
+        ("hold reply: keyword constructors", hold_reply_by_keywords),
+        ("hold reply: in place (hold_pb)", hold_pb),
+    )
+    for label, build in builders:
+        print(f"  {label:<54} {timed(partial(build, info), calls) * 1e6:>10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.bench_hot_path", description=__doc__.split("\n\n")[0]
@@ -131,14 +227,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000, help="script calls per measurement [20000]")
     parser.add_argument("--repeat", type=int, default=300, help="availability replies per measurement [300]")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="seatwise-hot-path-") as workdir:
-        redis = EmbeddedRedis(Path(workdir) / "redis", appendfsync="no")
-        redis.start()
-        try:
-            uvloop.run(script_calls(redis.url, args.calls))
-        finally:
-            redis.stop()
+    run_with_scratch_redis("seatwise-hot-path-", lambda url: script_calls(url, args.calls))
     availability_counts(args.repeat)
+    run_loop(per_call_pieces(args.calls))
 
 
 if __name__ == "__main__":
