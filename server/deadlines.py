@@ -2,9 +2,10 @@
 
 ``asyncio.timeout`` arms and cancels a loop timer on every call: ~5-6 µs of
 CPU a call under uvloop, more than the task that runs the call
-(``scripts.bench_hot_path``). Here a call is one dict entry, and a sweep every ``TICK_S`` (running only while calls are
-in flight) cancels the tasks past their deadline. Budgets are shortened by one
-tick so a cancelled call still answers within the client's deadline.
+(``scripts.bench_hot_path``). Here a call is one dict entry, and a sweep every
+``TICK_S`` (running only while calls are in flight) cancels the tasks past
+their deadline. Budgets are shortened by one tick so a cancelled call still
+answers within the client's deadline.
 """
 
 from __future__ import annotations
