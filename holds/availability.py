@@ -3,7 +3,7 @@
 A mirror starts from one atomic snapshot (``snapshot.lua``) and then follows
 the event's change stream (entry ids ``0-<seq>``), so browsing, best-available
 search and thousands of ``WatchAvailability`` streams cost no Redis reads per
-request: one XREAD per event per process feeds them all. The mirror may lag
+request: one reader per process feeds them all (``holds/changefeed.py``). The mirror may lag
 Redis by a few milliseconds; it is only ever used to *propose* seats, and the
 hold script re-checks every seat atomically, so a stale mirror costs a retry,
 never a double sale. A watcher whose queue overflows, or a mirror that finds
@@ -12,28 +12,20 @@ snapshot and tells its watchers to do the same.
 
 Changes reach watchers in batches: the mirror collects them for at most
 ``COALESCE_S`` and hands the *same* list to every watcher, so the server builds
-one message per batch however many watch (``server/servicers/events.py``
-caches it by the batch).
+one message per batch however many watch (the event's reply caches keep it).
+:func:`watch` is the whole sequence a watcher sees: a snapshot or the changes
+it missed, then live batches, a new snapshot after each resync.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import structlog
-
-from holds import keys
-from holds.inventory import Inventory
-from holds.redis_client import AnyRedis, wrap_errors
-from holds.script_channel import ScriptChannel, for_client, pack
-
-log = structlog.get_logger("seatwise.availability")
 
 FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
 STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
@@ -41,10 +33,7 @@ _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 # Batches a watcher may have waiting before it must resync (~3 s of a rush).
 WATCH_QUEUE_SIZE = 64
 COALESCE_S = 0.05  # at most one batch per mirror (so per watcher) per this interval
-MAX_REPLAY = 10_000  # changes a resuming watcher is sent instead of a new snapshot
-READ_BLOCK_MS = 1000
-READ_COUNT = 500
-READ_GRACE_S = 5.0
+REPLAY_CHUNK = 500  # changes per item when a resuming watcher catches up
 _FEW_SEATS = 64  # changes up to this many seats are applied seat by seat
 
 
@@ -74,6 +63,13 @@ class Delta:
 @dataclass(frozen=True)
 class Resync:
     """The watcher fell behind or the stream had a gap: start from a new snapshot."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The mirror stopped (its event left this process's memory): the watch ends."""
 
     reason: str
 
@@ -161,6 +157,23 @@ class GroupCounts:
         self.rows = counts.tolist()
 
 
+@dataclass(frozen=True)
+class Fresh:
+    """Start (over) from this state; ``reason`` says why when it replaces an earlier one."""
+
+    snapshot: Snapshot
+    rows: dict[str, list[list[int]]]  # counts per group and state, by grouping (GroupCounts.rows)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Changes a resuming watcher missed, read back from the stream; ``ga`` as of the last."""
+
+    deltas: list[Delta]
+    ga: dict[str, GaCount]
+
+
 @dataclass
 class EventMirror:
     event_id: str
@@ -168,8 +181,7 @@ class EventMirror:
     snapshot: Snapshot
     # counts by state per group of seats, by grouping name ("category", "section")
     counts: dict[str, GroupCounts] = field(default_factory=dict)
-    watchers: set[asyncio.Queue[Batch | Resync]] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
+    watchers: set[asyncio.Queue[Batch | Resync | Ended]] = field(default_factory=set)
     # changes applied but not yet handed to the watchers, and when that happens next
     outbox: list[Delta] = field(default_factory=list)
     _flush_at: asyncio.TimerHandle | None = None
@@ -265,6 +277,23 @@ class EventMirror:
         self.outbox = []
         self._offer(Resync(reason))
 
+    def end(self, reason: str) -> None:
+        """Stop: every watcher's stream ends (it may resume elsewhere from its sequence)."""
+        self.close()
+        self.outbox = []
+        for queue in list(self.watchers):
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(Ended(reason))
+        self.watchers.clear()
+
+    def copy(self, reason: str = "") -> Fresh:
+        """The state now, copied: a watcher's starting point."""
+        snap = self.snapshot
+        ga = {a: GaCount(c.capacity, c.held, c.sold) for a, c in snap.ga.items()}
+        rows = {name: [row[:] for row in counts.rows] for name, counts in self.counts.items()}
+        return Fresh(Snapshot(snap.seq, snap.states.copy(), ga), rows, reason)
+
     def _offer(self, item: Batch | Resync) -> None:
         for queue in list(self.watchers):
             try:
@@ -282,155 +311,71 @@ class EventMirror:
             self._flush_at = None
 
 
-class AvailabilityMirrors:
-    """The mirrors of one server process, one per event in use, created on demand."""
+def subscribe(mirror: EventMirror) -> AsyncIterator[Batch | Resync | Ended]:
+    """Every update after the mirror's current seq, in batches of consecutive deltas.
 
-    def __init__(self, client: AnyRedis, inventory: Inventory) -> None:
-        self._r = client
-        self._inventory = inventory
-        self._mirrors: dict[str, EventMirror] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+    The subscription is taken *now*, synchronously: copy the mirror right before
+    calling this, with no await in between, and nothing is missed. A watcher gets
+    the mirror's batches (at most one per COALESCE_S, the same list for every
+    watcher); one that reads slowly gets what piled up, still batch by batch, and
+    one that falls ``WATCH_QUEUE_SIZE`` batches behind a Resync.
+    """
+    queue: asyncio.Queue[Batch | Resync | Ended] = asyncio.Queue(WATCH_QUEUE_SIZE)
+    start = mirror.seq  # changes up to here are in the watcher's snapshot
+    mirror.watchers.add(queue)
 
-    async def get(
-        self,
-        event_id: str,
-        seat_count: int,
-        groups: Mapping[str, tuple[npt.NDArray[np.intp], int]] | None = None,
-    ) -> EventMirror:
-        """The event's mirror, created on first use; ``groups`` names groupings of the
-        seats (each a group code per seat and the number of groups) to keep counts of."""
-        mirror = self._mirrors.get(event_id)
-        if mirror is not None and mirror.task is not None and not mirror.task.done():
-            return mirror
-        lock = self._locks.setdefault(event_id, asyncio.Lock())
-        async with lock:
-            mirror = self._mirrors.get(event_id)
-            if mirror is None or mirror.task is None or mirror.task.done():
-                snapshot = decode_snapshot(await self._inventory.snapshot(event_id), seat_count)
-                counts = {name: GroupCounts(codes, n) for name, (codes, n) in (groups or {}).items()}
-                mirror = EventMirror(event_id, seat_count, snapshot, counts)
-                mirror.task = asyncio.create_task(self._follow(mirror), name=f"mirror:{event_id}")
-                self._mirrors[event_id] = mirror
-        return mirror
-
-    async def fresh_snapshot(self, event_id: str, seat_count: int) -> Snapshot:
-        return decode_snapshot(await self._inventory.snapshot(event_id), seat_count)
-
-    async def _follow(self, mirror: EventMirror) -> None:
-        stream = keys.event_key(mirror.event_id, "changes")
-        this = asyncio.current_task()
-        # A blocking XREAD holds its connection, so each mirror reads over one of its
-        # own: a channel on a single Redis (raw replies, none of redis-py's per-entry
-        # parsing), redis-py's client on a Cluster.
-        channel = for_client(self._r)
-        reader = channel if isinstance(channel, ScriptChannel) else None  # not a ClusterChannels
+    async def updates() -> AsyncIterator[Batch | Resync | Ended]:
         try:
             while True:
-                # Python 3.11's asyncio.wait_for (redis-py's send path) can swallow a
-                # cancel that lands as the write completes: the request stays pending
-                # on the task, so honour it here or close() would wait forever.
-                if this is not None and this.cancelling():
-                    raise asyncio.CancelledError
-                try:
-                    # the client has no per-read socket timeout (RPCs carry deadlines): bound it here
-                    async with (
-                        asyncio.timeout(READ_BLOCK_MS / 1000 + READ_GRACE_S),
-                        wrap_errors("follow changes"),
-                    ):
-                        entries = await self._read(reader, stream, mirror.seq)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # Redis away: keep the last state, retry, resync after
-                    log.warning("mirror.read_failed", event_id=mirror.event_id, error=str(exc))
-                    await asyncio.sleep(0.5)
-                    await self._resync(mirror, "store was unavailable")
-                    continue
-                for entry_id, fields in entries:
-                    delta = decode_entry(entry_id, fields)
-                    if delta.seq != mirror.seq + 1:
-                        await self._resync(mirror, "gap in the change stream")
-                        break
-                    mirror.apply(delta)
-                    mirror.publish(delta)
+                item = await queue.get()
+                if isinstance(item, list):
+                    if item[-1].seq <= start:
+                        continue
+                    if item[0].seq <= start:  # the first batch may overlap the snapshot
+                        item = [d for d in item if d.seq > start]
+                # a backlog is handed over batch by batch, never merged: each
+                # list stays the one every watcher has, so its message is
+                # built once (merged, a lagging crowd built one each and fell
+                # further behind)
+                yield item
+                if isinstance(item, Ended):
+                    return
         finally:
-            if reader is not None:
-                await reader.aclose()
+            mirror.watchers.discard(queue)
 
-    async def _read(
-        self, reader: ScriptChannel | None, stream: str, after: int
-    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """The stream's entries after ``0-<after>`` (at most READ_COUNT), or none within READ_BLOCK_MS."""
-        if reader is None:
-            reply = await self._r.xread({stream: f"0-{after}"}, count=READ_COUNT, block=READ_BLOCK_MS)
-            return [(entry_id, fields) for _s, entries in reply or () for entry_id, fields in entries]
-        command = pack(
-            ("XREAD", "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS, "STREAMS", stream, f"0-{after}")
-        )
-        raw = await reader.execute(command)  # None, or [[stream, [[id, [field, value, ...]], ...]]]
-        return [
-            (entry_id, dict(zip(flat[0::2], flat[1::2], strict=True)))
-            for _s, entries in raw or ()
-            for entry_id, flat in entries
-        ]
+    return updates()
 
-    async def _resync(self, mirror: EventMirror, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            mirror.replace(
-                decode_snapshot(await self._inventory.snapshot(mirror.event_id), mirror.seat_count)
-            )
-            mirror.resync(reason)
 
-    @staticmethod
-    def watch_from(mirror: EventMirror) -> AsyncIterator[Batch | Resync]:
-        """Every update after the mirror's current seq, in batches of consecutive deltas.
+Replayer = Callable[[int, int], Awaitable[list[Delta] | None]]
 
-        The subscription is taken *now*, synchronously: copy ``mirror.snapshot``
-        right before calling this, with no await in between, and nothing is missed.
-        A watcher gets the mirror's batches (at most one per COALESCE_S, the same
-        list for every watcher); one that reads slowly gets what piled up, still
-        batch by batch, and one that falls ``WATCH_QUEUE_SIZE`` batches behind a Resync.
-        """
-        queue: asyncio.Queue[Batch | Resync] = asyncio.Queue(WATCH_QUEUE_SIZE)
-        start = mirror.seq  # changes up to here are in the watcher's snapshot
-        mirror.watchers.add(queue)
 
-        async def updates() -> AsyncIterator[Batch | Resync]:
-            try:
-                while True:
-                    item = await queue.get()
-                    if not isinstance(item, Resync):
-                        if item[-1].seq <= start:
-                            continue
-                        if item[0].seq <= start:  # the first batch may overlap the snapshot
-                            item = [d for d in item if d.seq > start]
-                    # a backlog is handed over batch by batch, never merged: each
-                    # list stays the one every watcher has, so its message is
-                    # built once (merged, a lagging crowd built one each and fell
-                    # further behind)
-                    yield item
-            finally:
-                mirror.watchers.discard(queue)
+async def watch(
+    mirror: EventMirror, after: int, replay: Replayer
+) -> AsyncIterator[Fresh | Replay | Batch | Ended]:
+    """What a watcher resuming after sequence ``after`` (0: a new one) is sent, in order.
 
-        return updates()
-
-    async def replay(self, event_id: str, after: int, upto: int) -> list[Delta] | None:
-        """The changes after ``after`` up to ``upto`` from the stream, or None when they
-        are no longer all there (trimmed) or too many to be worth replaying."""
-        if not 0 <= after < upto or upto - after > MAX_REPLAY:
-            return None
-        stream = keys.event_key(event_id, "changes")
-        async with wrap_errors("replay changes"):
-            entries = await self._r.xrange(stream, min=f"0-{after + 1}", max=f"0-{upto}", count=upto - after)
-        deltas = [decode_entry(entry_id, fields) for entry_id, fields in entries]
-        if [d.seq for d in deltas] != list(range(after + 1, upto + 1)):
-            return None
-        return deltas
-
-    async def close(self) -> None:
-        for mirror in self._mirrors.values():
-            mirror.close()
-            if mirror.task is not None:
-                mirror.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await mirror.task
-        self._mirrors.clear()
+    First the changes it missed (``Replay`` chunks, read back from the stream by
+    ``replay``) when ``after`` is recent enough, else the state now (``Fresh``),
+    unless it already has it; then the live batches; after a resync a ``Fresh``
+    with the reason; ``Ended`` last if the mirror stops.
+    """
+    fresh = mirror.copy()
+    updates = subscribe(mirror)  # with no await since the copy: nothing is missed
+    missed = await replay(after, fresh.snapshot.seq) if after else None
+    if missed:
+        for start in range(0, len(missed), REPLAY_CHUNK):
+            yield Replay(missed[start : start + REPLAY_CHUNK], fresh.snapshot.ga)
+    elif after == 0 or after != fresh.snapshot.seq:  # new, or too far behind: the state now
+        yield fresh
+    floor = fresh.snapshot.seq  # what the watcher has: never sent again
+    async for item in updates:
+        if isinstance(item, Resync):
+            fresh = mirror.copy(item.reason)
+            floor = fresh.snapshot.seq
+            yield fresh
+        elif isinstance(item, list):
+            if item[-1].seq <= floor:
+                continue  # queued behind a resync whose snapshot has it
+            yield item if item[0].seq > floor else [d for d in item if d.seq > floor]
+        else:
+            yield item

@@ -2,6 +2,7 @@
 
     StoreError
     ├── StoreUnavailable        Redis unreachable, timed out, or failed mid-call
+    ├── WatchEnded              a watch stream ended on this process; resume elsewhere
     ├── NotFound                a named resource does not exist (for this tenant)
     ├── AlreadyExists           a create collided with an existing id
     ├── InvalidRequest          an argument is wrong; ``field`` names it
@@ -24,6 +25,14 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """Redis could not serve the call; the change may not have been applied."""
+
+
+class WatchEnded(StoreError):
+    """A watch stream ended on this server process (its event left memory, or the
+    server is stopping); the client resumes from its last sequence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"watch ended ({reason}); resume with after_sequence set to the last sequence seen")
 
 
 class NotFound(StoreError):

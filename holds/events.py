@@ -3,14 +3,14 @@
 The event's settings live in its own ``meta``/``prices``/``ga_cap`` keys, in
 the event's hash slot, so the inventory scripts read them atomically with the
 seats. What never changes after creation (tenant, seat-map version, currency)
-is cached per process, which is how a hold costs one Redis round trip.
+is kept per process with the event (``holds/live.py``), which is how a hold
+costs one Redis round trip.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,7 +34,7 @@ DEFAULT_MAX_SEATS_PER_HOLD = 10
 
 @dataclass(frozen=True)
 class EventRef:
-    """What never changes about an event: cached per process."""
+    """What never changes about an event: kept per process with the live event."""
 
     event_id: str
     tenant_id: str
@@ -137,11 +137,9 @@ def _event_from(ref: EventRef, meta: dict[bytes, bytes], prices: dict[bytes, byt
 
 
 class EventStore:
-    def __init__(self, client: AnyRedis, scripts: ScriptRegistry, *, cache_size: int = 10_000) -> None:
+    def __init__(self, client: AnyRedis, scripts: ScriptRegistry) -> None:
         self._r = client
         self._scripts = scripts
-        self._refs: OrderedDict[str, EventRef] = OrderedDict()
-        self._cache_size = cache_size
 
     async def create(
         self, tenant_id: str, loaded: LoadedSeatMap, currency: str, settings: EventSettings
@@ -172,7 +170,6 @@ class EventStore:
             await self._r.hset(keys.event_owner(), event_id, tenant_id)
             await self._r.zadd(keys.event_index(tenant_id), {event_id: now})
             await self._r.sadd(keys.ACTIVE_EVENTS, event_id)
-        self._remember(ref)
         return Event(ref, settings, now, now)
 
     async def update(
@@ -199,6 +196,9 @@ class EventStore:
         await self._put(
             ref.event_id, "update", status or "", meta, dict(prices) if prices is not None else None, {}
         )
+        if merged.status != "closed":  # may take holds again (a reopened on-sale window, say)
+            async with wrap_errors("index event"):
+                await self._r.sadd(keys.ACTIVE_EVENTS, ref.event_id)
         return await self.get(ref)
 
     async def _put(
@@ -236,26 +236,21 @@ class EventStore:
                 )
         raise StoreError(f"event_put returned an unknown result {reply!r}")
 
-    def _remember(self, ref: EventRef) -> None:
-        self._refs[ref.event_id] = ref
-        while len(self._refs) > self._cache_size:
-            self._refs.popitem(last=False)
+    async def read_ref(self, event_id: str) -> EventRef:
+        """The event's fixed facts, read from its own ``meta`` (whoever owns it)."""
+        if not event_id or len(event_id) > 64:
+            raise NotFound("event", event_id[:64])
+        async with wrap_errors("get event"):
+            raw = await self._r.hmget(
+                keys.event_key(event_id, "meta"), ["tenant", "seat_map_id", "seat_map_version", "currency"]
+            )
+        if raw[0] is None:
+            raise NotFound("event", event_id)
+        return EventRef(event_id, raw[0].decode(), raw[1].decode(), int(raw[2]), raw[3].decode())
 
     async def ref(self, tenant_id: str, event_id: str) -> EventRef:
         """The event's fixed facts, if it belongs to ``tenant_id`` (else NotFound: no probing)."""
-        ref = self._refs.get(event_id)
-        if ref is None:
-            if not event_id or len(event_id) > 64:
-                raise NotFound("event", event_id[:64])
-            async with wrap_errors("get event"):
-                raw = await self._r.hmget(
-                    keys.event_key(event_id, "meta"),
-                    ["tenant", "seat_map_id", "seat_map_version", "currency"],
-                )
-            if raw[0] is None:
-                raise NotFound("event", event_id)
-            ref = EventRef(event_id, raw[0].decode(), raw[1].decode(), int(raw[2]), raw[3].decode())
-            self._remember(ref)
+        ref = await self.read_ref(event_id)
         if ref.tenant_id != tenant_id:
             raise NotFound("event", event_id)
         return ref
@@ -287,11 +282,16 @@ class EventStore:
             if m.get("tenant") != tenant_id:
                 continue  # vanished (or not this tenant's): never shown
             ref = EventRef(event_id, tenant_id, m["seat_map_id"], int(m["seat_map_version"]), m["currency"])
-            self._remember(ref)
             events.append(_event_from(ref, meta, prices))
         return events, len(ids) > limit
 
     async def active_ids(self) -> list[str]:
+        """Events that may have holds to tidy (the reaper's set), read in chunks."""
         async with wrap_errors("list active events"):
-            ids = await self._r.smembers(keys.ACTIVE_EVENTS)
-        return sorted(i.decode() for i in ids)
+            ids = [i async for i in self._r.sscan_iter(keys.ACTIVE_EVENTS, count=1000)]
+        return sorted({i.decode() for i in ids})
+
+    async def retire(self, event_id: str) -> None:
+        """Out of the reaper's set: the event has no hold and can take none."""
+        async with wrap_errors("retire event"):
+            await self._r.srem(keys.ACTIVE_EVENTS, event_id)

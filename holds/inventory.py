@@ -54,6 +54,13 @@ class HoldView:
 
 
 @dataclass(frozen=True)
+class ReapResult:
+    purged: int
+    still_expired: int  # left for the next round
+    finished: bool  # no hold left and none can be taken (closed, or past its on-sale window)
+
+
+@dataclass(frozen=True)
 class CommitResult:
     order: Order
     replayed: bool  # True when the idempotency key had already produced this order
@@ -264,10 +271,10 @@ class Inventory:
                 )
         raise _unknown("set_status", reply)
 
-    async def reap(self, event_id: str, limit: int = 500) -> tuple[int, int]:
-        """Purge expired holds (tidying only); returns (purged, still expired)."""
-        purged, remaining = await self._scripts["reap"](keys.event_keys(event_id), [limit])
-        return int(purged), int(remaining)
+    async def reap(self, event_id: str, limit: int = 500) -> ReapResult:
+        """Purge expired holds (tidying only)."""
+        purged, remaining, finished = await self._scripts["reap"](keys.event_keys(event_id), [limit])
+        return ReapResult(int(purged), int(remaining), bool(finished))
 
     async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
         """A live hold; an expired one is reported as HoldExpired even before it is purged.

@@ -64,7 +64,8 @@ EVENT_KEY_NAMES = (
     "holdwhy",  # hash hold_id -> "expired" | "released" | "committed:<order_id>"
 )
 
-# Events that may have holds to reap (a plain set; the reaper only tidies).
+# Events that may have holds to reap (a plain set; the reaper only tidies, and
+# removes an event once it has no hold and can take none: server/reaper.py).
 ACTIVE_EVENTS = f"{PREFIX}:events:active"
 
 

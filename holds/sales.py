@@ -1,10 +1,11 @@
 """Selling one event's inventory: seat ids in, holds and orders out.
 
-This is the layer the gRPC servicers call. It resolves the event (and checks
-the caller's tenant owns it), translates seat ids to the ordinals the scripts
-use, runs best-available against the process's live mirror with bounded
-retries, and builds the views the API returns. Every state change is still
-exactly one script call in :mod:`holds.inventory`.
+This is the layer the hold and order servicers call. It resolves the event
+(its live state in this process, checking the caller's tenant owns it),
+translates seat ids to the ordinals the scripts use, runs best-available
+against the event's live mirror with bounded retries, and builds the views the
+API returns. Every state change is still exactly one script call in
+:mod:`holds.inventory`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from holds.availability import AvailabilityMirrors, EventMirror
-from holds.candidates import CandidatePools
 from holds.errors import Conflict, InvalidRequest, SeatsInWrongState, SeatsUnavailable
-from holds.events import EventRef, EventStore
 from holds.inventory import (
     HoldResult,
     Inventory,
@@ -25,8 +23,8 @@ from holds.inventory import (
     SeatOrdinalsUnavailable,
     SeatState,
 )
+from holds.live import LiveEvent, LiveEvents
 from holds.records import Buyer, HoldRecord, Order
-from holds.seatmaps import LoadedSeatMap, SeatMapStore
 from seatmap.bestavailable import BestAvailableRequest
 
 BEST_AVAILABLE_ATTEMPTS = 8
@@ -34,16 +32,6 @@ MAX_SEATS_PER_REQUEST = 1_000
 MAX_BUYER_ID = 128
 MAX_IDEMPOTENCY_KEY = 128
 TOKEN_SEPARATOR = "."
-
-
-@dataclass(frozen=True)
-class EventContext:
-    ref: EventRef
-    loaded: LoadedSeatMap
-
-    @property
-    def event_id(self) -> str:
-        return self.ref.event_id
 
 
 @dataclass(frozen=True)
@@ -75,33 +63,17 @@ def _check_buyer(buyer: str) -> str:
 
 
 class Sales:
-    def __init__(
-        self, events: EventStore, seatmaps: SeatMapStore, inventory: Inventory, mirrors: AvailabilityMirrors
-    ) -> None:
-        self.events = events
-        self.seatmaps = seatmaps
-        self.inventory = inventory
-        self.mirrors = mirrors
+    def __init__(self, live: LiveEvents, inventory: Inventory) -> None:
+        self._live = live
+        self._inventory = inventory
         self._rng = random.Random()
-        self._pools: dict[str, CandidatePools] = {}
 
-    async def context(self, tenant_id: str, event_id: str) -> EventContext:
-        if not event_id:
-            raise InvalidRequest("event_id", "required")
-        ref = await self.events.ref(tenant_id, event_id)
-        loaded = await self.seatmaps.load(tenant_id, ref.seat_map_id, ref.seat_map_version)
-        return EventContext(ref, loaded)
-
-    async def mirror(self, ctx: EventContext) -> EventMirror:
-        index = ctx.loaded.index
-        groups = {
-            "category": (index.category_code, len(index.category_keys)),
-            "section": (index.section_code, len(index.section_ids)),
-        }
-        return await self.mirrors.get(ctx.event_id, len(index), groups)
+    async def context(self, tenant_id: str, event_id: str) -> LiveEvent:
+        """The event as this process holds it, if ``tenant_id`` owns it."""
+        return await self._live.get(tenant_id, event_id)
 
     # -- translation ---------------------------------------------------------
-    def ordinals(self, ctx: EventContext, seat_ids: Sequence[str], field: str = "seat_ids") -> list[int]:
+    def ordinals(self, ctx: LiveEvent, seat_ids: Sequence[str], field: str = "seat_ids") -> list[int]:
         if len(seat_ids) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest(field, f"at most {MAX_SEATS_PER_REQUEST} seats per request")
         index = ctx.loaded.index.ordinal_of
@@ -114,12 +86,12 @@ class Sales:
             raise InvalidRequest(field, f"seat(s) listed twice: {', '.join(dupes[:20])}")
         return ordinals
 
-    def seat_ids(self, ctx: EventContext, ordinals: Sequence[int]) -> list[str]:
+    def seat_ids(self, ctx: LiveEvent, ordinals: Sequence[int]) -> list[str]:
         placed = ctx.loaded.index.placed
         return [placed[o].seat.id for o in ordinals if 0 <= o < len(placed)]
 
     def _info(
-        self, ctx: EventContext, hold_id: str, record: HoldRecord, expires_ms: int, capped: bool = False
+        self, ctx: LiveEvent, hold_id: str, record: HoldRecord, expires_ms: int, capped: bool = False
     ) -> HoldInfo:
         return HoldInfo(
             token=hold_token(ctx.event_id, hold_id),
@@ -131,7 +103,7 @@ class Sales:
             lifetime_capped=capped,
         )
 
-    def _existing(self, ctx: EventContext, token: str) -> str | None:
+    def _existing(self, ctx: LiveEvent, token: str) -> str | None:
         if not token:
             return None
         event_id, hold_id = parse_token(token)
@@ -140,11 +112,11 @@ class Sales:
         return hold_id
 
     async def _hold(
-        self, ctx: EventContext, ordinals: list[int], ga: Mapping[str, int], buyer: str, token: str
+        self, ctx: LiveEvent, ordinals: list[int], ga: Mapping[str, int], buyer: str, token: str
     ) -> HoldResult:
         placed = ctx.loaded.index.placed
         try:
-            return await self.inventory.hold(
+            return await self._inventory.hold(
                 ctx.event_id,
                 seats=[(o, placed[o].seat.category) for o in ordinals],
                 ga=ga,
@@ -193,10 +165,9 @@ class Sales:
         unknown = sorted((request.sections or frozenset()) - set(index.section_ids))
         if unknown:
             raise InvalidRequest("section_ids", f"unknown section: {', '.join(unknown)}")
-        mirror = await self.mirror(ctx)
-        pools = self._pools.setdefault(ctx.event_id, CandidatePools())
+        mirror = await self._live.mirror(ctx)
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
-            candidate = pools.take(mirror, index, request, self._rng)
+            candidate = ctx.pools.take(mirror, index, request, self._rng)
             if candidate is None:
                 raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
             ordinals = list(candidate.ordinals)
@@ -216,13 +187,13 @@ class Sales:
     async def get_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        view = await self.inventory.get_hold(event_id, hold_id)
+        view = await self._inventory.get_hold(event_id, hold_id)
         return self._info(ctx, hold_id, view.record, view.expires_ms)
 
     async def extend_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        view, capped = await self.inventory.extend(event_id, hold_id)
+        view, capped = await self._inventory.extend(event_id, hold_id)
         return self._info(ctx, hold_id, view.record, view.expires_ms, capped)
 
     async def release_hold(
@@ -234,7 +205,7 @@ class Sales:
             if area not in ctx.loaded.index.ga_areas or qty < 1:
                 raise InvalidRequest(f"general_admission[{area}]", "unknown area or quantity below 1")
         try:
-            return await self.inventory.release(event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga)
+            return await self._inventory.release(event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga)
         except SeatOrdinalsInWrongState as exc:
             raise InvalidRequest(
                 "seat_ids", f"not in this hold: {', '.join(self.seat_ids(ctx, list(exc.states)))}"
@@ -243,7 +214,7 @@ class Sales:
     # -- orders --------------------------------------------------------------
     async def commit(
         self, tenant_id: str, token: str, idempotency_key: str, buyer: Buyer
-    ) -> tuple[EventContext, Order, bool]:
+    ) -> tuple[LiveEvent, Order, bool]:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
         for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
@@ -252,7 +223,7 @@ class Sales:
                 raise InvalidRequest(name, f"must be at most {limit} characters")
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        result = await self.inventory.commit(event_id, hold_id, idempotency_key, buyer)
+        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer)
         return ctx, result.order, result.replayed
 
     async def cancel(
@@ -263,7 +234,7 @@ class Sales:
         ticket_ids: Sequence[str],
         to: SeatState,
         reason: str,
-    ) -> tuple[EventContext, Order]:
+    ) -> tuple[LiveEvent, Order]:
         ctx = await self.context(tenant_id, event_id)
         if not order_id:
             raise InvalidRequest("order_id", "required")
@@ -271,7 +242,7 @@ class Sales:
             raise InvalidRequest("reason", "must be at most 500 characters")
         if len(ticket_ids) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
-        return ctx, await self.inventory.cancel(
+        return ctx, await self._inventory.cancel(
             event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
         )
 
@@ -285,7 +256,20 @@ class Sales:
     ) -> tuple[int, int]:
         ctx = await self.context(tenant_id, event_id)
         try:
-            return await self.inventory.set_status(event_id, sorted(set(ordinals)), target, allowed)
+            return await self._inventory.set_status(event_id, sorted(set(ordinals)), target, allowed)
         except SeatOrdinalsInWrongState as exc:
             named = dict(zip(self.seat_ids(ctx, list(exc.states)), exc.states.values(), strict=True))
             raise SeatsInWrongState(named) from exc
+
+    async def get_order(self, tenant_id: str, event_id: str, order_id: str) -> tuple[LiveEvent, Order]:
+        ctx = await self.context(tenant_id, event_id)
+        if not order_id:
+            raise InvalidRequest("order_id", "required")
+        return ctx, await self._inventory.get_order(ctx.event_id, order_id)
+
+    async def list_orders(
+        self, tenant_id: str, event_id: str, offset: int, limit: int
+    ) -> tuple[LiveEvent, list[Order], bool]:
+        ctx = await self.context(tenant_id, event_id)
+        orders, more = await self._inventory.list_orders(ctx.event_id, offset, limit)
+        return ctx, orders, more

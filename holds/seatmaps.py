@@ -11,10 +11,10 @@ import asyncio
 import gc
 import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
+from cachetools import LRUCache
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
@@ -66,9 +66,9 @@ class SeatMapStore:
     def __init__(self, client: AnyRedis, scripts: ScriptRegistry, *, cache_size: int = 16) -> None:
         self._r = client
         self._scripts = scripts
-        self._cache: OrderedDict[tuple[str, str, int], LoadedSeatMap] = OrderedDict()
+        # decoded versions by (tenant, map, version); a live event keeps its own alive
+        self._cache: LRUCache[tuple[str, str, int], LoadedSeatMap] = LRUCache(cache_size)
         self._loading: dict[tuple[str, str, int], asyncio.Future[LoadedSeatMap]] = {}
-        self._cache_size = cache_size
 
     async def put(self, tenant_id: str, seat_map_id: str, seatmap: SeatMap) -> SeatMapVersion:
         """Store ``seatmap`` (already validated) as a new draft version."""
@@ -187,13 +187,11 @@ class SeatMapStore:
         if version > 0:
             cached = self._cache.get((tenant_id, seat_map_id, version))
             if cached is not None and cached.version.state == "published":
-                self._cache.move_to_end((tenant_id, seat_map_id, version))
                 return cached
         record = await self.get_version(tenant_id, seat_map_id, version)
         cache_key = (tenant_id, seat_map_id, record.version)
         cached = self._cache.get(cache_key)
         if cached is not None:
-            self._cache.move_to_end(cache_key)
             if cached.version != record:  # published since it was cached
                 cached = self._cache[cache_key] = LoadedSeatMap(record, cached.seatmap, cached.index)
             return cached
@@ -217,6 +215,4 @@ class SeatMapStore:
         # them again and again (multi-millisecond pauses in the hot path).
         gc.freeze()
         self._cache[(tenant_id, record.seat_map_id, record.version)] = loaded
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return loaded

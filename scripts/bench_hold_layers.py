@@ -128,7 +128,7 @@ async def layers(redis_url: str, calls: int, in_flight: int, rounds: int) -> Non
             ctx = await stores.sales.context(tenant, event_id)
             placed = ctx.loaded.index.placed
             args = [[(o, placed[o].seat.category) for o in stores.sales.ordinals(ctx, p)] for p in seats]
-            return args, lambda a: stores.sales.inventory.hold(event_id, seats=a)
+            return args, lambda a: stores.inventory.hold(event_id, seats=a)
 
         async def sales(event_id: str, seats: list[list[str]]) -> tuple[list[Any], Any]:
             return seats, lambda p: stores.sales.hold_seats(tenant, event_id, p)

@@ -74,7 +74,11 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     wrapper = RpcWrapper(stores.tenants, admission)
     wrapper.register(server, seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server, SeatMapServicer(stores))
     wrapper.register(server, tenancy_pb2_grpc.add_TenantServiceServicer_to_server, TenantServicer(stores))
-    wrapper.register(server, events_pb2_grpc.add_EventServiceServicer_to_server, EventServicer(stores.sales))
+    wrapper.register(
+        server,
+        events_pb2_grpc.add_EventServiceServicer_to_server,
+        EventServicer(stores.events, stores.seatmaps, stores.live, stores.sales),
+    )
     wrapper.register(server, sales_pb2_grpc.add_HoldServiceServicer_to_server, HoldServicer(stores.sales))
     wrapper.register(server, sales_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(stores.sales))
     health_servicer = health_aio.HealthServicer()
@@ -129,7 +133,7 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     server, port, health_servicer = create_server(config, stores)
     await server.start()
     health_task = asyncio.create_task(watch_health(stores, health_servicer))
-    reaper_task = asyncio.create_task(reap_forever(stores.sales))
+    reaper_task = asyncio.create_task(reap_forever(stores))
     lag_task = asyncio.create_task(stores.admission.watch_loop_lag())
     log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid())
     stop = asyncio.Event()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from holds.availability import AvailabilityMirrors
 from holds.events import EventStore
 from holds.inventory import Inventory
+from holds.live import LiveEvents
 from holds.redis_client import AnyRedis, connect
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
@@ -21,6 +21,9 @@ class Stores:
     scripts: ScriptRegistry
     tenants: TenantStore
     seatmaps: SeatMapStore
+    events: EventStore
+    inventory: Inventory
+    live: LiveEvents
     sales: Sales
     admission: Admission = field(default_factory=Admission)
 
@@ -33,13 +36,21 @@ class Stores:
         )
         scripts = ScriptRegistry.open(client)
         seatmaps = SeatMapStore(client, scripts)
+        events = EventStore(client, scripts)
         inventory = Inventory(client, scripts)
-        sales = Sales(
-            EventStore(client, scripts), seatmaps, inventory, AvailabilityMirrors(client, inventory)
+        live = LiveEvents(client, events, seatmaps, inventory)
+        return cls(
+            redis=client,
+            scripts=scripts,
+            tenants=TenantStore(client),
+            seatmaps=seatmaps,
+            events=events,
+            inventory=inventory,
+            live=live,
+            sales=Sales(live, inventory),
         )
-        return cls(redis=client, scripts=scripts, tenants=TenantStore(client), seatmaps=seatmaps, sales=sales)
 
     async def close(self) -> None:
-        await self.sales.mirrors.close()
+        await self.live.close()
         await self.scripts.aclose()
         await self.redis.aclose()

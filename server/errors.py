@@ -153,6 +153,8 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             )
         case store.Conflict():
             return _status(code_pb2.ABORTED, str(exc))
+        case store.WatchEnded():
+            return _status(code_pb2.UNAVAILABLE, str(exc))
         case store.StoreUnavailable():
             return _status(code_pb2.UNAVAILABLE, "inventory store unavailable; retry with backoff")
     return None

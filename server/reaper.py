@@ -1,9 +1,15 @@
-"""Background tidying of expired holds. Correctness never depends on it.
+"""Background tidying: expired holds, finished events, idle live events.
+Correctness never depends on it.
 
 Expiry is lazy (every script treats an expired hold's seats as free), so the
-reaper only frees memory and tells watchers sooner that seats came back. It
-runs in every server process; two reapers purging the same event is harmless
-(each purge is one atomic script).
+reaper only frees memory and tells watchers sooner that seats came back. Every
+round it reaps the events live in this process (they are the ones selling
+here, at most ``LiveEvents`` capacity) and evicts the idle ones; every
+``SWEEP_EVERY`` rounds it also walks the platform's set of events that may
+have holds, so holds left by a process that died are tidied too. An event
+leaves that set once it has no hold left and can take none (closed, or past
+its on-sale window). It runs in every server process; two reapers purging
+the same event is harmless (each purge is one atomic script).
 """
 
 from __future__ import annotations
@@ -12,31 +18,41 @@ import asyncio
 
 import structlog
 
-from holds.sales import Sales
+from server.context import Stores
 
 log = structlog.get_logger("seatwise.reaper")
 INTERVAL_S = 1.0
+SWEEP_EVERY = 60  # rounds between walks of the whole set of events with holds
 PER_EVENT_LIMIT = 500
 REAP_BUDGET_S = 30.0
 
 
-async def reap_once(sales: Sales) -> int:
+async def reap_once(stores: Stores, *, sweep: bool = False) -> int:
+    """Reap the live events (and, when ``sweep``, every event that may have holds)."""
+    stores.live.evict_idle()
+    event_ids = set(stores.live.event_ids())
+    if sweep:
+        event_ids.update(await stores.events.active_ids())
     purged_total = 0
-    for event_id in await sales.events.active_ids():
-        purged, _remaining = await sales.inventory.reap(event_id, PER_EVENT_LIMIT)
-        purged_total += purged
+    for event_id in sorted(event_ids):
+        result = await stores.inventory.reap(event_id, PER_EVENT_LIMIT)
+        purged_total += result.purged
+        if result.finished:
+            await stores.events.retire(event_id)
     return purged_total
 
 
-async def reap_forever(sales: Sales, interval_s: float = INTERVAL_S) -> None:
+async def reap_forever(stores: Stores, interval_s: float = INTERVAL_S) -> None:
+    rounds = 0
     while True:
         try:
             async with asyncio.timeout(REAP_BUDGET_S):  # no call may hang the reaper
-                purged = await reap_once(sales)
+                purged = await reap_once(stores, sweep=rounds % SWEEP_EVERY == 0)
             if purged:
                 log.debug("reaper.purged", holds=purged)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis away: try again next round
             log.warning("reaper.failed", error=str(exc))
+        rounds += 1
         await asyncio.sleep(interval_s)

@@ -1,7 +1,16 @@
 -- Tidy: purge up to ARGV[1] expired holds of one event. Correctness never
 -- depends on this (expiry is lazy); it frees memory and tells watchers sooner.
--- Result: {purged, remaining_expired}
+-- Result: {purged, remaining_expired, finished}: finished is 1 when no hold is
+-- left and none can be taken any more (closed, or past the end of its on-sale
+-- window), so the event can leave the reaper's set.
 local limit = tonumber(ARGV[1])
 local now = now_ms()
 local purged = purge_expired(now, limit)
-return {purged, redis.call('ZCOUNT', K_HOLDEXP, '-inf', now)}
+local remaining = redis.call('ZCOUNT', K_HOLDEXP, '-inf', now)
+local finished = 0
+if redis.call('ZCARD', K_HOLDEXP) == 0 then
+  local status, until_ms = unpack(redis.call('HMGET', K_META, 'status', 'onsale_until_ms'))
+  until_ms = tonumber(until_ms) or 0
+  if status == 'closed' or status == false or (until_ms > 0 and now >= until_ms) then finished = 1 end
+end
+return {purged, remaining, finished}

@@ -7,8 +7,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, sales_pb2
 
 from holds.events import Event, EventStatus
+from holds.live import LiveEvent
 from holds.records import Order
-from holds.sales import EventContext, HoldInfo
+from holds.sales import HoldInfo
 
 STATUS_TO_PROTO: dict[str, events_pb2.EventStatus.ValueType] = {
     "draft": events_pb2.EVENT_STATUS_DRAFT,
@@ -87,7 +88,7 @@ def hold_pb(info: HoldInfo) -> sales_pb2.HoldResponse:
     return out
 
 
-def order_pb(ctx: EventContext, order: Order) -> sales_pb2.Order:
+def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
     # built in place, as hold_pb: every commit answers with one
     placed = ctx.loaded.index.placed
     currency = order.currency

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 
 import numpy as np
 from google.protobuf.duration_pb2 import Duration
@@ -11,20 +12,13 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
-from holds.availability import (
-    STATE_NAMES,
-    Batch,
-    Delta,
-    GaCount,
-    GroupCounts,
-    Resync,
-    Snapshot,
-    count_by_group,
-)
-from holds.errors import InvalidRequest
-from holds.events import EventSettings
+from holds.availability import STATE_NAMES, Batch, Delta, Ended, Fresh, GaCount, Replay, Snapshot, watch
+from holds.errors import InvalidRequest, WatchEnded
+from holds.events import EventSettings, EventStore
 from holds.inventory import SeatState
-from holds.sales import EventContext, Sales
+from holds.live import LiveEvent, LiveEvents
+from holds.sales import Sales
+from holds.seatmaps import SeatMapStore
 from server.auth import current_principal
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
@@ -35,7 +29,6 @@ _TARGETS: dict[int, SeatState] = {
     events_pb2.SEAT_STATUS_BLOCKED: "blocked",
     events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale",
 }
-REPLAY_CHUNK = 500  # changes per message when a resuming watcher catches up
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
 
 
@@ -109,17 +102,13 @@ def seat_encoding(request_encoding: int, include_seats: bool, default: int) -> i
 
 
 def availability_pb(
-    ctx: EventContext, snap: Snapshot, encoding: int, counts: Mapping[str, GroupCounts] | None = None
+    ctx: LiveEvent, snap: Snapshot, encoding: int, rows: Mapping[str, list[list[int]]]
 ) -> events_pb2.GetAvailabilityResponse:
-    """Counts by category and section and the seats as asked. ``counts``: the mirror's,
-    kept in step with ``snap``; without them (a copied snapshot) they are counted here."""
+    """Counts by category and section and the seats as asked; ``rows`` are the counts
+    per group and state kept in step with ``snap`` (``GroupCounts.rows``)."""
     index = ctx.loaded.index
     states = snap.states
-    if counts is not None:
-        by_cat, by_sec = counts["category"].rows, counts["section"].rows
-    else:
-        by_cat = count_by_group(index.category_code, len(index.category_keys), states)
-        by_sec = count_by_group(index.section_code, len(index.section_ids), states)
+    by_cat, by_sec = rows["category"], rows["section"]
     response = events_pb2.GetAvailabilityResponse(
         sequence=snap.seq,
         general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
@@ -139,38 +128,32 @@ def availability_pb(
     return response
 
 
-class AvailabilityCache:
-    """The last reply per (event, encoding): unchanged until the event's sequence moves,
-    so a browsing crowd between two sales costs one build, not one per request."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, int], events_pb2.GetAvailabilityResponse] = {}
-
-    def get(
-        self,
-        ctx: EventContext,
-        snap: Snapshot,
-        encoding: int,
-        counts: Mapping[str, GroupCounts] | None = None,
-    ) -> events_pb2.GetAvailabilityResponse:
-        key = (ctx.event_id, encoding)
-        cached = self._last.get(key)
-        if cached is None or cached.sequence != snap.seq:
-            if len(self._last) > 10_000:
-                self._last.clear()
-            cached = self._last[key] = availability_pb(ctx, snap, encoding, counts)
-        return cached
+def cached_availability(
+    ctx: LiveEvent, snap: Snapshot, encoding: int, rows: Mapping[str, list[list[int]]]
+) -> events_pb2.GetAvailabilityResponse:
+    """The event's last reply per encoding, unchanged until its sequence moves: a
+    browsing crowd between two sales costs one build, not one per request."""
+    last: dict[int, events_pb2.GetAvailabilityResponse] = ctx.replies.setdefault("availability", {})
+    cached = last.get(encoding)
+    if cached is None or cached.sequence != snap.seq:
+        cached = last[encoding] = availability_pb(ctx, snap, encoding, rows)
+    return cached
 
 
 class BatchMessages:
-    """The message of each live batch of changes, built once for all its watchers
-    (the mirror hands every watcher the same list)."""
+    """The message of each live batch of changes of one event, built once for all
+    its watchers (the mirror hands every watcher the same list)."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
         self._built: OrderedDict[int, tuple[Batch, events_pb2.AvailabilityUpdate]] = OrderedDict()
 
-    def get(self, ctx: EventContext, ga: dict[str, GaCount], batch: Batch) -> events_pb2.AvailabilityUpdate:
+    @staticmethod
+    def of(ctx: LiveEvent) -> BatchMessages:
+        batches: BatchMessages = ctx.replies.setdefault("batches", BatchMessages())
+        return batches
+
+    def get(self, ctx: LiveEvent, ga: dict[str, GaCount], batch: Batch) -> events_pb2.AvailabilityUpdate:
         built = self._built.get(id(batch))
         if built is not None and built[0] is batch:  # the entry keeps the batch alive: its id is not reused
             return built[1]
@@ -182,10 +165,11 @@ class BatchMessages:
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
-    def __init__(self, sales: Sales) -> None:
+    def __init__(self, events: EventStore, seatmaps: SeatMapStore, live: LiveEvents, sales: Sales) -> None:
+        self._events = events
+        self._seatmaps = seatmaps
+        self._live = live
         self._sales = sales
-        self._availability = AvailabilityCache()
-        self._batches = BatchMessages()
 
     async def CreateEvent(
         self, request: events_pb2.CreateEventRequest, context: Context
@@ -193,7 +177,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         tenant_id = current_principal().require_tenant()
         if not request.seat_map_id:
             raise InvalidRequest("seat_map_id", "required")
-        loaded = await self._sales.seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
+        loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
         settings = EventSettings(
             name=request.name,
             starts_at=_rfc3339(request, "starts_at"),
@@ -207,21 +191,21 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             onsale_until_ms=_millis(request, "on_sale_until", 0),
             prices=_prices(list(request.prices)),
         )
-        event = await self._sales.events.create(tenant_id, loaded, request.currency, settings)
+        event = await self._events.create(tenant_id, loaded, request.currency, settings)
         return events_pb2.CreateEventResponse(event=event_pb(event))
 
     async def GetEvent(
         self, request: events_pb2.GetEventRequest, context: Context
     ) -> events_pb2.GetEventResponse:
-        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
-        return events_pb2.GetEventResponse(event=event_pb(await self._sales.events.get(ctx.ref)))
+        ctx = await self._live.get(current_principal().require_tenant(), request.event_id)
+        return events_pb2.GetEventResponse(event=event_pb(await self._events.get(ctx.ref)))
 
     async def ListEvents(
         self, request: events_pb2.ListEventsRequest, context: Context
     ) -> events_pb2.ListEventsResponse:
         tenant_id = current_principal().require_tenant()
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        events, more = await self._sales.events.list_events(tenant_id, offset, limit)
+        events, more = await self._events.list_events(tenant_id, offset, limit)
         return events_pb2.ListEventsResponse(
             events=[event_pb(e) for e in events], next_page_token=page_token_after(offset, limit, more)
         )
@@ -229,7 +213,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     async def UpdateEvent(
         self, request: events_pb2.UpdateEventRequest, context: Context
     ) -> events_pb2.UpdateEventResponse:
-        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        ctx = await self._live.get(current_principal().require_tenant(), request.event_id)
         changes: dict[str, object] = {}
         if request.name:
             changes["name"] = request.name
@@ -242,7 +226,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             changes["max_seats_per_hold"] = request.max_seats_per_hold
         if request.max_seats_per_buyer:
             changes["max_seats_per_buyer"] = request.max_seats_per_buyer
-        event = await self._sales.events.update(
+        event = await self._events.update(
             ctx.ref,
             set(ctx.loaded.index.category_keys),
             status=_status(request.status, "status") if request.status else None,  # type: ignore[arg-type]
@@ -255,7 +239,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.SetSeatStatusRequest, context: Context
     ) -> events_pb2.SetSeatStatusResponse:
         tenant_id = current_principal().require_tenant()
-        ctx = await self._sales.context(tenant_id, request.event_id)
+        ctx = await self._live.get(tenant_id, request.event_id)
         target = _TARGETS.get(request.status)
         if target is None:
             raise InvalidRequest(
@@ -284,46 +268,39 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     async def GetAvailability(
         self, request: events_pb2.GetAvailabilityRequest, context: Context
     ) -> events_pb2.GetAvailabilityResponse:
-        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        ctx = await self._live.get(current_principal().require_tenant(), request.event_id)
         encoding = seat_encoding(request.seat_encoding, request.include_seats, events_pb2.SEAT_ENCODING_NONE)
-        mirror = await self._sales.mirror(ctx)
-        return self._availability.get(ctx, mirror.snapshot, encoding, mirror.counts)
+        mirror = await self._live.mirror(ctx)
+        rows = {name: counts.rows for name, counts in mirror.counts.items()}
+        return cached_availability(ctx, mirror.snapshot, encoding, rows)
 
     async def WatchAvailability(
         self, request: events_pb2.WatchAvailabilityRequest, context: Context
     ) -> AsyncIterator[events_pb2.AvailabilityUpdate]:
-        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
+        ctx = await self._live.get(current_principal().require_tenant(), request.event_id)
         if request.after_sequence < 0:
             raise InvalidRequest("after_sequence", "must not be negative")
         encoding = seat_encoding(request.seat_encoding, False, events_pb2.SEAT_ENCODING_VECTOR)
-        mirror = await self._sales.mirror(ctx)
-        # snapshot and subscription happen with no await between: nothing is missed
-        snap = Snapshot(mirror.seq, mirror.snapshot.states.copy(), {a: GaCount(c.capacity, c.held, c.sold)
-                        for a, c in mirror.snapshot.ga.items()})  # fmt: skip
-        updates = self._sales.mirrors.watch_from(mirror)
-        after = request.after_sequence
-        replay = await self._sales.mirrors.replay(ctx.event_id, after, snap.seq) if after else None
-        if replay:  # resuming: the missed changes from the stream, then live ones
-            for start in range(0, len(replay), REPLAY_CHUNK):
-                yield _deltas_pb(ctx, snap.ga, replay[start : start + REPLAY_CHUNK])
-        elif after == 0 or after != snap.seq:  # new, or too far behind: start from a snapshot
-            yield events_pb2.AvailabilityUpdate(
-                sequence=snap.seq, snapshot=self._availability.get(ctx, snap, encoding)
-            )
-        async for item in updates:
-            if isinstance(item, Resync):
-                yield events_pb2.AvailabilityUpdate(sequence=mirror.seq, resync=item.reason)
-                yield events_pb2.AvailabilityUpdate(
-                    sequence=mirror.seq,
-                    snapshot=self._availability.get(ctx, mirror.snapshot, encoding, mirror.counts),
-                )
-                continue
-            yield self._batches.get(ctx, mirror.snapshot.ga, item)  # shared: never modified
+        mirror = await self._live.mirror(ctx)
+        batches = BatchMessages.of(ctx)
+        replay = partial(self._live.feed.replay, ctx.event_id)
+        async for item in watch(mirror, request.after_sequence, replay):
+            match item:
+                case Fresh(snapshot=snap, rows=rows, reason=reason):
+                    if reason:
+                        yield events_pb2.AvailabilityUpdate(sequence=snap.seq, resync=reason)
+                    yield events_pb2.AvailabilityUpdate(
+                        sequence=snap.seq, snapshot=cached_availability(ctx, snap, encoding, rows)
+                    )
+                case Replay(deltas=deltas, ga=ga):
+                    yield _deltas_pb(ctx, ga, deltas)
+                case Ended(reason=reason):
+                    raise WatchEnded(reason)
+                case _:
+                    yield batches.get(ctx, mirror.snapshot.ga, item)  # shared: never modified
 
 
-def _deltas_pb(
-    ctx: EventContext, ga: dict[str, GaCount], batch: list[Delta]
-) -> events_pb2.AvailabilityUpdate:
+def _deltas_pb(ctx: LiveEvent, ga: dict[str, GaCount], batch: list[Delta]) -> events_pb2.AvailabilityUpdate:
     """One change as ``delta``, several consecutive ones as ``deltas``."""
     if len(batch) == 1:
         return events_pb2.AvailabilityUpdate(sequence=batch[0].seq, delta=_delta_pb(ctx, ga, batch[0]))
@@ -335,7 +312,7 @@ def _deltas_pb(
     )
 
 
-def _delta_pb(ctx: EventContext, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:
+def _delta_pb(ctx: LiveEvent, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:
     out = events_pb2.AvailabilityDelta(
         status=SEAT_STATUS.get(delta.state, events_pb2.SEAT_STATUS_UNSPECIFIED),
         seat_ids=[
@@ -350,7 +327,7 @@ def _delta_pb(ctx: EventContext, ga: dict[str, GaCount], delta: Delta) -> events
     return out
 
 
-def _select(sales: Sales, ctx: EventContext, selection: events_pb2.SeatSelection) -> list[int]:
+def _select(sales: Sales, ctx: LiveEvent, selection: events_pb2.SeatSelection) -> list[int]:
     index = ctx.loaded.index
     ordinals = sales.ordinals(ctx, list(dict.fromkeys(selection.seat_ids)), "selection.seat_ids")
     for section_id in selection.section_ids:

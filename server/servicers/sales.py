@@ -124,18 +124,18 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: sales_pb2.GetOrderRequest, context: Context
     ) -> sales_pb2.GetOrderResponse:
-        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
-        if not request.order_id:
-            raise InvalidRequest("order_id", "required")
-        order = await self._sales.inventory.get_order(ctx.event_id, request.order_id)
+        ctx, order = await self._sales.get_order(
+            current_principal().require_tenant(), request.event_id, request.order_id
+        )
         return sales_pb2.GetOrderResponse(order=order_pb(ctx, order))
 
     async def ListOrders(
         self, request: sales_pb2.ListOrdersRequest, context: Context
     ) -> sales_pb2.ListOrdersResponse:
-        ctx = await self._sales.context(current_principal().require_tenant(), request.event_id)
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        orders, more = await self._sales.inventory.list_orders(ctx.event_id, offset, limit)
+        ctx, orders, more = await self._sales.list_orders(
+            current_principal().require_tenant(), request.event_id, offset, limit
+        )
         return sales_pb2.ListOrdersResponse(
             orders=[order_pb(ctx, o) for o in orders], next_page_token=page_token_after(offset, limit, more)
         )

@@ -91,7 +91,7 @@ def seat_pb(index: SeatIndex, ordinal: int) -> seatmap_pb2.SeatInfo:
 class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
     def __init__(self, stores: Stores) -> None:
         self._seatmaps = stores.seatmaps
-        self._sales = stores.sales
+        self._live = stores.live
 
     async def ValidateSeatMap(
         self, request: seatmap_pb2.ValidateSeatMapRequest, context: Context
@@ -170,13 +170,13 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         tenant_id = current_principal().require_tenant()
         status: dict[int, str] | None = None
         if request.event_id:
-            ctx = await self._sales.context(tenant_id, request.event_id)
+            ctx = await self._live.get(tenant_id, request.event_id)
             if request.seat_map_id and request.seat_map_id != ctx.ref.seat_map_id:
                 raise InvalidRequest(
                     "seat_map_id", f"event {ctx.event_id} uses seat map {ctx.ref.seat_map_id}"
                 )
             loaded = ctx.loaded
-            states = (await self._sales.mirror(ctx)).snapshot.states
+            states = (await self._live.mirror(ctx)).snapshot.states
             status = {int(o): STATE_NAMES[states[o]] for o in np.flatnonzero(states)}
         else:
             _require_id(request.seat_map_id)

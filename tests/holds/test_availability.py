@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from holds import availability
-from holds.availability import AvailabilityMirrors, Batch, Delta, EventMirror, GroupCounts, Resync, Snapshot
+from holds.availability import Batch, Delta, Ended, EventMirror, GroupCounts, Resync, Snapshot, subscribe
 
-Update = Batch | Resync
+Update = Batch | Resync | Ended
 
 
 def mirror(seats: int = 10) -> EventMirror:
@@ -34,7 +34,7 @@ async def next_update(updates: AsyncIterator[Update], within_s: float = 1.0) -> 
 
 async def test_every_watcher_gets_the_same_batch_once_per_interval() -> None:
     m = mirror()
-    a, b = AvailabilityMirrors.watch_from(m), AvailabilityMirrors.watch_from(m)
+    a, b = subscribe(m), subscribe(m)
     first = change(m, 0)  # quiet: goes out at once
     got_a, got_b = await next_update(a), await next_update(b)
     assert got_a == [first]
@@ -50,11 +50,11 @@ async def test_every_watcher_gets_the_same_batch_once_per_interval() -> None:
 
 async def test_a_new_watcher_never_gets_what_its_snapshot_has() -> None:
     m = mirror()
-    early = AvailabilityMirrors.watch_from(m)
+    early = subscribe(m)
     change(m, 0)
     assert len(await next_update(early)) == 1
     pending = [change(m, 1), change(m, 2)]  # in the outbox, already in the mirror's state
-    late = AvailabilityMirrors.watch_from(m)  # its snapshot is taken at seq 3
+    late = subscribe(m)  # its snapshot is taken at seq 3
     after = change(m, 3)
     assert await next_update(early) == [*pending, after]
     assert await next_update(late) == [after]
@@ -62,8 +62,8 @@ async def test_a_new_watcher_never_gets_what_its_snapshot_has() -> None:
 
 async def test_a_slow_reader_gets_the_backlog_batch_by_batch_as_shared() -> None:
     m = mirror()
-    slow = AvailabilityMirrors.watch_from(m)
-    keen = AvailabilityMirrors.watch_from(m)
+    slow = subscribe(m)
+    keen = subscribe(m)
     shared = []
     for seat in range(3):
         change(m, seat)
@@ -77,8 +77,8 @@ async def test_a_slow_reader_gets_the_backlog_batch_by_batch_as_shared() -> None
 
 async def test_a_watcher_too_far_behind_is_told_to_resync_and_the_others_go_on() -> None:
     m = mirror(seats=availability.WATCH_QUEUE_SIZE + 10)
-    slow = AvailabilityMirrors.watch_from(m)
-    keen = AvailabilityMirrors.watch_from(m)
+    slow = subscribe(m)
+    keen = subscribe(m)
     await asyncio.sleep(0)  # both subscribed
     for seat in range(availability.WATCH_QUEUE_SIZE + 5):
         change(m, seat)
@@ -89,7 +89,7 @@ async def test_a_watcher_too_far_behind_is_told_to_resync_and_the_others_go_on()
 
 async def test_resync_drops_unsent_changes_and_tells_every_watcher() -> None:
     m = mirror()
-    watcher = AvailabilityMirrors.watch_from(m)
+    watcher = subscribe(m)
     change(m, 0)
     m.resync("gap in the change stream")  # before the outbox went out: the new state has it
     assert await next_update(watcher) == Resync("gap in the change stream")

@@ -82,10 +82,10 @@ async def test_every_script_call_path_stays_in_one_slot(
     stores: Stores, redis_client: AnyRedis, script_calls: list[tuple[str, tuple[str, ...]]]
 ) -> None:
     """Drive every script once through the service's own call paths."""
-    sales, inv = stores.sales, stores.sales.inventory
-    ev = await make_event(stores.seatmaps, sales.events)  # seatmap_put, seatmap_publish, event_put
-    ref = await sales.events.ref(ev.tenant, ev.event_id)
-    await sales.events.update(ref, {"vip", "std", "ga"}, prices={"vip": 5000, "std": 1500, "ga": 900})
+    inv = stores.inventory
+    ev = await make_event(stores.seatmaps, stores.events)  # seatmap_put, seatmap_publish, event_put
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    await stores.events.update(ref, {"vip", "std", "ga"}, prices={"vip": 5000, "std": 1500, "ga": 900})
     held = await inv.hold(ev.event_id, seats=ev.seats(0, 1, 2), ga={GA_AREA: 2}, buyer="ada")
     await inv.hold(ev.event_id, seats=ev.seats(3), buyer="ada", hold_id=held.hold_id)
     await inv.get_hold(ev.event_id, held.hold_id)
@@ -98,7 +98,8 @@ async def test_every_script_call_path_stays_in_one_slot(
     await inv.release(ev.event_id, other.hold_id)
     await inv.reap(ev.event_id)
     await inv.snapshot(ev.event_id)
-    await sales.mirrors.get(ev.event_id, ev.seat_count)  # snapshot, then XREAD of one key
+    live = await stores.live.get(ev.tenant, ev.event_id)
+    await stores.live.mirror(live)  # snapshot, then the change feed reads one key
     await read_event(stores.scripts, ev.event_id)  # the audit's dump
     await stores.seatmaps.list_latest(ev.tenant, 0, 10)  # seatmap_list: a page of one tenant's maps
 
@@ -115,8 +116,8 @@ async def test_events_spread_over_the_cluster(stores: Stores, redis_client: AnyR
     """Different events land on different masters; each one's keys on exactly one."""
     nodes = set()
     for _ in range(12):
-        ev = await make_event(stores.seatmaps, stores.sales.events)
-        await stores.sales.inventory.hold(ev.event_id, seats=ev.seats(0))
+        ev = await make_event(stores.seatmaps, stores.events)
+        await stores.inventory.hold(ev.event_id, seats=ev.seats(0))
         owners = {redis_client.get_node_from_key(k).name for k in ev.keys}
         assert len(owners) == 1
         nodes |= owners

@@ -55,22 +55,6 @@ async def inventories(redis_url: str, n: int) -> AsyncIterator[list[Inventory]]:
             await c.aclose()
 
 
-async def close_server(srv: Stores) -> None:
-    """``Stores.close()``, but cancelling each mirror task until it is done.
-
-    Found while writing these tests: the first cancel of a mirror task whose
-    XREAD is in flight is sometimes swallowed (redis-py 8.1 + hiredis), leaving
-    the task "cancelling" and blocked on the socket; ``AvailabilityMirrors.close``
-    then waits forever. A second cancel ends it (reported, not fixed here).
-    """
-    for mirror in list(srv.sales.mirrors._mirrors.values()):
-        task = mirror.task
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task], timeout=0.2)
-    await srv.close()
-
-
 # -- asyncio clients ---------------------------------------------------------------
 
 
@@ -78,7 +62,7 @@ async def test_clients_race_for_the_same_seats_one_winner(
     stores: Stores, redis_url: str, redis_client: AnyRedis
 ) -> None:
     """40 clients ask for the very same seats, round after round: exactly one wins each round."""
-    ev = await make_event(stores.seatmaps, stores.sales.events, rows=4, seats_per_row=10)
+    ev = await make_event(stores.seatmaps, stores.events, rows=4, seats_per_row=10)
     rounds = [ev.seats(3 * r, 3 * r + 1, 3 * r + 2) for r in range(12)]
     async with inventories(redis_url, 40) as invs:
         for r, seats in enumerate(rounds):
@@ -108,7 +92,7 @@ async def test_clients_race_for_overlapping_seats(
     stores: Stores, redis_url: str, redis_client: AnyRedis
 ) -> None:
     """Random overlapping requests: winners are pairwise disjoint and Redis agrees with them."""
-    ev = await make_event(stores.seatmaps, stores.sales.events, rows=5, seats_per_row=12)
+    ev = await make_event(stores.seatmaps, stores.events, rows=5, seats_per_row=12)
     rng = random.Random(7)
     wins: dict[str, list[int]] = {}
     refusals: list[tuple[list[int], list[int]]] = []
@@ -152,16 +136,14 @@ async def test_best_available_rush_never_overlaps(
 ) -> None:
     """300 buyers through Sales.hold_best_available, spread over 3 'server processes'
     (each its own Sales with its own lagging availability mirror)."""
-    ev = await make_event(
-        stores.seatmaps, stores.sales.events, rows=8, seats_per_row=20, max_seats_per_hold=6
-    )
+    ev = await make_event(stores.seatmaps, stores.events, rows=8, seats_per_row=20, max_seats_per_hold=6)
     servers = [Stores.open(redis_url) for _ in range(3)]
     rng = random.Random(11)
     wins: list[tuple[str, list[str], int]] = []
     sold_out = 0
     try:
         for srv in servers:  # warm each server's mirror before the rush
-            await srv.sales.mirror(await srv.sales.context(ev.tenant, ev.event_id))
+            await srv.live.mirror(await srv.live.get(ev.tenant, ev.event_id))
         go = asyncio.Event()
 
         async def buyer(i: int) -> None:
@@ -183,7 +165,7 @@ async def test_best_available_rush_never_overlaps(
         await asyncio.gather(*tasks)
     finally:
         for srv in servers:
-            await close_server(srv)
+            await srv.close()
     index = ev.loaded.index.ordinal_of
     owner: dict[int, str] = {}
     for hold_id, seat_ids, quantity in wins:
@@ -202,7 +184,7 @@ async def test_best_available_rush_never_overlaps(
 
 
 async def test_ga_rush_never_exceeds_capacity(stores: Stores, redis_url: str, redis_client: AnyRedis) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events, ga_capacity=50)
+    ev = await make_event(stores.seatmaps, stores.events, ga_capacity=50)
     rng = random.Random(3)
     won: list[int] = []
     refused: list[tuple[int, int]] = []
@@ -235,7 +217,7 @@ async def test_ga_rush_never_exceeds_capacity(stores: Stores, redis_url: str, re
 async def test_same_commit_sent_concurrently_makes_one_order(
     stores: Stores, redis_url: str, redis_client: AnyRedis
 ) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events)
+    ev = await make_event(stores.seatmaps, stores.events)
     async with inventories(redis_url, 30) as invs:
         for trial in range(5):
             held = await invs[0].hold(ev.event_id, seats=ev.seats(2 * trial, 2 * trial + 1), ga={GA_AREA: 1})
@@ -265,7 +247,7 @@ async def test_same_commit_sent_concurrently_makes_one_order(
 async def test_one_hold_committed_under_different_keys_makes_one_order(
     stores: Stores, redis_url: str, redis_client: AnyRedis
 ) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events)
+    ev = await make_event(stores.seatmaps, stores.events)
     async with inventories(redis_url, 30) as invs:
         held = await invs[0].hold(ev.event_id, seats=ev.seats(0, 1))
         go = asyncio.Event()
@@ -306,7 +288,7 @@ async def test_commit_racing_expiry_has_exactly_one_outcome(
     """1 s holds; commits land from 150 ms before to 60 ms after expiry while a rival
     hammers the same seats. Each trial ends one way only: committed (seats sold to
     that order, the rival never got them) or refused (no order; seats free or the rival's)."""
-    ev = await make_event(stores.seatmaps, stores.sales.events, rows=8, seats_per_row=20, hold_ttl_ms=1_000)
+    ev = await make_event(stores.seatmaps, stores.events, rows=8, seats_per_row=20, hold_ttl_ms=1_000)
     rng = random.Random(5)
     trials: list[Trial] = []
     async with inventories(redis_url, 12) as invs:
@@ -474,7 +456,7 @@ async def test_processes_race_for_seats_and_ga(
     stores: Stores, redis_url: str, redis_client: AnyRedis, spawn: multiprocessing.context.SpawnContext
 ) -> None:
     """4 OS processes x 6 clients, started on the same wall-clock instants, round after round."""
-    ev = await make_event(stores.seatmaps, stores.sales.events, rows=8, seats_per_row=20, ga_capacity=40)
+    ev = await make_event(stores.seatmaps, stores.events, rows=8, seats_per_row=20, ga_capacity=40)
     plan = _plan(ev)
     ready, start, results = spawn.Queue(), spawn.Queue(), spawn.Queue()
     procs = [

@@ -125,7 +125,7 @@ class _Shopper:
 
 @pytest.mark.slow
 async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis_client: AnyRedis) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events, hold_ttl_ms=1_000, ga_capacity=3)
+    ev = await make_event(stores.seatmaps, stores.events, hold_ttl_ms=1_000, ga_capacity=3)
     rec = Recorder()
     clients = [connect(redis_url) for _ in range(CLIENTS)]
     registries = [ScriptRegistry.open(c) for c in clients]  # calls abandoned mid-flight included

@@ -24,7 +24,7 @@ from holds.errors import (
     StoreError,
 )
 from holds.events import EventStore
-from holds.inventory import Inventory, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.inventory import Inventory, ReapResult, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
 from holds.records import Buyer
 from holds.redis_client import AnyRedis
 from server.context import Stores
@@ -45,18 +45,18 @@ BUYER = Buyer(name="Ada", email="ada@example.org")
 
 @pytest.fixture
 def inv(stores: Stores) -> Inventory:
-    return stores.sales.inventory
+    return stores.inventory
 
 
 @pytest.fixture
 def events(stores: Stores) -> EventStore:
-    return stores.sales.events
+    return stores.events
 
 
 @pytest.fixture
 async def ev(stores: Stores) -> TestEvent:
     """3 rows x 6 seats (row 0 VIP), GA 'floor' of 5, up to 10 places per hold."""
-    return await make_event(stores.seatmaps, stores.sales.events)
+    return await make_event(stores.seatmaps, stores.events)
 
 
 async def state(client: AnyRedis, ev: TestEvent) -> RawState:
@@ -214,7 +214,7 @@ async def test_cannot_add_to_an_expired_hold(inv: Inventory, redis_client: AnyRe
 
 
 async def test_limit_per_hold(stores: Stores, inv: Inventory, redis_client: AnyRedis) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events, max_seats_per_hold=4)
+    ev = await make_event(stores.seatmaps, stores.events, max_seats_per_hold=4)
     info = await unchanged(
         redis_client, ev, lambda: inv.hold(ev.event_id, seats=ev.seats(*range(5))), LimitExceeded
     )
@@ -241,7 +241,7 @@ async def test_limit_per_hold(stores: Stores, inv: Inventory, redis_client: AnyR
 
 
 async def test_limit_per_buyer(stores: Stores, inv: Inventory, redis_client: AnyRedis) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events, max_seats_per_buyer=5)
+    ev = await make_event(stores.seatmaps, stores.events, max_seats_per_buyer=5)
     h1 = await inv.hold(ev.event_id, seats=ev.seats(0, 1, 2), buyer="alice")
     info = await unchanged(
         redis_client, ev, lambda: inv.hold(ev.event_id, seats=ev.seats(3, 4), ga={GA_AREA: 1}, buyer="alice"),
@@ -368,7 +368,7 @@ async def test_release_of_an_expired_hold_is_refused_and_frees_nothing_new(
 
 
 async def test_extend_is_capped_by_lifetime(stores: Stores, inv: Inventory, redis_client: AnyRedis) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events, hold_ttl_ms=10_000, max_lifetime_ms=25_000)
+    ev = await make_event(stores.seatmaps, stores.events, hold_ttl_ms=10_000, max_lifetime_ms=25_000)
     held = await inv.hold(ev.event_id, seats=ev.seats(0))
     created = held.record.created
     view, capped = await inv.extend(ev.event_id, held.hold_id)
@@ -426,14 +426,14 @@ async def test_commit_prices_in_minor_units(inv: Inventory, redis_client: AnyRed
 async def test_commit_uses_current_prices_and_refuses_unpriced_categories(
     stores: Stores, inv: Inventory, redis_client: AnyRedis
 ) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events, prices={"vip": 5000, "ga": 0})
+    ev = await make_event(stores.seatmaps, stores.events, prices={"vip": 5000, "ga": 0})
     held = await inv.hold(ev.event_id, seats=ev.seats(0, 7))
     info = await unchanged(
         redis_client, ev, lambda: inv.commit(ev.event_id, held.hold_id, "k", BUYER), PreconditionFailed
     )
     assert not isinstance(info.value, HoldExpired)
-    ref = await stores.sales.events.ref(ev.tenant, ev.event_id)
-    await stores.sales.events.update(ref, {"vip", "std", "ga"}, prices={"vip": 5100, "std": 1234, "ga": 0})
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    await stores.events.update(ref, {"vip", "std", "ga"}, prices={"vip": 5100, "std": 1234, "ga": 0})
     ga = await inv.hold(ev.event_id, ga={GA_AREA: 1})
     assert (await inv.commit(ev.event_id, held.hold_id, "k", BUYER)).order.total == 5100 + 1234
     assert (await inv.commit(ev.event_id, ga.hold_id, "k2", BUYER)).order.total == 0
@@ -443,7 +443,7 @@ async def test_commit_after_real_expiry_is_refused(
     stores: Stores, inv: Inventory, redis_client: AnyRedis
 ) -> None:
     """The lease runs on Redis's clock: a 1 s hold is dead 1 s later, with no reaper."""
-    ev = await make_event(stores.seatmaps, stores.sales.events, hold_ttl_ms=1_000)
+    ev = await make_event(stores.seatmaps, stores.events, hold_ttl_ms=1_000)
     held = await inv.hold(ev.event_id, seats=ev.seats(0, 1), ga={GA_AREA: 1}, buyer="b")
     await asyncio.sleep(max(0.0, held.expires_ms / 1000 - time.time()) + 0.05)
     with pytest.raises(HoldExpired):
@@ -684,7 +684,7 @@ async def test_hold_needs_the_event_on_sale(stores: Stores, inv: Inventory, redi
         {"onsale_from_ms": now - 7_200_000, "onsale_until_ms": now - 3_600_000},
     ]
     for kwargs in cases:
-        ev = await make_event(stores.seatmaps, stores.sales.events, **kwargs)  # type: ignore[arg-type]
+        ev = await make_event(stores.seatmaps, stores.events, **kwargs)  # type: ignore[arg-type]
         info = await unchanged(
             redis_client, ev, later(inv.hold, ev.event_id, seats=ev.seats(0)), PreconditionFailed
         )
@@ -693,12 +693,12 @@ async def test_hold_needs_the_event_on_sale(stores: Stores, inv: Inventory, redi
 
     # an open window sells; pausing stops new holds (and additions) at once, resuming restarts them
     ev = await make_event(
-        stores.seatmaps, stores.sales.events, onsale_from_ms=now - 1000, onsale_until_ms=now + 3_600_000
+        stores.seatmaps, stores.events, onsale_from_ms=now - 1000, onsale_until_ms=now + 3_600_000
     )
     held = await inv.hold(ev.event_id, seats=ev.seats(0))
-    ref = await stores.sales.events.ref(ev.tenant, ev.event_id)
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
     categories = {"vip", "std", "ga"}
-    await stores.sales.events.update(ref, categories, status="paused")
+    await stores.events.update(ref, categories, status="paused")
     await unchanged(redis_client, ev, lambda: inv.hold(ev.event_id, seats=ev.seats(1)), PreconditionFailed)
     await unchanged(
         redis_client,
@@ -706,9 +706,9 @@ async def test_hold_needs_the_event_on_sale(stores: Stores, inv: Inventory, redi
         lambda: inv.hold(ev.event_id, seats=ev.seats(1), hold_id=held.hold_id),
         PreconditionFailed,
     )
-    await stores.sales.events.update(ref, categories, status="on_sale")
+    await stores.events.update(ref, categories, status="on_sale")
     await inv.hold(ev.event_id, seats=ev.seats(1), hold_id=held.hold_id)
-    await stores.sales.events.update(ref, categories, status="closed")
+    await stores.events.update(ref, categories, status="closed")
     await unchanged(redis_client, ev, lambda: inv.hold(ev.event_id, seats=ev.seats(2)), PreconditionFailed)
 
 
@@ -783,7 +783,7 @@ async def test_snapshot_agrees_with_redis(inv: Inventory, redis_client: AnyRedis
     assert seats[:7] == ["held", "held", "free", "sold", "blocked", "not_for_sale", "free"]
     assert set(seats[7:]) == {"free"}
     assert ga == {GA_AREA: (ev.ga_capacity, 2, 0)}  # the expired hold's place counts until purged
-    assert await inv.reap(ev.event_id) == (1, 0)
+    assert await inv.reap(ev.event_id) == ReapResult(purged=1, still_expired=0, finished=False)
     _, ga = await snapshot_states(inv, ev)
     assert ga == {GA_AREA: (ev.ga_capacity, 1, 0)}
     assert live.hold_id in (await state(redis_client, ev)).holds

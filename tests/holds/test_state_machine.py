@@ -96,11 +96,11 @@ class InventoryMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.sync.flushall()  # every example starts from an empty Redis
-        self.inv = self.stores.sales.inventory
+        self.inv = self.stores.inventory
         self.ev: TestEvent = self.run(
             make_event(
                 self.stores.seatmaps,
-                self.stores.sales.events,
+                self.stores.events,
                 rows=ROWS,
                 seats_per_row=PER_ROW,
                 ga_capacity=GA_CAP,

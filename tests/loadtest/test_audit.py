@@ -58,8 +58,8 @@ def ack_of(ev: TestEvent, order: Order, replayed: bool = False) -> Ack:
 
 @pytest.fixture
 async def sale(stores: Stores) -> Sale:
-    inv = stores.sales.inventory
-    ev = await make_event(stores.seatmaps, stores.sales.events, ga_capacity=5)
+    inv = stores.inventory
+    ev = await make_event(stores.seatmaps, stores.events, ga_capacity=5)
     buyer = Buyer(name="Ann")
     orders = []
     first = await inv.hold(ev.event_id, seats=ev.seats(0, 1), buyer="b1")
@@ -186,8 +186,8 @@ async def test_expired_holds_are_lazily_free_and_only_warned_about(
     stores: Stores, redis_client: AnyRedis
 ) -> None:
     """With no reaper running, a lapsed hold stays stored: its seats count as free, the audit warns."""
-    ev = await make_event(stores.seatmaps, stores.sales.events, hold_ttl_ms=1_000)
-    await stores.sales.inventory.hold(ev.event_id, seats=ev.seats(4, 5), buyer="slow")
+    ev = await make_event(stores.seatmaps, stores.events, hold_ttl_ms=1_000)
+    await stores.inventory.hold(ev.event_id, seats=ev.seats(4, 5), buyer="slow")
     await asyncio.sleep(1.2)
     report = await audit_event(redis_client, ev.event_id, [], reaper_grace_ms=0)
     assert report.ok, report.format()

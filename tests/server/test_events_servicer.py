@@ -9,8 +9,8 @@ from tests.holds.factories import make_event
 
 
 async def test_a_batch_is_built_once_for_all_its_watchers(stores: Stores) -> None:
-    ev = await make_event(stores.seatmaps, stores.sales.events)
-    ctx = await stores.sales.context(ev.tenant, ev.event_id)
+    ev = await make_event(stores.seatmaps, stores.events)
+    ctx = await stores.live.get(ev.tenant, ev.event_id)
     ga = {ev.ga_area: GaCount(5, 1, 0)}
     batch = [
         Delta(seq=7, kind="held", state="held", seats=(0, 1), ga_area="", ga_qty=0),
