@@ -21,8 +21,10 @@ import redis.exceptions
 from holds.redis_client import AnyRedis, store_error
 from holds.script_channel import ClusterChannels, EncodableArg, ScriptChannel, ScriptCommands, for_client
 
-# Scripts over one event's keys share helper functions: the prelude is
-# prepended at load time (Lua in Redis has no imports).
+# Lua in Redis has no imports: shared code is prepended at load time. Every
+# script gets the reply codes (holds/replies.py names the same in Python);
+# scripts over one event's keys also get the inventory prelude's helpers.
+REPLIES_HEADER = "_replies"
 INVENTORY_PRELUDE = "_inventory"
 INVENTORY_SCRIPTS = frozenset(
     {
@@ -46,13 +48,12 @@ def _read(name: str) -> str:
 
 @cache
 def _source(name: str) -> str:
-    if name in INVENTORY_SCRIPTS:
-        return _read(INVENTORY_PRELUDE) + "\n" + _read(name)
-    return _read(name)
+    parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
+    return "\n".join(_read(part) for part in parts)
 
 
 def script_source(name: str) -> str:
-    """The full source of a script as Redis runs it (prelude included)."""
+    """The full source of a script as Redis runs it (reply codes and prelude included)."""
     return _source(name)
 
 

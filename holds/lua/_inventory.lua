@@ -63,10 +63,10 @@ end
 -- 'committed:<order>'; never existed (or ended over a day ago) is HOLD_NOT_FOUND.
 local function gone_reply(hold_id)
   local why = redis.call('HGET', K_HOLDWHY, hold_id)
-  if not why then return {3} end                                  -- HOLD_NOT_FOUND
-  if why == 'expired' then return {4} end                         -- HOLD_EXPIRED
-  if why == 'released' then return {20} end                       -- HOLD_RELEASED
-  return {19, string.sub(why, 11)}                                -- HOLD_COMMITTED, order id
+  if not why then return {HOLD_NOT_FOUND} end
+  if why == 'expired' then return {HOLD_EXPIRED} end
+  if why == 'released' then return {HOLD_RELEASED} end
+  return {HOLD_COMMITTED, string.sub(why, 11)}                    -- order id
 end
 
 -- Drop one hold: free the seats that still point at it, give back GA and buyer counts.

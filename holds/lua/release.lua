@@ -1,5 +1,6 @@
 -- Release a whole hold, or some of its seats / GA places.
--- Result: {0, remaining_count} | gone_reply (3/4/19/20) | {10, ordinal} SEAT_NOT_IN_HOLD
+-- Result: {OK, remaining_count} | gone_reply | {HOLD_EXPIRED} | {SEAT_NOT_IN_HOLD, ordinal}
+--         | {GA_NOT_IN_HOLD, area, places held}
 local hold_id = ARGV[1]
 local purge_limit = tonumber(ARGV[2])
 local n_seats = tonumber(ARGV[3])          -- 0 with n_ga 0: release everything
@@ -11,7 +12,7 @@ local raw = redis.call('HGET', K_HOLDS, hold_id)
 if not raw then purge_expired(now, purge_limit); return gone_reply(hold_id) end
 local hold = cjson.decode(raw)
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
-if exp <= now then purge_expired(now, purge_limit); return {4} end
+if exp <= now then purge_expired(now, purge_limit); return {HOLD_EXPIRED} end
 hold.seats = as_array(hold.seats)
 hold.cats = as_array(hold.cats)
 if type(hold.ga) ~= 'table' then hold.ga = {} end
@@ -19,18 +20,18 @@ if type(hold.ga) ~= 'table' then hold.ga = {} end
 if n_seats == 0 and n_ga == 0 then
   drop_hold(hold_id, hold, 'released')
   purge_expired(now, purge_limit)
-  return {0, 0}
+  return {OK, 0}
 end
 
 -- partial: validate everything first (all-or-nothing), then apply
 local position = {}
 for i, o in ipairs(hold.seats) do position[tostring(o)] = i end
 for i = 1, n_seats do
-  if not position[ARGV[3 + i]] then return {10, ARGV[3 + i]} end
+  if not position[ARGV[3 + i]] then return {SEAT_NOT_IN_HOLD, ARGV[3 + i]} end
 end
 for j = 0, n_ga - 1 do
   local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
-  if (hold.ga[area] or 0) < qty then return {11, area, hold.ga[area] or 0} end  -- GA_NOT_IN_HOLD
+  if (hold.ga[area] or 0) < qty then return {GA_NOT_IN_HOLD, area, hold.ga[area] or 0} end
 end
 
 local token = 'h:' .. hold_id
@@ -70,7 +71,7 @@ if hold.count <= 0 then
   redis.call('HDEL', K_HOLDS, hold_id)
   redis.call('ZREM', K_HOLDEXP, hold_id)
   tombstone(hold_id, 'released', now)
-  return {0, 0}
+  return {OK, 0}
 end
 redis.call('HSET', K_HOLDS, hold_id, cjson.encode(hold))
-return {0, hold.count}
+return {OK, hold.count}
