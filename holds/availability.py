@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from holds import keys
+from holds import keys, seatvalues
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.script_channel import ScriptChannel, for_client, pack
@@ -97,16 +97,10 @@ def decode_snapshot(reply: Any, seat_count: int) -> Snapshot:
         ordinal = int(flat[i])
         if ordinal >= seat_count:
             continue
-        value: bytes = flat[i + 1]
-        if value.startswith(b"h:"):
-            if value[2:] in live:  # an expired, unpurged hold's seat is free
-                states[ordinal] = HELD
-        elif value.startswith(b"s:"):
-            states[ordinal] = SOLD
-        elif value == b"b":
-            states[ordinal] = BLOCKED
-        elif value == b"n":
-            states[ordinal] = NOT_FOR_SALE
+        state, owner = seatvalues.decode(flat[i + 1])
+        if state == "held" and owner not in live:
+            continue  # an expired, unpurged hold's seat is free
+        states[ordinal] = _STATE_CODE.get(state, FREE)  # a corrupt value reads as free, as before
     ga = {
         ga_flat[i].decode(): GaCount(int(ga_flat[i + 1]), int(ga_flat[i + 2]), int(ga_flat[i + 3]))
         for i in range(0, len(ga_flat), 4)

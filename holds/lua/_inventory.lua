@@ -38,13 +38,30 @@ local function lifecycle(kind, order_id, detail)
     'seq', redis.call('GET', K_SEQ) or '0')
 end
 
+-- Seat values (holds/seatvalues.py decodes the same): a free seat has no field;
+-- 'h:<hold>' held, 's:<order>' sold, 'b' blocked, 'n' not for sale.
+local HELD_PREFIX, SOLD_PREFIX, SEAT_BLOCKED, SEAT_NOT_FOR_SALE = 'h:', 's:', 'b', 'n'
+local STATUS_VALUE = {blocked = SEAT_BLOCKED, not_for_sale = SEAT_NOT_FOR_SALE}  -- free: no field
+local function held_value(hold_id) return HELD_PREFIX .. hold_id end
+local function sold_value(order_id) return SOLD_PREFIX .. order_id end
+
 -- Is the seat's current value free for a new hold at time `now`?
 -- Held seats whose hold has expired are free (lazy expiry: no sweeper needed).
 local function seat_is_free(value, now)
   if not value then return true end
-  if string.sub(value, 1, 2) ~= 'h:' then return false end
+  if string.sub(value, 1, 2) ~= HELD_PREFIX then return false end
   local exp = redis.call('ZSCORE', K_HOLDEXP, string.sub(value, 3))
   return (not exp) or tonumber(exp) <= now
+end
+
+-- The state of a seat's value at time `now`, lazy expiry applied:
+-- free | held | sold | blocked | not_for_sale.
+local function seat_state(value, now)
+  if seat_is_free(value, now) then return 'free' end
+  if value == SEAT_BLOCKED then return 'blocked' end
+  if value == SEAT_NOT_FOR_SALE then return 'not_for_sale' end
+  if string.sub(value, 1, 2) == HELD_PREFIX then return 'held' end
+  return 'sold'
 end
 
 -- Remember why a hold ended, so a late commit hears "expired" or "committed",
@@ -71,7 +88,7 @@ end
 
 -- Drop one hold: free the seats that still point at it, give back GA and buyer counts.
 local function drop_hold(hold_id, hold, kind)
-  local token = 'h:' .. hold_id
+  local token = held_value(hold_id)
   local freed = {}
   for _, o in ipairs(as_array(hold.seats)) do
     if redis.call('HGET', K_SEATS, o) == token then

@@ -32,7 +32,7 @@ else
 end
 
 local now = now_ms()
-local sold = 's:' .. order_id
+local sold = sold_value(order_id)
 local freed = {}
 local ga_back = {}
 for _, i in ipairs(chosen) do
@@ -40,7 +40,7 @@ for _, i in ipairs(chosen) do
   if t.seat ~= nil then
     local o = tostring(t.seat)
     if redis.call('HGET', K_SEATS, o) == sold then
-      if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, 'n') else redis.call('HDEL', K_SEATS, o) end
+      if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, SEAT_NOT_FOR_SALE) else redis.call('HDEL', K_SEATS, o) end
       freed[#freed + 1] = o
     end
   else

@@ -27,7 +27,7 @@ if exp <= now then purge_expired(now, purge_limit); return {HOLD_EXPIRED} end
 local hold = cjson.decode(raw)
 local seats = as_array(hold.seats)
 local cats = as_array(hold.cats)
-local token = 'h:' .. hold_id
+local token = held_value(hold_id)
 for _, o in ipairs(seats) do
   if redis.call('HGET', K_SEATS, o) ~= token then return {HOLD_LOST, o} end
 end
@@ -66,7 +66,7 @@ for _, entry in ipairs(ga) do
 end
 
 -- apply
-local sold = 's:' .. order_id
+local sold = sold_value(order_id)
 for _, o in ipairs(seats) do redis.call('HSET', K_SEATS, o, sold) end
 local seq = 0
 if #seats > 0 then seq = emit('sold', 'sold', seats, nil, 0, hold_id) end

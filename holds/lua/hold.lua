@@ -59,7 +59,7 @@ if settings.per_buyer > 0 and buyer ~= '' then
 end
 
 -- apply
-local token = 'h:' .. hold_id
+local token = held_value(hold_id)
 local ordinals = {}
 for i = 1, n_seats do
   local o = ARGV[5 + i]

@@ -34,7 +34,7 @@ for j = 0, n_ga - 1 do
   if (hold.ga[area] or 0) < qty then return {GA_NOT_IN_HOLD, area, hold.ga[area] or 0} end
 end
 
-local token = 'h:' .. hold_id
+local token = held_value(hold_id)
 local drop = {}
 local freed = {}
 for i = 1, n_seats do

@@ -1,4 +1,5 @@
-"""The scripts' reply codes are named once in Lua and once in Python, and agree."""
+"""The boundary between the scripts and Python: reply codes are named once in
+Lua and once in Python and agree; seat values are written and read alike."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from importlib import resources
 
 import pytest
 
+from holds import keys, seatvalues
+from holds.redis_client import AnyRedis
 from holds.replies import Reply
 from holds.scripts import INVENTORY_PRELUDE, REPLIES_HEADER, script_source
 
@@ -43,3 +46,31 @@ def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
     body = source.removeprefix(_lua(REPLIES_HEADER))
     bare = [line.strip() for line in _code_lines(body) if _BARE_CODE.search(line)]
     assert not bare, f"{name} returns a bare code; name it in {REPLIES_HEADER}.lua: {bare}"
+
+
+@pytest.mark.parametrize("value", ["h:hA1", "s:oB2", "b", "n", "x", "h", ""])
+def test_seat_values_decode_alike_from_str_and_bytes(value: str) -> None:
+    state, owner = seatvalues.decode(value)
+    assert seatvalues.decode(value.encode()) == (state, owner.encode())
+
+
+def test_seat_values_round_trip() -> None:
+    assert seatvalues.decode(seatvalues.held_by("hA1")) == ("held", "hA1")
+    assert seatvalues.decode(seatvalues.sold_to("oB2")) == ("sold", "oB2")
+    assert seatvalues.decode(None) == ("free", "")
+    assert seatvalues.decode("bb")[0] == "invalid"
+
+
+async def test_the_prelude_writes_seat_values_as_python_reads_them(redis_client: AnyRedis) -> None:
+    probe = script_source("hold_view").removesuffix(_lua("hold_view"))  # codes + prelude, no script
+    probe += (
+        "return {held_value(ARGV[1]), sold_value(ARGV[2]), STATUS_VALUE.blocked, STATUS_VALUE.not_for_sale}"
+    )
+    ks = keys.event_keys("evProbe")
+    written = await redis_client.eval(probe, len(ks), *ks, "hA1", "oB2")
+    assert [v.decode() for v in written] == [
+        seatvalues.held_by("hA1"),
+        seatvalues.sold_to("oB2"),
+        seatvalues.BLOCKED,
+        seatvalues.NOT_FOR_SALE,
+    ]
