@@ -76,6 +76,29 @@ local function tombstone(hold_id, why, now)
   end
 end
 
+-- End a hold: drop its record and lease, and remember why (`why` as tombstone's).
+local function end_hold(hold_id, why, now)
+  redis.call('HDEL', K_HOLDS, hold_id)
+  redis.call('ZREM', K_HOLDEXP, hold_id)
+  tombstone(hold_id, why, now)
+end
+
+-- Give back `n` places of a buyer's per-buyer count (none for an anonymous hold).
+local function uncount_buyer(buyer, n)
+  if buyer and buyer ~= '' then
+    if redis.call('HINCRBY', K_BUYERS, buyer, -n) <= 0 then redis.call('HDEL', K_BUYERS, buyer) end
+  end
+end
+
+-- GA arguments: ARGV[base] = n, then n (area, quantity) pairs; as a list of {area, qty}.
+local function ga_args(base)
+  local out = {}
+  for j = 0, tonumber(ARGV[base]) - 1 do
+    out[#out + 1] = {ARGV[base + 1 + 2 * j], tonumber(ARGV[base + 2 + 2 * j])}
+  end
+  return out
+end
+
 -- Why a hold that is not in the holds hash is gone: 'expired', 'released',
 -- 'committed:<order>'; never existed (or ended over a day ago) is HOLD_NOT_FOUND.
 local function gone_reply(hold_id)
@@ -103,14 +126,8 @@ local function drop_hold(hold_id, hold, kind)
       emit(kind, 'free', {}, area, -qty, hold_id)
     end
   end
-  if hold.buyer and hold.buyer ~= '' then
-    if redis.call('HINCRBY', K_BUYERS, hold.buyer, -(hold.count or 0)) <= 0 then
-      redis.call('HDEL', K_BUYERS, hold.buyer)
-    end
-  end
-  redis.call('HDEL', K_HOLDS, hold_id)
-  redis.call('ZREM', K_HOLDEXP, hold_id)
-  tombstone(hold_id, kind, now_ms())
+  uncount_buyer(hold.buyer, hold.count or 0)
+  end_hold(hold_id, kind, now_ms())
 end
 
 -- Purge up to `limit` expired holds (tidying; correctness never depends on it).

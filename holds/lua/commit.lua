@@ -75,12 +75,8 @@ for _, entry in ipairs(ga) do
   redis.call('HINCRBY', K_GA_SOLD, entry[1], entry[2])
   seq = emit('sold', 'sold', {}, entry[1], entry[2], hold_id)
 end
-if hold.buyer ~= '' then
-  if redis.call('HINCRBY', K_BUYERS, hold.buyer, -hold.count) <= 0 then redis.call('HDEL', K_BUYERS, hold.buyer) end
-end
-redis.call('HDEL', K_HOLDS, hold_id)
-redis.call('ZREM', K_HOLDEXP, hold_id)
-tombstone(hold_id, 'committed:' .. order_id, now)
+uncount_buyer(hold.buyer, hold.count)
+end_hold(hold_id, 'committed:' .. order_id, now)
 
 local order = {order_id = order_id, hold_id = hold_id, idempotency_key = idem_key, buyer = cjson.decode(buyer_json),
   tickets = tickets, total = total, currency = redis.call('HGET', K_META, 'currency'), status = 'committed',

@@ -6,8 +6,7 @@ local buyer = ARGV[3]
 local purge_limit = tonumber(ARGV[4])
 local n_seats = tonumber(ARGV[5])
 -- then n_seats ordinals, n_seats categories, then n_ga, then (area, qty) pairs
-local ga_base = 6 + 2 * n_seats
-local n_ga = tonumber(ARGV[ga_base])
+local ga_asked = ga_args(6 + 2 * n_seats)
 
 local now = now_ms()
 local settings, problem = sale_settings(now)
@@ -41,8 +40,8 @@ if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
 
 -- 2. GA capacity: held (incl. not yet purged) + sold + asked <= capacity
 local ga_total = 0
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   local cap = tonumber(redis.call('HGET', K_GA_CAP, area))
   if not cap then return {GA_UNKNOWN, area, 0} end
   local used = (tonumber(redis.call('HGET', K_GA_HELD, area)) or 0) + (tonumber(redis.call('HGET', K_GA_SOLD, area)) or 0)
@@ -70,8 +69,8 @@ for i = 1, n_seats do
 end
 local seq = 0
 if #ordinals > 0 then seq = emit('held', 'held', ordinals, nil, 0, hold_id) end
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   redis.call('HINCRBY', K_GA_HELD, area, qty)
   hold.ga[area] = (hold.ga[area] or 0) + qty
   seq = emit('held', 'held', {}, area, qty, hold_id)

@@ -3,9 +3,8 @@
 --         | {GA_NOT_IN_HOLD, area, places held}
 local hold_id = ARGV[1]
 local purge_limit = tonumber(ARGV[2])
-local n_seats = tonumber(ARGV[3])          -- 0 with n_ga 0: release everything
-local ga_base = 4 + n_seats
-local n_ga = tonumber(ARGV[ga_base])
+local n_seats = tonumber(ARGV[3])          -- 0 with no GA: release everything
+local ga_asked = ga_args(4 + n_seats)      -- {area, qty} pairs
 
 local now = now_ms()
 local raw = redis.call('HGET', K_HOLDS, hold_id)
@@ -17,7 +16,7 @@ hold.seats = as_array(hold.seats)
 hold.cats = as_array(hold.cats)
 if type(hold.ga) ~= 'table' then hold.ga = {} end
 
-if n_seats == 0 and n_ga == 0 then
+if n_seats == 0 and #ga_asked == 0 then
   drop_hold(hold_id, hold, 'released')
   purge_expired(now, purge_limit)
   return {OK, 0}
@@ -29,8 +28,8 @@ for i, o in ipairs(hold.seats) do position[tostring(o)] = i end
 for i = 1, n_seats do
   if not position[ARGV[3 + i]] then return {SEAT_NOT_IN_HOLD, ARGV[3 + i]} end
 end
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   if (hold.ga[area] or 0) < qty then return {GA_NOT_IN_HOLD, area, hold.ga[area] or 0} end
 end
 
@@ -55,8 +54,8 @@ end
 hold.seats, hold.cats = seats, cats
 if #freed > 0 then emit('released', 'free', freed, nil, 0, hold_id) end
 local released = n_seats
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   redis.call('HINCRBY', K_GA_HELD, area, -qty)
   hold.ga[area] = hold.ga[area] - qty
   if hold.ga[area] == 0 then hold.ga[area] = nil end
@@ -64,13 +63,9 @@ for j = 0, n_ga - 1 do
   emit('released', 'free', {}, area, -qty, hold_id)
 end
 hold.count = hold.count - released
-if hold.buyer ~= '' then
-  if redis.call('HINCRBY', K_BUYERS, hold.buyer, -released) <= 0 then redis.call('HDEL', K_BUYERS, hold.buyer) end
-end
+uncount_buyer(hold.buyer, released)
 if hold.count <= 0 then
-  redis.call('HDEL', K_HOLDS, hold_id)
-  redis.call('ZREM', K_HOLDEXP, hold_id)
-  tombstone(hold_id, 'released', now)
+  end_hold(hold_id, 'released', now)
   return {OK, 0}
 end
 redis.call('HSET', K_HOLDS, hold_id, cjson.encode(hold))
