@@ -220,7 +220,7 @@ class EventStore:
         args.append(len(ga))
         for k, c in ga.items():
             args += [k, c]
-        reply = await self._scripts["event_put"](
+        reply = await self._scripts.event_put(
             [keys.event_key(event_id, name) for name in ("meta", "prices", "ga_cap")], args
         )
         match reply:

@@ -134,7 +134,7 @@ def decode_dump(reply: list[Any]) -> EventDump:
 
 
 async def read_event(scripts: ScriptRegistry, event_id: str) -> EventDump:
-    return decode_dump(await scripts[DUMP_SCRIPT](keys.event_keys(event_id), []))
+    return decode_dump(await scripts.event_dump(keys.event_keys(event_id), []))
 
 
 def dump_source() -> str:

@@ -145,7 +145,7 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
-        reply = await self._scripts["hold"](keys.event_keys(event_id), args)
+        reply = await self._scripts.hold(keys.event_keys(event_id), args)
         match reply:
             case [Reply.OK, hid, expires, seq, encoded]:
                 return HoldResult(_text(hid), int(expires), int(seq), hold_decoder.decode(encoded))
@@ -174,7 +174,7 @@ class Inventory:
         args: list[str | int] = [hold_id, PURGE_PER_CALL, len(seats), *seats, len(ga)]
         for area, qty in sorted(ga.items()):
             args += [area, qty]
-        reply = await self._scripts["release"](keys.event_keys(event_id), args)
+        reply = await self._scripts.release(keys.event_keys(event_id), args)
         match reply:
             case [Reply.OK, remaining]:
                 return int(remaining)
@@ -186,7 +186,7 @@ class Inventory:
 
     async def extend(self, event_id: str, hold_id: str, ttl_ms: int = 0) -> tuple[HoldView, bool]:
         """The extended hold, and whether the total lifetime cap limited it."""
-        reply = await self._scripts["extend"](keys.event_keys(event_id), [hold_id, ttl_ms])
+        reply = await self._scripts.extend(keys.event_keys(event_id), [hold_id, ttl_ms])
         match reply:
             case [Reply.OK, expires, capped, encoded]:
                 return HoldView(hold_id, hold_decoder.decode(encoded), int(expires)), bool(capped)
@@ -198,7 +198,7 @@ class Inventory:
         """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
-        reply = await self._scripts["commit"](
+        reply = await self._scripts.commit(
             keys.event_keys(event_id),
             [hold_id, idempotency_key, order_id, json_encoder.encode(buyer), ticket_prefix, PURGE_PER_CALL],
         )
@@ -228,7 +228,7 @@ class Inventory:
     ) -> Order:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
-        reply = await self._scripts["cancel"](
+        reply = await self._scripts.cancel(
             keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids]
         )
         match reply:
@@ -251,7 +251,7 @@ class Inventory:
             raise InvalidRequest("status", "must be free, blocked or not_for_sale")
         if len(ordinals) > MAX_SEATS_PER_STATUS_CHANGE:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_STATUS_CHANGE} seats per call")
-        reply = await self._scripts["set_status"](
+        reply = await self._scripts.set_status(
             keys.event_keys(event_id), [target, ",".join(allowed_previous), len(ordinals), *ordinals]
         )
         match reply:
@@ -267,7 +267,7 @@ class Inventory:
 
     async def reap(self, event_id: str, limit: int = 500) -> tuple[int, int]:
         """Purge expired holds (tidying only); returns (purged, still expired)."""
-        purged, remaining = await self._scripts["reap"](keys.event_keys(event_id), [limit])
+        purged, remaining = await self._scripts.reap(keys.event_keys(event_id), [limit])
         return int(purged), int(remaining)
 
     async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
@@ -276,7 +276,7 @@ class Inventory:
         A read-only script rather than a pipeline: the clock compared with the
         expiry must be the event's node's (a Cluster pipeline cannot send TIME).
         """
-        reply = await self._scripts["hold_view"](keys.event_keys(event_id), [hold_id])
+        reply = await self._scripts.hold_view(keys.event_keys(event_id), [hold_id])
         match reply:
             case [Reply.OK, raw, expires, now_ms]:
                 if int(expires) <= int(now_ms):
@@ -300,4 +300,4 @@ class Inventory:
 
     async def snapshot(self, event_id: str) -> Any:
         """The raw consistent snapshot (decoded by holds/availability.py)."""
-        return await self._scripts["snapshot"](keys.event_keys(event_id), [])
+        return await self._scripts.snapshot(keys.event_keys(event_id), [])

@@ -85,7 +85,7 @@ class SeatMapStore:
             content_sha256=hashlib.sha256(json_encoder.encode(seatmap)).hexdigest(),
             created_at_ms=now_ms,
         )
-        code, version = await self._scripts["seatmap_put"](
+        code, version = await self._scripts.seatmap_put(
             [
                 keys.seatmap_index(tenant_id),
                 keys.seatmap_versions(tenant_id, seat_map_id),
@@ -146,7 +146,7 @@ class SeatMapStore:
             current, state="published", published_at_ms=int(time.time() * 1000)
         )
         stored = msgspec.structs.replace(current, version=0)
-        code = await self._scripts["seatmap_publish"](
+        code = await self._scripts.seatmap_publish(
             [keys.seatmap_versions(tenant_id, seat_map_id)],
             [
                 version,
@@ -171,7 +171,7 @@ class SeatMapStore:
         page = [raw_id.decode() for raw_id in ids[:limit]]
         if not page:
             return [], more
-        rows = await self._scripts["seatmap_list"]([keys.seatmap_versions(tenant_id, i) for i in page], [])
+        rows = await self._scripts.seatmap_list([keys.seatmap_versions(tenant_id, i) for i in page], [])
         result = [
             msgspec.structs.replace(_record_decoder.decode(record), version=int(latest))
             for latest, record in rows

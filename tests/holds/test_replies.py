@@ -11,7 +11,7 @@ import pytest
 from holds import keys, seatvalues
 from holds.redis_client import AnyRedis
 from holds.replies import Reply
-from holds.scripts import INVENTORY_PRELUDE, REPLIES_HEADER, script_source
+from holds.scripts import INVENTORY_PRELUDE, REPLIES_HEADER, Script, ScriptRegistry, script_source
 
 _CONSTANT = re.compile(r"^local ([A-Z][A-Z0-9_]*) = (-?\d+)\b")
 # a bare number where a code belongs: `return 5`, `return {5` or `return {5, ...}`
@@ -46,6 +46,13 @@ def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
     body = source.removeprefix(_lua(REPLIES_HEADER))
     bare = [line.strip() for line in _code_lines(body) if _BARE_CODE.search(line)]
     assert not bare, f"{name} returns a bare code; name it in {REPLIES_HEADER}.lua: {bare}"
+
+
+async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis) -> None:
+    registry = ScriptRegistry(redis_client)
+    scripts = {name: s for name, s in vars(registry).items() if isinstance(s, Script)}
+    assert all(s.name == name for name, s in scripts.items())
+    assert set(scripts) == set(_scripts()) - {REPLIES_HEADER, INVENTORY_PRELUDE}
 
 
 @pytest.mark.parametrize("value", ["h:hA1", "s:oB2", "b", "n", "x", "h", ""])
