@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from holds import seatvalues
+
 FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
 STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
 _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
@@ -93,16 +95,10 @@ def decode_snapshot(reply: Any, seat_count: int) -> Snapshot:
         ordinal = int(flat[i])
         if ordinal >= seat_count:
             continue
-        value: bytes = flat[i + 1]
-        if value.startswith(b"h:"):
-            if value[2:] in live:  # an expired, unpurged hold's seat is free
-                states[ordinal] = HELD
-        elif value.startswith(b"s:"):
-            states[ordinal] = SOLD
-        elif value == b"b":
-            states[ordinal] = BLOCKED
-        elif value == b"n":
-            states[ordinal] = NOT_FOR_SALE
+        state, owner = seatvalues.decode(flat[i + 1])
+        if state == "held" and owner not in live:
+            continue  # an expired, unpurged hold's seat is free
+        states[ordinal] = _STATE_CODE.get(state, FREE)  # a corrupt value reads as free, as before
     ga = {
         ga_flat[i].decode(): GaCount(int(ga_flat[i + 1]), int(ga_flat[i + 2]), int(ga_flat[i + 3]))
         for i in range(0, len(ga_flat), 4)

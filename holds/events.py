@@ -19,6 +19,7 @@ from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
 from holds.ids import new_id
 from holds.redis_client import AnyRedis, wrap_errors
+from holds.replies import Reply
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
 
@@ -219,17 +220,17 @@ class EventStore:
         args.append(len(ga))
         for k, c in ga.items():
             args += [k, c]
-        reply = await self._scripts["event_put"](
+        reply = await self._scripts.event_put(
             [keys.event_key(event_id, name) for name in ("meta", "prices", "ga_cap")], args
         )
         match reply:
-            case 0:
+            case Reply.OK:
                 return
-            case 1:
+            case Reply.EVENT_NOT_FOUND:
                 raise NotFound("event", event_id)
-            case 2:
+            case Reply.EVENT_EXISTS:
                 raise AlreadyExists("event", event_id)
-            case [3, current, wanted]:
+            case [Reply.STATUS_TRANSITION, current, wanted]:
                 raise PreconditionFailed(
                     f"event status cannot change from {current.decode()} to {wanted.decode()}",
                     subject=event_id,

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from holds import keys
+from holds import keys, seatvalues
 from holds.records import HoldRecord, Order, hold_decoder, order_decoder
 from holds.scripts import ScriptRegistry, script_source
 
@@ -28,7 +28,7 @@ class EventDump:
 
     now_ms: int
     meta: dict[str, str]
-    seats: dict[int, str]  # ordinal -> "h:<hold>" | "s:<order>" | "b" | "n" (absent: free)
+    seats: dict[int, str]  # ordinal -> value (holds/seatvalues.py); absent: free
     holds: dict[str, HoldRecord]
     holdexp: dict[str, int]
     ga_cap: dict[str, int]
@@ -50,19 +50,15 @@ class EventDump:
 
     def state_of(self, ordinal: int) -> str:
         """free | held | sold | blocked | not_for_sale, with lazy expiry applied."""
-        value = self.seats.get(ordinal)
-        if value is None:
+        state, owner = seatvalues.decode(self.seats.get(ordinal))
+        if state == "held" and not self.live(owner):
             return "free"
-        if value.startswith("h:"):
-            return "held" if self.live(value[2:]) else "free"
-        if value.startswith("s:"):
-            return "sold"
-        return {"b": "blocked", "n": "not_for_sale"}.get(value, "invalid")
+        return state
 
     def holder(self, ordinal: int) -> str | None:
         """The live hold holding ``ordinal``, if any."""
-        value = self.seats.get(ordinal, "")
-        return value[2:] if value.startswith("h:") and self.live(value[2:]) else None
+        state, owner = seatvalues.decode(self.seats.get(ordinal))
+        return owner if state == "held" and self.live(owner) else None
 
     def valid_seat_tickets(self) -> list[tuple[int, str]]:
         """(ordinal, order_id) for every valid seat ticket of every order."""
@@ -138,7 +134,7 @@ def decode_dump(reply: list[Any]) -> EventDump:
 
 
 async def read_event(scripts: ScriptRegistry, event_id: str) -> EventDump:
-    return decode_dump(await scripts[DUMP_SCRIPT](keys.event_keys(event_id), []))
+    return decode_dump(await scripts.event_dump(keys.event_keys(event_id), []))
 
 
 def dump_source() -> str:

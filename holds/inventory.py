@@ -4,7 +4,7 @@ Each public method is one Lua script over the event's keys (one round trip,
 one hash slot) and maps the script's result codes to named errors; an
 unknown code raises. Seats are addressed by *ordinal* (their position in the
 event's seat map, ``seatmap.model.iter_seats``); translating seat ids is the
-caller's job (holds/service.py), so the scripts stay small and fast.
+caller's job (holds/sales.py), so the scripts stay small and fast.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from holds.errors import (
 from holds.ids import new_id
 from holds.records import Buyer, HoldRecord, Order, hold_decoder, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
+from holds.replies import Reply
 from holds.scripts import ScriptRegistry
 
 # Expired holds each mutating script tidies on the way (bounded work per call).
@@ -83,17 +84,17 @@ class SeatOrdinalsInWrongState(Exception):
 def _hold_gone(reply: Any, hold_id: str) -> StoreError | None:
     """The error for the scripts' shared "hold is not live" replies, else None."""
     match reply:
-        case [3]:
+        case [Reply.HOLD_NOT_FOUND]:
             return NotFound("hold", hold_id)
-        case [4]:
+        case [Reply.HOLD_EXPIRED]:
             return HoldExpired(
                 "the hold has expired; its seats may have been sold to someone else", subject=hold_id
             )
-        case [19, order_id]:
+        case [Reply.HOLD_COMMITTED, order_id]:
             return PreconditionFailed(
                 f"the hold was already committed to order {_text(order_id)}", subject=hold_id
             )
-        case [20]:
+        case [Reply.HOLD_RELEASED]:
             return PreconditionFailed("the hold was released", subject=hold_id)
     return None
 
@@ -151,23 +152,23 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
-        reply = await self._scripts["hold"](keys.event_keys(event_id), args)
+        reply = await self._scripts.hold(keys.event_keys(event_id), args)
         match reply:
-            case [0, hid, expires, seq, encoded]:
+            case [Reply.OK, hid, expires, seq, encoded]:
                 return HoldResult(_text(hid), int(expires), int(seq), hold_decoder.decode(encoded))
-            case [1]:
+            case [Reply.EVENT_NOT_FOUND]:
                 raise NotFound("event", event_id)
-            case [2, status]:
+            case [Reply.NOT_ON_SALE, status]:
                 raise PreconditionFailed(f"event is not on sale (status {_text(status)})", subject=event_id)
-            case [5, taken]:
+            case [Reply.SEATS_UNAVAILABLE, taken]:
                 raise SeatOrdinalsUnavailable([int(o) for o in taken])
-            case [6, area, _]:
+            case [Reply.GA_UNKNOWN, area, _]:
                 raise NotFound("general admission area", _text(area))
-            case [7, area, available]:
+            case [Reply.GA_UNAVAILABLE, area, available]:
                 raise GeneralAdmissionUnavailable(_text(area), int(available))
-            case [8, limit, maximum]:
+            case [Reply.LIMIT_EXCEEDED, limit, maximum]:
                 raise LimitExceeded(_text(limit), int(maximum))
-            case [9]:
+            case [Reply.HOLD_ID_COLLISION]:
                 raise Conflict("hold id collision; retry")
         raise _hold_gone(reply, hold_id or "") or _unknown("hold", reply)
 
@@ -180,23 +181,23 @@ class Inventory:
         args: list[str | int] = [hold_id, PURGE_PER_CALL, len(seats), *seats, len(ga)]
         for area, qty in sorted(ga.items()):
             args += [area, qty]
-        reply = await self._scripts["release"](keys.event_keys(event_id), args)
+        reply = await self._scripts.release(keys.event_keys(event_id), args)
         match reply:
-            case [0, remaining]:
+            case [Reply.OK, remaining]:
                 return int(remaining)
-            case [10, ordinal]:
+            case [Reply.SEAT_NOT_IN_HOLD, ordinal]:
                 raise SeatOrdinalsInWrongState({int(ordinal): "not in this hold"})
-            case [11, area, held]:
+            case [Reply.GA_NOT_IN_HOLD, area, held]:
                 raise InvalidRequest("ga", f"hold has only {int(held)} place(s) in {_text(area)!r}")
         raise _hold_gone(reply, hold_id) or _unknown("release", reply)
 
     async def extend(self, event_id: str, hold_id: str, ttl_ms: int = 0) -> tuple[HoldView, bool]:
         """The extended hold, and whether the total lifetime cap limited it."""
-        reply = await self._scripts["extend"](keys.event_keys(event_id), [hold_id, ttl_ms])
+        reply = await self._scripts.extend(keys.event_keys(event_id), [hold_id, ttl_ms])
         match reply:
-            case [0, expires, capped, encoded]:
+            case [Reply.OK, expires, capped, encoded]:
                 return HoldView(hold_id, hold_decoder.decode(encoded), int(expires)), bool(capped)
-            case [1]:
+            case [Reply.EVENT_NOT_FOUND]:
                 raise NotFound("event", event_id)
         raise _hold_gone(reply, hold_id) or _unknown("extend", reply)
 
@@ -204,20 +205,20 @@ class Inventory:
         """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
-        reply = await self._scripts["commit"](
+        reply = await self._scripts.commit(
             keys.event_keys(event_id),
             [hold_id, idempotency_key, order_id, json_encoder.encode(buyer), ticket_prefix, PURGE_PER_CALL],
         )
         match reply:
-            case [0, order_json, replayed]:
+            case [Reply.OK, order_json, replayed]:
                 return CommitResult(order_decoder.decode(order_json), bool(replayed))
-            case [12, _]:
+            case [Reply.HOLD_LOST, _]:
                 raise HoldExpired("the hold no longer holds all of its seats", subject=hold_id)
-            case [13, category]:
+            case [Reply.NO_PRICE, category]:
                 raise PreconditionFailed(
                     f"category {_text(category)!r} has no price", subject=_text(category)
                 )
-            case [14, other]:
+            case [Reply.IDEMPOTENCY_MISMATCH, other]:
                 raise InvalidRequest(
                     "idempotency_key", f"already used for order {_text(other)} of a different hold"
                 )
@@ -234,17 +235,17 @@ class Inventory:
     ) -> Order:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
-        reply = await self._scripts["cancel"](
+        reply = await self._scripts.cancel(
             keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids]
         )
         match reply:
-            case [0, order_json]:
+            case [Reply.OK, order_json]:
                 return order_decoder.decode(order_json)
-            case [15]:
+            case [Reply.ORDER_NOT_FOUND]:
                 raise NotFound("order", order_id)
-            case [16, ticket]:
+            case [Reply.TICKET_NOT_IN_ORDER, ticket]:
                 raise InvalidRequest("ticket_ids", f"ticket {_text(ticket)!r} is not in order {order_id}")
-            case [17, ticket]:
+            case [Reply.TICKET_ALREADY_CANCELLED, ticket]:
                 what = f"ticket {_text(ticket)!r} is" if _text(ticket) else "every ticket is"
                 raise PreconditionFailed(f"{what} already cancelled", subject=_text(ticket) or order_id)
         raise _unknown("cancel", reply)
@@ -257,15 +258,15 @@ class Inventory:
             raise InvalidRequest("status", "must be free, blocked or not_for_sale")
         if len(ordinals) > MAX_SEATS_PER_STATUS_CHANGE:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_STATUS_CHANGE} seats per call")
-        reply = await self._scripts["set_status"](
+        reply = await self._scripts.set_status(
             keys.event_keys(event_id), [target, ",".join(allowed_previous), len(ordinals), *ordinals]
         )
         match reply:
-            case [0, seq, changed]:
+            case [Reply.OK, seq, changed]:
                 return int(seq), int(changed)
-            case [1]:
+            case [Reply.EVENT_NOT_FOUND]:
                 raise NotFound("event", event_id)
-            case [18, flat]:
+            case [Reply.WRONG_STATE, flat]:
                 raise SeatOrdinalsInWrongState(
                     {int(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
                 )
@@ -273,7 +274,7 @@ class Inventory:
 
     async def reap(self, event_id: str, limit: int = 500) -> ReapResult:
         """Purge expired holds (tidying only)."""
-        purged, remaining, finished = await self._scripts["reap"](keys.event_keys(event_id), [limit])
+        purged, remaining, finished = await self._scripts.reap(keys.event_keys(event_id), [limit])
         return ReapResult(int(purged), int(remaining), bool(finished))
 
     async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
@@ -282,9 +283,9 @@ class Inventory:
         A read-only script rather than a pipeline: the clock compared with the
         expiry must be the event's node's (a Cluster pipeline cannot send TIME).
         """
-        reply = await self._scripts["hold_view"](keys.event_keys(event_id), [hold_id])
+        reply = await self._scripts.hold_view(keys.event_keys(event_id), [hold_id])
         match reply:
-            case [0, raw, expires, now_ms]:
+            case [Reply.OK, raw, expires, now_ms]:
                 if int(expires) <= int(now_ms):
                     raise HoldExpired("the hold has expired", subject=hold_id)
                 return HoldView(hold_id, hold_decoder.decode(raw), int(expires))
@@ -306,4 +307,4 @@ class Inventory:
 
     async def snapshot(self, event_id: str) -> Any:
         """The raw consistent snapshot (decoded by holds/availability.py)."""
-        return await self._scripts["snapshot"](keys.event_keys(event_id), [])
+        return await self._scripts.snapshot(keys.event_keys(event_id), [])

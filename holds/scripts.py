@@ -21,8 +21,10 @@ import redis.exceptions
 from holds.redis_client import AnyRedis, store_error
 from holds.script_channel import ClusterChannels, EncodableArg, ScriptChannel, ScriptCommands, for_client
 
-# Scripts over one event's keys share helper functions: the prelude is
-# prepended at load time (Lua in Redis has no imports).
+# Lua in Redis has no imports: shared code is prepended at load time. Every
+# script gets the reply codes (holds/replies.py names the same in Python);
+# scripts over one event's keys also get the inventory prelude's helpers.
+REPLIES_HEADER = "_replies"
 INVENTORY_PRELUDE = "_inventory"
 INVENTORY_SCRIPTS = frozenset(
     {
@@ -46,13 +48,12 @@ def _read(name: str) -> str:
 
 @cache
 def _source(name: str) -> str:
-    if name in INVENTORY_SCRIPTS:
-        return _read(INVENTORY_PRELUDE) + "\n" + _read(name)
-    return _read(name)
+    parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
+    return "\n".join(_read(part) for part in parts)
 
 
 def script_source(name: str) -> str:
-    """The full source of a script as Redis runs it (prelude included)."""
+    """The full source of a script as Redis runs it (reply codes and prelude included)."""
     return _source(name)
 
 
@@ -93,23 +94,37 @@ class Script:
 
 
 class ScriptRegistry:
-    """The scripts of one client, created lazily and kept for the client's life."""
+    """The scripts of one client, one attribute per ``holds/lua/<name>.lua``, kept
+    for the client's life (``scripts.hold`` leads an editor from a call to its script)."""
 
     def __init__(self, client: AnyRedis, channel: ScriptChannel | ClusterChannels | None = None) -> None:
         self._client = client
         self.channel = channel
-        self._scripts: dict[str, Script] = {}
+        # over one event's keys (INVENTORY_SCRIPTS): holds/inventory.py, holds/inspection.py
+        self.hold = self._script("hold")
+        self.release = self._script("release")
+        self.extend = self._script("extend")
+        self.commit = self._script("commit")
+        self.cancel = self._script("cancel")
+        self.set_status = self._script("set_status")
+        self.snapshot = self._script("snapshot")
+        self.reap = self._script("reap")
+        self.hold_view = self._script("hold_view")
+        self.event_dump = self._script("event_dump")
+        # an event's settings: holds/events.py
+        self.event_put = self._script("event_put")
+        # a tenant's seat maps: holds/seatmaps.py
+        self.seatmap_put = self._script("seatmap_put")
+        self.seatmap_publish = self._script("seatmap_publish")
+        self.seatmap_list = self._script("seatmap_list")
+
+    def _script(self, name: str) -> Script:
+        return Script(self._client, name, self.channel)
 
     @classmethod
     def open(cls, client: AnyRedis) -> ScriptRegistry:
         """Scripts over a channel of their own when ``client`` allows one; close with :meth:`aclose`."""
         return cls(client, for_client(client))
-
-    def __getitem__(self, name: str) -> Script:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = Script(self._client, name, self.channel)
-        return script
 
     async def aclose(self) -> None:
         if self.channel is not None:

@@ -23,6 +23,7 @@ from holds.records import SeatMapStats, SeatMapVersion
 from holds.records import json_encoder as record_encoder
 from holds.records import seatmap_version_decoder as _record_decoder
 from holds.redis_client import AnyRedis, wrap_errors
+from holds.replies import Reply
 from holds.scripts import ScriptRegistry
 from seatmap.index import SeatIndex
 from seatmap.model import SeatMap, json_encoder, msgpack_decoder, msgpack_encoder
@@ -84,7 +85,7 @@ class SeatMapStore:
             content_sha256=hashlib.sha256(json_encoder.encode(seatmap)).hexdigest(),
             created_at_ms=now_ms,
         )
-        code, version = await self._scripts["seatmap_put"](
+        code, version = await self._scripts.seatmap_put(
             [
                 keys.seatmap_index(tenant_id),
                 keys.seatmap_versions(tenant_id, seat_map_id),
@@ -100,13 +101,13 @@ class SeatMapStore:
             ],
         )
         match code:
-            case 0:
+            case Reply.OK:
                 return msgspec.structs.replace(record, version=int(version))
-            case 1:
+            case Reply.SEATMAP_NOT_FOUND:
                 raise NotFound("seat map", seat_map_id)
-            case 2:  # a generated id collided: astronomically unlikely, but never overwrite
+            case Reply.SEATMAP_EXISTS:  # a generated id collided: most unlikely, but never overwrite
                 raise AlreadyExists("seat map", seat_map_id)
-            case 3:
+            case Reply.TOO_MANY_VERSIONS:
                 raise PreconditionFailed(
                     f"seat map {seat_map_id!r} has reached {MAX_VERSIONS_PER_MAP} versions",
                     subject=seat_map_id,
@@ -145,7 +146,7 @@ class SeatMapStore:
             current, state="published", published_at_ms=int(time.time() * 1000)
         )
         stored = msgspec.structs.replace(current, version=0)
-        code = await self._scripts["seatmap_publish"](
+        code = await self._scripts.seatmap_publish(
             [keys.seatmap_versions(tenant_id, seat_map_id)],
             [
                 version,
@@ -154,11 +155,11 @@ class SeatMapStore:
             ],
         )
         match code:
-            case 0:
+            case Reply.OK:
                 return published
-            case 1:
+            case Reply.VERSION_NOT_FOUND:
                 raise NotFound("seat map version", f"{seat_map_id}@{version}")
-            case 2:  # published concurrently: return what is stored now
+            case Reply.VERSION_CHANGED:  # published concurrently: return what is stored now
                 return await self.get_version(tenant_id, seat_map_id, version)
         raise StoreError(f"seatmap_publish returned unknown code {code!r}")
 
@@ -170,7 +171,7 @@ class SeatMapStore:
         page = [raw_id.decode() for raw_id in ids[:limit]]
         if not page:
             return [], more
-        rows = await self._scripts["seatmap_list"]([keys.seatmap_versions(tenant_id, i) for i in page], [])
+        rows = await self._scripts.seatmap_list([keys.seatmap_versions(tenant_id, i) for i in page], [])
         result = [
             msgspec.structs.replace(_record_decoder.decode(record), version=int(latest))
             for latest, record in rows

@@ -2,9 +2,11 @@
 
     python -m loadtest.audit --redis-url unix:///tmp/x/redis.sock --event EV --acks DIR [--json OUT]
 
-Every key of the event is read in one MULTI/EXEC (a consistent cut, with
-Redis's clock), independently of the Lua scripts: the audit re-derives what
-each key must hold from the others. Checks (severity ``error`` fails the audit):
+Every key of the event is read by one read-only script (``event_dump.lua``,
+through ``holds.inspection.read_event``: an atomic cut with Redis's clock, on a
+single node or a cluster). The checks are independent of the scripts that
+change state: the audit re-derives what each key must hold from the others.
+Checks (severity ``error`` fails the audit):
 
 * ``seat_values``: every seats-hash value is ``h:<hold>``, ``s:<order>``, ``b``
   or ``n``, on an ordinal of the seat map;
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from holds import keys
+from holds import keys, seatvalues
 from holds.inspection import EventDump, read_event
 from holds.records import HoldRecord, Order
 from holds.redis_client import AnyRedis, connect
@@ -156,23 +158,22 @@ class _Auditor:
         for ordinal, value in self.s.seats.items():
             if not 0 <= ordinal < len(self.seat_ids):
                 values.fail(f"ordinal {ordinal} is not a seat of the map ({len(self.seat_ids)} seats)")
-            if value not in ("b", "n") and value[:2] not in ("h:", "s:"):
+            state, owner = seatvalues.decode(value)
+            if state == "invalid":
                 values.fail(f"seat {self.name(ordinal)} has value {value!r}")
-            if value.startswith("s:"):
-                order = self.s.orders.get(value[2:])
+            if state == "sold":
+                order = self.s.orders.get(owner)
                 owners = self.valid_by_seat.get(ordinal, [])
                 if order is None:
-                    sold.fail(f"seat {self.name(ordinal)} is sold to {value[2:]}, which does not exist")
-                elif owners != [value[2:]]:
-                    sold.fail(
-                        f"seat {self.name(ordinal)} is sold to {value[2:]} but valid tickets say {owners}"
-                    )
+                    sold.fail(f"seat {self.name(ordinal)} is sold to {owner}, which does not exist")
+                elif owners != [owner]:
+                    sold.fail(f"seat {self.name(ordinal)} is sold to {owner} but valid tickets say {owners}")
         for ordinal, owners in self.valid_by_seat.items():
             if len(owners) > 1:
                 double.fail(f"seat {self.name(ordinal)} has valid tickets in {sorted(owners)}")
             current = self.s.seats.get(ordinal)
             for order_id in set(owners):
-                if current != f"s:{order_id}":
+                if current != seatvalues.sold_to(order_id):
                     sold.fail(
                         f"seat {self.name(ordinal)} has a valid ticket in {order_id} but reads {current!r}"
                     )
@@ -253,9 +254,9 @@ class _Auditor:
         check = self.c["holds"]
         self.lazily_expired_seats = 0
         for ordinal, value in self.s.seats.items():
-            if not value.startswith("h:"):
+            state, hold_id = seatvalues.decode(value)
+            if state != "held":
                 continue
-            hold_id = value[2:]
             if hold_id not in self.s.holds or hold_id not in self.s.holdexp:
                 check.fail(f"seat {self.name(ordinal)} is held by {hold_id}, which has no record or lease")
             elif not self.live(hold_id):
@@ -281,7 +282,7 @@ class _Auditor:
         if exp > self.s.now_ms:
             for o in hold.seat_ordinals:
                 value = self.s.seats.get(o)
-                if value != f"h:{hold_id}":
+                if value != seatvalues.held_by(hold_id):
                     check.fail(f"live hold {hold_id} lists seat {self.name(o)}, which reads {value!r}")
         elif exp < self.s.now_ms - self.grace:
             ago = (self.s.now_ms - exp) / 1000
@@ -330,12 +331,13 @@ def audit_state(
     acked_ids = {a.order_id for a in acks if a.event_id == event_id}
     live_holds = [h for h in state.holds if auditor.live(h)]
     created = sorted(o.created_ms for o in state.orders.values())
+    seat_states = Counter(state.state_of(o) for o in state.seats)  # lazy expiry applied
     stats: dict[str, Any] = {
         "seats": len(seat_ids),
-        "seats_sold": sum(v.startswith("s:") for v in state.seats.values()),
-        "seats_held_live": sum(v.startswith("h:") and auditor.live(v[2:]) for v in state.seats.values()),
+        "seats_sold": seat_states["sold"],
+        "seats_held_live": seat_states["held"],
         "seats_lazily_expired": auditor.lazily_expired_seats,
-        "seats_blocked": sum(v in ("b", "n") for v in state.seats.values()),
+        "seats_blocked": seat_states["blocked"] + seat_states["not_for_sale"],
         "orders": len(state.orders),
         "tickets_valid": sum(t.status == "valid" for o in state.orders.values() for t in o.tickets),
         "ga_sold": sum(state.ga_sold.values()),

@@ -38,13 +38,30 @@ local function lifecycle(kind, order_id, detail)
     'seq', redis.call('GET', K_SEQ) or '0')
 end
 
+-- Seat values (holds/seatvalues.py decodes the same): a free seat has no field;
+-- 'h:<hold>' held, 's:<order>' sold, 'b' blocked, 'n' not for sale.
+local HELD_PREFIX, SOLD_PREFIX, SEAT_BLOCKED, SEAT_NOT_FOR_SALE = 'h:', 's:', 'b', 'n'
+local STATUS_VALUE = {blocked = SEAT_BLOCKED, not_for_sale = SEAT_NOT_FOR_SALE}  -- free: no field
+local function held_value(hold_id) return HELD_PREFIX .. hold_id end
+local function sold_value(order_id) return SOLD_PREFIX .. order_id end
+
 -- Is the seat's current value free for a new hold at time `now`?
 -- Held seats whose hold has expired are free (lazy expiry: no sweeper needed).
 local function seat_is_free(value, now)
   if not value then return true end
-  if string.sub(value, 1, 2) ~= 'h:' then return false end
+  if string.sub(value, 1, 2) ~= HELD_PREFIX then return false end
   local exp = redis.call('ZSCORE', K_HOLDEXP, string.sub(value, 3))
   return (not exp) or tonumber(exp) <= now
+end
+
+-- The state of a seat's value at time `now`, lazy expiry applied:
+-- free | held | sold | blocked | not_for_sale.
+local function seat_state(value, now)
+  if seat_is_free(value, now) then return 'free' end
+  if value == SEAT_BLOCKED then return 'blocked' end
+  if value == SEAT_NOT_FOR_SALE then return 'not_for_sale' end
+  if string.sub(value, 1, 2) == HELD_PREFIX then return 'held' end
+  return 'sold'
 end
 
 -- Remember why a hold ended, so a late commit hears "expired" or "committed",
@@ -59,19 +76,42 @@ local function tombstone(hold_id, why, now)
   end
 end
 
+-- End a hold: drop its record and lease, and remember why (`why` as tombstone's).
+local function end_hold(hold_id, why, now)
+  redis.call('HDEL', K_HOLDS, hold_id)
+  redis.call('ZREM', K_HOLDEXP, hold_id)
+  tombstone(hold_id, why, now)
+end
+
+-- Give back `n` places of a buyer's per-buyer count (none for an anonymous hold).
+local function uncount_buyer(buyer, n)
+  if buyer and buyer ~= '' then
+    if redis.call('HINCRBY', K_BUYERS, buyer, -n) <= 0 then redis.call('HDEL', K_BUYERS, buyer) end
+  end
+end
+
+-- GA arguments: ARGV[base] = n, then n (area, quantity) pairs; as a list of {area, qty}.
+local function ga_args(base)
+  local out = {}
+  for j = 0, tonumber(ARGV[base]) - 1 do
+    out[#out + 1] = {ARGV[base + 1 + 2 * j], tonumber(ARGV[base + 2 + 2 * j])}
+  end
+  return out
+end
+
 -- Why a hold that is not in the holds hash is gone: 'expired', 'released',
 -- 'committed:<order>'; never existed (or ended over a day ago) is HOLD_NOT_FOUND.
 local function gone_reply(hold_id)
   local why = redis.call('HGET', K_HOLDWHY, hold_id)
-  if not why then return {3} end                                  -- HOLD_NOT_FOUND
-  if why == 'expired' then return {4} end                         -- HOLD_EXPIRED
-  if why == 'released' then return {20} end                       -- HOLD_RELEASED
-  return {19, string.sub(why, 11)}                                -- HOLD_COMMITTED, order id
+  if not why then return {HOLD_NOT_FOUND} end
+  if why == 'expired' then return {HOLD_EXPIRED} end
+  if why == 'released' then return {HOLD_RELEASED} end
+  return {HOLD_COMMITTED, string.sub(why, 11)}                    -- order id
 end
 
 -- Drop one hold: free the seats that still point at it, give back GA and buyer counts.
 local function drop_hold(hold_id, hold, kind)
-  local token = 'h:' .. hold_id
+  local token = held_value(hold_id)
   local freed = {}
   for _, o in ipairs(as_array(hold.seats)) do
     if redis.call('HGET', K_SEATS, o) == token then
@@ -86,14 +126,8 @@ local function drop_hold(hold_id, hold, kind)
       emit(kind, 'free', {}, area, -qty, hold_id)
     end
   end
-  if hold.buyer and hold.buyer ~= '' then
-    if redis.call('HINCRBY', K_BUYERS, hold.buyer, -(hold.count or 0)) <= 0 then
-      redis.call('HDEL', K_BUYERS, hold.buyer)
-    end
-  end
-  redis.call('HDEL', K_HOLDS, hold_id)
-  redis.call('ZREM', K_HOLDEXP, hold_id)
-  tombstone(hold_id, kind, now_ms())
+  uncount_buyer(hold.buyer, hold.count or 0)
+  end_hold(hold_id, kind, now_ms())
 end
 
 -- Purge up to `limit` expired holds (tidying; correctness never depends on it).

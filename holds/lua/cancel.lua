@@ -1,15 +1,15 @@
 -- Cancel a whole order or some of its tickets. Seats return to sale (or to
 -- not-for-sale when asked), GA places to capacity; the order records which
 -- tickets are cancelled, and a lifecycle entry is written with the change.
--- Result: {0, order_json} | {15} ORDER_NOT_FOUND | {16, ticket_id} TICKET_NOT_IN_ORDER
---         | {17, ticket_id} TICKET_ALREADY_CANCELLED
+-- Result: {OK, order_json} | {ORDER_NOT_FOUND} | {TICKET_NOT_IN_ORDER, ticket_id}
+--         | {TICKET_ALREADY_CANCELLED, ticket_id or ''}
 local order_id = ARGV[1]
 local release_to = ARGV[2]        -- 'free' or 'not_for_sale'
 local reason = ARGV[3]
 local n_tickets = tonumber(ARGV[4])   -- 0: every valid ticket
 
 local raw = redis.call('HGET', K_ORDERS, order_id)
-if not raw then return {15} end
+if not raw then return {ORDER_NOT_FOUND} end
 local order = cjson.decode(raw)
 local tickets = as_array(order.tickets)
 local by_id = {}
@@ -18,21 +18,21 @@ for i, t in ipairs(tickets) do by_id[t.ticket_id] = i end
 local chosen = {}
 if n_tickets == 0 then
   for i, t in ipairs(tickets) do if t.status == 'valid' then chosen[#chosen + 1] = i end end
-  if #chosen == 0 then return {17, ''} end
+  if #chosen == 0 then return {TICKET_ALREADY_CANCELLED, ''} end
 else
   local seen = {}
   for k = 1, n_tickets do
     local id = ARGV[4 + k]
     local i = by_id[id]
-    if not i then return {16, id} end
-    if tickets[i].status ~= 'valid' or seen[i] then return {17, id} end
+    if not i then return {TICKET_NOT_IN_ORDER, id} end
+    if tickets[i].status ~= 'valid' or seen[i] then return {TICKET_ALREADY_CANCELLED, id} end
     seen[i] = true
     chosen[#chosen + 1] = i
   end
 end
 
 local now = now_ms()
-local sold = 's:' .. order_id
+local sold = sold_value(order_id)
 local freed = {}
 local ga_back = {}
 for _, i in ipairs(chosen) do
@@ -40,7 +40,7 @@ for _, i in ipairs(chosen) do
   if t.seat ~= nil then
     local o = tostring(t.seat)
     if redis.call('HGET', K_SEATS, o) == sold then
-      if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, 'n') else redis.call('HDEL', K_SEATS, o) end
+      if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, SEAT_NOT_FOR_SALE) else redis.call('HDEL', K_SEATS, o) end
       freed[#freed + 1] = o
     end
   else
@@ -65,4 +65,4 @@ local order_raw = cjson.encode(order)
 redis.call('HSET', K_ORDERS, order_id, order_raw)
 lifecycle(remaining == 0 and 'order.cancelled' or 'order.tickets_cancelled', order_id,
   table.concat(ids, ',') .. '|' .. reason)
-return {0, order_raw}
+return {OK, order_raw}

@@ -2,8 +2,8 @@
 -- Succeeds only if the hold is live (Redis clock) and every seat is still held
 -- by exactly this hold. The order, its tickets, the seat changes, the change
 -- stream entry and the lifecycle entry are written together.
--- Result: {0, order_json, replayed(0|1)} | gone_reply (3/4/19/20)
---         | {12, ordinal} HOLD_LOST | {13, category} NO_PRICE | {14, order_id} IDEMPOTENCY_MISMATCH
+-- Result: {OK, order_json, replayed(0|1)} | gone_reply | {HOLD_EXPIRED}
+--         | {HOLD_LOST, ordinal} | {NO_PRICE, category} | {IDEMPOTENCY_MISMATCH, order_id}
 local hold_id = ARGV[1]
 local idem_key = ARGV[2]
 local order_id = ARGV[3]
@@ -15,21 +15,21 @@ local prior = redis.call('HGET', K_IDEM, idem_key)
 if prior then
   local order_raw = redis.call('HGET', K_ORDERS, prior)
   local order = cjson.decode(order_raw)
-  if order.hold_id ~= hold_id then return {14, prior} end
-  return {0, order_raw, 1}
+  if order.hold_id ~= hold_id then return {IDEMPOTENCY_MISMATCH, prior} end
+  return {OK, order_raw, 1}
 end
 
 local now = now_ms()
 local raw = redis.call('HGET', K_HOLDS, hold_id)
 if not raw then purge_expired(now, purge_limit); return gone_reply(hold_id) end
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
-if exp <= now then purge_expired(now, purge_limit); return {4} end
+if exp <= now then purge_expired(now, purge_limit); return {HOLD_EXPIRED} end
 local hold = cjson.decode(raw)
 local seats = as_array(hold.seats)
 local cats = as_array(hold.cats)
-local token = 'h:' .. hold_id
+local token = held_value(hold_id)
 for _, o in ipairs(seats) do
-  if redis.call('HGET', K_SEATS, o) ~= token then return {12, o} end
+  if redis.call('HGET', K_SEATS, o) ~= token then return {HOLD_LOST, o} end
 end
 
 -- price every place from the event's current prices
@@ -42,7 +42,7 @@ local tickets = {}
 local total = 0
 for i, o in ipairs(seats) do
   local p = price(cats[i])
-  if not p then return {13, cats[i]} end
+  if not p then return {NO_PRICE, cats[i]} end
   tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, seat = o, category = cats[i],
     price = p, status = 'valid'}
   total = total + p
@@ -56,7 +56,7 @@ local ga_cat = {}
 for _, entry in ipairs(ga) do
   local cat = redis.call('HGET', K_META, 'ga_category:' .. entry[1])
   local p = price(cat or '')
-  if not p then return {13, cat or entry[1]} end
+  if not p then return {NO_PRICE, cat or entry[1]} end
   ga_cat[entry[1]] = cat
   for _ = 1, entry[2] do
     tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, ga_area = entry[1], category = cat,
@@ -66,7 +66,7 @@ for _, entry in ipairs(ga) do
 end
 
 -- apply
-local sold = 's:' .. order_id
+local sold = sold_value(order_id)
 for _, o in ipairs(seats) do redis.call('HSET', K_SEATS, o, sold) end
 local seq = 0
 if #seats > 0 then seq = emit('sold', 'sold', seats, nil, 0, hold_id) end
@@ -75,12 +75,8 @@ for _, entry in ipairs(ga) do
   redis.call('HINCRBY', K_GA_SOLD, entry[1], entry[2])
   seq = emit('sold', 'sold', {}, entry[1], entry[2], hold_id)
 end
-if hold.buyer ~= '' then
-  if redis.call('HINCRBY', K_BUYERS, hold.buyer, -hold.count) <= 0 then redis.call('HDEL', K_BUYERS, hold.buyer) end
-end
-redis.call('HDEL', K_HOLDS, hold_id)
-redis.call('ZREM', K_HOLDEXP, hold_id)
-tombstone(hold_id, 'committed:' .. order_id, now)
+uncount_buyer(hold.buyer, hold.count)
+end_hold(hold_id, 'committed:' .. order_id, now)
 
 local order = {order_id = order_id, hold_id = hold_id, idempotency_key = idem_key, buyer = cjson.decode(buyer_json),
   tickets = tickets, total = total, currency = redis.call('HGET', K_META, 'currency'), status = 'committed',
@@ -92,4 +88,4 @@ redis.call('ZADD', K_ORDERS_Z, now, order_id)
 for _, t in ipairs(tickets) do redis.call('HSET', K_TICKETS, t.ticket_id, order_id) end
 lifecycle('order.created', order_id, '')
 purge_expired(now, purge_limit)
-return {0, order_raw, 0}
+return {OK, order_raw, 0}

@@ -1,6 +1,6 @@
 -- Create an event's inventory keys, or update its settings, atomically.
 -- Creating fails if the event exists; updating checks the status transition.
--- Result: 0 ok | 1 EVENT_NOT_FOUND | 2 ALREADY_EXISTS | {3, from, to} BAD_TRANSITION
+-- Result: OK | EVENT_NOT_FOUND | EVENT_EXISTS | {STATUS_TRANSITION, from, to} (bare codes but the last)
 local K_META, K_PRICES, K_GA_CAP = KEYS[1], KEYS[2], KEYS[3]
 local mode = ARGV[1]              -- 'create' | 'update'
 local new_status = ARGV[2]        -- '' keeps the status
@@ -20,11 +20,11 @@ local allowed = {
 }
 
 local exists = redis.call('EXISTS', K_META) == 1
-if mode == 'create' and exists then return 2 end
-if mode == 'update' and not exists then return 1 end
+if mode == 'create' and exists then return EVENT_EXISTS end
+if mode == 'update' and not exists then return EVENT_NOT_FOUND end
 if new_status ~= '' and mode == 'update' then
   local current = redis.call('HGET', K_META, 'status')
-  if not allowed[current][new_status] then return {3, current, new_status} end
+  if not allowed[current][new_status] then return {STATUS_TRANSITION, current, new_status} end
 end
 for i = 0, n_meta - 1 do
   redis.call('HSET', K_META, ARGV[4 + 2 * i], ARGV[5 + 2 * i])
@@ -39,4 +39,4 @@ end
 for i = 0, n_ga - 1 do
   redis.call('HSET', K_GA_CAP, ARGV[gbase + 1 + 2 * i], ARGV[gbase + 2 + 2 * i])
 end
-return 0
+return OK

@@ -1,18 +1,17 @@
 -- Take (or add to) a hold: all-or-nothing over seats and GA quantities.
--- Result: {0, hold_id, expires_ms, seq, hold_json} on success, else {code, ...} (holds/holding.py).
+-- Result: {OK, hold_id, expires_ms, seq, hold_json} on success, else {code, ...} (holds/inventory.py).
 local hold_id = ARGV[1]
 local add_to_existing = ARGV[2] == '1'
 local buyer = ARGV[3]
 local purge_limit = tonumber(ARGV[4])
 local n_seats = tonumber(ARGV[5])
 -- then n_seats ordinals, n_seats categories, then n_ga, then (area, qty) pairs
-local ga_base = 6 + 2 * n_seats
-local n_ga = tonumber(ARGV[ga_base])
+local ga_asked = ga_args(6 + 2 * n_seats)
 
 local now = now_ms()
 local settings, problem = sale_settings(now)
-if problem == 'no_event' then return {1} end              -- EVENT_NOT_FOUND
-if problem == 'not_on_sale' then return {2, settings.status} end  -- NOT_ON_SALE
+if problem == 'no_event' then return {EVENT_NOT_FOUND} end
+if problem == 'not_on_sale' then return {NOT_ON_SALE, settings.status} end
 purge_expired(now, purge_limit)
 
 local hold
@@ -20,11 +19,11 @@ if add_to_existing then
   local raw = redis.call('HGET', K_HOLDS, hold_id)
   if not raw then return gone_reply(hold_id) end
   local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
-  if exp <= now then return {4} end                         -- HOLD_EXPIRED
+  if exp <= now then return {HOLD_EXPIRED} end
   hold = cjson.decode(raw)
-  if hold.buyer ~= buyer then return {3} end                -- another buyer's token
+  if hold.buyer ~= buyer then return {HOLD_NOT_FOUND} end  -- another buyer's token
 else
-  if redis.call('HEXISTS', K_HOLDS, hold_id) == 1 then return {9} end  -- ID_COLLISION
+  if redis.call('HEXISTS', K_HOLDS, hold_id) == 1 then return {HOLD_ID_COLLISION} end
   hold = {buyer = buyer, seats = {}, cats = {}, ga = {}, count = 0, created = now, expires = now + settings.ttl}
 end
 hold.seats = as_array(hold.seats)
@@ -37,29 +36,29 @@ for i = 1, n_seats do
   local o = ARGV[5 + i]
   if not seat_is_free(redis.call('HGET', K_SEATS, o), now) then taken[#taken + 1] = o end
 end
-if #taken > 0 then return {5, taken} end                   -- SEATS_UNAVAILABLE
+if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
 
 -- 2. GA capacity: held (incl. not yet purged) + sold + asked <= capacity
 local ga_total = 0
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   local cap = tonumber(redis.call('HGET', K_GA_CAP, area))
-  if not cap then return {6, area, 0} end                   -- GA_UNKNOWN
+  if not cap then return {GA_UNKNOWN, area, 0} end
   local used = (tonumber(redis.call('HGET', K_GA_HELD, area)) or 0) + (tonumber(redis.call('HGET', K_GA_SOLD, area)) or 0)
-  if used + qty > cap then return {7, area, cap - used} end -- GA_UNAVAILABLE
+  if used + qty > cap then return {GA_UNAVAILABLE, area, cap - used} end
   ga_total = ga_total + qty
 end
 
 -- 3. limits per hold and per buyer
 local adding = n_seats + ga_total
-if hold.count + adding > settings.per_hold then return {8, 'hold', settings.per_hold} end  -- LIMIT
+if hold.count + adding > settings.per_hold then return {LIMIT_EXCEEDED, 'hold', settings.per_hold} end
 if settings.per_buyer > 0 and buyer ~= '' then
   local current = tonumber(redis.call('HGET', K_BUYERS, buyer)) or 0
-  if current + adding > settings.per_buyer then return {8, 'buyer', settings.per_buyer} end
+  if current + adding > settings.per_buyer then return {LIMIT_EXCEEDED, 'buyer', settings.per_buyer} end
 end
 
 -- apply
-local token = 'h:' .. hold_id
+local token = held_value(hold_id)
 local ordinals = {}
 for i = 1, n_seats do
   local o = ARGV[5 + i]
@@ -70,8 +69,8 @@ for i = 1, n_seats do
 end
 local seq = 0
 if #ordinals > 0 then seq = emit('held', 'held', ordinals, nil, 0, hold_id) end
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   redis.call('HINCRBY', K_GA_HELD, area, qty)
   hold.ga[area] = (hold.ga[area] or 0) + qty
   seq = emit('held', 'held', {}, area, qty, hold_id)
@@ -81,4 +80,4 @@ if buyer ~= '' then redis.call('HINCRBY', K_BUYERS, buyer, adding) end
 local encoded = cjson.encode(hold)
 redis.call('HSET', K_HOLDS, hold_id, encoded)
 redis.call('ZADD', K_HOLDEXP, hold.expires, hold_id)
-return {0, hold_id, hold.expires, seq, encoded}
+return {OK, hold_id, hold.expires, seq, encoded}

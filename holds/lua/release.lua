@@ -1,39 +1,39 @@
 -- Release a whole hold, or some of its seats / GA places.
--- Result: {0, remaining_count} | gone_reply (3/4/19/20) | {10, ordinal} SEAT_NOT_IN_HOLD
+-- Result: {OK, remaining_count} | gone_reply | {HOLD_EXPIRED} | {SEAT_NOT_IN_HOLD, ordinal}
+--         | {GA_NOT_IN_HOLD, area, places held}
 local hold_id = ARGV[1]
 local purge_limit = tonumber(ARGV[2])
-local n_seats = tonumber(ARGV[3])          -- 0 with n_ga 0: release everything
-local ga_base = 4 + n_seats
-local n_ga = tonumber(ARGV[ga_base])
+local n_seats = tonumber(ARGV[3])          -- 0 with no GA: release everything
+local ga_asked = ga_args(4 + n_seats)      -- {area, qty} pairs
 
 local now = now_ms()
 local raw = redis.call('HGET', K_HOLDS, hold_id)
 if not raw then purge_expired(now, purge_limit); return gone_reply(hold_id) end
 local hold = cjson.decode(raw)
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
-if exp <= now then purge_expired(now, purge_limit); return {4} end
+if exp <= now then purge_expired(now, purge_limit); return {HOLD_EXPIRED} end
 hold.seats = as_array(hold.seats)
 hold.cats = as_array(hold.cats)
 if type(hold.ga) ~= 'table' then hold.ga = {} end
 
-if n_seats == 0 and n_ga == 0 then
+if n_seats == 0 and #ga_asked == 0 then
   drop_hold(hold_id, hold, 'released')
   purge_expired(now, purge_limit)
-  return {0, 0}
+  return {OK, 0}
 end
 
 -- partial: validate everything first (all-or-nothing), then apply
 local position = {}
 for i, o in ipairs(hold.seats) do position[tostring(o)] = i end
 for i = 1, n_seats do
-  if not position[ARGV[3 + i]] then return {10, ARGV[3 + i]} end
+  if not position[ARGV[3 + i]] then return {SEAT_NOT_IN_HOLD, ARGV[3 + i]} end
 end
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
-  if (hold.ga[area] or 0) < qty then return {11, area, hold.ga[area] or 0} end  -- GA_NOT_IN_HOLD
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
+  if (hold.ga[area] or 0) < qty then return {GA_NOT_IN_HOLD, area, hold.ga[area] or 0} end
 end
 
-local token = 'h:' .. hold_id
+local token = held_value(hold_id)
 local drop = {}
 local freed = {}
 for i = 1, n_seats do
@@ -54,8 +54,8 @@ end
 hold.seats, hold.cats = seats, cats
 if #freed > 0 then emit('released', 'free', freed, nil, 0, hold_id) end
 local released = n_seats
-for j = 0, n_ga - 1 do
-  local area, qty = ARGV[ga_base + 1 + 2 * j], tonumber(ARGV[ga_base + 2 + 2 * j])
+for _, pair in ipairs(ga_asked) do
+  local area, qty = pair[1], pair[2]
   redis.call('HINCRBY', K_GA_HELD, area, -qty)
   hold.ga[area] = hold.ga[area] - qty
   if hold.ga[area] == 0 then hold.ga[area] = nil end
@@ -63,14 +63,10 @@ for j = 0, n_ga - 1 do
   emit('released', 'free', {}, area, -qty, hold_id)
 end
 hold.count = hold.count - released
-if hold.buyer ~= '' then
-  if redis.call('HINCRBY', K_BUYERS, hold.buyer, -released) <= 0 then redis.call('HDEL', K_BUYERS, hold.buyer) end
-end
+uncount_buyer(hold.buyer, released)
 if hold.count <= 0 then
-  redis.call('HDEL', K_HOLDS, hold_id)
-  redis.call('ZREM', K_HOLDEXP, hold_id)
-  tombstone(hold_id, 'released', now)
-  return {0, 0}
+  end_hold(hold_id, 'released', now)
+  return {OK, 0}
 end
 redis.call('HSET', K_HOLDS, hold_id, cjson.encode(hold))
-return {0, hold.count}
+return {OK, hold.count}

@@ -4,7 +4,7 @@ Everything here talks to the real Redis of ``tests/conftest.py``: the map is
 stored, published and loaded through :class:`holds.seatmaps.SeatMapStore` and
 the event created through :class:`holds.events.EventStore`, exactly as the
 service does. :func:`read_state` reads every key of one event in one
-MULTI/EXEC (a consistent cut), and :func:`check_consistent` asserts the
+script (``event_dump.lua``: a consistent cut), and :func:`check_consistent` asserts the
 inventory invariants of ``/work/shared/design.md`` on such a cut, independently
 of the Lua code (it re-derives what each key must hold from the others).
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import redis
 import redis.cluster
 
-from holds import keys
+from holds import keys, seatvalues
 from holds.availability import decode_snapshot
 from holds.events import EventSettings, EventStatus, EventStore
 from holds.inspection import EventDump, decode_dump, dump_source, read_event
@@ -218,18 +218,19 @@ def check_consistent(state: RawState, *, stream_complete: bool = True) -> None: 
         assert ordinal not in sold_by, f"seat {ordinal} sold twice: {sold_by[ordinal]} and {order_id}"
         sold_by[ordinal] = order_id
     for ordinal, value in state.seats.items():
-        assert value in ("b", "n") or value[:2] in ("h:", "s:"), f"seat {ordinal} has a bad value {value!r}"
-        if value.startswith("s:"):
-            assert sold_by.get(ordinal) == value[2:], (
+        seat, owner = seatvalues.decode(value)
+        assert seat != "invalid", f"seat {ordinal} has a bad value {value!r}"
+        if seat == "sold":
+            assert sold_by.get(ordinal) == owner, (
                 f"seat {ordinal} is {value} but valid tickets say {sold_by.get(ordinal)}"
             )
-        if value.startswith("h:") and state.live(value[2:]):
-            hold = state.holds.get(value[2:])
+        if seat == "held" and state.live(owner):
+            hold = state.holds.get(owner)
             assert hold is not None, f"seat {ordinal} held by a missing hold"
             assert ordinal in hold.seat_ordinals, f"seat {ordinal} held by a hold not listing it"
     for ordinal, order_id in sold_by.items():
         seat_value = state.seats.get(ordinal)
-        assert seat_value == f"s:{order_id}", (
+        assert seat_value == seatvalues.sold_to(order_id), (
             f"order {order_id} has a valid ticket for seat {ordinal}, seat is {seat_value}"
         )
 
@@ -244,7 +245,11 @@ def check_consistent(state: RawState, *, stream_complete: bool = True) -> None: 
             buyer_counts[hold.buyer] += hold.count
         if state.live(hold_id):
             for o in hold.seat_ordinals:
-                assert state.seats.get(o) in (f"h:{hold_id}", "b", "n"), f"live hold {hold_id} lost seat {o}"
+                assert state.seats.get(o) in (
+                    seatvalues.held_by(hold_id),
+                    seatvalues.BLOCKED,
+                    seatvalues.NOT_FOR_SALE,
+                ), f"live hold {hold_id} lost seat {o}"
     assert set(state.holdexp) == set(state.holds), "holdexp and holds disagree"
     assert {b: c for b, c in buyer_counts.items() if c} == {b: c for b, c in state.buyers.items() if c}
 

@@ -27,7 +27,7 @@ from holds.inspection import read_event
 from holds.inventory import Inventory
 from holds.records import Buyer
 from holds.redis_client import AnyRedis, connect
-from holds.scripts import INVENTORY_PRELUDE, EncodableArg, Script, ScriptRegistry
+from holds.scripts import INVENTORY_PRELUDE, REPLIES_HEADER, EncodableArg, Script, ScriptRegistry
 from server.context import Stores
 from tests.holds.factories import GA_AREA, make_event
 
@@ -41,7 +41,8 @@ def slots(names: Sequence[str]) -> set[int]:
 def every_script() -> set[str]:
     lua = resources.files("holds") / "lua"
     return {p.name.removesuffix(".lua") for p in lua.iterdir() if p.name.endswith(".lua")} - {
-        INVENTORY_PRELUDE
+        INVENTORY_PRELUDE,
+        REPLIES_HEADER,
     }
 
 

@@ -798,7 +798,7 @@ class _FixedReplies:
     def __init__(self, reply: Any) -> None:
         self.reply = reply
 
-    def __getitem__(self, name: str) -> Callable[[Sequence[str], Sequence[Any]], Coroutine[Any, Any, Any]]:
+    def __getattr__(self, name: str) -> Callable[[Sequence[str], Sequence[Any]], Coroutine[Any, Any, Any]]:
         async def run(keys: Sequence[str], args: Sequence[Any]) -> Any:
             return self.reply
 

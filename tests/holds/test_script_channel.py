@@ -177,7 +177,7 @@ async def test_scripts_reload_after_the_script_cache_is_flushed(own_redis: Embed
     client = connect(own_redis.url)
     registry = ScriptRegistry.open(client)
     assert registry.channel is not None
-    snapshot = registry["snapshot"]
+    snapshot = registry.snapshot
     keys = event_keys("e1")
     before = await snapshot(keys, [])
     await client.script_flush()
@@ -214,13 +214,13 @@ async def test_a_stale_slot_map_hands_the_call_to_redis_py(
     registry = ScriptRegistry.open(client)
     assert isinstance(registry.channel, ClusterChannels)
     keys = event_keys("stale-map")
-    before = await registry["snapshot"](keys, [])  # the map is built; the right node answers
+    before = await registry.snapshot(keys, [])  # the map is built; the right node answers
     right = client.get_node_from_key(keys[0])
     wrong = next(n for n in client.get_primaries() if n.name != right.name)
     monkeypatch.setattr(client, "get_node_from_key", lambda key, replica=False: wrong)
     with pytest.raises(redis.exceptions.MovedError):  # what the channel alone would say
-        await registry.channel.execute(ScriptCommands(registry["snapshot"].sha).evalsha(keys, []), keys[0])
-    after = await registry["snapshot"](keys, [])  # MOVED -> redis-py, same answer
+        await registry.channel.execute(ScriptCommands(registry.snapshot.sha).evalsha(keys, []), keys[0])
+    after = await registry.snapshot(keys, [])  # MOVED -> redis-py, same answer
     assert after[:1] + after[2:] == before[:1] + before[2:]
     await registry.aclose()
     await client.aclose()

@@ -1,0 +1,35 @@
+-- Reply codes of every script, each named once (prepended to every script by
+-- holds/scripts.py). holds/replies.py names the same codes in Python, and
+-- tests/holds/test_replies.py checks that the two lists agree.
+local OK = 0
+-- inventory scripts: {code, details...}
+local EVENT_NOT_FOUND = 1           -- (event_put: bare)
+local NOT_ON_SALE = 2               -- status
+local HOLD_NOT_FOUND = 3            -- also another buyer's hold
+local HOLD_EXPIRED = 4
+local SEATS_UNAVAILABLE = 5         -- {ordinal, ...}
+local GA_UNKNOWN = 6                -- area, 0
+local GA_UNAVAILABLE = 7            -- area, places left
+local LIMIT_EXCEEDED = 8            -- 'hold' | 'buyer', maximum
+local HOLD_ID_COLLISION = 9
+local SEAT_NOT_IN_HOLD = 10         -- ordinal
+local GA_NOT_IN_HOLD = 11           -- area, places held
+local HOLD_LOST = 12                -- ordinal no longer held by the hold
+local NO_PRICE = 13                 -- category
+local IDEMPOTENCY_MISMATCH = 14     -- the key's order
+local ORDER_NOT_FOUND = 15
+local TICKET_NOT_IN_ORDER = 16      -- ticket id
+local TICKET_ALREADY_CANCELLED = 17 -- ticket id ('' : every ticket)
+local WRONG_STATE = 18              -- {ordinal, state, ...}
+local HOLD_COMMITTED = 19           -- order id
+local HOLD_RELEASED = 20
+-- event_put: bare codes, except {STATUS_TRANSITION, from, to}
+local EVENT_EXISTS = 21
+local STATUS_TRANSITION = 22
+-- seatmap_put: {code, version or latest}
+local SEATMAP_NOT_FOUND = 23
+local SEATMAP_EXISTS = 24
+local TOO_MANY_VERSIONS = 25
+-- seatmap_publish: bare codes
+local VERSION_NOT_FOUND = 26
+local VERSION_CHANGED = 27

@@ -1,0 +1,49 @@
+"""The reply codes of the Lua scripts, each named once in Python.
+
+``holds/lua/_replies.lua``, prepended to every script, names the same codes as
+Lua locals (``local SEATS_UNAVAILABLE = 5``); ``tests/holds/test_replies.py``
+checks that the two lists agree and that no script returns a bare number where
+a name exists. A script answers ``{code, details...}`` (``event_put`` and
+``seatmap_publish`` a bare code); each wrapper matches these members, maps
+each to one named error and raises on any other reply.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, unique
+
+
+@unique  # a code means one thing in every script
+class Reply(IntEnum):
+    OK = 0
+    # inventory scripts (hold, release, extend, commit, cancel, set_status, hold_view)
+    EVENT_NOT_FOUND = 1  # event_put too
+    NOT_ON_SALE = 2
+    HOLD_NOT_FOUND = 3  # also another buyer's hold: ids are not probed
+    HOLD_EXPIRED = 4
+    SEATS_UNAVAILABLE = 5
+    GA_UNKNOWN = 6
+    GA_UNAVAILABLE = 7
+    LIMIT_EXCEEDED = 8
+    HOLD_ID_COLLISION = 9
+    SEAT_NOT_IN_HOLD = 10
+    GA_NOT_IN_HOLD = 11
+    HOLD_LOST = 12
+    NO_PRICE = 13
+    IDEMPOTENCY_MISMATCH = 14
+    ORDER_NOT_FOUND = 15
+    TICKET_NOT_IN_ORDER = 16
+    TICKET_ALREADY_CANCELLED = 17
+    WRONG_STATE = 18
+    HOLD_COMMITTED = 19
+    HOLD_RELEASED = 20
+    # event_put
+    EVENT_EXISTS = 21
+    STATUS_TRANSITION = 22
+    # seatmap_put
+    SEATMAP_NOT_FOUND = 23
+    SEATMAP_EXISTS = 24
+    TOO_MANY_VERSIONS = 25
+    # seatmap_publish
+    VERSION_NOT_FOUND = 26
+    VERSION_CHANGED = 27
