@@ -19,6 +19,9 @@ _ADJACENCY = {
     sales_pb2.ADJACENCY_PREFERRED: "preferred",
 }
 
+# BestAvailableRequest's field names where they differ from HoldBestAvailableRequest's
+_REQUEST_FIELD = {"sections": "section_ids"}
+
 
 def _token(token: str) -> str:
     if not token:
@@ -57,7 +60,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
                 adjacency=adjacency,  # type: ignore[arg-type]
             )
         except BestAvailableError as exc:
-            raise InvalidRequest("quantity" if "quantity" in str(exc) else "accessible", str(exc)) from exc
+            raise InvalidRequest(_REQUEST_FIELD.get(exc.field, exc.field), str(exc)) from exc
         info = await self._sales.hold_best_available(
             current_principal().require_tenant(),
             request.event_id,
