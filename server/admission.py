@@ -11,6 +11,7 @@ holds seats must be able to pay, and releasing frees capacity.
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,13 @@ ALWAYS_ADMITTED = frozenset(
     }
 )
 LAG_PROBE_INTERVAL_S = 0.05
+
+
+class Admit(enum.Enum):
+    """How a method is admitted (declared per method, see ``server/declarations.py``)."""
+
+    SHEDDABLE = "sheddable"  # refused while the process is overloaded
+    ALWAYS = "always"  # finishes a purchase or frees capacity: never shed
 
 
 class Overloaded(Exception):
