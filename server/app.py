@@ -63,7 +63,7 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_concurrent_rpcs or None)
     wrapper = RpcWrapper(stores.tenants, admission)
     for service in SERVICES:
-        wrapper.register(server, service.add_to_server, service.factory(stores))
+        wrapper.register(server, service.add_to_server, service.factory(stores), service.methods)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
