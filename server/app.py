@@ -31,6 +31,7 @@ from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
 from server.servicers import events, sales, seatmaps, tenancy
+from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
 log = structlog.get_logger("seatwise.server")
@@ -156,13 +157,15 @@ def serve(config: Config) -> None:
         embedded.start()
         redis_url = embedded.url
         log.info("redis.embedded_started", socket=str(embedded.socket_path), appendfsync=config.appendfsync)
+
+    def serve_one() -> None:  # one ordinary single-process server (each worker runs one)
+        run_loop(run(config, redis_url))
+
     try:
         if config.workers > 1:
-            from server.workers import run_workers
-
-            run_workers(config, redis_url)
+            run_workers(config, serve_one)
         else:
-            run_loop(run(config, redis_url))
+            serve_one()
     finally:
         if embedded is not None:
             embedded.stop()
