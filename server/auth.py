@@ -50,7 +50,7 @@ _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("seatwise_p
 
 
 def current_principal() -> Principal:
-    """The principal of the RPC being served (set by the interceptor)."""
+    """The principal of the RPC being served (set by the wrapper, ``server/wrapping.py``)."""
     return _current.get()
 
 
