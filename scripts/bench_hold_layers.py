@@ -39,7 +39,7 @@ from server.app import create_server
 from server.auth import Principal, set_principal
 from server.config import Config
 from server.context import Stores
-from server.servicers.sales import HoldServicer
+from server.servicers.sales import HOLD_SERVICE, HoldServicer
 from server.wrapping import RpcWrapper
 
 HOLD_SEATS = "/seatwise.v1.HoldService/HoldSeats"
@@ -117,6 +117,7 @@ async def layers(redis_url: str, calls: int, in_flight: int, rounds: int) -> Non
                 request_deserializer=sales_pb2.HoldSeatsRequest.FromString,
                 response_serializer=sales_pb2.HoldResponse.SerializeToString,
             ),
+            HOLD_SERVICE.methods["HoldSeats"],
         )
         decode, behaviour = handler.request_deserializer, handler.unary_unary
         assert decode is not None

@@ -92,13 +92,18 @@ Tier = Literal["row", "two_rows", "section", "anywhere"]
 
 
 class BestAvailableError(ValueError):
-    """Base of the errors of this module."""
+    """Base of the errors of this module; ``field`` names the input at fault (a
+    :class:`BestAvailableRequest` field, or ``available`` / ``limit``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class InvalidRequest(BestAvailableError):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, field: str, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"invalid best-available request: {reason}")
+        super().__init__(field, f"invalid best-available request: {reason}")
 
 
 class BestAvailableRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -112,15 +117,15 @@ class BestAvailableRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
 
     def __post_init__(self) -> None:
         if not 1 <= self.quantity <= MAX_QUANTITY:
-            raise InvalidRequest(f"quantity must be in 1..{MAX_QUANTITY}")
+            raise InvalidRequest("quantity", f"quantity must be in 1..{MAX_QUANTITY}")
         if not 0 <= self.accessible <= self.quantity:
-            raise InvalidRequest("accessible must be in 0..quantity")
+            raise InvalidRequest("accessible", "accessible must be in 0..quantity")
         if self.adjacency not in ("required", "preferred"):
-            raise InvalidRequest("adjacency must be 'required' or 'preferred'")
+            raise InvalidRequest("adjacency", "adjacency must be 'required' or 'preferred'")
         if self.categories is not None and not self.categories:
-            raise InvalidRequest("empty categories filter (omit it to allow all)")
+            raise InvalidRequest("categories", "empty categories filter (omit it to allow all)")
         if self.sections is not None and not self.sections:
-            raise InvalidRequest("empty sections filter (omit it to allow all)")
+            raise InvalidRequest("sections", "empty sections filter (omit it to allow all)")
 
 
 class Candidate(msgspec.Struct, frozen=True):
@@ -142,9 +147,9 @@ def best_available(
 ) -> list[Candidate]:
     """Ranked, pairwise disjoint candidate groups for ``request`` (see the module docstring)."""
     if available.shape != (len(index),) or available.dtype != np.bool_:
-        raise InvalidRequest(f"available must be a bool array of shape ({len(index)},)")
+        raise InvalidRequest("available", f"available must be a bool array of shape ({len(index)},)")
     if not 1 <= limit <= MAX_CANDIDATES:
-        raise InvalidRequest(f"limit must be in 1..{MAX_CANDIDATES}")
+        raise InvalidRequest("limit", f"limit must be in 1..{MAX_CANDIDATES}")
     search = _Search.start(index, available, request, limit)
     if search is None:
         return []

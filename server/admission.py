@@ -5,23 +5,25 @@ event loop runs (a loop that is 300 ms late serves every call 300 ms late).
 Past either limit, new calls get RESOURCE_EXHAUSTED with a RetryInfo at once,
 so clients back off while the calls already admitted stay fast. Calls that
 finish a purchase (commit, extend, release) are always admitted: a buyer who
-holds seats must be able to pay, and releasing frees capacity.
+holds seats must be able to pay, and releasing frees capacity. Each method
+declares which it is (:class:`Admit`, in its servicer module's declaration).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from dataclasses import dataclass, field
 
-ALWAYS_ADMITTED = frozenset(
-    {
-        "/seatwise.v1.OrderService/CommitHold",
-        "/seatwise.v1.HoldService/ExtendHold",
-        "/seatwise.v1.HoldService/ReleaseHold",
-    }
-)
 LAG_PROBE_INTERVAL_S = 0.05
+
+
+class Admit(enum.Enum):
+    """How a method is admitted (declared per method, see ``server/declarations.py``)."""
+
+    SHEDDABLE = "sheddable"  # refused while the process is overloaded
+    ALWAYS = "always"  # finishes a purchase or frees capacity: never shed
 
 
 class Overloaded(Exception):
@@ -40,9 +42,10 @@ class Admission:
     lag_s: float = 0.0
     shed: int = field(default=0)
 
-    def enter(self, method: str) -> None:
-        """Count the call in, or raise Overloaded (nothing counted)."""
-        if method not in ALWAYS_ADMITTED:
+    def enter(self, sheddable: bool) -> None:
+        """Count the call in, or raise Overloaded (nothing counted); a call that is
+        not ``sheddable`` (``Admit.ALWAYS``) is always counted in."""
+        if sheddable:
             if self.inflight >= self.max_inflight:
                 self.shed += 1
                 raise Overloaded(f"{self.inflight} calls in flight")

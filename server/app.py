@@ -22,38 +22,29 @@ import structlog
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from seatwise.v1 import (
-    events_pb2,
-    events_pb2_grpc,
-    sales_pb2,
-    sales_pb2_grpc,
-    seatmap_pb2,
-    seatmap_pb2_grpc,
-    tenancy_pb2,
-    tenancy_pb2_grpc,
-)
 
 from holds.redis_client import ping as redis_ping
 from server.admission import Admission
 from server.config import Config
 from server.context import Stores
+from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
-from server.servicers.events import EventServicer
-from server.servicers.sales import HoldServicer, OrderServicer
-from server.servicers.seatmaps import SeatMapServicer
-from server.servicers.tenancy import TenantServicer
+from server.servicers import events, sales, seatmaps, tenancy
+from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
 log = structlog.get_logger("seatwise.server")
 
-SERVICE_NAMES = (
-    seatmap_pb2.DESCRIPTOR.services_by_name["SeatMapService"].full_name,
-    tenancy_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
-    events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
-    sales_pb2.DESCRIPTOR.services_by_name["HoldService"].full_name,
-    sales_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
+# every service this server offers, as each servicer module declares it
+SERVICES: tuple[ServiceDeclaration[Any], ...] = (
+    seatmaps.SERVICE,
+    tenancy.SERVICE,
+    events.SERVICE,
+    sales.HOLD_SERVICE,
+    sales.ORDER_SERVICE,
 )
+SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0
 
 
@@ -72,15 +63,8 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     stores.admission = admission
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_concurrent_rpcs or None)
     wrapper = RpcWrapper(stores.tenants, admission)
-    wrapper.register(server, seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server, SeatMapServicer(stores))
-    wrapper.register(server, tenancy_pb2_grpc.add_TenantServiceServicer_to_server, TenantServicer(stores))
-    wrapper.register(
-        server,
-        events_pb2_grpc.add_EventServiceServicer_to_server,
-        EventServicer(stores.events, stores.seatmaps, stores.live, stores.sales),
-    )
-    wrapper.register(server, sales_pb2_grpc.add_HoldServiceServicer_to_server, HoldServicer(stores.sales))
-    wrapper.register(server, sales_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(stores.sales))
+    for service in SERVICES:
+        wrapper.register(server, service.add_to_server, service.factory(stores), service.methods)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -173,13 +157,15 @@ def serve(config: Config) -> None:
         embedded.start()
         redis_url = embedded.url
         log.info("redis.embedded_started", socket=str(embedded.socket_path), appendfsync=config.appendfsync)
+
+    def serve_one() -> None:  # one ordinary single-process server (each worker runs one)
+        run_loop(run(config, redis_url))
+
     try:
         if config.workers > 1:
-            from server.workers import run_workers
-
-            run_workers(config, redis_url)
+            run_workers(config, serve_one)
         else:
-            run_loop(run(config, redis_url))
+            serve_one()
     finally:
         if embedded is not None:
             embedded.stop()

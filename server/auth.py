@@ -3,8 +3,10 @@
 Every RPC carries ``authorization: Bearer sw_<id>_<secret>``. The key decides
 the tenant: a caller never names its own tenant, so it cannot reach another's
 data. Platform admins act on one tenant by naming it in ``x-seatwise-tenant``.
-Each method admits the roles listed in :data:`POLICY`; a method not listed is
-refused (deny by default), except the public health and reflection services.
+Each method admits the roles its service declares for it (``MethodRule.roles``
+in the servicer module's declaration, see ``server/declarations.py``); a method
+declared nowhere is refused (deny by default), except the public health and
+reflection services.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("seatwise_p
 
 
 def current_principal() -> Principal:
-    """The principal of the RPC being served (set by the interceptor)."""
+    """The principal of the RPC being served (set by the wrapper, ``server/wrapping.py``)."""
     return _current.get()
 
 
@@ -64,40 +66,6 @@ SALES: frozenset[RoleName] = frozenset({"platform_admin", "organizer", "storefro
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                    "/grpc.reflection.v1.ServerReflection/")  # fmt: skip
 
-POLICY: dict[str, frozenset[RoleName]] = {
-    "/seatwise.v1.TenantService/CreateTenant": ADMIN,
-    "/seatwise.v1.TenantService/GetTenant": ORGANIZER,
-    "/seatwise.v1.TenantService/ListTenants": ADMIN,
-    "/seatwise.v1.TenantService/CreateApiKey": ORGANIZER,
-    "/seatwise.v1.TenantService/RevokeApiKey": ORGANIZER,
-    "/seatwise.v1.TenantService/ListApiKeys": ORGANIZER,
-    "/seatwise.v1.TenantService/WhoAmI": SALES,
-    "/seatwise.v1.SeatMapService/ValidateSeatMap": ORGANIZER,
-    "/seatwise.v1.SeatMapService/UploadSeatMap": ORGANIZER,
-    "/seatwise.v1.SeatMapService/PublishSeatMap": ORGANIZER,
-    "/seatwise.v1.SeatMapService/GetSeatMap": SALES,
-    "/seatwise.v1.SeatMapService/ListSeatMaps": SALES,
-    "/seatwise.v1.SeatMapService/QuerySeats": SALES,
-    "/seatwise.v1.SeatMapService/RenderSeatMap": SALES,
-    "/seatwise.v1.EventService/CreateEvent": ORGANIZER,
-    "/seatwise.v1.EventService/GetEvent": SALES,
-    "/seatwise.v1.EventService/ListEvents": SALES,
-    "/seatwise.v1.EventService/UpdateEvent": ORGANIZER,
-    "/seatwise.v1.EventService/SetSeatStatus": ORGANIZER,
-    "/seatwise.v1.EventService/GetAvailability": SALES,
-    "/seatwise.v1.EventService/WatchAvailability": SALES,
-    "/seatwise.v1.HoldService/HoldSeats": SALES,
-    "/seatwise.v1.HoldService/HoldBestAvailable": SALES,
-    "/seatwise.v1.HoldService/HoldGeneralAdmission": SALES,
-    "/seatwise.v1.HoldService/ExtendHold": SALES,
-    "/seatwise.v1.HoldService/ReleaseHold": SALES,
-    "/seatwise.v1.HoldService/GetHold": SALES,
-    "/seatwise.v1.OrderService/CommitHold": SALES,
-    "/seatwise.v1.OrderService/GetOrder": SALES,
-    "/seatwise.v1.OrderService/ListOrders": ORGANIZER,
-    "/seatwise.v1.OrderService/CancelOrder": ORGANIZER,
-}
-
 
 def parse_bearer(value: str | None) -> str:
     if not value:
@@ -108,8 +76,8 @@ def parse_bearer(value: str | None) -> str:
     return token.strip()
 
 
-def authorize(method: str, principal: Principal) -> None:
-    allowed = POLICY.get(method)
+def authorize(method: str, allowed: frozenset[RoleName] | None, principal: Principal) -> None:
+    """``allowed``: the roles the method declares; None (not declared) refuses every key."""
     if allowed is None:
         raise PermissionDenied(f"method {method} is not open to API keys")
     if principal.role not in allowed:

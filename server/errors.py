@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
-import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -158,10 +157,3 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
         case store.StoreUnavailable():
             return _status(code_pb2.UNAVAILABLE, "inventory store unavailable; retry with backoff")
     return None
-
-
-def grpc_code(status: status_pb2.Status) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == status.code:
-            return code
-    return grpc.StatusCode.UNKNOWN

@@ -21,16 +21,12 @@ from server.config import Config
 log = structlog.get_logger("seatwise.workers")
 
 
-def run_workers(config: Config, redis_url: str) -> None:
+def run_workers(config: Config, serve_one: Callable[[], None]) -> None:
+    """``config.workers`` processes, each running ``serve_one`` (one ordinary
+    single-process server, given by ``server.app``) on ``config.port``."""
     if config.port == 0:
         raise ValueError("--workers needs a fixed --port: each worker binds the same port")
-
-    def serve() -> None:  # in the child: one ordinary single-process server
-        from server.app import run, run_loop
-
-        run_loop(run(config, redis_url))
-
-    supervise(config.workers, serve, port=config.port)
+    supervise(config.workers, serve_one, port=config.port)
 
 
 def supervise(count: int, body: Callable[[], None], *, port: int) -> None:

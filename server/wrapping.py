@@ -1,7 +1,8 @@
 """One wrapper around every RPC: authenticate, authorize, map errors, measure.
 
-Each servicer method is wrapped once, when its service is registered, instead
-of through a grpc.aio interceptor: an interceptor costs an extra coroutine
+Each servicer method is wrapped once, when its service is registered, together
+with the rule its service declares for it (roles, admission), instead of
+through a grpc.aio interceptor: an interceptor costs an extra coroutine
 chain on every call, and the hot path runs thousands of calls a second. The
 principal the wrapper sets (a contextvar) is visible inside the servicer, and a
 domain error raised anywhere in the servicer is turned into a status here, once.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,10 @@ import structlog
 from grpc_status import rpc_status
 
 from holds.errors import InvalidRequest, StoreUnavailable
+from holds.records import RoleName
 from holds.tenants import TenantStore
 from server import metrics
-from server.admission import Admission, Overloaded
+from server.admission import Admission, Admit, Overloaded
 from server.auth import (
     PUBLIC_SERVICES,
     TENANT_HEADER,
@@ -34,6 +36,7 @@ from server.auth import (
     set_principal,
 )
 from server.deadlines import Deadlines, call_budget
+from server.declarations import MethodRule
 from server.errors import to_status
 
 log = structlog.get_logger("seatwise.rpc")
@@ -70,11 +73,13 @@ MethodHandlers = dict[str, "grpc.RpcMethodHandler[Any, Any]"]
 
 class _Registrar:
     """Stands in for the server while a generated ``add_*Servicer_to_server`` runs:
-    it receives the service's method handlers and registers them wrapped."""
+    it receives the service's method handlers and registers them wrapped, each
+    bound to its method's rule (none: refused)."""
 
-    def __init__(self, server: grpc.aio.Server, wrapper: RpcWrapper) -> None:
+    def __init__(self, server: grpc.aio.Server, wrapper: RpcWrapper, rules: Mapping[str, MethodRule]) -> None:
         self._server = server
         self._wrapper = wrapper
+        self._rules = rules
         self.registered = False
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
@@ -82,7 +87,8 @@ class _Registrar:
 
     def add_registered_method_handlers(self, service: str, handlers: MethodHandlers) -> None:
         wrapped = {
-            name: self._wrapper.wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()
+            name: self._wrapper.wrap(f"/{service}/{name}", handler, self._rules.get(name))
+            for name, handler in handlers.items()
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         self._server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]  # missing in grpc-stubs
@@ -96,38 +102,47 @@ class RpcWrapper:
         self._deadlines = Deadlines()
 
     def register(
-        self, server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: Any
+        self,
+        server: grpc.aio.Server,
+        add_to_server: Callable[[Any, Any], None],
+        servicer: Any,
+        rules: Mapping[str, MethodRule],
     ) -> None:
-        """``add_to_server(servicer, server)`` with every method wrapped."""
-        registrar = _Registrar(server, self)
+        """``add_to_server(servicer, server)`` with every method wrapped under its rule
+        in ``rules`` (by method name); a method without one refuses every key."""
+        registrar = _Registrar(server, self, rules)
         add_to_server(servicer, registrar)
         if not registrar.registered:  # generated code older than grpcio-tools 1.62
             raise RuntimeError(f"{add_to_server.__name__} registered no method handlers")
 
-    def wrap(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], rule: MethodRule | None
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         if method.startswith(PUBLIC_SERVICES):
             return handler
-        return self._wrap_handler(method, handler)
+        return self._wrap_handler(method, handler, rule)
 
     def _wrap_handler(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], rule: MethodRule | None
     ) -> grpc.RpcMethodHandler[Any, Any]:
         deserializer = tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
+                self._wrap_unary(method, handler.unary_unary, rule),
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
+                self._wrap_stream(method, handler.unary_stream, rule),
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler  # no client-streaming methods in seatwise.v1
 
-    async def _principal(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
+    async def _principal(
+        self, method: str, roles: frozenset[RoleName] | None, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Principal:
         metadata = dict(context.invocation_metadata() or ())
         api_key = parse_bearer(metadata.get("authorization"))
         record = await self._tenants.authenticate(api_key)
@@ -142,7 +157,7 @@ class RpcWrapper:
             else:
                 tenant_id = str(acting_on)
         principal = Principal(key_id=record.key_id, role=record.role, tenant_id=tenant_id)
-        authorize(method, principal)
+        authorize(method, roles, principal)
         return principal
 
     async def _fail(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
@@ -160,12 +175,17 @@ class RpcWrapper:
         # Redis too slow or away: answer within the caller's deadline
         return StoreUnavailable(f"{method}: no answer from the store within the call's deadline")
 
-    def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    def _wrap_unary(
+        self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None
+    ) -> Callable[..., Awaitable[Any]]:
+        roles = rule.roles if rule is not None else None
+        sheddable = rule is None or rule.admission is Admit.SHEDDABLE
+
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             outcome = "OK"
             try:
-                self._admission.enter(method)
+                self._admission.enter(sheddable)
             except Overloaded as exc:
                 metrics.observe_rpc(method, "Overloaded", time.perf_counter() - started)
                 await self._fail(method, context, exc)
@@ -177,7 +197,7 @@ class RpcWrapper:
             try:
                 try:
                     # each RPC runs in its own task: the context var needs no reset
-                    set_principal(await self._principal(method, context))
+                    set_principal(await self._principal(method, roles, context))
                     _check_decoded(request)
                     return await behaviour(request, context)
                 finally:
@@ -205,13 +225,17 @@ class RpcWrapper:
 
         return unary
 
-    def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    def _wrap_stream(
+        self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None
+    ) -> Callable[..., AsyncIterator[Any]]:
+        roles = rule.roles if rule is not None else None
+
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = time.perf_counter()
             outcome = "OK"
             try:
                 # no reset: a cancelled stream is closed from another context
-                set_principal(await self._principal(method, context))
+                set_principal(await self._principal(method, roles, context))
                 _check_decoded(request)
                 async for item in behaviour(request, context):
                     yield item

@@ -19,7 +19,8 @@ from holds.inventory import SeatState
 from holds.live import LiveEvent, LiveEvents
 from holds.sales import Sales
 from holds.seatmaps import SeatMapStore
-from server.auth import current_principal
+from server.auth import ORGANIZER, SALES, current_principal
+from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
 from server.servicers.convert import PROTO_TO_STATUS, SEAT_STATUS, SEAT_STATUS_NAME, event_pb
@@ -337,3 +338,19 @@ def _select(sales: Sales, ctx: LiveEvent, selection: events_pb2.SeatSelection) -
     if selection.region:
         ordinals += index.seats_in_region([(p.x, p.y) for p in selection.region])
     return ordinals
+
+
+SERVICE = ServiceDeclaration(
+    descriptor=events_pb2.DESCRIPTOR.services_by_name["EventService"],
+    add_to_server=events_pb2_grpc.add_EventServiceServicer_to_server,
+    factory=lambda stores: EventServicer(stores.events, stores.seatmaps, stores.live, stores.sales),
+    methods={
+        "CreateEvent": MethodRule(ORGANIZER),
+        "GetEvent": MethodRule(SALES),
+        "ListEvents": MethodRule(SALES),
+        "UpdateEvent": MethodRule(ORGANIZER),
+        "SetSeatStatus": MethodRule(ORGANIZER),
+        "GetAvailability": MethodRule(SALES),
+        "WatchAvailability": MethodRule(SALES),
+    },
+)

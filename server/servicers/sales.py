@@ -8,7 +8,9 @@ from holds.errors import InvalidRequest
 from holds.records import Buyer
 from holds.sales import Sales
 from seatmap.bestavailable import BestAvailableError, BestAvailableRequest
-from server.auth import current_principal
+from server.admission import Admit
+from server.auth import ORGANIZER, SALES, current_principal
+from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
 from server.servicers.convert import hold_pb, order_pb
@@ -18,6 +20,9 @@ _ADJACENCY = {
     sales_pb2.ADJACENCY_REQUIRED: "required",
     sales_pb2.ADJACENCY_PREFERRED: "preferred",
 }
+
+# BestAvailableRequest's field names where they differ from HoldBestAvailableRequest's
+_REQUEST_FIELD = {"sections": "section_ids"}
 
 
 def _token(token: str) -> str:
@@ -57,7 +62,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
                 adjacency=adjacency,  # type: ignore[arg-type]
             )
         except BestAvailableError as exc:
-            raise InvalidRequest("quantity" if "quantity" in str(exc) else "accessible", str(exc)) from exc
+            raise InvalidRequest(_REQUEST_FIELD.get(exc.field, exc.field), str(exc)) from exc
         info = await self._sales.hold_best_available(
             current_principal().require_tenant(),
             request.event_id,
@@ -152,3 +157,29 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
             request.reason,
         )
         return sales_pb2.CancelOrderResponse(order=order_pb(ctx, order))
+
+
+HOLD_SERVICE = ServiceDeclaration(
+    descriptor=sales_pb2.DESCRIPTOR.services_by_name["HoldService"],
+    add_to_server=sales_pb2_grpc.add_HoldServiceServicer_to_server,
+    factory=lambda stores: HoldServicer(stores.sales),
+    methods={
+        "HoldSeats": MethodRule(SALES),
+        "HoldBestAvailable": MethodRule(SALES),
+        "HoldGeneralAdmission": MethodRule(SALES),
+        "ExtendHold": MethodRule(SALES, Admit.ALWAYS),  # buyers who hold seats can still pay
+        "ReleaseHold": MethodRule(SALES, Admit.ALWAYS),  # frees capacity
+        "GetHold": MethodRule(SALES),
+    },
+)
+ORDER_SERVICE = ServiceDeclaration(
+    descriptor=sales_pb2.DESCRIPTOR.services_by_name["OrderService"],
+    add_to_server=sales_pb2_grpc.add_OrderServiceServicer_to_server,
+    factory=lambda stores: OrderServicer(stores.sales),
+    methods={
+        "CommitHold": MethodRule(SALES, Admit.ALWAYS),
+        "GetOrder": MethodRule(SALES),
+        "ListOrders": MethodRule(ORGANIZER),
+        "CancelOrder": MethodRule(ORGANIZER),
+    },
+)

@@ -16,8 +16,9 @@ from seatmap.formats import Format, parse, parse_and_validate
 from seatmap.index import SeatIndex
 from seatmap.model import json_encoder
 from seatmap.validation import validate
-from server.auth import current_principal
+from server.auth import ORGANIZER, SALES, current_principal
 from server.context import Stores
+from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
 from server.servicers.tenancy import timestamp_ms
@@ -215,3 +216,19 @@ def _run_query(loaded: LoadedSeatMap, request: seatmap_pb2.QuerySeatsRequest) ->
                 return index.seats_by_row(group.section_id, group.row_id)
             return index.seats_by_section(group.section_id)
     raise InvalidRequest("query", "one of region, nearest or group is required")
+
+
+SERVICE = ServiceDeclaration(
+    descriptor=seatmap_pb2.DESCRIPTOR.services_by_name["SeatMapService"],
+    add_to_server=seatmap_pb2_grpc.add_SeatMapServiceServicer_to_server,
+    factory=SeatMapServicer,
+    methods={
+        "ValidateSeatMap": MethodRule(ORGANIZER),
+        "UploadSeatMap": MethodRule(ORGANIZER),
+        "PublishSeatMap": MethodRule(ORGANIZER),
+        "GetSeatMap": MethodRule(SALES),
+        "ListSeatMaps": MethodRule(SALES),
+        "QuerySeats": MethodRule(SALES),
+        "RenderSeatMap": MethodRule(SALES),
+    },
+)

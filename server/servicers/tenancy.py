@@ -7,8 +7,9 @@ from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.records import ApiKeyRecord, RoleName, TenantRecord
-from server.auth import PermissionDenied, current_principal
+from server.auth import ADMIN, ORGANIZER, SALES, PermissionDenied, current_principal
 from server.context import Stores
+from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
 
@@ -121,3 +122,19 @@ def _target_tenant(requested: str) -> str:
     if requested and requested != own:
         raise PermissionDenied(f"this key may not act on tenant {requested!r}")
     return own
+
+
+SERVICE = ServiceDeclaration(
+    descriptor=tenancy_pb2.DESCRIPTOR.services_by_name["TenantService"],
+    add_to_server=tenancy_pb2_grpc.add_TenantServiceServicer_to_server,
+    factory=TenantServicer,
+    methods={
+        "CreateTenant": MethodRule(ADMIN),
+        "GetTenant": MethodRule(ORGANIZER),
+        "ListTenants": MethodRule(ADMIN),
+        "CreateApiKey": MethodRule(ORGANIZER),
+        "RevokeApiKey": MethodRule(ORGANIZER),
+        "ListApiKeys": MethodRule(ORGANIZER),
+        "WhoAmI": MethodRule(SALES),
+    },
+)

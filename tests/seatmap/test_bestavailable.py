@@ -252,17 +252,18 @@ def test_tables_wrap_around_and_whole_tables_sell_whole() -> None:
 
 
 def test_request_validation() -> None:
-    for bad in (
-        {"quantity": 0},
-        {"quantity": MAX_QUANTITY + 1},
-        {"quantity": 2, "accessible": 3},
-        {"quantity": 2, "accessible": -1},
-        {"quantity": 2, "adjacency": "maybe"},
-        {"quantity": 2, "categories": frozenset()},
-        {"quantity": 2, "sections": frozenset()},
+    for field, bad in (
+        ("quantity", {"quantity": 0}),
+        ("quantity", {"quantity": MAX_QUANTITY + 1}),
+        ("accessible", {"quantity": 2, "accessible": 3}),
+        ("accessible", {"quantity": 2, "accessible": -1}),
+        ("adjacency", {"quantity": 2, "adjacency": "maybe"}),
+        ("categories", {"quantity": 2, "categories": frozenset()}),
+        ("sections", {"quantity": 2, "sections": frozenset()}),
     ):
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(InvalidRequest) as err:
             BestAvailableRequest(**bad)
+        assert err.value.field == field
     decoded = msgspec.json.decode(
         b'{"quantity": 4, "categories": ["vip"], "adjacency": "preferred"}', type=BestAvailableRequest
     )
@@ -278,8 +279,9 @@ def test_mask_and_limit_validation(grid: SeatIndex) -> None:
         best_available(grid, np.ones(len(grid) - 1, dtype=np.bool_), request(1))
     with pytest.raises(InvalidRequest):
         best_available(grid, np.ones(len(grid), dtype=np.int8), request(1))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest) as err:
         best_available(grid, free(grid), request(1), limit=0)
+    assert err.value.field == "limit"
 
 
 def test_deterministic(grid: SeatIndex) -> None:

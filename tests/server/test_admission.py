@@ -18,15 +18,15 @@ from tests.server.test_sales_api import _event, _hold
 
 def test_limits_and_always_admitted_methods() -> None:
     admission = Admission(max_inflight=1, max_lag_s=0.5)
-    admission.enter("/seatwise.v1.HoldService/HoldSeats")
+    admission.enter(sheddable=True)
     with pytest.raises(Overloaded):
-        admission.enter("/seatwise.v1.HoldService/HoldSeats")
-    admission.enter("/seatwise.v1.OrderService/CommitHold")  # never shed
+        admission.enter(sheddable=True)
+    admission.enter(sheddable=False)  # never shed (Admit.ALWAYS: commits, extends, releases)
     admission.leave()
     admission.leave()
     admission.lag_s = 0.8
     with pytest.raises(Overloaded, match="behind"):
-        admission.enter("/seatwise.v1.EventService/GetAvailability")
+        admission.enter(sheddable=True)
     assert admission.inflight == 0
     assert admission.shed == 2
 

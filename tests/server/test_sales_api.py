@@ -79,6 +79,22 @@ async def test_bad_event_settings_name_the_field(
     assert any(f == field for f, _ in field_violations(err.value)), field_violations(err.value)
 
 
+@pytest.mark.parametrize(
+    ("quantity", "accessible", "field"), [(0, 0, "quantity"), (101, 0, "quantity"), (2, 3, "accessible")]
+)
+async def test_bad_best_available_request_names_the_field(
+    organizer: Api, quantity: int, accessible: int, field: str
+) -> None:
+    event_id = await _event(organizer)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.HoldBestAvailable(
+            sales_pb2.HoldBestAvailableRequest(event_id=event_id, quantity=quantity, accessible=accessible),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(err.value)] == [field]
+
+
 async def test_hold_commit_and_order(organizer: Api) -> None:
     event_id = await _event(organizer)
     hold = await _hold(organizer, event_id, "r0-0", "r0-1")

@@ -13,9 +13,12 @@ from seatwise.v1 import tenancy_pb2
 from server.admission import Admission
 from server.context import Stores
 from server.deadlines import TICK_S
+from server.declarations import MethodRule
+from server.servicers import tenancy
 from server.wrapping import RpcWrapper
 
 WHO_AM_I = "/seatwise.v1.TenantService/WhoAmI"
+WHO_AM_I_RULE = tenancy.SERVICE.methods["WhoAmI"]
 
 
 class FakeContext:
@@ -47,12 +50,15 @@ async def _key(stores: Stores) -> str:
     return key
 
 
-def _wrapped(stores: Stores, admission: Admission, behaviour: Any) -> Any:
+def _wrapped(
+    stores: Stores, admission: Admission, behaviour: Any, rule: MethodRule | None = WHO_AM_I_RULE
+) -> Any:
     handler = RpcWrapper(stores.tenants, admission).wrap(
         WHO_AM_I,
         grpc.unary_unary_rpc_method_handler(
             behaviour, request_deserializer=tenancy_pb2.WhoAmIRequest.FromString
         ),
+        rule,
     )
     return handler.unary_unary
 
@@ -96,9 +102,24 @@ async def test_a_call_within_its_budget_is_untouched(stores: Stores) -> None:
     assert context.status is None
 
 
+async def test_a_method_without_a_rule_refuses_every_key(stores: Stores) -> None:
+    key = await _key(stores)
+
+    async def quick(request: Any, context: Any) -> Any:
+        return tenancy_pb2.WhoAmIResponse()
+
+    unary = _wrapped(stores, Admission(), quick, rule=None)
+    context = FakeContext(key, time_remaining=0.5)
+    with pytest.raises(grpc.aio.AbortError):
+        await unary(tenancy_pb2.WhoAmIRequest(), context)
+    code, details = context.status
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert "not open to API keys" in details
+
+
 def test_register_refuses_a_service_that_registered_nothing(stores: Stores) -> None:
     def add_nothing(servicer: Any, server: Any) -> None:
         server.add_generic_rpc_handlers(())
 
     with pytest.raises(RuntimeError, match="registered no method handlers"):
-        RpcWrapper(stores.tenants).register(grpc.aio.server(), add_nothing, object())
+        RpcWrapper(stores.tenants).register(grpc.aio.server(), add_nothing, object(), {})

@@ -1,0 +1,107 @@
+"""Every method of every seatwise.v1 service is declared once: its roles and its admission.
+
+The expected tables are copied here on purpose: widening a method's roles or
+letting a method through under overload must be a conscious change to this test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+import seatwise.v1
+
+from holds.records import RoleName
+from server.admission import Admit
+from server.app import SERVICE_NAMES, SERVICES
+from server.auth import ADMIN, ORGANIZER, SALES
+from server.declarations import MethodRule, ServiceDeclaration, method_rules
+from server.servicers import tenancy
+
+# every generated seatwise/v1/*_pb2 module, so a new proto file is walked too
+PROTO_MODULES = tuple(
+    importlib.import_module(f"seatwise.v1.{m.name}")
+    for m in pkgutil.iter_modules(seatwise.v1.__path__)
+    if m.name.endswith("_pb2")
+)
+
+EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
+    "/seatwise.v1.TenantService/CreateTenant": ADMIN,
+    "/seatwise.v1.TenantService/GetTenant": ORGANIZER,
+    "/seatwise.v1.TenantService/ListTenants": ADMIN,
+    "/seatwise.v1.TenantService/CreateApiKey": ORGANIZER,
+    "/seatwise.v1.TenantService/RevokeApiKey": ORGANIZER,
+    "/seatwise.v1.TenantService/ListApiKeys": ORGANIZER,
+    "/seatwise.v1.TenantService/WhoAmI": SALES,
+    "/seatwise.v1.SeatMapService/ValidateSeatMap": ORGANIZER,
+    "/seatwise.v1.SeatMapService/UploadSeatMap": ORGANIZER,
+    "/seatwise.v1.SeatMapService/PublishSeatMap": ORGANIZER,
+    "/seatwise.v1.SeatMapService/GetSeatMap": SALES,
+    "/seatwise.v1.SeatMapService/ListSeatMaps": SALES,
+    "/seatwise.v1.SeatMapService/QuerySeats": SALES,
+    "/seatwise.v1.SeatMapService/RenderSeatMap": SALES,
+    "/seatwise.v1.EventService/CreateEvent": ORGANIZER,
+    "/seatwise.v1.EventService/GetEvent": SALES,
+    "/seatwise.v1.EventService/ListEvents": SALES,
+    "/seatwise.v1.EventService/UpdateEvent": ORGANIZER,
+    "/seatwise.v1.EventService/SetSeatStatus": ORGANIZER,
+    "/seatwise.v1.EventService/GetAvailability": SALES,
+    "/seatwise.v1.EventService/WatchAvailability": SALES,
+    "/seatwise.v1.HoldService/HoldSeats": SALES,
+    "/seatwise.v1.HoldService/HoldBestAvailable": SALES,
+    "/seatwise.v1.HoldService/HoldGeneralAdmission": SALES,
+    "/seatwise.v1.HoldService/ExtendHold": SALES,
+    "/seatwise.v1.HoldService/ReleaseHold": SALES,
+    "/seatwise.v1.HoldService/GetHold": SALES,
+    "/seatwise.v1.OrderService/CommitHold": SALES,
+    "/seatwise.v1.OrderService/GetOrder": SALES,
+    "/seatwise.v1.OrderService/ListOrders": ORGANIZER,
+    "/seatwise.v1.OrderService/CancelOrder": ORGANIZER,
+}
+ALWAYS_ADMITTED = {
+    "/seatwise.v1.OrderService/CommitHold",
+    "/seatwise.v1.HoldService/ExtendHold",
+    "/seatwise.v1.HoldService/ReleaseHold",
+}
+
+
+def _proto_methods() -> set[str]:
+    return {
+        f"/{service.full_name}/{method.name}"
+        for module in PROTO_MODULES
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+
+
+def test_every_proto_method_is_declared_and_nothing_else() -> None:
+    assert len(PROTO_MODULES) >= 5
+    declared = set(method_rules(SERVICES))
+    proto = _proto_methods()
+    assert proto - declared == set(), "methods without a declaration (add a MethodRule)"
+    assert declared - proto == set(), "declarations of methods the protos do not have"
+
+
+def test_every_proto_service_is_served_once() -> None:
+    proto_services = {s.full_name for m in PROTO_MODULES for s in m.DESCRIPTOR.services_by_name.values()}
+    assert sorted(SERVICE_NAMES) == sorted(proto_services)
+
+
+def test_roles_per_method_are_the_expected_ones() -> None:
+    assert {path: rule.roles for path, rule in method_rules(SERVICES).items()} == EXPECTED_ROLES
+
+
+def test_only_purchase_finishing_methods_are_always_admitted() -> None:
+    always = {path for path, rule in method_rules(SERVICES).items() if rule.admission is Admit.ALWAYS}
+    assert always == ALWAYS_ADMITTED
+
+
+def test_a_declaration_of_a_missing_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not have: \\['Whoami'\\]"):
+        ServiceDeclaration(
+            descriptor=tenancy.SERVICE.descriptor,
+            add_to_server=tenancy.SERVICE.add_to_server,
+            factory=tenancy.SERVICE.factory,
+            methods={"Whoami": MethodRule(SALES)},
+        )
