@@ -29,7 +29,6 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any, cast
 
-import hiredis
 import numpy as np
 from seatwise.v1 import events_pb2, sales_pb2
 
@@ -37,7 +36,7 @@ from holds.availability import HELD, Delta, EventMirror, GroupCounts, Snapshot
 from holds.keys import event_keys
 from holds.redis_client import connect, store_error, wrap_errors
 from holds.sales import HoldInfo
-from holds.script_channel import ScriptChannel, ScriptCommands, for_client, pack
+from holds.script_channel import ScriptChannel, ScriptCommands, for_client
 from scripts.bench_common import run_with_scratch_redis
 from seatmap.generate import stadium
 from seatmap.index import SeatIndex
@@ -91,34 +90,6 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
     for _ in range(repeat):
         fn()
     return (time.perf_counter() - started) / repeat
-
-
-def command_packing(calls: int) -> None:
-    """A hold's EVALSHA packed by our encoder (head cached per event) and by hiredis."""
-    keys = list(event_keys("evBench"))
-    sha = "0" * 40
-    commands = ScriptCommands(sha)
-
-    def by_hiredis() -> bytes:
-        return hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *HOLD_ARGS))
-
-    assert (
-        commands.evalsha(keys, HOLD_ARGS)
-        == by_hiredis()
-        == pack(["EVALSHA", sha, len(keys), *keys, *HOLD_ARGS])
-    )
-    pieces: tuple[tuple[str, Callable[[], object]], ...] = (
-        ("ScriptCommands.evalsha (head cached)", lambda: commands.evalsha(keys, HOLD_ARGS)),
-        ("pack (uncached)", lambda: pack(["EVALSHA", sha, len(keys), *keys, *HOLD_ARGS])),
-        ("hiredis.pack_command", by_hiredis),
-    )
-    best = {label: float("inf") for label, _ in pieces}
-    for _round in range(5):
-        for label, fn in pieces:
-            best[label] = min(best[label], timed(fn, calls))
-    print(f"\n{'packing a hold EVALSHA (18 keys, 10 args), best of 5':<56} {'µs/call':>10}")
-    for label, used in best.items():
-        print(f"  {label:<54} {used * 1e6:>10.2f}")
 
 
 def availability_counts(repeat: int) -> None:
@@ -257,7 +228,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=300, help="availability replies per measurement [300]")
     args = parser.parse_args()
     run_with_scratch_redis("seatwise-hot-path-", lambda url: script_calls(url, args.calls))
-    command_packing(args.calls)
     availability_counts(args.repeat)
     run_loop(per_call_pieces(args.calls))
 
