@@ -13,9 +13,9 @@
   :class:`~holds.availability.GroupCounts`; plus what keeping them costs per
   change.
 * Per-call pieces of every unary RPC, on uvloop: a call budget by
-  ``asyncio.timeout`` and by :class:`~server.deadlines.Deadlines`; a script
-  call's error mapping by ``async with wrap_errors`` and inline; a 2-seat hold
-  reply built with keyword constructors and in place (``hold_pb``).
+  ``asyncio.timeout``; a script call's error mapping by ``async with
+  wrap_errors`` and inline; a 2-seat hold reply built with keyword
+  constructors and in place (``hold_pb``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from scripts.bench_common import run_with_scratch_redis
 from seatmap.generate import stadium
 from seatmap.index import SeatIndex
 from server.app import run_loop
-from server.deadlines import Deadlines
 from server.servicers.convert import hold_pb, ts
 from server.servicers.events import availability_pb
 
@@ -154,19 +153,6 @@ async def _budget_by_timeout() -> None:
         await _nothing()
 
 
-_deadlines = Deadlines()
-
-
-async def _budget_by_sweep() -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    _deadlines.start(task, 30.0)
-    try:
-        await _nothing()
-    finally:
-        _deadlines.finish(task)
-
-
 async def _errors_by_context_manager() -> None:
     async with wrap_errors("script hold"):
         await _nothing()
@@ -200,7 +186,6 @@ async def per_call_pieces(calls: int) -> None:
     pieces = (
         ("a task that awaits nothing (the baseline)", _nothing),
         ("+ call budget: asyncio.timeout", _budget_by_timeout),
-        ("+ call budget: Deadlines sweep", _budget_by_sweep),
         ("+ script errors: async with wrap_errors", _errors_by_context_manager),
         ("+ script errors: inline store_error", _errors_inline),
     )
