@@ -21,7 +21,7 @@ EXPECTED = {
     "hold_layers": ["1 Inventory.hold", "4 registered handler", "Redis' own time per hold script"],
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
     "seatmap": ["UploadSeatMap", "QuerySeats region"],
-    "seatmap_spatial": ["index build", "best_available", "render_svg"],
+    "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
 }
 
 
