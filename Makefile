@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 UV := python3 -m uv
 
-.PHONY: install serve test lint mypy proto proto-check format bench
+.PHONY: install serve test lint mypy proto proto-check format
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv

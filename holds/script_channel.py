@@ -1,14 +1,13 @@
 """One pipelined connection per process for the inventory scripts: the hot path.
 
-redis-py's asyncio client spends ~150 µs of CPU per EVALSHA (argument
-encoding in Python, a pooled connection checked out and back, retry and
-observability wrappers); a hold is one script call, so that was a third of
-a HoldSeats RPC. A :class:`ScriptChannel` sends every script call of the
-process over one socket instead, replies matched to calls in order (Redis
-answers a connection's commands in the order it received them), the
-commands of one event-loop turn written in one syscall, the constant head of
-a command (``EVALSHA sha numkeys key...``) encoded once per event, and
-replies parsed by hiredis, the C parser redis-py itself uses: ~15-30 µs a call.
+redis-py's asyncio client spends much of a HoldSeats' CPU on each EVALSHA
+(argument encoding in Python, a pooled connection checked out and back, retry
+and observability wrappers; figures in docs/performance.md); a hold is one
+script call. A :class:`ScriptChannel` sends every script call of the process
+over one socket instead, replies matched to calls in order (Redis answers a
+connection's commands in the order it received them), the commands of one
+event-loop turn written in one syscall, commands packed and replies parsed by
+hiredis, the C packer and parser redis-py itself uses.
 
 A Redis Cluster gets one channel per primary (:class:`ClusterChannels`), a
 call going to the primary that redis-py's slot map names for its first key;
@@ -28,15 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis._parsers.base import BaseParser
+from redis._parsers.base import BaseParser  # private: no public API maps an error reply to its exception
 from redis.asyncio.cluster import RedisCluster
 
 EncodableArg = str | int | float | bytes
@@ -44,57 +43,27 @@ EncodableArg = str | int | float | bytes
 # A reply this overdue means the socket is dead, not that Redis is slow:
 # scripts cap their work per call and Redis answers BUSY after 5 s.
 STALL_S = 10.0
-# Encoded command heads kept per script (one per event on sale in this process).
-HEADS_PER_SCRIPT = 4096
 
-
-def _encode(arg: EncodableArg) -> bytes:
-    """One bulk string, encoded as redis-py does (str as UTF-8, numbers by repr)."""
-    kind = type(arg)  # exact types first: this runs for every argument of every call
-    if kind is str:
-        data = cast(str, arg).encode()
-    elif kind is int:
-        data = b"%d" % cast(int, arg)
-    elif kind is bytes:
-        data = cast(bytes, arg)
-    elif isinstance(arg, bytes):
-        data = arg
-    elif isinstance(arg, str):  # subclasses: a StrEnum's value
-        data = arg.encode()
-    elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-        data = repr(arg).encode()
-    else:
-        raise redis.exceptions.DataError(f"invalid script argument {type(arg).__name__}: {arg!r}")
-    return b"$%d\r\n%b\r\n" % (len(data), data)
+# hiredis' stub types the argument as a 1-tuple and leaves the result untyped
+_pack_command = cast(Callable[[tuple[EncodableArg, ...]], bytes], hiredis.pack_command)
 
 
 def pack(args: Sequence[EncodableArg]) -> bytes:
-    """A whole command in RESP."""
-    return b"*%d\r\n%b" % (len(args), b"".join(map(_encode, args)))
+    """A whole command in RESP, packed as redis-py packs it (by hiredis; a bad argument is a DataError)."""
+    try:
+        return _pack_command(tuple(args))
+    except TypeError as exc:
+        raise redis.exceptions.DataError(f"invalid command argument: {exc}") from exc
 
 
 class ScriptCommands:
-    """Packs ``EVALSHA sha numkeys keys... args...`` for one script, reusing the
-    encoded head for the same keys (an event's keys are the same on every call)."""
+    """Packs ``EVALSHA sha numkeys keys... args...`` for one script."""
 
     def __init__(self, sha: str) -> None:
-        self._sha = sha
-        self._heads: OrderedDict[tuple[str, ...], tuple[int, bytes]] = OrderedDict()
-
-    def _head(self, keys: Sequence[str]) -> tuple[int, bytes]:
-        key_tuple = tuple(keys)
-        head = self._heads.get(key_tuple)
-        if head is None:
-            head_args: list[EncodableArg] = ["EVALSHA", self._sha, len(keys), *keys]
-            encoded = b"".join(map(_encode, head_args))
-            head = self._heads[key_tuple] = (3 + len(keys), encoded)
-            if len(self._heads) > HEADS_PER_SCRIPT:
-                self._heads.popitem(last=False)
-        return head
+        self.sha = sha
 
     def evalsha(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> bytes:
-        count, head = self._head(keys)
-        return b"*%d\r\n%b%b" % (count + len(args), head, b"".join(map(_encode, args)))
+        return pack(("EVALSHA", self.sha, len(keys), *keys, *args))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from server.auth import (
     parse_bearer,
     set_principal,
 )
-from server.deadlines import Deadlines, call_budget
+from server.deadlines import call_budget
 from server.declarations import MethodRule
 from server.errors import to_status
 
@@ -99,7 +99,6 @@ class RpcWrapper:
     def __init__(self, tenants: TenantStore, admission: Admission | None = None) -> None:
         self._tenants = tenants
         self._admission = admission or Admission()
-        self._deadlines = Deadlines()
 
     def register(
         self,
@@ -190,26 +189,12 @@ class RpcWrapper:
                 metrics.observe_rpc(method, "Overloaded", time.perf_counter() - started)
                 await self._fail(method, context, exc)
                 raise
-            task = asyncio.current_task()
-            assert task is not None  # grpc.aio runs each RPC in a task of its own
-            self._deadlines.start(task, call_budget(context.time_remaining()))
-            expired = False
             try:
-                try:
+                async with asyncio.timeout(call_budget(context.time_remaining())):
                     # each RPC runs in its own task: the context var needs no reset
                     set_principal(await self._principal(method, roles, context))
                     _check_decoded(request)
                     return await behaviour(request, context)
-                finally:
-                    # the sweep's cancellation is answered below, unless the task
-                    # was cancelled from elsewhere too (the client left, shutdown)
-                    expired = self._deadlines.finish(task) and task.uncancel() == 0
-            except asyncio.CancelledError:
-                if not expired:
-                    raise  # the client went away or the server is stopping
-                outcome = "StoreUnavailable"
-                await self._fail(method, context, self._out_of_time(method))
-                raise  # unreachable: abort raises
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     outcome = "ABORTED_BY_SERVICER"

@@ -4,6 +4,7 @@ calls, errors as redis-py's, reconnects, AUTH/SELECT, stalled sockets."""
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -55,21 +56,18 @@ async def _load(url: str, source: str) -> str:
         await client.aclose()
 
 
+class Tier(enum.StrEnum):
+    PREMIUM = "premium"
+
+
 def test_commands_are_packed_exactly_as_redis_py_packs_them() -> None:
-    args = ("EVALSHA", "abc", 2, "{ev:1}:a", "{ev:1}:b", "é", -7, 2.5, b"\x00\xff", 10**20)
+    args = ("EVALSHA", "abc", 2, "{ev:1}:a", "{ev:1}:b", "é", -7, 2.5, b"\x00\xff", 10**20, Tier.PREMIUM)
     assert pack(args) == b"".join(Connection().pack_command(*args))
     commands = ScriptCommands("abc")
-    assert commands.evalsha(["{ev:1}:a", "{ev:1}:b"], ["é", -7, 2.5, b"\x00\xff", 10**20]) == pack(args)
+    script_args = ["é", -7, 2.5, b"\x00\xff", 10**20, Tier.PREMIUM]
+    assert commands.evalsha(["{ev:1}:a", "{ev:1}:b"], script_args) == pack(args)
     with pytest.raises(redis.exceptions.DataError):
         pack(["SET", True])  # as redis-py: a bool is not an argument
-
-
-def test_the_head_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(script_channel, "HEADS_PER_SCRIPT", 3)
-    commands = ScriptCommands("abc")
-    for n in range(10):
-        assert commands.evalsha([f"{{ev:{n}}}:a"], [n]) == pack(("EVALSHA", "abc", 1, f"{{ev:{n}}}:a", n))
-    assert len(commands._heads) == 3
 
 
 async def test_concurrent_calls_each_get_their_own_reply(

@@ -1,8 +1,8 @@
-"""Synthetic venues: valid, realistically sized, deterministic and fast."""
+"""Synthetic venues: valid, realistically sized and deterministic (their generation time is
+measured by ``scripts.bench.seatmap_spatial``, not here)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -77,9 +77,3 @@ def test_theatre_has_boxes_as_tables_and_a_balcony() -> None:
 def test_arena_has_a_general_admission_floor() -> None:
     (floor,) = arena().ga_areas
     assert floor.capacity > 1_000
-
-
-def test_stadium_is_fast() -> None:
-    start = time.perf_counter()
-    stadium()
-    assert time.perf_counter() - start < 2.0

@@ -1,6 +1,7 @@
 """CPU per HoldSeats at each layer of seatwise's hold path, in one process.
 
-    uv run --frozen python -m scripts.bench_hold_layers [--calls 10000] [--in-flight 32] [--rounds 3]
+    uv run --frozen python -m scripts.bench.hold_layers [--calls 10000] [--in-flight 32] [--rounds 3]
+                                                        [--smoke]
 
 An embedded Redis (``appendfsync no``: Redis runs in its own process and its
 cost is not the subject) and seatwise's server in this process, used only to
@@ -17,24 +18,22 @@ at a time, called at each layer directly:
 Each figure is CPU seconds of this process per call, and the difference of two
 rows is what that layer adds. The last line is Redis' own time per hold script
 (``INFO commandstats``), which the other figures do not include. gRPC's own
-per-call cost is not in these figures; ``scripts.bench_sales`` measures it
+per-call cost is not in these figures; ``scripts.bench.sales`` measures it
 (its echo and ceiling rows).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, cast
 
 import grpc
 from seatwise.v1 import sales_pb2
 
-from scripts.bench_common import run_with_scratch_redis
-from scripts.bench_sales import ADMIN_KEY, Setup, build_venue
+from scripts.bench.harness import cpu_per_call, run_with_scratch_redis
+from scripts.bench.sales import ADMIN_KEY, Setup, build_venue
 from server.app import create_server
 from server.auth import Principal, set_principal
 from server.config import Config
@@ -68,18 +67,6 @@ def pairs(rows: Sequence[list[str]]) -> Iterator[list[str]]:
     for row in rows:
         for i in range(0, len(row) - 1, 2):
             yield row[i : i + 2]
-
-
-async def cpu_per_call(call: Callable[[Any], Awaitable[Any]], items: Sequence[Any], in_flight: int) -> float:
-    work = iter(items)
-
-    async def worker() -> None:
-        for item in work:
-            await call(item)
-
-    started = time.process_time()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return (time.process_time() - started) / len(items)
 
 
 async def evalsha_usec(stores: Stores) -> float:
@@ -180,14 +167,17 @@ async def layers(redis_url: str, calls: int, in_flight: int, rounds: int) -> Non
         await stores.close()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.bench_hold_layers", description=__doc__.split("\n\n")[0]
+        prog="python -m scripts.bench.hold_layers", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--calls", type=int, default=10_000, help="HoldSeats per layer and round [10000]")
     parser.add_argument("--in-flight", type=int, default=32, help="calls in flight [32]")
     parser.add_argument("--rounds", type=int, default=3, help="measurements per layer; the best is shown [3]")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: few calls, figures meaningless")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.calls, args.rounds = 100, 1
     run_with_scratch_redis(
         "seatwise-hold-layers-", lambda url: layers(url, args.calls, args.in_flight, args.rounds)
     )

@@ -1,6 +1,6 @@
 """Throughput and latency of seatwise's sales RPCs, each next to a bare grpc.aio echo baseline.
 
-    uv run --frozen python -m scripts.bench_sales [--duration 4] [--concurrency 32] [--quick]
+    uv run --frozen python -m scripts.bench.sales [--duration 4] [--concurrency 32] [--quick] [--smoke]
                                                   [--json out.json] [--profile-server out.prof]
 
 One run starts an embedded redis-server, seatwise (``seatwise serve --redis-url``)
@@ -12,7 +12,7 @@ both servers:
 * echo: a generic async handler returning its request (a HoldSeats-sized
   message, with the same metadata), at the fixed concurrency, at the start and
   again at the end (their union is the baseline of the fixed-concurrency rows);
-* the ceiling (scripts/bench_ceiling.py): HoldSeats-shaped handlers of the echo
+* the ceiling (scripts/bench/ceiling.py): HoldSeats-shaped handlers of the echo
   server doing no work, then only one Redis round trip: what gRPC, protobuf and
   a round trip cost before any code of ours runs;
 * HoldSeats of distinct random adjacent pairs (``--seats-per-hold``), on events
@@ -51,8 +51,8 @@ import numpy as np
 import redis as redis_lib
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
-from scripts.bench_ceiling import SHAPED_METHOD, SHAPED_REDIS_METHOD
-from scripts.bench_common import (
+from scripts.bench.ceiling import SHAPED_METHOD, SHAPED_REDIS_METHOD
+from scripts.bench.harness import (
     ECHO_METHOD,
     ChildServer,
     CpuMeter,
@@ -62,6 +62,7 @@ from scripts.bench_common import (
     Source,
     format_table,
     free_port,
+    seatwise_env,
     wait_serving,
     write_json,
 )
@@ -77,6 +78,7 @@ COMMIT = "/seatwise.v1.OrderService/CommitHold"
 PRICES = {"cat1": 9000, "cat2": 7000, "cat3": 5000, "cat4": 3000}
 SET_STATUS_CHUNK = 1_000  # seat ids per SetSeatStatus call (the service's per-request cap)
 MAX_PREPARED_HOLDS = 40_000
+SERVERS = "scripts.bench.servers"  # the module the benchmark's servers run as
 SATURATION_SHARE = 0.8  # the knee: the lowest concurrency reaching this share of the peak RPS
 
 
@@ -320,7 +322,7 @@ class Run:
         return await self.measure(self.echo, name, ECHO_METHOD, payload, concurrency, duration_s)
 
     async def ceiling_phase(self, name: str, method: str) -> PhaseResult:
-        """A HoldSeats-shaped method of the echo server (scripts/bench_ceiling.py), same request bytes."""
+        """A HoldSeats-shaped method of the echo server (scripts/bench/ceiling.py), same request bytes."""
         s = self.settings
         source = constant(self.echo_payload)
         return await self.measure(self.echo, name, method, source, s.concurrency, s.duration_s)
@@ -599,8 +601,8 @@ def start_servers(s: Settings, workdir: Path, redis_url: str) -> tuple[ChildServ
     echo_port, sw_port = free_port(), free_port()
     workers = ["--workers", str(s.server_workers)]
     echo_args = ["echo", "--port", str(echo_port), "--redis-url", redis_url, *workers]
-    echo = ChildServer("echo server", echo_args, workdir / "echo.log")
-    env = dict(os.environ, SEATWISE_ADMIN_KEY=ADMIN_KEY, SEATWISE_LOG_LEVEL="warning")
+    echo = ChildServer("echo server", SERVERS, echo_args, workdir / "echo.log")
+    env = seatwise_env({"admin_key": ADMIN_KEY, "log_level": "warning"})
     profile = ["--profile", str(s.profile_path)] if s.profile_path else []
     serve = [
         "serve",
@@ -616,7 +618,8 @@ def start_servers(s: Settings, workdir: Path, redis_url: str) -> tuple[ChildServ
         "warning",
         *(workers if s.server_workers > 1 else []),
     ]
-    sw = ChildServer("seatwise", ["seatwise", *profile, "--", *serve], workdir / "seatwise.log", env)
+    sw_args = ["seatwise", *profile, "--", *serve]
+    sw = ChildServer("seatwise", SERVERS, sw_args, workdir / "seatwise.log", env)
     return echo, f"127.0.0.1:{echo_port}", sw, f"127.0.0.1:{sw_port}"
 
 
@@ -704,7 +707,9 @@ async def _wait(sw: ChildServer, sw_target: str, echo: ChildServer, echo_target:
 
 
 def parse_args(argv: Sequence[str] | None) -> Settings:
-    p = argparse.ArgumentParser(prog="python -m scripts.bench_sales", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.bench.sales", description=(__doc__ or "").split("\n\n")[0]
+    )
     p.add_argument("--duration", type=float, default=4.0, help="seconds per measured phase [4]")
     p.add_argument("--sweep-duration", type=float, default=1.5, help="seconds per sweep level [1.5]")
     p.add_argument("--concurrency", type=int, default=32, help="in-flight calls of the fixed phases [32]")
@@ -719,7 +724,12 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         help="Redis AOF fsync policy [always, the service's default]",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="a ~20 s smoke run: short phases, fewer levels")
+    p.add_argument("--quick", action="store_true", help="a ~20 s run: short phases, fewer levels")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds: --hot-path-only with phases of a fraction of a second (figures meaningless)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument(
         "--profile-server",
@@ -744,10 +754,11 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     if a.server_workers < 1 or (a.server_workers > 1 and a.profile_server):
         p.error("--server-workers must be at least 1, and 1 with --profile-server")
     quick: Callable[[Any, Any], Any] = lambda full, short: short if a.quick else full  # noqa: E731
+    smoke: Callable[[Any, Any], Any] = lambda other, short: short if a.smoke else other  # noqa: E731
     return Settings(
-        duration_s=quick(a.duration, min(a.duration, 1.0)),
+        duration_s=smoke(quick(a.duration, min(a.duration, 1.0)), 0.3),
         sweep_s=quick(a.sweep_duration, min(a.sweep_duration, 0.5)),
-        warmup_s=quick(1.0, 0.3),
+        warmup_s=smoke(quick(1.0, 0.3), 0.1),
         concurrency=a.concurrency,
         channels=a.channels,
         levels=quick(sorted({int(x) for x in a.levels.split(",")}), [1, 4, 16, 64]),
@@ -759,7 +770,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         profile_path=a.profile_server,
         server_workers=a.server_workers,
         keep_workdir=a.keep_workdir,
-        hot_path_only=a.hot_path_only,
+        hot_path_only=a.hot_path_only or a.smoke,
     )
 
 

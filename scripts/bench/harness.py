@@ -1,33 +1,36 @@
-"""Load-generation helpers shared by the gRPC benchmarks.
+"""The one harness of the benchmarks in :mod:`scripts.bench`.
 
-One :class:`LoadGenerator` drives any unary method with pre-serialized request
-bytes (no protobuf work on the client's hot path) from N coroutines spread
-over a few channels, each its own TCP connection. The same generator drives
-the bare echo server and seatwise, so their ratio compares like with like.
-
-Run as a module this file is also the server side of a benchmark, started as
-a child process so the server never shares an interpreter with the load:
-
-    python -m scripts.bench_common echo --port 50099
-    python -m scripts.bench_common seatwise [--profile OUT.prof] -- serve --port ... --redis-url ...
+* Processes: :func:`free_port`; :class:`ChildServer`, a server in its own OS
+  process (the echo server and profiled seatwise of :mod:`scripts.bench.servers`,
+  or ``seatwise serve``), and :func:`wait_serving` until its health service
+  answers SERVING; :func:`seatwise_env`; :func:`run_with_scratch_redis`, a
+  throwaway embedded Redis for the in-process benchmarks.
+* Timing: :func:`samples` (wall clock per run), :func:`per_call` (wall clock
+  per call of a tight loop), :func:`cpu_per_call` (CPU of this process per call,
+  N in flight) and :class:`CpuMeter` (CPU of other processes).
+* Load: one :class:`LoadGenerator` drives any unary method with pre-serialized
+  request bytes (no protobuf work on the client's hot path) from N coroutines
+  spread over a few channels, each its own TCP connection; the same generator
+  drives the bare echo server and seatwise, so their ratio compares like with
+  like. Its phases print as a table (:func:`format_table`) and JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -160,11 +163,11 @@ class LoadGenerator:
 
     async def close(self) -> None:
         for channel in self._channels:
-            await channel.close()
+            await channel.close(None)
 
     async def call(self, method: str, request: bytes) -> bytes:
         """One call on the first channel (setup work, not measured)."""
-        fn = self._channels[0].unary_unary(method)
+        fn = self._channels[0].unary_unary(method, None, None)
         reply: bytes = await fn(request, metadata=self.metadata, timeout=CALL_TIMEOUT_S)
         return reply
 
@@ -181,7 +184,7 @@ class LoadGenerator:
         cpu: CpuMeter | None = None,
     ) -> PhaseResult:
         """Call ``method`` from ``concurrency`` coroutines until ``duration_s`` passes or the source dries."""
-        calls = [channel.unary_unary(method) for channel in self._channels]
+        calls = [channel.unary_unary(method, None, None) for channel in self._channels]
         samples: list[float] = []
         errors: Counter[str] = Counter()
         dry = False
@@ -235,17 +238,28 @@ def free_port() -> int:
         return port
 
 
+def seatwise_env(settings: dict[str, str]) -> dict[str, str]:
+    """This process' environment without its SEATWISE_* settings, plus ``settings`` (``{"port": ...}``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
+    return env | {f"SEATWISE_{k.upper()}": v for k, v in settings.items()}
+
+
 class ChildServer:
-    """A server in its own OS process (``python -m scripts.bench_common ...``), output to a log file."""
+    """``python -m <module> <args>`` in its own OS process, its output to a log file."""
 
     def __init__(
-        self, label: str, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+        self,
+        label: str,
+        module: str,
+        args: Sequence[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.label = label
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.bench_common", *args],
+            [sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -285,46 +299,6 @@ async def wait_serving(target: str, child: ChildServer, timeout_s: float = 60.0)
     raise RuntimeError(f"{child.label} did not become SERVING within {timeout_s:.0f}s:\n{child.tail()}")
 
 
-async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    return request
-
-
-async def serve_echo(port: int, redis_url: str | None = None) -> None:
-    """A bare grpc.aio server: one generic async handler echoing the request bytes, plus health.
-
-    With ``redis_url`` it also serves the HoldSeats-shaped ceiling (scripts/bench_ceiling.py)."""
-    from grpc_health.v1 import health
-
-    server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-    )
-    echo = grpc.unary_unary_rpc_method_handler(_echo)
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": echo})
-    server.add_generic_rpc_handlers((handler,))
-    ceiling = None
-    if redis_url is not None:
-        from scripts.bench_ceiling import Ceiling
-
-        ceiling = Ceiling(redis_url)
-        await ceiling.open()
-        server.add_generic_rpc_handlers((ceiling.handler(),))
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(1.0)
-    if ceiling is not None:
-        await ceiling.aclose()
-
-
 def run_with_scratch_redis(prefix: str, main: Callable[[str], Coroutine[Any, Any, None]]) -> None:
     """``main(redis_url)`` on seatwise's event loop against a throwaway embedded Redis
     with ``appendfsync no``: in-process benchmarks measure our CPU, not Redis' fsyncs."""
@@ -340,26 +314,41 @@ def run_with_scratch_redis(prefix: str, main: Callable[[str], Coroutine[Any, Any
             redis.stop()
 
 
-def run_seatwise(cli_args: list[str], profile: str | None) -> None:
-    """``seatwise <cli_args>`` in this process, under cProfile when ``profile`` names an output file."""
-    from server.cli import main as cli_main
+# -- timing ------------------------------------------------------------------------------------
 
-    def go() -> None:
-        with contextlib.suppress(SystemExit):
-            cli_main(cli_args, standalone_mode=False)
+T = TypeVar("T")
 
-    if not profile:
-        go()
-        return
-    import cProfile
 
-    profiler = cProfile.Profile()
-    profiler.enable()
-    try:
-        go()
-    finally:
-        profiler.disable()
-        profiler.dump_stats(profile)
+def samples(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall-clock seconds of each of ``repeat`` runs of ``fn``."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return runs
+
+
+def per_call(fn: Callable[[], object], repeat: int) -> float:
+    """Wall-clock seconds per call of ``fn`` over ``repeat`` calls in a tight loop (for µs-sized work)."""
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
+
+
+async def cpu_per_call(call: Callable[[T], Awaitable[Any]], items: Iterable[T], in_flight: int) -> float:
+    """CPU seconds of this process per ``call(item)``, ``in_flight`` calls at a time."""
+    work = list(items)
+    pending = iter(work)
+
+    async def worker() -> None:
+        for item in pending:
+            await call(item)
+
+    started = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return (time.process_time() - started) / max(len(work), 1)
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -416,40 +405,3 @@ def write_json(path: Path, meta: dict[str, Any], rows: Sequence[Row], phases: Se
         ],
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
-
-
-async def timed(label: str, coro: Awaitable[Any], log: Callable[[str], None]) -> Any:
-    started = time.perf_counter()
-    result = await coro
-    log(f"{label} in {time.perf_counter() - started:.1f}s")
-    return result
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_common", description="benchmark servers")
-    sub = parser.add_subparsers(dest="command", required=True)
-    echo = sub.add_parser("echo", help="a bare grpc.aio echo server")
-    echo.add_argument("--port", type=int, required=True)
-    echo.add_argument("--workers", type=int, default=1, help="processes on one port, as seatwise")
-    echo.add_argument("--redis-url", default=None, help="also serve the HoldSeats-shaped ceiling")
-    sw = sub.add_parser("seatwise", help="the seatwise CLI in this process, optionally profiled")
-    sw.add_argument("--profile", default=None, help="write cProfile stats here on exit")
-    sw.add_argument("cli_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command == "echo":
-        # the same event loop as `seatwise serve`, so the ratio compares like with like
-        from server.app import run_loop
-
-        if args.workers > 1:
-            from server.workers import supervise
-
-            supervise(args.workers, lambda: run_loop(serve_echo(args.port, args.redis_url)), port=args.port)
-        else:
-            run_loop(serve_echo(args.port, args.redis_url))
-    else:
-        cli_args = [a for a in args.cli_args if a != "--"]
-        run_seatwise(cli_args, args.profile)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """CPU of pieces of the sales hot path, each next to what it replaced.
 
-    uv run --frozen python -m scripts.bench_hot_path [--calls 20000]
+    uv run --frozen python -m scripts.bench.hot_path [--calls 20000] [--smoke]
 
 * A script call (``EVALSHA`` with an event's 18 keys and a hold's ten
   arguments) through redis-py's asyncio client and through the
@@ -13,9 +13,9 @@
   :class:`~holds.availability.GroupCounts`; plus what keeping them costs per
   change.
 * Per-call pieces of every unary RPC, on uvloop: a call budget by
-  ``asyncio.timeout`` and by :class:`~server.deadlines.Deadlines`; a script
-  call's error mapping by ``async with wrap_errors`` and inline; a 2-seat hold
-  reply built with keyword constructors and in place (``hold_pb``).
+  ``asyncio.timeout``; a script call's error mapping by ``async with
+  wrap_errors`` and inline; a 2-seat hold reply built with keyword
+  constructors and in place (``hold_pb``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, cast
@@ -32,16 +32,15 @@ from typing import Any, cast
 import numpy as np
 from seatwise.v1 import events_pb2, sales_pb2
 
-from holds.availability import HELD, Delta, EventMirror, GroupCounts, Snapshot
+from holds.availability import HELD, Delta, EventMirror, GroupCounts, Snapshot, count_by_group
 from holds.keys import event_keys
 from holds.redis_client import connect, store_error, wrap_errors
 from holds.sales import HoldInfo
 from holds.script_channel import ScriptChannel, ScriptCommands, for_client
-from scripts.bench_common import run_with_scratch_redis
+from scripts.bench.harness import cpu_per_call, per_call, run_with_scratch_redis
 from seatmap.generate import stadium
 from seatmap.index import SeatIndex
 from server.app import run_loop
-from server.deadlines import Deadlines
 from server.servicers.convert import hold_pb, ts
 from server.servicers.events import availability_pb
 
@@ -50,15 +49,10 @@ SCRIPT = 'return {0, ARGV[1], 1700000000000, 42, \'{"seats":[1234,1235],"ga":{},
 HOLD_ARGS: list[str | int] = ["h0123456789ab", 0, "buyer-1", 16, 2, 1234, 1235, "premium", "premium", 0]
 
 
-async def cpu_per_call(call: Callable[[], Awaitable[Any]], calls: int, in_flight: int) -> float:
-    async def worker(n: int) -> None:
-        for _ in range(n):
-            await call()
-
-    await asyncio.gather(*(worker(calls // in_flight) for _ in range(in_flight)))  # warm up
-    started = time.process_time()
-    await asyncio.gather(*(worker(calls // in_flight) for _ in range(in_flight)))
-    return (time.process_time() - started) / calls
+async def cpu_per_call_warm(call: Callable[[], Awaitable[Any]], calls: int, in_flight: int) -> float:
+    """CPU per call of ``call()``, ``in_flight`` at a time, after a warm-up of as many calls."""
+    await cpu_per_call(lambda _: call(), range(calls), in_flight)
+    return await cpu_per_call(lambda _: call(), range(calls), in_flight)
 
 
 async def script_calls(redis_url: str, calls: int) -> None:
@@ -79,17 +73,10 @@ async def script_calls(redis_url: str, calls: int) -> None:
     print(f"{'script call (EVALSHA, 18 keys, 10 args)':<44} {'in flight':>9} {'µs CPU/call':>12}")
     for in_flight in (1, 32):
         for label, call in (("redis-py asyncio client", via_redis_py), ("ScriptChannel", via_channel)):
-            used = await cpu_per_call(call, calls, in_flight)
+            used = await cpu_per_call_warm(call, calls, in_flight)
             print(f"  {label:<42} {in_flight:>9} {used * 1e6:>12.1f}")
     await channel.aclose()
     await client.aclose()
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    started = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - started) / repeat
 
 
 def availability_counts(repeat: int) -> None:
@@ -103,9 +90,16 @@ def availability_counts(repeat: int) -> None:
     }
     mirror = EventMirror("evBench", len(index), Snapshot(1, states, {}), groups)
     none = events_pb2.SEAT_ENCODING_NONE
-    assert availability_pb(ctx, mirror.snapshot, none) == availability_pb(ctx, mirror.snapshot, none, groups)
-    recount = timed(lambda: availability_pb(ctx, mirror.snapshot, none), repeat)
-    kept = timed(lambda: availability_pb(ctx, mirror.snapshot, none, groups), repeat)
+    kept_rows = {name: counts.rows for name, counts in groups.items()}
+
+    def recounted() -> dict[str, list[list[int]]]:
+        return {n: count_by_group(c.codes, c.groups, mirror.snapshot.states) for n, c in groups.items()}
+
+    assert availability_pb(ctx, mirror.snapshot, none, recounted()) == availability_pb(
+        ctx, mirror.snapshot, none, kept_rows
+    )
+    recount = per_call(lambda: availability_pb(ctx, mirror.snapshot, none, recounted()), repeat)
+    kept = per_call(lambda: availability_pb(ctx, mirror.snapshot, none, kept_rows), repeat)
     free = [int(o) for o in np.flatnonzero(states == 0)]
     random.Random(1).shuffle(free)
     deltas = [
@@ -154,19 +148,6 @@ async def _budget_by_timeout() -> None:
         await _nothing()
 
 
-_deadlines = Deadlines()
-
-
-async def _budget_by_sweep() -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    _deadlines.start(task, 30.0)
-    try:
-        await _nothing()
-    finally:
-        _deadlines.finish(task)
-
-
 async def _errors_by_context_manager() -> None:
     async with wrap_errors("script hold"):
         await _nothing()
@@ -184,15 +165,7 @@ async def _errors_inline() -> None:
 
 async def cpu_per_task(piece: Callable[[], Coroutine[Any, Any, None]], calls: int) -> float:
     """CPU per call of ``piece`` run as grpc.aio runs an RPC: a task each, 32 in flight."""
-
-    async def one() -> None:
-        for _ in range(calls // 32):
-            await asyncio.create_task(piece())
-
-    await asyncio.gather(*(one() for _ in range(32)))  # warm up
-    started = time.process_time()
-    await asyncio.gather(*(one() for _ in range(32)))
-    return (time.process_time() - started) / (calls // 32 * 32)
+    return await cpu_per_call_warm(lambda: asyncio.create_task(piece()), calls, 32)
 
 
 async def per_call_pieces(calls: int) -> None:
@@ -200,7 +173,6 @@ async def per_call_pieces(calls: int) -> None:
     pieces = (
         ("a task that awaits nothing (the baseline)", _nothing),
         ("+ call budget: asyncio.timeout", _budget_by_timeout),
-        ("+ call budget: Deadlines sweep", _budget_by_sweep),
         ("+ script errors: async with wrap_errors", _errors_by_context_manager),
         ("+ script errors: inline store_error", _errors_inline),
     )
@@ -217,16 +189,19 @@ async def per_call_pieces(calls: int) -> None:
         ("hold reply: in place (hold_pb)", hold_pb),
     )
     for label, build in builders:
-        print(f"  {label:<54} {timed(partial(build, info), calls) * 1e6:>10.1f}")
+        print(f"  {label:<54} {per_call(partial(build, info), calls) * 1e6:>10.1f}")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.bench_hot_path", description=__doc__.split("\n\n")[0]
+        prog="python -m scripts.bench.hot_path", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--calls", type=int, default=20_000, help="script calls per measurement [20000]")
     parser.add_argument("--repeat", type=int, default=300, help="availability replies per measurement [300]")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: few calls, figures meaningless")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.calls, args.repeat = 320, 3
     run_with_scratch_redis("seatwise-hot-path-", lambda url: script_calls(url, args.calls))
     availability_counts(args.repeat)
     run_loop(per_call_pieces(args.calls))

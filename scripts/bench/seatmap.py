@@ -1,6 +1,6 @@
 """Seat-map benchmark (issue: foundation and seat maps). Prints figures; asserts nothing.
 
-    uv run --frozen python -m scripts.bench_seatmap [--repeat 5]
+    uv run --frozen python -m scripts.bench.seatmap [--repeat 5] [--smoke]
 
 For the generated ~90k-seat stadium and a 100k-seat grid venue it measures, in
 one run: decode+validate in process; then through a real server (a `seatwise
@@ -8,26 +8,24 @@ serve` child process with its own embedded Redis, so client and server do not
 share an interpreter): UploadSeatMap (decode, validate and store), PublishSeatMap,
 the first QuerySeats (loads the map and builds its spatial index), and warm
 region and nearest-seat queries. Medians over --repeat runs, with the minimum.
+``--smoke`` runs a 4k-seat grid instead, once.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
+import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc, tenancy_pb2, tenancy_pb2_grpc
 
+from scripts.bench.harness import ChildServer, free_port, samples, seatwise_env, wait_serving
 from seatmap.formats import parse_and_validate
 from seatmap.generate import stadium
 from seatmap.model import Category, Point, Row, Seat, SeatMap, Section, json_encoder
@@ -65,37 +63,30 @@ def grid_venue(sections: int = 100, rows: int = 40, seats: int = 25) -> SeatMap:
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
+    """Median and minimum seconds of ``repeat`` runs."""
+    runs = samples(fn, repeat)
     return statistics.median(runs), min(runs)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path) -> tuple[ChildServer, str]:
+    """``seatwise serve`` with its own embedded Redis in ``data_dir``, once it answers SERVING."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATWISE_")}
-    env |= {"SEATWISE_DATA_DIR": str(data_dir), "SEATWISE_PORT": str(port), "SEATWISE_ADMIN_KEY": ADMIN_KEY,
-            "SEATWISE_LOG_LEVEL": "warning"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+    env = seatwise_env(
+        {
+            "data_dir": str(data_dir / "data"),
+            "port": str(port),
+            "admin_key": ADMIN_KEY,
+            "log_level": "warning",
+        }
+    )
+    server = ChildServer("seatwise", "server.cli", ["serve"], data_dir / "seatwise.log", env)
     target = f"127.0.0.1:{port}"
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for _ in range(300):
-            try:
-                stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                return proc, target
-            except grpc.RpcError:
-                time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+    try:
+        asyncio.run(wait_serving(target, server, timeout_s=30.0))
+    except BaseException:
+        server.stop()
+        raise
+    return server, target
 
 
 def bench_api(
@@ -157,13 +148,19 @@ def bench_api(
                      *timed(lambda: maps.QuerySeats(region, metadata=auth), repeat * 20)))  # fmt: skip
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.bench.seatmap",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    venues = {"stadium": stadium(), "grid-100k": grid_venue()}
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: a 4k-seat grid, once")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        venues, args.repeat = {"grid-4k": grid_venue(sections=4)}, 1
+    else:
+        venues = {"stadium": stadium(), "grid-100k": grid_venue()}
     rows: list[tuple[str, str, float, float]] = []
     contents = {}
     for name, venue in venues.items():
@@ -175,17 +172,16 @@ def main() -> None:
             (
                 name,
                 "decode+validate (in process)",
-                *timed(lambda c=content: parse_and_validate(c, "native"), args.repeat),
+                *timed(partial(parse_and_validate, content, "native"), args.repeat),
             )
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, target = start_server(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="seatwise-bench-seatmap-") as tmp:
+        server, target = start_server(Path(tmp))
         try:
             for name, content in contents.items():
                 bench_api(name, venues[name], content, target, args.repeat, rows)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            server.stop()
     print(f"\n{'venue':<10} {'figure':<48} {'median':>10} {'min':>10}")
     for venue_name, figure, median, best in rows:
         print(f"{venue_name:<10} {figure:<48} {median * 1000:>8.1f}ms {best * 1000:>8.1f}ms")
