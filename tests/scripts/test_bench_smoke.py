@@ -19,6 +19,7 @@ RUN_TIMEOUT_S = 90
 EXPECTED = {
     "sales": ["echo: baseline", "ceiling: ... + one Redis round trip", "HoldSeats, 2 random adjacent seats"],
     "hold_layers": ["1 Inventory.hold", "4 registered handler", "Redis' own time per hold script"],
+    "live_events": ["events   RSS MB  open fds  Redis clients  reaper set"],
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
     "seatmap": ["UploadSeatMap", "QuerySeats region"],
     "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
