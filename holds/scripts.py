@@ -18,7 +18,7 @@ from typing import Any
 
 import redis.exceptions
 
-from holds.redis_client import AnyRedis, store_error
+from holds.redis_client import AnyRedis, wrap_errors
 from holds.script_channel import ClusterChannels, EncodableArg, ScriptChannel, ScriptCommands, for_client
 
 # Lua in Redis has no imports: shared code is prepended at load time. Every
@@ -69,11 +69,10 @@ class Script:
         self._client = client
         self._channel = channel
         self._commands = ScriptCommands(self.sha)
+        self._operation = f"script {name}"
 
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
-        # errors mapped inline rather than by wrap_errors: this is every hold's
-        # and commit's path, and an async context manager costs ~2-3 µs a call
-        try:
+        async with wrap_errors(self._operation):
             try:
                 if isinstance(self._channel, ScriptChannel):
                     return await self._channel.execute(self._commands.evalsha(keys, args))
@@ -86,11 +85,6 @@ class Script:
             except redis.exceptions.NoScriptError:
                 # EVAL caches the script again for the following EVALSHA calls.
                 return await self._client.eval(self.source, len(keys), *keys, *args)
-        except Exception as exc:
-            mapped = store_error(f"script {self.name}", exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
 
 
 class ScriptRegistry:

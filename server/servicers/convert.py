@@ -73,8 +73,7 @@ def event_pb(event: Event) -> events_pb2.Event:
 
 
 def hold_pb(info: HoldInfo) -> sales_pb2.HoldResponse:
-    # fields set in place: upb's keyword constructors cost ~2.5x as much, and
-    # this reply is built on every hold
+    # fields set in place, the ordinary protobuf idiom (figures in docs/performance.md)
     out = sales_pb2.HoldResponse()
     hold = out.hold
     hold.hold_token = info.token
