@@ -254,16 +254,21 @@ class ChildServer:
         args: Sequence[str],
         log_path: Path,
         env: dict[str, str] | None = None,
+        checkout: Path | None = None,
     ) -> None:
+        """``checkout``: run another checkout's code (its own ``.venv``), e.g. a
+        baseline commit in a git worktree, for a before/after in the same run."""
         self.label = label
         self.log_path = log_path
         self._log = log_path.open("wb")
+        python = str(checkout / ".venv" / "bin" / "python") if checkout else sys.executable
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [python, "-m", module, *args],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=checkout,
         )
 
     def stop(self, timeout_s: float = 30.0) -> None:

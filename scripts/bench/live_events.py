@@ -9,6 +9,7 @@ script prints the server's RSS, its open file descriptors, Redis' connected
 clients and how many events the reaper's set holds.
 
     python -m scripts.bench.live_events --events 5000
+    python -m scripts.bench.live_events --events 5000 --checkout /tmp/base   # a baseline worktree's server
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--every", type=int, default=500, help="print a line every this many events")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: 60 events")
+    parser.add_argument(
+        "--checkout", type=Path, help="serve from this checkout (a git worktree with its .venv)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.events, args.every = 60, 20
@@ -114,7 +118,9 @@ def main() -> None:
         env = seatwise_env(
             {"port": str(port), "redis_url": redis.url, "admin_key": ADMIN_KEY, "data_dir": workdir}
         )
-        child = ChildServer("seatwise", "server.cli", ["serve"], Path(workdir) / "server.log", env)
+        child = ChildServer(
+            "seatwise", "server.cli", ["serve"], Path(workdir) / "server.log", env, args.checkout
+        )
         try:
             target = f"127.0.0.1:{port}"
             asyncio.run(wait_serving(target, child))
