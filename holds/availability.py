@@ -35,6 +35,9 @@ _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
 # Batches a watcher may have waiting before it must resync (~3 s of a rush).
 WATCH_QUEUE_SIZE = 64
 COALESCE_S = 0.05  # at most one batch per mirror (so per watcher) per this interval
+# A watcher whose next batch is older than this is resynchronised: however its
+# lag hides in HTTP/2 and socket buffers, it is never more than this stale.
+MAX_LAG_S = 5.0
 REPLAY_CHUNK = 500  # changes per item when a resuming watcher catches up
 _FEW_SEATS = 64  # changes up to this many seats are applied seat by seat
 
@@ -60,6 +63,9 @@ class Delta:
     seats: tuple[int, ...]
     ga_area: str
     ga_qty: int
+    # the area's counts right after this change (None: an entry written before they were recorded)
+    ga_held: int | None = None
+    ga_sold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,17 @@ class Ended:
     reason: str
 
 
-# Consecutive changes, in order; the same list object goes to every watcher.
-Batch = list[Delta]
+class Batch(list[Delta]):
+    """Consecutive changes, in order; the same list object goes to every watcher.
+    ``at``: when the mirror handed it over (the event loop's clock)."""
+
+    at: float = 0.0
+
+    def after(self, seq: int) -> Batch:
+        """The changes past ``seq`` (a new list: its message is built for it alone)."""
+        cut = Batch(d for d in self if d.seq > seq)
+        cut.at = self.at
+        return cut
 
 
 @dataclass
@@ -115,6 +130,8 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
         seats=tuple(int(s) for s in seats.split(b",")) if seats else (),
         ga_area=fields.get(b"ga", b"").decode(),
         ga_qty=int(fields.get(b"qty", b"0")),
+        ga_held=int(fields[b"held"]) if fields.get(b"held") else None,
+        ga_sold=int(fields[b"sold"]) if fields.get(b"sold") else None,
     )
 
 
@@ -238,7 +255,9 @@ class EventMirror:
             self._set([s for s in delta.seats if s < self.seat_count], code)
         if delta.ga_area:
             counts = self.snapshot.ga.get(delta.ga_area)
-            if counts is not None:
+            if counts is not None and delta.ga_held is not None and delta.ga_sold is not None:
+                counts.held, counts.sold = delta.ga_held, delta.ga_sold
+            elif counts is not None:
                 if delta.kind == "held":
                     counts.held += delta.ga_qty
                 elif delta.kind == "sold":
@@ -261,10 +280,13 @@ class EventMirror:
             self._flush_at = loop.call_at(max(loop.time(), self._flushed_at + COALESCE_S), self.flush)
 
     def flush(self) -> None:
+        loop = asyncio.get_running_loop()
         self._flush_at = None
-        self._flushed_at = asyncio.get_running_loop().time()
-        batch, self.outbox = self.outbox, []
-        if batch:
+        self._flushed_at = loop.time()
+        if self.outbox:
+            batch = Batch(self.outbox)
+            batch.at = self._flushed_at
+            self.outbox = []
             self._offer(batch)
 
     def resync(self, reason: str) -> None:
@@ -321,14 +343,21 @@ def subscribe(mirror: EventMirror) -> AsyncIterator[Batch | Resync | Ended]:
     mirror.watchers.add(queue)
 
     async def updates() -> AsyncIterator[Batch | Resync | Ended]:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 item = await queue.get()
-                if isinstance(item, list):
+                if isinstance(item, Batch) and loop.time() - item.at > MAX_LAG_S:
+                    while not queue.empty():  # what piled up is in the new snapshot
+                        if isinstance(queue.get_nowait(), Ended):
+                            yield Ended("the mirror stopped")
+                            return
+                    item = Resync("too far behind")
+                if isinstance(item, Batch):
                     if item[-1].seq <= start:
                         continue
                     if item[0].seq <= start:  # the first batch may overlap the snapshot
-                        item = [d for d in item if d.seq > start]
+                        item = item.after(start)
                 # a backlog is handed over batch by batch, never merged: each
                 # list stays the one every watcher has, so its message is
                 # built once (merged, a lagging crowd built one each and fell
@@ -369,9 +398,9 @@ async def watch(
             fresh = mirror.copy(item.reason)
             floor = fresh.snapshot.seq
             yield fresh
-        elif isinstance(item, list):
+        elif isinstance(item, Batch):
             if item[-1].seq <= floor:
                 continue  # queued behind a resync whose snapshot has it
-            yield item if item[0].seq > floor else [d for d in item if d.seq > floor]
+            yield item if item[0].seq > floor else item.after(floor)
         else:
             yield item

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from holds import keys
-from holds.availability import EventMirror, decode_entry, decode_snapshot
+from holds.availability import Delta, EventMirror, decode_entry, decode_snapshot
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.script_channel import ScriptChannel, for_client, pack
@@ -230,7 +230,7 @@ class ChangeFeed:
                 self._streams_changed()
 
     # -- reading the past -----------------------------------------------------
-    async def replay(self, event_id: str, after: int, upto: int) -> list[Any] | None:
+    async def replay(self, event_id: str, after: int, upto: int) -> list[Delta] | None:
         """The changes after ``after`` up to ``upto`` from the stream, or None when they
         are no longer all there (trimmed) or too many to be worth replaying."""
         if not 0 <= after < upto or upto - after > MAX_REPLAY:

@@ -40,6 +40,7 @@ from server.declarations import MethodRule
 from server.errors import to_status
 
 log = structlog.get_logger("seatwise.rpc")
+REVALIDATE_S = 1.0  # how often an open stream's key is checked again
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,42 @@ class RpcWrapper:
 
         return unary
 
+    async def _while_authorized(
+        self,
+        method: str,
+        roles: frozenset[RoleName] | None,
+        items: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[Any]:
+        """``items``, checking the caller's key again every REVALIDATE_S while the
+        stream is open: a revoked key ends it with UNAUTHENTICATED (within the key
+        cache's TTL plus REVALIDATE_S), however quiet the stream is."""
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + REVALIDATE_S
+        pending: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(items))
+                done, _ = await asyncio.wait({pending}, timeout=max(next_check - loop.time(), 0))
+                if not done:
+                    await self._principal(method, roles, context)  # raises once revoked
+                    next_check = loop.time() + REVALIDATE_S
+                    continue
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield item
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.wait({pending})
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
     def _wrap_stream(
         self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None
     ) -> Callable[..., AsyncIterator[Any]]:
@@ -222,7 +259,7 @@ class RpcWrapper:
                 # no reset: a cancelled stream is closed from another context
                 set_principal(await self._principal(method, roles, context))
                 _check_decoded(request)
-                async for item in behaviour(request, context):
+                async for item in self._while_authorized(method, roles, behaviour(request, context), context):
                     yield item
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):

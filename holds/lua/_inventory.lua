@@ -24,12 +24,20 @@ local function as_array(value)
 end
 
 -- Append one change to the event's stream with id 0-<seq>, so a watcher can
--- resume from a sequence number and detect gaps after trimming.
+-- resume from a sequence number and detect gaps after trimming. A change of a
+-- GA area (called after its counts moved) carries the area's held and sold
+-- counts as they are right after it, so every change can be stepped through.
 local function emit(kind, state, ordinals, ga_area, ga_delta, hold_id)
   local seq = redis.call('INCR', K_SEQ)
+  local held, sold = '', ''
+  if ga_area and ga_area ~= '' then
+    held = redis.call('HGET', K_GA_HELD, ga_area) or '0'
+    sold = redis.call('HGET', K_GA_SOLD, ga_area) or '0'
+  end
   redis.call('XADD', K_CHANGES, 'MAXLEN', '~', CHANGES_MAXLEN, '0-' .. seq,
     'kind', kind, 'state', state, 'seats', table.concat(ordinals, ','),
-    'ga', ga_area or '', 'qty', ga_delta or 0, 'hold', hold_id or '')
+    'ga', ga_area or '', 'qty', ga_delta or 0, 'hold', hold_id or '',
+    'held', held, 'sold', sold)
   return seq
 end
 

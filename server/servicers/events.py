@@ -324,6 +324,8 @@ def _delta_pb(ctx: LiveEvent, ga: dict[str, GaCount], delta: Delta) -> events_pb
         out.ga_area_id = delta.ga_area
         counts = ga.get(delta.ga_area)
         if counts is not None:
+            if delta.ga_held is not None and delta.ga_sold is not None:  # as of this very change
+                counts = GaCount(counts.capacity, delta.ga_held, delta.ga_sold)
             out.general_admission.CopyFrom(_ga_pb(delta.ga_area, counts))
     return out
 

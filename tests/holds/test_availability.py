@@ -7,11 +7,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from holds import availability
 from holds.availability import Batch, Delta, Ended, EventMirror, GroupCounts, Resync, Snapshot, subscribe
+from holds.records import Buyer
+from server.context import Stores
+from tests.holds.factories import GA_AREA, make_event
 
 Update = Batch | Resync | Ended
 
@@ -141,3 +145,86 @@ def test_group_counts_follow_every_change(codes: list[int], steps: list[tuple[st
         expected = GroupCounts(code_array, 4)
         expected.recount(m.snapshot.states)
         assert m.counts["g"].rows == expected.rows
+
+
+async def _no_replay(after: int, upto: int) -> list[Delta] | None:
+    return None
+
+
+async def test_after_a_resync_nothing_its_snapshot_has_is_sent_again() -> None:
+    """A watcher that stopped reading while one seat toggled 130 times: its queue
+    overflowed (resync), and the batches queued behind the resync marker are all
+    in the new snapshot, so none of them may follow it."""
+    m = mirror()
+    watcher = availability.watch(m, 0, _no_replay)
+    start = await anext(watcher)
+    assert isinstance(start, availability.Fresh)
+    assert start.snapshot.seq == 0
+    for n in range(130):
+        change(m, 0, "held" if n % 2 == 0 else "free")
+        m.flush()
+    fresh = await asyncio.wait_for(anext(watcher), 1)
+    assert isinstance(fresh, availability.Fresh)
+    assert fresh.reason == "too far behind"
+    assert fresh.snapshot.seq == 130
+    assert int(fresh.snapshot.states[0]) == 0  # the 130th change freed it
+    after = change(m, 1)
+    assert await asyncio.wait_for(anext(watcher), 1) == [after]  # nothing at or below 130
+
+
+async def test_a_watcher_too_far_behind_in_time_is_resynced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lag hidden in HTTP/2 and socket buffers never fills the queue; the age of the
+    next batch still shows it."""
+    m = mirror()
+    watcher = availability.watch(m, 0, _no_replay)
+    await anext(watcher)
+    change(m, 0)
+    m.flush()
+    monkeypatch.setattr(availability, "MAX_LAG_S", -1.0)  # every batch is now too old
+    fresh = await asyncio.wait_for(anext(watcher), 1)
+    assert isinstance(fresh, availability.Fresh)
+    assert fresh.reason == "too far behind"
+    assert fresh.snapshot.seq == 1
+
+
+async def test_a_resuming_watcher_gets_the_missed_changes_then_live_ones() -> None:
+    m = mirror()
+    missed = [change(m, s) for s in range(3)]  # seq 1..3, before it subscribes
+
+    async def replay(after: int, upto: int) -> list[Delta] | None:
+        return [d for d in missed if after < d.seq <= upto]
+
+    watcher = availability.watch(m, 1, replay)
+    first = await anext(watcher)
+    assert isinstance(first, availability.Replay)
+    assert first.deltas == missed[1:]
+    live = change(m, 5)
+    assert await asyncio.wait_for(anext(watcher), 1) == [live]
+
+
+async def test_a_watcher_at_the_current_sequence_gets_no_snapshot() -> None:
+    m = mirror()
+    change(m, 0)
+    watcher = availability.watch(m, 1, _no_replay)  # it has everything up to 1
+    first = asyncio.ensure_future(anext(watcher))
+    await asyncio.sleep(0)  # subscribed (the generator runs up to its wait)
+    live = change(m, 1)
+    assert await asyncio.wait_for(first, 1) == [live]
+
+
+def test_ga_changes_carry_their_own_counts() -> None:
+    m = EventMirror("ev1", 0, Snapshot(0, np.zeros(0, dtype=np.int8), {"ga": availability.GaCount(10, 0, 0)}))
+    m.apply(Delta(seq=1, kind="held", state="held", seats=(), ga_area="ga", ga_qty=2, ga_held=2, ga_sold=0))
+    m.apply(Delta(seq=2, kind="sold", state="sold", seats=(), ga_area="ga", ga_qty=2, ga_held=7, ga_sold=2))
+    # the recorded counts win over stepping by quantity (here: other changes the mirror never saw)
+    assert m.snapshot.ga["ga"] == availability.GaCount(10, 7, 2)
+
+
+async def test_the_change_stream_records_each_ga_changes_counts(stores: Stores) -> None:
+    ev = await make_event(stores.seatmaps, stores.events, ga_capacity=10)
+    first = await stores.inventory.hold(ev.event_id, ga={GA_AREA: 2})
+    await stores.inventory.hold(ev.event_id, ga={GA_AREA: 3})
+    await stores.inventory.commit(ev.event_id, first.hold_id, "idem-ga", Buyer(name="Ada"))
+    deltas = await stores.live.feed.replay(ev.event_id, 0, 3)
+    assert deltas is not None
+    assert [(d.ga_held, d.ga_sold) for d in deltas] == [(2, 0), (5, 0), (3, 2)]

@@ -287,6 +287,26 @@ async def test_watch_availability_streams_snapshot_then_deltas(organizer: Api) -
     call.cancel()
 
 
+async def test_revoking_a_key_ends_its_open_watch(organizer: Api) -> None:
+    """A revoked key's open streams end with UNAUTHENTICATED, even a quiet one."""
+    event_id = await _event(organizer)
+    created = await organizer.tenants.CreateApiKey(
+        tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=organizer.metadata
+    )
+    async with Api(organizer.target, created.api_key) as shop:
+        call = shop.events.WatchAvailability(
+            events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=shop.metadata
+        )
+        assert (await call.read()).WhichOneof("update") == "snapshot"
+        await organizer.tenants.RevokeApiKey(
+            tenancy_pb2.RevokeApiKeyRequest(key_id=created.key.key_id), metadata=organizer.metadata
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            while True:  # nothing changes on the event: the stream is quiet until it ends
+                await asyncio.wait_for(call.read(), timeout=30)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_storefront_can_sell_but_not_configure(organizer: Api) -> None:
     event_id = await _event(organizer)
     created = await organizer.tenants.CreateApiKey(

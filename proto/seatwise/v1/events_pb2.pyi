@@ -759,7 +759,11 @@ class AvailabilityDelta(_message.Message):
     @_builtins.property
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def general_admission(self) -> Global___GeneralAdmissionAvailability: ...
+    def general_admission(self) -> Global___GeneralAdmissionAvailability:
+        """The area's counts as they were right after this change (not when the
+        message was built), so a client can step through coalesced changes.
+        """
+
     def __init__(
         self,
         *,
@@ -813,7 +817,9 @@ class AvailabilityUpdate(_message.Message):
     sequence: _builtins.int
     """The sequence number the client is at once it has applied this update."""
     resync: _builtins.str
-    """The stream fell behind or had a gap: a snapshot follows immediately."""
+    """The stream fell behind or had a gap: a snapshot at the same `sequence`
+    follows immediately; drop what you applied and start over from it.
+    """
     @_builtins.property
     def snapshot(self) -> Global___GetAvailabilityResponse:
         """Full state at `sequence` (seats as asked, GA counts, counts)."""
