@@ -205,7 +205,7 @@ class Inventory:
         """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
-        reply = await self._scripts.commit(
+        reply = await self._scripts.commit.replicated(
             keys.event_keys(event_id),
             [hold_id, idempotency_key, order_id, json_encoder.encode(buyer), ticket_prefix, PURGE_PER_CALL],
         )
@@ -235,7 +235,7 @@ class Inventory:
     ) -> Order:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
-        reply = await self._scripts.cancel(
+        reply = await self._scripts.cancel.replicated(
             keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids]
         )
         match reply:

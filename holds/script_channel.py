@@ -171,6 +171,14 @@ class ScriptChannel:
             protocol = await self._connect()
         return await protocol.send(command)
 
+    async def send_all(self, commands: Sequence[bytes]) -> list[asyncio.Future[Any]]:
+        """Send packed commands in this order on one connection, in one write; a future
+        per reply (a WAIT last thus covers the commands before it)."""
+        protocol = self._protocol
+        if protocol is None or not protocol.usable:
+            protocol = await self._connect()
+        return [protocol.send(command) for command in commands]
+
     async def _connect(self) -> _Protocol:
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
@@ -241,6 +249,10 @@ class ClusterChannels:
         self._channels: dict[tuple[str, int], ScriptChannel] = {}
 
     async def execute(self, command: bytes, key: str) -> Any:
+        return await (await self.channel_for(key)).execute(command)
+
+    async def channel_for(self, key: str) -> ScriptChannel:
+        """The channel to the primary that redis-py's slot map names for ``key``."""
         if not self._client.nodes_manager.slots_cache:  # redis-py builds the slot map on first use
             await self._client.initialize()
         node = self._client.get_node_from_key(key)  # SlotNotCoveredError when no primary has it
@@ -257,7 +269,7 @@ class ClusterChannels:
                 connect_timeout=self._template.connect_timeout,
             )
             channel = self._channels[where] = ScriptChannel(address)
-        return await channel.execute(command)
+        return channel
 
     async def aclose(self) -> None:
         for channel in self._channels.values():

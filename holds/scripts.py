@@ -18,8 +18,16 @@ from typing import Any
 
 import redis.exceptions
 
+from holds.durability import Durability, ReplicatedWrites
 from holds.redis_client import AnyRedis, wrap_errors
-from holds.script_channel import ClusterChannels, EncodableArg, ScriptChannel, ScriptCommands, for_client
+from holds.script_channel import (
+    ClusterChannels,
+    EncodableArg,
+    ScriptChannel,
+    ScriptCommands,
+    for_client,
+    pack,
+)
 
 # Lua in Redis has no imports: shared code is prepended at load time. Every
 # script gets the reply codes (holds/replies.py names the same in Python);
@@ -57,11 +65,23 @@ def script_source(name: str) -> str:
     return _source(name)
 
 
+class Replication:
+    """Where a registry's scripts send changes that replicas must confirm (none: the
+    primary's reply is the acknowledgement). Shared by the registry's scripts."""
+
+    def __init__(self) -> None:
+        self.writes: ReplicatedWrites | None = None
+
+
 class Script:
     """One Lua script bound to one client (and its channel, when it has one)."""
 
     def __init__(
-        self, client: AnyRedis, name: str, channel: ScriptChannel | ClusterChannels | None = None
+        self,
+        client: AnyRedis,
+        name: str,
+        channel: ScriptChannel | ClusterChannels | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.name = name
         self.source = _source(name)
@@ -70,6 +90,7 @@ class Script:
         self._channel = channel
         self._commands = ScriptCommands(self.sha)
         self._operation = f"script {name}"
+        self._replication = replication or Replication()
 
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         async with wrap_errors(self._operation):
@@ -86,6 +107,21 @@ class Script:
                 # EVAL caches the script again for the following EVALSHA calls.
                 return await self._client.eval(self.source, len(keys), *keys, *args)
 
+    async def replicated(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
+        """As a call, but acknowledged only once the configured number of replicas
+        has the change (``holds/durability.py``): for changes that create or revoke
+        tickets. Without a durability setting, the same as calling the script."""
+        writes = self._replication.writes
+        if writes is None:
+            return await self(keys, args)
+        async with wrap_errors(self._operation):
+            try:
+                full: tuple[EncodableArg, ...] = ("EVALSHA", self.sha, len(keys), *keys, *args)
+                return await writes.execute(pack(full), full, keys[0], self._operation)
+            except redis.exceptions.NoScriptError:  # nothing ran: send the source this once
+                full = ("EVAL", self.source, len(keys), *keys, *args)
+                return await writes.execute(pack(full), full, keys[0], self._operation)
+
 
 class ScriptRegistry:
     """The scripts of one client, one attribute per ``holds/lua/<name>.lua``, kept
@@ -94,6 +130,7 @@ class ScriptRegistry:
     def __init__(self, client: AnyRedis, channel: ScriptChannel | ClusterChannels | None = None) -> None:
         self._client = client
         self.channel = channel
+        self._replication = Replication()
         # over one event's keys (INVENTORY_SCRIPTS): holds/inventory.py, holds/inspection.py
         self.hold = self._script("hold")
         self.release = self._script("release")
@@ -113,7 +150,19 @@ class ScriptRegistry:
         self.seatmap_list = self._script("seatmap_list")
 
     def _script(self, name: str) -> Script:
-        return Script(self._client, name, self.channel)
+        return Script(self._client, name, self.channel, self._replication)
+
+    def use_durability(self, durability: Durability) -> None:
+        """Acknowledge ticket changes once ``durability.replicas`` replicas have them."""
+        if self._replication.writes is not None:
+            raise RuntimeError("durability is set once, before the first call")
+        if durability.replicas > 0:
+            self._replication.writes = ReplicatedWrites(self._client, durability)
+
+    @property
+    def durability(self) -> Durability:
+        writes = self._replication.writes
+        return writes.durability if writes is not None else Durability()
 
     @classmethod
     def open(cls, client: AnyRedis) -> ScriptRegistry:
@@ -121,5 +170,7 @@ class ScriptRegistry:
         return cls(client, for_client(client))
 
     async def aclose(self) -> None:
+        if self._replication.writes is not None:
+            await self._replication.writes.aclose()
         if self.channel is not None:
             await self.channel.aclose()

@@ -23,6 +23,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from holds.durability import resolve as resolve_durability
 from holds.redis_client import ping as redis_ping
 from server.admission import Admission
 from server.config import Config
@@ -113,6 +114,9 @@ def admin_key_for(config: Config) -> str:
 async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then drain in-flight calls for ``grace_s``."""
     stores = Stores.open(redis_url, timeout_s=config.redis_timeout_s, read_timeout=False)
+    durability = await resolve_durability(stores.redis, config.replica_acks, config.replica_ack_timeout_ms)
+    stores.scripts.use_durability(durability)
+    log.info("durability", replica_acks=durability.replicas, timeout_ms=durability.timeout_ms)
     await stores.tenants.put_bootstrap_key(admin_key_for(config))
     server, port, health_servicer = create_server(config, stores)
     await server.start()

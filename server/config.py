@@ -41,6 +41,10 @@ class Config:
     # Hard cap on RPCs (streams included) a process accepts at once, counted by
     # gRPC from arrival: beyond it gRPC answers RESOURCE_EXHAUSTED itself. 0: no cap.
     max_concurrent_rpcs: int = 0
+    # Replicas that must confirm a ticket change (commit, cancel) before it is
+    # acknowledged (holds/durability.py); -1: 1 when the Redis has replicas, else 0.
+    replica_acks: int = -1
+    replica_ack_timeout_ms: int = 500
 
     @classmethod
     def from_env(cls) -> Config:
@@ -59,6 +63,8 @@ class Config:
             max_inflight=_env_int("SEATWISE_MAX_INFLIGHT", cls.max_inflight),
             max_loop_lag_ms=_env_int("SEATWISE_MAX_LOOP_LAG_MS", cls.max_loop_lag_ms),
             max_concurrent_rpcs=_env_int("SEATWISE_MAX_CONCURRENT_RPCS", cls.max_concurrent_rpcs),
+            replica_acks=_env_int("SEATWISE_REPLICA_ACKS", cls.replica_acks),
+            replica_ack_timeout_ms=_env_int("SEATWISE_REPLICA_ACK_TIMEOUT_MS", cls.replica_ack_timeout_ms),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -72,5 +78,9 @@ class Config:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.log_format not in ("console", "json"):
             raise ValueError(f"log format must be 'console' or 'json', got {self.log_format!r}")
+        if self.replica_acks < -1:
+            raise ValueError(f"replica acks must be -1 (auto), 0 or more, got {self.replica_acks}")
+        if not 1 <= self.replica_ack_timeout_ms <= 60_000:
+            raise ValueError(f"replica ack timeout must be 1-60000 ms, got {self.replica_ack_timeout_ms}")
         if self.appendfsync not in ("always", "everysec", "no"):
             raise ValueError(f"appendfsync must be always, everysec or no, got {self.appendfsync!r}")

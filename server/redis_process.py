@@ -43,11 +43,19 @@ def find_redis_server() -> str:
 class EmbeddedRedis:
     """One managed redis-server process bound to a unix socket in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *, appendfsync: str = "always", port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        appendfsync: str = "always",
+        port: int = 0,
+        replica_of: tuple[str, int] | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()  # redis-server chdirs to --dir: paths must be absolute
         self.appendfsync = appendfsync
-        # port 0 keeps Redis off TCP entirely; tests that need TCP (cluster) pass one.
+        # port 0 keeps Redis off TCP entirely; tests that need TCP (cluster, replicas) pass one.
         self.port = port
+        self.replica_of = replica_of  # (host, port) of a primary to replicate (tests, benchmarks)
         self.socket_path = self.data_dir / "redis.sock"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -72,6 +80,8 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
+        if self.replica_of is not None:
+            args += ["--replicaof", self.replica_of[0], str(self.replica_of[1])]
         self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         self._wait_until_ready()
 
@@ -113,6 +123,10 @@ class EmbeddedRedis:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:

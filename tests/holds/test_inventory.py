@@ -798,11 +798,18 @@ class _FixedReplies:
     def __init__(self, reply: Any) -> None:
         self.reply = reply
 
-    def __getattr__(self, name: str) -> Callable[[Sequence[str], Sequence[Any]], Coroutine[Any, Any, Any]]:
-        async def run(keys: Sequence[str], args: Sequence[Any]) -> Any:
-            return self.reply
+    def __getattr__(self, name: str) -> _FixedScript:
+        return _FixedScript(self.reply)
 
-        return run
+
+class _FixedScript:
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self.reply
+
+    replicated = __call__
 
 
 CALLS: dict[str, Callable[[Inventory], Coroutine[Any, Any, Any]]] = {
