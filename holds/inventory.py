@@ -99,6 +99,12 @@ def _hold_gone(reply: Any, hold_id: str) -> StoreError | None:
     return None
 
 
+def _not_on_sale(event_id: str, status: Any) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"event is not on sale (status {_text(status)}, or outside its on-sale window)", subject=event_id
+    )
+
+
 def _unknown(script: str, reply: Any) -> StoreError:
     return StoreError(f"{script} returned an unknown result {reply!r}")
 
@@ -159,7 +165,7 @@ class Inventory:
             case [Reply.EVENT_NOT_FOUND]:
                 raise NotFound("event", event_id)
             case [Reply.NOT_ON_SALE, status]:
-                raise PreconditionFailed(f"event is not on sale (status {_text(status)})", subject=event_id)
+                raise _not_on_sale(event_id, status)
             case [Reply.SEATS_UNAVAILABLE, taken]:
                 raise SeatOrdinalsUnavailable([int(o) for o in taken])
             case [Reply.GA_UNKNOWN, area, _]:
@@ -199,6 +205,8 @@ class Inventory:
                 return HoldView(hold_id, hold_decoder.decode(encoded), int(expires)), bool(capped)
             case [Reply.EVENT_NOT_FOUND]:
                 raise NotFound("event", event_id)
+            case [Reply.NOT_ON_SALE, status]:
+                raise _not_on_sale(event_id, status)
         raise _hold_gone(reply, hold_id) or _unknown("extend", reply)
 
     async def commit(self, event_id: str, hold_id: str, idempotency_key: str, buyer: Buyer) -> CommitResult:
@@ -212,6 +220,8 @@ class Inventory:
         match reply:
             case [Reply.OK, order_json, replayed]:
                 return CommitResult(order_decoder.decode(order_json), bool(replayed))
+            case [Reply.NOT_ON_SALE, status]:
+                raise _not_on_sale(event_id, status)
             case [Reply.HOLD_LOST, _]:
                 raise HoldExpired("the hold no longer holds all of its seats", subject=hold_id)
             case [Reply.NO_PRICE, category]:

@@ -2,7 +2,9 @@
 -- Succeeds only if the hold is live (Redis clock) and every seat is still held
 -- by exactly this hold. The order, its tickets, the seat changes, the change
 -- stream entry and the lifecycle entry are written together.
--- Result: {OK, order_json, replayed(0|1)} | gone_reply | {HOLD_EXPIRED}
+-- A paused event still takes the commits of its live holds (buyers paying);
+-- a closed one takes none (an earlier commit's replay still answers).
+-- Result: {OK, order_json, replayed(0|1)} | {NOT_ON_SALE, 'closed'} | gone_reply | {HOLD_EXPIRED}
 --         | {HOLD_LOST, ordinal} | {NO_PRICE, category} | {IDEMPOTENCY_MISMATCH, order_id}
 local hold_id = ARGV[1]
 local idem_key = ARGV[2]
@@ -18,6 +20,7 @@ if prior then
   if order.hold_id ~= hold_id then return {IDEMPOTENCY_MISMATCH, prior} end
   return {OK, order_raw, 1}
 end
+if redis.call('HGET', K_META, 'status') == 'closed' then return {NOT_ON_SALE, 'closed'} end
 
 local now = now_ms()
 local raw = redis.call('HGET', K_HOLDS, hold_id)

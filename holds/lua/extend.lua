@@ -1,12 +1,15 @@
 -- Extend a live hold by the event's hold TTL (or ARGV[2] ms when given), never
--- past created + the event's total hold lifetime cap.
--- Result: {OK, new_expires_ms, capped(0|1), hold_json} | {EVENT_NOT_FOUND} | gone_reply | {HOLD_EXPIRED}
+-- past created + the event's total hold lifetime cap. Only while the event
+-- takes new holds: a pause or a close lets the holds in flight run out.
+-- Result: {OK, new_expires_ms, capped(0|1), hold_json} | {EVENT_NOT_FOUND} | {NOT_ON_SALE, status}
+--         | gone_reply | {HOLD_EXPIRED}
 local hold_id = ARGV[1]
 local requested_ms = tonumber(ARGV[2])    -- 0: the event's hold TTL
 
 local now = now_ms()
 local settings, problem = sale_settings(now)
 if problem == 'no_event' then return {EVENT_NOT_FOUND} end
+if problem == 'not_on_sale' then return {NOT_ON_SALE, settings.status} end
 local raw = redis.call('HGET', K_HOLDS, hold_id)
 if not raw then return gone_reply(hold_id) end
 local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))

@@ -712,6 +712,32 @@ async def test_hold_needs_the_event_on_sale(stores: Stores, inv: Inventory, redi
     await unchanged(redis_client, ev, lambda: inv.hold(ev.event_id, seats=ev.seats(2)), PreconditionFailed)
 
 
+async def test_holds_in_flight_when_paused_or_closed(
+    stores: Stores, inv: Inventory, redis_client: AnyRedis
+) -> None:
+    """Paused: no new holds and no extensions, but live holds may still be paid for
+    (committed) or released. Closed: no commit either; a replayed commit still answers."""
+    ev = await make_event(stores.seatmaps, stores.events)
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    categories = {"vip", "std", "ga"}
+    paying = await inv.hold(ev.event_id, seats=ev.seats(0))
+    leaving = await inv.hold(ev.event_id, seats=ev.seats(1))
+    late = await inv.hold(ev.event_id, seats=ev.seats(2))
+    await stores.events.update(ref, categories, status="paused")
+    await unchanged(redis_client, ev, lambda: inv.extend(ev.event_id, paying.hold_id), PreconditionFailed)
+    paid = await inv.commit(ev.event_id, paying.hold_id, "k-paused", BUYER)
+    await inv.release(ev.event_id, leaving.hold_id)
+    await stores.events.update(ref, categories, status="closed")
+    await unchanged(
+        redis_client, ev, lambda: inv.commit(ev.event_id, late.hold_id, "k-late", BUYER), PreconditionFailed
+    )
+    await unchanged(redis_client, ev, lambda: inv.extend(ev.event_id, late.hold_id), PreconditionFailed)
+    replay = await inv.commit(ev.event_id, paying.hold_id, "k-paused", BUYER)
+    assert replay.replayed
+    assert replay.order.order_id == paid.order.order_id
+    await inv.release(ev.event_id, late.hold_id)  # releasing is always allowed
+
+
 # -- change stream, lifecycle, snapshot ------------------------------------------
 
 
