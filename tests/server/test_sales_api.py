@@ -607,3 +607,38 @@ async def test_watch_resumes_from_a_sequence_without_a_new_snapshot(organizer: A
     assert update.sequence == at + 2
     assert [list(d.seat_ids) for d in update.deltas.deltas] == [["r0-0"], ["r0-1"]]
     resumed.cancel()
+
+
+class _LostReply(grpc.RpcError):
+    """What a sync call raises when its deadline passed (the server may have applied it)."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_the_cli_client_retries_a_lost_hold_with_its_request_id(organizer: Api, server: str) -> None:
+    from server.client import Client
+
+    event_id = await _event(organizer)
+    api_key = dict(organizer.metadata)["authorization"].removeprefix("Bearer ")
+    sent: list[str] = []
+
+    def hold() -> sales_pb2.HoldResponse:
+        with Client(server, api_key) as client:
+            real = client.holds.HoldSeats
+
+            def lose_first_reply(request: sales_pb2.HoldSeatsRequest, **kw: object) -> object:
+                sent.append(request.request_id)
+                reply = real(request, **kw)  # type: ignore[arg-type]
+                if len(sent) == 1:
+                    raise _LostReply
+                return reply
+
+            client.holds.HoldSeats = lose_first_reply  # type: ignore[assignment]
+            return client.hold_seats(event_id, ["r0-0", "r0-1"])
+
+    reply = await asyncio.to_thread(hold)
+    assert reply.replayed
+    assert list(reply.hold.seat_ids) == ["r0-0", "r0-1"]
+    assert len(sent) == 2
+    assert sent[0] == sent[1] != ""
