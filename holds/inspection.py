@@ -42,6 +42,9 @@ class EventDump:
     seq: int
     changes: list[tuple[str, dict[str, str]]]
     lifecycle: list[dict[str, str]]
+    bought: dict[str, int] = field(default_factory=dict)
+    holdreqs: dict[str, tuple[str, str]] = field(default_factory=dict)  # request id -> (hold, fingerprint)
+    holdreqs_z: dict[str, int] = field(default_factory=dict)  # request id -> when its hold ended
     undecodable: list[str] = field(default_factory=list)
 
     def live(self, hold_id: str) -> bool:
@@ -92,12 +95,17 @@ def _fields(flat: list[Any] | dict[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in items}
 
 
+def _split_request(value: str) -> tuple[str, str]:
+    hold_id, _, fingerprint = value.partition(" ")
+    return hold_id, fingerprint
+
+
 def decode_dump(reply: list[Any]) -> EventDump:
     """Decode the reply of ``event_dump.lua``."""
     now, meta, seats, holds, holdexp, ga_cap, ga_held, ga_sold, buyers, orders, idem, orders_z, tickets = (
         reply[:13]
     )
-    seq, changes, lifecycle = reply[13:]
+    seq, changes, lifecycle, bought, holdreqs, holdreqs_z = reply[13:]
     undecodable: list[str] = []
 
     def decode_all(flat: list[Any], decoder: msgspec.json.Decoder[Any], what: str) -> dict[str, Any]:
@@ -129,6 +137,9 @@ def decode_dump(reply: list[Any]) -> EventDump:
         seq=int(seq[0]),
         changes=[(_text(i), _fields(f)) for i, f in changes],
         lifecycle=[_fields(f) for _i, f in lifecycle],
+        bought=ints(bought),
+        holdreqs={k: _split_request(v) for k, v in _fields(holdreqs).items()},
+        holdreqs_z=ints(holdreqs_z),
         undecodable=undecodable,
     )
 

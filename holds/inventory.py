@@ -29,6 +29,7 @@ from holds.ids import new_id
 from holds.records import Buyer, HoldRecord, Order, hold_decoder, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
+from holds.retries import check_request_id, fingerprint
 from holds.scripts import ScriptRegistry
 
 # Expired holds each mutating script tidies on the way (bounded work per call).
@@ -45,6 +46,7 @@ class HoldResult:
     expires_ms: int
     seq: int
     record: HoldRecord
+    replayed: bool = False  # the request id had already made this hold: nothing was held now
 
 
 @dataclass(frozen=True)
@@ -139,18 +141,35 @@ class Inventory:
         ga: Mapping[str, int] | None = None,
         buyer: str = "",
         hold_id: str | None = None,
+        request_id: str = "",
+        request_fingerprint: str = "",
     ) -> HoldResult:
         """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
 
         ``hold_id`` adds to that live hold instead of creating a new one.
+        ``request_id`` makes the call retry-safe (holds/retries.py): a request id
+        already recorded with the same fingerprint answers the hold it made
+        (``replayed``); ``request_fingerprint`` is the API's canonical request,
+        by default the seats, GA, buyer and hold as given here.
         """
         ga = dict(ga or {})
         _check_parts([o for o, _ in seats], ga)
+        check_request_id(request_id)
+        if request_id and not request_fingerprint:
+            request_fingerprint = fingerprint(
+                "inventory",
+                event_id,
+                buyer,
+                hold_id or "",
+                {"seats": sorted(o for o, _ in seats), "ga": sorted(ga.items())},
+            )
         args: list[str | int] = [
             hold_id or new_id("h", 12),
-            1 if hold_id else 0,
+            "add" if hold_id else "new",
             buyer,
             PURGE_PER_CALL,
+            request_id,
+            request_fingerprint if request_id else "",
             len(seats),
         ]
         args += [o for o, _ in seats]
@@ -159,9 +178,36 @@ class Inventory:
         for area, qty in sorted(ga.items()):
             args += [area, qty]
         reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        return self._hold_result(reply, event_id, hold_id or "")
+
+    async def replay(self, event_id: str, request_id: str, request_fingerprint: str) -> HoldResult | None:
+        """The hold ``request_id`` made, if it made one (the checks and errors of :meth:`hold`'s
+        retry path); None when the request id is not known. Holds nothing."""
+        if not request_id:
+            return None
+        check_request_id(request_id)
+        args: list[str | int] = [
+            new_id("h", 12),
+            "replay",
+            "",
+            PURGE_PER_CALL,
+            request_id,
+            request_fingerprint,
+            0,
+            0,
+        ]
+        reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        if reply == [Reply.HOLD_NOT_FOUND]:
+            return None
+        return self._hold_result(reply, event_id, "")
+
+    @staticmethod
+    def _hold_result(reply: Any, event_id: str, hold_id: str) -> HoldResult:
         match reply:
-            case [Reply.OK, hid, expires, seq, encoded]:
-                return HoldResult(_text(hid), int(expires), int(seq), hold_decoder.decode(encoded))
+            case [Reply.OK, hid, expires, seq, encoded, replayed]:
+                return HoldResult(
+                    _text(hid), int(expires), int(seq), hold_decoder.decode(encoded), bool(replayed)
+                )
             case [Reply.EVENT_NOT_FOUND]:
                 raise NotFound("event", event_id)
             case [Reply.NOT_ON_SALE, status]:
@@ -176,7 +222,9 @@ class Inventory:
                 raise LimitExceeded(_text(limit), int(maximum))
             case [Reply.HOLD_ID_COLLISION]:
                 raise Conflict("hold id collision; retry")
-        raise _hold_gone(reply, hold_id or "") or _unknown("hold", reply)
+            case [Reply.REQUEST_MISMATCH]:
+                raise InvalidRequest("request_id", "already used for a different hold request")
+        raise _hold_gone(reply, hold_id) or _unknown("hold", reply)
 
     async def release(
         self, event_id: str, hold_id: str, *, seats: Sequence[int] = (), ga: Mapping[str, int] | None = None

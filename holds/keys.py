@@ -52,7 +52,7 @@ EVENT_KEY_NAMES = (
     "ga_cap",  # hash GA area -> capacity
     "ga_held",  # hash GA area -> quantity held (including expired holds not yet purged)
     "ga_sold",  # hash GA area -> quantity sold
-    "buyers",  # hash buyer id -> seats + GA places currently held
+    "buyers",  # hash buyer id -> seats + GA places currently held (expired holds until purged)
     "orders",  # hash order_id -> order record (JSON)
     "idem",  # hash idempotency key -> order_id
     "orders_z",  # zset order_id -> created ms (listing)
@@ -62,6 +62,9 @@ EVENT_KEY_NAMES = (
     "lifecycle",  # stream of order lifecycle entries (created, cancelled, ...)
     "holdgone",  # zset hold_id -> when it ended (ms): tombstones, kept a day
     "holdwhy",  # hash hold_id -> "expired" | "released" | "committed:<order_id>"
+    "bought",  # hash buyer id -> seats + GA places bought: valid tickets of orders (max_seats_per_buyer)
+    "holdreqs",  # hash request id -> "<hold_id> <fingerprint>": retried holds replay (holds/retries.py)
+    "holdreqs_z",  # zset request id -> when its hold ended (ms): forgotten with the hold's tombstone
 )
 
 # Events that may have holds to reap (a plain set; the reaper only tidies, and
@@ -75,7 +78,7 @@ def event_tag(event_id: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def event_keys(event_id: str) -> tuple[str, ...]:
-    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..18]).
+    """Every key of one event, in the order the Lua scripts expect them (KEYS[1..21]).
 
     Cached: every hold and commit passes all of them.
     """

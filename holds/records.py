@@ -80,6 +80,7 @@ class Order(msgspec.Struct, frozen=True):
     created_ms: int
     updated_ms: int
     seq: int = 0
+    buyer_id: str = ""  # the hold's buyer id: cancelling gives back that buyer's per-buyer quota
 
 
 class HoldRecord(msgspec.Struct, frozen=True):
@@ -92,6 +93,7 @@ class HoldRecord(msgspec.Struct, frozen=True):
     count: int
     created: int
     expires: int
+    reqs: list[str] | dict[str, str] = []  # request ids that made or added to it (holds/retries.py)
 
     @property
     def seat_ordinals(self) -> list[int]:
@@ -100,6 +102,10 @@ class HoldRecord(msgspec.Struct, frozen=True):
     @property
     def categories(self) -> list[str]:
         return list(self.cats) if isinstance(self.cats, list) else []
+
+    @property
+    def request_ids(self) -> list[str]:
+        return list(self.reqs) if isinstance(self.reqs, list) else []
 
 
 order_decoder = msgspec.json.Decoder(Order)

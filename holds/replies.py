@@ -47,3 +47,5 @@ class Reply(IntEnum):
     # seatmap_publish
     VERSION_NOT_FOUND = 26
     VERSION_CHANGED = 27
+    # hold
+    REQUEST_MISMATCH = 28  # a request id already used for another request

@@ -25,6 +25,7 @@ from holds.inventory import (
 )
 from holds.live import LiveEvent, LiveEvents
 from holds.records import Buyer, HoldRecord, Order
+from holds.retries import check_request_id, fingerprint
 from seatmap.bestavailable import BestAvailableRequest
 
 BEST_AVAILABLE_ATTEMPTS = 8
@@ -43,6 +44,7 @@ class HoldInfo:
     expires_ms: int
     buyer: str
     lifetime_capped: bool = False
+    replayed: bool = False  # a retried request id: the hold its first attempt made, as it is now
 
 
 def hold_token(event_id: str, hold_id: str) -> str:
@@ -91,7 +93,13 @@ class Sales:
         return [placed[o].seat.id for o in ordinals if 0 <= o < len(placed)]
 
     def _info(
-        self, ctx: LiveEvent, hold_id: str, record: HoldRecord, expires_ms: int, capped: bool = False
+        self,
+        ctx: LiveEvent,
+        hold_id: str,
+        record: HoldRecord,
+        expires_ms: int,
+        capped: bool = False,
+        replayed: bool = False,
     ) -> HoldInfo:
         return HoldInfo(
             token=hold_token(ctx.event_id, hold_id),
@@ -101,7 +109,11 @@ class Sales:
             expires_ms=expires_ms,
             buyer=record.buyer,
             lifetime_capped=capped,
+            replayed=replayed,
         )
+
+    def _result_info(self, ctx: LiveEvent, result: HoldResult) -> HoldInfo:
+        return self._info(ctx, result.hold_id, result.record, result.expires_ms, replayed=result.replayed)
 
     def _existing(self, ctx: LiveEvent, token: str) -> str | None:
         if not token:
@@ -112,40 +124,75 @@ class Sales:
         return hold_id
 
     async def _hold(
-        self, ctx: LiveEvent, ordinals: list[int], ga: Mapping[str, int], buyer: str, token: str
+        self,
+        ctx: LiveEvent,
+        ordinals: list[int],
+        ga: Mapping[str, int],
+        buyer: str,
+        token: str,
+        retry: tuple[str, str] = ("", ""),
     ) -> HoldResult:
+        """``retry``: (request id, fingerprint of the API request), or none."""
         placed = ctx.loaded.index.placed
         try:
             return await self._inventory.hold(
                 ctx.event_id,
                 seats=[(o, placed[o].seat.category) for o in ordinals],
                 ga=ga,
-                buyer=_check_buyer(buyer),
+                buyer=buyer,
                 hold_id=self._existing(ctx, token),
+                request_id=retry[0],
+                request_fingerprint=retry[1],
             )
         except SeatOrdinalsUnavailable as exc:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
 
+    @staticmethod
+    def _retry(
+        ctx: LiveEvent, request_id: str, kind: str, buyer: str, token: str, parts: Mapping[str, object]
+    ) -> tuple[str, str]:
+        """(request id, fingerprint) of a hold request; checks the buyer id and the request id."""
+        _check_buyer(buyer)
+        if not check_request_id(request_id):
+            return "", ""
+        return request_id, fingerprint(kind, ctx.event_id, buyer, token, parts)
+
     # -- holds ---------------------------------------------------------------
     async def hold_seats(
-        self, tenant_id: str, event_id: str, seat_ids: Sequence[str], *, buyer: str = "", token: str = ""
+        self,
+        tenant_id: str,
+        event_id: str,
+        seat_ids: Sequence[str],
+        *,
+        buyer: str = "",
+        token: str = "",
+        request_id: str = "",
     ) -> HoldInfo:
         ctx = await self.context(tenant_id, event_id)
         if not seat_ids:
             raise InvalidRequest("seat_ids", "name at least one seat")
-        result = await self._hold(ctx, self.ordinals(ctx, seat_ids), {}, buyer, token)
-        return self._info(ctx, result.hold_id, result.record, result.expires_ms)
+        ordinals = self.ordinals(ctx, seat_ids)
+        retry = self._retry(ctx, request_id, "seats", buyer, token, {"seats": sorted(seat_ids)})
+        return self._result_info(ctx, await self._hold(ctx, ordinals, {}, buyer, token, retry))
 
     async def hold_general_admission(
-        self, tenant_id: str, event_id: str, area_id: str, quantity: int, *, buyer: str = "", token: str = ""
+        self,
+        tenant_id: str,
+        event_id: str,
+        area_id: str,
+        quantity: int,
+        *,
+        buyer: str = "",
+        token: str = "",
+        request_id: str = "",
     ) -> HoldInfo:
         ctx = await self.context(tenant_id, event_id)
         if area_id not in ctx.loaded.index.ga_areas:
             raise InvalidRequest("area_id", f"no general admission area {area_id!r} in this event")
         if not 1 <= quantity <= MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("quantity", f"must be 1-{MAX_SEATS_PER_REQUEST}")
-        result = await self._hold(ctx, [], {area_id: quantity}, buyer, token)
-        return self._info(ctx, result.hold_id, result.record, result.expires_ms)
+        retry = self._retry(ctx, request_id, "ga", buyer, token, {"area": area_id, "quantity": quantity})
+        return self._result_info(ctx, await self._hold(ctx, [], {area_id: quantity}, buyer, token, retry))
 
     async def hold_best_available(
         self,
@@ -155,8 +202,14 @@ class Sales:
         *,
         buyer: str = "",
         token: str = "",
+        request_id: str = "",
     ) -> HoldInfo:
-        """Search the live mirror, hold a chosen candidate; on a lost race retry (bounded)."""
+        """Search the live mirror, hold a chosen candidate; on a lost race retry (bounded).
+
+        Every attempt carries the same request id, so a retried request gets the seats its
+        first attempt held, whatever candidate this search proposes (the script answers a
+        known request id before it looks at the seats).
+        """
         ctx = await self.context(tenant_id, event_id)
         index = ctx.loaded.index
         unknown = sorted((request.categories or frozenset()) - set(index.category_keys))
@@ -165,22 +218,35 @@ class Sales:
         unknown = sorted((request.sections or frozenset()) - set(index.section_ids))
         if unknown:
             raise InvalidRequest("section_ids", f"unknown section: {', '.join(unknown)}")
+        shape = {
+            "quantity": request.quantity,
+            "categories": sorted(request.categories or ()),
+            "sections": sorted(request.sections or ()),
+            "accessible": request.accessible,
+            "adjacency": request.adjacency,
+        }
+        retry = self._retry(ctx, request_id, "best", buyer, token, shape)
         mirror = await self._live.mirror(ctx)
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
             candidate = ctx.pools.take(mirror, index, request, self._rng)
             if candidate is None:
+                # the first attempt may have taken the last seats: a retry still gets them
+                replayed = await self._inventory.replay(ctx.event_id, *retry)
+                if replayed is not None:
+                    return self._result_info(ctx, replayed)
                 raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
             ordinals = list(candidate.ordinals)
             mirror.pending[ordinals] = True
             try:
-                result = await self._hold(ctx, ordinals, {}, buyer, token)
+                result = await self._hold(ctx, ordinals, {}, buyer, token, retry)
             except SeatsUnavailable as exc:
                 mirror.mark_taken([index.ordinal_of[s] for s in exc.seat_ids])
                 continue
             finally:
                 mirror.pending[ordinals] = False
-            mirror.mark_held(ordinals)
-            return self._info(ctx, result.hold_id, result.record, result.expires_ms)
+            if not result.replayed:  # a replay held nothing: the candidate is still free
+                mirror.mark_held(ordinals)
+            return self._result_info(ctx, result)
         # every attempt lost a race: seats may well remain, so this is retryable contention
         raise Conflict(f"best-available lost {BEST_AVAILABLE_ATTEMPTS} races for seats; retry")
 

@@ -19,7 +19,8 @@ Checks (severity ``error`` fails the audit):
 * ``ga_capacity``: per area, sold == valid GA tickets, sold <= capacity,
   held + sold <= capacity, held == the places in hold records;
 * ``holds``: a held seat names a hold that has a record and a lease; a live
-  hold's seats all point back at it; buyer counters equal the holds' counts;
+  hold's seats all point back at it; buyer counters equal the holds' counts,
+  bought counters the valid tickets of each buyer's orders;
 * ``leases`` (warning): holds past their expiry still in Redis. Expiry is
   lazy, so these seats are already free to every script (a seat whose hold's
   lease is past is free); they are listed as lazily expired, and only a
@@ -271,6 +272,17 @@ class _Auditor:
         for buyer in set(counts) | set(self.s.buyers):
             if counts[buyer] != self.s.buyers.get(buyer, 0):
                 check.fail(f"buyer {buyer} counter {self.s.buyers.get(buyer, 0)} != held {counts[buyer]}")
+        self.bought_counters(check)
+
+    def bought_counters(self, check: Check) -> None:
+        bought: Counter[str] = Counter()
+        for order in self.s.orders.values():
+            if order.buyer_id:
+                bought[order.buyer_id] += sum(1 for t in order.tickets if t.status == "valid")
+        for buyer in set(bought) | set(self.s.bought):
+            counter = self.s.bought.get(buyer, 0)
+            if bought[buyer] != counter:
+                check.fail(f"buyer {buyer} bought counter {counter} != valid tickets {bought[buyer]}")
 
     def hold_record(self, check: Check, hold_id: str, hold: HoldRecord) -> None:
         exp = self.s.holdexp.get(hold_id)

@@ -7,6 +7,10 @@ One task is one buyer journey (:meth:`Buyer.journey`):
 2. hold: best available 1-6 seats (:class:`BestAvailableBuyer`), specific
    seats picked from what looks free (:class:`SeatPicker`, :class:`HotSeatBuyer`)
    or general-admission places (:class:`GaBuyer`);
+   Every hold request carries a request id of its own and is sent again with it
+   on UNAVAILABLE / DEADLINE_EXCEEDED (the server answers the hold an earlier
+   attempt made, never a second one); a few first attempts simulate a lost
+   reply (a 1 ms deadline) so the retry is a replay;
 3. think (paying), then either abandon (about 20%: half release the hold, half
    just let it expire) or commit with one idempotency key, retried on
    UNAVAILABLE / DEADLINE_EXCEEDED. A few commits simulate a lost reply (a
@@ -41,10 +45,9 @@ from locust.env import Environment
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
 
 from loadtest.config import SetupInfo, out_dir_from_env
-from loadtest.grpc_user import GrpcUser, status_code, timed_stubs
+from loadtest.grpc_user import RETRYABLE, GrpcUser, status_code, timed_stubs
 from loadtest.recording import Ack, AckLog
 
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 QUANTITIES = (1, 2, 2, 2, 2, 3, 4, 4, 5, 6)  # pairs are the most common basket
 FREE = events_pb2.SEAT_STATUS_FREE
 
@@ -229,6 +232,7 @@ class Buyer(GrpcUser):
     release_share: ClassVar[float] = 0.5  # of abandons: release explicitly (else let it expire)
     lost_reply_rate: ClassVar[float] = 0.02
     commit_attempts: ClassVar[int] = 5
+    hold_attempts: ClassVar[int] = 3
     commit_timeout_s: ClassVar[float] = 5.0
     returns_wait_s: ClassVar[tuple[float, float]] = (3.0, 10.0)  # nothing free, something held
     sold_out_wait_s: ClassVar[tuple[float, float]] = (10.0, 20.0)  # nothing free or held
@@ -277,6 +281,18 @@ class Buyer(GrpcUser):
 
     def quantity(self) -> int:
         return random.choice(QUANTITIES)
+
+    def hold(self, method: str, request: Any) -> sales_pb2.Hold:
+        """Send one hold request (``method`` of HoldService) under a request id of its own,
+        again with the same id while its outcome is unknown; a few first attempts lose
+        their reply on purpose. Raises the call's error when it is refused."""
+        request.request_id = uuid.uuid4().hex
+        call = getattr(self.stubs.holds, method)
+        if random.random() < self.lost_reply_rate:
+            with self.named(f"{method} (lost reply)"), contextlib.suppress(grpc.RpcError):
+                call(request, metadata=self.metadata, timeout=0.001)
+        reply: sales_pb2.HoldResponse = self.call_retrying(call, request, self.hold_attempts)
+        return reply.hold
 
     def abandon(self, hold: sales_pb2.Hold) -> None:
         if random.random() >= self.release_share:
@@ -357,7 +373,8 @@ class BestAvailableBuyer(Buyer):
         quantity = self.quantity()
         for adjacency in (sales_pb2.ADJACENCY_REQUIRED, sales_pb2.ADJACENCY_PREFERRED):
             try:
-                return self.stubs.holds.HoldBestAvailable(
+                return self.hold(
+                    "HoldBestAvailable",
                     sales_pb2.HoldBestAvailableRequest(
                         event_id=self.setup.event_id,
                         quantity=quantity,
@@ -365,9 +382,7 @@ class BestAvailableBuyer(Buyer):
                         adjacency=adjacency,
                         buyer_id=self.buyer_id,
                     ),
-                    metadata=self.metadata,
-                    timeout=self.call_timeout_s,
-                ).hold
+                )
             except grpc.RpcError as exc:
                 if status_code(exc) != grpc.StatusCode.FAILED_PRECONDITION:
                     return None
@@ -400,13 +415,12 @@ class SeatPicker(Buyer):
             if seats is None:
                 continue
             try:
-                return self.stubs.holds.HoldSeats(
+                return self.hold(
+                    "HoldSeats",
                     sales_pb2.HoldSeatsRequest(
                         event_id=self.setup.event_id, seat_ids=seats, buyer_id=self.buyer_id
                     ),
-                    metadata=self.metadata,
-                    timeout=self.call_timeout_s,
-                ).hold
+                )
             except grpc.RpcError as exc:
                 if status_code(exc) != grpc.StatusCode.FAILED_PRECONDITION:
                     return None
@@ -416,7 +430,8 @@ class SeatPicker(Buyer):
     def settle(self, quantity: int) -> sales_pb2.Hold | None:
         """The seats I wanted are gone: take the best available instead."""
         try:
-            return self.stubs.holds.HoldBestAvailable(
+            return self.hold(
+                "HoldBestAvailable",
                 sales_pb2.HoldBestAvailableRequest(
                     event_id=self.setup.event_id,
                     quantity=quantity,
@@ -424,9 +439,7 @@ class SeatPicker(Buyer):
                     adjacency=sales_pb2.ADJACENCY_PREFERRED,
                     buyer_id=self.buyer_id,
                 ),
-                metadata=self.metadata,
-                timeout=self.call_timeout_s,
-            ).hold
+            )
         except grpc.RpcError:
             return None
 
@@ -463,16 +476,15 @@ class GaBuyer(Buyer):
             return None
         area = random.choice(list(self.setup.ga_areas))
         try:
-            return self.stubs.holds.HoldGeneralAdmission(
+            return self.hold(
+                "HoldGeneralAdmission",
                 sales_pb2.HoldGeneralAdmissionRequest(
                     event_id=self.setup.event_id,
                     area_id=area,
                     quantity=self.quantity(),
                     buyer_id=self.buyer_id,
                 ),
-                metadata=self.metadata,
-                timeout=self.call_timeout_s,
-            ).hold
+            )
         except grpc.RpcError:
             return None  # ABORTED: the floor is full right now
 

@@ -36,12 +36,14 @@ import locust  # first: importing locust monkey-patches the standard library for
 
 # isort: split
 import itertools
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
+import gevent
 import grpc
 from google.protobuf.message import Message
 from locust.env import Environment
@@ -52,6 +54,9 @@ from loadtest.gevent_grpc import init_gevent
 
 REQUEST_TYPE = "grpc"
 STREAM_TYPE = "grpc-stream"
+# The outcome of a call that failed so is unknown: it may have been applied. Only calls that are
+# safe to repeat are sent again (commits by idempotency key, holds by request id).
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 init_gevent()
@@ -398,6 +403,19 @@ class GrpcUser(locust.User):
         self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {key}"),)
         self._reporter = _Reporter(environment)
         self.stubs = Stubs.on(channel_pool().get(self.setup.target), self._reporter)
+
+    def call_retrying(self, method: Any, request: Any, attempts: int, timeout_s: float | None = None) -> Any:
+        """``method(request)``, sent again as it is (with backoff) while it fails with
+        UNAVAILABLE or DEADLINE_EXCEEDED, ``attempts`` times in all; the last error is raised.
+        Only for calls that are safe to repeat (see RETRYABLE)."""
+        for attempt in range(attempts):
+            try:
+                return method(request, metadata=self.metadata, timeout=timeout_s or self.call_timeout_s)
+            except grpc.RpcError as exc:
+                if status_code(exc) not in RETRYABLE or attempt + 1 >= attempts:
+                    raise
+                gevent.sleep(min(0.2 * 2**attempt, 2.0) * random.uniform(0.5, 1.5))
+        raise ValueError("attempts must be at least 1")
 
     @contextmanager
     def named(self, name: str) -> Iterator[None]:

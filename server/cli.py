@@ -281,6 +281,12 @@ def event_availability(event_id: str, target: str, api_key: str) -> None:
 @click.argument("seat_ids", nargs=-1)
 @click.option("--best", type=int, default=0, help="Hold the N best available seats instead of named ones.")
 @click.option("--category", "categories", multiple=True)
+@click.option(
+    "--request-id",
+    default="",
+    help="Reuse it on retry: the same id returns the same hold (default: a new UUID, retried once "
+    "on UNAVAILABLE or DEADLINE_EXCEEDED).",
+)
 @_target
 @_api_key
 def hold_cmd(
@@ -288,6 +294,7 @@ def hold_cmd(
     seat_ids: tuple[str, ...],
     best: int,
     categories: tuple[str, ...],
+    request_id: str,
     target: str,
     api_key: str,
 ) -> None:
@@ -297,13 +304,17 @@ def hold_cmd(
     if bool(best) == bool(seat_ids):
         raise click.UsageError("name seats or give --best N (not both)")
     with Client(target, api_key) as client:
-        hold = (
-            client.hold_best(event_id, best, list(categories))
+        reply = (
+            client.hold_best(event_id, best, list(categories), request_id)
             if best
-            else client.hold_seats(event_id, list(seat_ids))
+            else client.hold_seats(event_id, list(seat_ids), request_id)
         )
+    hold = reply.hold
+    replayed = " (replayed)" if reply.replayed else ""
     click.echo(hold.hold_token)
-    click.echo(f"seats: {' '.join(hold.seat_ids)}; expires {hold.expires_at.ToJsonString()}", err=True)
+    click.echo(
+        f"seats: {' '.join(hold.seat_ids)}; expires {hold.expires_at.ToJsonString()}{replayed}", err=True
+    )
 
 
 @main.command("commit")

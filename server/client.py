@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from types import TracebackType
 from typing import Any, cast
 
@@ -28,6 +29,9 @@ _FORMATS = {
     "pretix": seatmap_pb2.SEAT_MAP_FORMAT_PRETIX_JSON,
 }
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# A hold whose outcome is unknown is sent once more with the same request id:
+# the server answers the hold the first attempt made, or makes it now.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 def describe_error(error: grpc.RpcError) -> str:
@@ -102,17 +106,32 @@ class Client:
         )
         return response
 
-    def hold_best(self, event_id: str, quantity: int, categories: list[str]) -> sales_pb2.Hold:
-        request = sales_pb2.HoldBestAvailableRequest(
-            event_id=event_id, quantity=quantity, categories=categories
-        )
-        hold: sales_pb2.Hold = self._call(self.holds.HoldBestAvailable, request).hold
-        return hold
+    def _hold(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: Any) -> sales_pb2.HoldResponse:
+        """A hold call with a request id (a new UUID unless the request has one), sent once
+        more with the same id when its outcome is unknown (UNAVAILABLE, DEADLINE_EXCEEDED)."""
+        if not request.request_id:
+            request.request_id = str(uuid.uuid4())
+        try:
+            response: sales_pb2.HoldResponse = method(
+                request, metadata=tuple(self._metadata), timeout=self._timeout
+            )
+        except grpc.RpcError as exc:
+            if cast(grpc.Call, exc).code() not in RETRYABLE:
+                raise click.ClickException(describe_error(exc)) from exc
+            response = self._call(method, request)
+        return response
 
-    def hold_seats(self, event_id: str, seat_ids: list[str]) -> sales_pb2.Hold:
-        request = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=seat_ids)
-        hold: sales_pb2.Hold = self._call(self.holds.HoldSeats, request).hold
-        return hold
+    def hold_best(
+        self, event_id: str, quantity: int, categories: list[str], request_id: str = ""
+    ) -> sales_pb2.HoldResponse:
+        request = sales_pb2.HoldBestAvailableRequest(
+            event_id=event_id, quantity=quantity, categories=categories, request_id=request_id
+        )
+        return self._hold(self.holds.HoldBestAvailable, request)
+
+    def hold_seats(self, event_id: str, seat_ids: list[str], request_id: str = "") -> sales_pb2.HoldResponse:
+        request = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=seat_ids, request_id=request_id)
+        return self._hold(self.holds.HoldSeats, request)
 
     def commit(self, token: str, idempotency_key: str, name: str, email: str) -> sales_pb2.CommitHoldResponse:
         request = sales_pb2.CommitHoldRequest(

@@ -5,7 +5,8 @@ local K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[1], KEYS[2], KEYS[3],
 local K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[14], KEYS[15], KEYS[16]
-local K_HOLDGONE, K_HOLDWHY = KEYS[17], KEYS[18]
+local K_HOLDGONE, K_HOLDWHY, K_BOUGHT = KEYS[17], KEYS[18], KEYS[19]
+local K_HOLDREQS, K_HOLDREQS_Z = KEYS[20], KEYS[21]
 
 local CHANGES_MAXLEN = 200000
 local TOMBSTONE_MS = 86400000
@@ -73,7 +74,8 @@ local function seat_state(value, now)
 end
 
 -- Remember why a hold ended, so a late commit hears "expired" or "committed",
--- not "not found"; tombstones older than a day are trimmed a few at a time.
+-- not "not found"; tombstones older than a day are trimmed a few at a time,
+-- and so are the request ids of holds that ended over a day ago.
 local function tombstone(hold_id, why, now)
   redis.call('ZADD', K_HOLDGONE, now, hold_id)
   redis.call('HSET', K_HOLDWHY, hold_id, why)
@@ -82,12 +84,20 @@ local function tombstone(hold_id, why, now)
     redis.call('ZREM', K_HOLDGONE, id)
     redis.call('HDEL', K_HOLDWHY, id)
   end
+  old = redis.call('ZRANGEBYSCORE', K_HOLDREQS_Z, '-inf', now - TOMBSTONE_MS, 'LIMIT', 0, TOMBSTONE_TRIM)
+  for _, request_id in ipairs(old) do
+    redis.call('ZREM', K_HOLDREQS_Z, request_id)
+    redis.call('HDEL', K_HOLDREQS, request_id)
+  end
 end
 
 -- End a hold: drop its record and lease, and remember why (`why` as tombstone's).
-local function end_hold(hold_id, why, now)
+-- Its request ids stay as long as the tombstone, so a late retry hears why the
+-- hold is gone instead of holding seats a second time.
+local function end_hold(hold_id, hold, why, now)
   redis.call('HDEL', K_HOLDS, hold_id)
   redis.call('ZREM', K_HOLDEXP, hold_id)
+  for _, request_id in ipairs(as_array(hold.reqs)) do redis.call('ZADD', K_HOLDREQS_Z, now, request_id) end
   tombstone(hold_id, why, now)
 end
 
@@ -95,6 +105,13 @@ end
 local function uncount_buyer(buyer, n)
   if buyer and buyer ~= '' then
     if redis.call('HINCRBY', K_BUYERS, buyer, -n) <= 0 then redis.call('HDEL', K_BUYERS, buyer) end
+  end
+end
+
+-- Change a buyer's count of places bought (valid tickets; none for an anonymous hold).
+local function count_bought(buyer, n)
+  if buyer and buyer ~= '' and n ~= 0 then
+    if redis.call('HINCRBY', K_BOUGHT, buyer, n) <= 0 then redis.call('HDEL', K_BOUGHT, buyer) end
   end
 end
 
@@ -135,7 +152,7 @@ local function drop_hold(hold_id, hold, kind)
     end
   end
   uncount_buyer(hold.buyer, hold.count or 0)
-  end_hold(hold_id, kind, now_ms())
+  end_hold(hold_id, hold, kind, now_ms())
 end
 
 -- Purge up to `limit` expired holds (tidying; correctness never depends on it).

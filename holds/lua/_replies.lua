@@ -33,3 +33,5 @@ local TOO_MANY_VERSIONS = 25
 -- seatmap_publish: bare codes
 local VERSION_NOT_FOUND = 26
 local VERSION_CHANGED = 27
+-- hold: a request id already used for another request
+local REQUEST_MISMATCH = 28

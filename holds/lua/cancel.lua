@@ -48,6 +48,7 @@ for _, i in ipairs(chosen) do
   end
   t.status = 'cancelled'
 end
+count_bought(order.buyer_id, -#chosen)    -- the buyer may buy as many again
 local state = release_to == 'not_for_sale' and 'not_for_sale' or 'free'
 if #freed > 0 then emit('cancelled', state, freed, nil, 0, '') end
 for area, qty in pairs(ga_back) do

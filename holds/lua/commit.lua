@@ -78,10 +78,12 @@ for _, entry in ipairs(ga) do
   redis.call('HINCRBY', K_GA_SOLD, entry[1], entry[2])
   seq = emit('sold', 'sold', {}, entry[1], entry[2], hold_id)
 end
-uncount_buyer(hold.buyer, hold.count)
-end_hold(hold_id, 'committed:' .. order_id, now)
+uncount_buyer(hold.buyer, hold.count)     -- the buyer's places move from held to bought
+count_bought(hold.buyer, hold.count)
+end_hold(hold_id, hold, 'committed:' .. order_id, now)
 
 local order = {order_id = order_id, hold_id = hold_id, idempotency_key = idem_key, buyer = cjson.decode(buyer_json),
+  buyer_id = hold.buyer or '',
   tickets = tickets, total = total, currency = redis.call('HGET', K_META, 'currency'), status = 'committed',
   created_ms = now, updated_ms = now, seq = seq}
 local order_raw = cjson.encode(order)

@@ -10,4 +10,6 @@ return {t,
   redis.call('HGETALL', K_ORDERS), redis.call('HGETALL', K_IDEM),
   redis.call('ZRANGE', K_ORDERS_Z, 0, -1), redis.call('HGETALL', K_TICKETS),
   {redis.call('GET', K_SEQ) or '0'},
-  redis.call('XRANGE', K_CHANGES, '-', '+'), redis.call('XRANGE', K_LIFECYCLE, '-', '+')}
+  redis.call('XRANGE', K_CHANGES, '-', '+'), redis.call('XRANGE', K_LIFECYCLE, '-', '+'),
+  redis.call('HGETALL', K_BOUGHT), redis.call('HGETALL', K_HOLDREQS),
+  redis.call('ZRANGE', K_HOLDREQS_Z, 0, -1, 'WITHSCORES')}

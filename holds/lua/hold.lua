@@ -1,21 +1,43 @@
 -- Take (or add to) a hold: all-or-nothing over seats and GA quantities.
--- Result: {OK, hold_id, expires_ms, seq, hold_json} on success, else {code, ...} (holds/inventory.py).
+-- Result: {OK, hold_id, expires_ms, seq, hold_json, replayed(0|1)} on success, else {code, ...}
+-- (holds/inventory.py). A request id already recorded is answered before anything else is
+-- checked: with the same fingerprint, the hold it made as it is now (replayed = 1), or why that
+-- hold is gone (gone_reply, {HOLD_EXPIRED}); with another fingerprint, {REQUEST_MISMATCH}.
 local hold_id = ARGV[1]
-local add_to_existing = ARGV[2] == '1'
+local mode = ARGV[2]              -- 'new' | 'add' (to hold_id) | 'replay' (answer a known request id only)
 local buyer = ARGV[3]
 local purge_limit = tonumber(ARGV[4])
-local n_seats = tonumber(ARGV[5])
--- then n_seats ordinals, n_seats categories, then n_ga, then (area, qty) pairs
-local ga_asked = ga_args(6 + 2 * n_seats)
+local request_id = ARGV[5]        -- '' : the request is not retry-safe
+local fingerprint = ARGV[6]       -- of the request as the API received it (holds/retries.py)
+local n_seats = tonumber(ARGV[7])
+-- then n_seats ordinals (ARGV[SEAT0 + i]), n_seats categories, then n_ga, then (area, qty) pairs
+local SEAT0 = 7
+local ga_asked = ga_args(SEAT0 + 1 + 2 * n_seats)
 
 local now = now_ms()
 local settings, problem = sale_settings(now)
 if problem == 'no_event' then return {EVENT_NOT_FOUND} end
+
+-- 0. a retry: answer what the first attempt did, whatever the seats and the sale look like now
+if request_id ~= '' then
+  local prior = redis.call('HGET', K_HOLDREQS, request_id)
+  if prior then
+    local sep = string.find(prior, ' ', 1, true)
+    local prior_hold = string.sub(prior, 1, sep - 1)
+    if string.sub(prior, sep + 1) ~= fingerprint then return {REQUEST_MISMATCH} end
+    local raw = redis.call('HGET', K_HOLDS, prior_hold)
+    if not raw then return gone_reply(prior_hold) end
+    local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, prior_hold))
+    if exp <= now then return {HOLD_EXPIRED} end
+    return {OK, prior_hold, exp, tonumber(redis.call('GET', K_SEQ) or '0'), raw, 1}
+  end
+end
+if mode == 'replay' then return {HOLD_NOT_FOUND} end
 if problem == 'not_on_sale' then return {NOT_ON_SALE, settings.status} end
 purge_expired(now, purge_limit)
 
 local hold
-if add_to_existing then
+if mode == 'add' then
   local raw = redis.call('HGET', K_HOLDS, hold_id)
   if not raw then return gone_reply(hold_id) end
   local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, hold_id))
@@ -33,7 +55,7 @@ if type(hold.ga) ~= 'table' then hold.ga = {} end
 -- 1. every seat must be free (lazily expired holds count as free)
 local taken = {}
 for i = 1, n_seats do
-  local o = ARGV[5 + i]
+  local o = ARGV[SEAT0 + i]
   if not seat_is_free(redis.call('HGET', K_SEATS, o), now) then taken[#taken + 1] = o end
 end
 if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
@@ -49,11 +71,13 @@ for _, pair in ipairs(ga_asked) do
   ga_total = ga_total + qty
 end
 
--- 3. limits per hold and per buyer
+-- 3. limits per hold and per buyer: what the buyer holds (expired holds until purged) and
+-- has bought (valid tickets) for this event, whichever session or process asks
 local adding = n_seats + ga_total
 if hold.count + adding > settings.per_hold then return {LIMIT_EXCEEDED, 'hold', settings.per_hold} end
 if settings.per_buyer > 0 and buyer ~= '' then
-  local current = tonumber(redis.call('HGET', K_BUYERS, buyer)) or 0
+  local current = (tonumber(redis.call('HGET', K_BUYERS, buyer)) or 0)
+    + (tonumber(redis.call('HGET', K_BOUGHT, buyer)) or 0)
   if current + adding > settings.per_buyer then return {LIMIT_EXCEEDED, 'buyer', settings.per_buyer} end
 end
 
@@ -61,10 +85,10 @@ end
 local token = held_value(hold_id)
 local ordinals = {}
 for i = 1, n_seats do
-  local o = ARGV[5 + i]
+  local o = ARGV[SEAT0 + i]
   redis.call('HSET', K_SEATS, o, token)
   hold.seats[#hold.seats + 1] = tonumber(o)
-  hold.cats[#hold.cats + 1] = ARGV[5 + n_seats + i]
+  hold.cats[#hold.cats + 1] = ARGV[SEAT0 + n_seats + i]
   ordinals[#ordinals + 1] = o
 end
 local seq = 0
@@ -77,7 +101,13 @@ for _, pair in ipairs(ga_asked) do
 end
 hold.count = hold.count + adding
 if buyer ~= '' then redis.call('HINCRBY', K_BUYERS, buyer, adding) end
+if request_id ~= '' then  -- kept while the hold lives, then as long as its tombstone (end_hold)
+  redis.call('HSET', K_HOLDREQS, request_id, hold_id .. ' ' .. fingerprint)
+  local reqs = as_array(hold.reqs)
+  reqs[#reqs + 1] = request_id
+  hold.reqs = reqs
+end
 local encoded = cjson.encode(hold)
 redis.call('HSET', K_HOLDS, hold_id, encoded)
 redis.call('ZADD', K_HOLDEXP, hold.expires, hold_id)
-return {OK, hold_id, hold.expires, seq, encoded}
+return {OK, hold_id, hold.expires, seq, encoded, 0}

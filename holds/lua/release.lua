@@ -65,7 +65,7 @@ end
 hold.count = hold.count - released
 uncount_buyer(hold.buyer, released)
 if hold.count <= 0 then
-  end_hold(hold_id, 'released', now)
+  end_hold(hold_id, hold, 'released', now)
   return {OK, 0}
 end
 redis.call('HSET', K_HOLDS, hold_id, cjson.encode(hold))

@@ -2,7 +2,7 @@
 
     uv run --frozen python -m scripts.bench.hot_path [--calls 20000] [--smoke]
 
-* A script call (``EVALSHA`` with an event's 18 keys and a hold's ten
+* A script call (``EVALSHA`` with an event's keys and a hold's
   arguments) through redis-py's asyncio client and through the
   :class:`~holds.script_channel.ScriptChannel`, at 1 and 32 calls in flight,
   against an embedded Redis (``appendfsync no``: Redis' own cost is not the
@@ -46,7 +46,21 @@ from server.servicers.events import availability_pb
 
 # returns a reply shaped like hold.lua's: status, hold id, expiry, seq, record
 SCRIPT = 'return {0, ARGV[1], 1700000000000, 42, \'{"seats":[1234,1235],"ga":{},"buyer":"b"}\'}'
-HOLD_ARGS: list[str | int] = ["h0123456789ab", 0, "buyer-1", 16, 2, 1234, 1235, "premium", "premium", 0]
+# hold.lua's arguments for a new hold of two seats without a request id
+HOLD_ARGS: list[str | int] = [
+    "h0123456789ab",
+    "new",
+    "buyer-1",
+    16,
+    "",
+    "",
+    2,
+    1234,
+    1235,
+    "premium",
+    "premium",
+    0,
+]
 
 
 async def cpu_per_call_warm(call: Callable[[], Awaitable[Any]], calls: int, in_flight: int) -> float:
@@ -70,7 +84,8 @@ async def script_calls(redis_url: str, calls: int) -> None:
         return await channel.execute(commands.evalsha(keys, HOLD_ARGS))
 
     assert await via_redis_py() == await via_channel()
-    print(f"{'script call (EVALSHA, 18 keys, 10 args)':<44} {'in flight':>9} {'µs CPU/call':>12}")
+    label = f"script call (EVALSHA, {len(keys)} keys, {len(HOLD_ARGS)} args)"
+    print(f"{label:<44} {'in flight':>9} {'µs CPU/call':>12}")
     for in_flight in (1, 32):
         for label, call in (("redis-py asyncio client", via_redis_py), ("ScriptChannel", via_channel)):
             used = await cpu_per_call_warm(call, calls, in_flight)

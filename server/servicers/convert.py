@@ -84,6 +84,7 @@ def hold_pb(info: HoldInfo) -> sales_pb2.HoldResponse:
     hold.expires_at.FromMilliseconds(info.expires_ms)
     hold.buyer_id = info.buyer
     hold.lifetime_capped = info.lifetime_capped
+    out.replayed = info.replayed
     return out
 
 

@@ -44,6 +44,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
             list(request.seat_ids),
             buyer=request.buyer_id,
             token=request.hold_token,
+            request_id=request.request_id,
         )
         return hold_pb(info)
 
@@ -69,6 +70,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
             wanted,
             buyer=request.buyer_id,
             token=request.hold_token,
+            request_id=request.request_id,
         )
         return hold_pb(info)
 
@@ -82,6 +84,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
             request.quantity,
             buyer=request.buyer_id,
             token=request.hold_token,
+            request_id=request.request_id,
         )
         return hold_pb(info)
 

@@ -208,7 +208,10 @@ def check_consistent(state: RawState, *, stream_complete: bool = True) -> None: 
       order holding a valid ticket for it, and no seat has valid tickets in two
       orders (the double-sale check); a seat pointing at a live hold is listed by it;
     * GA: held + sold <= capacity, sold == valid GA tickets, held == sum of holds;
-    * per-buyer counters == the holds' counts; hold counts == seats + GA places;
+    * per-buyer counters == the holds' counts; bought counters == valid tickets
+      per buyer; hold counts == seats + GA places;
+    * request ids of stored holds map to them; those of ended holds are scheduled
+      to be forgotten;
     * orders, their listing, idempotency keys and tickets agree; one
       ``order.created`` lifecycle entry per order;
     * the change stream has ids ``0-1 .. 0-seq`` with no gap (``stream_complete``).
@@ -252,6 +255,21 @@ def check_consistent(state: RawState, *, stream_complete: bool = True) -> None: 
                 ), f"live hold {hold_id} lost seat {o}"
     assert set(state.holdexp) == set(state.holds), "holdexp and holds disagree"
     assert {b: c for b, c in buyer_counts.items() if c} == {b: c for b, c in state.buyers.items() if c}
+    bought: Counter[str] = Counter()
+    for order in state.orders.values():
+        if order.buyer_id:
+            bought[order.buyer_id] += sum(1 for t in order.tickets if t.status == "valid")
+    assert {b: c for b, c in bought.items() if c} == state.bought, "bought counters disagree with tickets"
+
+    # request ids: a stored hold's map to it and are kept; an ended hold's are scheduled to go
+    for hold_id, hold in state.holds.items():
+        for request_id in hold.request_ids:
+            assert state.holdreqs.get(request_id, ("", ""))[0] == hold_id, f"request {request_id} lost"
+            assert request_id not in state.holdreqs_z, f"request {request_id} of a stored hold expires"
+    for request_id, (hold_id, _fp) in state.holdreqs.items():
+        if hold_id not in state.holds:
+            assert request_id in state.holdreqs_z, f"request {request_id} of ended {hold_id} kept forever"
+    assert set(state.holdreqs_z) <= set(state.holdreqs)
 
     sold_ga = state.valid_ga_tickets()
     for area, cap in state.ga_cap.items():

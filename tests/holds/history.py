@@ -21,7 +21,11 @@ instant between its invoke and complete times (its linearization point), so:
   have let go of it before: released, expired, or committed and then cancelled;
 * final state: the orders in Redis are exactly the acknowledged commits plus
   orders of commits whose outcome is unknown (matched by idempotency key),
-  and their tickets are cancelled exactly as far as the cancels allow.
+  and their tickets are cancelled exactly as far as the cancels allow;
+* retried holds (the same request id sent again): every acknowledged call with
+  one request id names one and the same hold, the one Redis records for the id;
+  a replay answers an id some earlier call sent; and a retry is never refused
+  for seats while the hold its request id made could still hold them.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Op:
     expires_ms: int = 0  # hold: the lease's expiry returned by Redis
     order: Order | None = None  # commit: the order returned
     error: str = ""
+    request_id: str = ""  # hold: the client's request id ("" : not retry-safe)
+    replayed: bool = False  # hold: answered by an earlier call with the same request id
 
 
 class Recorder:
@@ -89,7 +95,7 @@ class Recorder:
         op.complete_ms = time.time() * 1000
         if op.outcome == "ok":
             if isinstance(result, HoldResult):
-                op.hold_id, op.expires_ms = result.hold_id, result.expires_ms
+                op.hold_id, op.expires_ms, op.replayed = result.hold_id, result.expires_ms, result.replayed
             elif op.kind == "commit":
                 op.order = result.order
                 op.order_id = result.order.order_id
@@ -118,6 +124,52 @@ def _end(op: Op) -> float:
 def _maybe(ops: Iterable[Op]) -> list[Op]:
     """The operations that took effect or may have."""
     return [o for o in ops if o.outcome in ("ok", "unknown")]
+
+
+REFUSED_FOR_PLACES = frozenset({"SeatOrdinalsUnavailable", "SeatsUnavailable", "GeneralAdmissionUnavailable"})
+
+
+def _refused_while_live(request_id: str, calls: list[Op], holds: dict[str, _Hold]) -> list[str]:
+    """Calls of one request id refused for seats or places while the hold the id made was live."""
+    problems = []
+    acknowledged = [o for o in calls if o.outcome == "ok"]
+    for op in calls:
+        if op.outcome != "fail" or op.error not in REFUSED_FOR_PLACES:
+            continue
+        for ok in acknowledged:
+            hold = holds.get(ok.hold_id)
+            if hold is None or ok.complete_ms >= op.invoke_ms:
+                continue  # the hold may not have existed yet
+            gone = hold.expires_ms <= op.complete_ms + EPS_MS or any(
+                o.invoke_ms < op.complete_ms for o in hold.releases + hold.commits
+            )
+            if not gone:
+                problems.append(
+                    f"call {op.id} of request {request_id} was refused for seats while "
+                    f"its hold {ok.hold_id} was live"
+                )
+    return problems
+
+
+def check_retried_holds(ops: list[Op], final: RawState, holds: dict[str, _Hold]) -> list[str]:
+    """The retried-holds rules of the module docstring."""
+    problems: list[str] = []
+    by_request: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.kind == "hold" and op.request_id:
+            by_request[op.request_id].append(op)
+    for request_id, calls in by_request.items():
+        made = {o.hold_id for o in calls if o.outcome == "ok"}
+        if len(made) > 1:
+            problems.append(f"request {request_id} made holds {sorted(made)}: a retry held seats again")
+        recorded = final.holdreqs.get(request_id, ("", ""))[0]
+        if made and recorded and recorded not in made:
+            problems.append(f"request {request_id} answered {sorted(made)} but Redis records {recorded}")
+        for op in calls:
+            if op.replayed and not any(o.invoke_ms < op.complete_ms and o is not op for o in calls):
+                problems.append(f"call {op.id} replayed request {request_id} that no earlier call sent")
+        problems += _refused_while_live(request_id, calls, holds)
+    return problems
 
 
 def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
@@ -245,4 +297,4 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
             problems.append(
                 f"order {order_id}: tickets {sorted(done - could)} cancelled that no cancel named"
             )
-    return problems
+    return problems + check_retried_holds(ops, final, holds)

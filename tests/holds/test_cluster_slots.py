@@ -95,7 +95,9 @@ async def test_every_script_call_path_stays_in_one_slot(
     order = (await inv.commit(ev.event_id, held.hold_id, "idem-1", Buyer(name="Ada"))).order
     await inv.cancel(ev.event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
     await inv.set_status(ev.event_id, [10, 11], "blocked", ["free"])
-    other = await inv.hold(ev.event_id, seats=ev.seats(12))
+    other = await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")
+    await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")  # a retry replays
+    await inv.replay(ev.event_id, "r-2", "f")  # best available's replay-only call
     await inv.release(ev.event_id, other.hold_id)
     await inv.reap(ev.event_id)
     await inv.snapshot(ev.event_id)

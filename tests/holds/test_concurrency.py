@@ -1,4 +1,5 @@
-"""Races against one real Redis: asyncio clients on separate connections, and OS processes.
+"""Races against one real Redis: asyncio clients on separate connections, and OS processes
+(for seats, GA places, commits, and for the per-buyer limit of one buyer id).
 
 Every contender has its own Redis connection (and in the process tests its own
 interpreter), so the only thing serialising them is Redis running one script
@@ -25,6 +26,7 @@ import pytest
 from holds.errors import (
     GeneralAdmissionUnavailable,
     HoldExpired,
+    LimitExceeded,
     NotFound,
     PreconditionFailed,
     SeatsUnavailable,
@@ -497,3 +499,127 @@ async def test_processes_race_for_seats_and_ga(
     assert ga_refused, "GA demand exceeded capacity"
     assert all(a[5] < 0 for a in ga_refused)  # refused only when fewer places were left than asked
     check_consistent(s)
+
+
+# -- one buyer id in many processes: the per-buyer limit ------------------------------
+
+LIMIT = 6
+TOUT = "tout"
+BUYER_PROCESSES = 4
+CLIENTS_PER_BUYER_PROCESS = 3
+STEPS = 15
+
+
+def _tout_process(redis_url: str, event_id: str, categories: dict[int, str], proc: int,
+                  ready: Any, start: Any, results: Any) -> None:  # fmt: skip
+    asyncio.run(_tout_in_process(redis_url, event_id, categories, proc, ready, start, results))
+
+
+async def _tout_in_process(
+    redis_url: str, event_id: str, categories: dict[int, str], proc: int, ready: Any, start: Any, results: Any
+) -> None:
+    """Every client buys for the one buyer id: hold, then commit or release; cancel now and then."""
+    clients = [connect(redis_url) for _ in range(CLIENTS_PER_BUYER_PROCESS)]
+    for c in clients:
+        await c.ping()
+    invs = [Inventory(c, ScriptRegistry.open(c)) for c in clients]  # closed with the process
+    rng = random.Random(100 + proc)
+    ready.put(proc)
+    await asyncio.to_thread(start.get, True, 60)
+    out: list[tuple[str, int]] = []  # (outcome, places)
+
+    async def contender(k: int, inv: Inventory) -> None:
+        mine = 8 * (proc * CLIENTS_PER_BUYER_PROCESS + k)
+        free = list(range(mine, mine + 8))  # seats no other contender asks for
+        orders: list[Any] = []
+        for step in range(STEPS):
+            if orders and rng.random() < 0.25:
+                order = orders.pop()
+                await inv.cancel(event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
+                out.append(("cancelled", 1))
+                continue
+            seats = [free.pop() for _ in range(min(len(free), rng.randint(1, 2)))]
+            ga = {GA_AREA: 1} if not seats or rng.random() < 0.3 else {}
+            try:
+                held = await inv.hold(event_id, seats=[(o, categories[o]) for o in seats], ga=ga, buyer=TOUT)
+            except LimitExceeded:
+                free += seats
+                out.append(("refused", len(seats) + len(ga)))
+                continue
+            out.append(("held", held.record.count))
+            if rng.random() < 0.7:
+                key = f"p{proc}c{k}s{step}"
+                orders.append((await inv.commit(event_id, held.hold_id, key, BUYER)).order)
+                out.append(("bought", held.record.count))
+            else:
+                await inv.release(event_id, held.hold_id)
+                free += seats
+
+    await asyncio.gather(*(contender(k, inv) for k, inv in enumerate(invs)))
+    for c in clients:
+        await c.aclose()
+    results.put(out)
+
+
+def _tout_places(s: Any) -> tuple[int, int]:
+    """(held, bought) by the one buyer, from the records themselves (not the counters)."""
+    held = sum(h.count for h in s.holds.values() if h.buyer == TOUT)
+    bought = sum(1 for o in s.orders.values() if o.buyer_id == TOUT for t in o.tickets if t.status == "valid")
+    return held, bought
+
+
+@pytest.mark.slow
+async def test_processes_buying_for_one_buyer_never_pass_the_limit(
+    stores: Stores, redis_url: str, redis_client: AnyRedis, spawn: multiprocessing.context.SpawnContext
+) -> None:
+    """4 OS processes x 3 clients buy for one buyer id, far more than its limit of 6: at every
+    cut of the event read while they race, and at the end, held + bought <= 6."""
+    ev = await make_event(
+        stores.seatmaps, stores.events, rows=8, seats_per_row=20, ga_capacity=40, max_seats_per_buyer=LIMIT
+    )
+    ready, start, results = spawn.Queue(), spawn.Queue(), spawn.Queue()
+    procs = [
+        spawn.Process(
+            target=_tout_process,
+            args=(redis_url, ev.event_id, ev.categories, p, ready, start, results),
+            daemon=True,
+        )
+        for p in range(BUYER_PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    cuts = 0
+    try:
+        for _ in procs:
+            await asyncio.to_thread(ready.get, True, 60)
+        for _ in procs:
+            start.put(True)
+        collected = asyncio.gather(*(asyncio.to_thread(results.get, True, 60) for _ in procs))
+        while not collected.done():  # watch the race: every atomic cut is within the limit
+            s = await read_state(redis_client, ev.event_id)
+            held, bought = _tout_places(s)
+            assert held + bought <= LIMIT, f"{held} held + {bought} bought > {LIMIT}"
+            assert s.buyers.get(TOUT, 0) + s.bought.get(TOUT, 0) <= LIMIT
+            cuts += 1
+            await asyncio.sleep(0.005)
+        outcomes = [o for out in await collected for o in out]
+    finally:
+        for p in procs:
+            await asyncio.to_thread(p.join, 10)
+            if p.is_alive():
+                p.kill()
+        for q in (ready, start, results):
+            q.close()
+            q.join_thread()
+    assert all(p.exitcode == 0 for p in procs)
+
+    s = await read_state(redis_client, ev.event_id)
+    held, bought = _tout_places(s)
+    assert held + bought <= LIMIT
+    assert (s.buyers.get(TOUT, 0), s.bought.get(TOUT, 0)) == (held, bought)
+    check_consistent(s)
+    seen = Counter(kind for kind, _n in outcomes)
+    assert seen["refused"] > 0, seen  # demand passed the limit
+    assert seen["cancelled"] > 0, seen  # and cancels gave places back:
+    assert sum(n for kind, n in outcomes if kind == "bought") > LIMIT, seen  # bought more than 6 in all
+    assert cuts > 0

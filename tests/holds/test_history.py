@@ -1,19 +1,25 @@
 """A randomized concurrent run, recorded and checked by tests/holds/history.py.
 
 Twelve buyers on their own Redis connections fight over ten seats and a GA
-area of three for a few seconds: holding, adding, releasing, committing (some
-after sleeping past the 1 s lease), retrying commits with the same key, and
+area of three for a few seconds: holding and adding (each request with a
+request id), releasing, committing (some after sleeping past the 1 s lease),
+retrying commits with the same key and holds with the same request id, and
 cancelling. About one call in twenty gets a deadline too short to answer, so
-the history holds ``unknown`` outcomes too. The checker itself is shown to
-fail on histories with a double sale, a commit after expiry and a lost order.
+the history holds ``unknown`` outcomes too; a quarter of the acknowledged holds
+are sent again at once (a gateway's duplicate), and a few request ids are
+reused for another request. The checker itself is shown to fail on histories
+with a double sale, a commit after expiry, a lost order and a retried hold that
+held seats again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
@@ -31,6 +37,16 @@ SHORT_S = 0.0005  # a deadline a call can rarely meet: its outcome is unknown
 NORMAL_S = 5.0
 
 
+@dataclass(frozen=True)
+class Request:
+    """A hold call as a client sends it (and sends it again)."""
+
+    seats: tuple[int, ...]
+    ga: int
+    hold_id: str  # adding to this hold ("" : a new hold)
+    request_id: str
+
+
 class _Shopper:
     """One buyer on its own connection, choosing its next call at random."""
 
@@ -41,6 +57,9 @@ class _Shopper:
         self.mine: dict[str, set[int]] = {}  # holds it believes it has -> seats
         self.orders: list[Order] = []
         self.retry: list[tuple[str, str]] = []  # (hold, key) of commits with an unknown outcome
+        self.retry_holds: list[Request] = []  # hold calls with an unknown outcome: sent again
+        self.sent: list[Request] = []  # for the misuse of a request id
+        self.requests = itertools.count()
 
     def deadline(self) -> float:
         return SHORT_S if self.rng.random() < 0.05 else NORMAL_S
@@ -50,6 +69,10 @@ class _Shopper:
             r = self.rng.random()
             if self.retry and r < 0.3:
                 await self.commit(*self.retry.pop(), NORMAL_S)
+            elif self.retry_holds and r < 0.5:
+                await self.send_hold(self.retry_holds.pop(), NORMAL_S)
+            elif self.sent and r < 0.03:
+                await self.reuse_request_id()
             elif self.orders and r < 0.2:
                 await self.cancel()  # seats come back for the others
             elif not self.mine or r < 0.45:
@@ -65,30 +88,51 @@ class _Shopper:
                 await self.commit(hold_id, f"{self.name}-{hold_id}", self.deadline())
             await asyncio.sleep(self.rng.uniform(0, 0.02))
 
+    def request_id(self) -> str:
+        return f"{self.name}-r{next(self.requests)}"
+
     async def hold_new(self) -> None:
         seats = sorted(self.rng.sample(self.pool, self.rng.randint(1, 3)))
         ga = 1 if self.rng.random() < 0.2 else 0
-        op = self.rec.op(self.name, "hold", seats=tuple(seats), ga=ga)
-        result = await self.rec.run(
-            op,
-            self.inv.hold(
-                self.ev.event_id,
-                seats=self.ev.seats(*seats),
-                ga={GA_AREA: ga} if ga else None,
-                buyer=self.name,
-            ),
-            self.deadline(),
-        )
-        if result is not None:
-            self.mine[result.hold_id] = set(seats)
+        await self.send_hold(Request(tuple(seats), ga, "", self.request_id()), self.deadline())
 
     async def add(self) -> None:
         hold_id = self.rng.choice(sorted(self.mine))
         seats = sorted(self.rng.sample(self.pool, 1))
-        op = self.rec.op(self.name, "hold", hold_id=hold_id, seats=tuple(seats))
-        call = self.inv.hold(self.ev.event_id, seats=self.ev.seats(*seats), buyer=self.name, hold_id=hold_id)
-        if await self.rec.run(op, call, self.deadline()) is not None:
-            self.mine[hold_id] |= set(seats)
+        await self.send_hold(Request(tuple(seats), 0, hold_id, self.request_id()), self.deadline())
+
+    async def send_hold(self, req: Request, deadline: float, duplicate: bool = True) -> None:
+        """Send ``req`` (again, when it is a retry): a real client retries an unknown outcome
+        with the same request id, and a gateway may send a call twice."""
+        op = self.rec.op(
+            self.name, "hold", hold_id=req.hold_id, seats=req.seats, ga=req.ga, request_id=req.request_id
+        )
+        call = self.inv.hold(
+            self.ev.event_id,
+            seats=self.ev.seats(*req.seats),
+            ga={GA_AREA: req.ga} if req.ga else None,
+            buyer=self.name,
+            hold_id=req.hold_id or None,
+            request_id=req.request_id,
+        )
+        result = await self.rec.run(op, call, deadline)
+        self.sent.append(req)
+        if result is not None:
+            self.mine.setdefault(result.hold_id, set()).update(req.seats)
+            if duplicate and self.rng.random() < 0.25:
+                await self.send_hold(req, NORMAL_S, duplicate=False)
+        elif op.outcome == "unknown":
+            self.retry_holds.append(req)
+
+    async def reuse_request_id(self) -> None:
+        """A client bug: a request id sent again with another request (refused)."""
+        used = self.rng.choice(self.sent)
+        other = tuple(sorted(set(self.pool) - set(used.seats))[:1])
+        op = self.rec.op(self.name, "hold", seats=other, request_id=used.request_id)
+        call = self.inv.hold(
+            self.ev.event_id, seats=self.ev.seats(*other), buyer=self.name, request_id=used.request_id
+        )
+        await self.rec.run(op, call, NORMAL_S)
 
     async def release(self) -> None:
         hold_id = self.rng.choice(sorted(self.mine))
@@ -153,6 +197,8 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
     assert seen[("cancel", "ok")] >= 3, seen
     assert sum(n for (_k, outcome), n in seen.items() if outcome == "unknown") >= 3, seen
     assert any(op.kind == "commit" and op.error == "HoldExpired" for op in rec.ops), seen
+    assert sum(op.replayed for op in rec.ops) >= 3, "retried holds were replayed"
+    assert any(op.error == "InvalidRequest" for op in rec.ops), "a request id reused for another request"
     resold = Counter(t.seat for o in final.orders.values() for t in o.tickets if t.seat is not None)
     assert max(resold.values()) >= 2  # some seat was sold, cancelled and sold again
 
@@ -227,3 +273,35 @@ def test_checker_catches_a_sale_of_a_seat_never_held() -> None:
     o1 = _order("o1", "h1", 7)
     ops = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", o1, 200)]
     assert any("sold seat 7, never held" in p for p in check_history(ops, _state([o1])))
+
+
+def _retried(op_id: int, hold_id: str, seat: int, t: float, outcome: str = "ok", **fields: object) -> Op:
+    return Op(op_id, "a", "hold", t, t + 1, outcome, hold_id, (seat,), expires_ms=10_000, request_id="r1",
+              **fields)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_checker_accepts_a_replayed_hold() -> None:
+    ops = [_retried(1, "", 5, 100, "unknown"), _retried(2, "h1", 5, 300, replayed=True)]
+    assert check_history(ops, _state([])) == []
+
+
+def test_checker_catches_a_retry_that_held_seats_again() -> None:
+    ops = [_retried(1, "h1", 5, 100), _retried(2, "h2", 6, 300)]
+    problems = check_history(ops, _state([]))
+    assert any("request r1 made holds ['h1', 'h2']" in p for p in problems)
+
+
+def test_checker_catches_a_retry_refused_while_its_hold_was_live() -> None:
+    ops = [_retried(1, "h1", 5, 100), _retried(2, "", 5, 300, "fail", error="SeatOrdinalsUnavailable")]
+    problems = check_history(ops, _state([]))
+    assert any("refused for seats while its hold h1 was live" in p for p in problems)
+    released = [*ops[:1], Op(3, "a", "release", 200, 201, "ok", "h1", all=True), ops[1]]
+    assert check_history(released, _state([])) == []
+
+
+def test_checker_catches_a_replay_of_nothing_and_a_disagreeing_record() -> None:
+    state = _state([])
+    state.holdreqs = {"r1": ("h9", "f")}
+    problems = check_history([_retried(1, "h1", 5, 100, replayed=True)], state)
+    assert any("replayed request r1 that no earlier call sent" in p for p in problems)
+    assert any("Redis records h9" in p for p in problems)

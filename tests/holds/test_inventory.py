@@ -262,6 +262,48 @@ async def test_limit_per_buyer(stores: Stores, inv: Inventory, redis_client: Any
     check_consistent(s)
 
 
+async def test_limit_per_buyer_counts_what_the_buyer_bought(
+    stores: Stores, inv: Inventory, redis_client: AnyRedis
+) -> None:
+    """Held plus bought, minus cancelled: hold-and-commit cycles cannot pass the limit."""
+    ev = await make_event(stores.seatmaps, stores.events, max_seats_per_buyer=2)
+    first = await inv.hold(ev.event_id, seats=ev.seats(0, 1), buyer="tout")
+    order = (await inv.commit(ev.event_id, first.hold_id, "k1", BUYER)).order
+    assert order.buyer_id == "tout"
+    s = await state(redis_client, ev)
+    assert (s.buyers, s.bought) == ({}, {"tout": 2})
+    for asked in ({"seats": ev.seats(2)}, {"ga": {GA_AREA: 1}}):
+        info = await unchanged(
+            redis_client, ev, later(inv.hold, ev.event_id, buyer="tout", **asked), LimitExceeded
+        )
+        assert isinstance(info.value, LimitExceeded)
+        assert (info.value.limit, info.value.maximum) == ("buyer", 2)
+
+    # a cancelled ticket gives its place back; held and bought count together
+    await inv.cancel(ev.event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
+    assert (await state(redis_client, ev)).bought == {"tout": 1}
+    second = await inv.hold(ev.event_id, seats=ev.seats(2), buyer="tout")
+    await unchanged(
+        redis_client, ev, later(inv.hold, ev.event_id, ga={GA_AREA: 1}, buyer="tout"), LimitExceeded
+    )
+    await inv.commit(ev.event_id, second.hold_id, "k2", BUYER)
+    await unchanged(
+        redis_client, ev, later(inv.hold, ev.event_id, seats=ev.seats(3), buyer="tout"), LimitExceeded
+    )
+    await inv.cancel(ev.event_id, order.order_id)  # the rest of the first order
+    third = await inv.hold(ev.event_id, ga={GA_AREA: 1}, buyer="tout")
+    await inv.commit(ev.event_id, third.hold_id, "k3", BUYER)
+
+    # other buyers are counted apart; anonymous holds have no buyer limit
+    other = await inv.hold(ev.event_id, seats=ev.seats(4, 5), buyer="fan")
+    await inv.commit(ev.event_id, other.hold_id, "k4", BUYER)
+    anonymous = await inv.hold(ev.event_id, seats=ev.seats(6, 7, 8))
+    await inv.commit(ev.event_id, anonymous.hold_id, "k5", BUYER)
+    s = await state(redis_client, ev)
+    assert s.bought == {"tout": 2, "fan": 2}
+    check_consistent(s)
+
+
 async def test_ga_never_exceeds_capacity(inv: Inventory, redis_client: AnyRedis, ev: TestEvent) -> None:
     h1 = await inv.hold(ev.event_id, ga={GA_AREA: 3})
     info = await unchanged(
@@ -840,6 +882,7 @@ class _FixedScript:
 
 CALLS: dict[str, Callable[[Inventory], Coroutine[Any, Any, Any]]] = {
     "hold": lambda i: i.hold("ev", seats=[(0, "std")]),
+    "replay": lambda i: i.replay("ev", "r", "f"),
     "release": lambda i: i.release("ev", "h"),
     "extend": lambda i: i.extend("ev", "h"),
     "commit": lambda i: i.commit("ev", "h", "k", BUYER),

@@ -1,12 +1,15 @@
 """A hypothesis state machine drives every inventory script against a plain model.
 
 Each example starts from a flushed Redis and a fresh event (18 seats, GA of 5,
-at most 6 places per hold). Rules hold, add to, extend, release (all or part),
-commit (fresh and reused idempotency keys), cancel (whole or part, to free or
-not-for-sale), change seat status, and expire holds. After every step the
-whole event is read in one atomic cut and compared with the model: every
+at most 6 places per hold, 8 per buyer). Rules hold and add to holds (some
+with a request id), retry those requests (the same request: a replay, or why
+the hold is gone; another request under the id: refused), extend, release (all
+or part), commit (fresh and reused idempotency keys), cancel (whole or part, to
+free or not-for-sale), change seat status, and expire holds. After every step
+the whole event is read in one atomic cut and compared with the model: every
 seat's state and owner, the orders and their tickets, idempotency keys, GA
-counts, the availability snapshot, and the invariant checks of
+counts, places held and bought per buyer (never past the limit), the
+availability snapshot, and the invariant checks of
 :func:`tests.holds.factories.check_consistent` (no seat sold twice, GA within
 capacity, change stream without gaps...).
 
@@ -60,10 +63,22 @@ from tests.holds.factories import (
     sync_client,
 )
 
-ROWS, PER_ROW, GA_CAP, PER_HOLD = 3, 6, 5, 6
+ROWS, PER_ROW, GA_CAP, PER_HOLD, PER_BUYER = 3, 6, 5, 6, 8
+BUYERS = ("ann", "bob", "")  # "": an anonymous hold, no buyer limit
 SEATS = ROWS * PER_ROW
 STATES = ("free", "held", "sold", "blocked", "not_for_sale")
 GONE = (HoldExpired, NotFound, PreconditionFailed)  # a hold that is no longer live
+
+
+@dataclass(frozen=True)
+class MRequest:
+    """A hold request sent with a request id, as the client would send it again."""
+
+    seats: tuple[int, ...]
+    ga: int
+    buyer: str
+    hold_id: str | None  # adding to this hold
+    made: str  # the hold it made (or added to)
 
 
 @dataclass
@@ -81,6 +96,7 @@ class MHold:
 class MOrder:
     hold_id: str
     key: str
+    buyer: str
     seat_tickets: dict[str, int]  # ticket id -> seat
     ga_tickets: list[str]
     cancelled: set[str] = field(default_factory=set)
@@ -106,6 +122,7 @@ class InventoryMachine(RuleBasedStateMachine):
                 ga_capacity=GA_CAP,
                 hold_ttl_ms=600_000,
                 max_seats_per_hold=PER_HOLD,
+                max_seats_per_buyer=PER_BUYER,
             )
         )
         # the model
@@ -115,6 +132,9 @@ class InventoryMachine(RuleBasedStateMachine):
         self.orders: dict[str, MOrder] = {}
         self.idem: dict[str, str] = {}
         self.keys = itertools.count()
+        self.requests: dict[str, MRequest] = {}  # request ids of holds made or added to
+        self.ended: dict[str, str] = {}  # hold -> "expired" | "released" | "committed"
+        self.request_ids = itertools.count()
         # hypothesis favours rules without preconditions: cap the cheap ones per example
         self.budget = {"set_status": 4, "reuse_key": 3}
 
@@ -135,11 +155,26 @@ class InventoryMachine(RuleBasedStateMachine):
     def ga_sold(self) -> int:
         return sum(len([t for t in o.ga_tickets if t not in o.cancelled]) for o in self.orders.values())
 
+    def held_by(self, buyer: str) -> int:
+        return sum(h.count for h in self.holds.values() if h.buyer == buyer)
+
+    def bought_by(self, buyer: str) -> int:
+        return sum(
+            len(o.seat_tickets) + len(o.ga_tickets) - len(o.cancelled)
+            for o in self.orders.values()
+            if o.buyer == buyer
+        )
+
+    def request_id(self, use: bool) -> str:
+        return f"r{next(self.request_ids)}" if use else ""
+
     def purged(self) -> None:
         """Scripts that purge on the way (hold, full release, commit) drop every expired hold here."""
         self.expired.clear()
 
-    def expect_hold(self, hold: MHold | None, seats: list[int], ga: int) -> type[Exception] | None:
+    def expect_hold(
+        self, hold: MHold | None, seats: list[int], ga: int, buyer: str
+    ) -> type[Exception] | None:
         """The error hold.lua must answer, in its order of checks, or None for success."""
         if any(self.seat[o][0] != "free" for o in seats):
             return SeatOrdinalsUnavailable
@@ -147,19 +182,26 @@ class InventoryMachine(RuleBasedStateMachine):
             return GeneralAdmissionUnavailable
         if (hold.count if hold else 0) + len(seats) + ga > PER_HOLD:
             return LimitExceeded
+        if buyer and self.held_by(buyer) + self.bought_by(buyer) + len(seats) + ga > PER_BUYER:
+            return LimitExceeded
         return None
 
     # -- rules -----------------------------------------------------------------
-    @rule(data=st.data(), ga=st.integers(0, 3), buyer=st.sampled_from(["ann", "bob"]))
-    def hold(self, data: st.DataObject, ga: int, buyer: str) -> None:
+    @rule(data=st.data(), ga=st.integers(0, 3), buyer=st.sampled_from(BUYERS), retry_safe=st.booleans())
+    def hold(self, data: st.DataObject, ga: int, buyer: str, retry_safe: bool) -> None:
         seats = data.draw(
             st.lists(st.integers(0, SEATS - 1), min_size=0 if ga else 1, max_size=4, unique=True)
         )
         self.purged()
-        error = self.expect_hold(None, seats, ga)
+        error = self.expect_hold(None, seats, ga, buyer)
+        request_id = self.request_id(retry_safe)
         result = self.attempt(
             self.inv.hold(
-                self.ev.event_id, seats=self.ev.seats(*seats), ga={GA_AREA: ga} if ga else None, buyer=buyer
+                self.ev.event_id,
+                seats=self.ev.seats(*seats),
+                ga={GA_AREA: ga} if ga else None,
+                buyer=buyer,
+                request_id=request_id,
             )
         )
         if isinstance(result, Exception):
@@ -169,13 +211,16 @@ class InventoryMachine(RuleBasedStateMachine):
                 assert sorted(result.ordinals) == sorted(o for o in seats if self.seat[o][0] != "free")
             return
         assert error is None, f"expected {error.__name__}, the hold succeeded"
+        assert not result.replayed
         self.holds[result.hold_id] = MHold(buyer, list(seats), ga)
+        if request_id:
+            self.requests[request_id] = MRequest(tuple(seats), ga, buyer, None, result.hold_id)
         for o in seats:
             self.seat[o] = ("held", result.hold_id)
 
     @precondition(lambda self: self.holds or self.expired)
-    @rule(data=st.data(), ga=st.integers(0, 2))
-    def hold_more(self, data: st.DataObject, ga: int) -> None:
+    @rule(data=st.data(), ga=st.integers(0, 2), retry_safe=st.booleans())
+    def hold_more(self, data: st.DataObject, ga: int, retry_safe: bool) -> None:
         hold_id = data.draw(st.sampled_from(list(self.holds) + list(self.expired)))
         seats = data.draw(
             st.lists(st.integers(0, SEATS - 1), min_size=0 if ga else 1, max_size=3, unique=True)
@@ -183,7 +228,8 @@ class InventoryMachine(RuleBasedStateMachine):
         live = hold_id in self.holds
         hold = self.holds.get(hold_id) or self.expired[hold_id]
         self.purged()
-        error = self.expect_hold(hold, seats, ga) if live else HoldExpired
+        error = self.expect_hold(hold, seats, ga, hold.buyer) if live else HoldExpired
+        request_id = self.request_id(retry_safe)
         result = self.attempt(
             self.inv.hold(
                 self.ev.event_id,
@@ -191,6 +237,7 @@ class InventoryMachine(RuleBasedStateMachine):
                 ga={GA_AREA: ga} if ga else None,
                 buyer=hold.buyer,
                 hold_id=hold_id,
+                request_id=request_id,
             )
         )
         if isinstance(result, Exception):
@@ -199,11 +246,61 @@ class InventoryMachine(RuleBasedStateMachine):
             return
         assert error is None, f"expected {error.__name__}, the add succeeded"
         assert result.hold_id == hold_id
+        assert not result.replayed
+        if request_id:
+            self.requests[request_id] = MRequest(tuple(seats), ga, hold.buyer, hold_id, hold_id)
         hold.seats += seats
         hold.ga += ga
         assert result.record.seat_ordinals == hold.seats
         for o in seats:
             self.seat[o] = ("held", hold_id)
+
+    @precondition(lambda self: self.requests)
+    @rule(data=st.data(), same=st.booleans())
+    def retry_hold(self, data: st.DataObject, same: bool) -> None:
+        """A request sent again with its request id: the reply was lost, or the client reuses the id."""
+        request_id = data.draw(st.sampled_from(sorted(self.requests)))
+        req = self.requests[request_id]
+        seats, ga, buyer = list(req.seats), req.ga, req.buyer
+        if not same:  # another request under the id: other seats, GA or buyer
+            change = data.draw(st.sampled_from(["seats", "ga", "buyer"]))
+            if change == "seats":
+                seats = data.draw(
+                    st.lists(st.integers(0, SEATS - 1), min_size=1, max_size=3, unique=True).filter(
+                        lambda s: sorted(s) != sorted(req.seats)
+                    )
+                )
+            elif change == "ga":
+                ga += 1
+            else:
+                buyer = next(b for b in BUYERS if b != buyer)
+        result = self.attempt(
+            self.inv.hold(
+                self.ev.event_id,
+                seats=self.ev.seats(*seats),
+                ga={GA_AREA: ga} if ga else None,
+                buyer=buyer,
+                hold_id=req.hold_id,
+                request_id=request_id,
+            )
+        )
+        # answered before anything is held or purged: nothing in the model changes
+        if not same:
+            assert isinstance(result, InvalidRequest), f"another request under {request_id}: {result!r}"
+            assert result.field == "request_id"
+            return
+        made = req.made
+        if made in self.holds:
+            assert not isinstance(result, Exception), f"replay of {request_id} failed: {result!r}"
+            assert result.replayed
+            assert result.hold_id == made
+            assert result.record.seat_ordinals == self.holds[made].seats
+            assert result.record.count == self.holds[made].count
+        elif made in self.expired or self.ended.get(made) == "expired":
+            assert isinstance(result, HoldExpired), f"replay of expired {made}: {result!r}"
+        else:
+            assert isinstance(result, PreconditionFailed), f"replay of {made}: {result!r}"
+            assert self.ended[made] in str(result)
 
     @precondition(lambda self: self.holds or self.expired)
     @rule(data=st.data())
@@ -241,6 +338,7 @@ class InventoryMachine(RuleBasedStateMachine):
         hold.ga -= ga
         if hold.count == 0:
             del self.holds[hold_id]
+            self.ended[hold_id] = "released"
 
     @precondition(lambda self: self.holds)
     @rule(data=st.data())
@@ -271,9 +369,11 @@ class InventoryMachine(RuleBasedStateMachine):
             order.total
             == sum(self.ev.prices[self.ev.categories[o]] for o in hold.seats) + hold.ga * PRICES["ga"]
         )
+        self.ended[hold_id] = "committed"
         self.orders[order.order_id] = MOrder(
             hold_id,
             key,
+            hold.buyer,
             {t.ticket_id: t.seat for t in order.tickets if t.seat is not None},
             [t.ticket_id for t in order.tickets if t.seat is None],
             total=order.total,
@@ -357,6 +457,7 @@ class InventoryMachine(RuleBasedStateMachine):
         expire_hold_sync(self.sync, self.ev.event_id, hold_id)
         hold = self.holds.pop(hold_id)
         self.expired[hold_id] = hold
+        self.ended[hold_id] = "expired"
         for o in hold.seats:
             self.seat[o] = ("free", "")
 
@@ -384,6 +485,11 @@ class InventoryMachine(RuleBasedStateMachine):
             assert {t.ticket_id for t in stored.tickets if t.status == "cancelled"} == order.cancelled
             assert stored.total == order.total
         assert s.idem == self.idem
+        for buyer in BUYERS[:2]:  # the limit: held (expired holds until purged) + bought
+            assert s.bought.get(buyer, 0) == self.bought_by(buyer)
+            assert s.buyers.get(buyer, 0) + s.bought.get(buyer, 0) <= PER_BUYER
+            assert self.held_by(buyer) + self.bought_by(buyer) <= PER_BUYER
+        assert {r: h for r, (h, _fp) in s.holdreqs.items()} == {r: q.made for r, q in self.requests.items()}
         expired_ga = sum(sum(h.ga.values()) for hid, h in s.holds.items() if not s.live(hid))
         assert s.ga_held.get(GA_AREA, 0) - expired_ga == self.ga_held()
         assert s.ga_sold.get(GA_AREA, 0) == self.ga_sold()

@@ -175,6 +175,14 @@ async def test_a_seat_held_by_a_vanished_hold_is_caught(redis_client: AnyRedis, 
     assert failing(report) == {"holds"}
 
 
+async def test_a_wrong_bought_counter_is_caught(redis_client: AnyRedis, sale: Sale) -> None:
+    """A lost cancel's decrement would keep a buyer from buying what the limit allows."""
+    assert (await audit(redis_client, sale)).ok
+    await redis_client.hincrby(sale.key("bought"), "b1", 1)
+    report = await audit(redis_client, sale)
+    assert failing(report) == {"holds"}
+
+
 async def test_a_ticket_mapped_to_another_order_is_caught(redis_client: AnyRedis, sale: Sale) -> None:
     ticket = sale.orders[0].tickets[0].ticket_id
     await redis_client.hset(sale.key("tickets"), ticket, sale.orders[1].order_id)

@@ -350,6 +350,88 @@ async def test_limit_per_hold_is_resource_exhausted(organizer: Api) -> None:
     await _hold(organizer, event_id, "r0-0", "r0-1")
 
 
+async def test_a_retried_hold_request_returns_the_first_hold(organizer: Api) -> None:
+    """The reply of a hold is lost; the retry with the same request_id gets that hold."""
+    event_id = await _event(organizer)
+    md = organizer.metadata
+    seats = sales_pb2.HoldSeatsRequest(
+        event_id=event_id, seat_ids=["r1-0", "r1-1"], buyer_id="ann", request_id="req-1"
+    )
+    first = await organizer.holds.HoldSeats(seats, metadata=md)
+    again = await organizer.holds.HoldSeats(seats, metadata=md)
+    assert not first.replayed
+    assert again.replayed
+    assert again.hold == first.hold
+
+    best = sales_pb2.HoldBestAvailableRequest(
+        event_id=event_id, quantity=2, buyer_id="ann", request_id="req-2"
+    )
+    first_best = await organizer.holds.HoldBestAvailable(best, metadata=md)
+    again = await organizer.holds.HoldBestAvailable(best, metadata=md)
+    assert again.replayed
+    assert list(again.hold.seat_ids) == list(first_best.hold.seat_ids)
+
+    ga = sales_pb2.HoldGeneralAdmissionRequest(
+        event_id=event_id, area_id="floor", quantity=2, hold_token=first.hold.hold_token,
+        buyer_id="ann", request_id="req-3",
+    )  # fmt: skip
+    added = await organizer.holds.HoldGeneralAdmission(ga, metadata=md)
+    again = await organizer.holds.HoldGeneralAdmission(ga, metadata=md)
+    assert again.replayed
+    assert again.hold.general_admission["floor"] == added.hold.general_admission["floor"] == 2
+
+    # the same id with another request
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.HoldSeats(
+            sales_pb2.HoldSeatsRequest(
+                event_id=event_id, seat_ids=["r1-2"], buyer_id="ann", request_id="req-1"
+            ),
+            metadata=md,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(err.value)] == ["request_id"]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.HoldSeats(
+            sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r1-2"], request_id="x" * 129),
+            metadata=md,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    # committed: a late retry names the order and holds nothing
+    order = await organizer.orders.CommitHold(
+        sales_pb2.CommitHoldRequest(hold_token=first.hold.hold_token, idempotency_key="pay-1"), metadata=md
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.HoldSeats(seats, metadata=md)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"committed to order {order.order.order_id}" in err.value.details()
+
+
+async def test_limit_per_buyer_counts_seats_bought(organizer: Api) -> None:
+    event_id = await _event(organizer, max_seats_per_buyer=2)
+    md = organizer.metadata
+    held = await organizer.holds.HoldSeats(
+        sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0", "r0-1"], buyer_id="tout"), metadata=md
+    )
+    order = await organizer.orders.CommitHold(
+        sales_pb2.CommitHoldRequest(hold_token=held.hold.hold_token, idempotency_key="k1"), metadata=md
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.holds.HoldSeats(
+            sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-2"], buyer_id="tout"), metadata=md
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await organizer.orders.CancelOrder(
+        sales_pb2.CancelOrderRequest(
+            event_id=event_id, order_id=order.order.order_id, ticket_ids=[order.order.tickets[0].ticket_id]
+        ),
+        metadata=md,
+    )
+    await organizer.holds.HoldSeats(
+        sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-2"], buyer_id="tout"), metadata=md
+    )
+
+
 async def test_commit_of_an_expired_hold_is_refused(organizer: Api) -> None:
     event_id = await _event(organizer, hold_ttl=Duration(seconds=1), max_hold_lifetime=Duration(seconds=2))
     hold = await _hold(organizer, event_id, "r0-0")
@@ -544,3 +626,38 @@ async def test_watch_resumes_from_a_sequence_without_a_new_snapshot(organizer: A
     assert update.sequence == at + 2
     assert [list(d.seat_ids) for d in update.deltas.deltas] == [["r0-0"], ["r0-1"]]
     resumed.cancel()
+
+
+class _LostReply(grpc.RpcError):
+    """What a sync call raises when its deadline passed (the server may have applied it)."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_the_cli_client_retries_a_lost_hold_with_its_request_id(organizer: Api, server: str) -> None:
+    from server.client import Client
+
+    event_id = await _event(organizer)
+    api_key = dict(organizer.metadata)["authorization"].removeprefix("Bearer ")
+    sent: list[str] = []
+
+    def hold() -> sales_pb2.HoldResponse:
+        with Client(server, api_key) as client:
+            real = client.holds.HoldSeats
+
+            def lose_first_reply(request: sales_pb2.HoldSeatsRequest, **kw: object) -> object:
+                sent.append(request.request_id)
+                reply = real(request, **kw)  # type: ignore[arg-type]
+                if len(sent) == 1:
+                    raise _LostReply
+                return reply
+
+            client.holds.HoldSeats = lose_first_reply  # type: ignore[assignment]
+            return client.hold_seats(event_id, ["r0-0", "r0-1"])
+
+    reply = await asyncio.to_thread(hold)
+    assert reply.replayed
+    assert list(reply.hold.seat_ids) == ["r0-0", "r0-1"]
+    assert len(sent) == 2
+    assert sent[0] == sent[1] != ""

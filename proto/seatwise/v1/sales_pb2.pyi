@@ -126,16 +126,22 @@ class HoldResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when request_id had already made this hold: the hold as it is now is
+    returned and nothing was held again.
+    """
     @_builtins.property
     def hold(self) -> Global___Hold: ...
     def __init__(
         self,
         *,
         hold: Global___Hold | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,11 +155,17 @@ class HoldSeatsRequest(_message.Message):
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     hold_token: _builtins.str
     """Add the seats to this live hold instead of creating a new one."""
     buyer_id: _builtins.str
     """The storefront's stable identifier of the buyer, for per-buyer limits."""
+    request_id: _builtins.str
+    """Optional, 1-128 printable ASCII characters, scoped to the event: a retry
+    with the same request_id and the same request returns the hold the first
+    attempt made (replayed); the same id with another request is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -163,10 +175,11 @@ class HoldSeatsRequest(_message.Message):
         seat_ids: _abc.Iterable[_builtins.str] | None = ...,
         hold_token: _builtins.str = ...,
         buyer_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_id", b"event_id", "hold_token", b"hold_token", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_id", b"event_id", "hold_token", b"hold_token", "request_id", b"request_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -184,6 +197,7 @@ class HoldBestAvailableRequest(_message.Message):
     ADJACENCY_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     quantity: _builtins.int
     accessible: _builtins.int
@@ -191,6 +205,8 @@ class HoldBestAvailableRequest(_message.Message):
     adjacency: Global___Adjacency.ValueType
     buyer_id: _builtins.str
     hold_token: _builtins.str
+    request_id: _builtins.str
+    """As in HoldSeatsRequest; a replay returns the seats the first attempt chose."""
     @_builtins.property
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -206,10 +222,11 @@ class HoldBestAvailableRequest(_message.Message):
         adjacency: Global___Adjacency.ValueType = ...,
         buyer_id: _builtins.str = ...,
         hold_token: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessible", b"accessible", "adjacency", b"adjacency", "buyer_id", b"buyer_id", "categories", b"categories", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "section_ids", b"section_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessible", b"accessible", "adjacency", b"adjacency", "buyer_id", b"buyer_id", "categories", b"categories", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "request_id", b"request_id", "section_ids", b"section_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -224,11 +241,14 @@ class HoldGeneralAdmissionRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     area_id: _builtins.str
     quantity: _builtins.int
     hold_token: _builtins.str
     buyer_id: _builtins.str
+    request_id: _builtins.str
+    """As in HoldSeatsRequest."""
     def __init__(
         self,
         *,
@@ -237,10 +257,11 @@ class HoldGeneralAdmissionRequest(_message.Message):
         quantity: _builtins.int = ...,
         hold_token: _builtins.str = ...,
         buyer_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id", "buyer_id", b"buyer_id", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id", "buyer_id", b"buyer_id", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
