@@ -3,7 +3,9 @@
 Following gRPC's guidance: INVALID_ARGUMENT when the request itself is wrong
 (fix the request), FAILED_PRECONDITION when the system's state forbids it
 (e.g. seats taken; do not retry as is), ABORTED for concurrency conflicts a
-retry may resolve, UNAVAILABLE when Redis cannot serve (retry with backoff).
+retry may resolve, UNAVAILABLE when Redis cannot serve (retry with backoff),
+INTERNAL when Redis refused a command (an error reply is a bug: a retry gets
+the same answer, so it must not look like an outage).
 Details use ``google.rpc`` BadRequest, PreconditionFailure, ResourceInfo and
 ErrorInfo so clients can name the field or seat at fault programmatically.
 """
@@ -156,4 +158,6 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             return _status(code_pb2.UNAVAILABLE, str(exc))
         case store.StoreUnavailable():
             return _status(code_pb2.UNAVAILABLE, "inventory store unavailable; retry with backoff")
+        case store.StoreFault():  # a reply error: a bug, not an outage (the wrapper logs it)
+            return _status(code_pb2.INTERNAL, "internal error; it has been logged")
     return None
