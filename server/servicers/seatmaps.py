@@ -64,6 +64,11 @@ _FORMATS: dict[int, Format] = {
 }
 
 
+_RENDER_FORMATS = frozenset(
+    {seatmap_pb2.RENDER_FORMAT_UNSPECIFIED, seatmap_pb2.RENDER_FORMAT_SVG, seatmap_pb2.RENDER_FORMAT_PNG}
+)
+
+
 def _format(value: int) -> Format:
     fmt = _FORMATS.get(value)
     if fmt is None:
@@ -169,6 +174,8 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self, request: seatmap_pb2.RenderSeatMapRequest, context: Context
     ) -> seatmap_pb2.RenderSeatMapResponse:
         tenant_id = current_principal().require_tenant()
+        if request.format not in _RENDER_FORMATS:
+            raise InvalidRequest("format", f"unknown render format {request.format}")
         status: dict[int, str] | None = None
         if request.event_id:
             ctx = await self._live.get(tenant_id, request.event_id)

@@ -200,3 +200,26 @@ async def test_render_png(organizer: Api) -> None:
     )
     assert rendered.content_type == "image/png"
     assert rendered.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_unknown_render_format_is_invalid_argument(organizer: Api) -> None:
+    info = await _upload(organizer, small_map())
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.seatmaps.RenderSeatMap(
+            seatmap_pb2.RenderSeatMapRequest(seat_map_id=info.seat_map_id, format=7),  # type: ignore[arg-type]
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(err.value)] == ["format"]
+
+
+@pytest.mark.parametrize(("name", "code"), [("Hall\x00", "control_character"), ("\u200b", "empty_label")])
+async def test_seat_map_names_without_control_characters_or_blanks(
+    organizer: Api, name: str, code: str
+) -> None:
+    doc = json.loads(small_map())
+    doc["name"] = name
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _upload(organizer, json.dumps(doc).encode())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [(f, d.split(":")[0]) for f, d in field_violations(err.value)] == [("content.name", code)]
