@@ -41,6 +41,11 @@ class Config:
     # Hard cap on RPCs (streams included) a process accepts at once, counted by
     # gRPC from arrival: beyond it gRPC answers RESOURCE_EXHAUSTED itself. 0: no cap.
     max_concurrent_rpcs: int = 0
+    # Organizer work (seat-map decoding and validation, rendering) runs in this many
+    # processes per server process (server/heavy.py), each tenant with at most
+    # heavy_per_tenant such calls in flight per server process.
+    heavy_workers: int = 1
+    heavy_per_tenant: int = 2
 
     @classmethod
     def from_env(cls) -> Config:
@@ -59,6 +64,8 @@ class Config:
             max_inflight=_env_int("SEATWISE_MAX_INFLIGHT", cls.max_inflight),
             max_loop_lag_ms=_env_int("SEATWISE_MAX_LOOP_LAG_MS", cls.max_loop_lag_ms),
             max_concurrent_rpcs=_env_int("SEATWISE_MAX_CONCURRENT_RPCS", cls.max_concurrent_rpcs),
+            heavy_workers=_env_int("SEATWISE_HEAVY_WORKERS", cls.heavy_workers),
+            heavy_per_tenant=_env_int("SEATWISE_HEAVY_PER_TENANT", cls.heavy_per_tenant),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -70,6 +77,8 @@ class Config:
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.heavy_workers < 1 or self.heavy_per_tenant < 1:
+            raise ValueError("heavy workers and heavy calls per tenant must be at least 1")
         if self.log_format not in ("console", "json"):
             raise ValueError(f"log format must be 'console' or 'json', got {self.log_format!r}")
         if self.appendfsync not in ("always", "everysec", "no"):

@@ -26,6 +26,7 @@ from seatmap import index as seatmap_index
 from seatmap import render as seatmap_render
 from server.admission import Overloaded
 from server.auth import PermissionDenied, Unauthenticated
+from server.heavy import HeavyLimitReached
 
 DOMAIN = "seatwise.dev"
 
@@ -166,6 +167,12 @@ def _precondition(kind: str, subjects: Iterable[tuple[str, str]]) -> error_detai
     )
 
 
+def _duration(seconds: float) -> duration_pb2.Duration:
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(int(seconds * 1000))
+    return delay
+
+
 def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
 
@@ -173,11 +180,24 @@ def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
 def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - one flat dispatch table
     """The status for a known error, or None for an unexpected one (INTERNAL)."""
     match exc:
-        case Overloaded():
-            delay = duration_pb2.Duration()
-            delay.FromMilliseconds(int(exc.retry_after_s * 1000))
+        case HeavyLimitReached():
             return _status(
-                code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay)
+                code_pb2.RESOURCE_EXHAUSTED,
+                str(exc),
+                error_details_pb2.RetryInfo(retry_delay=_duration(exc.retry_after_s)),
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject="heavy_calls_per_tenant", description=f"at most {exc.limit} in flight"
+                        )
+                    ]
+                ),
+            )
+        case Overloaded():
+            return _status(
+                code_pb2.RESOURCE_EXHAUSTED,
+                str(exc),
+                error_details_pb2.RetryInfo(retry_delay=_duration(exc.retry_after_s)),
             )
         case Unauthenticated():
             return _status(code_pb2.UNAUTHENTICATED, str(exc), _error_info("UNAUTHENTICATED"))
