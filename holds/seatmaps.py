@@ -32,7 +32,12 @@ MAX_VERSIONS_PER_MAP = 1000
 LOAD_BUDGET_S = 30.0
 
 
+INT64_MAX = 2**63 - 1
+
+
 def stats_of(seatmap: SeatMap) -> SeatMapStats:
+    """Counts of a map, valid or not (``ValidateSeatMap`` reports them for invalid
+    maps too): the GA capacity counts no negative area and saturates at int64."""
     rows = sum(len(s.rows) for s in seatmap.sections)
     tables = sum(len(s.tables) for s in seatmap.sections)
     seats = sum(len(r.seats) for s in seatmap.sections for r in s.rows) + sum(
@@ -44,7 +49,7 @@ def stats_of(seatmap: SeatMap) -> SeatMapStats:
         row_count=rows,
         table_count=tables,
         ga_area_count=len(seatmap.ga_areas),
-        ga_capacity=sum(a.capacity for a in seatmap.ga_areas),
+        ga_capacity=min(sum(max(a.capacity, 0) for a in seatmap.ga_areas), INT64_MAX),
         categories=[c.key for c in seatmap.categories],
     )
 
