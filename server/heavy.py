@@ -17,6 +17,9 @@ only ships bytes both ways (``server/heavy_jobs.py``).
   and forks each pool process from there: a restarted pool (after a crash)
   gets a process in milliseconds instead of the seconds a ``spawn`` would
   spend importing numpy and shapely again.
+* **Lower CPU priority.** Pool processes run at niceness 10
+  (``heavy_jobs.start_worker``): where cores are scarce, the kernel serves the
+  sales path first and organizer work with what is left.
 * **Per-tenant limit.** Each tenant may have ``SEATWISE_HEAVY_PER_TENANT``
   (default 2) heavy calls in flight per server process; one more is refused at
   once with ``RESOURCE_EXHAUSTED`` and a ``RetryInfo`` (:class:`HeavyLimitReached`),
@@ -95,7 +98,9 @@ class HeavyWork:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([heavy_jobs.__name__])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=heavy_jobs.start_worker
+            )
             log.info("heavy.pool_started", workers=self.workers)
         return self._pool
 

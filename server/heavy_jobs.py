@@ -11,6 +11,8 @@ so a second render of the same version skips the decode and index build.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +28,9 @@ from seatmap.model import msgpack_decoder
 from seatmap.validation import Violation, validate
 
 T = TypeVar("T")
+# The pool's processes yield the CPU to the server's: on a busy machine the kernel
+# runs the sales path first and organizer work with what is left.
+NICENESS = 10
 RENDER_CACHE_SIZE = 4  # decoded indexes per pool process (a stadium's is ~100 MB)
 
 
@@ -63,6 +68,12 @@ UploadOutcome = Undecodable | Invalid | Prepared
 _encoder = msgspec.msgpack.Encoder()
 validate_decoder = msgspec.msgpack.Decoder(ValidateOutcome)
 upload_decoder = msgspec.msgpack.Decoder(UploadOutcome)
+
+
+def start_worker() -> None:
+    """Run once in each pool process before its first job."""
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
 
 
 def validate_job(content: bytes, fmt: Format) -> bytes:
