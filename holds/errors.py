@@ -1,7 +1,8 @@
 """Errors of the inventory and catalogue stores.
 
     StoreError
-    ├── StoreUnavailable        Redis unreachable, timed out, or failed mid-call
+    ├── StoreUnavailable        Redis unreachable, timed out, or failed mid-call (retryable)
+    ├── StoreFault              Redis refused a command (a reply error): a bug, not an outage
     ├── WatchEnded              a watch stream ended on this process; resume elsewhere
     ├── NotFound                a named resource does not exist (for this tenant)
     ├── AlreadyExists           a create collided with an existing id
@@ -25,6 +26,12 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """Redis could not serve the call; the change may not have been applied."""
+
+
+class StoreFault(StoreError):
+    """Redis answered a command with an error reply (a bad argument, a script
+    error, a refused command): retrying the same call gets the same answer, so
+    it is never reported as an outage. The message is for the server's log."""
 
 
 class WatchEnded(StoreError):

@@ -17,7 +17,7 @@ from typing import Literal
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
-from holds.ids import new_id
+from holds.ids import check_name, new_id
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.scripts import ScriptRegistry
@@ -78,8 +78,7 @@ def check_settings(settings: EventSettings, categories: set[str]) -> None:
 
 
 def _check_limits(settings: EventSettings) -> None:
-    if not settings.name or len(settings.name) > 200:
-        raise InvalidRequest("name", "must be 1-200 characters")
+    check_name("name", settings.name)
     if settings.status not in STATUSES:
         raise InvalidRequest("status", f"must be one of {', '.join(STATUSES)}")
     if not 1_000 <= settings.hold_ttl_ms <= 24 * 3600 * 1000:

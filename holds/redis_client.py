@@ -3,7 +3,10 @@
 ``connect`` returns redis-py's asyncio client: ``redis.asyncio.Redis`` for a
 ``redis://`` / ``unix://`` URL, ``RedisCluster`` for ``redis+cluster://``.
 Every store call goes through :func:`wrap_errors`, the one place that turns
-driver exceptions into :class:`~holds.errors.StoreUnavailable`.
+driver exceptions into store errors: a failure of the connection (or of the
+cluster's routing) is :class:`~holds.errors.StoreUnavailable` (retry with
+backoff); an error *reply* (Redis understood the command and refused it) is
+:class:`~holds.errors.StoreFault` (a bug: retrying gets the same answer).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 
-from holds.errors import StoreUnavailable
+from holds.errors import StoreFault, StoreUnavailable
 
 # redis.asyncio.Redis or RedisCluster. Typed as Any on purpose: redis-py's
 # annotations give every command ``Awaitable[Any] | Any`` (one signature for the
@@ -36,6 +39,11 @@ _UNAVAILABLE = (
     redis.exceptions.TryAgainError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.MasterDownError,
+    # error replies that describe the server's state, not the command: out of
+    # memory, a slot moving during a resharding
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.AskError,  # and MovedError
+    redis.exceptions.InvalidResponse,  # a garbled reply: the connection is unusable
     OSError,
 )
 # RedisCluster raises these outside RedisError: a slot no node serves (a failover
@@ -81,9 +89,10 @@ async def ping(client: AnyRedis) -> bool:
     return bool(await client.ping())
 
 
-def store_error(operation: str, exc: BaseException) -> StoreUnavailable | None:
-    """The StoreUnavailable a driver failure stands for, or None when ``exc`` is
-    not one (or is NOSCRIPT, which the script runner handles by reloading)."""
+def store_error(operation: str, exc: BaseException) -> StoreUnavailable | StoreFault | None:
+    """The store error a driver failure stands for, or None when ``exc`` is not
+    one (or is NOSCRIPT, which the script runner handles by reloading):
+    StoreUnavailable for the connection, StoreFault for an error reply."""
     if isinstance(exc, redis.exceptions.NoScriptError):
         return None
     if isinstance(exc, _UNAVAILABLE):
@@ -92,14 +101,14 @@ def store_error(operation: str, exc: BaseException) -> StoreUnavailable | None:
         if not isinstance(exc, _CLUSTER_UNAVAILABLE) and not isinstance(exc.__cause__, _UNAVAILABLE):
             return None
         return StoreUnavailable(f"{operation}: Redis Cluster unavailable ({type(exc).__name__}: {exc})")
-    if isinstance(exc, redis.exceptions.RedisError):
-        return StoreUnavailable(f"{operation}: Redis error ({type(exc).__name__}: {exc})")
+    if isinstance(exc, redis.exceptions.RedisError):  # ResponseError, DataError, ...
+        return StoreFault(f"{operation}: Redis refused the command ({type(exc).__name__}: {exc})")
     return None
 
 
 @asynccontextmanager
 async def wrap_errors(operation: str) -> AsyncIterator[None]:
-    """Map driver failures to StoreUnavailable, naming the operation."""
+    """Map driver failures to StoreUnavailable or StoreFault, naming the operation."""
     try:
         yield
     except Exception as exc:

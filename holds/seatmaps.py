@@ -32,7 +32,12 @@ MAX_VERSIONS_PER_MAP = 1000
 LOAD_BUDGET_S = 30.0
 
 
+INT64_MAX = 2**63 - 1
+
+
 def stats_of(seatmap: SeatMap) -> SeatMapStats:
+    """Counts of a map, valid or not (``ValidateSeatMap`` reports them for invalid
+    maps too): the GA capacity counts no negative area and saturates at int64."""
     rows = sum(len(s.rows) for s in seatmap.sections)
     tables = sum(len(s.tables) for s in seatmap.sections)
     seats = sum(len(r.seats) for s in seatmap.sections for r in s.rows) + sum(
@@ -44,8 +49,27 @@ def stats_of(seatmap: SeatMap) -> SeatMapStats:
         row_count=rows,
         table_count=tables,
         ga_area_count=len(seatmap.ga_areas),
-        ga_capacity=sum(a.capacity for a in seatmap.ga_areas),
+        ga_capacity=min(sum(max(a.capacity, 0) for a in seatmap.ga_areas), INT64_MAX),
         categories=[c.key for c in seatmap.categories],
+    )
+
+
+class PreparedSeatMap(msgspec.Struct, frozen=True):
+    """A validated map ready to store: what the catalogue keeps of it, encoded."""
+
+    name: str
+    stats: SeatMapStats
+    content_sha256: str  # of the native JSON, as GetSeatMap returns it
+    content: bytes  # msgpack, as stored
+
+
+def prepare(seatmap: SeatMap) -> PreparedSeatMap:
+    """Everything ``put_prepared`` stores, computed from the map (pure, CPU only)."""
+    return PreparedSeatMap(
+        name=seatmap.name,
+        stats=stats_of(seatmap),
+        content_sha256=hashlib.sha256(json_encoder.encode(seatmap)).hexdigest(),
+        content=msgpack_encoder.encode(seatmap),
     )
 
 
@@ -73,16 +97,23 @@ class SeatMapStore:
 
     async def put(self, tenant_id: str, seat_map_id: str, seatmap: SeatMap) -> SeatMapVersion:
         """Store ``seatmap`` (already validated) as a new draft version."""
+        return await self.put_prepared(tenant_id, seat_map_id, prepare(seatmap))
+
+    async def put_prepared(
+        self, tenant_id: str, seat_map_id: str, prepared: PreparedSeatMap
+    ) -> SeatMapVersion:
+        """Store a validated map encoded by :func:`prepare` (in the server's process
+        pool: encoding a stadium is CPU the event loop must not spend) as a new draft."""
         is_new = not seat_map_id
         seat_map_id = new_id("sm_", 6) if is_new else check_client_id("seat_map_id", seat_map_id)
         now_ms = int(time.time() * 1000)
         record = SeatMapVersion(
             seat_map_id=seat_map_id,
             version=0,  # the script assigns it; the hash field is authoritative
-            name=seatmap.name,
+            name=prepared.name,
             state="draft",
-            stats=stats_of(seatmap),
-            content_sha256=hashlib.sha256(json_encoder.encode(seatmap)).hexdigest(),
+            stats=prepared.stats,
+            content_sha256=prepared.content_sha256,
             created_at_ms=now_ms,
         )
         code, version = await self._scripts.seatmap_put(
@@ -96,7 +127,7 @@ class SeatMapStore:
                 now_ms,
                 0 if is_new else 1,
                 record_encoder.encode(record),
-                msgpack_encoder.encode(seatmap),
+                prepared.content,
                 MAX_VERSIONS_PER_MAP,
             ],
         )

@@ -17,7 +17,7 @@ import msgspec
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound
-from holds.ids import check_client_id, new_id
+from holds.ids import check_client_id, check_label, check_name, new_id
 from holds.records import ApiKeyRecord, RoleName, TenantRecord, api_key_decoder, json_encoder, tenant_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 
@@ -41,8 +41,7 @@ class TenantStore:
     # -- tenants ---------------------------------------------------------------
     async def create_tenant(self, tenant_id: str, name: str) -> TenantRecord:
         tenant_id = check_client_id("tenant_id", tenant_id) if tenant_id else new_id("t_", 6)
-        if not name or len(name) > 200:
-            raise InvalidRequest("name", "must be 1-200 characters")
+        check_name("name", name)
         record = TenantRecord(tenant_id, name, _now_ms())
         async with wrap_errors("create tenant"):
             created = await self._r.hsetnx(keys.TENANTS, tenant_id, json_encoder.encode(record))
@@ -66,8 +65,7 @@ class TenantStore:
     # -- keys ------------------------------------------------------------------
     async def create_key(self, tenant_id: str, role: RoleName, label: str) -> tuple[ApiKeyRecord, str]:
         """A new key; returns the record and the secret key string (shown once)."""
-        if len(label) > 200:
-            raise InvalidRequest("label", "must be at most 200 characters")
+        check_label("label", label)
         if role != "platform_admin":
             await self.get_tenant(tenant_id)
         key_id = new_id("k", 9).replace("_", "x").replace("-", "y")

@@ -25,6 +25,9 @@ FORMAT_VERSION = 1
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Label = Annotated[str, msgspec.Meta(max_length=64)]
 Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+# Integers are 64-bit signed everywhere they go (protobuf int64, Redis, msgpack):
+# msgspec alone would also take 2^63..2^64-1.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class Point(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -91,7 +94,7 @@ class GeneralAdmissionArea(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     id: Identifier
     label: Label
     outline: list[Point]
-    capacity: int
+    capacity: Int64
     category: Identifier
 
 
@@ -104,7 +107,7 @@ class SeatMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
     ga_areas: list[GeneralAdmissionArea] = []
     focal_point: Point | None = None  # the stage; best-available ranks by distance to it
     seat_size: float = 50.0
-    format_version: int = FORMAT_VERSION
+    format_version: Int64 = FORMAT_VERSION
 
 
 # Encoders and decoders are built once (msgspec's own performance advice).

@@ -34,6 +34,7 @@ from shapely import STRtree
 
 from seatmap.limits import DEFAULT_LIMITS, Limits
 from seatmap.model import FORMAT_VERSION, Point, Row, SeatMap, Section, Table
+from seatmap.text import FORBIDDEN, control_character, is_blank
 
 ViolationCode = Literal[
     "upload_too_large",
@@ -55,6 +56,7 @@ ViolationCode = Literal[
     "duplicate_table_label",
     "duplicate_seat_label",
     "empty_label",
+    "control_character",
     "unknown_category",
     "empty_section",
     "empty_row",
@@ -190,6 +192,7 @@ def _check_header(ctx: _Context) -> None:
             "format_version",
             f"format_version {m.format_version} is not supported (expected {FORMAT_VERSION})",
         )
+    _check_text(ctx, m.name, "", "the seat map", None, field="name")
     if not m.sections and not m.ga_areas:
         out.add("empty_map", "", f"seat map '{m.name}' has no sections and no general-admission areas")
     caps: tuple[tuple[ViolationCode, str, int, int], ...] = (
@@ -235,11 +238,24 @@ def _check_categories(ctx: _Context) -> None:
                 category.key,
             )
         ctx.category_keys.add(category.key)
+        _check_text(ctx, category.label, f"categories[{i}]", f"category '{category.key}'", category.key)
 
 
 def _check_label(ctx: _Context, label: str, path: str, what: str, element_id: str) -> None:
-    if not label.strip():
-        ctx.out.add("empty_label", f"{path}.label", f"{what} '{element_id}' has an empty label", element_id)
+    _check_text(ctx, label, path, f"{what} '{element_id}'", element_id)
+
+
+def _check_text(
+    ctx: _Context, label: str, path: str, name: str, element_id: str | None, field: str = "label"
+) -> None:
+    """A blank label (only whitespace or invisible characters), or one with a control character."""
+    if is_blank(label):
+        ctx.out.add("empty_label", f"{path}.{field}".lstrip("."), f"{name} has an empty {field}", element_id)
+        return
+    bad = control_character(label)
+    if bad is not None:
+        message = f"{name} has a control character ({bad}) in its {field}"
+        ctx.out.add("control_character", f"{path}.{field}".lstrip("."), message, element_id)
 
 
 def _check_polygon(
@@ -362,7 +378,13 @@ def _walk_groups(ctx: _Context, si: int, section: Section, group_ids: dict[str, 
         s.in_table.extend([in_table] * n)
         s.group.extend([gi] * n)
         s.index.extend(range(n))
-        if len(set(labels)) != n or not all(label.strip() for label in labels):
+        joined = "".join(labels)
+        if (
+            len(set(labels)) != n
+            or not all(map(str.strip, labels))
+            or not joined.isascii()  # maybe zero-width only: look closer
+            or FORBIDDEN.search(joined)
+        ):
             _check_seat_labels(ctx, labels, start, what)
 
 
@@ -370,13 +392,8 @@ def _check_seat_labels(ctx: _Context, labels: list[str], start: int, what: str) 
     seen: dict[str, int] = {}
     for k, label in enumerate(labels):
         i = start + k
-        if not label.strip():
-            ctx.out.add(
-                "empty_label",
-                f"{ctx.seat_path(i)}.label",
-                f"{ctx.seat_name(i)} has an empty label",
-                ctx.seats.ids[i],
-            )
+        if is_blank(label) or control_character(label):
+            _check_text(ctx, label, ctx.seat_path(i), ctx.seat_name(i), ctx.seats.ids[i])
             continue
         first = seen.setdefault(label, i)
         if first != i:

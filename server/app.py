@@ -62,6 +62,7 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
         max_lag_s=config.max_loop_lag_ms / 1000 if config.max_loop_lag_ms else float("inf"),
     )
     stores.admission = admission
+    stores.heavy.configure(config.heavy_workers, config.heavy_per_tenant)
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_concurrent_rpcs or None)
     wrapper = RpcWrapper(stores.tenants, admission)
     for service in SERVICES:

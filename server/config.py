@@ -45,6 +45,11 @@ class Config:
     # acknowledged (holds/durability.py); -1: 1 when the Redis has replicas, else 0.
     replica_acks: int = -1
     replica_ack_timeout_ms: int = 500
+    # Organizer work (seat-map decoding and validation, rendering) runs in this many
+    # processes per server process (server/heavy.py), each tenant with at most
+    # heavy_per_tenant such calls in flight per server process.
+    heavy_workers: int = 1
+    heavy_per_tenant: int = 2
 
     @classmethod
     def from_env(cls) -> Config:
@@ -65,6 +70,8 @@ class Config:
             max_concurrent_rpcs=_env_int("SEATWISE_MAX_CONCURRENT_RPCS", cls.max_concurrent_rpcs),
             replica_acks=_env_int("SEATWISE_REPLICA_ACKS", cls.replica_acks),
             replica_ack_timeout_ms=_env_int("SEATWISE_REPLICA_ACK_TIMEOUT_MS", cls.replica_ack_timeout_ms),
+            heavy_workers=_env_int("SEATWISE_HEAVY_WORKERS", cls.heavy_workers),
+            heavy_per_tenant=_env_int("SEATWISE_HEAVY_PER_TENANT", cls.heavy_per_tenant),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -76,6 +83,8 @@ class Config:
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.heavy_workers < 1 or self.heavy_per_tenant < 1:
+            raise ValueError("heavy workers and heavy calls per tenant must be at least 1")
         if self.log_format not in ("console", "json"):
             raise ValueError(f"log format must be 'console' or 'json', got {self.log_format!r}")
         if self.replica_acks < -1:

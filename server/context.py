@@ -13,6 +13,7 @@ from holds.scripts import ScriptRegistry
 from holds.seatmaps import SeatMapStore
 from holds.tenants import TenantStore
 from server.admission import Admission
+from server.heavy import HeavyWork
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Stores:
     live: LiveEvents
     sales: Sales
     admission: Admission = field(default_factory=Admission)
+    heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
 
     @classmethod
     def open(cls, redis_url: str, *, timeout_s: float = 5.0, read_timeout: bool = True) -> Stores:
@@ -51,6 +53,7 @@ class Stores:
         )
 
     async def close(self) -> None:
+        await self.heavy.close()
         await self.live.close()
         await self.scripts.aclose()
         await self.redis.aclose()

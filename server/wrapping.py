@@ -20,7 +20,7 @@ import grpc
 import structlog
 from grpc_status import rpc_status
 
-from holds.errors import InvalidRequest, StoreUnavailable
+from holds.errors import InvalidRequest, StoreFault, StoreUnavailable
 from holds.records import RoleName
 from holds.tenants import TenantStore
 from server import metrics
@@ -168,6 +168,8 @@ class RpcWrapper:
         else:
             if isinstance(exc, StoreUnavailable):
                 log.warning("rpc.store_unavailable", method=method, error=str(exc))
+            elif isinstance(exc, StoreFault):  # the client sees a generic INTERNAL
+                log.error("rpc.store_fault", method=method, error=str(exc))
             await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]  # missing in grpc-stubs
 
     @staticmethod

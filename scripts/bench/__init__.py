@@ -5,6 +5,7 @@
     uv run --frozen python -m scripts.bench.hot_path         # CPU of pieces of the hot path
     uv run --frozen python -m scripts.bench.seatmap          # upload, validate and query large maps
     uv run --frozen python -m scripts.bench.seatmap_spatial  # index, queries, best-available, SVG
+    uv run --frozen python -m scripts.bench.organizer_isolation  # sales p99 while 200k-seat maps validate
 
 Each takes ``--smoke`` (a few seconds, figures meaningless: what
 ``tests/scripts/test_bench_smoke.py`` runs so none of them rots) and ``--help``.

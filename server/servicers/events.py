@@ -55,7 +55,9 @@ def _millis_if_set(request: Message, field: str) -> int | None:
         value: Timestamp | Duration = getattr(request, field)
         if isinstance(value, Timestamp):
             value.ToJsonString()  # validates the range: years 1-9999, nanos in range
-        elif not -(10**15) <= value.seconds <= 10**15 or not -(10**9) < value.nanos < 10**9:
+        elif value.seconds < 0 or value.nanos < 0:  # every duration here is a length of time
+            raise ValueError("must not be negative (seconds and nanos both 0 or more)")
+        elif value.seconds > 10**15 or value.nanos >= 10**9:
             raise ValueError("duration out of range")
         return int(value.ToMilliseconds())
     except ValueError as exc:

@@ -10,12 +10,13 @@ from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc
 from holds.availability import STATE_NAMES
 from holds.errors import InvalidRequest
 from holds.records import SeatMapStats, SeatMapVersion
-from holds.seatmaps import LoadedSeatMap, stats_of
+from holds.seatmaps import LoadedSeatMap
 from seatmap import render
-from seatmap.formats import Format, parse, parse_and_validate
+from seatmap.errors import SeatMapDecodeError, SeatMapInvalid
+from seatmap.formats import Format, check_size
 from seatmap.index import SeatIndex
 from seatmap.model import json_encoder
-from seatmap.validation import validate
+from server import heavy_jobs
 from server.auth import ORGANIZER, SALES, current_principal
 from server.context import Stores
 from server.declarations import MethodRule, ServiceDeclaration
@@ -64,6 +65,11 @@ _FORMATS: dict[int, Format] = {
 }
 
 
+_RENDER_FORMATS = frozenset(
+    {seatmap_pb2.RENDER_FORMAT_UNSPECIFIED, seatmap_pb2.RENDER_FORMAT_SVG, seatmap_pb2.RENDER_FORMAT_PNG}
+)
+
+
 def _format(value: int) -> Format:
     fmt = _FORMATS.get(value)
     if fmt is None:
@@ -93,32 +99,48 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
     def __init__(self, stores: Stores) -> None:
         self._seatmaps = stores.seatmaps
         self._live = stores.live
+        self._heavy = stores.heavy  # decoding, validation and rendering run in its processes
 
     async def ValidateSeatMap(
         self, request: seatmap_pb2.ValidateSeatMapRequest, context: Context
     ) -> seatmap_pb2.ValidateSeatMapResponse:
-        current_principal().require_tenant()
-        seatmap = await asyncio.to_thread(parse, request.content, _format(request.format))
-        report = await asyncio.to_thread(validate, seatmap)
-        return seatmap_pb2.ValidateSeatMapResponse(
-            valid=not report.violations,
-            violations=[
-                seatmap_pb2.Violation(
-                    code=v.code, path=v.path, element_id=v.element_id or "", message=v.message
+        tenant_id = current_principal().require_tenant()
+        fmt = _format(request.format)
+        check_size(request.content)
+        encoded = await self._heavy.run(tenant_id, heavy_jobs.validate_job, request.content, fmt)
+        match heavy_jobs.validate_decoder.decode(encoded):
+            case heavy_jobs.Undecodable(message=message, path=path):
+                raise SeatMapDecodeError(message, path)
+            case heavy_jobs.Checked(violations=violations, total=total, stats=stats):
+                return seatmap_pb2.ValidateSeatMapResponse(
+                    valid=not violations,
+                    violations=[
+                        seatmap_pb2.Violation(
+                            code=v.code, path=v.path, element_id=v.element_id or "", message=v.message
+                        )
+                        for v in violations
+                    ],
+                    total_violations=total,
+                    stats=stats_pb(stats),
                 )
-                for v in report.violations
-            ],
-            total_violations=report.total,
-            stats=stats_pb(stats_of(seatmap)),
-        )
+        raise AssertionError("unreachable: the decoder admits no other outcome")
 
     async def UploadSeatMap(
         self, request: seatmap_pb2.UploadSeatMapRequest, context: Context
     ) -> seatmap_pb2.UploadSeatMapResponse:
         tenant_id = current_principal().require_tenant()
-        seatmap = await asyncio.to_thread(parse_and_validate, request.content, _format(request.format))
-        record = await self._seatmaps.put(tenant_id, request.seat_map_id, seatmap)
-        return seatmap_pb2.UploadSeatMapResponse(seat_map=info_pb(record))
+        fmt = _format(request.format)
+        check_size(request.content)
+        encoded = await self._heavy.run(tenant_id, heavy_jobs.upload_job, request.content, fmt)
+        match heavy_jobs.upload_decoder.decode(encoded):
+            case heavy_jobs.Undecodable(message=message, path=path):
+                raise SeatMapDecodeError(message, path)
+            case heavy_jobs.Invalid(violations=violations, total=total):
+                raise SeatMapInvalid(violations, total)
+            case heavy_jobs.Prepared(seatmap=prepared):
+                record = await self._seatmaps.put_prepared(tenant_id, request.seat_map_id, prepared)
+                return seatmap_pb2.UploadSeatMapResponse(seat_map=info_pb(record))
+        raise AssertionError("unreachable: the decoder admits no other outcome")
 
     async def PublishSeatMap(
         self, request: seatmap_pb2.PublishSeatMapRequest, context: Context
@@ -169,6 +191,8 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self, request: seatmap_pb2.RenderSeatMapRequest, context: Context
     ) -> seatmap_pb2.RenderSeatMapResponse:
         tenant_id = current_principal().require_tenant()
+        if request.format not in _RENDER_FORMATS:
+            raise InvalidRequest("format", f"unknown render format {request.format}")
         status: dict[int, str] | None = None
         if request.event_id:
             ctx = await self._live.get(tenant_id, request.event_id)
@@ -183,9 +207,9 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
             _require_id(request.seat_map_id)
             loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.version)
         if request.format == seatmap_pb2.RENDER_FORMAT_PNG:
-            png = await asyncio.to_thread(render.render_png, loaded.index, status)
+            png = await self._heavy.render_in_pool(tenant_id, render.render_png, loaded, status)
             return seatmap_pb2.RenderSeatMapResponse(content=png, content_type="image/png")
-        svg = await asyncio.to_thread(render.render_svg, loaded.index, status)
+        svg = await self._heavy.render_in_pool(tenant_id, render.render_svg, loaded, status)
         return seatmap_pb2.RenderSeatMapResponse(content=svg.encode(), content_type="image/svg+xml")
 
 

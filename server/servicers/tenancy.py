@@ -78,12 +78,10 @@ class TenantServicer(tenancy_pb2_grpc.TenantServiceServicer):
         role = PROTO_TO_ROLE.get(request.role)
         if role is None:
             raise InvalidRequest("role", "must be ROLE_ORGANIZER, ROLE_STOREFRONT or ROLE_PLATFORM_ADMIN")
-        if role == "platform_admin":
-            if not principal.is_admin:
-                raise PermissionDenied("only platform admins may create platform-admin keys")
-            tenant_id = ""
-        else:
-            tenant_id = _target_tenant(request.tenant_id)
+        if not principal.is_admin and role != "storefront":
+            # an organizer issues keys for its storefronts; new organizer keys come from the platform
+            raise PermissionDenied("organizer keys may create storefront keys only")
+        tenant_id = "" if role == "platform_admin" else _target_tenant(request.tenant_id)
         record, secret = await self._tenants.create_key(tenant_id, role, request.label)
         return tenancy_pb2.CreateApiKeyResponse(key=key_pb(record), api_key=secret)
 

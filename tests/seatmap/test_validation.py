@@ -124,6 +124,7 @@ CASES: dict[str, tuple[Mutation, Limits]] = {
     ),
     "duplicate_seat_label": (lambda d: _seats(d)[1].update(label="1"), DEFAULT_LIMITS),
     "empty_label": (lambda d: _seats(d)[1].update(label=" "), DEFAULT_LIMITS),
+    "control_character": (lambda d: _seats(d)[1].update(label="2\x00"), DEFAULT_LIMITS),
     "unknown_category": (lambda d: _seats(d)[1].update(category="vip"), DEFAULT_LIMITS),
     "empty_section": (lambda d: d["sections"][0].update(rows=[]), DEFAULT_LIMITS),
     "empty_row": (_add_empty_row, DEFAULT_LIMITS),
@@ -163,6 +164,44 @@ def _add_tables_valid() -> Any:
     _add_tables(doc, _table("T1", "T1", 500, 500), _table("T2", "T2", 500, 800))
     _add_row(doc, "A-2", "2")
     return validate(build(doc))
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "code"),
+    [
+        ("name", "Hall\x00", "control_character"),
+        ("name", "\u200b\u200b", "empty_label"),
+        ("name", "", "empty_label"),
+        ("section", "Block\nA", "control_character"),
+        ("section", "\u2800", "empty_label"),
+        ("row", "\u202eA", "control_character"),
+        ("seat", "\ufeff", "empty_label"),
+        ("seat", "\u3164", "empty_label"),
+        ("seat", "7\x1b[31m", "control_character"),
+        ("category", "\u00a0", "empty_label"),
+        ("ga", "Floor\u2028", "control_character"),
+    ],
+)
+def test_control_characters_and_invisible_labels(where: str, text: str, code: str) -> None:
+    doc = base()
+    target = {
+        "name": doc,
+        "section": doc["sections"][0],
+        "row": doc["sections"][0]["rows"][0],
+        "seat": _seats(doc)[1],
+        "category": doc["categories"][0],
+        "ga": doc["ga_areas"][0],
+    }[where]
+    target["name" if where == "name" else "label"] = text
+    assert [v.code for v in validate(build(doc)).violations] == [code]
+
+
+@pytest.mark.parametrize("text", ["Gäste 🎟", "👩\u200d👩\u200d👧", "می\u200cخواهم", "A\u00adB"])
+def test_visible_text_with_format_characters_is_fine(text: str) -> None:
+    doc = base()
+    doc["name"] = text
+    _seats(doc)[1]["label"] = text
+    assert validate(build(doc)).ok
 
 
 def test_every_code_has_a_case() -> None:

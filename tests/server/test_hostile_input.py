@@ -8,6 +8,7 @@ real Redis, so hypothesis can drive it with the synchronous client.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -55,6 +56,7 @@ class Target:
     seat_map_id: str
     hold_token: str
     redis_url: str
+    address: str
 
     def call(self, method: Method, payload: bytes, timeout: float = 5.0) -> grpc.StatusCode:
         """Send raw bytes; return the status code (OK on success)."""
@@ -85,7 +87,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     try:
         wait_serving(address)
         channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 80 << 20)])
-        yield _prepare(channel, redis.url)
+        yield _prepare(channel, redis.url, address)
         channel.close()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -94,7 +96,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     assert "rpc.internal_error" not in stderr.decode(), stderr.decode()[-3000:]
 
 
-def _prepare(channel: grpc.Channel, redis_url: str) -> Target:
+def _prepare(channel: grpc.Channel, redis_url: str, address: str) -> Target:
     from seatwise.v1 import events_pb2_grpc, sales_pb2_grpc, seatmap_pb2_grpc, tenancy_pb2_grpc
 
     admin = (("authorization", f"Bearer {ADMIN_KEY}"),)
@@ -119,7 +121,7 @@ def _prepare(channel: grpc.Channel, redis_url: str) -> Target:
     hold = sales_pb2_grpc.HoldServiceStub(channel).HoldSeats(
         sales_pb2.HoldSeatsRequest(event_id=event.event_id, seat_ids=["r1-5"]), metadata=auth
     )
-    return Target(channel, auth, event.event_id, sm.seat_map_id, hold.hold.hold_token, redis_url)
+    return Target(channel, auth, event.event_id, sm.seat_map_id, hold.hold.hold_token, redis_url, address)
 
 
 # -- random messages built from the descriptors --------------------------------------
@@ -296,6 +298,128 @@ def test_enormous_seat_map_names_the_limit(target: Target) -> None:
 def test_wrong_tenant_ids(target: Target, tenant: str) -> None:
     code, _ = _status(target, "ListApiKeys", tenancy_pb2.ListApiKeysRequest(tenant_id=tenant))
     assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+# -- every error reaches a default client ---------------------------------------------
+DEFAULT_METADATA_LIMIT = 8 * 1024  # a default client's soft limit: above it, replies are dropped at random
+
+
+def _trailer_bytes(error: grpc.RpcError) -> int:
+    """An error's trailers as HTTP/2 counts them (name + value + 32 per entry), with
+    grpc-message percent-encoded at its worst (3 bytes per byte) and -bin values in base64."""
+    size = 32 + len("grpc-status") + 2
+    size += 32 + len("grpc-message") + 3 * len((error.details() or "").encode())  # type: ignore[attr-defined]
+    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
+        raw = value if isinstance(value, bytes) else value.encode()
+        size += 32 + len(key) + (len(base64.b64encode(raw)) if key.endswith("-bin") else len(raw))
+    return size
+
+
+def _default_call(target: Target, method: Method, payload: bytes) -> grpc.RpcError | None:
+    """``payload`` through a client with every default (a fresh channel, no options)."""
+    with grpc.insecure_channel(target.address) as channel:
+        try:
+            if method.streaming:
+                stream = channel.unary_stream(method.path)(payload, metadata=target.metadata, timeout=30)
+                next(iter(stream), None)
+                stream.cancel()
+            else:
+                channel.unary_unary(method.path)(payload, metadata=target.metadata, timeout=30)
+        except grpc.RpcError as exc:
+            return exc
+    return None
+
+
+def _assert_fits(error: grpc.RpcError | None) -> None:
+    assert error is not None
+    details = error.details() or ""  # type: ignore[attr-defined]
+    assert "metadata" not in details, details  # the client's own RESOURCE_EXHAUSTED
+    assert error.code() not in NEVER, details  # type: ignore[attr-defined]
+    assert _trailer_bytes(error) < DEFAULT_METADATA_LIMIT
+
+
+def _loud(desc: pb_descriptor.Descriptor, ids: list[str]) -> Message:
+    """A request whose every string is long, every list of strings long and every
+    byte field a seat map with a hundred violations: the most an error could echo."""
+    from google.protobuf import message_factory
+
+    msg = message_factory.GetMessageClass(desc)()
+    for field in desc.fields:
+        if field.type == field.TYPE_STRING:
+            value = (ids[0] if ids else "") + "\u00e9\u0000%" * 3000
+            if field.is_repeated:
+                getattr(msg, field.name).extend([f"{i}-{value[:400]}" for i in range(2000)])
+            else:
+                setattr(msg, field.name, value)
+        elif field.type == field.TYPE_BYTES and not field.is_repeated:
+            setattr(msg, field.name, _map_with_violations(100))
+    return msg
+
+
+def _map_with_violations(count: int) -> bytes:
+    """A valid map but for ``count`` seats of unknown categories with long names."""
+    doc = json.loads(small_map(rows=1, seats_per_row=count))
+    for n, seat in enumerate(doc["sections"][0]["rows"][0]["seats"]):
+        seat["category"] = f"no-such-category-{n:03d}-" + "x" * 40
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.path.rsplit("/", 1)[-1])
+def test_every_error_fits_a_default_client(target: Target, method: Method) -> None:
+    ids = {"event_id": target.event_id, "seat_map_id": target.seat_map_id}
+    loud = _loud(method.request.DESCRIPTOR, [])
+    for name, value in ids.items():  # reach past "not found" where the request names a resource
+        if name in method.request.DESCRIPTOR.fields_by_name:
+            setattr(loud, name, value)
+    error = _default_call(target, method, loud.SerializeToString())
+    if error is not None:  # WhoAmI has nothing to refuse
+        _assert_fits(error)
+
+
+def test_upload_with_a_hundred_violations_reaches_a_default_client(target: Target) -> None:
+    upload = next(m for m in METHODS if m.path.endswith("/UploadSeatMap"))
+    request = seatmap_pb2.UploadSeatMapRequest(content=_map_with_violations(100))
+    error = _default_call(target, upload, request.SerializeToString())
+    _assert_fits(error)
+    assert error is not None
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    reasons = _error_infos(error)
+    assert reasons["SEAT_MAP_INVALID"]["total_violations"] == "100"
+    assert int(reasons["DETAILS_TRUNCATED"]["omitted"]) > 0
+
+
+def _error_infos(error: grpc.RpcError) -> dict[str, dict[str, str]]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    out = {}
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            out[info.reason] = dict(info.metadata)
+    return out
+
+
+def test_a_hundred_thousand_unknown_categories(target: Target) -> None:
+    method = next(m for m in METHODS if m.path.endswith("/HoldBestAvailable"))
+    request = sales_pb2.HoldBestAvailableRequest(
+        event_id=target.event_id, quantity=1, categories=[f"category-{i}" for i in range(100_000)]
+    )
+    error = _default_call(target, method, request.SerializeToString())
+    _assert_fits(error)
+    assert error is not None
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+
+
+def test_a_megabyte_seat_id(target: Target) -> None:
+    method = next(m for m in METHODS if m.path.endswith("/HoldSeats"))
+    request = sales_pb2.HoldSeatsRequest(event_id=target.event_id, seat_ids=["s" * (1 << 20), "t" * 5000])
+    error = _default_call(target, method, request.SerializeToString())
+    _assert_fits(error)
+    assert error is not None
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
 def test_state_is_consistent_after_fuzzing(target: Target) -> None:

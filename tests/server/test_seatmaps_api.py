@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import grpc
@@ -200,3 +202,107 @@ async def test_render_png(organizer: Api) -> None:
     )
     assert rendered.content_type == "image/png"
     assert rendered.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_unknown_render_format_is_invalid_argument(organizer: Api) -> None:
+    info = await _upload(organizer, small_map())
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.seatmaps.RenderSeatMap(
+            seatmap_pb2.RenderSeatMapRequest(seat_map_id=info.seat_map_id, format=7),  # type: ignore[arg-type]
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(err.value)] == ["format"]
+
+
+@pytest.mark.parametrize(("name", "code"), [("Hall\x00", "control_character"), ("\u200b", "empty_label")])
+async def test_seat_map_names_without_control_characters_or_blanks(
+    organizer: Api, name: str, code: str
+) -> None:
+    doc = json.loads(small_map())
+    doc["name"] = name
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _upload(organizer, json.dumps(doc).encode())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [(f, d.split(":")[0]) for f, d in field_violations(err.value)] == [("content.name", code)]
+
+
+# -- every integer of the format at the int32/int64 edges ----------------------------------------
+EDGES = [
+    -(2**64), -(2**63) - 1, -(2**63), -(2**31) - 1, -(2**31), -1, 0, 1,
+    2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64,
+]  # fmt: skip
+PRETIX = Path(__file__).parents[1] / "seatmap" / "data" / "pretix_small.json"
+
+
+def _number_shapes(value: Any, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Each number of a document by its path, one per shape (list indices as 0)."""
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        shape = tuple(0 if isinstance(step, int) else step for step in prefix)
+        return {shape: prefix} if is_number else {}
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for key, child in items:
+        for shape, path in _number_shapes(child, (*prefix, key)).items():
+            out.setdefault(shape, path)
+    return out
+
+
+def _documents() -> list[tuple[str, str, bytes]]:
+    native = json.loads(small_map(rows=1, seats_per_row=2))
+    native |= {"format_version": 1, "seat_size": 50}
+    native["sections"][0]["rows"][0]["seats"][0]["size"] = 40
+    pretix = json.loads(PRETIX.read_text())
+    pretix["zones"][1]["rows"][0]["row_number"] = 1  # the integer forms of the labels
+    pretix["zones"][1]["rows"][0]["seats"][0]["seat_number"] = 1
+    cases = []
+    for fmt, doc in (("native", native), ("pretix", pretix)):
+        for path in _number_shapes(doc).values():
+            for edge in EDGES:
+                mutated = json.loads(json.dumps(doc))
+                parent = mutated
+                for step in path[:-1]:
+                    parent = parent[step]
+                parent[path[-1]] = edge
+                cases.append((fmt, f"{fmt}:{'.'.join(map(str, path))}={edge}", json.dumps(mutated).encode()))
+    return cases
+
+
+def test_every_integer_edge_validates_or_is_refused() -> None:
+    """What ValidateSeatMap and UploadSeatMap run, for every number of both formats at
+    every edge: a report whose statistics fit their proto fields, or a decode error."""
+    from server import heavy_jobs
+    from server.servicers.seatmaps import stats_pb
+
+    for fmt, case, content in _documents():
+        outcome = heavy_jobs.validate_decoder.decode(heavy_jobs.validate_job(content, fmt))  # type: ignore[arg-type]
+        if isinstance(outcome, heavy_jobs.Checked):
+            stats_pb(outcome.stats)  # raises on an int32/int64 overflow
+        heavy_jobs.upload_decoder.decode(heavy_jobs.upload_job(content, fmt))  # type: ignore[arg-type]
+        assert case  # (named in a failure's traceback)
+
+
+@pytest.mark.parametrize("capacity", [2**63 - 1, 2**63, 2**64 - 1, -(2**63)])
+async def test_huge_ga_capacity_is_a_violation_or_invalid_argument(organizer: Api, capacity: int) -> None:
+    doc = json.loads(small_map())
+    doc["ga_areas"][0]["capacity"] = capacity
+    doc["ga_areas"].append(dict(doc["ga_areas"][0], id="floor2", outline=[[2000, 0], [2400, 0], [2400, 400]]))
+    content = json.dumps(doc).encode()
+    refused: grpc.StatusCode | None = None
+    try:
+        reply = await organizer.seatmaps.ValidateSeatMap(
+            seatmap_pb2.ValidateSeatMapRequest(content=content), metadata=organizer.metadata
+        )
+    except grpc.aio.AioRpcError as exc:
+        refused = exc.code()
+    if refused is not None:
+        assert refused == grpc.StatusCode.INVALID_ARGUMENT
+    else:
+        assert "ga_capacity_invalid" in [v.code for v in reply.violations]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _upload(organizer, content)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from seatwise.v1 import seatmap_pb2, tenancy_pb2
 
-from tests.api import Api
+from tests.api import Api, field_violations
 
 
 async def test_missing_key_is_unauthenticated(server: str) -> None:
@@ -70,6 +70,39 @@ async def test_organizer_cannot_mint_admin_keys(organizer: Api) -> None:
             tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_PLATFORM_ADMIN), metadata=organizer.metadata
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_organizer_mints_storefront_keys_only(organizer: Api, admin: Api) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.tenants.CreateApiKey(
+            tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_ORGANIZER), metadata=organizer.metadata
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "storefront" in (err.value.details() or "")
+    minted = await admin.tenants.CreateApiKey(  # the platform may
+        tenancy_pb2.CreateApiKeyRequest(tenant_id="acme", role=tenancy_pb2.ROLE_ORGANIZER),
+        metadata=admin.metadata,
+    )
+    assert minted.key.role == tenancy_pb2.ROLE_ORGANIZER
+
+
+@pytest.mark.parametrize("name", ["Acme\x00", "Acme\nInc", "\u200b", " \u3164 ", "\u202eemca"])
+async def test_tenant_names_without_control_characters_or_blanks(admin: Api, name: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await admin.tenants.CreateTenant(
+            tenancy_pb2.CreateTenantRequest(tenant_id="t1", name=name), metadata=admin.metadata
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(err.value)] == ["name"]
+
+
+async def test_key_labels_without_control_characters(organizer: Api) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await organizer.tenants.CreateApiKey(
+            tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT, label="shop\x1b[2J"),
+            metadata=organizer.metadata,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_revoked_key_stops_working(admin: Api, server: str, stores: object) -> None:
