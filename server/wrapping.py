@@ -138,7 +138,13 @@ class RpcWrapper:
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # no client-streaming methods in seatwise.v1
+        if handler.stream_stream is not None:  # sales sessions: each message decoded on its own
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.stream_stream, rule, bidi=True),
+                request_deserializer=deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # no client-streaming-only methods in seatwise.v1
 
     async def _principal(
         self, method: str, roles: frozenset[RoleName] | None, context: grpc.aio.ServicerContext[Any, Any]
@@ -243,13 +249,19 @@ class RpcWrapper:
             if pending is not None and not pending.done():
                 pending.cancel()
                 await asyncio.wait({pending})
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: it may have ended before the cancel landed
             aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
 
     def _wrap_stream(
-        self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None
+        self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None, *, bidi: bool = False
     ) -> Callable[..., AsyncIterator[Any]]:
+        """A server stream, or with ``bidi`` a bidirectional one (``request`` is then the
+        iterator of requests, each checked by the servicer): authenticated once, its
+        key checked again every REVALIDATE_S; not counted by admission (a session's
+        messages are admitted one by one, by their operation's rule)."""
         roles = rule.roles if rule is not None else None
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
@@ -258,7 +270,8 @@ class RpcWrapper:
             try:
                 # no reset: a cancelled stream is closed from another context
                 set_principal(await self._principal(method, roles, context))
-                _check_decoded(request)
+                if not bidi:
+                    _check_decoded(request)
                 async for item in self._while_authorized(method, roles, behaviour(request, context), context):
                     yield item
             except Exception as exc:
