@@ -69,6 +69,11 @@ def _check_decoded(request: Any) -> None:
         raise InvalidRequest("request", f"not a valid message: {request.error}")
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 MethodHandlers = dict[str, "grpc.RpcMethodHandler[Any, Any]"]
 
 
@@ -234,6 +239,8 @@ class RpcWrapper:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(items))
+                    # its end is read even when the stream is torn down around it (no asyncio warning)
+                    pending.add_done_callback(_retrieve)
                 done, _ = await asyncio.wait({pending}, timeout=max(next_check - loop.time(), 0))
                 if not done:
                     await self._principal(method, roles, context)  # raises once revoked
@@ -249,8 +256,6 @@ class RpcWrapper:
             if pending is not None and not pending.done():
                 pending.cancel()
                 await asyncio.wait({pending})
-                if not pending.cancelled():
-                    pending.exception()  # retrieved: it may have ended before the cancel landed
             aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
