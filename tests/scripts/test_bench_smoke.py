@@ -22,6 +22,7 @@ EXPECTED = {
     "live_events": ["events   RSS MB  open fds  Redis clients  reaper set"],
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
     "seatmap": ["UploadSeatMap", "QuerySeats region"],
+    "sessions": ["HoldSeats over 4 sessions", "single-quota orders/s, 4 sessions", "goals (same-run ratios)"],
     "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
 }
 
