@@ -10,6 +10,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from google.rpc import status_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,10 +22,13 @@ def main() -> int:
     for stale in (PROTO_ROOT / "seatwise" / "v1").glob("*_pb2*.py*"):
         stale.unlink()
     well_known = str(resources.files("grpc_tools") / "_proto")
+    # google/rpc/status.proto ships with googleapis-common-protos, beside its status_pb2
+    googleapis = str(Path(status_pb2.__file__).resolve().parents[2])
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        f"-I{googleapis}",
         f"--python_out={PROTO_ROOT}",
         f"--grpc_python_out={PROTO_ROOT}",
         f"--mypy_out={PROTO_ROOT}",

@@ -38,6 +38,12 @@ class Overloaded(Exception):
 class Admission:
     max_inflight: int = 128
     max_lag_s: float = 0.5
+    # Sales sessions (server/servicers/sessions.py): messages read and not yet
+    # answered, per stream and per process. At a cap a stream stops reading
+    # (backpressure), so a client that never reads its answers holds a bounded
+    # amount of memory. Each message is also admitted like a unary call.
+    max_session_stream_inflight: int = 256
+    max_session_inflight: int = 4096
     inflight: int = 0
     lag_s: float = 0.0
     shed: int = field(default=0)

@@ -31,7 +31,7 @@ from server.context import Stores
 from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
-from server.servicers import events, sales, seatmaps, tenancy
+from server.servicers import events, sales, seatmaps, sessions, tenancy
 from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
@@ -44,6 +44,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     events.SERVICE,
     sales.HOLD_SERVICE,
     sales.ORDER_SERVICE,
+    sessions.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0
@@ -60,6 +61,8 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     admission = Admission(
         max_inflight=config.max_inflight or 1 << 30,
         max_lag_s=config.max_loop_lag_ms / 1000 if config.max_loop_lag_ms else float("inf"),
+        max_session_stream_inflight=config.session_stream_inflight,
+        max_session_inflight=config.session_inflight,
     )
     stores.admission = admission
     stores.heavy.configure(config.heavy_workers, config.heavy_per_tenant)
@@ -134,13 +137,21 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     await stop.wait()
     log.info("server.stopping", grace_s=config.grace_s)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(config.grace_s)
+    await stop_server(server, stores, config.grace_s)
     for task in (health_task, reaper_task, lag_task):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await stores.close()
     log.info("server.stopped")
+
+
+async def stop_server(server: grpc.aio.Server, stores: Stores, grace_s: float | None) -> None:
+    """Stop gracefully: sales sessions answer what they have in flight and end with
+    UNAVAILABLE (clients move to another process), then gRPC drains the rest for
+    ``grace_s`` and cancels what is left."""
+    stores.stopping.set()
+    await server.stop(grace_s)
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

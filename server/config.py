@@ -38,6 +38,9 @@ class Config:
     # Admission control per process (server/admission.py); 0 disables a limit.
     max_inflight: int = 128
     max_loop_lag_ms: int = 500
+    # Sales sessions: messages in flight per stream and per process (server/admission.py).
+    session_stream_inflight: int = 256
+    session_inflight: int = 4096
     # Hard cap on RPCs (streams included) a process accepts at once, counted by
     # gRPC from arrival: beyond it gRPC answers RESOURCE_EXHAUSTED itself. 0: no cap.
     max_concurrent_rpcs: int = 0
@@ -67,6 +70,8 @@ class Config:
             log_level=env.get("SEATWISE_LOG_LEVEL", cls.log_level),
             max_inflight=_env_int("SEATWISE_MAX_INFLIGHT", cls.max_inflight),
             max_loop_lag_ms=_env_int("SEATWISE_MAX_LOOP_LAG_MS", cls.max_loop_lag_ms),
+            session_stream_inflight=_env_int("SEATWISE_SESSION_STREAM_INFLIGHT", cls.session_stream_inflight),
+            session_inflight=_env_int("SEATWISE_SESSION_INFLIGHT", cls.session_inflight),
             max_concurrent_rpcs=_env_int("SEATWISE_MAX_CONCURRENT_RPCS", cls.max_concurrent_rpcs),
             replica_acks=_env_int("SEATWISE_REPLICA_ACKS", cls.replica_acks),
             replica_ack_timeout_ms=_env_int("SEATWISE_REPLICA_ACK_TIMEOUT_MS", cls.replica_ack_timeout_ms),
@@ -87,6 +92,8 @@ class Config:
             raise ValueError("heavy workers and heavy calls per tenant must be at least 1")
         if self.log_format not in ("console", "json"):
             raise ValueError(f"log format must be 'console' or 'json', got {self.log_format!r}")
+        if self.session_stream_inflight < 1 or self.session_inflight < 1:
+            raise ValueError("session in-flight caps must be at least 1")
         if self.replica_acks < -1:
             raise ValueError(f"replica acks must be -1 (auto), 0 or more, got {self.replica_acks}")
         if not 1 <= self.replica_ack_timeout_ms <= 60_000:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from holds.events import EventStore
@@ -28,6 +29,9 @@ class Stores:
     sales: Sales
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
+    # Set when the server begins a graceful stop (server/app.py, stop_server): open
+    # sales sessions stop reading, answer what is in flight and end UNAVAILABLE.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, redis_url: str, *, timeout_s: float = 5.0, read_timeout: bool = True) -> Stores:

@@ -69,6 +69,11 @@ def _check_decoded(request: Any) -> None:
         raise InvalidRequest("request", f"not a valid message: {request.error}")
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 MethodHandlers = dict[str, "grpc.RpcMethodHandler[Any, Any]"]
 
 
@@ -138,7 +143,13 @@ class RpcWrapper:
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # no client-streaming methods in seatwise.v1
+        if handler.stream_stream is not None:  # sales sessions: each message decoded on its own
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.stream_stream, rule, bidi=True),
+                request_deserializer=deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # no client-streaming-only methods in seatwise.v1
 
     async def _principal(
         self, method: str, roles: frozenset[RoleName] | None, context: grpc.aio.ServicerContext[Any, Any]
@@ -230,6 +241,8 @@ class RpcWrapper:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(items))
+                    # its end is read even when the stream is torn down around it (no asyncio warning)
+                    pending.add_done_callback(_retrieve)
                 done, _ = await asyncio.wait({pending}, timeout=max(next_check - loop.time(), 0))
                 if not done:
                     await self._principal(method, roles, context)  # raises once revoked
@@ -250,8 +263,12 @@ class RpcWrapper:
                 await aclose()
 
     def _wrap_stream(
-        self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None
+        self, method: str, behaviour: Callable[..., Any], rule: MethodRule | None, *, bidi: bool = False
     ) -> Callable[..., AsyncIterator[Any]]:
+        """A server stream, or with ``bidi`` a bidirectional one (``request`` is then the
+        iterator of requests, each checked by the servicer): authenticated once, its
+        key checked again every REVALIDATE_S; not counted by admission (a session's
+        messages are admitted one by one, by their operation's rule)."""
         roles = rule.roles if rule is not None else None
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
@@ -260,7 +277,8 @@ class RpcWrapper:
             try:
                 # no reset: a cancelled stream is closed from another context
                 set_principal(await self._principal(method, roles, context))
-                _check_decoded(request)
+                if not bidi:
+                    _check_decoded(request)
                 async for item in self._while_authorized(method, roles, behaviour(request, context), context):
                     yield item
             except Exception as exc:

@@ -7,7 +7,14 @@ from types import TracebackType
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from seatwise.v1 import events_pb2_grpc, sales_pb2_grpc, seatmap_pb2_grpc, tenancy_pb2, tenancy_pb2_grpc
+from seatwise.v1 import (
+    events_pb2_grpc,
+    sales_pb2_grpc,
+    seatmap_pb2_grpc,
+    session_pb2_grpc,
+    tenancy_pb2,
+    tenancy_pb2_grpc,
+)
 
 from server.auth import TENANT_HEADER
 
@@ -31,6 +38,7 @@ class Api:
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
         self.holds = sales_pb2_grpc.HoldServiceStub(self.channel)
         self.orders = sales_pb2_grpc.OrderServiceStub(self.channel)
+        self.sessions = session_pb2_grpc.SalesServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:

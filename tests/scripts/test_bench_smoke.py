@@ -23,6 +23,7 @@ EXPECTED = {
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
     "seatmap": ["UploadSeatMap", "QuerySeats region"],
     "organizer_isolation": ["hold+release p99: quiet", "with 4 ValidateSeatMap"],
+    "sessions": ["HoldSeats over 4 sessions", "single-quota orders/s, 4 sessions", "goals (same-run ratios)"],
     "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
 }
 

@@ -7,7 +7,9 @@ import pytest
 
 from tests.conftest import parametrize_redis_topology
 
-BOTH_TOPOLOGIES = frozenset({"tests.server.test_sales_api"})
+BOTH_TOPOLOGIES = frozenset(
+    {"tests.server.test_sales_api", "tests.server.test_sessions", "tests.server.test_client"}
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -58,11 +58,14 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.OrderService/GetOrder": SALES,
     "/seatwise.v1.OrderService/ListOrders": ORGANIZER,
     "/seatwise.v1.OrderService/CancelOrder": ORGANIZER,
+    "/seatwise.v1.SalesService/Session": SALES,
 }
 ALWAYS_ADMITTED = {
     "/seatwise.v1.OrderService/CommitHold",
     "/seatwise.v1.HoldService/ExtendHold",
     "/seatwise.v1.HoldService/ReleaseHold",
+    # the stream itself: each of its messages is admitted by its operation's own rule
+    "/seatwise.v1.SalesService/Session",
 }
 
 

@@ -21,16 +21,17 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
+from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, session_pb2, tenancy_pb2
 
 from server.redis_process import EmbeddedRedis
 from tests.processes import free_port, spawn_serve, wait_serving
 from tests.server.maps import small_map
 
 ADMIN_KEY = "sw_admin_fuzz-secret"
-MODULES = (tenancy_pb2, seatmap_pb2, events_pb2, sales_pb2)
+MODULES = (tenancy_pb2, seatmap_pb2, events_pb2, sales_pb2, session_pb2)
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 CATEGORIES = ("front", "back", "floor")
+CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,16 @@ class Method:
     path: str
     request: type[Message]
     streaming: bool
+    bidi: bool = False  # a sales session: the payload is its one request message
 
 
 METHODS = [
-    Method(f"/{service.full_name}/{m.name}", getattr(module, m.input_type.name), m.server_streaming)
+    Method(
+        f"/{service.full_name}/{m.name}",
+        getattr(module, m.input_type.name),
+        m.server_streaming,
+        m.client_streaming,
+    )
     for module in MODULES
     for service in module.DESCRIPTOR.services_by_name.values()
     for m in service.methods
@@ -61,7 +68,17 @@ class Target:
     def call(self, method: Method, payload: bytes, timeout: float = 5.0) -> grpc.StatusCode:
         """Send raw bytes; return the status code (OK on success)."""
         try:
-            if method.streaming:
+            if method.bidi:  # the first answer (a per-message error is still an answer) or the status
+                session = self.channel.stream_stream(method.path)(
+                    iter([payload]), metadata=self.metadata, timeout=timeout
+                )
+                first = next(iter(session), None)
+                session.cancel()
+                if first is not None:
+                    answer = session_pb2.SessionResponse.FromString(first)
+                    if answer.WhichOneof("result") == "error":
+                        return CODES[answer.error.code]
+            elif method.streaming:
                 stream = self.channel.unary_stream(method.path)(
                     payload, metadata=self.metadata, timeout=timeout
                 )

@@ -1,0 +1,391 @@
+"""seatwise's asyncio client for storefronts: one API over unary calls or sales sessions.
+
+    async with SeatwiseClient("seatwise:50051", api_key, sessions=4) as client:
+        held = await client.hold_seats(event_id, ["A-1", "A-2"], buyer_id="b-17")
+        order = await client.commit_hold(held.hold.hold_token, idempotency_key="pay-17")
+
+``sessions=0`` (the default) sends each operation as its unary RPC; ``sessions=N``
+multiplexes every operation of the process over N ``SalesService.Session``
+streams spread over ``connections`` TCP connections. Arguments, results (the
+unary replies) and errors (:class:`SeatwiseError`, same status codes, messages
+and details) are the same either way.
+
+Retries: an operation is sent again only when doing so cannot apply it twice,
+and only while its deadline lasts: a commit (its idempotency key returns the
+same order), an extend or a get, and a hold that carries a ``request_id``;
+never a plain hold or a release. They are retried when the answer is
+``UNAVAILABLE`` or, over sessions, when the stream ended before answering (a
+server stopping ends its streams ``UNAVAILABLE`` after answering what it had;
+each session reconnects with exponential backoff and jitter). Other
+operations caught in a lost stream fail with ``UNAVAILABLE``: they may or may
+not have been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from seatwise.v1 import sales_pb2, sales_pb2_grpc, session_pb2, session_pb2_grpc
+
+__all__ = ["SeatwiseClient", "SeatwiseError"]
+
+DEFAULT_TIMEOUT_S = 10.0
+TENANT_HEADER = "x-seatwise-tenant"
+BACKOFF_BASE_S = 0.05
+BACKOFF_MAX_S = 2.0
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+# op -> (unary service, unary method)
+_UNARY = {
+    "hold_seats": ("holds", "HoldSeats"),
+    "hold_best_available": ("holds", "HoldBestAvailable"),
+    "hold_general_admission": ("holds", "HoldGeneralAdmission"),
+    "extend_hold": ("holds", "ExtendHold"),
+    "release_hold": ("holds", "ReleaseHold"),
+    "get_hold": ("holds", "GetHold"),
+    "commit_hold": ("orders", "CommitHold"),
+}
+_IDEMPOTENT = frozenset({"extend_hold", "get_hold", "commit_hold"})
+_HOLDS = frozenset({"hold_seats", "hold_best_available", "hold_general_admission"})
+
+
+class SeatwiseError(Exception):
+    """An operation failed: its gRPC status ``code``, ``message`` and ``details``
+    (``google.protobuf.Any``: ``BadRequest``, ``PreconditionFailure``, ``RetryInfo`` ...)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, details: Sequence[any_pb2.Any] = ()) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.details = list(details)
+
+    @classmethod
+    def from_status(cls, status: status_pb2.Status) -> SeatwiseError:
+        return cls(_CODES.get(status.code, grpc.StatusCode.UNKNOWN), status.message, status.details)
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> SeatwiseError:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        if status is not None:
+            return cls.from_status(status)
+        return cls(error.code(), error.details() or "")
+
+    @property
+    def status(self) -> status_pb2.Status:
+        return status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details)
+
+
+def retry_safe(op: str, request: Message) -> bool:
+    """Whether sending ``request`` again cannot apply it twice."""
+    if op in _IDEMPOTENT:
+        return True
+    return op in _HOLDS and bool(getattr(request, "request_id", ""))
+
+
+class _StreamLost(Exception):
+    """The session ended before answering (it may or may not have served the request)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"session ended: {code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class _Session:
+    """One ``SalesService.Session`` stream, reopened on demand after it ends."""
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._stub = session_pb2_grpc.SalesServiceStub(channel)
+        self._metadata = metadata
+        self._call: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[session_pb2.SessionResponse]] = {}
+        self._ids = itertools.count()
+        self._writing = asyncio.Lock()  # a call takes one write at a time
+        self.failures = 0  # consecutive ends without an answer: the backoff's exponent
+
+    def _open(self) -> Any:
+        if self._call is None:
+            call = self._stub.Session(metadata=self._metadata)  # type: ignore[call-arg]  # write() feeds it
+            self._call = call
+            self._reader = asyncio.create_task(self._read(call))
+        return self._call
+
+    async def _read(self, call: Any) -> None:
+        code, details = grpc.StatusCode.UNAVAILABLE, "the server closed the session"
+        try:
+            async for answer in call:
+                self.failures = 0
+                future = self._pending.pop(answer.correlation_id, None)
+                if future is not None and not future.done():
+                    future.set_result(answer)
+        except grpc.aio.AioRpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+        except asyncio.CancelledError:
+            code, details = grpc.StatusCode.CANCELLED, "the client closed the session"
+        finally:
+            if self._call is call:
+                self._call = None
+                self.failures += 1
+            lost = _StreamLost(code, details)
+            pending, self._pending = self._pending, {}
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(lost)
+
+    async def request(self, op: str, request: Message, budget_s: float) -> session_pb2.SessionResponse:
+        call = self._open()
+        correlation_id = str(next(self._ids))
+        message = session_pb2.SessionRequest(correlation_id=correlation_id)
+        getattr(message, op).CopyFrom(request)
+        message.budget.FromMilliseconds(max(int(budget_s * 1000), 1))
+        future: asyncio.Future[session_pb2.SessionResponse] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            async with asyncio.timeout(budget_s):
+                try:
+                    async with self._writing:
+                        await call.write(message)
+                except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+                    if self._call is call:  # the reader has not seen the end yet
+                        call.cancel()
+                    raise _StreamLost(grpc.StatusCode.UNAVAILABLE, f"could not send: {exc}") from None
+                return await future
+        except TimeoutError:
+            raise SeatwiseError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{op}: no answer in time") from None
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def close(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class SeatwiseClient:
+    """Sales operations of a storefront process; see the module's docstring."""
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        sessions: int = 0,
+        connections: int = 1,
+        tenant: str = "",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_attempts: int = 4,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        if sessions < 0 or connections < 1 or max_attempts < 1:
+            raise ValueError("sessions >= 0, connections >= 1 and max_attempts >= 1")
+        options = [("grpc.use_local_subchannel_pool", 1), *channel_options]  # a connection per channel
+        self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
+        metadata = [("authorization", f"Bearer {api_key}")]
+        if tenant:
+            metadata.append((TENANT_HEADER, tenant))
+        self._metadata = tuple(metadata)
+        self._timeout_s = timeout_s
+        self._max_attempts = max_attempts
+        self._stubs = [
+            {"holds": sales_pb2_grpc.HoldServiceStub(c), "orders": sales_pb2_grpc.OrderServiceStub(c)}
+            for c in self._channels
+        ]
+        self._sessions = [_Session(self._channels[i % connections], self._metadata) for i in range(sessions)]
+        self._turn = itertools.count()
+
+    @property
+    def uses_sessions(self) -> bool:
+        return bool(self._sessions)
+
+    async def __aenter__(self) -> SeatwiseClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for session in self._sessions:
+            await session.close()
+        for channel in self._channels:
+            await channel.close(None)
+
+    # -- the operations: the unary RPCs' arguments and replies ------------------------------------
+
+    async def hold_seats(
+        self,
+        event_id: str,
+        seat_ids: Sequence[str],
+        *,
+        hold_token: str = "",
+        buyer_id: str = "",
+        deadline_s: float | None = None,
+        **fields: Any,
+    ) -> sales_pb2.HoldResponse:
+        request = sales_pb2.HoldSeatsRequest(
+            event_id=event_id, seat_ids=seat_ids, hold_token=hold_token, buyer_id=buyer_id, **fields
+        )
+        reply: sales_pb2.HoldResponse = await self.call("hold_seats", request, deadline_s)
+        return reply
+
+    async def hold_best_available(
+        self,
+        event_id: str,
+        quantity: int,
+        *,
+        categories: Sequence[str] = (),
+        section_ids: Sequence[str] = (),
+        accessible: int = 0,
+        adjacency: int = sales_pb2.ADJACENCY_REQUIRED,
+        hold_token: str = "",
+        buyer_id: str = "",
+        deadline_s: float | None = None,
+        **fields: Any,
+    ) -> sales_pb2.HoldResponse:
+        request = sales_pb2.HoldBestAvailableRequest(
+            event_id=event_id,
+            quantity=quantity,
+            categories=categories,
+            section_ids=section_ids,
+            accessible=accessible,
+            adjacency=adjacency,  # type: ignore[arg-type]
+            hold_token=hold_token,
+            buyer_id=buyer_id,
+            **fields,
+        )
+        reply: sales_pb2.HoldResponse = await self.call("hold_best_available", request, deadline_s)
+        return reply
+
+    async def hold_general_admission(
+        self,
+        event_id: str,
+        area_id: str,
+        quantity: int,
+        *,
+        hold_token: str = "",
+        buyer_id: str = "",
+        deadline_s: float | None = None,
+        **fields: Any,
+    ) -> sales_pb2.HoldResponse:
+        request = sales_pb2.HoldGeneralAdmissionRequest(
+            event_id=event_id,
+            area_id=area_id,
+            quantity=quantity,
+            hold_token=hold_token,
+            buyer_id=buyer_id,
+            **fields,
+        )
+        reply: sales_pb2.HoldResponse = await self.call("hold_general_admission", request, deadline_s)
+        return reply
+
+    async def extend_hold(
+        self, hold_token: str, *, deadline_s: float | None = None
+    ) -> sales_pb2.HoldResponse:
+        request = sales_pb2.ExtendHoldRequest(hold_token=hold_token)
+        reply: sales_pb2.HoldResponse = await self.call("extend_hold", request, deadline_s)
+        return reply
+
+    async def release_hold(
+        self,
+        hold_token: str,
+        *,
+        seat_ids: Sequence[str] = (),
+        general_admission: dict[str, int] | None = None,
+        deadline_s: float | None = None,
+    ) -> sales_pb2.ReleaseHoldResponse:
+        request = sales_pb2.ReleaseHoldRequest(
+            hold_token=hold_token, seat_ids=seat_ids, general_admission=general_admission or {}
+        )
+        reply: sales_pb2.ReleaseHoldResponse = await self.call("release_hold", request, deadline_s)
+        return reply
+
+    async def get_hold(self, hold_token: str, *, deadline_s: float | None = None) -> sales_pb2.HoldResponse:
+        reply: sales_pb2.HoldResponse = await self.call(
+            "get_hold", sales_pb2.GetHoldRequest(hold_token=hold_token), deadline_s
+        )
+        return reply
+
+    async def commit_hold(
+        self,
+        hold_token: str,
+        idempotency_key: str,
+        *,
+        buyer: sales_pb2.BuyerDetails | None = None,
+        deadline_s: float | None = None,
+    ) -> sales_pb2.CommitHoldResponse:
+        request = sales_pb2.CommitHoldRequest(hold_token=hold_token, idempotency_key=idempotency_key)
+        if buyer is not None:
+            request.buyer.CopyFrom(buyer)
+        reply: sales_pb2.CommitHoldResponse = await self.call("commit_hold", request, deadline_s)
+        return reply
+
+    # -- transport -----------------------------------------------------------------------------------
+
+    async def call(self, op: str, request: Message, deadline_s: float | None = None) -> Any:
+        """Run one operation (a ``SessionRequest`` op name and its request) within
+        ``deadline_s`` seconds (default: the client's), retrying only what
+        :func:`retry_safe` allows."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._timeout_s if deadline_s is None else deadline_s)
+        safe = retry_safe(op, request)
+        for attempt in itertools.count():
+            left = deadline - loop.time()
+            if left <= 0:
+                raise SeatwiseError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{op}: no answer in time")
+            try:
+                return await (
+                    self._over_session(op, request, left)
+                    if self._sessions
+                    else self._unary(op, request, left)
+                )
+            except _StreamLost as lost:
+                if lost.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    raise SeatwiseError(lost.code, lost.details) from None
+                failure = SeatwiseError(
+                    grpc.StatusCode.UNAVAILABLE, f"{op}: {lost}; it may or may not have been applied"
+                )
+            except SeatwiseError as exc:
+                if exc.code is not grpc.StatusCode.UNAVAILABLE:
+                    raise
+                failure = exc
+            if not safe or attempt + 1 >= self._max_attempts:
+                raise failure
+            delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))  # full jitter
+            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
+        raise AssertionError("unreachable")
+
+    async def _unary(self, op: str, request: Message, budget_s: float) -> Any:
+        service, method = _UNARY[op]
+        stub = self._stubs[next(self._turn) % len(self._stubs)][service]
+        try:
+            return await getattr(stub, method)(request, metadata=self._metadata, timeout=budget_s)
+        except grpc.aio.AioRpcError as exc:
+            raise SeatwiseError.from_rpc_error(exc) from None
+
+    async def _over_session(self, op: str, request: Message, budget_s: float) -> Any:
+        session = self._sessions[next(self._turn) % len(self._sessions)]
+        if session.failures:  # reconnecting: exponential backoff with full jitter
+            pause = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (session.failures - 1)))
+            pause = min(pause, budget_s / 2)
+            await asyncio.sleep(pause)
+            budget_s -= pause
+        answer = await session.request(op, request, max(budget_s, 0.001))
+        kind = answer.WhichOneof("result")
+        if kind == "error":
+            raise SeatwiseError.from_status(answer.error)
+        if kind is None:
+            raise SeatwiseError(grpc.StatusCode.UNKNOWN, f"{op}: an answer without a result")
+        return getattr(answer, kind)
