@@ -1,4 +1,4 @@
-"""Pure business rules: money, fees and statements.
+"""Pure business rules: money, fees, statements and ticket tokens.
 
 What belongs here is a rule that can be stated without storage or transport:
 a function of its inputs (msgspec Structs and integers), no Redis, no gRPC, no
@@ -10,7 +10,8 @@ serves it.
 - :mod:`rules.money` -- integer minor units, ISO-4217 exponents, the one rounding function
 - :mod:`rules.fees` -- fee plans, the per-ticket split, refund reversals, who owes whom
 - :mod:`rules.statements` -- an organizer's statement for a period, the platform roll-up, CSV
+- :mod:`rules.tickets` -- signed ticket tokens (Ed25519), key rings and rotation, QR codes
 - :mod:`rules.errors` -- every exception the package raises
 
-The decisions behind them: ``docs/money.md``.
+The decisions behind them: ``docs/money.md`` and ``docs/ticket-tokens.md``.
 """
