@@ -35,7 +35,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from rules.errors import InvalidPlan, NoPriceInCurrency, RefundExceedsPaid
+from rules.errors import InvalidAmount, InvalidPlan, NoPriceInCurrency, RefundExceedsPaid
 from rules.money import CURRENCY_EXPONENTS, CurrencyCode, check_minor, div_round_half_even, exponent
 
 BPS_DENOMINATOR: Final = 10_000  # basis points: 500 bps = 5 %
@@ -175,7 +175,7 @@ def split_ticket(price: int, currency: str, plan: FeePlan, collector: Collector)
     Raises :class:`NoPriceInCurrency` when the plan has no fixed amounts in ``currency``.
     """
     if check_minor(price) < 0:
-        raise ValueError("a ticket price is never negative")
+        raise InvalidAmount("a ticket price is never negative")
     exponent(currency)
     prices = plan.prices_in(currency)
     processing = collector == "platform"
@@ -216,7 +216,7 @@ def reverse(split: Split, amount: int, *, refunded_before: int = 0) -> Split:
     check_minor(amount)
     check_minor(refunded_before)
     if amount < 0 or refunded_before < 0:
-        raise ValueError("refund amounts are never negative")
+        raise InvalidAmount("refund amounts are never negative")
     if refunded_before + amount > split.price:
         raise RefundExceedsPaid(amount, max(split.price - refunded_before, 0))
     after = _reversed_so_far(split, refunded_before + amount)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.errors import InvalidPlan, NoPriceInCurrency, RefundExceedsPaid
+from rules.errors import InvalidAmount, InvalidPlan, NoPriceInCurrency, RefundExceedsPaid
 from rules.fees import (
     COMPONENTS,
     Collector,
@@ -108,6 +108,10 @@ def test_partial_refunds_reverse_in_proportion_and_add_up() -> None:
         reverse(split, 1, refunded_before=10000)
     with pytest.raises(RefundExceedsPaid):
         reverse(split, 10001)
+    with pytest.raises(InvalidAmount):
+        reverse(split, -1)
+    with pytest.raises(InvalidAmount):
+        split_ticket(-1, "EUR", FIVE_PERCENT_PLUS_ONE, "platform")
 
 
 def test_who_owes_whom() -> None:
