@@ -6,6 +6,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 COPY proto ./proto
 COPY seatmap ./seatmap
+COPY rules ./rules
 COPY holds ./holds
 COPY server ./server
 COPY loadtest ./loadtest
