@@ -43,6 +43,11 @@ _UNAVAILABLE = (
 # startup node answers. Other RedisClusterExceptions are programming errors
 # (keys of different slots in one command) and must not look retryable.
 _CLUSTER_UNAVAILABLE = (redis.exceptions.SlotNotCoveredError,)
+# uvloop raises RuntimeError("unable to perform operation on <TCPTransport closed=True ...>;
+# the handler is closed") when redis-py writes to a connection that a failover just
+# closed (seen inside RedisCluster): the command was never sent, so a retry is safe.
+# Matched by message, narrowly: any other RuntimeError stays a bug.
+_CLOSED_TRANSPORT = ("unable to perform operation on", "the handler is closed")
 
 
 def connect(
@@ -94,7 +99,14 @@ def store_error(operation: str, exc: BaseException) -> StoreUnavailable | None:
         return StoreUnavailable(f"{operation}: Redis Cluster unavailable ({type(exc).__name__}: {exc})")
     if isinstance(exc, redis.exceptions.RedisError):
         return StoreUnavailable(f"{operation}: Redis error ({type(exc).__name__}: {exc})")
+    if _closed_transport(exc):
+        return StoreUnavailable(f"{operation}: Redis connection closed under the call ({exc})")
     return None
+
+
+def _closed_transport(exc: BaseException) -> bool:
+    message = str(exc)
+    return type(exc) is RuntimeError and all(part in message for part in _CLOSED_TRANSPORT)
 
 
 @asynccontextmanager
