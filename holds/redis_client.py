@@ -8,6 +8,7 @@ driver exceptions into :class:`~holds.errors.StoreUnavailable`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -43,11 +44,17 @@ _UNAVAILABLE = (
 # startup node answers. Other RedisClusterExceptions are programming errors
 # (keys of different slots in one command) and must not look retryable.
 _CLUSTER_UNAVAILABLE = (redis.exceptions.SlotNotCoveredError,)
-# uvloop raises RuntimeError("unable to perform operation on <TCPTransport closed=True ...>;
-# the handler is closed") when redis-py writes to a connection that a failover just
-# closed (seen inside RedisCluster): the command was never sent, so a retry is safe.
-# Matched by message, narrowly: any other RuntimeError stays a bug.
+# A write on a connection that a failover just closed under the call (seen inside
+# RedisCluster, which disconnects a failed node's connections while other calls
+# use them): the command was never sent, so a retry is safe. uvloop raises
+# RuntimeError("unable to perform operation on <TCPTransport closed=True ...>; the
+# handler is closed"); redis-py's own connection, once its writer is gone,
+# AttributeError("'NoneType' object has no attribute 'writelines'"). Both matched
+# narrowly (type, message, and for the latter where it was raised): any other
+# RuntimeError or AttributeError stays a bug.
 _CLOSED_TRANSPORT = ("unable to perform operation on", "the handler is closed")
+_NO_WRITER = "'NoneType' object has no attribute 'write"
+_REDIS_CONNECTION = os.path.join("redis", "asyncio", "connection.py")
 
 
 def connect(
@@ -106,7 +113,14 @@ def store_error(operation: str, exc: BaseException) -> StoreUnavailable | None:
 
 def _closed_transport(exc: BaseException) -> bool:
     message = str(exc)
-    return type(exc) is RuntimeError and all(part in message for part in _CLOSED_TRANSPORT)
+    if type(exc) is RuntimeError:
+        return all(part in message for part in _CLOSED_TRANSPORT)
+    if type(exc) is AttributeError and message.startswith(_NO_WRITER):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and tb.tb_frame.f_code.co_filename.endswith(_REDIS_CONNECTION)
+    return False
 
 
 @asynccontextmanager

@@ -20,6 +20,22 @@ def test_a_write_on_a_transport_closed_under_it_is_unavailable() -> None:
     assert "connection closed" in str(mapped)
 
 
+def _raised_in(filename: str, exc: Exception) -> Exception:
+    try:
+        exec(compile("raise exc", filename, "exec"), {"exc": exc})
+    except Exception as raised:
+        return raised
+    raise AssertionError("not raised")
+
+
+def test_a_write_after_redis_py_dropped_the_connection_is_unavailable() -> None:
+    message = "'NoneType' object has no attribute 'writelines'"
+    inside = _raised_in("/venv/site-packages/redis/asyncio/connection.py", AttributeError(message))
+    assert isinstance(store_error("script hold", inside), StoreUnavailable)
+    elsewhere = _raised_in("/work/holds/sales.py", AttributeError(message))
+    assert store_error("script hold", elsewhere) is None  # our own None bug stays a bug
+
+
 @pytest.mark.parametrize(
     "exc",
     [
