@@ -376,6 +376,14 @@ class LocalCluster:
         """SIGSTOP: the node stops answering (and replicating) but keeps its sockets."""
         self._signal(port, signal.SIGSTOP)
 
+    def cut_replication(self, master: int) -> None:
+        """Close ``master``'s links to its replicas (``CLIENT KILL TYPE replica``). With the
+        replica paused first, what the master writes from now on never reaches it (a
+        paused replica still applies what already sat in its socket buffer when resumed;
+        it reconnects only to a master that is still there)."""
+        with self._client(master) as client:
+            client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+
     def resume(self, port: int) -> None:
         self._signal(port, signal.SIGCONT)
 
