@@ -66,11 +66,22 @@ async def _phase(url: str, replicas: int, orders: int, concurrency: int) -> tupl
         await stores.close()
 
 
+async def _replica_online(stores: Stores) -> bool:
+    """Connected is not enough: WAIT counts a replica only once its full sync is done."""
+    info = await stores.redis.info("replication")
+    replica = info.get("slave0")
+    return (
+        await connected_replicas(stores.redis) >= 1
+        and isinstance(replica, dict)
+        and replica.get("state") == "online"
+    )
+
+
 async def _main(args: argparse.Namespace, url: str) -> None:
     probe = Stores.open(url)
     try:
         deadline = time.monotonic() + 30
-        while await connected_replicas(probe.redis) < 1:  # the replica's sync, observed
+        while not await _replica_online(probe):  # the replica's full sync done, observed
             if time.monotonic() > deadline:
                 raise SystemExit("the replica never connected")
             await asyncio.sleep(0.05)

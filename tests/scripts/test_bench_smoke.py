@@ -22,7 +22,7 @@ EXPECTED = {
     "live_events": ["events   RSS MB  open fds  Redis clients  reaper set"],
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
     "seatmap": ["UploadSeatMap", "QuerySeats region"],
-    "durability": ["replica acks  orders orders/s"],
+    "durability": ["commit p50 ms  commit p99 ms  unconfirmed"],
     "failover": ["replica acks 1: failovers 1,", "lost orders 0, double sales 0", "audit PASSED"],
     "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
 }
