@@ -66,6 +66,10 @@ class Delta:
     # the area's counts right after this change (None: an entry written before they were recorded)
     ga_held: int | None = None
     ga_sold: int | None = None
+    # the stream's identity (the prelude's emit): when this entry was written, and
+    # when the one before it was ("" in entries written before they were recorded)
+    at: str = ""
+    prev: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,22 @@ class Snapshot:
     seq: int
     states: npt.NDArray[np.int8]
     ga: dict[str, GaCount]
+    at: str = ""  # the 'at' of the entry at ``seq``: the next entry's 'prev' must equal it
+
+
+def follows(snapshot: Snapshot, delta: Delta) -> bool:
+    """Whether ``delta`` was written right after what ``snapshot`` is at, as far as
+    the stream says: the next sequence number, and (when both are known) written
+    after the very entry the mirror applied last. A replica promoted without some
+    entries writes their sequence numbers again: then ``prev`` differs."""
+    if delta.seq != snapshot.seq + 1:
+        return False
+    return not (delta.prev and snapshot.at) or delta.prev == snapshot.at
 
 
 def decode_snapshot(reply: Any, seat_count: int) -> Snapshot:
-    seq, _now, flat, live_holds, ga_flat, _oldest = reply
+    seq, _now, flat, live_holds, ga_flat, _oldest = reply[:6]
+    at = reply[6] if len(reply) > 6 else b""
     live = {live_holds[i] for i in range(0, len(live_holds), 2)}
     states = np.zeros(seat_count, dtype=np.int8)
     for i in range(0, len(flat), 2):
@@ -118,7 +134,7 @@ def decode_snapshot(reply: Any, seat_count: int) -> Snapshot:
         ga_flat[i].decode(): GaCount(int(ga_flat[i + 1]), int(ga_flat[i + 2]), int(ga_flat[i + 3]))
         for i in range(0, len(ga_flat), 4)
     }
-    return Snapshot(int(seq), states, ga)
+    return Snapshot(int(seq), states, ga, at.decode() if isinstance(at, bytes) else str(at))
 
 
 def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
@@ -132,6 +148,8 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
         ga_qty=int(fields.get(b"qty", b"0")),
         ga_held=int(fields[b"held"]) if fields.get(b"held") else None,
         ga_sold=int(fields[b"sold"]) if fields.get(b"sold") else None,
+        at=fields.get(b"at", b"").decode(),
+        prev=fields.get(b"prev", b"").decode(),
     )
 
 
@@ -268,6 +286,7 @@ class EventMirror:
                 else:  # released / expired
                     counts.held += delta.ga_qty  # qty is negative
         self.snapshot.seq = delta.seq
+        self.snapshot.at = delta.at
 
     def publish(self, delta: Delta) -> None:
         """Queue an applied change for the watchers: at once when things are quiet,
@@ -310,7 +329,7 @@ class EventMirror:
         snap = self.snapshot
         ga = {a: GaCount(c.capacity, c.held, c.sold) for a, c in snap.ga.items()}
         rows = {name: [row[:] for row in counts.rows] for name, counts in self.counts.items()}
-        return Fresh(Snapshot(snap.seq, snap.states.copy(), ga), rows, reason)
+        return Fresh(Snapshot(snap.seq, snap.states.copy(), ga, snap.at), rows, reason)
 
     def _offer(self, item: Batch | Resync) -> None:
         for queue in list(self.watchers):

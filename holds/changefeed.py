@@ -19,6 +19,18 @@ feed reads every followed stream of a process over one connection instead:
 Entries go to the mirror they belong to, in order. A mirror that sees a gap
 (its stream trimmed past its position) or a store outage is resynchronised
 from a new snapshot by a task of its own, so the reader never waits on one.
+
+A failover can roll a stream back: a replica promoted without the last
+changes writes their sequence numbers again with other contents, and a mirror
+that read the lost ones would go on from its old position, checking only that
+numbers follow each other. Three things start such a mirror over: every entry
+names the entry written before it (``prev``, the prelude's ``emit``), and an
+entry that does not follow the one the mirror applied last is a rollback; a
+failed read (the primary went away) resyncs every mirror it named; and on a
+Redis Cluster, a stream whose slot another primary serves since the last read
+(a read that redis-py retried on the promoted replica without failing) is
+resynced too, which also covers a mirror that ended exactly at the rolled-back
+sequence and would never see another entry.
 """
 
 from __future__ import annotations
@@ -28,9 +40,10 @@ import contextlib
 from typing import Any
 
 import structlog
+from redis.asyncio.cluster import RedisCluster
 
 from holds import keys
-from holds.availability import Delta, EventMirror, decode_entry, decode_snapshot
+from holds.availability import Delta, EventMirror, decode_entry, decode_snapshot, follows
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.script_channel import ScriptChannel, for_client, pack
@@ -60,6 +73,7 @@ class ChangeFeed:
         self._reading: frozenset[str] = frozenset()  # the streams the read in flight names
         self._task: asyncio.Task[None] | None = None
         self._waking: asyncio.Task[None] | None = None  # at most one wake at a time
+        self._served_by: dict[str, str] = {}  # stream key -> the primary last read from (Cluster)
         self.rounds = 0  # reads made: for tests and benchmarks
 
     # -- who is followed ------------------------------------------------------
@@ -71,6 +85,7 @@ class ChangeFeed:
     def unfollow(self, event_id: str) -> None:
         stream = keys.event_key(event_id, "changes")
         self._mirrors.pop(stream, None)
+        self._served_by.pop(stream, None)
         task = self._resyncing.pop(stream, None)
         if task is not None:
             task.cancel()
@@ -137,6 +152,8 @@ class ChangeFeed:
                         self._resync(stream, "store was unavailable")
                     continue
                 self.rounds += 1
+                if reader is None:
+                    self._check_primaries(positions, replies)
                 for stream, entries in replies.items():
                     self._deliver(stream, entries)
                 if reader is None and not replies and not self._changed.is_set():
@@ -190,6 +207,20 @@ class ChangeFeed:
                 out[name] = [(entry_id, fields) for entry_id, fields in entries]
         return out
 
+    def _check_primaries(self, positions: dict[str, int], replies: dict[str, list[Entry]]) -> None:
+        """On a Redis Cluster: resync each stream whose slot another primary serves than
+        at its last read (a failover), dropping what was just read of it."""
+        if not isinstance(self._r, RedisCluster):
+            return
+        for stream in positions:
+            node = self._r.get_node_from_key(stream)
+            now = node.name if node is not None else ""
+            before = self._served_by.get(stream)
+            self._served_by[stream] = now
+            if before is not None and before != now:
+                replies.pop(stream, None)
+                self._resync(stream, "another primary serves the event (failover)")
+
     def _deliver(self, stream: str, entries: list[Entry]) -> None:
         mirror = self._mirrors.get(stream)
         if mirror is None or stream in self._resyncing:
@@ -198,8 +229,11 @@ class ChangeFeed:
             delta = decode_entry(entry_id, fields)
             if delta.seq <= mirror.seq:
                 continue  # read from a position the mirror has since passed (a resync)
-            if delta.seq != mirror.seq + 1:
-                self._resync(stream, "gap in the change stream")
+            if not follows(mirror.snapshot, delta):
+                gap = delta.seq != mirror.seq + 1
+                self._resync(
+                    stream, "gap in the change stream" if gap else "the change stream was rolled back"
+                )
                 return
             mirror.apply(delta)
             mirror.publish(delta)

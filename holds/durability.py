@@ -20,6 +20,7 @@ idempotency key returns it or makes it, exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,7 @@ class ReplicatedWrites:
         self._channels = for_client(client)  # connections of their own: WAIT blocks its connection
         self._groups: dict[int, GroupCommit] = {}
         self._node_clients: dict[tuple[str, int], aioredis.Redis] = {}
+        self._refreshing: asyncio.Future[Any] | None = None  # one slot-map refresh at a time
 
     async def execute(self, command: bytes, args: Sequence[Any], key: str, operation: str) -> Any:
         """``command`` (packed ``args``) on the primary of ``key``, acknowledged by replicas."""
@@ -136,7 +138,22 @@ class ReplicatedWrites:
         group = self._groups.get(id(channel))
         if group is None:
             group = self._groups[id(channel)] = GroupCommit(channel, self.durability)
-        return await group.execute(command, operation)
+        try:
+            return await group.execute(command, operation)
+        except ClusterChannels.REROUTE:
+            # MOVED, or the primary gone (a failover): unlike the holds' channels these
+            # calls are not handed to redis-py (WAIT must follow the change on its
+            # connection), so re-read the slot map here: the caller's retry (UNAVAILABLE,
+            # same idempotency key) then goes to the primary that serves the key now
+            if isinstance(self._channels, ClusterChannels):
+                await self._refresh_slots()
+            raise
+
+    async def _refresh_slots(self) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._client.nodes_manager.initialize())
+        with contextlib.suppress(Exception):  # the cluster may still be failing over
+            await asyncio.shield(self._refreshing)
 
     async def _via_redis_py(self, args: Sequence[Any], key: str, operation: str) -> Any:
         client: Any = self._client

@@ -11,6 +11,7 @@ backoff); an error *reply* (Redis understood the command and refused it) is
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -51,6 +52,17 @@ _UNAVAILABLE = (
 # startup node answers. Other RedisClusterExceptions are programming errors
 # (keys of different slots in one command) and must not look retryable.
 _CLUSTER_UNAVAILABLE = (redis.exceptions.SlotNotCoveredError,)
+# A write on a connection that a failover just closed under the call (seen inside
+# RedisCluster, which disconnects a failed node's connections while other calls
+# use them): the command was never sent, so a retry is safe. uvloop raises
+# RuntimeError("unable to perform operation on <TCPTransport closed=True ...>; the
+# handler is closed"); redis-py's own connection, once its writer is gone,
+# AttributeError("'NoneType' object has no attribute 'writelines'"). Both matched
+# narrowly (type, message, and for the latter where it was raised): any other
+# RuntimeError or AttributeError stays a bug.
+_CLOSED_TRANSPORT = ("unable to perform operation on", "the handler is closed")
+_NO_WRITER = "'NoneType' object has no attribute 'write"
+_REDIS_CONNECTION = os.path.join("redis", "asyncio", "connection.py")
 
 
 def connect(
@@ -103,7 +115,21 @@ def store_error(operation: str, exc: BaseException) -> StoreUnavailable | StoreF
         return StoreUnavailable(f"{operation}: Redis Cluster unavailable ({type(exc).__name__}: {exc})")
     if isinstance(exc, redis.exceptions.RedisError):  # ResponseError, DataError, ...
         return StoreFault(f"{operation}: Redis refused the command ({type(exc).__name__}: {exc})")
+    if _closed_transport(exc):
+        return StoreUnavailable(f"{operation}: Redis connection closed under the call ({exc})")
     return None
+
+
+def _closed_transport(exc: BaseException) -> bool:
+    message = str(exc)
+    if type(exc) is RuntimeError:
+        return all(part in message for part in _CLOSED_TRANSPORT)
+    if type(exc) is AttributeError and message.startswith(_NO_WRITER):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and tb.tb_frame.f_code.co_filename.endswith(_REDIS_CONNECTION)
+    return False
 
 
 @asynccontextmanager

@@ -1,15 +1,23 @@
-"""A local Redis Cluster (3 masters, no replicas) that the test suite starts itself.
+"""A local Redis Cluster (3 masters, optionally replicas) that the test suite starts itself.
 
-Three ``redis-server`` processes (the binary of
+Three ``redis-server`` processes (and ``replicas`` more per master, for the
+failover tests) (the binary of
 :func:`server.redis_process.find_redis_server`) listen on free TCP ports of
 127.0.0.1 with ``--cluster-enabled yes``, AOF on and their cluster config file
 in their own temporary directory. The cluster is formed with
-``redis-cli --cluster create ... --cluster-yes`` when a ``redis-cli`` is found
-next to ``redis-server`` (or on PATH), else by hand over redis-py: ADDSLOTS,
-SET-CONFIG-EPOCH and MEET, which is what ``redis-cli`` does. Either way
-:meth:`LocalCluster.start` returns only once every node reports
-``cluster_state:ok``, knows the three masters and serves all 16384 slots, so
-the first test never sees CLUSTERDOWN.
+``redis-cli --cluster create ... --cluster-replicas N --cluster-yes`` when a
+``redis-cli`` is found next to ``redis-server`` (or on PATH), else by hand over
+redis-py: ADDSLOTS, SET-CONFIG-EPOCH, MEET and CLUSTER REPLICATE, which is what
+``redis-cli`` does. Either way :meth:`LocalCluster.start` returns only once every
+node reports ``cluster_state:ok``, knows every node and serves all 16384 slots,
+and every replica's link to its master is up, so the first test never sees
+CLUSTERDOWN.
+
+Failover tests use :meth:`LocalCluster.master_of`, :meth:`~LocalCluster.replica_of`,
+:meth:`~LocalCluster.pause` / :meth:`~LocalCluster.resume` (SIGSTOP/SIGCONT),
+:meth:`~LocalCluster.kill` (SIGKILL) and :meth:`~LocalCluster.restart` (the killed
+node rejoins, as a replica of whoever was promoted), and wait for what they
+observe (:meth:`~LocalCluster.wait_slot_served_by`, :meth:`~LocalCluster.wait_replica_online`).
 
 A master refuses to report ``ok`` until 2 s after it started (Redis's
 ``CLUSTER_WRITABLE_DELAY``), so starting takes a little over 2 s.
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -96,15 +105,20 @@ class LocalCluster:
         appendfsync: str = "always",
         host: str = "127.0.0.1",
         use_redis_cli: bool | None = None,
+        replicas: int = 0,
+        node_timeout_ms: int = 5000,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.masters = masters
+        self.replicas = replicas  # per master
+        self.node_timeout_ms = node_timeout_ms
         self.appendfsync = appendfsync
         self.host = host
         self.ports: list[int] = []
         self.formed_with = ""  # "redis-cli" or "redis-py", for the logs
         self._use_redis_cli = use_redis_cli  # None: redis-cli when one is found
-        self._processes: list[subprocess.Popen[bytes]] = []
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}  # port -> process
+        self._binary = ""
         self._attempt = 0
 
     @property
@@ -116,9 +130,13 @@ class LocalCluster:
     def addresses(self) -> list[tuple[str, int]]:
         return [(self.host, p) for p in self.ports]
 
+    @property
+    def nodes(self) -> int:
+        return self.masters * (1 + self.replicas)
+
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        binary = find_redis_server()
+        binary = self._binary = find_redis_server()
         last: Exception | None = None
         for _ in range(START_ATTEMPTS):
             try:
@@ -131,9 +149,9 @@ class LocalCluster:
 
     def _start_once(self, binary: str) -> None:
         self._attempt += 1
-        self.ports = free_ports(self.masters, self.host)
+        self.ports = free_ports(self.nodes, self.host)
         for port in self.ports:
-            self._processes.append(self._spawn(binary, port))
+            self._processes[port] = self._spawn(binary, port)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         for port in self.ports:
             self._wait_for_ping(port, deadline)
@@ -163,7 +181,11 @@ class LocalCluster:
             "--dir", str(node_dir),
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(node_dir / "nodes.conf"),
-            "--cluster-node-timeout", "5000",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--repl-diskless-sync-delay", "0",  # a replica's full sync starts at once (default 5 s)
+            # CLUSTER SLOTS lists a replica once its offset (gossiped) moved: the master's
+            # pings to replicas move it when nothing is written (default every 10 s)
+            "--repl-ping-replica-period", "1",
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
@@ -177,7 +199,7 @@ class LocalCluster:
         return redis.Redis(self.host, port, socket_timeout=5.0, socket_connect_timeout=5.0)
 
     def _check_processes(self) -> None:
-        for port, process in zip(self.ports, self._processes, strict=True):
+        for port, process in self._processes.items():
             if process.poll() is not None:
                 log = self._node_dir(port) / "redis.log"
                 tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
@@ -198,7 +220,7 @@ class LocalCluster:
 
     def _create_with_redis_cli(self, cli: str, deadline: float) -> None:
         args = [cli, "--cluster", "create", *(f"{h}:{p}" for h, p in self.addresses),
-                "--cluster-replicas", "0", "--cluster-yes"]  # fmt: skip
+                "--cluster-replicas", str(self.replicas), "--cluster-yes"]  # fmt: skip
         try:
             done = subprocess.run(
                 args,
@@ -214,9 +236,11 @@ class LocalCluster:
             raise ClusterError(f"redis-cli --cluster create failed ({done.returncode}): {out}")
 
     def _create_with_redis_py(self) -> None:
-        """What ``redis-cli --cluster create`` does: slots, distinct config epochs, MEET."""
+        """What ``redis-cli --cluster create`` does: slots, distinct config epochs, MEET,
+        then each replica REPLICATEs its master (master i gets ports masters + i, ...)."""
         first, *others = self.ports
-        for epoch, (port, (lo, hi)) in enumerate(zip(self.ports, slot_ranges(self.masters), strict=True), 1):
+        masters = self.ports[: self.masters]
+        for epoch, (port, (lo, hi)) in enumerate(zip(masters, slot_ranges(self.masters), strict=True), 1):
             with self._client(port) as client:
                 # ADDSLOTSRANGE needs Redis 7; ADDSLOTS takes every slot of the range.
                 client.execute_command("CLUSTER ADDSLOTS", *range(lo, hi + 1))
@@ -225,6 +249,23 @@ class LocalCluster:
         with self._client(first) as client:
             for port in others:
                 client.execute_command("CLUSTER MEET", self.host, port)
+        if self.replicas:
+            ids = {}
+            for port in masters:
+                with self._client(port) as client:
+                    ids[port] = _text(client.execute_command("CLUSTER MYID"))
+            for i, port in enumerate(self.ports[self.masters :]):
+                master = masters[i % self.masters]
+                with self._client(port) as client:
+                    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+                    while True:  # the replica must have heard of its master through MEET first
+                        try:
+                            client.execute_command("CLUSTER REPLICATE", ids[master])
+                            break
+                        except redis.ResponseError:
+                            if time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.05)
 
     def _node_ready(self, port: int) -> bool:
         with self._client(port) as client:
@@ -232,12 +273,29 @@ class LocalCluster:
             fields = {_text(k): _text(v) for k, v in info.items()}
             if fields.get("cluster_state") != "ok" or fields.get("cluster_slots_ok") != str(SLOTS):
                 return False
-            if fields.get("cluster_known_nodes") != str(self.masters):
+            if fields.get("cluster_known_nodes") != str(self.nodes):
                 return False
-            # every node must route every slot to a node whose address it knows
+            # every node must route every slot to a node whose address it knows,
+            # and know each master's replicas
             slots = client.execute_command("CLUSTER SLOTS")
             covered = sum(int(end) - int(start) + 1 for start, end, *_ in slots)
-            return covered == SLOTS and len(slots) == self.masters
+            if covered != SLOTS or len(slots) != self.masters:
+                return False
+            if any(len(nodes) != 1 + self.replicas for _start, _end, *nodes in slots):
+                return False
+            info = client.info("replication")
+            if info.get("role") == "master":
+                return self._online_replicas(info) >= self.replicas
+            return info.get("master_link_status") == "up"
+
+    @staticmethod
+    def _online_replicas(info: dict[str, object]) -> int:
+        """Replicas connected and online, from a master's INFO replication (parsed by redis-py)."""
+        count = 0
+        for key, value in info.items():
+            if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online":
+                count += 1
+        return count
 
     def _wait_until_ok(self, deadline: float) -> None:
         pending = list(self.ports)
@@ -253,20 +311,124 @@ class LocalCluster:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM every node (they flush their AOF), SIGKILL any that lingers."""
-        for process in self._processes:
+        for process in self._processes.values():
             if process.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGCONT)  # a paused node cannot handle SIGTERM
                 process.terminate()
-        for process in self._processes:
+        for process in self._processes.values():
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._processes = []
+        self._processes = {}
 
     @property
     def running(self) -> bool:
-        return bool(self._processes) and all(p.poll() is None for p in self._processes)
+        return bool(self._processes) and all(p.poll() is None for p in self._processes.values())
+
+    # -- failovers (tests/server/test_failover.py, scripts/bench/failover.py) ----
+    def live_ports(self) -> list[int]:
+        return [port for port, process in self._processes.items() if process.poll() is None]
+
+    def _ask(self, *command: object, port: int | None = None) -> object:
+        """``command`` on ``port``, or on the first live node that answers."""
+        last: Exception | None = None
+        for candidate in [port] if port is not None else self.live_ports():
+            try:
+                with self._client(candidate) as client:
+                    return client.execute_command(*command)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                last = exc
+        raise ClusterError(f"no node answered {command[0]!r}: {last}")
+
+    def slot_of(self, key: str) -> int:
+        return int(self._ask("CLUSTER", "KEYSLOT", key))  # type: ignore[call-overload]
+
+    def slot_owners(self, port: int | None = None) -> dict[tuple[int, int], list[int]]:
+        """Slot range -> [master port, replica ports...], as ``port`` (or any node) sees it."""
+        slots = self._ask("CLUSTER", "SLOTS", port=port)
+        assert isinstance(slots, list)
+        return {(int(lo), int(hi)): [int(node[1]) for node in nodes] for lo, hi, *nodes in slots}
+
+    def master_of(self, slot: int, port: int | None = None) -> int:
+        for (lo, hi), nodes in self.slot_owners(port).items():
+            if lo <= slot <= hi:
+                return nodes[0]
+        raise ClusterError(f"slot {slot} is not served")
+
+    def replica_of(self, master: int) -> int:
+        """A replica of ``master`` whose link is up (as ``master`` reports it)."""
+        with self._client(master) as client:
+            info = client.info("replication")
+        for key, value in info.items():
+            if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online":
+                return int(str(value["port"]))
+        raise ClusterError(f"master {master} has no online replica")
+
+    def _signal(self, port: int, sig: signal.Signals) -> None:
+        process = self._processes[port]
+        if process.poll() is None:
+            os.kill(process.pid, sig)
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP: the node stops answering (and replicating) but keeps its sockets."""
+        self._signal(port, signal.SIGSTOP)
+
+    def cut_replication(self, master: int) -> None:
+        """Close ``master``'s links to its replicas (``CLIENT KILL TYPE replica``). With the
+        replica paused first, what the master writes from now on never reaches it (a
+        paused replica still applies what already sat in its socket buffer when resumed;
+        it reconnects only to a master that is still there)."""
+        with self._client(master) as client:
+            client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+
+    def resume(self, port: int) -> None:
+        self._signal(port, signal.SIGCONT)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL, as a crash would."""
+        process = self._processes[port]
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again on its port and directory (its nodes.conf): a former
+        master whose replica was promoted rejoins as a replica of the new master."""
+        self.kill(port)
+        self._processes[port] = self._spawn(self._binary, port)
+
+    def wait_slot_served_by(self, slot: int, port: int, within_s: float) -> None:
+        """Until every live node reports ``cluster_state:ok`` and names ``port`` as the
+        master of ``slot`` (a failover completed, as clients will see it)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            with suppress(redis.ConnectionError, redis.TimeoutError, ClusterError):
+                if all(self._serves(p, slot, port) for p in self.live_ports()):
+                    return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"slot {slot} not served by {port} within {within_s:.0f}s")
+            time.sleep(0.05)
+
+    def _serves(self, at: int, slot: int, port: int) -> bool:
+        with self._client(at) as client:
+            info = client.execute_command("CLUSTER INFO")
+        if _text(info.get(b"cluster_state", info.get("cluster_state"))) != "ok":
+            return False
+        return self.master_of(slot, at) == port
+
+    def wait_replica_online(self, master: int, replica: int, within_s: float) -> None:
+        """Until ``master`` reports ``replica`` connected and online (its full sync done)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            with suppress(redis.ConnectionError, redis.TimeoutError, ClusterError):
+                if self.replica_of(master) == replica:
+                    return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{replica} not an online replica of {master} within {within_s:.0f}s")
+            time.sleep(0.05)
 
     def __enter__(self) -> LocalCluster:
         self.start()

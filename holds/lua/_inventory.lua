@@ -24,11 +24,29 @@ local function as_array(value)
   return value
 end
 
+-- The stream's identity: each entry carries when it was written ('at', Redis's
+-- clock in microseconds) and the 'at' of the entry before it ('prev'). A replica
+-- promoted without some entries writes the same sequence numbers again at other
+-- times, so a mirror that read the lost ones sees 'prev' differ (holds/changefeed.py).
+local stream_at = nil  -- the 'at' of the stream's last entry, once read
+local function last_at()
+  if stream_at == nil then
+    stream_at = ''
+    local last = redis.call('XREVRANGE', K_CHANGES, '+', '-', 'COUNT', 1)
+    local f = last[1] and last[1][2] or {}
+    for i = 1, #f, 2 do if f[i] == 'at' then stream_at = f[i + 1] end end
+  end
+  return stream_at
+end
+
 -- Append one change to the event's stream with id 0-<seq>, so a watcher can
 -- resume from a sequence number and detect gaps after trimming. A change of a
 -- GA area (called after its counts moved) carries the area's held and sold
 -- counts as they are right after it, so every change can be stepped through.
 local function emit(kind, state, ordinals, ga_area, ga_delta, hold_id)
+  local prev = last_at()
+  local t = redis.call('TIME')
+  stream_at = t[1] .. string.format('%06d', tonumber(t[2]))
   local seq = redis.call('INCR', K_SEQ)
   local held, sold = '', ''
   if ga_area and ga_area ~= '' then
@@ -38,7 +56,7 @@ local function emit(kind, state, ordinals, ga_area, ga_delta, hold_id)
   redis.call('XADD', K_CHANGES, 'MAXLEN', '~', CHANGES_MAXLEN, '0-' .. seq,
     'kind', kind, 'state', state, 'seats', table.concat(ordinals, ','),
     'ga', ga_area or '', 'qty', ga_delta or 0, 'hold', hold_id or '',
-    'held', held, 'sold', sold)
+    'held', held, 'sold', sold, 'at', stream_at, 'prev', prev)
   return seq
 end
 

@@ -1,6 +1,6 @@
 -- A consistent read of one event's availability at one sequence number.
 -- Result: {seq, now_ms, {ordinal, value, ...}, {hold_id, expires, ...} (live holds that hold seats),
---          {area, cap, held, sold, ...}, {oldest retained seq}}
+--          {area, cap, held, sold, ...}, {oldest retained seq}, the last entry's 'at' (the prelude's emit)}
 local now = now_ms()
 local seq = tonumber(redis.call('GET', K_SEQ) or '0')
 local seats = redis.call('HGETALL', K_SEATS)
@@ -17,4 +17,4 @@ end
 local first = redis.call('XRANGE', K_CHANGES, '-', '+', 'COUNT', 1)
 local oldest = 0
 if #first > 0 then oldest = tonumber(string.match(first[1][1], '%-(%d+)$')) end
-return {seq, now, seats, holds, ga, oldest}
+return {seq, now, seats, holds, ga, oldest, last_at()}

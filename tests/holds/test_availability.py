@@ -228,3 +228,21 @@ async def test_the_change_stream_records_each_ga_changes_counts(stores: Stores) 
     deltas = await stores.live.feed.replay(ev.event_id, 0, 3)
     assert deltas is not None
     assert [(d.ga_held, d.ga_sold) for d in deltas] == [(2, 0), (5, 0), (3, 2)]
+
+
+@pytest.mark.parametrize(
+    ("snapshot_at", "delta_seq", "prev", "follows_it"),
+    [
+        ("100", 6, "100", True),  # the entry written right after the mirror's last
+        ("100", 6, "999", False),  # same number, another history: rolled back
+        ("100", 7, "100", False),  # a gap
+        ("", 6, "999", True),  # a snapshot of a stream written before entries named it
+        ("100", 6, "", True),  # an entry written before entries named their predecessor
+    ],
+)
+def test_an_entry_follows_the_mirror_by_number_and_by_history(
+    snapshot_at: str, delta_seq: int, prev: str, follows_it: bool
+) -> None:
+    snap = Snapshot(5, np.zeros(1, dtype=np.int8), {}, snapshot_at)
+    delta = availability.Delta(delta_seq, "held", "held", (0,), "", 0, at="200", prev=prev)
+    assert availability.follows(snap, delta) is follows_it

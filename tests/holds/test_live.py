@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from holds import keys
-from holds.availability import Ended, subscribe
+from holds.availability import HELD, Ended, Resync, decode_snapshot, subscribe
 from holds.errors import NotFound
 from holds.live import LiveEvent, LiveEvents
 from holds.redis_client import AnyRedis
@@ -144,6 +144,42 @@ async def test_many_mirrors_share_one_reader(small: Stores, redis_url: str, redi
     finally:
         await other.close()
     await until(lambda: all(int(m.snapshot.states[0]) == 1 for m in mirrors), "every mirror saw its hold")
+
+
+async def test_a_rolled_back_stream_is_noticed_and_the_mirror_starts_over(
+    small: Stores, redis_client: AnyRedis
+) -> None:
+    """A failover to a replica that missed the last change, simulated without one: the
+    event's keys go back to an earlier state (DUMP/RESTORE) and other changes take
+    the lost change's sequence number. The mirror read the lost change; the next
+    entry does not follow it (its ``prev``), so the mirror resyncs and its watchers
+    get a resync."""
+    ev = await make_event(small.seatmaps, small.events, rows=2, seats_per_row=10)
+    mirror = await small.live.mirror(await small.live.get(ev.tenant, ev.event_id))
+    watcher = subscribe(mirror)
+    saved = {name: await redis_client.dump(name) for name in keys.event_keys(ev.event_id)}
+    await small.inventory.hold(ev.event_id, seats=ev.seats(0, 1))  # to be lost
+    await until(lambda: int(mirror.snapshot.states[0]) == HELD, "the mirror read the hold")
+    lost_seq = mirror.seq
+    for name, dumped in saved.items():  # the promoted replica never had that hold
+        if dumped is None:
+            await redis_client.delete(name)
+        else:
+            await redis_client.restore(name, 0, dumped, replace=True)
+    await small.inventory.hold(ev.event_id, seats=ev.seats(5, 6))  # takes the lost sequence number
+    await small.inventory.hold(ev.event_id, seats=ev.seats(7))
+    fresh = decode_snapshot(await small.inventory.snapshot(ev.event_id), ev.seat_count)
+    assert fresh.seq == lost_seq + 1
+
+    def settled() -> bool:
+        return mirror.seq == fresh.seq and bool((mirror.snapshot.states == fresh.states).all())
+
+    await until(settled, "the mirror started over from a snapshot")
+    assert int(mirror.snapshot.states[0]) == 0  # the lost hold is gone from the mirror too
+    items = []
+    while not any(isinstance(i, Resync) for i in items):
+        items.append(await asyncio.wait_for(anext(watcher), 30))
+    assert any(isinstance(i, Resync) and "rolled back" in i.reason for i in items)
 
 
 async def test_idle_events_are_evicted_unless_watched(small: Stores) -> None:
