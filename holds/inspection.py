@@ -242,4 +242,7 @@ async def _read_chunks(client: AnyRedis, names: dict[str, str], chunk: int) -> l
         [],  # seq: the caller's
         await stream("changes"),
         await stream("lifecycle"),
+        await hash_("bought"),
+        await hash_("holdreqs"),
+        await zset("holdreqs_z", scores=True),
     ]

@@ -9,14 +9,13 @@ of separate processes (``SEATWISE_HEAVY_WORKERS``, default 1 per server
 process), where they cannot take the event loop or the GIL; the server process
 only ships bytes both ways (``server/heavy_jobs.py``).
 
-* **Start method: forkserver.** The pool is created lazily, on the first heavy
+* **Start method: spawn.** The pool is created lazily, on the first heavy
   call, when gRPC is already running in this process, and gRPC's core does not
-  survive ``fork`` with live channels or servers; so pool processes are never
-  forked from the server. The fork server is a fresh interpreter started once
-  per server process (gRPC never runs in it; it preloads the job module),
-  and forks each pool process from there: a restarted pool (after a crash)
-  gets a process in milliseconds instead of the seconds a ``spawn`` would
-  spend importing numpy and shapely again.
+  survive ``fork`` with live channels or servers; so pool processes are fresh
+  interpreters, children of the server process, joined when it stops (a fork
+  server would outlive the server for a moment, a process nobody owns). A new
+  pool process spends a second or two importing numpy and shapely: once per
+  server process, and again only after a crash.
 * **Lower CPU priority.** Pool processes run at niceness 10
   (``heavy_jobs.start_worker``): where cores are scarce, the kernel serves the
   sales path first and organizer work with what is left.
@@ -96,8 +95,7 @@ class HeavyWork:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([heavy_jobs.__name__])
+            context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=heavy_jobs.start_worker
             )
