@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import numpy as np
 from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc
@@ -182,10 +183,20 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         else:
             _require_id(request.seat_map_id)
             loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.version)
+        width, height = request.width or None, request.height or None  # 0: unset
         if request.format == seatmap_pb2.RENDER_FORMAT_PNG:
-            png = await asyncio.to_thread(render.render_png, loaded.index, status)
+            png = await asyncio.to_thread(
+                partial(render.render_png, loaded.index, status, width=width, height=height)
+            )
             return seatmap_pb2.RenderSeatMapResponse(content=png, content_type="image/png")
-        svg = await asyncio.to_thread(render.render_svg, loaded.index, status)
+        if request.format == seatmap_pb2.RENDER_FORMAT_PDF:
+            pdf = await asyncio.to_thread(
+                partial(render.render_pdf, loaded.index, status, width=width, height=height)
+            )
+            return seatmap_pb2.RenderSeatMapResponse(content=pdf, content_type="application/pdf")
+        svg = await asyncio.to_thread(
+            partial(render.render_svg, loaded.index, status, width=width, height=height)
+        )
         return seatmap_pb2.RenderSeatMapResponse(content=svg.encode(), content_type="image/svg+xml")
 
 
