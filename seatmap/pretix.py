@@ -12,7 +12,14 @@ Mapping (pretix -> native):
   words, de-duplicated with ``-2``, ``-3``... in order) and ``Category.label`` (the name
   as is); ``color`` is kept when it is ``#rgb``/``#rrggbb``, else a palette colour.
 * ``zones[]`` -> ``sections[]``; id from ``zone_id`` or ``name`` (slugified), label from
-  ``name``. Zones without seats (stages, bars, labels) only draw things and are dropped.
+  ``name``. The shapes of zones without seats (stages, bars), and shapes of seated zones
+  that do not touch their seats, become drawn ``areas[]``, labelled with the text written
+  on them or their zone's name.
+* The stage: the area named by the caller, else the largest area named like a stage or
+  pitch in a common language (:data:`STAGE_WORDS`), else the only area covering at least
+  :data:`LARGE_AREA_SHARE` of the seats' bounding box. It gets ``kind="stage"`` and its
+  centroid becomes the ``focal_point`` unless the caller gives one; with no focal point
+  :func:`import_pretix` warns (best available would aim at the centre of the map).
 * ``zones[].rows[]`` -> ``rows[]``; label ``row_number``, id ``<section id>-<row number>``.
   Rows without seats are dropped.
 * ``rows[].seats[]`` -> ``seats[]``; ``seat_guid`` -> ``id`` (kept when it is already a
