@@ -5,8 +5,9 @@
     SeatMapError                 base of everything seatmap raises on bad input
     ├── SeatMapDecodeError       not JSON, or JSON that does not fit the schema
     │                            (carries msgspec's JSON path, e.g. ``$.sections[0].id``)
-    └── SeatMapInvalid           well-formed, but breaks the rules of a seat map
-                                 (carries the violations and how many there were)
+    ├── SeatMapInvalid           well-formed, but breaks the rules of a seat map
+    │                            (carries the violations and how many there were)
+    └── StageNotFound            a pretix import was told a stage name the plan does not have
 
 Callers (the gRPC layer) map each class to one status; nothing else escapes
 :func:`seatmap.formats.parse_and_validate` or :func:`seatmap.pretix.from_pretix`.
@@ -46,3 +47,7 @@ class SeatMapInvalid(SeatMapError):
         first = f": {self.violations[0].message}" if self.violations else ""
         more = f" (and {total - 1} more)" if total > 1 else ""
         super().__init__(f"seat map is invalid{first}{more}")
+
+
+class StageNotFound(SeatMapError):
+    """:func:`seatmap.pretix.import_pretix` was asked for a stage area the plan does not have."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from seatmap.model import Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section, Table
+from seatmap.model import Area, Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section, Table
 
 SEAT_SIZE = 50.0
 WHEELCHAIR_SIZE = 90.0
@@ -255,6 +255,15 @@ def theatre(seed: int = 0) -> SeatMap:
             Category("restricted", "Restricted view", "#7f7f7f"),
         ],
         sections=sections,
+        # The focal point is the front of the stage, not its centre: it stays explicit.
+        areas=[
+            Area(
+                "STAGE",
+                _rectangle(stage[0] - 800, stage[1] - 450, stage[0] + 800, stage[1]),
+                "Stage",
+                "stage",
+            )
+        ],
         focal_point=Point(*stage),
         seat_size=SEAT_SIZE,
     )
@@ -354,6 +363,7 @@ def arena(seed: int = 0) -> SeatMap:
         ],
         sections=sections,
         ga_areas=[floor],
+        areas=[Area("STAGE", _rectangle(cx - 1200, cy - 2300, cx + 1200, cy - 1500), "Stage", "stage")],
         focal_point=Point(cx, cy - 1500),
         seat_size=SEAT_SIZE,
     )
@@ -415,6 +425,9 @@ def stadium(seed: int = 0) -> SeatMap:
             Category("cat4", "Category 4", "#2ca02c"),
         ],
         sections=sections,
+        areas=[
+            Area("PITCH", _rectangle(cx - 5250, cy - 3400, cx + 5250, cy + 3400), "Pitch", "stage", "#8fbf7f")
+        ],
         focal_point=Point(cx, cy),
         seat_size=SEAT_SIZE,
     )
@@ -431,3 +444,7 @@ GENERATORS: dict[str, Callable[[], SeatMap]] = {
     "arena": arena,
     "stadium": stadium,
 }
+
+
+def _rectangle(x0: float, y0: float, x1: float, y1: float) -> list[Point]:
+    return [Point(x0, y0), Point(x1, y0), Point(x1, y1), Point(x0, y1)]

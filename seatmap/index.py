@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from seatmap.model import GeneralAdmissionArea, PlacedSeat, Point, SeatMap, iter_seats
+from seatmap.model import GeneralAdmissionArea, PlacedSeat, Point, SeatMap, focal_point, iter_seats
 
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
@@ -161,7 +161,7 @@ class SeatIndex:
         self._build_seat_arrays(seatmap)
         self._build_groups(seatmap, n)
         self.bounds = self._compute_bounds(seatmap)
-        focal = seatmap.focal_point
+        focal = focal_point(seatmap)  # the focal point, else the stage area's centroid
         if focal is None:  # no stage drawn: rank towards the middle of the venue
             focal = Point((self.bounds[0] + self.bounds[2]) / 2, (self.bounds[1] + self.bounds[3]) / 2)
         self.focal: tuple[float, float] = (focal.x, focal.y)
@@ -265,6 +265,7 @@ class SeatIndex:
             xs += [float((self.x - self.radius).min()), float((self.x + self.radius).max())]
             ys += [float((self.y - self.radius).min()), float((self.y + self.radius).max())]
         outlines = [s.outline for s in seatmap.sections] + [a.outline for a in seatmap.ga_areas]
+        outlines += [a.outline for a in seatmap.areas]
         for outline in outlines:
             xs += [p.x for p in outline]
             ys += [p.y for p in outline]

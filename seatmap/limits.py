@@ -25,6 +25,8 @@ class Limits:
     max_vertices_per_polygon: int = 4_096
     max_ga_areas: int = 500
     max_ga_capacity: int = 1_000_000
+    # Drawn, unsold areas: stages, bars, entrances.
+    max_areas: int = 500
     max_categories: int = 256
     # Violations returned in a report; the report still counts all of them.
     max_violations: int = 100

@@ -14,6 +14,7 @@ unnoticed. Structs are frozen: a seat map version, once decoded, is a value.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import msgspec
@@ -98,6 +99,23 @@ class GeneralAdmissionArea(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     category: Identifier
 
 
+AreaKind = Literal["stage", "other"]
+
+
+class Area(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Something drawn that is not sold: a stage, a pitch, a bar, a mixing desk.
+
+    ``kind="stage"`` marks what the audience watches (a stage, pitch, court or ring):
+    without an explicit ``focal_point`` best available ranks seats by distance to it.
+    """
+
+    id: Identifier
+    outline: list[Point]
+    label: Label = ""
+    kind: AreaKind = "other"
+    color: Color | None = None  # the renderer's default for the kind when None
+
+
 class SeatMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """A whole venue layout: the unit that is validated, stored and versioned."""
 
@@ -105,6 +123,7 @@ class SeatMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
     categories: list[Category]
     sections: list[Section] = []
     ga_areas: list[GeneralAdmissionArea] = []
+    areas: list[Area] = []  # drawn, never sold
     focal_point: Point | None = None  # the stage; best-available ranks by distance to it
     seat_size: float = 50.0
     format_version: Int64 = FORMAT_VERSION
@@ -146,3 +165,32 @@ def iter_seats(seatmap: SeatMap) -> list[PlacedSeat]:
             for i, seat in enumerate(table.seats):
                 placed.append(PlacedSeat(len(placed), seat, section.id, "table", table.id, i))
     return placed
+
+
+def centroid(outline: list[Point]) -> Point:
+    """The centroid of a polygon (the mean of its vertices when it encloses no area)."""
+    if not outline:
+        return Point(0.0, 0.0)
+    # Relative to the first vertex: far-off coordinates keep their precision.
+    ox, oy = outline[0].x, outline[0].y
+    twice_area = cx = cy = 0.0
+    for a, b in zip(outline, [*outline[1:], outline[0]], strict=True):
+        ax, ay, bx, by = a.x - ox, a.y - oy, b.x - ox, b.y - oy
+        cross = ax * by - bx * ay
+        twice_area += cross
+        cx += (ax + bx) * cross
+        cy += (ay + by) * cross
+    if twice_area == 0 or not math.isfinite(twice_area):
+        n = len(outline)
+        return Point(sum(p.x for p in outline) / n, sum(p.y for p in outline) / n)
+    return Point(ox + cx / (3 * twice_area), oy + cy / (3 * twice_area))
+
+
+def focal_point(seatmap: SeatMap) -> Point | None:
+    """What best available ranks by: ``focal_point``, else the centroid of the first stage area."""
+    if seatmap.focal_point is not None:
+        return seatmap.focal_point
+    for area in seatmap.areas:
+        if area.kind == "stage" and area.outline:
+            return centroid(area.outline)
+    return None

@@ -12,7 +12,14 @@ Mapping (pretix -> native):
   words, de-duplicated with ``-2``, ``-3``... in order) and ``Category.label`` (the name
   as is); ``color`` is kept when it is ``#rgb``/``#rrggbb``, else a palette colour.
 * ``zones[]`` -> ``sections[]``; id from ``zone_id`` or ``name`` (slugified), label from
-  ``name``. Zones without seats (stages, bars, labels) only draw things and are dropped.
+  ``name``. The shapes of zones without seats (stages, bars), and shapes of seated zones
+  that do not touch their seats, become drawn ``areas[]``, labelled with the text written
+  on them or their zone's name.
+* The stage: the area named by the caller, else the largest area named like a stage or
+  pitch in a common language (:data:`STAGE_WORDS`), else the only area covering at least
+  :data:`LARGE_AREA_SHARE` of the seats' bounding box. It gets ``kind="stage"`` and its
+  centroid becomes the ``focal_point`` unless the caller gives one; with no focal point
+  :func:`import_pretix` warns (best available would aim at the centre of the map).
 * ``zones[].rows[]`` -> ``rows[]``; label ``row_number``, id ``<section id>-<row number>``.
   Rows without seats are dropped.
 * ``rows[].seats[]`` -> ``seats[]``; ``seat_guid`` -> ``id`` (kept when it is already a
@@ -40,13 +47,14 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import msgspec
 import shapely
 
-from seatmap.errors import SeatMapDecodeError
+from seatmap.errors import SeatMapDecodeError, StageNotFound
 from seatmap.limits import DEFAULT_LIMITS
-from seatmap.model import Category, Point, Row, Seat, SeatMap, Section
+from seatmap.model import Area, Category, Point, Row, Seat, SeatMap, Section, centroid
 
 PRETIX_SEAT_RADIUS = 10.0  # the schema's documented default
 OUTLINE_PAD = 5.0  # room between the outermost seat circle and the derived outline
@@ -101,8 +109,14 @@ class _Ellipse(msgspec.Struct):
     radius: _Position
 
 
+class _Text(msgspec.Struct):
+    text: str = ""
+
+
 class _Area(msgspec.Struct):
     shape: str | None = None
+    color: str | None = None
+    text: _Text | None = None
     position: _Position | None = None
     rotation: float | None = None
     polygon: _Points | None = None
@@ -130,8 +144,28 @@ class _Plan(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_Plan)
 
 
-def from_pretix(data: bytes) -> SeatMap:
+class PretixImport(msgspec.Struct, frozen=True):
+    """An imported plan, the stage recognised in it (its label) and what the organizer should check."""
+
+    seatmap: SeatMap
+    stage: str | None
+    warnings: list[str]
+
+
+def from_pretix(data: bytes, *, focal_point: Point | None = None, stage_area: str | None = None) -> SeatMap:
     """Convert a pretix seating-plan JSON document; raise :class:`SeatMapDecodeError` if malformed."""
+    return import_pretix(data, focal_point=focal_point, stage_area=stage_area).seatmap
+
+
+def import_pretix(
+    data: bytes, *, focal_point: Point | None = None, stage_area: str | None = None
+) -> PretixImport:
+    """:func:`from_pretix` with the stage it found and warnings (no focal point found, areas dropped).
+
+    ``stage_area`` names the stage (a zone name, the text written on an area, or an area id)
+    instead of recognising it; :class:`StageNotFound` when nothing has that name.
+    ``focal_point`` overrides the focal point taken from the stage.
+    """
     try:
         plan = _decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -147,18 +181,50 @@ def from_pretix(data: bytes) -> SeatMap:
         key = keys[c.name]
         categories.setdefault(key, Category(key=key, label=_label(c.name, key), color=_color(c.color, i)))
     seat_ids = _seat_ids(plan)
-    section_ids = _Unique()
+    area_ids = _Unique()  # sections and drawn areas share the native id namespace
     row_ids = _Unique()
     sections = []
+    drawn: list[_Drawn] = []
     for zi, zone in enumerate(plan.zones):
         if any(row.seats for row in zone.rows):
-            sections.append(_section(zone, zi, keys, seat_ids, section_ids, row_ids))
-    return SeatMap(
+            section, leftover = _section(zone, zi, keys, seat_ids, area_ids, row_ids)
+            sections.append(section)
+            drawn += _drawn(zone, zi, leftover, seated=True)
+        else:
+            zx, zy = _xy(zone.position)
+            shapes = [(area, _area_shape(area, zx, zy)) for area in zone.areas]
+            drawn += _drawn(zone, zi, shapes, seated=False)
+    warnings: list[str] = []
+    drawn = [d for d in drawn if _usable(d, warnings)]
+    stage = _find_stage(drawn, sections, stage_area)
+    areas = [
+        Area(
+            id=area_ids(_slug(d.zone_id or d.label or d.zone_name, "area")),
+            outline=d.outline,
+            label=_label(d.label, "")[:_LABEL_MAX],
+            kind="stage" if d is stage else "other",
+            color=_color(d.color, 0) if d.color and _HEX_COLOR.match(d.color.strip()) else None,
+        )
+        for d in drawn
+    ]
+    if focal_point is None and stage is not None:
+        focal_point = centroid(stage.outline)
+    if focal_point is None:
+        names = sorted({d.label or d.zone_name for d in drawn} - {""})
+        listed = f" (areas: {', '.join(repr(n) for n in names)})" if names else ""
+        warnings.append(
+            f"no stage recognised among {len(drawn)} drawn area(s){listed} and no focal point given: "
+            "best available will rank seats by distance to the centre of the map"
+        )
+    seatmap = SeatMap(
         name=_label(plan.name, "Imported seating plan"),
         categories=list(categories.values()),
         sections=sections,
+        areas=areas,
+        focal_point=focal_point,
         seat_size=2 * PRETIX_SEAT_RADIUS,
     )
+    return PretixImport(seatmap, stage.label or stage.zone_name if stage else None, warnings)
 
 
 class _Unique:
@@ -239,7 +305,8 @@ def _section(
     seat_ids: dict[str, str],
     section_ids: _Unique,
     row_ids: _Unique,
-) -> Section:
+) -> tuple[Section, list[tuple[_Area, shapely.Polygon | None]]]:
+    """The zone's section, and its areas that are not part of the section's outline."""
     zx, zy = _xy(zone.position)
     section_id = section_ids(_slug(zone.zone_id or zone.name, f"zone-{zi + 1}"))
     rows = []
@@ -269,11 +336,13 @@ def _section(
             )
         row_id = row_ids(f"{section_id}-{_slug(row_label, str(ri + 1), 16)}")
         rows.append(Row(id=row_id, label=row_label, seats=seats))
-    areas = [_area_shape(area, zx, zy) for area in zone.areas]
-    outline = _outline(circles, [a for a in areas if a is not None])
+    shapes = [(area, _area_shape(area, zx, zy)) for area in zone.areas]
+    outline, used = _outline(circles, [a for _, a in shapes if a is not None])
     if len(outline) < 3:  # cannot happen with bounded coordinates; never emit a broken section
         raise SeatMapDecodeError(f"zone {zone.name!r} has no usable outline", f"$.zones[{zi}]")
-    return Section(id=section_id, label=_label(zone.name, f"Zone {zi + 1}"), outline=outline, rows=rows)
+    leftover = [(area, shape) for area, shape in shapes if shape is None or shape not in used]
+    section = Section(id=section_id, label=_label(zone.name, f"Zone {zi + 1}"), outline=outline, rows=rows)
+    return section, leftover
 
 
 def _xy(position: _Position | None) -> tuple[float, float]:
@@ -319,8 +388,10 @@ def _ellipse(rx: float, ry: float, segments: int = 32) -> list[tuple[float, floa
     ]
 
 
-def _outline(circles: Iterable[tuple[float, float, float]], areas: list[shapely.Polygon]) -> list[Point]:
-    """Convex hull of the padded seat circles and of the areas that touch them."""
+def _outline(
+    circles: Iterable[tuple[float, float, float]], areas: list[shapely.Polygon]
+) -> tuple[list[Point], list[shapely.Polygon]]:
+    """Convex hull of the padded seat circles and of the areas that touch them (also returned)."""
     circles = list(circles)
     centres = shapely.MultiPoint([(x, y) for x, y, _ in circles])
     reach = max(0.0, *(r for _, _, r in circles)) + OUTLINE_PAD
@@ -330,6 +401,103 @@ def _outline(circles: Iterable[tuple[float, float, float]], areas: list[shapely.
     touching = [a for a in areas if a.intersects(seats)]
     hull = shapely.convex_hull(shapely.union_all([seats, *touching]))
     if not isinstance(hull, shapely.Polygon):
-        return []
-    coords = list(hull.exterior.coords)[:-1]
-    return [Point(round(x, 3), round(y, 3)) for x, y in coords]
+        return [], touching
+    return _points(hull), touching
+
+
+def _points(polygon: shapely.Polygon) -> list[Point]:
+    return [Point(round(x, 3), round(y, 3)) for x, y in list(polygon.exterior.coords)[:-1]]
+
+
+# --- drawn areas and the stage ----------------------------------------------------------------
+
+# Words naming what the audience watches, slugified (lowercase ASCII): English, German,
+# French, Spanish, Italian, Portuguese, Dutch, Polish, Czech, Swedish, Danish/Norwegian,
+# Finnish, Hungarian, Turkish; and the pitch, court or ring of sports venues.
+STAGE_WORDS = frozenset(
+    {
+        "stage", "buhne", "buehne", "scene", "escenario", "palco", "palcoscenico", "scena",
+        "podium", "podio", "toneel", "scen", "scenen", "lava", "szinpad", "sahne",
+        "estrado", "tarima", "pitch", "field", "court", "spielfeld", "spielflache", "spielflaeche",
+        "feld", "rink", "ring", "campo", "cancha", "veld", "boisko", "hriste", "kentta",
+    }
+)  # fmt: skip
+# Long enough to be recognised inside compound words ("Hauptbühne", "Bühnenrand").
+_COMPOUND = tuple(w for w in STAGE_WORDS if len(w) >= 5)
+# Without a name, the stage is the only drawn area at least this share of the seats' bounding box.
+LARGE_AREA_SHARE = 0.04
+
+
+@dataclass(eq=False)
+class _Drawn:
+    """A pretix area that is not part of a section outline: drawn, and perhaps the stage."""
+
+    zone_name: str
+    zone_id: str | None
+    label: str  # text written inside it, else the name of its seatless zone
+    outline: list[Point]
+    polygon: shapely.Polygon
+    color: str | None
+
+
+def _drawn(
+    zone: _Zone, zi: int, shapes: list[tuple[_Area, shapely.Polygon | None]], *, seated: bool
+) -> list[_Drawn]:
+    texts = [
+        (area.text.text.strip(), shapely.Point(*_xy(area.position)))
+        for area, shape in shapes
+        if shape is None and area.text is not None and area.text.text.strip()
+    ]
+    zx, zy = _xy(zone.position)
+    texts = [(t, shapely.Point(p.x + zx, p.y + zy)) for t, p in texts]
+    out = []
+    for area, shape in shapes:
+        if shape is None:
+            continue
+        written = " ".join(t for t, point in texts if shape.covers(point))
+        label = written or ("" if seated else zone.name.strip())
+        out.append(_Drawn(zone.name.strip(), zone.zone_id, label, _points(shape), shape, area.color))
+    return out
+
+
+def _usable(drawn: _Drawn, warnings: list[str]) -> bool:
+    """Rounded to 3 decimals the outline must still be a polygon of at most the vertex cap."""
+    name = drawn.label or drawn.zone_name or "an unnamed area"
+    if len(drawn.outline) > DEFAULT_LIMITS.max_vertices_per_polygon:
+        warnings.append(
+            f"area {name!r} has more than {DEFAULT_LIMITS.max_vertices_per_polygon} vertices: dropped"
+        )
+        return False
+    polygon = shapely.Polygon([(p.x, p.y) for p in drawn.outline])
+    if len(drawn.outline) < 3 or not polygon.is_valid or polygon.area <= 0:
+        warnings.append(f"area {name!r} is too small or malformed to draw: dropped")
+        return False
+    return True
+
+
+def _names(drawn: _Drawn) -> set[str]:
+    return {n.casefold() for n in (drawn.label, drawn.zone_name, drawn.zone_id or "") if n}
+
+
+def _is_stage_name(name: str) -> bool:
+    words = _slug(name, "", 64).split("-")
+    return any(w in STAGE_WORDS or w.startswith(_COMPOUND) or w.endswith(_COMPOUND) for w in words if w)
+
+
+def _find_stage(drawn: list[_Drawn], sections: list[Section], wanted: str | None) -> _Drawn | None:
+    """The named area; else the largest area named like a stage; else the only large area."""
+    if wanted is not None:
+        named = [d for d in drawn if wanted.strip().casefold() in _names(d)]
+        if not named:
+            names = sorted({d.label or d.zone_name for d in drawn} - {""})
+            listed = ", ".join(repr(n) for n in names) or "none has a name"
+            raise StageNotFound(f"no drawn area is named {wanted!r}; the plan's areas: {listed}")
+        return max(named, key=lambda d: d.polygon.area)
+    by_name = [d for d in drawn if any(_is_stage_name(n) for n in _names(d))]
+    if by_name:
+        return max(by_name, key=lambda d: d.polygon.area)
+    xs = [p.x for s in sections for p in s.outline]
+    ys = [p.y for s in sections for p in s.outline]
+    seats_box = (max(xs) - min(xs)) * (max(ys) - min(ys)) if xs else 0.0
+    large = [d for d in drawn if d.polygon.area >= LARGE_AREA_SHARE * seats_box]
+    return large[0] if len(large) == 1 else None

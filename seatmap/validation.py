@@ -9,9 +9,12 @@ then kept away from shapely.
 Decisions worth knowing (also in ``docs/seatmap-format.md``):
 
 * Id namespaces: seat ids are unique across the map; row and table ids share one
-  namespace (both are a seat's ``group_id``); section and GA-area ids share another.
+  namespace (both are a seat's ``group_id``); section, GA-area and area ids share another.
 * Seats are circles; touching is fine, any overlap is not. Each overlapping seat is
   reported once, naming one seat it overlaps, so the count stays linear in the seats.
+* Areas (a stage, a bar) are only drawn: they need a sound outline within the coordinate
+  cap and an id in the section / GA-area namespace, and may overlap anything (a thrust
+  stage into a standing floor is fine). There is no canvas, so no other bound applies.
 * A GA area may not overlap a section or another GA area (the floor space would be
   sold twice). Sections may overlap each other (a box drawn inside a balcony outline),
   since their seats are checked for overlap anyway.
@@ -47,6 +50,7 @@ ViolationCode = Literal[
     "too_many_seats_in_row",
     "too_many_vertices",
     "too_many_ga_areas",
+    "too_many_areas",
     "too_many_categories",
     "duplicate_category_key",
     "duplicate_area_id",
@@ -172,6 +176,7 @@ def validate(seatmap: SeatMap, limits: Limits = DEFAULT_LIMITS) -> ValidationRep
         _check_categories(ctx)
         section_polygons = _check_sections(ctx)
         ga_polygons = _check_ga_areas(ctx)
+        _check_drawn_areas(ctx)
         _check_seat_references(ctx)
         usable = _check_seat_values(ctx)
         if len(ctx.seats.ids) <= limits.max_seats:
@@ -198,6 +203,7 @@ def _check_header(ctx: _Context) -> None:
     caps: tuple[tuple[ViolationCode, str, int, int], ...] = (
         ("too_many_sections", "sections", len(m.sections), lim.max_sections),
         ("too_many_ga_areas", "ga_areas", len(m.ga_areas), lim.max_ga_areas),
+        ("too_many_areas", "areas", len(m.areas), lim.max_areas),
         ("too_many_categories", "categories", len(m.categories), lim.max_categories),
     )
     for code, path, count, cap in caps:
@@ -441,6 +447,18 @@ def _check_ga_areas(ctx: _Context) -> list[shapely.Polygon | None]:
             message = f"{what} refers to category '{area.category}', which the map does not define"
             ctx.out.add("unknown_category", f"{path}.category", message, area.id)
     return polygons
+
+
+def _check_drawn_areas(ctx: _Context) -> None:
+    """Areas are only drawn: a sound outline and an id of their own; they may overlap anything."""
+    taken = [(s.id, f"sections[{i}]") for i, s in enumerate(ctx.map.sections)]
+    taken += [(a.id, f"ga_areas[{i}]") for i, a in enumerate(ctx.map.ga_areas)]
+    area_ids = dict(reversed(taken))  # the first element to use an id keeps it
+    for ai, area in enumerate(ctx.map.areas):
+        path = f"areas[{ai}]"
+        what = f"area '{area.id}'" + (f" ('{area.label}')" if area.label else "")
+        _check_unique(ctx, area_ids, area.id, path, "duplicate_area_id", what)
+        _check_polygon(ctx, area.outline, path, what, area.id)
 
 
 # --- seats ------------------------------------------------------------------------------------

@@ -1,44 +1,81 @@
 """The ``seatwise`` command: run the service, and the organizer's seat-map tools.
 
-Offline commands (validate, import-pretix, render, generate) work on files
-with no server; ``upload`` and ``tenant``/``key`` talk to a running server
-with an API key from ``--api-key`` or ``SEATWISE_API_KEY``.
+Offline commands (``seatmap validate``, ``import-pretix``, ``render``, ``generate``)
+work on files with no server. The others talk to a running server: ``--target``,
+``--api-key`` and ``--tenant`` (for a platform-admin key) or ``SEATWISE_TARGET``,
+``SEATWISE_API_KEY`` and ``SEATWISE_TENANT``. Read commands take ``--json``.
+
+No command shows a traceback: a failure is one ``Error: ...`` line (naming the file
+and the position in it for bad input) and exit status 1; ``SEATWISE_DEBUG=1`` lets an
+unexpected exception through with its traceback.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from seatmap.errors import SeatMapDecodeError, SeatMapInvalid
-from seatmap.model import SeatMap, json_encoder
+from seatmap.errors import SeatMapDecodeError, SeatMapInvalid, StageNotFound
+from seatmap.model import Point, SeatMap, json_encoder
+from server.cli_output import (
+    CliError,
+    decode_error,
+    emit_json,
+    invalid_error,
+    read_input,
+    step,
+    table,
+    warn,
+    write_output,
+)
+
+if TYPE_CHECKING:
+    from server.client import Client
 
 FORMATS = ("native", "pretix")
+RENDER_SUFFIXES = (".svg", ".png", ".pdf")
+DEFAULT_TARGET = "127.0.0.1:50051"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@contextmanager
-def step(label: str) -> Iterator[None]:
-    """Progress for long work, on stderr so stdout stays machine-readable."""
-    click.echo(f"{label}…", err=True, nl=False)
-    started = time.perf_counter()
-    yield
-    click.echo(f" done in {time.perf_counter() - started:.2f}s", err=True)
+class _Cli(click.Group):
+    """The root group: turns any unexpected exception into one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("SEATWISE_DEBUG"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise CliError(
+                f"unexpected {type(exc).__name__}: {message} (SEATWISE_DEBUG=1 shows where)"
+            ) from exc
 
 
 def _read_map(path: Path, fmt: str) -> SeatMap:
     from seatmap.formats import parse
 
-    data = path.read_bytes()
-    with step(f"decoding {path.name} ({len(data):,} bytes, {fmt})"):
-        return parse(data, "pretix" if fmt == "pretix" else "native")
+    data = read_input(path)
+    try:
+        with step(f"decoding {path.name} ({len(data):,} bytes, {fmt})"):
+            return parse(data, "pretix" if fmt == "pretix" else "native")
+    except SeatMapDecodeError as exc:
+        raise decode_error(path, data, exc, fmt) from exc
+    except SeatMapInvalid as exc:
+        raise invalid_error(path, exc) from exc
 
 
-@click.group()
+@click.group(cls=_Cli)
 @click.version_option(package_name="seatwise")
 def main() -> None:
     """seatwise: seat-map inventory and reservation service."""
@@ -61,8 +98,8 @@ def serve(**flags: object) -> None:
     from server.config import Config
     from server.logging import configure
 
-    config = Config.from_env().with_overrides(**flags)
     try:
+        config = Config.from_env().with_overrides(**flags)
         config.check()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -76,65 +113,211 @@ def serve(**flags: object) -> None:
     run_server(config)
 
 
+# --- talking to a server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where the server is and who we are: from the common options."""
+
+    target: str
+    api_key: str | None
+    tenant: str
+
+    def client(self, *, tenant_scoped: bool = True) -> Client:
+        from server.client import Client
+
+        if not self.api_key:
+            raise CliError(
+                "no API key: pass --api-key or set SEATWISE_API_KEY "
+                "(the platform-admin key of 'make serve' is in var/seatwise/admin.key)"
+            )
+        return Client(self.target, self.api_key, self.tenant if tenant_scoped else "")
+
+
+def remote(*, tenant: bool = True) -> Callable[[F], F]:
+    """The options of a command that calls the server, handed over as ``remote``."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, target: str, api_key: str | None, tenant: str = "", **kwargs: Any) -> Any:
+            return command(*args, remote=Remote(target, api_key, tenant), **kwargs)
+
+        options = [
+            click.option(
+                "--target", envvar="SEATWISE_TARGET", default=DEFAULT_TARGET, show_default=True,
+                help="Server address [env SEATWISE_TARGET].",
+            ),
+            click.option("--api-key", envvar="SEATWISE_API_KEY", default=None, help="[env SEATWISE_API_KEY]"),
+        ]  # fmt: skip
+        if tenant:
+            options.append(
+                click.option(
+                    "--tenant",
+                    envvar="SEATWISE_TENANT",
+                    default="",
+                    help="Tenant to act on, with a platform-admin key [env SEATWISE_TENANT].",
+                )
+            )
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the response as JSON.")
+
+
+def _when(timestamp: Any) -> str:
+    return str(timestamp.ToJsonString()) if timestamp.seconds or timestamp.nanos else "-"
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+# --- seat maps --------------------------------------------------------------------------------
+
+
 @main.group()
 def seatmap() -> None:
-    """Seat-map files: validate, convert, render, generate, upload."""
+    """Seat maps: validate, convert, render, generate (files); upload, list, publish (server)."""
 
 
 @seatmap.command("validate")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="native", show_default=True)
 def validate_cmd(file: Path, fmt: str) -> None:
     """Exit 0 when FILE is a valid seat map; else 1, one violation per line."""
     from seatmap.validation import validate
 
-    try:
-        seatmap_ = _read_map(file, fmt)
-    except SeatMapDecodeError as exc:
-        click.echo(f"{exc.path}: undecodable: {exc}")
-        sys.exit(1)
-    except SeatMapInvalid as exc:
-        for v in exc.violations:
-            click.echo(f"{v.path}: {v.code}: {v.message}")
-        sys.exit(1)
+    seatmap_ = _read_map(file, fmt)
     with step("validating"):
         report = validate(seatmap_)
     for v in report.violations:
-        click.echo(f"{v.path}: {v.code}: {v.message}")
+        click.echo(f"{file}: {v.path + ': ' if v.path else ''}{v.code}: {v.message}")
     if report.total > len(report.violations):
-        click.echo(f"... and {report.total - len(report.violations)} more violation(s)")
+        click.echo(f"{file}: ... and {report.total - len(report.violations)} more violation(s)")
     if report.violations:
         sys.exit(1)
-    seats = sum(len(r.seats) for s in seatmap_.sections for r in s.rows)
-    click.echo(
-        f"valid: {seatmap_.name!r}, {len(seatmap_.sections)} sections, {seats} seats in rows", err=True
-    )
+    click.echo(f"valid: {summary(seatmap_)}", err=True)
+
+
+def _require_valid(file: Path, seatmap_: SeatMap) -> None:
+    from seatmap.validation import validate
+
+    report = validate(seatmap_)
+    if not report.ok:
+        first = report.violations[0]
+        where = f"{first.path}: " if first.path else ""
+        more = f" (and {report.total - 1} more: seatwise seatmap validate {file})" if report.total > 1 else ""
+        raise CliError(f"{file}: {where}{first.code}: {first.message}{more}")
+
+
+def summary(seatmap_: SeatMap) -> str:
+    """What an event built from the map will sell: seats in rows and at tables, GA places."""
+    in_rows = sum(len(r.seats) for s in seatmap_.sections for r in s.rows)
+    tables = [t for s in seatmap_.sections for t in s.tables]
+    at_tables = sum(len(t.seats) for t in tables)
+    places = sum(a.capacity for a in seatmap_.ga_areas)
+    parts = [f"{in_rows:,} in rows"] + ([f"{at_tables:,} at {len(tables):,} tables"] if tables else [])
+    seats = f"{in_rows + at_tables:,} seats ({', '.join(parts)})"
+    text = f"{seatmap_.name!r}: {len(seatmap_.sections):,} sections, {seats}"
+    if seatmap_.ga_areas:
+        text += f", {places:,} general-admission places in {len(seatmap_.ga_areas):,} areas"
+    return text
+
+
+def _point(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Point | None:
+    if value is None:
+        return None
+    try:
+        x, y = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected X,Y in the plan's units, e.g. 500,60") from None
+    return Point(x, y)
 
 
 @seatmap.command("import-pretix")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def import_pretix(file: Path, output: Path) -> None:
-    """Convert a pretix seating plan to the native format."""
-    seatmap_ = _read_map(file, "pretix")
-    output.write_bytes(json_encoder.encode(seatmap_))
-    click.echo(f"wrote {output}", err=True)
+@click.option(
+    "--focal-point", callback=_point, help="X,Y: what best available ranks by (overrides the stage)."
+)
+@click.option(
+    "--stage-area", metavar="NAME", help="The area that is the stage (a zone name or the text on it)."
+)
+def import_pretix(file: Path, output: Path, focal_point: Point | None, stage_area: str | None) -> None:
+    """Convert a pretix seating plan to the native format.
+
+    The plan's stage (or pitch) becomes the focal point best available ranks seats by;
+    it is recognised by name or as the only large non-seat area.
+    """
+    from seatmap.pretix import import_pretix as convert
+    from seatmap.validation import validate
+
+    data = read_input(file)
+    try:
+        with step(f"importing {file.name} ({len(data):,} bytes)"):
+            imported = convert(data, focal_point=focal_point, stage_area=stage_area)
+    except SeatMapDecodeError as exc:
+        raise decode_error(file, data, exc, "pretix") from exc
+    except (SeatMapInvalid, StageNotFound) as exc:
+        raise CliError(f"{file}: {exc}") from exc
+    seatmap_ = imported.seatmap
+    for message in imported.warnings:
+        warn(message)
+    if seatmap_.focal_point is None:
+        warn("name the stage with --stage-area NAME or set --focal-point X,Y")
+    else:
+        source = (
+            f"the stage {imported.stage!r}" if imported.stage and focal_point is None else "--focal-point"
+        )
+        click.echo(
+            f"focal point ({seatmap_.focal_point.x:g}, {seatmap_.focal_point.y:g}) from {source}", err=True
+        )
+    write_output(output, json_encoder.encode(seatmap_))
+    report = validate(seatmap_)
+    if not report.ok:
+        warn(f"the imported map has {report.total} violation(s): seatwise seatmap validate {output}")
+    click.echo(f"wrote {output}: {summary(seatmap_)}", err=True)
 
 
 @seatmap.command("render")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="Where to write; the extension picks the format: .svg, .png or .pdf.",
+)  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="native", show_default=True)
-def render_cmd(file: Path, output: Path, fmt: str) -> None:
-    """Render to SVG, or PNG when OUTPUT ends in .png."""
+@click.option("--width", type=click.IntRange(1, 10_000), help="Pixels (PNG, PDF; sizes an SVG).")
+@click.option("--height", type=click.IntRange(1, 10_000), help="Pixels; with --width, the largest fit.")
+def render_cmd(file: Path, output: Path, fmt: str, width: int | None, height: int | None) -> None:
+    """Render FILE as SVG, PNG or PDF (by OUTPUT's extension), 2,400 px on the longer side by default."""
     from seatmap import render
+    from seatmap.index import SeatIndex
 
+    suffix = output.suffix.lower()
+    if suffix not in RENDER_SUFFIXES:
+        raise click.BadParameter(
+            f"{output}: unknown extension {suffix or '(none)'!r}; use .svg, .png or .pdf", param_hint="-o"
+        )
     seatmap_ = _read_map(file, fmt)
-    with step(f"rendering {output.name}"):
-        if output.suffix.lower() == ".png":
-            output.write_bytes(render.render_png(seatmap_))
-        else:
-            output.write_text(render.render_svg(seatmap_), encoding="utf-8")
+    _require_valid(file, seatmap_)
+    try:
+        with step(f"rendering {output.name}"):
+            index = SeatIndex(seatmap_)
+            if suffix == ".png":
+                content = render.render_png(index, width=width, height=height)
+            elif suffix == ".pdf":
+                content = render.render_pdf(index, width=width, height=height)
+            else:
+                content = render.render_svg(index, width=width, height=height).encode()
+    except (render.RenderError, render.RenderUnavailable) as exc:
+        raise CliError(f"{file}: {exc}") from exc
+    write_output(output, content)
+    click.echo(f"wrote {output} ({len(content):,} bytes)", err=True)
 
 
 @seatmap.command("generate")
@@ -146,31 +329,88 @@ def generate_cmd(kind: str, output: Path) -> None:
 
     with step(f"generating {kind}"):
         seatmap_ = GENERATORS[kind]()
-    output.write_bytes(json_encoder.encode(seatmap_))
-    click.echo(f"wrote {output}", err=True)
+    write_output(output, json_encoder.encode(seatmap_))
+    click.echo(f"wrote {output}: {summary(seatmap_)}", err=True)
 
 
 @seatmap.command("upload")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="native", show_default=True)
 @click.option("--seat-map-id", default="", help="Upload a new version of this map (default: a new map).")
 @click.option("--publish", is_flag=True, help="Publish the uploaded version.")
-@click.option("--target", envvar="SEATWISE_TARGET", default="127.0.0.1:50051", show_default=True)
-@click.option("--api-key", envvar="SEATWISE_API_KEY", required=True, help="[env SEATWISE_API_KEY]")
-@click.option("--tenant", default="", help="Tenant to act on (platform-admin keys only).")
-def upload_cmd(
-    file: Path, fmt: str, seat_map_id: str, publish: bool, target: str, api_key: str, tenant: str
-) -> None:
+@remote()
+def upload_cmd(file: Path, fmt: str, seat_map_id: str, publish: bool, remote: Remote) -> None:
     """Upload FILE as a new draft version; prints the seat map id and version."""
-    from server.client import Client
-
-    data = file.read_bytes()
-    with Client(target, api_key, tenant) as client:
-        with step(f"uploading {len(data):,} bytes"):
+    data = read_input(file)
+    # A bad file is reported here, naming where in it, before any server is asked.
+    _require_valid(file, _read_map(file, fmt))
+    with remote.client() as client:
+        with step(f"uploading {file.name} ({len(data):,} bytes)"):
             info = client.upload_seatmap(data, fmt, seat_map_id)
         if publish:
             info = client.publish_seatmap(info.seat_map_id, info.version)
     click.echo(f"{info.seat_map_id} version {info.version} ({'published' if publish else 'draft'})")
+
+
+@seatmap.command("publish")
+@click.argument("seat_map_id")
+@click.option("--version", type=int, default=0, help="The version to publish (default: the latest).")
+@remote()
+def publish_cmd(seat_map_id: str, version: int, remote: Remote) -> None:
+    """Publish a draft version of SEAT_MAP_ID, so events can be created from it."""
+    with remote.client() as client:
+        version = version or client.get_seatmap(seat_map_id).latest_version
+        info = client.publish_seatmap(seat_map_id, version)
+    click.echo(f"{info.seat_map_id} version {info.version} (published)")
+
+
+@seatmap.command("list")
+@json_option
+@remote()
+def list_seatmaps_cmd(as_json: bool, remote: Remote) -> None:
+    """The tenant's seat maps (latest version of each, newest first)."""
+    from seatwise.v1 import seatmap_pb2
+
+    with remote.client() as client:
+        maps = client.list_seatmaps()
+    if as_json:
+        emit_json(seatmap_pb2.ListSeatMapsResponse(seat_maps=maps))
+        return
+    rows = [
+        (
+            m.seat_map_id,
+            m.version,
+            _enum_name(seatmap_pb2.SeatMapState, m.state, "SEAT_MAP_STATE_"),
+            m.stats.seat_count,
+            m.stats.ga_capacity,
+            m.name,
+        )
+        for m in maps
+    ]
+    table(("SEAT MAP", "VERSION", "STATE", "SEATS", "GA PLACES", "NAME"), rows)
+
+
+@seatmap.command("nearest")
+@click.argument("seat_map_id")
+@click.option("--x", type=float, required=True)
+@click.option("--y", type=float, required=True)
+@click.option("--count", type=int, default=5, show_default=True)
+@json_option
+@remote()
+def nearest_cmd(seat_map_id: str, x: float, y: float, count: int, as_json: bool, remote: Remote) -> None:
+    """The COUNT seats nearest to (X, Y) in a stored seat map."""
+    from seatwise.v1 import seatmap_pb2
+
+    with remote.client() as client:
+        seats = client.query_nearest(seat_map_id, x, y, count)
+    if as_json:
+        emit_json(seatmap_pb2.QuerySeatsResponse(seats=seats))
+        return
+    rows = [(s.seat_id, s.section_id, s.group_id, s.label, s.category) for s in seats]
+    table(("SEAT", "SECTION", "ROW/TABLE", "LABEL", "CATEGORY"), rows)
+
+
+# --- tenants ----------------------------------------------------------------------------------
 
 
 @main.group()
@@ -181,43 +421,21 @@ def tenant() -> None:
 @tenant.command("create")
 @click.argument("name")
 @click.option("--id", "tenant_id", default="", help="Tenant id (default: generated).")
-@click.option("--target", envvar="SEATWISE_TARGET", default="127.0.0.1:50051", show_default=True)
-@click.option("--api-key", envvar="SEATWISE_API_KEY", required=True, help="A platform-admin key.")
-def tenant_create(name: str, tenant_id: str, target: str, api_key: str) -> None:
+@remote(tenant=False)
+def tenant_create(name: str, tenant_id: str, remote: Remote) -> None:
     """Create a tenant and print an organizer key for it (shown once)."""
-    from server.client import Client
-
-    with Client(target, api_key, "") as client:
+    with remote.client(tenant_scoped=False) as client:
         created_id, key = client.create_tenant_with_key(tenant_id, name)
     click.echo(f"tenant: {created_id}", err=True)
     click.echo(key)
 
 
-_target = click.option("--target", envvar="SEATWISE_TARGET", default="127.0.0.1:50051", show_default=True)
-_api_key = click.option("--api-key", envvar="SEATWISE_API_KEY", required=True, help="[env SEATWISE_API_KEY]")
-
-
-@seatmap.command("nearest")
-@click.argument("seat_map_id")
-@click.option("--x", type=float, required=True)
-@click.option("--y", type=float, required=True)
-@click.option("--count", type=int, default=5, show_default=True)
-@_target
-@_api_key
-def nearest_cmd(seat_map_id: str, x: float, y: float, count: int, target: str, api_key: str) -> None:
-    """The COUNT seats nearest to (X, Y) in a stored seat map."""
-    from server.client import Client
-
-    with Client(target, api_key) as client:
-        for seat in client.query_nearest(seat_map_id, x, y, count):
-            click.echo(
-                f"{seat.seat_id}\t{seat.section_id}/{seat.group_id}\tseat {seat.label}\t{seat.category}"
-            )
+# --- events -----------------------------------------------------------------------------------
 
 
 @main.group()
 def event() -> None:
-    """Events: create, availability."""
+    """Events: create, list, get, availability, block and unblock seats."""
 
 
 def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
@@ -238,42 +456,121 @@ def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--currency", default="EUR", show_default=True)
 @click.option("--price", "prices", multiple=True, help="CATEGORY=AMOUNT in minor units (repeat).")
 @click.option("--on-sale", is_flag=True, help="Open the sale at once.")
-@_target
-@_api_key
+@remote()
 def event_create(
-    seat_map_id: str,
-    name: str,
-    currency: str,
-    prices: tuple[str, ...],
-    on_sale: bool,
-    target: str,
-    api_key: str,
+    seat_map_id: str, name: str, currency: str, prices: tuple[str, ...], on_sale: bool, remote: Remote
 ) -> None:
     """Create an event from the latest (published) version of SEAT_MAP_ID; prints its id."""
-    from server.client import Client
-
-    with Client(target, api_key) as client:
+    with remote.client() as client:
         created = client.create_event(seat_map_id, name, currency, _parse_prices(prices), on_sale)
     click.echo(created.event_id)
 
 
+def _event_row(e: Any) -> tuple[object, ...]:
+    from seatwise.v1 import events_pb2
+
+    status = _enum_name(events_pb2.EventStatus, e.status, "EVENT_STATUS_")
+    return (e.event_id, status, f"{e.seat_map_id} v{e.seat_map_version}", _when(e.created_at), e.name)
+
+
+@event.command("list")
+@json_option
+@remote()
+def event_list(as_json: bool, remote: Remote) -> None:
+    """The tenant's events."""
+    from seatwise.v1 import events_pb2
+
+    with remote.client() as client:
+        events = client.list_events()
+    if as_json:
+        emit_json(events_pb2.ListEventsResponse(events=events))
+        return
+    table(("EVENT", "STATUS", "SEAT MAP", "CREATED", "NAME"), [_event_row(e) for e in events])
+
+
+@event.command("get")
+@click.argument("event_id")
+@json_option
+@remote()
+def event_get(event_id: str, as_json: bool, remote: Remote) -> None:
+    """One event: status, seat map, prices."""
+    with remote.client() as client:
+        e = client.get_event(event_id)
+    if as_json:
+        emit_json(e)
+        return
+    table(("EVENT", "STATUS", "SEAT MAP", "CREATED", "NAME"), [_event_row(e)])
+    if e.prices:
+        click.echo("")
+        table(
+            ("CATEGORY", f"PRICE ({e.currency}, minor units)"),
+            [(p.category, p.amount_minor) for p in e.prices],
+        )
+
+
 @event.command("availability")
 @click.argument("event_id")
-@_target
-@_api_key
-def event_availability(event_id: str, target: str, api_key: str) -> None:
+@json_option
+@remote()
+def event_availability(event_id: str, as_json: bool, remote: Remote) -> None:
     """Seat counts by category and general-admission places."""
-    from server.client import Client
-
-    with Client(target, api_key) as client:
+    with remote.client() as client:
         availability = client.availability(event_id)
+    if as_json:
+        emit_json(availability)
+        return
     click.echo(f"sequence {availability.sequence}")
-    for c in availability.by_category:
-        click.echo(
-            f"{c.key:>12}: {c.free} free, {c.held} held, {c.sold} sold, {c.blocked + c.not_for_sale} off sale"
-        )
-    for ga in availability.general_admission:
-        click.echo(f"{ga.area_id:>12}: {ga.available} of {ga.capacity} places available")
+    rows = [(c.key, c.free, c.held, c.sold, c.blocked + c.not_for_sale) for c in availability.by_category]
+    table(("CATEGORY", "FREE", "HELD", "SOLD", "OFF SALE"), rows)
+    if availability.general_admission:
+        click.echo("")
+        ga = [(a.area_id, a.available, a.capacity) for a in availability.general_admission]
+        table(("GA AREA", "AVAILABLE", "CAPACITY"), ga)
+
+
+def _set_status(
+    event_id: str, seat_ids: tuple[str, ...], sections: tuple[str, ...], status: Any, remote: Remote
+) -> None:
+    if not seat_ids and not sections:
+        raise click.UsageError("name seats, or sections with --section")
+    with remote.client() as client:
+        result = client.set_seat_status(event_id, list(seat_ids), list(sections), status)
+    click.echo(
+        f"{result.seats_changed} of {result.seats_selected} seat(s) changed (sequence {result.sequence})"
+    )
+
+
+@event.command("block")
+@click.argument("event_id")
+@click.argument("seat_ids", nargs=-1)
+@click.option("--section", "sections", multiple=True, help="Every seat of this section (repeat).")
+@click.option("--not-for-sale", is_flag=True, help="Mark them not for sale (kills) instead of blocked.")
+@remote()
+def event_block(
+    event_id: str, seat_ids: tuple[str, ...], sections: tuple[str, ...], not_for_sale: bool, remote: Remote
+) -> None:
+    """Take free seats off sale (all or nothing: held or sold seats fail the call)."""
+    from seatwise.v1 import events_pb2
+
+    status = events_pb2.SEAT_STATUS_NOT_FOR_SALE if not_for_sale else events_pb2.SEAT_STATUS_BLOCKED
+    _set_status(event_id, seat_ids, sections, status, remote)
+
+
+@event.command("unblock")
+@click.argument("event_id")
+@click.argument("seat_ids", nargs=-1)
+@click.option("--section", "sections", multiple=True, help="Every seat of this section (repeat).")
+@remote()
+def event_unblock(
+    event_id: str, seat_ids: tuple[str, ...], sections: tuple[str, ...], remote: Remote
+) -> None:
+    """Put blocked or not-for-sale seats back on sale."""
+    from seatwise.v1 import events_pb2
+
+    _set_status(event_id, seat_ids, sections, events_pb2.SEAT_STATUS_FREE, remote)
+
+
+# --- holds and orders -------------------------------------------------------------------------
 
 
 @main.command("hold")
@@ -287,23 +584,19 @@ def event_availability(event_id: str, target: str, api_key: str) -> None:
     help="Reuse it on retry: the same id returns the same hold (default: a new UUID, retried once "
     "on UNAVAILABLE or DEADLINE_EXCEEDED).",
 )
-@_target
-@_api_key
+@remote()
 def hold_cmd(
     event_id: str,
     seat_ids: tuple[str, ...],
     best: int,
     categories: tuple[str, ...],
     request_id: str,
-    target: str,
-    api_key: str,
+    remote: Remote,
 ) -> None:
     """Hold SEAT_IDS (or --best N); prints the hold token, seats and expiry."""
-    from server.client import Client
-
     if bool(best) == bool(seat_ids):
         raise click.UsageError("name seats or give --best N (not both)")
-    with Client(target, api_key) as client:
+    with remote.client() as client:
         reply = (
             client.hold_best(event_id, best, list(categories), request_id)
             if best
@@ -317,30 +610,130 @@ def hold_cmd(
     )
 
 
+@main.command("hold-info")
+@click.argument("hold_token")
+@json_option
+@remote()
+def hold_info_cmd(hold_token: str, as_json: bool, remote: Remote) -> None:
+    """What a hold holds and until when."""
+    with remote.client() as client:
+        hold = client.get_hold(hold_token)
+    if as_json:
+        emit_json(hold)
+        return
+    places = [f"{area} x{n}" for area, n in sorted(hold.general_admission.items())]
+    table(
+        ("HOLD", "EVENT", "EXPIRES", "SEATS"),
+        [(hold.hold_token, hold.event_id, _when(hold.expires_at), " ".join([*hold.seat_ids, *places]))],
+    )
+
+
+@main.command("release")
+@click.argument("hold_token")
+@click.argument("seat_ids", nargs=-1)
+@remote()
+def release_cmd(hold_token: str, seat_ids: tuple[str, ...], remote: Remote) -> None:
+    """Release a hold (or only SEAT_IDS of it): the seats go back on sale."""
+    with remote.client() as client:
+        remaining = client.release(hold_token, list(seat_ids))
+    click.echo(f"released; {remaining} seat(s) still held" if remaining else "released")
+
+
 @main.command("commit")
 @click.argument("hold_token")
 @click.option("--idempotency-key", required=True, help="Reuse it on retry: the same key never sells twice.")
 @click.option("--name", default="")
 @click.option("--email", default="")
-@_target
-@_api_key
-def commit_cmd(
-    hold_token: str, idempotency_key: str, name: str, email: str, target: str, api_key: str
-) -> None:
+@remote()
+def commit_cmd(hold_token: str, idempotency_key: str, name: str, email: str, remote: Remote) -> None:
     """Commit a hold to an order; prints the order and its tickets."""
-    from server.client import Client
-
-    with Client(target, api_key) as client:
+    with remote.client() as client:
         result = client.commit(hold_token, idempotency_key, name, email)
-    order = result.order
-    replayed = " (replayed)" if result.replayed else ""
+    _print_order(result.order, " (replayed)" if result.replayed else "")
+
+
+def _print_order(order: Any, note: str = "") -> None:
+    from seatwise.v1 import sales_pb2
+
+    status = _enum_name(sales_pb2.OrderStatus, order.status, "ORDER_STATUS_")
     click.echo(
-        f"order {order.order_id}{replayed}: {order.total.amount_minor} {order.total.currency} minor units"
+        f"order {order.order_id}{note}: "
+        f"{order.total.amount_minor} {order.total.currency} minor units ({status})"
     )
-    for t in order.tickets:
-        click.echo(
-            f"  ticket {t.ticket_id}: {t.seat_id or t.ga_area_id} ({t.category}) {t.price.amount_minor}"
+    rows = [
+        (
+            t.ticket_id,
+            t.seat_id or t.ga_area_id,
+            t.category,
+            t.price.amount_minor,
+            "cancelled" if t.cancelled else "",
         )
+        for t in order.tickets
+    ]
+    table(("TICKET", "SEAT / GA AREA", "CATEGORY", "PRICE", ""), rows)
+
+
+@main.group()
+def order() -> None:
+    """Orders: get, list, cancel."""
+
+
+@order.command("get")
+@click.argument("event_id")
+@click.argument("order_id")
+@json_option
+@remote()
+def order_get(event_id: str, order_id: str, as_json: bool, remote: Remote) -> None:
+    """One order of EVENT_ID with its tickets."""
+    with remote.client() as client:
+        found = client.get_order(event_id, order_id)
+    if as_json:
+        emit_json(found)
+        return
+    _print_order(found)
+
+
+@order.command("list")
+@click.argument("event_id")
+@json_option
+@remote()
+def order_list(event_id: str, as_json: bool, remote: Remote) -> None:
+    """The orders of EVENT_ID."""
+    from seatwise.v1 import sales_pb2
+
+    with remote.client() as client:
+        orders = client.list_orders(event_id)
+    if as_json:
+        emit_json(sales_pb2.ListOrdersResponse(orders=orders))
+        return
+    rows = [
+        (
+            o.order_id,
+            _enum_name(sales_pb2.OrderStatus, o.status, "ORDER_STATUS_"),
+            len(o.tickets),
+            o.total.amount_minor,
+            o.total.currency,
+            o.buyer.name,
+        )
+        for o in orders
+    ]
+    table(("ORDER", "STATUS", "TICKETS", "TOTAL", "CURRENCY", "BUYER"), rows)
+
+
+@order.command("cancel")
+@click.argument("event_id")
+@click.argument("order_id")
+@click.option("--ticket", "tickets", multiple=True, help="Cancel only this ticket (repeat); default: all.")
+@click.option("--not-for-sale", is_flag=True, help="Mark the seats not for sale instead of back on sale.")
+@click.option("--reason", default="", help="Kept with the order.")
+@remote()
+def order_cancel(
+    event_id: str, order_id: str, tickets: tuple[str, ...], not_for_sale: bool, reason: str, remote: Remote
+) -> None:
+    """Cancel an order (or some of its tickets); the seats go back on sale."""
+    with remote.client() as client:
+        cancelled = client.cancel_order(event_id, order_id, list(tickets), not_for_sale, reason)
+    _print_order(cancelled)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,23 @@ def describe_error(error: grpc.RpcError) -> str:
     return "\n".join(lines)
 
 
+def _hint(error: grpc.RpcError, target: str) -> str:
+    """A next step for the failures a newcomer meets first."""
+    call = cast(grpc.Call, error)
+    details = (call.details() or "").lower()
+    if call.code() == grpc.StatusCode.UNAVAILABLE and ("connect" in details or "refused" in details):
+        return (
+            f"\n  no server answers at {target}: start one with 'make serve' (or 'seatwise serve'), "
+            "or name another with --target / SEATWISE_TARGET"
+        )
+    if call.code() == grpc.StatusCode.PERMISSION_DENIED and "x-seatwise-tenant" in details:
+        return "\n  a platform-admin key acts on a tenant named with --tenant / SEATWISE_TENANT"
+    return ""
+
+
 class Client:
     def __init__(self, target: str, api_key: str, tenant: str = "", timeout_s: float = 60.0) -> None:
+        self._target = target
         self._channel = grpc.insecure_channel(
             target,
             options=[
@@ -78,7 +93,17 @@ class Client:
         try:
             return method(request, metadata=tuple(self._metadata), timeout=self._timeout)
         except grpc.RpcError as exc:
-            raise click.ClickException(describe_error(exc)) from exc
+            raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
+
+    def _pages(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: Any, field: str) -> list[Any]:
+        """Every item of a paged list (following next_page_token)."""
+        items: list[Any] = []
+        while True:
+            response = self._call(method, request)
+            items += getattr(response, field)
+            if not response.next_page_token:
+                return items
+            request.page.page_token = response.next_page_token
 
     def query_nearest(self, seat_map_id: str, x: float, y: float, count: int) -> list[seatmap_pb2.SeatInfo]:
         request = seatmap_pb2.QuerySeatsRequest(
@@ -165,3 +190,67 @@ class Client:
             ),
         )
         return str(created.tenant.tenant_id), str(key.api_key)
+
+    def list_seatmaps(self) -> list[seatmap_pb2.SeatMapInfo]:
+        request = seatmap_pb2.ListSeatMapsRequest(page=common_pb2.PageRequest(page_size=500))
+        return self._pages(self.seatmaps.ListSeatMaps, request, "seat_maps")
+
+    def get_seatmap(self, seat_map_id: str, version: int = 0) -> seatmap_pb2.SeatMapInfo:
+        request = seatmap_pb2.GetSeatMapRequest(seat_map_id=seat_map_id, version=version)
+        info: seatmap_pb2.SeatMapInfo = self._call(self.seatmaps.GetSeatMap, request).seat_map
+        return info
+
+    def list_events(self) -> list[events_pb2.Event]:
+        request = events_pb2.ListEventsRequest(page=common_pb2.PageRequest(page_size=500))
+        return self._pages(self.events.ListEvents, request, "events")
+
+    def get_event(self, event_id: str) -> events_pb2.Event:
+        event: events_pb2.Event = self._call(
+            self.events.GetEvent, events_pb2.GetEventRequest(event_id=event_id)
+        ).event
+        return event
+
+    def set_seat_status(
+        self,
+        event_id: str,
+        seat_ids: list[str],
+        section_ids: list[str],
+        status: events_pb2.SeatStatus.ValueType,
+    ) -> events_pb2.SetSeatStatusResponse:
+        request = events_pb2.SetSeatStatusRequest(
+            event_id=event_id,
+            selection=events_pb2.SeatSelection(seat_ids=seat_ids, section_ids=section_ids),
+            status=status,
+        )
+        response: events_pb2.SetSeatStatusResponse = self._call(self.events.SetSeatStatus, request)
+        return response
+
+    def get_hold(self, token: str) -> sales_pb2.Hold:
+        hold: sales_pb2.Hold = self._call(self.holds.GetHold, sales_pb2.GetHoldRequest(hold_token=token)).hold
+        return hold
+
+    def release(self, token: str, seat_ids: list[str]) -> int:
+        request = sales_pb2.ReleaseHoldRequest(hold_token=token, seat_ids=seat_ids)
+        return int(self._call(self.holds.ReleaseHold, request).remaining)
+
+    def get_order(self, event_id: str, order_id: str) -> sales_pb2.Order:
+        request = sales_pb2.GetOrderRequest(event_id=event_id, order_id=order_id)
+        order: sales_pb2.Order = self._call(self.orders.GetOrder, request).order
+        return order
+
+    def list_orders(self, event_id: str) -> list[sales_pb2.Order]:
+        request = sales_pb2.ListOrdersRequest(event_id=event_id, page=common_pb2.PageRequest(page_size=500))
+        return self._pages(self.orders.ListOrders, request, "orders")
+
+    def cancel_order(
+        self, event_id: str, order_id: str, ticket_ids: list[str], not_for_sale: bool, reason: str
+    ) -> sales_pb2.Order:
+        request = sales_pb2.CancelOrderRequest(
+            event_id=event_id,
+            order_id=order_id,
+            ticket_ids=ticket_ids,
+            release_to_not_for_sale=not_for_sale,
+            reason=reason,
+        )
+        order: sales_pb2.Order = self._call(self.orders.CancelOrder, request).order
+        return order

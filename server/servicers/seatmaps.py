@@ -66,7 +66,12 @@ _FORMATS: dict[int, Format] = {
 
 
 _RENDER_FORMATS = frozenset(
-    {seatmap_pb2.RENDER_FORMAT_UNSPECIFIED, seatmap_pb2.RENDER_FORMAT_SVG, seatmap_pb2.RENDER_FORMAT_PNG}
+    {
+        seatmap_pb2.RENDER_FORMAT_UNSPECIFIED,
+        seatmap_pb2.RENDER_FORMAT_SVG,
+        seatmap_pb2.RENDER_FORMAT_PNG,
+        seatmap_pb2.RENDER_FORMAT_PDF,
+    }
 )
 
 
@@ -206,10 +211,20 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         else:
             _require_id(request.seat_map_id)
             loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.version)
+        width, height = request.width or None, request.height or None  # 0: unset
         if request.format == seatmap_pb2.RENDER_FORMAT_PNG:
-            png = await self._heavy.render_in_pool(tenant_id, render.render_png, loaded, status)
+            png = await self._heavy.render_in_pool(
+                tenant_id, render.render_png, loaded, status, width=width, height=height
+            )
             return seatmap_pb2.RenderSeatMapResponse(content=png, content_type="image/png")
-        svg = await self._heavy.render_in_pool(tenant_id, render.render_svg, loaded, status)
+        if request.format == seatmap_pb2.RENDER_FORMAT_PDF:
+            pdf = await self._heavy.render_in_pool(
+                tenant_id, render.render_pdf, loaded, status, width=width, height=height
+            )
+            return seatmap_pb2.RenderSeatMapResponse(content=pdf, content_type="application/pdf")
+        svg = await self._heavy.render_in_pool(
+            tenant_id, render.render_svg, loaded, status, width=width, height=height
+        )
         return seatmap_pb2.RenderSeatMapResponse(content=svg.encode(), content_type="image/svg+xml")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import random
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -17,7 +18,7 @@ from seatmap.index import (
     UnknownSeat,
     UnknownSection,
 )
-from seatmap.model import Category, Point, Row, Seat, SeatMap, Section, iter_seats
+from seatmap.model import Area, Category, Point, Row, Seat, SeatMap, Section, iter_seats
 from tests.seatmap.maps import PITCH, ROW_PITCH, ga_map, grid_map, table_map
 
 
@@ -236,3 +237,12 @@ def test_build_is_fast_enough_for_a_large_map() -> None:
     index = SeatIndex(seatmap)
     assert time.perf_counter() - t0 < 1.0
     assert len(index) == 20_000
+
+
+def test_without_a_focal_point_the_index_ranks_towards_the_stage_area() -> None:
+    base = grid_map(rows=4, seats_per_row=10)
+    behind = Area("STAGE", [Point(0, 400), Point(500, 400), Point(500, 450), Point(0, 450)], "Stage", "stage")
+    index = SeatIndex(msgspec.structs.replace(base, focal_point=None, areas=[behind]))
+    assert index.focal == (250, 425)
+    assert index.bounds[3] == 450  # areas are part of the drawing
+    assert int(np.argmin(index.focal_distance)) // 10 == 3  # the back row is now the front

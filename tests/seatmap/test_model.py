@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from seatmap.model import (
+    Area,
     Category,
     Point,
     Row,
@@ -13,6 +14,8 @@ from seatmap.model import (
     SeatMap,
     Section,
     Table,
+    centroid,
+    focal_point,
     iter_seats,
     json_decoder,
     json_encoder,
@@ -79,3 +82,30 @@ def test_iter_seats_orders_sections_then_rows_then_tables() -> None:
         0,
     )
     assert (placed[1].placement, placed[1].group_id, placed[1].index_in_group) == ("row", "A-1", 1)
+
+
+def test_an_area_round_trips_and_old_documents_have_none() -> None:
+    stage = Area("STAGE", [Point(0, 0), Point(10, 0), Point(10, 4), Point(0, 4)], "Stage", "stage")
+    seatmap = msgspec.structs.replace(_map(), areas=[stage])
+    encoded = json_encoder.encode(seatmap)
+    assert (
+        b'"areas":[{"id":"STAGE","outline":[[0,0],[10,0],[10,4],[0,4]],"label":"Stage","kind":"stage"}]'
+        in encoded
+    )
+    assert json_decoder.decode(encoded) == seatmap
+    assert b"areas" not in json_encoder.encode(_map())  # omitted when empty: old maps encode as before
+    with pytest.raises(msgspec.ValidationError, match="kind"):
+        json_decoder.decode(encoded.replace(b'"stage"', b'"stagee"'))
+
+
+def test_focal_point_is_explicit_else_the_first_stage_else_none() -> None:
+    square = [Point(100, 0), Point(140, 0), Point(140, 20), Point(100, 20)]
+    bar = Area("BAR", [Point(0, 0), Point(4, 0), Point(4, 4)])
+    stage = Area("STAGE", square, kind="stage")
+    assert focal_point(_map()) is None
+    assert focal_point(msgspec.structs.replace(_map(), areas=[bar])) is None
+    assert focal_point(msgspec.structs.replace(_map(), areas=[bar, stage])) == Point(120, 10)
+    explicit = msgspec.structs.replace(_map(), areas=[stage], focal_point=Point(1, 1))
+    assert focal_point(explicit) == Point(1, 1)
+    assert centroid([Point(1e7, 1e7), Point(1e7 + 3, 1e7), Point(1e7, 1e7 + 3)]) == Point(1e7 + 1, 1e7 + 1)
+    assert centroid([Point(0, 0), Point(2, 2), Point(4, 4)]) == Point(2, 2)  # no area: the vertex mean

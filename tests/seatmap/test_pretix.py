@@ -8,14 +8,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seatmap.errors import SeatMapDecodeError
-from seatmap.model import SeatMap, iter_seats, json_decoder, json_encoder
-from seatmap.pretix import from_pretix
+from seatmap.bestavailable import BestAvailableRequest, best_available
+from seatmap.errors import SeatMapDecodeError, StageNotFound
+from seatmap.index import SeatIndex
+from seatmap.model import Point, SeatMap, iter_seats, json_decoder, json_encoder
+from seatmap.pretix import from_pretix, import_pretix
 from seatmap.validation import validate
 
 FIXTURE = Path(__file__).parent / "data" / "pretix_small.json"
@@ -39,7 +42,7 @@ def test_fixture_imports_and_validates() -> None:
     assert len(iter_seats(seatmap)) == 5 * 11 + 2 * 6 + 2 * 6
 
 
-def test_zones_become_sections_and_seatless_zones_are_dropped() -> None:
+def test_zones_become_sections_and_seatless_zones_become_areas() -> None:
     seatmap = from_pretix(FIXTURE.read_bytes())
     assert [(s.id, s.label) for s in seatmap.sections] == [
         ("parkett", "Parkett"),
@@ -47,6 +50,11 @@ def test_zones_become_sections_and_seatless_zones_are_dropped() -> None:
         ("rang-rechts", "Rang rechts"),
     ]
     assert [r.id for r in seatmap.sections[0].rows] == [f"parkett-{n}" for n in range(1, 6)]
+    # The "Bühne" zone: its rectangle is drawn (the text on it is its label) and is the stage.
+    [stage] = seatmap.areas
+    assert (stage.id, stage.label, stage.kind, stage.color) == ("stage", "Bühne", "stage", "#333333")
+    assert [(p.x, p.y) for p in stage.outline] == [(300, 20), (700, 20), (700, 100), (300, 100)]
+    assert seatmap.focal_point == Point(500, 60)
 
 
 def test_categories_are_slugified_and_keep_their_names() -> None:
@@ -219,3 +227,127 @@ def test_any_numbers_import_or_raise_decode_errors(data: st.DataObject) -> None:
         parent[path[-1]] = data.draw(numbers)
     with contextlib.suppress(SeatMapDecodeError):
         validate(_import(plan))
+
+
+# --- the stage and the focal point -----------------------------------------------------------
+
+
+def _hall(stage: str, *, name: str = "Bühne", text: str = "") -> dict[str, Any]:
+    """A sports-hall block of 6 rows x 12 seats with the stage at its ``top``, ``bottom`` or ``left``.
+
+    Rows run parallel to the stage; a small bar is drawn too. The block is centred on
+    (300, 300) and the stage lies 100 px beyond its edge.
+    """
+    side = stage == "left"
+    rows = []
+    for r in range(6):
+        seats = []
+        for k in range(12):
+            along, across = k * 25 - 137.5, r * 30 - 75
+            x, y = (across, along) if side else (along, across)
+            seats.append(
+                {"seat_guid": f"r{r}s{k}", "seat_number": str(k + 1), "position": {"x": x, "y": y},
+                 "category": "Standard"}
+            )  # fmt: skip
+        rows.append({"row_number": str(r + 1), "position": {"x": 0, "y": 0}, "seats": seats})
+    stage_rect = {
+        "top": ({"x": 100, "y": 40}, 400, 80),
+        "bottom": ({"x": 100, "y": 480}, 400, 80),
+        "left": ({"x": 40, "y": 100}, 80, 400),
+    }[stage]
+    position, width, height = stage_rect
+    stage_areas: list[dict[str, Any]] = [
+        {"shape": "rectangle", "position": position, "rectangle": {"width": width, "height": height}}
+    ]
+    if text:
+        centre = {"x": position["x"] + width / 2, "y": position["y"] + height / 2}
+        stage_areas.append({"shape": "text", "position": centre, "text": {"text": text}})
+    block = {"name": "Block A", "position": {"x": 300, "y": 300}, "rows": rows, "areas": []}
+    bar = {"name": "Bar", "position": {"x": 0, "y": 0}, "rows": [], "areas": [
+        {"shape": "circle", "position": {"x": 560, "y": 560}, "circle": {"radius": 15}}
+    ]}  # fmt: skip
+    return {
+        "name": "Sporthalle",
+        "categories": [{"name": "Standard", "color": "#336699"}],
+        "zones": [{"name": name, "position": {"x": 0, "y": 0}, "rows": [], "areas": stage_areas}, block, bar],
+    }
+
+
+def _first_pick_rows(seatmap: SeatMap) -> set[str]:
+    index = SeatIndex(seatmap)
+    free = np.ones(len(index), dtype=np.bool_)
+    best = best_available(index, free, BestAvailableRequest(quantity=4))[0]
+    return {index.placed[o].group_id for o in best.ordinals}
+
+
+@pytest.mark.parametrize(
+    ("stage", "name", "text"),
+    [
+        ("top", "Bühne", ""),  # named in German
+        ("bottom", "Zone 1", "STAGE"),  # the zone has no useful name; the text on it does
+        ("left", "", ""),  # no name at all: the only large drawn area
+    ],
+)
+def test_best_available_starts_at_the_row_nearest_the_stage(stage: str, name: str, text: str) -> None:
+    imported = import_pretix(json.dumps(_hall(stage, name=name, text=text)).encode())
+    seatmap = imported.seatmap
+    assert validate(seatmap).ok
+    assert imported.warnings == []
+    assert [a.kind for a in seatmap.areas] == ["stage", "other"]  # the bar is drawn, not the stage
+    assert seatmap.focal_point == {
+        "top": Point(300, 80), "bottom": Point(300, 520), "left": Point(80, 300)
+    }[stage]  # fmt: skip
+    nearest_row = {"top": "block-a-1", "bottom": "block-a-6", "left": "block-a-1"}[stage]
+    assert _first_pick_rows(seatmap) == {nearest_row}
+
+
+def test_without_the_stage_the_middle_of_the_block_sells_first() -> None:
+    """What every import did before: no focal point, so best available aims at the map's centre."""
+    plan = _hall("top", name="Zone 1")
+    plan["zones"][0]["areas"][0]["rectangle"] = {"width": 40, "height": 20}  # too small to guess
+    imported = import_pretix(json.dumps(plan).encode())
+    assert imported.seatmap.focal_point is None
+    assert imported.stage is None
+    [warning] = imported.warnings
+    assert "no stage recognised among 2 drawn area(s) (areas: 'Bar', 'Zone 1')" in warning
+    assert _first_pick_rows(imported.seatmap) <= {"block-a-3", "block-a-4"}
+
+
+@pytest.mark.parametrize(
+    "name", ["Stage", "Hauptbühne", "Buehne", "Scène", "Escenario", "Palco", "Scena", "Podium", "Spielfeld"]
+)
+def test_stage_names_in_common_languages(name: str) -> None:
+    plan = _hall("top", name=name)
+    plan["zones"][0]["areas"][0]["rectangle"] = {"width": 40, "height": 20}  # small: only the name tells
+    imported = import_pretix(json.dumps(plan).encode())
+    assert imported.stage == name
+    assert imported.seatmap.areas[0].kind == "stage"
+
+
+def test_the_organizer_names_the_stage_or_sets_the_focal_point() -> None:
+    data = json.dumps(_hall("top", name="Bühne")).encode()
+    bar = import_pretix(data, stage_area="bar")  # case-insensitive: the zone named "Bar"
+    assert bar.stage == "Bar"
+    assert [a.kind for a in bar.seatmap.areas] == ["other", "stage"]
+    assert bar.seatmap.focal_point == Point(560, 560)
+    pinned = import_pretix(data, focal_point=Point(1, 2))
+    assert pinned.seatmap.focal_point == Point(1, 2)
+    assert pinned.seatmap.areas[0].kind == "stage"  # still drawn as the stage
+    with pytest.raises(StageNotFound, match=r"no drawn area is named 'Orchestra'.*'Bar', 'Bühne'"):
+        import_pretix(data, stage_area="Orchestra")
+
+
+def test_areas_of_a_seated_zone_away_from_its_seats_are_drawn() -> None:
+    plan = _hall("top")
+    stage_zone = plan["zones"].pop(0)
+    block = plan["zones"][0]
+    # One zone holding both: the stage rectangle is relative to the block's position.
+    block["areas"] = [
+        {**area, "position": {"x": area["position"]["x"] - 300, "y": area["position"]["y"] - 300}}
+        for area in stage_zone["areas"]
+    ] + [{"shape": "text", "position": {"x": 0, "y": -220}, "text": {"text": "BÜHNE"}}]
+    imported = import_pretix(json.dumps(plan).encode())
+    assert imported.stage == "BÜHNE"
+    assert imported.seatmap.focal_point == Point(300, 80)
+    assert max(p.y for p in imported.seatmap.sections[0].outline) > 370  # the outline is still the seats'
+    assert min(p.y for p in imported.seatmap.sections[0].outline) > 200

@@ -4,11 +4,22 @@ import importlib.util
 import sys
 import xml.etree.ElementTree as ET
 
+import msgspec
 import pytest
 
 from seatmap.index import SeatIndex, UnknownSeat
-from seatmap.model import Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section
-from seatmap.render import STATUS_COLORS, RenderError, RenderUnavailable, render_png, render_svg
+from seatmap.model import Area, Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section
+from seatmap.render import (
+    DEFAULT_PIXELS,
+    MAX_PIXELS,
+    STATUS_COLORS,
+    RenderError,
+    RenderUnavailable,
+    output_size,
+    render_pdf,
+    render_png,
+    render_svg,
+)
 from tests.seatmap.maps import CATEGORIES, ga_map, grid_map, table_map
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -143,6 +154,8 @@ def test_png_needs_cairosvg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "cairosvg", None)  # makes the import fail
     with pytest.raises(RenderUnavailable, match="cairosvg"):
         render_png(grid_map(rows=1, seats_per_row=2))
+    with pytest.raises(RenderUnavailable, match="PDF rendering needs"):
+        render_pdf(grid_map(rows=1, seats_per_row=2))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cairosvg") is None, reason="cairosvg not installed")
@@ -159,3 +172,91 @@ def test_large_map_renders_quickly() -> None:
     svg = render_svg(index, {o: "sold" for o in range(0, len(index), 2)})
     assert time.perf_counter() - t0 < 2.0
     assert svg.count("<circle") >= 20_000
+
+
+needs_cairo = pytest.mark.skipif(
+    importlib.util.find_spec("cairosvg") is None, reason="cairosvg not installed"
+)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(b"\x89PNG")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_output_size_keeps_proportions_within_bounds() -> None:
+    assert output_size(30_000, 15_000) == (DEFAULT_PIXELS, DEFAULT_PIXELS // 2)
+    assert output_size(15_000, 30_000) == (DEFAULT_PIXELS // 2, DEFAULT_PIXELS)
+    assert output_size(300, 150, width=600) == (600, 300)
+    assert output_size(300, 150, height=600) == (1200, 600)
+    assert output_size(300, 150, width=600, height=100) == (200, 100)  # the largest that fits the box
+    assert output_size(1e7, 1, height=5000) == (MAX_PIXELS, 1)  # a sliver stays within the cap
+    for bad in ({"width": 0}, {"height": MAX_PIXELS + 1}, {"width": -5}):
+        with pytest.raises(RenderError, match="pixels"):
+            output_size(100, 100, **bad)
+
+
+@needs_cairo
+def test_png_and_pdf_are_scaled_to_the_requested_size() -> None:
+    index = SeatIndex(grid_map(rows=2, seats_per_row=4))
+    default = png_size(render_png(index))
+    assert max(default) == DEFAULT_PIXELS
+    assert png_size(render_png(index, width=300))[0] == 300
+    assert png_size(render_png(index, height=300))[1] == 300
+    assert render_pdf(index, width=300).startswith(b"%PDF")
+    root = parse(render_svg(index, width=300))
+    assert root.attrib["width"] == "300"
+    assert "width" not in parse(render_svg(index)).attrib  # unsized unless asked
+
+
+def _far_apart() -> SeatMap:
+    """Two one-seat sections in opposite corners of the format's coordinate range."""
+
+    def corner(i: int, x: float, y: float) -> Section:
+        seat = Seat(id=f"s{i}", label="1", position=Point(x, y), category="std")
+        outline = [Point(x - 60, y - 60), Point(x + 60, y - 60), Point(x + 60, y + 60), Point(x - 60, y + 60)]
+        return Section(
+            id=f"S{i}", label=f"S{i}", outline=outline, rows=[Row(id=f"r{i}", label="1", seats=[seat])]
+        )
+
+    return SeatMap(
+        name="Edges",
+        categories=CATEGORIES,
+        sections=[corner(0, -1e7 + 60, -1e7 + 60), corner(1, 1e7 - 60, 1e7 - 60)],
+    )
+
+
+@needs_cairo
+def test_any_valid_map_renders_even_at_the_coordinate_limits() -> None:
+    from seatmap.validation import validate
+
+    seatmap = _far_apart()
+    assert validate(seatmap).ok
+    width, height = png_size(render_png(seatmap))
+    assert width <= DEFAULT_PIXELS
+    assert height == DEFAULT_PIXELS  # the legend makes it a little taller than wide
+    assert render_pdf(seatmap).startswith(b"%PDF")
+
+
+def test_labels_are_drawn_above_the_seats_and_areas_below() -> None:
+    stage = Area(
+        "STAGE", [Point(0, -200), Point(500, -200), Point(500, -50), Point(0, -50)], "Bühne", "stage"
+    )
+    bar = Area("BAR", [Point(600, 0), Point(700, 0), Point(700, 50)], color="#ffcc00")
+    seatmap = msgspec.structs.replace(grid_map(rows=2, seats_per_row=4), areas=[stage, bar])
+    root = parse(render_svg(seatmap))
+    groups = [el.attrib.get("class") for el in root if el.tag == f"{SVG}g"]
+    assert groups.index("areas") < groups.index("sections") < groups.index("seats") < groups.index("labels")
+    labels = next(el for el in root if el.attrib.get("class") == "labels")
+    label_texts = [el.text for el in labels if "halo" not in el.attrib.get("class", "")]
+    assert label_texts == ["Bühne", "S0"]  # the bar has no label
+    drawn = {
+        el.attrib["data-area"]: el.attrib["data-kind"]
+        for el in root.iter(f"{SVG}g")
+        if "data-area" in el.attrib
+    }
+    assert drawn == {"STAGE": "stage", "BAR": "other"}
+    assert "Stage" not in texts(root)  # the stage area is drawn: no generic "Stage" marker
+    bar_polygon = root.find(f".//{SVG}g[@data-area='BAR']/{SVG}polygon")
+    assert bar_polygon is not None
+    assert bar_polygon.attrib["style"] == "fill:#ffcc00"

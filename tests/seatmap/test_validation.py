@@ -109,6 +109,7 @@ CASES: dict[str, tuple[Mutation, Limits]] = {
     "too_many_seats_in_row": (lambda d: None, Limits(max_seats_per_row=2)),
     "too_many_vertices": (lambda d: None, Limits(max_vertices_per_polygon=3)),
     "too_many_ga_areas": (lambda d: None, Limits(max_ga_areas=0)),
+    "too_many_areas": (lambda d: d.update(areas=[STAGE]), Limits(max_areas=0)),
     "too_many_categories": (lambda d: None, Limits(max_categories=0)),
     "duplicate_category_key": (
         lambda d: d["categories"].append({"key": "std", "label": "Again"}),
@@ -152,6 +153,29 @@ CASES: dict[str, tuple[Mutation, Limits]] = {
         DEFAULT_LIMITS,
     ),
 }
+
+
+STAGE: Doc = {"id": "STAGE", "kind": "stage", "outline": [[0, -300], [1000, -300], [1000, -100], [0, -100]]}
+
+
+def test_areas_are_drawings_that_may_overlap_anything() -> None:
+    doc = base()
+    thrust = {"id": "THRUST", "label": "", "outline": [[400, -150], [600, -150], [600, 50], [400, 50]]}
+    doc["areas"] = [STAGE, thrust]  # the thrust reaches into section A; no label is fine
+    assert validate(build(doc)).ok
+
+
+def test_areas_are_checked_like_outlines_and_share_the_area_ids() -> None:
+    doc = base()
+    bowtie = {"id": "BAR", "outline": [[0, 2000], [100, 2100], [100, 2000], [0, 2100]]}
+    doc["areas"] = [{**STAGE, "id": "G"}, bowtie, {"id": "FAR", "outline": [[0, 0], [2e7, 0], [0, 10]]}]
+    report = validate(build(doc))
+    assert [(v.code, v.path) for v in report.violations] == [
+        ("duplicate_area_id", "areas[0].id"),
+        ("invalid_polygon", "areas[1].outline"),
+        ("coordinate_out_of_range", "areas[2].outline[1]"),
+    ]
+    assert "reuses the id of ga_areas[0]" in report.violations[0].message
 
 
 def test_base_map_is_valid() -> None:

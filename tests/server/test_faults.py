@@ -8,6 +8,7 @@ by itself.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import subprocess
 import time
@@ -130,10 +131,21 @@ async def test_redis_down_is_unavailable_within_the_deadline_and_recovers(servic
     await api.__aexit__()
 
 
+async def _paused(redis_url: str) -> bool:
+    """Whether Redis is still paused: a PING on a fresh connection gets no answer."""
+    client = connect(redis_url)
+    try:
+        await asyncio.wait_for(client.ping(), 0.2)
+    except TimeoutError:
+        return True
+    finally:
+        await client.aclose()
+    return False
+
+
 async def test_slow_redis_honours_deadlines_and_applies_nothing_half(service: Service) -> None:
     api, event_id = await _on_sale_event(service.target)
-    await service.stores.redis.execute_command("CLIENT", "PAUSE", "1500", "ALL")
-    started = time.monotonic()
+    await service.stores.redis.execute_command("CLIENT", "PAUSE", "3000", "ALL")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.holds.HoldSeats(
             sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1", "r0-2"]),
@@ -141,8 +153,10 @@ async def test_slow_redis_honours_deadlines_and_applies_nothing_half(service: Se
             timeout=0.5,
         )
     assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert time.monotonic() - started < 1.0
-    await asyncio.sleep(1.6)  # the pause ends; a hold whose reply was lost may have been applied whole
+    # Observed, not timed: the call gave up while Redis was still paused (0.5 s of a 3 s pause).
+    assert await _paused(service.redis.url)
+    while await _paused(service.redis.url):  # the pause ends; a hold whose reply was lost may apply whole
+        pass
     availability = await api.events.GetAvailability(
         events_pb2.GetAvailabilityRequest(event_id=event_id, include_seats=True), metadata=api.metadata
     )
@@ -152,37 +166,56 @@ async def test_slow_redis_honours_deadlines_and_applies_nothing_half(service: Se
 
 
 async def test_redis_sigkill_mid_on_sale_keeps_every_acknowledged_order(service: Service) -> None:
+    """Waits on what it observes, never on the clock: a loaded 2-core machine only makes it slower.
+
+    Redis is killed once some orders are acknowledged (so the crash is mid on-sale and there is
+    something to lose), and the buyers stop only after a probe purchase succeeded on the
+    restarted Redis (so the service recovered by itself).
+    """
     api, event_id = await _on_sale_event(service.target, rows=4, seats=10)
     seats = [f"r{r}-{n}" for r in range(4) for n in range(10)]
+    probe_seat, buyer_seats = seats[-1], seats[:-1]
     acknowledged: dict[str, list[str]] = {}
+    some_sold, stop = asyncio.Event(), asyncio.Event()
+
+    async def buy(seat: str, key: str) -> bool:
+        try:
+            hold = await api.holds.HoldSeats(
+                sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=[seat]),
+                metadata=api.metadata,
+                timeout=2,
+            )
+            order = await api.orders.CommitHold(
+                sales_pb2.CommitHoldRequest(hold_token=hold.hold.hold_token, idempotency_key=key),
+                metadata=api.metadata,
+                timeout=2,
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        acknowledged[order.order.order_id] = [t.seat_id for t in order.order.tickets]
+        if len(acknowledged) >= 5:
+            some_sold.set()
+        return True
 
     async def buyer(seat: str) -> None:
-        for _attempt in range(20):
-            try:
-                hold = await api.holds.HoldSeats(
-                    sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=[seat]),
-                    metadata=api.metadata,
-                    timeout=1,
-                )
-                order = await api.orders.CommitHold(
-                    sales_pb2.CommitHoldRequest(
-                        hold_token=hold.hold.hold_token, idempotency_key=f"pay-{seat}"
-                    ),
-                    metadata=api.metadata,
-                    timeout=1,
-                )
-                acknowledged[order.order.order_id] = [t.seat_id for t in order.order.tickets]
+        # A hold applied whose reply was lost keeps its seat until it expires: such a buyer
+        # keeps failing until told to stop, which is fine: it was never acknowledged.
+        while not stop.is_set():
+            if await buy(seat, f"pay-{seat}"):
                 return
-            except grpc.aio.AioRpcError:
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
-    buyers = asyncio.gather(*(buyer(s) for s in seats))
-    await asyncio.sleep(0.05)
+    buyers = asyncio.gather(*(buyer(s) for s in buyer_seats))
+    await some_sold.wait()
     service.redis.kill()  # mid on-sale, as a crash would
-    await asyncio.sleep(0.3)
     service.redis.start()  # replays the AOF (appendfsync always)
+    for _attempt in itertools.count():  # until the service works again
+        if await buy(probe_seat, "pay-probe"):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
     await buyers
-    assert acknowledged, "no buyer got through"
+    assert len(acknowledged) >= 6  # five before the crash, the probe after it
     orders = await service.stores.redis.hgetall(f"sw:{{ev:{event_id}}}:orders")
     stored = {k.decode() for k in orders}
     assert set(acknowledged) <= stored  # nothing acknowledged was lost

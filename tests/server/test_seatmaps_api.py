@@ -306,3 +306,29 @@ async def test_huge_ga_capacity_is_a_violation_or_invalid_argument(organizer: Ap
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _upload(organizer, content)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_render_to_a_size_and_to_pdf(organizer: Api) -> None:
+    info = await _upload(organizer, small_map())
+
+    async def render(**fields: int) -> seatmap_pb2.RenderSeatMapResponse:
+        request = seatmap_pb2.RenderSeatMapRequest(seat_map_id=info.seat_map_id, **fields)  # type: ignore[arg-type]
+        response: seatmap_pb2.RenderSeatMapResponse = await organizer.seatmaps.RenderSeatMap(
+            request, metadata=organizer.metadata
+        )
+        return response
+
+    png = await render(format=seatmap_pb2.RENDER_FORMAT_PNG, width=320)
+    assert int.from_bytes(png.content[16:20], "big") == 320
+    default = await render(format=seatmap_pb2.RENDER_FORMAT_PNG)
+    size = int.from_bytes(default.content[16:20], "big"), int.from_bytes(default.content[20:24], "big")
+    assert max(size) == 2400
+    pdf = await render(format=seatmap_pb2.RENDER_FORMAT_PDF, height=300)
+    assert pdf.content_type == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    svg = await render(width=500)
+    assert ElementTree.fromstring(svg.content).attrib["width"] == "500"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await render(format=seatmap_pb2.RENDER_FORMAT_PNG, width=100_000)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "10000 pixels" in (err.value.details() or "")

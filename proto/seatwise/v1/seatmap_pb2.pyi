@@ -67,6 +67,8 @@ class _RenderFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RenderFo
     """treated as SVG"""
     RENDER_FORMAT_SVG: _RenderFormat.ValueType  # 1
     RENDER_FORMAT_PNG: _RenderFormat.ValueType  # 2
+    RENDER_FORMAT_PDF: _RenderFormat.ValueType  # 3
+    """one vector page, sized like the PNG"""
 
 class RenderFormat(_RenderFormat, metaclass=_RenderFormatEnumTypeWrapper): ...
 
@@ -74,6 +76,8 @@ RENDER_FORMAT_UNSPECIFIED: RenderFormat.ValueType  # 0
 """treated as SVG"""
 RENDER_FORMAT_SVG: RenderFormat.ValueType  # 1
 RENDER_FORMAT_PNG: RenderFormat.ValueType  # 2
+RENDER_FORMAT_PDF: RenderFormat.ValueType  # 3
+"""one vector page, sized like the PNG"""
 Global___RenderFormat: _TypeAlias = RenderFormat  # noqa: Y015
 
 @_typing.final
@@ -622,6 +626,8 @@ class RenderSeatMapRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
     seat_map_id: _builtins.str
     version: _builtins.int
     format: Global___RenderFormat.ValueType
@@ -630,6 +636,13 @@ class RenderSeatMapRequest(_message.Message):
     not for sale) instead of by category. seat_map_id and version may then be
     left empty: the event's seat map is used.
     """
+    width: _builtins.int
+    """Output size in pixels (PNG, PDF; an SVG then carries width and height
+    attributes), keeping the map's proportions: both given, the largest size
+    that fits; one given, the other follows; neither, the longer side is 2400
+    for PNG and PDF (an SVG stays unsized). Each 0 (unset) or 1-10000.
+    """
+    height: _builtins.int
     def __init__(
         self,
         *,
@@ -637,10 +650,12 @@ class RenderSeatMapRequest(_message.Message):
         version: _builtins.int = ...,
         format: Global___RenderFormat.ValueType = ...,
         event_id: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "format", b"format", "seat_map_id", b"seat_map_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "format", b"format", "height", b"height", "seat_map_id", b"seat_map_id", "version", b"version", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

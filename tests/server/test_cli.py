@@ -1,0 +1,299 @@
+"""The ``seatwise`` command: never a traceback, one-line errors naming the file, and the
+organizer's and support person's commands against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from seatmap.generate import theatre
+from seatmap.model import json_encoder
+from server.cli import main, summary
+from server.cli_output import table
+from tests.conftest import ADMIN_KEY
+from tests.processes import free_port
+
+PRETIX = Path(__file__).parents[1] / "seatmap" / "data" / "pretix_small.json"
+
+BAD_FILES: dict[str, bytes] = {
+    "notjson.json": b"not json\n",
+    "empty.json": b"",
+    "blank.json": b"  \n",
+    "incomplete.json": b'{"name": "x", "categories": [',
+    "array.json": b"[1, 2]",
+    "schema.json": b'{"name": "x", "categories": [{"key": "a b", "label": "A"}], "sections": []}',
+    "nosections.json": b'{"name": "x", "categories": [{"key": "a", "label": "A"}]}',
+    "pretix.json": PRETIX.read_bytes(),  # fine for import-pretix, wrong as a native map
+    "native.json": json_encoder.encode(theatre()),  # fine as a native map, wrong for import-pretix
+}
+DEAD = f"127.0.0.1:{free_port()}"  # nothing listens there
+
+# Every command that reads a file, as it is called; "{file}" is replaced.
+FILE_COMMANDS: list[list[str]] = [
+    ["seatmap", "validate", "{file}"],
+    ["seatmap", "validate", "--format", "pretix", "{file}"],
+    ["seatmap", "import-pretix", "{file}", "-o", "{out}.json"],
+    ["seatmap", "render", "{file}", "-o", "{out}.svg"],
+    ["seatmap", "render", "{file}", "-o", "{out}.png", "--width", "200"],
+    ["seatmap", "render", "{file}", "-o", "{out}.pdf"],
+    ["seatmap", "upload", "{file}", "--api-key", "k", "--target", DEAD],
+]
+# Every command that calls the server, with a key but no server to answer.
+REMOTE_COMMANDS: list[list[str]] = [
+    ["seatmap", "list"],
+    ["seatmap", "publish", "sm"],
+    ["seatmap", "nearest", "sm", "--x", "1", "--y", "2"],
+    ["tenant", "create", "Demo"],
+    ["event", "create", "sm", "--name", "x"],
+    ["event", "list"],
+    ["event", "get", "ev"],
+    ["event", "availability", "ev"],
+    ["event", "block", "ev", "s1"],
+    ["event", "unblock", "ev", "s1"],
+    ["hold", "ev", "s1"],
+    ["hold-info", "tok"],
+    ["release", "tok"],
+    ["commit", "tok", "--idempotency-key", "k"],
+    ["order", "get", "ev", "o1"],
+    ["order", "list", "ev"],
+    ["order", "cancel", "ev", "o1"],
+]
+
+
+def _names(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    names: set[tuple[str, ...]] = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            names |= _names(command, (*prefix, name))
+        else:
+            names.add((*prefix, name))
+    return names
+
+
+def test_every_command_is_exercised_here() -> None:
+    covered = {
+        tuple(c[:2]) if c[0] in ("seatmap", "tenant", "event", "order") else (c[0],)
+        for c in FILE_COMMANDS + REMOTE_COMMANDS
+    }
+    covered |= {("seatmap", "generate"), ("serve",)}  # generate takes no input; serve is the server
+    assert _names(main) == covered
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    clean = {
+        "SEATWISE_API_KEY": None,
+        "SEATWISE_TENANT": None,
+        "SEATWISE_TARGET": None,
+        "SEATWISE_DEBUG": None,
+    }
+    return CliRunner().invoke(main, list(args), env={**clean, **(env or {})})  # type: ignore[dict-item]
+
+
+def assert_one_line_error(result: Result, *mentions: str) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    for mention in mentions:
+        assert mention in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("command", FILE_COMMANDS, ids=lambda c: " ".join(c[:3]))
+def test_bad_files_give_one_line_naming_the_file(tmp_path: Path, command: list[str]) -> None:
+    for name, content in BAD_FILES.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        args = [a.replace("{file}", str(path)).replace("{out}", str(tmp_path / "out" / "x")) for a in command]
+        result = run(*args)
+        reads_pretix = "import-pretix" in command or "pretix" in command
+        acceptable = name == ("pretix.json" if reads_pretix else "native.json")
+        if acceptable:
+            continue  # a good file for this command (upload then fails on the dead server, tested below)
+        if "validate" in command and result.stdout:  # a decodable map: its violations, one per line
+            assert result.exit_code == 1
+            assert all(line.startswith(f"{path}: ") for line in result.stdout.splitlines())
+            continue
+        error = assert_one_line_error(result, str(path))
+        assert ": : " not in error  # never an empty position
+        if name in ("empty.json", "blank.json"):
+            assert error == f"Error: {path}: the file is empty"
+
+
+def test_errors_say_where_and_what(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("notjson.json").write_bytes(b'{\n  "name": nope\n}')
+    Path("incomplete.json").write_bytes(BAD_FILES["incomplete.json"])
+    Path("pretix.json").write_bytes(BAD_FILES["pretix.json"])
+    Path("native.json").write_bytes(BAD_FILES["native.json"])
+    error = assert_one_line_error(run("seatmap", "validate", "notjson.json"))
+    assert error.startswith("Error: notjson.json:2:15: JSON is malformed")
+    error = assert_one_line_error(run("seatmap", "render", "incomplete.json", "-o", "x.png"))
+    assert error == "Error: incomplete.json:1:30: the JSON ends early: is the file complete?"
+    error = assert_one_line_error(run("seatmap", "validate", "pretix.json"))
+    assert "looks like a pretix plan" in error
+    error = assert_one_line_error(run("seatmap", "import-pretix", "native.json", "-o", "x.json"))
+    assert "looks like a seatwise seat map already" in error
+    assert_one_line_error(run("seatmap", "validate", "missing.json"), "missing.json: cannot read")
+
+
+def test_progress_and_errors_never_share_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "notjson.json"
+    path.write_bytes(b"not json")
+    result = run("seatmap", "validate", str(path))
+    assert result.stderr.splitlines() == [f"Error: {path}:1:5: JSON is malformed: invalid character"]
+    path.write_bytes(BAD_FILES["nosections.json"])
+    result = run("seatmap", "validate", str(path))
+    assert result.exit_code == 1
+    assert (
+        result.stdout == f"{path}: empty_map: seat map 'x' has no sections and no general-admission areas\n"
+    )
+    assert all(
+        line.endswith(tuple("0123456789s")) for line in result.stderr.splitlines()
+    )  # "...: done in 0.00s"
+
+
+@pytest.mark.parametrize("command", REMOTE_COMMANDS, ids=" ".join)
+def test_without_a_server_or_a_key_there_is_a_hint_not_a_traceback(command: list[str]) -> None:
+    error = assert_one_line_error(run(*command), "no API key", "SEATWISE_API_KEY")
+    assert "--api-key" in error
+    result = run(*command, "--api-key", "k", "--target", DEAD)
+    assert_one_line_error(result, "UNAVAILABLE")
+    assert "start one with 'make serve'" in result.stderr
+
+
+def test_validate_counts_table_seats_and_ga_places(tmp_path: Path) -> None:
+    path = tmp_path / "theatre.json"
+    path.write_bytes(BAD_FILES["native.json"])
+    result = run("seatmap", "validate", str(path))
+    assert result.exit_code == 0
+    assert (
+        "valid: 'Synthetic Theatre': 14 sections, 1,297 seats (1,265 in rows, 32 at 8 tables)"
+        in result.stderr
+    )
+    from seatmap.generate import arena
+
+    assert summary(arena()).endswith("3,200 general-admission places in 1 areas")
+
+
+def test_import_pretix_takes_the_stage_or_warns(tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "imported.json"
+    result = run("seatmap", "import-pretix", str(PRETIX), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "focal point (500, 60) from the stage 'Bühne'" in result.stderr
+    assert json.loads(out.read_bytes())["focal_point"] == [500.0, 60.0]
+    plan = json.loads(PRETIX.read_bytes())
+    plan["zones"] = [z for z in plan["zones"] if z["rows"]]  # no stage drawn
+    stageless = tmp_path / "stageless.json"
+    stageless.write_text(json.dumps(plan))
+    result = run("seatmap", "import-pretix", str(stageless), "-o", str(out))
+    assert result.exit_code == 0
+    assert "warning: no stage recognised" in result.stderr
+    assert "--stage-area NAME or set --focal-point X,Y" in result.stderr
+    result = run("seatmap", "import-pretix", str(stageless), "-o", str(out), "--focal-point", "10,20")
+    assert "focal point (10, 20) from --focal-point" in result.stderr
+    result = run("seatmap", "import-pretix", str(PRETIX), "-o", str(out), "--stage-area", "Orchestra")
+    assert_one_line_error(result, "no drawn area is named 'Orchestra'", "'Bühne'")
+    result = run("seatmap", "import-pretix", str(PRETIX), "-o", str(out), "--focal-point", "x")
+    assert result.exit_code == 2
+    assert "expected X,Y" in result.stderr
+
+
+def test_render_picks_the_format_from_the_extension(tmp_path: Path) -> None:
+    for suffix, magic in ((".svg", b"<svg"), (".png", b"\x89PNG"), (".pdf", b"%PDF")):
+        out = tmp_path / f"pretix{suffix}"
+        result = run("seatmap", "render", str(PRETIX), "--format", "pretix", "-o", str(out), "--width", "300")
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes().startswith(magic)
+    result = run("seatmap", "render", str(PRETIX), "--format", "pretix", "-o", str(tmp_path / "x.jpg"))
+    assert result.exit_code == 2
+    assert "use .svg, .png or .pdf" in result.stderr
+    assert not (tmp_path / "x.jpg").exists()
+
+
+def test_tables_are_aligned_whatever_the_cell_widths(capsys: pytest.CaptureFixture[str]) -> None:
+    table(("CATEGORY", "FREE", "SOLD"), [("a-very-long-category-key-indeed", 1200, 3), ("vip", 5, 10_000)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "CATEGORY                          FREE    SOLD",
+        "a-very-long-category-key-indeed  1,200       3",
+        "vip                                  5  10,000",
+    ]
+
+
+# --- against a server --------------------------------------------------------------------------
+
+
+async def test_the_organizer_and_support_commands(server: str, tmp_path: Path) -> None:
+    base = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY}
+
+    async def cli(*args: str, tenant: str | None = "demo", ok: bool = True) -> Result:
+        env = base | ({"SEATWISE_TENANT": tenant} if tenant else {})
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    organizer_key = (await cli("tenant", "create", "Demo Hall", "--id", "demo", tenant=None)).stdout.strip()
+    theatre_file = tmp_path / "theatre.json"
+    theatre_file.write_bytes(BAD_FILES["native.json"])
+    # The platform-admin key acts on the tenant named by SEATWISE_TENANT (or --tenant).
+    uploaded = await cli("seatmap", "upload", str(theatre_file))
+    seat_map_id = uploaded.stdout.split()[0]
+    assert uploaded.stdout.endswith("version 1 (draft)\n")
+    listed = await cli("seatmap", "list")
+    assert re.search(rf"^{seat_map_id}\s+1\s+draft\s+1,297\s+0\s+Synthetic Theatre$", listed.stdout, re.M)
+    assert (await cli("seatmap", "publish", seat_map_id)).stdout == f"{seat_map_id} version 1 (published)\n"
+    as_json = json.loads((await cli("seatmap", "list", "--json")).stdout)
+    assert as_json["seat_maps"][0]["state"] == "SEAT_MAP_STATE_PUBLISHED"
+
+    prices = ["--price", "premium=8900", "--price", "standard=5900", "--price", "economy=3900"]
+    created = await cli(
+        "event", "create", seat_map_id, "--name", "Opening", "--on-sale", *prices, "--price", "restricted=100"
+    )
+    event_id = created.stdout.strip()
+    assert event_id in (await cli("event", "list")).stdout
+    assert (
+        json.loads((await cli("event", "get", event_id, "--json")).stdout)["status"] == "EVENT_STATUS_ON_SALE"
+    )
+    assert "premium" in (await cli("event", "get", event_id)).stdout
+
+    # Without naming the tenant, the admin key is told how to.
+    refused = await cli("hold", event_id, "--best", "2", tenant=None, ok=False)
+    assert_one_line_error(refused, "PERMISSION_DENIED")
+    assert "--tenant / SEATWISE_TENANT" in refused.stderr
+    token = (
+        await cli("hold", event_id, "--best", "2", "--category", "premium", "--tenant", "demo")
+    ).stdout.strip()
+    held = json.loads((await cli("hold-info", token, "--json")).stdout)
+    assert len(held["seat_ids"]) == 2
+    assert "released" in (await cli("release", token)).stdout
+    assert_one_line_error(await cli("hold-info", token, ok=False), "the hold was released")
+
+    blocked = await cli("event", "block", event_id, "SC-A-1", "SC-A-2")
+    assert blocked.stdout.startswith("2 of 2 seat(s) changed")
+    availability = (await cli("event", "availability", event_id)).stdout
+    assert re.search(r"^premium\s+\S+\s+0\s+0\s+2$", availability, re.M)
+    assert (await cli("event", "unblock", event_id, "SC-A-1", "SC-A-2")).stdout.startswith("2 of 2")
+
+    # An organizer key needs no tenant.
+    organizer = {"SEATWISE_API_KEY": organizer_key}
+    token = (await asyncio.to_thread(run, "hold", event_id, "SC-A-3", env=base | organizer)).stdout.strip()
+    committed = await asyncio.to_thread(run, "commit", token, "--idempotency-key", "k1", env=base | organizer)
+    order_id = committed.stdout.split()[1].rstrip(":")
+    assert f"{order_id}" in (await cli("order", "list", event_id)).stdout
+    order = json.loads((await cli("order", "get", event_id, order_id, "--json")).stdout)
+    assert order["tickets"][0]["seat_id"] == "SC-A-3"
+    cancelled = await cli("order", "cancel", event_id, order_id, "--reason", "refund")
+    assert "(cancelled)" in cancelled.stdout.splitlines()[0]
+    counts = json.loads((await cli("event", "availability", event_id, "--json")).stdout)
+    premium = next(c for c in counts["by_category"] if c["key"] == "premium")
+    assert "sold" not in premium  # back on sale: proto3 JSON leaves zero counts out
