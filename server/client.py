@@ -142,7 +142,7 @@ class Client:
             )
         except grpc.RpcError as exc:
             if cast(grpc.Call, exc).code() not in RETRYABLE:
-                raise click.ClickException(describe_error(exc)) from exc
+                raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
             response = self._call(method, request)
         return response
 

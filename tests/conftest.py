@@ -15,10 +15,12 @@ marker, so ``-m "not cluster"`` skips them too. A test marked
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from holds.redis_client import AnyRedis, connect
 from server.app import create_server
@@ -27,6 +29,10 @@ from server.context import Stores
 from server.redis_process import EmbeddedRedis
 from tests.api import Api
 from tests.cluster import LocalCluster
+
+# The servers the tests run in process log to stderr, as `seatwise serve` does
+# once configured: CLI tests read the commands' stdout, which must be theirs alone.
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 ADMIN_KEY = "sw_admin_test-bootstrap-secret"
 
