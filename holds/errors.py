@@ -4,6 +4,7 @@
     ├── StoreUnavailable        Redis unreachable, timed out, or failed mid-call (retryable)
     ├── StoreFault              Redis refused a command (a reply error): a bug, not an outage
     ├── WatchEnded              a watch stream ended on this process; resume elsewhere
+    ├── FeedCursorExpired       a feed cursor older than the retention (names the oldest one)
     ├── NotFound                a named resource does not exist (for this tenant)
     ├── AlreadyExists           a create collided with an existing id
     ├── InvalidRequest          an argument is wrong; ``field`` names it
@@ -40,6 +41,17 @@ class WatchEnded(StoreError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"watch ended ({reason}); resume with after_sequence set to the last sequence seen")
+
+
+class FeedCursorExpired(StoreError):
+    """Entries after the cursor were trimmed by the feed's retention (holds/feed/)."""
+
+    def __init__(self, oldest_cursor: str) -> None:
+        super().__init__(
+            "the cursor is older than the feed's retention: entries after it were trimmed; "
+            f"resume from the oldest cursor still available: {oldest_cursor!r}"
+        )
+        self.oldest_cursor = oldest_cursor
 
 
 class NotFound(StoreError):

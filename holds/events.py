@@ -220,7 +220,7 @@ class EventStore:
         for k, c in ga.items():
             args += [k, c]
         reply = await self._scripts.event_put(
-            [keys.event_key(event_id, name) for name in ("meta", "prices", "ga_cap")], args
+            [keys.event_key(event_id, name) for name in ("meta", "prices", "ga_cap", "lifecycle")], args
         )
         match reply:
             case Reply.OK:

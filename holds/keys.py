@@ -102,3 +102,32 @@ def event_index(tenant_id: str) -> str:
 def event_owner() -> str:
     """Hash event_id -> tenant_id: resolves (and authorizes) an event from its id alone."""
     return f"{PREFIX}:event-owner"
+
+
+# -- data leaving the service: a tenant's feed, consent and audit ({t:<tenant>} slot; holds/feed/)
+def tenant_feed(tenant_id: str) -> str:
+    """Stream of the tenant's own feed entries (consent.changed, buyer.erased), merged
+    into the feed with the events' ``lifecycle`` streams; no personal data (a subject id)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:feed"
+
+
+def tenant_consent(tenant_id: str) -> str:
+    """Hash buyer email (normalized) -> latest marketing decision (JSON: subject, opted_in,
+    source, decided_at_ms, recorded_ms)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:consent"
+
+
+def tenant_subjects(tenant_id: str) -> str:
+    """Hash subject id -> buyer email: what the tenant feed's entries refer to (erased with the buyer)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:subjects"
+
+
+def tenant_audit(tenant_id: str) -> str:
+    """Stream of audited actions on the tenant's data (erasures: who, when, how many)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:audit"
+
+
+def tenant_feed_trimmed(tenant_id: str) -> str:
+    """Hash stream name (event id, "" for the tenant's own) -> the newest entry id retention
+    trimmed from it: a cursor before it has missed entries (OUT_OF_RANGE)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:feed-trimmed"

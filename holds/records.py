@@ -57,6 +57,7 @@ class Buyer(msgspec.Struct, frozen=True):
     email: str = ""
     marketing_consent: bool = False
     payment_reference: str = ""
+    erased: bool = False  # anonymized by EraseBuyer (holds/feed/privacy.py): name, email, reference empty
 
 
 class Ticket(msgspec.Struct, frozen=True):

@@ -46,6 +46,7 @@ INVENTORY_SCRIPTS = frozenset(
         "reap",
         "hold_view",
         "event_dump",
+        "erase_orders",
     }
 )
 
@@ -148,6 +149,10 @@ class ScriptRegistry:
         self.seatmap_put = self._script("seatmap_put")
         self.seatmap_publish = self._script("seatmap_publish")
         self.seatmap_list = self._script("seatmap_list")
+        # data leaving the service (holds/feed/): consent and erasure
+        self.consent = self._script("consent")
+        self.erase_subject = self._script("erase_subject")
+        self.erase_orders = self._script("erase_orders")  # over one event's keys
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

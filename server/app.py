@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from holds.durability import resolve as resolve_durability
+from holds.feed.retention import trim_forever
 from holds.redis_client import ping as redis_ping
 from server.admission import Admission
 from server.config import Config
@@ -31,7 +32,7 @@ from server.context import Stores
 from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
-from server.servicers import events, sales, seatmaps, sessions, tenancy
+from server.servicers import events, feed, sales, seatmaps, sessions, tenancy
 from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
@@ -45,6 +46,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     sales.HOLD_SERVICE,
     sales.ORDER_SERVICE,
     sessions.SERVICE,
+    feed.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0
@@ -127,6 +129,7 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     health_task = asyncio.create_task(watch_health(stores, health_servicer))
     reaper_task = asyncio.create_task(reap_forever(stores))
     lag_task = asyncio.create_task(stores.admission.watch_loop_lag())
+    feed_trim_task = asyncio.create_task(trim_forever(stores.redis, config.feed_retention_days))
     log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -138,7 +141,7 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     log.info("server.stopping", grace_s=config.grace_s)
     await health_servicer.enter_graceful_shutdown()
     await stop_server(server, stores, config.grace_s)
-    for task in (health_task, reaper_task, lag_task):
+    for task in (health_task, reaper_task, lag_task, feed_trim_task):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

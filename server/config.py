@@ -18,6 +18,16 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -53,6 +63,8 @@ class Config:
     # heavy_per_tenant such calls in flight per server process.
     heavy_workers: int = 1
     heavy_per_tenant: int = 2
+    # How long the lifecycle feed keeps entries (holds/feed/retention.py, docs/data.md).
+    feed_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls) -> Config:
@@ -77,6 +89,7 @@ class Config:
             replica_ack_timeout_ms=_env_int("SEATWISE_REPLICA_ACK_TIMEOUT_MS", cls.replica_ack_timeout_ms),
             heavy_workers=_env_int("SEATWISE_HEAVY_WORKERS", cls.heavy_workers),
             heavy_per_tenant=_env_int("SEATWISE_HEAVY_PER_TENANT", cls.heavy_per_tenant),
+            feed_retention_days=_env_float("SEATWISE_FEED_RETENTION_DAYS", cls.feed_retention_days),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -98,5 +111,9 @@ class Config:
             raise ValueError(f"replica acks must be -1 (auto), 0 or more, got {self.replica_acks}")
         if not 1 <= self.replica_ack_timeout_ms <= 60_000:
             raise ValueError(f"replica ack timeout must be 1-60000 ms, got {self.replica_ack_timeout_ms}")
+        if not 0 < self.feed_retention_days <= 3660:
+            raise ValueError(
+                f"feed retention must be more than 0 and at most 3660 days, got {self.feed_retention_days}"
+            )
         if self.appendfsync not in ("always", "everysec", "no"):
             raise ValueError(f"appendfsync must be always, everysec or no, got {self.appendfsync!r}")

@@ -285,6 +285,12 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             return _status(code_pb2.ABORTED, str(exc))
         case store.WatchEnded():
             return _status(code_pb2.UNAVAILABLE, str(exc))
+        case store.FeedCursorExpired():
+            return _status(
+                code_pb2.OUT_OF_RANGE,
+                str(exc),
+                _error_info("FEED_CURSOR_EXPIRED", oldest_cursor=exc.oldest_cursor),
+            )
         case store.StoreUnavailable():
             return _status(code_pb2.UNAVAILABLE, "inventory store unavailable; retry with backoff")
         case store.StoreFault():  # a reply error: a bug, not an outage (the wrapper logs it)

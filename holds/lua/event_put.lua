@@ -2,6 +2,7 @@
 -- Creating fails if the event exists; updating checks the status transition.
 -- Result: OK | EVENT_NOT_FOUND | EVENT_EXISTS | {STATUS_TRANSITION, from, to} (bare codes but the last)
 local K_META, K_PRICES, K_GA_CAP = KEYS[1], KEYS[2], KEYS[3]
+local K_LIFECYCLE = KEYS[4]       -- the event's lifecycle stream: a status change is a feed entry
 local mode = ARGV[1]              -- 'create' | 'update'
 local new_status = ARGV[2]        -- '' keeps the status
 local n_meta = tonumber(ARGV[3])  -- then n_meta field/value pairs
@@ -29,7 +30,13 @@ end
 for i = 0, n_meta - 1 do
   redis.call('HSET', K_META, ARGV[4 + 2 * i], ARGV[5 + 2 * i])
 end
+local previous_status = redis.call('HGET', K_META, 'status')
 if new_status ~= '' then redis.call('HSET', K_META, 'status', new_status) end
+-- feed (holds/feed/): an update that changes the status is recorded with the change
+if mode == 'update' and new_status ~= '' and new_status ~= previous_status then
+  redis.call('XADD', K_LIFECYCLE, '*', 'kind', 'event.status_changed', 'order', '',
+    'detail', previous_status .. '|' .. new_status, 'seq', '0')
+end
 if replace_prices then
   redis.call('DEL', K_PRICES)
   for i = 0, n_prices - 1 do

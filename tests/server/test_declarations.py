@@ -59,6 +59,9 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.OrderService/ListOrders": ORGANIZER,
     "/seatwise.v1.OrderService/CancelOrder": ORGANIZER,
     "/seatwise.v1.SalesService/Session": SALES,
+    "/seatwise.v1.FeedService/Subscribe": ORGANIZER,
+    "/seatwise.v1.FeedService/UpdateConsent": ORGANIZER,
+    "/seatwise.v1.FeedService/EraseBuyer": ORGANIZER,
 }
 ALWAYS_ADMITTED = {
     "/seatwise.v1.OrderService/CommitHold",

@@ -1,0 +1,302 @@
+"""The organizer's lifecycle feed: its streams merged, read as the consumer reads.
+
+Sources, all written in the same script as the change they record:
+- each event's ``lifecycle`` stream (``{ev:<id>}`` slot): orders created and
+  cancelled (commit.lua, cancel.lua), event status changes (event_put.lua), and
+  whatever later scripts record with the prelude's ``lifecycle()``;
+- the tenant's ``feed`` stream (``{t:<tenant>}`` slot): consent changes and erasures.
+
+Entries hold no personal data: an order entry names the order, a tenant entry a
+subject id. The reader joins them with the order record (and the tenant's
+consent decisions) when it reads them, so an erased buyer is erased from every
+retained entry too, and an entry shows the order as it is now.
+
+Reading is bounded: the streams are read in chunks of ``STREAMS_PER_READ``, at
+most ``ENTRIES_PER_STREAM`` entries each, and the next chunk is read only once
+the consumer has taken the previous one (an async generator under gRPC's flow
+control), so a consumer that falls behind holds at most one chunk in the server.
+See docs/data.md for the cursor, the ordering and what is guaranteed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import redis.exceptions
+
+from holds import keys
+from holds.errors import FeedCursorExpired
+from holds.feed.cursor import TENANT_STREAM, ZERO, Cursor, StreamId, format_id, parse_id
+from holds.records import Order, order_decoder
+from holds.redis_client import AnyRedis, wrap_errors
+
+STREAMS_PER_READ = 32
+ENTRIES_PER_STREAM = 16
+POLL_S = 0.5
+# How far the clocks of the Redis nodes that write entries may disagree (or step
+# back): the watermark stays this far behind the newest entry seen.
+CLOCK_SKEW_MS = 5_000
+
+
+class ConsentDecision(msgspec.Struct, frozen=True):
+    """A buyer's latest marketing decision for a tenant (consent.lua writes it)."""
+
+    subject: str
+    opted_in: bool
+    source: str
+    decided_at_ms: int
+    recorded_ms: int = 0
+
+
+consent_decoder = msgspec.json.Decoder(ConsentDecision)
+
+
+@dataclass(frozen=True)
+class FeedBuyer:
+    name: str = ""
+    email: str = ""
+    marketing_consent: bool = False
+    consent_source: str = ""
+    consent_decided_ms: int = 0
+    erased: bool = False
+    buyer_id: str = ""
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    entry_id: str  # "<event_id>/<stream id>", "tenant/<stream id>"
+    cursor: str  # resume after this entry
+    kind: str
+    recorded_ms: int
+    event_id: str = ""
+    order_id: str = ""
+    order: Order | None = None  # as it is now (None: an entry without an order, or the order is gone)
+    buyer: FeedBuyer | None = None
+    ticket_ids: list[str] = field(default_factory=list)
+    reason: str = ""
+    event_status: str = ""
+    sequence: int = 0
+    order_refs: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    cursor: str
+
+
+@dataclass(frozen=True)
+class _Raw:
+    stream: str  # event id, or TENANT_STREAM
+    entry_id: StreamId
+    fields: dict[str, str]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class FeedReader:
+    def __init__(self, client: AnyRedis) -> None:
+        self._r = client
+
+    async def streams(self, tenant_id: str) -> list[tuple[str, str]]:
+        """(name in a cursor, stream key) of every stream of the tenant's feed."""
+        async with wrap_errors("list feed streams"):
+            event_ids = await self._r.zrange(keys.event_index(tenant_id), 0, -1)
+        return [(TENANT_STREAM, keys.tenant_feed(tenant_id))] + [
+            (e.decode(), keys.event_key(e.decode(), "lifecycle")) for e in event_ids
+        ]
+
+    async def _infos(self, streams: Sequence[tuple[str, str]]) -> list[dict[Any, Any] | None]:
+        out: list[dict[Any, Any] | None] = []
+        for start in range(0, len(streams), 256):
+            chunk = streams[start : start + 256]
+            async with wrap_errors("read feed retention"), self._r.pipeline(transaction=False) as pipe:
+                for _, key in chunk:
+                    pipe.xinfo_stream(key)
+                replies = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, redis.exceptions.ResponseError):  # no such stream yet
+                    out.append(None)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    out.append(reply)
+        return out
+
+    async def check_range(self, tenant_id: str, cursor: Cursor) -> None:
+        """FeedCursorExpired (naming the oldest cursor still available) when retention
+        trimmed an entry the cursor has not seen (holds/feed/retention.py records the
+        newest entry it trimmed from each stream)."""
+        async with wrap_errors("read feed retention"):
+            trimmed = await self._r.hgetall(keys.tenant_feed_trimmed(tenant_id))
+        oldest = Cursor()
+        for name, last in trimmed.items():
+            oldest.advance(name.decode(), parse_id(last))
+        if any(p > cursor.position(name) for name, p in oldest.positions.items()):
+            raise FeedCursorExpired(oldest.encode())
+
+    async def now_cursor(self, tenant_id: str) -> Cursor:
+        """A cursor past every entry written so far."""
+        streams = await self.streams(tenant_id)
+        cursor = Cursor()
+        for (name, _), info in zip(streams, await self._infos(streams), strict=True):
+            if info is not None:
+                cursor.advance(name, parse_id(info.get("last-generated-id", b"0-0")))
+        return cursor
+
+    async def follow(
+        self, tenant_id: str, cursor: Cursor, *, poll_s: float = POLL_S
+    ) -> AsyncIterator[FeedEntry | Checkpoint]:
+        """Every entry after ``cursor``, then new ones as they are written, forever.
+
+        The watermark rises after a round that read every stream to its end: to
+        the newest entry id seen *before* that round, less CLOCK_SKEW_MS. Any
+        entry written after its stream was read in the round is written after
+        that entry was, so (with clocks within the skew) it has a later id.
+        """
+        newest_seen = await self._newest(tenant_id)
+        last_token = cursor.encode()
+        while True:
+            seen_before_round = newest_seen
+            streams = await self.streams(tenant_id)
+            exhausted = True
+            for start in range(0, len(streams), STREAMS_PER_READ):
+                raws, full = await self._read(streams[start : start + STREAMS_PER_READ], cursor)
+                exhausted = exhausted and not full
+                if not raws:
+                    continue
+                newest_seen = max(newest_seen, raws[-1].entry_id)  # merged by id
+                for entry in await self._render(tenant_id, raws, cursor):
+                    last_token = entry.cursor
+                    yield entry
+            if not exhausted:
+                continue
+            if seen_before_round > ZERO:
+                cursor.raise_watermark((max(seen_before_round[0] - CLOCK_SKEW_MS, 0), 0))
+            token = cursor.encode()
+            if token != last_token:
+                last_token = token
+                yield Checkpoint(token)
+            await asyncio.sleep(poll_s)
+
+    async def _newest(self, tenant_id: str) -> StreamId:
+        streams = await self.streams(tenant_id)
+        newest = ZERO
+        for info in await self._infos(streams):
+            if info is not None:
+                newest = max(newest, parse_id(info.get("last-generated-id", b"0-0")))
+        return newest
+
+    async def _read(self, streams: Sequence[tuple[str, str]], cursor: Cursor) -> tuple[list[_Raw], bool]:
+        """The next entries of each stream after the cursor, merged by id; and whether
+        some stream may have more."""
+        async with wrap_errors("read feed"), self._r.pipeline(transaction=False) as pipe:
+            for name, key in streams:
+                position = cursor.position(name)
+                pipe.xrange(
+                    key, min="(" + format_id(position) if position > ZERO else "-", count=ENTRIES_PER_STREAM
+                )
+            replies = await pipe.execute()
+        raws: list[_Raw] = []
+        full = False
+        for (name, _), entries in zip(streams, replies, strict=True):
+            full = full or len(entries) >= ENTRIES_PER_STREAM
+            for entry_id, fields in entries:
+                raws.append(_Raw(name, parse_id(entry_id), {_text(k): _text(v) for k, v in fields.items()}))
+        raws.sort(key=lambda r: (r.entry_id, r.stream))
+        return raws, full
+
+    async def _render(self, tenant_id: str, raws: list[_Raw], cursor: Cursor) -> list[FeedEntry]:
+        """Join the entries with their orders and the tenant's consent decisions."""
+        order_refs = sorted({(r.stream, r.fields["order"]) for r in raws if r.fields.get("order")})
+        subjects = sorted({r.fields["subject"] for r in raws if r.fields.get("subject")})
+        async with wrap_errors("read feed orders"):
+            orders: dict[tuple[str, str], Order] = {}
+            if order_refs:
+                async with self._r.pipeline(transaction=False) as pipe:
+                    for event_id, order_id in order_refs:
+                        pipe.hget(keys.event_key(event_id, "orders"), order_id)
+                    for ref, raw in zip(order_refs, await pipe.execute(), strict=True):
+                        if raw is not None:
+                            orders[ref] = order_decoder.decode(raw)
+            emails: dict[str, str] = {}
+            if subjects:
+                found = await self._r.hmget(keys.tenant_subjects(tenant_id), subjects)
+                emails = {s: e.decode() for s, e in zip(subjects, found, strict=True) if e is not None}
+            wanted = sorted(
+                {o.buyer.email.strip().lower() for o in orders.values() if o.buyer.email}
+                | set(emails.values())
+            )
+            decisions: dict[str, ConsentDecision] = {}
+            if wanted:
+                found = await self._r.hmget(keys.tenant_consent(tenant_id), wanted)
+                decisions = {e: consent_decoder.decode(d) for e, d in zip(wanted, found, strict=True) if d}
+        out = []
+        for raw in raws:
+            cursor.advance(raw.stream, raw.entry_id)
+            out.append(_entry(raw, cursor.encode(), orders, emails, decisions))
+        return out
+
+
+def _buyer_of(order: Order, decisions: dict[str, ConsentDecision]) -> FeedBuyer:
+    b = order.buyer
+    if b.erased:
+        return FeedBuyer(erased=True, buyer_id=order.buyer_id)
+    consent, source, decided = b.marketing_consent, "checkout", order.created_ms
+    decision = decisions.get(b.email.strip().lower())
+    if decision is not None and decision.decided_at_ms >= order.created_ms:  # the newest decision wins
+        consent, source, decided = decision.opted_in, decision.source, decision.decided_at_ms
+    return FeedBuyer(b.name, b.email, consent, source, decided, False, order.buyer_id)
+
+
+def _entry(
+    raw: _Raw,
+    cursor: str,
+    orders: dict[tuple[str, str], Order],
+    emails: dict[str, str],
+    decisions: dict[str, ConsentDecision],
+) -> FeedEntry:
+    f = raw.fields
+    kind, detail = f.get("kind", ""), f.get("detail", "")
+    stream_id = format_id(raw.entry_id)
+    if raw.stream == TENANT_STREAM:
+        email = emails.get(f.get("subject", ""), "")
+        base = FeedEntry(f"tenant/{stream_id}", cursor, kind, raw.entry_id[0], detail="")
+        if kind == "consent.changed":
+            d = consent_decoder.decode(detail)
+            buyer = FeedBuyer(email=email, marketing_consent=d.opted_in, consent_source=d.source,
+                              consent_decided_ms=d.decided_at_ms, erased=not email)  # fmt: skip
+            return FeedEntry(**{**base.__dict__, "buyer": buyer})
+        if kind == "buyer.erased":
+            refs = [r for r in detail.split(",") if r]
+            return FeedEntry(**{**base.__dict__, "buyer": FeedBuyer(erased=True), "order_refs": refs})
+        return FeedEntry(**{**base.__dict__, "detail": detail})
+    order_id = f.get("order", "")
+    order = orders.get((raw.stream, order_id)) if order_id else None
+    entry = FeedEntry(
+        f"{raw.stream}/{stream_id}",
+        cursor,
+        kind,
+        raw.entry_id[0],
+        event_id=raw.stream,
+        order_id=order_id,
+        order=order,
+        buyer=_buyer_of(order, decisions) if order is not None else None,
+        sequence=int(f.get("seq") or 0),
+    )
+    if kind in ("order.cancelled", "order.tickets_cancelled"):
+        ids, _, reason = detail.partition("|")
+        return FeedEntry(
+            **{**entry.__dict__, "ticket_ids": [i for i in ids.split(",") if i], "reason": reason}
+        )
+    if kind == "event.status_changed":
+        return FeedEntry(**{**entry.__dict__, "event_status": detail.rpartition("|")[2]})
+    if kind == "order.created":
+        return entry
+    return FeedEntry(**{**entry.__dict__, "detail": detail})
