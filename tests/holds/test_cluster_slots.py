@@ -23,6 +23,7 @@ from redis.crc import key_slot
 
 from holds import keys
 from holds.errors import StoreUnavailable
+from holds.feed.privacy import Privacy
 from holds.inspection import read_event
 from holds.inventory import Inventory
 from holds.records import Buyer
@@ -61,6 +62,11 @@ def test_a_tenants_catalogue_shares_one_slot(tenant_id: str, seat_map_id: str) -
         keys.seatmap_content(tenant_id, seat_map_id),
         keys.event_index(tenant_id),
         keys.tenant_keys_index(tenant_id),
+        keys.tenant_feed(tenant_id),
+        keys.tenant_consent(tenant_id),
+        keys.tenant_subjects(tenant_id),
+        keys.tenant_audit(tenant_id),
+        keys.tenant_feed_trimmed(tenant_id),
     ]
     assert len(slots(catalogue)) == 1
 
@@ -105,12 +111,17 @@ async def test_every_script_call_path_stays_in_one_slot(
     await stores.live.mirror(live)  # snapshot, then the change feed reads one key
     await read_event(stores.scripts, ev.event_id)  # the audit's dump
     await stores.seatmaps.list_latest(ev.tenant, 0, 10)  # seatmap_list: a page of one tenant's maps
+    privacy = Privacy(stores.redis, stores.scripts)
+    await privacy.update_consent(ev.tenant, "ada@example.com", True, "crm")  # consent: the tenant's slot
+    await privacy.erase_buyer(ev.tenant, "ada@example.com", "key-1")  # erase_orders per event, erase_subject
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:
         assert script_keys, f"{name} got no KEYS: a cluster could not route it"
         assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
-        if name == "event_put" or name in {"hold", "commit", "release", "cancel"}:
+        if name in {"consent", "erase_subject"}:
+            assert slots(script_keys) == slots([keys.tenant_tag(ev.tenant)])
+        if name == "event_put" or name in {"hold", "commit", "release", "cancel", "erase_orders"}:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
 
 
