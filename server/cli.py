@@ -736,5 +736,43 @@ def order_cancel(
     _print_order(cancelled)
 
 
+# -- the lifecycle feed (docs/data.md) --------------------------------------------
+@main.group()
+def feed() -> None:
+    """The organizer's lifecycle feed, for a CRM integration."""
+
+
+@feed.command("tail")
+@click.option(
+    "--from", "cursor", default="", help="Resume after this cursor; default: the oldest entry kept."
+)
+@click.option("--from-now", is_flag=True, help="Only changes made from now on.")
+@click.option("--max", "max_entries", type=int, default=0, help="Stop after this many entries (0: follow).")
+@remote()
+def feed_tail(cursor: str, from_now: bool, max_entries: int, remote: Remote) -> None:
+    """Print the feed as JSON lines, following it until interrupted.
+
+    Each line is an entry, or a checkpoint ({"kind": "checkpoint", "cursor": ...});
+    store the "cursor" of the last line you processed and pass it to --from to resume.
+    """
+    import json
+
+    from google.protobuf import json_format
+
+    seen = 0
+    with remote.client() as client:
+        for message in client.feed_tail(cursor, from_now):
+            if message.WhichOneof("item") == "checkpoint":
+                line: dict[str, Any] = {"kind": "checkpoint", "cursor": message.checkpoint}
+            else:
+                line = json_format.MessageToDict(message.entry, preserving_proto_field_name=True)
+            click.echo(json.dumps(line, separators=(",", ":"), ensure_ascii=False), nl=True)
+            sys.stdout.flush()
+            if message.WhichOneof("item") == "entry":
+                seen += 1
+                if max_entries and seen >= max_entries:
+                    return
+
+
 if __name__ == "__main__":
     main()

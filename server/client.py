@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, cast
 
@@ -14,6 +15,8 @@ from seatwise.v1 import (
     common_pb2,
     events_pb2,
     events_pb2_grpc,
+    feed_pb2,
+    feed_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
     seatmap_pb2,
@@ -254,3 +257,13 @@ class Client:
         )
         order: sales_pb2.Order = self._call(self.orders.CancelOrder, request).order
         return order
+
+    # -- the lifecycle feed (docs/data.md): `seatwise feed tail`
+    def feed_tail(self, cursor: str, from_now: bool) -> Iterator[feed_pb2.FeedMessage]:
+        """The feed's messages from ``cursor`` (or from now) on, as the server sends them; no deadline."""
+        stub = feed_pb2_grpc.FeedServiceStub(self._channel)
+        request = feed_pb2.SubscribeRequest(cursor=cursor, from_now=from_now)
+        try:
+            yield from stub.Subscribe(request, metadata=tuple(self._metadata))
+        except grpc.RpcError as exc:
+            raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc

@@ -63,6 +63,7 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["order", "get", "ev", "o1"],
     ["order", "list", "ev"],
     ["order", "cancel", "ev", "o1"],
+    ["feed", "tail", "--max", "1"],
 ]
 
 
@@ -78,7 +79,7 @@ def _names(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, .
 
 def test_every_command_is_exercised_here() -> None:
     covered = {
-        tuple(c[:2]) if c[0] in ("seatmap", "tenant", "event", "order") else (c[0],)
+        tuple(c[:2]) if c[0] in ("seatmap", "tenant", "event", "order", "feed") else (c[0],)
         for c in FILE_COMMANDS + REMOTE_COMMANDS
     }
     covered |= {("seatmap", "generate"), ("serve",)}  # generate takes no input; serve is the server

@@ -431,3 +431,28 @@ async def test_nothing_lost_across_a_server_restart_and_a_redis_sigkill(tmp_path
         await server.stop(None)
         await stores.close()
         redis.stop()
+
+
+async def test_the_cli_tails_the_feed_as_json_lines(organizer: Api, server: str) -> None:
+    """`seatwise feed tail --from CURSOR`: one JSON object per line, resumable by its cursor."""
+    import json
+
+    from tests.server.test_cli import run
+
+    event_id = await _event(organizer)
+    first = await _sell(organizer, event_id, "r0-0", "ann@example.com", "Ann")
+    second = await _sell(organizer, event_id, "r0-1")
+    env = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": organizer.metadata[0][1].removeprefix("Bearer ")}
+    head = await asyncio.to_thread(run, "feed", "tail", "--max", "1", env=env)
+    assert head.exit_code == 0, head.output
+    line = json.loads(head.stdout)
+    assert line["kind"] == "order.created"
+    assert line["order_id"] == first.order_id
+    assert line["buyer"]["email"] == "ann@example.com"
+    rest = await asyncio.to_thread(run, "feed", "tail", "--from", line["cursor"], "--max", "1", env=env)
+    assert rest.exit_code == 0, rest.output
+    assert json.loads(rest.stdout)["order_id"] == second.order_id
+    bad = await asyncio.to_thread(run, "feed", "tail", "--from", "not-a-cursor", env=env)
+    assert bad.exit_code == 1
+    assert "cursor" in bad.output
+    assert "Traceback" not in bad.output
