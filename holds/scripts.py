@@ -46,6 +46,8 @@ INVENTORY_SCRIPTS = frozenset(
         "reap",
         "hold_view",
         "event_dump",
+        "scan",
+        "checkin_stats",
     }
 )
 
@@ -148,6 +150,10 @@ class ScriptRegistry:
         self.seatmap_put = self._script("seatmap_put")
         self.seatmap_publish = self._script("seatmap_publish")
         self.seatmap_list = self._script("seatmap_list")
+        # tickets and the door: holds/door.py (event keys + door keys), holds/ticket_keys.py
+        self.scan = self._script("scan")
+        self.checkin_stats = self._script("checkin_stats")
+        self.ticket_keys_put = self._script("ticket_keys_put")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

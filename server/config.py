@@ -53,6 +53,9 @@ class Config:
     # heavy_per_tenant such calls in flight per server process.
     heavy_workers: int = 1
     heavy_per_tenant: int = 2
+    # Fernet key encrypting organizers' ticket signing keys at rest (holds/ticket_keys.py);
+    # None: stored in the clear (a warning at startup).
+    ticket_key_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -77,6 +80,7 @@ class Config:
             replica_ack_timeout_ms=_env_int("SEATWISE_REPLICA_ACK_TIMEOUT_MS", cls.replica_ack_timeout_ms),
             heavy_workers=_env_int("SEATWISE_HEAVY_WORKERS", cls.heavy_workers),
             heavy_per_tenant=_env_int("SEATWISE_HEAVY_PER_TENANT", cls.heavy_per_tenant),
+            ticket_key_secret=env.get("SEATWISE_TICKET_KEY_SECRET") or None,
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
