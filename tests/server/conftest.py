@@ -8,7 +8,12 @@ import pytest
 from tests.conftest import parametrize_redis_topology
 
 BOTH_TOPOLOGIES = frozenset(
-    {"tests.server.test_sales_api", "tests.server.test_sessions", "tests.server.test_client"}
+    {
+        "tests.server.test_sales_api",
+        "tests.server.test_sessions",
+        "tests.server.test_client",
+        "tests.server.test_access_api",
+    }
 )
 
 
