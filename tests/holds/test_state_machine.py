@@ -469,9 +469,9 @@ class InventoryMachine(RuleBasedStateMachine):
     @rule(data=st.data(), gate=st.sampled_from(["North", "South"]))
     def scan(self, data: st.DataObject, gate: str) -> None:
         """A ticket at the door: admitted once; a cancelled ticket's token is refused."""
-        order_id = data.draw(st.sampled_from(sorted(self.orders)))
+        order_id = data.draw(st.sampled_from(list(self.orders)))
         order = self.orders[order_id]
-        ticket_id = data.draw(st.sampled_from(sorted([*order.seat_tickets, *order.ga_tickets])))
+        ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
         if ticket_id not in self.tokens:
             issue = self.stores.door.ticket_token(self.ev.tenant, self.ev.event_id, order_id, ticket_id)
             if ticket_id in order.cancelled:
@@ -485,7 +485,7 @@ class InventoryMachine(RuleBasedStateMachine):
     @rule(data=st.data(), gate=st.sampled_from(["North", "South"]))
     def scan_again(self, data: st.DataObject, gate: str) -> None:
         """A token already delivered, scanned again (maybe cancelled since)."""
-        ticket_id = data.draw(st.sampled_from(sorted(self.tokens)))
+        ticket_id = data.draw(st.sampled_from(list(self.tokens)))
         order = next(
             o for o in self.orders.values() if ticket_id in o.seat_tickets or ticket_id in o.ga_tickets
         )
