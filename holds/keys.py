@@ -99,6 +99,30 @@ def event_index(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:events"
 
 
+# -- tickets and the door (holds/door.py) ---------------------------------------
+# Passed to the door scripts (scan, checkin_stats) after the event's keys, as
+# KEYS[22..25]; same {ev:} tag, so a scan stays in the event's slot.
+DOOR_KEY_NAMES = (
+    "ticketkeys",  # hash ticket_id -> signing key id recorded when its token was first issued
+    "checkins",  # hash ticket_id -> "in|out|<gate>|<device>|<at ms>": a ticket's latest door state
+    "scanids",  # hash scan id (offline uploads: device|ticket|scanned_at) -> the answer given
+    "doorstats",  # hash counters: admitted, entries, exits, conflicts, g:<gate>, c:<category>, m:<minute>
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def door_keys(event_id: str) -> tuple[str, ...]:
+    """The event's door keys, in the order of DOOR_KEY_NAMES."""
+    tag = event_tag(event_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in DOOR_KEY_NAMES)
+
+
+def ticket_signing_keys(tenant_id: str) -> str:
+    """Hash of a tenant's ticket keys: ``ring`` (published KeyRing JSON), ``version``,
+    ``seed:<key id>`` (the private seed, encrypted when a secret is configured)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:ticketkeys"
+
+
 def event_owner() -> str:
     """Hash event_id -> tenant_id: resolves (and authorizes) an event from its id alone."""
     return f"{PREFIX}:event-owner"

@@ -6,7 +6,9 @@ from typing import Literal
 
 import msgspec
 
-RoleName = Literal["platform_admin", "organizer", "storefront"]
+RoleName = Literal[
+    "platform_admin", "organizer", "storefront", "door"
+]  # door: a door scanner (holds/door.py)
 
 
 class TenantRecord(msgspec.Struct, frozen=True):

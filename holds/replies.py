@@ -49,3 +49,11 @@ class Reply(IntEnum):
     VERSION_CHANGED = 27
     # hold
     REQUEST_MISMATCH = 28  # a request id already used for another request
+    # scan (the door): a ticket's check-in answers
+    ALREADY_USED = 29  # gate, device, at ms
+    TICKET_REVOKED = 30  # why: cancelled | not_issued
+    OUTSIDE_WINDOW = 31  # from ms, until ms, at ms
+    NOT_CHECKED_IN = 32  # an exit scan of a ticket that is not inside
+    REENTRY_NOT_ALLOWED = 33  # an exit scan at an event without re-entry
+    # ticket_keys_put: the key ring changed since it was read (retry)
+    KEYRING_CHANGED = 34

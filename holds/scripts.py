@@ -47,6 +47,8 @@ INVENTORY_SCRIPTS = frozenset(
         "hold_view",
         "event_dump",
         "erase_orders",
+        "scan",
+        "checkin_stats",
     }
 )
 
@@ -153,6 +155,10 @@ class ScriptRegistry:
         self.consent = self._script("consent")
         self.erase_subject = self._script("erase_subject")
         self.erase_orders = self._script("erase_orders")  # over one event's keys
+        # tickets and the door: holds/door.py (event keys + door keys), holds/ticket_keys.py
+        self.scan = self._script("scan")
+        self.checkin_stats = self._script("checkin_stats")
+        self.ticket_keys_put = self._script("ticket_keys_put")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

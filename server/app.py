@@ -32,7 +32,7 @@ from server.context import Stores
 from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
-from server.servicers import events, feed, sales, seatmaps, sessions, tenancy
+from server.servicers import access, events, feed, sales, seatmaps, sessions, tenancy
 from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
@@ -47,6 +47,8 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     sales.ORDER_SERVICE,
     sessions.SERVICE,
     feed.SERVICE,
+    access.TICKET_SERVICE,
+    access.ACCESS_SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0
@@ -119,7 +121,14 @@ def admin_key_for(config: Config) -> str:
 
 async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then drain in-flight calls for ``grace_s``."""
-    stores = Stores.open(redis_url, timeout_s=config.redis_timeout_s, read_timeout=False)
+    stores = Stores.open(
+        redis_url,
+        timeout_s=config.redis_timeout_s,
+        read_timeout=False,
+        ticket_key_secret=config.ticket_key_secret,
+    )
+    if not config.ticket_key_secret:
+        log.warning("ticket_keys.unencrypted", hint="set SEATWISE_TICKET_KEY_SECRET (a Fernet key)")
     durability = await resolve_durability(stores.redis, config.replica_acks, config.replica_ack_timeout_ms)
     stores.scripts.use_durability(durability)
     log.info("durability", replica_acks=durability.replicas, timeout_ms=durability.timeout_ms)

@@ -62,6 +62,8 @@ def set_principal(principal: Principal) -> None:
 ADMIN: frozenset[RoleName] = frozenset({"platform_admin"})
 ORGANIZER: frozenset[RoleName] = frozenset({"platform_admin", "organizer"})
 SALES: frozenset[RoleName] = frozenset({"platform_admin", "organizer", "storefront"})
+# door scanners (AccessService); organizers mint their keys
+DOOR: frozenset[RoleName] = frozenset({"platform_admin", "organizer", "door"})
 
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                    "/grpc.reflection.v1.ServerReflection/")  # fmt: skip

@@ -774,5 +774,72 @@ def feed_tail(cursor: str, from_now: bool, max_entries: int, remote: Remote) -> 
                     return
 
 
+# --- tickets and the door (docs/door.md) ---------------------------------------------------------
+
+
+@main.group()
+def ticket() -> None:
+    """Tickets' signed tokens and QR codes."""
+
+
+@ticket.command("token")
+@click.argument("order_id")
+@click.argument("ticket_id")
+@click.option("--event", "event_id", required=True, help="The order's event.")
+@click.option(
+    "--png", type=click.Path(dir_okay=False, path_type=Path), help="Also write the QR code as a PNG."
+)
+@json_option
+@remote()
+def ticket_token_cmd(
+    order_id: str, ticket_id: str, event_id: str, png: Path | None, as_json: bool, remote: Remote
+) -> None:
+    """The signed token of TICKET_ID of ORDER_ID (the same every time), printed; --png writes its QR code."""
+    with remote.client() as client:
+        issued = client.ticket_token(event_id, order_id, ticket_id, png is not None)
+    if png is not None:
+        write_output(png, issued.qr_png)
+    if as_json:
+        emit_json(issued)
+        return
+    click.echo(issued.token)
+
+
+@main.group()
+def door() -> None:
+    """At the door: scan tickets (a door-scanner key)."""
+
+
+@door.command("scan")
+@click.argument("token")
+@click.option("--event", "event_id", required=True, help="The event this door admits to.")
+@click.option("--gate", required=True, help="The gate scanning (recorded and counted).")
+@click.option("--device", "device_id", default="cli", show_default=True, help="This scanner's id.")
+@json_option
+@remote()
+def door_scan_cmd(
+    token: str, event_id: str, gate: str, device_id: str, as_json: bool, remote: Remote
+) -> None:
+    """Scan TOKEN: admitted, or exactly why not. Exit status 0 only when admitted."""
+    from seatwise.v1 import access_pb2
+
+    with remote.client() as client:
+        answer = client.scan_ticket(event_id, token, gate, device_id)
+    if as_json:
+        emit_json(answer)
+    else:
+        result = _enum_name(access_pb2.ScanResult, answer.result, "SCAN_RESULT_")
+        detail = [answer.reason, answer.seat_id or answer.ga_area_id, answer.category]
+        if answer.result == access_pb2.SCAN_RESULT_ALREADY_USED:
+            detail.append(
+                f"at gate {answer.previous.gate} ({answer.previous.device_id}) {_when(answer.previous.at)}"
+            )
+        if answer.token_event_id:
+            detail.append(f"ticket for event {answer.token_event_id}")
+        click.echo(" ".join([result.upper(), *(d for d in detail if d)]))
+    if answer.result != access_pb2.SCAN_RESULT_ADMITTED:
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()

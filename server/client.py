@@ -12,6 +12,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from seatwise.v1 import (
+    access_pb2,
+    access_pb2_grpc,
     common_pb2,
     events_pb2,
     events_pb2_grpc,
@@ -85,6 +87,8 @@ class Client:
         self.events = events_pb2_grpc.EventServiceStub(self._channel)
         self.holds = sales_pb2_grpc.HoldServiceStub(self._channel)
         self.orders = sales_pb2_grpc.OrderServiceStub(self._channel)
+        self.tickets = access_pb2_grpc.TicketServiceStub(self._channel)
+        self.access = access_pb2_grpc.AccessServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -267,3 +271,20 @@ class Client:
             yield from stub.Subscribe(request, metadata=tuple(self._metadata))
         except grpc.RpcError as exc:
             raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
+
+    # -- tickets and the door (docs/door.md) ---------------------------------------------------
+    def ticket_token(
+        self, event_id: str, order_id: str, ticket_id: str, png: bool
+    ) -> access_pb2.GetTicketTokenResponse:
+        request = access_pb2.GetTicketTokenRequest(
+            event_id=event_id, order_id=order_id, ticket_id=ticket_id, qr_png=png
+        )
+        response: access_pb2.GetTicketTokenResponse = self._call(self.tickets.GetTicketToken, request)
+        return response
+
+    def scan_ticket(
+        self, event_id: str, token: str, gate: str, device_id: str
+    ) -> access_pb2.ScanTicketResponse:
+        request = access_pb2.ScanTicketRequest(event_id=event_id, token=token, gate=gate, device_id=device_id)
+        response: access_pb2.ScanTicketResponse = self._call(self.access.ScanTicket, request)
+        return response

@@ -65,6 +65,9 @@ class Config:
     heavy_per_tenant: int = 2
     # How long the lifecycle feed keeps entries (holds/feed/retention.py, docs/data.md).
     feed_retention_days: float = 30.0
+    # Fernet key encrypting organizers' ticket signing keys at rest (holds/ticket_keys.py);
+    # None: stored in the clear (a warning at startup).
+    ticket_key_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -90,6 +93,7 @@ class Config:
             heavy_workers=_env_int("SEATWISE_HEAVY_WORKERS", cls.heavy_workers),
             heavy_per_tenant=_env_int("SEATWISE_HEAVY_PER_TENANT", cls.heavy_per_tenant),
             feed_retention_days=_env_float("SEATWISE_FEED_RETENTION_DAYS", cls.feed_retention_days),
+            ticket_key_secret=env.get("SEATWISE_TICKET_KEY_SECRET") or None,
         )
 
     def with_overrides(self, **overrides: Any) -> Config:

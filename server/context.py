@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
 from holds.live import LiveEvents
@@ -13,6 +14,7 @@ from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import SeatMapStore
 from holds.tenants import TenantStore
+from holds.ticket_keys import TicketKeyStore
 from server.admission import Admission
 from server.heavy import HeavyWork
 
@@ -27,6 +29,7 @@ class Stores:
     inventory: Inventory
     live: LiveEvents
     sales: Sales
+    door: Door
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -34,9 +37,17 @@ class Stores:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def open(cls, redis_url: str, *, timeout_s: float = 5.0, read_timeout: bool = True) -> Stores:
+    def open(
+        cls,
+        redis_url: str,
+        *,
+        timeout_s: float = 5.0,
+        read_timeout: bool = True,
+        ticket_key_secret: str | None = None,
+    ) -> Stores:
         """``read_timeout`` False: no per-read socket timeout; the server bounds every
-        call with its RPC's deadline instead (one timer less per Redis command)."""
+        call with its RPC's deadline instead (one timer less per Redis command).
+        ``ticket_key_secret``: encrypts organizers' ticket keys at rest (holds/ticket_keys.py)."""
         client = connect(
             redis_url, socket_timeout=timeout_s if read_timeout else None, connect_timeout=timeout_s
         )
@@ -54,6 +65,7 @@ class Stores:
             inventory=inventory,
             live=live,
             sales=Sales(live, inventory),
+            door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
         )
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from seatwise.v1 import (
+    access_pb2_grpc,
     events_pb2_grpc,
     sales_pb2_grpc,
     seatmap_pb2_grpc,
@@ -39,6 +40,8 @@ class Api:
         self.holds = sales_pb2_grpc.HoldServiceStub(self.channel)
         self.orders = sales_pb2_grpc.OrderServiceStub(self.channel)
         self.sessions = session_pb2_grpc.SalesServiceStub(self.channel)
+        self.tickets = access_pb2_grpc.TicketServiceStub(self.channel)
+        self.access = access_pb2_grpc.AccessServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:

@@ -35,3 +35,11 @@ local VERSION_NOT_FOUND = 26
 local VERSION_CHANGED = 27
 -- hold: a request id already used for another request
 local REQUEST_MISMATCH = 28
+-- scan: {code, details...}
+local ALREADY_USED = 29             -- gate, device, at ms
+local TICKET_REVOKED = 30           -- why: 'cancelled' | 'not_issued'
+local OUTSIDE_WINDOW = 31           -- from ms, until ms, at ms
+local NOT_CHECKED_IN = 32           -- exit of a ticket that is not inside
+local REENTRY_NOT_ALLOWED = 33      -- exit at an event without re-entry
+-- ticket_keys_put: bare code
+local KEYRING_CHANGED = 34

@@ -17,6 +17,7 @@ ROLE_TO_PROTO: dict[RoleName, tenancy_pb2.Role.ValueType] = {
     "platform_admin": tenancy_pb2.ROLE_PLATFORM_ADMIN,
     "organizer": tenancy_pb2.ROLE_ORGANIZER,
     "storefront": tenancy_pb2.ROLE_STOREFRONT,
+    "door": tenancy_pb2.ROLE_DOOR,
 }
 PROTO_TO_ROLE = {v: k for k, v in ROLE_TO_PROTO.items()}
 
@@ -77,10 +78,13 @@ class TenantServicer(tenancy_pb2_grpc.TenantServiceServicer):
         principal = current_principal()
         role = PROTO_TO_ROLE.get(request.role)
         if role is None:
-            raise InvalidRequest("role", "must be ROLE_ORGANIZER, ROLE_STOREFRONT or ROLE_PLATFORM_ADMIN")
-        if not principal.is_admin and role != "storefront":
-            # an organizer issues keys for its storefronts; new organizer keys come from the platform
-            raise PermissionDenied("organizer keys may create storefront keys only")
+            raise InvalidRequest(
+                "role", "must be ROLE_ORGANIZER, ROLE_STOREFRONT, ROLE_DOOR or ROLE_PLATFORM_ADMIN"
+            )
+        if not principal.is_admin and role not in ("storefront", "door"):
+            # an organizer issues keys for its storefronts and door scanners; new organizer keys
+            # come from the platform
+            raise PermissionDenied("organizer keys may create storefront and door keys only")
         tenant_id = "" if role == "platform_admin" else _target_tenant(request.tenant_id)
         record, secret = await self._tenants.create_key(tenant_id, role, request.label)
         return tenancy_pb2.CreateApiKeyResponse(key=key_pb(record), api_key=secret)

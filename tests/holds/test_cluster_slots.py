@@ -52,6 +52,7 @@ def test_every_key_of_an_event_shares_one_slot(event_id: str) -> None:
     ks = keys.event_keys(event_id)
     assert len(ks) == len(keys.EVENT_KEY_NAMES)
     assert slots(ks) == {key_slot(keys.event_tag(event_id).encode())}
+    assert slots(keys.door_keys(event_id)) == slots(ks)
 
 
 @given(ids, ids)
@@ -67,6 +68,7 @@ def test_a_tenants_catalogue_shares_one_slot(tenant_id: str, seat_map_id: str) -
         keys.tenant_subjects(tenant_id),
         keys.tenant_audit(tenant_id),
         keys.tenant_feed_trimmed(tenant_id),
+        keys.ticket_signing_keys(tenant_id),
     ]
     assert len(slots(catalogue)) == 1
 
@@ -100,6 +102,10 @@ async def test_every_script_call_path_stays_in_one_slot(
     await inv.release(ev.event_id, held.hold_id, seats=[3])
     order = (await inv.commit(ev.event_id, held.hold_id, "idem-1", Buyer(name="Ada"))).order
     await inv.cancel(ev.event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
+    door, ticket = stores.door, order.tickets[1].ticket_id
+    _, token, _ = await door.ticket_token(ev.tenant, ev.event_id, order.order_id, ticket)  # ticket_keys_put
+    await door.scan(ev.tenant, ev.event_id, token, "A", "d1")  # scan: event keys + door keys
+    await door.stats(ev.tenant, ev.event_id)  # checkin_stats
     await inv.set_status(ev.event_id, [10, 11], "blocked", ["free"])
     other = await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")
     await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")  # a retry replays
@@ -121,7 +127,15 @@ async def test_every_script_call_path_stays_in_one_slot(
         assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
         if name in {"consent", "erase_subject"}:
             assert slots(script_keys) == slots([keys.tenant_tag(ev.tenant)])
-        if name == "event_put" or name in {"hold", "commit", "release", "cancel", "erase_orders"}:
+        if name == "event_put" or name in {
+            "hold",
+            "commit",
+            "release",
+            "cancel",
+            "erase_orders",
+            "scan",
+            "checkin_stats",
+        }:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
 
 

@@ -5,11 +5,12 @@ at most 6 places per hold, 8 per buyer). Rules hold and add to holds (some
 with a request id), retry those requests (the same request: a replay, or why
 the hold is gone; another request under the id: refused), extend, release (all
 or part), commit (fresh and reused idempotency keys), cancel (whole or part, to
-free or not-for-sale), change seat status, and expire holds. After every step
+free or not-for-sale), change seat status, expire holds, and scan tickets at the door. After every step
 the whole event is read in one atomic cut and compared with the model: every
 seat's state and owner, the orders and their tickets, idempotency keys, GA
 counts, places held and bought per buyer (never past the limit), the
-availability snapshot, and the invariant checks of
+availability snapshot, check-ins (scans admit a ticket once, refuse a cancelled
+ticket's token; the door's counters), and the invariant checks of
 :func:`tests.holds.factories.check_consistent` (no seat sold twice, GA within
 capacity, change stream without gaps...).
 
@@ -38,6 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from holds import keys
 from holds.availability import decode_snapshot
 from holds.errors import (
     GeneralAdmissionUnavailable,
@@ -137,6 +139,8 @@ class InventoryMachine(RuleBasedStateMachine):
         self.request_ids = itertools.count()
         # hypothesis favours rules without preconditions: cap the cheap ones per example
         self.budget = {"set_status": 4, "reuse_key": 3}
+        self.tokens: dict[str, str] = {}  # ticket id -> its token (issued while valid)
+        self.admitted: dict[str, str] = {}  # ticket id -> the gate that admitted it
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -461,6 +465,46 @@ class InventoryMachine(RuleBasedStateMachine):
         for o in hold.seats:
             self.seat[o] = ("free", "")
 
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), gate=st.sampled_from(["North", "South"]))
+    def scan(self, data: st.DataObject, gate: str) -> None:
+        """A ticket at the door: admitted once; a cancelled ticket's token is refused."""
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
+        if ticket_id not in self.tokens:
+            issue = self.stores.door.ticket_token(self.ev.tenant, self.ev.event_id, order_id, ticket_id)
+            if ticket_id in order.cancelled:
+                with pytest.raises(PreconditionFailed):
+                    self.run(issue)
+                return
+            _, self.tokens[ticket_id], _ = self.run(issue)
+        self.scan_ticket(order, ticket_id, gate)
+
+    @precondition(lambda self: self.tokens)
+    @rule(data=st.data(), gate=st.sampled_from(["North", "South"]))
+    def scan_again(self, data: st.DataObject, gate: str) -> None:
+        """A token already delivered, scanned again (maybe cancelled since)."""
+        ticket_id = data.draw(st.sampled_from(list(self.tokens)))
+        order = next(
+            o for o in self.orders.values() if ticket_id in o.seat_tickets or ticket_id in o.ga_tickets
+        )
+        self.scan_ticket(order, ticket_id, gate)
+
+    def scan_ticket(self, order: MOrder, ticket_id: str, gate: str) -> None:
+        _, outcome = self.run(
+            self.stores.door.scan(self.ev.tenant, self.ev.event_id, self.tokens[ticket_id], gate, "dev")
+        )
+        if ticket_id in order.cancelled:
+            assert (outcome.result, outcome.reason) == ("revoked", "cancelled")
+        elif ticket_id in self.admitted:
+            assert outcome.result == "already_used"
+            assert outcome.previous is not None
+            assert outcome.previous[0] == self.admitted[ticket_id]
+        else:
+            assert outcome.result == "admitted"
+            self.admitted[ticket_id] = gate
+
     # -- after every step --------------------------------------------------------
     @invariant()
     def redis_agrees_with_the_model(self) -> None:
@@ -493,6 +537,13 @@ class InventoryMachine(RuleBasedStateMachine):
         expired_ga = sum(sum(h.ga.values()) for hid, h in s.holds.items() if not s.live(hid))
         assert s.ga_held.get(GA_AREA, 0) - expired_ga == self.ga_held()
         assert s.ga_sold.get(GA_AREA, 0) == self.ga_sold()
+
+        checkins = self.sync.hgetall(keys.door_keys(self.ev.event_id)[keys.DOOR_KEY_NAMES.index("checkins")])
+        assert {t.decode(): v.decode().split("|")[1] for t, v in checkins.items()} == self.admitted
+        stats = self.run(self.stores.door.stats(self.ev.tenant, self.ev.event_id))
+        assert (stats.admitted, stats.entries) == (len(self.admitted), len(self.admitted))
+        valid = sum(len(o.seat_tickets) + len(o.ga_tickets) - len(o.cancelled) for o in self.orders.values())
+        assert stats.remaining == max(0, valid - len(self.admitted))
 
         snap = decode_snapshot(self.run(self.inv.snapshot(self.ev.event_id)), SEATS)
         assert [STATES[int(x)] for x in snap.states] == [self.seat[o][0] for o in range(SEATS)]

@@ -13,6 +13,7 @@ BOTH_TOPOLOGIES = frozenset(
         "tests.server.test_sessions",
         "tests.server.test_client",
         "tests.server.test_feed_api",
+        "tests.server.test_access_api",
     }
 )
 

@@ -64,6 +64,8 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["order", "list", "ev"],
     ["order", "cancel", "ev", "o1"],
     ["feed", "tail", "--max", "1"],
+    ["ticket", "token", "o1", "t1", "--event", "ev"],
+    ["door", "scan", "tok", "--event", "ev", "--gate", "A"],
 ]
 
 
@@ -79,7 +81,7 @@ def _names(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, .
 
 def test_every_command_is_exercised_here() -> None:
     covered = {
-        tuple(c[:2]) if c[0] in ("seatmap", "tenant", "event", "order", "feed") else (c[0],)
+        tuple(c[:2]) if c[0] in ("seatmap", "tenant", "event", "order", "feed", "ticket", "door") else (c[0],)
         for c in FILE_COMMANDS + REMOTE_COMMANDS
     }
     covered |= {("seatmap", "generate"), ("serve",)}  # generate takes no input; serve is the server
@@ -298,3 +300,53 @@ async def test_the_organizer_and_support_commands(server: str, tmp_path: Path) -
     counts = json.loads((await cli("event", "availability", event_id, "--json")).stdout)
     premium = next(c for c in counts["by_category"] if c["key"] == "premium")
     assert "sold" not in premium  # back on sale: proto3 JSON leaves zero counts out
+
+
+async def test_ticket_token_and_door_scan(server: str, tmp_path: Path) -> None:
+    env = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY, "SEATWISE_TENANT": "door"}
+
+    async def cli(*args: str) -> Result:
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        return result
+
+    await asyncio.to_thread(
+        run, "tenant", "create", "Door Hall", "--id", "door", env=env | {"SEATWISE_TENANT": ""}
+    )
+    theatre_file = tmp_path / "theatre.json"
+    theatre_file.write_bytes(BAD_FILES["native.json"])
+    seat_map_id = (await cli("seatmap", "upload", str(theatre_file), "--publish")).stdout.split()[0]
+    event_id = (
+        await cli(
+            "event",
+            "create",
+            seat_map_id,
+            "--name",
+            "Doors",
+            "--on-sale",
+            "--price",
+            "premium=100",
+            "--price",
+            "standard=100",
+            "--price",
+            "economy=100",
+            "--price",
+            "restricted=100",
+        )
+    ).stdout.strip()
+    token = (await cli("hold", event_id, "SC-A-3")).stdout.strip()
+    order_id = (await cli("commit", token, "--idempotency-key", "k1")).stdout.split()[1].rstrip(":")
+    ticket_id = json.loads((await cli("order", "get", event_id, order_id, "--json")).stdout)["tickets"][0][
+        "ticket_id"
+    ]
+    png = tmp_path / "ticket.png"
+    issued = await cli("ticket", "token", order_id, ticket_id, "--event", event_id, "--png", str(png))
+    assert issued.exit_code == 0, issued.output
+    assert png.read_bytes().startswith(b"\x89PNG")
+    ticket_token = issued.stdout.strip()
+    admitted = await cli("door", "scan", ticket_token, "--event", event_id, "--gate", "North")
+    assert (admitted.exit_code, admitted.stdout.split()[:2]) == (0, ["ADMITTED", "SC-A-3"])
+    again = await cli("door", "scan", ticket_token, "--event", event_id, "--gate", "South")
+    assert again.exit_code == 1
+    assert again.stdout.startswith("ALREADY_USED")
+    assert "at gate North (cli)" in again.stdout

@@ -15,7 +15,7 @@ import seatwise.v1
 from holds.records import RoleName
 from server.admission import Admit
 from server.app import SERVICE_NAMES, SERVICES
-from server.auth import ADMIN, ORGANIZER, SALES
+from server.auth import ADMIN, DOOR, ORGANIZER, SALES
 from server.declarations import MethodRule, ServiceDeclaration, method_rules
 from server.servicers import tenancy
 
@@ -62,6 +62,16 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.FeedService/Subscribe": ORGANIZER,
     "/seatwise.v1.FeedService/UpdateConsent": ORGANIZER,
     "/seatwise.v1.FeedService/EraseBuyer": ORGANIZER,
+    # tickets and the door: scanners (DOOR) scan; anyone selling or scanning reads the public keys
+    "/seatwise.v1.TicketService/GetTicketToken": SALES,
+    "/seatwise.v1.TicketService/GetTicketKeys": SALES | DOOR,
+    "/seatwise.v1.TicketService/RotateTicketKey": ORGANIZER,
+    "/seatwise.v1.TicketService/RevokeTicketKey": ORGANIZER,
+    "/seatwise.v1.AccessService/ScanTicket": DOOR,
+    "/seatwise.v1.AccessService/ExitTicket": DOOR,
+    "/seatwise.v1.AccessService/UploadOfflineScans": DOOR,
+    "/seatwise.v1.AccessService/GetCheckInStats": DOOR,
+    "/seatwise.v1.AccessService/SetDoorRules": ORGANIZER,
 }
 ALWAYS_ADMITTED = {
     "/seatwise.v1.OrderService/CommitHold",

@@ -35,6 +35,8 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     """Organizer: full control of its own tenant's seat maps, events and orders."""
     ROLE_STOREFRONT: _Role.ValueType  # 3
     """Storefront / sales channel: browse, hold, commit; no configuration."""
+    ROLE_DOOR: _Role.ValueType  # 4
+    """Door scanner: scans tickets of its tenant's events (AccessService); organizers mint these."""
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """Roles an API key can carry. Every RPC names the roles it admits (docs/api.md)."""
@@ -48,6 +50,8 @@ ROLE_ORGANIZER: Role.ValueType  # 2
 """Organizer: full control of its own tenant's seat maps, events and orders."""
 ROLE_STOREFRONT: Role.ValueType  # 3
 """Storefront / sales channel: browse, hold, commit; no configuration."""
+ROLE_DOOR: Role.ValueType  # 4
+"""Door scanner: scans tickets of its tenant's events (AccessService); organizers mint these."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
