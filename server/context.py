@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from holds.events import EventStore
 from holds.inventory import Inventory
 from holds.live import LiveEvents
+from holds.platform.audit import AuditLog
+from holds.platform.platforms import PlatformStore
+from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import SeatMapStore
-from holds.tenants import TenantStore
 from server.admission import Admission
 from server.heavy import HeavyWork
 
@@ -27,6 +29,8 @@ class Stores:
     inventory: Inventory
     live: LiveEvents
     sales: Sales
+    platforms: PlatformStore
+    audit: AuditLog
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -45,15 +49,18 @@ class Stores:
         events = EventStore(client, scripts)
         inventory = Inventory(client, scripts)
         live = LiveEvents(client, events, seatmaps, inventory)
+        tenants = TenantStore(client)
         return cls(
             redis=client,
             scripts=scripts,
-            tenants=TenantStore(client),
+            tenants=tenants,
             seatmaps=seatmaps,
             events=events,
             inventory=inventory,
             live=live,
             sales=Sales(live, inventory),
+            platforms=PlatformStore(client, tenants),
+            audit=AuditLog(client),
         )
 
     async def close(self) -> None:
