@@ -9,6 +9,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from seatwise.v1 import (
     events_pb2_grpc,
+    platform_pb2_grpc,
     sales_pb2_grpc,
     seatmap_pb2_grpc,
     session_pb2_grpc,
@@ -39,6 +40,7 @@ class Api:
         self.holds = sales_pb2_grpc.HoldServiceStub(self.channel)
         self.orders = sales_pb2_grpc.OrderServiceStub(self.channel)
         self.sessions = session_pb2_grpc.SalesServiceStub(self.channel)
+        self.platforms = platform_pb2_grpc.PlatformServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:
