@@ -17,7 +17,7 @@ from server.context import Stores
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_bounds, page_token_after
 from server.servicers import Context
-from server.servicers.tenancy import ROLE_TO_PROTO, key_pb, timestamp_ms
+from server.servicers.tenancy import ROLE_TO_PROTO, key_pb, timestamp_field_ms, timestamp_ms
 
 
 def platform_pb(record: PlatformRecord) -> platform_pb2.Platform:
@@ -177,11 +177,13 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
         where = audit_store.AuditFilter(
             method=request.method[:200],
             actor_key_id=request.actor_key_id[:64],
-            since_ms=request.since.ToMilliseconds() if request.HasField("since") else 0,
-            until_ms=request.until.ToMilliseconds() if request.HasField("until") else 0,
+            since_ms=timestamp_field_ms(request, "since"),
+            until_ms=timestamp_field_ms(request, "until"),
         )
-        if where.since_ms < 0 or where.until_ms < 0:
+        if where.since_ms < 0:
             raise InvalidRequest("since", "must not be before 1970")
+        if where.until_ms < 0:
+            raise InvalidRequest("until", "must not be before 1970")
         if request.organizer_id or not p.is_admin or p.acting:
             organizer = await scope.organizer(self._tenants, request.organizer_id)
             log = keys.tenant_audit(organizer.tenant_id)

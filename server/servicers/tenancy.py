@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
@@ -42,6 +43,18 @@ def timestamp_ms(ms: int) -> Timestamp:
     ts = Timestamp()
     ts.FromMilliseconds(ms)
     return ts
+
+
+def timestamp_field_ms(request: Message, field: str) -> int:
+    """A request's timestamp in ms (0 when unset); out of range is INVALID_ARGUMENT naming it."""
+    if not request.HasField(field):
+        return 0
+    value: Timestamp = getattr(request, field)
+    try:
+        value.ToJsonString()  # validates the range: years 1-9999, nanos in range
+    except ValueError as exc:
+        raise InvalidRequest(field, str(exc)) from exc
+    return int(value.ToMilliseconds())
 
 
 def tenant_pb(record: TenantRecord) -> tenancy_pb2.Tenant:
@@ -115,11 +128,9 @@ class TenantServicer(tenancy_pb2_grpc.TenantServiceServicer):
         role = PROTO_TO_ROLE.get(request.role)
         if role is None:
             raise InvalidRequest("role", "must name a role (ROLE_ORGANIZER, ROLE_STOREFRONT, ...)")
-        expires_at_ms = 0
-        if request.HasField("expires_at"):
-            expires_at_ms = request.expires_at.ToMilliseconds()
-            if expires_at_ms <= time.time() * 1000:
-                raise InvalidRequest("expires_at", "must be in the future")
+        expires_at_ms = timestamp_field_ms(request, "expires_at")
+        if request.HasField("expires_at") and expires_at_ms <= time.time() * 1000:
+            raise InvalidRequest("expires_at", "must be in the future")
         if not p.is_admin and role not in STAFF_ROLES:
             # an organizer issues its staff's keys; organizer-admin keys come from its platform
             raise PermissionDenied(
