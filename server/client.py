@@ -14,6 +14,7 @@ from seatwise.v1 import (
     common_pb2,
     events_pb2,
     events_pb2_grpc,
+    platform_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
     seatmap_pb2,
@@ -82,12 +83,17 @@ class Client:
         self.events = events_pb2_grpc.EventServiceStub(self._channel)
         self.holds = sales_pb2_grpc.HoldServiceStub(self._channel)
         self.orders = sales_pb2_grpc.OrderServiceStub(self._channel)
+        self.platforms = platform_pb2_grpc.PlatformServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object | TracebackType | None) -> None:
         self._channel.close()
+
+    def call(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: object) -> Any:
+        """One unary call; a failure is a one-line ClickException."""
+        return self._call(method, request)
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: object) -> Any:
         try:
