@@ -22,6 +22,10 @@ from holds.platform.records import PlatformRecord, platform_decoder
 from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord, json_encoder
 from holds.redis_client import AnyRedis, wrap_errors
+from rules.errors import InvalidPlan
+from rules.fees import FeePlan, check_plan
+
+plan_decoder = msgspec.json.Decoder(FeePlan)
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 SLUG_LENGTH = (3, 40)
@@ -122,7 +126,7 @@ class PlatformStore:
         self._cache.pop(platform_id, None)
         return record
 
-    async def list(self) -> list[PlatformRecord]:
+    async def list_platforms(self) -> list[PlatformRecord]:
         async with wrap_errors("list platforms"):
             raw = await self._r.hvals(keys.PLATFORMS)
         return sorted(
@@ -185,3 +189,24 @@ class PlatformStore:
         )
         await self._tenants.put_tenant(updated)
         return updated
+
+    # -- plans -----------------------------------------------------------------
+    async def create_plan(self, platform_id: str, plan: FeePlan) -> FeePlan:
+        """Store a new plan (immutable: an existing plan_id is ALREADY_EXISTS)."""
+        check_client_id("plan.plan_id", plan.plan_id)
+        try:
+            check_plan(plan)
+        except InvalidPlan as exc:
+            raise InvalidRequest("plan", "; ".join(exc.problems)) from exc
+        async with wrap_errors("create plan"):
+            created = await self._r.hsetnx(
+                keys.platform_plans(platform_id), plan.plan_id, json_encoder.encode(plan)
+            )
+        if not created:
+            raise AlreadyExists("plan", plan.plan_id)
+        return plan
+
+    async def list_plans(self, platform_id: str) -> list[FeePlan]:
+        async with wrap_errors("list plans"):
+            raw = await self._r.hvals(keys.platform_plans(platform_id))
+        return sorted((plan_decoder.decode(r) for r in raw), key=lambda p: p.plan_id)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
 from seatwise.v1 import platform_pb2, platform_pb2_grpc
 
 from holds import keys
-from holds.errors import InvalidRequest
+from holds.errors import InvalidRequest, NotFound
 from holds.platform import audit as audit_store
 from holds.platform.records import AuditEntry, PlatformRecord
 from holds.records import TenantRecord
 from holds.redis_client import AnyRedis
+from rules.fees import FeePlan
 from server import scope
 from server.audit import note_target
 from server.auth import AUDIT_READERS, OPERATOR, ORGANIZER, ROOT, current_principal
@@ -80,7 +82,7 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
         self, request: platform_pb2.ListPlatformsRequest, context: Context
     ) -> platform_pb2.ListPlatformsResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
-        records = await self._platforms.list()
+        records = await self._platforms.list_platforms()
         return platform_pb2.ListPlatformsResponse(
             platforms=[platform_pb(r) for r in records[offset : offset + limit]],
             next_page_token=page_token_after(offset, limit, len(records) > offset + limit),
@@ -167,6 +169,29 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
             raise InvalidRequest("organizer_id", "required")
         return await scope.organizer(self._tenants, organizer_id)
 
+    async def CreatePlan(
+        self, request: platform_pb2.CreatePlanRequest, context: Context
+    ) -> platform_pb2.CreatePlanResponse:
+        platform = await scope.platform(self._platforms, request.platform_id)
+        plan = await self._platforms.create_plan(platform.platform_id, fee_plan(request.plan))
+        note_target(plan_id=plan.plan_id)
+        return platform_pb2.CreatePlanResponse(plan=plan_pb(plan))
+
+    async def ListPlans(
+        self, request: platform_pb2.ListPlansRequest, context: Context
+    ) -> platform_pb2.ListPlansResponse:
+        p = current_principal()
+        if p.is_admin and not p.acting:
+            platform_id = (await scope.platform(self._platforms, request.platform_id)).platform_id
+        else:  # an organizer's keys (or an operator acting as one): the organizer's platform
+            platform_id = p.platform_id
+            if request.platform_id and request.platform_id != platform_id:
+                raise NotFound("platform", request.platform_id)
+            if not platform_id:
+                return platform_pb2.ListPlansResponse()
+        plans = await self._platforms.list_plans(platform_id)
+        return platform_pb2.ListPlansResponse(plans=[plan_pb(plan) for plan in plans])
+
     async def ListAuditLog(
         self, request: platform_pb2.ListAuditLogRequest, context: Context
     ) -> platform_pb2.ListAuditLogResponse:
@@ -198,6 +223,49 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
         )
 
 
+def plan_pb(plan: FeePlan) -> platform_pb2.Plan:
+    return platform_pb2.Plan(
+        plan_id=plan.plan_id,
+        default_currency=plan.default_currency,
+        prices={
+            code: platform_pb2.PlanPrices(
+                setup_fee=p.setup_fee,
+                monthly_fee=p.monthly_fee,
+                ticket_fee_fixed=p.ticket_fee_fixed,
+                processing_fee_fixed=p.processing_fee_fixed,
+            )
+            for code, p in plan.prices.items()
+        },
+        ticket_fee_bps=plan.ticket_fee_bps,
+        processing_fee_bps=plan.processing_fee_bps,
+        refund_policy=plan.refund_policy,
+    )
+
+
+def fee_plan(message: platform_pb2.Plan) -> FeePlan:
+    """The request's plan, validated by rules.fees (INVALID_ARGUMENT naming ``plan``)."""
+    fields = {
+        "plan_id": message.plan_id,
+        "default_currency": message.default_currency,
+        "prices": {
+            code: {
+                "setup_fee": p.setup_fee,
+                "monthly_fee": p.monthly_fee,
+                "ticket_fee_fixed": p.ticket_fee_fixed,
+                "processing_fee_fixed": p.processing_fee_fixed,
+            }
+            for code, p in message.prices.items()
+        },
+        "ticket_fee_bps": message.ticket_fee_bps,
+        "processing_fee_bps": message.processing_fee_bps,
+        "refund_policy": message.refund_policy or "full",
+    }
+    try:
+        return msgspec.convert(fields, FeePlan)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest("plan", str(exc)) from exc
+
+
 SERVICE = ServiceDeclaration(
     descriptor=platform_pb2.DESCRIPTOR.services_by_name["PlatformService"],
     add_to_server=platform_pb2_grpc.add_PlatformServiceServicer_to_server,
@@ -213,5 +281,7 @@ SERVICE = ServiceDeclaration(
         "SuspendOrganizer": MethodRule(OPERATOR, audited=True),
         "ReinstateOrganizer": MethodRule(OPERATOR, audited=True),
         "ListAuditLog": MethodRule(AUDIT_READERS),
+        "CreatePlan": MethodRule(OPERATOR, audited=True),
+        "ListPlans": MethodRule(ORGANIZER),
     },
 )

@@ -80,6 +80,13 @@ EXTRA: dict[str, dict[str, Any]] = {
     },
     "SuspendOrganizer": {"reason": "matrix"},
     "UpdatePlatform": {"public_sales_when_suspended": True},
+    "CreatePlan": {
+        "plan": platform_pb2.Plan(
+            plan_id="matrix",
+            default_currency="EUR",
+            prices={"EUR": platform_pb2.PlanPrices(monthly_fee=100)},
+        )
+    },
 }
 
 
@@ -157,7 +164,8 @@ async def matrix(admin: Api, server: str) -> Matrix:
             )
             keys[role] = created.api_key  # type: ignore[index]
     async with Api(server, b.api_key) as org_b, Api(server, c.api_key) as org_c:
-        victim_b = await _resources(org_b, "p1", b.organizer.organizer_id)
+        # B's platform is the caller's own (p1): the foreign platform named with B's ids is p2
+        victim_b = await _resources(org_b, "p2", b.organizer.organizer_id)
         victim_c = await _resources(org_c, "p2", c.organizer.organizer_id)
     return Matrix(server, keys, a.organizer.organizer_id, victim_b, victim_c)
 

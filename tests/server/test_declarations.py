@@ -79,6 +79,8 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.PlatformService/SuspendOrganizer": OPERATOR,
     "/seatwise.v1.PlatformService/ReinstateOrganizer": OPERATOR,
     "/seatwise.v1.PlatformService/ListAuditLog": ORGANIZER,
+    "/seatwise.v1.PlatformService/CreatePlan": OPERATOR,
+    "/seatwise.v1.PlatformService/ListPlans": ORGANIZER,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
@@ -90,6 +92,7 @@ AUDITED = {
     "/seatwise.v1.PlatformService/SignUpOrganizer",
     "/seatwise.v1.PlatformService/SuspendOrganizer",
     "/seatwise.v1.PlatformService/ReinstateOrganizer",
+    "/seatwise.v1.PlatformService/CreatePlan",
 }
 ALWAYS_ADMITTED = {
     "/seatwise.v1.OrderService/CommitHold",

@@ -333,3 +333,52 @@ async def test_keys_written_before_platforms_keep_working(
         await asyncio.sleep(0)
     finally:
         await grpc_server.stop(None)
+
+
+def _plan(plan_id: str = "basic", **overrides: object) -> platform_pb2.Plan:
+    fields: dict[str, object] = {
+        "plan_id": plan_id,
+        "default_currency": "EUR",
+        "prices": {"EUR": platform_pb2.PlanPrices(monthly_fee=2900, ticket_fee_fixed=50)},
+        "ticket_fee_bps": 250,
+    }
+    return platform_pb2.Plan(**(fields | overrides))  # type: ignore[arg-type]
+
+
+async def test_plans_per_platform_and_chosen_at_sign_up(world: World) -> None:
+    created = await world.p1.platforms.CreatePlan(
+        platform_pb2.CreatePlanRequest(plan=_plan()), metadata=world.p1.metadata
+    )
+    assert (created.plan.ticket_fee_bps, created.plan.refund_policy) == (250, "full")
+    assert (
+        await _code(
+            world.p1.platforms.CreatePlan(
+                platform_pb2.CreatePlanRequest(plan=_plan()), metadata=world.p1.metadata
+            )
+        )
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
+    for bad in (_plan("x", default_currency="USD"), _plan("y", ticket_fee_bps=10_001), _plan("bad id")):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await world.p1.platforms.CreatePlan(
+                platform_pb2.CreatePlanRequest(plan=bad), metadata=world.p1.metadata
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    signed = await _sign_up(world.p1, "with-plan", plan_id="basic")
+    assert signed.organizer.plan_id == "basic"
+    seen = await world.org1.platforms.ListPlans(platform_pb2.ListPlansRequest(), metadata=world.org1.metadata)
+    assert [p.plan_id for p in seen.plans] == ["basic"]
+    other = await world.p2.platforms.ListPlans(platform_pb2.ListPlansRequest(), metadata=world.p2.metadata)
+    assert list(other.plans) == []
+    assert (
+        await _code(
+            world.p2.platforms.CreatePlan(
+                platform_pb2.CreatePlanRequest(platform_id="p1", plan=_plan("z")), metadata=world.p2.metadata
+            )
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
+    log = await world.p1.platforms.ListAuditLog(
+        platform_pb2.ListAuditLogRequest(method="CreatePlan"), metadata=world.p1.metadata
+    )
+    assert [e.outcome for e in log.entries] == ["INVALID_ARGUMENT"] * 3 + ["ALREADY_EXISTS", "OK"]

@@ -180,6 +180,182 @@ class AuditEntry(_message.Message):
 Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
 
 @_typing.final
+class PlanPrices(_message.Message):
+    """A plan's fixed amounts in one currency, in minor units."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETUP_FEE_FIELD_NUMBER: _builtins.int
+    MONTHLY_FEE_FIELD_NUMBER: _builtins.int
+    TICKET_FEE_FIXED_FIELD_NUMBER: _builtins.int
+    PROCESSING_FEE_FIXED_FIELD_NUMBER: _builtins.int
+    setup_fee: _builtins.int
+    monthly_fee: _builtins.int
+    ticket_fee_fixed: _builtins.int
+    """Per ticket, on top of the rates."""
+    processing_fee_fixed: _builtins.int
+    def __init__(
+        self,
+        *,
+        setup_fee: _builtins.int = ...,
+        monthly_fee: _builtins.int = ...,
+        ticket_fee_fixed: _builtins.int = ...,
+        processing_fee_fixed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["monthly_fee", b"monthly_fee", "processing_fee_fixed", b"processing_fee_fixed", "setup_fee", b"setup_fee", "ticket_fee_fixed", b"ticket_fee_fixed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanPrices: _TypeAlias = PlanPrices  # noqa: Y015
+
+@_typing.final
+class Plan(_message.Message):
+    """What a platform charges its organizers (rules/fees.py FeePlan)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PricesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___PlanPrices: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___PlanPrices | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    DEFAULT_CURRENCY_FIELD_NUMBER: _builtins.int
+    PRICES_FIELD_NUMBER: _builtins.int
+    TICKET_FEE_BPS_FIELD_NUMBER: _builtins.int
+    PROCESSING_FEE_BPS_FIELD_NUMBER: _builtins.int
+    REFUND_POLICY_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """[A-Za-z0-9_-], at most 64 characters; unique within the platform."""
+    default_currency: _builtins.str
+    """ISO 4217; must be one of prices' keys."""
+    ticket_fee_bps: _builtins.int
+    """Basis points: 500 = 5 %."""
+    processing_fee_bps: _builtins.int
+    refund_policy: _builtins.str
+    """"full" (default) or "keep_fixed": whether refunds give back the fixed fees."""
+    @_builtins.property
+    def prices(self) -> _containers.MessageMap[_builtins.str, Global___PlanPrices]: ...
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        default_currency: _builtins.str = ...,
+        prices: _abc.Mapping[_builtins.str, Global___PlanPrices] | None = ...,
+        ticket_fee_bps: _builtins.int = ...,
+        processing_fee_bps: _builtins.int = ...,
+        refund_policy: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_currency", b"default_currency", "plan_id", b"plan_id", "prices", b"prices", "processing_fee_bps", b"processing_fee_bps", "refund_policy", b"refund_policy", "ticket_fee_bps", b"ticket_fee_bps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class CreatePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    """Empty: the calling platform admin's platform."""
+    @_builtins.property
+    def plan(self) -> Global___Plan: ...
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        plan: Global___Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePlanRequest: _TypeAlias = CreatePlanRequest  # noqa: Y015
+
+@_typing.final
+class CreatePlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___Plan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePlanResponse: _TypeAlias = CreatePlanResponse  # noqa: Y015
+
+@_typing.final
+class ListPlansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
+
+@_typing.final
+class ListPlansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]: ...
+    def __init__(
+        self,
+        *,
+        plans: _abc.Iterable[Global___Plan] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plans", b"plans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
+
+@_typing.final
 class CreatePlatformRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

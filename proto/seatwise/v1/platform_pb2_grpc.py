@@ -85,6 +85,16 @@ class PlatformServiceStub:
                 request_serializer=seatwise_dot_v1_dot_platform__pb2.ListAuditLogRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_platform__pb2.ListAuditLogResponse.FromString,
                 _registered_method=True)
+        self.CreatePlan = channel.unary_unary(
+                '/seatwise.v1.PlatformService/CreatePlan',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.CreatePlanRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.CreatePlanResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/seatwise.v1.PlatformService/ListPlans',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
 
 
 class PlatformServiceServicer:
@@ -157,6 +167,21 @@ class PlatformServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePlan(self, request, context):
+        """A platform's fee plans (docs/money.md); organizers choose one at sign-up.
+        Plans are immutable once created: a changed plan is a new plan_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """An organizer's keys see their own platform's plans.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlatformServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +234,16 @@ def add_PlatformServiceServicer_to_server(servicer, server):
                     servicer.ListAuditLog,
                     request_deserializer=seatwise_dot_v1_dot_platform__pb2.ListAuditLogRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_platform__pb2.ListAuditLogResponse.SerializeToString,
+            ),
+            'CreatePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlan,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.CreatePlanRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.CreatePlanResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.ListPlansRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.ListPlansResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -482,6 +517,60 @@ class PlatformService:
             '/seatwise.v1.PlatformService/ListAuditLog',
             seatwise_dot_v1_dot_platform__pb2.ListAuditLogRequest.SerializeToString,
             seatwise_dot_v1_dot_platform__pb2.ListAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/CreatePlan',
+            seatwise_dot_v1_dot_platform__pb2.CreatePlanRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.CreatePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/ListPlans',
+            seatwise_dot_v1_dot_platform__pb2.ListPlansRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.ListPlansResponse.FromString,
             options,
             channel_credentials,
             insecure,

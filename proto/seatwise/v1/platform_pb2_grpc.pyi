@@ -51,6 +51,12 @@ class PlatformServiceStub:
     """Newest first. An organizer lists its own entries, a platform admin its
     platform's (all its organizers'), a root admin any log.
     """
+    CreatePlan: _grpc.UnaryUnaryMultiCallable[_platform_pb2.CreatePlanRequest, _platform_pb2.CreatePlanResponse]
+    """A platform's fee plans (docs/money.md); organizers choose one at sign-up.
+    Plans are immutable once created: a changed plan is a new plan_id.
+    """
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ListPlansRequest, _platform_pb2.ListPlansResponse]
+    """An organizer's keys see their own platform's plans."""
 
 @_typing.type_check_only
 class PlatformServiceAsyncStub(PlatformServiceStub):
@@ -75,6 +81,12 @@ class PlatformServiceAsyncStub(PlatformServiceStub):
     """Newest first. An organizer lists its own entries, a platform admin its
     platform's (all its organizers'), a root admin any log.
     """
+    CreatePlan: _aio.UnaryUnaryMultiCallable[_platform_pb2.CreatePlanRequest, _platform_pb2.CreatePlanResponse]  # type: ignore[assignment]
+    """A platform's fee plans (docs/money.md); organizers choose one at sign-up.
+    Plans are immutable once created: a changed plan is a new plan_id.
+    """
+    ListPlans: _aio.UnaryUnaryMultiCallable[_platform_pb2.ListPlansRequest, _platform_pb2.ListPlansResponse]  # type: ignore[assignment]
+    """An organizer's keys see their own platform's plans."""
 
 class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
     """Platforms, organizers under them, and the audit log."""
@@ -156,5 +168,23 @@ class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
         """Newest first. An organizer lists its own entries, a platform admin its
         platform's (all its organizers'), a root admin any log.
         """
+
+    @_abc_1.abstractmethod
+    def CreatePlan(
+        self,
+        request: _platform_pb2.CreatePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.CreatePlanResponse, _abc.Awaitable[_platform_pb2.CreatePlanResponse]]:
+        """A platform's fee plans (docs/money.md); organizers choose one at sign-up.
+        Plans are immutable once created: a changed plan is a new plan_id.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _platform_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.ListPlansResponse, _abc.Awaitable[_platform_pb2.ListPlansResponse]]:
+        """An organizer's keys see their own platform's plans."""
 
 def add_PlatformServiceServicer_to_server(servicer: PlatformServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
