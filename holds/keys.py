@@ -146,12 +146,48 @@ def tenant_subjects(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:subjects"
 
 
-def tenant_audit(tenant_id: str) -> str:
-    """Stream of audited actions on the tenant's data (erasures: who, when, how many)."""
-    return f"{PREFIX}:{tenant_tag(tenant_id)}:audit"
-
-
 def tenant_feed_trimmed(tenant_id: str) -> str:
     """Hash stream name (event id, "" for the tenant's own) -> the newest entry id retention
     trimmed from it: a cursor before it has missed entries (OUT_OF_RANGE)."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:feed-trimmed"
+
+
+# -- platforms and organizers (issue 13, holds/platform/) -------------------------
+# Single keys, one slot each, each used by single commands:
+PLATFORMS = f"{PREFIX}:platforms"  # hash platform_id -> platform record (JSON)
+ROOT_AUDIT = f"{PREFIX}:audit:root"  # stream: audit entries of root-level changes (no organizer, no platform)
+
+
+def platform_tag(platform_id: str) -> str:
+    return f"{{p:{platform_id}}}"
+
+
+def platform_organizers(platform_id: str) -> str:
+    """Sorted set organizer (tenant) id -> creation ms: the platform's organizers."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:organizers"
+
+
+def platform_slugs(platform_id: str) -> str:
+    """Hash slug -> organizer id: slugs are unique within a platform (HSETNX)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:slugs"
+
+
+def platform_keys_index(platform_id: str) -> str:
+    """Set of the key ids of the platform's admins."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:apikeys"
+
+
+def platform_plans(platform_id: str) -> str:
+    """Hash plan_id -> fee plan (JSON, rules.fees.FeePlan)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:plans"
+
+
+def platform_audit(platform_id: str) -> str:
+    """Stream: audit entries of the platform and of every organizer under it."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:audit"
+
+
+def tenant_audit(tenant_id: str) -> str:
+    """Stream: audit entries concerning one organizer (in its catalogue's slot): audited
+    calls (holds/platform/audit.py) and erasures (erase_subject.lua), one format."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:audit"

@@ -6,18 +6,40 @@ from typing import Literal
 
 import msgspec
 
+# Roles (docs/platform.md). "organizer" is the organizer admin (its stored name
+# since before platforms). Records written before platforms (schema 1) said
+# "platform_admin" for the installation's admin: read as "root_admin"
+# (holds/platform/migration.py).
 RoleName = Literal[
-    "platform_admin", "organizer", "storefront", "door"
-]  # door: a door scanner (holds/door.py)
+    "root_admin", "platform_admin", "organizer", "box_office", "door", "storefront", "reporting"
+]  # fmt: skip
+
+# The schema new records are written with; records without the field are schema 1.
+RECORD_SCHEMA = 2
 
 
 class TenantRecord(msgspec.Struct, frozen=True):
+    """An organizer (called a tenant since before platforms): ``platform_id`` ""
+    is an organizer directly under the root admin (every tenant written before
+    platforms)."""
+
     tenant_id: str
     name: str
     created_at_ms: int
+    platform_id: str = ""
+    slug: str = ""  # unique within its platform (sign-up); "" for organizers created directly
+    country: str = ""  # ISO 3166-1 alpha-2
+    plan_id: str = ""
+    terms_version: str = ""  # the platform's terms the organizer accepted at sign-up
+    suspended: bool = False
+    suspended_reason: str = ""
+    schema: int = 1
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True):
+    """A key names its organizer (``tenant_id``) or, for a platform admin, its
+    platform (``platform_id``); a root admin's names neither."""
+
     key_id: str
     tenant_id: str
     role: RoleName
@@ -25,6 +47,9 @@ class ApiKeyRecord(msgspec.Struct, frozen=True):
     secret_sha256: str
     created_at_ms: int
     revoked: bool = False
+    platform_id: str = ""
+    expires_at_ms: int = 0  # 0: never
+    schema: int = 1
 
 
 class SeatMapStats(msgspec.Struct, frozen=True):

@@ -32,7 +32,7 @@ from server.context import Stores
 from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
-from server.servicers import access, events, feed, sales, seatmaps, sessions, tenancy
+from server.servicers import access, events, feed, platforms, sales, seatmaps, sessions, tenancy
 from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
@@ -49,6 +49,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     feed.SERVICE,
     access.TICKET_SERVICE,
     access.ACCESS_SERVICE,
+    platforms.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0
@@ -71,7 +72,7 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     stores.admission = admission
     stores.heavy.configure(config.heavy_workers, config.heavy_per_tenant)
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_concurrent_rpcs or None)
-    wrapper = RpcWrapper(stores.tenants, admission)
+    wrapper = RpcWrapper(stores.tenants, admission, platforms=stores.platforms, audit_log=stores.audit)
     for service in SERVICES:
         wrapper.register(server, service.add_to_server, service.factory(stores), service.methods)
     health_servicer = health_aio.HealthServicer()

@@ -1,8 +1,10 @@
 """Who is calling, and may they call this method.
 
 Every RPC carries ``authorization: Bearer sw_<id>_<secret>``. The key decides
-the tenant: a caller never names its own tenant, so it cannot reach another's
-data. Platform admins act on one tenant by naming it in ``x-seatwise-tenant``.
+the organizer (tenant) or platform: a caller never names its own, so it cannot
+reach another's data. Root admins act on any organizer, platform admins on
+their platform's organizers, by naming it in ``x-seatwise-tenant``; an
+organizer of another platform, or none, is the same ``NOT_FOUND``.
 Each method admits the roles its service declares for it (``MethodRule.roles``
 in the servicer module's declaration, see ``server/declarations.py``); a method
 declared nowhere is refused (deny by default), except the public health and
@@ -31,19 +33,26 @@ class PermissionDenied(Exception):
 class Principal:
     key_id: str
     role: RoleName
-    tenant_id: str  # "" for a platform admin not acting on a tenant
+    tenant_id: str  # the organizer acted on; "" for an operator not acting on one
+    platform_id: str = ""  # the key's platform, or the acted-on organizer's ("": root level)
+    acting: bool = False  # an operator acting as the organizer (audited)
 
     def require_tenant(self) -> str:
-        """The tenant this call acts on; platform admins must name one."""
+        """The organizer this call acts on; operators must name one."""
         if not self.tenant_id:
             raise PermissionDenied(
-                f"platform admin calls on tenant data must name the tenant in '{TENANT_HEADER}'"
+                f"admin calls on an organizer's data must name the organizer in '{TENANT_HEADER}'"
             )
         return self.tenant_id
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "platform_admin"
+        """An operator: the root admin or a platform admin."""
+        return self.role in OPERATOR
+
+    @property
+    def is_root(self) -> bool:
+        return self.role == "root_admin"
 
 
 _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("seatwise_principal")
@@ -59,11 +68,21 @@ def set_principal(principal: Principal) -> None:
     _current.set(principal)
 
 
-ADMIN: frozenset[RoleName] = frozenset({"platform_admin"})
-ORGANIZER: frozenset[RoleName] = frozenset({"platform_admin", "organizer"})
-SALES: frozenset[RoleName] = frozenset({"platform_admin", "organizer", "storefront"})
-# door scanners (AccessService); organizers mint their keys
-DOOR: frozenset[RoleName] = frozenset({"platform_admin", "organizer", "door"})
+# Role sets (docs/security.md lists every method's; issue 13 split the old
+# installation-wide admin into root and platform admins).
+ROOT: frozenset[RoleName] = frozenset({"root_admin"})
+OPERATOR: frozenset[RoleName] = frozenset({"root_admin", "platform_admin"})
+ADMIN = OPERATOR  # the name the servicers used before platforms
+ORGANIZER: frozenset[RoleName] = OPERATOR | {"organizer"}
+BOX_OFFICE: frozenset[RoleName] = ORGANIZER | {"box_office"}  # the organizer's counter staff: sell, cancel
+SALES: frozenset[RoleName] = BOX_OFFICE | {"storefront"}  # browse, hold, commit
+AUDIT_READERS: frozenset[RoleName] = ORGANIZER  # the audit log: admins only
+REPORTING: frozenset[RoleName] = BOX_OFFICE | {"reporting"}  # read orders and figures
+BROWSE: frozenset[RoleName] = SALES | {"reporting"}  # read catalogue, events, availability
+EVERY_ROLE: frozenset[RoleName] = BROWSE | {"door"}
+# Roles whose keys name an organizer (the others are operators)
+ORGANIZER_SCOPED: frozenset[RoleName] = EVERY_ROLE - OPERATOR
+DOOR: frozenset[RoleName] = ORGANIZER | {"door"}  # door scanners (AccessService)
 
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                    "/grpc.reflection.v1.ServerReflection/")  # fmt: skip

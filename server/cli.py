@@ -841,5 +841,256 @@ def door_scan_cmd(
         raise SystemExit(1)
 
 
+# --- platforms and organizers (issue 13): the operators' daily work ---------------------------
+
+
+def _organizer_row(o: Any) -> tuple[object, ...]:
+    status = f"suspended: {o.suspended_reason}" if o.suspended else "active"
+    return (o.organizer_id, o.slug or "-", o.country or "-", o.plan_id or "-", status, o.name)
+
+
+def _print_organizers(organizers: list[Any]) -> None:
+    table(("ORGANIZER", "SLUG", "COUNTRY", "PLAN", "STATUS", "NAME"), [_organizer_row(o) for o in organizers])
+
+
+@main.group()
+def platform() -> None:
+    """White-label platforms (root-admin key; a platform-admin key for its own)."""
+
+
+@platform.command("create")
+@click.argument("name")
+@click.option("--id", "platform_id", default="", help="Platform id (default: generated).")
+@click.option("--terms-version", default="", help="The terms organizers accept at sign-up.")
+@click.option(
+    "--public-sales-when-suspended", is_flag=True, help="Suspended organizers' storefronts keep selling."
+)
+@remote(tenant=False)
+def platform_create(
+    name: str, platform_id: str, terms_version: str, public_sales_when_suspended: bool, remote: Remote
+) -> None:
+    """Create a platform and print a platform-admin key for it (shown once)."""
+    from seatwise.v1 import platform_pb2, tenancy_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        created = client.call(
+            client.platforms.CreatePlatform,
+            platform_pb2.CreatePlatformRequest(
+                platform_id=platform_id,
+                name=name,
+                terms_version=terms_version,
+                public_sales_when_suspended=public_sales_when_suspended,
+            ),
+        )
+        key = client.call(
+            client.tenants.CreateApiKey,
+            tenancy_pb2.CreateApiKeyRequest(
+                role=tenancy_pb2.ROLE_PLATFORM_ADMIN,
+                platform_id=created.platform.platform_id,
+                label="created by CLI",
+            ),
+        )
+    click.echo(f"platform: {created.platform.platform_id}", err=True)
+    click.echo(key.api_key)
+
+
+@platform.command("list")
+@json_option
+@remote(tenant=False)
+def platform_list(as_json: bool, remote: Remote) -> None:
+    """Every platform (root admin)."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        listed = client.call(client.platforms.ListPlatforms, platform_pb2.ListPlatformsRequest(page_size=500))
+    if as_json:
+        emit_json(listed)
+        return
+    rows = [
+        (p.platform_id, p.terms_version or "-", "yes" if p.public_sales_when_suspended else "no", p.name)
+        for p in listed.platforms
+    ]
+    table(("PLATFORM", "TERMS", "SALES WHEN SUSPENDED", "NAME"), rows)
+
+
+@platform.command("set")
+@click.argument("platform_id", default="")
+@click.option("--terms-version", default=None, help="New terms for sign-ups from now on.")
+@click.option("--public-sales-when-suspended/--no-public-sales-when-suspended", default=None)
+@remote(tenant=False)
+def platform_set(
+    platform_id: str, terms_version: str | None, public_sales_when_suspended: bool | None, remote: Remote
+) -> None:
+    """Change a platform's settings (default: the key's own platform)."""
+    from seatwise.v1 import platform_pb2
+
+    request = platform_pb2.UpdatePlatformRequest(platform_id=platform_id)
+    if terms_version is not None:
+        request.terms_version = terms_version
+    if public_sales_when_suspended is not None:
+        request.public_sales_when_suspended = public_sales_when_suspended
+    with remote.client(tenant_scoped=False) as client:
+        updated = client.call(client.platforms.UpdatePlatform, request)
+    emit_json(updated.platform)
+
+
+@platform.command("key")
+@click.argument("platform_id", default="")
+@click.option("--label", default="created by CLI")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None)
+@remote(tenant=False)
+def platform_key(platform_id: str, label: str, expires_in_days: int | None, remote: Remote) -> None:
+    """A new platform-admin key (shown once)."""
+    import time
+
+    from seatwise.v1 import tenancy_pb2
+
+    request = tenancy_pb2.CreateApiKeyRequest(
+        role=tenancy_pb2.ROLE_PLATFORM_ADMIN, platform_id=platform_id, label=label
+    )
+    if expires_in_days:
+        request.expires_at.FromMilliseconds(int((time.time() + expires_in_days * 86400) * 1000))
+    with remote.client(tenant_scoped=False) as client:
+        created = client.call(client.tenants.CreateApiKey, request)
+    click.echo(f"key: {created.key.key_id}", err=True)
+    click.echo(created.api_key)
+
+
+@main.group()
+def organizer() -> None:
+    """A platform's organizers: sign-up, suspension, the audit log (platform-admin key)."""
+
+
+@organizer.command("signup")
+@click.argument("name")
+@click.option("--slug", required=True, help="Unique within the platform: 3-40 of a-z, 0-9, '-'.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2, e.g. DE.")
+@click.option("--plan", "plan_id", default="")
+@click.option(
+    "--accept-terms", "terms", default="", help="The platform's terms version the organizer accepted."
+)
+@click.option("--platform", "platform_id", default="", help="Root admin: the platform.")
+@remote(tenant=False)
+def organizer_signup(
+    name: str, slug: str, country: str, plan_id: str, terms: str, platform_id: str, remote: Remote
+) -> None:
+    """Sign an organizer up; prints its organizer-admin key (shown once)."""
+    from seatwise.v1 import platform_pb2
+
+    request = platform_pb2.SignUpOrganizerRequest(
+        platform_id=platform_id, name=name, slug=slug, country=country, plan_id=plan_id,
+        accepted_terms_version=terms, key_label="created by CLI",
+    )  # fmt: skip
+    with remote.client(tenant_scoped=False) as client:
+        signed = client.call(client.platforms.SignUpOrganizer, request)
+    click.echo(f"organizer: {signed.organizer.organizer_id}", err=True)
+    click.echo(signed.api_key)
+
+
+@organizer.command("list")
+@click.option("--platform", "platform_id", default="", help="Root admin: the platform (default: none).")
+@json_option
+@remote(tenant=False)
+def organizer_list(platform_id: str, as_json: bool, remote: Remote) -> None:
+    """The platform's organizers."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        listed = client.call(
+            client.platforms.ListOrganizers,
+            platform_pb2.ListOrganizersRequest(platform_id=platform_id, page_size=500),
+        )
+    if as_json:
+        emit_json(listed)
+        return
+    _print_organizers(list(listed.organizers))
+
+
+@organizer.command("get")
+@click.argument("organizer_id")
+@json_option
+@remote(tenant=False)
+def organizer_get(organizer_id: str, as_json: bool, remote: Remote) -> None:
+    """One organizer."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        got = client.call(
+            client.platforms.GetOrganizer, platform_pb2.GetOrganizerRequest(organizer_id=organizer_id)
+        )
+    if as_json:
+        emit_json(got.organizer)
+        return
+    _print_organizers([got.organizer])
+
+
+@organizer.command("suspend")
+@click.argument("organizer_id")
+@click.option("--reason", required=True, help="Shown to the organizer with every refused call.")
+@remote(tenant=False)
+def organizer_suspend(organizer_id: str, reason: str, remote: Remote) -> None:
+    """Suspend an organizer: its management calls fail until reinstated."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        done = client.call(
+            client.platforms.SuspendOrganizer,
+            platform_pb2.SuspendOrganizerRequest(organizer_id=organizer_id, reason=reason),
+        )
+    _print_organizers([done.organizer])
+
+
+@organizer.command("reinstate")
+@click.argument("organizer_id")
+@remote(tenant=False)
+def organizer_reinstate(organizer_id: str, remote: Remote) -> None:
+    """Lift an organizer's suspension."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        done = client.call(
+            client.platforms.ReinstateOrganizer,
+            platform_pb2.ReinstateOrganizerRequest(organizer_id=organizer_id),
+        )
+    _print_organizers([done.organizer])
+
+
+@organizer.command("audit")
+@click.argument("organizer_id", default="")
+@click.option("--platform", "platform_id", default="", help="Root admin: a platform's log.")
+@click.option("--method", default="", help="Only this method, e.g. SuspendOrganizer.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+@remote(tenant=False)
+def organizer_audit(
+    organizer_id: str, platform_id: str, method: str, limit: int, as_json: bool, remote: Remote
+) -> None:
+    """The audit log, newest first: an organizer's, or (no id) the platform's."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        page = client.call(
+            client.platforms.ListAuditLog,
+            platform_pb2.ListAuditLogRequest(
+                organizer_id=organizer_id, platform_id=platform_id, method=method, page_size=limit
+            ),
+        )
+    if as_json:
+        emit_json(page)
+        return
+    rows = [
+        (
+            _when(e.at),
+            e.actor_key_id,
+            "acting" if e.acting else "-",
+            e.organizer_id or "-",
+            e.method,
+            e.outcome,
+        )
+        for e in page.entries
+    ]
+    table(("AT", "KEY", "AS", "ORGANIZER", "METHOD", "OUTCOME"), rows)
+
+
 if __name__ == "__main__":
     main()

@@ -19,6 +19,7 @@ from seatwise.v1 import (
     events_pb2_grpc,
     feed_pb2,
     feed_pb2_grpc,
+    platform_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
     seatmap_pb2,
@@ -89,12 +90,17 @@ class Client:
         self.orders = sales_pb2_grpc.OrderServiceStub(self._channel)
         self.tickets = access_pb2_grpc.TicketServiceStub(self._channel)
         self.access = access_pb2_grpc.AccessServiceStub(self._channel)
+        self.platforms = platform_pb2_grpc.PlatformServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object | TracebackType | None) -> None:
         self._channel.close()
+
+    def call(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: object) -> Any:
+        """One unary call; a failure is a one-line ClickException."""
+        return self._call(method, request)
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Any, Any], request: object) -> Any:
         try:

@@ -9,11 +9,13 @@ from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
 from holds.live import LiveEvents
+from holds.platform.audit import AuditLog
+from holds.platform.platforms import PlatformStore
+from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import SeatMapStore
-from holds.tenants import TenantStore
 from holds.ticket_keys import TicketKeyStore
 from server.admission import Admission
 from server.heavy import HeavyWork
@@ -30,6 +32,8 @@ class Stores:
     live: LiveEvents
     sales: Sales
     door: Door
+    platforms: PlatformStore
+    audit: AuditLog
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -56,16 +60,19 @@ class Stores:
         events = EventStore(client, scripts)
         inventory = Inventory(client, scripts)
         live = LiveEvents(client, events, seatmaps, inventory)
+        tenants = TenantStore(client)
         return cls(
             redis=client,
             scripts=scripts,
-            tenants=TenantStore(client),
+            tenants=tenants,
             seatmaps=seatmaps,
             events=events,
             inventory=inventory,
             live=live,
             sales=Sales(live, inventory),
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
+            platforms=PlatformStore(client, tenants),
+            audit=AuditLog(client),
         )
 
     async def close(self) -> None:

@@ -33,6 +33,7 @@ S = TypeVar("S")
 class MethodRule:
     roles: frozenset[RoleName]
     admission: Admit = Admit.SHEDDABLE
+    audited: bool = False  # every call written to the audit log (changes of keys, plans, suspension, ...)
 
 
 @dataclass(frozen=True)

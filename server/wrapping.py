@@ -18,14 +18,18 @@ from typing import Any
 
 import grpc
 import structlog
+from google.rpc import code_pb2
 from grpc_status import rpc_status
 
-from holds.errors import InvalidRequest, StoreFault, StoreUnavailable
-from holds.records import RoleName
-from holds.tenants import TenantStore
-from server import metrics
+from holds.errors import InvalidRequest, NotFound, PreconditionFailed, StoreFault, StoreUnavailable
+from holds.platform.audit import AuditLog
+from holds.platform.platforms import PlatformStore
+from holds.platform.tenants import TenantStore
+from holds.records import RoleName, TenantRecord
+from server import audit, metrics
 from server.admission import Admission, Admit, Overloaded
 from server.auth import (
+    ORGANIZER_SCOPED,
     PUBLIC_SERVICES,
     TENANT_HEADER,
     PermissionDenied,
@@ -101,10 +105,23 @@ class _Registrar:
         self.registered = True
 
 
+class OrganizerSuspended(PreconditionFailed):
+    """The calling organizer is suspended by its platform (FAILED_PRECONDITION with the reason)."""
+
+
 class RpcWrapper:
-    def __init__(self, tenants: TenantStore, admission: Admission | None = None) -> None:
+    def __init__(
+        self,
+        tenants: TenantStore,
+        admission: Admission | None = None,
+        *,
+        platforms: PlatformStore | None = None,
+        audit_log: AuditLog | None = None,
+    ) -> None:
         self._tenants = tenants
         self._admission = admission or Admission()
+        self._platforms = platforms
+        self._audit = audit_log
 
     def register(
         self,
@@ -158,18 +175,54 @@ class RpcWrapper:
         api_key = parse_bearer(metadata.get("authorization"))
         record = await self._tenants.authenticate(api_key)
         if record is None:
-            raise Unauthenticated("unknown or revoked API key")
-        tenant_id = record.tenant_id
-        acting_on = metadata.get(TENANT_HEADER)
-        if acting_on:
-            if record.role != "platform_admin":
-                if acting_on != record.tenant_id:
-                    raise PermissionDenied(f"this key may not act on tenant {acting_on!r}")
-            else:
-                tenant_id = str(acting_on)
-        principal = Principal(key_id=record.key_id, role=record.role, tenant_id=tenant_id)
+            raise Unauthenticated("unknown, revoked or expired API key")
+        acting_on = str(metadata.get(TENANT_HEADER) or "")
+        if record.role in ORGANIZER_SCOPED:
+            if acting_on and acting_on != record.tenant_id:
+                raise PermissionDenied(f"this key may not act on tenant {acting_on!r}")
+            principal = Principal(record.key_id, record.role, record.tenant_id, record.platform_id)
+        else:
+            principal = Principal(record.key_id, record.role, "", record.platform_id)
         authorize(method, roles, principal)
+        if record.role in ORGANIZER_SCOPED:
+            organizer = await self._tenants.organizer(record.tenant_id)
+            if organizer is None:  # its organizer is gone: the key is as good as revoked
+                raise Unauthenticated("unknown, revoked or expired API key")
+            await self._check_not_suspended(organizer, record.role)
+            return Principal(record.key_id, record.role, organizer.tenant_id, organizer.platform_id)
+        if acting_on:
+            organizer = await self._tenants.organizer(acting_on)
+            # another platform's organizer answers exactly as one that does not exist
+            if organizer is None or (
+                record.role == "platform_admin" and organizer.platform_id != record.platform_id
+            ):
+                raise NotFound("organizer", acting_on)
+            return Principal(
+                record.key_id, record.role, organizer.tenant_id, organizer.platform_id, acting=True
+            )
         return principal
+
+    async def _check_not_suspended(self, organizer: TenantRecord, role: RoleName) -> None:
+        """A suspended organizer's own keys are refused, except its storefronts' when
+        its platform lets public sales continue; operators acting on it are not."""
+        if not organizer.suspended:
+            return
+        if role == "storefront" and organizer.platform_id and self._platforms is not None:
+            platform = await self._platforms.cached(organizer.platform_id)
+            if platform is not None and platform.public_sales_when_suspended:
+                return
+        raise OrganizerSuspended(
+            f"organizer {organizer.tenant_id!r} is suspended: {organizer.suspended_reason}",
+            subject=f"organizer/{organizer.tenant_id}",
+        )
+
+    async def _audit_call(
+        self, method: str, rule: MethodRule | None, principal: Principal | None, request: Any, outcome: str
+    ) -> None:
+        if self._audit is None or principal is None or rule is None:
+            return
+        if principal.acting or rule.audited:
+            await audit.write(self._audit, method, principal, request, outcome)
 
     async def _fail(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
         status = to_status(exc)
@@ -197,6 +250,8 @@ class RpcWrapper:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             outcome = "OK"
+            principal: Principal | None = None
+            code = "OK"
             try:
                 self._admission.enter(sheddable)
             except Overloaded as exc:
@@ -206,20 +261,25 @@ class RpcWrapper:
             try:
                 async with asyncio.timeout(call_budget(context.time_remaining())):
                     # each RPC runs in its own task: the context var needs no reset
-                    set_principal(await self._principal(method, roles, context))
+                    principal = await self._principal(method, roles, context)
+                    set_principal(principal)
+                    audit.begin()
                     _check_decoded(request)
                     return await behaviour(request, context)
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
-                    outcome = "ABORTED_BY_SERVICER"
+                    outcome = code = "ABORTED_BY_SERVICER"
                     raise
                 if isinstance(exc, TimeoutError):
                     exc = self._out_of_time(method)
                 outcome = type(exc).__name__
+                status = to_status(exc)
+                code = code_pb2.Code.Name(status.code) if status is not None else "INTERNAL"
                 await self._fail(method, context, exc)
                 raise  # unreachable: abort raises
             finally:
                 self._admission.leave()
+                await self._audit_call(method, rule, principal, request, code)
                 metrics.observe_rpc(method, outcome, time.perf_counter() - started)
 
         return unary
@@ -276,9 +336,11 @@ class RpcWrapper:
             outcome = "OK"
             try:
                 # no reset: a cancelled stream is closed from another context
-                set_principal(await self._principal(method, roles, context))
+                principal = await self._principal(method, roles, context)
+                set_principal(principal)
                 if not bidi:
                     _check_decoded(request)
+                await self._audit_call(method, rule, principal, request, "STARTED")
                 async for item in self._while_authorized(method, roles, behaviour(request, context), context):
                     yield item
             except Exception as exc:

@@ -10,6 +10,7 @@ from grpc_status import rpc_status
 from seatwise.v1 import (
     access_pb2_grpc,
     events_pb2_grpc,
+    platform_pb2_grpc,
     sales_pb2_grpc,
     seatmap_pb2_grpc,
     session_pb2_grpc,
@@ -42,6 +43,7 @@ class Api:
         self.sessions = session_pb2_grpc.SalesServiceStub(self.channel)
         self.tickets = access_pb2_grpc.TicketServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
+        self.platforms = platform_pb2_grpc.PlatformServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:

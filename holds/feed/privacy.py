@@ -90,7 +90,9 @@ class Privacy:
             raw = await self._r.hget(keys.tenant_consent(tenant_id), normalize_email(email))
         return consent_decoder.decode(raw) if raw is not None else None
 
-    async def erase_buyer(self, tenant_id: str, email: str, actor: str) -> ErasureResult:
+    async def erase_buyer(
+        self, tenant_id: str, email: str, actor: str, actor_role: str = ""
+    ) -> ErasureResult:
         email = normalize_email(email)
         async with wrap_errors("list events"):
             event_ids = [e.decode() for e in await self._r.zrange(keys.event_index(tenant_id), 0, -1)]
@@ -130,7 +132,17 @@ class Privacy:
                 keys.tenant_feed(tenant_id),
                 keys.tenant_audit(tenant_id),
             ],
-            [email, _subject(), actor, orders_erased, holds_erased, len(event_ids), ",".join(refs)],
+            [
+                email,
+                _subject(),
+                actor,
+                str(orders_erased),
+                str(holds_erased),
+                str(len(event_ids)),
+                ",".join(refs),
+                actor_role,
+                tenant_id,
+            ],
         )
         match reply:
             case [Reply.OK, subject]:

@@ -11,6 +11,8 @@ local orders_erased = ARGV[4]
 local holds_erased = ARGV[5]
 local events_scanned = ARGV[6]
 local order_refs = ARGV[7]        -- '<event>/<order>,...'
+local actor_role = ARGV[8]
+local tenant = ARGV[9]
 
 local subject = new_subject
 local current = redis.call('HGET', K_CONSENT, email)
@@ -18,6 +20,14 @@ if current then subject = cjson.decode(current).subject end
 redis.call('HDEL', K_CONSENT, email)
 redis.call('HDEL', K_SUBJECTS, subject)
 redis.call('XADD', K_FEED, '*', 'kind', 'buyer.erased', 'subject', subject, 'detail', order_refs)
-redis.call('XADD', K_AUDIT, '*', 'action', 'erase_buyer', 'actor', actor, 'subject', subject,
-  'orders', orders_erased, 'holds', holds_erased, 'events', events_scanned)
+-- the organizer's audit log, in the entry format every audited call uses
+-- (holds/platform/records.py AuditEntry, ListAuditLog)
+local t = redis.call('TIME')
+local entry = cjson.encode({
+  at_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+  actor_key_id = actor, actor_role = actor_role, method = '/seatwise.v1.FeedService/EraseBuyer',
+  outcome = 'OK', organizer_id = tenant,
+  targets = {subject = subject, orders = orders_erased, holds = holds_erased, events = events_scanned},
+})
+redis.call('XADD', K_AUDIT, 'MAXLEN', '~', 100000, '*', 'e', entry)
 return {OK, subject}

@@ -19,7 +19,7 @@ from holds.inventory import SeatState
 from holds.live import LiveEvent, LiveEvents
 from holds.sales import Sales
 from holds.seatmaps import SeatMapStore
-from server.auth import ORGANIZER, SALES, current_principal
+from server.auth import BROWSE, ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
@@ -350,11 +350,11 @@ SERVICE = ServiceDeclaration(
     factory=lambda stores: EventServicer(stores.events, stores.seatmaps, stores.live, stores.sales),
     methods={
         "CreateEvent": MethodRule(ORGANIZER),
-        "GetEvent": MethodRule(SALES),
-        "ListEvents": MethodRule(SALES),
+        "GetEvent": MethodRule(BROWSE),
+        "ListEvents": MethodRule(BROWSE),
         "UpdateEvent": MethodRule(ORGANIZER),
         "SetSeatStatus": MethodRule(ORGANIZER),
-        "GetAvailability": MethodRule(SALES),
-        "WatchAvailability": MethodRule(SALES),
+        "GetAvailability": MethodRule(BROWSE),
+        "WatchAvailability": MethodRule(BROWSE),
     },
 )

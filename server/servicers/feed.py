@@ -116,7 +116,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.EraseBuyerRequest, context: Context
     ) -> feed_pb2.EraseBuyerResponse:
         principal = current_principal()
-        result = await self._privacy.erase_buyer(principal.require_tenant(), request.email, principal.key_id)
+        result = await self._privacy.erase_buyer(
+            principal.require_tenant(), request.email, principal.key_id, principal.role
+        )
         return feed_pb2.EraseBuyerResponse(
             orders_erased=result.orders_erased,
             holds_erased=result.holds_erased,

@@ -9,7 +9,7 @@ from holds.records import Buyer
 from holds.sales import Sales
 from seatmap.bestavailable import BestAvailableError, BestAvailableRequest
 from server.admission import Admit
-from server.auth import ORGANIZER, SALES, current_principal
+from server.auth import BOX_OFFICE, BROWSE, REPORTING, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
@@ -181,8 +181,8 @@ ORDER_SERVICE = ServiceDeclaration(
     factory=lambda stores: OrderServicer(stores.sales),
     methods={
         "CommitHold": MethodRule(SALES, Admit.ALWAYS),
-        "GetOrder": MethodRule(SALES),
-        "ListOrders": MethodRule(ORGANIZER),
-        "CancelOrder": MethodRule(ORGANIZER),
+        "GetOrder": MethodRule(BROWSE),
+        "ListOrders": MethodRule(REPORTING),
+        "CancelOrder": MethodRule(BOX_OFFICE),
     },
 )

@@ -17,7 +17,7 @@ from seatmap.formats import Format, check_size
 from seatmap.index import SeatIndex
 from seatmap.model import json_encoder
 from server import heavy_jobs
-from server.auth import ORGANIZER, SALES, current_principal
+from server.auth import BROWSE, ORGANIZER, current_principal
 from server.context import Stores
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
@@ -265,9 +265,9 @@ SERVICE = ServiceDeclaration(
         "ValidateSeatMap": MethodRule(ORGANIZER),
         "UploadSeatMap": MethodRule(ORGANIZER),
         "PublishSeatMap": MethodRule(ORGANIZER),
-        "GetSeatMap": MethodRule(SALES),
-        "ListSeatMaps": MethodRule(SALES),
-        "QuerySeats": MethodRule(SALES),
-        "RenderSeatMap": MethodRule(SALES),
+        "GetSeatMap": MethodRule(BROWSE),
+        "ListSeatMaps": MethodRule(BROWSE),
+        "QuerySeats": MethodRule(BROWSE),
+        "RenderSeatMap": MethodRule(BROWSE),
     },
 )

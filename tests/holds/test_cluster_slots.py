@@ -69,8 +69,21 @@ def test_a_tenants_catalogue_shares_one_slot(tenant_id: str, seat_map_id: str) -
         keys.tenant_audit(tenant_id),
         keys.tenant_feed_trimmed(tenant_id),
         keys.ticket_signing_keys(tenant_id),
+        keys.tenant_audit(tenant_id),
     ]
     assert len(slots(catalogue)) == 1
+
+
+@given(ids)
+def test_a_platforms_records_share_one_slot(platform_id: str) -> None:
+    records = [
+        keys.platform_organizers(platform_id),
+        keys.platform_slugs(platform_id),
+        keys.platform_keys_index(platform_id),
+        keys.platform_plans(platform_id),
+        keys.platform_audit(platform_id),
+    ]
+    assert slots(records) == {key_slot(keys.platform_tag(platform_id).encode())}
 
 
 @pytest.fixture

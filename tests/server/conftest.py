@@ -1,4 +1,4 @@
-"""The sales API tests (holds and orders over gRPC) run against a single Redis and
+"""The sales API tests (holds and orders over gRPC) and the platforms API tests run against a single Redis and
 against a local Redis Cluster; the other server tests use the single node only."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ BOTH_TOPOLOGIES = frozenset(
         "tests.server.test_client",
         "tests.server.test_feed_api",
         "tests.server.test_access_api",
+        "tests.server.test_platforms_api",  # platforms' keys in their own slots, audit logs in two
     }
 )
 

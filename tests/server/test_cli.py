@@ -66,6 +66,17 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["feed", "tail", "--max", "1"],
     ["ticket", "token", "o1", "t1", "--event", "ev"],
     ["door", "scan", "tok", "--event", "ev", "--gate", "A"],
+    # platforms and organizers (issue 13)
+    ["platform", "create", "P"],
+    ["platform", "list"],
+    ["platform", "set", "p1", "--terms-version", "v2"],
+    ["platform", "key", "p1"],
+    ["organizer", "signup", "O", "--slug", "org", "--country", "DE"],
+    ["organizer", "list"],
+    ["organizer", "get", "t1"],
+    ["organizer", "suspend", "t1", "--reason", "r"],
+    ["organizer", "reinstate", "t1"],
+    ["organizer", "audit"],
 ]
 
 
@@ -81,7 +92,9 @@ def _names(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, .
 
 def test_every_command_is_exercised_here() -> None:
     covered = {
-        tuple(c[:2]) if c[0] in ("seatmap", "tenant", "event", "order", "feed", "ticket", "door") else (c[0],)
+        tuple(c[:2])
+        if c[0] in ("seatmap", "tenant", "event", "order", "feed", "ticket", "door", "platform", "organizer")
+        else (c[0],)
         for c in FILE_COMMANDS + REMOTE_COMMANDS
     }
     covered |= {("seatmap", "generate"), ("serve",)}  # generate takes no input; serve is the server
@@ -350,3 +363,48 @@ async def test_ticket_token_and_door_scan(server: str, tmp_path: Path) -> None:
     assert again.exit_code == 1
     assert again.stdout.startswith("ALREADY_USED")
     assert "at gate North (cli)" in again.stdout
+
+
+async def test_the_operators_commands(server: str) -> None:
+    root = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY}
+
+    async def cli(env: dict[str, str], *args: str, ok: bool = True) -> Result:
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    created = await cli(root, "platform", "create", "Fair Tickets", "--id", "fair", "--terms-version", "v1")
+    assert "platform: fair" in created.stderr
+    platform = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": created.stdout.strip()}
+    assert "fair" in (await cli(root, "platform", "list")).stdout
+    signed = await cli(
+        platform,
+        "organizer",
+        "signup",
+        "Hall One",
+        "--slug",
+        "hall-one",
+        "--country",
+        "DE",
+        "--accept-terms",
+        "v1",
+    )
+    organizer_id = signed.stderr.split("organizer: ")[1].split()[0]
+    assert signed.stdout.strip().startswith("sw_")
+    assert "hall-one" in (await cli(platform, "organizer", "list")).stdout
+    refused = await cli(platform, "organizer", "signup", "X", "--slug", "admin", "--country", "DE", ok=False)
+    assert "reserved" in refused.stderr
+    suspended = await cli(platform, "organizer", "suspend", organizer_id, "--reason", "unpaid")
+    assert "suspended: unpaid" in suspended.stdout
+    assert "active" in (await cli(platform, "organizer", "reinstate", organizer_id)).stdout
+    audit = await cli(platform, "organizer", "audit", organizer_id)
+    assert "PlatformService/SuspendOrganizer" in audit.stdout
+    assert "PlatformService/ReinstateOrganizer" in audit.stdout
+    assert (
+        json.loads((await cli(platform, "organizer", "get", organizer_id, "--json")).stdout)["slug"]
+        == "hall-one"
+    )
+    updated = await cli(platform, "platform", "set", "--public-sales-when-suspended")
+    assert json.loads(updated.stdout)["public_sales_when_suspended"] is True
+    assert (await cli(platform, "platform", "key", "--expires-in-days", "30")).stdout.startswith("sw_")

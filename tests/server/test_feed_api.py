@@ -16,6 +16,7 @@ from seatwise.v1 import events_pb2, feed_pb2, feed_pb2_grpc, sales_pb2, seatmap_
 
 from holds import keys
 from holds.feed.retention import trim_tenant
+from holds.platform.records import audit_decoder
 from holds.redis_client import AnyRedis
 from server.app import create_server
 from server.config import Config
@@ -384,8 +385,9 @@ async def test_erasure_leaves_no_personal_field_anywhere_in_redis(
     gone = next(e for e in entries if e.kind == "buyer.erased")
     assert set(gone.order_refs) == {f"{ev}/{o.order_id}" for ev, o in zip(events, mine, strict=True)}
     assert next(e for e in entries if e.order_id == other.order_id).buyer.name == "Someone Else"
-    audit = await redis_client.xrange(keys.tenant_audit("acme"))
-    assert [(f[b"action"], f[b"orders"]) for _, f in audit] == [(b"erase_buyer", b"2")]
+    audit = [audit_decoder.decode(f[b"e"]) for _, f in await redis_client.xrange(keys.tenant_audit("acme"))]
+    erasures = [a for a in audit if a.method.endswith("/EraseBuyer")]
+    assert [(a.outcome, a.organizer_id, a.targets["orders"]) for a in erasures] == [("OK", "acme", "2")]
 
 
 async def test_nothing_lost_across_a_server_restart_and_a_redis_sigkill(tmp_path: Path) -> None:

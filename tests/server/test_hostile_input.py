@@ -21,14 +21,14 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, session_pb2, tenancy_pb2
+from seatwise.v1 import events_pb2, platform_pb2, sales_pb2, seatmap_pb2, session_pb2, tenancy_pb2
 
 from server.redis_process import EmbeddedRedis
 from tests.processes import free_port, spawn_serve, wait_serving
 from tests.server.maps import small_map
 
 ADMIN_KEY = "sw_admin_fuzz-secret"
-MODULES = (tenancy_pb2, seatmap_pb2, events_pb2, sales_pb2, session_pb2)
+MODULES = (tenancy_pb2, seatmap_pb2, events_pb2, sales_pb2, session_pb2, platform_pb2)
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 CATEGORIES = ("front", "back", "floor")
 CODES = {code.value[0]: code for code in grpc.StatusCode}

@@ -24,7 +24,9 @@ def test_serve_starts_embedded_redis_and_stops_cleanly(tmp_path: Path) -> None:
             me = tenancy_pb2_grpc.TenantServiceStub(channel).WhoAmI(
                 tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=5
             )
-        assert me.role == tenancy_pb2.ROLE_PLATFORM_ADMIN
+        assert (
+            me.role == tenancy_pb2.ROLE_ROOT_ADMIN
+        )  # the bootstrap key is the root admin (docs/platform.md)
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists() or list(
             (tmp_path / "data" / "redis").glob("*.aof")
         )
@@ -57,7 +59,9 @@ def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
                 me = tenancy_pb2_grpc.TenantServiceStub(channel).WhoAmI(
                     tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=5
                 )
-                assert me.role == tenancy_pb2.ROLE_PLATFORM_ADMIN
+                assert (
+                    me.role == tenancy_pb2.ROLE_ROOT_ADMIN
+                )  # the bootstrap key is the root admin (docs/platform.md)
         workers = [p for p in _children(proc.pid) if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
         assert len(workers) == 2, workers
     finally:

@@ -25,47 +25,47 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seatwise/v1/tenancy.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x06Tenant\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\nApiKeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.seatwise.v1.Role\x12\r\n\x05label\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\"6\n\x13\x43reateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\";\n\x14\x43reateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.seatwise.v1.Tenant\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"8\n\x11GetTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.seatwise.v1.Tenant\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x13ListTenantsResponse\x12$\n\x07tenants\x18\x01 \x03(\x0b\x32\x13.seatwise.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x13\x43reateApiKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.seatwise.v1.Role\x12\r\n\x05label\x18\x03 \x01(\t\"M\n\x14\x43reateApiKeyResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.seatwise.v1.ApiKeyInfo\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"<\n\x14RevokeApiKeyResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.seatwise.v1.ApiKeyInfo\"\'\n\x12ListApiKeysRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"<\n\x13ListApiKeysResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.seatwise.v1.ApiKeyInfo\"\x0f\n\rWhoAmIRequest\"T\n\x0eWhoAmIResponse\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.seatwise.v1.Role\x12\x0e\n\x06key_id\x18\x03 \x01(\t*m\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13ROLE_PLATFORM_ADMIN\x10\x01\x12\x12\n\x0eROLE_ORGANIZER\x10\x02\x12\x13\n\x0fROLE_STOREFRONT\x10\x03\x12\r\n\tROLE_DOOR\x10\x04\x32\xc1\x04\n\rTenantService\x12S\n\x0c\x43reateTenant\x12 .seatwise.v1.CreateTenantRequest\x1a!.seatwise.v1.CreateTenantResponse\x12J\n\tGetTenant\x12\x1d.seatwise.v1.GetTenantRequest\x1a\x1e.seatwise.v1.GetTenantResponse\x12P\n\x0bListTenants\x12\x1f.seatwise.v1.ListTenantsRequest\x1a .seatwise.v1.ListTenantsResponse\x12S\n\x0c\x43reateApiKey\x12 .seatwise.v1.CreateApiKeyRequest\x1a!.seatwise.v1.CreateApiKeyResponse\x12S\n\x0cRevokeApiKey\x12 .seatwise.v1.RevokeApiKeyRequest\x1a!.seatwise.v1.RevokeApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.seatwise.v1.ListApiKeysRequest\x1a .seatwise.v1.ListApiKeysResponse\x12\x41\n\x06WhoAmI\x12\x1a.seatwise.v1.WhoAmIRequest\x1a\x1b.seatwise.v1.WhoAmIResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seatwise/v1/tenancy.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n\x06Tenant\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bplatform_id\x18\x04 \x01(\t\"\xe5\x01\n\nApiKeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.seatwise.v1.Role\x12\r\n\x05label\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\x12\x13\n\x0bplatform_id\x18\x07 \x01(\t\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x13\x43reateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bplatform_id\x18\x03 \x01(\t\";\n\x14\x43reateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.seatwise.v1.Tenant\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"8\n\x11GetTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.seatwise.v1.Tenant\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x13ListTenantsResponse\x12$\n\x07tenants\x18\x01 \x03(\x0b\x32\x13.seatwise.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\x13\x43reateApiKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.seatwise.v1.Role\x12\r\n\x05label\x18\x03 \x01(\t\x12\x13\n\x0bplatform_id\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x14\x43reateApiKeyResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.seatwise.v1.ApiKeyInfo\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"<\n\x14RevokeApiKeyResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.seatwise.v1.ApiKeyInfo\"<\n\x12ListApiKeysRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bplatform_id\x18\x02 \x01(\t\"<\n\x13ListApiKeysResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.seatwise.v1.ApiKeyInfo\"\x0f\n\rWhoAmIRequest\"y\n\x0eWhoAmIResponse\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.seatwise.v1.Role\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x13\n\x0bplatform_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63ting\x18\x05 \x01(\x08*\xab\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13ROLE_PLATFORM_ADMIN\x10\x01\x12\x12\n\x0eROLE_ORGANIZER\x10\x02\x12\x13\n\x0fROLE_STOREFRONT\x10\x03\x12\r\n\tROLE_DOOR\x10\x04\x12\x13\n\x0fROLE_ROOT_ADMIN\x10\x05\x12\x13\n\x0fROLE_BOX_OFFICE\x10\x06\x12\x12\n\x0eROLE_REPORTING\x10\x07\x32\xc1\x04\n\rTenantService\x12S\n\x0c\x43reateTenant\x12 .seatwise.v1.CreateTenantRequest\x1a!.seatwise.v1.CreateTenantResponse\x12J\n\tGetTenant\x12\x1d.seatwise.v1.GetTenantRequest\x1a\x1e.seatwise.v1.GetTenantResponse\x12P\n\x0bListTenants\x12\x1f.seatwise.v1.ListTenantsRequest\x1a .seatwise.v1.ListTenantsResponse\x12S\n\x0c\x43reateApiKey\x12 .seatwise.v1.CreateApiKeyRequest\x1a!.seatwise.v1.CreateApiKeyResponse\x12S\n\x0cRevokeApiKey\x12 .seatwise.v1.RevokeApiKeyRequest\x1a!.seatwise.v1.RevokeApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.seatwise.v1.ListApiKeysRequest\x1a .seatwise.v1.ListApiKeysResponse\x12\x41\n\x06WhoAmI\x12\x1a.seatwise.v1.WhoAmIRequest\x1a\x1b.seatwise.v1.WhoAmIResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seatwise.v1.tenancy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1166
-  _globals['_ROLE']._serialized_end=1275
+  _globals['_ROLE']._serialized_start=1406
+  _globals['_ROLE']._serialized_end=1577
   _globals['_TENANT']._serialized_start=75
-  _globals['_TENANT']._serialized_end=164
-  _globals['_APIKEYINFO']._serialized_start=167
-  _globals['_APIKEYINFO']._serialized_end=327
-  _globals['_CREATETENANTREQUEST']._serialized_start=329
-  _globals['_CREATETENANTREQUEST']._serialized_end=383
-  _globals['_CREATETENANTRESPONSE']._serialized_start=385
-  _globals['_CREATETENANTRESPONSE']._serialized_end=444
-  _globals['_GETTENANTREQUEST']._serialized_start=446
-  _globals['_GETTENANTREQUEST']._serialized_end=483
-  _globals['_GETTENANTRESPONSE']._serialized_start=485
-  _globals['_GETTENANTRESPONSE']._serialized_end=541
-  _globals['_LISTTENANTSREQUEST']._serialized_start=543
-  _globals['_LISTTENANTSREQUEST']._serialized_end=602
-  _globals['_LISTTENANTSRESPONSE']._serialized_start=604
-  _globals['_LISTTENANTSRESPONSE']._serialized_end=688
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=690
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=778
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=780
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=857
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=859
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=896
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=898
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=958
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=960
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=999
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1001
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1061
-  _globals['_WHOAMIREQUEST']._serialized_start=1063
-  _globals['_WHOAMIREQUEST']._serialized_end=1078
-  _globals['_WHOAMIRESPONSE']._serialized_start=1080
-  _globals['_WHOAMIRESPONSE']._serialized_end=1164
-  _globals['_TENANTSERVICE']._serialized_start=1278
-  _globals['_TENANTSERVICE']._serialized_end=1855
+  _globals['_TENANT']._serialized_end=185
+  _globals['_APIKEYINFO']._serialized_start=188
+  _globals['_APIKEYINFO']._serialized_end=417
+  _globals['_CREATETENANTREQUEST']._serialized_start=419
+  _globals['_CREATETENANTREQUEST']._serialized_end=494
+  _globals['_CREATETENANTRESPONSE']._serialized_start=496
+  _globals['_CREATETENANTRESPONSE']._serialized_end=555
+  _globals['_GETTENANTREQUEST']._serialized_start=557
+  _globals['_GETTENANTREQUEST']._serialized_end=594
+  _globals['_GETTENANTRESPONSE']._serialized_start=596
+  _globals['_GETTENANTRESPONSE']._serialized_end=652
+  _globals['_LISTTENANTSREQUEST']._serialized_start=654
+  _globals['_LISTTENANTSREQUEST']._serialized_end=713
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=715
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=799
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=802
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=959
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=961
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1038
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1040
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1077
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1079
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1139
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1141
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1201
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1203
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1263
+  _globals['_WHOAMIREQUEST']._serialized_start=1265
+  _globals['_WHOAMIREQUEST']._serialized_end=1280
+  _globals['_WHOAMIRESPONSE']._serialized_start=1282
+  _globals['_WHOAMIRESPONSE']._serialized_end=1403
+  _globals['_TENANTSERVICE']._serialized_start=1580
+  _globals['_TENANTSERVICE']._serialized_end=2157
 # @@protoc_insertion_point(module_scope)

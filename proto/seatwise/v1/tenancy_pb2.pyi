@@ -28,41 +28,70 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     DESCRIPTOR: _descriptor.EnumDescriptor
     ROLE_UNSPECIFIED: _Role.ValueType  # 0
     ROLE_PLATFORM_ADMIN: _Role.ValueType  # 1
-    """Platform operator: manages tenants and keys; acts on a tenant by naming it
-    in the `x-seatwise-tenant` metadata header.
+    """Admin of one white-label platform (the key names it): manages the
+    platform's organizers, their keys, plans and suspension; acts on one of
+    its organizers by naming it in the `x-seatwise-tenant` metadata header.
+    (Before platforms this value meant the installation-wide admin, now
+    ROLE_ROOT_ADMIN; keys issued then are root-admin keys.)
     """
     ROLE_ORGANIZER: _Role.ValueType  # 2
-    """Organizer: full control of its own tenant's seat maps, events and orders."""
+    """Organizer admin: full control of its own organizer's seat maps, events,
+    orders and staff keys.
+    """
     ROLE_STOREFRONT: _Role.ValueType  # 3
     """Storefront / sales channel: browse, hold, commit; no configuration."""
     ROLE_DOOR: _Role.ValueType  # 4
-    """Door scanner: scans tickets of its tenant's events (AccessService); organizers mint these."""
+    """Door scanner: ticket scanning at the entrance."""
+    ROLE_ROOT_ADMIN: _Role.ValueType  # 5
+    """The installation's admin: every platform and organizer."""
+    ROLE_BOX_OFFICE: _Role.ValueType  # 6
+    """Box office: the organizer's counter staff: browse, hold, commit, cancel, list orders."""
+    ROLE_REPORTING: _Role.ValueType  # 7
+    """Reporting: read only (catalogue, events, orders, statements)."""
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
-    """Roles an API key can carry. Every RPC names the roles it admits (docs/api.md)."""
+    """Roles an API key can carry. Every RPC names the roles it admits
+    (docs/security.md, generated from the servers' declarations).
+    """
 
 ROLE_UNSPECIFIED: Role.ValueType  # 0
 ROLE_PLATFORM_ADMIN: Role.ValueType  # 1
-"""Platform operator: manages tenants and keys; acts on a tenant by naming it
-in the `x-seatwise-tenant` metadata header.
+"""Admin of one white-label platform (the key names it): manages the
+platform's organizers, their keys, plans and suspension; acts on one of
+its organizers by naming it in the `x-seatwise-tenant` metadata header.
+(Before platforms this value meant the installation-wide admin, now
+ROLE_ROOT_ADMIN; keys issued then are root-admin keys.)
 """
 ROLE_ORGANIZER: Role.ValueType  # 2
-"""Organizer: full control of its own tenant's seat maps, events and orders."""
+"""Organizer admin: full control of its own organizer's seat maps, events,
+orders and staff keys.
+"""
 ROLE_STOREFRONT: Role.ValueType  # 3
 """Storefront / sales channel: browse, hold, commit; no configuration."""
 ROLE_DOOR: Role.ValueType  # 4
-"""Door scanner: scans tickets of its tenant's events (AccessService); organizers mint these."""
+"""Door scanner: ticket scanning at the entrance."""
+ROLE_ROOT_ADMIN: Role.ValueType  # 5
+"""The installation's admin: every platform and organizer."""
+ROLE_BOX_OFFICE: Role.ValueType  # 6
+"""Box office: the organizer's counter staff: browse, hold, commit, cancel, list orders."""
+ROLE_REPORTING: Role.ValueType  # 7
+"""Reporting: read only (catalogue, events, orders, statements)."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
 class Tenant(_message.Message):
+    """An organizer (called a tenant since before platforms)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     name: _builtins.str
+    platform_id: _builtins.str
+    """Its platform; empty for an organizer directly under the root admin."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -71,10 +100,11 @@ class Tenant(_message.Message):
         tenant_id: _builtins.str = ...,
         name: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        platform_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "name", b"name", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "name", b"name", "platform_id", b"platform_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -90,13 +120,21 @@ class ApiKeyInfo(_message.Message):
     LABEL_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     tenant_id: _builtins.str
     role: Global___Role.ValueType
     label: _builtins.str
     revoked: _builtins.bool
+    platform_id: _builtins.str
+    """The platform of a platform-admin key (and, copied, of an organizer's keys)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset: never expires."""
+
     def __init__(
         self,
         *,
@@ -106,10 +144,12 @@ class ApiKeyInfo(_message.Message):
         label: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         revoked: _builtins.bool = ...,
+        platform_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_id", b"key_id", "label", b"label", "revoked", b"revoked", "role", b"role", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "key_id", b"key_id", "label", b"label", "platform_id", b"platform_id", "revoked", b"revoked", "role", b"role", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -121,18 +161,24 @@ class CreateTenantRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Optional; generated when empty. [A-Za-z0-9_-], at most 64 characters."""
     name: _builtins.str
+    platform_id: _builtins.str
+    """The platform to create it under: a platform admin's own (empty means
+    that); a root admin names one, or none for an organizer under the root.
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         name: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "platform_id", b"platform_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -249,20 +295,30 @@ class CreateApiKeyRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
-    """Empty means the caller's own tenant."""
+    """Empty means the caller's own tenant (the one acted on)."""
     role: Global___Role.ValueType
     label: _builtins.str
+    platform_id: _builtins.str
+    """For ROLE_PLATFORM_ADMIN keys: the platform (a platform admin's own when empty)."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional expiry; unset: never."""
+
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         role: Global___Role.ValueType = ...,
         label: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "role", b"role", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "label", b"label", "platform_id", b"platform_id", "role", b"role", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -336,15 +392,19 @@ class ListApiKeysRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    platform_id: _builtins.str
+    """Operators: the platform's admin keys instead of an organizer's."""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_id", b"platform_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -392,19 +452,26 @@ class WhoAmIResponse(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    ACTING_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     role: Global___Role.ValueType
     key_id: _builtins.str
+    platform_id: _builtins.str
+    acting: _builtins.bool
+    """True when an operator acts on the organizer named in `x-seatwise-tenant`."""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         role: Global___Role.ValueType = ...,
         key_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        acting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "role", b"role", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting", b"acting", "key_id", b"key_id", "platform_id", b"platform_id", "role", b"role", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,212 @@
+"""Platforms, self-service sign-up of organizers, suspension.
+
+A platform's organizer index, slugs, admin keys, plans and audit log carry
+``{p:<platform_id>}``; the platform record itself sits in the platform-wide
+``sw:platforms`` hash. Sign-up claims the slug first (``HSETNX`` in the
+platform's slot), then creates the organizer: a crash in between leaves a slug
+that names no organizer, which the next sign-up with that slug takes over.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import msgspec
+from cachetools import TTLCache
+
+from holds import keys
+from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed
+from holds.ids import check_client_id, check_label, check_name, new_id
+from holds.platform.records import PlatformRecord, platform_decoder
+from holds.platform.tenants import TenantStore
+from holds.records import TenantRecord, json_encoder
+from holds.redis_client import AnyRedis, wrap_errors
+from rules.errors import InvalidPlan
+from rules.fees import FeePlan, check_plan
+
+plan_decoder = msgspec.json.Decoder(FeePlan)
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+SLUG_LENGTH = (3, 40)
+# Slugs become URL paths and host names of the platform's sites: these would
+# shadow its own pages or impersonate it.
+RESERVED_SLUGS = frozenset({
+    "admin", "administrator", "api", "app", "assets", "billing", "blog", "cdn", "checkout", "dashboard",
+    "docs", "help", "login", "logout", "mail", "new", "oauth", "platform", "root", "seatwise", "settings",
+    "signup", "sign-up", "static", "status", "support", "system", "tickets", "www",
+})  # fmt: skip
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+NAME_MAX = 120
+
+
+def check_slug(slug: str) -> str:
+    low, high = SLUG_LENGTH
+    if not low <= len(slug) <= high:
+        raise InvalidRequest("slug", f"must be {low}-{high} characters")
+    if not SLUG.match(slug):
+        raise InvalidRequest(
+            "slug", "only lowercase letters a-z, digits and '-', starting and ending with a letter or digit"
+        )
+    if "--" in slug:
+        raise InvalidRequest("slug", "must not contain '--'")
+    if slug in RESERVED_SLUGS:
+        raise InvalidRequest("slug", f"{slug!r} is reserved")
+    return slug
+
+
+def check_country(country: str) -> str:
+    if not COUNTRY.match(country):
+        raise InvalidRequest("country", "an ISO 3166-1 alpha-2 code in capitals, e.g. 'DE'")
+    return country
+
+
+def check_organizer_name(name: str) -> str:
+    check_name("name", name, NAME_MAX)
+    if name.strip() != name:
+        raise InvalidRequest("name", "must not start or end with spaces")
+    return name
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PlatformStore:
+    def __init__(self, client: AnyRedis, tenants: TenantStore, *, cache_ttl_s: float = 5.0) -> None:
+        self._r = client
+        self._tenants = tenants
+        self._cache: TTLCache[str, PlatformRecord | None] = TTLCache(maxsize=10_000, ttl=cache_ttl_s)
+
+    async def create(
+        self, platform_id: str, name: str, terms_version: str, public_sales_when_suspended: bool
+    ) -> PlatformRecord:
+        platform_id = check_client_id("platform_id", platform_id) if platform_id else new_id("p_", 6)
+        check_name("name", name)
+        check_label("terms_version", terms_version, 64)
+        record = PlatformRecord(platform_id, name, _now_ms(), terms_version, public_sales_when_suspended)
+        async with wrap_errors("create platform"):
+            created = await self._r.hsetnx(keys.PLATFORMS, platform_id, json_encoder.encode(record))
+        if not created:
+            raise AlreadyExists("platform", platform_id)
+        self._cache.pop(platform_id, None)
+        return record
+
+    async def get(self, platform_id: str) -> PlatformRecord:
+        async with wrap_errors("get platform"):
+            raw = await self._r.hget(keys.PLATFORMS, platform_id) if platform_id else None
+        if raw is None:
+            raise NotFound("platform", platform_id)
+        return platform_decoder.decode(raw)
+
+    async def cached(self, platform_id: str) -> PlatformRecord | None:
+        """For the wrapper: the platform's settings, cached like keys."""
+        try:
+            return self._cache[platform_id]
+        except KeyError:
+            pass
+        try:
+            record: PlatformRecord | None = await self.get(platform_id)
+        except NotFound:
+            record = None
+        self._cache[platform_id] = record
+        return record
+
+    async def update(
+        self, platform_id: str, *, terms_version: str | None, public_sales_when_suspended: bool | None
+    ) -> PlatformRecord:
+        record = await self.get(platform_id)
+        if terms_version is not None:
+            check_label("terms_version", terms_version, 64)
+            record = msgspec.structs.replace(record, terms_version=terms_version)
+        if public_sales_when_suspended is not None:
+            record = msgspec.structs.replace(record, public_sales_when_suspended=public_sales_when_suspended)
+        async with wrap_errors("update platform"):
+            await self._r.hset(keys.PLATFORMS, platform_id, json_encoder.encode(record))
+        self._cache.pop(platform_id, None)
+        return record
+
+    async def list_platforms(self) -> list[PlatformRecord]:
+        async with wrap_errors("list platforms"):
+            raw = await self._r.hvals(keys.PLATFORMS)
+        return sorted(
+            (platform_decoder.decode(r) for r in raw), key=lambda p: (p.created_at_ms, p.platform_id)
+        )
+
+    async def sign_up(
+        self, platform_id: str, name: str, slug: str, country: str, plan_id: str, accepted_terms: str
+    ) -> TenantRecord:
+        """A new organizer under the platform, able to sell at once."""
+        platform = await self.get(platform_id)
+        check_organizer_name(name)
+        check_slug(slug)
+        check_country(country)
+        if platform.terms_version and accepted_terms != platform.terms_version:
+            raise InvalidRequest(
+                "accepted_terms_version",
+                f"the platform's terms, version {platform.terms_version!r}, must be accepted",
+            )
+        if plan_id:
+            async with wrap_errors("read plan"):
+                known = await self._r.hexists(keys.platform_plans(platform_id), plan_id)
+            if not known:
+                raise InvalidRequest("plan_id", f"the platform has no plan {plan_id!r}")
+        tenant_id = new_id("t_", 6)
+        await self._claim_slug(platform_id, slug, tenant_id)
+        return await self._tenants.create_tenant(
+            tenant_id,
+            name,
+            platform_id=platform_id,
+            slug=slug,
+            country=country,
+            plan_id=plan_id,
+            terms_version=platform.terms_version,
+        )
+
+    async def _claim_slug(self, platform_id: str, slug: str, tenant_id: str) -> None:
+        slugs = keys.platform_slugs(platform_id)
+        async with wrap_errors("claim slug"):
+            if await self._r.hsetnx(slugs, slug, tenant_id):
+                return
+            holder = await self._r.hget(slugs, slug)
+        holder_id = holder.decode() if isinstance(holder, bytes) else str(holder)
+        if await self._tenants.organizer(holder_id) is not None:
+            raise AlreadyExists("slug", slug)
+        async with wrap_errors("claim slug"):  # left by a sign-up that never created its organizer
+            await self._r.hset(slugs, slug, tenant_id)
+
+    async def set_suspended(self, organizer: TenantRecord, suspended: bool, reason: str) -> TenantRecord:
+        if suspended:
+            check_label("reason", reason, 500)
+            if not reason.strip():
+                raise InvalidRequest("reason", "required: the organizer is told why")
+            if organizer.suspended:
+                raise PreconditionFailed(f"organizer {organizer.tenant_id!r} is already suspended")
+        elif not organizer.suspended:
+            raise PreconditionFailed(f"organizer {organizer.tenant_id!r} is not suspended")
+        updated = msgspec.structs.replace(
+            organizer, suspended=suspended, suspended_reason=reason if suspended else ""
+        )
+        await self._tenants.put_tenant(updated)
+        return updated
+
+    # -- plans -----------------------------------------------------------------
+    async def create_plan(self, platform_id: str, plan: FeePlan) -> FeePlan:
+        """Store a new plan (immutable: an existing plan_id is ALREADY_EXISTS)."""
+        check_client_id("plan.plan_id", plan.plan_id)
+        try:
+            check_plan(plan)
+        except InvalidPlan as exc:
+            raise InvalidRequest("plan", "; ".join(exc.problems)) from exc
+        async with wrap_errors("create plan"):
+            created = await self._r.hsetnx(
+                keys.platform_plans(platform_id), plan.plan_id, json_encoder.encode(plan)
+            )
+        if not created:
+            raise AlreadyExists("plan", plan.plan_id)
+        return plan
+
+    async def list_plans(self, platform_id: str) -> list[FeePlan]:
+        async with wrap_errors("list plans"):
+            raw = await self._r.hvals(keys.platform_plans(platform_id))
+        return sorted((plan_decoder.decode(r) for r in raw), key=lambda p: p.plan_id)

@@ -1,0 +1,310 @@
+"""The authorization matrix, walked: every RPC x every role, aimed at another
+organizer of the same platform, at another platform's organizer, and at ids
+that exist nowhere. A refused role is PERMISSION_DENIED; a denial of another's
+resource is the same answer (code and message, the ids aside) as for an id that
+does not exist, so a caller learns nothing about what exists elsewhere. Also:
+docs/security.md's matrix is the one the declarations generate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from seatwise.v1 import (
+    events_pb2,
+    platform_pb2,
+    sales_pb2,
+    seatmap_pb2,
+    session_pb2,
+    tenancy_pb2,
+)
+
+from holds.records import RoleName
+from scripts import security_matrix
+from server.app import SERVICES
+from server.auth import TENANT_HEADER
+from server.declarations import MethodRule
+from tests.api import Api
+from tests.server.maps import small_map
+from tests.server.test_platforms_api import _event, _platform, _sign_up
+
+STAFF = {
+    "box_office": tenancy_pb2.ROLE_BOX_OFFICE,
+    "door": tenancy_pb2.ROLE_DOOR,
+    "storefront": tenancy_pb2.ROLE_STOREFRONT,
+    "reporting": tenancy_pb2.ROLE_REPORTING,
+}
+ORGANIZER_ROLES: tuple[RoleName, ...] = ("organizer", "box_office", "door", "storefront", "reporting")
+ID_FIELDS = (
+    "organizer_id",
+    "tenant_id",
+    "platform_id",
+    "event_id",
+    "seat_map_id",
+    "order_id",
+    "key_id",
+    "hold_token",
+)
+
+# Fields a request needs beyond its ids to get as far as looking them up.
+EXTRA: dict[str, dict[str, Any]] = {
+    "UploadSeatMap": {"content": small_map()},
+    "ValidateSeatMap": {"content": small_map()},
+    "PublishSeatMap": {"version": 1},
+    "RenderSeatMap": {"format": seatmap_pb2.RENDER_FORMAT_SVG},
+    "QuerySeats": {"nearest": seatmap_pb2.Nearest(count=1)},
+    "CreateEvent": {"name": "Matrix", "currency": "EUR"},
+    "UpdateEvent": {"status": events_pb2.EVENT_STATUS_PAUSED},
+    "SetSeatStatus": {
+        "selection": events_pb2.SeatSelection(seat_ids=["r0-5"]),
+        "status": events_pb2.SEAT_STATUS_BLOCKED,
+    },
+    "HoldSeats": {"seat_ids": ["r0-4"]},
+    "HoldBestAvailable": {"quantity": 1},
+    "HoldGeneralAdmission": {"area_id": "ga", "quantity": 1},
+    "CommitHold": {"idempotency_key": "matrix"},
+    "CancelOrder": {"reason": "matrix"},
+    "CreateApiKey": {"role": tenancy_pb2.ROLE_STOREFRONT},
+    "CreateTenant": {"name": "Matrix"},
+    "CreatePlatform": {"name": "Matrix"},
+    "SignUpOrganizer": {
+        "name": "Matrix",
+        "slug": "matrix-org",
+        "country": "DE",
+        "accepted_terms_version": "v3",
+    },
+    "SuspendOrganizer": {"reason": "matrix"},
+    "UpdatePlatform": {"public_sales_when_suspended": True},
+    "CreatePlan": {
+        "plan": platform_pb2.Plan(
+            plan_id="matrix",
+            default_currency="EUR",
+            prices={"EUR": platform_pb2.PlanPrices(monthly_fee=100)},
+        )
+    },
+}
+
+
+@dataclass
+class Victim:
+    """One organizer's ids, as a caller elsewhere would name them."""
+
+    ids: dict[str, str]
+
+    def nowhere(self) -> Victim:
+        """Ids of the same shape that exist nowhere."""
+        event = self.ids["event_id"][:-4] + "zzzz"
+        hold = self.ids["hold_token"].partition(".")[2]
+        return Victim(
+            {
+                **{k: v[:-4] + "zzzz" for k, v in self.ids.items()},
+                "platform_id": "p9",
+                "hold_token": f"{event}.{hold[:-4]}zzzz",
+            }
+        )
+
+
+@dataclass
+class Matrix:
+    server: str
+    keys: dict[RoleName, str]  # organizer A's keys, and p1's platform admin
+    organizer_a: str
+    same_platform: Victim  # organizer B, also under p1
+    other_platform: Victim  # organizer C, under p2
+
+
+async def _resources(org: Api, platform_id: str, organizer_id: str) -> Victim:
+    event_id = await _event(org)
+    event = await org.events.GetEvent(events_pb2.GetEventRequest(event_id=event_id), metadata=org.metadata)
+    held = await org.holds.HoldSeats(
+        sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]), metadata=org.metadata
+    )
+    other = await org.holds.HoldSeats(
+        sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1"]), metadata=org.metadata
+    )
+    order = await org.orders.CommitHold(
+        sales_pb2.CommitHoldRequest(hold_token=other.hold.hold_token, idempotency_key="i"),
+        metadata=org.metadata,
+    )
+    shop = await org.tenants.CreateApiKey(
+        tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=org.metadata
+    )
+    return Victim(
+        {
+            "organizer_id": organizer_id,
+            "tenant_id": organizer_id,
+            "platform_id": platform_id,
+            "event_id": event_id,
+            "seat_map_id": event.event.seat_map_id,
+            "order_id": order.order.order_id,
+            "key_id": shop.key.key_id,
+            "hold_token": held.hold.hold_token,
+        }
+    )
+
+
+@pytest.fixture
+async def matrix(admin: Api, server: str) -> Matrix:
+    p1_key = await _platform(admin, "p1", terms_version="v3")
+    p2_key = await _platform(admin, "p2", terms_version="v3")
+    async with Api(server, p1_key) as p1, Api(server, p2_key) as p2:
+        a = await _sign_up(p1, "organizer-a")
+        b = await _sign_up(p1, "organizer-b")
+        c = await _sign_up(p2, "organizer-c")
+    keys: dict[RoleName, str] = {"platform_admin": p1_key, "organizer": a.api_key}
+    async with Api(server, a.api_key) as org_a:
+        for role, value in STAFF.items():
+            created = await org_a.tenants.CreateApiKey(
+                tenancy_pb2.CreateApiKeyRequest(role=value), metadata=org_a.metadata
+            )
+            keys[role] = created.api_key  # type: ignore[index]
+    async with Api(server, b.api_key) as org_b, Api(server, c.api_key) as org_c:
+        # B's platform is the caller's own (p1): the foreign platform named with B's ids is p2
+        victim_b = await _resources(org_b, "p2", b.organizer.organizer_id)
+        victim_c = await _resources(org_c, "p2", c.organizer.organizer_id)
+    return Matrix(server, keys, a.organizer.organizer_id, victim_b, victim_c)
+
+
+def _request(method: Any, victim: Victim | None) -> Message:
+    cls = getattr(_module_of(method), method.input_type.name)
+    fields = dict(EXTRA.get(method.name, {}))
+    if victim is not None:
+        fields |= {f.name: victim.ids[f.name] for f in method.input_type.fields if f.name in ID_FIELDS}
+    return cls(**fields)  # type: ignore[no-any-return]
+
+
+def _module_of(method: Any) -> Any:
+    name = method.input_type.file.name.rsplit("/", 1)[-1].removesuffix(".proto")
+    return {
+        "tenancy": tenancy_pb2,
+        "platform": platform_pb2,
+        "events": events_pb2,
+        "sales": sales_pb2,
+        "seatmap": seatmap_pb2,
+        "session": session_pb2,
+    }[name]
+
+
+Answer = tuple[str, str]  # status name, message ("" when OK: the reply's bytes are checked instead)
+
+
+async def _call(
+    api: Api, method: Any, service: str, request: Message, header: str = ""
+) -> tuple[Answer, bytes]:
+    path = f"/{service}/{method.name}"
+    metadata = list(api.metadata) + ([(TENANT_HEADER, header)] if header else [])
+    serialize = type(request).SerializeToString
+    try:
+        if method.client_streaming:  # a sales session: one operation, its one answer
+            op = session_pb2.SessionRequest(correlation_id="m")
+            if isinstance(request, session_pb2.SessionRequest):
+                hold = sales_pb2.HoldSeatsRequest(seat_ids=["r0-4"])
+                op.hold_seats.CopyFrom(hold)
+            call = api.channel.stream_stream(path, request_serializer=serialize, response_deserializer=None)(
+                iter([op]), metadata=metadata, timeout=10
+            )
+            async for raw in call:
+                answer = session_pb2.SessionResponse.FromString(raw)
+                call.cancel()
+                if answer.WhichOneof("result") == "error":
+                    return (grpc.StatusCode(_code(answer.error.code)).name, answer.error.message), raw
+                return ("OK", ""), raw
+            return ("OK", ""), b""
+        if method.server_streaming:
+            stream = api.channel.unary_stream(path, request_serializer=serialize, response_deserializer=None)(
+                request, metadata=metadata, timeout=10
+            )
+            async for raw in stream:
+                stream.cancel()
+                return ("OK", ""), raw
+            return ("OK", ""), b""
+        raw = await api.channel.unary_unary(path, request_serializer=serialize, response_deserializer=None)(
+            request, metadata=metadata, timeout=10
+        )
+        return ("OK", ""), raw
+    except grpc.aio.AioRpcError as exc:
+        return (exc.code().name, exc.details() or ""), b""
+
+
+def _code(value: int) -> Any:
+    return next(code for code in grpc.StatusCode if code.value[0] == value)
+
+
+def _normal(answer: Answer, *victims: Victim) -> Answer:
+    code, message = answer
+    for value in sorted({v for victim in victims for v in victim.ids.values()}, key=len, reverse=True):
+        message = message.replace(value, "<id>")
+    return code, message
+
+
+def _methods() -> list[tuple[str, Any, MethodRule]]:
+    return [
+        (service.name, method, service.methods[method.name])
+        for service in SERVICES
+        for method in service.descriptor.methods
+    ]
+
+
+def _callers(m: Matrix) -> list[tuple[RoleName, str, tuple[Victim, ...]]]:
+    """(role, x-seatwise-tenant, the organizers it must not reach)."""
+    callers: list[tuple[RoleName, str, tuple[Victim, ...]]] = [
+        (role, "", (m.same_platform, m.other_platform)) for role in ORGANIZER_ROLES
+    ]
+    callers += [
+        ("platform_admin", m.organizer_a, (m.other_platform,)),  # acting as its own organizer
+        ("platform_admin", "", (m.other_platform,)),
+    ]
+    return callers
+
+
+async def test_every_rpc_and_role_reveals_nothing_of_other_organizers(matrix: Matrix) -> None:
+    problems: list[str] = []
+    for role, header, victims in _callers(matrix):
+        async with Api(matrix.server, matrix.keys[role]) as api:
+            for (service, method, rule), victim in itertools.product(_methods(), victims):
+                nowhere = victim.nowhere()
+                there, there_raw = await _call(api, method, service, _request(method, victim), header)
+                absent, _ = await _call(api, method, service, _request(method, nowhere), header)
+                where = (
+                    f"{method.name} as {role}{' acting' if header else ''} on {victim.ids['organizer_id']}"
+                )
+                if _normal(there, victim, nowhere) != _normal(absent, victim, nowhere):
+                    problems.append(f"{where}: {there} but {absent} for ids that exist nowhere")
+                if role not in rule.roles and there[0] != "PERMISSION_DENIED":
+                    problems.append(f"{where}: {there}, expected PERMISSION_DENIED")
+                leaked = [k for k, v in victim.ids.items() if len(v) > 3 and v.encode() in there_raw]
+                if leaked:
+                    problems.append(f"{where}: the reply names the victim's {leaked}")
+    assert problems == []
+
+
+async def test_naming_another_organizer_in_the_header_reveals_nothing(matrix: Matrix) -> None:
+    problems: list[str] = []
+    callers = [(role, (matrix.same_platform, matrix.other_platform)) for role in ORGANIZER_ROLES]
+    callers.append(("platform_admin", (matrix.other_platform,)))
+    for role, victims in callers:
+        async with Api(matrix.server, matrix.keys[role]) as api:
+            for (service, method, _rule), victim in itertools.product(_methods(), victims):
+                nowhere = victim.nowhere()
+                request = _request(method, None)
+                there, _ = await _call(api, method, service, request, victim.ids["organizer_id"])
+                absent, _ = await _call(api, method, service, request, nowhere.ids["organizer_id"])
+                where = f"{method.name} as {role} naming {victim.ids['organizer_id']}"
+                if _normal(there, victim, nowhere) != _normal(absent, victim, nowhere):
+                    problems.append(f"{where}: {there} but {absent} for an organizer that does not exist")
+                if there[0] not in ("PERMISSION_DENIED", "NOT_FOUND"):
+                    problems.append(f"{where}: {there}")
+    assert problems == []
+
+
+def test_the_documented_matrix_is_the_declared_one() -> None:
+    assert security_matrix.main(["--check"]) == 0, "run: python -m scripts.security_matrix"
+    text = security_matrix.DOC.read_text()
+    for service in SERVICES:
+        for method in service.descriptor.methods:
+            assert f"`{service.name.removeprefix('seatwise.v1.')}/{method.name}`" in text
