@@ -16,7 +16,9 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from seatwise.v1 import (
+    access_pb2,
     events_pb2,
+    feed_pb2,
     platform_pb2,
     sales_pb2,
     seatmap_pb2,
@@ -187,6 +189,8 @@ def _module_of(method: Any) -> Any:
         "sales": sales_pb2,
         "seatmap": seatmap_pb2,
         "session": session_pb2,
+        "feed": feed_pb2,
+        "access": access_pb2,
     }[name]
 
 
