@@ -9,12 +9,15 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from seatwise.v1 import events_pb2, sales_pb2, tenancy_pb2
 
+from server.context import Stores
 from server.ratelimit import storage_uri
 from tests.api import Api, field_violations, status_of
 from tests.conftest import ADMIN_KEY
@@ -187,3 +190,21 @@ async def test_the_count_is_shared_by_server_processes(two_servers: tuple[str, s
         assert isinstance(await _hold_ga(a, event_id), sales_pb2.HoldResponse)
         assert _refusal(await _hold_ga(b, event_id))[0] == "rate_limit_per_key"
         assert _refusal(await _hold_ga(a, event_id))[0] == "rate_limit_per_key"
+
+
+async def test_an_event_without_limits_costs_no_round_trip_per_hold(
+    organizer: Api, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = await make_event(organizer, ga=50)
+    reads = 0
+    original = stores.redis.hmget
+
+    async def hmget(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(stores.rate_limits, "_r", SimpleNamespace(hmget=hmget))
+    for _ in range(5):
+        await stores.rate_limits.check(event_id, "k", "b")
+    assert reads <= 1  # its limits are read once per SETTINGS_TTL_S, then cached
