@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import limits
+
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreError
 from holds.ids import check_name, new_id
@@ -57,6 +59,10 @@ class EventSettings:
     onsale_from_ms: int = 0
     onsale_until_ms: int = 0
     prices: dict[str, int] = field(default_factory=dict)
+    # Hold-taking calls allowed per API key / per buyer id, e.g. "20/second" or
+    # "5 per minute" (server/ratelimit.py); "": no limit.
+    rate_limit_per_key: str = ""
+    rate_limit_per_buyer: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,21 @@ def _check_limits(settings: EventSettings) -> None:
         raise InvalidRequest("on_sale_window", "end must be after start")
     if len(settings.timezone) > 64:
         raise InvalidRequest("timezone", "must be an IANA zone name")
+    for name in ("rate_limit_per_key", "rate_limit_per_buyer"):
+        parse_rate_limit(name, getattr(settings, name))
+
+
+def parse_rate_limit(field_name: str, value: str) -> limits.RateLimitItem | None:
+    """A rate limit setting ("N per second|minute|hour", "N/second", ...), or None for ""."""
+    if not value:
+        return None
+    try:
+        items = limits.parse_many(value) if len(value) <= 64 else []
+    except ValueError:
+        items = []
+    if len(items) != 1 or items[0].amount < 1:
+        raise InvalidRequest(field_name, 'must be one rate such as "20/second" or "5 per minute" ("": none)')
+    return items[0]
 
 
 def _meta_fields(settings: EventSettings) -> dict[str, str]:
@@ -108,6 +129,8 @@ def _meta_fields(settings: EventSettings) -> dict[str, str]:
         "max_seats_per_buyer": str(settings.max_seats_per_buyer),
         "onsale_from_ms": str(settings.onsale_from_ms),
         "onsale_until_ms": str(settings.onsale_until_ms),
+        "rate_limit_per_key": settings.rate_limit_per_key,
+        "rate_limit_per_buyer": settings.rate_limit_per_buyer,
     }
 
 
@@ -132,6 +155,8 @@ def _event_from(ref: EventRef, meta: dict[bytes, bytes], prices: dict[bytes, byt
         onsale_from_ms=int(m["onsale_from_ms"]),
         onsale_until_ms=int(m["onsale_until_ms"]),
         prices={k.decode(): int(v) for k, v in prices.items()},
+        rate_limit_per_key=m.get("rate_limit_per_key", ""),  # events older than rate limits: none
+        rate_limit_per_buyer=m.get("rate_limit_per_buyer", ""),
     )
     return Event(ref, settings, int(m["created_at_ms"]), int(m["updated_at_ms"]))
 

@@ -191,3 +191,10 @@ def tenant_audit(tenant_id: str) -> str:
     """Stream: audit entries concerning one organizer (in its catalogue's slot): audited
     calls (holds/platform/audit.py) and erasures (erase_subject.lua), one format."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:audit"
+
+
+# -- rate limits (server/ratelimit.py) --------------------------------------------
+# The prefix of the limits library's counters: it names them itself,
+# "<prefix>:LIMITER/<key|buyer>/<event_id>/<key id|buyer id>/<amount>/<multiples>/<granularity>",
+# one key each (fixed window), expiring with its window.
+RATE_LIMITS_PREFIX = f"{PREFIX}:ratelimit"

@@ -80,10 +80,27 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    credentials = server_credentials(config)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"could not bind {config.host}:{config.port}")
     return server, port, health_servicer
+
+
+def server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    """TLS from the configured PEM files (None: plaintext); with a client CA, mutual TLS."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca is not None else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 async def watch_health(stores: Stores, health_servicer: health_aio.HealthServicer) -> None:
@@ -140,7 +157,8 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     reaper_task = asyncio.create_task(reap_forever(stores))
     lag_task = asyncio.create_task(stores.admission.watch_loop_lag())
     feed_trim_task = asyncio.create_task(trim_forever(stores.redis, config.feed_retention_days))
-    log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid())
+    tls = "off" if config.tls_cert is None else "mutual" if config.tls_client_ca is not None else "on"
+    log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid(), tls=tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -92,6 +92,21 @@ def main() -> None:
 @click.option("--metrics-port", type=int, default=None, help="Prometheus endpoint port; 0 = off.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="PEM certificate: TLS [env SEATWISE_TLS_CERT].",
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path), default=None, help="Its PEM key [env SEATWISE_TLS_KEY]."
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Require client certificates signed by this CA (mutual TLS) [env SEATWISE_TLS_CLIENT_CA].",
+)
 def serve(**flags: object) -> None:
     """Run the gRPC service (starts an embedded Redis unless --redis-url is given)."""
     from server.app import serve as run_server
@@ -123,16 +138,23 @@ class Remote:
     target: str
     api_key: str | None
     tenant: str
+    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None)  # CA, cert, key
 
     def client(self, *, tenant_scoped: bool = True) -> Client:
-        from server.client import Client
+        from server.client import Client, channel_credentials
 
         if not self.api_key:
             raise CliError(
                 "no API key: pass --api-key or set SEATWISE_API_KEY "
                 "(the platform-admin key of 'make serve' is in var/seatwise/admin.key)"
             )
-        return Client(self.target, self.api_key, self.tenant if tenant_scoped else "")
+        try:
+            credentials = channel_credentials(*self.tls)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"TLS: {exc}") from exc
+        return Client(
+            self.target, self.api_key, self.tenant if tenant_scoped else "", credentials=credentials
+        )
 
 
 def remote(*, tenant: bool = True) -> Callable[[F], F]:
@@ -140,8 +162,18 @@ def remote(*, tenant: bool = True) -> Callable[[F], F]:
 
     def decorate(command: F) -> F:
         @functools.wraps(command)
-        def wrapper(*args: Any, target: str, api_key: str | None, tenant: str = "", **kwargs: Any) -> Any:
-            return command(*args, remote=Remote(target, api_key, tenant), **kwargs)
+        def wrapper(
+            *args: Any,
+            target: str,
+            api_key: str | None,
+            tls_ca: Path | None,
+            tls_client_cert: Path | None,
+            tls_client_key: Path | None,
+            tenant: str = "",
+            **kwargs: Any,
+        ) -> Any:
+            tls = (tls_ca, tls_client_cert, tls_client_key)
+            return command(*args, remote=Remote(target, api_key, tenant, tls), **kwargs)
 
         options = [
             click.option(
@@ -149,6 +181,18 @@ def remote(*, tenant: bool = True) -> Callable[[F], F]:
                 help="Server address [env SEATWISE_TARGET].",
             ),
             click.option("--api-key", envvar="SEATWISE_API_KEY", default=None, help="[env SEATWISE_API_KEY]"),
+            click.option(
+                "--tls-ca", envvar="SEATWISE_TLS_CA", type=click.Path(path_type=Path), default=None,
+                help="Connect with TLS, trusting this CA (PEM) [env SEATWISE_TLS_CA].",
+            ),
+            click.option(
+                "--tls-client-cert", envvar="SEATWISE_TLS_CLIENT_CERT", type=click.Path(path_type=Path),
+                default=None, help="Client certificate for mutual TLS [env SEATWISE_TLS_CLIENT_CERT].",
+            ),
+            click.option(
+                "--tls-client-key", envvar="SEATWISE_TLS_CLIENT_KEY", type=click.Path(path_type=Path),
+                default=None, help="Its key [env SEATWISE_TLS_CLIENT_KEY].",
+            ),
         ]  # fmt: skip
         if tenant:
             options.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -69,16 +70,42 @@ def _hint(error: grpc.RpcError, target: str) -> str:
     return ""
 
 
+def channel_credentials(
+    ca: Path | None = None, cert: Path | None = None, key: Path | None = None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials from PEM files (None: plaintext, when none is given).
+
+    ``ca``: the CA that signed the server's certificate (None: the system's roots);
+    ``cert`` and ``key``: this client's certificate, for a server that requires one."""
+    if ca is None and cert is None and key is None:
+        return None
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs its key, and a key its certificate")
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca.read_bytes() if ca is not None else None,
+        private_key=key.read_bytes() if key is not None else None,
+        certificate_chain=cert.read_bytes() if cert is not None else None,
+    )
+
+
 class Client:
-    def __init__(self, target: str, api_key: str, tenant: str = "", timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        tenant: str = "",
+        timeout_s: float = 60.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self._target = target
-        self._channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         self._metadata = [("authorization", f"Bearer {api_key}")]
         if tenant:
             self._metadata.append((TENANT_HEADER, tenant))

@@ -28,6 +28,11 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -68,6 +73,11 @@ class Config:
     # Fernet key encrypting organizers' ticket signing keys at rest (holds/ticket_keys.py);
     # None: stored in the clear (a warning at startup).
     ticket_key_secret: str | None = field(default=None, repr=False)
+    # TLS on the gRPC port (PEM files): on when a certificate and key are given;
+    # with client_ca, clients must present a certificate it signed (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     @classmethod
     def from_env(cls) -> Config:
@@ -94,6 +104,9 @@ class Config:
             heavy_per_tenant=_env_int("SEATWISE_HEAVY_PER_TENANT", cls.heavy_per_tenant),
             feed_retention_days=_env_float("SEATWISE_FEED_RETENTION_DAYS", cls.feed_retention_days),
             ticket_key_secret=env.get("SEATWISE_TICKET_KEY_SECRET") or None,
+            tls_cert=_env_path("SEATWISE_TLS_CERT"),
+            tls_key=_env_path("SEATWISE_TLS_KEY"),
+            tls_client_ca=_env_path("SEATWISE_TLS_CLIENT_CA"),
         )
 
     def with_overrides(self, **overrides: Any) -> Config:
@@ -121,3 +134,13 @@ class Config:
             )
         if self.appendfsync not in ("always", "everysec", "no"):
             raise ValueError(f"appendfsync must be always, everysec or no, got {self.appendfsync!r}")
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key (SEATWISE_TLS_CERT, SEATWISE_TLS_KEY)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("a client CA (mutual TLS) needs TLS: set a certificate and key too")
+        for path in (self.tls_cert, self.tls_key, self.tls_client_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")

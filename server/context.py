@@ -19,6 +19,7 @@ from holds.seatmaps import SeatMapStore
 from holds.ticket_keys import TicketKeyStore
 from server.admission import Admission
 from server.heavy import HeavyWork
+from server.ratelimit import SalesLimiter
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Stores:
     door: Door
     platforms: PlatformStore
     audit: AuditLog
+    rate_limits: SalesLimiter  # per-event limits on hold-taking calls
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -73,10 +75,12 @@ class Stores:
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
             platforms=PlatformStore(client, tenants),
             audit=AuditLog(client),
+            rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
         )
 
     async def close(self) -> None:
         await self.heavy.close()
         await self.live.close()
         await self.scripts.aclose()
+        await self.rate_limits.aclose()
         await self.redis.aclose()

@@ -27,6 +27,7 @@ from seatmap import render as seatmap_render
 from server.admission import Overloaded
 from server.auth import PermissionDenied, Unauthenticated
 from server.heavy import HeavyLimitReached
+from server.ratelimit import RateLimited
 
 DOMAIN = "seatwise.dev"
 
@@ -192,6 +193,18 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                         )
                     ]
                 ),
+            )
+        case RateLimited():
+            return _status(
+                code_pb2.RESOURCE_EXHAUSTED,
+                str(exc),
+                error_details_pb2.RetryInfo(retry_delay=_duration(exc.retry_after_s)),
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(subject=exc.limit, description=str(exc.item))
+                    ]
+                ),
+                _error_info("RATE_LIMITED", limit=exc.limit),
             )
         case Overloaded():
             return _status(

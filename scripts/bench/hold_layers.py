@@ -96,7 +96,7 @@ async def layers(redis_url: str, calls: int, in_flight: int, rounds: int) -> Non
         if calls * 2 > len(all_pairs):
             raise SystemExit(f"--calls at most {len(all_pairs) // 2}: each call holds two seats")
         context = BenchContext((("authorization", f"Bearer {setup.storefront_key}"),))
-        servicer = HoldServicer(stores.sales)
+        servicer = HoldServicer(stores.sales, stores.rate_limits)
         handler = RpcWrapper(stores.tenants, stores.admission).wrap(
             HOLD_SEATS,
             grpc.unary_unary_rpc_method_handler(

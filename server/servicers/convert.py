@@ -60,6 +60,8 @@ def event_pb(event: Event) -> events_pb2.Event:
         max_hold_lifetime=duration(s.max_lifetime_ms),
         max_seats_per_hold=s.max_seats_per_hold,
         max_seats_per_buyer=s.max_seats_per_buyer,
+        rate_limit_per_key=s.rate_limit_per_key,
+        rate_limit_per_buyer=s.rate_limit_per_buyer,
         created_at=ts(event.created_at_ms),
         updated_at=ts(event.updated_at_ms),
     )

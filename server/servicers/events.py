@@ -193,6 +193,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             onsale_from_ms=_millis(request, "on_sale_from", 0),
             onsale_until_ms=_millis(request, "on_sale_until", 0),
             prices=_prices(list(request.prices)),
+            rate_limit_per_key=request.rate_limit_per_key,
+            rate_limit_per_buyer=request.rate_limit_per_buyer,
         )
         event = await self._events.create(tenant_id, loaded, request.currency, settings)
         return events_pb2.CreateEventResponse(event=event_pb(event))
@@ -229,6 +231,10 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             changes["max_seats_per_hold"] = request.max_seats_per_hold
         if request.max_seats_per_buyer:
             changes["max_seats_per_buyer"] = request.max_seats_per_buyer
+        for limit in ("rate_limit_per_key", "rate_limit_per_buyer"):
+            value = getattr(request, limit)
+            if value:
+                changes[limit] = "" if value == "none" else value
         event = await self._events.update(
             ctx.ref,
             set(ctx.loaded.index.category_keys),

@@ -12,6 +12,7 @@ from server.admission import Admit
 from server.auth import BOX_OFFICE, BROWSE, REPORTING, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
+from server.ratelimit import SalesLimiter
 from server.servicers import Context
 from server.servicers.convert import hold_pb, order_pb
 
@@ -32,14 +33,24 @@ def _token(token: str) -> str:
 
 
 class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
-    def __init__(self, sales: Sales) -> None:
+    def __init__(self, sales: Sales, limiter: SalesLimiter) -> None:
         self._sales = sales
+        self._limiter = limiter
+
+    async def _admit_hold(self, event_id: str, buyer: str) -> str:
+        """The caller's organizer, once the call is within the event's rate limits
+        (server/ratelimit.py; checked after ownership, so a limit reveals nothing)."""
+        principal = current_principal()
+        tenant_id = principal.require_tenant()
+        await self._sales.context(tenant_id, event_id)
+        await self._limiter.check(event_id, principal.key_id, buyer)
+        return tenant_id
 
     async def HoldSeats(
         self, request: sales_pb2.HoldSeatsRequest, context: Context
     ) -> sales_pb2.HoldResponse:
         info = await self._sales.hold_seats(
-            current_principal().require_tenant(),
+            await self._admit_hold(request.event_id, request.buyer_id),
             request.event_id,
             list(request.seat_ids),
             buyer=request.buyer_id,
@@ -65,7 +76,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         except BestAvailableError as exc:
             raise InvalidRequest(_REQUEST_FIELD.get(exc.field, exc.field), str(exc)) from exc
         info = await self._sales.hold_best_available(
-            current_principal().require_tenant(),
+            await self._admit_hold(request.event_id, request.buyer_id),
             request.event_id,
             wanted,
             buyer=request.buyer_id,
@@ -78,7 +89,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         self, request: sales_pb2.HoldGeneralAdmissionRequest, context: Context
     ) -> sales_pb2.HoldResponse:
         info = await self._sales.hold_general_admission(
-            current_principal().require_tenant(),
+            await self._admit_hold(request.event_id, request.buyer_id),
             request.event_id,
             request.area_id,
             request.quantity,
@@ -165,7 +176,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
 HOLD_SERVICE = ServiceDeclaration(
     descriptor=sales_pb2.DESCRIPTOR.services_by_name["HoldService"],
     add_to_server=sales_pb2_grpc.add_HoldServiceServicer_to_server,
-    factory=lambda stores: HoldServicer(stores.sales),
+    factory=lambda stores: HoldServicer(stores.sales, stores.rate_limits),
     methods={
         "HoldSeats": MethodRule(SALES),
         "HoldBestAvailable": MethodRule(SALES),

@@ -189,7 +189,7 @@ def _budget_s(request: session_pb2.SessionRequest, context: Context) -> float:
 
 class SessionServicer(session_pb2_grpc.SalesServiceServicer):
     def __init__(self, stores: Stores) -> None:
-        self._ops = operations(HoldServicer(stores.sales), OrderServicer(stores.sales))
+        self._ops = operations(HoldServicer(stores.sales, stores.rate_limits), OrderServicer(stores.sales))
         self._admission = stores.admission
         self._stopping = stores.stopping
         self._process_slots: asyncio.Semaphore | None = None

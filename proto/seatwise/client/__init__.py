@@ -187,11 +187,17 @@ class SeatwiseClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_attempts: int = 4,
         channel_options: Sequence[tuple[str, Any]] = (),
+        credentials: grpc.ChannelCredentials | None = None,  # TLS: grpc.ssl_channel_credentials(...)
     ) -> None:
         if sessions < 0 or connections < 1 or max_attempts < 1:
             raise ValueError("sessions >= 0, connections >= 1 and max_attempts >= 1")
         options = [("grpc.use_local_subchannel_pool", 1), *channel_options]  # a connection per channel
-        self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
+        self._channels = [
+            grpc.aio.insecure_channel(target, options=options)
+            if credentials is None
+            else grpc.aio.secure_channel(target, credentials, options=options)
+            for _ in range(connections)
+        ]
         metadata = [("authorization", f"Bearer {api_key}")]
         if tenant:
             metadata.append((TENANT_HEADER, tenant))

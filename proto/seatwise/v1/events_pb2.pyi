@@ -142,6 +142,8 @@ class Event(_message.Message):
     ON_SALE_UNTIL_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     name: _builtins.str
     seat_map_id: _builtins.str
@@ -151,6 +153,12 @@ class Event(_message.Message):
     status: Global___EventStatus.ValueType
     max_seats_per_hold: _builtins.int
     max_seats_per_buyer: _builtins.int
+    rate_limit_per_key: _builtins.str
+    """Hold-taking calls (HoldSeats, HoldBestAvailable, HoldGeneralAdmission, in
+    sessions too) allowed per API key and per buyer id, e.g. "20/second",
+    "5 per minute"; "" none. Over it: RESOURCE_EXHAUSTED with RetryInfo.
+    """
+    rate_limit_per_buyer: _builtins.str
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -187,10 +195,12 @@ class Event(_message.Message):
         on_sale_until: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        rate_limit_per_key: _builtins.str = ...,
+        rate_limit_per_buyer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -214,6 +224,8 @@ class CreateEventRequest(_message.Message):
     ON_SALE_FROM_FIELD_NUMBER: _builtins.int
     ON_SALE_UNTIL_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
     seat_map_id: _builtins.str
     seat_map_version: _builtins.int
     """A published version; 0 means the latest version (which must be published)."""
@@ -226,6 +238,12 @@ class CreateEventRequest(_message.Message):
     """0: no limit per buyer identifier."""
     status: Global___EventStatus.ValueType
     """UNSPECIFIED: DRAFT."""
+    rate_limit_per_key: _builtins.str
+    """Hold-taking calls (HoldSeats, HoldBestAvailable, HoldGeneralAdmission, in
+    sessions too) allowed per API key and per buyer id, e.g. "20/second",
+    "5 per minute"; "" none. Over it: RESOURCE_EXHAUSTED with RetryInfo.
+    """
+    rate_limit_per_buyer: _builtins.str
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -259,10 +277,12 @@ class CreateEventRequest(_message.Message):
         on_sale_from: _timestamp_pb2.Timestamp | None = ...,
         on_sale_until: _timestamp_pb2.Timestamp | None = ...,
         status: Global___EventStatus.ValueType = ...,
+        rate_limit_per_key: _builtins.str = ...,
+        rate_limit_per_buyer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,6 +404,8 @@ class UpdateEventRequest(_message.Message):
     MAX_SEATS_PER_HOLD_FIELD_NUMBER: _builtins.int
     MAX_SEATS_PER_BUYER_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     status: Global___EventStatus.ValueType
     """UNSPECIFIED keeps the status. draft -> on_sale <-> paused -> closed (final)."""
@@ -392,6 +414,9 @@ class UpdateEventRequest(_message.Message):
     max_seats_per_hold: _builtins.int
     max_seats_per_buyer: _builtins.int
     name: _builtins.str
+    rate_limit_per_key: _builtins.str
+    """Empty keeps the current limit; "none" removes it."""
+    rate_limit_per_buyer: _builtins.str
     @_builtins.property
     def prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryPrice]: ...
     @_builtins.property
@@ -415,10 +440,12 @@ class UpdateEventRequest(_message.Message):
         max_seats_per_hold: _builtins.int = ...,
         max_seats_per_buyer: _builtins.int = ...,
         name: _builtins.str = ...,
+        rate_limit_per_key: _builtins.str = ...,
+        rate_limit_per_buyer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hold_ttl", b"hold_ttl", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "replace_prices", b"replace_prices", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "replace_prices", b"replace_prices", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
