@@ -52,10 +52,12 @@ async def test_orders_and_tickets_parse_back_as_csv_and_json_lines(organizer: Ap
     data, chunks = await _export(organizer, reports_pb2.EXPORT_KIND_ORDERS, event_id=event_id, bom=True)
     assert data.startswith(b"\xef\xbb\xbfevent_id,order_id,")
     assert b"\r\n" in data
-    assert chunks[0].rows_estimate == 2 and chunks[-1].rows_so_far == 2
+    assert chunks[0].rows_estimate == 2
+    assert chunks[-1].rows_so_far == 2
     rows = {r["order_id"]: r for r in _csv(data)}
     assert rows[ann.order_id]["buyer_name"] == "Ann Åström"
-    assert rows[ann.order_id]["total"] == "50.00" and rows[ann.order_id]["total_minor"] == "5000"
+    assert rows[ann.order_id]["total"] == "50.00"
+    assert rows[ann.order_id]["total_minor"] == "5000"
     assert rows[ann.order_id]["marketing_consent"] == "true"
     assert rows[bob.order_id]["status"] == "cancelled"
     assert rows[bob.order_id]["buyer_name"] == '\'=HYPERLINK("http://x")'  # formula guard
@@ -70,7 +72,8 @@ async def test_orders_and_tickets_parse_back_as_csv_and_json_lines(organizer: Ap
     data, _ = await _export(organizer, reports_pb2.EXPORT_KIND_TICKETS, event_id=event_id)
     assert not data.startswith(b"\xef\xbb\xbf")
     tickets = {r["seat_id"]: r for r in _csv(data)}
-    assert tickets["r0-0"]["status"] == "valid" and tickets["r0-0"]["category"] == "front"
+    assert tickets["r0-0"]["status"] == "valid"
+    assert tickets["r0-0"]["category"] == "front"
     assert tickets["r0-1"]["status"] == "cancelled"
     assert tickets["r0-0"]["section_id"]
 
@@ -86,7 +89,9 @@ async def test_a_date_range_and_every_event(organizer: Api) -> None:
     data, _ = await _export(organizer, reports_pb2.EXPORT_KIND_ORDERS, until=after, **{"from": b.created_at})
     assert {r["order_id"] for r in _csv(data)} == {b.order_id}
     data, chunks = await _export(organizer, reports_pb2.EXPORT_KIND_ORDERS, **{"from": after})
-    assert _csv(data) == [] and data.startswith(b"event_id,") and chunks[-1].rows_so_far == 0
+    assert _csv(data) == []
+    assert data.startswith(b"event_id,")
+    assert chunks[-1].rows_so_far == 0
 
 
 async def test_chunks_are_bounded(organizer: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,9 +140,11 @@ async def test_erased_buyers_appear_erased(organizer: Api) -> None:
     )
     for kind in (reports_pb2.EXPORT_KIND_ORDERS, reports_pb2.EXPORT_KIND_TICKETS):
         data, _ = await _export(organizer, kind, event_id=event_id)
-        assert b"eve@example.com" not in data and b"Eve" not in data
+        assert b"eve@example.com" not in data
+        assert b"Eve" not in data
         (row,) = _csv(data)
-        assert row["order_id"] == order.order_id and row["buyer_erased"] == "true"
+        assert row["order_id"] == order.order_id
+        assert row["buyer_erased"] == "true"
     data, _ = await _export(organizer, reports_pb2.EXPORT_KIND_CONTACTS, event_id=event_id)
     assert _csv(data) == []
 
@@ -159,8 +166,11 @@ async def test_checkins(organizer: Api) -> None:
         organizer, reports_pb2.EXPORT_KIND_CHECKINS, reports_pb2.EXPORT_FORMAT_JSONL, event_id
     )
     (row,) = _jsonl(data)
-    assert row["ticket_id"] == order.tickets[0].ticket_id and row["order_id"] == order.order_id
-    assert row["state"] == "in" and row["gate"] == "North" and str(row["at"]).endswith("Z")
+    assert row["ticket_id"] == order.tickets[0].ticket_id
+    assert row["order_id"] == order.order_id
+    assert row["state"] == "in"
+    assert row["gate"] == "North"
+    assert str(row["at"]).endswith("Z")
 
 
 async def test_only_the_callers_events(organizer: Api, admin: Api, server: str) -> None:
