@@ -190,8 +190,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.ReportImage(content=png, content_type="image/png")
 
 
-def _hhmm(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+def _when(ms: int, fmt: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime(fmt)
 
 
 def _time_shading(sold_at: dict[int, int]) -> render.Shading:
@@ -201,8 +201,12 @@ def _time_shading(sold_at: dict[int, int]) -> render.Shading:
     first, last = min(sold_at.values()), max(sold_at.values())
     shades = TIME_SHADES if last > first else 1
     span = max(last - first, 1)
+    # the date once when the sale fits in a day, on every label when it does not
+    one_day = _when(first, "%Y-%m-%d") == _when(last, "%Y-%m-%d")
+    fmt = "%H:%M" if one_day else "%Y-%m-%d %H:%M"
     labels = tuple(
-        f"sold {_hhmm(first + span * i // shades)} to {_hhmm(first + span * (i + 1) // shades)} UTC"
+        f"sold {_when(first + span * i // shades, fmt)} to {_when(first + span * (i + 1) // shades, fmt)} UTC"
+        + (f", {_when(first, '%Y-%m-%d')}" if one_day else "")
         for i in range(shades)
     )
     return render.Shading(time_buckets(sold_at, shades), labels)
