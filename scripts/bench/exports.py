@@ -133,8 +133,9 @@ async def sell_out(
 
 
 async def run(
-    target: str, redis_url: str, server: psutil.Process, seatmap: SeatMap, sold: float, images: Path | None
-) -> None:
+    target: str, redis_url: str, server: psutil.Process, seatmap: SeatMap, sold: float, images: bool
+) -> dict[str, bytes]:
+    """Prints the figures; returns the chart and heat maps (PNG, by file name) if ``images``."""
     admin = [("authorization", f"Bearer {ADMIN_KEY}")]
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     async with grpc.aio.insecure_channel(target, options=options) as channel:
@@ -207,12 +208,12 @@ async def run(
             f"GetEventReport: {figures.tickets_sold:,} tickets in {time.perf_counter() - began:.1f} s, "
             f"peak RSS +{(peak.peak - before) / 2**20:.0f} MB"
         )
-        if images is not None:
-            images.mkdir(parents=True, exist_ok=True)
+        out: dict[str, bytes] = {}
+        if images:
             chart = await report.RenderSalesChart(
                 reports_pb2.RenderSalesChartRequest(event_id=event_id), metadata=auth, timeout=600
             )
-            (images / "sales.png").write_bytes(chart.content)
+            out["sales.png"] = chart.content
             for name, colouring in (
                 ("heatmap-status.png", reports_pb2.HEAT_MAP_COLOURING_STATUS),
                 ("heatmap-time.png", reports_pb2.HEAT_MAP_COLOURING_TIME_OF_SALE),
@@ -222,8 +223,8 @@ async def run(
                     metadata=auth,
                     timeout=600,
                 )
-                (images / name).write_bytes(image.content)
-            print(f"images in {images}")
+                out[name] = image.content
+        return out
 
 
 def main() -> None:
@@ -249,7 +250,11 @@ def main() -> None:
             target = f"127.0.0.1:{port}"
             asyncio.run(wait_serving(target, child))
             process = psutil.Process(child.process.pid)
-            asyncio.run(run(target, redis.url, process, seatmap, args.sold, args.images))
+            images = asyncio.run(run(target, redis.url, process, seatmap, args.sold, args.images is not None))
+            for name, content in images.items():
+                args.images.mkdir(parents=True, exist_ok=True)
+                (args.images / name).write_bytes(content)
+                print(f"wrote {args.images / name}")
         finally:
             child.stop()
             redis.stop()
