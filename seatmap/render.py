@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from html import escape
 from typing import Any, Literal, get_args
 
@@ -44,6 +45,22 @@ STATUS_LABELS: dict[SeatStatus, str] = {
     "not_for_sale": "Not for sale",
 }
 UNKNOWN_CATEGORY_COLOR = "#bbbbbb"
+# Sequential, colour-blind safe (viridis samples): earliest to latest in a heat map by time.
+SHADE_COLORS = ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725")
+UNSHADED_COLOR = "#e6e6e6"
+
+
+@dataclass(frozen=True)
+class Shading:
+    """Seats coloured by a bucket instead of a status (a heat map by time of sale):
+    ``buckets`` maps seat ordinals to 0..len(labels)-1 (at most len(SHADE_COLORS)),
+    ``labels`` names each bucket in the legend; other seats are drawn grey as
+    ``unshaded``."""
+
+    buckets: Mapping[int, int]
+    labels: tuple[str, ...]
+    unshaded: str = "Not sold"
+
 
 # Seats by ordinal or by id (or both) -> a SeatStatus; Mapping keys are invariant, hence the union.
 StatusMap = Mapping[int, str] | Mapping[str, str] | Mapping[int | str, str]
@@ -83,6 +100,7 @@ def render_svg(
     legend: bool = True,
     width: int | None = None,
     height: int | None = None,
+    shading: Shading | None = None,
 ) -> str:
     """The map as an SVG document; ``status`` maps seat ordinals or seat ids to a :data:`SeatStatus`.
 
@@ -91,12 +109,12 @@ def render_svg(
     default it has only a ``viewBox`` and scales to wherever it is shown.
     """
     index = source if isinstance(source, SeatIndex) else SeatIndex(source)
-    layout = _Layout(index, legend, status is not None)
+    layout = _Layout(index, legend, status is not None, shading)
     size = ""
     if width is not None or height is not None:
         w, h = output_size(layout.width, layout.height, width, height)
         size = f' width="{w}" height="{h}"'
-    return _svg(index, layout, status, row_labels, legend, size)
+    return _svg(index, layout, status, row_labels, legend, size, shading)
 
 
 def output_size(
@@ -134,10 +152,11 @@ def render_png(
     row_labels: bool = True,
     legend: bool = True,
     height: int | None = None,
+    shading: Shading | None = None,
 ) -> bytes:
     """:func:`render_svg` rasterised by ``cairosvg`` on white, sized by :func:`output_size`."""
     cairosvg = _cairosvg("PNG")
-    svg = _sized_svg(source, status, width, height, row_labels, legend)
+    svg = _sized_svg(source, status, width, height, row_labels, legend, shading)
     png: bytes = cairosvg.svg2png(bytestring=svg.encode("utf-8"), background_color="white")
     return png
 
@@ -176,23 +195,26 @@ def _sized_svg(
     height: int | None,
     row_labels: bool,
     legend: bool,
+    shading: Shading | None = None,
 ) -> str:
     """The SVG with a pixel size: the default one when neither side is given."""
     index = source if isinstance(source, SeatIndex) else SeatIndex(source)
-    layout = _Layout(index, legend, status is not None)
+    layout = _Layout(index, legend, status is not None, shading)
     w, h = output_size(layout.width, layout.height, width, height)
-    return _svg(index, layout, status, row_labels, legend, f' width="{w}" height="{h}"')
+    return _svg(index, layout, status, row_labels, legend, f' width="{w}" height="{h}"', shading)
 
 
 class _Layout:
     """The drawing's extent in map units (the map, a margin and the legend below it)."""
 
-    def __init__(self, index: SeatIndex, legend: bool, by_status: bool) -> None:
+    def __init__(
+        self, index: SeatIndex, legend: bool, by_status: bool, shading: Shading | None = None
+    ) -> None:
         unit = index.seatmap.seat_size
         x0, y0, x1, y1 = index.bounds
         margin = 2 * unit
         self.x0, self.y0, self.x1, self.y1 = x0 - margin, y0 - margin, x1 + margin, y1 + margin
-        self.items = _legend_items(index, by_status)
+        self.items = _legend_items(index, by_status) if shading is None else _shade_items(shading)
         self.width = self.x1 - self.x0
         self.font = max(unit, self.width / 60)
         legend_height = 2 * self.font * len(self.items) + self.font if legend else 0.0
@@ -206,10 +228,11 @@ def _svg(
     row_labels: bool,
     legend: bool,
     size: str,
+    shading: Shading | None = None,
 ) -> str:
     seatmap = index.seatmap
     unit = seatmap.seat_size
-    seat_classes = _seat_classes(index, status)
+    seat_classes = _seat_classes(index, status) if shading is None else _shade_classes(index, shading)
     x0, y0, y1 = layout.x0, layout.y0, layout.y1
     # Smallest label size: legible (about 16 px) at the default raster size.
     min_font = max(layout.width, layout.height) / 150
@@ -221,7 +244,7 @@ def _svg(
     ]
     out += _areas(index)
     out += _sections(index)
-    out += _ga_areas(index, status is None)
+    out += _ga_areas(index, status is None and shading is None)
     out += _tables(index, unit)
     out.append('<g class="seats">')
     out += _seats(index, seat_classes)
@@ -255,6 +278,21 @@ def _seat_classes(index: SeatIndex, status: StatusMap | None) -> list[str]:
     return [names[c] for c in codes.tolist()]
 
 
+def _shade_classes(index: SeatIndex, shading: Shading) -> list[str]:
+    if len(shading.labels) > len(SHADE_COLORS):
+        raise RenderError(f"at most {len(SHADE_COLORS)} shades, not {len(shading.labels)}")
+    classes = ["unshaded"] * len(index)
+    for ordinal, bucket in shading.buckets.items():
+        if not 0 <= bucket < len(shading.labels):
+            raise RenderError(f"shade {bucket} of seat {ordinal} has no label")
+        classes[index.check_ordinal(ordinal)] = f"sh-{bucket}"
+    return classes
+
+
+def _shade_items(shading: Shading) -> list[tuple[str, str]]:
+    return [(f"sh-{i}", label) for i, label in enumerate(shading.labels)] + [("unshaded", shading.unshaded)]
+
+
 def _legend_items(index: SeatIndex, by_status: bool) -> list[tuple[str, str]]:
     """``(css class, label)`` pairs."""
     if by_status:
@@ -285,6 +323,9 @@ def _style(index: SeatIndex, unit: float, font: float) -> str:
         color = colors.get(key, UNKNOWN_CATEGORY_COLOR)
         rules.append(f".cat-{i}{{fill:{color if _COLOR.match(color) else UNKNOWN_CATEGORY_COLOR}}}")
     rules += [f".st-{s}{{fill:{STATUS_COLORS[s]}}}" for s in STATUSES]
+    rules += [f".sh-{i}{{fill:{c}}}" for i, c in enumerate(SHADE_COLORS)] + [
+        f".unshaded{{fill:{UNSHADED_COLOR}}}"
+    ]
     return "<style>" + "".join(rules) + "</style>"
 
 

@@ -32,7 +32,18 @@ from server.context import Stores
 from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
-from server.servicers import access, events, feed, platforms, sales, seatmaps, sessions, tenancy
+from server.servicers import (
+    access,
+    events,
+    exports,
+    feed,
+    platforms,
+    reports,
+    sales,
+    seatmaps,
+    sessions,
+    tenancy,
+)
 from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
@@ -50,6 +61,8 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     access.TICKET_SERVICE,
     access.ACCESS_SERVICE,
     platforms.SERVICE,
+    exports.SERVICE,
+    reports.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

@@ -1136,5 +1136,188 @@ def organizer_audit(
     table(("AT", "KEY", "AS", "ORGANIZER", "METHOD", "OUTCOME"), rows)
 
 
+# --- exports and reports (docs/data.md#exports, #reports) --------------------------------------
+
+EXPORT_KINDS = ("orders", "tickets", "checkins", "contacts")
+
+
+def _timestamp_ms(name: str, value: str) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CliError(f"--{name}: not a date or time (ISO 8601, e.g. 2026-05-01T18:00Z): {value}") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+@main.command("export")
+@click.argument("kind", type=click.Choice(EXPORT_KINDS))
+@click.argument("event_id", default="")
+@click.option("--format", "fmt", type=click.Choice(("csv", "jsonl")), default="csv", show_default=True)
+@click.option(
+    "--bom", is_flag=True, help="CSV: start with a UTF-8 byte-order mark (for spreadsheet programs)."
+)
+@click.option(
+    "--from", "from_", default="", help="Only rows at or after this time (ISO 8601; UTC if no zone)."
+)
+@click.option("--until", default="", help="Only rows before this time.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@remote()
+def export_cmd(
+    kind: str, event_id: str, fmt: str, bom: bool, from_: str, until: str, output: Path, remote: Remote
+) -> None:
+    """Export KIND (orders, tickets, checkins, contacts) of EVENT_ID (default: every event) to a file.
+
+    Contacts are the buyers who opted in to marketing (their newest decision). The file
+    is written as it streams in, to OUTPUT.part, and renamed when complete.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from seatwise.v1 import reports_pb2
+
+    request = reports_pb2.ExportRequest(
+        kind=reports_pb2.ExportKind.Value(f"EXPORT_KIND_{kind.upper()}"),
+        format=reports_pb2.EXPORT_FORMAT_JSONL if fmt == "jsonl" else reports_pb2.EXPORT_FORMAT_CSV,
+        event_id=event_id,
+        bom=bom,
+    )
+    if from_:
+        getattr(request, "from").FromMilliseconds(_timestamp_ms("from", from_))
+    if until:
+        request.until.FromMilliseconds(_timestamp_ms("until", until))
+    partial = output.with_name(output.name + ".part")
+    rows = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            remote.client() as client,
+            partial.open("wb") as out,
+            Progress(*columns, console=Console(stderr=True), transient=True) as progress,
+        ):
+            task = progress.add_task(f"exporting {kind}", total=None)
+            for chunk in client.export(request):
+                if chunk.rows_estimate:
+                    progress.update(task, total=chunk.rows_estimate)
+                out.write(chunk.data)
+                rows = chunk.rows_so_far
+                progress.update(task, completed=rows)
+        partial.replace(output)
+    except OSError as exc:
+        raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"{rows} {kind} rows -> {output}", err=True)
+
+
+class _ReportGroup(click.Group):
+    """``seatwise report EVENT`` is ``seatwise report show EVENT``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_ReportGroup)
+def report() -> None:
+    """An event's figures (report EVENT), its sales chart and seat-map heat maps."""
+
+
+@report.command("show")
+@click.argument("event_id")
+@json_option
+@remote()
+def report_show(event_id: str, as_json: bool, remote: Remote) -> None:
+    """Seats by status, category and section; orders, revenue, sales pace, holds, check-ins."""
+    from seatwise.v1 import reports_pb2
+
+    with remote.client() as client:
+        r = client.call(client.reports.GetEventReport, reports_pb2.GetEventReportRequest(event_id=event_id))
+    if as_json:
+        emit_json(r)
+        return
+    from rules.money import format_minor
+
+    def money(m: Any) -> str:
+        return f"{format_minor(m.amount_minor, m.currency)} {m.currency}" if m.currency else "-"
+
+    click.echo(f"{r.name} ({r.event_id})")
+    names = ("free", "held", "sold", "blocked", "not_for_sale")
+    groups = [("total", "", r.seats)]
+    groups += [("category", g.key, g.seats) for g in r.by_category]
+    groups += [("section", g.key, g.seats) for g in r.by_section]
+    table(
+        ("BY", "KEY", *(n.upper() for n in names)),
+        [(b, k, *(getattr(s, n) for n in names)) for b, k, s in groups],
+    )
+    fees = money(r.fees) if r.fees_recorded else "not recorded by orders yet"
+    lines = [
+        ("orders", f"{r.orders} ({r.orders_cancelled} cancelled)"),
+        ("tickets sold", f"{r.tickets_sold} ({r.tickets_cancelled} cancelled)"),
+        ("revenue gross", money(r.revenue_gross)),
+        ("fees", fees),
+        ("revenue net", money(r.revenue_net) if r.fees_recorded else "-"),
+        ("peak tickets/minute", str(r.peak_tickets_per_minute)),
+        ("first / last sale", f"{_when(r.first_sale)} / {_when(r.last_sale)}"),
+        ("holds (last day)", f"{r.holds_committed} committed, {r.holds_released} released, "
+                             f"{r.holds_expired} expired"),
+        ("checked in", f"{r.checked_in} ({r.checkin_rate:.1%})"),
+    ]  # fmt: skip
+    for label, value in lines:
+        click.echo(f"{label:>20}: {value}")
+
+
+@report.command("chart")
+@click.argument("event_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--width", type=click.IntRange(200, 4000), default=1200, show_default=True)
+@click.option("--height", type=click.IntRange(150, 4000), default=600, show_default=True)
+@remote()
+def report_chart(event_id: str, output: Path, width: int, height: int, remote: Remote) -> None:
+    """Tickets sold per minute, and in total, as a PNG."""
+    from seatwise.v1 import reports_pb2
+
+    with remote.client() as client, step("drawing the sales chart"):
+        image = client.call(
+            client.reports.RenderSalesChart,
+            reports_pb2.RenderSalesChartRequest(event_id=event_id, width=width, height=height),
+        )
+    write_output(output, image.content)
+    click.echo(f"wrote {output}", err=True)
+
+
+@report.command("heatmap")
+@click.argument("event_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--by", type=click.Choice(("status", "time")), default="status", show_default=True,
+              help="Colour seats by status (sold, held, free) or sold seats by time of sale.")  # fmt: skip
+@click.option("--width", type=click.IntRange(1, 10_000), default=None, help="Pixels (PNG).")
+@remote()
+def report_heatmap(event_id: str, output: Path, by: str, width: int | None, remote: Remote) -> None:
+    """The seat map as a heat map; SVG or PNG by OUTPUT's suffix (.svg, .png)."""
+    from seatwise.v1 import reports_pb2
+
+    suffix = output.suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise CliError(f"{output}: the file name must end in .svg or .png")
+    fmt = reports_pb2.REPORT_IMAGE_FORMAT_SVG if suffix == ".svg" else reports_pb2.REPORT_IMAGE_FORMAT_PNG
+    colouring = (
+        reports_pb2.HEAT_MAP_COLOURING_TIME_OF_SALE if by == "time" else reports_pb2.HEAT_MAP_COLOURING_STATUS
+    )
+    with remote.client() as client, step("drawing the heat map"):
+        image = client.call(
+            client.reports.RenderHeatMap,
+            reports_pb2.RenderHeatMapRequest(
+                event_id=event_id, format=fmt, colouring=colouring, width=width or 0
+            ),
+        )
+    write_output(output, image.content)
+    click.echo(f"wrote {output}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -21,6 +21,8 @@ from seatwise.v1 import (
     feed_pb2,
     feed_pb2_grpc,
     platform_pb2_grpc,
+    reports_pb2,
+    reports_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
     seatmap_pb2,
@@ -118,6 +120,7 @@ class Client:
         self.tickets = access_pb2_grpc.TicketServiceStub(self._channel)
         self.access = access_pb2_grpc.AccessServiceStub(self._channel)
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self._channel)
+        self.reports = reports_pb2_grpc.ReportServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -302,6 +305,14 @@ class Client:
         request = feed_pb2.SubscribeRequest(cursor=cursor, from_now=from_now)
         try:
             yield from stub.Subscribe(request, metadata=tuple(self._metadata))
+        except grpc.RpcError as exc:
+            raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
+
+    def export(self, request: reports_pb2.ExportRequest) -> Iterator[reports_pb2.ExportChunk]:
+        """An export's chunks as the server sends them; no deadline (a stadium takes a while)."""
+        stub = reports_pb2_grpc.ExportServiceStub(self._channel)
+        try:
+            yield from stub.Export(request, metadata=tuple(self._metadata))
         except grpc.RpcError as exc:
             raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
 

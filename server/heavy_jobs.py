@@ -118,3 +118,48 @@ def render_job(
             return None
         index = _indexes[content_sha256] = SeatIndex(msgpack_decoder.decode(content))
     return render(index, status, **options)
+
+
+def sales_chart_job(
+    timeline: list[tuple[int, int, int]], title: str, width: int = 1200, height: int = 600
+) -> bytes:
+    """Tickets sold per minute as a PNG (matplotlib's Agg backend, no display): bars per
+    minute and the running total on a second axis. ``timeline`` is ``(minute start ms,
+    tickets, orders)`` per minute (rules.reports.SalesTally.timeline)."""
+    from datetime import UTC, datetime
+    from io import BytesIO
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import dates as mdates
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    ax = fig.add_subplot()
+    if timeline:
+        times = mdates.date2num([datetime.fromtimestamp(m / 1000, UTC) for m, _, _ in timeline])  # type: ignore[no-untyped-call]
+        tickets = [t for _, t, _ in timeline]
+        running, total = [], 0
+        for t in tickets:
+            total += t
+            running.append(total)
+        ax.bar(times, tickets, width=1 / 1440 * 0.9, align="edge", color="#1f77b4", label="tickets / minute")
+        ax.set_ylabel("tickets per minute")
+        ax2 = ax.twinx()
+        ax2.plot(times, running, color="#d62728", linewidth=2, label="tickets sold (total)")
+        ax2.set_ylabel("tickets sold (total)")
+        ax2.set_ylim(bottom=0)
+        peak = max(tickets)
+        ax.set_title(f"{title}: {total:,} tickets, peak {peak:,}/minute")
+        ax.xaxis_date(tz=UTC)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
+        fig.autofmt_xdate()
+        ax.set_xlabel("time (UTC)")
+    else:
+        ax.set_title(f"{title}: no sales yet")
+        ax.set_axis_off()
+    out = BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()

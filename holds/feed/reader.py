@@ -244,7 +244,7 @@ class FeedReader:
         return out
 
 
-def _buyer_of(order: Order, decisions: dict[str, ConsentDecision]) -> FeedBuyer:
+def buyer_of(order: Order, decisions: dict[str, ConsentDecision]) -> FeedBuyer:
     b = order.buyer
     if b.erased:
         return FeedBuyer(erased=True, buyer_id=order.buyer_id)
@@ -287,7 +287,7 @@ def _entry(
         event_id=raw.stream,
         order_id=order_id,
         order=order,
-        buyer=_buyer_of(order, decisions) if order is not None else None,
+        buyer=buyer_of(order, decisions) if order is not None else None,
         sequence=int(f.get("seq") or 0),
     )
     if kind in ("order.cancelled", "order.tickets_cancelled"):

@@ -20,6 +20,7 @@ from seatwise.v1 import (
     events_pb2,
     feed_pb2,
     platform_pb2,
+    reports_pb2,
     sales_pb2,
     seatmap_pb2,
     session_pb2,
@@ -73,6 +74,7 @@ EXTRA: dict[str, dict[str, Any]] = {
     "CancelOrder": {"reason": "matrix"},
     "CreateApiKey": {"role": tenancy_pb2.ROLE_STOREFRONT},
     "CreateTenant": {"name": "Matrix"},
+    "Export": {"kind": reports_pb2.EXPORT_KIND_ORDERS},
     "CreatePlatform": {"name": "Matrix"},
     "SignUpOrganizer": {
         "name": "Matrix",
@@ -191,6 +193,7 @@ def _module_of(method: Any) -> Any:
         "session": session_pb2,
         "feed": feed_pb2,
         "access": access_pb2,
+        "reports": reports_pb2,
     }[name]
 
 

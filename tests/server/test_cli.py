@@ -77,6 +77,11 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["organizer", "suspend", "t1", "--reason", "r"],
     ["organizer", "reinstate", "t1"],
     ["organizer", "audit"],
+    # exports and reports (issue 16)
+    ["export", "orders", "ev", "-o", "export.csv"],
+    ["report", "show", "ev"],
+    ["report", "chart", "ev", "-o", "chart.png"],
+    ["report", "heatmap", "ev", "-o", "heat.png"],
 ]
 
 
@@ -93,7 +98,19 @@ def _names(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, .
 def test_every_command_is_exercised_here() -> None:
     covered = {
         tuple(c[:2])
-        if c[0] in ("seatmap", "tenant", "event", "order", "feed", "ticket", "door", "platform", "organizer")
+        if c[0]
+        in (
+            "seatmap",
+            "tenant",
+            "event",
+            "order",
+            "feed",
+            "ticket",
+            "door",
+            "platform",
+            "organizer",
+            "report",
+        )
         else (c[0],)
         for c in FILE_COMMANDS + REMOTE_COMMANDS
     }
@@ -363,6 +380,49 @@ async def test_ticket_token_and_door_scan(server: str, tmp_path: Path) -> None:
     assert again.exit_code == 1
     assert again.stdout.startswith("ALREADY_USED")
     assert "at gate North (cli)" in again.stdout
+
+
+async def test_exports_and_reports(server: str, tmp_path: Path) -> None:
+    env = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY, "SEATWISE_TENANT": "rep"}
+
+    async def cli(*args: str) -> Result:
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        assert result.exit_code == 0, result.output
+        return result
+
+    await asyncio.to_thread(
+        run, "tenant", "create", "Reports", "--id", "rep", env=env | {"SEATWISE_TENANT": ""}
+    )
+    theatre_file = tmp_path / "theatre.json"
+    theatre_file.write_bytes(BAD_FILES["native.json"])
+    seat_map_id = (await cli("seatmap", "upload", str(theatre_file), "--publish")).stdout.split()[0]
+    prices = [a for c in ("premium", "standard", "economy", "restricted") for a in ("--price", f"{c}=100")]
+    event_id = (
+        await cli("event", "create", seat_map_id, "--name", "Figures", "--on-sale", *prices)
+    ).stdout.strip()
+    token = (await cli("hold", event_id, "SC-A-3")).stdout.strip()
+    await cli("commit", token, "--idempotency-key", "k1", "--name", "=cmd|' /C calc'!A0", "--email", "a@b.c")
+    out = tmp_path / "orders.csv"
+    exported = await cli("export", "orders", event_id, "--bom", "-o", str(out))
+    assert "1 orders rows" in exported.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfevent_id,")
+    assert b",'=cmd|" in data  # guarded
+    assert not (tmp_path / "orders.csv.part").exists()
+    lines = tmp_path / "tickets.jsonl"
+    await cli("export", "tickets", "--format", "jsonl", "-o", str(lines))  # every event
+    assert json.loads(lines.read_text())["seat_id"] == "SC-A-3"
+    shown = await cli("report", event_id)
+    assert "revenue gross: 1.00 EUR" in shown.stdout
+    assert "not recorded by orders yet" in shown.stdout
+    figures = json.loads((await cli("report", event_id, "--json")).stdout)
+    assert figures["tickets_sold"] == "1"
+    chart, heat = tmp_path / "sales.png", tmp_path / "heat.svg"
+    await cli("report", "chart", event_id, "-o", str(chart))
+    await cli("report", "heatmap", event_id, "--by", "time", "-o", str(heat))
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert heat.read_text().count('class="seat sh-0"') == 1
 
 
 async def test_the_operators_commands(server: str) -> None:

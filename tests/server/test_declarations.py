@@ -94,6 +94,12 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.PlatformService/ListAuditLog": ORGANIZER,
     "/seatwise.v1.PlatformService/CreatePlan": OPERATOR,
     "/seatwise.v1.PlatformService/ListPlans": ORGANIZER,
+    # exports carry buyers' personal data in bulk: admins and reporting keys, not the box office
+    "/seatwise.v1.ExportService/Export": ORGANIZER | {"reporting"},
+    # figures and plots: whoever may read orders
+    "/seatwise.v1.ReportService/GetEventReport": REPORTING,
+    "/seatwise.v1.ReportService/RenderSalesChart": REPORTING,
+    "/seatwise.v1.ReportService/RenderHeatMap": REPORTING,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {

@@ -1,0 +1,228 @@
+"""seatwise.v1.ReportService: an event's figures, its sales chart and seat-map heat
+maps (docs/data.md#reports). Figures are folded chunk by chunk (rules/reports.py);
+the chart and the heat maps are drawn in the heavy-work pool (server/heavy.py),
+never in the event loop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import numpy as np
+from seatwise.v1 import common_pb2, reports_pb2, reports_pb2_grpc
+
+from holds.availability import STATE_NAMES, count_by_group
+from holds.door import Door
+from holds.errors import InvalidRequest
+from holds.events import EventStore
+from holds.feed.exports import ExportReader, hold_endings
+from holds.live import LiveEvent, LiveEvents
+from holds.redis_client import AnyRedis
+from rules.reports import SalesTally, hold_outcomes, rate, time_buckets
+from seatmap import render
+from server import heavy_jobs
+from server.auth import REPORTING, current_principal
+from server.context import Stores
+from server.declarations import MethodRule, ServiceDeclaration
+from server.heavy import HeavyWork
+from server.servicers import Context
+from server.servicers.convert import ts
+
+TIME_SHADES: Final = len(render.SHADE_COLORS)
+MAX_CHART_PIXELS: Final = 4000
+
+
+def _counts(row: list[int] | tuple[int, ...]) -> reports_pb2.SeatStatusCounts:
+    return reports_pb2.SeatStatusCounts(**dict(zip(STATE_NAMES, row, strict=True)))
+
+
+def _groups(keys: tuple[str, ...] | list[str], rows: list[list[int]]) -> list[reports_pb2.ReportGroup]:
+    return [reports_pb2.ReportGroup(key=k, seats=_counts(r)) for k, r in zip(keys, rows, strict=True)]
+
+
+def _money(amount: int, currency: str) -> common_pb2.Money:
+    return common_pb2.Money(amount_minor=amount, currency=currency)
+
+
+class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
+    def __init__(
+        self, redis: AnyRedis, live: LiveEvents, events: EventStore, door: Door, heavy: HeavyWork
+    ) -> None:
+        self._r = redis
+        self._live = live
+        self._events = events
+        self._door = door
+        self._heavy = heavy
+        self._reader = ExportReader(redis, live)
+
+    async def _tally(self, tenant: str, ctx: LiveEvent) -> SalesTally:
+        tally = SalesTally()
+        async for orders in self._reader.orders(tenant, ctx.event_id):
+            for o in orders:
+                # orders record no fee split nor channel yet: fees unknown, channel ""
+                tally.add_order(
+                    o.created_ms, o.status, ((t.category, t.price, t.status == "valid") for t in o.tickets)
+                )
+        return tally
+
+    async def GetEventReport(
+        self, request: reports_pb2.GetEventReportRequest, context: Context
+    ) -> reports_pb2.EventReport:
+        tenant = current_principal().require_tenant()
+        ctx = await self._live.get(tenant, request.event_id)
+        event = await self._events.get(ctx.ref)
+        snapshot = (await self._live.mirror(ctx)).snapshot
+        index = ctx.loaded.index
+        states = snapshot.states
+        by_category = count_by_group(index.category_code, len(index.category_keys), states)
+        by_section = count_by_group(index.section_code, len(index.section_ids), states)
+        category_of = {c: i for i, c in enumerate(index.category_keys)}
+        total = [int(n) for n in np.bincount(states.astype(np.intp), minlength=len(STATE_NAMES))]
+        ga_rows: list[list[int]] = []
+        for area_id, ga in sorted(snapshot.ga.items()):  # GA places count as seats of their area
+            row = [max(ga.capacity - ga.held - ga.sold, 0), ga.held, ga.sold, 0, 0]
+            ga_rows.append(row)
+            total = [a + b for a, b in zip(total, row, strict=True)]
+            area = index.ga_areas.get(area_id)
+            if area is not None and area.category in category_of:
+                cat = by_category[category_of[area.category]]
+                by_category[category_of[area.category]] = [a + b for a, b in zip(cat, row, strict=True)]
+        tally = await self._tally(tenant, ctx)
+        outcomes = {"committed": 0, "released": 0, "expired": 0}
+        async for whys in hold_endings(self._r, ctx.event_id):
+            for k, v in hold_outcomes(whys).items():
+                outcomes[k] += v
+        door = await self._door.stats(tenant, ctx.event_id)
+        currency = ctx.ref.currency
+        report = reports_pb2.EventReport(
+            event_id=ctx.event_id,
+            name=event.settings.name,
+            seats=_counts(total),
+            by_category=_groups(index.category_keys, by_category),
+            by_section=_groups(index.section_ids, by_section)
+            + _groups([f"ga:{a}" for a in sorted(snapshot.ga)], ga_rows),
+            by_channel=[
+                reports_pb2.ReportGroup(key=k, seats=reports_pb2.SeatStatusCounts(sold=v))
+                for k, v in sorted(tally.by_channel.items())
+            ],
+            orders=tally.orders,
+            orders_cancelled=tally.orders_cancelled,
+            tickets_sold=tally.tickets_sold,
+            tickets_cancelled=tally.tickets_cancelled,
+            revenue_gross=_money(tally.gross, currency),
+            fees_recorded=tally.fees_recorded and tally.orders > 0,
+            sales_per_minute=[
+                reports_pb2.SalesMinute(minute=ts(m), tickets=t, orders=o)
+                for m, t, o in tally.timeline()
+                if t or o
+            ],
+            peak_tickets_per_minute=tally.peak_per_minute,
+            holds_committed=outcomes["committed"],
+            holds_released=outcomes["released"],
+            holds_expired=outcomes["expired"],
+            checked_in=door.admitted,
+            checkin_rate=rate(door.admitted, tally.tickets_sold),
+        )
+        net = tally.net
+        if net is not None:
+            report.fees.CopyFrom(_money(tally.fees, currency))
+            report.revenue_net.CopyFrom(_money(net, currency))
+        if tally.first_ms:
+            report.first_sale.CopyFrom(ts(tally.first_ms))
+            report.last_sale.CopyFrom(ts(tally.last_ms))
+        return report
+
+    async def RenderSalesChart(
+        self, request: reports_pb2.RenderSalesChartRequest, context: Context
+    ) -> reports_pb2.ReportImage:
+        tenant = current_principal().require_tenant()
+        for name, value in (("width", request.width), ("height", request.height)):
+            if not 0 <= value <= MAX_CHART_PIXELS:
+                raise InvalidRequest(name, f"must be 0 (default) to {MAX_CHART_PIXELS} pixels")
+        ctx = await self._live.get(tenant, request.event_id)
+        event = await self._events.get(ctx.ref)
+        tally = await self._tally(tenant, ctx)
+        png = await self._heavy.run(
+            tenant,
+            heavy_jobs.sales_chart_job,
+            tally.timeline(),
+            event.settings.name,
+            max(request.width or 1200, 200),
+            max(request.height or 600, 150),
+        )
+        return reports_pb2.ReportImage(content=png, content_type="image/png")
+
+    async def RenderHeatMap(
+        self, request: reports_pb2.RenderHeatMapRequest, context: Context
+    ) -> reports_pb2.ReportImage:
+        tenant = current_principal().require_tenant()
+        if request.format not in (
+            0,
+            reports_pb2.REPORT_IMAGE_FORMAT_PNG,
+            reports_pb2.REPORT_IMAGE_FORMAT_SVG,
+        ):
+            raise InvalidRequest("format", f"unknown image format {request.format}")
+        if request.colouring not in (0, 1, 2):
+            raise InvalidRequest("colouring", f"unknown colouring {request.colouring}")
+        ctx = await self._live.get(tenant, request.event_id)
+        status: dict[int, str] | None = None
+        shading: render.Shading | None = None
+        if request.colouring == reports_pb2.HEAT_MAP_COLOURING_TIME_OF_SALE:
+            sold_at: dict[int, int] = {}
+            async for orders in self._reader.orders(tenant, ctx.event_id):
+                for o in orders:
+                    for t in o.tickets:
+                        if t.status == "valid" and t.seat is not None:
+                            sold_at[t.seat] = o.created_ms
+            shading = _time_shading(sold_at)
+        else:
+            states = (await self._live.mirror(ctx)).snapshot.states
+            status = {int(o): STATE_NAMES[states[o]] for o in np.flatnonzero(states)}
+        width, height = request.width or None, request.height or None
+        if request.format == reports_pb2.REPORT_IMAGE_FORMAT_SVG:
+            svg = await self._heavy.render_in_pool(
+                tenant, render.render_svg, ctx.loaded, status, width=width, height=height, shading=shading
+            )
+            return reports_pb2.ReportImage(content=svg.encode(), content_type="image/svg+xml")
+        png = await self._heavy.render_in_pool(
+            tenant, render.render_png, ctx.loaded, status, width=width, height=height, shading=shading
+        )
+        return reports_pb2.ReportImage(content=png, content_type="image/png")
+
+
+def _when(ms: int, fmt: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime(fmt)
+
+
+def _time_shading(sold_at: dict[int, int]) -> render.Shading:
+    """Sold seats in TIME_SHADES equal spans of time from the first sale to the last."""
+    if not sold_at:
+        return render.Shading({}, ())
+    first, last = min(sold_at.values()), max(sold_at.values())
+    shades = TIME_SHADES if last > first else 1
+    span = max(last - first, 1)
+    # the date once when the sale fits in a day, on every label when it does not
+    one_day = _when(first, "%Y-%m-%d") == _when(last, "%Y-%m-%d")
+    fmt = "%H:%M" if one_day else "%Y-%m-%d %H:%M"
+    labels = tuple(
+        f"sold {_when(first + span * i // shades, fmt)} to {_when(first + span * (i + 1) // shades, fmt)} UTC"
+        + (f", {_when(first, '%Y-%m-%d')}" if one_day else "")
+        for i in range(shades)
+    )
+    return render.Shading(time_buckets(sold_at, shades), labels)
+
+
+SERVICE = ServiceDeclaration(
+    descriptor=reports_pb2.DESCRIPTOR.services_by_name["ReportService"],
+    add_to_server=reports_pb2_grpc.add_ReportServiceServicer_to_server,
+    factory=lambda stores: _servicer(stores),
+    methods={
+        "GetEventReport": MethodRule(REPORTING),
+        "RenderSalesChart": MethodRule(REPORTING),
+        "RenderHeatMap": MethodRule(REPORTING),
+    },
+)
+
+
+def _servicer(stores: Stores) -> ReportServicer:
+    return ReportServicer(stores.redis, stores.live, stores.events, stores.door, stores.heavy)
