@@ -26,7 +26,16 @@ from holds.errors import (
     StoreError,
 )
 from holds.ids import new_id
-from holds.records import Buyer, HoldRecord, Order, hold_decoder, json_encoder, order_decoder
+from holds.records import (
+    STOREFRONT_SALE,
+    Buyer,
+    HoldRecord,
+    Order,
+    Sale,
+    hold_decoder,
+    json_encoder,
+    order_decoder,
+)
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.retries import check_request_id, fingerprint
@@ -257,13 +266,31 @@ class Inventory:
                 raise _not_on_sale(event_id, status)
         raise _hold_gone(reply, hold_id) or _unknown("extend", reply)
 
-    async def commit(self, event_id: str, hold_id: str, idempotency_key: str, buyer: Buyer) -> CommitResult:
-        """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
+    async def commit(
+        self,
+        event_id: str,
+        hold_id: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        sale: Sale = STOREFRONT_SALE,
+    ) -> CommitResult:
+        """Turn a live hold into an order (fenced by the hold, idempotent by key).
+
+        ``sale`` is recorded with the order; with fee terms the script splits each
+        ticket's price as :func:`rules.fees.split_ticket` does."""
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
         reply = await self._scripts.commit.replicated(
             keys.event_keys(event_id),
-            [hold_id, idempotency_key, order_id, json_encoder.encode(buyer), ticket_prefix, PURGE_PER_CALL],
+            [
+                hold_id,
+                idempotency_key,
+                order_id,
+                json_encoder.encode(buyer),
+                ticket_prefix,
+                PURGE_PER_CALL,
+                json_encoder.encode(sale),
+            ],
         )
         match reply:
             case [Reply.OK, order_json, replayed]:

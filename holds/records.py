@@ -87,6 +87,34 @@ class Buyer(msgspec.Struct, frozen=True):
     erased: bool = False  # anonymized by EraseBuyer (holds/feed/privacy.py): name, email, reference empty
 
 
+class SaleTerms(msgspec.Struct, frozen=True):
+    """The organizer's fee terms at the moment of sale (its plan's, in the event's
+    currency), recorded with the order: a later change of plan never rewrites it."""
+
+    plan_id: str
+    ticket_fee_bps: int = 0
+    processing_fee_bps: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_fixed: int = 0
+    refund_policy: str = "full"  # full | keep_fixed (rules/fees.py)
+
+
+class Sale(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How an order is sold, passed to the selling script and recorded with the order."""
+
+    collector: str  # platform | organizer: whose payment account took the money
+    payment_method: str  # online, cash, card_terminal, ...
+    channel: str = "storefront"  # storefront | box_office (always written: no default is omitted)
+    terms: SaleTerms | None = None  # None: the organizer has no plan (omitted, never JSON null)
+
+    def __post_init__(self) -> None:
+        if self.collector not in ("platform", "organizer"):
+            raise ValueError(f"unknown collector {self.collector!r}")
+
+
+STOREFRONT_SALE = Sale(collector="platform", payment_method="online")
+
+
 class Ticket(msgspec.Struct, frozen=True):
     ticket_id: str
     category: str
@@ -94,6 +122,25 @@ class Ticket(msgspec.Struct, frozen=True):
     status: str  # valid | cancelled
     seat: int | None = None  # ordinal in the event's seat map
     ga_area: str | None = None
+    # the split at sale (rules.fees.split_ticket, computed by the script): 0 without a plan
+    ticket_fee_rate: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_rate: int = 0
+    processing_fee_fixed: int = 0
+    refunded: int = 0  # minor units refunded so far (never more than price)
+
+    @property
+    def platform_fee(self) -> int:
+        return (
+            self.ticket_fee_rate
+            + self.ticket_fee_fixed
+            + self.processing_fee_rate
+            + self.processing_fee_fixed
+        )
+
+    @property
+    def organizer_share(self) -> int:
+        return self.price - self.platform_fee
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -109,6 +156,12 @@ class Order(msgspec.Struct, frozen=True):
     updated_ms: int
     seq: int = 0
     buyer_id: str = ""  # the hold's buyer id: cancelling gives back that buyer's per-buyer quota
+    # who took the buyer's money and how (rules/fees.py Collector; rules/statements.py PaymentMethod);
+    # orders written before these fields read as the platform's storefront checkout
+    collector: str = "platform"
+    payment_method: str = "online"
+    terms: SaleTerms | None = None  # the organizer's plan at sale; None: no plan, no fees
+    channel: str = "storefront"  # storefront | box_office
 
 
 class HoldRecord(msgspec.Struct, frozen=True):

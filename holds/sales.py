@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from holds.errors import Conflict, InvalidRequest, SeatsInWrongState, SeatsUnavailable
+from holds.errors import Conflict, InvalidRequest, PreconditionFailed, SeatsInWrongState, SeatsUnavailable
 from holds.inventory import (
     HoldResult,
     Inventory,
@@ -24,9 +24,15 @@ from holds.inventory import (
     SeatState,
 )
 from holds.live import LiveEvent, LiveEvents
-from holds.records import Buyer, HoldRecord, Order
+from holds.records import Buyer, HoldRecord, Order, Sale, SaleTerms
 from holds.retries import check_request_id, fingerprint
+from rules.errors import NoPriceInCurrency
+from rules.fees import Collector, FeePlan
 from seatmap.bestavailable import BestAvailableRequest
+
+# The organizer's current fee plan (holds/platform/platforms.py PlatformStore.organizer_plan).
+PlanLookup = Callable[[str], Awaitable[FeePlan | None]]
+MAX_PAYMENT_METHOD = 64
 
 BEST_AVAILABLE_ATTEMPTS = 8
 MAX_SEATS_PER_REQUEST = 1_000
@@ -64,11 +70,47 @@ def _check_buyer(buyer: str) -> str:
     return buyer
 
 
+def check_order_input(idempotency_key: str, buyer: Buyer) -> None:
+    if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
+    for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
+                               ("buyer.payment_reference", buyer.payment_reference, 200)):  # fmt: skip
+        if len(value) > limit:
+            raise InvalidRequest(name, f"must be at most {limit} characters")
+
+
 class Sales:
-    def __init__(self, live: LiveEvents, inventory: Inventory) -> None:
+    def __init__(self, live: LiveEvents, inventory: Inventory, plans: PlanLookup | None = None) -> None:
         self._live = live
         self._inventory = inventory
+        self._plans = plans
         self._rng = random.Random()
+
+    async def sale(
+        self, tenant_id: str, ctx: LiveEvent, collector: Collector, payment_method: str, channel: str
+    ) -> Sale:
+        """How an order of ``ctx`` is sold: the organizer's plan terms in the event's currency."""
+        if not 1 <= len(payment_method) <= MAX_PAYMENT_METHOD:
+            raise InvalidRequest("payment_method", f"1-{MAX_PAYMENT_METHOD} characters")
+        plan = await self._plans(tenant_id) if self._plans is not None else None
+        terms = None
+        if plan is not None:
+            try:
+                prices = plan.prices_in(ctx.ref.currency)
+            except NoPriceInCurrency as exc:
+                raise PreconditionFailed(
+                    f"the organizer's plan {plan.plan_id!r} has no prices in {ctx.ref.currency}",
+                    subject=plan.plan_id,
+                ) from exc
+            terms = SaleTerms(
+                plan_id=plan.plan_id,
+                ticket_fee_bps=plan.ticket_fee_bps,
+                processing_fee_bps=plan.processing_fee_bps,
+                ticket_fee_fixed=prices.ticket_fee_fixed,
+                processing_fee_fixed=prices.processing_fee_fixed,
+                refund_policy=plan.refund_policy,
+            )
+        return Sale(collector=collector, payment_method=payment_method, channel=channel, terms=terms)
 
     async def context(self, tenant_id: str, event_id: str) -> LiveEvent:
         """The event as this process holds it, if ``tenant_id`` owns it."""
@@ -279,17 +321,20 @@ class Sales:
 
     # -- orders --------------------------------------------------------------
     async def commit(
-        self, tenant_id: str, token: str, idempotency_key: str, buyer: Buyer
+        self,
+        tenant_id: str,
+        token: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        *,
+        collector: Collector = "platform",
+        payment_method: str = "online",
     ) -> tuple[LiveEvent, Order, bool]:
-        if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
-        for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
-                                   ("buyer.payment_reference", buyer.payment_reference, 200)):  # fmt: skip
-            if len(value) > limit:
-                raise InvalidRequest(name, f"must be at most {limit} characters")
+        check_order_input(idempotency_key, buyer)
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer)
+        sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
+        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
         return ctx, result.order, result.replayed
 
     async def cancel(

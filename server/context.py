@@ -61,6 +61,7 @@ class Stores:
         inventory = Inventory(client, scripts)
         live = LiveEvents(client, events, seatmaps, inventory)
         tenants = TenantStore(client)
+        platforms = PlatformStore(client, tenants)
         return cls(
             redis=client,
             scripts=scripts,
@@ -69,9 +70,9 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory),
+            sales=Sales(live, inventory, platforms.organizer_plan),
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
-            platforms=PlatformStore(client, tenants),
+            platforms=platforms,
             audit=AuditLog(client),
         )
 

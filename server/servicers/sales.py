@@ -13,7 +13,7 @@ from server.auth import BOX_OFFICE, BROWSE, REPORTING, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
-from server.servicers.convert import hold_pb, order_pb
+from server.servicers.convert import collector_of, hold_pb, order_pb
 
 _ADJACENCY = {
     sales_pb2.ADJACENCY_UNSPECIFIED: "required",
@@ -125,7 +125,12 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
             payment_reference=b.payment_reference,
         )
         ctx, order, replayed = await self._sales.commit(
-            current_principal().require_tenant(), _token(request.hold_token), request.idempotency_key, buyer
+            current_principal().require_tenant(),
+            _token(request.hold_token),
+            request.idempotency_key,
+            buyer,
+            collector=collector_of(request.collector, "platform"),
+            payment_method=request.payment_method or "online",
         )
         return sales_pb2.CommitHoldResponse(order=order_pb(ctx, order), replayed=replayed)
 

@@ -40,6 +40,43 @@ ADJACENCY_REQUIRED: Adjacency.ValueType  # 1
 ADJACENCY_PREFERRED: Adjacency.ValueType  # 2
 Global___Adjacency: _TypeAlias = Adjacency  # noqa: Y015
 
+class _Collector:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CollectorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Collector.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COLLECTOR_UNSPECIFIED: _Collector.ValueType  # 0
+    """In a request: the default of the call (CommitHold: platform; SellAtBoxOffice: organizer)."""
+    COLLECTOR_PLATFORM: _Collector.ValueType  # 1
+    COLLECTOR_ORGANIZER: _Collector.ValueType  # 2
+
+class Collector(_Collector, metaclass=_CollectorEnumTypeWrapper):
+    """Whose payment account took the buyer's money."""
+
+COLLECTOR_UNSPECIFIED: Collector.ValueType  # 0
+"""In a request: the default of the call (CommitHold: platform; SellAtBoxOffice: organizer)."""
+COLLECTOR_PLATFORM: Collector.ValueType  # 1
+COLLECTOR_ORGANIZER: Collector.ValueType  # 2
+Global___Collector: _TypeAlias = Collector  # noqa: Y015
+
+class _SalesChannel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SalesChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SalesChannel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SALES_CHANNEL_UNSPECIFIED: _SalesChannel.ValueType  # 0
+    SALES_CHANNEL_STOREFRONT: _SalesChannel.ValueType  # 1
+    SALES_CHANNEL_BOX_OFFICE: _SalesChannel.ValueType  # 2
+
+class SalesChannel(_SalesChannel, metaclass=_SalesChannelEnumTypeWrapper): ...
+
+SALES_CHANNEL_UNSPECIFIED: SalesChannel.ValueType  # 0
+SALES_CHANNEL_STOREFRONT: SalesChannel.ValueType  # 1
+SALES_CHANNEL_BOX_OFFICE: SalesChannel.ValueType  # 2
+Global___SalesChannel: _TypeAlias = SalesChannel  # noqa: Y015
+
 class _OrderStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -412,6 +449,8 @@ class Ticket(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_id: _builtins.str
     """A seat ticket names its seat; a GA ticket its area."""
@@ -420,6 +459,16 @@ class Ticket(_message.Message):
     cancelled: _builtins.bool
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def split(self) -> Global___FeeSplit:
+        """The split of the price recorded at sale (docs/money.md); all zero when the
+        organizer had no plan.
+        """
+
+    @_builtins.property
+    def refunded(self) -> _common_pb2.Money:
+        """Refunded so far (RefundOrder), never more than price."""
+
     def __init__(
         self,
         *,
@@ -429,14 +478,56 @@ class Ticket(_message.Message):
         category: _builtins.str = ...,
         price: _common_pb2.Money | None = ...,
         cancelled: _builtins.bool = ...,
+        split: Global___FeeSplit | None = ...,
+        refunded: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "seat_id", b"seat_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "refunded", b"refunded", "seat_id", b"seat_id", "split", b"split", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ticket: _TypeAlias = Ticket  # noqa: Y015
+
+@_typing.final
+class FeeSplit(_message.Message):
+    """One ticket's price split between the platform's fees and the organizer's
+    share, in the order's currency (minor units): rules/fees.py split_ticket.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FEE_RATE_FIELD_NUMBER: _builtins.int
+    TICKET_FEE_FIXED_FIELD_NUMBER: _builtins.int
+    PROCESSING_FEE_RATE_FIELD_NUMBER: _builtins.int
+    PROCESSING_FEE_FIXED_FIELD_NUMBER: _builtins.int
+    PLATFORM_FEE_FIELD_NUMBER: _builtins.int
+    ORGANIZER_SHARE_FIELD_NUMBER: _builtins.int
+    ticket_fee_rate: _builtins.int
+    ticket_fee_fixed: _builtins.int
+    processing_fee_rate: _builtins.int
+    processing_fee_fixed: _builtins.int
+    platform_fee: _builtins.int
+    """The sum of the four parts."""
+    organizer_share: _builtins.int
+    """price - platform_fee, never negative."""
+    def __init__(
+        self,
+        *,
+        ticket_fee_rate: _builtins.int = ...,
+        ticket_fee_fixed: _builtins.int = ...,
+        processing_fee_rate: _builtins.int = ...,
+        processing_fee_fixed: _builtins.int = ...,
+        platform_fee: _builtins.int = ...,
+        organizer_share: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer_share", b"organizer_share", "platform_fee", b"platform_fee", "processing_fee_fixed", b"processing_fee_fixed", "processing_fee_rate", b"processing_fee_rate", "ticket_fee_fixed", b"ticket_fee_fixed", "ticket_fee_rate", b"ticket_fee_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeeSplit: _TypeAlias = FeeSplit  # noqa: Y015
 
 @_typing.final
 class Order(_message.Message):
@@ -451,10 +542,20 @@ class Order(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    COLLECTOR_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     event_id: _builtins.str
     status: Global___OrderStatus.ValueType
     idempotency_key: _builtins.str
+    collector: Global___Collector.ValueType
+    payment_method: _builtins.str
+    """As the seller named it: online, cash, card_terminal, ..."""
+    plan_id: _builtins.str
+    """The organizer's plan at sale ("" : no plan, no fees)."""
+    channel: Global___SalesChannel.ValueType
     @_builtins.property
     def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ticket]: ...
     @_builtins.property
@@ -477,10 +578,14 @@ class Order(_message.Message):
         idempotency_key: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        collector: Global___Collector.ValueType = ...,
+        payment_method: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        channel: Global___SalesChannel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "created_at", b"created_at", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "created_at", b"created_at", "event_id", b"event_id", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "status", b"status", "tickets", b"tickets", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "collector", b"collector", "created_at", b"created_at", "event_id", b"event_id", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "payment_method", b"payment_method", "plan_id", b"plan_id", "status", b"status", "tickets", b"tickets", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -493,9 +598,15 @@ class CommitHoldRequest(_message.Message):
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     BUYER_FIELD_NUMBER: _builtins.int
+    COLLECTOR_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     hold_token: _builtins.str
     idempotency_key: _builtins.str
     """Required: 1-128 characters. The same key always yields the same order."""
+    collector: Global___Collector.ValueType
+    """Unspecified: the platform's checkout took the money."""
+    payment_method: _builtins.str
+    """1-64 characters; "" is "online"."""
     @_builtins.property
     def buyer(self) -> Global___BuyerDetails: ...
     def __init__(
@@ -504,10 +615,12 @@ class CommitHoldRequest(_message.Message):
         hold_token: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
         buyer: Global___BuyerDetails | None = ...,
+        collector: Global___Collector.ValueType = ...,
+        payment_method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "hold_token", b"hold_token", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "hold_token", b"hold_token", "idempotency_key", b"idempotency_key", "payment_method", b"payment_method"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
