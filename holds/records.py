@@ -189,5 +189,40 @@ class HoldRecord(msgspec.Struct, frozen=True):
         return list(self.reqs) if isinstance(self.reqs, list) else []
 
 
+class RefundLine(msgspec.Struct, frozen=True):
+    """One ticket's part of a refund: the amount paid back and the fees given back
+    (rules.fees.reverse of the ticket's recorded split, computed in Python)."""
+
+    ticket_id: str
+    amount: int
+    ticket_fee_rate: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_rate: int = 0
+    processing_fee_fixed: int = 0
+    refunded_before: int = 0  # the ticket's refunded total this line was computed on
+
+
+class Refund(msgspec.Struct, frozen=True):
+    """A refund of (part of) an order, idempotent by ``refund_key``; the order's
+    currency, collector and payment method are copied so a statement reads it alone."""
+
+    refund_id: str
+    refund_key: str
+    order_id: str
+    lines: list[RefundLine]
+    created_ms: int
+    currency: str
+    collector: str = "platform"
+    payment_method: str = "online"
+    refund_policy: str = "full"
+    reason: str = ""
+    release_to: str = ""  # "": seats stay sold (partial amount); free | not_for_sale: tickets cancelled
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
 order_decoder = msgspec.json.Decoder(Order)
+refund_decoder = msgspec.json.Decoder(Refund)
 hold_decoder = msgspec.json.Decoder(HoldRecord)

@@ -94,6 +94,8 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.PlatformService/ListAuditLog": ORGANIZER,
     "/seatwise.v1.PlatformService/CreatePlan": OPERATOR,
     "/seatwise.v1.PlatformService/ListPlans": ORGANIZER,
+    # statements: the organizer's admins and reporting keys read their own, operators any of theirs
+    "/seatwise.v1.PlatformService/GetStatement": ORGANIZER | {"reporting"},
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
