@@ -13,8 +13,11 @@ from seatwise.v1 import platform_pb2, sales_pb2, tenancy_pb2
 
 from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
 from tests.api import Api
-from tests.server.test_platforms_api import World, _code, _sign_up, world  # noqa: F401
+from tests.server import test_platforms_api
+from tests.server.test_platforms_api import World, _code, _sign_up
 from tests.server.test_sales_api import _event, _hold
+
+world = test_platforms_api.world  # the fixture: two platforms, an organizer of each
 
 PLAN = FeePlan(
     plan_id="std",
@@ -60,7 +63,8 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
         online = await sell(org, event_id, "k1", "r0-0", "r1-1")
         till = await sell(org, event_id, "k2", "r0-2", collector=sales_pb2.COLLECTOR_ORGANIZER,
                           payment_method="card_terminal")  # fmt: skip
-        assert online.plan_id == "std" and online.collector == sales_pb2.COLLECTOR_PLATFORM
+        assert online.plan_id == "std"
+        assert online.collector == sales_pb2.COLLECTOR_PLATFORM
         assert (till.collector, till.payment_method) == (sales_pb2.COLLECTOR_ORGANIZER, "card_terminal")
         expected_net = 0
         for order, collector in ((online, "platform"), (till, "organizer")):
@@ -88,7 +92,8 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
         )
         csv = got.csv.decode().splitlines()
         assert csv[0].startswith("organizer_id,period_start")
-        assert csv[-1].endswith(f",{eur.net_due_minor}") and ",net_due," in csv[-1]
+        assert csv[-1].endswith(f",{eur.net_due_minor}")
+        assert ",net_due," in csv[-1]
 
         # a reporting key reads its organizer's statement, and only its own
         made = await org.tenants.CreateApiKey(
@@ -110,7 +115,8 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
     rollup = await world.p1.platforms.GetStatement(
         statement_request(include_csv=True), metadata=world.p1.metadata
     )
-    assert rollup.platform_id == "p1" and rollup.organizer_id == ""
+    assert rollup.platform_id == "p1"
+    assert rollup.organizer_id == ""
     assert [(o.organizer_id, o.net_due_minor) for o in rollup.organizers] == [(org_id, expected_net)]
     assert rollup.currencies[0].owed_to_organizers_minor - rollup.currencies[0].owed_by_organizers_minor == (
         expected_net
@@ -126,10 +132,12 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
 async def test_orders_without_a_plan_record_no_fees(world: World) -> None:
     event_id = await _event(world.org1)
     order = await sell(world.org1, event_id, "k", "r0-0")
-    assert order.plan_id == "" and order.tickets[0].split.platform_fee == 0
+    assert order.plan_id == ""
+    assert order.tickets[0].split.platform_fee == 0
     got = await world.org1.platforms.GetStatement(statement_request(), metadata=world.org1.metadata)
     [eur] = got.currencies
-    assert eur.fees_minor == 0 and eur.net_due_minor == eur.gross_minor == 5000
+    assert eur.fees_minor == 0
+    assert eur.net_due_minor == eur.gross_minor == 5000
 
 
 @pytest.mark.parametrize(
