@@ -162,6 +162,8 @@ class Order(msgspec.Struct, frozen=True):
     payment_method: str = "online"
     terms: SaleTerms | None = None  # the organizer's plan at sale; None: no plan, no fees
     channel: str = "storefront"  # storefront | box_office
+    fingerprint: str = ""  # box office: of the request, so a reused idempotency key is told apart
+    overridden_holds: str = ""  # box office: holds whose seats were sold over them (comma-separated)
 
 
 class HoldRecord(msgspec.Struct, frozen=True):
@@ -217,6 +219,7 @@ class Refund(msgspec.Struct, frozen=True):
     refund_policy: str = "full"
     reason: str = ""
     release_to: str = ""  # "": seats stay sold (partial amount); free | not_for_sale: tickets cancelled
+    fingerprint: str = ""  # of the request: a reused refund key is told apart
 
     @property
     def total(self) -> int:
