@@ -96,6 +96,28 @@ ORDER_STATUS_PARTIALLY_CANCELLED: OrderStatus.ValueType  # 2
 ORDER_STATUS_CANCELLED: OrderStatus.ValueType  # 3
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
+class _RefundRelease:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundReleaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundRelease.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_RELEASE_UNSPECIFIED: _RefundRelease.ValueType  # 0
+    REFUND_RELEASE_KEEP_SOLD: _RefundRelease.ValueType  # 1
+    REFUND_RELEASE_FREE: _RefundRelease.ValueType  # 2
+    REFUND_RELEASE_NOT_FOR_SALE: _RefundRelease.ValueType  # 3
+
+class RefundRelease(_RefundRelease, metaclass=_RefundReleaseEnumTypeWrapper):
+    """Leave refunded seats sold (a partial amount, a goodwill refund), or cancel
+    the refunded tickets: their seats back on sale or kept not for sale.
+    """
+
+REFUND_RELEASE_UNSPECIFIED: RefundRelease.ValueType  # 0
+REFUND_RELEASE_KEEP_SOLD: RefundRelease.ValueType  # 1
+REFUND_RELEASE_FREE: RefundRelease.ValueType  # 2
+REFUND_RELEASE_NOT_FOR_SALE: RefundRelease.ValueType  # 3
+Global___RefundRelease: _TypeAlias = RefundRelease  # noqa: Y015
+
 @_typing.final
 class Hold(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -792,3 +814,253 @@ class CancelOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
+
+@_typing.final
+class SellAtBoxOfficeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class GeneralAdmissionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SEAT_IDS_FIELD_NUMBER: _builtins.int
+    GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    BUYER_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    COLLECTOR_FIELD_NUMBER: _builtins.int
+    OVERRIDE_HOLDS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    idempotency_key: _builtins.str
+    """Required: 1-128 characters. The same key always yields the same order."""
+    payment_method: _builtins.str
+    """Required, 1-64 characters: cash, card_terminal, ..."""
+    collector: Global___Collector.ValueType
+    """Unspecified: the organizer's till took the money."""
+    override_holds: _builtins.bool
+    """Also sell seats that buyers are holding (their holds then cannot commit)."""
+    @_builtins.property
+    def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """GA area -> places."""
+
+    @_builtins.property
+    def buyer(self) -> Global___BuyerDetails: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        seat_ids: _abc.Iterable[_builtins.str] | None = ...,
+        general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        idempotency_key: _builtins.str = ...,
+        buyer: Global___BuyerDetails | None = ...,
+        payment_method: _builtins.str = ...,
+        collector: Global___Collector.ValueType = ...,
+        override_holds: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "event_id", b"event_id", "general_admission", b"general_admission", "idempotency_key", b"idempotency_key", "override_holds", b"override_holds", "payment_method", b"payment_method", "seat_ids", b"seat_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SellAtBoxOfficeRequest: _TypeAlias = SellAtBoxOfficeRequest  # noqa: Y015
+
+@_typing.final
+class SellAtBoxOfficeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    OVERRIDDEN_HOLDS_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    overridden_holds: _builtins.int
+    """How many buyers' holds lost seats to this sale (override_holds)."""
+    @_builtins.property
+    def order(self) -> Global___Order: ...
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        replayed: _builtins.bool = ...,
+        overridden_holds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "overridden_holds", b"overridden_holds", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SellAtBoxOfficeResponse: _TypeAlias = SellAtBoxOfficeResponse  # noqa: Y015
+
+@_typing.final
+class TicketRefund(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    amount_minor: _builtins.int
+    """0: all that is left of the ticket's price."""
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        amount_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor", b"amount_minor", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketRefund: _TypeAlias = TicketRefund  # noqa: Y015
+
+@_typing.final
+class RefundOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    REFUND_KEY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    order_id: _builtins.str
+    refund_key: _builtins.str
+    """Required: 1-128 characters. The same key always answers the same refund."""
+    reason: _builtins.str
+    release: Global___RefundRelease.ValueType
+    """Unspecified: keep sold."""
+    @_builtins.property
+    def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketRefund]:
+        """Each ticket at most once; empty: the whole order (all that is left of every ticket)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        tickets: _abc.Iterable[Global___TicketRefund] | None = ...,
+        refund_key: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        release: Global___RefundRelease.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "order_id", b"order_id", "reason", b"reason", "refund_key", b"refund_key", "release", b"release", "tickets", b"tickets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundOrderRequest: _TypeAlias = RefundOrderRequest  # noqa: Y015
+
+@_typing.final
+class RefundedTicket(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FEE_REVERSAL_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def fee_reversal(self) -> Global___FeeSplit:
+        """The fees given back (rules/fees.py reverse): the same shape as a sale's split,
+        organizer_share being the organizer's part of the amount.
+        """
+
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+        fee_reversal: Global___FeeSplit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fee_reversal", b"fee_reversal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fee_reversal", b"fee_reversal", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundedTicket: _TypeAlias = RefundedTicket  # noqa: Y015
+
+@_typing.final
+class Refund(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    refund_id: _builtins.str
+    order_id: _builtins.str
+    @_builtins.property
+    def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefundedTicket]: ...
+    @_builtins.property
+    def total(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        refund_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        tickets: _abc.Iterable[Global___RefundedTicket] | None = ...,
+        total: _common_pb2.Money | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "order_id", b"order_id", "refund_id", b"refund_id", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refund: _TypeAlias = Refund  # noqa: Y015
+
+@_typing.final
+class RefundOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    @_builtins.property
+    def order(self) -> Global___Order: ...
+    @_builtins.property
+    def refund(self) -> Global___Refund: ...
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        refund: Global___Refund | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "refund", b"refund"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "refund", b"refund", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundOrderResponse: _TypeAlias = RefundOrderResponse  # noqa: Y015
