@@ -158,3 +158,94 @@ async def test_statement_periods_are_checked(world: World, fields: dict[str, obj
         await world.org1.platforms.GetStatement(request, metadata=world.org1.metadata)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (err.value.details() or "")
+
+
+async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
+    org_id, key = await planned_organizer(world, "counter")
+    async with Api(world.server, key) as org:
+        made = await org.tenants.CreateApiKey(
+            tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_BOX_OFFICE), metadata=org.metadata
+        )
+        event_id = await _event(org)
+        held = await _hold(org, event_id, "r0-1")
+        async with Api(world.server, made.api_key) as till:
+            sell = sales_pb2.SellAtBoxOfficeRequest(
+                event_id=event_id, seat_ids=["r0-0", "r0-1"], idempotency_key="bo-1", payment_method="cash"
+            )
+            refused = till.orders.SellAtBoxOffice(sell, metadata=till.metadata)
+            assert await _code(refused) == grpc.StatusCode.FAILED_PRECONDITION  # r0-1 is held
+            sell.override_holds = True
+            sold = await till.orders.SellAtBoxOffice(sell, metadata=till.metadata)
+            assert sold.overridden_holds == 1
+            order = sold.order
+            assert order.channel == sales_pb2.SALES_CHANNEL_BOX_OFFICE
+            assert order.collector == sales_pb2.COLLECTOR_ORGANIZER
+            assert order.payment_method == "cash"
+            lost = org.orders.CommitHold(
+                sales_pb2.CommitHoldRequest(hold_token=held.hold_token, idempotency_key="late"),
+                metadata=org.metadata,
+            )
+            assert await _code(lost) == grpc.StatusCode.FAILED_PRECONDITION
+            # refunds: part of one ticket, then the rest of the order with the seats back on sale
+            first, second = order.tickets
+            refund = sales_pb2.RefundOrderRequest(
+                event_id=event_id,
+                order_id=order.order_id,
+                refund_key="rf-1",
+                tickets=[sales_pb2.TicketRefund(ticket_id=first.ticket_id, amount_minor=1234)],
+            )
+            part = await till.orders.RefundOrder(refund, metadata=till.metadata)
+            assert part.refund.total.amount_minor == 1234
+            assert part.order.tickets[0].refunded.amount_minor == 1234
+            too_much = sales_pb2.RefundOrderRequest(
+                event_id=event_id,
+                order_id=order.order_id,
+                refund_key="rf-2",
+                tickets=[
+                    sales_pb2.TicketRefund(ticket_id=first.ticket_id, amount_minor=first.price.amount_minor)
+                ],
+            )
+            assert await _code(till.orders.RefundOrder(too_much, metadata=till.metadata)) == (
+                grpc.StatusCode.FAILED_PRECONDITION
+            )
+            rest = await till.orders.RefundOrder(
+                sales_pb2.RefundOrderRequest(
+                    event_id=event_id,
+                    order_id=order.order_id,
+                    refund_key="rf-3",
+                    release=sales_pb2.REFUND_RELEASE_FREE,
+                ),
+                metadata=till.metadata,
+            )
+            assert rest.order.status == sales_pb2.ORDER_STATUS_CANCELLED
+            again = await org.holds.HoldSeats(
+                sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]), metadata=org.metadata
+            )
+            assert again.hold.seat_ids == ["r0-0"]
+
+        # the statement: the sale and both refunds, reconciled to the minor unit
+        got = await org.platforms.GetStatement(statement_request(), metadata=org.metadata)
+        [eur] = got.currencies
+        paid = sum(t.price.amount_minor for t in order.tickets)
+        assert eur.gross_minor == paid
+        assert eur.refunds_minor == paid  # everything was refunded
+        assert eur.refund_count == 3  # one line per ticket and refund
+        reversed_fees = sum(t.fee_reversal.platform_fee for r in (part, rest) for t in r.refund.tickets)
+        assert (
+            eur.fee_reversals_minor == reversed_fees == eur.fees_minor
+        )  # a full refund reverses all (full policy)
+        assert eur.net_due_minor == 0
+        assert sum(line.amount_minor for line in eur.lines) == 0
+
+        audit = await org.platforms.ListAuditLog(
+            platform_pb2.ListAuditLogRequest(method="OrderService/SellAtBoxOffice"), metadata=org.metadata
+        )
+        [entry] = audit.entries
+        assert entry.targets["order_id"] == order.order_id
+        assert entry.targets["overridden_holds"] == "1"
+        refunds = await org.platforms.ListAuditLog(
+            platform_pb2.ListAuditLogRequest(method="OrderService/RefundOrder"), metadata=org.metadata
+        )
+        # every refund call is audited, the refused one too
+        assert sorted(e.outcome for e in refunds.entries) == ["FAILED_PRECONDITION", "OK", "OK"]
+    assert org_id
