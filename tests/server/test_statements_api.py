@@ -187,7 +187,7 @@ async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
             )
             assert await _code(lost) == grpc.StatusCode.FAILED_PRECONDITION
             # refunds: part of one ticket, then the rest of the order with the seats back on sale
-            first, second = order.tickets
+            first, _ = order.tickets
             refund = sales_pb2.RefundOrderRequest(
                 event_id=event_id,
                 order_id=order.order_id,
