@@ -441,11 +441,6 @@ class Inventory:
                 raise NotFound("order", order_id)
             case [Reply.TICKET_NOT_IN_ORDER, ticket]:
                 raise InvalidRequest("tickets", f"ticket {_text(ticket)!r} is not in order {order_id}")
-            case [Reply.TICKET_ALREADY_CANCELLED, ticket]:
-                raise PreconditionFailed(
-                    f"ticket {_text(ticket)} is already cancelled: its seat cannot be released again",
-                    subject=_text(ticket),
-                )
             case [Reply.REFUND_EXCEEDS_PAID, ticket, left]:
                 raise PreconditionFailed(
                     f"a refund of ticket {_text(ticket)} can be at most {int(left)} more (minor units)",

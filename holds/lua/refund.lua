@@ -5,10 +5,11 @@
 -- reversal. Atomic here: a ticket's refunded total never exceeds its price, and
 -- a line computed on a total that has changed since (a concurrent refund) is
 -- refused whole (REFUND_STALE: read again and retry). With release_to, the
--- refunded tickets are cancelled too, their seats back on sale ('free') or kept
--- 'not_for_sale', as cancel.lua does.
+-- refunded tickets that are still valid are cancelled too, their seats back on
+-- sale ('free') or kept 'not_for_sale', as cancel.lua does (a ticket cancelled
+-- before only gets its money back).
 -- Result: {OK, refund_json, order_json, replayed(0|1)} | {ORDER_NOT_FOUND}
---         | {TICKET_NOT_IN_ORDER, ticket_id} | {TICKET_ALREADY_CANCELLED, ticket_id}
+--         | {TICKET_NOT_IN_ORDER, ticket_id}
 --         | {REFUND_EXCEEDS_PAID, ticket_id, refundable left} | {REFUND_STALE, ticket_id}
 --         | {IDEMPOTENCY_MISMATCH, refund_id}
 local K_REFUNDS, K_REFUNDS_Z = KEYS[22], KEYS[23]
@@ -48,7 +49,6 @@ for k = 0, n - 1 do
   local refunded = t.refunded or 0
   if refunded ~= before then return {REFUND_STALE, id} end
   if refunded + amount > t.price then return {REFUND_EXCEEDS_PAID, id, t.price - refunded} end
-  if release_to ~= '' and t.status ~= 'valid' then return {TICKET_ALREADY_CANCELLED, id} end
   asked[i] = amount
   lines[#lines + 1] = {ticket_id = id, amount = amount, refunded_before = before,
     ticket_fee_rate = tonumber(ARGV[base + 4]), ticket_fee_fixed = tonumber(ARGV[base + 5]),
@@ -62,9 +62,12 @@ for _, line in ipairs(lines) do ids[#ids + 1] = line.ticket_id end
 if release_to ~= '' then
   local sold = sold_value(order_id)
   local freed, ga_back = {}, {}
+  local cancelled = 0
   for _, line in ipairs(lines) do
     local t = tickets[by_id[line.ticket_id]]
-    if t.seat ~= nil then
+    if t.status ~= 'valid' then
+      -- cancelled before: its place is already back
+    elseif t.seat ~= nil then
       local o = tostring(t.seat)
       if redis.call('HGET', K_SEATS, o) == sold then
         if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, SEAT_NOT_FOR_SALE) else redis.call('HDEL', K_SEATS, o) end
@@ -73,9 +76,10 @@ if release_to ~= '' then
     else
       ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
     end
+    if t.status == 'valid' then cancelled = cancelled + 1 end
     t.status = 'cancelled'
   end
-  count_bought(order.buyer_id, -#lines)
+  count_bought(order.buyer_id, -cancelled)
   local state = release_to == 'not_for_sale' and 'not_for_sale' or 'free'
   if #freed > 0 then emit('cancelled', state, freed, nil, 0, '') end
   for area, qty in pairs(ga_back) do
