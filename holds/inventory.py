@@ -26,10 +26,23 @@ from holds.errors import (
     StoreError,
 )
 from holds.ids import new_id
-from holds.records import Buyer, HoldRecord, Order, hold_decoder, json_encoder, order_decoder
+from holds.records import (
+    STOREFRONT_SALE,
+    Buyer,
+    HoldRecord,
+    Order,
+    Refund,
+    RefundLine,
+    Sale,
+    hold_decoder,
+    json_encoder,
+    order_decoder,
+    refund_decoder,
+)
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.retries import check_request_id, fingerprint
+from holds.script_channel import EncodableArg
 from holds.scripts import ScriptRegistry
 
 # Expired holds each mutating script tidies on the way (bounded work per call).
@@ -75,6 +88,32 @@ class SeatOrdinalsUnavailable(Exception):
     def __init__(self, ordinals: list[int]) -> None:
         super().__init__(f"{len(ordinals)} seat(s) unavailable")
         self.ordinals = ordinals
+
+
+@dataclass(frozen=True)
+class BoxOfficeResult:
+    order: Order
+    replayed: bool
+    overridden_holds: list[str]  # holds whose seats were sold over them (override)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund: Refund
+    order: Order
+    replayed: bool
+
+
+class SeatOrdinalsHeld(Exception):
+    """Box office: seats held by buyers' live holds, sold only with the override flag."""
+
+    def __init__(self, ordinals: list[int]) -> None:
+        super().__init__(f"{len(ordinals)} seat(s) held by buyers")
+        self.ordinals = ordinals
+
+
+class RefundStale(Exception):
+    """A ticket's refunded total changed between reading the order and refunding: read again."""
 
 
 class SeatOrdinalsInWrongState(Exception):
@@ -257,13 +296,31 @@ class Inventory:
                 raise _not_on_sale(event_id, status)
         raise _hold_gone(reply, hold_id) or _unknown("extend", reply)
 
-    async def commit(self, event_id: str, hold_id: str, idempotency_key: str, buyer: Buyer) -> CommitResult:
-        """Turn a live hold into an order (fenced by the hold, idempotent by key)."""
+    async def commit(
+        self,
+        event_id: str,
+        hold_id: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        sale: Sale = STOREFRONT_SALE,
+    ) -> CommitResult:
+        """Turn a live hold into an order (fenced by the hold, idempotent by key).
+
+        ``sale`` is recorded with the order; with fee terms the script splits each
+        ticket's price as :func:`rules.fees.split_ticket` does."""
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
         reply = await self._scripts.commit.replicated(
             keys.event_keys(event_id),
-            [hold_id, idempotency_key, order_id, json_encoder.encode(buyer), ticket_prefix, PURGE_PER_CALL],
+            [
+                hold_id,
+                idempotency_key,
+                order_id,
+                json_encoder.encode(buyer),
+                ticket_prefix,
+                PURGE_PER_CALL,
+                json_encoder.encode(sale),
+            ],
         )
         match reply:
             case [Reply.OK, order_json, replayed]:
@@ -281,6 +338,121 @@ class Inventory:
                     "idempotency_key", f"already used for order {_text(other)} of a different hold"
                 )
         raise _hold_gone(reply, hold_id) or _unknown("commit", reply)
+
+    async def box_office(
+        self,
+        event_id: str,
+        *,
+        seats: Sequence[tuple[int, str]],
+        ga: Mapping[str, int],
+        idempotency_key: str,
+        buyer: Buyer,
+        sale: Sale,
+        fingerprint: str,
+        override: bool = False,
+    ) -> BoxOfficeResult:
+        """Sell seats and GA places in one step (``box_office.lua``): no storefront hold."""
+        _check_parts([o for o, _ in seats], ga)
+        order_id = new_id("o", 12)
+        ticket_prefix = f"t{secrets.token_hex(6)}-"
+        args: list[EncodableArg] = [
+            idempotency_key,
+            order_id,
+            json_encoder.encode(buyer),
+            ticket_prefix,
+            PURGE_PER_CALL,
+            json_encoder.encode(sale),
+            fingerprint,
+            1 if override else 0,
+            len(seats),
+            *(o for o, _ in seats),
+            *(c for _, c in seats),
+            len(ga),
+        ]
+        for area, qty in ga.items():
+            args += [area, qty]
+        reply = await self._scripts.box_office.replicated(keys.event_keys(event_id), args)
+        match reply:
+            case [Reply.OK, order_json, replayed, overridden]:
+                held = _text(overridden)
+                return BoxOfficeResult(
+                    order_decoder.decode(order_json), bool(replayed), held.split(",") if held else []
+                )
+            case [Reply.EVENT_NOT_FOUND]:
+                raise NotFound("event", event_id)
+            case [Reply.NOT_ON_SALE, status]:
+                raise PreconditionFailed(
+                    f"the box office sells while the event is on sale or paused (status {_text(status)})",
+                    subject=event_id,
+                )
+            case [Reply.SEATS_UNAVAILABLE, taken]:
+                raise SeatOrdinalsUnavailable([int(o) for o in taken])
+            case [Reply.SEATS_HELD, held_ordinals]:
+                raise SeatOrdinalsHeld([int(o) for o in held_ordinals])
+            case [Reply.GA_UNKNOWN, area, _]:
+                raise NotFound("general admission area", _text(area))
+            case [Reply.GA_UNAVAILABLE, area, available]:
+                raise GeneralAdmissionUnavailable(_text(area), int(available))
+            case [Reply.NO_PRICE, category]:
+                raise PreconditionFailed(
+                    f"category {_text(category)!r} has no price", subject=_text(category)
+                )
+            case [Reply.IDEMPOTENCY_MISMATCH, other]:
+                raise InvalidRequest(
+                    "idempotency_key", f"already used for order {_text(other)} of a different request"
+                )
+        raise _unknown("box_office", reply)
+
+    async def refund(
+        self,
+        event_id: str,
+        order_id: str,
+        *,
+        refund_key: str,
+        lines: Sequence[RefundLine],
+        reason: str,
+        release_to: Literal["", "free", "not_for_sale"],
+        fingerprint: str,
+    ) -> RefundResult:
+        """Record a refund (``refund.lua``); the lines' reversals come from rules.fees.reverse
+        on the refunded totals they name (RefundStale when one changed meanwhile)."""
+        args: list[EncodableArg] = [
+            refund_key, new_id("r", 12), order_id, reason, release_to, fingerprint, len(lines)
+        ]  # fmt: skip
+        for line in lines:
+            args += [
+                line.ticket_id,
+                line.amount,
+                line.refunded_before,
+                line.ticket_fee_rate,
+                line.ticket_fee_fixed,
+                line.processing_fee_rate,
+                line.processing_fee_fixed,
+            ]
+        reply = await self._scripts.refund.replicated(
+            (*keys.event_keys(event_id), *keys.money_keys(event_id)), args
+        )
+        match reply:
+            case [Reply.OK, refund_json, order_json, replayed]:
+                return RefundResult(
+                    refund_decoder.decode(refund_json), order_decoder.decode(order_json), bool(replayed)
+                )
+            case [Reply.ORDER_NOT_FOUND]:
+                raise NotFound("order", order_id)
+            case [Reply.TICKET_NOT_IN_ORDER, ticket]:
+                raise InvalidRequest("tickets", f"ticket {_text(ticket)!r} is not in order {order_id}")
+            case [Reply.REFUND_EXCEEDS_PAID, ticket, left]:
+                raise PreconditionFailed(
+                    f"a refund of ticket {_text(ticket)} can be at most {int(left)} more (minor units)",
+                    subject=_text(ticket),
+                )
+            case [Reply.REFUND_STALE, _]:
+                raise RefundStale()
+            case [Reply.IDEMPOTENCY_MISMATCH, other]:
+                raise InvalidRequest(
+                    "refund_key", f"already used for refund {_text(other)} of a different request"
+                )
+        raise _unknown("refund", reply)
 
     async def cancel(
         self,

@@ -99,6 +99,21 @@ def event_index(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:events"
 
 
+# -- money given back (holds/refunds.py) ------------------------------------------
+# Passed to the refund script after the event's keys, as KEYS[22..23]; same {ev:} tag.
+MONEY_KEY_NAMES = (
+    "refunds",  # hash refund key -> refund record (JSON, holds.records.Refund)
+    "refunds_z",  # zset refund key -> when it was made (ms): statements read a period
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def money_keys(event_id: str) -> tuple[str, ...]:
+    """The event's refund keys, in the order of MONEY_KEY_NAMES."""
+    tag = event_tag(event_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in MONEY_KEY_NAMES)
+
+
 # -- tickets and the door (holds/door.py) ---------------------------------------
 # Passed to the door scripts (scan, checkin_stats) after the event's keys, as
 # KEYS[22..25]; same {ev:} tag, so a scan stays in the event's slot.

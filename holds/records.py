@@ -87,6 +87,34 @@ class Buyer(msgspec.Struct, frozen=True):
     erased: bool = False  # anonymized by EraseBuyer (holds/feed/privacy.py): name, email, reference empty
 
 
+class SaleTerms(msgspec.Struct, frozen=True):
+    """The organizer's fee terms at the moment of sale (its plan's, in the event's
+    currency), recorded with the order: a later change of plan never rewrites it."""
+
+    plan_id: str
+    ticket_fee_bps: int = 0
+    processing_fee_bps: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_fixed: int = 0
+    refund_policy: str = "full"  # full | keep_fixed (rules/fees.py)
+
+
+class Sale(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How an order is sold, passed to the selling script and recorded with the order."""
+
+    collector: str  # platform | organizer: whose payment account took the money
+    payment_method: str  # online, cash, card_terminal, ...
+    channel: str = "storefront"  # storefront | box_office (always written: no default is omitted)
+    terms: SaleTerms | None = None  # None: the organizer has no plan (omitted, never JSON null)
+
+    def __post_init__(self) -> None:
+        if self.collector not in ("platform", "organizer"):
+            raise ValueError(f"unknown collector {self.collector!r}")
+
+
+STOREFRONT_SALE = Sale(collector="platform", payment_method="online")
+
+
 class Ticket(msgspec.Struct, frozen=True):
     ticket_id: str
     category: str
@@ -94,6 +122,25 @@ class Ticket(msgspec.Struct, frozen=True):
     status: str  # valid | cancelled
     seat: int | None = None  # ordinal in the event's seat map
     ga_area: str | None = None
+    # the split at sale (rules.fees.split_ticket, computed by the script): 0 without a plan
+    ticket_fee_rate: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_rate: int = 0
+    processing_fee_fixed: int = 0
+    refunded: int = 0  # minor units refunded so far (never more than price)
+
+    @property
+    def platform_fee(self) -> int:
+        return (
+            self.ticket_fee_rate
+            + self.ticket_fee_fixed
+            + self.processing_fee_rate
+            + self.processing_fee_fixed
+        )
+
+    @property
+    def organizer_share(self) -> int:
+        return self.price - self.platform_fee
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -109,6 +156,14 @@ class Order(msgspec.Struct, frozen=True):
     updated_ms: int
     seq: int = 0
     buyer_id: str = ""  # the hold's buyer id: cancelling gives back that buyer's per-buyer quota
+    # who took the buyer's money and how (rules/fees.py Collector; rules/statements.py PaymentMethod);
+    # orders written before these fields read as the platform's storefront checkout
+    collector: str = "platform"
+    payment_method: str = "online"
+    terms: SaleTerms | None = None  # the organizer's plan at sale; None: no plan, no fees
+    channel: str = "storefront"  # storefront | box_office
+    fingerprint: str = ""  # box office: of the request, so a reused idempotency key is told apart
+    overridden_holds: str = ""  # box office: holds whose seats were sold over them (comma-separated)
 
 
 class HoldRecord(msgspec.Struct, frozen=True):
@@ -136,5 +191,41 @@ class HoldRecord(msgspec.Struct, frozen=True):
         return list(self.reqs) if isinstance(self.reqs, list) else []
 
 
+class RefundLine(msgspec.Struct, frozen=True):
+    """One ticket's part of a refund: the amount paid back and the fees given back
+    (rules.fees.reverse of the ticket's recorded split, computed in Python)."""
+
+    ticket_id: str
+    amount: int
+    ticket_fee_rate: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_rate: int = 0
+    processing_fee_fixed: int = 0
+    refunded_before: int = 0  # the ticket's refunded total this line was computed on
+
+
+class Refund(msgspec.Struct, frozen=True):
+    """A refund of (part of) an order, idempotent by ``refund_key``; the order's
+    currency, collector and payment method are copied so a statement reads it alone."""
+
+    refund_id: str
+    refund_key: str
+    order_id: str
+    lines: list[RefundLine]
+    created_ms: int
+    currency: str
+    collector: str = "platform"
+    payment_method: str = "online"
+    refund_policy: str = "full"
+    reason: str = ""
+    release_to: str = ""  # "": seats stay sold (partial amount); free | not_for_sale: tickets cancelled
+    fingerprint: str = ""  # of the request: a reused refund key is told apart
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
 order_decoder = msgspec.json.Decoder(Order)
+refund_decoder = msgspec.json.Decoder(Refund)
 hold_decoder = msgspec.json.Decoder(HoldRecord)

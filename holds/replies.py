@@ -57,3 +57,8 @@ class Reply(IntEnum):
     REENTRY_NOT_ALLOWED = 33  # an exit scan at an event without re-entry
     # ticket_keys_put: the key ring changed since it was read (retry)
     KEYRING_CHANGED = 34
+    # box_office: seats held by buyers' live holds (sold only with the override flag)
+    SEATS_HELD = 35
+    # refund
+    REFUND_EXCEEDS_PAID = 36  # ticket id, refundable left
+    REFUND_STALE = 37  # ticket id: its refunded total changed since it was read (retry)

@@ -12,21 +12,33 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from holds.errors import Conflict, InvalidRequest, SeatsInWrongState, SeatsUnavailable
+from holds.errors import Conflict, InvalidRequest, PreconditionFailed, SeatsInWrongState, SeatsUnavailable
 from holds.inventory import (
+    BoxOfficeResult,
     HoldResult,
     Inventory,
+    RefundResult,
+    RefundStale,
+    SeatOrdinalsHeld,
     SeatOrdinalsInWrongState,
     SeatOrdinalsUnavailable,
     SeatState,
 )
 from holds.live import LiveEvent, LiveEvents
-from holds.records import Buyer, HoldRecord, Order
+from holds.records import Buyer, HoldRecord, Order, RefundLine, Sale, SaleTerms, Ticket
 from holds.retries import check_request_id, fingerprint
+from rules.errors import NoPriceInCurrency
+from rules.fees import Collector, FeePlan, RefundPolicy, Split, reverse
 from seatmap.bestavailable import BestAvailableRequest
+
+# The organizer's current fee plan (holds/platform/platforms.py PlatformStore.organizer_plan).
+PlanLookup = Callable[[str], Awaitable[FeePlan | None]]
+MAX_PAYMENT_METHOD = 64
+REFUND_ATTEMPTS = 8  # reads of the order when concurrent refunds of its tickets race
 
 BEST_AVAILABLE_ATTEMPTS = 8
 MAX_SEATS_PER_REQUEST = 1_000
@@ -64,11 +76,84 @@ def _check_buyer(buyer: str) -> str:
     return buyer
 
 
+def _ticket_split(order: Order, ticket: Ticket) -> Split:
+    keep = order.terms is not None and order.terms.refund_policy == "keep_fixed"
+    policy: RefundPolicy = "keep_fixed" if keep else "full"
+    return Split(order.currency, ticket.price, ticket.ticket_fee_rate, ticket.ticket_fee_fixed,
+                 ticket.processing_fee_rate, ticket.processing_fee_fixed, policy)  # fmt: skip
+
+
+def _refund_lines(order: Order, amounts: Mapping[str, int], releasing: bool) -> list[RefundLine]:
+    """The refund's lines on the order as read: each ticket's reversal on its refunded total."""
+    by_id = {t.ticket_id: t for t in order.tickets}
+    if amounts:
+        unknown = [t for t in amounts if t not in by_id]
+        if unknown:
+            raise InvalidRequest("tickets", f"ticket {unknown[0]!r} is not in order {order.order_id}")
+        chosen = [(by_id[t], amount) for t, amount in amounts.items()]
+    else:  # the whole order: what is left of every ticket (and, releasing, every valid ticket)
+        chosen = [
+            (t, 0) for t in order.tickets if t.refunded < t.price or (releasing and t.status == "valid")
+        ]
+        if not chosen:
+            raise PreconditionFailed(
+                f"order {order.order_id} has nothing left to refund", subject=order.order_id
+            )
+    lines = []
+    for ticket, asked in chosen:
+        left = ticket.price - ticket.refunded
+        amount = asked or left
+        if amount > left:
+            raise PreconditionFailed(
+                f"a refund of ticket {ticket.ticket_id} can be at most {left} more (minor units)",
+                subject=ticket.ticket_id,
+            )
+        back = reverse(_ticket_split(order, ticket), amount, refunded_before=ticket.refunded)
+        lines.append(RefundLine(ticket.ticket_id, amount, *back.parts(), refunded_before=ticket.refunded))
+    return lines
+
+
+def check_order_input(idempotency_key: str, buyer: Buyer) -> None:
+    if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
+    for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
+                               ("buyer.payment_reference", buyer.payment_reference, 200)):  # fmt: skip
+        if len(value) > limit:
+            raise InvalidRequest(name, f"must be at most {limit} characters")
+
+
 class Sales:
-    def __init__(self, live: LiveEvents, inventory: Inventory) -> None:
+    def __init__(self, live: LiveEvents, inventory: Inventory, plans: PlanLookup | None = None) -> None:
         self._live = live
         self._inventory = inventory
+        self._plans = plans
         self._rng = random.Random()
+
+    async def sale(
+        self, tenant_id: str, ctx: LiveEvent, collector: Collector, payment_method: str, channel: str
+    ) -> Sale:
+        """How an order of ``ctx`` is sold: the organizer's plan terms in the event's currency."""
+        if not 1 <= len(payment_method) <= MAX_PAYMENT_METHOD:
+            raise InvalidRequest("payment_method", f"1-{MAX_PAYMENT_METHOD} characters")
+        plan = await self._plans(tenant_id) if self._plans is not None else None
+        terms = None
+        if plan is not None:
+            try:
+                prices = plan.prices_in(ctx.ref.currency)
+            except NoPriceInCurrency as exc:
+                raise PreconditionFailed(
+                    f"the organizer's plan {plan.plan_id!r} has no prices in {ctx.ref.currency}",
+                    subject=plan.plan_id,
+                ) from exc
+            terms = SaleTerms(
+                plan_id=plan.plan_id,
+                ticket_fee_bps=plan.ticket_fee_bps,
+                processing_fee_bps=plan.processing_fee_bps,
+                ticket_fee_fixed=prices.ticket_fee_fixed,
+                processing_fee_fixed=prices.processing_fee_fixed,
+                refund_policy=plan.refund_policy,
+            )
+        return Sale(collector=collector, payment_method=payment_method, channel=channel, terms=terms)
 
     async def context(self, tenant_id: str, event_id: str) -> LiveEvent:
         """The event as this process holds it, if ``tenant_id`` owns it."""
@@ -279,18 +364,111 @@ class Sales:
 
     # -- orders --------------------------------------------------------------
     async def commit(
-        self, tenant_id: str, token: str, idempotency_key: str, buyer: Buyer
+        self,
+        tenant_id: str,
+        token: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        *,
+        collector: Collector = "platform",
+        payment_method: str = "online",
     ) -> tuple[LiveEvent, Order, bool]:
-        if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidRequest("idempotency_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
-        for name, value, limit in (("buyer.name", buyer.name, 200), ("buyer.email", buyer.email, 320),
-                                   ("buyer.payment_reference", buyer.payment_reference, 200)):  # fmt: skip
-            if len(value) > limit:
-                raise InvalidRequest(name, f"must be at most {limit} characters")
+        check_order_input(idempotency_key, buyer)
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer)
+        sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
+        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
         return ctx, result.order, result.replayed
+
+    async def sell_at_box_office(
+        self,
+        tenant_id: str,
+        event_id: str,
+        seat_ids: Sequence[str],
+        ga: Mapping[str, int],
+        *,
+        idempotency_key: str,
+        buyer: Buyer,
+        payment_method: str,
+        collector: Collector = "organizer",
+        override: bool = False,
+    ) -> tuple[LiveEvent, BoxOfficeResult]:
+        """Sell without a storefront hold (``box_office.lua``); seats held by buyers only
+        with ``override`` (the caller audits it)."""
+        check_order_input(idempotency_key, buyer)
+        ctx = await self.context(tenant_id, event_id)
+        ordinals = self.ordinals(ctx, seat_ids)
+        for area, qty in ga.items():
+            if area not in ctx.loaded.index.ga_areas:
+                raise InvalidRequest(f"general_admission[{area}]", "no such general admission area")
+            if not 1 <= qty <= MAX_SEATS_PER_REQUEST:
+                raise InvalidRequest(f"general_admission[{area}]", f"must be 1-{MAX_SEATS_PER_REQUEST}")
+        if not ordinals and not ga:
+            raise InvalidRequest("seat_ids", "name at least one seat or general admission place")
+        if len(ordinals) + sum(ga.values()) > MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_REQUEST} places per sale")
+        sale = await self.sale(tenant_id, ctx, collector, payment_method, "box_office")
+        parts = {"seats": sorted(seat_ids), "ga": dict(sorted(ga.items())), "override": override,
+                 "payment_method": payment_method, "collector": collector}  # fmt: skip
+        placed = ctx.loaded.index.placed
+        try:
+            result = await self._inventory.box_office(
+                ctx.event_id,
+                seats=[(o, placed[o].seat.category) for o in ordinals],
+                ga=ga,
+                idempotency_key=idempotency_key,
+                buyer=buyer,
+                sale=sale,
+                fingerprint=fingerprint("box_office", ctx.event_id, "", "", parts),
+                override=override,
+            )
+        except SeatOrdinalsUnavailable as exc:
+            raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
+        except SeatOrdinalsHeld as exc:
+            raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
+        return ctx, result
+
+    async def refund(
+        self,
+        tenant_id: str,
+        event_id: str,
+        order_id: str,
+        amounts: Mapping[str, int],
+        *,
+        refund_key: str,
+        reason: str = "",
+        release_to: Literal["", "free", "not_for_sale"] = "",
+    ) -> tuple[LiveEvent, RefundResult]:
+        """Refund tickets of an order: ``amounts`` ticket id -> minor units (0: all that is
+        left of it); empty: the whole order. The fee reversal of each ticket is
+        :func:`rules.fees.reverse` of its split at sale on its refunded total, and the
+        script refuses the refund whole if a total changed meanwhile (then: read again)."""
+        ctx = await self.context(tenant_id, event_id)
+        if not order_id:
+            raise InvalidRequest("order_id", "required")
+        if not 1 <= len(refund_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidRequest("refund_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
+        if len(reason) > 500:
+            raise InvalidRequest("reason", "must be at most 500 characters")
+        if len(amounts) > MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest("tickets", f"at most {MAX_SEATS_PER_REQUEST} per request")
+        for ticket_id, amount in amounts.items():
+            if amount < 0:
+                raise InvalidRequest(f"tickets[{ticket_id}].amount_minor", "must not be negative")
+        parts = {"order": order_id, "amounts": dict(sorted(amounts.items())), "release_to": release_to,
+                 "reason": reason}  # fmt: skip
+        digest = fingerprint("refund", ctx.event_id, "", "", parts)
+        for _attempt in range(REFUND_ATTEMPTS):
+            order = await self._inventory.get_order(ctx.event_id, order_id)
+            lines = _refund_lines(order, amounts, release_to != "")
+            try:
+                return ctx, await self._inventory.refund(
+                    ctx.event_id, order_id, refund_key=refund_key, lines=lines, reason=reason,
+                    release_to=release_to, fingerprint=digest,
+                )  # fmt: skip
+            except RefundStale:
+                continue
+        raise Conflict(f"concurrent refunds of order {order_id} kept changing it; retry")
 
     async def cancel(
         self,

@@ -49,6 +49,8 @@ INVENTORY_SCRIPTS = frozenset(
         "erase_orders",
         "scan",
         "checkin_stats",
+        "box_office",
+        "refund",
     }
 )
 
@@ -145,6 +147,8 @@ class ScriptRegistry:
         self.reap = self._script("reap")
         self.hold_view = self._script("hold_view")
         self.event_dump = self._script("event_dump")
+        self.box_office = self._script("box_office")  # holds/inventory.py
+        self.refund = self._script("refund")  # over the event's keys and money keys: holds/inventory.py
         # an event's settings: holds/events.py
         self.event_put = self._script("event_put")
         # a tenant's seat maps: holds/seatmaps.py

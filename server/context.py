@@ -63,6 +63,7 @@ class Stores:
         inventory = Inventory(client, scripts)
         live = LiveEvents(client, events, seatmaps, inventory)
         tenants = TenantStore(client)
+        platforms = PlatformStore(client, tenants)
         return cls(
             redis=client,
             scripts=scripts,
@@ -71,9 +72,9 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory),
+            sales=Sales(live, inventory, platforms.organizer_plan),
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
-            platforms=PlatformStore(client, tenants),
+            platforms=platforms,
             audit=AuditLog(client),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
         )

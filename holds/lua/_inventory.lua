@@ -202,3 +202,37 @@ local function sale_settings(now)
   if s['until'] > 0 and now >= s['until'] then return s, 'not_on_sale' end
   return s, nil
 end
+
+-- The fee split of one ticket at sale: rules/fees.py split_ticket in Lua (the
+-- property test tests/holds/test_fee_split.py checks the two agree). Lua numbers
+-- are doubles, exact below 2^53: a price (at most 10^12) is cut into
+-- hi * 10000 + lo so that no product exceeds 10^12, and the remainder is taken
+-- with math.fmod (exact), so the half-even rounding is exact too.
+local function rate_part(price, bps)
+  local lo = math.fmod(price, 10000)
+  local hi = (price - lo) / 10000
+  local n = lo * bps                                  -- < 10^8
+  local r = math.fmod(n, 10000)
+  local q = hi * bps + (n - r) / 10000
+  if 2 * r > 10000 or (2 * r == 10000 and math.fmod(q, 2) == 1) then q = q + 1 end
+  return q
+end
+
+-- terms: the order's recorded sale terms (nil: no plan, no fees); collector: who took the money.
+-- Sets the ticket's four fee parts, each taken from what is left of the price in order.
+local function split_ticket(ticket, terms, collector)
+  if not terms then return end
+  local processing = collector == 'platform'
+  local wanted = {
+    rate_part(ticket.price, terms.ticket_fee_bps), terms.ticket_fee_fixed,
+    processing and rate_part(ticket.price, terms.processing_fee_bps) or 0,
+    processing and terms.processing_fee_fixed or 0,
+  }
+  local left = ticket.price
+  local names = {'ticket_fee_rate', 'ticket_fee_fixed', 'processing_fee_rate', 'processing_fee_fixed'}
+  for i, name in ipairs(names) do
+    local part = math.min(wanted[i], left)
+    ticket[name] = part
+    left = left - part
+  end
+end

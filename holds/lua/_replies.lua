@@ -43,3 +43,8 @@ local NOT_CHECKED_IN = 32           -- exit of a ticket that is not inside
 local REENTRY_NOT_ALLOWED = 33      -- exit at an event without re-entry
 -- ticket_keys_put: bare code
 local KEYRING_CHANGED = 34
+-- box_office: seats held by buyers' live holds (sell them only with override)
+local SEATS_HELD = 35                -- {ordinal, ...}
+-- refund: {code, details...}
+local REFUND_EXCEEDS_PAID = 36       -- ticket id, refundable left
+local REFUND_STALE = 37              -- ticket id: its refunded total changed since it was read (retry)

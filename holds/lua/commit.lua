@@ -12,6 +12,7 @@ local order_id = ARGV[3]
 local buyer_json = ARGV[4]
 local ticket_prefix = ARGV[5]
 local purge_limit = tonumber(ARGV[6])
+local sale = cjson.decode(ARGV[7])        -- {collector, payment_method, channel, terms?}: holds/inventory.py
 
 local prior = redis.call('HGET', K_IDEM, idem_key)
 if prior then
@@ -48,6 +49,7 @@ for i, o in ipairs(seats) do
   if not p then return {NO_PRICE, cats[i]} end
   tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, seat = o, category = cats[i],
     price = p, status = 'valid'}
+  split_ticket(tickets[#tickets], sale.terms, sale.collector)
   total = total + p
 end
 local ga = {}
@@ -64,6 +66,7 @@ for _, entry in ipairs(ga) do
   for _ = 1, entry[2] do
     tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, ga_area = entry[1], category = cat,
       price = p, status = 'valid'}
+    split_ticket(tickets[#tickets], sale.terms, sale.collector)
     total = total + p
   end
 end
@@ -85,7 +88,8 @@ end_hold(hold_id, hold, 'committed:' .. order_id, now)
 local order = {order_id = order_id, hold_id = hold_id, idempotency_key = idem_key, buyer = cjson.decode(buyer_json),
   buyer_id = hold.buyer or '',
   tickets = tickets, total = total, currency = redis.call('HGET', K_META, 'currency'), status = 'committed',
-  created_ms = now, updated_ms = now, seq = seq}
+  created_ms = now, updated_ms = now, seq = seq,
+  collector = sale.collector, payment_method = sale.payment_method, channel = sale.channel, terms = sale.terms}
 local order_raw = cjson.encode(order)
 redis.call('HSET', K_ORDERS, order_id, order_raw)
 redis.call('HSET', K_IDEM, idem_key, order_id)

@@ -77,6 +77,8 @@ class PlatformStore:
         self._r = client
         self._tenants = tenants
         self._cache: TTLCache[str, PlatformRecord | None] = TTLCache(maxsize=10_000, ttl=cache_ttl_s)
+        # plans never change once created (create_plan is HSETNX): cached without expiry, bounded
+        self._plans: dict[tuple[str, str], FeePlan] = {}
 
     async def create(
         self, platform_id: str, name: str, terms_version: str, public_sales_when_suspended: bool
@@ -205,6 +207,30 @@ class PlatformStore:
         if not created:
             raise AlreadyExists("plan", plan.plan_id)
         return plan
+
+    async def plan(self, platform_id: str, plan_id: str) -> FeePlan | None:
+        """One plan (cached: plans are immutable); None when the platform has no such plan."""
+        cached = self._plans.get((platform_id, plan_id))
+        if cached is not None:
+            return cached
+        async with wrap_errors("read plan"):
+            raw = await self._r.hget(keys.platform_plans(platform_id), plan_id)
+        if raw is None:
+            return None
+        if len(self._plans) >= 10_000:
+            self._plans.clear()
+        plan = self._plans[(platform_id, plan_id)] = plan_decoder.decode(raw)
+        return plan
+
+    async def organizer_plan(self, tenant_id: str) -> FeePlan | None:
+        """The plan the organizer is on now (None: no plan, or an organizer outside platforms).
+
+        The organizer's record is read through the tenants' short cache, so a change
+        of plan applies to sales within its TTL."""
+        organizer = await self._tenants.organizer(tenant_id)
+        if organizer is None or not organizer.plan_id or not organizer.platform_id:
+            return None
+        return await self.plan(organizer.platform_id, organizer.plan_id)
 
     async def list_plans(self, platform_id: str) -> list[FeePlan]:
         async with wrap_errors("list plans"):

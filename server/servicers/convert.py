@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, sales_pb2
 
+from holds.errors import InvalidRequest
 from holds.events import Event, EventStatus
 from holds.live import LiveEvent
 from holds.records import Order
 from holds.sales import HoldInfo
+from rules.fees import Collector
 
 STATUS_TO_PROTO: dict[str, events_pb2.EventStatus.ValueType] = {
     "draft": events_pb2.EVENT_STATUS_DRAFT,
@@ -107,6 +111,15 @@ def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
         ticket.price.amount_minor = t.price
         ticket.price.currency = currency
         ticket.cancelled = t.status == "cancelled"
+        split = ticket.split
+        split.ticket_fee_rate = t.ticket_fee_rate
+        split.ticket_fee_fixed = t.ticket_fee_fixed
+        split.processing_fee_rate = t.processing_fee_rate
+        split.processing_fee_fixed = t.processing_fee_fixed
+        split.platform_fee = t.platform_fee
+        split.organizer_share = t.organizer_share
+        ticket.refunded.amount_minor = t.refunded
+        ticket.refunded.currency = currency
     out.total.amount_minor = order.total
     out.total.currency = currency
     buyer = out.buyer
@@ -117,4 +130,25 @@ def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
     out.idempotency_key = order.idempotency_key
     out.created_at.FromMilliseconds(order.created_ms)
     out.updated_at.FromMilliseconds(order.updated_ms)
+    out.collector = COLLECTOR_PB.get(order.collector, sales_pb2.COLLECTOR_UNSPECIFIED)
+    out.payment_method = order.payment_method
+    out.plan_id = order.terms.plan_id if order.terms is not None else ""
+    out.channel = CHANNEL_PB.get(order.channel, sales_pb2.SALES_CHANNEL_UNSPECIFIED)
     return out
+
+
+COLLECTOR_PB = {"platform": sales_pb2.COLLECTOR_PLATFORM, "organizer": sales_pb2.COLLECTOR_ORGANIZER}
+CHANNEL_PB = {
+    "storefront": sales_pb2.SALES_CHANNEL_STOREFRONT,
+    "box_office": sales_pb2.SALES_CHANNEL_BOX_OFFICE,
+}
+
+
+def collector_of(value: int, default: Collector) -> Collector:
+    """A request's collector (unspecified: ``default``); an unknown value is INVALID_ARGUMENT."""
+    if value == sales_pb2.COLLECTOR_UNSPECIFIED:
+        return default
+    for name, number in COLLECTOR_PB.items():
+        if number == value:
+            return cast(Collector, name)
+    raise InvalidRequest("collector", "unknown collector")

@@ -6,12 +6,21 @@ import msgspec
 from seatwise.v1 import platform_pb2, platform_pb2_grpc
 
 from holds import keys
+from holds.billing import Billing, check_period
 from holds.errors import InvalidRequest, NotFound
 from holds.platform import audit as audit_store
 from holds.platform.records import AuditEntry, PlatformRecord
-from holds.records import TenantRecord
+from holds.records import RoleName, TenantRecord
 from holds.redis_client import AnyRedis
 from rules.fees import FeePlan
+from rules.statements import (
+    CurrencyStatement,
+    RollupCurrency,
+    Totals,
+    build_rollup,
+    rollup_csv,
+    statement_csv,
+)
 from server import scope
 from server.audit import note_target
 from server.auth import AUDIT_READERS, OPERATOR, ORGANIZER, ROOT, current_principal
@@ -68,6 +77,7 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
         self._platforms = stores.platforms
         self._audit = stores.audit
         self._redis: AnyRedis = stores.redis
+        self._billing = Billing(stores.redis)
 
     async def CreatePlatform(
         self, request: platform_pb2.CreatePlatformRequest, context: Context
@@ -222,6 +232,76 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
             entries=[audit_entry_pb(e) for e in entries], next_page_token=token
         )
 
+    async def GetStatement(
+        self, request: platform_pb2.GetStatementRequest, context: Context
+    ) -> platform_pb2.GetStatementResponse:
+        for field in ("period_start", "period_end"):
+            if not request.HasField(field):
+                raise InvalidRequest(field, "required")
+        period = check_period(
+            timestamp_field_ms(request, "period_start"), timestamp_field_ms(request, "period_end")
+        )
+        out = platform_pb2.GetStatementResponse(
+            period_start=request.period_start, period_end=request.period_end
+        )
+        p = current_principal()
+        if request.organizer_id or not p.is_admin or p.acting:
+            organizer = await scope.organizer(self._tenants, request.organizer_id)
+            statement = await self._billing.statement(organizer.tenant_id, period)
+            out.organizer_id = organizer.tenant_id
+            out.platform_id = organizer.platform_id
+            out.currencies.extend(_currency_pb(part) for part in statement.currencies)
+            lines = statement_csv(statement)
+        else:
+            platform = await scope.platform(self._platforms, request.platform_id)
+            organizers = await self._tenants.list_tenants(platform.platform_id)
+            rollup = build_rollup(
+                period, await self._billing.statements((o.tenant_id for o in organizers), period)
+            )
+            out.platform_id = platform.platform_id
+            out.currencies.extend(_currency_pb(part) for part in rollup.currencies)
+            out.organizers.extend(
+                platform_pb2.OrganizerNetDue(
+                    organizer_id=o.organizer_id,
+                    currency=o.currency,
+                    net_due_minor=o.net_due,
+                    direction=o.direction,
+                )
+                for o in rollup.organizers
+            )
+            lines = rollup_csv(rollup)
+        if request.include_csv:
+            out.csv = "".join(lines).encode()
+        return out
+
+
+def _currency_pb(part: CurrencyStatement | RollupCurrency) -> platform_pb2.StatementCurrency:
+    totals: Totals = part.totals
+    out = platform_pb2.StatementCurrency(
+        currency=part.currency,
+        lines=[
+            platform_pb2.StatementLine(section=line.section, label=line.label, amount_minor=line.amount)
+            for line in part.lines
+        ],
+        net_due_minor=part.net_due,
+        gross_minor=totals.gross,
+        refunds_minor=totals.refunds,
+        fees_minor=totals.fees,
+        fee_reversals_minor=totals.fee_reversals,
+        tickets_sold=totals.tickets_sold,
+        refund_count=totals.refund_count,
+    )
+    if isinstance(part, CurrencyStatement):
+        out.direction = part.direction
+    else:
+        out.owed_to_organizers_minor = part.owed_to_organizers
+        out.owed_by_organizers_minor = part.owed_by_organizers
+    return out
+
+
+# Organizer admins and reporting keys read their own statements; operators any of theirs.
+STATEMENT_READERS: frozenset[RoleName] = ORGANIZER | {"reporting"}
+
 
 def plan_pb(plan: FeePlan) -> platform_pb2.Plan:
     return platform_pb2.Plan(
@@ -283,5 +363,6 @@ SERVICE = ServiceDeclaration(
         "ListAuditLog": MethodRule(AUDIT_READERS),
         "CreatePlan": MethodRule(OPERATOR, audited=True),
         "ListPlans": MethodRule(ORGANIZER),
+        "GetStatement": MethodRule(STATEMENT_READERS),
     },
 )

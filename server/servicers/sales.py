@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from seatwise.v1 import sales_pb2, sales_pb2_grpc
 
 from holds.errors import InvalidRequest
-from holds.records import Buyer
+from holds.platform.audit import AuditLog
+from holds.records import Buyer, Refund
 from holds.sales import Sales
 from seatmap.bestavailable import BestAvailableError, BestAvailableRequest
 from server.admission import Admit
+from server.audit import note_target
+from server.audit import write as audit_write
 from server.auth import BOX_OFFICE, BROWSE, REPORTING, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
-from server.servicers.convert import hold_pb, order_pb
+from server.servicers.convert import collector_of, hold_pb, order_pb
 
 _ADJACENCY = {
     sales_pb2.ADJACENCY_UNSPECIFIED: "required",
@@ -121,22 +126,65 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
         return hold_pb(info)
 
 
+_RELEASE: dict[int, Literal["", "free", "not_for_sale"]] = {
+    sales_pb2.REFUND_RELEASE_UNSPECIFIED: "",
+    sales_pb2.REFUND_RELEASE_KEEP_SOLD: "",
+    sales_pb2.REFUND_RELEASE_FREE: "free",
+    sales_pb2.REFUND_RELEASE_NOT_FOR_SALE: "not_for_sale",
+}
+SELL_AT_BOX_OFFICE = "/seatwise.v1.OrderService/SellAtBoxOffice"
+
+
+def _buyer(b: sales_pb2.BuyerDetails) -> Buyer:
+    return Buyer(
+        name=b.name,
+        email=b.email,
+        marketing_consent=b.marketing_consent,
+        payment_reference=b.payment_reference,
+    )
+
+
+def refund_pb(refund: Refund) -> sales_pb2.Refund:
+    out = sales_pb2.Refund(refund_id=refund.refund_id, order_id=refund.order_id)
+    for line in refund.lines:
+        t = out.tickets.add()
+        t.ticket_id = line.ticket_id
+        t.amount.amount_minor = line.amount
+        t.amount.currency = refund.currency
+        r = t.fee_reversal
+        r.ticket_fee_rate = line.ticket_fee_rate
+        r.ticket_fee_fixed = line.ticket_fee_fixed
+        r.processing_fee_rate = line.processing_fee_rate
+        r.processing_fee_fixed = line.processing_fee_fixed
+        r.platform_fee = (
+            line.ticket_fee_rate
+            + line.ticket_fee_fixed
+            + line.processing_fee_rate
+            + line.processing_fee_fixed
+        )
+        r.organizer_share = line.amount - r.platform_fee
+    out.total.amount_minor = refund.total
+    out.total.currency = refund.currency
+    out.created_at.FromMilliseconds(refund.created_ms)
+    return out
+
+
 class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
-    def __init__(self, sales: Sales) -> None:
+    def __init__(self, sales: Sales, audit: AuditLog | None = None) -> None:
         self._sales = sales
+        self._audit = audit
 
     async def CommitHold(
         self, request: sales_pb2.CommitHoldRequest, context: Context
     ) -> sales_pb2.CommitHoldResponse:
-        b = request.buyer
-        buyer = Buyer(
-            name=b.name,
-            email=b.email,
-            marketing_consent=b.marketing_consent,
-            payment_reference=b.payment_reference,
-        )
+        buyer = _buyer(request.buyer)
         ctx, order, replayed = await self._sales.commit(
-            current_principal().require_tenant(), _token(request.hold_token), request.idempotency_key, buyer
+            current_principal().require_tenant(),
+            _token(request.hold_token),
+            request.idempotency_key,
+            buyer,
+            collector=collector_of(request.collector, "platform"),
+            payment_method=request.payment_method or "online",
         )
         return sales_pb2.CommitHoldResponse(order=order_pb(ctx, order), replayed=replayed)
 
@@ -172,6 +220,59 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
         )
         return sales_pb2.CancelOrderResponse(order=order_pb(ctx, order))
 
+    async def SellAtBoxOffice(
+        self, request: sales_pb2.SellAtBoxOfficeRequest, context: Context
+    ) -> sales_pb2.SellAtBoxOfficeResponse:
+        principal = current_principal()
+        ctx, result = await self._sales.sell_at_box_office(
+            principal.require_tenant(),
+            request.event_id,
+            list(request.seat_ids),
+            dict(request.general_admission),
+            idempotency_key=request.idempotency_key,
+            buyer=_buyer(request.buyer),
+            payment_method=request.payment_method,
+            collector=collector_of(request.collector, "organizer"),
+            override=request.override_holds,
+        )
+        if result.overridden_holds and not result.replayed:
+            # the override is audited: who sold which order over how many buyers' holds
+            note_target(order_id=result.order.order_id, overridden_holds=str(len(result.overridden_holds)))
+            if self._audit is not None and not principal.acting:  # acting calls: the wrapper writes it
+                await audit_write(self._audit, SELL_AT_BOX_OFFICE, principal, request, "OK")
+        return sales_pb2.SellAtBoxOfficeResponse(
+            order=order_pb(ctx, result.order),
+            replayed=result.replayed,
+            overridden_holds=len(result.overridden_holds),
+        )
+
+    async def RefundOrder(
+        self, request: sales_pb2.RefundOrderRequest, context: Context
+    ) -> sales_pb2.RefundOrderResponse:
+        release = _RELEASE.get(request.release)
+        if release is None:
+            raise InvalidRequest("release", "unknown release")
+        amounts: dict[str, int] = {}
+        for i, t in enumerate(request.tickets):
+            if not t.ticket_id:
+                raise InvalidRequest(f"tickets[{i}].ticket_id", "required")
+            if t.ticket_id in amounts:
+                raise InvalidRequest(f"tickets[{i}].ticket_id", f"ticket {t.ticket_id!r} listed twice")
+            amounts[t.ticket_id] = t.amount_minor
+        ctx, result = await self._sales.refund(
+            current_principal().require_tenant(),
+            request.event_id,
+            request.order_id,
+            amounts,
+            refund_key=request.refund_key,
+            reason=request.reason,
+            release_to=release,
+        )
+        note_target(refund_id=result.refund.refund_id)
+        return sales_pb2.RefundOrderResponse(
+            order=order_pb(ctx, result.order), refund=refund_pb(result.refund), replayed=result.replayed
+        )
+
 
 HOLD_SERVICE = ServiceDeclaration(
     descriptor=sales_pb2.DESCRIPTOR.services_by_name["HoldService"],
@@ -189,11 +290,13 @@ HOLD_SERVICE = ServiceDeclaration(
 ORDER_SERVICE = ServiceDeclaration(
     descriptor=sales_pb2.DESCRIPTOR.services_by_name["OrderService"],
     add_to_server=sales_pb2_grpc.add_OrderServiceServicer_to_server,
-    factory=lambda stores: OrderServicer(stores.sales),
+    factory=lambda stores: OrderServicer(stores.sales, stores.audit),
     methods={
         "CommitHold": MethodRule(SALES, Admit.ALWAYS),
         "GetOrder": MethodRule(BROWSE),
         "ListOrders": MethodRule(REPORTING),
         "CancelOrder": MethodRule(BOX_OFFICE),
+        "SellAtBoxOffice": MethodRule(BOX_OFFICE),  # overrides of buyers' holds are audited
+        "RefundOrder": MethodRule(BOX_OFFICE, audited=True),
     },
 )

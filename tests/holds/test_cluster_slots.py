@@ -115,6 +115,13 @@ async def test_every_script_call_path_stays_in_one_slot(
     await inv.release(ev.event_id, held.hold_id, seats=[3])
     order = (await inv.commit(ev.event_id, held.hold_id, "idem-1", Buyer(name="Ada"))).order
     await inv.cancel(ev.event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
+    await stores.sales.sell_at_box_office(  # box_office
+        ev.tenant, ev.event_id, [ev.loaded.index.placed[14].seat.id], {}, idempotency_key="bo-1",
+        buyer=Buyer(), payment_method="cash",
+    )  # fmt: skip
+    await stores.sales.refund(  # refund: event keys + money keys
+        ev.tenant, ev.event_id, order.order_id, {order.tickets[2].ticket_id: 100}, refund_key="rf-1"
+    )
     door, ticket = stores.door, order.tickets[1].ticket_id
     _, token, _ = await door.ticket_token(ev.tenant, ev.event_id, order.order_id, ticket)  # ticket_keys_put
     await door.scan(ev.tenant, ev.event_id, token, "A", "d1")  # scan: event keys + door keys
@@ -148,6 +155,8 @@ async def test_every_script_call_path_stays_in_one_slot(
             "erase_orders",
             "scan",
             "checkin_stats",
+            "box_office",
+            "refund",
         }:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
 

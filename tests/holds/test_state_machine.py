@@ -50,8 +50,8 @@ from holds.errors import (
     PreconditionFailed,
     StoreError,
 )
-from holds.inventory import SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
-from holds.records import Buyer, Order
+from holds.inventory import SeatOrdinalsHeld, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.records import Buyer, Order, Sale
 from server.context import Stores
 from tests.holds.factories import (
     GA_AREA,
@@ -103,6 +103,8 @@ class MOrder:
     ga_tickets: list[str]
     cancelled: set[str] = field(default_factory=set)
     total: int = 0
+    prices: dict[str, int] = field(default_factory=dict)  # ticket id -> price
+    refunded: dict[str, int] = field(default_factory=dict)  # ticket id -> refunded so far
 
 
 class InventoryMachine(RuleBasedStateMachine):
@@ -337,7 +339,8 @@ class InventoryMachine(RuleBasedStateMachine):
             )
             assert remaining == hold.count - len(part) - ga
         for o in part:
-            self.seat[o] = ("free", "")
+            if self.seat[o] == ("held", hold_id):  # not a seat the box office sold over the hold
+                self.seat[o] = ("free", "")
         hold.seats = [o for o in hold.seats if o not in part]
         hold.ga -= ga
         if hold.count == 0:
@@ -362,6 +365,10 @@ class InventoryMachine(RuleBasedStateMachine):
             with pytest.raises(GONE):
                 self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
             return
+        if any(self.seat[o] != ("held", hold_id) for o in self.holds[hold_id].seats):
+            with pytest.raises(HoldExpired):  # the box office sold a seat over it: fenced
+                self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
+            return
         hold = self.holds.pop(hold_id)
         result = self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
         self.purged()
@@ -381,16 +388,96 @@ class InventoryMachine(RuleBasedStateMachine):
             {t.ticket_id: t.seat for t in order.tickets if t.seat is not None},
             [t.ticket_id for t in order.tickets if t.seat is None],
             total=order.total,
+            prices={t.ticket_id: t.price for t in order.tickets},
         )
         self.idem[key] = order.order_id
         for o in hold.seats:
             self.seat[o] = ("sold", order.order_id)
 
-    @precondition(lambda self: self.idem and self.budget["reuse_key"])
+    @rule(data=st.data(), ga=st.integers(0, 2), override=st.booleans())
+    def sell_at_box_office(self, data: st.DataObject, ga: int, override: bool) -> None:
+        seats = data.draw(st.lists(st.integers(0, SEATS - 1), max_size=3, unique=True))
+        if not seats and not ga:
+            return
+        key = f"bo{next(self.keys)}"
+        sale = Sale(collector="organizer", payment_method="cash", channel="box_office")
+        call = self.inv.box_office(
+            self.ev.event_id, seats=self.ev.seats(*seats), ga={GA_AREA: ga} if ga else {},
+            idempotency_key=key, buyer=Buyer(), sale=sale, fingerprint=key, override=override,
+        )  # fmt: skip
+        self.purged()  # the script purges expired holds before it checks anything
+        expected: type[Exception] | None = None
+        if any(self.seat[o][0] in ("sold", "blocked", "not_for_sale") for o in seats):
+            expected = SeatOrdinalsUnavailable
+        elif not override and any(self.seat[o][0] == "held" for o in seats):
+            expected = SeatOrdinalsHeld
+        elif ga and self.ga_held() + self.ga_sold() + ga > GA_CAP:
+            expected = GeneralAdmissionUnavailable
+        if expected is not None:
+            with pytest.raises(expected):
+                self.run(call)
+            return
+        result = self.run(call)
+        order: Order = result.order
+        over = sorted({self.seat[o][1] for o in seats if self.seat[o][0] == "held"})
+        assert result.overridden_holds == over
+        assert sorted(t.seat for t in order.tickets if t.seat is not None) == sorted(seats)
+        assert order.total == sum(self.ev.prices[self.ev.categories[o]] for o in seats) + ga * PRICES["ga"]
+        self.orders[order.order_id] = MOrder(
+            "",
+            key,
+            "",
+            {t.ticket_id: t.seat for t in order.tickets if t.seat is not None},
+            [t.ticket_id for t in order.tickets if t.seat is None],
+            total=order.total,
+            prices={t.ticket_id: t.price for t in order.tickets},
+        )
+        self.idem[key] = order.order_id
+        for o in seats:
+            self.seat[o] = ("sold", order.order_id)
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), release=st.sampled_from(["", "free", "not_for_sale"]))
+    def refund(self, data: st.DataObject, release: str) -> None:
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        everything = [*order.seat_tickets, *order.ga_tickets]
+        chosen = data.draw(st.lists(st.sampled_from(everything), max_size=2, unique=True))
+        left = {t: order.prices[t] - order.refunded.get(t, 0) for t in everything}
+        amounts = {t: data.draw(st.integers(0, left[t] + 2)) for t in chosen}
+        call = self.stores.sales.refund(
+            self.ev.tenant, self.ev.event_id, order_id, amounts, refund_key=f"rf{next(self.keys)}",
+            release_to=release,  # type: ignore[arg-type]
+        )  # fmt: skip
+        if not amounts:  # the whole order
+            lines = {t: left[t] for t in everything if left[t] > 0 or (release and t not in order.cancelled)}
+        else:
+            lines = {t: a or left[t] for t, a in amounts.items()}
+        fails = not lines or any(a > left[t] for t, a in lines.items())
+        if fails:
+            with pytest.raises(PreconditionFailed):
+                self.run(call)
+            return
+        _ctx, result = self.run(call)
+        assert {line.ticket_id: line.amount for line in result.refund.lines} == lines
+        for t, a in lines.items():
+            order.refunded[t] = order.refunded.get(t, 0) + a
+        if release:
+            newly = set(lines) - order.cancelled  # a ticket cancelled before only gets its money back
+            order.cancelled |= newly
+            for t in newly:
+                if t in order.seat_tickets:
+                    self.seat[order.seat_tickets[t]] = (
+                        ("free", "") if release == "free" else ("not_for_sale", "")
+                    )
+
+    @precondition(
+        lambda self: self.budget["reuse_key"] and any(self.orders[o].hold_id for o in self.idem.values())
+    )
     @rule(data=st.data())
     def commit_with_a_used_key(self, data: st.DataObject) -> None:
         self.budget["reuse_key"] -= 1
-        key = data.draw(st.sampled_from(list(self.idem)))
+        key = data.draw(st.sampled_from([k for k, o in self.idem.items() if self.orders[o].hold_id]))
         order_id = self.idem[key]
         same_hold = self.orders[order_id].hold_id
         others = list(self.holds) + list(self.expired)
@@ -463,7 +550,8 @@ class InventoryMachine(RuleBasedStateMachine):
         self.expired[hold_id] = hold
         self.ended[hold_id] = "expired"
         for o in hold.seats:
-            self.seat[o] = ("free", "")
+            if self.seat[o] == ("held", hold_id):
+                self.seat[o] = ("free", "")
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), gate=st.sampled_from(["North", "South"]))
@@ -528,6 +616,10 @@ class InventoryMachine(RuleBasedStateMachine):
             stored = s.orders[order_id]
             assert {t.ticket_id for t in stored.tickets if t.status == "cancelled"} == order.cancelled
             assert stored.total == order.total
+            assert {t.ticket_id: t.refunded for t in stored.tickets if t.refunded} == {
+                t: r for t, r in order.refunded.items() if r
+            }
+            assert all(0 <= t.refunded <= t.price for t in stored.tickets)  # never more than paid
         assert s.idem == self.idem
         for buyer in BUYERS[:2]:  # the limit: held (expired holds until purged) + bought
             assert s.bought.get(buyer, 0) == self.bought_by(buyer)

@@ -72,6 +72,11 @@ EXTRA: dict[str, dict[str, Any]] = {
     "HoldGeneralAdmission": {"area_id": "ga", "quantity": 1},
     "CommitHold": {"idempotency_key": "matrix"},
     "CancelOrder": {"reason": "matrix"},
+    "SellAtBoxOffice": {"seat_ids": ["r1-4"], "idempotency_key": "matrix", "payment_method": "cash"},
+    "RefundOrder": {
+        "refund_key": "matrix",
+        "tickets": [sales_pb2.TicketRefund(ticket_id="t", amount_minor=1)],
+    },
     "CreateApiKey": {"role": tenancy_pb2.ROLE_STOREFRONT},
     "CreateTenant": {"name": "Matrix"},
     "Export": {"kind": reports_pb2.EXPORT_KIND_ORDERS},

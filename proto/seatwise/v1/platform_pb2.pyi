@@ -853,3 +853,201 @@ class ListAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditLogResponse: _TypeAlias = ListAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class GetStatementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    INCLUDE_CSV_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    """The organizer (its own for organizer and reporting keys). Empty for an
+    operator not acting as an organizer: the roll-up of platform_id (a
+    platform admin's own platform when empty).
+    """
+    platform_id: _builtins.str
+    include_csv: _builtins.bool
+    """Also answer the statement as CSV (RFC 4180, UTF-8)."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The billing period [period_start, period_end), at most 400 days; both required."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        include_csv: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_csv", b"include_csv", "organizer_id", b"organizer_id", "period_end", b"period_end", "period_start", b"period_start", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementRequest: _TypeAlias = GetStatementRequest  # noqa: Y015
+
+@_typing.final
+class StatementLine(_message.Message):
+    """One signed line, from the organizer's side (sales +, refunds -, fees -, ...)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECTION_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    section: _builtins.str
+    """sales | refunds | fees | fee_reversals | adjustments | held_by_organizer"""
+    label: _builtins.str
+    """The payment method, the fee kind, or the adjustment."""
+    amount_minor: _builtins.int
+    def __init__(
+        self,
+        *,
+        section: _builtins.str = ...,
+        label: _builtins.str = ...,
+        amount_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor", b"amount_minor", "label", b"label", "section", b"section"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementLine: _TypeAlias = StatementLine  # noqa: Y015
+
+@_typing.final
+class StatementCurrency(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    NET_DUE_MINOR_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    GROSS_MINOR_FIELD_NUMBER: _builtins.int
+    REFUNDS_MINOR_FIELD_NUMBER: _builtins.int
+    FEES_MINOR_FIELD_NUMBER: _builtins.int
+    FEE_REVERSALS_MINOR_FIELD_NUMBER: _builtins.int
+    TICKETS_SOLD_FIELD_NUMBER: _builtins.int
+    REFUND_COUNT_FIELD_NUMBER: _builtins.int
+    OWED_TO_ORGANIZERS_MINOR_FIELD_NUMBER: _builtins.int
+    OWED_BY_ORGANIZERS_MINOR_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    net_due_minor: _builtins.int
+    """The sum of the lines: > 0 the platform owes the organizer, < 0 the reverse."""
+    direction: _builtins.str
+    """platform_owes_organizer | organizer_owes_platform | settled"""
+    gross_minor: _builtins.int
+    refunds_minor: _builtins.int
+    fees_minor: _builtins.int
+    fee_reversals_minor: _builtins.int
+    tickets_sold: _builtins.int
+    refund_count: _builtins.int
+    owed_to_organizers_minor: _builtins.int
+    """Roll-up only: the sums of the organizers' positive and negative net dues."""
+    owed_by_organizers_minor: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementLine]: ...
+    def __init__(
+        self,
+        *,
+        currency: _builtins.str = ...,
+        lines: _abc.Iterable[Global___StatementLine] | None = ...,
+        net_due_minor: _builtins.int = ...,
+        direction: _builtins.str = ...,
+        gross_minor: _builtins.int = ...,
+        refunds_minor: _builtins.int = ...,
+        fees_minor: _builtins.int = ...,
+        fee_reversals_minor: _builtins.int = ...,
+        tickets_sold: _builtins.int = ...,
+        refund_count: _builtins.int = ...,
+        owed_to_organizers_minor: _builtins.int = ...,
+        owed_by_organizers_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "direction", b"direction", "fee_reversals_minor", b"fee_reversals_minor", "fees_minor", b"fees_minor", "gross_minor", b"gross_minor", "lines", b"lines", "net_due_minor", b"net_due_minor", "owed_by_organizers_minor", b"owed_by_organizers_minor", "owed_to_organizers_minor", b"owed_to_organizers_minor", "refund_count", b"refund_count", "refunds_minor", b"refunds_minor", "tickets_sold", b"tickets_sold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementCurrency: _TypeAlias = StatementCurrency  # noqa: Y015
+
+@_typing.final
+class OrganizerNetDue(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    NET_DUE_MINOR_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    currency: _builtins.str
+    net_due_minor: _builtins.int
+    direction: _builtins.str
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        net_due_minor: _builtins.int = ...,
+        direction: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "direction", b"direction", "net_due_minor", b"net_due_minor", "organizer_id", b"organizer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganizerNetDue: _TypeAlias = OrganizerNetDue  # noqa: Y015
+
+@_typing.final
+class GetStatementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    CURRENCIES_FIELD_NUMBER: _builtins.int
+    ORGANIZERS_FIELD_NUMBER: _builtins.int
+    CSV_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    """The organizer, or "" for a roll-up."""
+    platform_id: _builtins.str
+    """The roll-up's platform."""
+    csv: _builtins.bytes
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def currencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementCurrency]: ...
+    @_builtins.property
+    def organizers(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganizerNetDue]:
+        """Roll-up only: each organizer's net due per currency."""
+
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        currencies: _abc.Iterable[Global___StatementCurrency] | None = ...,
+        organizers: _abc.Iterable[Global___OrganizerNetDue] | None = ...,
+        csv: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv", "currencies", b"currencies", "organizer_id", b"organizer_id", "organizers", b"organizers", "period_end", b"period_end", "period_start", b"period_start", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementResponse: _TypeAlias = GetStatementResponse  # noqa: Y015

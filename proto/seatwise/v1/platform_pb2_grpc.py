@@ -95,6 +95,11 @@ class PlatformServiceStub:
                 request_serializer=seatwise_dot_v1_dot_platform__pb2.ListPlansRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_platform__pb2.ListPlansResponse.FromString,
                 _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/seatwise.v1.PlatformService/GetStatement',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.GetStatementResponse.FromString,
+                _registered_method=True)
 
 
 class PlatformServiceServicer:
@@ -182,6 +187,14 @@ class PlatformServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatement(self, request, context):
+        """An organizer's statement for a billing period (docs/money.md), or a
+        platform's roll-up of its organizers' statements; CSV too on request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlatformServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +257,11 @@ def add_PlatformServiceServicer_to_server(servicer, server):
                     servicer.ListPlans,
                     request_deserializer=seatwise_dot_v1_dot_platform__pb2.ListPlansRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_platform__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.GetStatementRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.GetStatementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +589,33 @@ class PlatformService:
             '/seatwise.v1.PlatformService/ListPlans',
             seatwise_dot_v1_dot_platform__pb2.ListPlansRequest.SerializeToString,
             seatwise_dot_v1_dot_platform__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/GetStatement',
+            seatwise_dot_v1_dot_platform__pb2.GetStatementRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.GetStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

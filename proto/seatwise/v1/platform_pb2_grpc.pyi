@@ -57,6 +57,10 @@ class PlatformServiceStub:
     """
     ListPlans: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ListPlansRequest, _platform_pb2.ListPlansResponse]
     """An organizer's keys see their own platform's plans."""
+    GetStatement: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetStatementRequest, _platform_pb2.GetStatementResponse]
+    """An organizer's statement for a billing period (docs/money.md), or a
+    platform's roll-up of its organizers' statements; CSV too on request.
+    """
 
 @_typing.type_check_only
 class PlatformServiceAsyncStub(PlatformServiceStub):
@@ -87,6 +91,10 @@ class PlatformServiceAsyncStub(PlatformServiceStub):
     """
     ListPlans: _aio.UnaryUnaryMultiCallable[_platform_pb2.ListPlansRequest, _platform_pb2.ListPlansResponse]  # type: ignore[assignment]
     """An organizer's keys see their own platform's plans."""
+    GetStatement: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetStatementRequest, _platform_pb2.GetStatementResponse]  # type: ignore[assignment]
+    """An organizer's statement for a billing period (docs/money.md), or a
+    platform's roll-up of its organizers' statements; CSV too on request.
+    """
 
 class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
     """Platforms, organizers under them, and the audit log."""
@@ -186,5 +194,15 @@ class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.ListPlansResponse, _abc.Awaitable[_platform_pb2.ListPlansResponse]]:
         """An organizer's keys see their own platform's plans."""
+
+    @_abc_1.abstractmethod
+    def GetStatement(
+        self,
+        request: _platform_pb2.GetStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.GetStatementResponse, _abc.Awaitable[_platform_pb2.GetStatementResponse]]:
+        """An organizer's statement for a billing period (docs/money.md), or a
+        platform's roll-up of its organizers' statements; CSV too on request.
+        """
 
 def add_PlatformServiceServicer_to_server(servicer: PlatformServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

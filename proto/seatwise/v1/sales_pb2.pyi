@@ -40,6 +40,43 @@ ADJACENCY_REQUIRED: Adjacency.ValueType  # 1
 ADJACENCY_PREFERRED: Adjacency.ValueType  # 2
 Global___Adjacency: _TypeAlias = Adjacency  # noqa: Y015
 
+class _Collector:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CollectorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Collector.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COLLECTOR_UNSPECIFIED: _Collector.ValueType  # 0
+    """In a request: the default of the call (CommitHold: platform; SellAtBoxOffice: organizer)."""
+    COLLECTOR_PLATFORM: _Collector.ValueType  # 1
+    COLLECTOR_ORGANIZER: _Collector.ValueType  # 2
+
+class Collector(_Collector, metaclass=_CollectorEnumTypeWrapper):
+    """Whose payment account took the buyer's money."""
+
+COLLECTOR_UNSPECIFIED: Collector.ValueType  # 0
+"""In a request: the default of the call (CommitHold: platform; SellAtBoxOffice: organizer)."""
+COLLECTOR_PLATFORM: Collector.ValueType  # 1
+COLLECTOR_ORGANIZER: Collector.ValueType  # 2
+Global___Collector: _TypeAlias = Collector  # noqa: Y015
+
+class _SalesChannel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SalesChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SalesChannel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SALES_CHANNEL_UNSPECIFIED: _SalesChannel.ValueType  # 0
+    SALES_CHANNEL_STOREFRONT: _SalesChannel.ValueType  # 1
+    SALES_CHANNEL_BOX_OFFICE: _SalesChannel.ValueType  # 2
+
+class SalesChannel(_SalesChannel, metaclass=_SalesChannelEnumTypeWrapper): ...
+
+SALES_CHANNEL_UNSPECIFIED: SalesChannel.ValueType  # 0
+SALES_CHANNEL_STOREFRONT: SalesChannel.ValueType  # 1
+SALES_CHANNEL_BOX_OFFICE: SalesChannel.ValueType  # 2
+Global___SalesChannel: _TypeAlias = SalesChannel  # noqa: Y015
+
 class _OrderStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -58,6 +95,28 @@ ORDER_STATUS_COMMITTED: OrderStatus.ValueType  # 1
 ORDER_STATUS_PARTIALLY_CANCELLED: OrderStatus.ValueType  # 2
 ORDER_STATUS_CANCELLED: OrderStatus.ValueType  # 3
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
+
+class _RefundRelease:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundReleaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundRelease.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_RELEASE_UNSPECIFIED: _RefundRelease.ValueType  # 0
+    REFUND_RELEASE_KEEP_SOLD: _RefundRelease.ValueType  # 1
+    REFUND_RELEASE_FREE: _RefundRelease.ValueType  # 2
+    REFUND_RELEASE_NOT_FOR_SALE: _RefundRelease.ValueType  # 3
+
+class RefundRelease(_RefundRelease, metaclass=_RefundReleaseEnumTypeWrapper):
+    """Leave refunded seats sold (a partial amount, a goodwill refund), or cancel
+    the refunded tickets: their seats back on sale or kept not for sale.
+    """
+
+REFUND_RELEASE_UNSPECIFIED: RefundRelease.ValueType  # 0
+REFUND_RELEASE_KEEP_SOLD: RefundRelease.ValueType  # 1
+REFUND_RELEASE_FREE: RefundRelease.ValueType  # 2
+REFUND_RELEASE_NOT_FOR_SALE: RefundRelease.ValueType  # 3
+Global___RefundRelease: _TypeAlias = RefundRelease  # noqa: Y015
 
 @_typing.final
 class Hold(_message.Message):
@@ -412,6 +471,8 @@ class Ticket(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_id: _builtins.str
     """A seat ticket names its seat; a GA ticket its area."""
@@ -420,6 +481,16 @@ class Ticket(_message.Message):
     cancelled: _builtins.bool
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def split(self) -> Global___FeeSplit:
+        """The split of the price recorded at sale (docs/money.md); all zero when the
+        organizer had no plan.
+        """
+
+    @_builtins.property
+    def refunded(self) -> _common_pb2.Money:
+        """Refunded so far (RefundOrder), never more than price."""
+
     def __init__(
         self,
         *,
@@ -429,14 +500,56 @@ class Ticket(_message.Message):
         category: _builtins.str = ...,
         price: _common_pb2.Money | None = ...,
         cancelled: _builtins.bool = ...,
+        split: Global___FeeSplit | None = ...,
+        refunded: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "seat_id", b"seat_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "refunded", b"refunded", "seat_id", b"seat_id", "split", b"split", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ticket: _TypeAlias = Ticket  # noqa: Y015
+
+@_typing.final
+class FeeSplit(_message.Message):
+    """One ticket's price split between the platform's fees and the organizer's
+    share, in the order's currency (minor units): rules/fees.py split_ticket.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FEE_RATE_FIELD_NUMBER: _builtins.int
+    TICKET_FEE_FIXED_FIELD_NUMBER: _builtins.int
+    PROCESSING_FEE_RATE_FIELD_NUMBER: _builtins.int
+    PROCESSING_FEE_FIXED_FIELD_NUMBER: _builtins.int
+    PLATFORM_FEE_FIELD_NUMBER: _builtins.int
+    ORGANIZER_SHARE_FIELD_NUMBER: _builtins.int
+    ticket_fee_rate: _builtins.int
+    ticket_fee_fixed: _builtins.int
+    processing_fee_rate: _builtins.int
+    processing_fee_fixed: _builtins.int
+    platform_fee: _builtins.int
+    """The sum of the four parts."""
+    organizer_share: _builtins.int
+    """price - platform_fee, never negative."""
+    def __init__(
+        self,
+        *,
+        ticket_fee_rate: _builtins.int = ...,
+        ticket_fee_fixed: _builtins.int = ...,
+        processing_fee_rate: _builtins.int = ...,
+        processing_fee_fixed: _builtins.int = ...,
+        platform_fee: _builtins.int = ...,
+        organizer_share: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer_share", b"organizer_share", "platform_fee", b"platform_fee", "processing_fee_fixed", b"processing_fee_fixed", "processing_fee_rate", b"processing_fee_rate", "ticket_fee_fixed", b"ticket_fee_fixed", "ticket_fee_rate", b"ticket_fee_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeeSplit: _TypeAlias = FeeSplit  # noqa: Y015
 
 @_typing.final
 class Order(_message.Message):
@@ -451,10 +564,20 @@ class Order(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    COLLECTOR_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     event_id: _builtins.str
     status: Global___OrderStatus.ValueType
     idempotency_key: _builtins.str
+    collector: Global___Collector.ValueType
+    payment_method: _builtins.str
+    """As the seller named it: online, cash, card_terminal, ..."""
+    plan_id: _builtins.str
+    """The organizer's plan at sale ("" : no plan, no fees)."""
+    channel: Global___SalesChannel.ValueType
     @_builtins.property
     def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ticket]: ...
     @_builtins.property
@@ -477,10 +600,14 @@ class Order(_message.Message):
         idempotency_key: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        collector: Global___Collector.ValueType = ...,
+        payment_method: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        channel: Global___SalesChannel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "created_at", b"created_at", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "created_at", b"created_at", "event_id", b"event_id", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "status", b"status", "tickets", b"tickets", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "collector", b"collector", "created_at", b"created_at", "event_id", b"event_id", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "payment_method", b"payment_method", "plan_id", b"plan_id", "status", b"status", "tickets", b"tickets", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -493,9 +620,15 @@ class CommitHoldRequest(_message.Message):
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     BUYER_FIELD_NUMBER: _builtins.int
+    COLLECTOR_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     hold_token: _builtins.str
     idempotency_key: _builtins.str
     """Required: 1-128 characters. The same key always yields the same order."""
+    collector: Global___Collector.ValueType
+    """Unspecified: the platform's checkout took the money."""
+    payment_method: _builtins.str
+    """1-64 characters; "" is "online"."""
     @_builtins.property
     def buyer(self) -> Global___BuyerDetails: ...
     def __init__(
@@ -504,10 +637,12 @@ class CommitHoldRequest(_message.Message):
         hold_token: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
         buyer: Global___BuyerDetails | None = ...,
+        collector: Global___Collector.ValueType = ...,
+        payment_method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "hold_token", b"hold_token", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "hold_token", b"hold_token", "idempotency_key", b"idempotency_key", "payment_method", b"payment_method"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -679,3 +814,253 @@ class CancelOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
+
+@_typing.final
+class SellAtBoxOfficeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class GeneralAdmissionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SEAT_IDS_FIELD_NUMBER: _builtins.int
+    GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    BUYER_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    COLLECTOR_FIELD_NUMBER: _builtins.int
+    OVERRIDE_HOLDS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    idempotency_key: _builtins.str
+    """Required: 1-128 characters. The same key always yields the same order."""
+    payment_method: _builtins.str
+    """Required, 1-64 characters: cash, card_terminal, ..."""
+    collector: Global___Collector.ValueType
+    """Unspecified: the organizer's till took the money."""
+    override_holds: _builtins.bool
+    """Also sell seats that buyers are holding (their holds then cannot commit)."""
+    @_builtins.property
+    def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """GA area -> places."""
+
+    @_builtins.property
+    def buyer(self) -> Global___BuyerDetails: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        seat_ids: _abc.Iterable[_builtins.str] | None = ...,
+        general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        idempotency_key: _builtins.str = ...,
+        buyer: Global___BuyerDetails | None = ...,
+        payment_method: _builtins.str = ...,
+        collector: Global___Collector.ValueType = ...,
+        override_holds: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "event_id", b"event_id", "general_admission", b"general_admission", "idempotency_key", b"idempotency_key", "override_holds", b"override_holds", "payment_method", b"payment_method", "seat_ids", b"seat_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SellAtBoxOfficeRequest: _TypeAlias = SellAtBoxOfficeRequest  # noqa: Y015
+
+@_typing.final
+class SellAtBoxOfficeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    OVERRIDDEN_HOLDS_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    overridden_holds: _builtins.int
+    """How many buyers' holds lost seats to this sale (override_holds)."""
+    @_builtins.property
+    def order(self) -> Global___Order: ...
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        replayed: _builtins.bool = ...,
+        overridden_holds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "overridden_holds", b"overridden_holds", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SellAtBoxOfficeResponse: _TypeAlias = SellAtBoxOfficeResponse  # noqa: Y015
+
+@_typing.final
+class TicketRefund(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    amount_minor: _builtins.int
+    """0: all that is left of the ticket's price."""
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        amount_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor", b"amount_minor", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketRefund: _TypeAlias = TicketRefund  # noqa: Y015
+
+@_typing.final
+class RefundOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    REFUND_KEY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    order_id: _builtins.str
+    refund_key: _builtins.str
+    """Required: 1-128 characters. The same key always answers the same refund."""
+    reason: _builtins.str
+    release: Global___RefundRelease.ValueType
+    """Unspecified: keep sold."""
+    @_builtins.property
+    def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketRefund]:
+        """Each ticket at most once; empty: the whole order (all that is left of every ticket)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        tickets: _abc.Iterable[Global___TicketRefund] | None = ...,
+        refund_key: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        release: Global___RefundRelease.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "order_id", b"order_id", "reason", b"reason", "refund_key", b"refund_key", "release", b"release", "tickets", b"tickets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundOrderRequest: _TypeAlias = RefundOrderRequest  # noqa: Y015
+
+@_typing.final
+class RefundedTicket(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FEE_REVERSAL_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def fee_reversal(self) -> Global___FeeSplit:
+        """The fees given back (rules/fees.py reverse): the same shape as a sale's split,
+        organizer_share being the organizer's part of the amount.
+        """
+
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+        fee_reversal: Global___FeeSplit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fee_reversal", b"fee_reversal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fee_reversal", b"fee_reversal", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundedTicket: _TypeAlias = RefundedTicket  # noqa: Y015
+
+@_typing.final
+class Refund(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    refund_id: _builtins.str
+    order_id: _builtins.str
+    @_builtins.property
+    def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefundedTicket]: ...
+    @_builtins.property
+    def total(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        refund_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        tickets: _abc.Iterable[Global___RefundedTicket] | None = ...,
+        total: _common_pb2.Money | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "order_id", b"order_id", "refund_id", b"refund_id", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refund: _TypeAlias = Refund  # noqa: Y015
+
+@_typing.final
+class RefundOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    @_builtins.property
+    def order(self) -> Global___Order: ...
+    @_builtins.property
+    def refund(self) -> Global___Refund: ...
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        refund: Global___Refund | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "refund", b"refund"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "refund", b"refund", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundOrderResponse: _TypeAlias = RefundOrderResponse  # noqa: Y015

@@ -347,6 +347,16 @@ class OrderServiceStub:
                 request_serializer=seatwise_dot_v1_dot_sales__pb2.CancelOrderRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_sales__pb2.CancelOrderResponse.FromString,
                 _registered_method=True)
+        self.SellAtBoxOffice = channel.unary_unary(
+                '/seatwise.v1.OrderService/SellAtBoxOffice',
+                request_serializer=seatwise_dot_v1_dot_sales__pb2.SellAtBoxOfficeRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_sales__pb2.SellAtBoxOfficeResponse.FromString,
+                _registered_method=True)
+        self.RefundOrder = channel.unary_unary(
+                '/seatwise.v1.OrderService/RefundOrder',
+                request_serializer=seatwise_dot_v1_dot_sales__pb2.RefundOrderRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_sales__pb2.RefundOrderResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -378,6 +388,24 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SellAtBoxOffice(self, request, context):
+        """Sell at the counter without a storefront hold (docs/selling.md). Seats a
+        buyer is holding are sold only with override_holds (audited); the buyer's
+        commit then fails. Idempotent by idempotency_key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefundOrder(self, request, context):
+        """Refund whole orders or single tickets, full or partial amounts, with the
+        fee reversal recorded per ticket; seats back on sale or kept not for sale
+        on request. Never more than was paid. Idempotent by refund_key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -400,6 +428,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CancelOrder,
                     request_deserializer=seatwise_dot_v1_dot_sales__pb2.CancelOrderRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_sales__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'SellAtBoxOffice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SellAtBoxOffice,
+                    request_deserializer=seatwise_dot_v1_dot_sales__pb2.SellAtBoxOfficeRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_sales__pb2.SellAtBoxOfficeResponse.SerializeToString,
+            ),
+            'RefundOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundOrder,
+                    request_deserializer=seatwise_dot_v1_dot_sales__pb2.RefundOrderRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_sales__pb2.RefundOrderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -511,6 +549,60 @@ class OrderService:
             '/seatwise.v1.OrderService/CancelOrder',
             seatwise_dot_v1_dot_sales__pb2.CancelOrderRequest.SerializeToString,
             seatwise_dot_v1_dot_sales__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SellAtBoxOffice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.OrderService/SellAtBoxOffice',
+            seatwise_dot_v1_dot_sales__pb2.SellAtBoxOfficeRequest.SerializeToString,
+            seatwise_dot_v1_dot_sales__pb2.SellAtBoxOfficeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefundOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.OrderService/RefundOrder',
+            seatwise_dot_v1_dot_sales__pb2.RefundOrderRequest.SerializeToString,
+            seatwise_dot_v1_dot_sales__pb2.RefundOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -120,6 +120,16 @@ class OrderServiceStub:
     GetOrder: _grpc.UnaryUnaryMultiCallable[_sales_pb2.GetOrderRequest, _sales_pb2.GetOrderResponse]
     ListOrders: _grpc.UnaryUnaryMultiCallable[_sales_pb2.ListOrdersRequest, _sales_pb2.ListOrdersResponse]
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_sales_pb2.CancelOrderRequest, _sales_pb2.CancelOrderResponse]
+    SellAtBoxOffice: _grpc.UnaryUnaryMultiCallable[_sales_pb2.SellAtBoxOfficeRequest, _sales_pb2.SellAtBoxOfficeResponse]
+    """Sell at the counter without a storefront hold (docs/selling.md). Seats a
+    buyer is holding are sold only with override_holds (audited); the buyer's
+    commit then fails. Idempotent by idempotency_key.
+    """
+    RefundOrder: _grpc.UnaryUnaryMultiCallable[_sales_pb2.RefundOrderRequest, _sales_pb2.RefundOrderResponse]
+    """Refund whole orders or single tickets, full or partial amounts, with the
+    fee reversal recorded per ticket; seats back on sale or kept not for sale
+    on request. Never more than was paid. Idempotent by refund_key.
+    """
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -131,6 +141,16 @@ class OrderServiceAsyncStub(OrderServiceStub):
     GetOrder: _aio.UnaryUnaryMultiCallable[_sales_pb2.GetOrderRequest, _sales_pb2.GetOrderResponse]  # type: ignore[assignment]
     ListOrders: _aio.UnaryUnaryMultiCallable[_sales_pb2.ListOrdersRequest, _sales_pb2.ListOrdersResponse]  # type: ignore[assignment]
     CancelOrder: _aio.UnaryUnaryMultiCallable[_sales_pb2.CancelOrderRequest, _sales_pb2.CancelOrderResponse]  # type: ignore[assignment]
+    SellAtBoxOffice: _aio.UnaryUnaryMultiCallable[_sales_pb2.SellAtBoxOfficeRequest, _sales_pb2.SellAtBoxOfficeResponse]  # type: ignore[assignment]
+    """Sell at the counter without a storefront hold (docs/selling.md). Seats a
+    buyer is holding are sold only with override_holds (audited); the buyer's
+    commit then fails. Idempotent by idempotency_key.
+    """
+    RefundOrder: _aio.UnaryUnaryMultiCallable[_sales_pb2.RefundOrderRequest, _sales_pb2.RefundOrderResponse]  # type: ignore[assignment]
+    """Refund whole orders or single tickets, full or partial amounts, with the
+    fee reversal recorded per ticket; seats back on sale or kept not for sale
+    on request. Never more than was paid. Idempotent by refund_key.
+    """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Orders: a committed hold, with one ticket per seat or GA place."""
@@ -163,5 +183,27 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sales_pb2.CancelOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sales_pb2.CancelOrderResponse, _abc.Awaitable[_sales_pb2.CancelOrderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SellAtBoxOffice(
+        self,
+        request: _sales_pb2.SellAtBoxOfficeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sales_pb2.SellAtBoxOfficeResponse, _abc.Awaitable[_sales_pb2.SellAtBoxOfficeResponse]]:
+        """Sell at the counter without a storefront hold (docs/selling.md). Seats a
+        buyer is holding are sold only with override_holds (audited); the buyer's
+        commit then fails. Idempotent by idempotency_key.
+        """
+
+    @_abc_1.abstractmethod
+    def RefundOrder(
+        self,
+        request: _sales_pb2.RefundOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sales_pb2.RefundOrderResponse, _abc.Awaitable[_sales_pb2.RefundOrderResponse]]:
+        """Refund whole orders or single tickets, full or partial amounts, with the
+        fee reversal recorded per ticket; seats back on sale or kept not for sale
+        on request. Never more than was paid. Idempotent by refund_key.
+        """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

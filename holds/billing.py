@@ -1,0 +1,129 @@
+"""Statements from what the scripts recorded: an organizer's orders and refunds of
+a billing period, turned into :mod:`rules.statements` records.
+
+Orders carry each ticket's split as recorded at sale (``commit.lua``,
+``box_office.lua``) and refunds each ticket's fee reversal as recorded at refund
+time (``refund.lua``): nothing is recomputed from plans, so a statement never
+changes when a plan does. A record belongs to the period in which it happened
+(orders by ``orders_z``, refunds by ``refunds_z``, both scored by Redis's clock
+in ms). Reads go event by event in chunks; no script runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from holds import keys
+from holds.errors import InvalidRequest
+from holds.records import Order, Refund, order_decoder, refund_decoder
+from holds.redis_client import AnyRedis, wrap_errors
+from rules.fees import Collector, RefundPolicy, Split
+from rules.statements import OrderRecord, Period, RefundRecord, Statement, TicketSale, build_statement
+
+CHUNK = 500
+MAX_PERIOD_MS = 400 * 86_400_000  # a statement covers at most about 13 months
+
+
+def check_period(start_ms: int, end_ms: int) -> Period:
+    if start_ms < 0 or end_ms <= start_ms:
+        raise InvalidRequest("period_end", "the period must end after it starts")
+    if end_ms - start_ms > MAX_PERIOD_MS:
+        raise InvalidRequest("period_end", "a statement covers at most 400 days")
+    return Period(start_ms, end_ms)
+
+
+def _collector(value: str) -> Collector:
+    return "organizer" if value == "organizer" else "platform"
+
+
+def _policy(value: str) -> RefundPolicy:
+    return "keep_fixed" if value == "keep_fixed" else "full"
+
+
+def order_record(organizer_id: str, order: Order) -> OrderRecord:
+    policy = _policy(order.terms.refund_policy if order.terms is not None else "full")
+    tickets = [
+        TicketSale(
+            t.ticket_id,
+            Split(
+                order.currency,
+                t.price,
+                t.ticket_fee_rate,
+                t.ticket_fee_fixed,
+                t.processing_fee_rate,
+                t.processing_fee_fixed,
+                policy,
+            ),
+        )
+        for t in order.tickets
+    ]
+    return OrderRecord(
+        order.order_id, organizer_id, order.created_ms, order.payment_method or "online",
+        _collector(order.collector), order.currency, tickets,
+    )  # fmt: skip
+
+
+def refund_records(organizer_id: str, refund: Refund) -> list[RefundRecord]:
+    policy = _policy(refund.refund_policy)
+    return [
+        RefundRecord(
+            refund_id=f"{refund.refund_id}:{line.ticket_id}",
+            organizer_id=organizer_id,
+            order_id=refund.order_id,
+            ticket_id=line.ticket_id,
+            created_ms=refund.created_ms,
+            payment_method=refund.payment_method or "online",
+            collector=_collector(refund.collector),
+            reversal=Split(
+                refund.currency,
+                line.amount,
+                line.ticket_fee_rate,
+                line.ticket_fee_fixed,
+                line.processing_fee_rate,
+                line.processing_fee_fixed,
+                policy,
+            ),
+        )
+        for line in refund.lines
+    ]
+
+
+class Billing:
+    def __init__(self, client: AnyRedis) -> None:
+        self._r = client
+
+    async def _in_period(self, index: str, records: str, period: Period) -> list[bytes]:
+        async with wrap_errors("read statement records"):
+            ids = await self._r.zrangebyscore(index, period.start_ms, f"({period.end_ms}")
+            raw: list[bytes] = []
+            for i in range(0, len(ids), CHUNK):
+                raw += [r for r in await self._r.hmget(records, ids[i : i + CHUNK]) if r is not None]
+        return raw
+
+    async def event_ids(self, tenant_id: str) -> list[str]:
+        async with wrap_errors("list events"):
+            return [i.decode() for i in await self._r.zrange(keys.event_index(tenant_id), 0, -1)]
+
+    async def orders_and_refunds(self, event_id: str, period: Period) -> tuple[list[Order], list[Refund]]:
+        orders = await self._in_period(
+            keys.event_key(event_id, "orders_z"), keys.event_key(event_id, "orders"), period
+        )
+        refunds_key, refunds_z = keys.money_keys(event_id)
+        refunds = await self._in_period(refunds_z, refunds_key, period)
+        return [order_decoder.decode(r) for r in orders], [refund_decoder.decode(r) for r in refunds]
+
+    async def statement(
+        self, organizer_id: str, period: Period, event_ids: Sequence[str] | None = None
+    ) -> Statement:
+        """The organizer's statement for ``period`` over its events (all of them by default)."""
+        orders: list[OrderRecord] = []
+        refunds: list[RefundRecord] = []
+        for event_id in await self.event_ids(organizer_id) if event_ids is None else event_ids:
+            event_orders, event_refunds = await self.orders_and_refunds(event_id, period)
+            orders += (order_record(organizer_id, o) for o in event_orders)
+            for refund in event_refunds:
+                refunds += refund_records(organizer_id, refund)
+        return build_statement(organizer_id, period, orders=orders, refunds=refunds)
+
+    async def statements(self, organizer_ids: Iterable[str], period: Period) -> list[Statement]:
+        return [await self.statement(o, period) for o in organizer_ids]

@@ -1,0 +1,251 @@
+"""Fees recorded at sale and statements, end to end: an organizer on a plan sells,
+each ticket carries its split, and GetStatement's lines reconcile with the orders
+to the minor unit (organizer, reporting key, platform roll-up, CSV, scoping)."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from seatwise.v1 import platform_pb2, sales_pb2, tenancy_pb2
+
+from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
+from tests.api import Api
+from tests.server import test_platforms_api
+from tests.server.test_platforms_api import World, _code, _sign_up
+from tests.server.test_sales_api import _event, _hold
+
+world = test_platforms_api.world  # the fixture: two platforms, an organizer of each
+
+PLAN = FeePlan(
+    plan_id="std",
+    default_currency="EUR",
+    prices={"EUR": PlanPrices(ticket_fee_fixed=50, processing_fee_fixed=25)},
+    ticket_fee_bps=500,
+    processing_fee_bps=150,
+)
+
+
+def _ts(ms: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def statement_request(**fields: object) -> platform_pb2.GetStatementRequest:
+    now = int(time.time() * 1000)
+    base: dict[str, object] = {"period_start": _ts(now - 3_600_000), "period_end": _ts(now + 3_600_000)}
+    return platform_pb2.GetStatementRequest(**(base | fields))  # type: ignore[arg-type]
+
+
+async def planned_organizer(world: World, slug: str = "planned") -> tuple[str, str]:
+    """(organizer id, organizer key) of an organizer of p1 on PLAN."""
+    prices = {"EUR": platform_pb2.PlanPrices(ticket_fee_fixed=50, processing_fee_fixed=25)}
+    plan = platform_pb2.Plan(plan_id="std", default_currency="EUR", prices=prices, ticket_fee_bps=500,
+                             processing_fee_bps=150)  # fmt: skip
+    await world.p1.platforms.CreatePlan(platform_pb2.CreatePlanRequest(plan=plan), metadata=world.p1.metadata)
+    signed = await _sign_up(world.p1, slug, plan_id="std")
+    return signed.organizer.organizer_id, signed.api_key
+
+
+async def sell(api: Api, event_id: str, key: str, *seats: str, **fields: object) -> sales_pb2.Order:
+    hold = await _hold(api, event_id, *seats)
+    request = sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key=key, **fields)  # type: ignore[arg-type]
+    return (await api.orders.CommitHold(request, metadata=api.metadata)).order
+
+
+async def test_orders_record_the_split_and_statements_reconcile(world: World) -> None:
+    org_id, key = await planned_organizer(world)
+    async with Api(world.server, key) as org:
+        event_id = await _event(org)
+        online = await sell(org, event_id, "k1", "r0-0", "r1-1")
+        till = await sell(org, event_id, "k2", "r0-2", collector=sales_pb2.COLLECTOR_ORGANIZER,
+                          payment_method="card_terminal")  # fmt: skip
+        assert online.plan_id == "std"
+        assert online.collector == sales_pb2.COLLECTOR_PLATFORM
+        assert (till.collector, till.payment_method) == (sales_pb2.COLLECTOR_ORGANIZER, "card_terminal")
+        expected_net = 0
+        for order, collector in ((online, "platform"), (till, "organizer")):
+            for t in order.tickets:
+                split = split_ticket(t.price.amount_minor, "EUR", PLAN, collector)  # type: ignore[arg-type]
+                got = t.split
+                assert (got.ticket_fee_rate, got.ticket_fee_fixed, got.processing_fee_rate,
+                        got.processing_fee_fixed) == split.parts()  # fmt: skip
+                assert (got.platform_fee, got.organizer_share) == (split.platform, split.organizer)
+                expected_net += settlement(split, collector)  # type: ignore[arg-type]
+
+        got = await org.platforms.GetStatement(statement_request(include_csv=True), metadata=org.metadata)
+        assert got.organizer_id == org_id
+        [eur] = got.currencies
+        tickets = [t for o in (online, till) for t in o.tickets]
+        assert eur.gross_minor == sum(t.price.amount_minor for t in tickets)
+        assert eur.fees_minor == sum(t.split.platform_fee for t in tickets)
+        assert eur.tickets_sold == 3
+        assert eur.net_due_minor == expected_net == sum(line.amount_minor for line in eur.lines)
+        lines = {(line.section, line.label): line.amount_minor for line in eur.lines}
+        assert lines[("sales", "online")] == sum(t.price.amount_minor for t in online.tickets)
+        assert lines[("sales", "card_terminal")] == sum(t.price.amount_minor for t in till.tickets)
+        assert (
+            lines[("held_by_organizer", "organizer's payment account")] == -lines[("sales", "card_terminal")]
+        )
+        csv = got.csv.decode().splitlines()
+        assert csv[0].startswith("organizer_id,period_start")
+        assert csv[-1].endswith(f",{eur.net_due_minor}")
+        assert ",net_due," in csv[-1]
+
+        # a reporting key reads its organizer's statement, and only its own
+        made = await org.tenants.CreateApiKey(
+            tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_REPORTING), metadata=org.metadata
+        )
+        async with Api(world.server, made.api_key) as reporting:
+            seen = await reporting.platforms.GetStatement(statement_request(), metadata=reporting.metadata)
+            assert seen.currencies == got.currencies
+            denied = reporting.platforms.GetStatement(
+                statement_request(organizer_id=world.org1_id), metadata=reporting.metadata
+            )
+            assert await _code(denied) == grpc.StatusCode.PERMISSION_DENIED
+
+    # the platform: the organizer's statement, and the roll-up of all of its organizers
+    by_platform = await world.p1.platforms.GetStatement(
+        statement_request(organizer_id=org_id), metadata=world.p1.metadata
+    )
+    assert by_platform.currencies == got.currencies
+    rollup = await world.p1.platforms.GetStatement(
+        statement_request(include_csv=True), metadata=world.p1.metadata
+    )
+    assert rollup.platform_id == "p1"
+    assert rollup.organizer_id == ""
+    assert [(o.organizer_id, o.net_due_minor) for o in rollup.organizers] == [(org_id, expected_net)]
+    assert rollup.currencies[0].owed_to_organizers_minor - rollup.currencies[0].owed_by_organizers_minor == (
+        expected_net
+    )
+    assert b"owed_to_organizers" in rollup.csv
+    # another platform cannot tell the organizer exists
+    other = world.p2.platforms.GetStatement(
+        statement_request(organizer_id=org_id), metadata=world.p2.metadata
+    )
+    assert await _code(other) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_orders_without_a_plan_record_no_fees(world: World) -> None:
+    event_id = await _event(world.org1)
+    order = await sell(world.org1, event_id, "k", "r0-0")
+    assert order.plan_id == ""
+    assert order.tickets[0].split.platform_fee == 0
+    got = await world.org1.platforms.GetStatement(statement_request(), metadata=world.org1.metadata)
+    [eur] = got.currencies
+    assert eur.fees_minor == 0
+    assert eur.net_due_minor == eur.gross_minor == 5000
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"period_start": None}, "period_start"),
+        ({"period_end": _ts(0)}, "period_end"),
+        ({"period_end": _ts(500 * 86_400_000)}, "period_end"),
+    ],
+)
+async def test_statement_periods_are_checked(world: World, fields: dict[str, object], field: str) -> None:
+    request = statement_request(**{k: v for k, v in fields.items() if v is not None})
+    if fields.get("period_start", 1) is None:
+        request.ClearField("period_start")
+    if field == "period_end" and fields["period_end"] == _ts(500 * 86_400_000):
+        request.period_start.FromMilliseconds(0)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await world.org1.platforms.GetStatement(request, metadata=world.org1.metadata)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (err.value.details() or "")
+
+
+async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
+    org_id, key = await planned_organizer(world, "counter")
+    async with Api(world.server, key) as org:
+        made = await org.tenants.CreateApiKey(
+            tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_BOX_OFFICE), metadata=org.metadata
+        )
+        event_id = await _event(org)
+        held = await _hold(org, event_id, "r0-1")
+        async with Api(world.server, made.api_key) as till:
+            sell = sales_pb2.SellAtBoxOfficeRequest(
+                event_id=event_id, seat_ids=["r0-0", "r0-1"], idempotency_key="bo-1", payment_method="cash"
+            )
+            refused = till.orders.SellAtBoxOffice(sell, metadata=till.metadata)
+            assert await _code(refused) == grpc.StatusCode.FAILED_PRECONDITION  # r0-1 is held
+            sell.override_holds = True
+            sold = await till.orders.SellAtBoxOffice(sell, metadata=till.metadata)
+            assert sold.overridden_holds == 1
+            order = sold.order
+            assert order.channel == sales_pb2.SALES_CHANNEL_BOX_OFFICE
+            assert order.collector == sales_pb2.COLLECTOR_ORGANIZER
+            assert order.payment_method == "cash"
+            lost = org.orders.CommitHold(
+                sales_pb2.CommitHoldRequest(hold_token=held.hold_token, idempotency_key="late"),
+                metadata=org.metadata,
+            )
+            assert await _code(lost) == grpc.StatusCode.FAILED_PRECONDITION
+            # refunds: part of one ticket, then the rest of the order with the seats back on sale
+            first, _ = order.tickets
+            refund = sales_pb2.RefundOrderRequest(
+                event_id=event_id,
+                order_id=order.order_id,
+                refund_key="rf-1",
+                tickets=[sales_pb2.TicketRefund(ticket_id=first.ticket_id, amount_minor=1234)],
+            )
+            part = await till.orders.RefundOrder(refund, metadata=till.metadata)
+            assert part.refund.total.amount_minor == 1234
+            assert part.order.tickets[0].refunded.amount_minor == 1234
+            too_much = sales_pb2.RefundOrderRequest(
+                event_id=event_id,
+                order_id=order.order_id,
+                refund_key="rf-2",
+                tickets=[
+                    sales_pb2.TicketRefund(ticket_id=first.ticket_id, amount_minor=first.price.amount_minor)
+                ],
+            )
+            assert await _code(till.orders.RefundOrder(too_much, metadata=till.metadata)) == (
+                grpc.StatusCode.FAILED_PRECONDITION
+            )
+            rest = await till.orders.RefundOrder(
+                sales_pb2.RefundOrderRequest(
+                    event_id=event_id,
+                    order_id=order.order_id,
+                    refund_key="rf-3",
+                    release=sales_pb2.REFUND_RELEASE_FREE,
+                ),
+                metadata=till.metadata,
+            )
+            assert rest.order.status == sales_pb2.ORDER_STATUS_CANCELLED
+            again = await org.holds.HoldSeats(
+                sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]), metadata=org.metadata
+            )
+            assert again.hold.seat_ids == ["r0-0"]
+
+        # the statement: the sale and both refunds, reconciled to the minor unit
+        got = await org.platforms.GetStatement(statement_request(), metadata=org.metadata)
+        [eur] = got.currencies
+        paid = sum(t.price.amount_minor for t in order.tickets)
+        assert eur.gross_minor == paid
+        assert eur.refunds_minor == paid  # everything was refunded
+        assert eur.refund_count == 3  # one line per ticket and refund
+        reversed_fees = sum(t.fee_reversal.platform_fee for r in (part, rest) for t in r.refund.tickets)
+        assert (
+            eur.fee_reversals_minor == reversed_fees == eur.fees_minor
+        )  # a full refund reverses all (full policy)
+        assert eur.net_due_minor == 0
+        assert sum(line.amount_minor for line in eur.lines) == 0
+
+        audit = await org.platforms.ListAuditLog(
+            platform_pb2.ListAuditLogRequest(method="OrderService/SellAtBoxOffice"), metadata=org.metadata
+        )
+        [entry] = audit.entries
+        assert entry.targets["order_id"] == order.order_id
+        assert entry.targets["overridden_holds"] == "1"
+        refunds = await org.platforms.ListAuditLog(
+            platform_pb2.ListAuditLogRequest(method="OrderService/RefundOrder"), metadata=org.metadata
+        )
+        # every refund call is audited, the refused one too
+        assert sorted(e.outcome for e in refunds.entries) == ["FAILED_PRECONDITION", "OK", "OK"]
+    assert org_id
