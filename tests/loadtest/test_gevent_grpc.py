@@ -17,19 +17,24 @@ from loadtest.gevent_grpc import NativeWaits
 
 
 def _blocking_double(x: int) -> tuple[int, int]:
-    time.sleep(0.2)  # a real (unpatched) sleep: blocks this native thread only
+    time.sleep(0.01)  # a real (unpatched) sleep: blocks this native thread only
+    return x * 2, threading.get_ident()
+
+
+def _blocking_together(barrier: threading.Barrier, x: int) -> tuple[int, int]:
+    """Blocks its native thread until ``barrier.parties`` calls wait at once: it only
+    returns when they all run concurrently (one after another, it breaks)."""
+    barrier.wait(timeout=30)
     return x * 2, threading.get_ident()
 
 
 def test_blocking_calls_run_concurrently_in_native_threads() -> None:
     pool = NativeWaits(gevent.get_hub())
-    started = time.perf_counter()
-    waits = [gevent.spawn(pool.apply, _blocking_double, (i,)) for i in range(20)]
-    gevent.joinall(waits, timeout=10, raise_error=True)
-    elapsed = time.perf_counter() - started
-    assert [w.value[0] for w in waits] == [i * 2 for i in range(20)]
+    together = threading.Barrier(20)
+    waits = [gevent.spawn(pool.apply, _blocking_together, (together, i)) for i in range(20)]
+    gevent.joinall(waits, timeout=60, raise_error=True)
+    assert [w.value[0] for w in waits] == [i * 2 for i in range(20)]  # all 20 waited at once
     assert threading.get_ident() not in {w.value[1] for w in waits}
-    assert elapsed < 2.0  # 20 x 0.2 s in parallel, not one after another
     assert pool.threads == 20  # one thread per wait in flight
 
     again = [gevent.spawn(pool.apply, _blocking_double, (i,)) for i in range(5)]
