@@ -46,6 +46,7 @@ import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
+from holds.inspection import EventChanged
 from loadtest import summary as summarize
 from loadtest.audit import AuditReport, run_audit
 from loadtest.config import (
@@ -379,7 +380,7 @@ def run(options: RunOptions) -> RunResult:
             with measure_cpu(server.process.pid, redis.pid) as cpu:
                 run_locust(options, out, locust_env)
             time.sleep(options.settle_s)
-        report = asyncio.run(run_audit(redis.url, setup.event_id, records))
+        report = audit_settled(redis.url, setup.event_id, records)
         (out / "audit.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         result = RunResult(0 if report.ok else 1, out, audit=report)
         result.summary = write_summary(options, setup, out, monitor.samples, report, cpu)
@@ -397,6 +398,23 @@ def run(options: RunOptions) -> RunResult:
             log(f"redis data kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+AUDIT_ATTEMPTS = 5
+
+
+def audit_settled(redis_url: str, event_id: str, records: Path) -> AuditReport:
+    """The audit, read again a little later while the reaper keeps changing the event (a
+    sale's last leases expire for a while after the load stops)."""
+    for attempt in range(AUDIT_ATTEMPTS):
+        try:
+            return asyncio.run(run_audit(redis_url, event_id, records))
+        except EventChanged as exc:
+            log(f"audit: {exc}; reading again")
+            if attempt + 1 >= AUDIT_ATTEMPTS:
+                raise RuntimeError(f"the audit found no consistent read: {exc}") from None
+            time.sleep(2.0 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def write_summary(
