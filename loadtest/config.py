@@ -18,6 +18,7 @@ ENV_SETUP = "SEATWISE_LOADTEST_SETUP"  # path of the setup JSON (required by the
 ENV_SCENARIO = "SEATWISE_LOADTEST_SCENARIO"  # scenario name (loadtest/scenarios.py)
 ENV_OUT = "SEATWISE_LOADTEST_OUT"  # directory for raw-*.tsv and acks-*.jsonl (default: .)
 ENV_CHANNELS = "SEATWISE_LOADTEST_CHANNELS"  # gRPC connections per Locust process (default 8)
+ENV_SESSIONS = "SEATWISE_LOADTEST_SESSIONS"  # sales sessions per Locust process's gateway (default 4)
 ENV_SHAPE = "SEATWISE_LOADTEST_SHAPE"  # override the scenario's load shape: spike | step | soak
 
 RAW_PREFIX = "raw-"  # raw-<pid>.tsv: one line per request (see loadtest/recording.py)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -41,15 +42,18 @@ from types import FrameType
 from typing import IO, Any
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
+from holds.inspection import EventChanged
 from loadtest import summary as summarize
 from loadtest.audit import AuditReport, run_audit
 from loadtest.config import (
     ENV_CHANNELS,
     ENV_OUT,
     ENV_SCENARIO,
+    ENV_SESSIONS,
     ENV_SETUP,
     ENV_SHAPE,
     SetupInfo,
@@ -86,6 +90,7 @@ class RunOptions:
     shape: str | None = None  # default: the scenario's
     out_dir: Path | None = None
     channels: int = 8  # gRPC connections per Locust worker
+    sessions: int = 4  # sales sessions per Locust worker's gateway (stadium-gateway)
     settle_s: float = 3.0  # after the load, before the audit: the reaper tidies
     keep_redis: bool = False
 
@@ -218,6 +223,53 @@ class Monitor:
                 self._stop.wait(MONITOR_INTERVAL_S)
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """CPU-seconds (user + system) used so far by ``pid`` and its live descendants (psutil)."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    used = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            used += times.user + times.system
+    return used
+
+
+def children_cpu_s() -> float:
+    """CPU-seconds of this process's children that have been waited for (the Locust processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuUse:
+    """What the server processes, Redis and Locust used over the load (CPU-seconds)."""
+
+    server_s: float = 0.0
+    redis_s: float = 0.0
+    load_generator_s: float = 0.0
+    window_s: float = 0.0
+
+
+@contextlib.contextmanager
+def measure_cpu(server_pid: int, redis_pid: int | None) -> Iterator[CpuUse]:
+    use = CpuUse()
+    started = time.monotonic()
+    server0, redis0, children0 = process_cpu_s(server_pid), process_cpu_s(redis_pid), children_cpu_s()
+    try:
+        yield use
+    finally:
+        use.server_s = process_cpu_s(server_pid) - server0
+        use.redis_s = process_cpu_s(redis_pid) - redis0
+        use.load_generator_s = children_cpu_s() - children0
+        use.window_s = time.monotonic() - started
+
+
 @contextlib.contextmanager
 def _terminate_on_sigterm() -> Iterator[None]:
     """SIGTERM becomes SystemExit, so every ``finally`` below stops what it started."""
@@ -316,6 +368,7 @@ def run(options: RunOptions) -> RunResult:
             ENV_SCENARIO: options.scenario,
             ENV_OUT: str(records),
             ENV_CHANNELS: str(options.channels),
+            ENV_SESSIONS: str(options.sessions),
         }
         if options.shape:
             locust_env[ENV_SHAPE] = options.shape
@@ -324,12 +377,13 @@ def run(options: RunOptions) -> RunResult:
             f"for {options.duration_s:g}s, {options.workers} Locust worker(s); output in {out}"
         )
         with Monitor(setup) as monitor:
-            run_locust(options, out, locust_env)
+            with measure_cpu(server.process.pid, redis.pid) as cpu:
+                run_locust(options, out, locust_env)
             time.sleep(options.settle_s)
-        report = asyncio.run(run_audit(redis.url, setup.event_id, records))
+        report = audit_settled(redis.url, setup.event_id, records)
         (out / "audit.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         result = RunResult(0 if report.ok else 1, out, audit=report)
-        result.summary = write_summary(options, setup, out, monitor.samples, report)
+        result.summary = write_summary(options, setup, out, monitor.samples, report, cpu)
         print(summarize.format_table(result.summary))
         print(report.format())
         return result
@@ -346,12 +400,30 @@ def run(options: RunOptions) -> RunResult:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+AUDIT_ATTEMPTS = 5
+
+
+def audit_settled(redis_url: str, event_id: str, records: Path) -> AuditReport:
+    """The audit, read again a little later while the reaper keeps changing the event (a
+    sale's last leases expire for a while after the load stops)."""
+    for attempt in range(AUDIT_ATTEMPTS):
+        try:
+            return asyncio.run(run_audit(redis_url, event_id, records))
+        except EventChanged as exc:
+            log(f"audit: {exc}; reading again")
+            if attempt + 1 >= AUDIT_ATTEMPTS:
+                raise RuntimeError(f"the audit found no consistent read: {exc}") from None
+            time.sleep(2.0 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def write_summary(
     options: RunOptions,
     setup: SetupInfo,
     out: Path,
     samples: list[summarize.Sample],
     report: AuditReport,
+    cpu: CpuUse | None = None,
 ) -> dict[str, Any]:
     rows = read_raw(out / "records")
     requests = summarize.requests_summary(rows)
@@ -366,6 +438,11 @@ def write_summary(
         "availability": [asdict(s) | {"t": round(s.t - start, 2)} for s in samples],
         "audit": report.to_dict(),
     }
+    if cpu is not None:
+        tickets = sum(n for _, n in report.sales)
+        doc["cpu"] = summarize.cpu_summary(
+            cpu.server_s, cpu.redis_s, cpu.load_generator_s, cpu.window_s, tickets
+        )
     plots = summarize.write_plots(out / "locust_stats_history.csv", out)
     doc["plots"] = [str(p) for p in plots] if isinstance(plots, list) else plots
     if isinstance(plots, str):
@@ -386,6 +463,9 @@ def parse_args(argv: list[str] | None = None) -> RunOptions:
     parser.add_argument("--hold-ttl", type=float, default=None, help="hold TTL in seconds")
     parser.add_argument("--shape", choices=SHAPE_NAMES, default=None)
     parser.add_argument("--channels", type=int, default=8, help="gRPC connections per Locust worker")
+    parser.add_argument(
+        "--sessions", type=int, default=4, help="sales sessions per Locust worker (gateway scenarios)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output directory (default var/loadtest/...)")
     parser.add_argument("--keep-redis", action="store_true", help="keep the Redis data directory")
     args = parser.parse_args(argv)
@@ -404,6 +484,7 @@ def parse_args(argv: list[str] | None = None) -> RunOptions:
         shape=args.shape,
         out_dir=args.out,
         channels=args.channels,
+        sessions=max(1, args.sessions),
         keep_redis=args.keep_redis,
     )
 

@@ -43,6 +43,17 @@ SCENARIOS: dict[str, Scenario] = {
             60,
         ),
         Scenario(
+            "stadium-gateway",
+            "stadium-spike's buyers, each Locust process a storefront gateway selling over sessions",
+            "stadium",
+            60.0,
+            ("GatewayBestBuyer", "GatewayPicker", "GatewayWatcher"),
+            "spike",
+            2000,
+            500,
+            60,
+        ),
+        Scenario(
             "hot-seat",
             "everyone wants specific seats in the front rows of the best sections",
             "stadium",

@@ -26,7 +26,9 @@ from loadtest.recording import RawRow
 
 REFUSALS = frozenset({"FAILED_PRECONDITION", "ABORTED", "RESOURCE_EXHAUSTED", "NOT_FOUND"})
 UNARY = "grpc"
+SESSION = "session"  # an operation sent over a sales session (loadtest/gateway.py)
 STREAM = "grpc-stream"
+CALLS = frozenset({UNARY, SESSION})
 SIMULATED = "(lost reply)"
 
 
@@ -64,9 +66,15 @@ def _classify(status: str, name: str) -> str:
     return "refusal" if status in REFUSALS else "error"
 
 
+def _key(row: RawRow) -> str:
+    """A call's row in the table: the method, prefixed ``session:`` when sent over a session."""
+    return row.name if row.request_type == UNARY else f"{row.request_type}:{row.name}"
+
+
 def requests_summary(rows: Sequence[RawRow]) -> dict[str, Any]:
-    """Throughput, latency and status breakdown of the unary calls, by method and overall."""
-    unary = [r for r in rows if r.request_type == UNARY]
+    """Throughput, latency and status breakdown of the calls (unary, and operations over
+    sessions as ``session:<method>``), by method and overall."""
+    unary = [r for r in rows if r.request_type in CALLS]
     if not unary:
         return {"calls": 0, "rps": 0.0, "window_s": 0.0, "methods": {}, "errors": {}, "refusals": {}}
     start = min(r.end_s - r.response_ms / 1000 for r in unary)
@@ -74,7 +82,7 @@ def requests_summary(rows: Sequence[RawRow]) -> dict[str, Any]:
     window = max(end - start, 1e-3)
     by_method: dict[str, list[RawRow]] = defaultdict(list)
     for r in unary:
-        by_method[r.name].append(r)
+        by_method[_key(r)].append(r)
     methods: dict[str, Any] = {}
     errors: dict[str, dict[str, int]] = {}
     refusals: dict[str, dict[str, int]] = {}
@@ -167,6 +175,22 @@ def sell_out(
     }
 
 
+def cpu_summary(
+    server_s: float, redis_s: float, load_generator_s: float, window_s: float, tickets: int
+) -> dict[str, Any]:
+    """CPU-seconds used over the load (psutil), and the server's per 1,000 tickets sold: the
+    figure that carries from machine to machine better than requests per second."""
+    return {
+        "server_s": round(server_s, 2),
+        "redis_s": round(redis_s, 2),
+        "load_generator_s": round(load_generator_s, 2),
+        "window_s": round(window_s, 2),
+        "tickets": tickets,
+        "server_s_per_1000_tickets": round(server_s * 1000 / tickets, 3) if tickets else None,
+        "redis_s_per_1000_tickets": round(redis_s * 1000 / tickets, 3) if tickets else None,
+    }
+
+
 def format_table(summary: dict[str, Any]) -> str:
     req = summary["requests"]
     lines = [
@@ -185,7 +209,7 @@ def format_table(summary: dict[str, Any]) -> str:
         )
     lines.append("-" * len(lines[0]))
     lines.append(
-        f"{'all unary calls':<34} {req['calls']:>8} {req['rps']:>8.1f} {ms(req.get('p50_ms')):>8} "
+        f"{'all calls':<34} {req['calls']:>8} {req['rps']:>8.1f} {ms(req.get('p50_ms')):>8} "
         f"{ms(req.get('p95_ms')):>8} {ms(req.get('p99_ms')):>8} {ms(req.get('max_ms')):>9} "
         f"{req.get('refusals_total', 0):>8} {req.get('errors_total', 0):>7}"
     )
@@ -204,6 +228,13 @@ def format_table(summary: dict[str, Any]) -> str:
         f"streams: {streams['streams']} closed, {streams['messages']} messages read, "
         f"errors {streams['errors'] or 'none'}"
     )
+    cpu = summary.get("cpu")
+    if cpu:
+        lines.append(
+            f"cpu: server {cpu['server_s']} s, redis {cpu['redis_s']} s, load generator "
+            f"{cpu['load_generator_s']} s over {cpu['window_s']} s; server CPU-seconds per 1,000 "
+            f"tickets sold: {cpu['server_s_per_1000_tickets']}"
+        )
     if req.get("errors"):
         lines.append(f"errors by method and status: {req['errors']}")
     if req.get("refusals"):
@@ -240,8 +271,9 @@ def read_history(history_csv: Path) -> History:
                 history.users.append(_number(row.get("User Count")))
                 history.rps.append(_number(row.get("Requests/s")))
                 history.failures.append(_number(row.get("Failures/s")))
-            elif row.get("Type") == UNARY and not row["Name"].endswith(SIMULATED):
-                history.p95_by_method[row["Name"]].append((t - t0, _number(row.get("95%"))))
+            elif row.get("Type") in CALLS and not row["Name"].endswith(SIMULATED):
+                name = row["Name"] if row["Type"] == UNARY else f"{row['Type']}:{row['Name']}"
+                history.p95_by_method[name].append((t - t0, _number(row.get("95%"))))
     return history
 
 

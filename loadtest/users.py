@@ -9,6 +9,7 @@ from __future__ import annotations
 from locust import between
 
 from loadtest.buyers import BestAvailableBuyer, Browser, GaBuyer, HotSeatBuyer, SeatPicker, Watcher
+from loadtest.gateway import GatewayUser
 
 # -- stadium on-sale spike: thousands arrive within seconds; most take best available --------------
 
@@ -30,6 +31,23 @@ class SpikePicker(SeatPicker):
 
 
 class SpikeWatcher(Watcher):
+    weight = 1
+
+
+# -- stadium on-sale through storefront gateways: the same buyers, their sales over sessions -------
+# Each Locust process is one storefront backend (loadtest/gateway.py): its buyers' holds, releases
+# and commits are multiplexed over a few SalesService.Session streams; browsing stays unary.
+
+
+class GatewayBestBuyer(GatewayUser, SpikeBestBuyer):
+    pass
+
+
+class GatewayPicker(GatewayUser, SpikePicker):
+    pass
+
+
+class GatewayWatcher(Watcher):
     weight = 1
 
 

@@ -97,3 +97,26 @@ def test_plots_are_skipped_without_matplotlib(tmp_path: Path) -> None:
         reason = summary.write_plots(tmp_path / "missing.csv", tmp_path)
     assert isinstance(reason, str)
     assert "matplotlib" in reason
+
+
+def test_session_operations_have_rows_of_their_own() -> None:
+    rows = [
+        RawRow(100.0, "grpc", "CommitHold", 4.0, "OK", 10),
+        RawRow(100.5, "session", "CommitHold", 2.0, "OK", 10),
+        RawRow(101.0, "session", "HoldSeats", 3.0, "FAILED_PRECONDITION", 0),
+        RawRow(101.0, "session", "CommitHold (lost reply)", 1.0, "DEADLINE_EXCEEDED", 0),
+    ]
+    result = summary.requests_summary(rows)
+    assert result["calls"] == 4
+    assert result["methods"]["CommitHold"]["calls"] == 1
+    assert result["methods"]["session:CommitHold"]["ok"] == 1
+    assert result["refusals"] == {"session:HoldSeats": {"FAILED_PRECONDITION": 1}}
+    assert result["methods"]["session:CommitHold (lost reply)"]["simulated"] == 1
+    assert result["errors"] == {}
+
+
+def test_cpu_per_thousand_tickets() -> None:
+    cpu = summary.cpu_summary(30.0, 3.0, 40.0, 62.0, tickets=20_000)
+    assert cpu["server_s_per_1000_tickets"] == 1.5
+    assert cpu["redis_s_per_1000_tickets"] == 0.15
+    assert summary.cpu_summary(1.0, 0.0, 0.0, 1.0, tickets=0)["server_s_per_1000_tickets"] is None
