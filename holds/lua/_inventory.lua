@@ -236,3 +236,41 @@ local function split_ticket(ticket, terms, collector)
     left = left - part
   end
 end
+
+-- Prices from the event's current prices, each category read once per script run.
+local function event_prices()
+  local memo = {}
+  return function(cat)
+    if memo[cat] == nil then memo[cat] = tonumber(redis.call('HGET', K_PRICES, cat)) or false end
+    return memo[cat]
+  end
+end
+
+-- Append one priced ticket per GA place of `places` ({{area, qty}, ...}) to `tickets`,
+-- each split by the sale's terms. Returns the amount added, or nil and the error reply.
+local function ga_tickets(places, tickets, ticket_prefix, sale, price)
+  local total = 0
+  for _, place in ipairs(places) do
+    local cat = redis.call('HGET', K_META, 'ga_category:' .. place[1])
+    local p = price(cat or '')
+    if not p then return nil, {NO_PRICE, cat or place[1]} end
+    for _ = 1, place[2] do
+      tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, ga_area = place[1], category = cat,
+        price = p, status = 'valid'}
+      split_ticket(tickets[#tickets], sale.terms, sale.collector)
+      total = total + p
+    end
+  end
+  return total
+end
+
+-- An order with its tickets and each ticket's index by id; nil when there is none.
+local function load_order(order_id)
+  local raw = redis.call('HGET', K_ORDERS, order_id)
+  if not raw then return nil end
+  local order = cjson.decode(raw)
+  local tickets = as_array(order.tickets)
+  local by_id = {}
+  for i, t in ipairs(tickets) do by_id[t.ticket_id] = i end
+  return order, tickets, by_id
+end

@@ -64,11 +64,7 @@ for _, pair in ipairs(ga_asked) do
 end
 
 -- 3. prices, from the event's current prices
-local price_of = {}
-local function price(cat)
-  if price_of[cat] == nil then price_of[cat] = tonumber(redis.call('HGET', K_PRICES, cat)) or false end
-  return price_of[cat]
-end
+local price = event_prices()
 local tickets = {}
 local total = 0
 local ordinals = {}
@@ -83,19 +79,9 @@ for i = 1, n_seats do
   total = total + p
   ordinals[#ordinals + 1] = o
 end
-local ga_cat = {}
-for _, pair in ipairs(ga_asked) do
-  local cat = redis.call('HGET', K_META, 'ga_category:' .. pair[1])
-  local p = price(cat or '')
-  if not p then return {NO_PRICE, cat or pair[1]} end
-  ga_cat[pair[1]] = cat
-  for _ = 1, pair[2] do
-    tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, ga_area = pair[1], category = cat,
-      price = p, status = 'valid'}
-    split_ticket(tickets[#tickets], sale.terms, sale.collector)
-    total = total + p
-  end
-end
+local ga_total, ga_error = ga_tickets(ga_asked, tickets, ticket_prefix, sale, price)
+if not ga_total then return ga_error end
+total = total + ga_total
 
 -- apply
 local sold = sold_value(order_id)

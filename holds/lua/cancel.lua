@@ -8,12 +8,8 @@ local release_to = ARGV[2]        -- 'free' or 'not_for_sale'
 local reason = ARGV[3]
 local n_tickets = tonumber(ARGV[4])   -- 0: every valid ticket
 
-local raw = redis.call('HGET', K_ORDERS, order_id)
-if not raw then return {ORDER_NOT_FOUND} end
-local order = cjson.decode(raw)
-local tickets = as_array(order.tickets)
-local by_id = {}
-for i, t in ipairs(tickets) do by_id[t.ticket_id] = i end
+local order, tickets, by_id = load_order(order_id)
+if not order then return {ORDER_NOT_FOUND} end
 
 local chosen = {}
 if n_tickets == 0 then

@@ -37,11 +37,7 @@ for _, o in ipairs(seats) do
 end
 
 -- price every place from the event's current prices
-local price_of = {}
-local function price(cat)
-  if price_of[cat] == nil then price_of[cat] = tonumber(redis.call('HGET', K_PRICES, cat)) or false end
-  return price_of[cat]
-end
+local price = event_prices()
 local tickets = {}
 local total = 0
 for i, o in ipairs(seats) do
@@ -57,19 +53,9 @@ if type(hold.ga) == 'table' then
   for area, qty in pairs(hold.ga) do ga[#ga + 1] = {area, qty} end
 end
 table.sort(ga, function(a, b) return a[1] < b[1] end)
-local ga_cat = {}
-for _, entry in ipairs(ga) do
-  local cat = redis.call('HGET', K_META, 'ga_category:' .. entry[1])
-  local p = price(cat or '')
-  if not p then return {NO_PRICE, cat or entry[1]} end
-  ga_cat[entry[1]] = cat
-  for _ = 1, entry[2] do
-    tickets[#tickets + 1] = {ticket_id = ticket_prefix .. #tickets + 1, ga_area = entry[1], category = cat,
-      price = p, status = 'valid'}
-    split_ticket(tickets[#tickets], sale.terms, sale.collector)
-    total = total + p
-  end
-end
+local ga_total, ga_error = ga_tickets(ga, tickets, ticket_prefix, sale, price)
+if not ga_total then return ga_error end
+total = total + ga_total
 
 -- apply
 local sold = sold_value(order_id)

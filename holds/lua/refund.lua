@@ -28,12 +28,8 @@ if prior then
   if record.fingerprint ~= fingerprint then return {IDEMPOTENCY_MISMATCH, record.refund_id} end
   return {OK, prior, redis.call('HGET', K_ORDERS, record.order_id) or '', 1}
 end
-local raw = redis.call('HGET', K_ORDERS, order_id)
-if not raw then return {ORDER_NOT_FOUND} end
-local order = cjson.decode(raw)
-local tickets = as_array(order.tickets)
-local by_id = {}
-for i, t in ipairs(tickets) do by_id[t.ticket_id] = i end
+local order, tickets, by_id = load_order(order_id)
+if not order then return {ORDER_NOT_FOUND} end
 
 -- validate every line first (all-or-nothing)
 local lines = {}
