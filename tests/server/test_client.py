@@ -108,10 +108,10 @@ async def test_a_commit_answered_unavailable_is_retried_into_one_order(
     original = Sales.commit
     calls = 0
 
-    async def applied_then_lost(self: Sales, *args: Any) -> Any:
+    async def applied_then_lost(self: Sales, *args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        result = await original(self, *args)
+        result = await original(self, *args, **kwargs)
         if calls == 1:
             raise StoreUnavailable("the reply was lost")  # applied, but the client never heard
         return result
@@ -135,10 +135,10 @@ async def test_a_commit_caught_in_a_dropped_session_is_retried_into_one_order(
     applied = asyncio.Event()
     calls = 0
 
-    async def applied_then_stuck(self: Sales, *args: Any) -> Any:
+    async def applied_then_stuck(self: Sales, *args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        result = await original(self, *args)
+        result = await original(self, *args, **kwargs)
         if calls == 1:
             applied.set()
             await asyncio.Event().wait()  # the stream dies before the answer is sent
@@ -166,7 +166,7 @@ async def test_the_client_deadline_holds(
     event_id = await make_event(organizer)
     token = (await client.hold_seats(event_id, ["r0-0"])).hold.hold_token
 
-    async def stuck(self: Sales, *args: Any) -> Any:
+    async def stuck(self: Sales, *args: Any, **kwargs: Any) -> Any:
         await asyncio.Event().wait()
 
     monkeypatch.setattr(Sales, "get_hold", stuck)
