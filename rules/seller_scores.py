@@ -1,6 +1,6 @@
 """Resale sellers' scores: how reliably a seller delivers, and the fee rate it earns.
 
-The model is a ticket exchange's seller metrics (docs/selling.md#seller-metrics
+The model is a ticket exchange's seller metrics (docs/sellers.md
 states the rules with worked examples). A seller's orders are scored as of a
 moment ``as_of``; only what was known then counts (an outcome decided, a
 delivery made after ``as_of`` is not), so a score as of a past moment never
@@ -146,6 +146,27 @@ def check_rules(rules: ScoringRules) -> ScoringRules:
     if problems:
         raise InvalidScoring(problems)
     return rules
+
+
+def order_problems(order: SellerOrder) -> list[str]:
+    """What makes an order's record inconsistent in itself (empty: nothing)."""
+    problems = []
+    decided = order.outcome != "pending"
+    if decided != (order.decided_ms > 0):
+        problems.append("decided_at must be set exactly when the outcome is decided")
+    if decided and order.decided_ms < order.placed_ms:
+        problems.append("decided_at must not be before placed_at")
+    if (order.outcome == "busted") != (order.busted_ms > 0):
+        problems.append("busted_at must be set exactly when the outcome is busted")
+    if order.busted_ms and order.busted_ms < order.decided_ms:
+        problems.append("busted_at must not be before decided_at")
+    if order.outcome in ("pending", "rejected", "busted") and order.delivered_ms:
+        problems.append(f"a {order.outcome} order has no delivered_at")
+    if order.outcome in ("accepted", "busted") and order.delivery_due_ms < order.placed_ms:
+        problems.append("an accepted order needs a delivery_due_at, not before placed_at")
+    if order.delivered_ms and order.delivered_ms < order.decided_ms:
+        problems.append("delivered_at must not be before decided_at")
+    return problems
 
 
 class Part(msgspec.Struct, frozen=True):

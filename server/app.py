@@ -41,6 +41,7 @@ from server.servicers import (
     reports,
     sales,
     seatmaps,
+    sellers,
     sessions,
     tenancy,
 )
@@ -63,6 +64,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     platforms.SERVICE,
     exports.SERVICE,
     reports.SERVICE,
+    sellers.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

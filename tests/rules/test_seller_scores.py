@@ -1,4 +1,4 @@
-"""Seller scores: worked examples at every threshold (docs/selling.md#seller-metrics), and properties."""
+"""Seller scores: worked examples at every threshold (docs/sellers.md), and properties."""
 
 from __future__ import annotations
 
