@@ -4,15 +4,16 @@ to the minor unit (organizer, reporting key, platform roll-up, CSV, scoping)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import platform_pb2, sales_pb2, tenancy_pb2
+from seatwise.v1 import platform_pb2, reports_pb2, reports_pb2_grpc, sales_pb2, tenancy_pb2
 
 from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
-from tests.api import Api
+from tests.api import Api, field_violations
 from tests.server import test_platforms_api
 from tests.server.test_platforms_api import World, _code, _sign_up
 from tests.server.test_sales_api import _event, _hold
@@ -249,3 +250,40 @@ async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
         # every refund call is audited, the refused one too
         assert sorted(e.outcome for e in refunds.entries) == ["FAILED_PRECONDITION", "OK", "OK"]
     assert org_id
+
+
+async def test_the_statement_exported_as_csv_and_json_lines_matches_get_statement(world: World) -> None:
+    _, key = await planned_organizer(world, "exporter")
+    async with Api(world.server, key) as org:
+        event_id = await _event(org)
+        await sell(org, event_id, "k1", "r0-0", "r1-1")
+        await sell(org, event_id, "k2", "r0-2", collector=sales_pb2.COLLECTOR_ORGANIZER)
+        period = statement_request(include_csv=True)
+        got = await org.platforms.GetStatement(period, metadata=org.metadata)
+        exports = reports_pb2_grpc.ExportServiceStub(org.channel)
+
+        async def export(fmt: int, **fields: object) -> bytes:
+            request = reports_pb2.ExportRequest(kind=reports_pb2.EXPORT_KIND_STATEMENT, format=fmt,  # type: ignore[arg-type]
+                                                **fields)  # fmt: skip
+            chunks = [c async for c in exports.Export(request, metadata=org.metadata)]
+            return b"".join(c.data for c in chunks)
+
+        window = {"from": period.period_start, "until": period.period_end}
+        csv_bytes = await export(reports_pb2.EXPORT_FORMAT_CSV, bom=True, **window)
+        assert csv_bytes == b"\xef\xbb\xbf" + got.csv
+        lines = (await export(reports_pb2.EXPORT_FORMAT_JSONL, event_id=event_id, **window)).splitlines()
+        rows = [json.loads(line) for line in lines]
+        [eur] = got.currencies
+        assert [(r["section"], r["label"], r["amount_minor"]) for r in rows] == [
+            *((line.section, line.label, line.amount_minor) for line in eur.lines),
+            ("net_due", rows[-1]["label"], eur.net_due_minor),
+        ]
+        missing = exports.Export(
+            reports_pb2.ExportRequest(kind=reports_pb2.EXPORT_KIND_STATEMENT, until=period.period_end),
+            metadata=org.metadata,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in missing:
+                pass
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(refused.value)[0][0] == "from"

@@ -36,6 +36,10 @@ class _ExportKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExportKind
     """one row per ticket with a door state"""
     EXPORT_KIND_CONTACTS: _ExportKind.ValueType  # 4
     """opted-in buyers only, one row per email (newest decision wins)"""
+    EXPORT_KIND_STATEMENT: _ExportKind.ValueType  # 5
+    """The organizer's statement for [from, until) (both required, at most 400 days;
+    with event_id: that event's orders only), one row per line as GetStatement's CSV.
+    """
 
 class ExportKind(_ExportKind, metaclass=_ExportKindEnumTypeWrapper): ...
 
@@ -48,6 +52,10 @@ EXPORT_KIND_CHECKINS: ExportKind.ValueType  # 3
 """one row per ticket with a door state"""
 EXPORT_KIND_CONTACTS: ExportKind.ValueType  # 4
 """opted-in buyers only, one row per email (newest decision wins)"""
+EXPORT_KIND_STATEMENT: ExportKind.ValueType  # 5
+"""The organizer's statement for [from, until) (both required, at most 400 days;
+with event_id: that event's orders only), one row per line as GetStatement's CSV.
+"""
 Global___ExportKind: _TypeAlias = ExportKind  # noqa: Y015
 
 class _ExportFormat:
