@@ -1257,7 +1257,7 @@ def report_show(event_id: str, as_json: bool, remote: Remote) -> None:
         ("BY", "KEY", *(n.upper() for n in names)),
         [(b, k, *(getattr(s, n) for n in names)) for b, k, s in groups],
     )
-    fees = money(r.fees) if r.fees_recorded else "not recorded by orders yet"
+    fees = money(r.fees) if r.fees_recorded else "not recorded by some orders"
     lines = [
         ("orders", f"{r.orders} ({r.orders_cancelled} cancelled)"),
         ("tickets sold", f"{r.tickets_sold} ({r.tickets_cancelled} cancelled)"),

@@ -59,9 +59,15 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         tally = SalesTally()
         async for orders in self._reader.orders(tenant, ctx.event_id):
             for o in orders:
-                # orders record no fee split nor channel yet: fees unknown, channel ""
+                # fees as split at sale, on the tickets still valid (an order without a
+                # plan records a split of 0); refunds are the statement's business
+                fees = sum(t.platform_fee for t in o.tickets if t.status == "valid")
                 tally.add_order(
-                    o.created_ms, o.status, ((t.category, t.price, t.status == "valid") for t in o.tickets)
+                    o.created_ms,
+                    o.status,
+                    ((t.category, t.price, t.status == "valid") for t in o.tickets),
+                    fees=fees,
+                    channel=o.channel,
                 )
         return tally
 

@@ -425,7 +425,8 @@ async def test_exports_and_reports(server: str, tmp_path: Path) -> None:
     assert "--from and --until" in no_period.output
     shown = await cli("report", event_id)
     assert "revenue gross: 1.00 EUR" in shown.stdout
-    assert "not recorded by orders yet" in shown.stdout
+    assert "fees: 0.00 EUR" in shown.stdout  # no plan
+    assert "revenue net: 1.00 EUR" in shown.stdout
     figures = json.loads((await cli("report", event_id, "--json")).stdout)
     assert figures["tickets_sold"] == "1"
     chart, heat = tmp_path / "sales.png", tmp_path / "heat.svg"

@@ -96,6 +96,15 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
         assert csv[-1].endswith(f",{eur.net_due_minor}")
         assert ",net_due," in csv[-1]
 
+        # the event's report: gross and net of the fees split at sale, by channel
+        report = await reports_pb2_grpc.ReportServiceStub(org.channel).GetEventReport(
+            reports_pb2.GetEventReportRequest(event_id=event_id), metadata=org.metadata
+        )
+        assert report.revenue_gross.amount_minor == eur.gross_minor
+        assert report.fees.amount_minor == eur.fees_minor
+        assert report.revenue_net.amount_minor == eur.gross_minor - eur.fees_minor
+        assert [(g.key, g.seats.sold) for g in report.by_channel] == [("storefront", 3)]
+
         # a reporting key reads its organizer's statement, and only its own
         made = await org.tenants.CreateApiKey(
             tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_REPORTING), metadata=org.metadata
