@@ -38,7 +38,7 @@ _FORMATS: Final[dict[int, ExportFormat]] = {
 }
 
 
-def ms_of(request: reports_pb2.ExportRequest, name: str) -> int:
+def ms_of(request: reports_pb2.ExportRequest | reports_pb2.GetPlatformReportRequest, name: str) -> int:
     if not request.HasField(name):  # type: ignore[arg-type]
         return 0
     stamp: Timestamp = getattr(request, name)

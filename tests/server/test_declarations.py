@@ -103,6 +103,7 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.ReportService/GetEventReport": REPORTING,
     "/seatwise.v1.ReportService/RenderSalesChart": REPORTING,
     "/seatwise.v1.ReportService/RenderHeatMap": REPORTING,
+    "/seatwise.v1.ReportService/GetPlatformReport": OPERATOR,  # every organizer's figures
     # statements: the organizer's admins and reporting keys read their own, operators any of theirs
     "/seatwise.v1.PlatformService/GetStatement": ORGANIZER | {"reporting"},
     # resale sellers' scores and fees: the platform's business

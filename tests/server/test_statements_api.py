@@ -296,3 +296,46 @@ async def test_the_statement_exported_as_csv_and_json_lines_matches_get_statemen
                 pass
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field_violations(refused.value)[0][0] == "from"
+
+
+async def test_the_platform_report_rolls_up_its_organizers(world: World) -> None:
+    planned_id, key = await planned_organizer(world, "rolled-up")
+    async with Api(world.server, key) as org:
+        event_id = await _event(org)
+        first = await sell(org, event_id, "k1", "r0-0", "r1-1")
+        await sell(org, event_id, "k2", "r0-2")
+    event_1 = await _event(world.org1)  # p1's other organizer, no plan
+    await sell(world.org1, event_1, "k3", "r0-0")
+    reports = reports_pb2_grpc.ReportServiceStub(world.p1.channel)
+    report = await reports.GetPlatformReport(
+        reports_pb2.GetPlatformReportRequest(), metadata=world.p1.metadata
+    )
+    assert report.platform_id == "p1"
+    by_id = {o.organizer_id: o for o in report.organizers}
+    assert set(by_id) == {world.org1_id, planned_id}, "p2's organizer is not in p1's report"
+    [planned_eur] = by_id[planned_id].currencies
+    assert (planned_eur.orders, planned_eur.tickets_sold) == (2, 3)
+    fees = sum(t.split.platform_fee for t in first.tickets)
+    assert planned_eur.fees.amount_minor > fees > 0
+    [other_eur] = by_id[world.org1_id].currencies
+    assert (other_eur.tickets_sold, other_eur.fees.amount_minor) == (1, 0)
+    [total] = report.totals
+    assert total.tickets_sold == 4
+    assert total.revenue_gross.amount_minor == (
+        planned_eur.revenue_gross.amount_minor + other_eur.revenue_gross.amount_minor
+    )
+    assert total.revenue_net.amount_minor == total.revenue_gross.amount_minor - planned_eur.fees.amount_minor
+    assert sum(m.tickets for m in report.sales_per_minute) == 4
+    # a period before the sales: organizers listed, nothing sold in it
+    empty = await reports.GetPlatformReport(
+        reports_pb2.GetPlatformReportRequest(until=_ts(first.created_at.ToMilliseconds() - 60_000)),
+        metadata=world.p1.metadata,
+    )
+    assert [c.tickets_sold for o in empty.organizers for c in o.currencies] == [0, 0]
+    # another platform's admin: the same answer as for a platform that does not exist
+    theirs = reports_pb2_grpc.ReportServiceStub(world.p2.channel)
+    for platform_id in ("p1", "p9"):
+        call = theirs.GetPlatformReport(
+            reports_pb2.GetPlatformReportRequest(platform_id=platform_id), metadata=world.p2.metadata
+        )
+        assert await _code(call) == grpc.StatusCode.NOT_FOUND
