@@ -126,6 +126,7 @@ async def test_every_script_call_path_stays_in_one_slot(
     _, token, _ = await door.ticket_token(ev.tenant, ev.event_id, order.order_id, ticket)  # ticket_keys_put
     await door.scan(ev.tenant, ev.event_id, token, "A", "d1")  # scan: event keys + door keys
     await door.stats(ev.tenant, ev.event_id)  # checkin_stats
+    await door.write_no_shows(ev.event_id)  # no_show: event keys + door keys
     await inv.set_status(ev.event_id, [10, 11], "blocked", ["free"])
     other = await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")
     await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")  # a retry replays
@@ -155,6 +156,7 @@ async def test_every_script_call_path_stays_in_one_slot(
             "erase_orders",
             "scan",
             "checkin_stats",
+            "no_show",
             "box_office",
             "refund",
         }:
