@@ -8,8 +8,12 @@ docs/security.md's matrix is the one the declarations generate.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -30,12 +34,17 @@ from seatwise.v1 import (
 
 from holds.records import RoleName
 from scripts import security_matrix
-from server.app import SERVICES
+from server.app import SERVICES, create_server
 from server.auth import TENANT_HEADER
+from server.config import Config
+from server.context import Stores
 from server.declarations import MethodRule
 from tests.api import Api
+from tests.conftest import ADMIN_KEY
 from tests.server.maps import small_map
 from tests.server.test_platforms_api import _event, _platform, _sign_up
+
+AT_ONCE = 8  # calls in flight per caller
 
 STAFF = {
     "box_office": tenancy_pb2.ROLE_BOX_OFFICE,
@@ -162,6 +171,19 @@ async def _resources(org: Api, platform_id: str, organizer_id: str) -> Victim:
 
 
 @pytest.fixture
+async def server(stores: Stores, tmp_path: Path) -> AsyncIterator[str]:
+    """The conftest's server, but letting each tenant run AT_ONCE heavy calls (validation,
+    rendering) at once: the walk sends its calls AT_ONCE at a time, and the heavy-call
+    limit is a matter of load (tests/server/test_heavy.py), not of who may call what."""
+    config = Config(port=0, data_dir=tmp_path, admin_key=ADMIN_KEY, heavy_per_tenant=AT_ONCE)
+    await stores.tenants.put_bootstrap_key(ADMIN_KEY)
+    grpc_server, port, _ = create_server(config, stores)
+    await grpc_server.start()
+    yield f"127.0.0.1:{port}"
+    await grpc_server.stop(None)
+
+
+@pytest.fixture
 async def matrix(admin: Api, server: str) -> Matrix:
     p1_key = await _platform(admin, "p1", terms_version="v3")
     p2_key = await _platform(admin, "p2", terms_version="v3")
@@ -279,24 +301,61 @@ def _callers(m: Matrix) -> list[tuple[RoleName, str, tuple[Victim, ...]]]:
     return callers
 
 
+Case = tuple[tuple[str, Any, MethodRule], Victim]
+
+
+async def _aimed_at(api: Api, role: RoleName, header: str, case: Case) -> list[str]:
+    """Problems of one RPC called by ``role`` with a victim's ids, and with ids that exist nowhere."""
+    (service, method, rule), victim = case
+    nowhere = victim.nowhere()
+    there, there_raw = await _call(api, method, service, _request(method, victim), header)
+    absent, _ = await _call(api, method, service, _request(method, nowhere), header)
+    where = f"{method.name} as {role}{' acting' if header else ''} on {victim.ids['organizer_id']}"
+    found = []
+    if _normal(there, victim, nowhere) != _normal(absent, victim, nowhere):
+        found.append(f"{where}: {there} but {absent} for ids that exist nowhere")
+    if role not in rule.roles and there[0] != "PERMISSION_DENIED":
+        found.append(f"{where}: {there}, expected PERMISSION_DENIED")
+    leaked = [k for k, v in victim.ids.items() if len(v) > 3 and v.encode() in there_raw]
+    if leaked:
+        found.append(f"{where}: the reply names the victim's {leaked}")
+    return found
+
+
+async def _naming(api: Api, role: RoleName, case: Case) -> list[str]:
+    """Problems of one RPC called by ``role`` naming a victim organizer in the header."""
+    (service, method, _rule), victim = case
+    nowhere = victim.nowhere()
+    request = _request(method, None)
+    there, _ = await _call(api, method, service, request, victim.ids["organizer_id"])
+    absent, _ = await _call(api, method, service, request, nowhere.ids["organizer_id"])
+    where = f"{method.name} as {role} naming {victim.ids['organizer_id']}"
+    found = []
+    if _normal(there, victim, nowhere) != _normal(absent, victim, nowhere):
+        found.append(f"{where}: {there} but {absent} for an organizer that does not exist")
+    if there[0] not in ("PERMISSION_DENIED", "NOT_FOUND"):
+        found.append(f"{where}: {there}")
+    return found
+
+
+async def _each(cases: Iterable[Case], check: Callable[[Case], Awaitable[list[str]]]) -> list[str]:
+    """``check`` of every case, AT_ONCE at a time (the calls are independent: a victim's
+    resources are only read), the problems in the cases' order."""
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def one(case: Case) -> list[str]:
+        async with gate:
+            return await check(case)
+
+    return [p for found in await asyncio.gather(*(one(c) for c in cases)) for p in found]
+
+
 async def test_every_rpc_and_role_reveals_nothing_of_other_organizers(matrix: Matrix) -> None:
     problems: list[str] = []
     for role, header, victims in _callers(matrix):
         async with Api(matrix.server, matrix.keys[role]) as api:
-            for (service, method, rule), victim in itertools.product(_methods(), victims):
-                nowhere = victim.nowhere()
-                there, there_raw = await _call(api, method, service, _request(method, victim), header)
-                absent, _ = await _call(api, method, service, _request(method, nowhere), header)
-                where = (
-                    f"{method.name} as {role}{' acting' if header else ''} on {victim.ids['organizer_id']}"
-                )
-                if _normal(there, victim, nowhere) != _normal(absent, victim, nowhere):
-                    problems.append(f"{where}: {there} but {absent} for ids that exist nowhere")
-                if role not in rule.roles and there[0] != "PERMISSION_DENIED":
-                    problems.append(f"{where}: {there}, expected PERMISSION_DENIED")
-                leaked = [k for k, v in victim.ids.items() if len(v) > 3 and v.encode() in there_raw]
-                if leaked:
-                    problems.append(f"{where}: the reply names the victim's {leaked}")
+            cases = itertools.product(_methods(), victims)
+            problems += await _each(cases, functools.partial(_aimed_at, api, role, header))
     assert problems == []
 
 
@@ -306,16 +365,8 @@ async def test_naming_another_organizer_in_the_header_reveals_nothing(matrix: Ma
     callers.append(("platform_admin", (matrix.other_platform,)))
     for role, victims in callers:
         async with Api(matrix.server, matrix.keys[role]) as api:
-            for (service, method, _rule), victim in itertools.product(_methods(), victims):
-                nowhere = victim.nowhere()
-                request = _request(method, None)
-                there, _ = await _call(api, method, service, request, victim.ids["organizer_id"])
-                absent, _ = await _call(api, method, service, request, nowhere.ids["organizer_id"])
-                where = f"{method.name} as {role} naming {victim.ids['organizer_id']}"
-                if _normal(there, victim, nowhere) != _normal(absent, victim, nowhere):
-                    problems.append(f"{where}: {there} but {absent} for an organizer that does not exist")
-                if there[0] not in ("PERMISSION_DENIED", "NOT_FOUND"):
-                    problems.append(f"{where}: {there}")
+            cases = itertools.product(_methods(), victims)
+            problems += await _each(cases, functools.partial(_naming, api, role))
     assert problems == []
 
 
