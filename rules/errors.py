@@ -10,6 +10,7 @@
     ├── NoPriceInCurrency        a plan has no fixed amounts in the currency asked for
     ├── RefundExceedsPaid        a refund larger than what is left of the ticket's price
     ├── StatementInputError      a record that cannot be part of the statement asked for
+    ├── InvalidBranding          a branding field that breaks its rule (names the field)
     ├── KeyRingError             a key ring that breaks its rules (two active keys, duplicate ids)
     └── TicketTokenError         a ticket token that does not verify; exactly one of:
         ├── TokenMalformed       not a token at all (encoding, layout, version)
@@ -102,3 +103,12 @@ class RevokedKey(TicketTokenError):
 
 class BadSignature(TicketTokenError):
     reason = "bad_signature"
+
+
+class InvalidBranding(RulesError):
+    """A branding field that breaks its rule; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

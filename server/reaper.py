@@ -10,6 +10,9 @@ have holds, so holds left by a process that died are tidied too. An event
 leaves that set once it has no hold left and can take none (closed, or past
 its on-sale window). It runs in every server process; two reapers purging
 the same event is harmless (each purge is one atomic script).
+
+Every ``DUES_EVERY`` rounds the same loop runs billing's automatic suspension
+of organizers with overdue statements (``holds/platform/dues.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ INTERVAL_S = 1.0
 SWEEP_EVERY = 60  # rounds between walks of the whole set of events with holds
 PER_EVENT_LIMIT = 500
 REAP_BUDGET_S = 30.0
+DUES_EVERY = 300  # rounds (about five minutes) between runs of billing's suspension of unpaid organizers
 
 
 async def reap_once(stores: Stores, *, sweep: bool = False) -> int:
@@ -50,6 +54,9 @@ async def reap_forever(stores: Stores, interval_s: float = INTERVAL_S) -> None:
                 purged = await reap_once(stores, sweep=rounds % SWEEP_EVERY == 0)
             if purged:
                 log.debug("reaper.purged", holds=purged)
+            if rounds % DUES_EVERY == DUES_EVERY - 1:
+                async with asyncio.timeout(REAP_BUDGET_S):
+                    await stores.dues.run_once(stores.dues.clock())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis away: try again next round

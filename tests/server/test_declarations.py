@@ -105,6 +105,14 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.ReportService/RenderHeatMap": REPORTING,
     # statements: the organizer's admins and reporting keys read their own, operators any of theirs
     "/seatwise.v1.PlatformService/GetStatement": ORGANIZER | {"reporting"},
+    # branding and the hub are what storefronts render: every key of the platform reads them
+    "/seatwise.v1.PlatformService/GetBranding": EVERYONE,
+    "/seatwise.v1.PlatformService/UpdateBranding": ORGANIZER,
+    "/seatwise.v1.PlatformService/ListHubEvents": EVERYONE,
+    "/seatwise.v1.PlatformService/ExportOrganizers": OPERATOR,
+    "/seatwise.v1.PlatformService/ListNotifications": ORGANIZER,
+    "/seatwise.v1.PlatformService/ChangePlan": OPERATOR,
+    "/seatwise.v1.PlatformService/MarkStatementPaid": OPERATOR,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
@@ -117,6 +125,9 @@ AUDITED = {
     "/seatwise.v1.PlatformService/SuspendOrganizer",
     "/seatwise.v1.PlatformService/ReinstateOrganizer",
     "/seatwise.v1.PlatformService/CreatePlan",
+    "/seatwise.v1.PlatformService/UpdateBranding",
+    "/seatwise.v1.PlatformService/ChangePlan",
+    "/seatwise.v1.PlatformService/MarkStatementPaid",
     "/seatwise.v1.OrderService/RefundOrder",  # money out (SellAtBoxOffice audits its overrides itself)
 }
 ALWAYS_ADMITTED = {
