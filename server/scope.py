@@ -66,23 +66,6 @@ async def platform(platforms: PlatformStore, requested: str) -> PlatformRecord:
     return record
 
 
-async def platform_organizer(tenants: TenantStore, requested: str) -> TenantRecord:
-    """An organizer whose public face (branding, hub) the caller may read: operators
-    as :func:`organizer`; any key of an organizer, its own organizer and the other
-    organizers of its platform. Anything else is ``NOT_FOUND``."""
-    p = current_principal()
-    if p.is_admin and not p.acting:
-        return await organizer(tenants, requested)
-    if not requested or requested == p.tenant_id:
-        return await organizer(tenants, "")
-    if len(requested) > 64:
-        raise InvalidRequest("organizer_id", "must be at most 64 characters")
-    record = await tenants.organizer(requested)
-    if record is None or not p.platform_id or record.platform_id != p.platform_id:
-        raise NotFound("organizer", requested)
-    return record
-
-
 def readable_platform_id(requested: str) -> str:
     """The platform whose public face the caller may read (checked for operators by
     :func:`platform`): an organizer's keys, their own organizer's platform only."""
