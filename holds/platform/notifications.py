@@ -190,15 +190,16 @@ class PlanLimitsOf:
         platform_id, limits = found
         await self.usage.peak(tenant_id, platform_id, "seats_per_map", places, limits.seats_per_map)
 
-    async def add_event(self, tenant_id: str, event_id: str) -> None:
+    async def add_event(self, tenant_id: str, event_id: str) -> bool:
         """Before an event is created: counted (events this month, active events), or refused.
         Counted for every organizer on a plan, limited or not, so a change of plan finds the
-        counts right."""
+        counts right. False: not counted (the organizer has no plan)."""
         found = await self.of(tenant_id)
         if found is None:
-            return
+            return False
         platform_id, limits = found
         await self.usage.add_event(tenant_id, platform_id, event_id, limits)
+        return True
 
 
 async def create_within_limits(
@@ -215,13 +216,14 @@ async def create_within_limits(
     stats = stats_of(loaded.seatmap)
     await limits.check_map(tenant_id, stats.seat_count + stats.ga_capacity)
     event_id = new_event_id()
-    await limits.add_event(tenant_id, event_id)
+    counted = await limits.add_event(tenant_id, event_id)
     try:
         event = await events.create(tenant_id, loaded, currency, settings, event_id)
     except BaseException:
-        await limits.usage.release_event(tenant_id, event_id)
-        await limits.usage.uncount(tenant_id, "events_per_month")
+        if counted:
+            await limits.usage.release_event(tenant_id, event_id)
+            await limits.usage.uncount(tenant_id, "events_per_month")
         raise
-    if settings.status == "closed":
+    if settings.status == "closed" and counted:  # created closed (allowed): never active
         await limits.usage.release_event(tenant_id, event_id)
     return event

@@ -280,3 +280,23 @@ async def test_notifications_are_the_organizers_and_platforms_own(world: World) 
             platform_pb2.ListNotificationsRequest(page_token="forged"), metadata=world.p1.metadata
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_creation_that_fails_is_not_counted(world: World) -> None:
+    await _plan(world, "single", events_per_month=1, active_events=1)
+    _, org = await _organizer(world, "single")
+    async with org:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await _event(org, currency="EURO")  # refused after it was counted: counted back
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        await _event(org)  # the month's one event
+        assert await _notes(org) == [
+            ("events_per_month", "limit_80", 1, 1), ("events_per_month", "limit_100", 1, 1),
+            ("active_events", "limit_80", 1, 1), ("active_events", "limit_100", 1, 1),
+        ]  # fmt: skip
+
+
+async def test_organizers_without_a_plan_are_not_limited(world: World) -> None:
+    for _ in range(3):
+        await _event(world.org1)
+    assert await _notes(world.org1) == []
