@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import msgspec
-from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import platform_pb2
 
 from holds import keys
@@ -82,10 +81,6 @@ def _status(record: TenantRecord) -> str:
 
 def _iso(ms: int) -> str:
     return timestamp_ms(ms).ToJsonString()
-
-
-def _ts(request: object, field: str) -> Timestamp | None:
-    return getattr(request, field) if request.HasField(field) else None  # type: ignore[attr-defined]
 
 
 class PlatformOps:
