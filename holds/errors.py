@@ -8,6 +8,7 @@
     ├── NotFound                a named resource does not exist (for this tenant)
     ├── AlreadyExists           a create collided with an existing id
     ├── InvalidRequest          an argument is wrong; ``field`` names it
+    ├── PlanLimitExceeded       a limit of the organizer's plan would be exceeded (names it and its value)
     └── Conflict                the state forbids the change right now
         ├── PreconditionFailed  needs a different state first (e.g. publish before use)
         └── SeatsUnavailable    some seats (named) are not free
@@ -112,6 +113,16 @@ class LimitExceeded(StoreError):
         super().__init__(f"at most {maximum} seat(s) per {limit}")
         self.limit = limit
         self.maximum = maximum
+
+
+class PlanLimitExceeded(StoreError):
+    """A limit of the organizer's plan (events per month, ...) would be exceeded."""
+
+    def __init__(self, limit: str, value: int, usage: int) -> None:
+        super().__init__(f"the plan's limit {limit} is {value} and {usage} are used")
+        self.limit = limit
+        self.value = value
+        self.usage = usage
 
 
 class SeatsInWrongState(PreconditionFailed):

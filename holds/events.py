@@ -161,14 +161,24 @@ def _event_from(ref: EventRef, meta: dict[bytes, bytes], prices: dict[bytes, byt
     return Event(ref, settings, int(m["created_at_ms"]), int(m["updated_at_ms"]))
 
 
+def new_event_id() -> str:
+    return new_id("ev", 9).replace("-", "x").replace("_", "y")
+
+
 class EventStore:
     def __init__(self, client: AnyRedis, scripts: ScriptRegistry) -> None:
         self._r = client
         self._scripts = scripts
 
     async def create(
-        self, tenant_id: str, loaded: LoadedSeatMap, currency: str, settings: EventSettings
+        self,
+        tenant_id: str,
+        loaded: LoadedSeatMap,
+        currency: str,
+        settings: EventSettings,
+        event_id: str = "",
     ) -> Event:
+        """A new event (``event_id``: one from :func:`new_event_id`, else a new one)."""
         if loaded.version.state != "published":
             raise PreconditionFailed(
                 f"seat map {loaded.version.seat_map_id} version {loaded.version.version} is not published",
@@ -177,7 +187,7 @@ class EventStore:
         if not _CURRENCY.match(currency):
             raise InvalidRequest("currency", "must be an ISO-4217 code such as EUR")
         check_settings(settings, {c.key for c in loaded.seatmap.categories})
-        event_id = new_id("ev", 9).replace("-", "x").replace("_", "y")
+        event_id = event_id or new_event_id()
         now = int(time.time() * 1000)
         ref = EventRef(event_id, tenant_id, loaded.version.seat_map_id, loaded.version.version, currency)
         meta = _meta_fields(settings) | {

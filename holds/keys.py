@@ -171,6 +171,8 @@ def tenant_feed_trimmed(tenant_id: str) -> str:
 # Single keys, one slot each, each used by single commands:
 PLATFORMS = f"{PREFIX}:platforms"  # hash platform_id -> platform record (JSON)
 ROOT_AUDIT = f"{PREFIX}:audit:root"  # stream: audit entries of root-level changes (no organizer, no platform)
+DOMAINS = f"{PREFIX}:domains"  # hash custom domain -> "p:<platform_id>" | "t:<tenant_id>" (HSETNX: unique)
+PLATFORM_SLUGS = f"{PREFIX}:platform-slugs"  # hash platform branding slug -> platform_id (HSETNX: unique)
 
 
 def platform_tag(platform_id: str) -> str:
@@ -225,6 +227,43 @@ def seller_ratings(platform_id: str, seller_id: str) -> str:
 def seller_fee_locks(platform_id: str, seller_id: str) -> str:
     """Hash quarter start ms -> the fee locked for that quarter (JSON, first computed wins)."""
     return f"{PREFIX}:{platform_tag(platform_id)}:seller:{seller_id}:fee_locks"
+
+
+def platform_branding(platform_id: str) -> str:
+    """String: the platform's branding profile (JSON, holds/platform/records.py Branding)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:branding"
+
+
+def platform_notifications(platform_id: str) -> str:
+    """Stream: plan-limit notifications of the platform's organizers."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:notifications"
+
+
+def tenant_branding(tenant_id: str) -> str:
+    """String: the organizer's branding profile (JSON)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:branding"
+
+
+def tenant_notifications(tenant_id: str) -> str:
+    """Stream: the organizer's plan-limit notifications."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:notifications"
+
+
+def tenant_usage(tenant_id: str, period: str) -> str:
+    """Hash limit name -> usage in billing period ``period`` (YYYY-MM), and
+    ``n:<limit>:<threshold>`` markers of notifications already recorded."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:usage:{period}"
+
+
+def tenant_active_events(tenant_id: str) -> str:
+    """Set of the organizer's events that are not closed (the active-events limit)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:active-events"
+
+
+def tenant_billing(tenant_id: str) -> str:
+    """Hash billing period (YYYY-MM) -> its state once the period ended: "paid",
+    "clear" (nothing owed) or "due" (owes the platform, not marked paid)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:billing"
 
 
 def tenant_audit(tenant_id: str) -> str:

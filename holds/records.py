@@ -34,6 +34,7 @@ class TenantRecord(msgspec.Struct, frozen=True):
     suspended: bool = False
     suspended_reason: str = ""
     schema: int = 1
+    suspended_for_billing: bool = False  # suspended automatically for an unpaid statement
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True):

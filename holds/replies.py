@@ -62,3 +62,7 @@ class Reply(IntEnum):
     # refund
     REFUND_EXCEEDS_PAID = 36  # ticket id, refundable left
     REFUND_STALE = 37  # ticket id: its refunded total changed since it was read (retry)
+    # claim_unique: another owner holds the name (a custom domain, a slug)
+    CLAIM_TAKEN = 60  # holder
+    # plan_usage: a plan limit would be exceeded
+    LIMIT_REACHED = 61  # limit name, usage, thresholds to notify

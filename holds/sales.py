@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from holds.errors import Conflict, InvalidRequest, PreconditionFailed, SeatsInWrongState, SeatsUnavailable
 from holds.inventory import (
@@ -37,6 +37,15 @@ from seatmap.bestavailable import BestAvailableRequest
 
 # The organizer's current fee plan (holds/platform/platforms.py PlatformStore.organizer_plan).
 PlanLookup = Callable[[str], Awaitable[FeePlan | None]]
+
+
+class TicketLimits(Protocol):
+    """The plan's tickets-per-month limit (holds/platform/notifications.py PlanLimitsOf)."""
+
+    async def check_tickets(self, tenant_id: str, quantity: int) -> None: ...
+    async def count_tickets(self, tenant_id: str, sold: int) -> None: ...
+
+
 MAX_PAYMENT_METHOD = 64
 REFUND_ATTEMPTS = 8  # reads of the order when concurrent refunds of its tickets race
 
@@ -123,10 +132,17 @@ def check_order_input(idempotency_key: str, buyer: Buyer) -> None:
 
 
 class Sales:
-    def __init__(self, live: LiveEvents, inventory: Inventory, plans: PlanLookup | None = None) -> None:
+    def __init__(
+        self,
+        live: LiveEvents,
+        inventory: Inventory,
+        plans: PlanLookup | None = None,
+        limits: TicketLimits | None = None,
+    ) -> None:
         self._live = live
         self._inventory = inventory
         self._plans = plans
+        self._limits = limits
         self._rng = random.Random()
 
     async def sale(
@@ -154,6 +170,10 @@ class Sales:
                 refund_policy=plan.refund_policy,
             )
         return Sale(collector=collector, payment_method=payment_method, channel=channel, terms=terms)
+
+    async def _check_tickets(self, tenant_id: str, quantity: int) -> None:
+        if self._limits is not None:
+            await self._limits.check_tickets(tenant_id, quantity)
 
     async def context(self, tenant_id: str, event_id: str) -> LiveEvent:
         """The event as this process holds it, if ``tenant_id`` owns it."""
@@ -257,6 +277,7 @@ class Sales:
         if not seat_ids:
             raise InvalidRequest("seat_ids", "name at least one seat")
         ordinals = self.ordinals(ctx, seat_ids)
+        await self._check_tickets(tenant_id, len(ordinals))
         retry = self._retry(ctx, request_id, "seats", buyer, token, {"seats": sorted(seat_ids)})
         return self._result_info(ctx, await self._hold(ctx, ordinals, {}, buyer, token, retry))
 
@@ -276,6 +297,7 @@ class Sales:
             raise InvalidRequest("area_id", f"no general admission area {area_id!r} in this event")
         if not 1 <= quantity <= MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("quantity", f"must be 1-{MAX_SEATS_PER_REQUEST}")
+        await self._check_tickets(tenant_id, quantity)
         retry = self._retry(ctx, request_id, "ga", buyer, token, {"area": area_id, "quantity": quantity})
         return self._result_info(ctx, await self._hold(ctx, [], {area_id: quantity}, buyer, token, retry))
 
@@ -310,6 +332,7 @@ class Sales:
             "accessible": request.accessible,
             "adjacency": request.adjacency,
         }
+        await self._check_tickets(tenant_id, request.quantity)
         retry = self._retry(ctx, request_id, "best", buyer, token, shape)
         mirror = await self._live.mirror(ctx)
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
@@ -378,6 +401,8 @@ class Sales:
         ctx = await self.context(tenant_id, event_id)
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
         result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+        if not result.replayed and self._limits is not None:
+            await self._limits.count_tickets(tenant_id, len(result.order.tickets))
         return ctx, result.order, result.replayed
 
     async def sell_at_box_office(
@@ -407,6 +432,7 @@ class Sales:
             raise InvalidRequest("seat_ids", "name at least one seat or general admission place")
         if len(ordinals) + sum(ga.values()) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_REQUEST} places per sale")
+        await self._check_tickets(tenant_id, len(ordinals) + sum(ga.values()))
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "box_office")
         parts = {"seats": sorted(seat_ids), "ga": dict(sorted(ga.items())), "override": override,
                  "payment_method": payment_method, "collector": collector}  # fmt: skip
@@ -426,6 +452,8 @@ class Sales:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
         except SeatOrdinalsHeld as exc:
             raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
+        if not result.replayed and self._limits is not None:
+            await self._limits.count_tickets(tenant_id, len(result.order.tickets))
         return ctx, result
 
     async def refund(

@@ -165,6 +165,9 @@ class ScriptRegistry:
         self.checkin_stats = self._script("checkin_stats")
         self.no_show = self._script("no_show")
         self.ticket_keys_put = self._script("ticket_keys_put")
+        # platforms (holds/platform/): unique names (domains, slugs), plan-limit usage
+        self.claim_unique = self._script("claim_unique")
+        self.plan_usage = self._script("plan_usage")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

@@ -10,6 +10,7 @@
     ├── NoPriceInCurrency        a plan has no fixed amounts in the currency asked for
     ├── RefundExceedsPaid        a refund larger than what is left of the ticket's price
     ├── StatementInputError      a record that cannot be part of the statement asked for
+    ├── InvalidBranding          a branding field that breaks its rule (names the field)
     ├── KeyRingError             a key ring that breaks its rules (two active keys, duplicate ids)
     ├── InvalidScoring           a platform's seller-score rules that break their own rules
     └── TicketTokenError         a ticket token that does not verify; exactly one of:
@@ -109,3 +110,12 @@ class InvalidScoring(RulesError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid seller scoring rules: " + "; ".join(self.problems))
+
+
+class InvalidBranding(RulesError):
+    """A branding field that breaks its rule; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

@@ -62,6 +62,40 @@ class PlanPrices(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
     processing_fee_fixed: Minor = 0  # per ticket, on top of processing_fee_bps
 
 
+LimitName = Literal["events_per_month", "seats_per_map", "active_events", "tickets_per_month"]
+LIMIT_NAMES: Final[tuple[LimitName, ...]] = (
+    "events_per_month",
+    "seats_per_map",
+    "active_events",
+    "tickets_per_month",
+)
+
+
+class PlanLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What an organizer on the plan may do; 0: no limit. Per billing period (a calendar
+    month, UTC): events created, tickets sold. At any time: events not closed, and the
+    places (seats and general-admission capacity) of one seat map."""
+
+    events_per_month: Minor = 0
+    seats_per_map: Minor = 0
+    active_events: Minor = 0
+    tickets_per_month: Minor = 0
+
+
+def threshold_crossed(before: int, after: int, limit: int) -> tuple[int, ...]:
+    """The thresholds (80, 100 percent of ``limit``) that usage going from ``before`` to
+    ``after`` crosses: 80 when ``after`` reaches 80 % (``after * 100 >= 80 * limit``) and
+    ``before`` had not, 100 likewise at ``limit``. The same rule ``plan_usage.lua`` applies."""
+    if limit <= 0:
+        return ()
+    crossed: tuple[int, ...] = ()
+    if before * 100 < 80 * limit <= after * 100:
+        crossed += (80,)
+    if before < limit <= after:
+        crossed += (100,)
+    return crossed
+
+
 class FeePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """What a platform charges an organizer. Rates apply in any currency; fixed
     amounts come from ``prices`` in the ticket's currency, which must include
@@ -73,6 +107,7 @@ class FeePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
     ticket_fee_bps: Bps = 0
     processing_fee_bps: Bps = 0
     refund_policy: RefundPolicy = "full"
+    limits: PlanLimits = PlanLimits()
 
     def billing_currency(self, organizer_currency: str | None) -> str:
         """An organizer pays in its country's currency when the plan prices it, else the default."""
@@ -102,6 +137,10 @@ def check_plan(plan: FeePlan) -> FeePlan:
             value = getattr(prices, field)
             if type(value) is not int or value < 0:
                 problems.append(f"prices[{code}].{field} must be a non-negative integer")
+    for name in LIMIT_NAMES:
+        value = getattr(plan.limits, name)
+        if type(value) is not int or value < 0:
+            problems.append(f"limits.{name} must be a non-negative integer (0: no limit)")
     if problems:
         raise InvalidPlan(problems)
     return plan

@@ -961,14 +961,24 @@ def platform_list(as_json: bool, remote: Remote) -> None:
 @click.argument("platform_id", default="")
 @click.option("--terms-version", default=None, help="New terms for sign-ups from now on.")
 @click.option("--public-sales-when-suspended/--no-public-sales-when-suspended", default=None)
+@click.option(
+    "--billing-grace-days", type=click.IntRange(0, 365), default=None,
+    help="Days after a month ends before an organizer that still owes for it is suspended (0: never).",
+)  # fmt: skip
 @remote(tenant=False)
 def platform_set(
-    platform_id: str, terms_version: str | None, public_sales_when_suspended: bool | None, remote: Remote
+    platform_id: str,
+    terms_version: str | None,
+    public_sales_when_suspended: bool | None,
+    billing_grace_days: int | None,
+    remote: Remote,
 ) -> None:
     """Change a platform's settings (default: the key's own platform)."""
     from seatwise.v1 import platform_pb2
 
     request = platform_pb2.UpdatePlatformRequest(platform_id=platform_id)
+    if billing_grace_days is not None:
+        request.billing_grace_days = billing_grace_days
     if terms_version is not None:
         request.terms_version = terms_version
     if public_sales_when_suspended is not None:
@@ -976,6 +986,75 @@ def platform_set(
     with remote.client(tenant_scoped=False) as client:
         updated = client.call(client.platforms.UpdatePlatform, request)
     emit_json(updated.platform)
+
+
+BRANDING_OPTIONS = (
+    "display_name", "slug", "custom_domain", "logo_url", "favicon_url", "primary_color", "accent_color",
+    "support_email", "sender_email", "header_text", "footer_text",
+)  # fmt: skip
+
+
+def branding_options(command: F) -> F:
+    """--display-name ... --footer-text: each one given is changed ("" clears it)."""
+    for name in reversed(BRANDING_OPTIONS):
+        flag = "--" + name.replace("_", "-")
+        command = click.option(flag, name, default=None, help=f"Set {name} ('' clears it).")(command)
+    return command
+
+
+def _branding(remote: Remote, organizer_id: str, platform_id: str, fields: dict[str, str | None]) -> None:
+    from seatwise.v1 import platform_pb2
+
+    changes = {name: value for name, value in fields.items() if value is not None}
+    with remote.client(tenant_scoped=False) as client:
+        if changes:
+            update = platform_pb2.UpdateBrandingRequest(
+                organizer_id=organizer_id, platform_id=platform_id, **changes
+            )
+            branding = client.call(client.platforms.UpdateBranding, update).branding
+        else:
+            request = platform_pb2.GetBrandingRequest(organizer_id=organizer_id, platform_id=platform_id)
+            branding = client.call(client.platforms.GetBranding, request).branding
+    emit_json(branding)
+
+
+@platform.command("branding")
+@click.argument("platform_id", default="")
+@branding_options
+@remote(tenant=False)
+def platform_branding(platform_id: str, remote: Remote, **fields: str | None) -> None:
+    """Show the platform's branding profile, or change the fields given (default: the key's platform)."""
+    _branding(remote, "", platform_id, fields)
+
+
+@platform.command("hub")
+@click.argument("platform_id", default="")
+@click.option("--from", "from_", default="", help="Events starting at or after (ISO 8601; default: now).")
+@click.option("--until", default="", help="Events starting before.")
+@click.option("--organizer", "organizer_id", default="", help="Only this organizer's events.")
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
+@json_option
+@remote(tenant=False)
+def platform_hub(
+    platform_id: str, from_: str, until: str, organizer_id: str, limit: int, as_json: bool, remote: Remote
+) -> None:
+    """Upcoming on-sale events of every organizer of the platform, soonest first."""
+    from seatwise.v1 import platform_pb2
+
+    request = platform_pb2.ListHubEventsRequest(
+        platform_id=platform_id, organizer_id=organizer_id, page_size=limit
+    )
+    if from_:
+        getattr(request, "from").FromMilliseconds(_timestamp_ms("from", from_))
+    if until:
+        request.until.FromMilliseconds(_timestamp_ms("until", until))
+    with remote.client(tenant_scoped=False) as client:
+        page = client.call(client.platforms.ListHubEvents, request)
+    if as_json:
+        emit_json(page)
+        return
+    rows = [(_when(e.starts_at), e.event_id, e.organizer_slug or e.organizer_id, e.name) for e in page.events]
+    table(("STARTS", "EVENT", "ORGANIZER", "NAME"), rows)
 
 
 @platform.command("key")
@@ -1134,6 +1213,111 @@ def organizer_audit(
         for e in page.entries
     ]
     table(("AT", "KEY", "AS", "ORGANIZER", "METHOD", "OUTCOME"), rows)
+
+
+@organizer.command("branding")
+@click.argument("organizer_id", default="")
+@branding_options
+@remote(tenant=False)
+def organizer_branding(organizer_id: str, remote: Remote, **fields: str | None) -> None:
+    """Show an organizer's branding profile, or change the fields given (default: the key's organizer)."""
+    _branding(remote, organizer_id, "", fields)
+
+
+@organizer.command("export")
+@click.option("--platform", "platform_id", default="", help="Root admin: the platform.")
+@click.option("--from", "from_", default="", help="Start of the tickets-sold period (default: this month).")
+@click.option("--until", default="", help="Its end (exclusive).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@remote(tenant=False)
+def organizer_export(platform_id: str, from_: str, until: str, output: Path, remote: Remote) -> None:
+    """The platform's organizers as CSV (id, name, slug, plan, status, created, tickets sold)."""
+    from seatwise.v1 import platform_pb2
+
+    if bool(from_) != bool(until):
+        raise CliError("--from and --until go together (default: the current month)")
+    request = platform_pb2.ExportOrganizersRequest(platform_id=platform_id)
+    if from_:
+        request.period_start.FromMilliseconds(_timestamp_ms("from", from_))
+        request.period_end.FromMilliseconds(_timestamp_ms("until", until))
+    partial = output.with_name(output.name + ".part")
+    rows = 0
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with remote.client(tenant_scoped=False) as client, partial.open("wb") as out:
+            for chunk in client.export_organizers(request):
+                out.write(chunk.data)
+                rows = chunk.rows_so_far
+        partial.replace(output)
+    except OSError as exc:
+        raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"{rows} organizers -> {output}", err=True)
+
+
+@organizer.command("notifications")
+@click.argument("organizer_id", default="")
+@click.option("--platform", "platform_id", default="", help="Root admin: a platform's notifications.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+@remote(tenant=False)
+def organizer_notifications(
+    organizer_id: str, platform_id: str, limit: int, as_json: bool, remote: Remote
+) -> None:
+    """Plan-limit notifications (80 % and 100 %), newest first: an organizer's, or (no id) the platform's."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        page = client.call(
+            client.platforms.ListNotifications,
+            platform_pb2.ListNotificationsRequest(
+                organizer_id=organizer_id, platform_id=platform_id, page_size=limit
+            ),
+        )
+    if as_json:
+        emit_json(page)
+        return
+    rows = [
+        (_when(n.at), n.organizer_id, n.period, n.kind, n.limit, f"{n.usage}/{n.limit_value}")
+        for n in page.notifications
+    ]
+    table(("AT", "ORGANIZER", "PERIOD", "KIND", "LIMIT", "USED"), rows)
+
+
+@organizer.command("plan")
+@click.argument("organizer_id")
+@click.argument("plan_id")
+@remote(tenant=False)
+def organizer_plan(organizer_id: str, plan_id: str, remote: Remote) -> None:
+    """Move an organizer to another plan of its platform, at once."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        done = client.call(
+            client.platforms.ChangePlan,
+            platform_pb2.ChangePlanRequest(organizer_id=organizer_id, plan_id=plan_id),
+        )
+    click.echo(f"plan: {done.previous_plan_id or '-'} -> {done.organizer.plan_id}", err=True)
+    _print_organizers([done.organizer])
+
+
+@organizer.command("paid")
+@click.argument("organizer_id")
+@click.argument("period")
+@remote(tenant=False)
+def organizer_paid(organizer_id: str, period: str, remote: Remote) -> None:
+    """Mark an organizer's statement of PERIOD (YYYY-MM) paid; reinstates it if billing suspended it."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        done = client.call(
+            client.platforms.MarkStatementPaid,
+            platform_pb2.MarkStatementPaidRequest(organizer_id=organizer_id, period=period),
+        )
+    if done.reinstated:
+        click.echo("reinstated", err=True)
+    _print_organizers([done.organizer])
 
 
 # --- exports and reports (docs/data.md#exports, #reports) --------------------------------------

@@ -20,6 +20,7 @@ from seatwise.v1 import (
     events_pb2_grpc,
     feed_pb2,
     feed_pb2_grpc,
+    platform_pb2,
     platform_pb2_grpc,
     reports_pb2,
     reports_pb2_grpc,
@@ -313,6 +314,15 @@ class Client:
         stub = reports_pb2_grpc.ExportServiceStub(self._channel)
         try:
             yield from stub.Export(request, metadata=tuple(self._metadata))
+        except grpc.RpcError as exc:
+            raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
+
+    def export_organizers(
+        self, request: platform_pb2.ExportOrganizersRequest
+    ) -> Iterator[platform_pb2.ExportOrganizersChunk]:
+        """The platform's organizers as CSV chunks; no deadline."""
+        try:
+            yield from self.platforms.ExportOrganizers(request, metadata=tuple(self._metadata))
         except grpc.RpcError as exc:
             raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
 

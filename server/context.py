@@ -10,6 +10,10 @@ from holds.events import EventStore
 from holds.inventory import Inventory
 from holds.live import LiveEvents
 from holds.platform.audit import AuditLog
+from holds.platform.branding import BrandingStore
+from holds.platform.dues import Dues
+from holds.platform.hub import Hub
+from holds.platform.notifications import PlanLimitsOf, PlanUsage
 from holds.platform.platforms import PlatformStore
 from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
@@ -35,6 +39,10 @@ class Stores:
     door: Door
     platforms: PlatformStore
     audit: AuditLog
+    branding: BrandingStore
+    plan_limits: PlanLimitsOf  # plan limits, their usage per period and notifications
+    hub: Hub
+    dues: Dues  # billing state: automatic suspension of unpaid organizers (run by server/reaper.py)
     rate_limits: SalesLimiter  # per-event limits on hold-taking calls
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
@@ -64,6 +72,8 @@ class Stores:
         live = LiveEvents(client, events, seatmaps, inventory)
         tenants = TenantStore(client)
         platforms = PlatformStore(client, tenants)
+        plan_limits = PlanLimitsOf(tenants, platforms, PlanUsage(client, scripts))
+        audit = AuditLog(client)
         return cls(
             redis=client,
             scripts=scripts,
@@ -72,10 +82,14 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory, platforms.organizer_plan),
+            sales=Sales(live, inventory, platforms.organizer_plan, plan_limits),
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
             platforms=platforms,
-            audit=AuditLog(client),
+            audit=audit,
+            branding=BrandingStore(client, scripts, tenants, platforms),
+            plan_limits=plan_limits,
+            hub=Hub(client),
+            dues=Dues(client, tenants, platforms, audit),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
         )
 

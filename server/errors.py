@@ -281,6 +281,17 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                     ]
                 ),
             )
+        case store.PlanLimitExceeded():
+            return _status(
+                code_pb2.RESOURCE_EXHAUSTED,
+                str(exc),
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(subject=exc.limit, description=str(exc))
+                    ]
+                ),
+                _error_info("PLAN_LIMIT", limit=exc.limit, value=str(exc.value), usage=str(exc.usage)),
+            )
         case store.GeneralAdmissionUnavailable():
             return _status(
                 code_pb2.ABORTED,

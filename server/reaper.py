@@ -12,6 +12,9 @@ its on-sale window) and, once closed, has had its no-show entries written
 (``holds/lua/no_show.lua``: after the admission window, if it has an end).
 It runs in every server process; two reapers purging the same event is
 harmless (each purge, each batch of no-shows, is one atomic script).
+
+Every ``DUES_EVERY`` rounds the same loop runs billing's automatic suspension
+of organizers with overdue statements (``holds/platform/dues.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ SWEEP_EVERY = 60  # rounds between walks of the whole set of events with holds
 PER_EVENT_LIMIT = 500
 REAP_BUDGET_S = 30.0
 NO_SHOW_BATCHES_PER_ROUND = 20  # of 200 orders each: a stadium's no-shows over a few rounds
+DUES_EVERY = 300  # rounds (about five minutes) between runs of billing's suspension of unpaid organizers
 
 
 async def reap_once(stores: Stores, *, sweep: bool = False) -> int:
@@ -64,6 +68,9 @@ async def reap_forever(stores: Stores, interval_s: float = INTERVAL_S) -> None:
                 purged = await reap_once(stores, sweep=rounds % SWEEP_EVERY == 0)
             if purged:
                 log.debug("reaper.purged", holds=purged)
+            if rounds % DUES_EVERY == DUES_EVERY - 1:
+                async with asyncio.timeout(REAP_BUDGET_S):
+                    await stores.dues.run_once(stores.dues.clock())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis away: try again next round

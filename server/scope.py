@@ -64,3 +64,14 @@ async def platform(platforms: PlatformStore, requested: str) -> PlatformRecord:
     record = await platforms.get(platform_id)
     note_target(platform_id=record.platform_id)
     return record
+
+
+def readable_platform_id(requested: str) -> str:
+    """The platform whose public face the caller may read (checked for operators by
+    :func:`platform`): an organizer's keys, their own organizer's platform only."""
+    p = current_principal()
+    if p.is_admin and not p.acting:
+        return platform_id_of(requested)
+    if not p.platform_id or (requested and requested != p.platform_id):
+        raise NotFound("platform", requested or "(none: the organizer is under no platform)")
+    return p.platform_id

@@ -48,3 +48,7 @@ local SEATS_HELD = 35                -- {ordinal, ...}
 -- refund: {code, details...}
 local REFUND_EXCEEDS_PAID = 36       -- ticket id, refundable left
 local REFUND_STALE = 37              -- ticket id: its refunded total changed since it was read (retry)
+-- claim_unique: {CLAIM_TAKEN, holder}
+local CLAIM_TAKEN = 60
+-- plan_usage: {LIMIT_REACHED, limit name, usage, notify...}
+local LIMIT_REACHED = 61

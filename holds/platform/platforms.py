@@ -38,6 +38,7 @@ RESERVED_SLUGS = frozenset({
 })  # fmt: skip
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 NAME_MAX = 120
+MAX_GRACE_DAYS = 365
 
 
 def check_slug(slug: str) -> str:
@@ -115,9 +116,18 @@ class PlatformStore:
         return record
 
     async def update(
-        self, platform_id: str, *, terms_version: str | None, public_sales_when_suspended: bool | None
+        self,
+        platform_id: str,
+        *,
+        terms_version: str | None,
+        public_sales_when_suspended: bool | None,
+        billing_grace_days: int | None = None,
     ) -> PlatformRecord:
         record = await self.get(platform_id)
+        if billing_grace_days is not None:
+            if not 0 <= billing_grace_days <= MAX_GRACE_DAYS:
+                raise InvalidRequest("billing_grace_days", f"must be 0-{MAX_GRACE_DAYS} (0: never suspend)")
+            record = msgspec.structs.replace(record, billing_grace_days=billing_grace_days)
         if terms_version is not None:
             check_label("terms_version", terms_version, 64)
             record = msgspec.structs.replace(record, terms_version=terms_version)
@@ -154,7 +164,7 @@ class PlatformStore:
             if not known:
                 raise InvalidRequest("plan_id", f"the platform has no plan {plan_id!r}")
         tenant_id = new_id("t_", 6)
-        await self._claim_slug(platform_id, slug, tenant_id)
+        await self.claim_slug(platform_id, slug, tenant_id)
         return await self._tenants.create_tenant(
             tenant_id,
             name,
@@ -165,7 +175,8 @@ class PlatformStore:
             terms_version=platform.terms_version,
         )
 
-    async def _claim_slug(self, platform_id: str, slug: str, tenant_id: str) -> None:
+    async def claim_slug(self, platform_id: str, slug: str, tenant_id: str) -> None:
+        """Claim ``slug`` within the platform for ``tenant_id`` (ALREADY_EXISTS when an organizer has it)."""
         slugs = keys.platform_slugs(platform_id)
         async with wrap_errors("claim slug"):
             if await self._r.hsetnx(slugs, slug, tenant_id):
@@ -187,7 +198,10 @@ class PlatformStore:
         elif not organizer.suspended:
             raise PreconditionFailed(f"organizer {organizer.tenant_id!r} is not suspended")
         updated = msgspec.structs.replace(
-            organizer, suspended=suspended, suspended_reason=reason if suspended else ""
+            organizer,
+            suspended=suspended,
+            suspended_reason=reason if suspended else "",
+            suspended_for_billing=False,  # by hand: billing never reinstates it
         )
         await self._tenants.put_tenant(updated)
         return updated

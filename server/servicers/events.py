@@ -17,6 +17,7 @@ from holds.errors import InvalidRequest, WatchEnded
 from holds.events import EventSettings, EventStore
 from holds.inventory import SeatState
 from holds.live import LiveEvent, LiveEvents
+from holds.platform.notifications import PlanLimitsOf, create_within_limits
 from holds.sales import Sales
 from holds.seatmaps import SeatMapStore
 from server.auth import BROWSE, ORGANIZER, current_principal
@@ -168,7 +169,15 @@ class BatchMessages:
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
-    def __init__(self, events: EventStore, seatmaps: SeatMapStore, live: LiveEvents, sales: Sales) -> None:
+    def __init__(
+        self,
+        events: EventStore,
+        seatmaps: SeatMapStore,
+        live: LiveEvents,
+        sales: Sales,
+        limits: PlanLimitsOf | None = None,
+    ) -> None:
+        self._limits = limits
         self._events = events
         self._seatmaps = seatmaps
         self._live = live
@@ -196,7 +205,12 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             rate_limit_per_key=request.rate_limit_per_key,
             rate_limit_per_buyer=request.rate_limit_per_buyer,
         )
-        event = await self._events.create(tenant_id, loaded, request.currency, settings)
+        if self._limits is None:
+            event = await self._events.create(tenant_id, loaded, request.currency, settings)
+        else:
+            event = await create_within_limits(
+                self._events, self._limits, tenant_id, loaded, request.currency, settings
+            )
         return events_pb2.CreateEventResponse(event=event_pb(event))
 
     async def GetEvent(
@@ -242,6 +256,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)) if request.replace_prices else None,
             changes=changes,
         )
+        if event.settings.status == "closed" and self._limits is not None:
+            await self._limits.usage.release_event(ctx.ref.tenant_id, ctx.ref.event_id)
         return events_pb2.UpdateEventResponse(event=event_pb(event))
 
     async def SetSeatStatus(
@@ -353,7 +369,9 @@ def _select(sales: Sales, ctx: LiveEvent, selection: events_pb2.SeatSelection) -
 SERVICE = ServiceDeclaration(
     descriptor=events_pb2.DESCRIPTOR.services_by_name["EventService"],
     add_to_server=events_pb2_grpc.add_EventServiceServicer_to_server,
-    factory=lambda stores: EventServicer(stores.events, stores.seatmaps, stores.live, stores.sales),
+    factory=lambda stores: EventServicer(
+        stores.events, stores.seatmaps, stores.live, stores.sales, stores.plan_limits
+    ),
     methods={
         "CreateEvent": MethodRule(ORGANIZER),
         "GetEvent": MethodRule(BROWSE),

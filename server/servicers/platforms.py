@@ -23,11 +23,12 @@ from rules.statements import (
 )
 from server import scope
 from server.audit import note_target
-from server.auth import AUDIT_READERS, OPERATOR, ORGANIZER, ROOT, current_principal
+from server.auth import AUDIT_READERS, EVERY_ROLE, OPERATOR, ORGANIZER, ROOT, current_principal
 from server.context import Stores
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_bounds, page_token_after
 from server.servicers import Context
+from server.servicers.platform_ops import PlatformOps, organizer_pb
 from server.servicers.tenancy import ROLE_TO_PROTO, key_pb, timestamp_field_ms, timestamp_ms
 
 
@@ -38,21 +39,7 @@ def platform_pb(record: PlatformRecord) -> platform_pb2.Platform:
         created_at=timestamp_ms(record.created_at_ms),
         terms_version=record.terms_version,
         public_sales_when_suspended=record.public_sales_when_suspended,
-    )
-
-
-def organizer_pb(record: TenantRecord) -> platform_pb2.Organizer:
-    return platform_pb2.Organizer(
-        organizer_id=record.tenant_id,
-        name=record.name,
-        created_at=timestamp_ms(record.created_at_ms),
-        platform_id=record.platform_id,
-        slug=record.slug,
-        country=record.country,
-        plan_id=record.plan_id,
-        terms_version=record.terms_version,
-        suspended=record.suspended,
-        suspended_reason=record.suspended_reason,
+        billing_grace_days=record.billing_grace_days,
     )
 
 
@@ -71,8 +58,9 @@ def audit_entry_pb(entry: AuditEntry) -> platform_pb2.AuditEntry:
     )
 
 
-class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
+class PlatformServicer(PlatformOps, platform_pb2_grpc.PlatformServiceServicer):
     def __init__(self, stores: Stores) -> None:
+        super().__init__(stores)
         self._tenants = stores.tenants
         self._platforms = stores.platforms
         self._audit = stores.audit
@@ -115,6 +103,9 @@ class PlatformServicer(platform_pb2_grpc.PlatformServiceServicer):
                 request.public_sales_when_suspended
                 if request.HasField("public_sales_when_suspended")
                 else None
+            ),
+            billing_grace_days=(
+                request.billing_grace_days if request.HasField("billing_grace_days") else None
             ),
         )
         return platform_pb2.UpdatePlatformResponse(platform=platform_pb(updated))
@@ -319,6 +310,12 @@ def plan_pb(plan: FeePlan) -> platform_pb2.Plan:
         ticket_fee_bps=plan.ticket_fee_bps,
         processing_fee_bps=plan.processing_fee_bps,
         refund_policy=plan.refund_policy,
+        limits=platform_pb2.PlanLimits(
+            events_per_month=plan.limits.events_per_month,
+            seats_per_map=plan.limits.seats_per_map,
+            active_events=plan.limits.active_events,
+            tickets_per_month=plan.limits.tickets_per_month,
+        ),
     )
 
 
@@ -339,6 +336,12 @@ def fee_plan(message: platform_pb2.Plan) -> FeePlan:
         "ticket_fee_bps": message.ticket_fee_bps,
         "processing_fee_bps": message.processing_fee_bps,
         "refund_policy": message.refund_policy or "full",
+        "limits": {
+            "events_per_month": message.limits.events_per_month,
+            "seats_per_map": message.limits.seats_per_map,
+            "active_events": message.limits.active_events,
+            "tickets_per_month": message.limits.tickets_per_month,
+        },
     }
     try:
         return msgspec.convert(fields, FeePlan)
@@ -364,5 +367,13 @@ SERVICE = ServiceDeclaration(
         "CreatePlan": MethodRule(OPERATOR, audited=True),
         "ListPlans": MethodRule(ORGANIZER),
         "GetStatement": MethodRule(STATEMENT_READERS),
+        # Storefronts render branding and the hub: every key of the platform reads them.
+        "GetBranding": MethodRule(EVERY_ROLE),
+        "UpdateBranding": MethodRule(ORGANIZER, audited=True),
+        "ListHubEvents": MethodRule(EVERY_ROLE),
+        "ExportOrganizers": MethodRule(OPERATOR),
+        "ListNotifications": MethodRule(AUDIT_READERS),
+        "ChangePlan": MethodRule(OPERATOR, audited=True),
+        "MarkStatementPaid": MethodRule(OPERATOR, audited=True),
     },
 )

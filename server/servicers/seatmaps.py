@@ -105,6 +105,7 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self._seatmaps = stores.seatmaps
         self._live = stores.live
         self._heavy = stores.heavy  # decoding, validation and rendering run in its processes
+        self._limits = stores.plan_limits
 
     async def ValidateSeatMap(
         self, request: seatmap_pb2.ValidateSeatMapRequest, context: Context
@@ -143,6 +144,9 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
             case heavy_jobs.Invalid(violations=violations, total=total):
                 raise SeatMapInvalid(violations, total)
             case heavy_jobs.Prepared(seatmap=prepared):
+                await self._limits.check_map(
+                    tenant_id, prepared.stats.seat_count + prepared.stats.ga_capacity
+                )
                 record = await self._seatmaps.put_prepared(tenant_id, request.seat_map_id, prepared)
                 return seatmap_pb2.UploadSeatMapResponse(seat_map=info_pb(record))
         raise AssertionError("unreachable: the decoder admits no other outcome")

@@ -70,6 +70,11 @@ def test_a_tenants_catalogue_shares_one_slot(tenant_id: str, seat_map_id: str) -
         keys.tenant_feed_trimmed(tenant_id),
         keys.ticket_signing_keys(tenant_id),
         keys.tenant_audit(tenant_id),
+        keys.tenant_branding(tenant_id),
+        keys.tenant_notifications(tenant_id),
+        keys.tenant_usage(tenant_id, "2026-11"),
+        keys.tenant_active_events(tenant_id),
+        keys.tenant_billing(tenant_id),
     ]
     assert len(slots(catalogue)) == 1
 
@@ -82,6 +87,8 @@ def test_a_platforms_records_share_one_slot(platform_id: str) -> None:
         keys.platform_keys_index(platform_id),
         keys.platform_plans(platform_id),
         keys.platform_audit(platform_id),
+        keys.platform_branding(platform_id),
+        keys.platform_notifications(platform_id),
     ]
     assert slots(records) == {key_slot(keys.platform_tag(platform_id).encode())}
 
@@ -141,6 +148,10 @@ async def test_every_script_call_path_stays_in_one_slot(
     privacy = Privacy(stores.redis, stores.scripts)
     await privacy.update_consent(ev.tenant, "ada@example.com", True, "crm")  # consent: the tenant's slot
     await privacy.erase_buyer(ev.tenant, "ada@example.com", "key-1")  # erase_orders per event, erase_subject
+    # claim_unique: one installation-wide hash (sw:domains), claimed then released
+    await stores.branding.update_platform("p-slots", {"custom_domain": "a.example"})
+    await stores.branding.update_platform("p-slots", {"custom_domain": "b.example"})
+    await stores.plan_limits.usage.add(ev.tenant, "", "tickets_per_month", 1, 10)  # plan_usage: {t:} slot
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:

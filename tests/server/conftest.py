@@ -17,6 +17,10 @@ BOTH_TOPOLOGIES = frozenset(
         "tests.server.test_access_api",
         "tests.server.test_rate_limits",  # the limits library's counters on a cluster too
         "tests.server.test_platforms_api",  # platforms' keys in their own slots, audit logs in two
+        "tests.server.test_branding_api",  # unique names in installation-wide hashes, profiles in two slots
+        "tests.server.test_hub_api",  # pipelined reads of events in many slots
+        "tests.server.test_plan_limits_api",  # usage in the organizer's slot, notifications in two
+        "tests.server.test_dues_api",  # statements read event by event, states in the organizer's slot
     }
 )
 

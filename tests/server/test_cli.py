@@ -12,11 +12,13 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from seatwise.v1 import platform_pb2
 
 from seatmap.generate import theatre
 from seatmap.model import json_encoder
 from server.cli import main, summary
 from server.cli_output import table
+from tests.api import Api
 from tests.conftest import ADMIN_KEY
 from tests.processes import free_port
 
@@ -78,6 +80,13 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["organizer", "suspend", "t1", "--reason", "r"],
     ["organizer", "reinstate", "t1"],
     ["organizer", "audit"],
+    ["platform", "branding", "--display-name", "P"],
+    ["platform", "hub"],
+    ["organizer", "branding", "t1"],
+    ["organizer", "export", "-o", "organizers.csv"],
+    ["organizer", "notifications"],
+    ["organizer", "plan", "t1", "gold"],
+    ["organizer", "paid", "t1", "2026-01"],
     # exports and reports (issue 16)
     ["export", "orders", "ev", "-o", "export.csv"],
     ["report", "show", "ev"],
@@ -436,7 +445,7 @@ async def test_exports_and_reports(server: str, tmp_path: Path) -> None:
     assert heat.read_text().count('class="seat sh-0"') == 1
 
 
-async def test_the_operators_commands(server: str) -> None:
+async def test_the_operators_commands(server: str, tmp_path: Path) -> None:
     root = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY}
 
     async def cli(env: dict[str, str], *args: str, ok: bool = True) -> Result:
@@ -479,3 +488,34 @@ async def test_the_operators_commands(server: str) -> None:
     updated = await cli(platform, "platform", "set", "--public-sales-when-suspended")
     assert json.loads(updated.stdout)["public_sales_when_suspended"] is True
     assert (await cli(platform, "platform", "key", "--expires-in-days", "30")).stdout.startswith("sw_")
+
+    # branding, the hub, the organizers' export, plans and billing
+    branded = await cli(
+        platform, "platform", "branding", "--display-name", "Fair", "--primary-color", "#AABBCC"
+    )
+    assert json.loads(branded.stdout)["primary_color"] == "#aabbcc"
+    assert json.loads((await cli(platform, "platform", "branding")).stdout)["display_name"] == "Fair"
+    refused = await cli(
+        platform, "organizer", "branding", organizer_id, "--logo-url", "http://x.example", ok=False
+    )
+    assert "logo_url" in refused.stderr
+    org_branded = await cli(
+        platform, "organizer", "branding", organizer_id, "--custom-domain", "hall.example"
+    )
+    assert json.loads(org_branded.stdout)["custom_domain"] == "hall.example"
+    assert "STARTS" in (await cli(platform, "platform", "hub", "--from", "2026-01-01")).stdout
+    exported = Path(tmp_path) / "organizers.csv"
+    done = await cli(platform, "organizer", "export", "-o", str(exported))
+    assert "1 organizers" in done.stderr
+    assert exported.read_text().splitlines()[1].startswith(f"{organizer_id},Hall One,hall-one,")
+    assert "KIND" in (await cli(platform, "organizer", "notifications")).stdout
+    plan = platform_pb2.Plan(
+        plan_id="gold", default_currency="EUR", prices={"EUR": platform_pb2.PlanPrices()}
+    )
+    async with Api(server, platform["SEATWISE_API_KEY"]) as api:
+        await api.platforms.CreatePlan(platform_pb2.CreatePlanRequest(plan=plan), metadata=api.metadata)
+    assert "-> gold" in (await cli(platform, "organizer", "plan", organizer_id, "gold")).stderr
+    paid = await cli(platform, "organizer", "paid", organizer_id, "2020-01")
+    assert "active" in paid.stdout
+    bad = await cli(platform, "organizer", "paid", organizer_id, "2020-13", ok=False)
+    assert "period" in bad.stderr

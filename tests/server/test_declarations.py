@@ -112,6 +112,14 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.SellerService/RecordSellerOrders": OPERATOR,
     "/seatwise.v1.SellerService/RateSeller": OPERATOR,
     "/seatwise.v1.SellerService/GetSellerMetrics": OPERATOR,
+    # branding and the hub are what storefronts render: every key of the platform reads them
+    "/seatwise.v1.PlatformService/GetBranding": EVERYONE,
+    "/seatwise.v1.PlatformService/UpdateBranding": ORGANIZER,
+    "/seatwise.v1.PlatformService/ListHubEvents": EVERYONE,
+    "/seatwise.v1.PlatformService/ExportOrganizers": OPERATOR,
+    "/seatwise.v1.PlatformService/ListNotifications": ORGANIZER,
+    "/seatwise.v1.PlatformService/ChangePlan": OPERATOR,
+    "/seatwise.v1.PlatformService/MarkStatementPaid": OPERATOR,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
@@ -126,6 +134,9 @@ AUDITED = {
     "/seatwise.v1.PlatformService/CreatePlan",
     "/seatwise.v1.SellerService/SetSellerScoring",  # what sellers pay
     "/seatwise.v1.SellerService/RateSeller",
+    "/seatwise.v1.PlatformService/UpdateBranding",
+    "/seatwise.v1.PlatformService/ChangePlan",
+    "/seatwise.v1.PlatformService/MarkStatementPaid",
     "/seatwise.v1.OrderService/RefundOrder",  # money out (SellAtBoxOffice audits its overrides itself)
 }
 ALWAYS_ADMITTED = {

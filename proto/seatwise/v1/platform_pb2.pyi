@@ -31,12 +31,18 @@ class Platform(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     TERMS_VERSION_FIELD_NUMBER: _builtins.int
     PUBLIC_SALES_WHEN_SUSPENDED_FIELD_NUMBER: _builtins.int
+    BILLING_GRACE_DAYS_FIELD_NUMBER: _builtins.int
     platform_id: _builtins.str
     name: _builtins.str
     terms_version: _builtins.str
     """The terms an organizer accepts at sign-up (empty: none to accept)."""
     public_sales_when_suspended: _builtins.bool
     """Whether a suspended organizer's storefront keys keep selling."""
+    billing_grace_days: _builtins.int
+    """Days after a billing period (a calendar month, UTC) ends before an
+    organizer that still owes the platform for it is suspended automatically;
+    0: never (docs/platform.md, Billing).
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -47,10 +53,11 @@ class Platform(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         terms_version: _builtins.str = ...,
         public_sales_when_suspended: _builtins.bool = ...,
+        billing_grace_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "name", b"name", "platform_id", b"platform_id", "public_sales_when_suspended", b"public_sales_when_suspended", "terms_version", b"terms_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_grace_days", b"billing_grace_days", "created_at", b"created_at", "name", b"name", "platform_id", b"platform_id", "public_sales_when_suspended", b"public_sales_when_suspended", "terms_version", b"terms_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -70,6 +77,7 @@ class Organizer(_message.Message):
     TERMS_VERSION_FIELD_NUMBER: _builtins.int
     SUSPENDED_FIELD_NUMBER: _builtins.int
     SUSPENDED_REASON_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FOR_BILLING_FIELD_NUMBER: _builtins.int
     organizer_id: _builtins.str
     name: _builtins.str
     platform_id: _builtins.str
@@ -80,6 +88,8 @@ class Organizer(_message.Message):
     terms_version: _builtins.str
     suspended: _builtins.bool
     suspended_reason: _builtins.str
+    suspended_for_billing: _builtins.bool
+    """Suspended automatically for an unpaid statement (reinstated when paid)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -95,10 +105,11 @@ class Organizer(_message.Message):
         terms_version: _builtins.str = ...,
         suspended: _builtins.bool = ...,
         suspended_reason: _builtins.str = ...,
+        suspended_for_billing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "created_at", b"created_at", "name", b"name", "organizer_id", b"organizer_id", "plan_id", b"plan_id", "platform_id", b"platform_id", "slug", b"slug", "suspended", b"suspended", "suspended_reason", b"suspended_reason", "terms_version", b"terms_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "created_at", b"created_at", "name", b"name", "organizer_id", b"organizer_id", "plan_id", b"plan_id", "platform_id", b"platform_id", "slug", b"slug", "suspended", b"suspended", "suspended_for_billing", b"suspended_for_billing", "suspended_reason", b"suspended_reason", "terms_version", b"terms_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -180,6 +191,590 @@ class AuditEntry(_message.Message):
 Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
 
 @_typing.final
+class Branding(_message.Message):
+    """What storefronts render for a platform or an organizer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SLUG_FIELD_NUMBER: _builtins.int
+    CUSTOM_DOMAIN_FIELD_NUMBER: _builtins.int
+    LOGO_URL_FIELD_NUMBER: _builtins.int
+    FAVICON_URL_FIELD_NUMBER: _builtins.int
+    PRIMARY_COLOR_FIELD_NUMBER: _builtins.int
+    ACCENT_COLOR_FIELD_NUMBER: _builtins.int
+    SUPPORT_EMAIL_FIELD_NUMBER: _builtins.int
+    SENDER_EMAIL_FIELD_NUMBER: _builtins.int
+    HEADER_TEXT_FIELD_NUMBER: _builtins.int
+    FOOTER_TEXT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    display_name: _builtins.str
+    """0-120 characters."""
+    slug: _builtins.str
+    """An organizer's: its slug within the platform; a platform's: unique
+    across the installation. 3-40 of a-z, 0-9 and '-'.
+    """
+    custom_domain: _builtins.str
+    """A host name (e.g. "tickets.example.com"), unique across the installation."""
+    logo_url: _builtins.str
+    """https URLs, at most 2,048 characters."""
+    favicon_url: _builtins.str
+    primary_color: _builtins.str
+    """"#rrggbb"."""
+    accent_color: _builtins.str
+    support_email: _builtins.str
+    sender_email: _builtins.str
+    header_text: _builtins.str
+    """At most 2,000 characters each."""
+    footer_text: _builtins.str
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        display_name: _builtins.str = ...,
+        slug: _builtins.str = ...,
+        custom_domain: _builtins.str = ...,
+        logo_url: _builtins.str = ...,
+        favicon_url: _builtins.str = ...,
+        primary_color: _builtins.str = ...,
+        accent_color: _builtins.str = ...,
+        support_email: _builtins.str = ...,
+        sender_email: _builtins.str = ...,
+        header_text: _builtins.str = ...,
+        footer_text: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accent_color", b"accent_color", "custom_domain", b"custom_domain", "display_name", b"display_name", "favicon_url", b"favicon_url", "footer_text", b"footer_text", "header_text", b"header_text", "logo_url", b"logo_url", "primary_color", b"primary_color", "sender_email", b"sender_email", "slug", b"slug", "support_email", b"support_email", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Branding: _TypeAlias = Branding  # noqa: Y015
+
+@_typing.final
+class GetBrandingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    """An organizer's profile; else the platform's (empty: the caller's own
+    platform, or for an organizer's keys their own organizer).
+    """
+    platform_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer_id", b"organizer_id", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBrandingRequest: _TypeAlias = GetBrandingRequest  # noqa: Y015
+
+@_typing.final
+class GetBrandingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANDING_FIELD_NUMBER: _builtins.int
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    platform_id: _builtins.str
+    @_builtins.property
+    def branding(self) -> Global___Branding: ...
+    def __init__(
+        self,
+        *,
+        branding: Global___Branding | None = ...,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["branding", b"branding"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branding", b"branding", "organizer_id", b"organizer_id", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBrandingResponse: _TypeAlias = GetBrandingResponse  # noqa: Y015
+
+@_typing.final
+class UpdateBrandingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SLUG_FIELD_NUMBER: _builtins.int
+    CUSTOM_DOMAIN_FIELD_NUMBER: _builtins.int
+    LOGO_URL_FIELD_NUMBER: _builtins.int
+    FAVICON_URL_FIELD_NUMBER: _builtins.int
+    PRIMARY_COLOR_FIELD_NUMBER: _builtins.int
+    ACCENT_COLOR_FIELD_NUMBER: _builtins.int
+    SUPPORT_EMAIL_FIELD_NUMBER: _builtins.int
+    SENDER_EMAIL_FIELD_NUMBER: _builtins.int
+    HEADER_TEXT_FIELD_NUMBER: _builtins.int
+    FOOTER_TEXT_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    """As in GetBrandingRequest."""
+    platform_id: _builtins.str
+    display_name: _builtins.str
+    slug: _builtins.str
+    custom_domain: _builtins.str
+    logo_url: _builtins.str
+    favicon_url: _builtins.str
+    primary_color: _builtins.str
+    accent_color: _builtins.str
+    support_email: _builtins.str
+    sender_email: _builtins.str
+    header_text: _builtins.str
+    footer_text: _builtins.str
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        display_name: _builtins.str | None = ...,
+        slug: _builtins.str | None = ...,
+        custom_domain: _builtins.str | None = ...,
+        logo_url: _builtins.str | None = ...,
+        favicon_url: _builtins.str | None = ...,
+        primary_color: _builtins.str | None = ...,
+        accent_color: _builtins.str | None = ...,
+        support_email: _builtins.str | None = ...,
+        sender_email: _builtins.str | None = ...,
+        header_text: _builtins.str | None = ...,
+        footer_text: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_accent_color", b"_accent_color", "_custom_domain", b"_custom_domain", "_display_name", b"_display_name", "_favicon_url", b"_favicon_url", "_footer_text", b"_footer_text", "_header_text", b"_header_text", "_logo_url", b"_logo_url", "_primary_color", b"_primary_color", "_sender_email", b"_sender_email", "_slug", b"_slug", "_support_email", b"_support_email", "accent_color", b"accent_color", "custom_domain", b"custom_domain", "display_name", b"display_name", "favicon_url", b"favicon_url", "footer_text", b"footer_text", "header_text", b"header_text", "logo_url", b"logo_url", "primary_color", b"primary_color", "sender_email", b"sender_email", "slug", b"slug", "support_email", b"support_email"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accent_color", b"_accent_color", "_custom_domain", b"_custom_domain", "_display_name", b"_display_name", "_favicon_url", b"_favicon_url", "_footer_text", b"_footer_text", "_header_text", b"_header_text", "_logo_url", b"_logo_url", "_primary_color", b"_primary_color", "_sender_email", b"_sender_email", "_slug", b"_slug", "_support_email", b"_support_email", "accent_color", b"accent_color", "custom_domain", b"custom_domain", "display_name", b"display_name", "favicon_url", b"favicon_url", "footer_text", b"footer_text", "header_text", b"header_text", "logo_url", b"logo_url", "organizer_id", b"organizer_id", "platform_id", b"platform_id", "primary_color", b"primary_color", "sender_email", b"sender_email", "slug", b"slug", "support_email", b"support_email"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__accent_color: _TypeAlias = _typing.Literal["accent_color"]  # noqa: Y015
+    _WhichOneofArgType__accent_color: _TypeAlias = _typing.Literal["_accent_color", b"_accent_color"]  # noqa: Y015
+    _WhichOneofReturnType__custom_domain: _TypeAlias = _typing.Literal["custom_domain"]  # noqa: Y015
+    _WhichOneofArgType__custom_domain: _TypeAlias = _typing.Literal["_custom_domain", b"_custom_domain"]  # noqa: Y015
+    _WhichOneofReturnType__display_name: _TypeAlias = _typing.Literal["display_name"]  # noqa: Y015
+    _WhichOneofArgType__display_name: _TypeAlias = _typing.Literal["_display_name", b"_display_name"]  # noqa: Y015
+    _WhichOneofReturnType__favicon_url: _TypeAlias = _typing.Literal["favicon_url"]  # noqa: Y015
+    _WhichOneofArgType__favicon_url: _TypeAlias = _typing.Literal["_favicon_url", b"_favicon_url"]  # noqa: Y015
+    _WhichOneofReturnType__footer_text: _TypeAlias = _typing.Literal["footer_text"]  # noqa: Y015
+    _WhichOneofArgType__footer_text: _TypeAlias = _typing.Literal["_footer_text", b"_footer_text"]  # noqa: Y015
+    _WhichOneofReturnType__header_text: _TypeAlias = _typing.Literal["header_text"]  # noqa: Y015
+    _WhichOneofArgType__header_text: _TypeAlias = _typing.Literal["_header_text", b"_header_text"]  # noqa: Y015
+    _WhichOneofReturnType__logo_url: _TypeAlias = _typing.Literal["logo_url"]  # noqa: Y015
+    _WhichOneofArgType__logo_url: _TypeAlias = _typing.Literal["_logo_url", b"_logo_url"]  # noqa: Y015
+    _WhichOneofReturnType__primary_color: _TypeAlias = _typing.Literal["primary_color"]  # noqa: Y015
+    _WhichOneofArgType__primary_color: _TypeAlias = _typing.Literal["_primary_color", b"_primary_color"]  # noqa: Y015
+    _WhichOneofReturnType__sender_email: _TypeAlias = _typing.Literal["sender_email"]  # noqa: Y015
+    _WhichOneofArgType__sender_email: _TypeAlias = _typing.Literal["_sender_email", b"_sender_email"]  # noqa: Y015
+    _WhichOneofReturnType__slug: _TypeAlias = _typing.Literal["slug"]  # noqa: Y015
+    _WhichOneofArgType__slug: _TypeAlias = _typing.Literal["_slug", b"_slug"]  # noqa: Y015
+    _WhichOneofReturnType__support_email: _TypeAlias = _typing.Literal["support_email"]  # noqa: Y015
+    _WhichOneofArgType__support_email: _TypeAlias = _typing.Literal["_support_email", b"_support_email"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__accent_color) -> _WhichOneofReturnType__accent_color | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__custom_domain) -> _WhichOneofReturnType__custom_domain | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__display_name) -> _WhichOneofReturnType__display_name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__favicon_url) -> _WhichOneofReturnType__favicon_url | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__footer_text) -> _WhichOneofReturnType__footer_text | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__header_text) -> _WhichOneofReturnType__header_text | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__logo_url) -> _WhichOneofReturnType__logo_url | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__primary_color) -> _WhichOneofReturnType__primary_color | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__sender_email) -> _WhichOneofReturnType__sender_email | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__slug) -> _WhichOneofReturnType__slug | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__support_email) -> _WhichOneofReturnType__support_email | None: ...
+
+Global___UpdateBrandingRequest: _TypeAlias = UpdateBrandingRequest  # noqa: Y015
+
+@_typing.final
+class UpdateBrandingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANDING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def branding(self) -> Global___Branding: ...
+    def __init__(
+        self,
+        *,
+        branding: Global___Branding | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["branding", b"branding"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branding", b"branding"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateBrandingResponse: _TypeAlias = UpdateBrandingResponse  # noqa: Y015
+
+@_typing.final
+class ListHubEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    """Empty: the caller's platform."""
+    organizer_id: _builtins.str
+    """Only this organizer's events."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        organizer_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "organizer_id", b"organizer_id", "page_size", b"page_size", "page_token", b"page_token", "platform_id", b"platform_id", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHubEventsRequest: _TypeAlias = ListHubEventsRequest  # noqa: Y015
+
+@_typing.final
+class HubEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    ORGANIZER_SLUG_FIELD_NUMBER: _builtins.int
+    ORGANIZER_BRANDING_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    name: _builtins.str
+    timezone: _builtins.str
+    currency: _builtins.str
+    organizer_id: _builtins.str
+    organizer_slug: _builtins.str
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def organizer_branding(self) -> Global___Branding: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        timezone: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        organizer_id: _builtins.str = ...,
+        organizer_slug: _builtins.str = ...,
+        organizer_branding: Global___Branding | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["organizer_branding", b"organizer_branding", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "event_id", b"event_id", "name", b"name", "organizer_branding", b"organizer_branding", "organizer_id", b"organizer_id", "organizer_slug", b"organizer_slug", "starts_at", b"starts_at", "timezone", b"timezone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HubEvent: _TypeAlias = HubEvent  # noqa: Y015
+
+@_typing.final
+class ListHubEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___HubEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___HubEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHubEventsResponse: _TypeAlias = ListHubEventsResponse  # noqa: Y015
+
+@_typing.final
+class ExportOrganizersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    """Empty: the calling platform admin's platform."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period of "tickets sold" (default: the current calendar month, UTC)."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportOrganizersRequest: _TypeAlias = ExportOrganizersRequest  # noqa: Y015
+
+@_typing.final
+class ExportOrganizersChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    ROWS_SO_FAR_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """CSV (RFC 4180, UTF-8); the first chunk starts with the header."""
+    rows: _builtins.int
+    rows_so_far: _builtins.int
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        rows: _builtins.int = ...,
+        rows_so_far: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "rows", b"rows", "rows_so_far", b"rows_so_far"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportOrganizersChunk: _TypeAlias = ExportOrganizersChunk  # noqa: Y015
+
+@_typing.final
+class Notification(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    LIMIT_VALUE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    platform_id: _builtins.str
+    kind: _builtins.str
+    """"limit_80" or "limit_100"."""
+    limit: _builtins.str
+    """events_per_month | seats_per_map | active_events | tickets_per_month"""
+    limit_value: _builtins.int
+    usage: _builtins.int
+    period: _builtins.str
+    """The billing period, "YYYY-MM" (UTC)."""
+    message: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        limit: _builtins.str = ...,
+        limit_value: _builtins.int = ...,
+        usage: _builtins.int = ...,
+        period: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "kind", b"kind", "limit", b"limit", "limit_value", b"limit_value", "message", b"message", "organizer_id", b"organizer_id", "period", b"period", "platform_id", b"platform_id", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Notification: _TypeAlias = Notification  # noqa: Y015
+
+@_typing.final
+class ListNotificationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    """An organizer's notifications (its own for organizer keys); else the
+    platform's (a platform admin's own when empty).
+    """
+    platform_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer_id", b"organizer_id", "page_size", b"page_size", "page_token", b"page_token", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationsRequest: _TypeAlias = ListNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class ListNotificationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notification]: ...
+    def __init__(
+        self,
+        *,
+        notifications: _abc.Iterable[Global___Notification] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "notifications", b"notifications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationsResponse: _TypeAlias = ListNotificationsResponse  # noqa: Y015
+
+@_typing.final
+class ChangePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    plan_id: _builtins.str
+    """One of the organizer's platform's plans."""
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer_id", b"organizer_id", "plan_id", b"plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePlanRequest: _TypeAlias = ChangePlanRequest  # noqa: Y015
+
+@_typing.final
+class ChangePlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_FIELD_NUMBER: _builtins.int
+    PREVIOUS_PLAN_ID_FIELD_NUMBER: _builtins.int
+    previous_plan_id: _builtins.str
+    """The plan it was on."""
+    @_builtins.property
+    def organizer(self) -> Global___Organizer: ...
+    def __init__(
+        self,
+        *,
+        organizer: Global___Organizer | None = ...,
+        previous_plan_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["organizer", b"organizer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer", b"organizer", "previous_plan_id", b"previous_plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePlanResponse: _TypeAlias = ChangePlanResponse  # noqa: Y015
+
+@_typing.final
+class MarkStatementPaidRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    period: _builtins.str
+    """The billing period, "YYYY-MM" (UTC)."""
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer_id", b"organizer_id", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkStatementPaidRequest: _TypeAlias = MarkStatementPaidRequest  # noqa: Y015
+
+@_typing.final
+class MarkStatementPaidResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_FIELD_NUMBER: _builtins.int
+    REINSTATED_FIELD_NUMBER: _builtins.int
+    reinstated: _builtins.bool
+    """Whether the organizer was reinstated by this call."""
+    @_builtins.property
+    def organizer(self) -> Global___Organizer: ...
+    def __init__(
+        self,
+        *,
+        organizer: Global___Organizer | None = ...,
+        reinstated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["organizer", b"organizer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organizer", b"organizer", "reinstated", b"reinstated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkStatementPaidResponse: _TypeAlias = MarkStatementPaidResponse  # noqa: Y015
+
+@_typing.final
 class PlanPrices(_message.Message):
     """A plan's fixed amounts in one currency, in minor units."""
 
@@ -243,6 +838,7 @@ class Plan(_message.Message):
     TICKET_FEE_BPS_FIELD_NUMBER: _builtins.int
     PROCESSING_FEE_BPS_FIELD_NUMBER: _builtins.int
     REFUND_POLICY_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     plan_id: _builtins.str
     """[A-Za-z0-9_-], at most 64 characters; unique within the platform."""
     default_currency: _builtins.str
@@ -254,6 +850,8 @@ class Plan(_message.Message):
     """"full" (default) or "keep_fixed": whether refunds give back the fixed fees."""
     @_builtins.property
     def prices(self) -> _containers.MessageMap[_builtins.str, Global___PlanPrices]: ...
+    @_builtins.property
+    def limits(self) -> Global___PlanLimits: ...
     def __init__(
         self,
         *,
@@ -263,14 +861,47 @@ class Plan(_message.Message):
         ticket_fee_bps: _builtins.int = ...,
         processing_fee_bps: _builtins.int = ...,
         refund_policy: _builtins.str = ...,
+        limits: Global___PlanLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_currency", b"default_currency", "plan_id", b"plan_id", "prices", b"prices", "processing_fee_bps", b"processing_fee_bps", "refund_policy", b"refund_policy", "ticket_fee_bps", b"ticket_fee_bps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_currency", b"default_currency", "limits", b"limits", "plan_id", b"plan_id", "prices", b"prices", "processing_fee_bps", b"processing_fee_bps", "refund_policy", b"refund_policy", "ticket_fee_bps", b"ticket_fee_bps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class PlanLimits(_message.Message):
+    """What an organizer on the plan may do per billing period (a calendar month,
+    UTC) or at once; 0: no limit. Exceeding one is RESOURCE_EXHAUSTED.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_PER_MONTH_FIELD_NUMBER: _builtins.int
+    SEATS_PER_MAP_FIELD_NUMBER: _builtins.int
+    ACTIVE_EVENTS_FIELD_NUMBER: _builtins.int
+    TICKETS_PER_MONTH_FIELD_NUMBER: _builtins.int
+    events_per_month: _builtins.int
+    seats_per_map: _builtins.int
+    active_events: _builtins.int
+    tickets_per_month: _builtins.int
+    def __init__(
+        self,
+        *,
+        events_per_month: _builtins.int = ...,
+        seats_per_map: _builtins.int = ...,
+        active_events: _builtins.int = ...,
+        tickets_per_month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_events", b"active_events", "events_per_month", b"events_per_month", "seats_per_map", b"seats_per_map", "tickets_per_month", b"tickets_per_month"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanLimits: _TypeAlias = PlanLimits  # noqa: Y015
 
 @_typing.final
 class CreatePlanRequest(_message.Message):
@@ -495,24 +1126,31 @@ class UpdatePlatformRequest(_message.Message):
     PLATFORM_ID_FIELD_NUMBER: _builtins.int
     TERMS_VERSION_FIELD_NUMBER: _builtins.int
     PUBLIC_SALES_WHEN_SUSPENDED_FIELD_NUMBER: _builtins.int
+    BILLING_GRACE_DAYS_FIELD_NUMBER: _builtins.int
     platform_id: _builtins.str
     terms_version: _builtins.str
     public_sales_when_suspended: _builtins.bool
+    billing_grace_days: _builtins.int
     def __init__(
         self,
         *,
         platform_id: _builtins.str = ...,
         terms_version: _builtins.str | None = ...,
         public_sales_when_suspended: _builtins.bool | None = ...,
+        billing_grace_days: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_public_sales_when_suspended", b"_public_sales_when_suspended", "_terms_version", b"_terms_version", "public_sales_when_suspended", b"public_sales_when_suspended", "terms_version", b"terms_version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_billing_grace_days", b"_billing_grace_days", "_public_sales_when_suspended", b"_public_sales_when_suspended", "_terms_version", b"_terms_version", "billing_grace_days", b"billing_grace_days", "public_sales_when_suspended", b"public_sales_when_suspended", "terms_version", b"terms_version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_public_sales_when_suspended", b"_public_sales_when_suspended", "_terms_version", b"_terms_version", "platform_id", b"platform_id", "public_sales_when_suspended", b"public_sales_when_suspended", "terms_version", b"terms_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_billing_grace_days", b"_billing_grace_days", "_public_sales_when_suspended", b"_public_sales_when_suspended", "_terms_version", b"_terms_version", "billing_grace_days", b"billing_grace_days", "platform_id", b"platform_id", "public_sales_when_suspended", b"public_sales_when_suspended", "terms_version", b"terms_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__billing_grace_days: _TypeAlias = _typing.Literal["billing_grace_days"]  # noqa: Y015
+    _WhichOneofArgType__billing_grace_days: _TypeAlias = _typing.Literal["_billing_grace_days", b"_billing_grace_days"]  # noqa: Y015
     _WhichOneofReturnType__public_sales_when_suspended: _TypeAlias = _typing.Literal["public_sales_when_suspended"]  # noqa: Y015
     _WhichOneofArgType__public_sales_when_suspended: _TypeAlias = _typing.Literal["_public_sales_when_suspended", b"_public_sales_when_suspended"]  # noqa: Y015
     _WhichOneofReturnType__terms_version: _TypeAlias = _typing.Literal["terms_version"]  # noqa: Y015
     _WhichOneofArgType__terms_version: _TypeAlias = _typing.Literal["_terms_version", b"_terms_version"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__billing_grace_days) -> _WhichOneofReturnType__billing_grace_days | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__public_sales_when_suspended) -> _WhichOneofReturnType__public_sales_when_suspended | None: ...
     @_typing.overload

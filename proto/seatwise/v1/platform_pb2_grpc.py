@@ -100,6 +100,41 @@ class PlatformServiceStub:
                 request_serializer=seatwise_dot_v1_dot_platform__pb2.GetStatementRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_platform__pb2.GetStatementResponse.FromString,
                 _registered_method=True)
+        self.GetBranding = channel.unary_unary(
+                '/seatwise.v1.PlatformService/GetBranding',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.GetBrandingRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.GetBrandingResponse.FromString,
+                _registered_method=True)
+        self.UpdateBranding = channel.unary_unary(
+                '/seatwise.v1.PlatformService/UpdateBranding',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.UpdateBrandingRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.UpdateBrandingResponse.FromString,
+                _registered_method=True)
+        self.ListHubEvents = channel.unary_unary(
+                '/seatwise.v1.PlatformService/ListHubEvents',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.ListHubEventsRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.ListHubEventsResponse.FromString,
+                _registered_method=True)
+        self.ExportOrganizers = channel.unary_stream(
+                '/seatwise.v1.PlatformService/ExportOrganizers',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.ExportOrganizersRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.ExportOrganizersChunk.FromString,
+                _registered_method=True)
+        self.ListNotifications = channel.unary_unary(
+                '/seatwise.v1.PlatformService/ListNotifications',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.ListNotificationsRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.ListNotificationsResponse.FromString,
+                _registered_method=True)
+        self.ChangePlan = channel.unary_unary(
+                '/seatwise.v1.PlatformService/ChangePlan',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.ChangePlanRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.ChangePlanResponse.FromString,
+                _registered_method=True)
+        self.MarkStatementPaid = channel.unary_unary(
+                '/seatwise.v1.PlatformService/MarkStatementPaid',
+                request_serializer=seatwise_dot_v1_dot_platform__pb2.MarkStatementPaidRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_platform__pb2.MarkStatementPaidResponse.FromString,
+                _registered_method=True)
 
 
 class PlatformServiceServicer:
@@ -195,6 +230,58 @@ class PlatformServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBranding(self, request, context):
+        """The branding profile of a platform or of an organizer; readable by every
+        key of the platform (storefronts render it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateBranding(self, request, context):
+        """Changes the fields set in the request (an empty string clears one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHubEvents(self, request, context):
+        """Upcoming on-sale events of every organizer of a platform, soonest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportOrganizers(self, request, context):
+        """A platform's organizers as CSV, streamed in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotifications(self, request, context):
+        """Plan-limit notifications (80 % and 100 %), newest first: an organizer's,
+        or (platform admin) its platform's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePlan(self, request, context):
+        """Moves an organizer to another plan of its platform, at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkStatementPaid(self, request, context):
+        """Marks an organizer's statement of a billing period paid (reinstates an
+        organizer suspended for it once nothing else is overdue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlatformServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -262,6 +349,41 @@ def add_PlatformServiceServicer_to_server(servicer, server):
                     servicer.GetStatement,
                     request_deserializer=seatwise_dot_v1_dot_platform__pb2.GetStatementRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_platform__pb2.GetStatementResponse.SerializeToString,
+            ),
+            'GetBranding': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBranding,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.GetBrandingRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.GetBrandingResponse.SerializeToString,
+            ),
+            'UpdateBranding': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBranding,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.UpdateBrandingRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.UpdateBrandingResponse.SerializeToString,
+            ),
+            'ListHubEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHubEvents,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.ListHubEventsRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.ListHubEventsResponse.SerializeToString,
+            ),
+            'ExportOrganizers': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportOrganizers,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.ExportOrganizersRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.ExportOrganizersChunk.SerializeToString,
+            ),
+            'ListNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifications,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.ListNotificationsRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'ChangePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePlan,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.ChangePlanRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.ChangePlanResponse.SerializeToString,
+            ),
+            'MarkStatementPaid': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkStatementPaid,
+                    request_deserializer=seatwise_dot_v1_dot_platform__pb2.MarkStatementPaidRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_platform__pb2.MarkStatementPaidResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -616,6 +738,195 @@ class PlatformService:
             '/seatwise.v1.PlatformService/GetStatement',
             seatwise_dot_v1_dot_platform__pb2.GetStatementRequest.SerializeToString,
             seatwise_dot_v1_dot_platform__pb2.GetStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBranding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/GetBranding',
+            seatwise_dot_v1_dot_platform__pb2.GetBrandingRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.GetBrandingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBranding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/UpdateBranding',
+            seatwise_dot_v1_dot_platform__pb2.UpdateBrandingRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.UpdateBrandingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHubEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/ListHubEvents',
+            seatwise_dot_v1_dot_platform__pb2.ListHubEventsRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.ListHubEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportOrganizers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/ExportOrganizers',
+            seatwise_dot_v1_dot_platform__pb2.ExportOrganizersRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.ExportOrganizersChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/ListNotifications',
+            seatwise_dot_v1_dot_platform__pb2.ListNotificationsRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/ChangePlan',
+            seatwise_dot_v1_dot_platform__pb2.ChangePlanRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.ChangePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkStatementPaid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.PlatformService/MarkStatementPaid',
+            seatwise_dot_v1_dot_platform__pb2.MarkStatementPaidRequest.SerializeToString,
+            seatwise_dot_v1_dot_platform__pb2.MarkStatementPaidResponse.FromString,
             options,
             channel_credentials,
             insecure,

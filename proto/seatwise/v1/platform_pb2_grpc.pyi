@@ -61,6 +61,26 @@ class PlatformServiceStub:
     """An organizer's statement for a billing period (docs/money.md), or a
     platform's roll-up of its organizers' statements; CSV too on request.
     """
+    GetBranding: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetBrandingRequest, _platform_pb2.GetBrandingResponse]
+    """The branding profile of a platform or of an organizer; readable by every
+    key of the platform (storefronts render it).
+    """
+    UpdateBranding: _grpc.UnaryUnaryMultiCallable[_platform_pb2.UpdateBrandingRequest, _platform_pb2.UpdateBrandingResponse]
+    """Changes the fields set in the request (an empty string clears one)."""
+    ListHubEvents: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ListHubEventsRequest, _platform_pb2.ListHubEventsResponse]
+    """Upcoming on-sale events of every organizer of a platform, soonest first."""
+    ExportOrganizers: _grpc.UnaryStreamMultiCallable[_platform_pb2.ExportOrganizersRequest, _platform_pb2.ExportOrganizersChunk]
+    """A platform's organizers as CSV, streamed in chunks."""
+    ListNotifications: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ListNotificationsRequest, _platform_pb2.ListNotificationsResponse]
+    """Plan-limit notifications (80 % and 100 %), newest first: an organizer's,
+    or (platform admin) its platform's.
+    """
+    ChangePlan: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ChangePlanRequest, _platform_pb2.ChangePlanResponse]
+    """Moves an organizer to another plan of its platform, at once."""
+    MarkStatementPaid: _grpc.UnaryUnaryMultiCallable[_platform_pb2.MarkStatementPaidRequest, _platform_pb2.MarkStatementPaidResponse]
+    """Marks an organizer's statement of a billing period paid (reinstates an
+    organizer suspended for it once nothing else is overdue).
+    """
 
 @_typing.type_check_only
 class PlatformServiceAsyncStub(PlatformServiceStub):
@@ -94,6 +114,26 @@ class PlatformServiceAsyncStub(PlatformServiceStub):
     GetStatement: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetStatementRequest, _platform_pb2.GetStatementResponse]  # type: ignore[assignment]
     """An organizer's statement for a billing period (docs/money.md), or a
     platform's roll-up of its organizers' statements; CSV too on request.
+    """
+    GetBranding: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetBrandingRequest, _platform_pb2.GetBrandingResponse]  # type: ignore[assignment]
+    """The branding profile of a platform or of an organizer; readable by every
+    key of the platform (storefronts render it).
+    """
+    UpdateBranding: _aio.UnaryUnaryMultiCallable[_platform_pb2.UpdateBrandingRequest, _platform_pb2.UpdateBrandingResponse]  # type: ignore[assignment]
+    """Changes the fields set in the request (an empty string clears one)."""
+    ListHubEvents: _aio.UnaryUnaryMultiCallable[_platform_pb2.ListHubEventsRequest, _platform_pb2.ListHubEventsResponse]  # type: ignore[assignment]
+    """Upcoming on-sale events of every organizer of a platform, soonest first."""
+    ExportOrganizers: _aio.UnaryStreamMultiCallable[_platform_pb2.ExportOrganizersRequest, _platform_pb2.ExportOrganizersChunk]  # type: ignore[assignment]
+    """A platform's organizers as CSV, streamed in chunks."""
+    ListNotifications: _aio.UnaryUnaryMultiCallable[_platform_pb2.ListNotificationsRequest, _platform_pb2.ListNotificationsResponse]  # type: ignore[assignment]
+    """Plan-limit notifications (80 % and 100 %), newest first: an organizer's,
+    or (platform admin) its platform's.
+    """
+    ChangePlan: _aio.UnaryUnaryMultiCallable[_platform_pb2.ChangePlanRequest, _platform_pb2.ChangePlanResponse]  # type: ignore[assignment]
+    """Moves an organizer to another plan of its platform, at once."""
+    MarkStatementPaid: _aio.UnaryUnaryMultiCallable[_platform_pb2.MarkStatementPaidRequest, _platform_pb2.MarkStatementPaidResponse]  # type: ignore[assignment]
+    """Marks an organizer's statement of a billing period paid (reinstates an
+    organizer suspended for it once nothing else is overdue).
     """
 
 class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +243,68 @@ class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_platform_pb2.GetStatementResponse, _abc.Awaitable[_platform_pb2.GetStatementResponse]]:
         """An organizer's statement for a billing period (docs/money.md), or a
         platform's roll-up of its organizers' statements; CSV too on request.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBranding(
+        self,
+        request: _platform_pb2.GetBrandingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.GetBrandingResponse, _abc.Awaitable[_platform_pb2.GetBrandingResponse]]:
+        """The branding profile of a platform or of an organizer; readable by every
+        key of the platform (storefronts render it).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateBranding(
+        self,
+        request: _platform_pb2.UpdateBrandingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.UpdateBrandingResponse, _abc.Awaitable[_platform_pb2.UpdateBrandingResponse]]:
+        """Changes the fields set in the request (an empty string clears one)."""
+
+    @_abc_1.abstractmethod
+    def ListHubEvents(
+        self,
+        request: _platform_pb2.ListHubEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.ListHubEventsResponse, _abc.Awaitable[_platform_pb2.ListHubEventsResponse]]:
+        """Upcoming on-sale events of every organizer of a platform, soonest first."""
+
+    @_abc_1.abstractmethod
+    def ExportOrganizers(
+        self,
+        request: _platform_pb2.ExportOrganizersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_platform_pb2.ExportOrganizersChunk], _abc.AsyncIterator[_platform_pb2.ExportOrganizersChunk]]:
+        """A platform's organizers as CSV, streamed in chunks."""
+
+    @_abc_1.abstractmethod
+    def ListNotifications(
+        self,
+        request: _platform_pb2.ListNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.ListNotificationsResponse, _abc.Awaitable[_platform_pb2.ListNotificationsResponse]]:
+        """Plan-limit notifications (80 % and 100 %), newest first: an organizer's,
+        or (platform admin) its platform's.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePlan(
+        self,
+        request: _platform_pb2.ChangePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.ChangePlanResponse, _abc.Awaitable[_platform_pb2.ChangePlanResponse]]:
+        """Moves an organizer to another plan of its platform, at once."""
+
+    @_abc_1.abstractmethod
+    def MarkStatementPaid(
+        self,
+        request: _platform_pb2.MarkStatementPaidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.MarkStatementPaidResponse, _abc.Awaitable[_platform_pb2.MarkStatementPaidResponse]]:
+        """Marks an organizer's statement of a billing period paid (reinstates an
+        organizer suspended for it once nothing else is overdue).
         """
 
 def add_PlatformServiceServicer_to_server(servicer: PlatformServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
