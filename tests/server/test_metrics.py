@@ -219,7 +219,9 @@ def test_the_dashboard_queries_only_metrics_that_exist_and_shows_them_all() -> N
     dashboard = json.loads(DASHBOARD.read_text())  # well-formed JSON
     queries = _queries(dashboard["panels"])
     assert queries
-    used = {name for q in queries for name in re.findall(r"\bseatwise_[a-z0-9_]+", q)}
+    # every name anywhere in it: the panels' queries and the template variables' too
+    used = set(re.findall(r"\bseatwise_[a-z0-9_]+", DASHBOARD.read_text()))
+    assert used == {name for q in queries for name in re.findall(r"\bseatwise_[a-z0-9_]+", q)}
     known = metrics.metric_names()
     assert used <= known, sorted(used - known)
     families = {re.sub(r"_(bucket|sum|count)$", "", name) for name in known}
