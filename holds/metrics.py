@@ -47,8 +47,8 @@ REDIS_ERRORS = Counter(
 )
 SCRIPT_SECONDS = Histogram(
     "seatwise_redis_script_seconds",
-    "Time from sending a Lua script call to its reply, by script (for commit, cancel and scan the"
-    " replicas' WAIT is included when replica acks are on)",
+    "Time from sending a Lua script call to its reply, by script (for the ticket changes, commit, cancel,"
+    " scan, box_office and refund, the replicas' WAIT is included when replica acks are on)",
     ["script"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
