@@ -4,6 +4,7 @@ JSON lines that never carry an API key or a buyer's personal data."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -14,9 +15,10 @@ import grpc
 import pytest
 import structlog
 from google.rpc import error_details_pb2
-from seatwise.v1 import events_pb2, sales_pb2
+from seatwise.v1 import events_pb2, sales_pb2, sales_pb2_grpc
 
 from server import logging as server_logging
+from server.client import describe_error
 from server.context import Stores
 from server.request_ids import HEADER, MAX_LENGTH, accept
 from tests.api import Api, status_of
@@ -24,6 +26,7 @@ from tests.conftest import ADMIN_KEY
 from tests.server.test_sales_api import _event, _hold
 
 GENERATED = re.compile(r"[0-9a-f]{24}")
+WAIT_S = 30.0  # a safety net against a hang, never a measured time
 
 
 def _request_info(error: grpc.aio.AioRpcError) -> str:
@@ -169,3 +172,31 @@ async def test_logs_never_carry_keys_or_buyers_personal_data(
     for secret in (secret_key, ADMIN_KEY, "ada@example.org", "Ada Lovelace", "pay-991"):
         assert secret not in text, secret
     assert server_logging.REDACTED in text
+
+
+async def test_the_cli_names_the_request_id_of_a_server_side_failure(
+    organizer: Api, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = await _event(organizer)
+    hold = await _hold(organizer, event_id, "r0-2")
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(stores.sales, "get_hold", broken)
+
+    def get_hold() -> str:  # the CLI's client is synchronous
+        with grpc.insecure_channel(organizer.target) as channel:
+            try:
+                sales_pb2_grpc.HoldServiceStub(channel).GetHold(
+                    sales_pb2.GetHoldRequest(hold_token=hold.hold_token),
+                    metadata=[*organizer.metadata, (HEADER, "cli-9")],
+                    timeout=WAIT_S,
+                )
+            except grpc.RpcError as exc:
+                return describe_error(exc)
+        raise AssertionError("the call succeeded")
+
+    described = await asyncio.to_thread(get_hold)
+    assert described.startswith("INTERNAL: internal error; it has been logged")
+    assert "request id cli-9" in described
