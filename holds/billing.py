@@ -24,11 +24,11 @@ CHUNK = 500
 MAX_PERIOD_MS = 400 * 86_400_000  # a statement covers at most about 13 months
 
 
-def check_period(start_ms: int, end_ms: int) -> Period:
+def check_period(start_ms: int, end_ms: int, end_field: str = "period_end") -> Period:
     if start_ms < 0 or end_ms <= start_ms:
-        raise InvalidRequest("period_end", "the period must end after it starts")
+        raise InvalidRequest(end_field, "the period must end after it starts")
     if end_ms - start_ms > MAX_PERIOD_MS:
-        raise InvalidRequest("period_end", "a statement covers at most 400 days")
+        raise InvalidRequest(end_field, "a statement covers at most 400 days")
     return Period(start_ms, end_ms)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from holds import keys
 from holds.errors import InvalidRequest, NotFound, PreconditionFailed, StoreError
@@ -38,6 +38,9 @@ ScanResult = Literal[
     "not_checked_in",
 ]
 Direction = Literal["entry", "exit"]
+# Where an event's no-show entries stand (no_show.lua): not closed yet, closed but
+# its admission window still open, some written and more to come, all written.
+NoShowState = Literal["open", "doors_open", "more", "done"]
 Reentry = Literal["none", "allowed"]
 
 MAX_OFFLINE_SCANS = 1000
@@ -272,6 +275,19 @@ class Door:
         if reply != Reply.OK:
             raise StoreError(f"event_put returned an unknown result {reply!r}")
         return rules
+
+    async def write_no_shows(self, event_id: str, batch: int = 200) -> tuple[NoShowState, int]:
+        """Write the next batch of a closed event's ``ticket.no_show`` feed entries
+        (one per valid ticket never scanned in; ``batch`` orders per call).
+        Called by the reaper, not by a tenant: the event id comes from its own set."""
+        event_keys = (*keys.event_keys(event_id), *keys.door_keys(event_id))
+        reply = await self._scripts.no_show(event_keys, [batch])
+        match reply:
+            case [Reply.OK, state, written] if _text(state) in ("open", "doors_open", "more", "done"):
+                return cast(NoShowState, _text(state)), int(written)
+            case [Reply.EVENT_NOT_FOUND]:
+                raise NotFound("event", event_id)
+        raise StoreError(f"no_show returned an unknown result {reply!r}")
 
     async def stats(self, tenant_id: str, event_id: str) -> CheckInStats:
         ctx = await self._live.get(tenant_id, event_id)

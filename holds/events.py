@@ -221,9 +221,10 @@ class EventStore:
         await self._put(
             ref.event_id, "update", status or "", meta, dict(prices) if prices is not None else None, {}
         )
-        if merged.status != "closed":  # may take holds again (a reopened on-sale window, say)
-            async with wrap_errors("index event"):
-                await self._r.sadd(keys.ACTIVE_EVENTS, ref.event_id)
+        # back in the reaper's set: it may take holds again (a reopened on-sale
+        # window, say), or it closed and the reaper owes it its no-show entries
+        async with wrap_errors("index event"):
+            await self._r.sadd(keys.ACTIVE_EVENTS, ref.event_id)
         return await self.get(ref)
 
     async def _put(

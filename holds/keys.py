@@ -202,6 +202,31 @@ def platform_audit(platform_id: str) -> str:
     return f"{PREFIX}:{platform_tag(platform_id)}:audit"
 
 
+def seller_rules(platform_id: str) -> str:
+    """String: the platform's seller-score rules (JSON, rules.seller_scores.ScoringRules)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:seller_rules"
+
+
+def seller_orders(platform_id: str, seller_id: str) -> str:
+    """Hash order_id -> the resale seller's order (JSON, rules.seller_scores.SellerOrder)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:seller:{seller_id}:orders"
+
+
+def seller_orders_by_time(platform_id: str, seller_id: str) -> str:
+    """Sorted set order_id -> placed ms: pruning orders older than any window."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:seller:{seller_id}:orders_z"
+
+
+def seller_ratings(platform_id: str, seller_id: str) -> str:
+    """Hash platform criterion -> the seller's rating on it (basis points of 1)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:seller:{seller_id}:ratings"
+
+
+def seller_fee_locks(platform_id: str, seller_id: str) -> str:
+    """Hash quarter start ms -> the fee locked for that quarter (JSON, first computed wins)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:seller:{seller_id}:fee_locks"
+
+
 def tenant_audit(tenant_id: str) -> str:
     """Stream: audit entries concerning one organizer (in its catalogue's slot): audited
     calls (holds/platform/audit.py) and erasures (erase_subject.lua), one format."""

@@ -51,6 +51,7 @@ INVENTORY_SCRIPTS = frozenset(
         "erase_orders",
         "scan",
         "checkin_stats",
+        "no_show",
         "box_office",
         "refund",
     }
@@ -171,6 +172,7 @@ class ScriptRegistry:
         # tickets and the door: holds/door.py (event keys + door keys), holds/ticket_keys.py
         self.scan = self._script("scan")
         self.checkin_stats = self._script("checkin_stats")
+        self.no_show = self._script("no_show")
         self.ticket_keys_put = self._script("ticket_keys_put")
 
     def _script(self, name: str) -> Script:

@@ -11,6 +11,7 @@
     ├── RefundExceedsPaid        a refund larger than what is left of the ticket's price
     ├── StatementInputError      a record that cannot be part of the statement asked for
     ├── KeyRingError             a key ring that breaks its rules (two active keys, duplicate ids)
+    ├── InvalidScoring           a platform's seller-score rules that break their own rules
     └── TicketTokenError         a ticket token that does not verify; exactly one of:
         ├── TokenMalformed       not a token at all (encoding, layout, version)
         ├── UnknownKey           signed with a key id the key ring does not know
@@ -102,3 +103,9 @@ class RevokedKey(TicketTokenError):
 
 class BadSignature(TicketTokenError):
     reason = "bad_signature"
+
+
+class InvalidScoring(RulesError):
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid seller scoring rules: " + "; ".join(self.problems))

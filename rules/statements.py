@@ -414,6 +414,7 @@ CSV_HEADER: Final = (
     "amount_minor",
 )
 _FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
+StatementRow = dict[str, str | int]
 
 
 def csv_text(cell: str) -> str:
@@ -427,31 +428,48 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _csv_row(organizer_id: str, period: Period, currency: str, section: str, label: str, amount: int) -> str:
-    cells = [
-        csv_text(organizer_id),
-        _iso(period.start_ms),
-        _iso(period.end_ms),
-        currency,
-        section,
-        csv_text(label),
-        format_minor(amount, currency),
-        str(amount),
-    ]
+def _row(
+    organizer_id: str, period: Period, currency: str, section: str, label: str, amount: int
+) -> StatementRow:
+    return {
+        "organizer_id": organizer_id,
+        "period_start": _iso(period.start_ms),
+        "period_end": _iso(period.end_ms),
+        "currency": currency,
+        "section": section,
+        "label": label,
+        "amount": format_minor(amount, currency),
+        "amount_minor": amount,
+    }
+
+
+def _csv_line(row: StatementRow) -> str:
+    """One row as a CSV line: the text cells guarded (amounts are the service's own numbers)."""
+    cells = [csv_text(str(row[c])) if c in ("organizer_id", "label") else str(row[c]) for c in CSV_HEADER]
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(cells)
     return out.getvalue()
 
 
-def statement_csv(statement: Statement) -> Iterator[str]:
-    """The statement as CSV lines (RFC 4180, CRLF; encode as UTF-8): a header, every
-    line, then one ``net_due`` row per currency labelled with the direction."""
-    yield ",".join(CSV_HEADER) + "\r\n"
+def _csv_row(organizer_id: str, period: Period, currency: str, section: str, label: str, amount: int) -> str:
+    return _csv_line(_row(organizer_id, period, currency, section, label, amount))
+
+
+def statement_rows(statement: Statement) -> Iterator[StatementRow]:
+    """The statement's rows (the CSV's columns): every line, then one ``net_due`` row
+    per currency labelled with the direction. Exports write them as JSON Lines too."""
     org, period = statement.organizer_id, statement.period
     for part in statement.currencies:
         for line in part.lines:
-            yield _csv_row(org, period, part.currency, line.section, line.label, line.amount)
-        yield _csv_row(org, period, part.currency, "net_due", part.direction, part.net_due)
+            yield _row(org, period, part.currency, line.section, line.label, line.amount)
+        yield _row(org, period, part.currency, "net_due", part.direction, part.net_due)
+
+
+def statement_csv(statement: Statement) -> Iterator[str]:
+    """The statement as CSV lines (RFC 4180, CRLF; encode as UTF-8): a header, then its rows."""
+    yield ",".join(CSV_HEADER) + "\r\n"
+    for row in statement_rows(statement):
+        yield _csv_line(row)
 
 
 def rollup_csv(rollup: Rollup) -> Iterator[str]:

@@ -43,6 +43,7 @@ from server.servicers import (
     reports,
     sales,
     seatmaps,
+    sellers,
     sessions,
     tenancy,
 )
@@ -65,6 +66,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     platforms.SERVICE,
     exports.SERVICE,
     reports.SERVICE,
+    sellers.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

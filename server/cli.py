@@ -1139,7 +1139,7 @@ def organizer_audit(
 
 # --- exports and reports (docs/data.md#exports, #reports) --------------------------------------
 
-EXPORT_KINDS = ("orders", "tickets", "checkins", "contacts")
+EXPORT_KINDS = ("orders", "tickets", "checkins", "contacts", "statement")
 
 
 def _timestamp_ms(name: str, value: str) -> int:
@@ -1170,10 +1170,11 @@ def _timestamp_ms(name: str, value: str) -> int:
 def export_cmd(
     kind: str, event_id: str, fmt: str, bom: bool, from_: str, until: str, output: Path, remote: Remote
 ) -> None:
-    """Export KIND (orders, tickets, checkins, contacts) of EVENT_ID (default: every event) to a file.
+    """Export KIND (orders, tickets, checkins, contacts, statement) of EVENT_ID (default: all) to a file.
 
-    Contacts are the buyers who opted in to marketing (their newest decision). The file
-    is written as it streams in, to OUTPUT.part, and renamed when complete.
+    Contacts are the buyers who opted in to marketing (their newest decision). A statement
+    covers --from to --until (both required, at most 400 days). The file is written as it
+    streams in, to OUTPUT.part, and renamed when complete.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -1189,6 +1190,8 @@ def export_cmd(
         getattr(request, "from").FromMilliseconds(_timestamp_ms("from", from_))
     if until:
         request.until.FromMilliseconds(_timestamp_ms("until", until))
+    if kind == "statement" and not (from_ and until):
+        raise CliError("a statement needs --from and --until")
     partial = output.with_name(output.name + ".part")
     rows = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -1255,7 +1258,7 @@ def report_show(event_id: str, as_json: bool, remote: Remote) -> None:
         ("BY", "KEY", *(n.upper() for n in names)),
         [(b, k, *(getattr(s, n) for n in names)) for b, k, s in groups],
     )
-    fees = money(r.fees) if r.fees_recorded else "not recorded by orders yet"
+    fees = money(r.fees) if r.fees_recorded else "not recorded by some orders"
     lines = [
         ("orders", f"{r.orders} ({r.orders_cancelled} cancelled)"),
         ("tickets sold", f"{r.tickets_sold} ({r.tickets_cancelled} cancelled)"),

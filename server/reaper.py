@@ -1,5 +1,5 @@
-"""Background tidying: expired holds, finished events, idle live events.
-Correctness never depends on it.
+"""Background tidying: expired holds, finished events, idle live events, and the
+no-show feed entries of closed events. No sale's correctness depends on it.
 
 Expiry is lazy (every script treats an expired hold's seats as free), so the
 reaper only frees memory and tells watchers sooner that seats came back. Every
@@ -8,8 +8,10 @@ here, at most ``LiveEvents`` capacity) and evicts the idle ones; every
 ``SWEEP_EVERY`` rounds it also walks the platform's set of events that may
 have holds, so holds left by a process that died are tidied too. An event
 leaves that set once it has no hold left and can take none (closed, or past
-its on-sale window). It runs in every server process; two reapers purging
-the same event is harmless (each purge is one atomic script).
+its on-sale window) and, once closed, has had its no-show entries written
+(``holds/lua/no_show.lua``: after the admission window, if it has an end).
+It runs in every server process; two reapers purging the same event is
+harmless (each purge, each batch of no-shows, is one atomic script).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ INTERVAL_S = 1.0
 SWEEP_EVERY = 60  # rounds between walks of the whole set of events with holds
 PER_EVENT_LIMIT = 500
 REAP_BUDGET_S = 30.0
+NO_SHOW_BATCHES_PER_ROUND = 20  # of 200 orders each: a stadium's no-shows over a few rounds
 
 
 async def reap_once(stores: Stores, *, sweep: bool = False) -> int:
@@ -37,9 +40,20 @@ async def reap_once(stores: Stores, *, sweep: bool = False) -> int:
     for event_id in sorted(event_ids):
         result = await stores.inventory.reap(event_id, PER_EVENT_LIMIT)
         purged_total += result.purged
-        if result.finished:
+        if result.finished and await _no_shows_written(stores, event_id):
             await stores.events.retire(event_id)
     return purged_total
+
+
+async def _no_shows_written(stores: Stores, event_id: str) -> bool:
+    """Write a finished event's no-show feed entries, a bounded number of batches
+    per round; True when none are owed (not closed: closing it later puts it back
+    in the set) or all are written, so the event may leave the reaper's set."""
+    for _ in range(NO_SHOW_BATCHES_PER_ROUND):
+        state, _written = await stores.door.write_no_shows(event_id)
+        if state != "more":
+            return state != "doors_open"
+    return False
 
 
 async def reap_forever(stores: Stores, interval_s: float = INTERVAL_S) -> None:

@@ -318,4 +318,7 @@ def _entry(
         return FeedEntry(**{**entry.__dict__, "event_status": detail.rpartition("|")[2]})
     if kind == "order.created":
         return entry
+    if kind.startswith("ticket."):  # checked_in, checked_out, no_show: "<ticket id>[|gate|device|at]"
+        ticket_id = detail.partition("|")[0]
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": [ticket_id], "detail": detail})
     return FeedEntry(**{**entry.__dict__, "detail": detail})

@@ -1,5 +1,5 @@
-"""seatwise.v1.ExportService: an organizer's orders, tickets, check-ins and marketing
-contacts as CSV or JSON Lines, streamed in chunks (docs/data.md#exports)."""
+"""seatwise.v1.ExportService: an organizer's orders, tickets, check-ins, marketing
+contacts and statements as CSV or JSON Lines, streamed in chunks (docs/data.md#exports)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Final
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import reports_pb2, reports_pb2_grpc
 
+from holds.billing import Billing, check_period
 from holds.errors import InvalidRequest
 from holds.feed.exports import COLUMNS, ExportKind, ExportReader, TimeRange
 from holds.records import RoleName
-from rules.reports import ExportFormat, encode_rows, header
+from rules.reports import BOM, ExportFormat, encode_rows, header
+from rules.statements import CSV_HEADER, statement_csv, statement_rows
 from server.auth import ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
@@ -36,7 +38,7 @@ _FORMATS: Final[dict[int, ExportFormat]] = {
 }
 
 
-def ms_of(request: reports_pb2.ExportRequest, name: str) -> int:
+def ms_of(request: reports_pb2.ExportRequest | reports_pb2.GetPlatformReportRequest, name: str) -> int:
     if not request.HasField(name):  # type: ignore[arg-type]
         return 0
     stamp: Timestamp = getattr(request, name)
@@ -50,21 +52,25 @@ def ms_of(request: reports_pb2.ExportRequest, name: str) -> int:
 
 
 class ExportServicer(reports_pb2_grpc.ExportServiceServicer):
-    def __init__(self, reader: ExportReader) -> None:
+    def __init__(self, reader: ExportReader, billing: Billing) -> None:
         self._reader = reader
+        self._billing = billing
 
     async def Export(
         self, request: reports_pb2.ExportRequest, context: Context
     ) -> AsyncIterator[reports_pb2.ExportChunk]:
         tenant = current_principal().require_tenant()
-        kind = _KINDS.get(request.kind)
-        if kind is None:
-            raise InvalidRequest("kind", "required: orders, tickets, checkins or contacts")
         fmt = _FORMATS.get(request.format)
         if fmt is None:
             raise InvalidRequest("format", f"unknown export format {request.format}")
         if request.bom and fmt != "csv":
             raise InvalidRequest("bom", "only for CSV")
+        if request.kind == reports_pb2.EXPORT_KIND_STATEMENT:
+            yield await self._statement(tenant, request, fmt)
+            return
+        kind = _KINDS.get(request.kind)
+        if kind is None:
+            raise InvalidRequest("kind", "required: orders, tickets, checkins, contacts or statement")
         period = TimeRange(ms_of(request, "from"), ms_of(request, "until"))
         if period.from_ms and period.until_ms and period.until_ms <= period.from_ms:
             raise InvalidRequest("until", "must be after from")
@@ -98,10 +104,28 @@ class ExportServicer(reports_pb2_grpc.ExportServiceServicer):
                 rows_estimate=estimate if first else 0,
             )
 
+    async def _statement(
+        self, tenant: str, request: reports_pb2.ExportRequest, fmt: ExportFormat
+    ) -> reports_pb2.ExportChunk:
+        """A statement is a few dozen rows: one chunk."""
+        for name in ("from", "until"):
+            if not request.HasField(name):
+                raise InvalidRequest(name, "required for a statement")
+        period = check_period(ms_of(request, "from"), ms_of(request, "until"), "until")
+        event_ids = await self._reader.event_ids(tenant, request.event_id) if request.event_id else None
+        statement = await self._billing.statement(tenant, period, event_ids)
+        rows = list(statement_rows(statement))
+        if fmt == "csv":
+            data = (BOM if request.bom else b"") + "".join(statement_csv(statement)).encode()
+        else:
+            data = encode_rows(CSV_HEADER, rows, "jsonl")
+        n = len(rows)
+        return reports_pb2.ExportChunk(data=data, rows=n, rows_so_far=n, rows_estimate=n)
+
 
 SERVICE = ServiceDeclaration(
     descriptor=reports_pb2.DESCRIPTOR.services_by_name["ExportService"],
     add_to_server=reports_pb2_grpc.add_ExportServiceServicer_to_server,
-    factory=lambda stores: ExportServicer(ExportReader(stores.redis, stores.live)),
+    factory=lambda stores: ExportServicer(ExportReader(stores.redis, stores.live), Billing(stores.redis)),
     methods={"Export": MethodRule(EXPORTERS)},
 )

@@ -12,24 +12,21 @@ import numpy as np
 from seatwise.v1 import common_pb2, reports_pb2, reports_pb2_grpc
 
 from holds.availability import STATE_NAMES, count_by_group
-from holds.door import Door
 from holds.errors import InvalidRequest
-from holds.events import EventStore
-from holds.feed.exports import ExportReader, hold_endings
-from holds.live import LiveEvent, LiveEvents
-from holds.redis_client import AnyRedis
+from holds.feed.exports import ExportReader, TimeRange, hold_endings
 from rules.reports import SalesTally, hold_outcomes, rate, time_buckets
 from seatmap import render
-from server import heavy_jobs
-from server.auth import REPORTING, current_principal
+from server import heavy_jobs, scope
+from server.auth import OPERATOR, REPORTING, current_principal
 from server.context import Stores
 from server.declarations import MethodRule, ServiceDeclaration
-from server.heavy import HeavyWork
 from server.servicers import Context
 from server.servicers.convert import ts
+from server.servicers.exports import ms_of
 
 TIME_SHADES: Final = len(render.SHADE_COLORS)
 MAX_CHART_PIXELS: Final = 4000
+ALL_TIME: Final = TimeRange()
 
 
 def _counts(row: list[int] | tuple[int, ...]) -> reports_pb2.SeatStatusCounts:
@@ -44,26 +41,96 @@ def _money(amount: int, currency: str) -> common_pb2.Money:
     return common_pb2.Money(amount_minor=amount, currency=currency)
 
 
+def _channels(tally: SalesTally) -> list[reports_pb2.ReportGroup]:
+    return [
+        reports_pb2.ReportGroup(key=k, seats=reports_pb2.SeatStatusCounts(sold=v))
+        for k, v in sorted(tally.by_channel.items())
+    ]
+
+
+def _currency_figures(currency: str, tally: SalesTally) -> reports_pb2.CurrencyFigures:
+    return reports_pb2.CurrencyFigures(
+        currency=currency,
+        orders=tally.orders,
+        orders_cancelled=tally.orders_cancelled,
+        tickets_sold=tally.tickets_sold,
+        tickets_cancelled=tally.tickets_cancelled,
+        revenue_gross=_money(tally.gross, currency),
+        fees=_money(tally.fees, currency),
+        revenue_net=_money(tally.gross - tally.fees, currency),
+        by_channel=_channels(tally),
+    )
+
+
 class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
-    def __init__(
-        self, redis: AnyRedis, live: LiveEvents, events: EventStore, door: Door, heavy: HeavyWork
-    ) -> None:
+    def __init__(self, stores: Stores) -> None:
+        redis, live = stores.redis, stores.live
+        self._tenants = stores.tenants
+        self._platforms = stores.platforms
+        self._events = stores.events
+        self._door = stores.door
+        self._heavy = stores.heavy
         self._r = redis
         self._live = live
-        self._events = events
-        self._door = door
-        self._heavy = heavy
         self._reader = ExportReader(redis, live)
 
-    async def _tally(self, tenant: str, ctx: LiveEvent) -> SalesTally:
-        tally = SalesTally()
-        async for orders in self._reader.orders(tenant, ctx.event_id):
+    async def _tally(
+        self, tenant: str, event_id: str, period: TimeRange = ALL_TIME, into: SalesTally | None = None
+    ) -> SalesTally:
+        """The event's orders in ``period`` folded into ``into`` (a new tally by default)."""
+        tally = SalesTally() if into is None else into
+        async for orders in self._reader.orders(tenant, event_id, period):
             for o in orders:
-                # orders record no fee split nor channel yet: fees unknown, channel ""
+                # fees as split at sale, on the tickets still valid (an order without a
+                # plan records a split of 0); refunds are the statement's business
+                fees = sum(t.platform_fee for t in o.tickets if t.status == "valid")
                 tally.add_order(
-                    o.created_ms, o.status, ((t.category, t.price, t.status == "valid") for t in o.tickets)
+                    o.created_ms,
+                    o.status,
+                    ((t.category, t.price, t.status == "valid") for t in o.tickets),
+                    fees=fees,
+                    channel=o.channel,
                 )
         return tally
+
+    async def GetPlatformReport(
+        self, request: reports_pb2.GetPlatformReportRequest, context: Context
+    ) -> reports_pb2.PlatformReport:
+        platform = await scope.platform(self._platforms, request.platform_id)
+        period = TimeRange(ms_of(request, "from"), ms_of(request, "until"))
+        if period.from_ms and period.until_ms and period.until_ms <= period.from_ms:
+            raise InvalidRequest("until", "must be after from")
+        report = reports_pb2.PlatformReport(platform_id=platform.platform_id)
+        totals: dict[str, SalesTally] = {}
+        everything = SalesTally()
+        organizers = await self._tenants.list_tenants(platform.platform_id)
+        for organizer in sorted(organizers, key=lambda o: o.tenant_id):
+            event_ids = await self._reader.event_ids(organizer.tenant_id)
+            by_currency: dict[str, SalesTally] = {}
+            admitted = 0
+            for event_id, (currency, checked_in) in zip(
+                event_ids, await self._reader.event_facts(event_ids), strict=True
+            ):
+                tally = by_currency.setdefault(currency, SalesTally())
+                await self._tally(organizer.tenant_id, event_id, period, tally)
+                admitted += checked_in
+            figures = report.organizers.add(
+                organizer_id=organizer.tenant_id, slug=organizer.slug, name=organizer.name,
+                events=len(event_ids), checked_in=admitted,
+            )  # fmt: skip
+            for currency, tally in sorted(by_currency.items()):
+                figures.currencies.append(_currency_figures(currency, tally))
+                totals[currency] = totals.get(currency, SalesTally()).merge(tally)
+                everything = everything.merge(tally)
+            report.checked_in += admitted
+        report.totals.extend(_currency_figures(c, t) for c, t in sorted(totals.items()))
+        report.sales_per_minute.extend(
+            reports_pb2.SalesMinute(minute=ts(m), tickets=t, orders=o)
+            for m, t, o in everything.timeline()
+            if t or o
+        )
+        report.peak_tickets_per_minute = everything.peak_per_minute
+        return report
 
     async def GetEventReport(
         self, request: reports_pb2.GetEventReportRequest, context: Context
@@ -87,7 +154,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             if area is not None and area.category in category_of:
                 cat = by_category[category_of[area.category]]
                 by_category[category_of[area.category]] = [a + b for a, b in zip(cat, row, strict=True)]
-        tally = await self._tally(tenant, ctx)
+        tally = await self._tally(tenant, ctx.event_id)
         outcomes = {"committed": 0, "released": 0, "expired": 0}
         async for whys in hold_endings(self._r, ctx.event_id):
             for k, v in hold_outcomes(whys).items():
@@ -101,10 +168,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             by_category=_groups(index.category_keys, by_category),
             by_section=_groups(index.section_ids, by_section)
             + _groups([f"ga:{a}" for a in sorted(snapshot.ga)], ga_rows),
-            by_channel=[
-                reports_pb2.ReportGroup(key=k, seats=reports_pb2.SeatStatusCounts(sold=v))
-                for k, v in sorted(tally.by_channel.items())
-            ],
+            by_channel=_channels(tally),
             orders=tally.orders,
             orders_cancelled=tally.orders_cancelled,
             tickets_sold=tally.tickets_sold,
@@ -141,7 +205,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
                 raise InvalidRequest(name, f"must be 0 (default) to {MAX_CHART_PIXELS} pixels")
         ctx = await self._live.get(tenant, request.event_id)
         event = await self._events.get(ctx.ref)
-        tally = await self._tally(tenant, ctx)
+        tally = await self._tally(tenant, ctx.event_id)
         png = await self._heavy.run(
             tenant,
             heavy_jobs.sales_chart_job,
@@ -215,14 +279,11 @@ def _time_shading(sold_at: dict[int, int]) -> render.Shading:
 SERVICE = ServiceDeclaration(
     descriptor=reports_pb2.DESCRIPTOR.services_by_name["ReportService"],
     add_to_server=reports_pb2_grpc.add_ReportServiceServicer_to_server,
-    factory=lambda stores: _servicer(stores),
+    factory=ReportServicer,
     methods={
         "GetEventReport": MethodRule(REPORTING),
         "RenderSalesChart": MethodRule(REPORTING),
         "RenderHeatMap": MethodRule(REPORTING),
+        "GetPlatformReport": MethodRule(OPERATOR),
     },
 )
-
-
-def _servicer(stores: Stores) -> ReportServicer:
-    return ReportServicer(stores.redis, stores.live, stores.events, stores.door, stores.heavy)

@@ -10,12 +10,14 @@ from collections import Counter
 
 import pytest
 
+from holds import keys
 from holds.door import DoorRules, OfflineScan, ScanOutcome
 from holds.errors import NotFound, PreconditionFailed
 from holds.records import Buyer, Order
 from holds.redis_client import AnyRedis
 from rules.tickets import verify
 from server.context import Stores
+from server.reaper import reap_once
 from tests.holds.factories import GA_AREA, TestEvent, make_event
 
 
@@ -271,3 +273,74 @@ async def test_processes_scanning_one_ticket_admit_exactly_one(stores: Stores, r
         )
         results = await asyncio.to_thread(pending.get, 120)
     assert Counter(results) == {"admitted": 1, "already_used": 3}
+
+
+async def _no_show_tickets(redis_client: AnyRedis, ev: TestEvent) -> list[str]:
+    entries = await redis_client.xrange(f"sw:{{ev:{ev.event_id}}}:lifecycle")
+    return [f[b"detail"].decode() for _, f in entries if f[b"kind"] == b"ticket.no_show"]
+
+
+async def test_a_closed_event_owes_a_no_show_per_unscanned_valid_ticket(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    ev = await make_event(stores.seatmaps, stores.events)
+    came = await _order(stores, ev, 0, key="came")
+    partly = await _order(stores, ev, 1, 2, ga=1, key="partly")
+    cancelled = await _order(stores, ev, 3, key="cancelled")
+    assert (await _scan(stores, ev, await _token(stores, ev, came))).result == "admitted"
+    assert (await _scan(stores, ev, await _token(stores, ev, partly, 1))).result == "admitted"
+    await stores.inventory.cancel(ev.event_id, cancelled.order_id)
+    assert await stores.door.write_no_shows(ev.event_id) == ("open", 0), "not closed: nothing owed yet"
+
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    await stores.events.update(ref, {"vip", "std", "ga"}, status="closed")
+    first_state, first = await stores.door.write_no_shows(ev.event_id, batch=2)  # 2 of the 3 orders
+    state, then = await stores.door.write_no_shows(ev.event_id, batch=2)
+    assert (first_state, state, first + then) == ("more", "done", 2)
+    assert sorted(await _no_show_tickets(redis_client, ev)) == sorted(
+        [partly.tickets[0].ticket_id, partly.tickets[2].ticket_id]
+    )
+    assert await stores.door.write_no_shows(ev.event_id) == ("done", 0), "written once"
+    assert len(await _no_show_tickets(redis_client, ev)) == 2
+
+
+async def test_no_shows_wait_for_the_admission_window_to_end(stores: Stores, redis_client: AnyRedis) -> None:
+    ev = await make_event(stores.seatmaps, stores.events)
+    order = await _order(stores, ev, 0)
+    now = int(time.time() * 1000)
+    await stores.door.set_rules(ev.tenant, ev.event_id, DoorRules(now - 3_600_000, now + 3_600_000))
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    await stores.events.update(ref, {"vip", "std", "ga"}, status="closed")
+    assert await stores.door.write_no_shows(ev.event_id) == ("doors_open", 0)
+    token = await _token(stores, ev, order)
+    assert (await _scan(stores, ev, token)).result == "admitted"  # still at the door
+    await stores.door.set_rules(ev.tenant, ev.event_id, DoorRules(now - 3_600_000, now - 1))
+    assert await stores.door.write_no_shows(ev.event_id) == ("done", 0)
+    assert await _no_show_tickets(redis_client, ev) == []
+
+
+async def test_the_reaper_writes_no_shows_before_retiring_a_closed_event(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    ev = await make_event(stores.seatmaps, stores.events)
+    orders = [await _order(stores, ev, i, key=f"o{i}") for i in range(5)]
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    await stores.events.update(ref, {"vip", "std", "ga"}, status="closed")
+    assert await redis_client.sismember(keys.ACTIVE_EVENTS, ev.event_id), "closing puts it in the set"
+    await reap_once(stores, sweep=True)
+    assert not await redis_client.sismember(keys.ACTIVE_EVENTS, ev.event_id)
+    assert sorted(await _no_show_tickets(redis_client, ev)) == sorted(o.tickets[0].ticket_id for o in orders)
+
+
+async def test_the_reaper_keeps_a_closed_event_until_its_doors_close(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    ev = await make_event(stores.seatmaps, stores.events)
+    await _order(stores, ev, 0)
+    now = int(time.time() * 1000)
+    await stores.door.set_rules(ev.tenant, ev.event_id, DoorRules(0, now + 3_600_000))
+    ref = await stores.events.ref(ev.tenant, ev.event_id)
+    await stores.events.update(ref, {"vip", "std", "ga"}, status="closed")
+    await reap_once(stores, sweep=True)
+    assert await redis_client.sismember(keys.ACTIVE_EVENTS, ev.event_id)
+    assert await _no_show_tickets(redis_client, ev) == []

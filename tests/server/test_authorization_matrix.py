@@ -23,6 +23,7 @@ from seatwise.v1 import (
     reports_pb2,
     sales_pb2,
     seatmap_pb2,
+    sellers_pb2,
     session_pb2,
     tenancy_pb2,
 )
@@ -89,6 +90,9 @@ EXTRA: dict[str, dict[str, Any]] = {
     },
     "SuspendOrganizer": {"reason": "matrix"},
     "UpdatePlatform": {"public_sales_when_suspended": True},
+    "RecordSellerOrders": {"seller_id": "seller-1", "orders": [sellers_pb2.SellerOrder(order_id="o1")]},
+    "RateSeller": {"seller_id": "seller-1", "criterion": "matrix", "rating_bps": 1},
+    "GetSellerMetrics": {"seller_id": "seller-1"},
     "CreatePlan": {
         "plan": platform_pb2.Plan(
             plan_id="matrix",
@@ -199,6 +203,7 @@ def _module_of(method: Any) -> Any:
         "feed": feed_pb2,
         "access": access_pb2,
         "reports": reports_pb2,
+        "sellers": sellers_pb2,
     }[name]
 
 

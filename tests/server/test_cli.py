@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -413,9 +414,19 @@ async def test_exports_and_reports(server: str, tmp_path: Path) -> None:
     lines = tmp_path / "tickets.jsonl"
     await cli("export", "tickets", "--format", "jsonl", "-o", str(lines))  # every event
     assert json.loads(lines.read_text())["seat_id"] == "SC-A-3"
+    statement = tmp_path / "statement.csv"
+    today = datetime.now(UTC).date()
+    period = ("--from", str(today - timedelta(days=1)), "--until", str(today + timedelta(days=1)))
+    await cli("export", "statement", *period, "-o", str(statement))
+    assert statement.read_text().splitlines()[0].startswith("organizer_id,period_start,period_end,currency")
+    assert ",sales,online,1.00,100" in statement.read_text()
+    no_period = await asyncio.to_thread(run, "export", "statement", "-o", str(statement), env=env)
+    assert no_period.exit_code != 0
+    assert "--from and --until" in no_period.output
     shown = await cli("report", event_id)
     assert "revenue gross: 1.00 EUR" in shown.stdout
-    assert "not recorded by orders yet" in shown.stdout
+    assert "fees: 0.00 EUR" in shown.stdout  # no plan
+    assert "revenue net: 1.00 EUR" in shown.stdout
     figures = json.loads((await cli("report", event_id, "--json")).stdout)
     assert figures["tickets_sold"] == "1"
     chart, heat = tmp_path / "sales.png", tmp_path / "heat.svg"

@@ -103,8 +103,15 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.ReportService/GetEventReport": REPORTING,
     "/seatwise.v1.ReportService/RenderSalesChart": REPORTING,
     "/seatwise.v1.ReportService/RenderHeatMap": REPORTING,
+    "/seatwise.v1.ReportService/GetPlatformReport": OPERATOR,  # every organizer's figures
     # statements: the organizer's admins and reporting keys read their own, operators any of theirs
     "/seatwise.v1.PlatformService/GetStatement": ORGANIZER | {"reporting"},
+    # resale sellers' scores and fees: the platform's business
+    "/seatwise.v1.SellerService/SetSellerScoring": OPERATOR,
+    "/seatwise.v1.SellerService/GetSellerScoring": OPERATOR,
+    "/seatwise.v1.SellerService/RecordSellerOrders": OPERATOR,
+    "/seatwise.v1.SellerService/RateSeller": OPERATOR,
+    "/seatwise.v1.SellerService/GetSellerMetrics": OPERATOR,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
@@ -117,6 +124,8 @@ AUDITED = {
     "/seatwise.v1.PlatformService/SuspendOrganizer",
     "/seatwise.v1.PlatformService/ReinstateOrganizer",
     "/seatwise.v1.PlatformService/CreatePlan",
+    "/seatwise.v1.SellerService/SetSellerScoring",  # what sellers pay
+    "/seatwise.v1.SellerService/RateSeller",
     "/seatwise.v1.OrderService/RefundOrder",  # money out (SellAtBoxOffice audits its overrides itself)
 }
 ALWAYS_ADMITTED = {

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
-from seatwise.v1 import events_pb2, feed_pb2, feed_pb2_grpc, sales_pb2, seatmap_pb2, tenancy_pb2
+from seatwise.v1 import access_pb2, events_pb2, feed_pb2, feed_pb2_grpc, sales_pb2, seatmap_pb2, tenancy_pb2
 
 from holds import keys
 from holds.feed.retention import trim_tenant
@@ -21,6 +21,7 @@ from holds.redis_client import AnyRedis
 from server.app import create_server
 from server.config import Config
 from server.context import Stores
+from server.reaper import reap_once
 from server.redis_process import EmbeddedRedis
 from tests.api import Api, status_of
 from tests.server.maps import small_map
@@ -186,6 +187,42 @@ async def test_event_status_changes_are_entries(organizer: Api) -> None:
     entries = await _read(organizer, "", lambda es: any(e.kind == "event.status_changed" for e in es))
     changed = [e for e in entries if e.kind == "event.status_changed"]
     assert [(e.event_id, e.event_status) for e in changed] == [(event_id, "paused")]
+
+
+async def test_a_closed_event_sends_a_no_show_per_ticket_never_scanned(
+    organizer: Api, server: str, stores: Stores
+) -> None:
+    """The reaper writes them once the event is closed (no admission window set)."""
+    event_id = await _event(organizer)
+    came = await _sell(organizer, event_id, "r0-0", "ann@example.com", "Ann")
+    stayed_home = await _sell(organizer, event_id, "r0-1", "bob@example.com", "Bob")
+    token = await organizer.tickets.GetTicketToken(
+        access_pb2.GetTicketTokenRequest(event_id=event_id, order_id=came.order_id,
+                                         ticket_id=came.tickets[0].ticket_id),
+        metadata=organizer.metadata,
+    )  # fmt: skip
+    door_key = await organizer.tenants.CreateApiKey(
+        tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_DOOR, label="gate"), metadata=organizer.metadata
+    )
+    async with Api(server, door_key.api_key) as door:
+        scanned = await door.access.ScanTicket(
+            access_pb2.ScanTicketRequest(event_id=event_id, token=token.token, gate="A", device_id="d1"),
+            metadata=door.metadata,
+        )
+    assert scanned.result == access_pb2.SCAN_RESULT_ADMITTED
+    await organizer.events.UpdateEvent(
+        events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_CLOSED),
+        metadata=organizer.metadata,
+    )
+    await reap_once(stores, sweep=True)  # the round a server's reaper runs each second
+    entries = await _read(organizer, "", lambda es: any(e.kind == "ticket.no_show" for e in es))
+    no_shows = [e for e in entries if e.kind == "ticket.no_show"]
+    assert [(e.order_id, list(e.ticket_ids)) for e in no_shows] == [
+        (stayed_home.order_id, [stayed_home.tickets[0].ticket_id])
+    ]
+    assert no_shows[0].buyer.email == "bob@example.com"
+    checked_in = [e for e in entries if e.kind == "ticket.checked_in"]
+    assert [list(e.ticket_ids) for e in checked_in] == [[came.tickets[0].ticket_id]]
 
 
 async def test_another_tenant_sees_nothing(organizer: Api, admin: Api, server: str) -> None:

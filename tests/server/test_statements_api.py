@@ -4,15 +4,16 @@ to the minor unit (organizer, reporting key, platform roll-up, CSV, scoping)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import platform_pb2, sales_pb2, tenancy_pb2
+from seatwise.v1 import platform_pb2, reports_pb2, reports_pb2_grpc, sales_pb2, tenancy_pb2
 
 from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
-from tests.api import Api
+from tests.api import Api, field_violations
 from tests.server import test_platforms_api
 from tests.server.test_platforms_api import World, _code, _sign_up
 from tests.server.test_sales_api import _event, _hold
@@ -94,6 +95,15 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
         assert csv[0].startswith("organizer_id,period_start")
         assert csv[-1].endswith(f",{eur.net_due_minor}")
         assert ",net_due," in csv[-1]
+
+        # the event's report: gross and net of the fees split at sale, by channel
+        report = await reports_pb2_grpc.ReportServiceStub(org.channel).GetEventReport(
+            reports_pb2.GetEventReportRequest(event_id=event_id), metadata=org.metadata
+        )
+        assert report.revenue_gross.amount_minor == eur.gross_minor
+        assert report.fees.amount_minor == eur.fees_minor
+        assert report.revenue_net.amount_minor == eur.gross_minor - eur.fees_minor
+        assert [(g.key, g.seats.sold) for g in report.by_channel] == [("storefront", 3)]
 
         # a reporting key reads its organizer's statement, and only its own
         made = await org.tenants.CreateApiKey(
@@ -249,3 +259,83 @@ async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
         # every refund call is audited, the refused one too
         assert sorted(e.outcome for e in refunds.entries) == ["FAILED_PRECONDITION", "OK", "OK"]
     assert org_id
+
+
+async def test_the_statement_exported_as_csv_and_json_lines_matches_get_statement(world: World) -> None:
+    _, key = await planned_organizer(world, "exporter")
+    async with Api(world.server, key) as org:
+        event_id = await _event(org)
+        await sell(org, event_id, "k1", "r0-0", "r1-1")
+        await sell(org, event_id, "k2", "r0-2", collector=sales_pb2.COLLECTOR_ORGANIZER)
+        period = statement_request(include_csv=True)
+        got = await org.platforms.GetStatement(period, metadata=org.metadata)
+        exports = reports_pb2_grpc.ExportServiceStub(org.channel)
+
+        async def export(fmt: int, **fields: object) -> bytes:
+            request = reports_pb2.ExportRequest(kind=reports_pb2.EXPORT_KIND_STATEMENT, format=fmt,  # type: ignore[arg-type]
+                                                **fields)  # fmt: skip
+            chunks = [c async for c in exports.Export(request, metadata=org.metadata)]
+            return b"".join(c.data for c in chunks)
+
+        window = {"from": period.period_start, "until": period.period_end}
+        csv_bytes = await export(reports_pb2.EXPORT_FORMAT_CSV, bom=True, **window)
+        assert csv_bytes == b"\xef\xbb\xbf" + got.csv
+        lines = (await export(reports_pb2.EXPORT_FORMAT_JSONL, event_id=event_id, **window)).splitlines()
+        rows = [json.loads(line) for line in lines]
+        [eur] = got.currencies
+        assert [(r["section"], r["label"], r["amount_minor"]) for r in rows] == [
+            *((line.section, line.label, line.amount_minor) for line in eur.lines),
+            ("net_due", rows[-1]["label"], eur.net_due_minor),
+        ]
+        missing = exports.Export(
+            reports_pb2.ExportRequest(kind=reports_pb2.EXPORT_KIND_STATEMENT, until=period.period_end),
+            metadata=org.metadata,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in missing:
+                pass
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(refused.value)[0][0] == "from"
+
+
+async def test_the_platform_report_rolls_up_its_organizers(world: World) -> None:
+    planned_id, key = await planned_organizer(world, "rolled-up")
+    async with Api(world.server, key) as org:
+        event_id = await _event(org)
+        first = await sell(org, event_id, "k1", "r0-0", "r1-1")
+        await sell(org, event_id, "k2", "r0-2")
+    event_1 = await _event(world.org1)  # p1's other organizer, no plan
+    await sell(world.org1, event_1, "k3", "r0-0")
+    reports = reports_pb2_grpc.ReportServiceStub(world.p1.channel)
+    report = await reports.GetPlatformReport(
+        reports_pb2.GetPlatformReportRequest(), metadata=world.p1.metadata
+    )
+    assert report.platform_id == "p1"
+    by_id = {o.organizer_id: o for o in report.organizers}
+    assert set(by_id) == {world.org1_id, planned_id}, "p2's organizer is not in p1's report"
+    [planned_eur] = by_id[planned_id].currencies
+    assert (planned_eur.orders, planned_eur.tickets_sold) == (2, 3)
+    fees = sum(t.split.platform_fee for t in first.tickets)
+    assert planned_eur.fees.amount_minor > fees > 0
+    [other_eur] = by_id[world.org1_id].currencies
+    assert (other_eur.tickets_sold, other_eur.fees.amount_minor) == (1, 0)
+    [total] = report.totals
+    assert total.tickets_sold == 4
+    assert total.revenue_gross.amount_minor == (
+        planned_eur.revenue_gross.amount_minor + other_eur.revenue_gross.amount_minor
+    )
+    assert total.revenue_net.amount_minor == total.revenue_gross.amount_minor - planned_eur.fees.amount_minor
+    assert sum(m.tickets for m in report.sales_per_minute) == 4
+    # a period before the sales: organizers listed, nothing sold in it
+    empty = await reports.GetPlatformReport(
+        reports_pb2.GetPlatformReportRequest(until=_ts(first.created_at.ToMilliseconds() - 60_000)),
+        metadata=world.p1.metadata,
+    )
+    assert [c.tickets_sold for o in empty.organizers for c in o.currencies] == [0, 0]
+    # another platform's admin: the same answer as for a platform that does not exist
+    theirs = reports_pb2_grpc.ReportServiceStub(world.p2.channel)
+    for platform_id in ("p1", "p9"):
+        call = theirs.GetPlatformReport(
+            reports_pb2.GetPlatformReportRequest(platform_id=platform_id), metadata=world.p2.metadata
+        )
+        assert await _code(call) == grpc.StatusCode.NOT_FOUND

@@ -181,8 +181,10 @@ class FeedEntry(_message.Message):
     """Resume after this entry."""
     kind: _builtins.str
     """order.created | order.cancelled | order.tickets_cancelled |
-    event.status_changed | consent.changed | buyer.erased | any later kind
-    (refunded, exchanged, transferred, resold, checked_in) as it lands.
+    event.status_changed | ticket.checked_in | ticket.checked_out |
+    ticket.no_show (after the event closed and its doors did: a valid ticket
+    never scanned in) | consent.changed | buyer.erased | any later kind
+    (refunded, exchanged, transferred, resold) as it lands.
     """
     event_id: _builtins.str
     order_id: _builtins.str
@@ -207,7 +209,7 @@ class FeedEntry(_message.Message):
     def total(self) -> _common_pb2.Money: ...
     @_builtins.property
     def ticket_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The tickets this change concerns (cancellations)."""
+        """The tickets this change concerns (cancellations, ticket.* kinds)."""
 
     @_builtins.property
     def order_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

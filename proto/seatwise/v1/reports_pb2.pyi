@@ -36,6 +36,10 @@ class _ExportKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExportKind
     """one row per ticket with a door state"""
     EXPORT_KIND_CONTACTS: _ExportKind.ValueType  # 4
     """opted-in buyers only, one row per email (newest decision wins)"""
+    EXPORT_KIND_STATEMENT: _ExportKind.ValueType  # 5
+    """The organizer's statement for [from, until) (both required, at most 400 days;
+    with event_id: that event's orders only), one row per line as GetStatement's CSV.
+    """
 
 class ExportKind(_ExportKind, metaclass=_ExportKindEnumTypeWrapper): ...
 
@@ -48,6 +52,10 @@ EXPORT_KIND_CHECKINS: ExportKind.ValueType  # 3
 """one row per ticket with a door state"""
 EXPORT_KIND_CONTACTS: ExportKind.ValueType  # 4
 """opted-in buyers only, one row per email (newest decision wins)"""
+EXPORT_KIND_STATEMENT: ExportKind.ValueType  # 5
+"""The organizer's statement for [from, until) (both required, at most 400 days;
+with event_id: that event's orders only), one row per line as GetStatement's CSV.
+"""
 Global___ExportKind: _TypeAlias = ExportKind  # noqa: Y015
 
 class _ExportFormat:
@@ -317,6 +325,7 @@ class EventReport(_message.Message):
     """valid tickets"""
     tickets_cancelled: _builtins.int
     fees_recorded: _builtins.bool
+    """true: every order records its split"""
     peak_tickets_per_minute: _builtins.int
     holds_committed: _builtins.int
     """Holds ended in the last day (tombstones are kept a day): committed, released, expired."""
@@ -333,7 +342,7 @@ class EventReport(_message.Message):
     def by_section(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportGroup]: ...
     @_builtins.property
     def by_channel(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportGroup]:
-        """Tickets sold by channel; orders record no channel yet: all under ""."""
+        """Valid tickets by the channel that sold them: storefront | box_office (seats.sold)."""
 
     @_builtins.property
     def revenue_gross(self) -> _common_pb2.Money:
@@ -341,11 +350,13 @@ class EventReport(_message.Message):
 
     @_builtins.property
     def fees(self) -> _common_pb2.Money:
-        """unset when orders record no fee split"""
+        """The platform's fees on the valid tickets, as split at sale (0 without a plan);
+        refunds are in the statement, not here.
+        """
 
     @_builtins.property
     def revenue_net(self) -> _common_pb2.Money:
-        """gross less fees; unset when fees are unknown"""
+        """gross less fees"""
 
     @_builtins.property
     def sales_per_minute(self) -> _containers.RepeatedCompositeFieldContainer[Global___SalesMinute]: ...
@@ -467,3 +478,159 @@ class ReportImage(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportImage: _TypeAlias = ReportImage  # noqa: Y015
+
+@_typing.final
+class GetPlatformReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    """Empty: the calling platform admin's platform."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "platform_id", b"platform_id", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlatformReportRequest: _TypeAlias = GetPlatformReportRequest  # noqa: Y015
+
+@_typing.final
+class CurrencyFigures(_message.Message):
+    """Sales in one currency (an event sells in one currency; a platform's
+    organizers may use several, never added together).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    ORDERS_CANCELLED_FIELD_NUMBER: _builtins.int
+    TICKETS_SOLD_FIELD_NUMBER: _builtins.int
+    TICKETS_CANCELLED_FIELD_NUMBER: _builtins.int
+    REVENUE_GROSS_FIELD_NUMBER: _builtins.int
+    FEES_FIELD_NUMBER: _builtins.int
+    REVENUE_NET_FIELD_NUMBER: _builtins.int
+    BY_CHANNEL_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    orders: _builtins.int
+    orders_cancelled: _builtins.int
+    tickets_sold: _builtins.int
+    """valid tickets"""
+    tickets_cancelled: _builtins.int
+    @_builtins.property
+    def revenue_gross(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def fees(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def revenue_net(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def by_channel(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportGroup]:
+        """valid tickets by channel (seats.sold)"""
+
+    def __init__(
+        self,
+        *,
+        currency: _builtins.str = ...,
+        orders: _builtins.int = ...,
+        orders_cancelled: _builtins.int = ...,
+        tickets_sold: _builtins.int = ...,
+        tickets_cancelled: _builtins.int = ...,
+        revenue_gross: _common_pb2.Money | None = ...,
+        fees: _common_pb2.Money | None = ...,
+        revenue_net: _common_pb2.Money | None = ...,
+        by_channel: _abc.Iterable[Global___ReportGroup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fees", b"fees", "revenue_gross", b"revenue_gross", "revenue_net", b"revenue_net"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_channel", b"by_channel", "currency", b"currency", "fees", b"fees", "orders", b"orders", "orders_cancelled", b"orders_cancelled", "revenue_gross", b"revenue_gross", "revenue_net", b"revenue_net", "tickets_cancelled", b"tickets_cancelled", "tickets_sold", b"tickets_sold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CurrencyFigures: _TypeAlias = CurrencyFigures  # noqa: Y015
+
+@_typing.final
+class OrganizerFigures(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    SLUG_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    CURRENCIES_FIELD_NUMBER: _builtins.int
+    CHECKED_IN_FIELD_NUMBER: _builtins.int
+    organizer_id: _builtins.str
+    slug: _builtins.str
+    name: _builtins.str
+    events: _builtins.int
+    checked_in: _builtins.int
+    """Tickets checked in at least once, at every event (all time, not the period's)."""
+    @_builtins.property
+    def currencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyFigures]: ...
+    def __init__(
+        self,
+        *,
+        organizer_id: _builtins.str = ...,
+        slug: _builtins.str = ...,
+        name: _builtins.str = ...,
+        events: _builtins.int = ...,
+        currencies: _abc.Iterable[Global___CurrencyFigures] | None = ...,
+        checked_in: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_in", b"checked_in", "currencies", b"currencies", "events", b"events", "name", b"name", "organizer_id", b"organizer_id", "slug", b"slug"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganizerFigures: _TypeAlias = OrganizerFigures  # noqa: Y015
+
+@_typing.final
+class PlatformReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    ORGANIZERS_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    CHECKED_IN_FIELD_NUMBER: _builtins.int
+    SALES_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    PEAK_TICKETS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    checked_in: _builtins.int
+    peak_tickets_per_minute: _builtins.int
+    @_builtins.property
+    def organizers(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganizerFigures]: ...
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyFigures]:
+        """Every organizer's figures added up, per currency."""
+
+    @_builtins.property
+    def sales_per_minute(self) -> _containers.RepeatedCompositeFieldContainer[Global___SalesMinute]:
+        """Tickets per minute across the platform (every currency)."""
+
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        organizers: _abc.Iterable[Global___OrganizerFigures] | None = ...,
+        totals: _abc.Iterable[Global___CurrencyFigures] | None = ...,
+        checked_in: _builtins.int = ...,
+        sales_per_minute: _abc.Iterable[Global___SalesMinute] | None = ...,
+        peak_tickets_per_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_in", b"checked_in", "organizers", b"organizers", "peak_tickets_per_minute", b"peak_tickets_per_minute", "platform_id", b"platform_id", "sales_per_minute", b"sales_per_minute", "totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlatformReport: _TypeAlias = PlatformReport  # noqa: Y015

@@ -131,6 +131,11 @@ class ReportServiceStub:
                 request_serializer=seatwise_dot_v1_dot_reports__pb2.RenderHeatMapRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_reports__pb2.ReportImage.FromString,
                 _registered_method=True)
+        self.GetPlatformReport = channel.unary_unary(
+                '/seatwise.v1.ReportService/GetPlatformReport',
+                request_serializer=seatwise_dot_v1_dot_reports__pb2.GetPlatformReportRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_reports__pb2.PlatformReport.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -157,6 +162,13 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlatformReport(self, request, context):
+        """A platform's figures rolled up across its organizers (platform admins).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +186,11 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.RenderHeatMap,
                     request_deserializer=seatwise_dot_v1_dot_reports__pb2.RenderHeatMapRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_reports__pb2.ReportImage.SerializeToString,
+            ),
+            'GetPlatformReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlatformReport,
+                    request_deserializer=seatwise_dot_v1_dot_reports__pb2.GetPlatformReportRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_reports__pb2.PlatformReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +275,33 @@ class ReportService:
             '/seatwise.v1.ReportService/RenderHeatMap',
             seatwise_dot_v1_dot_reports__pb2.RenderHeatMapRequest.SerializeToString,
             seatwise_dot_v1_dot_reports__pb2.ReportImage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlatformReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.ReportService/GetPlatformReport',
+            seatwise_dot_v1_dot_reports__pb2.GetPlatformReportRequest.SerializeToString,
+            seatwise_dot_v1_dot_reports__pb2.PlatformReport.FromString,
             options,
             channel_credentials,
             insecure,

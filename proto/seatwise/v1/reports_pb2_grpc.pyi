@@ -84,6 +84,8 @@ class ReportServiceStub:
     """Tickets sold per minute (PNG)."""
     RenderHeatMap: _grpc.UnaryUnaryMultiCallable[_reports_pb2.RenderHeatMapRequest, _reports_pb2.ReportImage]
     """The seat map coloured by seat status (sold, held, free) or by time of sale."""
+    GetPlatformReport: _grpc.UnaryUnaryMultiCallable[_reports_pb2.GetPlatformReportRequest, _reports_pb2.PlatformReport]
+    """A platform's figures rolled up across its organizers (platform admins)."""
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -95,6 +97,8 @@ class ReportServiceAsyncStub(ReportServiceStub):
     """Tickets sold per minute (PNG)."""
     RenderHeatMap: _aio.UnaryUnaryMultiCallable[_reports_pb2.RenderHeatMapRequest, _reports_pb2.ReportImage]  # type: ignore[assignment]
     """The seat map coloured by seat status (sold, held, free) or by time of sale."""
+    GetPlatformReport: _aio.UnaryUnaryMultiCallable[_reports_pb2.GetPlatformReportRequest, _reports_pb2.PlatformReport]  # type: ignore[assignment]
+    """A platform's figures rolled up across its organizers (platform admins)."""
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     """Figures and plots of an event. See docs/data.md#reports."""
@@ -121,5 +125,13 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reports_pb2.ReportImage, _abc.Awaitable[_reports_pb2.ReportImage]]:
         """The seat map coloured by seat status (sold, held, free) or by time of sale."""
+
+    @_abc_1.abstractmethod
+    def GetPlatformReport(
+        self,
+        request: _reports_pb2.GetPlatformReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reports_pb2.PlatformReport, _abc.Awaitable[_reports_pb2.PlatformReport]]:
+        """A platform's figures rolled up across its organizers (platform admins)."""
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
