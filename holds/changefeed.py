@@ -42,7 +42,7 @@ from typing import Any
 import structlog
 from redis.asyncio.cluster import RedisCluster
 
-from holds import keys
+from holds import keys, metrics
 from holds.availability import Delta, EventMirror, decode_entry, decode_snapshot, follows
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis, wrap_errors
@@ -225,6 +225,7 @@ class ChangeFeed:
         mirror = self._mirrors.get(stream)
         if mirror is None or stream in self._resyncing:
             return  # no longer followed, or starting over from a snapshot
+        applied: Delta | None = None
         for entry_id, fields in entries:
             delta = decode_entry(entry_id, fields)
             if delta.seq <= mirror.seq:
@@ -237,6 +238,9 @@ class ChangeFeed:
                 return
             mirror.apply(delta)
             mirror.publish(delta)
+            applied = delta
+        if applied is not None:  # how far behind Redis the mirror was, once per stream per read
+            metrics.mirror_applied(applied.at)
 
     # -- starting over --------------------------------------------------------
     def _resync(self, stream: str, reason: str) -> None:
@@ -258,6 +262,7 @@ class ChangeFeed:
                     await asyncio.sleep(RETRY_S)
             mirror.replace(snapshot)
             mirror.resync(reason)
+            metrics.mirror_resynced(reason)
         finally:
             if self._resyncing.get(stream) is asyncio.current_task():
                 del self._resyncing[stream]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from holds import keys
+from holds import keys, metrics
 from holds.errors import (
     Conflict,
     GeneralAdmissionUnavailable,
@@ -217,7 +217,10 @@ class Inventory:
         for area, qty in sorted(ga.items()):
             args += [area, qty]
         reply = await self._scripts.hold(keys.event_keys(event_id), args)
-        return self._hold_result(reply, event_id, hold_id or "")
+        result = self._hold_result(reply, event_id, hold_id or "")
+        if not result.replayed:
+            metrics.HOLDS.inc()
+        return result
 
     async def replay(self, event_id: str, request_id: str, request_fingerprint: str) -> HoldResult | None:
         """The hold ``request_id`` made, if it made one (the checks and errors of :meth:`hold`'s
@@ -252,10 +255,12 @@ class Inventory:
             case [Reply.NOT_ON_SALE, status]:
                 raise _not_on_sale(event_id, status)
             case [Reply.SEATS_UNAVAILABLE, taken]:
+                metrics.SEATS_UNAVAILABLE.inc()
                 raise SeatOrdinalsUnavailable([int(o) for o in taken])
             case [Reply.GA_UNKNOWN, area, _]:
                 raise NotFound("general admission area", _text(area))
             case [Reply.GA_UNAVAILABLE, area, available]:
+                metrics.GA_UNAVAILABLE.inc()
                 raise GeneralAdmissionUnavailable(_text(area), int(available))
             case [Reply.LIMIT_EXCEEDED, limit, maximum]:
                 raise LimitExceeded(_text(limit), int(maximum))
@@ -324,10 +329,13 @@ class Inventory:
         )
         match reply:
             case [Reply.OK, order_json, replayed]:
+                if not replayed:
+                    metrics.COMMITS_VIA_HOLD.inc()
                 return CommitResult(order_decoder.decode(order_json), bool(replayed))
             case [Reply.NOT_ON_SALE, status]:
                 raise _not_on_sale(event_id, status)
             case [Reply.HOLD_LOST, _]:
+                metrics.HOLD_LOST.inc()
                 raise HoldExpired("the hold no longer holds all of its seats", subject=hold_id)
             case [Reply.NO_PRICE, category]:
                 raise PreconditionFailed(
@@ -374,6 +382,8 @@ class Inventory:
         reply = await self._scripts.box_office.replicated(keys.event_keys(event_id), args)
         match reply:
             case [Reply.OK, order_json, replayed, overridden]:
+                if not replayed:
+                    metrics.COMMITS_AT_BOX_OFFICE.inc()
                 held = _text(overridden)
                 return BoxOfficeResult(
                     order_decoder.decode(order_json), bool(replayed), held.split(",") if held else []
@@ -386,12 +396,15 @@ class Inventory:
                     subject=event_id,
                 )
             case [Reply.SEATS_UNAVAILABLE, taken]:
+                metrics.SEATS_UNAVAILABLE.inc()
                 raise SeatOrdinalsUnavailable([int(o) for o in taken])
             case [Reply.SEATS_HELD, held_ordinals]:
+                metrics.SEATS_HELD.inc()
                 raise SeatOrdinalsHeld([int(o) for o in held_ordinals])
             case [Reply.GA_UNKNOWN, area, _]:
                 raise NotFound("general admission area", _text(area))
             case [Reply.GA_UNAVAILABLE, area, available]:
+                metrics.GA_UNAVAILABLE.inc()
                 raise GeneralAdmissionUnavailable(_text(area), int(available))
             case [Reply.NO_PRICE, category]:
                 raise PreconditionFailed(
@@ -505,6 +518,7 @@ class Inventory:
     async def reap(self, event_id: str, limit: int = 500) -> ReapResult:
         """Purge expired holds (tidying only)."""
         purged, remaining, finished = await self._scripts.reap(keys.event_keys(event_id), [limit])
+        metrics.HOLDS_EXPIRED.inc(int(purged))
         return ReapResult(int(purged), int(remaining), bool(finished))
 
     async def get_hold(self, event_id: str, hold_id: str) -> HoldView:

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 
+from holds import metrics
 from holds.errors import StoreFault, StoreUnavailable
 
 # redis.asyncio.Redis or RedisCluster. Typed as Any on purpose: redis-py's
@@ -141,4 +142,5 @@ async def wrap_errors(operation: str) -> AsyncIterator[None]:
         mapped = store_error(operation, exc)
         if mapped is None:
             raise
+        (metrics.REDIS_UNAVAILABLE if isinstance(mapped, StoreUnavailable) else metrics.REDIS_FAULT).inc()
         raise mapped from exc

@@ -11,6 +11,7 @@ server's hot path); otherwise through redis-py.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -18,6 +19,7 @@ from typing import Any
 
 import redis.exceptions
 
+from holds import metrics
 from holds.durability import Durability, ReplicatedWrites
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.script_channel import (
@@ -97,8 +99,10 @@ class Script:
         self._commands = ScriptCommands(self.sha)
         self._operation = f"script {name}"
         self._replication = replication or Replication()
+        self._seconds = metrics.SCRIPT_SECONDS.labels(name)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
+        started = time.perf_counter()
         async with wrap_errors(self._operation):
             try:
                 if isinstance(self._channel, ScriptChannel):
@@ -112,6 +116,8 @@ class Script:
             except redis.exceptions.NoScriptError:
                 # EVAL caches the script again for the following EVALSHA calls.
                 return await self._client.eval(self.source, len(keys), *keys, *args)
+            finally:
+                self._seconds.observe(time.perf_counter() - started)
 
     async def replicated(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         """As a call, but acknowledged only once the configured number of replicas
@@ -120,6 +126,7 @@ class Script:
         writes = self._replication.writes
         if writes is None:
             return await self(keys, args)
+        started = time.perf_counter()
         async with wrap_errors(self._operation):
             try:
                 full: tuple[EncodableArg, ...] = ("EVALSHA", self.sha, len(keys), *keys, *args)
@@ -127,6 +134,8 @@ class Script:
             except redis.exceptions.NoScriptError:  # nothing ran: send the source this once
                 full = ("EVAL", self.source, len(keys), *keys, *args)
                 return await writes.execute(pack(full), full, keys[0], self._operation)
+            finally:
+                self._seconds.observe(time.perf_counter() - started)
 
 
 class ScriptRegistry:

@@ -16,6 +16,8 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from server import metrics
+
 LAG_PROBE_INTERVAL_S = 0.05
 
 
@@ -54,9 +56,11 @@ class Admission:
         if sheddable:
             if self.inflight >= self.max_inflight:
                 self.shed += 1
+                metrics.refused("inflight")
                 raise Overloaded(f"{self.inflight} calls in flight")
             if self.lag_s > self.max_lag_s:
                 self.shed += 1
+                metrics.refused("loop_lag")
                 raise Overloaded(f"event loop {self.lag_s * 1000:.0f} ms behind")
         self.inflight += 1
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import signal
+import time
 from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from holds.durability import resolve as resolve_durability
 from holds.feed.retention import trim_forever
 from holds.redis_client import ping as redis_ping
+from server import metrics
 from server.admission import Admission
 from server.config import Config
 from server.context import Stores
@@ -122,10 +124,13 @@ async def watch_health(stores: Stores, health_servicer: health_aio.HealthService
     """Serve health from Redis reachability: NOT_SERVING while it is down."""
     serving: bool | None = None
     while True:
+        started = time.perf_counter()
         try:
             ok = await asyncio.wait_for(redis_ping(stores.redis), timeout=HEALTH_PROBE_INTERVAL_S)
         except Exception:
             ok = False
+        if ok:
+            metrics.REDIS_PING.set(time.perf_counter() - started)
         if ok != serving:
             status = (
                 health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -220,7 +225,12 @@ def serve(config: Config) -> None:
         redis_url = embedded.url
         log.info("redis.embedded_started", socket=str(embedded.socket_path), appendfsync=config.appendfsync)
 
-    def serve_one() -> None:  # one ordinary single-process server (each worker runs one)
+    def serve_one(index: int = 0) -> None:  # one ordinary single-process server (each worker runs one)
+        if config.metrics_port:  # in the process whose metrics it serves: worker i on port + i
+            from prometheus_client import start_http_server
+
+            start_http_server(config.metrics_port + index, addr=config.host)
+            log.info("metrics.serving", port=config.metrics_port + index)
         run_loop(run(config, redis_url))
 
     try:

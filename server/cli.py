@@ -89,7 +89,12 @@ def main() -> None:
 @click.option(
     "--workers", type=int, default=None, help="Server processes on one port [env SEATWISE_WORKERS]."
 )
-@click.option("--metrics-port", type=int, default=None, help="Prometheus endpoint port; 0 = off.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Prometheus /metrics port (worker i: this + i) [env SEATWISE_METRICS_PORT]; 0 = off.",
+)
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option(
@@ -119,10 +124,6 @@ def serve(**flags: object) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     configure(config.log_format, config.log_level)
-    if config.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(config.metrics_port, addr=config.host)
     if config.admin_key is None:
         click.echo(f"platform admin key: {config.data_dir / 'admin.key'} (created on first start)", err=True)
     run_server(config)

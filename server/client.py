@@ -44,6 +44,10 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
+# failures an operator looks into: the error names the call's request id
+SERVER_SIDE = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE})
+
+
 def describe_error(error: grpc.RpcError) -> str:
     """Status, message and the field violations of a failed call, one per line."""
     call = cast(grpc.Call, error)  # a failed call's RpcError is also its Call
@@ -56,6 +60,9 @@ def describe_error(error: grpc.RpcError) -> str:
         failure = error_details_pb2.PreconditionFailure()
         if detail.Unpack(failure):
             lines += [f"  {v.subject}: {v.description}" for v in failure.violations]
+        info = error_details_pb2.RequestInfo()
+        if detail.Unpack(info) and call.code() in SERVER_SIDE:
+            lines.append(f"  request id {info.request_id} (on the server's log lines about this call)")
     return "\n".join(lines)
 
 

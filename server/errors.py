@@ -7,7 +7,9 @@ retry may resolve, UNAVAILABLE when Redis cannot serve (retry with backoff),
 INTERNAL when Redis refused a command (an error reply is a bug: a retry gets
 the same answer, so it must not look like an outage).
 Details use ``google.rpc`` BadRequest, PreconditionFailure, ResourceInfo and
-ErrorInfo so clients can name the field or seat at fault programmatically.
+ErrorInfo so clients can name the field or seat at fault programmatically; a
+status made while a call is served also carries a RequestInfo with the call's
+request id (``server/request_ids.py``), the id on the server's log lines.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from server.admission import Overloaded
 from server.auth import PermissionDenied, Unauthenticated
 from server.heavy import HeavyLimitReached
 from server.ratelimit import RateLimited
+from server.request_ids import current as current_request_id
 
 DOMAIN = "seatwise.dev"
 
@@ -106,6 +109,9 @@ def _status(code: int, message: str, *details: Message, omitted: int = 0) -> sta
     leave, the number of items left out (plus ``omitted``, those never built) in
     an ErrorInfo ``DETAILS_TRUNCATED`` with ``omitted`` in its metadata."""
     status = status_pb2.Status(code=code, message=clip(message, MAX_MESSAGE_BYTES))
+    request_id = current_request_id()
+    if request_id:  # a fixed detail, counted in the budget like the others
+        details = (*details, error_details_pb2.RequestInfo(request_id=request_id))
     for detail in details:
         _clip_strings(detail)
     room = MAX_STATUS_BYTES - status.ByteSize() - _TRUNCATION_RESERVE
@@ -176,6 +182,11 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 
 def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+
+
+def internal() -> status_pb2.Status:
+    """The status of an unexpected error (its traceback is logged with the request id)."""
+    return _status(code_pb2.INTERNAL, "internal error; it has been logged")
 
 
 def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - one flat dispatch table

@@ -48,7 +48,7 @@ import structlog
 
 from holds.seatmaps import LoadedSeatMap
 from seatmap.model import msgpack_encoder
-from server import heavy_jobs
+from server import heavy_jobs, metrics
 from server.admission import Overloaded
 
 log = structlog.get_logger("seatwise.heavy")
@@ -127,6 +127,7 @@ class HeavyWork:
         """``job(*args)`` in the pool, counted against ``tenant_id``'s limit
         (HeavyLimitReached when it is reached)."""
         if self._inflight.get(tenant_id, 0) >= self.per_tenant:
+            metrics.refused("heavy_per_tenant")
             raise HeavyLimitReached(tenant_id, self.per_tenant)
         loop = asyncio.get_running_loop()
         pool, future = self._submit(job, *args)

@@ -40,6 +40,7 @@ from holds.errors import InvalidRequest, StoreUnavailable
 from holds.events import parse_rate_limit
 from holds.redis_client import CLUSTER_SCHEME, AnyRedis, wrap_errors
 from holds.sales import MAX_BUYER_ID
+from server import metrics
 
 SETTINGS_TTL_S = 5.0  # an event's limits are re-read this often per process
 MAX_CACHED_EVENTS = 10_000
@@ -125,6 +126,7 @@ class SalesLimiter:
             allowed = await asyncio.gather(*(self._limiter.hit(item, *ids) for _, item, ids in checks))
             for (name, item, ids), ok in zip(checks, allowed, strict=True):
                 if not ok:
+                    metrics.refused(name)  # rate_limit_per_key or rate_limit_per_buyer
                     stats = await self._limiter.get_window_stats(item, *ids)
                     raise RateLimited(name, item, max(stats.reset_time - time.time(), 1.0))
         except StorageError as exc:

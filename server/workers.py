@@ -21,16 +21,16 @@ from server.config import Config
 log = structlog.get_logger("seatwise.workers")
 
 
-def run_workers(config: Config, serve_one: Callable[[], None]) -> None:
-    """``config.workers`` processes, each running ``serve_one`` (one ordinary
+def run_workers(config: Config, serve_one: Callable[[int], None]) -> None:
+    """``config.workers`` processes, each running ``serve_one(index)`` (one ordinary
     single-process server, given by ``server.app``) on ``config.port``."""
     if config.port == 0:
         raise ValueError("--workers needs a fixed --port: each worker binds the same port")
     supervise(config.workers, serve_one, port=config.port)
 
 
-def supervise(count: int, body: Callable[[], None], *, port: int) -> None:
-    """Fork ``count`` children running ``body`` (which binds ``port`` with
+def supervise(count: int, body: Callable[[int], None], *, port: int) -> None:
+    """Fork ``count`` children running ``body(index)`` (which binds ``port`` with
     SO_REUSEPORT), forward SIGINT/SIGTERM to them and wait for them all."""
     children: list[int] = []
     for index in range(count):
@@ -38,7 +38,7 @@ def supervise(count: int, body: Callable[[], None], *, port: int) -> None:
         if pid == 0:
             code = 0
             try:
-                body()
+                body(index)
             except Exception:
                 log.exception("worker.crashed", worker=index)
                 code = 1

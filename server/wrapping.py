@@ -6,6 +6,9 @@ through a grpc.aio interceptor: an interceptor costs an extra coroutine
 chain on every call, and the hot path runs thousands of calls a second. The
 principal the wrapper sets (a contextvar) is visible inside the servicer, and a
 domain error raised anywhere in the servicer is turned into a status here, once.
+It also gives every call its request id (``server/request_ids.py``): set for
+the call's task (log lines, error details) and echoed in the reply's metadata
+(a unary call's trailers; a stream's initial metadata, sent when it opens).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from holds.platform.audit import AuditLog
 from holds.platform.platforms import PlatformStore
 from holds.platform.tenants import TenantStore
 from holds.records import RoleName, TenantRecord
-from server import audit, metrics
+from server import audit, metrics, request_ids
 from server.admission import Admission, Admit, Overloaded
 from server.auth import (
     ORGANIZER_SCOPED,
@@ -41,7 +44,7 @@ from server.auth import (
 )
 from server.deadlines import call_budget
 from server.declarations import MethodRule
-from server.errors import to_status
+from server.errors import internal, to_status
 
 log = structlog.get_logger("seatwise.rpc")
 REVALIDATE_S = 1.0  # how often an open stream's key is checked again
@@ -169,9 +172,14 @@ class RpcWrapper:
         return handler  # no client-streaming-only methods in seatwise.v1
 
     async def _principal(
-        self, method: str, roles: frozenset[RoleName] | None, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        method: str,
+        roles: frozenset[RoleName] | None,
+        context: grpc.aio.ServicerContext[Any, Any],
+        metadata: Mapping[str, Any] | None = None,
     ) -> Principal:
-        metadata = dict(context.invocation_metadata() or ())
+        if metadata is None:
+            metadata = dict(context.invocation_metadata() or ())
         api_key = parse_bearer(metadata.get("authorization"))
         record = await self._tenants.authenticate(api_key)
         if record is None:
@@ -228,13 +236,15 @@ class RpcWrapper:
         status = to_status(exc)
         if status is None:
             log.exception("rpc.internal_error", method=method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
-        else:
-            if isinstance(exc, StoreUnavailable):
-                log.warning("rpc.store_unavailable", method=method, error=str(exc))
-            elif isinstance(exc, StoreFault):  # the client sees a generic INTERNAL
-                log.error("rpc.store_fault", method=method, error=str(exc))
-            await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]  # missing in grpc-stubs
+            status = internal()
+        elif isinstance(exc, StoreUnavailable):
+            log.warning("rpc.store_unavailable", method=method, error=str(exc))
+        elif isinstance(exc, StoreFault):  # the client sees a generic INTERNAL
+            log.error("rpc.store_fault", method=method, error=str(exc))
+        # abort replaces trailers set before: the request id goes with the status's
+        grpc_status = rpc_status.to_status(status)
+        trailers = (*grpc_status.trailing_metadata, (request_ids.HEADER, request_ids.current()))
+        await context.abort(grpc_status.code, grpc_status.details, trailers)
 
     @staticmethod
     def _out_of_time(method: str) -> StoreUnavailable:
@@ -252,6 +262,10 @@ class RpcWrapper:
             outcome = "OK"
             principal: Principal | None = None
             code = "OK"
+            metadata = dict(context.invocation_metadata() or ())
+            request_id = request_ids.accept(metadata.get(request_ids.HEADER))
+            request_ids.set_current(request_id)  # the call's own task: no reset needed
+            context.set_trailing_metadata(((request_ids.HEADER, request_id),))
             try:
                 self._admission.enter(sheddable)
             except Overloaded as exc:
@@ -261,7 +275,7 @@ class RpcWrapper:
             try:
                 async with asyncio.timeout(call_budget(context.time_remaining())):
                     # each RPC runs in its own task: the context var needs no reset
-                    principal = await self._principal(method, roles, context)
+                    principal = await self._principal(method, roles, context, metadata)
                     set_principal(principal)
                     audit.begin()
                     _check_decoded(request)
@@ -334,9 +348,14 @@ class RpcWrapper:
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = time.perf_counter()
             outcome = "OK"
+            metadata = dict(context.invocation_metadata() or ())
+            request_id = request_ids.accept(metadata.get(request_ids.HEADER))
+            request_ids.set_current(request_id)
+            context.set_trailing_metadata(((request_ids.HEADER, request_id),))
             try:
+                await context.send_initial_metadata(((request_ids.HEADER, request_id),))
                 # no reset: a cancelled stream is closed from another context
-                principal = await self._principal(method, roles, context)
+                principal = await self._principal(method, roles, context, metadata)
                 set_principal(principal)
                 if not bidi:
                     _check_decoded(request)

@@ -69,6 +69,15 @@ def status_of(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     return status
 
 
+def without_request_info(status: status_pb2.Status) -> status_pb2.Status:
+    """``status`` less its RequestInfo detail (each call has its own request id)."""
+    out = status_pb2.Status()
+    out.CopyFrom(status)
+    del out.details[:]
+    out.details.extend(d for d in status.details if not d.Is(error_details_pb2.RequestInfo.DESCRIPTOR))
+    return out
+
+
 def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     out = []
     for detail in status_of(error).details:

@@ -84,6 +84,20 @@ class FeedEntry:
     detail: str = ""
 
 
+@dataclass
+class FeedProgress:
+    """How far one follower is (for its lag metric): the write time of the newest
+    entry it was handed, and whether it has since read every stream to its end."""
+
+    delivered_ms: int
+    caught_up: bool = False
+
+    def lag_s(self, now_ms: int) -> float:
+        """Seconds behind the newest entry: 0 when caught up, else the age of the
+        newest entry handed over (an upper bound: newer ones may not exist yet)."""
+        return 0.0 if self.caught_up else max(now_ms - self.delivered_ms, 0) / 1000
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     cursor: str
@@ -151,9 +165,10 @@ class FeedReader:
         return cursor
 
     async def follow(
-        self, tenant_id: str, cursor: Cursor, *, poll_s: float = POLL_S
+        self, tenant_id: str, cursor: Cursor, *, poll_s: float = POLL_S, progress: FeedProgress | None = None
     ) -> AsyncIterator[FeedEntry | Checkpoint]:
-        """Every entry after ``cursor``, then new ones as they are written, forever.
+        """Every entry after ``cursor``, then new ones as they are written, forever;
+        ``progress`` is kept up to date with what was handed over.
 
         The watermark rises after a round that read every stream to its end: to
         the newest entry id seen *before* that round, less CLOCK_SKEW_MS. Any
@@ -174,9 +189,13 @@ class FeedReader:
                 newest_seen = max(newest_seen, raws[-1].entry_id)  # merged by id
                 for entry in await self._render(tenant_id, raws, cursor):
                     last_token = entry.cursor
+                    if progress is not None:
+                        progress.delivered_ms, progress.caught_up = entry.recorded_ms, False
                     yield entry
             if not exhausted:
                 continue
+            if progress is not None:
+                progress.caught_up = True
             if seen_before_round > ZERO:
                 cursor.raise_watermark((max(seen_before_round[0] - CLOCK_SKEW_MS, 0), 0))
             token = cursor.encode()

@@ -56,11 +56,11 @@ class BenchContext:
     def time_remaining(self) -> float:
         return 30.0
 
-    async def abort(self, code: grpc.StatusCode, details: str) -> None:
-        raise RuntimeError(f"{code}: {details}")
+    def set_trailing_metadata(self, trailers: tuple[tuple[str, str], ...]) -> None:
+        self.trailers = trailers  # the request id the wrapper echoes
 
-    async def abort_with_status(self, status: Any) -> None:
-        raise RuntimeError(f"{status.code}: {status.details}")
+    async def abort(self, code: grpc.StatusCode, details: str, trailers: Any = ()) -> None:
+        raise RuntimeError(f"{code}: {details}")
 
 
 def pairs(rows: Sequence[list[str]]) -> Iterator[list[str]]:

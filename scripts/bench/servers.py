@@ -92,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.workers > 1:
             from server.workers import supervise
 
-            supervise(args.workers, lambda: run_loop(serve_echo(args.port, args.redis_url)), port=args.port)
+            def echo_worker(_index: int) -> None:
+                run_loop(serve_echo(args.port, args.redis_url))
+
+            supervise(args.workers, echo_worker, port=args.port)
         else:
             run_loop(serve_echo(args.port, args.redis_url))
     else:

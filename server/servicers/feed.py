@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from seatwise.v1 import common_pb2, feed_pb2, feed_pb2_grpc
@@ -9,8 +10,9 @@ from seatwise.v1 import common_pb2, feed_pb2, feed_pb2_grpc
 from holds.errors import InvalidRequest
 from holds.feed.cursor import Cursor
 from holds.feed.privacy import Privacy
-from holds.feed.reader import Checkpoint, FeedBuyer, FeedEntry, FeedReader
+from holds.feed.reader import Checkpoint, FeedBuyer, FeedEntry, FeedProgress, FeedReader
 from holds.records import Order
+from server import metrics
 from server.auth import ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
@@ -87,18 +89,26 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
     async def Subscribe(
         self, request: feed_pb2.SubscribeRequest, context: Context
     ) -> AsyncIterator[feed_pb2.FeedMessage]:
-        tenant = current_principal().require_tenant()
+        principal = current_principal()
+        tenant = principal.require_tenant()
         if request.from_now:
             cursor = await self._reader.now_cursor(tenant)
         else:
             cursor = Cursor.decode(request.cursor)
             await self._reader.check_range(tenant, cursor)
-        async for item in self._reader.follow(tenant, cursor):
-            match item:
-                case Checkpoint(cursor=token):
-                    yield feed_pb2.FeedMessage(checkpoint=token)
-                case FeedEntry():
-                    yield feed_pb2.FeedMessage(entry=entry_pb(item))
+        subscriber = metrics.FeedSubscriber(
+            tenant, principal.key_id, FeedProgress(delivered_ms=int(time.time() * 1000))
+        )
+        metrics.FEED_LAG.opened(subscriber)
+        try:
+            async for item in self._reader.follow(tenant, cursor, progress=subscriber.progress):
+                match item:
+                    case Checkpoint(cursor=token):
+                        yield feed_pb2.FeedMessage(checkpoint=token)
+                    case FeedEntry():
+                        yield feed_pb2.FeedMessage(entry=entry_pb(item))
+        finally:
+            metrics.FEED_LAG.closed(subscriber)
 
     async def UpdateConsent(
         self, request: feed_pb2.UpdateConsentRequest, context: Context

@@ -51,7 +51,7 @@ from server.admission import Admission, Admit
 from server.auth import SALES, authorize, current_principal
 from server.deadlines import DEFAULT_BUDGET_S, call_budget
 from server.declarations import MethodRule, ServiceDeclaration
-from server.errors import to_status
+from server.errors import internal, to_status
 from server.servicers import Context
 from server.servicers.sales import HOLD_SERVICE, ORDER_SERVICE, HoldServicer, OrderServicer
 
@@ -398,7 +398,7 @@ class SessionStream:
             status = to_status(exc)
             if status is None:
                 log.exception("rpc.internal_error", method=op.metric)
-                status = _status(code_pb2.INTERNAL, "internal error; it has been logged")
+                status = internal()
             answer.error.CopyFrom(status)
         finally:
             self._admission.leave()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 from tests.processes import free_port, spawn_serve, wait_serving
@@ -47,9 +49,23 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+def _who_am_i_calls(metrics_port: int) -> float:
+    """WhoAmI calls answered OK by the worker serving metrics on ``metrics_port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "seatwise_rpc_total"
+        and sample.labels == {"method": "/seatwise.v1.TenantService/WhoAmI", "outcome": "OK"}
+    )
+
+
 def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
-    port = free_port()
-    proc = spawn_serve({"data_dir": str(tmp_path / "data"), "port": str(port), "workers": "2"})
+    port, metrics_port = free_port(), free_port()
+    settings = {"port": str(port), "workers": "2", "metrics_port": str(metrics_port)}
+    proc = spawn_serve({"data_dir": str(tmp_path / "data"), **settings})
     try:
         target = f"127.0.0.1:{port}"
         wait_serving(target)
@@ -64,6 +80,8 @@ def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
                 )  # the bootstrap key is the root admin (docs/platform.md)
         workers = [p for p in _children(proc.pid) if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
         assert len(workers) == 2, workers
+        # each worker serves its own metrics, worker i on the metrics port + i
+        assert _who_am_i_calls(metrics_port) + _who_am_i_calls(metrics_port + 1) == 8
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

@@ -27,6 +27,7 @@ class FakeContext:
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._time_remaining = time_remaining
         self.status: Any = None
+        self.trailers: Any = ()
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
@@ -34,12 +35,12 @@ class FakeContext:
     def time_remaining(self) -> float | None:
         return self._time_remaining
 
-    async def abort(self, code: grpc.StatusCode, details: str) -> None:
-        self.status = (code, details)
-        raise grpc.aio.AbortError()
+    def set_trailing_metadata(self, trailers: Any) -> None:
+        self.trailers = trailers
 
-    async def abort_with_status(self, status: Any) -> None:
-        self.status = (status.code, status.details)
+    async def abort(self, code: grpc.StatusCode, details: str, trailers: Any = ()) -> None:
+        self.status = (code, details)
+        self.trailers = trailers or self.trailers
         raise grpc.aio.AbortError()
 
 
