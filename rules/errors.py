@@ -102,3 +102,12 @@ class RevokedKey(TicketTokenError):
 
 class BadSignature(TicketTokenError):
     reason = "bad_signature"
+
+
+class InvalidOffer(RulesError):
+    """A ticket type or promo code definition at fault in ``field`` (rules/promos.py)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
