@@ -62,3 +62,15 @@ class Reply(IntEnum):
     # refund
     REFUND_EXCEEDS_PAID = 36  # ticket id, refundable left
     REFUND_STALE = 37  # ticket id: its refunded total changed since it was read (retry)
+    # ticket types and promo codes: at sale (commit, box_office), definitions (offer_put),
+    # organizer-wide codes' uses (promo_claim)
+    TYPE_UNKNOWN = 40  # type id (disabled, or hidden without its access code, alike)
+    TYPE_NOT_OFFERED = 41  # type id, "channel:<channel>" | "category:<category>"
+    TYPE_LIMIT = 42  # type id, max per order
+    PROMO_UNKNOWN = 43  # code
+    PROMO_INACTIVE = 44  # code, disabled | not_yet | expired
+    PROMO_MIN_QUANTITY = 45  # code, minimum places
+    PROMO_USED_UP = 46  # code, total | buyer, maximum
+    SELECTION_INVALID = 47  # seat, ordinal | ga, area | buyer, code
+    OFFER_EXISTS = 48  # id
+    OFFER_NOT_FOUND = 49  # id

@@ -10,13 +10,22 @@ API returns. Every state change is still exactly one script call in
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from holds.errors import Conflict, InvalidRequest, PreconditionFailed, SeatsInWrongState, SeatsUnavailable
+from holds.errors import (
+    Conflict,
+    InvalidRequest,
+    PreconditionFailed,
+    SeatsInWrongState,
+    SeatsUnavailable,
+    StoreError,
+)
 from holds.inventory import (
     BoxOfficeResult,
     HoldResult,
@@ -29,6 +38,7 @@ from holds.inventory import (
     SeatState,
 )
 from holds.live import LiveEvent, LiveEvents
+from holds.offers import Claim, OfferChoice, Offers, SaleOffer, seat_names
 from holds.records import Buyer, HoldRecord, Order, RefundLine, Sale, SaleTerms, Ticket
 from holds.retries import check_request_id, fingerprint
 from rules.errors import NoPriceInCurrency
@@ -123,10 +133,17 @@ def check_order_input(idempotency_key: str, buyer: Buyer) -> None:
 
 
 class Sales:
-    def __init__(self, live: LiveEvents, inventory: Inventory, plans: PlanLookup | None = None) -> None:
+    def __init__(
+        self,
+        live: LiveEvents,
+        inventory: Inventory,
+        plans: PlanLookup | None = None,
+        offers: Offers | None = None,
+    ) -> None:
         self._live = live
         self._inventory = inventory
         self._plans = plans
+        self._offers = offers
         self._rng = random.Random()
 
     async def sale(
@@ -372,13 +389,46 @@ class Sales:
         *,
         collector: Collector = "platform",
         payment_method: str = "online",
+        offer: OfferChoice | None = None,
     ) -> tuple[LiveEvent, Order, bool]:
+        """``offer``: ticket types per seat or GA place and a promo code (holds/offers.py);
+        none: every place at the event's category price."""
         check_order_input(idempotency_key, buyer)
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
-        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+        if not offer:
+            result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+            return ctx, result.order, result.replayed
+
+        async def hold_buyer() -> str:
+            try:
+                return (await self._inventory.get_hold(event_id, hold_id)).record.buyer
+            except StoreError:
+                return ""  # the commit answers why the hold is gone (or replays its order)
+
+        sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, hold_buyer)
+        try:
+            result = await self._inventory.commit(
+                event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
+            )
+        except BaseException:
+            await self._give_back(claim)
+            raise
+        if result.replayed:
+            await self._give_back(claim)
         return ctx, result.order, result.replayed
+
+    async def _sale_offer(
+        self, tenant_id: str, ctx: LiveEvent, offer: OfferChoice, buyer: Callable[[], Awaitable[str]]
+    ) -> tuple[SaleOffer, Claim | None]:
+        if self._offers is None:
+            raise PreconditionFailed("ticket types and promo codes are not served here", subject=ctx.event_id)
+        return await self._offers.prepare(tenant_id, ctx, offer, buyer=buyer, now_ms=int(time.time() * 1000))
+
+    async def _give_back(self, claim: Claim | None) -> None:
+        if claim is not None and self._offers is not None:
+            await asyncio.shield(self._offers.give_back(claim))
 
     async def sell_at_box_office(
         self,
@@ -392,6 +442,7 @@ class Sales:
         payment_method: str,
         collector: Collector = "organizer",
         override: bool = False,
+        offer: OfferChoice | None = None,
     ) -> tuple[LiveEvent, BoxOfficeResult]:
         """Sell without a storefront hold (``box_office.lua``); seats held by buyers only
         with ``override`` (the caller audits it)."""
@@ -410,6 +461,14 @@ class Sales:
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "box_office")
         parts = {"seats": sorted(seat_ids), "ga": dict(sorted(ga.items())), "override": override,
                  "payment_method": payment_method, "collector": collector}  # fmt: skip
+        sale_offer, claim = None, None
+        if offer:
+            parts["offer"] = offer.fingerprint_parts()
+
+            async def anonymous() -> str:
+                return ""
+
+            sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, anonymous)
         placed = ctx.loaded.index.placed
         try:
             result = await self._inventory.box_office(
@@ -421,11 +480,18 @@ class Sales:
                 sale=sale,
                 fingerprint=fingerprint("box_office", ctx.event_id, "", "", parts),
                 override=override,
+                offer=sale_offer,
+                seat_of=seat_names(ctx, offer) if offer else None,
             )
-        except SeatOrdinalsUnavailable as exc:
-            raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
-        except SeatOrdinalsHeld as exc:
-            raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
+        except BaseException as exc:
+            await self._give_back(claim)
+            if isinstance(exc, SeatOrdinalsUnavailable):
+                raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
+            if isinstance(exc, SeatOrdinalsHeld):
+                raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
+            raise
+        if result.replayed:
+            await self._give_back(claim)
         return ctx, result
 
     async def refund(

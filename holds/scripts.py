@@ -34,6 +34,9 @@ from holds.script_channel import (
 # scripts over one event's keys also get the inventory prelude's helpers.
 REPLIES_HEADER = "_replies"
 INVENTORY_PRELUDE = "_inventory"
+# the selling scripts also get ticket types and promo codes (after the inventory prelude)
+OFFERS_PRELUDE = "_offers"
+OFFER_SCRIPTS = frozenset({"commit", "box_office"})
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -62,6 +65,8 @@ def _read(name: str) -> str:
 @cache
 def _source(name: str) -> str:
     parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
+    if name in OFFER_SCRIPTS:
+        parts.insert(2, OFFERS_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -163,6 +168,9 @@ class ScriptRegistry:
         self.scan = self._script("scan")
         self.checkin_stats = self._script("checkin_stats")
         self.ticket_keys_put = self._script("ticket_keys_put")
+        # ticket types and promo codes: holds/offers.py (definitions; organizer-wide codes' uses)
+        self.offer_put = self._script("offer_put")
+        self.promo_claim = self._script("promo_claim")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

@@ -9,6 +9,7 @@ from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
 from holds.live import LiveEvents
+from holds.offers import Offers
 from holds.platform.audit import AuditLog
 from holds.platform.platforms import PlatformStore
 from holds.platform.tenants import TenantStore
@@ -32,6 +33,7 @@ class Stores:
     inventory: Inventory
     live: LiveEvents
     sales: Sales
+    offers: Offers  # ticket types and promo codes (the selling scripts apply them)
     door: Door
     platforms: PlatformStore
     audit: AuditLog
@@ -64,6 +66,7 @@ class Stores:
         live = LiveEvents(client, events, seatmaps, inventory)
         tenants = TenantStore(client)
         platforms = PlatformStore(client, tenants)
+        offers = Offers(client, scripts, live)
         return cls(
             redis=client,
             scripts=scripts,
@@ -72,7 +75,8 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory, platforms.organizer_plan),
+            sales=Sales(live, inventory, platforms.organizer_plan, offers),
+            offers=offers,
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
             platforms=platforms,
             audit=AuditLog(client),
