@@ -375,11 +375,32 @@ def seat_names(ctx: LiveEvent, choice: OfferChoice) -> dict[int, str]:
 
 
 def choice_of(
-    seat_types: Mapping[str, str], ga_types: Sequence[tuple[str, str, int]], promo_code: str, access_code: str
-) -> OfferChoice:
-    """An OfferChoice from API lists (GA: (area, type, places) triples, summed per type)."""
+    choices: Sequence[tuple[str, str, int, str]], promo_code: str, access_code: str
+) -> OfferChoice | None:
+    """An OfferChoice from the API's list of (seat id, GA area, places, type id), GA places
+    summed per area and type; None when nothing is chosen (a plain sale)."""
+    seats: dict[str, str] = {}
     ga: dict[str, dict[str, int]] = {}
-    for area, type_id, qty in ga_types:
-        ga.setdefault(area, {})
-        ga[area][type_id] = ga[area].get(type_id, 0) + qty
-    return OfferChoice(dict(seat_types), ga, promo_code, access_code)
+    for i, (seat_id, area, qty, type_id) in enumerate(choices):
+        where = f"ticket_types[{i}]"
+        if not type_id:
+            raise InvalidRequest(f"{where}.ticket_type", "required")
+        if bool(seat_id) == bool(area):
+            raise InvalidRequest(where, "name a seat_id or a ga_area_id, not both")
+        if seat_id:
+            if qty not in (0, 1):
+                raise InvalidRequest(f"{where}.quantity", "a seat is one place (0 or 1)")
+            if seat_id in seats:
+                raise InvalidRequest(f"ticket_types[{seat_id}]", "the seat is named twice")
+            seats[seat_id] = type_id
+        else:
+            if not 1 <= qty <= 10_000:
+                raise InvalidRequest(f"{where}.quantity", "1-10000 places")
+            by_type = ga.setdefault(area, {})
+            by_type[type_id] = by_type.get(type_id, 0) + qty
+    choice = OfferChoice(seats, ga, promo_code, access_code)
+    if not choice:
+        if access_code:
+            _check_code_text(access_code, "access_code")
+        return None
+    return choice

@@ -37,6 +37,7 @@ from server.servicers import (
     events,
     exports,
     feed,
+    offers,
     platforms,
     reports,
     sales,
@@ -63,6 +64,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     platforms.SERVICE,
     exports.SERVICE,
     reports.SERVICE,
+    offers.OFFER_SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0
