@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, feed_pb2, feed_pb2_grpc, offers_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
+from tests.server import test_sessions as sessions_test
 from tests.server.maps import small_map
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
@@ -277,3 +278,24 @@ async def test_fifty_concurrent_checkouts_use_a_ten_use_code_ten_times(
     )
     assert [(p.code, p.uses, p.organizer_wide) for p in codes.promo_codes] == [("RUSH", 10, organizer_wide)]
     assert await _orders(organizer, event_id) == 10
+
+
+async def test_a_sales_session_commits_with_types_and_a_code(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await _promo(organizer, event_id, code="HALF", kind=offers_pb2.PROMO_KIND_PERCENT, percent_bps=5000)
+    token = await _hold(organizer, event_id, "r1-2")
+    session = sessions_test.Session(organizer)
+    try:
+        answer = await session.ask(
+            commit_hold=sales_pb2.CommitHoldRequest(
+                hold_token=token,
+                idempotency_key="s1",
+                promo_code="HALF",
+                ticket_types=[_seat("r1-2", "child")],
+            )
+        )
+    finally:
+        session.call.cancel()
+    committed = sessions_test.result_of(answer)
+    assert isinstance(committed, sales_pb2.CommitHoldResponse)
+    assert [(t.ticket_type, t.price.amount_minor) for t in committed.order.tickets] == [("child", 750)]
