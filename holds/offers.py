@@ -30,7 +30,6 @@ from holds import keys
 from holds.errors import (
     AlreadyExists,
     InvalidRequest,
-    LimitExceeded,
     NotFound,
     PreconditionFailed,
     StoreError,
@@ -179,6 +178,7 @@ class Offers:
         self, defs_key: str, meta_key: str, mode: Literal["create", "update", "disable"], item_id: str,
         definition: bytes, *, check_event: bool, most: int, resource: str, owner: str,
     ) -> bytes:  # fmt: skip
+        where = "event" if check_event else "organizer"
         reply = await self._scripts.offer_put(
             [defs_key, meta_key], [mode, item_id, definition, 1 if check_event else 0, most]
         )
@@ -192,7 +192,7 @@ class Offers:
             case [Reply.OFFER_NOT_FOUND, _]:
                 raise NotFound(resource, item_id)
             case [Reply.LIMIT_EXCEEDED, _, maximum]:
-                raise LimitExceeded(f"{owner} ({resource}s)", int(maximum))
+                raise PreconditionFailed(f"at most {int(maximum)} {resource}s per {where}", subject=owner)
         raise StoreError(f"offer_put returned an unknown result {reply!r}")
 
     async def put_type(

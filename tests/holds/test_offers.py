@@ -17,7 +17,7 @@ from holds.offers import OfferChoice
 from holds.records import Buyer
 from holds.sales import Sales, hold_token
 from rules.fees import FeePlan, PlanPrices, split_ticket
-from rules.promos import BPS_DENOMINATOR, PromoCode, TicketType, discount
+from rules.promos import BPS_DENOMINATOR, MAX_TYPES_PER_EVENT, PromoCode, TicketType, discount
 from server.context import Stores
 from tests.holds.factories import GA_AREA, TestEvent, check_consistent, make_event, read_state
 
@@ -193,6 +193,10 @@ async def test_definitions_are_created_once_updated_and_disabled(stores: Stores,
     assert "child" not in [t.type_id for t in await offers.offered_types(ev.tenant, ev.event_id)]
     with pytest.raises(NotFound):
         await offers.list_types("someone-else", ev.event_id)
+    for i in range(MAX_TYPES_PER_EVENT - 3):  # child, presale, counter exist
+        await offers.put_type(ev.tenant, ev.event_id, TicketType(f"t{i}", "T", {"std": 1}), "create")
+    with pytest.raises(PreconditionFailed, match=f"at most {MAX_TYPES_PER_EVENT} ticket types per event"):
+        await offers.put_type(ev.tenant, ev.event_id, TicketType("one-more", "T", {"std": 1}), "create")
 
 
 async def _race(sales: Sales, stores: Stores, ev: TestEvent, code: str, buyers: list[str]) -> list[object]:
