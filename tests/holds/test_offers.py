@@ -12,12 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from holds.billing import Billing
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed
 from holds.offers import OfferChoice
 from holds.records import Buyer
 from holds.sales import Sales, hold_token
 from rules.fees import FeePlan, PlanPrices, split_ticket
 from rules.promos import BPS_DENOMINATOR, MAX_TYPES_PER_EVENT, PromoCode, TicketType, discount
+from rules.statements import Period
 from server.context import Stores
 from tests.holds.factories import GA_AREA, TestEvent, check_consistent, make_event, read_state
 
@@ -272,3 +274,23 @@ async def test_the_script_discounts_as_rules_promos_does(
         _, order, _ = await commit(sales, ev, token, promo.code, OfferChoice(promo_code=promo.code))
         assert order.tickets[0].price == price - discount(price, promo)
         assert order.tickets[0].discount == discount(price, promo)
+
+
+async def test_statements_and_refunds_follow_the_paid_price(
+    stores: Stores, sales: Sales, ev: TestEvent
+) -> None:
+    await stores.offers.put_promo(ev.tenant, ev.event_id, PromoCode("TEN", "percent", bps=1000), "create")
+    token = await hold(stores, ev, 0, 7)
+    _, order, _ = await commit(sales, ev, token, "k", OfferChoice({seat(ev, 0): "child"}, promo_code="TEN"))
+    paid = [t.price for t in order.tickets]
+    assert paid == [2100 - 210, 1500 - 150]
+    statement = await Billing(stores.redis).statement(ev.tenant, Period(0, 2**62), [ev.event_id])
+    totals = statement.currencies[0].totals
+    assert sum(totals.gross_by_method.values()) == sum(paid)
+    fees = sum(split_ticket(p, "EUR", PLAN, "platform").platform for p in paid)
+    assert sum(totals.fees_by_kind.values()) == fees
+    child = order.tickets[0]
+    with pytest.raises(PreconditionFailed, match=f"at most {child.price} more"):
+        await sales.refund(
+            ev.tenant, ev.event_id, order.order_id, {child.ticket_id: child.price + 1}, refund_key="r"
+        )
