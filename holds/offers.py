@@ -13,9 +13,11 @@ An organizer-wide code is valid at all of the organizer's events, whose keys
 live in different slots of a Redis Cluster. Its uses are *claimed* first, one
 at a time, by ``promo_claim.lua`` in the organizer's slot (which refuses a claim
 beyond the code's total or per-buyer maximum), then applied by the event's
-commit; a commit that does not apply the code gives the claim back. Uses can
-so never exceed the maximum; a process that dies between claim and give-back
-leaves one use counted that no order made (docs/selling.md).
+commit; a commit that refused it (or replayed an earlier order) gives the claim
+back, one whose outcome is unknown keeps it. Uses can so never exceed the
+maximum; a process that dies between claim and give-back, or a commit whose
+outcome is unknown and that did not apply, leaves one use counted that no order
+made (docs/selling.md).
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from holds.errors import (
     SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
+    StoreFault,
+    StoreUnavailable,
 )
 from holds.inventory import (
     BoxOfficeResult,
@@ -412,8 +414,8 @@ class Sales:
             result = await self._inventory.commit(
                 event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
             )
-        except BaseException:
-            await self._give_back(claim)
+        except BaseException as exc:
+            await self._give_back(claim, exc)
             raise
         if result.replayed:
             await self._give_back(claim)
@@ -426,9 +428,17 @@ class Sales:
             raise PreconditionFailed("ticket types and promo codes are not served here", subject=ctx.event_id)
         return await self._offers.prepare(tenant_id, ctx, offer, buyer=buyer, now_ms=int(time.time() * 1000))
 
-    async def _give_back(self, claim: Claim | None) -> None:
-        if claim is not None and self._offers is not None:
-            await asyncio.shield(self._offers.give_back(claim))
+    async def _give_back(self, claim: Claim | None, failure: BaseException | None = None) -> None:
+        """Return an organizer-wide code's claimed use the sale did not make: after a replay or
+        a refusal. When the outcome is unknown (Redis unreachable or faulting, a timeout, the
+        caller gone) the claim is kept: a use too many counted, never one too few."""
+        if claim is None or self._offers is None:
+            return
+        if failure is not None and (
+            not isinstance(failure, StoreError) or isinstance(failure, (StoreUnavailable, StoreFault))
+        ):
+            return
+        await asyncio.shield(self._offers.give_back(claim))
 
     async def sell_at_box_office(
         self,
@@ -484,7 +494,7 @@ class Sales:
                 seat_of=seat_names(ctx, offer) if offer else None,
             )
         except BaseException as exc:
-            await self._give_back(claim)
+            await self._give_back(claim, exc)
             if isinstance(exc, SeatOrdinalsUnavailable):
                 raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
             if isinstance(exc, SeatOrdinalsHeld):

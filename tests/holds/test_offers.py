@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from holds.billing import Billing
-from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed
+from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed, StoreUnavailable
 from holds.offers import OfferChoice
 from holds.records import Buyer
 from holds.sales import Sales, hold_token
@@ -294,3 +294,23 @@ async def test_statements_and_refunds_follow_the_paid_price(
         await sales.refund(
             ev.tenant, ev.event_id, order.order_id, {child.ticket_id: child.price + 1}, refund_key="r"
         )
+
+
+async def test_a_commit_of_unknown_outcome_keeps_its_claim(
+    stores: Stores, sales: Sales, ev: TestEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applied, but the answer was lost: giving the claim back would let one more order use it."""
+    await stores.offers.put_promo(ev.tenant, "", PromoCode("LOST", "amount", amount=10, max_uses=1), "create")
+    real = stores.inventory.commit
+
+    async def applied_then_lost(*args: object, **kwargs: object) -> object:
+        await real(*args, **kwargs)  # type: ignore[arg-type]
+        raise StoreUnavailable("the connection broke before the answer")
+
+    monkeypatch.setattr(stores.inventory, "commit", applied_then_lost)
+    with pytest.raises(StoreUnavailable):
+        await commit(sales, ev, await hold(stores, ev, 7), "k", OfferChoice(promo_code="LOST"))
+    monkeypatch.undo()
+    assert [i.uses for i in await stores.offers.list_promos(ev.tenant, "")] == [1]
+    with pytest.raises(PreconditionFailed, match="is used up"):  # never a second order with it
+        await commit(sales, ev, await hold(stores, ev, 8), "k2", OfferChoice(promo_code="LOST"))
