@@ -26,6 +26,7 @@ from holds.errors import (
     StoreError,
 )
 from holds.ids import new_id
+from holds.offers import SaleOffer, offer_error
 from holds.records import (
     STOREFRONT_SALE,
     Buyer,
@@ -43,7 +44,7 @@ from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.retries import check_request_id, fingerprint
 from holds.script_channel import EncodableArg
-from holds.scripts import ScriptRegistry
+from holds.scripts import Script, ScriptRegistry
 
 # Expired holds each mutating script tidies on the way (bounded work per call).
 PURGE_PER_CALL = 16
@@ -301,6 +302,25 @@ class Inventory:
                 raise _not_on_sale(event_id, status)
         raise _hold_gone(reply, hold_id) or _unknown("extend", reply)
 
+    @staticmethod
+    async def _selling(
+        script: Script,
+        event_id: str,
+        args: list[EncodableArg],
+        offer: SaleOffer | None,
+        seat_of: Mapping[int, str] | None,
+    ) -> Any:
+        """Run a selling script; with an offer, the offer keys and the offer go too (only
+        then: a plain sale reads nothing more) and its refusals raise here."""
+        event_keys = keys.event_keys(event_id)
+        if offer is not None:
+            event_keys = (*event_keys, *keys.offer_keys(event_id))
+            args = [*args, json_encoder.encode(offer)]
+        reply = await script.replicated(event_keys, args)
+        if offer is not None and (refused := offer_error(reply, seat_of=seat_of)) is not None:
+            raise refused
+        return reply
+
     async def commit(
         self,
         event_id: str,
@@ -308,25 +328,26 @@ class Inventory:
         idempotency_key: str,
         buyer: Buyer,
         sale: Sale = STOREFRONT_SALE,
+        offer: SaleOffer | None = None,
+        seat_of: Mapping[int, str] | None = None,
     ) -> CommitResult:
         """Turn a live hold into an order (fenced by the hold, idempotent by key).
 
         ``sale`` is recorded with the order; with fee terms the script splits each
-        ticket's price as :func:`rules.fees.split_ticket` does."""
+        ticket's price as :func:`rules.fees.split_ticket` does. ``offer``: ticket types
+        and a promo code (holds/offers.py); ``seat_of`` names its seats in errors."""
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
-        reply = await self._scripts.commit.replicated(
-            keys.event_keys(event_id),
-            [
-                hold_id,
-                idempotency_key,
-                order_id,
-                json_encoder.encode(buyer),
-                ticket_prefix,
-                PURGE_PER_CALL,
-                json_encoder.encode(sale),
-            ],
-        )
+        args: list[EncodableArg] = [
+            hold_id,
+            idempotency_key,
+            order_id,
+            json_encoder.encode(buyer),
+            ticket_prefix,
+            PURGE_PER_CALL,
+            json_encoder.encode(sale),
+        ]
+        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of)
         match reply:
             case [Reply.OK, order_json, replayed]:
                 if not replayed:
@@ -358,6 +379,8 @@ class Inventory:
         sale: Sale,
         fingerprint: str,
         override: bool = False,
+        offer: SaleOffer | None = None,
+        seat_of: Mapping[int, str] | None = None,
     ) -> BoxOfficeResult:
         """Sell seats and GA places in one step (``box_office.lua``): no storefront hold."""
         _check_parts([o for o, _ in seats], ga)
@@ -379,7 +402,7 @@ class Inventory:
         ]
         for area, qty in ga.items():
             args += [area, qty]
-        reply = await self._scripts.box_office.replicated(keys.event_keys(event_id), args)
+        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of)
         match reply:
             case [Reply.OK, order_json, replayed, overridden]:
                 if not replayed:

@@ -114,6 +114,34 @@ def money_keys(event_id: str) -> tuple[str, ...]:
     return tuple(f"{PREFIX}:{tag}:{name}" for name in MONEY_KEY_NAMES)
 
 
+# -- ticket types and promo codes (holds/offers.py) --------------------------------
+# Passed to the selling scripts (commit, box_office) after the event's keys, as
+# KEYS[22..24], only when a sale names a type or a promo code; same {ev:} tag.
+OFFER_KEY_NAMES = (
+    "ttypes",  # hash type_id -> ticket type (JSON, rules.promos.TicketType)
+    "promos",  # hash code -> the event's own promo code (JSON, rules.promos.PromoCode)
+    "promouses",  # hash code -> orders that used it here; "<code>|<buyer id>" -> that buyer's
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def offer_keys(event_id: str) -> tuple[str, ...]:
+    """The event's offer keys, in the order of OFFER_KEY_NAMES."""
+    tag = event_tag(event_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in OFFER_KEY_NAMES)
+
+
+def tenant_promos(tenant_id: str) -> str:
+    """Hash code -> an organizer-wide promo code (JSON, rules.promos.PromoCode, scope organizer)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:promos"
+
+
+def tenant_promo_uses(tenant_id: str) -> str:
+    """Hash code -> uses claimed of an organizer-wide code; "<code>|<buyer id>" -> that buyer's
+    (promo_claim.lua: claimed in this slot before the event's commit applies the code)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:promouses"
+
+
 # -- tickets and the door (holds/door.py) ---------------------------------------
 # Passed to the door scripts (scan, checkin_stats) after the event's keys, as
 # KEYS[22..25]; same {ev:} tag, so a scan stays in the event's slot.

@@ -129,6 +129,11 @@ class Ticket(msgspec.Struct, frozen=True):
     processing_fee_rate: int = 0
     processing_fee_fixed: int = 0
     refunded: int = 0  # minor units refunded so far (never more than price)
+    # ticket types and promo codes (docs/selling.md): "" the event's plain category price;
+    # with a promo code, list_price is the price before its discount and price what was paid
+    ticket_type: str = ""
+    list_price: int = 0
+    discount: int = 0
 
     @property
     def platform_fee(self) -> int:
@@ -165,6 +170,8 @@ class Order(msgspec.Struct, frozen=True):
     channel: str = "storefront"  # storefront | box_office
     fingerprint: str = ""  # box office: of the request, so a reused idempotency key is told apart
     overridden_holds: str = ""  # box office: holds whose seats were sold over them (comma-separated)
+    promo_code: str = ""  # the promo code the order used ("" none); discount: its total off the tickets
+    discount: int = 0
 
 
 class HoldRecord(msgspec.Struct, frozen=True):

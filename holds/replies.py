@@ -66,3 +66,15 @@ class Reply(IntEnum):
     CLAIM_TAKEN = 60  # holder
     # plan_usage: a plan limit would be exceeded
     LIMIT_REACHED = 61  # limit name, usage, thresholds to notify
+    # ticket types and promo codes: at sale (commit, box_office), definitions (offer_put),
+    # organizer-wide codes' uses (promo_claim)
+    TYPE_UNKNOWN = 40  # type id (disabled, or hidden without its access code, alike)
+    TYPE_NOT_OFFERED = 41  # type id, "channel:<channel>" | "category:<category>"
+    TYPE_LIMIT = 42  # type id, max per order
+    PROMO_UNKNOWN = 43  # code
+    PROMO_INACTIVE = 44  # code, disabled | not_yet | expired
+    PROMO_MIN_QUANTITY = 45  # code, minimum places
+    PROMO_USED_UP = 46  # code, total | buyer, maximum
+    SELECTION_INVALID = 47  # seat, ordinal | ga, area | buyer, code
+    OFFER_EXISTS = 48  # id
+    OFFER_NOT_FOUND = 49  # id

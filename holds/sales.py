@@ -10,13 +10,24 @@ API returns. Every state change is still exactly one script call in
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from holds.errors import Conflict, InvalidRequest, PreconditionFailed, SeatsInWrongState, SeatsUnavailable
+from holds.errors import (
+    Conflict,
+    InvalidRequest,
+    PreconditionFailed,
+    SeatsInWrongState,
+    SeatsUnavailable,
+    StoreError,
+    StoreFault,
+    StoreUnavailable,
+)
 from holds.inventory import (
     BoxOfficeResult,
     HoldResult,
@@ -29,6 +40,7 @@ from holds.inventory import (
     SeatState,
 )
 from holds.live import LiveEvent, LiveEvents
+from holds.offers import Claim, OfferChoice, Offers, SaleOffer, seat_names
 from holds.records import Buyer, HoldRecord, Order, RefundLine, Sale, SaleTerms, Ticket
 from holds.retries import check_request_id, fingerprint
 from rules.errors import NoPriceInCurrency
@@ -138,11 +150,13 @@ class Sales:
         inventory: Inventory,
         plans: PlanLookup | None = None,
         limits: TicketLimits | None = None,
+        offers: Offers | None = None,
     ) -> None:
         self._live = live
         self._inventory = inventory
         self._plans = plans
         self._limits = limits
+        self._offers = offers
         self._rng = random.Random()
 
     async def sale(
@@ -395,15 +409,60 @@ class Sales:
         *,
         collector: Collector = "platform",
         payment_method: str = "online",
+        offer: OfferChoice | None = None,
     ) -> tuple[LiveEvent, Order, bool]:
+        """``offer``: ticket types per seat or GA place and a promo code (holds/offers.py);
+        none: every place at the event's category price."""
         check_order_input(idempotency_key, buyer)
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
-        result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
-        if not result.replayed and self._limits is not None:
-            await self._limits.count_tickets(tenant_id, len(result.order.tickets))
+        if not offer:
+            result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+        else:
+
+            async def hold_buyer() -> str:
+                try:
+                    return (await self._inventory.get_hold(event_id, hold_id)).record.buyer
+                except StoreError:
+                    return ""  # the commit answers why the hold is gone (or replays its order)
+
+            sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, hold_buyer)
+            try:
+                result = await self._inventory.commit(
+                    event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
+                )
+            except BaseException as exc:
+                await self._give_back(claim, exc)
+                raise
+            if result.replayed:
+                await self._give_back(claim)
+        await self._count_sold(tenant_id, result.replayed, len(result.order.tickets))
         return ctx, result.order, result.replayed
+
+    async def _sale_offer(
+        self, tenant_id: str, ctx: LiveEvent, offer: OfferChoice, buyer: Callable[[], Awaitable[str]]
+    ) -> tuple[SaleOffer, Claim | None]:
+        if self._offers is None:
+            raise PreconditionFailed("ticket types and promo codes are not served here", subject=ctx.event_id)
+        return await self._offers.prepare(tenant_id, ctx, offer, buyer=buyer, now_ms=int(time.time() * 1000))
+
+    async def _count_sold(self, tenant_id: str, replayed: bool, tickets: int) -> None:
+        """Count a new sale's tickets against the organizer's plan (a replay sold nothing)."""
+        if not replayed and self._limits is not None:
+            await self._limits.count_tickets(tenant_id, tickets)
+
+    async def _give_back(self, claim: Claim | None, failure: BaseException | None = None) -> None:
+        """Return an organizer-wide code's claimed use the sale did not make: after a replay or
+        a refusal. When the outcome is unknown (Redis unreachable or faulting, a timeout, the
+        caller gone) the claim is kept: a use too many counted, never one too few."""
+        if claim is None or self._offers is None:
+            return
+        if failure is not None and (
+            not isinstance(failure, StoreError) or isinstance(failure, (StoreUnavailable, StoreFault))
+        ):
+            return
+        await asyncio.shield(self._offers.give_back(claim))
 
     async def sell_at_box_office(
         self,
@@ -417,6 +476,7 @@ class Sales:
         payment_method: str,
         collector: Collector = "organizer",
         override: bool = False,
+        offer: OfferChoice | None = None,
     ) -> tuple[LiveEvent, BoxOfficeResult]:
         """Sell without a storefront hold (``box_office.lua``); seats held by buyers only
         with ``override`` (the caller audits it)."""
@@ -436,6 +496,14 @@ class Sales:
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "box_office")
         parts = {"seats": sorted(seat_ids), "ga": dict(sorted(ga.items())), "override": override,
                  "payment_method": payment_method, "collector": collector}  # fmt: skip
+        sale_offer, claim = None, None
+        if offer:
+            parts["offer"] = offer.fingerprint_parts()
+
+            async def anonymous() -> str:
+                return ""
+
+            sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, anonymous)
         placed = ctx.loaded.index.placed
         try:
             result = await self._inventory.box_office(
@@ -447,13 +515,19 @@ class Sales:
                 sale=sale,
                 fingerprint=fingerprint("box_office", ctx.event_id, "", "", parts),
                 override=override,
+                offer=sale_offer,
+                seat_of=seat_names(ctx, offer) if offer else None,
             )
-        except SeatOrdinalsUnavailable as exc:
-            raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
-        except SeatOrdinalsHeld as exc:
-            raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
-        if not result.replayed and self._limits is not None:
-            await self._limits.count_tickets(tenant_id, len(result.order.tickets))
+        except BaseException as exc:
+            await self._give_back(claim, exc)
+            if isinstance(exc, SeatOrdinalsUnavailable):
+                raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
+            if isinstance(exc, SeatOrdinalsHeld):
+                raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
+            raise
+        if result.replayed:
+            await self._give_back(claim)
+        await self._count_sold(tenant_id, result.replayed, len(result.order.tickets))
         return ctx, result
 
     async def refund(

@@ -36,6 +36,9 @@ from holds.script_channel import (
 # scripts over one event's keys also get the inventory prelude's helpers.
 REPLIES_HEADER = "_replies"
 INVENTORY_PRELUDE = "_inventory"
+# the selling scripts also get ticket types and promo codes (after the inventory prelude)
+OFFERS_PRELUDE = "_offers"
+OFFER_SCRIPTS = frozenset({"commit", "box_office"})
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -65,6 +68,8 @@ def _read(name: str) -> str:
 @cache
 def _source(name: str) -> str:
     parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
+    if name in OFFER_SCRIPTS:
+        parts.insert(2, OFFERS_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -177,6 +182,9 @@ class ScriptRegistry:
         # platforms (holds/platform/): unique names (domains, slugs), plan-limit usage
         self.claim_unique = self._script("claim_unique")
         self.plan_usage = self._script("plan_usage")
+        # ticket types and promo codes: holds/offers.py (definitions; organizer-wide codes' uses)
+        self.offer_put = self._script("offer_put")
+        self.promo_claim = self._script("promo_claim")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

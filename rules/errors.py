@@ -13,6 +13,7 @@
     ├── InvalidBranding          a branding field that breaks its rule (names the field)
     ├── KeyRingError             a key ring that breaks its rules (two active keys, duplicate ids)
     ├── InvalidScoring           a platform's seller-score rules that break their own rules
+    ├── InvalidOffer             a ticket type or promo code definition at fault (names the field)
     └── TicketTokenError         a ticket token that does not verify; exactly one of:
         ├── TokenMalformed       not a token at all (encoding, layout, version)
         ├── UnknownKey           signed with a key id the key ring does not know
@@ -114,6 +115,15 @@ class InvalidScoring(RulesError):
 
 class InvalidBranding(RulesError):
     """A branding field that breaks its rule; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class InvalidOffer(RulesError):
+    """A ticket type or promo code definition at fault in ``field`` (rules/promos.py)."""
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")

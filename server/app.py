@@ -39,6 +39,7 @@ from server.servicers import (
     events,
     exports,
     feed,
+    offers,
     platforms,
     reports,
     sales,
@@ -67,6 +68,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     exports.SERVICE,
     reports.SERVICE,
     sellers.SERVICE,
+    offers.OFFER_SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

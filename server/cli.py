@@ -684,16 +684,51 @@ def release_cmd(hold_token: str, seat_ids: tuple[str, ...], remote: Remote) -> N
     click.echo(f"released; {remaining} seat(s) still held" if remaining else "released")
 
 
+def _type_choices(seat_types: tuple[str, ...], ga_types: tuple[str, ...]) -> list[Any]:
+    """--type SEAT=TYPE and --ga-type AREA=TYPE:PLACES as TicketTypeChoice messages."""
+    from seatwise.v1 import sales_pb2
+
+    out = []
+    for value in seat_types:
+        seat_id, sep, type_id = value.partition("=")
+        if not sep or not seat_id or not type_id:
+            raise click.BadParameter(f"{value!r}: expected SEAT_ID=TYPE_ID", param_hint="--type")
+        out.append(sales_pb2.TicketTypeChoice(seat_id=seat_id, ticket_type=type_id))
+    for value in ga_types:
+        area, sep, rest = value.partition("=")
+        type_id, colon, places = rest.rpartition(":")
+        if not sep or not colon or not area or not type_id or not places.isdigit():
+            raise click.BadParameter(f"{value!r}: expected AREA=TYPE_ID:PLACES", param_hint="--ga-type")
+        out.append(sales_pb2.TicketTypeChoice(ga_area_id=area, ticket_type=type_id, quantity=int(places)))
+    return out
+
+
 @main.command("commit")
 @click.argument("hold_token")
 @click.option("--idempotency-key", required=True, help="Reuse it on retry: the same key never sells twice.")
 @click.option("--name", default="")
 @click.option("--email", default="")
+@click.option(
+    "--type", "seat_types", multiple=True, help="SEAT_ID=TYPE_ID: sell the seat as a ticket type (repeat)."
+)
+@click.option(
+    "--ga-type", "ga_types", multiple=True, help="AREA=TYPE_ID:PLACES of the hold's GA places (repeat)."
+)
+@click.option("--promo-code", default="", help="A promo code of the event or of its organizer.")
+@click.option("--access-code", default="", help="Unlocks hidden ticket types (a presale).")
 @remote()
-def commit_cmd(hold_token: str, idempotency_key: str, name: str, email: str, remote: Remote) -> None:
-    """Commit a hold to an order; prints the order and its tickets."""
+def commit_cmd(
+    hold_token: str, idempotency_key: str, name: str, email: str, seat_types: tuple[str, ...],
+    ga_types: tuple[str, ...], promo_code: str, access_code: str, remote: Remote,
+) -> None:  # fmt: skip
+    """Commit a hold to an order; prints the order and its tickets. Places without a
+    --type / --ga-type are sold at the event's category price."""
+    choices = _type_choices(seat_types, ga_types)
     with remote.client() as client:
-        result = client.commit(hold_token, idempotency_key, name, email)
+        result = client.commit(
+            hold_token, idempotency_key, name, email,
+            ticket_types=choices, promo_code=promo_code, access_code=access_code,
+        )  # fmt: skip
     _print_order(result.order, " (replayed)" if result.replayed else "")
 
 
@@ -705,17 +740,20 @@ def _print_order(order: Any, note: str = "") -> None:
         f"order {order.order_id}{note}: "
         f"{order.total.amount_minor} {order.total.currency} minor units ({status})"
     )
+    if order.promo_code:
+        click.echo(f"promo code {order.promo_code}: {order.discount.amount_minor} minor units off")
     rows = [
         (
             t.ticket_id,
             t.seat_id or t.ga_area_id,
             t.category,
+            t.ticket_type or "-",
             t.price.amount_minor,
             "cancelled" if t.cancelled else "",
         )
         for t in order.tickets
     ]
-    table(("TICKET", "SEAT / GA AREA", "CATEGORY", "PRICE", ""), rows)
+    table(("TICKET", "SEAT / GA AREA", "CATEGORY", "TYPE", "PRICE", ""), rows)
 
 
 @main.group()
@@ -1505,6 +1543,299 @@ def report_heatmap(event_id: str, output: Path, by: str, width: int | None, remo
         )
     write_output(output, image.content)
     click.echo(f"wrote {output}", err=True)
+
+
+# --- ticket types and promo codes (docs/selling.md) ------------------------------------------
+
+
+@main.group("ticket-type")
+def ticket_type() -> None:
+    """An event's ticket types (adult, child, concession, presale...): a price per category."""
+
+
+_CHANNELS = ("storefront", "box_office")
+
+
+def _ticket_type_message(
+    type_id: str, name: str, prices: tuple[str, ...], max_per_order: int, channels: tuple[str, ...],
+    access_code: str,
+) -> Any:  # fmt: skip
+    from seatwise.v1 import events_pb2, offers_pb2, sales_pb2
+
+    channel_pb = {
+        "storefront": sales_pb2.SALES_CHANNEL_STOREFRONT,
+        "box_office": sales_pb2.SALES_CHANNEL_BOX_OFFICE,
+    }
+    return offers_pb2.TicketType(
+        type_id=type_id, name=name, max_per_order=max_per_order, access_code=access_code,
+        prices=[events_pb2.CategoryPrice(category=c, amount_minor=a)
+                for c, a in _parse_prices(prices).items()],
+        channels=[channel_pb[c] for c in channels],
+    )  # fmt: skip
+
+
+def _ticket_type_options(command: F) -> F:
+    options = [
+        click.option("--name", required=True, help="What the buyer reads: Child, Concession, ..."),
+        click.option("--price", "prices", multiple=True, required=True,
+                     help="CATEGORY=AMOUNT in minor units (repeat); other categories are not sold as it."),
+        click.option("--max-per-order", type=click.IntRange(0, 10_000), default=0, show_default=True,
+                     help="At most this many per order (0: no limit)."),
+        click.option("--channel", "channels", type=click.Choice(_CHANNELS), multiple=True,
+                     help="Where it is sold (repeat; default: everywhere)."),
+        click.option("--access-code", default="",
+                     help="Hide the type: offered only with this code (presale)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _print_types(types: Any, as_json: bool) -> None:
+    from seatwise.v1 import offers_pb2, sales_pb2
+
+    if as_json:
+        emit_json(offers_pb2.ListTicketTypesResponse(ticket_types=types))
+        return
+    rows = [
+        (
+            t.type_id, t.name, ", ".join(f"{p.category}={p.amount_minor}" for p in t.prices),
+            t.max_per_order or "-",
+            ",".join(_enum_name(sales_pb2.SalesChannel, c, "SALES_CHANNEL_") for c in t.channels) or "all",
+            "hidden" if t.access_code else "", "disabled" if t.disabled else "",
+        )
+        for t in types
+    ]  # fmt: skip
+    table(("TYPE", "NAME", "PRICES", "MAX/ORDER", "CHANNELS", "", ""), rows)
+
+
+@ticket_type.command("create")
+@click.argument("event_id")
+@click.argument("type_id")
+@_ticket_type_options
+@remote()
+def ticket_type_create(
+    event_id: str, type_id: str, name: str, prices: tuple[str, ...], max_per_order: int,
+    channels: tuple[str, ...], access_code: str, remote: Remote,
+) -> None:  # fmt: skip
+    """Add ticket type TYPE_ID to EVENT_ID."""
+    from seatwise.v1 import offers_pb2
+
+    message = _ticket_type_message(type_id, name, prices, max_per_order, channels, access_code)
+    with remote.client() as client:
+        created = client.call(
+            client.offers.CreateTicketType,
+            offers_pb2.PutTicketTypeRequest(event_id=event_id, ticket_type=message),
+        )
+    _print_types([created], False)
+
+
+@ticket_type.command("update")
+@click.argument("event_id")
+@click.argument("type_id")
+@_ticket_type_options
+@remote()
+def ticket_type_update(
+    event_id: str, type_id: str, name: str, prices: tuple[str, ...], max_per_order: int,
+    channels: tuple[str, ...], access_code: str, remote: Remote,
+) -> None:  # fmt: skip
+    """Replace ticket type TYPE_ID of EVENT_ID with this definition (enabled again)."""
+    from seatwise.v1 import offers_pb2
+
+    message = _ticket_type_message(type_id, name, prices, max_per_order, channels, access_code)
+    with remote.client() as client:
+        updated = client.call(
+            client.offers.UpdateTicketType,
+            offers_pb2.PutTicketTypeRequest(event_id=event_id, ticket_type=message),
+        )
+    _print_types([updated], False)
+
+
+@ticket_type.command("disable")
+@click.argument("event_id")
+@click.argument("type_id")
+@remote()
+def ticket_type_disable(event_id: str, type_id: str, remote: Remote) -> None:
+    """Stop selling ticket type TYPE_ID (tickets sold as it stay valid)."""
+    from seatwise.v1 import offers_pb2
+
+    with remote.client() as client:
+        disabled = client.call(
+            client.offers.DisableTicketType,
+            offers_pb2.DisableTicketTypeRequest(event_id=event_id, type_id=type_id),
+        )
+    _print_types([disabled], False)
+
+
+@ticket_type.command("list")
+@click.argument("event_id")
+@click.option("--offered", is_flag=True, help="Only what a storefront may offer (a seller's view).")
+@click.option("--access-code", default="", help="With --offered: also the types this code unlocks.")
+@click.option("--channel", type=click.Choice(_CHANNELS), default="storefront", show_default=True,
+              help="With --offered: the channel selling.")  # fmt: skip
+@json_option
+@remote()
+def ticket_type_list(
+    event_id: str, offered: bool, access_code: str, channel: str, as_json: bool, remote: Remote
+) -> None:
+    """The event's ticket types."""
+    from seatwise.v1 import offers_pb2, sales_pb2
+
+    with remote.client() as client:
+        if offered:
+            request = offers_pb2.ListOfferedTicketTypesRequest(
+                event_id=event_id, access_code=access_code,
+                channel=sales_pb2.SALES_CHANNEL_BOX_OFFICE if channel == "box_office"
+                else sales_pb2.SALES_CHANNEL_STOREFRONT,
+            )  # fmt: skip
+            listed = client.call(client.offers.ListOfferedTicketTypes, request)
+        else:
+            listed = client.call(
+                client.offers.ListTicketTypes, offers_pb2.ListTicketTypesRequest(event_id=event_id)
+            )
+    _print_types(listed.ticket_types, as_json)
+
+
+@main.group()
+def promo() -> None:
+    """Promo codes: percent or amount off each ticket, per event or organizer-wide (--event "")."""
+
+
+def _promo_message(
+    code: str, percent: str, amount: int, valid_from: str, valid_until: str, min_quantity: int,
+    max_uses: int, max_uses_per_buyer: int,
+) -> Any:  # fmt: skip
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from seatwise.v1 import offers_pb2
+
+    if bool(percent) == bool(amount):
+        raise click.UsageError("give --percent or --amount (one of them)")
+    message = offers_pb2.PromoCode(
+        code=code, min_quantity=min_quantity, max_uses=max_uses, max_uses_per_buyer=max_uses_per_buyer
+    )
+    if percent:
+        whole, _, frac = percent.partition(".")
+        if not whole.isdigit() or (frac and (not frac.isdigit() or len(frac) > 2)):
+            raise click.BadParameter(
+                f"{percent!r}: a percentage with at most two decimals", param_hint="--percent"
+            )
+        message.kind = offers_pb2.PROMO_KIND_PERCENT
+        message.percent_bps = int(whole) * 100 + int((frac + "00")[:2])
+    else:
+        message.kind = offers_pb2.PROMO_KIND_AMOUNT
+        message.amount_minor = amount
+    for field, value in (("valid_from", valid_from), ("valid_until", valid_until)):
+        if value:
+            stamp = Timestamp()
+            try:
+                stamp.FromJsonString(value)
+            except ValueError as exc:
+                raise click.BadParameter(f"{value!r}: an RFC 3339 time (2026-06-01T18:00:00Z)",
+                                         param_hint=f"--{field.replace('_', '-')}") from exc  # fmt: skip
+            getattr(message, field).CopyFrom(stamp)
+    return message
+
+
+def _promo_options(command: F) -> F:
+    options = [
+        click.option("--event", "event_id", default="",
+                     help="The event (default: every event of the organizer)."),
+        click.option("--percent", default="", help="Percent off each ticket (12.5), rounded half to even."),
+        click.option("--amount", type=click.IntRange(0), default=0, help="Minor units off each ticket."),
+        click.option("--valid-from", default="", help="RFC 3339 time (default: now)."),
+        click.option("--valid-until", default="", help="RFC 3339 time (default: no end)."),
+        click.option("--min-quantity", type=click.IntRange(0), default=0, help="Places the order must have."),
+        click.option("--max-uses", type=click.IntRange(0), default=0, help="Orders in total (0: unlimited)."),
+        click.option("--max-uses-per-buyer", type=click.IntRange(0), default=0,
+                     help="Orders per buyer id (0: unlimited)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _print_promos(promos: Any, as_json: bool) -> None:
+    from seatwise.v1 import offers_pb2
+
+    if as_json:
+        emit_json(offers_pb2.ListPromoCodesResponse(promo_codes=promos))
+        return
+    rows = [
+        (
+            p.code,
+            f"{p.percent_bps / 100:g}%" if p.kind == offers_pb2.PROMO_KIND_PERCENT
+            else f"{p.amount_minor} minor",
+            _when(p.valid_from), _when(p.valid_until), p.min_quantity or "-",
+            f"{p.uses}/{p.max_uses or '∞'}", p.max_uses_per_buyer or "-",
+            "organizer" if p.organizer_wide else "event", "disabled" if p.disabled else "",
+        )
+        for p in promos
+    ]  # fmt: skip
+    table(("CODE", "OFF EACH TICKET", "FROM", "UNTIL", "MIN QTY", "USES", "PER BUYER", "SCOPE", ""), rows)
+
+
+@promo.command("create")
+@click.argument("code")
+@_promo_options
+@remote()
+def promo_create(code: str, event_id: str, remote: Remote, **fields: Any) -> None:
+    """Create promo code CODE."""
+    from seatwise.v1 import offers_pb2
+
+    message = _promo_message(code, **fields)
+    with remote.client() as client:
+        created = client.call(
+            client.offers.CreatePromoCode,
+            offers_pb2.PutPromoCodeRequest(event_id=event_id, promo_code=message),
+        )
+    _print_promos([created], False)
+
+
+@promo.command("update")
+@click.argument("code")
+@_promo_options
+@remote()
+def promo_update(code: str, event_id: str, remote: Remote, **fields: Any) -> None:
+    """Replace promo code CODE with this definition (enabled again; its uses are kept)."""
+    from seatwise.v1 import offers_pb2
+
+    message = _promo_message(code, **fields)
+    with remote.client() as client:
+        updated = client.call(
+            client.offers.UpdatePromoCode,
+            offers_pb2.PutPromoCodeRequest(event_id=event_id, promo_code=message),
+        )
+    _print_promos([updated], False)
+
+
+@promo.command("disable")
+@click.argument("code")
+@click.option("--event", "event_id", default="", help="The event (default: the organizer-wide code).")
+@remote()
+def promo_disable(code: str, event_id: str, remote: Remote) -> None:
+    """Stop accepting promo code CODE."""
+    from seatwise.v1 import offers_pb2
+
+    with remote.client() as client:
+        disabled = client.call(
+            client.offers.DisablePromoCode, offers_pb2.DisablePromoCodeRequest(event_id=event_id, code=code)
+        )
+    _print_promos([disabled], False)
+
+
+@promo.command("list")
+@click.option("--event", "event_id", default="", help="The event (default: the organizer-wide codes).")
+@json_option
+@remote()
+def promo_list(event_id: str, as_json: bool, remote: Remote) -> None:
+    """Promo codes with their uses."""
+    from seatwise.v1 import offers_pb2
+
+    with remote.client() as client:
+        listed = client.call(
+            client.offers.ListPromoCodes, offers_pb2.ListPromoCodesRequest(event_id=event_id)
+        )
+    _print_promos(listed.promo_codes, as_json)
 
 
 if __name__ == "__main__":

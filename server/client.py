@@ -20,6 +20,7 @@ from seatwise.v1 import (
     events_pb2_grpc,
     feed_pb2,
     feed_pb2_grpc,
+    offers_pb2_grpc,
     platform_pb2,
     platform_pb2_grpc,
     reports_pb2,
@@ -129,6 +130,7 @@ class Client:
         self.access = access_pb2_grpc.AccessServiceStub(self._channel)
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self._channel)
         self.reports = reports_pb2_grpc.ReportServiceStub(self._channel)
+        self.offers = offers_pb2_grpc.OfferServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -209,11 +211,24 @@ class Client:
         request = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=seat_ids, request_id=request_id)
         return self._hold(self.holds.HoldSeats, request)
 
-    def commit(self, token: str, idempotency_key: str, name: str, email: str) -> sales_pb2.CommitHoldResponse:
+    def commit(
+        self,
+        token: str,
+        idempotency_key: str,
+        name: str,
+        email: str,
+        *,
+        ticket_types: list[sales_pb2.TicketTypeChoice] | None = None,
+        promo_code: str = "",
+        access_code: str = "",
+    ) -> sales_pb2.CommitHoldResponse:
         request = sales_pb2.CommitHoldRequest(
             hold_token=token,
             idempotency_key=idempotency_key,
             buyer=sales_pb2.BuyerDetails(name=name, email=email),
+            ticket_types=ticket_types or [],
+            promo_code=promo_code,
+            access_code=access_code,
         )
         response: sales_pb2.CommitHoldResponse = self._call(self.orders.CommitHold, request)
         return response

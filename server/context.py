@@ -9,6 +9,7 @@ from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
 from holds.live import LiveEvents
+from holds.offers import Offers
 from holds.platform.audit import AuditLog
 from holds.platform.branding import BrandingStore
 from holds.platform.dues import Dues
@@ -36,6 +37,7 @@ class Stores:
     inventory: Inventory
     live: LiveEvents
     sales: Sales
+    offers: Offers  # ticket types and promo codes (the selling scripts apply them)
     door: Door
     platforms: PlatformStore
     audit: AuditLog
@@ -74,6 +76,7 @@ class Stores:
         platforms = PlatformStore(client, tenants)
         plan_limits = PlanLimitsOf(tenants, platforms, PlanUsage(client, scripts))
         audit = AuditLog(client)
+        offers = Offers(client, scripts, live)
         return cls(
             redis=client,
             scripts=scripts,
@@ -82,7 +85,8 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory, platforms.organizer_plan, plan_limits),
+            sales=Sales(live, inventory, platforms.organizer_plan, limits=plan_limits, offers=offers),
+            offers=offers,
             door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
             platforms=platforms,
             audit=audit,

@@ -10,6 +10,7 @@ from grpc_status import rpc_status
 from seatwise.v1 import (
     access_pb2_grpc,
     events_pb2_grpc,
+    offers_pb2_grpc,
     platform_pb2_grpc,
     sales_pb2_grpc,
     seatmap_pb2_grpc,
@@ -44,6 +45,7 @@ class Api:
         self.tickets = access_pb2_grpc.TicketServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self.channel)
+        self.offers = offers_pb2_grpc.OfferServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:

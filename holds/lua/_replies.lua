@@ -52,3 +52,15 @@ local REFUND_STALE = 37              -- ticket id: its refunded total changed si
 local CLAIM_TAKEN = 60
 -- plan_usage: {LIMIT_REACHED, limit name, usage, notify...}
 local LIMIT_REACHED = 61
+-- ticket types and promo codes at sale (_offers.lua), their definitions (offer_put.lua)
+-- and organizer-wide codes' uses (promo_claim.lua): {code, details...}
+local TYPE_UNKNOWN = 40              -- type id (also disabled, or hidden without its access code)
+local TYPE_NOT_OFFERED = 41          -- type id, 'channel:<channel>' | 'category:<category>'
+local TYPE_LIMIT = 42                -- type id, max per order
+local PROMO_UNKNOWN = 43             -- code
+local PROMO_INACTIVE = 44            -- code, 'disabled' | 'not_yet' | 'expired'
+local PROMO_MIN_QUANTITY = 45        -- code, minimum places
+local PROMO_USED_UP = 46             -- code, 'total' | 'buyer', maximum
+local SELECTION_INVALID = 47         -- 'seat', ordinal | 'ga', area | 'buyer', code
+local OFFER_EXISTS = 48              -- id
+local OFFER_NOT_FOUND = 49           -- id

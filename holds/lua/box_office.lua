@@ -11,6 +11,7 @@
 --         | {EVENT_NOT_FOUND} | {NOT_ON_SALE, status} | {SEATS_UNAVAILABLE, {ordinal...}}
 --         | {SEATS_HELD, {ordinal...}} | {GA_UNKNOWN, area, 0} | {GA_UNAVAILABLE, area, left}
 --         | {NO_PRICE, category} | {IDEMPOTENCY_MISMATCH, order_id}
+--         | the offer's replies (_offers.lua: TYPE_*, PROMO_*, SELECTION_INVALID)
 local idem_key = ARGV[1]
 local order_id = ARGV[2]
 local buyer_json = ARGV[3]
@@ -23,6 +24,9 @@ local n_seats = tonumber(ARGV[9])
 -- then n_seats ordinals, n_seats categories, then n_ga and (area, qty) pairs
 local SEAT0 = 9
 local ga_asked = ga_args(SEAT0 + 1 + 2 * n_seats)
+-- then, when the sale names types or a promo code (with the offer keys KEYS[22..24]), the offer
+local OFFER_ARG = SEAT0 + 2 + 2 * n_seats + 2 * #ga_asked
+local offer = ARGV[OFFER_ARG] and cjson.decode(ARGV[OFFER_ARG]) or nil
 
 local prior = redis.call('HGET', K_IDEM, idem_key)
 if prior then
@@ -82,6 +86,13 @@ end
 local ga_total, ga_error = ga_tickets(ga_asked, tickets, ticket_prefix, sale, price)
 if not ga_total then return ga_error end
 total = total + ga_total
+local promo, discount = false, 0
+if offer then
+  local priced, why
+  priced, why, discount = apply_offer(offer, tickets, sale, '', now)
+  if not priced then return why end
+  total, promo = priced, why
+end
 
 -- apply
 local sold = sold_value(order_id)
@@ -101,6 +112,11 @@ local order = {order_id = order_id, hold_id = '', idempotency_key = idem_key, bu
   status = 'committed', created_ms = now, updated_ms = now, seq = seq,
   collector = sale.collector, payment_method = sale.payment_method, channel = sale.channel, terms = sale.terms,
   fingerprint = fingerprint, overridden_holds = table.concat(overridden, ',')}
+if promo then
+  order.promo_code = promo.code
+  order.discount = discount
+  count_promo_use(promo.code, '')
+end
 local order_raw = cjson.encode(order)
 redis.call('HSET', K_ORDERS, order_id, order_raw)
 redis.call('HSET', K_IDEM, idem_key, order_id)

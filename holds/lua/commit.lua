@@ -6,6 +6,7 @@
 -- a closed one takes none (an earlier commit's replay still answers).
 -- Result: {OK, order_json, replayed(0|1)} | {NOT_ON_SALE, 'closed'} | gone_reply | {HOLD_EXPIRED}
 --         | {HOLD_LOST, ordinal} | {NO_PRICE, category} | {IDEMPOTENCY_MISMATCH, order_id}
+--         | the offer's replies (_offers.lua: TYPE_*, PROMO_*, SELECTION_INVALID)
 local hold_id = ARGV[1]
 local idem_key = ARGV[2]
 local order_id = ARGV[3]
@@ -13,6 +14,8 @@ local buyer_json = ARGV[4]
 local ticket_prefix = ARGV[5]
 local purge_limit = tonumber(ARGV[6])
 local sale = cjson.decode(ARGV[7])        -- {collector, payment_method, channel, terms?}: holds/inventory.py
+local offer = ARGV[8] and cjson.decode(ARGV[8]) or nil  -- types and promo code (holds/offers.py SaleOffer):
+                                          -- given with the offer keys (KEYS[22..24]), else absent
 
 local prior = redis.call('HGET', K_IDEM, idem_key)
 if prior then
@@ -56,6 +59,13 @@ table.sort(ga, function(a, b) return a[1] < b[1] end)
 local ga_total, ga_error = ga_tickets(ga, tickets, ticket_prefix, sale, price)
 if not ga_total then return ga_error end
 total = total + ga_total
+local promo, discount = false, 0
+if offer then
+  local priced, why
+  priced, why, discount = apply_offer(offer, tickets, sale, hold.buyer, now)
+  if not priced then return why end
+  total, promo = priced, why
+end
 
 -- apply
 local sold = sold_value(order_id)
@@ -76,6 +86,11 @@ local order = {order_id = order_id, hold_id = hold_id, idempotency_key = idem_ke
   tickets = tickets, total = total, currency = redis.call('HGET', K_META, 'currency'), status = 'committed',
   created_ms = now, updated_ms = now, seq = seq,
   collector = sale.collector, payment_method = sale.payment_method, channel = sale.channel, terms = sale.terms}
+if promo then
+  order.promo_code = promo.code
+  order.discount = discount
+  count_promo_use(promo.code, hold.buyer)
+end
 local order_raw = cjson.encode(order)
 redis.call('HSET', K_ORDERS, order_id, order_raw)
 redis.call('HSET', K_IDEM, idem_key, order_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import cast
 
 from google.protobuf.duration_pb2 import Duration
@@ -11,6 +12,7 @@ from seatwise.v1 import events_pb2, sales_pb2
 from holds.errors import InvalidRequest
 from holds.events import Event, EventStatus
 from holds.live import LiveEvent
+from holds.offers import OfferChoice, choice_of
 from holds.records import Order
 from holds.sales import HoldInfo
 from rules.fees import Collector
@@ -120,6 +122,13 @@ def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
         split.organizer_share = t.organizer_share
         ticket.refunded.amount_minor = t.refunded
         ticket.refunded.currency = currency
+        if t.ticket_type:
+            ticket.ticket_type = t.ticket_type
+        if t.discount or t.list_price:
+            ticket.list_price.amount_minor = t.list_price
+            ticket.list_price.currency = currency
+            ticket.discount.amount_minor = t.discount
+            ticket.discount.currency = currency
     out.total.amount_minor = order.total
     out.total.currency = currency
     buyer = out.buyer
@@ -134,6 +143,10 @@ def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
     out.payment_method = order.payment_method
     out.plan_id = order.terms.plan_id if order.terms is not None else ""
     out.channel = CHANNEL_PB.get(order.channel, sales_pb2.SALES_CHANNEL_UNSPECIFIED)
+    if order.promo_code:
+        out.promo_code = order.promo_code
+        out.discount.amount_minor = order.discount
+        out.discount.currency = currency
     return out
 
 
@@ -142,6 +155,15 @@ CHANNEL_PB = {
     "storefront": sales_pb2.SALES_CHANNEL_STOREFRONT,
     "box_office": sales_pb2.SALES_CHANNEL_BOX_OFFICE,
 }
+
+
+def offer_of(
+    choices: Iterable[sales_pb2.TicketTypeChoice], promo_code: str, access_code: str
+) -> OfferChoice | None:
+    """What a sale names of ticket types and codes (None: nothing, a plain sale)."""
+    return choice_of(
+        [(c.seat_id, c.ga_area_id, c.quantity, c.ticket_type) for c in choices], promo_code, access_code
+    )
 
 
 def collector_of(value: int, default: Collector) -> Collector:

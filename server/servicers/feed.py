@@ -42,6 +42,7 @@ def _tickets_pb(order: Order) -> list[feed_pb2.FeedTicket]:
             category=t.category,
             price=common_pb2.Money(amount_minor=t.price, currency=order.currency),
             status=t.status,
+            ticket_type=t.ticket_type,
         )
         for t in order.tickets
     ]
@@ -66,6 +67,7 @@ def entry_pb(entry: FeedEntry) -> feed_pb2.FeedEntry:
         out.buyer.CopyFrom(_buyer_pb(entry.buyer))
     if entry.order is not None:
         out.order_status = entry.order.status
+        out.promo_code = entry.order.promo_code
         out.tickets.extend(_tickets_pb(entry.order))
         out.total.CopyFrom(common_pb2.Money(amount_minor=entry.order.total, currency=entry.order.currency))
     return out

@@ -19,7 +19,7 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
-from server.servicers.convert import collector_of, hold_pb, order_pb
+from server.servicers.convert import collector_of, hold_pb, offer_of, order_pb
 
 _ADJACENCY = {
     sales_pb2.ADJACENCY_UNSPECIFIED: "required",
@@ -185,6 +185,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
             buyer,
             collector=collector_of(request.collector, "platform"),
             payment_method=request.payment_method or "online",
+            offer=offer_of(request.ticket_types, request.promo_code, request.access_code),
         )
         return sales_pb2.CommitHoldResponse(order=order_pb(ctx, order), replayed=replayed)
 
@@ -234,6 +235,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
             payment_method=request.payment_method,
             collector=collector_of(request.collector, "organizer"),
             override=request.override_holds,
+            offer=offer_of(request.ticket_types, request.promo_code, request.access_code),
         )
         if result.overridden_holds and not result.replayed:
             # the override is audited: who sold which order over how many buyers' holds

@@ -26,9 +26,19 @@ from holds.errors import StoreUnavailable
 from holds.feed.privacy import Privacy
 from holds.inspection import read_event
 from holds.inventory import Inventory
+from holds.offers import OfferChoice
 from holds.records import Buyer
 from holds.redis_client import AnyRedis, connect
-from holds.scripts import INVENTORY_PRELUDE, REPLIES_HEADER, EncodableArg, Script, ScriptRegistry
+from holds.sales import hold_token
+from holds.scripts import (
+    INVENTORY_PRELUDE,
+    OFFERS_PRELUDE,
+    REPLIES_HEADER,
+    EncodableArg,
+    Script,
+    ScriptRegistry,
+)
+from rules.promos import PromoCode, TicketType
 from server.context import Stores
 from tests.holds.factories import GA_AREA, make_event
 
@@ -43,6 +53,7 @@ def every_script() -> set[str]:
     lua = resources.files("holds") / "lua"
     return {p.name.removesuffix(".lua") for p in lua.iterdir() if p.name.endswith(".lua")} - {
         INVENTORY_PRELUDE,
+        OFFERS_PRELUDE,
         REPLIES_HEADER,
     }
 
@@ -152,6 +163,15 @@ async def test_every_script_call_path_stays_in_one_slot(
     await stores.branding.update_platform("p-slots", {"custom_domain": "a.example"})
     await stores.branding.update_platform("p-slots", {"custom_domain": "b.example"})
     await stores.plan_limits.usage.add(ev.tenant, "", "tickets_per_month", 1, 10)  # plan_usage: {t:} slot
+    # ticket types and promo codes: definitions (offer_put: the event's slot or the organizer's),
+    # a commit with the offer keys, an organizer-wide code's claim (promo_claim: the organizer's slot)
+    await stores.offers.put_type(ev.tenant, ev.event_id, TicketType("kid", "Kid", {"std": 500}), "create")
+    await stores.offers.put_promo(ev.tenant, "", PromoCode("ALL", "amount", amount=100, max_uses=5), "create")
+    typed = await inv.hold(ev.event_id, seats=ev.seats(16, 17), buyer="bea")
+    await stores.sales.commit(
+        ev.tenant, hold_token(ev.event_id, typed.hold_id), "idem-2", Buyer(),
+        offer=OfferChoice({ev.loaded.index.placed[16].seat.id: "kid"}, promo_code="ALL"),
+    )  # fmt: skip
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:
@@ -171,6 +191,10 @@ async def test_every_script_call_path_stays_in_one_slot(
             "box_office",
             "refund",
         }:
+            assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
+        if name == "promo_claim":
+            assert slots(script_keys) == slots([keys.tenant_tag(ev.tenant)])
+        if name == "offer_put" and script_keys[0] != keys.tenant_promos(ev.tenant):
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
 
 

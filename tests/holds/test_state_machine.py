@@ -4,7 +4,8 @@ Each example starts from a flushed Redis and a fresh event (18 seats, GA of 5,
 at most 6 places per hold, 8 per buyer). Rules hold and add to holds (some
 with a request id), retry those requests (the same request: a replay, or why
 the hold is gone; another request under the id: refused), extend, release (all
-or part), commit (fresh and reused idempotency keys), cancel (whole or part, to
+or part), commit (fresh and reused idempotency keys; with ticket types and a promo code of
+limited uses), cancel (whole or part, to
 free or not-for-sale), change seat status, expire holds, and scan tickets at the door. After every step
 the whole event is read in one atomic cut and compared with the model: every
 seat's state and owner, the orders and their tickets, idempotency keys, GA
@@ -51,7 +52,9 @@ from holds.errors import (
     StoreError,
 )
 from holds.inventory import SeatOrdinalsHeld, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.offers import SaleOffer
 from holds.records import Buyer, Order, Sale
+from rules.promos import PromoCode, TicketType, discount
 from server.context import Stores
 from tests.holds.factories import (
     GA_AREA,
@@ -70,6 +73,9 @@ BUYERS = ("ann", "bob", "")  # "": an anonymous hold, no buyer limit
 SEATS = ROWS * PER_ROW
 STATES = ("free", "held", "sold", "blocked", "not_for_sale")
 GONE = (HoldExpired, NotFound, PreconditionFailed)  # a hold that is no longer live
+CHILD = TicketType("child", "Child", {"vip": 2000, "std": 700, "ga": 333}, max_per_order=2)
+PROMO = "HALF"
+HALF = PromoCode(PROMO, "percent", bps=5000, max_uses=3, max_uses_per_buyer=1)
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,10 @@ class InventoryMachine(RuleBasedStateMachine):
         self.budget = {"set_status": 4, "reuse_key": 3}
         self.tokens: dict[str, str] = {}  # ticket id -> its token (issued while valid)
         self.admitted: dict[str, str] = {}  # ticket id -> the gate that admitted it
+        # ticket types and promo codes: a child type and a 50% code of 3 uses, 1 per buyer
+        self.run(self.stores.offers.put_type(self.ev.tenant, self.ev.event_id, CHILD, "create"))
+        self.run(self.stores.offers.put_promo(self.ev.tenant, self.ev.event_id, HALF, "create"))
+        self.promo_uses: dict[str, int] = dict.fromkeys(BUYERS, 0)  # "": in total
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -369,17 +379,69 @@ class InventoryMachine(RuleBasedStateMachine):
             with pytest.raises(HoldExpired):  # the box office sold a seat over it: fenced
                 self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
             return
+        if data.draw(st.booleans()):
+            self.commit_with_types_and_a_code(data, hold_id, key)
+            return
         hold = self.holds.pop(hold_id)
         result = self.run(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x")))
+        assert (
+            result.order.total
+            == sum(self.ev.prices[self.ev.categories[o]] for o in hold.seats) + hold.ga * PRICES["ga"]
+        )
+        self.committed(hold_id, hold, key, result)
+
+    @precondition(lambda self: self.holds)
+    @rule(data=st.data())
+    def commit_typed(self, data: st.DataObject) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
+        if all(self.seat[o] == ("held", hold_id) for o in self.holds[hold_id].seats):  # else: commit's
+            self.commit_with_types_and_a_code(data, hold_id, f"k{next(self.keys)}")
+
+    def commit_with_types_and_a_code(self, data: st.DataObject, hold_id: str, key: str) -> None:
+        """Some places sold as the child type (at most 2 per order), maybe with a 50% code of
+        3 uses, 1 per buyer: the script refuses what the model says, else prices as it does."""
+        hold = self.holds[hold_id]
+        promo = data.draw(st.sampled_from(["", PROMO]))
+        typed = data.draw(st.lists(st.sampled_from(hold.seats), unique=True)) if hold.seats else []
+        typed_ga = data.draw(st.integers(0, hold.ga))
+        ga_types = {GA_AREA: {CHILD.type_id: typed_ga}} if typed_ga else {}
+        offer = SaleOffer(seats={str(o): CHILD.type_id for o in typed}, ga=ga_types, promo=promo)
+        attempt = self.attempt(self.inv.commit(self.ev.event_id, hold_id, key, Buyer(name="x"), offer=offer))
+        if len(typed) + typed_ga > CHILD.max_per_order:
+            assert isinstance(attempt, InvalidRequest), attempt
+            assert "ticket_types" in str(attempt)
+            return
+        if promo and not hold.buyer:
+            assert isinstance(attempt, InvalidRequest), attempt
+            assert "buyer_id" in str(attempt)
+            return
+        if promo and (self.promo_uses[""] >= 3 or self.promo_uses[hold.buyer] >= 1):
+            assert isinstance(attempt, PreconditionFailed), attempt
+            assert f"promo_code {PROMO!r} is used up" in str(attempt)
+            return
+        assert not isinstance(attempt, Exception), attempt
+        lists = [CHILD.prices[self.ev.categories[o]] if o in typed else self.ev.prices[self.ev.categories[o]]
+                 for o in sorted(hold.seats)]  # fmt: skip
+        lists += [CHILD.prices["ga"]] * typed_ga + [PRICES["ga"]] * (hold.ga - typed_ga)
+        paid = [p - discount(p, HALF) if promo else p for p in lists]
+        assert sorted(t.price for t in attempt.order.tickets) == sorted(paid)
+        assert attempt.order.total == sum(paid)
+        assert (
+            sum(1 for t in attempt.order.tickets if t.ticket_type == CHILD.type_id) == len(typed) + typed_ga
+        )
+        if promo:
+            self.promo_uses[""] += 1
+            self.promo_uses[hold.buyer] += 1
+            assert attempt.order.promo_code == PROMO
+        self.holds.pop(hold_id)
+        self.committed(hold_id, hold, key, attempt)
+
+    def committed(self, hold_id: str, hold: MHold, key: str, result: Any) -> None:
         self.purged()
         order: Order = result.order
         assert not result.replayed
         assert sorted(t.seat for t in order.tickets if t.seat is not None) == sorted(hold.seats)
         assert sum(1 for t in order.tickets if t.ga_area == GA_AREA) == hold.ga
-        assert (
-            order.total
-            == sum(self.ev.prices[self.ev.categories[o]] for o in hold.seats) + hold.ga * PRICES["ga"]
-        )
         self.ended[hold_id] = "committed"
         self.orders[order.order_id] = MOrder(
             hold_id,
@@ -629,6 +691,11 @@ class InventoryMachine(RuleBasedStateMachine):
         expired_ga = sum(sum(h.ga.values()) for hid, h in s.holds.items() if not s.live(hid))
         assert s.ga_held.get(GA_AREA, 0) - expired_ga == self.ga_held()
         assert s.ga_sold.get(GA_AREA, 0) == self.ga_sold()
+        uses = self.sync.hgetall(keys.offer_keys(self.ev.event_id)[keys.OFFER_KEY_NAMES.index("promouses")])
+        expected_uses = {PROMO: self.promo_uses[""]} if self.promo_uses[""] else {}
+        expected_uses |= {f"{PROMO}|{b}": n for b, n in self.promo_uses.items() if b and n}
+        assert {k.decode(): int(v) for k, v in uses.items()} == expected_uses
+        assert self.promo_uses[""] <= HALF.max_uses  # never used more often than allowed
 
         checkins = self.sync.hgetall(keys.door_keys(self.ev.event_id)[keys.DOOR_KEY_NAMES.index("checkins")])
         assert {t.decode(): v.decode().split("|")[1] for t, v in checkins.items()} == self.admitted

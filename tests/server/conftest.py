@@ -10,6 +10,7 @@ from tests.conftest import parametrize_redis_topology
 BOTH_TOPOLOGIES = frozenset(
     {
         "tests.server.test_sales_api",
+        "tests.server.test_offers_api",  # promo codes' uses: the event's slot and the organizer's
         "tests.server.test_sessions",
         "tests.server.test_client",
         "tests.server.test_feed_api",

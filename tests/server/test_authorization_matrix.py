@@ -23,6 +23,7 @@ from seatwise.v1 import (
     access_pb2,
     events_pb2,
     feed_pb2,
+    offers_pb2,
     platform_pb2,
     reports_pb2,
     sales_pb2,
@@ -63,6 +64,11 @@ ID_FIELDS = (
     "key_id",
     "hold_token",
 )
+
+_TYPE = offers_pb2.TicketType(
+    type_id="child", name="Child", prices=[events_pb2.CategoryPrice(category="back", amount_minor=100)]
+)
+_PROMO = offers_pb2.PromoCode(code="MATRIX", kind=offers_pb2.PROMO_KIND_AMOUNT, amount_minor=100)
 
 # Fields a request needs beyond its ids to get as far as looking them up.
 EXTRA: dict[str, dict[str, Any]] = {
@@ -109,6 +115,12 @@ EXTRA: dict[str, dict[str, Any]] = {
             prices={"EUR": platform_pb2.PlanPrices(monthly_fee=100)},
         )
     },
+    "CreateTicketType": {"ticket_type": _TYPE},
+    "UpdateTicketType": {"ticket_type": _TYPE},
+    "DisableTicketType": {"type_id": "child"},
+    "CreatePromoCode": {"promo_code": _PROMO},
+    "UpdatePromoCode": {"promo_code": _PROMO},
+    "DisablePromoCode": {"code": "MATRIX"},
 }
 
 
@@ -226,6 +238,7 @@ def _module_of(method: Any) -> Any:
         "access": access_pb2,
         "reports": reports_pb2,
         "sellers": sellers_pb2,
+        "offers": offers_pb2,
     }[name]
 
 

@@ -92,6 +92,15 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["report", "show", "ev"],
     ["report", "chart", "ev", "-o", "chart.png"],
     ["report", "heatmap", "ev", "-o", "heat.png"],
+    # ticket types and promo codes (issue 14)
+    ["ticket-type", "create", "ev", "child", "--name", "Child", "--price", "std=500"],
+    ["ticket-type", "update", "ev", "child", "--name", "Child", "--price", "std=500"],
+    ["ticket-type", "disable", "ev", "child"],
+    ["ticket-type", "list", "ev"],
+    ["promo", "create", "TEN", "--percent", "10"],
+    ["promo", "update", "TEN", "--percent", "10"],
+    ["promo", "disable", "TEN"],
+    ["promo", "list"],
 ]
 
 
@@ -120,6 +129,8 @@ def test_every_command_is_exercised_here() -> None:
             "platform",
             "organizer",
             "report",
+            "ticket-type",
+            "promo",
         )
         else (c[0],)
         for c in FILE_COMMANDS + REMOTE_COMMANDS
@@ -390,6 +401,59 @@ async def test_ticket_token_and_door_scan(server: str, tmp_path: Path) -> None:
     assert again.exit_code == 1
     assert again.stdout.startswith("ALREADY_USED")
     assert "at gate North (cli)" in again.stdout
+
+
+async def test_ticket_types_and_promo_codes(server: str, tmp_path: Path) -> None:
+    env = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY, "SEATWISE_TENANT": "typed"}
+
+    async def cli(*args: str, ok: bool = True) -> Result:
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    await asyncio.to_thread(
+        run, "tenant", "create", "Typed Hall", "--id", "typed", env=env | {"SEATWISE_TENANT": ""}
+    )
+    theatre_file = tmp_path / "theatre.json"
+    theatre_file.write_bytes(BAD_FILES["native.json"])
+    seat_map_id = (await cli("seatmap", "upload", str(theatre_file), "--publish")).stdout.split()[0]
+    prices = [
+        arg for c in ("premium", "standard", "economy", "restricted") for arg in ("--price", f"{c}=1000")
+    ]
+    event_id = (
+        await cli("event", "create", seat_map_id, "--name", "Typed", "--on-sale", *prices)
+    ).stdout.strip()
+    await cli("ticket-type", "create", event_id, "child", "--name", "Child", "--price", "premium=400",
+              "--max-per-order", "2")  # fmt: skip
+    await cli("ticket-type", "create", event_id, "fans", "--name", "Presale", "--price", "premium=700",
+              "--access-code", "EARLY", "--channel", "storefront")  # fmt: skip
+    offered = await cli("ticket-type", "list", event_id, "--offered", "--json")
+    assert [t["type_id"] for t in json.loads(offered.stdout)["ticket_types"]] == ["child"]
+    offered = await cli("ticket-type", "list", event_id, "--offered", "--access-code", "EARLY")
+    assert "fans" in offered.stdout
+    bad = await cli("ticket-type", "create", event_id, "x", "--name", "X", "--price", "balcony=1", ok=False)
+    assert_one_line_error(bad, "INVALID_ARGUMENT")
+    assert "ticket_type.prices[balcony]" in bad.stderr
+    await cli("promo", "create", "TEN", "--percent", "10", "--max-uses", "5")  # organizer-wide
+    await cli("promo", "create", "EVT", "--event", event_id, "--amount", "50", "--min-quantity", "3")
+    token = (await cli("hold", event_id, "SC-A-3")).stdout.strip()
+    refused = await cli("commit", token, "--idempotency-key", "k1", "--promo-code", "EVT", ok=False)
+    assert_one_line_error(refused, "FAILED_PRECONDITION", "promo_code 'EVT' needs at least 3")
+    committed = await cli("commit", token, "--idempotency-key", "k1", "--promo-code", "TEN",
+                          "--type", "SC-A-3=child")  # fmt: skip
+    assert "promo code TEN: 40 minor units off" in committed.stdout
+    assert "child" in committed.stdout
+    listed = json.loads((await cli("promo", "list", "--json")).stdout)["promo_codes"]
+    assert [(p["code"], p["uses"], p["organizer_wide"]) for p in listed] == [("TEN", "1", True)]
+    await cli("promo", "disable", "TEN")
+    await cli("promo", "update", "EVT", "--event", event_id, "--amount", "60")
+    await cli("ticket-type", "update", event_id, "child", "--name", "Kid", "--price", "premium=300")
+    await cli("ticket-type", "disable", event_id, "fans")
+    listed_types = await cli("ticket-type", "list", event_id)
+    assert "Kid" in listed_types.stdout
+    assert "disabled" in listed_types.stdout
+    assert "disabled" in (await cli("promo", "list")).stdout
 
 
 async def test_exports_and_reports(server: str, tmp_path: Path) -> None:

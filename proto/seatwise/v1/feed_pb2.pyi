@@ -124,6 +124,7 @@ class FeedTicket(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    TICKET_TYPE_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_ordinal: _builtins.int
     """The seat's ordinal in the event's seat map (-1: a general-admission place)."""
@@ -131,6 +132,10 @@ class FeedTicket(_message.Message):
     category: _builtins.str
     status: _builtins.str
     """valid | cancelled, as the order is now."""
+    ticket_type: _builtins.str
+    """The ticket type it was sold as ("" : the category price); the entry's
+    promo_code names the order's promo code.
+    """
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
     def __init__(
@@ -142,10 +147,11 @@ class FeedTicket(_message.Message):
         category: _builtins.str = ...,
         price: _common_pb2.Money | None = ...,
         status: _builtins.str = ...,
+        ticket_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "seat_ordinal", b"seat_ordinal", "status", b"status", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "seat_ordinal", b"seat_ordinal", "status", b"status", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -473,12 +473,17 @@ class Ticket(_message.Message):
     CANCELLED_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
     REFUNDED_FIELD_NUMBER: _builtins.int
+    TICKET_TYPE_FIELD_NUMBER: _builtins.int
+    LIST_PRICE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_id: _builtins.str
     """A seat ticket names its seat; a GA ticket its area."""
     ga_area_id: _builtins.str
     category: _builtins.str
     cancelled: _builtins.bool
+    ticket_type: _builtins.str
+    """The ticket type it was sold as ("" : the event's plain category price)."""
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
     @_builtins.property
@@ -491,6 +496,14 @@ class Ticket(_message.Message):
     def refunded(self) -> _common_pb2.Money:
         """Refunded so far (RefundOrder), never more than price."""
 
+    @_builtins.property
+    def list_price(self) -> _common_pb2.Money:
+        """With a promo code: the type's price before the discount, and the discount
+        (price is what the buyer paid: list_price - discount).
+        """
+
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -502,14 +515,50 @@ class Ticket(_message.Message):
         cancelled: _builtins.bool = ...,
         split: Global___FeeSplit | None = ...,
         refunded: _common_pb2.Money | None = ...,
+        ticket_type: _builtins.str = ...,
+        list_price: _common_pb2.Money | None = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["discount", b"discount", "list_price", b"list_price", "price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "refunded", b"refunded", "seat_id", b"seat_id", "split", b"split", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "discount", b"discount", "ga_area_id", b"ga_area_id", "list_price", b"list_price", "price", b"price", "refunded", b"refunded", "seat_id", b"seat_id", "split", b"split", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ticket: _TypeAlias = Ticket  # noqa: Y015
+
+@_typing.final
+class TicketTypeChoice(_message.Message):
+    """A ticket type for one seat, or for some places of a GA area (docs/selling.md)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEAT_ID_FIELD_NUMBER: _builtins.int
+    GA_AREA_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    TICKET_TYPE_FIELD_NUMBER: _builtins.int
+    seat_id: _builtins.str
+    """Either a seat of the sale..."""
+    ga_area_id: _builtins.str
+    """...or a GA area of the sale with a number of its places."""
+    quantity: _builtins.int
+    ticket_type: _builtins.str
+    """OfferService's type id."""
+    def __init__(
+        self,
+        *,
+        seat_id: _builtins.str = ...,
+        ga_area_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        ticket_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ga_area_id", b"ga_area_id", "quantity", b"quantity", "seat_id", b"seat_id", "ticket_type", b"ticket_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketTypeChoice: _TypeAlias = TicketTypeChoice  # noqa: Y015
 
 @_typing.final
 class FeeSplit(_message.Message):
@@ -568,6 +617,8 @@ class Order(_message.Message):
     PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     PLAN_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    PROMO_CODE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     event_id: _builtins.str
     status: Global___OrderStatus.ValueType
@@ -578,6 +629,8 @@ class Order(_message.Message):
     plan_id: _builtins.str
     """The organizer's plan at sale ("" : no plan, no fees)."""
     channel: Global___SalesChannel.ValueType
+    promo_code: _builtins.str
+    """The promo code the order used ("" : none) and its total discount."""
     @_builtins.property
     def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ticket]: ...
     @_builtins.property
@@ -588,6 +641,8 @@ class Order(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -604,10 +659,12 @@ class Order(_message.Message):
         payment_method: _builtins.str = ...,
         plan_id: _builtins.str = ...,
         channel: Global___SalesChannel.ValueType = ...,
+        promo_code: _builtins.str = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "created_at", b"created_at", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "created_at", b"created_at", "discount", b"discount", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "collector", b"collector", "created_at", b"created_at", "event_id", b"event_id", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "payment_method", b"payment_method", "plan_id", b"plan_id", "status", b"status", "tickets", b"tickets", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "collector", b"collector", "created_at", b"created_at", "discount", b"discount", "event_id", b"event_id", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "payment_method", b"payment_method", "plan_id", b"plan_id", "promo_code", b"promo_code", "status", b"status", "tickets", b"tickets", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -622,6 +679,9 @@ class CommitHoldRequest(_message.Message):
     BUYER_FIELD_NUMBER: _builtins.int
     COLLECTOR_FIELD_NUMBER: _builtins.int
     PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    TICKET_TYPES_FIELD_NUMBER: _builtins.int
+    PROMO_CODE_FIELD_NUMBER: _builtins.int
+    ACCESS_CODE_FIELD_NUMBER: _builtins.int
     hold_token: _builtins.str
     idempotency_key: _builtins.str
     """Required: 1-128 characters. The same key always yields the same order."""
@@ -629,8 +689,18 @@ class CommitHoldRequest(_message.Message):
     """Unspecified: the platform's checkout took the money."""
     payment_method: _builtins.str
     """1-64 characters; "" is "online"."""
+    promo_code: _builtins.str
+    """A promo code (the event's own, or its organizer's for all its events)."""
+    access_code: _builtins.str
+    """Unlocks hidden ticket types (a presale)."""
     @_builtins.property
     def buyer(self) -> Global___BuyerDetails: ...
+    @_builtins.property
+    def ticket_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketTypeChoice]:
+        """Ticket types per seat or GA place; a place not named is sold at the
+        event's category price (docs/selling.md).
+        """
+
     def __init__(
         self,
         *,
@@ -639,10 +709,13 @@ class CommitHoldRequest(_message.Message):
         buyer: Global___BuyerDetails | None = ...,
         collector: Global___Collector.ValueType = ...,
         payment_method: _builtins.str = ...,
+        ticket_types: _abc.Iterable[Global___TicketTypeChoice] | None = ...,
+        promo_code: _builtins.str = ...,
+        access_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "hold_token", b"hold_token", "idempotency_key", b"idempotency_key", "payment_method", b"payment_method"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_code", b"access_code", "buyer", b"buyer", "collector", b"collector", "hold_token", b"hold_token", "idempotency_key", b"idempotency_key", "payment_method", b"payment_method", "promo_code", b"promo_code", "ticket_types", b"ticket_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -847,6 +920,9 @@ class SellAtBoxOfficeRequest(_message.Message):
     PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     COLLECTOR_FIELD_NUMBER: _builtins.int
     OVERRIDE_HOLDS_FIELD_NUMBER: _builtins.int
+    TICKET_TYPES_FIELD_NUMBER: _builtins.int
+    PROMO_CODE_FIELD_NUMBER: _builtins.int
+    ACCESS_CODE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     idempotency_key: _builtins.str
     """Required: 1-128 characters. The same key always yields the same order."""
@@ -856,6 +932,8 @@ class SellAtBoxOfficeRequest(_message.Message):
     """Unspecified: the organizer's till took the money."""
     override_holds: _builtins.bool
     """Also sell seats that buyers are holding (their holds then cannot commit)."""
+    promo_code: _builtins.str
+    access_code: _builtins.str
     @_builtins.property
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -864,6 +942,10 @@ class SellAtBoxOfficeRequest(_message.Message):
 
     @_builtins.property
     def buyer(self) -> Global___BuyerDetails: ...
+    @_builtins.property
+    def ticket_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketTypeChoice]:
+        """As in CommitHoldRequest."""
+
     def __init__(
         self,
         *,
@@ -875,10 +957,13 @@ class SellAtBoxOfficeRequest(_message.Message):
         payment_method: _builtins.str = ...,
         collector: Global___Collector.ValueType = ...,
         override_holds: _builtins.bool = ...,
+        ticket_types: _abc.Iterable[Global___TicketTypeChoice] | None = ...,
+        promo_code: _builtins.str = ...,
+        access_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "event_id", b"event_id", "general_admission", b"general_admission", "idempotency_key", b"idempotency_key", "override_holds", b"override_holds", "payment_method", b"payment_method", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_code", b"access_code", "buyer", b"buyer", "collector", b"collector", "event_id", b"event_id", "general_admission", b"general_admission", "idempotency_key", b"idempotency_key", "override_holds", b"override_holds", "payment_method", b"payment_method", "promo_code", b"promo_code", "seat_ids", b"seat_ids", "ticket_types", b"ticket_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
