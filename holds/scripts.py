@@ -34,6 +34,8 @@ from holds.script_channel import (
 # scripts over one event's keys also get the inventory prelude's helpers.
 REPLIES_HEADER = "_replies"
 INVENTORY_PRELUDE = "_inventory"
+AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
+AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -52,6 +54,7 @@ INVENTORY_SCRIPTS = frozenset(
         "box_office",
         "refund",
     }
+    | AFTER_SALE_SCRIPTS
 )
 
 
@@ -62,6 +65,8 @@ def _read(name: str) -> str:
 @cache
 def _source(name: str) -> str:
     parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
+    if name in AFTER_SALE_SCRIPTS:
+        parts.insert(2, AFTER_SALE_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -163,6 +168,12 @@ class ScriptRegistry:
         self.scan = self._script("scan")
         self.checkin_stats = self._script("checkin_stats")
         self.ticket_keys_put = self._script("ticket_keys_put")
+        # after the sale (event keys + door keys + resale keys): holds/aftersale.py
+        self.transfer = self._script("transfer")
+        self.exchange = self._script("exchange")
+        self.resale_list = self._script("resale_list")
+        self.resale_hold = self._script("resale_hold")
+        self.resale_commit = self._script("resale_commit")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from holds.aftersale import AfterSale
 from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
@@ -33,6 +34,7 @@ class Stores:
     live: LiveEvents
     sales: Sales
     door: Door
+    after_sale: AfterSale  # transfers, exchanges, resale
     platforms: PlatformStore
     audit: AuditLog
     rate_limits: SalesLimiter  # per-event limits on hold-taking calls
@@ -64,6 +66,8 @@ class Stores:
         live = LiveEvents(client, events, seatmaps, inventory)
         tenants = TenantStore(client)
         platforms = PlatformStore(client, tenants)
+        sales = Sales(live, inventory, platforms.organizer_plan)
+        door = Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret))
         return cls(
             redis=client,
             scripts=scripts,
@@ -72,8 +76,9 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory, platforms.organizer_plan),
-            door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
+            sales=sales,
+            door=door,
+            after_sale=AfterSale(client, scripts, sales, inventory, door),
             platforms=platforms,
             audit=AuditLog(client),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),

@@ -52,7 +52,10 @@ for k = 0, n - 1 do
 end
 
 local now = now_ms()
-for i, amount in pairs(asked) do tickets[i].refunded = (tickets[i].refunded or 0) + amount end
+for i, amount in pairs(asked) do
+  tickets[i].refunded = (tickets[i].refunded or 0) + amount
+  tickets[i].listing = nil    -- a refunded ticket is not for resale (the index is tidied lazily)
+end
 local ids = {}
 for _, line in ipairs(lines) do ids[#ids + 1] = line.ticket_id end
 if release_to ~= '' then

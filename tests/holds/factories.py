@@ -298,11 +298,12 @@ def check_consistent(state: RawState, *, stream_complete: bool = True) -> None: 
     all_tickets = {t.ticket_id: o.order_id for o in state.orders.values() for t in o.tickets}
     assert state.tickets == all_tickets
     for order in state.orders.values():
-        assert order.total == sum(t.price for t in order.tickets)
-        valid = [t for t in order.tickets if t.status == "valid"]
+        current = [t for t in order.tickets if t.status != "exchanged"]  # an exchange's new ones count
+        assert order.total == sum(t.price for t in current)
+        valid = [t for t in current if t.status == "valid"]
         expected = (
             "committed"
-            if len(valid) == len(order.tickets)
+            if len(valid) == len(current)
             else ("cancelled" if not valid else "partially_cancelled")
         )
         assert order.status == expected, f"order {order.order_id} is {order.status}, tickets say {expected}"
