@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from holds import keys
+from holds.aftersale import ResaleRules
 from holds.errors import StoreUnavailable
 from holds.feed.privacy import Privacy
 from holds.inspection import read_event
 from holds.inventory import Inventory
 from holds.records import Buyer
 from holds.redis_client import AnyRedis, connect
-from holds.aftersale import ResaleRules
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
