@@ -17,6 +17,7 @@ import pytest
 from google.protobuf.message import Message
 from seatwise.v1 import (
     access_pb2,
+    aftersale_pb2,
     events_pb2,
     feed_pb2,
     platform_pb2,
@@ -77,6 +78,13 @@ EXTRA: dict[str, dict[str, Any]] = {
         "refund_key": "matrix",
         "tickets": [sales_pb2.TicketRefund(ticket_id="t", amount_minor=1)],
     },
+    "TransferTicket": {"ticket_id": "t", "new_holder": sales_pb2.BuyerDetails(name="Matrix")},
+    "ExchangeTickets": {"ticket_ids": ["t"], "seat_ids": ["r1-5"], "exchange_key": "matrix"},
+    "SetResaleRules": {"allowed": True},
+    "ListTicketForResale": {"ticket_id": "t", "price": 1, "seller_id": "matrix"},
+    "WithdrawListing": {"ticket_id": "t"},
+    "HoldListing": {"ticket_id": "t", "listing_id": "l"},
+    "CommitListing": {"resale_key": "matrix", "buyer": sales_pb2.BuyerDetails(name="Matrix")},
     "CreateApiKey": {"role": tenancy_pb2.ROLE_STOREFRONT},
     "CreateTenant": {"name": "Matrix"},
     "Export": {"kind": reports_pb2.EXPORT_KIND_ORDERS},
@@ -198,6 +206,7 @@ def _module_of(method: Any) -> Any:
         "session": session_pb2,
         "feed": feed_pb2,
         "access": access_pb2,
+        "aftersale": aftersale_pb2,
         "reports": reports_pb2,
     }[name]
 

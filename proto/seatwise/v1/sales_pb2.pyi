@@ -473,12 +473,26 @@ class Ticket(_message.Message):
     CANCELLED_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
     REFUNDED_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXCHANGED_FOR_FIELD_NUMBER: _builtins.int
+    LISTING_ID_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_id: _builtins.str
     """A seat ticket names its seat; a GA ticket its area."""
     ga_area_id: _builtins.str
     category: _builtins.str
     cancelled: _builtins.bool
+    revision: _builtins.int
+    """After the sale (AfterSaleService): each change of hands is a new revision;
+    the holder is unset while it is the order's buyer.
+    """
+    status: _builtins.str
+    """valid | cancelled | exchanged (an exchanged ticket was replaced by exchanged_for)."""
+    exchanged_for: _builtins.str
+    listing_id: _builtins.str
+    """Listed for resale: the listing's id (ListListings has the details)."""
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
     @_builtins.property
@@ -491,6 +505,8 @@ class Ticket(_message.Message):
     def refunded(self) -> _common_pb2.Money:
         """Refunded so far (RefundOrder), never more than price."""
 
+    @_builtins.property
+    def holder(self) -> Global___BuyerDetails: ...
     def __init__(
         self,
         *,
@@ -502,10 +518,15 @@ class Ticket(_message.Message):
         cancelled: _builtins.bool = ...,
         split: Global___FeeSplit | None = ...,
         refunded: _common_pb2.Money | None = ...,
+        revision: _builtins.int = ...,
+        holder: Global___BuyerDetails | None = ...,
+        status: _builtins.str = ...,
+        exchanged_for: _builtins.str = ...,
+        listing_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["holder", b"holder", "price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "refunded", b"refunded", "seat_id", b"seat_id", "split", b"split", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "exchanged_for", b"exchanged_for", "ga_area_id", b"ga_area_id", "holder", b"holder", "listing_id", b"listing_id", "price", b"price", "refunded", b"refunded", "revision", b"revision", "seat_id", b"seat_id", "split", b"split", "status", b"status", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
