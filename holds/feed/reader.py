@@ -299,4 +299,15 @@ def _entry(
         return FeedEntry(**{**entry.__dict__, "event_status": detail.rpartition("|")[2]})
     if kind == "order.created":
         return entry
+    if kind in _TICKET_KINDS:  # after the sale: "<ticket>|..." (holds/lua/transfer.lua, resale_*.lua)
+        ticket, _, rest = detail.partition("|")
+        reason = rest if kind == "ticket.listing_withdrawn" else ""
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": [ticket], "reason": reason, "detail": detail})
+    if kind == "order.exchanged":  # "<from ids>|<to ids>|<exchange id>|<difference>"
+        given, taken = detail.split("|")[:2]
+        ids = [i for i in (given + "," + taken).split(",") if i]
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": ids, "detail": detail})
     return FeedEntry(**{**entry.__dict__, "detail": detail})
+
+
+_TICKET_KINDS = frozenset({"ticket.transferred", "ticket.resold", "ticket.listed", "ticket.listing_withdrawn"})

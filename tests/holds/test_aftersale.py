@@ -13,6 +13,8 @@ import pytest
 from holds import keys, seatvalues
 from holds.aftersale import AfterSale, ResaleRules
 from holds.errors import InvalidRequest, NotFound, PreconditionFailed, SeatsUnavailable
+from holds.feed.cursor import Cursor
+from holds.feed.reader import Checkpoint, FeedEntry, FeedReader
 from holds.inventory import HoldResult, SeatOrdinalsUnavailable
 from holds.records import Buyer, Order
 from holds.redis_client import AnyRedis
@@ -445,3 +447,29 @@ async def test_cancel_racing_a_transfer_or_refund_stays_consistent(
         if rival == "refund":
             assert t.refunded in (0, t.price)
     check_consistent(await read_state(redis_client, ev.event_id))
+
+
+async def test_the_feed_names_the_tickets_of_each_after_sale_entry(
+    stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, redis_client: AnyRedis
+) -> None:
+    await after.set_resale_rules(ev.tenant, ev.event_id, ResaleRules(True))
+    order = await order_of(sales, ev, 0, 1)
+    t0, t1 = (t.ticket_id for t in order.tickets)
+    await after.transfer(ev.tenant, ev.event_id, order.order_id, t0, 0, BOB)
+    _, listed = await after.list_ticket(ev.tenant, ev.event_id, order.order_id, t0, revision=1, price=10,
+                                        seller_id="bob")  # fmt: skip
+    await after.withdraw_listing(ev.tenant, ev.event_id, order.order_id, t0)
+    _, done = await after.exchange(ev.tenant, ev.event_id, order.order_id, [t1], seat_ids=[seat(ev, 12)],
+                                   exchange_key="x")  # fmt: skip
+    entries: list[FeedEntry] = []
+    async for item in FeedReader(redis_client).follow(ev.tenant, Cursor(), poll_s=0.01):
+        if isinstance(item, Checkpoint):
+            break
+        entries.append(item)
+    after_sale = [(e.kind, e.ticket_ids, e.reason) for e in entries if e.kind != "order.created"]
+    assert after_sale == [
+        ("ticket.transferred", [t0], ""),
+        ("ticket.listed", [t0], ""),
+        ("ticket.listing_withdrawn", [t0], "withdrawn"),
+        ("order.exchanged", [t1, done.exchange.to_tickets[0]], ""),
+    ]
