@@ -305,9 +305,11 @@ def _entry(
         return FeedEntry(**{**entry.__dict__, "ticket_ids": [ticket], "reason": reason, "detail": detail})
     if kind == "order.exchanged":  # "<from ids>|<to ids>|<exchange id>|<difference>"
         given, taken = detail.split("|")[:2]
-        ids = [i for i in (given + "," + taken).split(",") if i]
-        return FeedEntry(**{**entry.__dict__, "ticket_ids": ids, "detail": detail})
+        swapped = [i for i in (given + "," + taken).split(",") if i]
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": swapped, "detail": detail})
     return FeedEntry(**{**entry.__dict__, "detail": detail})
 
 
-_TICKET_KINDS = frozenset({"ticket.transferred", "ticket.resold", "ticket.listed", "ticket.listing_withdrawn"})
+_TICKET_KINDS = frozenset(
+    {"ticket.transferred", "ticket.resold", "ticket.listed", "ticket.listing_withdrawn"}
+)

@@ -456,7 +456,7 @@ async def test_the_feed_names_the_tickets_of_each_after_sale_entry(
     order = await order_of(sales, ev, 0, 1)
     t0, t1 = (t.ticket_id for t in order.tickets)
     await after.transfer(ev.tenant, ev.event_id, order.order_id, t0, 0, BOB)
-    _, listed = await after.list_ticket(ev.tenant, ev.event_id, order.order_id, t0, revision=1, price=10,
+    await after.list_ticket(ev.tenant, ev.event_id, order.order_id, t0, revision=1, price=10,
                                         seller_id="bob")  # fmt: skip
     await after.withdraw_listing(ev.tenant, ev.event_id, order.order_id, t0)
     _, done = await after.exchange(ev.tenant, ev.event_id, order.order_id, [t1], seat_ids=[seat(ev, 12)],
