@@ -473,3 +473,23 @@ async def test_the_feed_names_the_tickets_of_each_after_sale_entry(
         ("ticket.listing_withdrawn", [t0], "withdrawn"),
         ("order.exchanged", [t1, done.exchange.to_tickets[0]], ""),
     ]
+
+
+async def test_an_exchanged_tickets_money_is_refunded_on_its_replacement(
+    stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, redis_client: AnyRedis
+) -> None:
+    order = await order_of(sales, ev, 0)
+    old = order.tickets[0].ticket_id
+    _, done = await after.exchange(ev.tenant, ev.event_id, order.order_id, [old], seat_ids=[seat(ev, 12)],
+                                   exchange_key="x")  # fmt: skip
+    new = done.exchange.to_tickets[0]
+    before = await everything(redis_client, ev.event_id)
+    with pytest.raises(PreconditionFailed, match=f"ticket {old} was exchanged: refund its replacement {new}"):
+        await sales.refund(ev.tenant, ev.event_id, order.order_id, {old: 0}, refund_key="r1")
+    assert await everything(redis_client, ev.event_id) == before
+    _, whole = await sales.refund(
+        ev.tenant, ev.event_id, order.order_id, {}, refund_key="r2", release_to="free"
+    )
+    assert [line.ticket_id for line in whole.refund.lines] == [new]
+    assert whole.refund.total == done.order.total
+    check_consistent(await read_state(redis_client, ev.event_id))
