@@ -7,7 +7,8 @@ the hold is gone; another request under the id: refused), extend, release (all
 or part), commit (fresh and reused idempotency keys), cancel (whole or part, to
 free or not-for-sale), change seat status, expire holds, scan tickets at the door (the
 current holder's token and earlier ones), transfer tickets and exchange them for a free
-seat or a live hold's seat. After every step
+seat or a live hold's seat, list tickets for resale (within the limits or not) and
+buy listings (hold, a second buyer refused, commit: the seller's token revoked). After every step
 the whole event is read in one atomic cut and compared with the model: every
 seat's state and owner, the orders and their tickets, idempotency keys, GA
 counts, places held and bought per buyer (never past the limit), the
@@ -42,6 +43,7 @@ from hypothesis.stateful import (
 )
 
 from holds import keys
+from holds.aftersale import ResaleRules
 from holds.availability import decode_snapshot
 from holds.errors import (
     GeneralAdmissionUnavailable,
@@ -70,6 +72,7 @@ from tests.holds.factories import (
 )
 
 ROWS, PER_ROW, GA_CAP, PER_HOLD, PER_BUYER = 3, 6, 5, 6, 8
+RULES = ResaleRules(allowed=True, floor=100, cap=900)
 BUYERS = ("ann", "bob", "")  # "": an anonymous hold, no buyer limit
 SEATS = ROWS * PER_ROW
 STATES = ("free", "held", "sold", "blocked", "not_for_sale")
@@ -158,6 +161,8 @@ class InventoryMachine(RuleBasedStateMachine):
             tuple[str, int], str
         ] = {}  # (ticket id, revision) -> its token (issued while valid)
         self.admitted: dict[str, str] = {}  # ticket id -> the gate that admitted it
+        self.listings: dict[str, tuple[str, str]] = {}  # ticket id -> (order id, listing id) listed now
+        self.run(self.stores.after_sale.set_resale_rules(self.ev.tenant, self.ev.event_id, RULES))
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -480,6 +485,7 @@ class InventoryMachine(RuleBasedStateMachine):
         _ctx, result = self.run(call)
         assert {line.ticket_id: line.amount for line in result.refund.lines} == lines
         for t, a in lines.items():
+            self.listings.pop(t, None)  # a refunded ticket is not for resale
             order.refunded[t] = order.refunded.get(t, 0) + a
         if release:
             newly = set(lines) - order.cancelled  # a ticket cancelled before only gets its money back
@@ -531,6 +537,8 @@ class InventoryMachine(RuleBasedStateMachine):
         else:
             self.run(self.inv.cancel(self.ev.event_id, order_id, ticket_ids=chosen, to=to))  # type: ignore[arg-type]
         order.cancelled |= set(chosen)
+        for t in chosen:
+            self.listings.pop(t, None)
         for t in chosen:
             if t in order.seat_tickets:
                 self.seat[order.seat_tickets[t]] = ("free", "") if to == "free" else ("not_for_sale", "")
@@ -617,6 +625,7 @@ class InventoryMachine(RuleBasedStateMachine):
         else:
             assert outcome.result == "admitted"
             self.admitted[ticket_id] = gate
+            self.listings.pop(ticket_id, None)  # used at the door: no longer for resale
 
     # -- after the sale ---------------------------------------------------------------
     @precondition(lambda self: self.orders)
@@ -641,6 +650,7 @@ class InventoryMachine(RuleBasedStateMachine):
             return
         _, stored, _token = self.run(call)
         order.revoked.setdefault(ticket_id, []).append("transferred")
+        self.listings.pop(ticket_id, None)
         assert next(t for t in stored.tickets if t.ticket_id == ticket_id).revision == order.revision(
             ticket_id
         )
@@ -683,6 +693,7 @@ class InventoryMachine(RuleBasedStateMachine):
         new_price = self.ev.prices[self.ev.categories[target]]
         assert result.exchange.difference == new_price - order.prices[ticket_id]
         order.exchanged.add(ticket_id)
+        self.listings.pop(ticket_id, None)
         order.total += result.exchange.difference
         order.prices[new_id] = new_price
         order.seat_tickets[new_id] = target
@@ -692,6 +703,57 @@ class InventoryMachine(RuleBasedStateMachine):
         if hold_id:
             self.holds.pop(hold_id)
             self.ended[hold_id] = "committed"
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), price=st.sampled_from([RULES.floor - 1, RULES.floor, RULES.cap, RULES.cap + 1]))
+    def list_for_resale(self, data: st.DataObject, price: int) -> None:
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
+        call = self.stores.after_sale.list_ticket(
+            self.ev.tenant, self.ev.event_id, order_id, ticket_id, revision=order.revision(ticket_id),
+            price=price, seller_id="seller",
+        )  # fmt: skip
+        if order.gone(ticket_id) or ticket_id in self.admitted:
+            with pytest.raises(PreconditionFailed, match=ticket_id):
+                self.run(call)
+        elif not RULES.floor <= price <= RULES.cap:
+            with pytest.raises(InvalidRequest, match=ticket_id):
+                self.run(call)
+        elif ticket_id in self.listings:
+            with pytest.raises(PreconditionFailed, match="already listed"):
+                self.run(call)
+        else:
+            _, stored = self.run(call)
+            listing = next(t for t in stored.tickets if t.ticket_id == ticket_id).listing
+            assert listing is not None
+            self.listings[ticket_id] = (order_id, listing.listing_id)
+
+    @precondition(lambda self: self.listings)
+    @rule(data=st.data())
+    def buy_listing(self, data: st.DataObject) -> None:
+        """A resale buyer holds and commits a listing: the seller's token is revoked."""
+        ticket_id = data.draw(st.sampled_from(sorted(self.listings)))
+        order_id, listing_id = self.listings.pop(ticket_id)
+        order = self.orders[order_id]
+        after = self.stores.after_sale
+        _, held = self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rb"))
+        with pytest.raises(PreconditionFailed, match="held by a resale buyer"):
+            self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rc"))
+        seller = (ticket_id, order.revision(ticket_id))
+        if seller not in self.tokens:
+            _, self.tokens[seller], _ = self.run(
+                self.stores.door.ticket_token(self.ev.tenant, self.ev.event_id, order_id, ticket_id)
+            )
+        _, result, token = self.run(
+            after.commit_listing(self.ev.tenant, held.token, f"rs{next(self.keys)}", Buyer(name="Resale"))
+        )
+        order.revoked.setdefault(ticket_id, []).append("resold")
+        assert result.resale.revision == order.revision(ticket_id)
+        self.tokens[(ticket_id, order.revision(ticket_id))] = token
+        self.scan_ticket(order, seller, "South")  # the seller's token stopped working at once
+        with pytest.raises(NotFound):  # the listing ended with the sale
+            self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rd"))
 
     # -- after every step --------------------------------------------------------
     @invariant()
@@ -717,6 +779,8 @@ class InventoryMachine(RuleBasedStateMachine):
             assert {t.ticket_id for t in stored.tickets if t.status == "cancelled"} == order.cancelled
             assert {t.ticket_id for t in stored.tickets if t.status == "exchanged"} == order.exchanged
             assert {t.ticket_id: t.revocations for t in stored.tickets if t.revision} == order.revoked
+            listed = {t.ticket_id: (order_id, t.listing.listing_id) for t in stored.tickets if t.listing}
+            assert listed == {t: v for t, v in self.listings.items() if v[0] == order_id}
             assert stored.total == order.total
             assert {t.ticket_id: t.refunded for t in stored.tickets if t.refunded} == {
                 t: r for t, r in order.refunded.items() if r
