@@ -56,6 +56,7 @@ def order_record(organizer_id: str, order: Order) -> OrderRecord:
             ),
         )
         for t in order.tickets
+        if t.status != "exchanged"  # replaced by its exchange's ticket, which carries the money now
     ]
     return OrderRecord(
         order.order_id, organizer_id, order.created_ms, order.payment_method or "online",

@@ -20,6 +20,7 @@ from holds import keys
 from holds.errors import InvalidRequest, NotFound, PreconditionFailed, StoreError
 from holds.inventory import Inventory
 from holds.live import LiveEvent, LiveEvents
+from holds.records import Order, Ticket
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.scripts import ScriptRegistry
@@ -103,6 +104,20 @@ def _name(field_name: str, value: str) -> str:
     return value
 
 
+REVISION_SEPARATOR = "~"
+
+
+def claim_id(ticket_id: str, revision: int) -> str:
+    """The ticket id a token of ``revision`` names: a ticket that changed hands
+    (holds/aftersale.py) is signed as ``<id>~<revision>``; revision 0 as its own id."""
+    return ticket_id if revision == 0 else f"{ticket_id}{REVISION_SEPARATOR}{revision}"
+
+
+def ticket_of_claim(claim: str) -> str:
+    """The ticket id of a token's claim, without its revision."""
+    return claim.partition(REVISION_SEPARATOR)[0]
+
+
 def _place(claims: TicketClaims) -> str:
     return f"s:{claims.place}" if isinstance(claims.place, int) else f"g:{claims.place}"
 
@@ -126,7 +141,8 @@ class Door:
     async def ticket_token(
         self, tenant_id: str, event_id: str, order_id: str, ticket_id: str
     ) -> tuple[LiveEvent, str, str]:
-        """(event, token, key id) of one valid ticket. The key that signs a ticket is
+        """(event, token, key id) of one valid ticket, at its current revision (the
+        previous holders' tokens are revoked). The key that signs a ticket is
         recorded the first time its token is asked for, so the token is the same every
         time (Ed25519 is deterministic) and a rotation only changes new tickets'; a
         ticket whose key was revoked is signed again with the active key."""
@@ -141,7 +157,16 @@ class Door:
             raise NotFound("ticket", ticket_id)
         if ticket.status != "valid":
             raise PreconditionFailed(f"ticket {ticket_id} is {ticket.status}", subject=ticket_id)
-        recorded_at = keys.door_keys(ctx.event_id)[keys.DOOR_KEY_NAMES.index("ticketkeys")]
+        token, key_id = await self.sign_ticket(tenant_id, ctx.event_id, order, ticket)
+        return ctx, token, key_id
+
+    async def sign_ticket(
+        self, tenant_id: str, event_id: str, order: Order, ticket: Ticket
+    ) -> tuple[str, str]:
+        """(token, key id) of ``ticket`` of ``order`` as given (the caller read them):
+        after a transfer or resale, the new holder's token even if a cancel followed."""
+        ticket_id = ticket.ticket_id
+        recorded_at = keys.door_keys(event_id)[keys.DOOR_KEY_NAMES.index("ticketkeys")]
         ring = await self.ticket_keys.ring(tenant_id)
         async with wrap_errors("read ticket key id"):
             key_id = _text(await self._r.hget(recorded_at, ticket_id) or "")
@@ -159,13 +184,13 @@ class Door:
         place: int | str = ticket.seat if ticket.seat is not None else ticket.ga_area or ""
         token = sign(
             key,
-            event_id=ctx.event_id,
-            ticket_id=ticket_id,
-            order_id=order_id,
+            event_id=event_id,
+            ticket_id=claim_id(ticket_id, ticket.revision),
+            order_id=order.order_id,
             place=place,
-            issued_at=order.created_ms // 1000,
+            issued_at=(ticket.reissued_ms or order.created_ms) // 1000,
         )
-        return ctx, token, key.key_id
+        return token, key.key_id
 
     # -- scans ---------------------------------------------------------------
     async def scan(

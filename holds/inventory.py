@@ -484,6 +484,11 @@ class Inventory:
                 )
             case [Reply.REFUND_STALE, _]:
                 raise RefundStale()
+            case [Reply.TICKET_NOT_VALID, ticket, status]:
+                raise PreconditionFailed(
+                    f"ticket {_text(ticket)} was {_text(status)}: refund its replacement",
+                    subject=_text(ticket),
+                )
             case [Reply.IDEMPOTENCY_MISMATCH, other]:
                 raise InvalidRequest(
                     "refund_key", f"already used for refund {_text(other)} of a different request"

@@ -160,6 +160,28 @@ def door_keys(event_id: str) -> tuple[str, ...]:
     return tuple(f"{PREFIX}:{tag}:{name}" for name in DOOR_KEY_NAMES)
 
 
+# -- after the sale: resale listings and resales (holds/aftersale.py) -----------------
+# Passed to the after-sale scripts (transfer, exchange, resale_*) after the event's
+# keys and its door keys, as KEYS[26..28]; same {ev:} tag.
+RESALE_KEY_NAMES = (
+    "listings",  # hash ticket_id -> order_id of listed tickets (the listing itself is on the ticket)
+    "resales",  # hash resale_id -> resale record (JSON, holds.records.Resale); key:<resale key> -> id
+    "resales_z",  # zset resale_id -> when it was committed (ms)
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def resale_keys(event_id: str) -> tuple[str, ...]:
+    """The event's resale keys, in the order of RESALE_KEY_NAMES."""
+    tag = event_tag(event_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in RESALE_KEY_NAMES)
+
+
+def after_sale_keys(event_id: str) -> tuple[str, ...]:
+    """KEYS of the after-sale scripts: the event's keys, its door keys, its resale keys."""
+    return (*event_keys(event_id), *door_keys(event_id), *resale_keys(event_id))
+
+
 def ticket_signing_keys(tenant_id: str) -> str:
     """Hash of a tenant's ticket keys: ``ring`` (published KeyRing JSON), ``version``,
     ``seed:<key id>`` (the private seed, encrypted when a secret is configured)."""

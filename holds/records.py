@@ -116,11 +116,25 @@ class Sale(msgspec.Struct, frozen=True, omit_defaults=True):
 STOREFRONT_SALE = Sale(collector="platform", payment_method="online")
 
 
+class Listing(msgspec.Struct, frozen=True):
+    """A ticket offered for resale (resale_list.lua), kept on the ticket; the hold of
+    the resale buyer paying for it, if any (``hold_expires_ms`` on Redis's clock)."""
+
+    listing_id: str
+    price: int
+    seller_id: str
+    listed_ms: int
+    revision: int  # the ticket's revision when listed
+    hold_id: str = ""
+    hold_expires_ms: int = 0
+    hold_buyer: str = ""
+
+
 class Ticket(msgspec.Struct, frozen=True):
     ticket_id: str
     category: str
     price: int
-    status: str  # valid | cancelled
+    status: str  # valid | cancelled | exchanged
     seat: int | None = None  # ordinal in the event's seat map
     ga_area: str | None = None
     # the split at sale (rules.fees.split_ticket, computed by the script): 0 without a plan
@@ -134,6 +148,20 @@ class Ticket(msgspec.Struct, frozen=True):
     ticket_type: str = ""
     list_price: int = 0
     discount: int = 0
+    # after the sale (holds/aftersale.py): each change of hands is a new revision, named in
+    # the token; ``revoked[i]`` is why revision i's token stopped working (transferred | resold)
+    revision: int = 0
+    revoked: list[str] | dict[str, str] = []  # cjson writes an empty list as {}
+    holder: Buyer | None = None  # None: the order's buyer
+    reissued_ms: int = 0
+    listing: Listing | None = None
+    resale_id: str = ""  # the resale that made the current holder's revision
+    exchanged_for: str = ""  # an exchanged ticket: the ticket that replaced it
+    exchanged_from: str = ""  # a ticket from an exchange: the one it replaced
+
+    @property
+    def revocations(self) -> list[str]:
+        return list(self.revoked) if isinstance(self.revoked, list) else []
 
     @property
     def platform_fee(self) -> int:
@@ -147,6 +175,22 @@ class Ticket(msgspec.Struct, frozen=True):
     @property
     def organizer_share(self) -> int:
         return self.price - self.platform_fee
+
+
+class Exchange(msgspec.Struct, frozen=True):
+    """Tickets of an order swapped for other seats (exchange.lua): ``difference`` is
+    what the buyer owes (negative: is owed), ``fee_difference`` the platform's part of it."""
+
+    exchange_id: str
+    exchange_key: str
+    created_ms: int
+    from_tickets: list[str] | dict[str, str]
+    to_tickets: list[str] | dict[str, str]
+    difference: int
+    fee_difference: int
+    fingerprint: str = ""
+    hold_id: str = ""
+    seq: int = 0
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -172,6 +216,11 @@ class Order(msgspec.Struct, frozen=True):
     overridden_holds: str = ""  # box office: holds whose seats were sold over them (comma-separated)
     promo_code: str = ""  # the promo code the order used ("" none); discount: its total off the tickets
     discount: int = 0
+    exchanges: list[Exchange] | dict[str, str] = []  # exchange.lua; cjson writes an empty list as {}
+
+    @property
+    def exchange_list(self) -> list[Exchange]:
+        return list(self.exchanges) if isinstance(self.exchanges, list) else []
 
 
 class HoldRecord(msgspec.Struct, frozen=True):
@@ -234,6 +283,36 @@ class Refund(msgspec.Struct, frozen=True):
         return sum(line.amount for line in self.lines)
 
 
+class Resale(msgspec.Struct, frozen=True):
+    """A listed ticket bought by a resale buyer (resale_commit.lua): the price, the
+    platform's fees on it (rules.fees.split_ticket under the organizer's plan), the
+    seller's payout, and the seller's times for seller metrics."""
+
+    resale_id: str
+    resale_key: str
+    order_id: str
+    ticket_id: str
+    listing_id: str
+    hold_id: str
+    seller_id: str
+    seller: Buyer
+    buyer: Buyer
+    price: int
+    currency: str
+    seller_payout: int
+    revision: int  # the ticket's revision the buyer holds
+    listed_ms: int
+    accepted_ms: int  # the buyer's commit
+    delivered_ms: int  # the buyer's token issued (at the commit: the revision is the buyer's at once)
+    buyer_id: str = ""
+    ticket_fee_rate: int = 0
+    ticket_fee_fixed: int = 0
+    processing_fee_rate: int = 0
+    processing_fee_fixed: int = 0
+
+
 order_decoder = msgspec.json.Decoder(Order)
+resale_decoder = msgspec.json.Decoder(Resale)
+exchange_decoder = msgspec.json.Decoder(Exchange)
 refund_decoder = msgspec.json.Decoder(Refund)
 hold_decoder = msgspec.json.Decoder(HoldRecord)

@@ -51,7 +51,7 @@ class Reply(IntEnum):
     REQUEST_MISMATCH = 28  # a request id already used for another request
     # scan (the door): a ticket's check-in answers
     ALREADY_USED = 29  # gate, device, at ms
-    TICKET_REVOKED = 30  # why: cancelled | not_issued
+    TICKET_REVOKED = 30  # why: cancelled | exchanged | transferred | resold | not_issued
     OUTSIDE_WINDOW = 31  # from ms, until ms, at ms
     NOT_CHECKED_IN = 32  # an exit scan of a ticket that is not inside
     REENTRY_NOT_ALLOWED = 33  # an exit scan at an event without re-entry
@@ -78,3 +78,14 @@ class Reply(IntEnum):
     SELECTION_INVALID = 47  # seat, ordinal | ga, area | buyer, code
     OFFER_EXISTS = 48  # id
     OFFER_NOT_FOUND = 49  # id
+    # after the sale: transfer, exchange, resale (holds/aftersale.py)
+    TICKET_NOT_VALID = 50  # ticket id, status (cancelled | exchanged)
+    REVISION_MISMATCH = 51  # ticket id, current revision, why it last changed hands
+    TICKET_USED = 52  # ticket id: checked in at the door
+    RESALE_NOT_ALLOWED = 53
+    PRICE_OUT_OF_RANGE = 54  # floor, cap (0: no cap)
+    LISTING_NOT_FOUND = 55  # ticket id
+    LISTING_HELD = 56  # ticket id: another resale buyer's live hold
+    TICKET_REFUNDED = 57  # ticket id
+    ALREADY_LISTED = 58  # ticket id
+    EXCHANGE_KEY_MISMATCH = 59  # the exchange the key made

@@ -112,9 +112,18 @@ def _refund_lines(order: Order, amounts: Mapping[str, int], releasing: bool) -> 
         if unknown:
             raise InvalidRequest("tickets", f"ticket {unknown[0]!r} is not in order {order.order_id}")
         chosen = [(by_id[t], amount) for t, amount in amounts.items()]
+        swapped = [t for t, _ in chosen if t.status == "exchanged"]
+        if swapped:  # its money moved to the ticket that replaced it
+            raise PreconditionFailed(
+                f"ticket {swapped[0].ticket_id} was exchanged: refund its replacement "
+                f"{swapped[0].exchanged_for}",
+                subject=swapped[0].ticket_id,
+            )
     else:  # the whole order: what is left of every ticket (and, releasing, every valid ticket)
         chosen = [
-            (t, 0) for t in order.tickets if t.refunded < t.price or (releasing and t.status == "valid")
+            (t, 0)
+            for t in order.tickets
+            if t.status != "exchanged" and (t.refunded < t.price or (releasing and t.status == "valid"))
         ]
         if not chosen:
             raise PreconditionFailed(

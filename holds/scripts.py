@@ -39,6 +39,8 @@ INVENTORY_PRELUDE = "_inventory"
 # the selling scripts also get ticket types and promo codes (after the inventory prelude)
 OFFERS_PRELUDE = "_offers"
 OFFER_SCRIPTS = frozenset({"commit", "box_office"})
+AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
+AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -58,6 +60,7 @@ INVENTORY_SCRIPTS = frozenset(
         "box_office",
         "refund",
     }
+    | AFTER_SALE_SCRIPTS
 )
 
 
@@ -70,6 +73,8 @@ def _source(name: str) -> str:
     parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
     if name in OFFER_SCRIPTS:
         parts.insert(2, OFFERS_PRELUDE)
+    if name in AFTER_SALE_SCRIPTS:
+        parts.insert(2, AFTER_SALE_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -185,6 +190,12 @@ class ScriptRegistry:
         # ticket types and promo codes: holds/offers.py (definitions; organizer-wide codes' uses)
         self.offer_put = self._script("offer_put")
         self.promo_claim = self._script("promo_claim")
+        # after the sale (event keys + door keys + resale keys): holds/aftersale.py
+        self.transfer = self._script("transfer")
+        self.exchange = self._script("exchange")
+        self.resale_list = self._script("resale_list")
+        self.resale_hold = self._script("resale_hold")
+        self.resale_commit = self._script("resale_commit")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

@@ -36,6 +36,7 @@ from server.reaper import reap_forever
 from server.redis_process import EmbeddedRedis
 from server.servicers import (
     access,
+    aftersale,
     events,
     exports,
     feed,
@@ -64,6 +65,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     feed.SERVICE,
     access.TICKET_SERVICE,
     access.ACCESS_SERVICE,
+    aftersale.SERVICE,
     platforms.SERVICE,
     exports.SERVICE,
     reports.SERVICE,

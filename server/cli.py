@@ -749,16 +749,18 @@ def _print_order(order: Any, note: str = "") -> None:
             t.category,
             t.ticket_type or "-",
             t.price.amount_minor,
-            "cancelled" if t.cancelled else "",
+            t.revision,
+            t.holder.name or t.holder.email,
+            "cancelled" if t.cancelled else ("" if t.status in ("", "valid") else t.status),
         )
         for t in order.tickets
     ]
-    table(("TICKET", "SEAT / GA AREA", "CATEGORY", "TYPE", "PRICE", ""), rows)
+    table(("TICKET", "SEAT / GA AREA", "CATEGORY", "TYPE", "PRICE", "REV", "HOLDER", ""), rows)
 
 
 @main.group()
 def order() -> None:
-    """Orders: get, list, cancel."""
+    """Orders: get, list, cancel, transfer, exchange."""
 
 
 @order.command("get")
@@ -817,6 +819,165 @@ def order_cancel(
     with remote.client() as client:
         cancelled = client.cancel_order(event_id, order_id, list(tickets), not_for_sale, reason)
     _print_order(cancelled)
+
+
+@order.command("transfer")
+@click.argument("event_id")
+@click.argument("order_id")
+@click.argument("ticket_id")
+@click.option(
+    "--revision",
+    type=int,
+    default=0,
+    show_default=True,
+    help="The ticket's revision as last read (REV in 'order get'); a stale one is refused.",
+)
+@click.option("--name", default="", help="The new holder's name (or --email).")
+@click.option("--email", default="")
+@remote()
+def order_transfer(
+    event_id: str, order_id: str, ticket_id: str, revision: int, name: str, email: str, remote: Remote
+) -> None:
+    """Transfer TICKET_ID to another person: the old token stops working; prints the new one."""
+    with remote.client() as client:
+        moved = client.transfer_ticket(event_id, order_id, ticket_id, revision, name, email)
+    _print_order(moved.order)
+    click.echo(f"revision {moved.revision} token {moved.token}")
+
+
+@order.command("exchange")
+@click.argument("event_id")
+@click.argument("order_id")
+@click.option("--ticket", "tickets", multiple=True, required=True, help="A ticket to give up (repeat).")
+@click.option("--seat", "seats", multiple=True, help="A free seat to take, one per ticket (repeat).")
+@click.option("--hold", "hold_token", default="", help="Or: a hold on the seats to take (sold-out events).")
+@click.option("--exchange-key", default="", help="Reuse it on retry (default: a new one).")
+@remote()
+def order_exchange(
+    event_id: str, order_id: str, tickets: tuple[str, ...], seats: tuple[str, ...], hold_token: str,
+    exchange_key: str, remote: Remote,
+) -> None:  # fmt: skip
+    """Swap tickets of an order for other seats of the event, in one step; prints the difference."""
+    import uuid
+
+    with remote.client() as client:
+        done = client.exchange_tickets(
+            event_id, order_id, list(tickets), list(seats), hold_token, exchange_key or f"cli-{uuid.uuid4()}"
+        )
+    _print_order(done.order, " (replayed)" if done.replayed else "")
+    x = done.exchange
+    click.echo(f"exchange {x.exchange_id}: difference {x.difference.amount_minor} {x.difference.currency}")
+
+
+# -- resale (docs/selling.md) ------------------------------------------------------
+@main.group()
+def resale() -> None:
+    """Resale of tickets: the organizer's limits, listings, purchases."""
+
+
+@resale.command("rules")
+@click.argument("event_id")
+@click.option("--allow/--forbid", default=True, help="Whether the event's tickets may be resold.")
+@click.option("--floor", type=int, default=0, help="Lowest price, minor units.")
+@click.option("--cap", type=int, default=0, help="Highest price, minor units (0: none).")
+@remote()
+def resale_rules(event_id: str, allow: bool, floor: int, cap: int, remote: Remote) -> None:
+    """Set EVENT_ID's resale limits."""
+    with remote.client() as client:
+        rules = client.set_resale_rules(event_id, allow, floor, cap)
+    allowed = "allowed" if rules.allowed else "not allowed"
+    click.echo(f"resale {allowed}: floor {rules.floor}, cap {rules.cap or 'none'}")
+
+
+@resale.command("list")
+@click.argument("event_id")
+@click.argument("order_id")
+@click.argument("ticket_id")
+@click.option("--price", type=int, required=True, help="Minor units.")
+@click.option("--seller", "seller_id", required=True, help="The seller's account id.")
+@click.option("--revision", type=int, default=0, show_default=True)
+@remote()
+def resale_list(
+    event_id: str, order_id: str, ticket_id: str, price: int, seller_id: str, revision: int, remote: Remote
+) -> None:
+    """Offer TICKET_ID for resale; prints the listing id."""
+    with remote.client() as client:
+        listed = client.list_for_resale(event_id, order_id, ticket_id, revision, price, seller_id)
+    click.echo(listed.listing.listing_id)
+
+
+@resale.command("withdraw")
+@click.argument("event_id")
+@click.argument("order_id")
+@click.argument("ticket_id")
+@remote()
+def resale_withdraw(event_id: str, order_id: str, ticket_id: str, remote: Remote) -> None:
+    """Withdraw TICKET_ID's listing."""
+    with remote.client() as client:
+        client.withdraw_listing(event_id, order_id, ticket_id)
+    click.echo(f"withdrawn {ticket_id}")
+
+
+@resale.command("listings")
+@click.argument("event_id")
+@json_option
+@remote()
+def resale_listings(event_id: str, as_json: bool, remote: Remote) -> None:
+    """EVENT_ID's listed tickets."""
+    with remote.client() as client:
+        listed = client.listings(event_id)
+    if as_json:
+        emit_json(listed)
+        return
+    rows = [(li.listing_id, li.ticket_id, li.seat_id or li.ga_area_id, li.price.amount_minor, li.seller_id,
+             "held" if li.held else "") for li in listed.listings]  # fmt: skip
+    table(("LISTING", "TICKET", "SEAT / GA AREA", "PRICE", "SELLER", ""), rows)
+
+
+@resale.command("hold")
+@click.argument("event_id")
+@click.argument("ticket_id")
+@click.argument("listing_id")
+@click.option("--buyer", "buyer_id", default="", help="The buyer's account id.")
+@remote()
+def resale_hold(event_id: str, ticket_id: str, listing_id: str, buyer_id: str, remote: Remote) -> None:
+    """Hold a listing while the buyer pays; prints the hold token."""
+    with remote.client() as client:
+        held = client.hold_listing(event_id, ticket_id, listing_id, buyer_id)
+    click.echo(held.hold_token)
+
+
+@resale.command("buy")
+@click.argument("hold_token")
+@click.option("--resale-key", required=True, help="Reuse it on retry: the same key never buys twice.")
+@click.option("--name", default="")
+@click.option("--email", default="")
+@remote()
+def resale_buy(hold_token: str, resale_key: str, name: str, email: str, remote: Remote) -> None:
+    """Buy a held listing: prints the resale and the buyer's ticket token."""
+    with remote.client() as client:
+        bought = client.commit_listing(hold_token, resale_key, name, email)
+    r = bought.resale
+    note = " (replayed)" if bought.replayed else ""
+    click.echo(f"resale {r.resale_id}{note}: {r.price.amount_minor} {r.price.currency}, "
+               f"seller payout {r.seller_payout.amount_minor}, fees {r.fees.platform_fee}")  # fmt: skip
+    click.echo(f"token {bought.token}")
+
+
+@resale.command("sales")
+@click.argument("event_id")
+@json_option
+@remote()
+def resale_sales(event_id: str, as_json: bool, remote: Remote) -> None:
+    """EVENT_ID's resales with the sellers' payouts and times."""
+    with remote.client() as client:
+        found = client.resales(event_id)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [(r.resale_id, r.ticket_id, r.seller_id, r.price.amount_minor, r.seller_payout.amount_minor,
+             _when(r.listed_at), _when(r.accepted_at)) for r in found.resales]  # fmt: skip
+    table(("RESALE", "TICKET", "SELLER", "PRICE", "PAYOUT", "LISTED", "SOLD"), rows)
 
 
 # -- the lifecycle feed (docs/data.md) --------------------------------------------

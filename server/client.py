@@ -15,6 +15,8 @@ from grpc_status import rpc_status
 from seatwise.v1 import (
     access_pb2,
     access_pb2_grpc,
+    aftersale_pb2,
+    aftersale_pb2_grpc,
     common_pb2,
     events_pb2,
     events_pb2_grpc,
@@ -131,6 +133,7 @@ class Client:
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self._channel)
         self.reports = reports_pb2_grpc.ReportServiceStub(self._channel)
         self.offers = offers_pb2_grpc.OfferServiceStub(self._channel)
+        self.after_sale = aftersale_pb2_grpc.AfterSaleServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -349,6 +352,81 @@ class Client:
             raise click.ClickException(describe_error(exc) + _hint(exc, self._target)) from exc
 
     # -- tickets and the door (docs/door.md) ---------------------------------------------------
+    # -- after the sale (docs/selling.md) ---------------------------------------------
+    def transfer_ticket(
+        self, event_id: str, order_id: str, ticket_id: str, revision: int, name: str, email: str
+    ) -> aftersale_pb2.TransferTicketResponse:
+        holder = sales_pb2.BuyerDetails(name=name, email=email)
+        request = aftersale_pb2.TransferTicketRequest(
+            event_id=event_id, order_id=order_id, ticket_id=ticket_id, revision=revision, new_holder=holder
+        )
+        return cast(aftersale_pb2.TransferTicketResponse, self._call(self.after_sale.TransferTicket, request))
+
+    def exchange_tickets(
+        self,
+        event_id: str,
+        order_id: str,
+        ticket_ids: list[str],
+        seat_ids: list[str],
+        hold_token: str,
+        key: str,
+    ) -> aftersale_pb2.ExchangeTicketsResponse:
+        request = aftersale_pb2.ExchangeTicketsRequest(
+            event_id=event_id, order_id=order_id, ticket_ids=ticket_ids, seat_ids=seat_ids,
+            hold_token=hold_token, exchange_key=key,
+        )  # fmt: skip
+        return cast(
+            aftersale_pb2.ExchangeTicketsResponse, self._call(self.after_sale.ExchangeTickets, request)
+        )
+
+    def set_resale_rules(
+        self, event_id: str, allowed: bool, floor: int, cap: int
+    ) -> aftersale_pb2.ResaleRules:
+        request = aftersale_pb2.SetResaleRulesRequest(
+            event_id=event_id, allowed=allowed, floor=floor, cap=cap
+        )
+        return cast(aftersale_pb2.ResaleRules, self._call(self.after_sale.SetResaleRules, request))
+
+    def list_for_resale(
+        self, event_id: str, order_id: str, ticket_id: str, revision: int, price: int, seller_id: str
+    ) -> aftersale_pb2.ListingResponse:
+        request = aftersale_pb2.ListTicketForResaleRequest(
+            event_id=event_id, order_id=order_id, ticket_id=ticket_id, revision=revision, price=price,
+            seller_id=seller_id,
+        )  # fmt: skip
+        return cast(aftersale_pb2.ListingResponse, self._call(self.after_sale.ListTicketForResale, request))
+
+    def withdraw_listing(self, event_id: str, order_id: str, ticket_id: str) -> aftersale_pb2.ListingResponse:
+        request = aftersale_pb2.WithdrawListingRequest(
+            event_id=event_id, order_id=order_id, ticket_id=ticket_id
+        )
+        return cast(aftersale_pb2.ListingResponse, self._call(self.after_sale.WithdrawListing, request))
+
+    def listings(self, event_id: str) -> aftersale_pb2.ListListingsResponse:
+        request = aftersale_pb2.ListListingsRequest(event_id=event_id)
+        return cast(aftersale_pb2.ListListingsResponse, self._call(self.after_sale.ListListings, request))
+
+    def hold_listing(
+        self, event_id: str, ticket_id: str, listing_id: str, buyer_id: str
+    ) -> aftersale_pb2.HoldListingResponse:
+        request = aftersale_pb2.HoldListingRequest(
+            event_id=event_id, ticket_id=ticket_id, listing_id=listing_id, buyer_id=buyer_id
+        )
+        return cast(aftersale_pb2.HoldListingResponse, self._call(self.after_sale.HoldListing, request))
+
+    def commit_listing(
+        self, hold_token: str, resale_key: str, name: str, email: str
+    ) -> aftersale_pb2.CommitListingResponse:
+        buyer = sales_pb2.BuyerDetails(name=name, email=email)
+        request = aftersale_pb2.CommitListingRequest(
+            hold_token=hold_token, resale_key=resale_key, buyer=buyer
+        )
+        return cast(aftersale_pb2.CommitListingResponse, self._call(self.after_sale.CommitListing, request))
+
+    def resales(self, event_id: str) -> aftersale_pb2.ListResalesResponse:
+        request = aftersale_pb2.ListResalesRequest(event_id=event_id)
+        return cast(aftersale_pb2.ListResalesResponse, self._call(self.after_sale.ListResales, request))
+
     def ticket_token(
         self, event_id: str, order_id: str, ticket_id: str, png: bool
     ) -> access_pb2.GetTicketTokenResponse:

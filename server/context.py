@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from holds.aftersale import AfterSale
 from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
@@ -39,6 +40,7 @@ class Stores:
     sales: Sales
     offers: Offers  # ticket types and promo codes (the selling scripts apply them)
     door: Door
+    after_sale: AfterSale  # transfers, exchanges, resale
     platforms: PlatformStore
     audit: AuditLog
     branding: BrandingStore
@@ -77,6 +79,8 @@ class Stores:
         plan_limits = PlanLimitsOf(tenants, platforms, PlanUsage(client, scripts))
         audit = AuditLog(client)
         offers = Offers(client, scripts, live)
+        sales = Sales(live, inventory, platforms.organizer_plan, limits=plan_limits, offers=offers)
+        door = Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret))
         return cls(
             redis=client,
             scripts=scripts,
@@ -85,9 +89,10 @@ class Stores:
             events=events,
             inventory=inventory,
             live=live,
-            sales=Sales(live, inventory, platforms.organizer_plan, limits=plan_limits, offers=offers),
+            sales=sales,
             offers=offers,
-            door=Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret)),
+            door=door,
+            after_sale=AfterSale(client, scripts, sales, inventory, door),
             platforms=platforms,
             audit=audit,
             branding=BrandingStore(client, scripts, tenants, platforms),

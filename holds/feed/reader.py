@@ -318,7 +318,20 @@ def _entry(
         return FeedEntry(**{**entry.__dict__, "event_status": detail.rpartition("|")[2]})
     if kind == "order.created":
         return entry
+    if kind in _TICKET_KINDS:  # after the sale: "<ticket>|..." (holds/lua/transfer.lua, resale_*.lua)
+        ticket, _, rest = detail.partition("|")
+        reason = rest if kind == "ticket.listing_withdrawn" else ""
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": [ticket], "reason": reason, "detail": detail})
+    if kind == "order.exchanged":  # "<from ids>|<to ids>|<exchange id>|<difference>"
+        given, taken = detail.split("|")[:2]
+        swapped = [i for i in (given + "," + taken).split(",") if i]
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": swapped, "detail": detail})
     if kind.startswith("ticket."):  # checked_in, checked_out, no_show: "<ticket id>[|gate|device|at]"
         ticket_id = detail.partition("|")[0]
         return FeedEntry(**{**entry.__dict__, "ticket_ids": [ticket_id], "detail": detail})
     return FeedEntry(**{**entry.__dict__, "detail": detail})
+
+
+_TICKET_KINDS = frozenset(
+    {"ticket.transferred", "ticket.resold", "ticket.listed", "ticket.listing_withdrawn"}
+)

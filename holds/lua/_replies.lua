@@ -37,7 +37,7 @@ local VERSION_CHANGED = 27
 local REQUEST_MISMATCH = 28
 -- scan: {code, details...}
 local ALREADY_USED = 29             -- gate, device, at ms
-local TICKET_REVOKED = 30           -- why: 'cancelled' | 'not_issued'
+local TICKET_REVOKED = 30           -- why: 'cancelled' | 'exchanged' | 'transferred' | 'resold' | 'not_issued'
 local OUTSIDE_WINDOW = 31           -- from ms, until ms, at ms
 local NOT_CHECKED_IN = 32           -- exit of a ticket that is not inside
 local REENTRY_NOT_ALLOWED = 33      -- exit at an event without re-entry
@@ -64,3 +64,14 @@ local PROMO_USED_UP = 46             -- code, 'total' | 'buyer', maximum
 local SELECTION_INVALID = 47         -- 'seat', ordinal | 'ga', area | 'buyer', code
 local OFFER_EXISTS = 48              -- id
 local OFFER_NOT_FOUND = 49           -- id
+-- after the sale (transfer, exchange, resale): {code, details...}
+local TICKET_NOT_VALID = 50          -- ticket id, status (cancelled | exchanged)
+local REVISION_MISMATCH = 51         -- ticket id, current revision, why it last changed hands
+local TICKET_USED = 52               -- ticket id: checked in at the door
+local RESALE_NOT_ALLOWED = 53        -- the event does not allow resale
+local PRICE_OUT_OF_RANGE = 54        -- floor, cap (0: no cap)
+local LISTING_NOT_FOUND = 55         -- ticket id
+local LISTING_HELD = 56              -- ticket id: another resale buyer's live hold
+local TICKET_REFUNDED = 57           -- ticket id: money was given back on it
+local ALREADY_LISTED = 58            -- ticket id
+local EXCHANGE_KEY_MISMATCH = 59     -- exchange id the key made

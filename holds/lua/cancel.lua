@@ -43,6 +43,7 @@ for _, i in ipairs(chosen) do
     ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
   end
   t.status = 'cancelled'
+  t.listing = nil             -- a resale listing ends with its ticket (the index is tidied lazily)
 end
 count_bought(order.buyer_id, -#chosen)    -- the buyer may buy as many again
 local state = release_to == 'not_for_sale' and 'not_for_sale' or 'free'

@@ -11,7 +11,7 @@
 -- Result: {OK, refund_json, order_json, replayed(0|1)} | {ORDER_NOT_FOUND}
 --         | {TICKET_NOT_IN_ORDER, ticket_id}
 --         | {REFUND_EXCEEDS_PAID, ticket_id, refundable left} | {REFUND_STALE, ticket_id}
---         | {IDEMPOTENCY_MISMATCH, refund_id}
+--         | {IDEMPOTENCY_MISMATCH, refund_id} | {TICKET_NOT_VALID, ticket_id, 'exchanged'}
 local K_REFUNDS, K_REFUNDS_Z = KEYS[22], KEYS[23]
 local refund_key = ARGV[1]
 local refund_id = ARGV[2]
@@ -41,6 +41,7 @@ for k = 0, n - 1 do
   if not i then return {TICKET_NOT_IN_ORDER, id} end
   if asked[i] then return {TICKET_NOT_IN_ORDER, id} end   -- a ticket once per refund (Python checks first)
   local t = tickets[i]
+  if t.status == 'exchanged' then return {TICKET_NOT_VALID, id, t.status} end   -- its money moved to its replacement
   local amount, before = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local refunded = t.refunded or 0
   if refunded ~= before then return {REFUND_STALE, id} end
@@ -52,7 +53,10 @@ for k = 0, n - 1 do
 end
 
 local now = now_ms()
-for i, amount in pairs(asked) do tickets[i].refunded = (tickets[i].refunded or 0) + amount end
+for i, amount in pairs(asked) do
+  tickets[i].refunded = (tickets[i].refunded or 0) + amount
+  tickets[i].listing = nil    -- a refunded ticket is not for resale (the index is tidied lazily)
+end
 local ids = {}
 for _, line in ipairs(lines) do ids[#ids + 1] = line.ticket_id end
 if release_to ~= '' then

@@ -33,7 +33,13 @@ if not m[1] then return {EVENT_NOT_FOUND} end
 if at == 0 then at = now_ms() end
 local reentry = m[4] == 'allowed'
 
--- the ticket: in this order, for this place, still valid
+-- the token's revision: a ticket handed to someone else (transfer, resale) has a
+-- new revision, named in its token's ticket id as '<id>~<revision>' (none: 0)
+local claimed = 0
+local base, rev = string.match(ticket_id, '^(.-)~(%d+)$')
+if base then ticket_id, claimed = base, tonumber(rev) end
+
+-- the ticket: in this order, for this place, at this revision, still valid
 if redis.call('HGET', K_TICKETS, ticket_id) ~= order_id then return answer({TICKET_REVOKED, 'not_issued'}) end
 local order = cjson.decode(redis.call('HGET', K_ORDERS, order_id))
 local ticket = nil
@@ -43,6 +49,9 @@ end
 if not ticket then return answer({TICKET_REVOKED, 'not_issued'}) end
 local its_place = ticket.seat ~= nil and ('s:' .. tostring(ticket.seat)) or ('g:' .. tostring(ticket.ga_area))
 if its_place ~= place then return answer({TICKET_REVOKED, 'not_issued'}) end
+local current_rev = ticket.revision or 0
+if claimed < current_rev then return answer({TICKET_REVOKED, as_array(ticket.revoked)[claimed + 1] or 'reissued'}) end
+if claimed > current_rev then return answer({TICKET_REVOKED, 'not_issued'}) end
 if ticket.status ~= 'valid' then return answer({TICKET_REVOKED, ticket.status}) end
 
 local current = redis.call('HGET', K_CHECKINS, ticket_id)
@@ -71,6 +80,11 @@ if state == 'in' or (state == 'out' and not reentry) then
 end
 
 local first = state == nil and 1 or 0
+if type(ticket.listing) == 'table' then   -- a ticket used at the door is no longer for resale
+  ticket.listing = nil
+  redis.call('HSET', K_ORDERS, order_id, cjson.encode(order))
+  lifecycle('ticket.listing_withdrawn', order_id, ticket_id .. '|scanned')
+end
 redis.call('HSET', K_CHECKINS, ticket_id, 'in|' .. gate .. '|' .. device .. '|' .. at)
 if first == 1 then
   redis.call('HINCRBY', K_DOORSTATS, 'admitted', 1)

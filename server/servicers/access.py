@@ -10,7 +10,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import access_pb2, access_pb2_grpc
 
-from holds.door import Direction, Door, DoorRules, OfflineScan, ScanOutcome
+from holds.door import Direction, Door, DoorRules, OfflineScan, ScanOutcome, ticket_of_claim
 from holds.errors import InvalidRequest
 from rules.tickets import KeyRing, qr_payload, qr_png
 from server.auth import DOOR, ORGANIZER, SALES, current_principal
@@ -51,7 +51,7 @@ def scan_pb(outcome: ScanOutcome) -> access_pb2.ScanTicketResponse:
     out = access_pb2.ScanTicketResponse(result=RESULT[outcome.result], reason=outcome.reason)
     claims = outcome.claims
     if claims is not None and outcome.result != "wrong_event":
-        out.ticket_id = claims.ticket_id
+        out.ticket_id = ticket_of_claim(claims.ticket_id)
         out.order_id = claims.order_id
         out.seat_id = outcome.seat_id
         out.ga_area_id = claims.place if isinstance(claims.place, str) else ""

@@ -129,6 +129,13 @@ def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
             ticket.list_price.currency = currency
             ticket.discount.amount_minor = t.discount
             ticket.discount.currency = currency
+        ticket.status = t.status
+        ticket.revision = t.revision
+        if t.holder is not None:
+            ticket.holder.name = t.holder.name
+            ticket.holder.email = t.holder.email
+        ticket.exchanged_for = t.exchanged_for
+        ticket.listing_id = t.listing.listing_id if t.listing is not None else ""
     out.total.amount_minor = order.total
     out.total.currency = currency
     buyer = out.buyer

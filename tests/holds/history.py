@@ -22,6 +22,12 @@ instant between its invoke and complete times (its linearization point), so:
 * final state: the orders in Redis are exactly the acknowledged commits plus
   orders of commits whose outcome is unknown (matched by idempotency key),
   and their tickets are cancelled exactly as far as the cancels allow;
+* transfers (the ticket named in ``tickets``, fenced by the revision read): no
+  two acknowledged transfers of one ticket name the same revision, a ticket's
+  final revision counts every acknowledged transfer of it and no more than
+  were sent, and no transfer is acknowledged that was invoked after an
+  acknowledged cancel of its ticket had completed (a cancelled ticket never
+  changes hands);
 * retried holds (the same request id sent again): every acknowledged call with
   one request id names one and the same hold, the one Redis records for the id;
   a replay answers an id some earlier call sent; and a retry is never refused
@@ -44,7 +50,7 @@ from holds.records import Order
 from tests.holds.factories import RawState
 
 Outcome = Literal["ok", "fail", "unknown"]
-Kind = Literal["hold", "release", "commit", "cancel"]
+Kind = Literal["hold", "release", "commit", "cancel", "transfer"]
 EPS_MS = 1.0  # Redis floors TIME to whole ms
 
 
@@ -70,6 +76,7 @@ class Op:
     error: str = ""
     request_id: str = ""  # hold: the client's request id ("" : not retry-safe)
     replayed: bool = False  # hold: answered by an earlier call with the same request id
+    revision: int = 0  # transfer: the ticket's revision the caller read
 
 
 class Recorder:
@@ -297,4 +304,30 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
             problems.append(
                 f"order {order_id}: tickets {sorted(done - could)} cancelled that no cancel named"
             )
-    return problems + check_retried_holds(ops, final, holds)
+    return problems + check_transfers(ops, final, cancels) + check_retried_holds(ops, final, holds)
+
+
+def check_transfers(ops: list[Op], final: RawState, cancels: dict[str, list[Op]]) -> list[str]:
+    problems: list[str] = []
+    sent: dict[tuple[str, str], list[Op]] = defaultdict(list)
+    for op in _maybe(ops):
+        if op.kind == "transfer":
+            sent[(op.order_id, op.tickets[0])].append(op)
+    for (order_id, ticket_id), calls in sent.items():
+        acked = [c for c in calls if c.outcome == "ok"]
+        revisions = [c.revision for c in acked]
+        if len(set(revisions)) != len(revisions):
+            problems.append(f"ticket {ticket_id} transferred twice from one revision {sorted(revisions)}")
+        stored = final.orders.get(order_id)
+        ticket = next((t for t in stored.tickets if t.ticket_id == ticket_id), None) if stored else None
+        if ticket is not None and not len(acked) <= ticket.revision <= len(calls):
+            problems.append(
+                f"ticket {ticket_id} is at revision {ticket.revision}: {len(acked)} transfers acknowledged, "
+                f"{len(calls)} sent"
+            )
+        for c in acked:
+            for cancel in cancels[order_id]:
+                named = cancel.all or ticket_id in cancel.tickets
+                if cancel.outcome == "ok" and named and cancel.complete_ms < c.invoke_ms:
+                    problems.append(f"ticket {ticket_id} transferred after its cancel was acknowledged")
+    return problems

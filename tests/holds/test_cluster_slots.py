@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from holds import keys
+from holds.aftersale import ResaleRules
 from holds.errors import StoreUnavailable
 from holds.feed.privacy import Privacy
 from holds.inspection import read_event
@@ -31,6 +32,7 @@ from holds.records import Buyer
 from holds.redis_client import AnyRedis, connect
 from holds.sales import hold_token
 from holds.scripts import (
+    AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
     OFFERS_PRELUDE,
     REPLIES_HEADER,
@@ -55,6 +57,7 @@ def every_script() -> set[str]:
         INVENTORY_PRELUDE,
         OFFERS_PRELUDE,
         REPLIES_HEADER,
+        AFTER_SALE_PRELUDE,
     }
 
 
@@ -64,6 +67,7 @@ def test_every_key_of_an_event_shares_one_slot(event_id: str) -> None:
     assert len(ks) == len(keys.EVENT_KEY_NAMES)
     assert slots(ks) == {key_slot(keys.event_tag(event_id).encode())}
     assert slots(keys.door_keys(event_id)) == slots(ks)
+    assert slots(keys.after_sale_keys(event_id)) == slots(ks)
 
 
 @given(ids, ids)
@@ -133,7 +137,7 @@ async def test_every_script_call_path_stays_in_one_slot(
     await inv.release(ev.event_id, held.hold_id, seats=[3])
     order = (await inv.commit(ev.event_id, held.hold_id, "idem-1", Buyer(name="Ada"))).order
     await inv.cancel(ev.event_id, order.order_id, ticket_ids=[order.tickets[0].ticket_id])
-    await stores.sales.sell_at_box_office(  # box_office
+    _, box = await stores.sales.sell_at_box_office(  # box_office
         ev.tenant, ev.event_id, [ev.loaded.index.placed[14].seat.id], {}, idempotency_key="bo-1",
         buyer=Buyer(), payment_method="cash",
     )  # fmt: skip
@@ -145,6 +149,21 @@ async def test_every_script_call_path_stays_in_one_slot(
     await door.scan(ev.tenant, ev.event_id, token, "A", "d1")  # scan: event keys + door keys
     await door.stats(ev.tenant, ev.event_id)  # checkin_stats
     await door.write_no_shows(ev.event_id)  # no_show: event keys + door keys
+    # after the sale: event keys + door keys + resale keys
+    after, sold = stores.after_sale, box.order.tickets[0].ticket_id
+    await after.set_resale_rules(ev.tenant, ev.event_id, ResaleRules(True))
+    await after.transfer(ev.tenant, ev.event_id, box.order.order_id, sold, 0, Buyer(name="Bo"))  # transfer
+    _, listed = await after.list_ticket(  # resale_list
+        ev.tenant, ev.event_id, box.order.order_id, sold, revision=1, price=10, seller_id="bo"
+    )
+    listing = listed.tickets[0].listing
+    assert listing is not None
+    _, held_listing = await after.hold_listing(ev.tenant, ev.event_id, sold, listing.listing_id, "cy")
+    await after.commit_listing(ev.tenant, held_listing.token, "rs-1", Buyer(name="Cy"))  # resale_commit
+    await after.exchange(  # exchange
+        ev.tenant, ev.event_id, box.order.order_id, [sold], seat_ids=[ev.loaded.index.placed[13].seat.id],
+        exchange_key="x-1",
+    )  # fmt: skip
     await inv.set_status(ev.event_id, [10, 11], "blocked", ["free"])
     other = await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")
     await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")  # a retry replays
@@ -190,6 +209,11 @@ async def test_every_script_call_path_stays_in_one_slot(
             "no_show",
             "box_office",
             "refund",
+            "transfer",
+            "exchange",
+            "resale_list",
+            "resale_hold",
+            "resale_commit",
         }:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
         if name == "promo_claim":

@@ -22,8 +22,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
+from holds.aftersale import AfterSale
 from holds.inventory import Inventory
 from holds.records import Buyer, Order, Ticket
 from holds.redis_client import AnyRedis, connect
@@ -52,8 +54,11 @@ class Request:
 class _Shopper:
     """One buyer on its own connection, choosing its next call at random."""
 
-    def __init__(self, name: str, inv: Inventory, rec: Recorder, ev: TestEvent, seed: int) -> None:
-        self.name, self.inv, self.rec, self.ev = name, inv, rec, ev
+    def __init__(
+        self, name: str, inv: Inventory, rec: Recorder, ev: TestEvent, seed: int, after: AfterSale
+    ) -> None:
+        self.name, self.inv, self.rec, self.ev, self.after = name, inv, rec, ev, after
+        self.revisions: dict[str, int] = {}  # ticket id -> its revision as this buyer knows it
         self.rng = random.Random(seed)
         self.pool = list(ev.ordinals[:10])
         self.mine: dict[str, set[int]] = {}  # holds it believes it has -> seats
@@ -78,6 +83,8 @@ class _Shopper:
                 await self.reuse_request_id()
             elif self.orders and r < 0.2:
                 await self.cancel()  # seats come back for the others
+            elif self.orders and r < 0.26:
+                await self.transfer()  # racing its own cancels on other connections
             elif not self.mine or r < 0.45:
                 await self.hold_new()
             elif r < 0.55:
@@ -169,6 +176,30 @@ class _Shopper:
         if not tickets:
             self.orders.remove(order)
 
+    async def transfer(self) -> None:
+        order = self.rng.choice(self.orders)
+        ticket = self.rng.choice(order.tickets).ticket_id
+        revision = self.revisions.get(ticket, 0)
+        op = self.rec.op(self.name, "transfer", order_id=order.order_id, tickets=(ticket,), revision=revision)
+        call = self.after.transfer(
+            self.ev.tenant,
+            self.ev.event_id,
+            order.order_id,
+            ticket,
+            revision,
+            Buyer(name=f"{self.name}'s friend"),
+        )
+        if self.rng.random() < 0.3:  # the same ticket cancelled at once from another task: they race
+            cancel = self.rec.op(self.name, "cancel", order_id=order.order_id, tickets=(ticket,))
+            cancelled = self.inv.cancel(self.ev.event_id, order.order_id, ticket_ids=(ticket,))
+            await asyncio.gather(
+                self.rec.run(op, call, self.deadline()), self.rec.run(cancel, cancelled, self.deadline())
+            )
+        else:
+            await self.rec.run(op, call, self.deadline())
+        if op.outcome == "ok":
+            self.revisions[ticket] = revision + 1
+
 
 def _coverage(ops: list[Op]) -> list[str]:
     """What the run has not exercised yet of what the checker is about."""
@@ -177,6 +208,7 @@ def _coverage(ops: list[Op]) -> list[str]:
         "10 commits": seen[("commit", "ok")] >= 10,
         "10 refused holds (contention)": seen[("hold", "fail")] >= 10,
         "3 cancels": seen[("cancel", "ok")] >= 3,
+        "3 transfers": seen[("transfer", "ok")] >= 3,
         "3 calls of unknown outcome": sum(n for (_k, outcome), n in seen.items() if outcome == "unknown")
         >= 3,
         "a commit of an expired hold": any(op.kind == "commit" and op.error == "HoldExpired" for op in ops),
@@ -196,9 +228,14 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
         stop_at = time.time() + RUN_S
         await asyncio.gather(
             *(
-                _Shopper(f"b{i}", Inventory(c, r), rec, ev, 1000 + i).run(
-                    stop_at, lambda: not _coverage(rec.ops)
-                )
+                _Shopper(
+                    f"b{i}",
+                    Inventory(c, r),
+                    rec,
+                    ev,
+                    1000 + i,
+                    AfterSale(c, r, stores.sales, Inventory(c, r), stores.door),
+                ).run(stop_at, lambda: not _coverage(rec.ops))
                 for i, (c, r) in enumerate(zip(clients, registries, strict=True))
             )
         )
@@ -318,3 +355,31 @@ def test_checker_catches_a_replay_of_nothing_and_a_disagreeing_record() -> None:
     problems = check_history([_retried(1, "h1", 5, 100, replayed=True)], state)
     assert any("replayed request r1 that no earlier call sent" in p for p in problems)
     assert any("Redis records h9" in p for p in problems)
+
+
+def _transfer(op_id: int, t: float, revision: int, outcome: str = "ok") -> Op:
+    return Op(op_id, "a", "transfer", t, t + 1, outcome, order_id="o1", tickets=("t-o1",), revision=revision)  # type: ignore[arg-type]
+
+
+def _moved(revision: int, status: str = "valid") -> Order:
+    order = _order("o1", "h1", 5, status)
+    return msgspec.structs.replace(
+        order, tickets=[msgspec.structs.replace(order.tickets[0], revision=revision)]
+    )
+
+
+def test_checker_accepts_transfers_in_turn() -> None:
+    ops = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(2), 200), _transfer(3, 300, 0),
+           _transfer(4, 400, 1), _transfer(5, 500, 1, "fail")]  # fmt: skip
+    assert check_history(ops, _state([_moved(2)])) == []
+
+
+def test_checker_catches_a_double_transfer_and_a_transfer_after_a_cancel() -> None:
+    twice = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(2), 200), _transfer(3, 300, 0),
+             _transfer(4, 300, 0)]  # fmt: skip
+    assert any("transferred twice" in p for p in check_history(twice, _state([_moved(2)])))
+    lost = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(0), 200), _transfer(3, 300, 0)]
+    assert any("at revision 0" in p for p in check_history(lost, _state([_moved(0)])))
+    late = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(1, "cancelled"), 200),
+            Op(3, "a", "cancel", 300, 301, "ok", order_id="o1", all=True), _transfer(4, 400, 0)]  # fmt: skip
+    assert any("after its cancel" in p for p in check_history(late, _state([_moved(1, "cancelled")])))

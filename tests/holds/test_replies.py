@@ -12,6 +12,7 @@ from holds import keys, seatvalues
 from holds.redis_client import AnyRedis
 from holds.replies import Reply
 from holds.scripts import (
+    AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
     OFFERS_PRELUDE,
     REPLIES_HEADER,
@@ -47,7 +48,12 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in _scripts() if n not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE)]
+    "name",
+    [
+        n
+        for n in _scripts()
+        if n not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE, AFTER_SALE_PRELUDE)
+    ],
 )
 def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
     source = script_source(name)
@@ -61,7 +67,12 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
     registry = ScriptRegistry(redis_client)
     scripts = {name: s for name, s in vars(registry).items() if isinstance(s, Script)}
     assert all(s.name == name for name, s in scripts.items())
-    assert set(scripts) == set(_scripts()) - {REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE}
+    assert set(scripts) == set(_scripts()) - {
+        REPLIES_HEADER,
+        INVENTORY_PRELUDE,
+        OFFERS_PRELUDE,
+        AFTER_SALE_PRELUDE,
+    }
 
 
 @pytest.mark.parametrize("value", ["h:hA1", "s:oB2", "b", "n", "x", "h", ""])

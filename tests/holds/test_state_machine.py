@@ -6,7 +6,10 @@ with a request id), retry those requests (the same request: a replay, or why
 the hold is gone; another request under the id: refused), extend, release (all
 or part), commit (fresh and reused idempotency keys; with ticket types and a promo code of
 limited uses), cancel (whole or part, to
-free or not-for-sale), change seat status, expire holds, and scan tickets at the door. After every step
+free or not-for-sale), change seat status, expire holds, scan tickets at the door (the
+current holder's token and earlier ones), transfer tickets and exchange them for a free
+seat or a live hold's seat, list tickets for resale (within the limits or not) and
+buy listings (hold, a second buyer refused, commit: the seller's token revoked). After every step
 the whole event is read in one atomic cut and compared with the model: every
 seat's state and owner, the orders and their tickets, idempotency keys, GA
 counts, places held and bought per buyer (never past the limit), the
@@ -41,6 +44,7 @@ from hypothesis.stateful import (
 )
 
 from holds import keys
+from holds.aftersale import ResaleRules
 from holds.availability import decode_snapshot
 from holds.errors import (
     GeneralAdmissionUnavailable,
@@ -49,11 +53,13 @@ from holds.errors import (
     LimitExceeded,
     NotFound,
     PreconditionFailed,
+    SeatsUnavailable,
     StoreError,
 )
 from holds.inventory import SeatOrdinalsHeld, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
 from holds.offers import SaleOffer
 from holds.records import Buyer, Order, Sale
+from holds.sales import hold_token
 from rules.promos import PromoCode, TicketType, discount
 from server.context import Stores
 from tests.holds.factories import (
@@ -69,6 +75,7 @@ from tests.holds.factories import (
 )
 
 ROWS, PER_ROW, GA_CAP, PER_HOLD, PER_BUYER = 3, 6, 5, 6, 8
+RULES = ResaleRules(allowed=True, floor=100, cap=900)
 BUYERS = ("ann", "bob", "")  # "": an anonymous hold, no buyer limit
 SEATS = ROWS * PER_ROW
 STATES = ("free", "held", "sold", "blocked", "not_for_sale")
@@ -111,6 +118,15 @@ class MOrder:
     total: int = 0
     prices: dict[str, int] = field(default_factory=dict)  # ticket id -> price
     refunded: dict[str, int] = field(default_factory=dict)  # ticket id -> refunded so far
+    exchanged: set[str] = field(default_factory=set)  # replaced by an exchange
+    revoked: dict[str, list[str]] = field(default_factory=dict)  # ticket id -> why each revision ended
+
+    def revision(self, ticket_id: str) -> int:
+        return len(self.revoked.get(ticket_id, []))
+
+    def gone(self, ticket_id: str) -> bool:
+        """Cancelled or exchanged: the ticket is no longer valid."""
+        return ticket_id in self.cancelled or ticket_id in self.exchanged
 
 
 class InventoryMachine(RuleBasedStateMachine):
@@ -147,12 +163,16 @@ class InventoryMachine(RuleBasedStateMachine):
         self.request_ids = itertools.count()
         # hypothesis favours rules without preconditions: cap the cheap ones per example
         self.budget = {"set_status": 4, "reuse_key": 3}
-        self.tokens: dict[str, str] = {}  # ticket id -> its token (issued while valid)
+        self.tokens: dict[
+            tuple[str, int], str
+        ] = {}  # (ticket id, revision) -> its token (issued while valid)
         self.admitted: dict[str, str] = {}  # ticket id -> the gate that admitted it
         # ticket types and promo codes: a child type and a 50% code of 3 uses, 1 per buyer
         self.run(self.stores.offers.put_type(self.ev.tenant, self.ev.event_id, CHILD, "create"))
         self.run(self.stores.offers.put_promo(self.ev.tenant, self.ev.event_id, HALF, "create"))
         self.promo_uses: dict[str, int] = dict.fromkeys(BUYERS, 0)  # "": in total
+        self.listings: dict[str, tuple[str, str]] = {}  # ticket id -> (order id, listing id) listed now
+        self.run(self.stores.after_sale.set_resale_rules(self.ev.tenant, self.ev.event_id, RULES))
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -169,14 +189,14 @@ class InventoryMachine(RuleBasedStateMachine):
         return sum(h.ga for h in self.holds.values())
 
     def ga_sold(self) -> int:
-        return sum(len([t for t in o.ga_tickets if t not in o.cancelled]) for o in self.orders.values())
+        return sum(len([t for t in o.ga_tickets if not o.gone(t)]) for o in self.orders.values())
 
     def held_by(self, buyer: str) -> int:
         return sum(h.count for h in self.holds.values() if h.buyer == buyer)
 
     def bought_by(self, buyer: str) -> int:
         return sum(
-            len(o.seat_tickets) + len(o.ga_tickets) - len(o.cancelled)
+            len(o.seat_tickets) + len(o.ga_tickets) - len(o.cancelled) - len(o.exchanged)
             for o in self.orders.values()
             if o.buyer == buyer
         )
@@ -511,11 +531,15 @@ class InventoryMachine(RuleBasedStateMachine):
             self.ev.tenant, self.ev.event_id, order_id, amounts, refund_key=f"rf{next(self.keys)}",
             release_to=release,  # type: ignore[arg-type]
         )  # fmt: skip
-        if not amounts:  # the whole order
-            lines = {t: left[t] for t in everything if left[t] > 0 or (release and t not in order.cancelled)}
+        if not amounts:  # the whole order (an exchanged ticket's money moved to its replacement)
+            lines = {
+                t: left[t]
+                for t in everything
+                if t not in order.exchanged and (left[t] > 0 or (release and t not in order.cancelled))
+            }
         else:
             lines = {t: a or left[t] for t, a in amounts.items()}
-        fails = not lines or any(a > left[t] for t, a in lines.items())
+        fails = not lines or any(a > left[t] or t in order.exchanged for t, a in lines.items())
         if fails:
             with pytest.raises(PreconditionFailed):
                 self.run(call)
@@ -523,6 +547,7 @@ class InventoryMachine(RuleBasedStateMachine):
         _ctx, result = self.run(call)
         assert {line.ticket_id: line.amount for line in result.refund.lines} == lines
         for t, a in lines.items():
+            self.listings.pop(t, None)  # a refunded ticket is not for resale
             order.refunded[t] = order.refunded.get(t, 0) + a
         if release:
             newly = set(lines) - order.cancelled  # a ticket cancelled before only gets its money back
@@ -558,7 +583,7 @@ class InventoryMachine(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(list(self.orders)))
         order = self.orders[order_id]
         everything = [*order.seat_tickets, *order.ga_tickets]
-        valid = [t for t in everything if t not in order.cancelled]
+        valid = [t for t in everything if not order.gone(t)]
         chosen = data.draw(st.lists(st.sampled_from(everything), max_size=3, unique=True))
         if not chosen:  # the whole order
             if not valid:
@@ -567,13 +592,15 @@ class InventoryMachine(RuleBasedStateMachine):
                 return
             chosen = valid
             self.run(self.inv.cancel(self.ev.event_id, order_id, to=to))  # type: ignore[arg-type]
-        elif any(t in order.cancelled for t in chosen):
+        elif any(order.gone(t) for t in chosen):
             with pytest.raises(PreconditionFailed):
                 self.run(self.inv.cancel(self.ev.event_id, order_id, ticket_ids=chosen, to=to))  # type: ignore[arg-type]
             return
         else:
             self.run(self.inv.cancel(self.ev.event_id, order_id, ticket_ids=chosen, to=to))  # type: ignore[arg-type]
         order.cancelled |= set(chosen)
+        for t in chosen:
+            self.listings.pop(t, None)
         for t in chosen:
             if t in order.seat_tickets:
                 self.seat[order.seat_tickets[t]] = ("free", "") if to == "free" else ("not_for_sale", "")
@@ -622,31 +649,37 @@ class InventoryMachine(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(list(self.orders)))
         order = self.orders[order_id]
         ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
-        if ticket_id not in self.tokens:
+        current = (ticket_id, order.revision(ticket_id))
+        if current not in self.tokens:
             issue = self.stores.door.ticket_token(self.ev.tenant, self.ev.event_id, order_id, ticket_id)
-            if ticket_id in order.cancelled:
+            if order.gone(ticket_id):
                 with pytest.raises(PreconditionFailed):
                     self.run(issue)
                 return
-            _, self.tokens[ticket_id], _ = self.run(issue)
-        self.scan_ticket(order, ticket_id, gate)
+            _, self.tokens[current], _ = self.run(issue)
+        self.scan_ticket(order, current, gate)
 
     @precondition(lambda self: self.tokens)
     @rule(data=st.data(), gate=st.sampled_from(["North", "South"]))
     def scan_again(self, data: st.DataObject, gate: str) -> None:
-        """A token already delivered, scanned again (maybe cancelled since)."""
-        ticket_id = data.draw(st.sampled_from(list(self.tokens)))
+        """A token already delivered, scanned again (maybe cancelled, exchanged or handed on since)."""
+        issued = data.draw(st.sampled_from(list(self.tokens)))
         order = next(
-            o for o in self.orders.values() if ticket_id in o.seat_tickets or ticket_id in o.ga_tickets
+            o for o in self.orders.values() if issued[0] in o.seat_tickets or issued[0] in o.ga_tickets
         )
-        self.scan_ticket(order, ticket_id, gate)
+        self.scan_ticket(order, issued, gate)
 
-    def scan_ticket(self, order: MOrder, ticket_id: str, gate: str) -> None:
+    def scan_ticket(self, order: MOrder, issued: tuple[str, int], gate: str) -> None:
+        ticket_id, revision = issued
         _, outcome = self.run(
-            self.stores.door.scan(self.ev.tenant, self.ev.event_id, self.tokens[ticket_id], gate, "dev")
+            self.stores.door.scan(self.ev.tenant, self.ev.event_id, self.tokens[issued], gate, "dev")
         )
-        if ticket_id in order.cancelled:
+        if revision < order.revision(ticket_id):  # a previous holder's token
+            assert (outcome.result, outcome.reason) == ("revoked", order.revoked[ticket_id][revision])
+        elif ticket_id in order.cancelled:
             assert (outcome.result, outcome.reason) == ("revoked", "cancelled")
+        elif ticket_id in order.exchanged:
+            assert (outcome.result, outcome.reason) == ("revoked", "exchanged")
         elif ticket_id in self.admitted:
             assert outcome.result == "already_used"
             assert outcome.previous is not None
@@ -654,6 +687,135 @@ class InventoryMachine(RuleBasedStateMachine):
         else:
             assert outcome.result == "admitted"
             self.admitted[ticket_id] = gate
+            self.listings.pop(ticket_id, None)  # used at the door: no longer for resale
+
+    # -- after the sale ---------------------------------------------------------------
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), stale=st.booleans())
+    def transfer(self, data: st.DataObject, stale: bool) -> None:
+        """A ticket handed on: at the revision read, never one used at the door or gone."""
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
+        revision = order.revision(ticket_id) + (1 if stale else 0)
+        before = (ticket_id, order.revision(ticket_id))
+        if not order.gone(ticket_id) and before not in self.tokens:  # the holder has a token
+            _, self.tokens[before], _ = self.run(
+                self.stores.door.ticket_token(self.ev.tenant, self.ev.event_id, order_id, ticket_id)
+            )
+        call = self.stores.after_sale.transfer(
+            self.ev.tenant, self.ev.event_id, order_id, ticket_id, revision, Buyer(name="Zoe")
+        )
+        if order.gone(ticket_id) or stale or ticket_id in self.admitted:
+            with pytest.raises(PreconditionFailed, match=ticket_id):
+                self.run(call)
+            return
+        _, stored, _token = self.run(call)
+        order.revoked.setdefault(ticket_id, []).append("transferred")
+        self.listings.pop(ticket_id, None)
+        assert next(t for t in stored.tickets if t.ticket_id == ticket_id).revision == order.revision(
+            ticket_id
+        )
+        self.scan_ticket(order, before, "North")  # the previous holder's token stopped working at once
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), with_hold=st.booleans())
+    def exchange(self, data: st.DataObject, with_hold: bool) -> None:
+        """A ticket swapped for a free seat, or for the one seat of a live hold, in one step."""
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
+        target = data.draw(st.integers(0, SEATS - 1))
+        hold_id = ""
+        if with_hold and self.seat[target][0] == "free":  # on a sold-out event: hold the seat first
+            held = self.run(self.inv.hold(self.ev.event_id, seats=self.ev.seats(target)))
+            self.purged()
+            hold_id = held.hold_id
+            self.holds[hold_id] = MHold("", [target])
+            self.seat[target] = ("held", hold_id)
+        placed = self.ev.loaded.index.placed
+        call = self.stores.after_sale.exchange(
+            self.ev.tenant, self.ev.event_id, order_id, [ticket_id],
+            seat_ids=[] if hold_id else [placed[target].seat.id],
+            hold_token=hold_token(self.ev.event_id, hold_id) if hold_id else "",
+            exchange_key=f"x{next(self.keys)}",
+        )  # fmt: skip
+        if order.gone(ticket_id) or ticket_id in self.admitted or order.refunded.get(ticket_id, 0):
+            with pytest.raises(PreconditionFailed, match=ticket_id):
+                self.run(call)
+            return
+        if not hold_id:
+            self.purged()  # the script purges expired holds before it checks the seats
+            if self.seat[target][0] != "free":
+                with pytest.raises(SeatsUnavailable):
+                    self.run(call)
+                return
+        _, result = self.run(call)
+        new_id = result.exchange.to_tickets[0]
+        new_price = self.ev.prices[self.ev.categories[target]]
+        assert result.exchange.difference == new_price - order.prices[ticket_id]
+        order.exchanged.add(ticket_id)
+        self.listings.pop(ticket_id, None)
+        order.total += result.exchange.difference
+        order.prices[new_id] = new_price
+        order.seat_tickets[new_id] = target
+        if ticket_id in order.seat_tickets:
+            self.seat[order.seat_tickets[ticket_id]] = ("free", "")
+        self.seat[target] = ("sold", order_id)
+        if hold_id:
+            self.holds.pop(hold_id)
+            self.ended[hold_id] = "committed"
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), price=st.sampled_from([RULES.floor - 1, RULES.floor, RULES.cap, RULES.cap + 1]))
+    def list_for_resale(self, data: st.DataObject, price: int) -> None:
+        order_id = data.draw(st.sampled_from(list(self.orders)))
+        order = self.orders[order_id]
+        ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
+        call = self.stores.after_sale.list_ticket(
+            self.ev.tenant, self.ev.event_id, order_id, ticket_id, revision=order.revision(ticket_id),
+            price=price, seller_id="seller",
+        )  # fmt: skip
+        if order.gone(ticket_id) or ticket_id in self.admitted:
+            with pytest.raises(PreconditionFailed, match=ticket_id):
+                self.run(call)
+        elif not RULES.floor <= price <= RULES.cap:
+            with pytest.raises(InvalidRequest, match=ticket_id):
+                self.run(call)
+        elif ticket_id in self.listings:
+            with pytest.raises(PreconditionFailed, match="already listed"):
+                self.run(call)
+        else:
+            _, stored = self.run(call)
+            listing = next(t for t in stored.tickets if t.ticket_id == ticket_id).listing
+            assert listing is not None
+            self.listings[ticket_id] = (order_id, listing.listing_id)
+
+    @precondition(lambda self: self.listings)
+    @rule(data=st.data())
+    def buy_listing(self, data: st.DataObject) -> None:
+        """A resale buyer holds and commits a listing: the seller's token is revoked."""
+        ticket_id = data.draw(st.sampled_from(sorted(self.listings)))
+        order_id, listing_id = self.listings.pop(ticket_id)
+        order = self.orders[order_id]
+        after = self.stores.after_sale
+        _, held = self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rb"))
+        with pytest.raises(PreconditionFailed, match="held by a resale buyer"):
+            self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rc"))
+        seller = (ticket_id, order.revision(ticket_id))
+        if seller not in self.tokens:
+            _, self.tokens[seller], _ = self.run(
+                self.stores.door.ticket_token(self.ev.tenant, self.ev.event_id, order_id, ticket_id)
+            )
+        _, result, token = self.run(
+            after.commit_listing(self.ev.tenant, held.token, f"rs{next(self.keys)}", Buyer(name="Resale"))
+        )
+        order.revoked.setdefault(ticket_id, []).append("resold")
+        assert result.resale.revision == order.revision(ticket_id)
+        self.tokens[(ticket_id, order.revision(ticket_id))] = token
+        self.scan_ticket(order, seller, "South")  # the seller's token stopped working at once
+        with pytest.raises(NotFound):  # the listing ended with the sale
+            self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rd"))
 
     # -- after every step --------------------------------------------------------
     @invariant()
@@ -677,6 +839,10 @@ class InventoryMachine(RuleBasedStateMachine):
         for order_id, order in self.orders.items():
             stored = s.orders[order_id]
             assert {t.ticket_id for t in stored.tickets if t.status == "cancelled"} == order.cancelled
+            assert {t.ticket_id for t in stored.tickets if t.status == "exchanged"} == order.exchanged
+            assert {t.ticket_id: t.revocations for t in stored.tickets if t.revision} == order.revoked
+            listed = {t.ticket_id: (order_id, t.listing.listing_id) for t in stored.tickets if t.listing}
+            assert listed == {t: v for t, v in self.listings.items() if v[0] == order_id}
             assert stored.total == order.total
             assert {t.ticket_id: t.refunded for t in stored.tickets if t.refunded} == {
                 t: r for t, r in order.refunded.items() if r
@@ -701,7 +867,10 @@ class InventoryMachine(RuleBasedStateMachine):
         assert {t.decode(): v.decode().split("|")[1] for t, v in checkins.items()} == self.admitted
         stats = self.run(self.stores.door.stats(self.ev.tenant, self.ev.event_id))
         assert (stats.admitted, stats.entries) == (len(self.admitted), len(self.admitted))
-        valid = sum(len(o.seat_tickets) + len(o.ga_tickets) - len(o.cancelled) for o in self.orders.values())
+        valid = sum(
+            len(o.seat_tickets) + len(o.ga_tickets) - len(o.cancelled) - len(o.exchanged)
+            for o in self.orders.values()
+        )
         assert stats.remaining == max(0, valid - len(self.admitted))
 
         snap = decode_snapshot(self.run(self.inv.snapshot(self.ev.event_id)), SEATS)

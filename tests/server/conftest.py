@@ -16,6 +16,7 @@ BOTH_TOPOLOGIES = frozenset(
         "tests.server.test_feed_api",
         "tests.server.test_exports_api",  # HSCAN walks of an event's hashes on its node
         "tests.server.test_access_api",
+        "tests.server.test_aftersale_api",  # transfers, exchanges, resale: three key groups in one slot
         "tests.server.test_rate_limits",  # the limits library's counters on a cluster too
         "tests.server.test_platforms_api",  # platforms' keys in their own slots, audit logs in two
         "tests.server.test_branding_api",  # unique names in installation-wide hashes, profiles in two slots

@@ -69,6 +69,16 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["feed", "tail", "--max", "1"],
     ["ticket", "token", "o1", "t1", "--event", "ev"],
     ["door", "scan", "tok", "--event", "ev", "--gate", "A"],
+    # after the sale (issue 14)
+    ["order", "transfer", "ev", "o1", "t1", "--name", "Bob"],
+    ["order", "exchange", "ev", "o1", "--ticket", "t1", "--seat", "s2"],
+    ["resale", "rules", "ev", "--floor", "1"],
+    ["resale", "list", "ev", "o1", "t1", "--price", "1", "--seller", "s"],
+    ["resale", "withdraw", "ev", "o1", "t1"],
+    ["resale", "listings", "ev"],
+    ["resale", "hold", "ev", "t1", "l1"],
+    ["resale", "buy", "tok", "--resale-key", "k", "--name", "Bob"],
+    ["resale", "sales", "ev"],
     # platforms and organizers (issue 13)
     ["platform", "create", "P"],
     ["platform", "list"],
@@ -126,6 +136,7 @@ def test_every_command_is_exercised_here() -> None:
             "feed",
             "ticket",
             "door",
+            "resale",
             "platform",
             "organizer",
             "report",
@@ -454,6 +465,74 @@ async def test_ticket_types_and_promo_codes(server: str, tmp_path: Path) -> None
     assert "Kid" in listed_types.stdout
     assert "disabled" in listed_types.stdout
     assert "disabled" in (await cli("promo", "list")).stdout
+
+
+async def test_after_sale_commands(server: str, tmp_path: Path) -> None:
+    env = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY, "SEATWISE_TENANT": "after"}
+
+    async def cli(*args: str) -> Result:
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        assert result.exit_code == 0, result.output
+        return result
+
+    await asyncio.to_thread(
+        run, "tenant", "create", "After Hall", "--id", "after", env=env | {"SEATWISE_TENANT": ""}
+    )
+    theatre_file = tmp_path / "theatre.json"
+    theatre_file.write_bytes(BAD_FILES["native.json"])
+    seat_map_id = (await cli("seatmap", "upload", str(theatre_file), "--publish")).stdout.split()[0]
+    prices = [
+        a for c in ("premium=300", "standard=200", "economy=100", "restricted=100") for a in ("--price", c)
+    ]
+    event_id = (
+        await cli("event", "create", seat_map_id, "--name", "After", "--on-sale", *prices)
+    ).stdout.strip()
+    hold = (await cli("hold", event_id, "SC-A-3", "SC-A-4")).stdout.strip()
+    order_id = (await cli("commit", hold, "--idempotency-key", "k1")).stdout.split()[1].rstrip(":")
+    tickets = json.loads((await cli("order", "get", event_id, order_id, "--json")).stdout)["tickets"]
+    first, second = tickets[0]["ticket_id"], tickets[1]["ticket_id"]
+    old_token = (await cli("ticket", "token", order_id, first, "--event", event_id)).stdout.strip()
+
+    moved = await cli("order", "transfer", event_id, order_id, first, "--name", "Bob")
+    assert "Bob" in moved.stdout
+    assert moved.stdout.splitlines()[-1].startswith("revision 1 token ")
+    revoked = await asyncio.to_thread(
+        run, "door", "scan", old_token, "--event", event_id, "--gate", "North", env=env
+    )
+    assert revoked.stdout.split()[:2] == ["REVOKED", "transferred"]
+
+    await cli("resale", "rules", event_id, "--floor", "50", "--cap", "500")
+    listing_id = (
+        await cli(
+            "resale",
+            "list",
+            event_id,
+            order_id,
+            first,
+            "--revision",
+            "1",
+            "--price",
+            "250",
+            "--seller",
+            "bob",
+        )
+    ).stdout.strip()
+    assert listing_id in (await cli("resale", "listings", event_id)).stdout
+    held = (await cli("resale", "hold", event_id, first, listing_id, "--buyer", "cy")).stdout.strip()
+    bought = await cli("resale", "buy", held, "--resale-key", "r1", "--name", "Cy")
+    assert bought.stdout.startswith("resale ")
+    assert ": 250 " in bought.stdout.splitlines()[0]
+    assert "bob" in (await cli("resale", "sales", event_id)).stdout
+
+    # the second ticket: listed, withdrawn, then exchanged for a free seat
+    await cli("resale", "list", event_id, order_id, second, "--price", "100", "--seller", "ada")
+    await cli("resale", "withdraw", event_id, order_id, second)
+    assert second not in (await cli("resale", "listings", event_id)).stdout
+    swapped = await cli("order", "exchange", event_id, order_id, "--ticket", second, "--seat", "SC-A-9")
+    assert "SC-A-9" in swapped.stdout
+    assert "exchanged" in swapped.stdout
+    assert swapped.stdout.splitlines()[-1].startswith("exchange ")
 
 
 async def test_exports_and_reports(server: str, tmp_path: Path) -> None:

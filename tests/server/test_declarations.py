@@ -130,6 +130,18 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.PlatformService/ListNotifications": ORGANIZER,
     "/seatwise.v1.PlatformService/ChangePlan": OPERATOR,
     "/seatwise.v1.PlatformService/MarkStatementPaid": OPERATOR,
+    # after the sale: storefronts act for their buyers (transfer, list, buy a listing); exchanges
+    # move money at the counter; the organizer sets resale limits; reporting reads resales
+    "/seatwise.v1.AfterSaleService/TransferTicket": SELLING,
+    "/seatwise.v1.AfterSaleService/ExchangeTickets": BOX_OFFICE,
+    "/seatwise.v1.AfterSaleService/SetResaleRules": ORGANIZER,
+    "/seatwise.v1.AfterSaleService/GetResaleRules": BROWSE,
+    "/seatwise.v1.AfterSaleService/ListTicketForResale": SELLING,
+    "/seatwise.v1.AfterSaleService/WithdrawListing": SELLING,
+    "/seatwise.v1.AfterSaleService/ListListings": BROWSE,
+    "/seatwise.v1.AfterSaleService/HoldListing": SELLING,
+    "/seatwise.v1.AfterSaleService/CommitListing": SELLING,
+    "/seatwise.v1.AfterSaleService/ListResales": REPORTING,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
@@ -148,9 +160,12 @@ AUDITED = {
     "/seatwise.v1.PlatformService/ChangePlan",
     "/seatwise.v1.PlatformService/MarkStatementPaid",
     "/seatwise.v1.OrderService/RefundOrder",  # money out (SellAtBoxOffice audits its overrides itself)
+    "/seatwise.v1.AfterSaleService/ExchangeTickets",  # money changes
+    "/seatwise.v1.AfterSaleService/SetResaleRules",
 }
 ALWAYS_ADMITTED = {
     "/seatwise.v1.OrderService/CommitHold",
+    "/seatwise.v1.AfterSaleService/CommitListing",
     "/seatwise.v1.HoldService/ExtendHold",
     "/seatwise.v1.HoldService/ReleaseHold",
     # the stream itself: each of its messages is admitted by its operation's own rule

@@ -476,6 +476,11 @@ class Ticket(_message.Message):
     TICKET_TYPE_FIELD_NUMBER: _builtins.int
     LIST_PRICE_FIELD_NUMBER: _builtins.int
     DISCOUNT_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXCHANGED_FOR_FIELD_NUMBER: _builtins.int
+    LISTING_ID_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_id: _builtins.str
     """A seat ticket names its seat; a GA ticket its area."""
@@ -484,6 +489,15 @@ class Ticket(_message.Message):
     cancelled: _builtins.bool
     ticket_type: _builtins.str
     """The ticket type it was sold as ("" : the event's plain category price)."""
+    revision: _builtins.int
+    """After the sale (AfterSaleService): each change of hands is a new revision;
+    the holder is unset while it is the order's buyer.
+    """
+    status: _builtins.str
+    """valid | cancelled | exchanged (an exchanged ticket was replaced by exchanged_for)."""
+    exchanged_for: _builtins.str
+    listing_id: _builtins.str
+    """Listed for resale: the listing's id (ListListings has the details)."""
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
     @_builtins.property
@@ -504,6 +518,8 @@ class Ticket(_message.Message):
 
     @_builtins.property
     def discount(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def holder(self) -> Global___BuyerDetails: ...
     def __init__(
         self,
         *,
@@ -518,10 +534,15 @@ class Ticket(_message.Message):
         ticket_type: _builtins.str = ...,
         list_price: _common_pb2.Money | None = ...,
         discount: _common_pb2.Money | None = ...,
+        revision: _builtins.int = ...,
+        holder: Global___BuyerDetails | None = ...,
+        status: _builtins.str = ...,
+        exchanged_for: _builtins.str = ...,
+        listing_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["discount", b"discount", "list_price", b"list_price", "price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["discount", b"discount", "holder", b"holder", "list_price", b"list_price", "price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "discount", b"discount", "ga_area_id", b"ga_area_id", "list_price", b"list_price", "price", b"price", "refunded", b"refunded", "seat_id", b"seat_id", "split", b"split", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "discount", b"discount", "exchanged_for", b"exchanged_for", "ga_area_id", b"ga_area_id", "holder", b"holder", "list_price", b"list_price", "listing_id", b"listing_id", "price", b"price", "refunded", b"refunded", "revision", b"revision", "seat_id", b"seat_id", "split", b"split", "status", b"status", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
