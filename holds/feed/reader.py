@@ -21,6 +21,7 @@ See docs/data.md for the cursor, the ordering and what is guaranteed.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,7 @@ class FeedEntry:
     kind: str
     recorded_ms: int
     event_id: str = ""
+    organizer_id: str = ""
     order_id: str = ""
     order: Order | None = None  # as it is now (None: an entry without an order, or the order is gone)
     buyer: FeedBuyer | None = None
@@ -105,9 +107,33 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class _Raw:
-    stream: str  # event id, or TENANT_STREAM
+    stream: str  # event id, or a tenant stream's name (TENANT_STREAM, or ~<tenant> in a platform's feed)
     entry_id: StreamId
     fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PlatformFeed:
+    """A platform's feed: every organizer's streams merged, the organizers read anew each
+    round (one signing up joins the feed). Organizers' own streams are named
+    ``~<organizer id>`` in its cursors (ids never start with ``~``); events by id."""
+
+    platform_id: str
+
+
+# One organizer's feed (its id), or a platform's.
+FeedScope = str | PlatformFeed
+
+
+@dataclass(frozen=True)
+class _Stream:
+    name: str  # in a cursor
+    key: str
+    owner: str  # the organizer whose stream it is
+
+
+def _tenant_stream(scope: FeedScope, tenant_id: str) -> str:
+    return TENANT_STREAM if isinstance(scope, str) else f"~{tenant_id}"
 
 
 def _text(value: Any) -> str:
@@ -120,11 +146,30 @@ class FeedReader:
 
     async def streams(self, tenant_id: str) -> list[tuple[str, str]]:
         """(name in a cursor, stream key) of every stream of the tenant's feed."""
-        async with wrap_errors("list feed streams"):
-            event_ids = await self._r.zrange(keys.event_index(tenant_id), 0, -1)
-        return [(TENANT_STREAM, keys.tenant_feed(tenant_id))] + [
-            (e.decode(), keys.event_key(e.decode(), "lifecycle")) for e in event_ids
-        ]
+        return [(s.name, s.key) for s in await self._streams(tenant_id)]
+
+    async def _organizers(self, scope: FeedScope) -> list[str]:
+        if isinstance(scope, str):
+            return [scope]
+        async with wrap_errors("list the platform's organizers"):
+            return [
+                o.decode() for o in await self._r.zrange(keys.platform_organizers(scope.platform_id), 0, -1)
+            ]
+
+    async def _streams(self, scope: FeedScope) -> list[_Stream]:
+        """Every stream of the scope's feed (read anew each round: new events and organizers join)."""
+        organizers = await self._organizers(scope)
+        async with wrap_errors("list feed streams"), self._r.pipeline(transaction=False) as pipe:
+            for tenant_id in organizers:
+                pipe.zrange(keys.event_index(tenant_id), 0, -1)
+            indexes = await pipe.execute() if organizers else []
+        out: list[_Stream] = []
+        for tenant_id, event_ids in zip(organizers, indexes, strict=True):
+            out.append(_Stream(_tenant_stream(scope, tenant_id), keys.tenant_feed(tenant_id), tenant_id))
+            out += [
+                _Stream(e.decode(), keys.event_key(e.decode(), "lifecycle"), tenant_id) for e in event_ids
+            ]
+        return out
 
     async def _infos(self, streams: Sequence[tuple[str, str]]) -> list[dict[Any, Any] | None]:
         out: list[dict[Any, Any] | None] = []
@@ -143,29 +188,38 @@ class FeedReader:
                     out.append(reply)
         return out
 
-    async def check_range(self, tenant_id: str, cursor: Cursor) -> None:
+    async def check_range(self, scope: FeedScope, cursor: Cursor) -> None:
         """FeedCursorExpired (naming the oldest cursor still available) when retention
         trimmed an entry the cursor has not seen (holds/feed/retention.py records the
         newest entry it trimmed from each stream)."""
-        async with wrap_errors("read feed retention"):
-            trimmed = await self._r.hgetall(keys.tenant_feed_trimmed(tenant_id))
         oldest = Cursor()
-        for name, last in trimmed.items():
-            oldest.advance(name.decode(), parse_id(last))
+        for tenant_id in await self._organizers(scope):
+            async with wrap_errors("read feed retention"):
+                trimmed = await self._r.hgetall(keys.tenant_feed_trimmed(tenant_id))
+            for name, last in trimmed.items():
+                stream = name.decode()
+                oldest.advance(
+                    _tenant_stream(scope, tenant_id) if stream == TENANT_STREAM else stream, parse_id(last)
+                )
         if any(p > cursor.position(name) for name, p in oldest.positions.items()):
             raise FeedCursorExpired(oldest.encode())
 
-    async def now_cursor(self, tenant_id: str) -> Cursor:
+    async def now_cursor(self, scope: FeedScope) -> Cursor:
         """A cursor past every entry written so far."""
-        streams = await self.streams(tenant_id)
+        streams = await self._streams(scope)
         cursor = Cursor()
-        for (name, _), info in zip(streams, await self._infos(streams), strict=True):
+        for stream, info in zip(streams, await self._infos([(s.name, s.key) for s in streams]), strict=True):
             if info is not None:
-                cursor.advance(name, parse_id(info.get("last-generated-id", b"0-0")))
+                cursor.advance(stream.name, parse_id(info.get("last-generated-id", b"0-0")))
         return cursor
 
     async def follow(
-        self, tenant_id: str, cursor: Cursor, *, poll_s: float = POLL_S, progress: FeedProgress | None = None
+        self,
+        scope: FeedScope,
+        cursor: Cursor,
+        *,
+        poll_s: float = POLL_S,
+        progress: FeedProgress | None = None,
     ) -> AsyncIterator[FeedEntry | Checkpoint]:
         """Every entry after ``cursor``, then new ones as they are written, forever;
         ``progress`` is kept up to date with what was handed over.
@@ -175,19 +229,21 @@ class FeedReader:
         entry written after its stream was read in the round is written after
         that entry was, so (with clocks within the skew) it has a later id.
         """
-        newest_seen = await self._newest(tenant_id)
+        newest_seen = await self._newest(scope)
         last_token = cursor.encode()
         while True:
             seen_before_round = newest_seen
-            streams = await self.streams(tenant_id)
+            streams = await self._streams(scope)
+            owners = {s.name: s.owner for s in streams}
             exhausted = True
             for start in range(0, len(streams), STREAMS_PER_READ):
-                raws, full = await self._read(streams[start : start + STREAMS_PER_READ], cursor)
+                chunk = [(s.name, s.key) for s in streams[start : start + STREAMS_PER_READ]]
+                raws, full = await self._read(chunk, cursor)
                 exhausted = exhausted and not full
                 if not raws:
                     continue
                 newest_seen = max(newest_seen, raws[-1].entry_id)  # merged by id
-                for entry in await self._render(tenant_id, raws, cursor):
+                for entry in await self._render(owners, raws, cursor):
                     last_token = entry.cursor
                     if progress is not None:
                         progress.delivered_ms, progress.caught_up = entry.recorded_ms, False
@@ -204,10 +260,10 @@ class FeedReader:
                 yield Checkpoint(token)
             await asyncio.sleep(poll_s)
 
-    async def _newest(self, tenant_id: str) -> StreamId:
-        streams = await self.streams(tenant_id)
+    async def _newest(self, scope: FeedScope) -> StreamId:
+        streams = await self._streams(scope)
         newest = ZERO
-        for info in await self._infos(streams):
+        for info in await self._infos([(s.name, s.key) for s in streams]):
             if info is not None:
                 newest = max(newest, parse_id(info.get("last-generated-id", b"0-0")))
         return newest
@@ -231,36 +287,57 @@ class FeedReader:
         raws.sort(key=lambda r: (r.entry_id, r.stream))
         return raws, full
 
-    async def _render(self, tenant_id: str, raws: list[_Raw], cursor: Cursor) -> list[FeedEntry]:
-        """Join the entries with their orders and the tenant's consent decisions."""
-        order_refs = sorted({(r.stream, r.fields["order"]) for r in raws if r.fields.get("order")})
-        subjects = sorted({r.fields["subject"] for r in raws if r.fields.get("subject")})
-        async with wrap_errors("read feed orders"):
-            orders: dict[tuple[str, str], Order] = {}
-            if order_refs:
-                async with self._r.pipeline(transaction=False) as pipe:
-                    for event_id, order_id in order_refs:
-                        pipe.hget(keys.event_key(event_id, "orders"), order_id)
-                    for ref, raw in zip(order_refs, await pipe.execute(), strict=True):
-                        if raw is not None:
-                            orders[ref] = order_decoder.decode(raw)
-            emails: dict[str, str] = {}
-            if subjects:
-                found = await self._r.hmget(keys.tenant_subjects(tenant_id), subjects)
-                emails = {s: e.decode() for s, e in zip(subjects, found, strict=True) if e is not None}
-            wanted = sorted(
-                {o.buyer.email.strip().lower() for o in orders.values() if o.buyer.email}
-                | set(emails.values())
-            )
-            decisions: dict[str, ConsentDecision] = {}
-            if wanted:
-                found = await self._r.hmget(keys.tenant_consent(tenant_id), wanted)
-                decisions = {e: consent_decoder.decode(d) for e, d in zip(wanted, found, strict=True) if d}
+    async def _render(self, owners: dict[str, str], raws: list[_Raw], cursor: Cursor) -> list[FeedEntry]:
+        """Join the entries with their orders and their organizers' consent decisions."""
+        orders = await self._orders(
+            sorted({(r.stream, r.fields["order"]) for r in raws if r.fields.get("order")})
+        )
+        subjects: dict[str, set[str]] = defaultdict(set)  # organizer -> subjects named
+        for r in raws:
+            if r.fields.get("subject"):
+                subjects[owners[r.stream]].add(r.fields["subject"])
+        emails = {tenant_id: await self._lookup(keys.tenant_subjects(tenant_id), named)
+                  for tenant_id, named in subjects.items()}  # fmt: skip
+        wanted: dict[str, set[str]] = defaultdict(set)  # organizer -> emails
+        for (event_id, _), order in orders.items():
+            if order.buyer.email:
+                wanted[owners[event_id]].add(order.buyer.email.strip().lower())
+        for tenant_id, by_subject in emails.items():
+            wanted[tenant_id] |= set(by_subject.values())
+        decisions = {
+            tenant_id: {e: consent_decoder.decode(d) for e, d in (await self._lookup(
+                keys.tenant_consent(tenant_id), asked)).items()}
+            for tenant_id, asked in wanted.items()
+        }  # fmt: skip
         out = []
         for raw in raws:
             cursor.advance(raw.stream, raw.entry_id)
-            out.append(_entry(raw, cursor.encode(), orders, emails, decisions))
+            owner = owners[raw.stream]
+            out.append(
+                _entry(raw, cursor.encode(), owner, orders, emails.get(owner, {}), decisions.get(owner, {}))
+            )
         return out
+
+    async def _orders(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], Order]:
+        """The orders named ``(event id, order id)`` that still exist."""
+        if not refs:
+            return {}
+        async with wrap_errors("read feed orders"), self._r.pipeline(transaction=False) as pipe:
+            for event_id, order_id in refs:
+                pipe.hget(keys.event_key(event_id, "orders"), order_id)
+            found = await pipe.execute()
+        return {
+            ref: order_decoder.decode(raw) for ref, raw in zip(refs, found, strict=True) if raw is not None
+        }
+
+    async def _lookup(self, key: str, fields: set[str]) -> dict[str, str]:
+        """The values of ``fields`` of the hash ``key`` that exist."""
+        asked = sorted(fields)
+        if not asked:
+            return {}
+        async with wrap_errors("read feed subjects"):
+            found = await self._r.hmget(key, asked)
+        return {f: v.decode() for f, v in zip(asked, found, strict=True) if v is not None}
 
 
 def buyer_of(order: Order, decisions: dict[str, ConsentDecision]) -> FeedBuyer:
@@ -277,6 +354,7 @@ def buyer_of(order: Order, decisions: dict[str, ConsentDecision]) -> FeedBuyer:
 def _entry(
     raw: _Raw,
     cursor: str,
+    organizer_id: str,
     orders: dict[tuple[str, str], Order],
     emails: dict[str, str],
     decisions: dict[str, ConsentDecision],
@@ -284,9 +362,11 @@ def _entry(
     f = raw.fields
     kind, detail = f.get("kind", ""), f.get("detail", "")
     stream_id = format_id(raw.entry_id)
-    if raw.stream == TENANT_STREAM:
+    if raw.stream == TENANT_STREAM or raw.stream.startswith("~"):
         email = emails.get(f.get("subject", ""), "")
-        base = FeedEntry(f"tenant/{stream_id}", cursor, kind, raw.entry_id[0], detail="")
+        owner = "tenant" if raw.stream == TENANT_STREAM else f"tenant:{organizer_id}"
+        base = FeedEntry(f"{owner}/{stream_id}", cursor, kind, raw.entry_id[0], detail="",
+                         organizer_id=organizer_id)  # fmt: skip
         if kind == "consent.changed":
             d = consent_decoder.decode(detail)
             buyer = FeedBuyer(email=email, marketing_consent=d.opted_in, consent_source=d.source,
@@ -304,6 +384,7 @@ def _entry(
         kind,
         raw.entry_id[0],
         event_id=raw.stream,
+        organizer_id=organizer_id,
         order_id=order_id,
         order=order,
         buyer=buyer_of(order, decisions) if order is not None else None,

@@ -10,9 +10,18 @@ from seatwise.v1 import common_pb2, feed_pb2, feed_pb2_grpc
 from holds.errors import InvalidRequest
 from holds.feed.cursor import Cursor
 from holds.feed.privacy import Privacy
-from holds.feed.reader import Checkpoint, FeedBuyer, FeedEntry, FeedProgress, FeedReader
+from holds.feed.reader import (
+    Checkpoint,
+    FeedBuyer,
+    FeedEntry,
+    FeedProgress,
+    FeedReader,
+    FeedScope,
+    PlatformFeed,
+)
+from holds.platform.platforms import PlatformStore
 from holds.records import Order
-from server import metrics
+from server import metrics, scope
 from server.auth import ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
@@ -55,6 +64,7 @@ def entry_pb(entry: FeedEntry) -> feed_pb2.FeedEntry:
         kind=entry.kind,
         recorded_at=ts(entry.recorded_ms),
         event_id=entry.event_id,
+        organizer_id=entry.organizer_id,
         order_id=entry.order_id,
         ticket_ids=entry.ticket_ids,
         reason=entry.reason,
@@ -84,26 +94,34 @@ def _decided_at_ms(request: feed_pb2.UpdateConsentRequest) -> int:
 
 
 class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
-    def __init__(self, reader: FeedReader, privacy: Privacy) -> None:
+    def __init__(self, reader: FeedReader, privacy: Privacy, platforms: PlatformStore) -> None:
         self._reader = reader
         self._privacy = privacy
+        self._platforms = platforms
 
     async def Subscribe(
         self, request: feed_pb2.SubscribeRequest, context: Context
     ) -> AsyncIterator[feed_pb2.FeedMessage]:
         principal = current_principal()
-        tenant = principal.require_tenant()
+        feed: FeedScope
+        if principal.is_admin and not principal.acting:  # an operator: its platform's whole feed
+            platform = await scope.platform(self._platforms, request.platform_id)
+            feed, who = PlatformFeed(platform.platform_id), f"platform:{platform.platform_id}"
+        else:
+            if request.platform_id:
+                raise InvalidRequest("platform_id", "only a platform's admins subscribe to a platform's feed")
+            feed = who = principal.require_tenant()
         if request.from_now:
-            cursor = await self._reader.now_cursor(tenant)
+            cursor = await self._reader.now_cursor(feed)
         else:
             cursor = Cursor.decode(request.cursor)
-            await self._reader.check_range(tenant, cursor)
+            await self._reader.check_range(feed, cursor)
         subscriber = metrics.FeedSubscriber(
-            tenant, principal.key_id, FeedProgress(delivered_ms=int(time.time() * 1000))
+            who, principal.key_id, FeedProgress(delivered_ms=int(time.time() * 1000))
         )
         metrics.FEED_LAG.opened(subscriber)
         try:
-            async for item in self._reader.follow(tenant, cursor, progress=subscriber.progress):
+            async for item in self._reader.follow(feed, cursor, progress=subscriber.progress):
                 match item:
                     case Checkpoint(cursor=token):
                         yield feed_pb2.FeedMessage(checkpoint=token)
@@ -141,7 +159,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
 SERVICE = ServiceDeclaration(
     descriptor=feed_pb2.DESCRIPTOR.services_by_name["FeedService"],
     add_to_server=feed_pb2_grpc.add_FeedServiceServicer_to_server,
-    factory=lambda stores: FeedServicer(FeedReader(stores.redis), Privacy(stores.redis, stores.scripts)),
+    factory=lambda stores: FeedServicer(
+        FeedReader(stores.redis), Privacy(stores.redis, stores.scripts), stores.platforms
+    ),
     methods={
         "Subscribe": MethodRule(ORGANIZER),
         "UpdateConsent": MethodRule(ORGANIZER),

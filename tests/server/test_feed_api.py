@@ -25,6 +25,7 @@ from server.reaper import reap_once
 from server.redis_process import EmbeddedRedis
 from tests.api import Api, status_of
 from tests.server.maps import small_map
+from tests.server.test_platforms_api import _platform, _sign_up
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
 
@@ -495,3 +496,50 @@ async def test_the_cli_tails_the_feed_as_json_lines(organizer: Api, server: str)
     assert bad.exit_code == 1
     assert "cursor" in bad.output
     assert "Traceback" not in bad.output
+
+
+async def test_a_platform_admin_follows_every_organizer_of_its_platform(admin: Api, server: str) -> None:
+    key1 = await _platform(admin, "p1", terms_version="v3")
+    key2 = await _platform(admin, "p2", terms_version="v3")
+    async with Api(server, key1) as p1, Api(server, key2) as p2:
+        first = await _sign_up(p1, "first-hall")
+        stranger = await _sign_up(p2, "other-hall")
+        async with Api(server, first.api_key) as org1, Api(server, stranger.api_key) as org3:
+            sold1 = await _sell(org1, await _event(org1), "r0-0", "ann@example.com", "Ann", consent=True)
+            await _sell(org3, await _event(org3), "r0-0", "eve@example.com")
+            head = await _read(p1, "", _has({("order.created", sold1.order_id)}))
+            # an organizer signing up later joins the feed, its consent entries named by organizer
+            second = await _sign_up(p1, "second-hall")
+            async with Api(server, second.api_key) as org2:
+                sold2 = await _sell(org2, await _event(org2), "r0-1", "bob@example.com", "Bob")
+                await _feed(org2).UpdateConsent(
+                    feed_pb2.UpdateConsentRequest(email="bob@example.com", opted_in=True, source="crm"),
+                    metadata=org2.metadata,
+                )
+            rest = await _read(
+                p1,
+                head[-1].cursor,
+                lambda es: {"order.created", "consent.changed"} <= {e.kind for e in es},
+            )
+        by_kind = {(e.kind, e.organizer_id): e for e in head + rest}
+        org1_id, org2_id = first.organizer.organizer_id, second.organizer.organizer_id
+        created1 = by_kind[("order.created", org1_id)]
+        assert (created1.order_id, created1.buyer.email) == (sold1.order_id, "ann@example.com")
+        assert by_kind[("order.created", org2_id)].order_id == sold2.order_id
+        consent = by_kind[("consent.changed", org2_id)]
+        assert consent.entry_id.startswith(f"tenant:{org2_id}/")
+        assert (consent.buyer.email, consent.buyer.marketing_consent) == ("bob@example.com", True)
+        assert stranger.organizer.organizer_id not in {e.organizer_id for e in head + rest}
+        assert sold1.order_id not in {e.order_id for e in rest}, "resumed after the cursor"
+        # another platform's admin: the answer of a platform that does not exist
+        for platform_id in ("p1", "p9"):
+            call = _feed(p2).Subscribe(
+                feed_pb2.SubscribeRequest(platform_id=platform_id), metadata=p2.metadata
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                async for _ in call:
+                    pass
+            assert (refused.value.code(), refused.value.details()) == (
+                grpc.StatusCode.NOT_FOUND,
+                f"platform '{platform_id}' not found",
+            )

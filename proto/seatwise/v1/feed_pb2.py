@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from seatwise.v1 import common_pb2 as seatwise_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16seatwise/v1/feed.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18seatwise/v1/common.proto\"4\n\x10SubscribeRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_now\x18\x02 \x01(\x08\"T\n\x0b\x46\x65\x65\x64Message\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x16.seatwise.v1.FeedEntryH\x00\x12\x14\n\ncheckpoint\x18\x02 \x01(\tH\x00\x42\x06\n\x04item\"\xb5\x01\n\tFeedBuyer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x19\n\x11marketing_consent\x18\x03 \x01(\x08\x12\x16\n\x0e\x63onsent_source\x18\x04 \x01(\t\x12\x36\n\x12\x63onsent_decided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65rased\x18\x06 \x01(\x08\x12\x10\n\x08\x62uyer_id\x18\x07 \x01(\t\"\xa3\x01\n\nFeedTicket\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0cseat_ordinal\x18\x02 \x01(\x05\x12\x12\n\nga_area_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12!\n\x05price\x18\x05 \x01(\x0b\x32\x12.seatwise.v1.Money\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x13\n\x0bticket_type\x18\x07 \x01(\t\"\xaf\x03\n\tFeedEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12/\n\x0brecorded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x10\n\x08order_id\x18\x06 \x01(\t\x12\x14\n\x0corder_status\x18\x07 \x01(\t\x12%\n\x05\x62uyer\x18\x08 \x01(\x0b\x32\x16.seatwise.v1.FeedBuyer\x12(\n\x07tickets\x18\t \x03(\x0b\x32\x17.seatwise.v1.FeedTicket\x12!\n\x05total\x18\n \x01(\x0b\x32\x12.seatwise.v1.Money\x12\x0f\n\x07\x63hannel\x18\x0b \x01(\t\x12\x12\n\npromo_code\x18\x0c \x01(\t\x12\x12\n\nticket_ids\x18\r \x03(\t\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x14\n\x0c\x65vent_status\x18\x0f \x01(\t\x12\x10\n\x08sequence\x18\x10 \x01(\x03\x12\x12\n\norder_refs\x18\x11 \x03(\t\x12\x0e\n\x06\x64\x65tail\x18\x12 \x01(\t\"w\n\x14UpdateConsentRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08opted_in\x18\x02 \x01(\x08\x12\x0e\n\x06source\x18\x03 \x01(\t\x12.\n\ndecided_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15UpdateConsentResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x10\n\x08opted_in\x18\x02 \x01(\x08\x12\x0e\n\x06source\x18\x03 \x01(\t\x12.\n\ndecided_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x11\x45raseBuyerRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"Y\n\x12\x45raseBuyerResponse\x12\x15\n\rorders_erased\x18\x01 \x01(\x05\x12\x14\n\x0cholds_erased\x18\x02 \x01(\x05\x12\x16\n\x0e\x65vents_scanned\x18\x03 \x01(\x05\x32\xfc\x01\n\x0b\x46\x65\x65\x64Service\x12\x46\n\tSubscribe\x12\x1d.seatwise.v1.SubscribeRequest\x1a\x18.seatwise.v1.FeedMessage0\x01\x12V\n\rUpdateConsent\x12!.seatwise.v1.UpdateConsentRequest\x1a\".seatwise.v1.UpdateConsentResponse\x12M\n\nEraseBuyer\x12\x1e.seatwise.v1.EraseBuyerRequest\x1a\x1f.seatwise.v1.EraseBuyerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16seatwise/v1/feed.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18seatwise/v1/common.proto\"I\n\x10SubscribeRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_now\x18\x02 \x01(\x08\x12\x13\n\x0bplatform_id\x18\x03 \x01(\t\"T\n\x0b\x46\x65\x65\x64Message\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x16.seatwise.v1.FeedEntryH\x00\x12\x14\n\ncheckpoint\x18\x02 \x01(\tH\x00\x42\x06\n\x04item\"\xb5\x01\n\tFeedBuyer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x19\n\x11marketing_consent\x18\x03 \x01(\x08\x12\x16\n\x0e\x63onsent_source\x18\x04 \x01(\t\x12\x36\n\x12\x63onsent_decided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65rased\x18\x06 \x01(\x08\x12\x10\n\x08\x62uyer_id\x18\x07 \x01(\t\"\xa3\x01\n\nFeedTicket\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0cseat_ordinal\x18\x02 \x01(\x05\x12\x12\n\nga_area_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12!\n\x05price\x18\x05 \x01(\x0b\x32\x12.seatwise.v1.Money\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x13\n\x0bticket_type\x18\x07 \x01(\t\"\xc5\x03\n\tFeedEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12/\n\x0brecorded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x10\n\x08order_id\x18\x06 \x01(\t\x12\x14\n\x0corder_status\x18\x07 \x01(\t\x12%\n\x05\x62uyer\x18\x08 \x01(\x0b\x32\x16.seatwise.v1.FeedBuyer\x12(\n\x07tickets\x18\t \x03(\x0b\x32\x17.seatwise.v1.FeedTicket\x12!\n\x05total\x18\n \x01(\x0b\x32\x12.seatwise.v1.Money\x12\x0f\n\x07\x63hannel\x18\x0b \x01(\t\x12\x12\n\npromo_code\x18\x0c \x01(\t\x12\x12\n\nticket_ids\x18\r \x03(\t\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x14\n\x0c\x65vent_status\x18\x0f \x01(\t\x12\x10\n\x08sequence\x18\x10 \x01(\x03\x12\x12\n\norder_refs\x18\x11 \x03(\t\x12\x0e\n\x06\x64\x65tail\x18\x12 \x01(\t\x12\x14\n\x0corganizer_id\x18\x13 \x01(\t\"w\n\x14UpdateConsentRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08opted_in\x18\x02 \x01(\x08\x12\x0e\n\x06source\x18\x03 \x01(\t\x12.\n\ndecided_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x15UpdateConsentResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x10\n\x08opted_in\x18\x02 \x01(\x08\x12\x0e\n\x06source\x18\x03 \x01(\t\x12.\n\ndecided_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x11\x45raseBuyerRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"Y\n\x12\x45raseBuyerResponse\x12\x15\n\rorders_erased\x18\x01 \x01(\x05\x12\x14\n\x0cholds_erased\x18\x02 \x01(\x05\x12\x16\n\x0e\x65vents_scanned\x18\x03 \x01(\x05\x32\xfc\x01\n\x0b\x46\x65\x65\x64Service\x12\x46\n\tSubscribe\x12\x1d.seatwise.v1.SubscribeRequest\x1a\x18.seatwise.v1.FeedMessage0\x01\x12V\n\rUpdateConsent\x12!.seatwise.v1.UpdateConsentRequest\x1a\".seatwise.v1.UpdateConsentResponse\x12M\n\nEraseBuyer\x12\x1e.seatwise.v1.EraseBuyerRequest\x1a\x1f.seatwise.v1.EraseBuyerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,23 +34,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seatwise.v1.feed_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBSCRIBEREQUEST']._serialized_start=98
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=150
-  _globals['_FEEDMESSAGE']._serialized_start=152
-  _globals['_FEEDMESSAGE']._serialized_end=236
-  _globals['_FEEDBUYER']._serialized_start=239
-  _globals['_FEEDBUYER']._serialized_end=420
-  _globals['_FEEDTICKET']._serialized_start=423
-  _globals['_FEEDTICKET']._serialized_end=586
-  _globals['_FEEDENTRY']._serialized_start=589
-  _globals['_FEEDENTRY']._serialized_end=1020
-  _globals['_UPDATECONSENTREQUEST']._serialized_start=1022
-  _globals['_UPDATECONSENTREQUEST']._serialized_end=1141
-  _globals['_UPDATECONSENTRESPONSE']._serialized_start=1143
-  _globals['_UPDATECONSENTRESPONSE']._serialized_end=1265
-  _globals['_ERASEBUYERREQUEST']._serialized_start=1267
-  _globals['_ERASEBUYERREQUEST']._serialized_end=1301
-  _globals['_ERASEBUYERRESPONSE']._serialized_start=1303
-  _globals['_ERASEBUYERRESPONSE']._serialized_end=1392
-  _globals['_FEEDSERVICE']._serialized_start=1395
-  _globals['_FEEDSERVICE']._serialized_end=1647
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=171
+  _globals['_FEEDMESSAGE']._serialized_start=173
+  _globals['_FEEDMESSAGE']._serialized_end=257
+  _globals['_FEEDBUYER']._serialized_start=260
+  _globals['_FEEDBUYER']._serialized_end=441
+  _globals['_FEEDTICKET']._serialized_start=444
+  _globals['_FEEDTICKET']._serialized_end=607
+  _globals['_FEEDENTRY']._serialized_start=610
+  _globals['_FEEDENTRY']._serialized_end=1063
+  _globals['_UPDATECONSENTREQUEST']._serialized_start=1065
+  _globals['_UPDATECONSENTREQUEST']._serialized_end=1184
+  _globals['_UPDATECONSENTRESPONSE']._serialized_start=1186
+  _globals['_UPDATECONSENTRESPONSE']._serialized_end=1308
+  _globals['_ERASEBUYERREQUEST']._serialized_start=1310
+  _globals['_ERASEBUYERREQUEST']._serialized_end=1344
+  _globals['_ERASEBUYERRESPONSE']._serialized_start=1346
+  _globals['_ERASEBUYERRESPONSE']._serialized_end=1435
+  _globals['_FEEDSERVICE']._serialized_start=1438
+  _globals['_FEEDSERVICE']._serialized_end=1690
 # @@protoc_insertion_point(module_scope)

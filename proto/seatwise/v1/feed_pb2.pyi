@@ -26,21 +26,28 @@ class SubscribeRequest(_message.Message):
 
     CURSOR_FIELD_NUMBER: _builtins.int
     FROM_NOW_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """The cursor of the last entry (or checkpoint) processed; empty: from the
     oldest entry still retained.
     """
     from_now: _builtins.bool
     """Ignore `cursor` and start with the changes made from now on."""
+    platform_id: _builtins.str
+    """A platform admin not acting as an organizer gets its platform's whole feed:
+    every organizer's entries (each naming its organizer_id), organizers that
+    sign up later included. Empty: the admin's own platform (a root admin names one).
+    """
     def __init__(
         self,
         *,
         cursor: _builtins.str = ...,
         from_now: _builtins.bool = ...,
+        platform_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "from_now", b"from_now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "from_now", b"from_now", "platform_id", b"platform_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -179,9 +186,11 @@ class FeedEntry(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     ORDER_REFS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    ORGANIZER_ID_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.str
     """Stable: the same change always has the same id ("<event_id>/<stream id>",
-    or "tenant/<stream id>" for consent and erasure entries).
+    or "tenant/<stream id>" for consent and erasure entries; in a platform's
+    feed "tenant:<organizer_id>/<stream id>").
     """
     cursor: _builtins.str
     """Resume after this entry."""
@@ -205,6 +214,8 @@ class FeedEntry(_message.Message):
     """The change stream's sequence number at the change (0 if none)."""
     detail: _builtins.str
     """The entry's own detail, for kinds this version does not interpret."""
+    organizer_id: _builtins.str
+    """The organizer whose entry it is (a platform's feed merges its organizers')."""
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -242,10 +253,11 @@ class FeedEntry(_message.Message):
         sequence: _builtins.int = ...,
         order_refs: _abc.Iterable[_builtins.str] | None = ...,
         detail: _builtins.str = ...,
+        organizer_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "recorded_at", b"recorded_at", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "cursor", b"cursor", "detail", b"detail", "entry_id", b"entry_id", "event_id", b"event_id", "event_status", b"event_status", "kind", b"kind", "order_id", b"order_id", "order_refs", b"order_refs", "order_status", b"order_status", "promo_code", b"promo_code", "reason", b"reason", "recorded_at", b"recorded_at", "sequence", b"sequence", "ticket_ids", b"ticket_ids", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "cursor", b"cursor", "detail", b"detail", "entry_id", b"entry_id", "event_id", b"event_id", "event_status", b"event_status", "kind", b"kind", "order_id", b"order_id", "order_refs", b"order_refs", "order_status", b"order_status", "organizer_id", b"organizer_id", "promo_code", b"promo_code", "reason", b"reason", "recorded_at", b"recorded_at", "sequence", b"sequence", "ticket_ids", b"ticket_ids", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
