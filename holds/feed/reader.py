@@ -395,6 +395,11 @@ def _entry(
         return FeedEntry(
             **{**entry.__dict__, "ticket_ids": [i for i in ids.split(",") if i], "reason": reason}
         )
+    if kind == "order.refunded":  # "<refund id>|<ticket ids>|<reason>"
+        _refund, _, rest = detail.partition("|")
+        ids, _, reason = rest.partition("|")
+        tickets = [i for i in ids.split(",") if i]
+        return FeedEntry(**{**entry.__dict__, "ticket_ids": tickets, "reason": reason, "detail": detail})
     if kind == "event.status_changed":
         return FeedEntry(**{**entry.__dict__, "event_status": detail.rpartition("|")[2]})
     if kind == "order.created":

@@ -226,6 +226,23 @@ async def test_a_closed_event_sends_a_no_show_per_ticket_never_scanned(
     assert [list(e.ticket_ids) for e in checked_in] == [[came.tickets[0].ticket_id]]
 
 
+async def test_refunds_are_entries_naming_their_tickets(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    order = await _sell(organizer, event_id, "r0-0", "ann@example.com", "Ann")
+    await organizer.orders.RefundOrder(
+        sales_pb2.RefundOrderRequest(event_id=event_id, order_id=order.order_id, refund_key="rf-1",
+                                     reason="show moved"),
+        metadata=organizer.metadata,
+    )  # fmt: skip
+    entries = await _read(organizer, "", lambda es: any(e.kind == "order.refunded" for e in es))
+    [refunded] = [e for e in entries if e.kind == "order.refunded"]
+    assert (refunded.order_id, list(refunded.ticket_ids), refunded.reason) == (
+        order.order_id,
+        [order.tickets[0].ticket_id],
+        "show moved",
+    )
+
+
 async def test_another_tenant_sees_nothing(organizer: Api, admin: Api, server: str) -> None:
     event_id = await _event(organizer)
     await _sell(organizer, event_id, "r0-0", "ann@example.com", "Ann")
