@@ -176,6 +176,12 @@ class Sales:
             raise InvalidRequest("payment_method", f"1-{MAX_PAYMENT_METHOD} characters")
         plan = await self._plans(tenant_id) if self._plans is not None else None
         terms = None
+        if plan is not None and collector == "organizer" and not plan.features.own_payment_account:
+            raise PreconditionFailed(
+                f"the organizer's plan {plan.plan_id!r} does not include its own payment account: "
+                "the platform collects (collector PLATFORM)",
+                subject="collector",
+            )
         if plan is not None:
             try:
                 prices = plan.prices_in(ctx.ref.currency)

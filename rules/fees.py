@@ -96,6 +96,15 @@ def threshold_crossed(before: int, after: int, limit: int) -> tuple[int, ...]:
     return crossed
 
 
+class PlanFeatures(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What the plan includes beyond selling (both by default, as before plans had features):
+    the organizer's own branding profile (else its storefronts show the platform's), and
+    sales collected by the organizer's own payment account (else the platform collects)."""
+
+    own_branding: bool = True
+    own_payment_account: bool = True
+
+
 class FeePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """What a platform charges an organizer. Rates apply in any currency; fixed
     amounts come from ``prices`` in the ticket's currency, which must include
@@ -108,6 +117,7 @@ class FeePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
     processing_fee_bps: Bps = 0
     refund_policy: RefundPolicy = "full"
     limits: PlanLimits = PlanLimits()
+    features: PlanFeatures = PlanFeatures()
 
     def billing_currency(self, organizer_currency: str | None) -> str:
         """An organizer pays in its country's currency when the plan prices it, else the default."""

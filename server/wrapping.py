@@ -262,6 +262,7 @@ class RpcWrapper:
             outcome = "OK"
             principal: Principal | None = None
             code = "OK"
+            audited = False
             metadata = dict(context.invocation_metadata() or ())
             request_id = request_ids.accept(metadata.get(request_ids.HEADER))
             request_ids.set_current(request_id)  # the call's own task: no reset needed
@@ -289,11 +290,16 @@ class RpcWrapper:
                 outcome = type(exc).__name__
                 status = to_status(exc)
                 code = code_pb2.Code.Name(status.code) if status is not None else "INTERNAL"
+                # written before the answer, as a success's is: when the caller has its
+                # error, the audit log has the call (abort sends the status at once)
+                audited = True
+                await self._audit_call(method, rule, principal, request, code)
                 await self._fail(method, context, exc)
                 raise  # unreachable: abort raises
             finally:
                 self._admission.leave()
-                await self._audit_call(method, rule, principal, request, code)
+                if not audited:
+                    await self._audit_call(method, rule, principal, request, code)
                 metrics.observe_rpc(method, outcome, time.perf_counter() - started)
 
         return unary

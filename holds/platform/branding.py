@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import msgspec
 
 from holds import keys
-from holds.errors import AlreadyExists, InvalidRequest, StoreError
+from holds.errors import AlreadyExists, InvalidRequest, PreconditionFailed, StoreError
 from holds.platform.platforms import PlatformStore, check_slug
 from holds.platform.records import Branding, branding_decoder
 from holds.platform.tenants import TenantStore
@@ -95,6 +95,14 @@ class BrandingStore:
     async def update_organizer(self, organizer: TenantRecord, changes: Mapping[str, str]) -> Branding:
         current = await self.organizer(organizer)
         fields = _checked(changes)
+        if set(fields) - {"slug"}:
+            plan = await self._platforms.organizer_plan(organizer.tenant_id)
+            if plan is not None and not plan.features.own_branding:
+                raise PreconditionFailed(
+                    f"the organizer's plan {plan.plan_id!r} does not include its own branding "
+                    "(its storefronts show the platform's); only the slug can change",
+                    subject=sorted(set(fields) - {"slug"})[0],
+                )
         slug = fields.pop("slug", None)
         if slug is not None and slug != organizer.slug:
             if not organizer.platform_id:

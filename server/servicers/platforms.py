@@ -316,6 +316,10 @@ def plan_pb(plan: FeePlan) -> platform_pb2.Plan:
             active_events=plan.limits.active_events,
             tickets_per_month=plan.limits.tickets_per_month,
         ),
+        features=platform_pb2.PlanFeatures(
+            own_branding=plan.features.own_branding,
+            own_payment_account=plan.features.own_payment_account,
+        ),
     )
 
 
@@ -341,6 +345,11 @@ def fee_plan(message: platform_pb2.Plan) -> FeePlan:
             "seats_per_map": message.limits.seats_per_map,
             "active_events": message.limits.active_events,
             "tickets_per_month": message.limits.tickets_per_month,
+        },
+        "features": {
+            name: getattr(message.features, name)
+            for name in ("own_branding", "own_payment_account")
+            if message.features.HasField(name)
         },
     }
     try:

@@ -339,3 +339,45 @@ async def test_the_platform_report_rolls_up_its_organizers(world: World) -> None
             reports_pb2.GetPlatformReportRequest(platform_id=platform_id), metadata=world.p2.metadata
         )
         assert await _code(call) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_plans_features_decide_own_branding_and_own_payment_account(world: World) -> None:
+    plan = platform_pb2.Plan(
+        plan_id="basic",
+        default_currency="EUR",
+        prices={"EUR": platform_pb2.PlanPrices(ticket_fee_fixed=50)},
+        features=platform_pb2.PlanFeatures(own_branding=False, own_payment_account=False),
+    )
+    created = await world.p1.platforms.CreatePlan(
+        platform_pb2.CreatePlanRequest(plan=plan), metadata=world.p1.metadata
+    )
+    assert (created.plan.features.own_branding, created.plan.features.own_payment_account) == (False, False)
+    listed = await world.p1.platforms.ListPlans(platform_pb2.ListPlansRequest(), metadata=world.p1.metadata)
+    defaults = [p.features for p in listed.plans if p.plan_id != "basic"]
+    assert all(f.own_branding and f.own_payment_account for f in defaults), "unset: included"
+    signed = await _sign_up(world.p1, "basic-hall", plan_id="basic")
+    async with Api(world.server, signed.api_key) as org:
+        event_id = await _event(org)
+        hold = await _hold(org, event_id, "r0-0")
+        own_account = org.orders.CommitHold(
+            sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="k1",
+                                        collector=sales_pb2.COLLECTOR_ORGANIZER),
+            metadata=org.metadata,
+        )  # fmt: skip
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await own_account
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "own payment account" in (refused.value.details() or "")
+        request = sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="k1")
+        sold = await org.orders.CommitHold(request, metadata=org.metadata)  # the platform collects
+        assert sold.order.collector == sales_pb2.COLLECTOR_PLATFORM
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await org.platforms.UpdateBranding(
+                platform_pb2.UpdateBrandingRequest(display_name="Basic Hall"), metadata=org.metadata
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "own branding" in (refused.value.details() or "")
+        moved = await org.platforms.UpdateBranding(
+            platform_pb2.UpdateBrandingRequest(slug="basic-hall-2"), metadata=org.metadata
+        )
+        assert moved.branding.slug == "basic-hall-2"

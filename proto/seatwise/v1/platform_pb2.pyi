@@ -839,6 +839,7 @@ class Plan(_message.Message):
     PROCESSING_FEE_BPS_FIELD_NUMBER: _builtins.int
     REFUND_POLICY_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
     plan_id: _builtins.str
     """[A-Za-z0-9_-], at most 64 characters; unique within the platform."""
     default_currency: _builtins.str
@@ -852,6 +853,8 @@ class Plan(_message.Message):
     def prices(self) -> _containers.MessageMap[_builtins.str, Global___PlanPrices]: ...
     @_builtins.property
     def limits(self) -> Global___PlanLimits: ...
+    @_builtins.property
+    def features(self) -> Global___PlanFeatures: ...
     def __init__(
         self,
         *,
@@ -862,14 +865,52 @@ class Plan(_message.Message):
         processing_fee_bps: _builtins.int = ...,
         refund_policy: _builtins.str = ...,
         limits: Global___PlanLimits | None = ...,
+        features: Global___PlanFeatures | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_currency", b"default_currency", "limits", b"limits", "plan_id", b"plan_id", "prices", b"prices", "processing_fee_bps", b"processing_fee_bps", "refund_policy", b"refund_policy", "ticket_fee_bps", b"ticket_fee_bps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_currency", b"default_currency", "features", b"features", "limits", b"limits", "plan_id", b"plan_id", "prices", b"prices", "processing_fee_bps", b"processing_fee_bps", "refund_policy", b"refund_policy", "ticket_fee_bps", b"ticket_fee_bps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class PlanFeatures(_message.Message):
+    """What the plan includes beyond selling; unset: included."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWN_BRANDING_FIELD_NUMBER: _builtins.int
+    OWN_PAYMENT_ACCOUNT_FIELD_NUMBER: _builtins.int
+    own_branding: _builtins.bool
+    """The organizer's own branding profile (without it, only its slug: its
+    storefronts show the platform's branding). Refused: FAILED_PRECONDITION.
+    """
+    own_payment_account: _builtins.bool
+    """Sales collected by the organizer's own payment account (collector
+    ORGANIZER); without it the platform collects. Refused: FAILED_PRECONDITION.
+    """
+    def __init__(
+        self,
+        *,
+        own_branding: _builtins.bool | None = ...,
+        own_payment_account: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_own_branding", b"_own_branding", "_own_payment_account", b"_own_payment_account", "own_branding", b"own_branding", "own_payment_account", b"own_payment_account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_own_branding", b"_own_branding", "_own_payment_account", b"_own_payment_account", "own_branding", b"own_branding", "own_payment_account", b"own_payment_account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__own_branding: _TypeAlias = _typing.Literal["own_branding"]  # noqa: Y015
+    _WhichOneofArgType__own_branding: _TypeAlias = _typing.Literal["_own_branding", b"_own_branding"]  # noqa: Y015
+    _WhichOneofReturnType__own_payment_account: _TypeAlias = _typing.Literal["own_payment_account"]  # noqa: Y015
+    _WhichOneofArgType__own_payment_account: _TypeAlias = _typing.Literal["_own_payment_account", b"_own_payment_account"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__own_branding) -> _WhichOneofReturnType__own_branding | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__own_payment_account) -> _WhichOneofReturnType__own_payment_account | None: ...
+
+Global___PlanFeatures: _TypeAlias = PlanFeatures  # noqa: Y015
 
 @_typing.final
 class PlanLimits(_message.Message):
