@@ -7,18 +7,39 @@ time (``refund.lua``): nothing is recomputed from plans, so a statement never
 changes when a plan does. A record belongs to the period in which it happened
 (orders by ``orders_z``, refunds by ``refunds_z``, both scored by Redis's clock
 in ms). Reads go event by event in chunks; no script runs.
+
+Plan charges (setup and monthly fees) are records too, in the organizer's slot:
+billed once each (``setup``, ``monthly:YYYY-MM``) at sign-up and by the
+reaper's billing round from the plan the organizer is on then, in its
+country's currency when the plan prices it (CLDR, via babel), else the plan's
+default. A plan changed mid-month applies from the next month's charge.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
+from functools import cache
+
+import msgspec
+from babel.numbers import get_territory_currencies
 
 from holds import keys
 from holds.errors import InvalidRequest
-from holds.records import Order, Refund, order_decoder, refund_decoder
+from holds.records import Order, Refund, TenantRecord, json_encoder, order_decoder, refund_decoder
 from holds.redis_client import AnyRedis, wrap_errors
-from rules.fees import Collector, RefundPolicy, Split
-from rules.statements import OrderRecord, Period, RefundRecord, Statement, TicketSale, build_statement
+from rules.fees import Collector, FeePlan, RefundPolicy, Split, plan_charge
+from rules.statements import (
+    OrderRecord,
+    Period,
+    PlanCharge,
+    RefundRecord,
+    Statement,
+    TicketSale,
+    build_statement,
+)
+
+charge_decoder = msgspec.json.Decoder(PlanCharge)
 
 CHUNK = 500
 MAX_PERIOD_MS = 400 * 86_400_000  # a statement covers at most about 13 months
@@ -30,6 +51,25 @@ def check_period(start_ms: int, end_ms: int, end_field: str = "period_end") -> P
     if end_ms - start_ms > MAX_PERIOD_MS:
         raise InvalidRequest(end_field, "a statement covers at most 400 days")
     return Period(start_ms, end_ms)
+
+
+@cache
+def country_currency(country: str) -> str | None:
+    """The currency a country uses today (ISO 3166 alpha-2 -> ISO 4217), None if unknown."""
+    if not country:
+        return None
+    try:
+        current = get_territory_currencies(country, start_date=dt.date.today(), tender=True)
+    except Exception:  # babel raises for territories it does not know
+        return None
+    return current[0] if current else None
+
+
+def month_of(at_ms: int) -> tuple[str, int]:
+    """The calendar month (UTC) holding ``at_ms``: its "YYYY-MM" and its first instant (ms)."""
+    day = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)
+    first = dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC)
+    return f"{day.year:04d}-{day.month:02d}", int(first.timestamp() * 1000)
 
 
 def _collector(value: str) -> Collector:
@@ -116,7 +156,8 @@ class Billing:
     async def statement(
         self, organizer_id: str, period: Period, event_ids: Sequence[str] | None = None
     ) -> Statement:
-        """The organizer's statement for ``period`` over its events (all of them by default)."""
+        """The organizer's statement for ``period`` over its events (all of them by default)
+        and, unless the statement is limited to some events, its plan charges."""
         orders: list[OrderRecord] = []
         refunds: list[RefundRecord] = []
         for event_id in await self.event_ids(organizer_id) if event_ids is None else event_ids:
@@ -124,7 +165,36 @@ class Billing:
             orders += (order_record(organizer_id, o) for o in event_orders)
             for refund in event_refunds:
                 refunds += refund_records(organizer_id, refund)
-        return build_statement(organizer_id, period, orders=orders, refunds=refunds)
+        charges = await self.charges(organizer_id, period) if event_ids is None else []
+        return build_statement(organizer_id, period, orders=orders, refunds=refunds, charges=charges)
+
+    async def charges(self, organizer_id: str, period: Period) -> list[PlanCharge]:
+        raw = await self._in_period(
+            keys.tenant_charges_z(organizer_id), keys.tenant_charges(organizer_id), period
+        )
+        return [charge_decoder.decode(r) for r in raw]
+
+    async def bill_plan(self, organizer: TenantRecord, plan: FeePlan, now_ms: int) -> list[PlanCharge]:
+        """Bill the plan's setup fee (once) and the month's fee (once per month) that are due
+        at ``now_ms`` and not billed yet; returns the charges billed now. Idempotent: each
+        charge is written with HSETNX and indexed with ZADD NX in one MULTI."""
+        month, month_start = month_of(now_ms)
+        due = [("setup", "setup_fee", organizer.created_at_ms),
+               (f"monthly:{month}", "monthly_fee", max(month_start, organizer.created_at_ms))]  # fmt: skip
+        currency = plan.billing_currency(country_currency(organizer.country))
+        written: list[PlanCharge] = []
+        for charge_id, kind, at_ms in due:
+            amount = plan_charge(plan, kind, country_currency(organizer.country))  # type: ignore[arg-type]
+            if amount <= 0:
+                continue
+            charge = PlanCharge(charge_id, organizer.tenant_id, at_ms, currency, kind, amount)  # type: ignore[arg-type]
+            async with wrap_errors("bill plan"), self._r.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(keys.tenant_charges(organizer.tenant_id), charge_id, json_encoder.encode(charge))
+                pipe.zadd(keys.tenant_charges_z(organizer.tenant_id), {charge_id: at_ms}, nx=True)
+                created, _ = await pipe.execute()
+            if created:
+                written.append(charge)
+        return written
 
     async def statements(self, organizer_ids: Iterable[str], period: Period) -> list[Statement]:
         return [await self.statement(o, period) for o in organizer_ids]

@@ -310,6 +310,16 @@ def tenant_active_events(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:active-events"
 
 
+def tenant_charges(tenant_id: str) -> str:
+    """Hash charge id ("setup", "monthly:YYYY-MM") -> the plan charge (JSON, rules.statements.PlanCharge)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:charges"
+
+
+def tenant_charges_z(tenant_id: str) -> str:
+    """Sorted set charge id -> when it was billed (ms): statements read a period."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:charges_z"
+
+
 def tenant_billing(tenant_id: str) -> str:
     """Hash billing period (YYYY-MM) -> its state once the period ended: "paid",
     "clear" (nothing owed) or "due" (owes the platform, not marked paid)."""

@@ -13,8 +13,9 @@ its on-sale window) and, once closed, has had its no-show entries written
 It runs in every server process; two reapers purging the same event is
 harmless (each purge, each batch of no-shows, is one atomic script).
 
-Every ``DUES_EVERY`` rounds the same loop runs billing's automatic suspension
-of organizers with overdue statements (``holds/platform/dues.py``).
+Every ``DUES_EVERY`` rounds the same loop bills the plans' setup and monthly
+fees due and runs billing's automatic suspension of organizers with overdue
+statements (``holds/platform/dues.py``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ async def reap_forever(stores: Stores, interval_s: float = INTERVAL_S) -> None:
                 log.debug("reaper.purged", holds=purged)
             if rounds % DUES_EVERY == DUES_EVERY - 1:
                 async with asyncio.timeout(REAP_BUDGET_S):
-                    await stores.dues.run_once(stores.dues.clock())
+                    now_ms = stores.dues.clock()
+                    await stores.dues.bill_plans(now_ms)
+                    await stores.dues.run_once(now_ms)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis away: try again next round

@@ -113,6 +113,19 @@ class Dues:
         periods = periods_between(organizer.created_at_ms, now_ms - grace_days * DAY_MS)
         return [p for p in periods if await self.state(organizer.tenant_id, p) == "due"]
 
+    async def bill_organizer(self, organizer: TenantRecord, now_ms: int) -> None:
+        """Bill the organizer's plan charges due at ``now_ms`` (holds/billing.py bill_plan)."""
+        plan = await self._platforms.organizer_plan(organizer.tenant_id)
+        if plan is not None:
+            await self._billing.bill_plan(organizer, plan, now_ms)
+
+    async def bill_plans(self, now_ms: int) -> None:
+        """Bill every organizer of every platform its plan charges due at ``now_ms``
+        (the reaper's billing round: a new month's fee is billed within minutes)."""
+        for platform in await self._platforms.list_platforms():
+            for organizer in await self._tenants.list_tenants(platform.platform_id):
+                await self.bill_organizer(organizer, now_ms)
+
     async def run_once(self, now_ms: int) -> list[str]:
         """Suspend every organizer with an overdue period; returns the ids suspended now."""
         suspended: list[str] = []

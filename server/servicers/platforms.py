@@ -66,6 +66,7 @@ class PlatformServicer(PlatformOps, platform_pb2_grpc.PlatformServiceServicer):
         self._audit = stores.audit
         self._redis: AnyRedis = stores.redis
         self._billing = Billing(stores.redis)
+        self._dues = stores.dues
 
     async def CreatePlatform(
         self, request: platform_pb2.CreatePlatformRequest, context: Context
@@ -123,6 +124,7 @@ class PlatformServicer(PlatformOps, platform_pb2_grpc.PlatformServiceServicer):
             request.accepted_terms_version,
         )
         note_target(organizer_id=organizer.tenant_id, platform_id=platform.platform_id)
+        await self._dues.bill_organizer(organizer, organizer.created_at_ms)  # setup and first month
         key, secret = await self._tenants.create_key(
             organizer.tenant_id, "organizer", request.key_label or "sign-up"
         )

@@ -36,11 +36,7 @@ async def _platform(admin: Api, platform_id: str, **settings: object) -> str:
 
 async def _sign_up(platform: Api, slug: str, **fields: object) -> platform_pb2.SignUpOrganizerResponse:
     request = platform_pb2.SignUpOrganizerRequest(
-        name=slug.title(),
-        slug=slug,
-        country="DE",
-        accepted_terms_version="v3",
-        **fields,  # type: ignore[arg-type]
+        **{"name": slug.title(), "slug": slug, "country": "DE", "accepted_terms_version": "v3"} | fields  # type: ignore[arg-type]
     )
     return await platform.platforms.SignUpOrganizer(request, metadata=platform.metadata)
 

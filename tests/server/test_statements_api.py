@@ -12,7 +12,9 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import platform_pb2, reports_pb2, reports_pb2_grpc, sales_pb2, tenancy_pb2
 
+from holds import keys
 from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
+from server.context import Stores
 from tests.api import Api, field_violations
 from tests.server import test_platforms_api
 from tests.server.test_platforms_api import World, _code, _sign_up
@@ -381,3 +383,36 @@ async def test_a_plans_features_decide_own_branding_and_own_payment_account(worl
             platform_pb2.UpdateBrandingRequest(slug="basic-hall-2"), metadata=org.metadata
         )
         assert moved.branding.slug == "basic-hall-2"
+
+
+async def test_setup_and_monthly_fees_are_billed_once_in_the_organizers_currency(
+    world: World, stores: Stores
+) -> None:
+    prices = {
+        "EUR": platform_pb2.PlanPrices(setup_fee=10_000, monthly_fee=2_900),
+        "GBP": platform_pb2.PlanPrices(setup_fee=9_000, monthly_fee=2_500),
+    }
+    plan = platform_pb2.Plan(plan_id="monthly", default_currency="EUR", prices=prices)
+    await world.p1.platforms.CreatePlan(platform_pb2.CreatePlanRequest(plan=plan), metadata=world.p1.metadata)
+    british = await _sign_up(world.p1, "london-hall", plan_id="monthly", country="GB")
+    german = await _sign_up(world.p1, "berlin-hall", plan_id="monthly")  # DE: EUR
+    for signed, currency, fees in ((british, "GBP", 11_500), (german, "EUR", 12_900)):
+        got = await world.p1.platforms.GetStatement(
+            statement_request(organizer_id=signed.organizer.organizer_id), metadata=world.p1.metadata
+        )
+        [part] = got.currencies
+        lines = {(line.section, line.label): line.amount_minor for line in part.lines}
+        assert part.currency == currency
+        assert (lines[("fees", "setup_fee")], lines[("fees", "monthly_fee")]) == (
+            -prices[currency].setup_fee,
+            -prices[currency].monthly_fee,
+        )
+        assert part.net_due_minor == -fees == sum(line.amount_minor for line in part.lines)
+    # the reaper's billing round bills nothing twice; the next month's fee when it comes
+    organizer = await stores.tenants.get_tenant(german.organizer.organizer_id)
+    await stores.dues.bill_plans(int(time.time() * 1000))
+    next_month = int(time.time() * 1000) + 32 * 86_400_000
+    await stores.dues.bill_plans(next_month)
+    await stores.dues.bill_plans(next_month)
+    charges = await stores.redis.hkeys(keys.tenant_charges(organizer.tenant_id))
+    assert len(charges) == 3  # setup, this month, next month
