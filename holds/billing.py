@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from functools import cache
+from typing import Literal
 
 import msgspec
 from babel.numbers import get_territory_currencies
@@ -40,6 +41,7 @@ from rules.statements import (
 )
 
 charge_decoder = msgspec.json.Decoder(PlanCharge)
+ChargeKind = Literal["setup_fee", "monthly_fee"]
 
 CHUNK = 500
 MAX_PERIOD_MS = 400 * 86_400_000  # a statement covers at most about 13 months
@@ -179,15 +181,18 @@ class Billing:
         at ``now_ms`` and not billed yet; returns the charges billed now. Idempotent: each
         charge is written with HSETNX and indexed with ZADD NX in one MULTI."""
         month, month_start = month_of(now_ms)
-        due = [("setup", "setup_fee", organizer.created_at_ms),
-               (f"monthly:{month}", "monthly_fee", max(month_start, organizer.created_at_ms))]  # fmt: skip
-        currency = plan.billing_currency(country_currency(organizer.country))
+        due: list[tuple[str, ChargeKind, int]] = [
+            ("setup", "setup_fee", organizer.created_at_ms),
+            (f"monthly:{month}", "monthly_fee", max(month_start, organizer.created_at_ms)),
+        ]
+        local = country_currency(organizer.country)
+        currency = plan.billing_currency(local)
         written: list[PlanCharge] = []
         for charge_id, kind, at_ms in due:
-            amount = plan_charge(plan, kind, country_currency(organizer.country))  # type: ignore[arg-type]
+            amount = plan_charge(plan, kind, local)
             if amount <= 0:
                 continue
-            charge = PlanCharge(charge_id, organizer.tenant_id, at_ms, currency, kind, amount)  # type: ignore[arg-type]
+            charge = PlanCharge(charge_id, organizer.tenant_id, at_ms, currency, kind, amount)
             async with wrap_errors("bill plan"), self._r.pipeline(transaction=True) as pipe:
                 pipe.hsetnx(keys.tenant_charges(organizer.tenant_id), charge_id, json_encoder.encode(charge))
                 pipe.zadd(keys.tenant_charges_z(organizer.tenant_id), {charge_id: at_ms}, nx=True)
