@@ -1485,6 +1485,78 @@ def organizer_notifications(
     table(("AT", "ORGANIZER", "PERIOD", "KIND", "LIMIT", "USED"), rows)
 
 
+@organizer.command("statement")
+@click.argument("organizer_id", default="")
+@click.option("--from", "from_", required=True, help="Start of the period (ISO 8601; UTC if no zone).")
+@click.option("--until", required=True, help="Its end (exclusive); at most 400 days after --from.")
+@click.option(
+    "--platform", "platform_id", default="", help="Root admin, no organizer: this platform's roll-up."
+)
+@remote(tenant=False)
+def organizer_statement(organizer_id: str, from_: str, until: str, platform_id: str, remote: Remote) -> None:
+    """An organizer's statement for a period as CSV on stdout; without ORGANIZER_ID, a
+    platform admin's key gets the roll-up of all its organizers (docs/money.md)."""
+    from seatwise.v1 import platform_pb2
+
+    request = platform_pb2.GetStatementRequest(
+        organizer_id=organizer_id, platform_id=platform_id, include_csv=True
+    )
+    request.period_start.FromMilliseconds(_timestamp_ms("from", from_))
+    request.period_end.FromMilliseconds(_timestamp_ms("until", until))
+    with remote.client(tenant_scoped=False) as client:
+        got = client.call(client.platforms.GetStatement, request)
+    click.echo(got.csv.decode(), nl=False)
+
+
+@platform.group("plan")
+def platform_plan() -> None:
+    """The platform's plans: create, list (docs/platform.md#plans)."""
+
+
+@platform_plan.command("create")
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--platform", "platform_id", default="", help="Root admin: the platform.")
+@remote(tenant=False)
+def platform_plan_create(plan_file: Path, platform_id: str, remote: Remote) -> None:
+    """Create a plan from a JSON file: the fields of seatwise.v1.Plan, e.g.
+    {"plan_id": "std", "default_currency": "EUR", "prices": {"EUR": {"monthly_fee": 2900}},
+    "ticket_fee_bps": 500, "features": {"own_payment_account": false}}."""
+    from google.protobuf import json_format
+    from seatwise.v1 import platform_pb2
+
+    try:
+        plan = json_format.Parse(plan_file.read_text(encoding="utf-8"), platform_pb2.Plan())
+    except (json_format.ParseError, UnicodeDecodeError) as exc:
+        raise CliError(f"{plan_file}: not a plan: {exc}") from exc
+    with remote.client(tenant_scoped=False) as client:
+        created = client.call(
+            client.platforms.CreatePlan, platform_pb2.CreatePlanRequest(platform_id=platform_id, plan=plan)
+        )
+    click.echo(created.plan.plan_id)
+
+
+@platform_plan.command("list")
+@click.option("--platform", "platform_id", default="", help="Root admin: the platform.")
+@json_option
+@remote(tenant=False)
+def platform_plan_list(platform_id: str, as_json: bool, remote: Remote) -> None:
+    """The platform's plans."""
+    from seatwise.v1 import platform_pb2
+
+    with remote.client(tenant_scoped=False) as client:
+        listed = client.call(
+            client.platforms.ListPlans, platform_pb2.ListPlansRequest(platform_id=platform_id)
+        )
+    if as_json:
+        emit_json(listed)
+        return
+    rows = [
+        (p.plan_id, p.default_currency, p.ticket_fee_bps, p.processing_fee_bps, ",".join(sorted(p.prices)))
+        for p in listed.plans
+    ]
+    table(("PLAN", "CURRENCY", "TICKET BPS", "PROCESSING BPS", "PRICED IN"), rows)
+
+
 @organizer.command("plan")
 @click.argument("organizer_id")
 @click.argument("plan_id")

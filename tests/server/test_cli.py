@@ -12,13 +12,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
-from seatwise.v1 import platform_pb2
 
 from seatmap.generate import theatre
 from seatmap.model import json_encoder
 from server.cli import main, summary
 from server.cli_output import table
-from tests.api import Api
 from tests.conftest import ADMIN_KEY
 from tests.processes import free_port
 
@@ -652,12 +650,20 @@ async def test_the_operators_commands(server: str, tmp_path: Path) -> None:
     assert "1 organizers" in done.stderr
     assert exported.read_text().splitlines()[1].startswith(f"{organizer_id},Hall One,hall-one,")
     assert "KIND" in (await cli(platform, "organizer", "notifications")).stdout
-    plan = platform_pb2.Plan(
-        plan_id="gold", default_currency="EUR", prices={"EUR": platform_pb2.PlanPrices()}
-    )
-    async with Api(server, platform["SEATWISE_API_KEY"]) as api:
-        await api.platforms.CreatePlan(platform_pb2.CreatePlanRequest(plan=plan), metadata=api.metadata)
+    plan_file = Path(tmp_path) / "gold.json"
+    plan_file.write_text(json.dumps({"plan_id": "gold", "default_currency": "EUR",
+                                     "prices": {"EUR": {"monthly_fee": 2900}}}))  # fmt: skip
+    assert (await cli(platform, "platform", "plan", "create", str(plan_file))).stdout.strip() == "gold"
+    assert "gold" in (await cli(platform, "platform", "plan", "list")).stdout
+    plan_file.write_text('{"plan_id": "bad", "nope": 1}')
+    bad = await cli(platform, "platform", "plan", "create", str(plan_file), ok=False)
+    assert "not a plan" in bad.stderr
     assert "-> gold" in (await cli(platform, "organizer", "plan", organizer_id, "gold")).stderr
+    period = ("--from", "2026-01-01", "--until", "2026-12-31")
+    statement = await cli(platform, "organizer", "statement", organizer_id, *period)
+    assert statement.stdout.startswith("organizer_id,period_start,period_end,currency")
+    rollup = await cli(platform, "organizer", "statement", *period)  # no sale, no charge yet: a header
+    assert rollup.stdout.splitlines() == [statement.stdout.splitlines()[0]]
     paid = await cli(platform, "organizer", "paid", organizer_id, "2020-01")
     assert "active" in paid.stdout
     bad = await cli(platform, "organizer", "paid", organizer_id, "2020-13", ok=False)
