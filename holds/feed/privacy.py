@@ -7,8 +7,10 @@ applied decision is a feed entry. Readers take, per order, the newer of the
 order's own decision and the tenant's (holds/feed/reader.py).
 
 Erasure (``erase_buyer``): every event's orders with the buyer's email lose the
-buyer's name, email and payment reference, and the buyer id is replaced by a
-marker in orders, live holds and per-buyer counts (erase_orders.lua, one script
+buyer's name, email and payment reference, tickets the person holds (after a
+transfer or a resale) lose the holder, resale records name them as neither
+seller nor buyer, and the buyer id is replaced by a marker in orders, live
+holds, per-buyer counts and resale records (erase_orders.lua, one script
 per event and batch, in the event's slot); then the tenant's consent record
 and subject mapping go and an audit entry is written (erase_subject.lua). Feed
 entries hold no personal data, so nothing retained in the feed names the buyer
@@ -103,10 +105,14 @@ class Privacy:
             async with wrap_errors("scan orders"):
                 async for order_id, raw in self._r.hscan_iter(keys.event_key(event_id, "orders"), count=500):
                     order = order_decoder.decode(raw)
+                    holder = any(t.holder is not None and t.holder.email.strip().lower() == email
+                                 for t in order.tickets)  # fmt: skip
                     if order.buyer.email.strip().lower() == email:
                         found.append(order_id.decode())
                         if order.buyer_id:
                             buyer_ids.add(order.buyer_id)
+                    elif holder:  # a ticket transferred or resold to them: its holder goes
+                        found.append(order_id.decode())
         marker = f"erased-{secrets.token_hex(8)}"
         orders_erased = holds_erased = 0
         refs: list[str] = []
@@ -115,7 +121,7 @@ class Privacy:
             for start in range(0, max(len(found), 1), ORDERS_PER_ERASE_CALL):
                 batch = found[start : start + ORDERS_PER_ERASE_CALL]
                 reply = await self._scripts.erase_orders(
-                    keys.event_keys(event_id),
+                    keys.after_sale_keys(event_id),
                     [email, marker, len(batch), *batch, len(buyer_ids), *sorted(buyer_ids)],
                 )
                 match reply:

@@ -14,6 +14,7 @@ from holds import keys, seatvalues
 from holds.aftersale import AfterSale, ResaleRules
 from holds.errors import InvalidRequest, NotFound, PreconditionFailed, SeatsUnavailable
 from holds.feed.cursor import Cursor
+from holds.feed.privacy import Privacy
 from holds.feed.reader import Checkpoint, FeedEntry, FeedReader
 from holds.inventory import HoldResult, SeatOrdinalsUnavailable
 from holds.records import Buyer, Order
@@ -492,4 +493,47 @@ async def test_an_exchanged_tickets_money_is_refunded_on_its_replacement(
     )
     assert [line.ticket_id for line in whole.refund.lines] == [new]
     assert whole.refund.total == done.order.total
+    check_consistent(await read_state(redis_client, ev.event_id))
+
+
+async def test_erasure_reaches_ticket_holders_and_resale_records(
+    stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, redis_client: AnyRedis
+) -> None:
+    """Zelda received a ticket by transfer, sold it on, and bought another by resale:
+    erasing her leaves her name in no order, ticket or resale record."""
+    zelda = Buyer(name="Zelda Personalname", email="Zelda.Personal@Example.org")
+    await after.set_resale_rules(ev.tenant, ev.event_id, ResaleRules(True))
+    given = await order_of(sales, ev, 0, 1, key="given")  # Ada's order
+    ticket = given.tickets[0].ticket_id
+    await after.transfer(ev.tenant, ev.event_id, given.order_id, ticket, 0, zelda)
+    _, listed = await after.list_ticket(ev.tenant, ev.event_id, given.order_id, ticket, revision=1,
+                                        price=700, seller_id="acct-7")  # fmt: skip
+    assert listed.tickets[0].listing is not None
+    _, held = await after.hold_listing(
+        ev.tenant, ev.event_id, ticket, listed.tickets[0].listing.listing_id, "bob"
+    )
+    await after.commit_listing(ev.tenant, held.token, "rk-1", BOB)
+    other = await order_of(sales, ev, 2, key="other")
+    second = other.tickets[0].ticket_id
+    _, listed = await after.list_ticket(ev.tenant, ev.event_id, other.order_id, second, revision=0,
+                                        price=700, seller_id="ada")  # fmt: skip
+    assert listed.tickets[0].listing is not None
+    _, held = await after.hold_listing(
+        ev.tenant, ev.event_id, second, listed.tickets[0].listing.listing_id, "z"
+    )
+    await after.commit_listing(ev.tenant, held.token, "rk-2", zelda)
+
+    def everything() -> bytes:
+        return b"\n".join(v for pair in values for v in pair).lower()
+
+    values = [(k, v) for key in await redis_client.keys("*") if await redis_client.type(key) == b"hash"
+              for k, v in (await redis_client.hgetall(key)).items()]  # fmt: skip
+    assert b"zelda" in everything()
+    await Privacy(stores.redis, stores.scripts).erase_buyer(ev.tenant, zelda.email, "key-1")
+    values = [(k, v) for key in await redis_client.keys("*") if await redis_client.type(key) == b"hash"
+              for k, v in (await redis_client.hgetall(key)).items()]  # fmt: skip
+    assert b"zelda" not in everything()
+    assert b"personalname" not in everything()
+    _, kept = await sales.get_order(ev.tenant, ev.event_id, other.order_id)
+    assert (kept.tickets[0].revision, kept.tickets[0].price) == (1, other.tickets[0].price)  # the sale stays
     check_consistent(await read_state(redis_client, ev.event_id))
