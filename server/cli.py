@@ -1514,7 +1514,7 @@ def platform_plan() -> None:
 
 
 @platform_plan.command("create")
-@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--platform", "platform_id", default="", help="Root admin: the platform.")
 @remote(tenant=False)
 def platform_plan_create(plan_file: Path, platform_id: str, remote: Remote) -> None:
@@ -1524,11 +1524,13 @@ def platform_plan_create(plan_file: Path, platform_id: str, remote: Remote) -> N
     from google.protobuf import json_format
     from seatwise.v1 import platform_pb2
 
-    try:
-        plan = json_format.Parse(plan_file.read_text(encoding="utf-8"), platform_pb2.Plan())
-    except (json_format.ParseError, UnicodeDecodeError) as exc:
-        raise CliError(f"{plan_file}: not a plan: {exc}") from exc
     with remote.client(tenant_scoped=False) as client:
+        try:
+            plan = json_format.Parse(plan_file.read_text(encoding="utf-8"), platform_pb2.Plan())
+        except OSError as exc:
+            raise CliError(f"{plan_file}: cannot read: {exc.strerror or exc}") from exc
+        except (json_format.ParseError, UnicodeDecodeError) as exc:
+            raise CliError(f"{plan_file}: not a plan: {exc}") from exc
         created = client.call(
             client.platforms.CreatePlan, platform_pb2.CreatePlanRequest(platform_id=platform_id, plan=plan)
         )
