@@ -36,6 +36,7 @@ BAD_FILES: dict[str, bytes] = {
 DEAD = f"127.0.0.1:{free_port()}"  # nothing listens there
 
 # Every command that reads a file, as it is called; "{file}" is replaced.
+EXAMPLE_PLAN = Path(__file__).resolve().parents[2] / "docs" / "examples" / "plan.json"
 FILE_COMMANDS: list[list[str]] = [
     ["seatmap", "validate", "{file}"],
     ["seatmap", "validate", "--format", "pretix", "{file}"],
@@ -642,8 +643,8 @@ async def test_the_operators_commands(server: str, tmp_path: Path) -> None:
     plan_file.write_text(json.dumps({"plan_id": "gold", "default_currency": "EUR",
                                      "prices": {"EUR": {"monthly_fee": 2900}}}))  # fmt: skip
     assert (await cli(platform, "platform", "plan", "create", str(plan_file))).stdout.strip() == "gold"
-    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "plan.json"  # the documented example is a valid plan
-    assert (await cli(platform, "platform", "plan", "create", str(example))).stdout.strip() == "standard"
+    # the documented example is a valid plan
+    assert (await cli(platform, "platform", "plan", "create", str(EXAMPLE_PLAN))).stdout.strip() == "standard"
     assert "gold" in (await cli(platform, "platform", "plan", "list")).stdout
     plan_file.write_text('{"plan_id": "bad", "nope": 1}')
     bad = await cli(platform, "platform", "plan", "create", str(plan_file), ok=False)
