@@ -274,3 +274,18 @@ local function load_order(order_id)
   for i, t in ipairs(tickets) do by_id[t.ticket_id] = i end
   return order, tickets, by_id
 end
+
+-- A cancelled or refunded ticket's place goes back: its seat (while still sold to
+-- the order: `sold` is the order's seat value) to free or not-for-sale, noted in
+-- `freed`; a GA place counted in `ga_back` (area -> places) for the caller to return.
+local function release_place(t, sold, release_to, freed, ga_back)
+  if t.seat ~= nil then
+    local o = tostring(t.seat)
+    if redis.call('HGET', K_SEATS, o) == sold then
+      if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, SEAT_NOT_FOR_SALE) else redis.call('HDEL', K_SEATS, o) end
+      freed[#freed + 1] = o
+    end
+  else
+    ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
+  end
+end

@@ -33,15 +33,7 @@ local freed = {}
 local ga_back = {}
 for _, i in ipairs(chosen) do
   local t = tickets[i]
-  if t.seat ~= nil then
-    local o = tostring(t.seat)
-    if redis.call('HGET', K_SEATS, o) == sold then
-      if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, SEAT_NOT_FOR_SALE) else redis.call('HDEL', K_SEATS, o) end
-      freed[#freed + 1] = o
-    end
-  else
-    ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
-  end
+  release_place(t, sold, release_to, freed, ga_back)
   t.status = 'cancelled'
   t.listing = nil             -- a resale listing ends with its ticket (the index is tidied lazily)
 end

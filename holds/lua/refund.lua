@@ -65,16 +65,8 @@ if release_to ~= '' then
   local cancelled = 0
   for _, line in ipairs(lines) do
     local t = tickets[by_id[line.ticket_id]]
-    if t.status ~= 'valid' then
-      -- cancelled before: its place is already back
-    elseif t.seat ~= nil then
-      local o = tostring(t.seat)
-      if redis.call('HGET', K_SEATS, o) == sold then
-        if release_to == 'not_for_sale' then redis.call('HSET', K_SEATS, o, SEAT_NOT_FOR_SALE) else redis.call('HDEL', K_SEATS, o) end
-        freed[#freed + 1] = o
-      end
-    else
-      ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
+    if t.status == 'valid' then  -- cancelled before: its place is already back
+      release_place(t, sold, release_to, freed, ga_back)
     end
     if t.status == 'valid' then cancelled = cancelled + 1 end
     t.status = 'cancelled'
