@@ -91,8 +91,11 @@ class SellerLedger:
             raise InvalidRequest("orders", "name at least one order")
         if len(orders) > MAX_ORDERS_PER_CALL:
             raise InvalidRequest("orders", f"at most {MAX_ORDERS_PER_CALL} per call")
+        latest_ms = int(time.time() * 1000) + DAY_MS  # a day of clock skew between systems, no more
         for i, order in enumerate(orders):
             check_client_id(f"orders[{i}].order_id", order.order_id)
+            if max(order.placed_ms, order.decided_ms, order.busted_ms, order.delivered_ms) > latest_ms:
+                raise InvalidRequest(f"orders[{i}]", f"order {order.order_id!r}: a time in the future")
             problems = order_problems(order)
             if problems:
                 raise InvalidRequest(f"orders[{i}]", f"order {order.order_id!r}: " + "; ".join(problems))

@@ -23,7 +23,7 @@ from server.config import Config
 from server.context import Stores
 from server.reaper import reap_once
 from server.redis_process import EmbeddedRedis
-from tests.api import Api, status_of
+from tests.api import Api, field_violations, status_of
 from tests.server.maps import small_map
 from tests.server.test_platforms_api import _platform, _sign_up
 
@@ -548,6 +548,13 @@ async def test_a_platform_admin_follows_every_organizer_of_its_platform(admin: A
         assert (consent.buyer.email, consent.buyer.marketing_consent) == ("bob@example.com", True)
         assert stranger.organizer.organizer_id not in {e.organizer_id for e in head + rest}
         assert sold1.order_id not in {e.order_id for e in rest}, "resumed after the cursor"
+        async with Api(server, first.api_key) as org1:  # an organizer's key names no platform
+            call = _feed(org1).Subscribe(feed_pb2.SubscribeRequest(platform_id="p1"), metadata=org1.metadata)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                async for _ in call:
+                    pass
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert field_violations(refused.value)[0][0] == "platform_id"
         # another platform's admin: the answer of a platform that does not exist
         for platform_id in ("p1", "p9"):
             call = _feed(p2).Subscribe(

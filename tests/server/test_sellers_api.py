@@ -190,6 +190,9 @@ async def test_bad_input_is_refused_naming_the_field_and_changes_nothing(platfor
         )
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND, "nothing of the batch was written"
+    future = _order(2, days_ago=-10)  # placed days from now
+    error = await _error(_record(p, "broker-3", [future]))
+    assert field_violations(error)[0] == ("orders[0]", "order 'o2': a time in the future")
     error = await _error(_record(p, "not a valid id!", [_order(0)]))
     assert field_violations(error)[0][0] == "seller_id"
     error = await _error(

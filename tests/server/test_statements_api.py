@@ -334,6 +334,15 @@ async def test_the_platform_report_rolls_up_its_organizers(world: World) -> None
         metadata=world.p1.metadata,
     )
     assert [c.tickets_sold for o in empty.organizers for c in o.currencies] == [0, 0]
+    backwards = reports.GetPlatformReport(
+        reports_pb2.GetPlatformReportRequest(
+            **{"from": _ts(2_000_000_000_000), "until": _ts(1_000_000_000_000)}
+        ),
+        metadata=world.p1.metadata,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await backwards
+    assert field_violations(refused.value) == [("until", "must be after from")]
     # another platform's admin: the same answer as for a platform that does not exist
     theirs = reports_pb2_grpc.ReportServiceStub(world.p2.channel)
     for platform_id in ("p1", "p9"):
