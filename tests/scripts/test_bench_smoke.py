@@ -18,7 +18,12 @@ RUN_TIMEOUT_S = 90
 # each benchmark and lines its output must contain
 EXPECTED = {
     "sales": ["echo: baseline", "ceiling: ... + one Redis round trip", "HoldSeats, 2 random adjacent seats"],
-    "hold_layers": ["1 Inventory.hold", "4 registered handler", "5 session message", "Redis' own time per hold script"],
+    "hold_layers": [
+        "1 Inventory.hold",
+        "4 registered handler",
+        "5 session message",
+        "Redis' own time per hold script",
+    ],
     "live_events": ["events   RSS MB  open fds  Redis clients  reaper set"],
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
     "seatmap": ["UploadSeatMap", "QuerySeats region"],
