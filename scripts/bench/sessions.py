@@ -10,7 +10,10 @@ use its load generator (pre-serialized requests, N coroutines over 4
 connections); session phases use :class:`SessionLoad`: ``--streams`` sessions over
 the same 4 connections, ``--depth`` requests in flight on each, requests
 pre-serialized but for their correlation id, answers matched by slicing the id
-off their bytes. The goals of issue 15 are printed as same-run ratios.
+off their bytes. Each session phase runs twice: one request per stream message,
+and batched as ``seatwise.client`` does by default (the requests made in one
+event-loop turn in one message, answers batched by the server); the goals use
+the batched figures. The goals of issue 15 are printed as same-run ratios.
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ from seatwise.v1 import sales_pb2, session_pb2
 from scripts.bench import sales
 from scripts.bench.harness import CpuMeter, LoadGenerator, PhaseResult, Row, format_table, write_json
 from server.redis_process import EmbeddedRedis
+from server.servicers.sessions import BATCH_HEADER
 
 SESSION = "/seatwise.v1.SalesService/Session"
 HOLD_SEATS_TAG = b"\x52"  # SessionRequest.hold_seats = 10, length-delimited
 HOLD_GA_TAG = b"\x62"  # hold_general_admission = 12
 COMMIT_TAG = b"\x82\x01"  # commit_hold = 16
 ERROR_TAG = 0x6A  # SessionResponse.error = 13
+REQUEST_BATCH_TAG = b"\x1a"  # SessionRequest.batch = 3
+RESPONSE_BATCH_TAG = b"\x12"  # SessionResponse.batch = 2
 CALL_TIMEOUT_S = 30.0
 
 
@@ -65,28 +71,73 @@ def op_bytes(tag: bytes, request: bytes) -> bytes:
 
 
 class _Stream:
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: Any, batching: bool = False) -> None:
         self.call = call
         self.pending: dict[bytes, asyncio.Future[bytes]] = {}
         self.writing = asyncio.Lock()  # a call takes one write at a time
         self.ids = 0
+        self.batching = batching  # as seatwise.client does: this turn's requests in one message
+        self.outbox: list[bytes] = []
+        self.sender: asyncio.Task[None] | None = None
         self.reader = asyncio.create_task(self._read())
+
+    def _answered(self, answer: bytes) -> None:
+        size = answer[1]  # correlation ids here are < 128 bytes: one length byte
+        future = self.pending.pop(answer[2 : 2 + size], None)
+        if future is not None:
+            future.set_result(answer)
 
     async def _read(self) -> None:
         async for answer in self.call:
-            size = answer[1]  # correlation ids here are < 128 bytes: one length byte
-            future = self.pending.pop(answer[2 : 2 + size], None)
-            if future is not None:
-                future.set_result(answer)
+            if answer[:1] == RESPONSE_BATCH_TAG:
+                for each in split_batch(answer):
+                    self._answered(each)
+            else:
+                self._answered(answer)
+
+    async def _send(self) -> None:
+        while self.outbox:
+            ready, self.outbox = self.outbox, []
+            data = (
+                ready[0]
+                if len(ready) == 1
+                else b"".join(REQUEST_BATCH_TAG + _varint(len(m)) + m for m in ready)
+            )
+            async with self.writing:
+                await self.call.write(data)
 
     async def request(self, op: bytes) -> bytes:
         self.ids += 1
         cid = str(self.ids).encode()
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.pending[cid] = future
-        async with self.writing:
-            await self.call.write(b"\x0a" + bytes([len(cid)]) + cid + op)
+        message = b"\x0a" + bytes([len(cid)]) + cid + op
+        if self.batching:
+            self.outbox.append(message)
+            if self.sender is None or self.sender.done():
+                self.sender = asyncio.create_task(self._send())
+        else:
+            async with self.writing:
+                await self.call.write(message)
         return await future
+
+
+def split_batch(data: bytes) -> list[bytes]:
+    """The answers of a ``SessionResponse`` that carries only ``batch`` (field 2)."""
+    out, i = [], 0
+    while i < len(data):
+        i += 1  # the tag
+        size = shift = 0
+        while True:
+            byte = data[i]
+            i += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        out.append(data[i : i + size])
+        i += size
+    return out
 
 
 def failed(answer: bytes) -> str | None:
@@ -101,18 +152,26 @@ class SessionLoad:
     """``streams`` sales sessions over ``channels`` connections; workers share them."""
 
     def __init__(
-        self, target: str, metadata: Sequence[tuple[str, str]], streams: int, channels: int = 4
+        self,
+        target: str,
+        metadata: Sequence[tuple[str, str]],
+        streams: int,
+        channels: int = 4,
+        *,
+        batching: bool = False,
     ) -> None:
         options = [("grpc.use_local_subchannel_pool", 1)]
         self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
-        self._metadata = tuple(metadata)
+        self._metadata = (*metadata, (BATCH_HEADER, "1")) if batching else tuple(metadata)
+        self._batching = batching
         self._count = streams
         self.streams: list[_Stream] = []
 
     async def open(self) -> None:
         for i in range(self._count):
             method = self._channels[i % len(self._channels)].stream_stream(SESSION, None, None)
-            self.streams.append(_Stream(method(metadata=self._metadata)))  # type: ignore[call-arg]  # fed by write()
+            call = method(metadata=self._metadata)  # type: ignore[call-arg]  # fed by write()
+            self.streams.append(_Stream(call, self._batching))
 
     async def close(self) -> None:
         for s in self.streams:
@@ -206,12 +265,12 @@ async def session_holds(
 
 
 async def session_single_quota(
-    run: sales.Run, load: SessionLoad, depth: int, duration_s: float
+    run: sales.Run, load: SessionLoad, name: str, depth: int, duration_s: float
 ) -> PhaseResult:
     """Each buyer: HoldGeneralAdmission(1), then CommitHold of that hold; one order each."""
     stadium_map = run.setup.seat_map_id
     await run.setup.upload(sales.ga_venue())
-    event_id = await run.setup.event("single quota over sessions")
+    event_id = await run.setup.event(name)
     run.setup.seat_map_id = stadium_map
     hold = op_bytes(
         HOLD_GA_TAG,
@@ -232,9 +291,7 @@ async def session_single_quota(
         answer = await stream.request(op_bytes(COMMIT_TAG, commit.SerializeToString()))
         return failed(answer), time.perf_counter() - t0
 
-    result = await load.run(
-        "single quota over sessions", order, depth=depth, duration_s=duration_s, cpu=run.cpu_sw
-    )
+    result = await load.run(name, order, depth=depth, duration_s=duration_s, cpu=run.cpu_sw)
     run.phases.append(_say(result))
     return result
 
@@ -258,7 +315,9 @@ async def bench(
     run.cpu_echo = CpuMeter({"server": pids["echo"], "redis": pids["redis"]})
     run.cpu_sw = CpuMeter({"server": pids["seatwise"], "redis": pids["redis"]})
     load = SessionLoad(sw_target, metadata, o.streams, s.channels)
+    batched = SessionLoad(sw_target, metadata, o.streams, s.channels, batching=True)
     await load.open()
+    await batched.open()
     rows: list[Row] = []
     try:
         await run.ensure_groups(1.0)
@@ -267,13 +326,20 @@ async def bench(
         gc.freeze()
         await run.hold_phase("warm-up HoldSeats", o.concurrency, o.warmup_s)
         await session_holds(run, load, "warm-up session holds", o.depth, o.warmup_s)
+        await session_holds(run, batched, "warm-up batched session holds", o.depth, o.warmup_s)
         run.phases.clear()
         c = o.concurrency
         echo_start = await run.echo_phase("echo (start)", c, o.duration_s)
         unary = await run.hold_phase("HoldSeats (unary)", c, o.duration_s)
-        over = await session_holds(run, load, "HoldSeats over sessions", o.depth, o.duration_s)
+        plain = await session_holds(run, load, "HoldSeats over sessions, unbatched", o.depth, o.duration_s)
+        over = await session_holds(run, batched, "HoldSeats over sessions, batched", o.depth, o.duration_s)
         quota_unary = await sales.single_quota(run)
-        quota = await session_single_quota(run, load, o.depth, o.duration_s)
+        quota_plain = await session_single_quota(
+            run, load, "single quota over sessions, unbatched", o.depth, o.duration_s
+        )
+        quota = await session_single_quota(
+            run, batched, "single quota over sessions, batched", o.depth, o.duration_s
+        )
         echo_end = await run.echo_phase("echo (end)", c, o.duration_s)
         baseline = sales.merge("echo (start+end)", [echo_start, echo_end])
         ceilings = await run.ceilings(baseline)
@@ -281,18 +347,20 @@ async def bench(
         sweep: dict[int, PhaseResult] = {}
         for level in o.levels:
             depth = max(1, level // o.streams)
-            sweep[level] = await session_holds(run, load, "session holds sweep", depth, o.duration_s / 2)
+            sweep[level] = await session_holds(run, batched, "session holds sweep", depth, o.duration_s / 2)
         peak = max(r.rps for r in sweep.values())
         knee = min(level for level, r in sweep.items() if r.rps >= sales.SATURATION_SHARE * peak)
         half_depth = max(1, knee // 2 // o.streams)
-        half = await session_holds(run, load, "session holds @ half saturation", half_depth, o.duration_s)
+        half = await session_holds(run, batched, "session holds @ half saturation", half_depth, o.duration_s)
         rows += [
             Row.of("echo: baseline (start+end)", baseline, baseline),
             *ceilings,
             Row.of(f"HoldSeats unary, {s.seats_per_hold} seats", unary, baseline),
-            Row.of(f"HoldSeats over {o.streams} sessions x {o.depth}", over, baseline),
+            Row.of(f"HoldSeats over {o.streams} sessions x {o.depth}, unbatched", plain, baseline),
+            Row.of(f"HoldSeats over {o.streams} sessions x {o.depth}, batched", over, baseline),
             Row.of("single-quota orders/s, unary", quota_unary, baseline),
-            Row.of(f"single-quota orders/s, {o.streams} sessions", quota, baseline),
+            Row.of(f"single-quota orders/s, {o.streams} sessions, unbatched", quota_plain, baseline),
+            Row.of(f"single-quota orders/s, {o.streams} sessions, batched", quota, baseline),
             *(
                 Row.of("  sweep: session holds", sweep[lv], baseline, "<- knee" if lv == knee else "")
                 for lv in o.levels
@@ -320,6 +388,13 @@ async def bench(
                 quota.rps / echo_half >= 1.3,
             ),
             ("unary single-quota orders/s / (echo/2)", quota_unary.rps / echo_half, "(reference)", True),
+            ("holds/s: unbatched sessions / unary", plain.rps / unary.rps, "(reference)", True),
+            (
+                "server CPU per hold: unbatched sessions / unary",
+                _cpu_us(plain) / _cpu_us(unary),
+                "(reference)",
+                True,
+            ),
             (
                 "unary HoldSeats / ceiling (decode + 1 Redis trip)",
                 unary.rps / ceiling.rps,
@@ -334,6 +409,7 @@ async def bench(
         ]
     finally:
         await load.close()
+        await batched.close()
         await sw.close()
         await echo.close()
         await setup.close()

@@ -22,6 +22,15 @@ and re-checks the key every second: a revoked key ends it UNAUTHENTICATED):
 * one writer loop sends the answers in completion order; a message's slot is
   freed once its answer has been handed to gRPC.
 
+**Batches.** gRPC's own cost per stream message (a read or write batch through
+its completion queue, a wake-up of the event loop) is most of what a session
+message costs the server. So a client may put the requests it has ready into
+one message (``SessionRequest.batch``: each element a whole request, taking its
+own slots and answered on its own), and a stream opened with the metadata
+``seatwise-batch: 1`` gets the answers ready at the same moment in one message
+(``SessionResponse.batch``, at most 64). Batching changes nothing else: the
+same checks, budgets, admission and answers per request.
+
 A message that is not a ``SessionRequest`` is answered ``INVALID_ARGUMENT``
 under its correlation id when that can still be read; otherwise the stream
 stops reading, answers what is in flight and ends ``INVALID_ARGUMENT``. When
@@ -63,6 +72,8 @@ log = structlog.get_logger("seatwise.session")
 SERVICE_NAME = "seatwise.v1.SalesService"
 METHOD = f"/{SERVICE_NAME}/Session"
 MAX_CORRELATION_ID = 128
+BATCH_HEADER = "seatwise-batch"  # "1": the client reads batched answers (SessionResponse.batch)
+MAX_BATCH_ANSWERS = 64
 STOPPING_MESSAGE = "server stopping; open a new session (another process will answer)"
 
 
@@ -159,6 +170,18 @@ def correlation_id_of(data: bytes) -> str | None:
     return None
 
 
+def requests_of(message: session_pb2.SessionRequest | Garbled) -> list[session_pb2.SessionRequest | Garbled]:
+    """The requests one message carries: itself, or the elements of its batch."""
+    if isinstance(message, Garbled) or not message.batch:
+        return [message]
+    if message.correlation_id or message.WhichOneof("op") is not None:
+        return [Garbled(message.correlation_id, "a message carries one operation or a batch, not both")]
+    return [
+        Garbled(element.correlation_id, "batches do not nest") if element.batch else element
+        for element in message.batch
+    ]
+
+
 def decode_request(data: bytes) -> session_pb2.SessionRequest | Garbled:
     try:
         return session_pb2.SessionRequest.FromString(data)
@@ -237,6 +260,8 @@ class SessionStream:
         self._slots = asyncio.Semaphore(admission.max_session_stream_inflight)
         self._context = context
         self._principal = current_principal()
+        metadata = dict(context.invocation_metadata() or ())
+        self._batch_answers = metadata.get(BATCH_HEADER) == "1"
         # answers ready to write: (correlation id, answer, whether it owns the id), None: reader done
         self._answers: asyncio.Queue[tuple[str, session_pb2.SessionResponse, bool] | None] = asyncio.Queue()
         self._open_ids: set[str] = set()
@@ -267,11 +292,22 @@ class SessionStream:
                 if item is None:
                     reading = False
                     continue
-                correlation_id, answer, owns = item
-                yield answer
-                if owns:
-                    self._open_ids.discard(correlation_id)
-                self._release()
+                ready = [item]
+                # the answers ready at this moment go out in one message, for a client that reads batches
+                while self._batch_answers and len(ready) < MAX_BATCH_ANSWERS and not self._answers.empty():
+                    more = self._answers.get_nowait()
+                    if more is None:
+                        reading = False
+                        break
+                    ready.append(more)
+                if len(ready) == 1:
+                    yield item[1]
+                else:
+                    yield session_pb2.SessionResponse(batch=[answer for _, answer, _ in ready])
+                for correlation_id, _, owns in ready:
+                    if owns:
+                        self._open_ids.discard(correlation_id)
+                    self._release()
         finally:
             await self._close()
         if self._failure is not None:
@@ -308,12 +344,15 @@ class SessionStream:
                     message = await anext(iterator)
                 except StopAsyncIteration:
                     return
-                held = 0
-                self.outstanding += 1
-                self.read += 1
-                self.max_outstanding = max(self.max_outstanding, self.outstanding)
-                if not self._start(message):
-                    return
+                for index, request in enumerate(requests_of(message)):
+                    if index:  # each request of a batch takes its slots, as a message does
+                        await self._take_slots()
+                    held = 0
+                    self.outstanding += 1
+                    self.read += 1
+                    self.max_outstanding = max(self.max_outstanding, self.outstanding)
+                    if not self._start(request):
+                        return
         except asyncio.CancelledError:
             pass  # stop_reading, or the stream is closing
         except Exception as exc:  # the request stream broke: end the stream after the answers
@@ -324,6 +363,15 @@ class SessionStream:
             if held == 2:
                 self._process_slots.release()
             self._answers.put_nowait(None)
+
+    async def _take_slots(self) -> None:
+        """Both slots of one more request of a batch (none held if cancelled)."""
+        await self._slots.acquire()
+        try:
+            await self._process_slots.acquire()
+        except asyncio.CancelledError:
+            self._slots.release()
+            raise
 
     def _answer_error(self, correlation_id: str, status: status_pb2.Status, owns: bool = False) -> None:
         answer = session_pb2.SessionResponse(correlation_id=correlation_id)

@@ -17,13 +17,14 @@ from holds.sales import Sales
 from tests.api import Api
 from tests.server.test_sessions import make_event
 
-TRANSPORTS = {"unary": 0, "sessions": 2}
+TRANSPORTS = {"unary": (0, True), "sessions": (2, True), "sessions-unbatched": (2, False)}
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))
 async def client(request: pytest.FixtureRequest, organizer: Api) -> AsyncIterator[SeatwiseClient]:
     key = organizer.metadata[0][1].removeprefix("Bearer ")
-    async with SeatwiseClient(organizer.target, key, sessions=TRANSPORTS[request.param], connections=2) as c:
+    sessions, batching = TRANSPORTS[request.param]
+    async with SeatwiseClient(organizer.target, key, sessions=sessions, connections=2, batching=batching) as c:
         yield c
 
 
@@ -73,12 +74,12 @@ async def _tour(c: SeatwiseClient, event_id: str) -> list[Any]:
 async def test_both_transports_give_the_same_results(organizer: Api) -> None:
     key = organizer.metadata[0][1].removeprefix("Bearer ")
     results = {}
-    for name, sessions in TRANSPORTS.items():
+    for name, (sessions, batching) in TRANSPORTS.items():
         event_id = await make_event(organizer)
-        async with SeatwiseClient(organizer.target, key, sessions=sessions) as c:
+        async with SeatwiseClient(organizer.target, key, sessions=sessions, batching=batching) as c:
             assert c.uses_sessions == bool(sessions)
             results[name] = await _tour(c, event_id)
-    assert results["unary"] == results["sessions"]
+    assert results["unary"] == results["sessions"] == results["sessions-unbatched"]
     assert results["unary"][6] == (False, True, True, 5)
     assert results["unary"][7][0] is grpc.StatusCode.FAILED_PRECONDITION
 

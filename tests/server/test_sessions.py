@@ -24,6 +24,7 @@ from server.app import create_server, stop_server
 from server.config import Config
 from server.context import Stores
 from server.servicers import sessions
+from server.servicers.sessions import BATCH_HEADER
 from tests.api import Api, status_of, without_request_info
 from tests.conftest import ADMIN_KEY
 from tests.holds.factories import check_consistent, read_state
@@ -615,3 +616,143 @@ async def test_sessions_and_unary_calls_on_one_event_never_sell_a_seat_twice(
     state = await read_state(redis_client, event_id)
     check_consistent(state)
     assert len(state.valid_seat_tickets()) <= 40
+
+
+# -- batches: requests in one message, answers in one message for a client that asks -----------
+
+
+def _request(correlation_id: str, **op: Any) -> session_pb2.SessionRequest:
+    return session_pb2.SessionRequest(correlation_id=correlation_id, **op)
+
+
+def _hold(event_id: str, *seat_ids: str) -> sales_pb2.HoldSeatsRequest:
+    return sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=seat_ids)
+
+
+def _flatten(answers: list[session_pb2.SessionResponse]) -> list[session_pb2.SessionResponse]:
+    out: list[session_pb2.SessionResponse] = []
+    for answer in answers:
+        out.extend(answer.batch or [answer])
+    return out
+
+
+class BatchingSession(Session):
+    """A session opened with ``seatwise-batch: 1``."""
+
+    def __init__(self, api: Api) -> None:
+        self.call = api.sessions.Session(metadata=(*api.metadata, (BATCH_HEADER, "1")))
+        self._ids = (f"c{n}" for n in range(1_000_000))
+        self._writing = asyncio.Lock()
+
+    async def send_batch(self, *requests: session_pb2.SessionRequest) -> None:
+        async with self._writing:
+            await self.call.write(session_pb2.SessionRequest(batch=requests))
+
+    async def answers(self, count: int) -> tuple[int, dict[str, session_pb2.SessionResponse]]:
+        """Reads until ``count`` answers came: how many messages carried them, and each by id."""
+        messages = 0
+        by_id: dict[str, session_pb2.SessionResponse] = {}
+        while len(by_id) < count:
+            message = await self.read()
+            messages += 1
+            for answer in _flatten([message]):
+                assert answer.correlation_id not in by_id, "answered twice"
+                by_id[answer.correlation_id] = answer
+        assert len(by_id) == count
+        return messages, by_id
+
+
+async def test_each_request_of_a_batch_is_answered_as_if_sent_alone(organizer: Api) -> None:
+    event_id = await make_event(organizer)
+    session = Session(organizer)  # answers one per message: the client did not ask for batches
+    try:
+        async with session._writing:
+            await session.call.write(
+                session_pb2.SessionRequest(
+                    batch=[
+                        _request(
+                            "a", hold_seats=sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"])
+                        ),
+                        _request(
+                            "b", hold_seats=sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["nope"])
+                        ),
+                        _request("c", **get_hold("not-a-token")),
+                    ]
+                )
+            )
+        answers = [await session.read() for _ in range(3)]
+    finally:
+        session.call.cancel()
+    assert all(not a.batch for a in answers)
+    by_id = {a.correlation_id: a for a in answers}
+    assert by_id["a"].WhichOneof("result") == "hold"
+    assert list(by_id["a"].hold.hold.seat_ids) == ["r0-0"]
+    assert by_id["b"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "nope" in by_id["b"].error.message
+    assert by_id["c"].WhichOneof("result") == "error"
+
+
+async def test_answers_ready_together_come_in_one_message(organizer: Api) -> None:
+    session = BatchingSession(organizer)
+    try:
+        # ten requests without an operation: each is refused as it is read, so all ten
+        # answers are ready before the writer runs
+        await session.send_batch(*(_request(f"x{n}") for n in range(10)))
+        messages, by_id = await session.answers(10)
+    finally:
+        session.call.cancel()
+    assert messages == 1
+    assert sorted(by_id) == sorted(f"x{n}" for n in range(10))
+    assert {a.error.code for a in by_id.values()} == {grpc.StatusCode.INVALID_ARGUMENT.value[0]}
+    assert all("op" in a.error.message for a in by_id.values())
+
+
+async def test_a_batch_with_an_operation_of_its_own_or_nested_is_refused(organizer: Api) -> None:
+    event_id = await make_event(organizer)
+    session = BatchingSession(organizer)
+    hold = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"])
+    try:
+        both = _request("both", hold_seats=hold)
+        both.batch.append(_request("inner", hold_seats=hold))
+        async with session._writing:
+            await session.call.write(both)
+        _, first = await session.answers(1)
+        nested = _request("nested")
+        nested.batch.append(_request("deeper", hold_seats=hold))
+        await session.send_batch(_request("fine", hold_seats=hold), nested)
+        _, rest = await session.answers(2)
+    finally:
+        session.call.cancel()
+    assert first["both"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "batch" in first["both"].error.message
+    assert rest["nested"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "nest" in rest["nested"].error.message
+    # nothing of the refused messages was applied: only "fine" holds the seat
+    assert rest["fine"].WhichOneof("result") == "hold"
+
+
+async def test_a_batch_larger_than_the_stream_cap_is_served_within_it(
+    organizer: Api, gate: Gate, stores: Stores, streams: Streams
+) -> None:
+    stores.admission.max_session_stream_inflight = 4
+    event_id = await make_event(organizer)
+    session = BatchingSession(organizer)
+    try:
+        await session.send_batch(
+            _request("h", hold_seats=sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]))
+        )
+        _, held = await session.answers(1)
+        token = held["h"].hold.hold.hold_token
+        await session.send_batch(*(_request(f"g{n}", **get_hold(token)) for n in range(12)))
+        (stream,) = streams
+        await until(lambda: gate.waiting == 4, "four requests of the batch in flight")
+        await asyncio.sleep(0.2)  # the rest of the batch waits for slots
+        assert gate.waiting == 4
+        assert stream.read == 5
+        gate.opened.set()
+        _, by_id = await session.answers(12)
+    finally:
+        session.call.cancel()
+    assert sorted(by_id) == sorted(f"g{n}" for n in range(12))
+    assert all(a.WhichOneof("result") == "hold" for a in by_id.values())
+    assert stream.max_outstanding <= 4

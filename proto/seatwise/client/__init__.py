@@ -10,6 +10,11 @@ streams spread over ``connections`` TCP connections. Arguments, results (the
 unary replies) and errors (:class:`SeatwiseError`, same status codes, messages
 and details) are the same either way.
 
+Batches (``batching=True``, the default): the operations a session has ready
+in the same event-loop turn go out in one stream message, and the server
+sends the answers it has ready together, so gRPC's per-message cost is paid
+once for them; each operation keeps its own budget and answer.
+
 Retries: an operation is sent again only when doing so cannot apply it twice,
 and only while its deadline lasts: a commit (its idempotency key returns the
 same order), an extend or a get, and a hold that carries a ``request_id``;
@@ -44,6 +49,7 @@ DEFAULT_TIMEOUT_S = 10.0
 TENANT_HEADER = "x-seatwise-tenant"
 BACKOFF_BASE_S = 0.05
 BACKOFF_MAX_S = 2.0
+BATCH_HEADER = "seatwise-batch"  # answers batched too (server/servicers/sessions.py)
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 # op -> (unary service, unary method)
 _UNARY = {
@@ -104,14 +110,19 @@ class _StreamLost(Exception):
 class _Session:
     """One ``SalesService.Session`` stream, reopened on demand after it ends."""
 
-    def __init__(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], batching: bool
+    ) -> None:
         self._stub = session_pb2_grpc.SalesServiceStub(channel)
-        self._metadata = metadata
+        self._metadata = (*metadata, (BATCH_HEADER, "1")) if batching else metadata
+        self._batching = batching
         self._call: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[session_pb2.SessionResponse]] = {}
         self._ids = itertools.count()
         self._writing = asyncio.Lock()  # a call takes one write at a time
+        self._outbox: list[session_pb2.SessionRequest] = []  # batching: requests not yet written
+        self._sender: asyncio.Task[None] | None = None
         self.failures = 0  # consecutive ends without an answer: the backoff's exponent
 
     def _open(self) -> Any:
@@ -121,14 +132,21 @@ class _Session:
             self._reader = asyncio.create_task(self._read(call))
         return self._call
 
+    def _answered(self, answer: session_pb2.SessionResponse) -> None:
+        future = self._pending.pop(answer.correlation_id, None)
+        if future is not None and not future.done():
+            future.set_result(answer)
+
     async def _read(self, call: Any) -> None:
         code, details = grpc.StatusCode.UNAVAILABLE, "the server closed the session"
         try:
             async for answer in call:
                 self.failures = 0
-                future = self._pending.pop(answer.correlation_id, None)
-                if future is not None and not future.done():
-                    future.set_result(answer)
+                if answer.batch:
+                    for each in answer.batch:
+                        self._answered(each)
+                else:
+                    self._answered(answer)
         except grpc.aio.AioRpcError as exc:
             code, details = exc.code(), exc.details() or ""
         except asyncio.CancelledError:
@@ -137,11 +155,33 @@ class _Session:
             if self._call is call:
                 self._call = None
                 self.failures += 1
-            lost = _StreamLost(code, details)
-            pending, self._pending = self._pending, {}
-            for future in pending.values():
-                if not future.done():
-                    future.set_exception(lost)
+            self._fail_pending(_StreamLost(code, details), list(self._pending))
+
+    def _fail_pending(self, lost: _StreamLost, correlation_ids: Sequence[str]) -> None:
+        for correlation_id in correlation_ids:
+            future = self._pending.pop(correlation_id, None)
+            if future is not None and not future.done():
+                future.set_exception(lost)
+
+    async def _write(self, call: Any, message: session_pb2.SessionRequest) -> None:
+        try:
+            async with self._writing:
+                await call.write(message)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            if self._call is call:  # the reader has not seen the end yet
+                call.cancel()
+            raise _StreamLost(grpc.StatusCode.UNAVAILABLE, f"could not send: {exc}") from None
+
+    async def _send_batches(self, call: Any) -> None:
+        """Writes what the outbox holds, one message per write, until it is empty: the
+        requests made while a write is under way go out together in the next."""
+        while self._outbox:
+            ready, self._outbox = self._outbox, []
+            message = ready[0] if len(ready) == 1 else session_pb2.SessionRequest(batch=ready)
+            try:
+                await self._write(call, message)
+            except _StreamLost as lost:
+                self._fail_pending(lost, [r.correlation_id for r in ready])
 
     async def request(self, op: str, request: Message, budget_s: float) -> session_pb2.SessionResponse:
         call = self._open()
@@ -153,13 +193,12 @@ class _Session:
         self._pending[correlation_id] = future
         try:
             async with asyncio.timeout(budget_s):
-                try:
-                    async with self._writing:
-                        await call.write(message)
-                except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
-                    if self._call is call:  # the reader has not seen the end yet
-                        call.cancel()
-                    raise _StreamLost(grpc.StatusCode.UNAVAILABLE, f"could not send: {exc}") from None
+                if self._batching:
+                    self._outbox.append(message)
+                    if self._sender is None or self._sender.done():  # it starts after this turn's requests
+                        self._sender = asyncio.create_task(self._send_batches(call))
+                else:
+                    await self._write(call, message)
                 return await future
         except TimeoutError:
             raise SeatwiseError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{op}: no answer in time") from None
@@ -169,8 +208,9 @@ class _Session:
     async def close(self) -> None:
         if self._call is not None:
             self._call.cancel()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
+        tasks = [t for t in (self._reader, self._sender) if t is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class SeatwiseClient:
@@ -188,6 +228,7 @@ class SeatwiseClient:
         max_attempts: int = 4,
         channel_options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,  # TLS: grpc.ssl_channel_credentials(...)
+        batching: bool = True,
     ) -> None:
         if sessions < 0 or connections < 1 or max_attempts < 1:
             raise ValueError("sessions >= 0, connections >= 1 and max_attempts >= 1")
@@ -208,7 +249,9 @@ class SeatwiseClient:
             {"holds": sales_pb2_grpc.HoldServiceStub(c), "orders": sales_pb2_grpc.OrderServiceStub(c)}
             for c in self._channels
         ]
-        self._sessions = [_Session(self._channels[i % connections], self._metadata) for i in range(sessions)]
+        self._sessions = [
+            _Session(self._channels[i % connections], self._metadata, batching) for i in range(sessions)
+        ]
         self._turn = itertools.count()
 
     @property

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
 from seatwise.v1 import sales_pb2 as _sales_pb2
 import builtins as _builtins
@@ -32,6 +34,7 @@ class SessionRequest(_message.Message):
     RELEASE_HOLD_FIELD_NUMBER: _builtins.int
     GET_HOLD_FIELD_NUMBER: _builtins.int
     COMMIT_HOLD_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     correlation_id: _builtins.str
     """Chosen by the client, 1-128 characters, unique among this stream's
     requests still unanswered. Not the hold's request_id (which makes a
@@ -57,6 +60,15 @@ class SessionRequest(_message.Message):
     def get_hold(self) -> _sales_pb2.GetHoldRequest: ...
     @_builtins.property
     def commit_hold(self) -> _sales_pb2.CommitHoldRequest: ...
+    @_builtins.property
+    def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionRequest]:
+        """Several requests in one message, so a client with many ready at once pays
+        gRPC's per-message cost once for them: each element is a whole request (its
+        own correlation_id, budget and operation), answered on its own. A message
+        carries either one operation or a batch (then no correlation_id or
+        operation of its own); batches do not nest.
+        """
+
     def __init__(
         self,
         *,
@@ -69,10 +81,11 @@ class SessionRequest(_message.Message):
         release_hold: _sales_pb2.ReleaseHoldRequest | None = ...,
         get_hold: _sales_pb2.GetHoldRequest | None = ...,
         commit_hold: _sales_pb2.CommitHoldRequest | None = ...,
+        batch: _abc.Iterable[Global___SessionRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "commit_hold", b"commit_hold", "extend_hold", b"extend_hold", "get_hold", b"get_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "commit_hold", b"commit_hold", "correlation_id", b"correlation_id", "extend_hold", b"extend_hold", "get_hold", b"get_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "budget", b"budget", "commit_hold", b"commit_hold", "correlation_id", b"correlation_id", "extend_hold", b"extend_hold", "get_hold", b"get_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["hold_seats", "hold_best_available", "hold_general_admission", "extend_hold", "release_hold", "get_hold", "commit_hold"]  # noqa: Y015
     _WhichOneofArgType_op: _TypeAlias = _typing.Literal["op", b"op"]  # noqa: Y015
@@ -89,6 +102,7 @@ class SessionResponse(_message.Message):
     RELEASE_FIELD_NUMBER: _builtins.int
     COMMIT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     correlation_id: _builtins.str
     @_builtins.property
     def hold(self) -> _sales_pb2.HoldResponse:
@@ -100,6 +114,13 @@ class SessionResponse(_message.Message):
     def commit(self) -> _sales_pb2.CommitHoldResponse: ...
     @_builtins.property
     def error(self) -> _status_pb2.Status: ...
+    @_builtins.property
+    def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionResponse]:
+        """Several answers in one message (then nothing else is set): the answers
+        ready at the same moment, at most 64. Sent only on a stream opened with the
+        metadata `seatwise-batch: 1`; each element is a whole answer.
+        """
+
     def __init__(
         self,
         *,
@@ -108,10 +129,11 @@ class SessionResponse(_message.Message):
         release: _sales_pb2.ReleaseHoldResponse | None = ...,
         commit: _sales_pb2.CommitHoldResponse | None = ...,
         error: _status_pb2.Status | None = ...,
+        batch: _abc.Iterable[Global___SessionResponse] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "correlation_id", b"correlation_id", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "commit", b"commit", "correlation_id", b"correlation_id", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["hold", "release", "commit", "error"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
