@@ -8,7 +8,8 @@ process, on gRPC's sync API in gevent mode (:mod:`loadtest.gevent_grpc`):
 
 * each :class:`GatewaySession` is one stream-stream call whose request
   iterator is fed from a gevent queue (gRPC's own sender greenlet takes from
-  it) and whose answers are read by one reader greenlet that resolves the
+  it, putting what has queued up meanwhile in one batch) and whose answers
+  (batched by the server too) are read by one reader greenlet that resolves the
   waiting buyer's :class:`gevent.event.AsyncResult` by correlation id;
 * a stream that ends fails its unanswered operations with ``UNAVAILABLE``
   (:class:`SessionError`; they may or may not have been applied) and is
@@ -55,6 +56,8 @@ SESSION_TYPE = "session"
 DEFAULT_SESSIONS = 4
 BACKOFF_BASE_S = 0.05
 BACKOFF_MAX_S = 2.0
+BATCH_HEADER = "seatwise-batch"
+MAX_BATCH = 64
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # unary method -> session op
@@ -102,7 +105,7 @@ class GatewaySession:
 
     def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
         self._stub = session_pb2_grpc.SalesServiceStub(channel)
-        self._metadata = metadata
+        self._metadata = (*metadata, (BATCH_HEADER, "1"))  # answers batched too
         self._outbox: gevent.queue.Queue[Any] | None = None
         self._call: Any = None
         self._pending: dict[str, gevent.event.AsyncResult] = {}
@@ -112,11 +115,20 @@ class GatewaySession:
 
     @staticmethod
     def _drain(outbox: gevent.queue.Queue[Any]) -> Iterator[Any]:
+        """The stream's requests: what the buyers queued while the last write was under
+        way goes out in one batch (as ``seatwise.client`` does)."""
         while True:
-            message = outbox.get()
-            if message is _END:
+            ready = [outbox.get()]
+            while len(ready) < MAX_BATCH and not outbox.empty():
+                ready.append(outbox.get_nowait())
+            ended = _END in ready
+            ready = [m for m in ready if m is not _END]
+            if len(ready) == 1:
+                yield ready[0]
+            elif ready:
+                yield session_pb2.SessionRequest(batch=ready)
+            if ended:
                 return
-            yield message
 
     def _open(self) -> gevent.queue.Queue[Any]:
         if self._outbox is None:
@@ -130,11 +142,12 @@ class GatewaySession:
     def _read(self, call: Any, outbox: gevent.queue.Queue[Any]) -> None:
         code, details = grpc.StatusCode.UNAVAILABLE, "the server closed the session"
         try:
-            for answer in call:
+            for message in call:
                 self.failures = 0
-                result = self._pending.pop(answer.correlation_id, None)
-                if result is not None:
-                    result.set(answer)
+                for answer in message.batch or (message,):
+                    result = self._pending.pop(answer.correlation_id, None)
+                    if result is not None:
+                        result.set(answer)
         except grpc.RpcError as exc:
             code, details = call.code(), call.details() or str(exc)
         finally:
