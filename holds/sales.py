@@ -577,15 +577,31 @@ class Sales:
         digest = fingerprint("refund", ctx.event_id, "", "", parts)
         for _attempt in range(REFUND_ATTEMPTS):
             order = await self._inventory.get_order(ctx.event_id, order_id)
-            lines = _refund_lines(order, amounts, release_to != "")
             try:
-                return ctx, await self._inventory.refund(
+                lines = _refund_lines(order, amounts, release_to != "")
+            except PreconditionFailed:
+                await self._settle_promo_returns(tenant_id, ctx.event_id, order)
+                raise
+            try:
+                result = await self._inventory.refund(
                     ctx.event_id, order_id, refund_key=refund_key, lines=lines, reason=reason,
                     release_to=release_to, fingerprint=digest,
                 )  # fmt: skip
             except RefundStale:
                 continue
+            await self._settle_promo_returns(tenant_id, ctx.event_id, result.order)
+            return ctx, result
         raise Conflict(f"concurrent refunds of order {order_id} kept changing it; retry")
+
+    async def _settle_promo_returns(self, tenant_id: str, event_id: str, order: Order | None) -> None:
+        """After an order was (or may have been) wholly cancelled: give back its organizer-wide
+        code's use in the organizer's slot, with any other the event's backlog holds (a cancel
+        whose process died before it did; holds/offers.py). None: the order is not known."""
+        if self._offers is None:
+            return
+        if order is not None and (order.promo_scope != "organizer" or order.status != "cancelled"):
+            return
+        await asyncio.shield(self._offers.settle_returns(tenant_id, event_id))
 
     async def cancel(
         self,
@@ -603,9 +619,15 @@ class Sales:
             raise InvalidRequest("reason", "must be at most 500 characters")
         if len(ticket_ids) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
-        return ctx, await self._inventory.cancel(
-            event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
-        )
+        try:
+            order = await self._inventory.cancel(
+                ctx.event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
+            )
+        except PreconditionFailed:  # already cancelled: perhaps a retry whose give-back was left
+            await self._settle_promo_returns(tenant_id, ctx.event_id, None)
+            raise
+        await self._settle_promo_returns(tenant_id, ctx.event_id, order)
+        return ctx, order
 
     async def set_status(
         self,
