@@ -182,7 +182,7 @@ class Billing:
         return [order_decoder.decode(r) for r in orders], [refund_decoder.decode(r) for r in refunds]
 
     async def resales(self, event_id: str, period: Period) -> list[Resale]:
-        records, index = keys.resale_keys(event_id)[1:]
+        records, index = keys.resale_keys(event_id)[1:3]
         return [resale_decoder.decode(r) for r in await self._in_period(index, records, period)]
 
     async def statement(

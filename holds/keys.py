@@ -184,11 +184,12 @@ def door_keys(event_id: str) -> tuple[str, ...]:
 
 # -- after the sale: resale listings and resales (holds/aftersale.py) -----------------
 # Passed to the after-sale scripts (transfer, exchange, resale_*) after the event's
-# keys and its door keys, as KEYS[26..28]; same {ev:} tag.
+# keys and its door keys, as KEYS[26..29]; same {ev:} tag.
 RESALE_KEY_NAMES = (
     "listings",  # hash ticket_id -> order_id of listed tickets (the listing itself is on the ticket)
     "resales",  # hash resale_id -> resale record (JSON, holds.records.Resale); key:<resale key> -> id
     "resales_z",  # zset resale_id -> when it was committed (ms)
+    "ledgerdue",  # zset resale_id -> ms: resales not yet in their seller's ledger (holds/platform/sellers.py)
 )
 
 
