@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import structlog
+
 from holds.errors import (
     Conflict,
     InvalidRequest,
@@ -46,6 +48,8 @@ from holds.retries import check_request_id, fingerprint
 from rules.errors import NoPriceInCurrency
 from rules.fees import Collector, FeePlan, RefundPolicy, Split, reverse
 from seatmap.bestavailable import BestAvailableRequest
+
+log = structlog.get_logger("seatwise.sales")
 
 # The organizer's current fee plan (holds/platform/platforms.py PlatformStore.organizer_plan).
 PlanLookup = Callable[[str], Awaitable[FeePlan | None]]
@@ -580,7 +584,7 @@ class Sales:
             try:
                 lines = _refund_lines(order, amounts, release_to != "")
             except PreconditionFailed:
-                await self._settle_promo_returns(tenant_id, ctx.event_id, order)
+                await self._settle_promo_returns(tenant_id, ctx.event_id)
                 raise
             try:
                 result = await self._inventory.refund(
@@ -589,19 +593,21 @@ class Sales:
                 )  # fmt: skip
             except RefundStale:
                 continue
-            await self._settle_promo_returns(tenant_id, ctx.event_id, result.order)
+            await self._settle_promo_returns(tenant_id, ctx.event_id)
             return ctx, result
         raise Conflict(f"concurrent refunds of order {order_id} kept changing it; retry")
 
-    async def _settle_promo_returns(self, tenant_id: str, event_id: str, order: Order | None) -> None:
-        """After an order was (or may have been) wholly cancelled: give back its organizer-wide
-        code's use in the organizer's slot, with any other the event's backlog holds (a cancel
-        whose process died before it did; holds/offers.py). None: the order is not known."""
+    async def _settle_promo_returns(self, tenant_id: str, event_id: str) -> None:
+        """After a cancel or refund (made, refused or replayed): give back the organizer-wide
+        codes' uses of the event's wholly cancelled orders in the organizer's slot, this
+        order's and any a cancel whose process died left in the backlog (holds/offers.py).
+        One read of the backlog when it is empty."""
         if self._offers is None:
             return
-        if order is not None and (order.promo_scope != "organizer" or order.status != "cancelled"):
-            return
-        await asyncio.shield(self._offers.settle_returns(tenant_id, event_id))
+        try:
+            await asyncio.shield(self._offers.settle_returns(tenant_id, event_id))
+        except StoreError as exc:  # the cancel is made; its give-back stays in the backlog
+            log.warning("promo.give_back_deferred", event_id=event_id, error=str(exc))
 
     async def cancel(
         self,
@@ -624,9 +630,9 @@ class Sales:
                 ctx.event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
             )
         except PreconditionFailed:  # already cancelled: perhaps a retry whose give-back was left
-            await self._settle_promo_returns(tenant_id, ctx.event_id, None)
+            await self._settle_promo_returns(tenant_id, ctx.event_id)
             raise
-        await self._settle_promo_returns(tenant_id, ctx.event_id, order)
+        await self._settle_promo_returns(tenant_id, ctx.event_id)
         return ctx, order
 
     async def set_status(
