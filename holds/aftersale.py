@@ -17,10 +17,13 @@ Redis script spans two (docs/selling.md, "Exchanges across events").
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import structlog
 
 from holds import keys
 from holds.door import Door
@@ -35,6 +38,7 @@ from holds.errors import (
 from holds.ids import new_id
 from holds.inventory import PURGE_PER_CALL, Inventory
 from holds.live import LiveEvent
+from holds.platform.sellers import NativeResales
 from holds.records import (
     Buyer,
     Exchange,
@@ -54,6 +58,7 @@ from holds.script_channel import EncodableArg
 from holds.scripts import ScriptRegistry
 from rules.fees import FeePlan, PlanPrices, Split, split_ticket
 
+log = structlog.get_logger("seatwise.aftersale")
 MAX_LISTINGS = 1_000  # one ListListings answer
 MAX_PRICE = 10**12  # minor units, as the scripts' fee arithmetic allows
 
@@ -196,13 +201,21 @@ def _check_buyer(field: str, buyer: Buyer) -> None:
 
 class AfterSale:
     def __init__(
-        self, client: AnyRedis, scripts: ScriptRegistry, sales: Sales, inventory: Inventory, door: Door
+        self,
+        client: AnyRedis,
+        scripts: ScriptRegistry,
+        sales: Sales,
+        inventory: Inventory,
+        door: Door,
+        native: NativeResales | None = None,
     ) -> None:
+        """``native``: moves committed resales into their sellers' ledgers (none: they stay due)."""
         self._r = client
         self._scripts = scripts
         self._sales = sales
         self._inventory = inventory
         self._door = door
+        self._native = native
 
     # -- transfer ------------------------------------------------------------
     async def transfer(
@@ -469,6 +482,7 @@ class AfterSale:
                 raise PreconditionFailed(f"the listing of ticket {_text(ticket)} changed; hold it again")
             case _:
                 raise _ticket_error(reply, order_id) or _unknown("resale_commit", reply)
+        await self._to_seller_ledgers(tenant_id, ctx.event_id)
         # the revision the buyer holds, as the commit left it (a replay: as it is now)
         ticket = next(t for t in result.order.tickets if t.ticket_id == ticket_id)
         buyer_token = ""
@@ -476,10 +490,21 @@ class AfterSale:
             buyer_token, _ = await self._door.sign_ticket(tenant_id, ctx.event_id, result.order, ticket)
         return ctx, result, buyer_token
 
+    async def _to_seller_ledgers(self, tenant_id: str, event_id: str) -> None:
+        """Record the event's committed resales in their sellers' ledgers (this one and any
+        an earlier call left due). The purchase is made whatever happens here: a failure
+        leaves them due for the next commit of the event (or this one's retry)."""
+        if self._native is None:
+            return
+        try:
+            await asyncio.shield(self._native.settle(tenant_id, event_id))
+        except StoreError as exc:
+            log.warning("resale.ledger_deferred", event_id=event_id, error=str(exc))
+
     async def resales(self, tenant_id: str, event_id: str, start_ms: int, end_ms: int) -> list[Resale]:
         """The event's resales committed in [start_ms, end_ms): seller metrics read these."""
         ctx = await self._sales.context(tenant_id, event_id)
-        records, index = keys.resale_keys(ctx.event_id)[1:]
+        records, index = keys.resale_keys(ctx.event_id)[1:3]
         async with wrap_errors("read resales"):
             ids = await self._r.zrangebyscore(index, start_ms, f"({end_ms}", start=0, num=MAX_LISTINGS)
             raw = await self._r.hmget(records, ids) if ids else []

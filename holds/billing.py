@@ -1,12 +1,13 @@
-"""Statements from what the scripts recorded: an organizer's orders and refunds of
-a billing period, turned into :mod:`rules.statements` records.
+"""Statements from what the scripts recorded: an organizer's orders, refunds and
+resales of a billing period, turned into :mod:`rules.statements` records.
 
 Orders carry each ticket's split as recorded at sale (``commit.lua``,
 ``box_office.lua``) and refunds each ticket's fee reversal as recorded at refund
-time (``refund.lua``): nothing is recomputed from plans, so a statement never
-changes when a plan does. A record belongs to the period in which it happened
-(orders by ``orders_z``, refunds by ``refunds_z``, both scored by Redis's clock
-in ms). Reads go event by event in chunks; no script runs.
+time (``refund.lua``), resales their price, fees and seller payout as recorded at
+the resale (``resale_commit.lua``): nothing is recomputed from plans, so a statement
+never changes when a plan does. A record belongs to the period in which it happened
+(orders by ``orders_z``, refunds by ``refunds_z``, resales by ``resales_z``, all
+scored by Redis's clock in ms). Reads go event by event in chunks; no script runs.
 
 Plan charges (setup and monthly fees) are records too, in the organizer's slot:
 billed once each (``setup``, ``monthly:YYYY-MM``) at sign-up and by the
@@ -27,7 +28,16 @@ from babel.numbers import get_territory_currencies
 
 from holds import keys
 from holds.errors import InvalidRequest
-from holds.records import Order, Refund, TenantRecord, json_encoder, order_decoder, refund_decoder
+from holds.records import (
+    Order,
+    Refund,
+    Resale,
+    TenantRecord,
+    json_encoder,
+    order_decoder,
+    refund_decoder,
+    resale_decoder,
+)
 from holds.redis_client import AnyRedis, wrap_errors
 from rules.fees import Collector, FeePlan, RefundPolicy, Split, plan_charge
 from rules.statements import (
@@ -35,6 +45,7 @@ from rules.statements import (
     Period,
     PlanCharge,
     RefundRecord,
+    ResaleRecord,
     Statement,
     TicketSale,
     build_statement,
@@ -131,6 +142,21 @@ def refund_records(organizer_id: str, refund: Refund) -> list[RefundRecord]:
     ]
 
 
+def resale_record(organizer_id: str, resale: Resale) -> ResaleRecord:
+    split = Split(
+        resale.currency,
+        resale.price,
+        resale.ticket_fee_rate,
+        resale.ticket_fee_fixed,
+        resale.processing_fee_rate,
+        resale.processing_fee_fixed,
+    )
+    return ResaleRecord(
+        resale.resale_id, organizer_id, resale.order_id, resale.ticket_id, resale.accepted_ms,
+        resale.seller_id, split, resale.seller_payout,
+    )  # fmt: skip
+
+
 class Billing:
     def __init__(self, client: AnyRedis) -> None:
         self._r = client
@@ -155,6 +181,10 @@ class Billing:
         refunds = await self._in_period(refunds_z, refunds_key, period)
         return [order_decoder.decode(r) for r in orders], [refund_decoder.decode(r) for r in refunds]
 
+    async def resales(self, event_id: str, period: Period) -> list[Resale]:
+        records, index = keys.resale_keys(event_id)[1:3]
+        return [resale_decoder.decode(r) for r in await self._in_period(index, records, period)]
+
     async def statement(
         self, organizer_id: str, period: Period, event_ids: Sequence[str] | None = None
     ) -> Statement:
@@ -162,13 +192,17 @@ class Billing:
         and, unless the statement is limited to some events, its plan charges."""
         orders: list[OrderRecord] = []
         refunds: list[RefundRecord] = []
+        resales: list[ResaleRecord] = []
         for event_id in await self.event_ids(organizer_id) if event_ids is None else event_ids:
             event_orders, event_refunds = await self.orders_and_refunds(event_id, period)
             orders += (order_record(organizer_id, o) for o in event_orders)
             for refund in event_refunds:
                 refunds += refund_records(organizer_id, refund)
+            resales += (resale_record(organizer_id, r) for r in await self.resales(event_id, period))
         charges = await self.charges(organizer_id, period) if event_ids is None else []
-        return build_statement(organizer_id, period, orders=orders, refunds=refunds, charges=charges)
+        return build_statement(
+            organizer_id, period, orders=orders, refunds=refunds, charges=charges, resales=resales
+        )
 
     async def charges(self, organizer_id: str, period: Period) -> list[PlanCharge]:
         raw = await self._in_period(

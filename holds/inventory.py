@@ -466,7 +466,7 @@ class Inventory:
                 line.processing_fee_fixed,
             ]
         reply = await self._scripts.refund.replicated(
-            (*keys.event_keys(event_id), *keys.money_keys(event_id)), args
+            (*keys.event_keys(event_id), *keys.money_keys(event_id), *keys.promo_back_keys(event_id)), args
         )
         match reply:
             case [Reply.OK, refund_json, order_json, replayed]:
@@ -507,7 +507,8 @@ class Inventory:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
         reply = await self._scripts.cancel.replicated(
-            keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids]
+            (*keys.event_keys(event_id), *keys.promo_back_keys(event_id)),
+            [order_id, to, reason, len(ticket_ids), *ticket_ids],
         )
         match reply:
             case [Reply.OK, order_json]:

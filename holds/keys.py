@@ -131,6 +131,22 @@ def offer_keys(event_id: str) -> tuple[str, ...]:
     return tuple(f"{PREFIX}:{tag}:{name}" for name in OFFER_KEY_NAMES)
 
 
+# Passed to the scripts that can end a whole order (cancel: KEYS[22..23]; refund: after its
+# money keys, KEYS[24..25]) so the order's promo code use is given back (_promo_back.lua).
+PROMO_BACK_KEY_NAMES = (
+    "promouses",  # the event's promo uses (OFFER_KEY_NAMES' own key)
+    "promoback",  # zset order_id -> ms: wholly cancelled orders whose organizer-wide code's use is
+    # still to be given back in the organizer's slot (promo_return.lua; holds/offers.py drains it)
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def promo_back_keys(event_id: str) -> tuple[str, ...]:
+    """The event's keys of promo give-backs, in the order of PROMO_BACK_KEY_NAMES."""
+    tag = event_tag(event_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in PROMO_BACK_KEY_NAMES)
+
+
 def tenant_promos(tenant_id: str) -> str:
     """Hash code -> an organizer-wide promo code (JSON, rules.promos.PromoCode, scope organizer)."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:promos"
@@ -140,6 +156,12 @@ def tenant_promo_uses(tenant_id: str) -> str:
     """Hash code -> uses claimed of an organizer-wide code; "<code>|<buyer id>" -> that buyer's
     (promo_claim.lua: claimed in this slot before the event's commit applies the code)."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:promouses"
+
+
+def tenant_promo_returns(tenant_id: str) -> str:
+    """Zset "<event id>/<order id>" -> ms: organizer-wide codes' uses given back by cancelled
+    orders (promo_return.lua: once per order), forgotten after 30 days."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:promoreturns"
 
 
 # -- tickets and the door (holds/door.py) ---------------------------------------
@@ -162,11 +184,12 @@ def door_keys(event_id: str) -> tuple[str, ...]:
 
 # -- after the sale: resale listings and resales (holds/aftersale.py) -----------------
 # Passed to the after-sale scripts (transfer, exchange, resale_*) after the event's
-# keys and its door keys, as KEYS[26..28]; same {ev:} tag.
+# keys and its door keys, as KEYS[26..29]; same {ev:} tag.
 RESALE_KEY_NAMES = (
     "listings",  # hash ticket_id -> order_id of listed tickets (the listing itself is on the ticket)
     "resales",  # hash resale_id -> resale record (JSON, holds.records.Resale); key:<resale key> -> id
     "resales_z",  # zset resale_id -> when it was committed (ms)
+    "ledgerdue",  # zset resale_id -> ms: resales not yet in their seller's ledger (holds/platform/sellers.py)
 )
 
 

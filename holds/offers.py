@@ -36,7 +36,7 @@ from holds.errors import (
     PreconditionFailed,
     StoreError,
 )
-from holds.records import json_encoder
+from holds.records import Order, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.scripts import ScriptRegistry
@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # holds.live imports holds.inventory, which imports this modu
 
 MAX_PROMOS = 10_000  # codes per event, and organizer-wide codes per organizer
 MAX_CODE_TEXT = 32
+BACKLOG_PER_CALL = 64  # cancelled orders' organizer-wide give-backs settled per call
 
 
 class SaleOffer(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -72,6 +73,7 @@ class SaleOffer(msgspec.Struct, frozen=True, omit_defaults=True):
     # "<total|buyer>:<maximum>" when its claim was refused: the script answers that, after a
     # replay of the idempotency key (a retry of a commit that used the code's last use)
     org_used_up: str = ""
+    org_buyer: str = ""  # the buyer an organizer-wide code's claim counted ("" none), kept on the order
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,9 @@ class Offers:
             org_promo, used_up, claim = await self._organizer_code(
                 tenant_id, ctx.event_id, choice.promo_code, buyer, now_ms
             )
-        offer = SaleOffer(seats, ga, choice.promo_code, choice.access_code, org_promo, used_up)
+        offer = SaleOffer(
+            seats, ga, choice.promo_code, choice.access_code, org_promo, used_up, claim.buyer if claim else ""
+        )
         return offer, claim
 
     async def _organizer_code(
@@ -368,6 +372,41 @@ class Offers:
             [keys.tenant_promos(claim.tenant_id), keys.tenant_promo_uses(claim.tenant_id)],
             [claim.code, claim.buyer, -1],
         )
+
+    # -- a cancelled order's use, given back ---------------------------------------
+    async def _return_use(self, tenant_id: str, event_id: str, order: Order) -> bool:
+        """Give back, once, the use a wholly cancelled order made of an organizer-wide code
+        (``promo_return.lua`` in the organizer's slot), then drop the order from its event's
+        backlog. True when this call gave it back (False: an earlier one had)."""
+        reply = await self._scripts.promo_return(
+            [keys.tenant_promo_uses(tenant_id), keys.tenant_promo_returns(tenant_id)],
+            [order.promo_code, order.promo_buyer, f"{event_id}/{order.order_id}"],
+        )
+        match reply:
+            case [Reply.OK, given]:
+                pass
+            case _:
+                raise StoreError(f"promo_return returned an unknown result {reply!r}")
+        async with wrap_errors("promo give-back backlog"):
+            await self._client.zrem(keys.promo_back_keys(event_id)[1], order.order_id)
+        return bool(given)
+
+    async def settle_returns(self, tenant_id: str, event_id: str, limit: int = BACKLOG_PER_CALL) -> int:
+        """Give back the organizer-wide codes' uses of the event's wholly cancelled orders still
+        in its backlog (at most ``limit``): what a cancel left when its process died before its
+        own give-back. Returns how many this call gave back."""
+        backlog = keys.promo_back_keys(event_id)[1]
+        async with wrap_errors("promo give-back backlog"):
+            ids = await self._client.zrange(backlog, 0, limit - 1)
+            raw = await self._client.hmget(keys.event_key(event_id, "orders"), ids) if ids else []
+        given = 0
+        for order_id, order_raw in zip(ids, raw, strict=True):
+            if order_raw is None:  # erased or never there: nothing to give back
+                async with wrap_errors("promo give-back backlog"):
+                    await self._client.zrem(backlog, order_id)
+                continue
+            given += await self._return_use(tenant_id, event_id, order_decoder.decode(order_raw))
+        return given
 
 
 def seat_names(ctx: LiveEvent, choice: OfferChoice) -> dict[int, str]:

@@ -216,6 +216,12 @@ class Order(msgspec.Struct, frozen=True):
     overridden_holds: str = ""  # box office: holds whose seats were sold over them (comma-separated)
     promo_code: str = ""  # the promo code the order used ("" none); discount: its total off the tickets
     discount: int = 0
+    # where the code counts its use: "" the event, "organizer" the organizer's slot, for
+    # ``promo_buyer`` ("" none); ``promo_returned``: the whole order was cancelled and the use
+    # given back (_promo_back.lua; an organizer-wide code's in its slot by holds/offers.py)
+    promo_scope: str = ""
+    promo_buyer: str = ""
+    promo_returned: bool = False
     exchanges: list[Exchange] | dict[str, str] = []  # exchange.lua; cjson writes an empty list as {}
 
     @property

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import structlog
+
 from holds.errors import (
     Conflict,
     InvalidRequest,
@@ -46,6 +48,8 @@ from holds.retries import check_request_id, fingerprint
 from rules.errors import NoPriceInCurrency
 from rules.fees import Collector, FeePlan, RefundPolicy, Split, reverse
 from seatmap.bestavailable import BestAvailableRequest
+
+log = structlog.get_logger("seatwise.sales")
 
 # The organizer's current fee plan (holds/platform/platforms.py PlatformStore.organizer_plan).
 PlanLookup = Callable[[str], Awaitable[FeePlan | None]]
@@ -577,15 +581,33 @@ class Sales:
         digest = fingerprint("refund", ctx.event_id, "", "", parts)
         for _attempt in range(REFUND_ATTEMPTS):
             order = await self._inventory.get_order(ctx.event_id, order_id)
-            lines = _refund_lines(order, amounts, release_to != "")
             try:
-                return ctx, await self._inventory.refund(
+                lines = _refund_lines(order, amounts, release_to != "")
+            except PreconditionFailed:
+                await self._settle_promo_returns(tenant_id, ctx.event_id)
+                raise
+            try:
+                result = await self._inventory.refund(
                     ctx.event_id, order_id, refund_key=refund_key, lines=lines, reason=reason,
                     release_to=release_to, fingerprint=digest,
                 )  # fmt: skip
             except RefundStale:
                 continue
+            await self._settle_promo_returns(tenant_id, ctx.event_id)
+            return ctx, result
         raise Conflict(f"concurrent refunds of order {order_id} kept changing it; retry")
+
+    async def _settle_promo_returns(self, tenant_id: str, event_id: str) -> None:
+        """After a cancel or refund (made, refused or replayed): give back the organizer-wide
+        codes' uses of the event's wholly cancelled orders in the organizer's slot, this
+        order's and any a cancel whose process died left in the backlog (holds/offers.py).
+        One read of the backlog when it is empty."""
+        if self._offers is None:
+            return
+        try:
+            await asyncio.shield(self._offers.settle_returns(tenant_id, event_id))
+        except StoreError as exc:  # the cancel is made; its give-back stays in the backlog
+            log.warning("promo.give_back_deferred", event_id=event_id, error=str(exc))
 
     async def cancel(
         self,
@@ -603,9 +625,15 @@ class Sales:
             raise InvalidRequest("reason", "must be at most 500 characters")
         if len(ticket_ids) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
-        return ctx, await self._inventory.cancel(
-            event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
-        )
+        try:
+            order = await self._inventory.cancel(
+                ctx.event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
+            )
+        except PreconditionFailed:  # already cancelled: perhaps a retry whose give-back was left
+            await self._settle_promo_returns(tenant_id, ctx.event_id)
+            raise
+        await self._settle_promo_returns(tenant_id, ctx.event_id)
+        return ctx, order
 
     async def set_status(
         self,

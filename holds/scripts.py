@@ -39,6 +39,9 @@ INVENTORY_PRELUDE = "_inventory"
 # the selling scripts also get ticket types and promo codes (after the inventory prelude)
 OFFERS_PRELUDE = "_offers"
 OFFER_SCRIPTS = frozenset({"commit", "box_office"})
+# the scripts that can end a whole order give its promo code's use back (after the inventory prelude)
+PROMO_BACK_PRELUDE = "_promo_back"
+PROMO_BACK_SCRIPTS = frozenset({"cancel", "refund"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 INVENTORY_SCRIPTS = frozenset(
@@ -75,6 +78,8 @@ def _source(name: str) -> str:
         parts.insert(2, OFFERS_PRELUDE)
     if name in AFTER_SALE_SCRIPTS:
         parts.insert(2, AFTER_SALE_PRELUDE)
+    if name in PROMO_BACK_SCRIPTS:
+        parts.insert(2, PROMO_BACK_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -190,6 +195,7 @@ class ScriptRegistry:
         # ticket types and promo codes: holds/offers.py (definitions; organizer-wide codes' uses)
         self.offer_put = self._script("offer_put")
         self.promo_claim = self._script("promo_claim")
+        self.promo_return = self._script("promo_return")  # a cancelled order's use, once
         # after the sale (event keys + door keys + resale keys): holds/aftersale.py
         self.transfer = self._script("transfer")
         self.exchange = self._script("exchange")

@@ -18,7 +18,13 @@ the net due::
     + fee_reversals       per kind, given back on refunds
     ± adjustments         one line each, with its memo
     - held_by_organizer   what the organizer's own payment account collected, less its refunds
+    ± resales             resale sales, less the sellers' payouts and the platform's fees on them
     = net due             > 0: the platform owes the organizer; < 0: the organizer owes the platform
+
+Resales (a ticket holder sells a ticket on the platform's marketplace) pass through
+the platform: the resale buyer pays the platform, which pays the seller the price less
+its fees. The ``resales`` lines show the three and add up to zero, so a resale never
+changes what the organizer is owed; its fees are the platform's (``resale_fees``).
 
 which is also the sum of :func:`rules.fees.settlement` over the period's sales,
 less that of its reversals, less plan charges, plus adjustments
@@ -41,7 +47,9 @@ from rules.fees import FEE_KINDS, Collector, FeeKind, Minor, Split, TicketFeeKin
 from rules.money import CurrencyCode, exponent, format_minor
 
 Direction = Literal["platform_owes_organizer", "organizer_owes_platform", "settled"]
-Section = Literal["sales", "refunds", "fees", "fee_reversals", "adjustments", "held_by_organizer"]
+Section = Literal[
+    "sales", "refunds", "fees", "fee_reversals", "adjustments", "held_by_organizer", "resales"
+]  # fmt: skip
 PaymentMethod = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
@@ -89,6 +97,21 @@ class RefundRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: Literal["refund", "cancellation"] = "refund"
 
 
+class ResaleRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A ticket resold on the platform's marketplace: ``split.price`` is what the resale
+    buyer paid (to the platform), ``split``'s fee parts the platform's fees on it, and
+    ``seller_payout`` the rest, paid to the seller (it must be price less fees)."""
+
+    resale_id: str
+    organizer_id: str
+    order_id: str
+    ticket_id: str
+    created_ms: int
+    seller_id: str
+    split: Split
+    seller_payout: int
+
+
 class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A manual correction by the platform; ``amount > 0`` credits the organizer."""
 
@@ -124,6 +147,18 @@ class Totals(msgspec.Struct, frozen=True):
     held_by_organizer: int  # collected by the organizer's own account, less refunds paid from it
     tickets_sold: int
     refund_count: int
+    # resales (they net to zero for the organizer): paid by resale buyers, paid out to sellers,
+    # kept by the platform as fees, per kind
+    resale_gross: int = 0
+    seller_payouts: int = 0
+    resale_fees_by_kind: dict[TicketFeeKind, int] = msgspec.field(
+        default_factory=lambda: {"ticket_fee": 0, "processing_fee": 0}
+    )
+    resale_count: int = 0
+
+    @property
+    def resale_fees(self) -> int:
+        return sum(self.resale_fees_by_kind.values())
 
     @property
     def gross(self) -> int:
@@ -217,6 +252,10 @@ class _Sums:
         self.adjustments: list[Adjustment] = []
         self.tickets = 0
         self.refund_count = 0
+        self.resale_gross = 0
+        self.seller_payouts = 0
+        self.resale_fees: dict[TicketFeeKind, int] = {"ticket_fee": 0, "processing_fee": 0}
+        self.resale_count = 0
 
     def totals(self) -> Totals:
         return Totals(
@@ -230,6 +269,10 @@ class _Sums:
             held_by_organizer=self.held["organizer"],
             tickets_sold=self.tickets,
             refund_count=self.refund_count,
+            resale_gross=self.resale_gross,
+            seller_payouts=self.seller_payouts,
+            resale_fees_by_kind=dict(self.resale_fees),
+            resale_count=self.resale_count,
         )
 
 
@@ -254,6 +297,14 @@ def _lines(totals: Totals, adjustments: Sequence[Adjustment] | None) -> list[Sta
         lines.append(
             StatementLine("held_by_organizer", "organizer's payment account", -totals.held_by_organizer)
         )
+    if totals.resale_count:
+        lines.append(StatementLine("resales", "resale sales", totals.resale_gross))
+        lines.append(StatementLine("resales", "seller payouts", -totals.seller_payouts))
+        lines += [
+            StatementLine("resales", f"resale {kind}", -amount)
+            for kind, amount in totals.resale_fees_by_kind.items()
+            if amount
+        ]
     return lines
 
 
@@ -300,6 +351,18 @@ class _Builder:
         sums.reversals["processing_fee"] += reversal.processing_fee
         sums.refund_count += 1
 
+    def resale(self, resale: ResaleRecord) -> None:
+        split = resale.split
+        what = f"resale {resale.resale_id}"
+        sums = self._for(what, resale.organizer_id, resale.created_ms, split.currency)
+        if resale.seller_payout != split.price - split.platform:
+            raise StatementInputError(f"{what} pays the seller {resale.seller_payout}, not price less fees")
+        sums.resale_gross += split.price
+        sums.seller_payouts += resale.seller_payout
+        sums.resale_fees["ticket_fee"] += split.ticket_fee
+        sums.resale_fees["processing_fee"] += split.processing_fee
+        sums.resale_count += 1
+
     def adjustment(self, adjustment: Adjustment) -> None:
         what = f"adjustment {adjustment.adjustment_id}"
         self._for(
@@ -332,6 +395,7 @@ def build_statement(
     refunds: Iterable[RefundRecord] = (),
     adjustments: Iterable[Adjustment] = (),
     charges: Iterable[PlanCharge] = (),
+    resales: Iterable[ResaleRecord] = (),
 ) -> Statement:
     """The statement of ``organizer_id`` for ``period`` from that period's records.
 
@@ -347,6 +411,8 @@ def build_statement(
         builder.adjustment(adjustment)
     for charge in charges:
         builder.charge(charge)
+    for resale in resales:
+        builder.resale(resale)
     return builder.statement()
 
 
@@ -375,6 +441,12 @@ def _merge(currency: str, parts: Sequence[Totals]) -> Totals:
         held_by_organizer=sum(p.held_by_organizer for p in parts),
         tickets_sold=sum(p.tickets_sold for p in parts),
         refund_count=sum(p.refund_count for p in parts),
+        resale_gross=sum(p.resale_gross for p in parts),
+        seller_payouts=sum(p.seller_payouts for p in parts),
+        resale_fees_by_kind=_add(
+            [{"ticket_fee": 0, "processing_fee": 0}, *(p.resale_fees_by_kind for p in parts)]
+        ),
+        resale_count=sum(p.resale_count for p in parts),
     )
 
 

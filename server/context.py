@@ -17,6 +17,7 @@ from holds.platform.dues import Dues
 from holds.platform.hub import Hub
 from holds.platform.notifications import PlanLimitsOf, PlanUsage
 from holds.platform.platforms import PlatformStore
+from holds.platform.sellers import NativeResales
 from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
 from holds.sales import Sales
@@ -92,7 +93,7 @@ class Stores:
             sales=sales,
             offers=offers,
             door=door,
-            after_sale=AfterSale(client, scripts, sales, inventory, door),
+            after_sale=AfterSale(client, scripts, sales, inventory, door, NativeResales(client, tenants)),
             platforms=platforms,
             audit=audit,
             branding=BrandingStore(client, scripts, tenants, platforms),

@@ -43,11 +43,12 @@ COLUMNS: Final[dict[ExportKind, tuple[str, ...]]] = {
     "orders": (
         "event_id", "order_id", "created_at", "status", "tickets", "tickets_valid", "total",
         "total_minor", "currency", "buyer_name", "buyer_email", "marketing_consent", "buyer_erased",
-        "buyer_id", "payment_reference", "updated_at",
+        "buyer_id", "payment_reference", "updated_at", "promo_code", "discount", "discount_minor",
     ),
     "tickets": (
         "event_id", "order_id", "ticket_id", "seat_id", "section_id", "ga_area", "category", "price",
         "price_minor", "currency", "status", "buyer_name", "buyer_email", "buyer_erased", "sold_at",
+        "ticket_type", "promo_code", "list_price_minor", "discount_minor",
     ),
     "checkins": ("event_id", "ticket_id", "order_id", "state", "gate", "device", "at"),
     "contacts": ("email", "name", "consent_source", "consent_decided_at", "last_order_at"),
@@ -258,6 +259,9 @@ def _order_row(event_id: str, o: Order, decisions: dict[str, ConsentDecision]) -
         "buyer_id": o.buyer_id,
         "payment_reference": "" if buyer.erased else o.buyer.payment_reference,
         "updated_at": iso(o.updated_ms),
+        "promo_code": o.promo_code,
+        "discount": format_minor(o.discount, o.currency),
+        "discount_minor": o.discount,
     }
 
 
@@ -281,6 +285,12 @@ def _ticket_row(event_id: str, o: Order, t: Ticket, placed: Sequence[PlacedSeat]
         "buyer_email": "" if o.buyer.erased else o.buyer.email,
         "buyer_erased": o.buyer.erased,
         "sold_at": iso(o.created_ms),
+        "ticket_type": t.ticket_type,
+        "promo_code": o.promo_code,
+        # before the order's promo discount (the type's or category's price): what was paid
+        # plus the discount; without a code, the price paid
+        "list_price_minor": t.list_price or t.price,
+        "discount_minor": t.discount,
     }
 
 

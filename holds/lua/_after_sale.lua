@@ -1,6 +1,6 @@
 -- Shared prelude of the after-sale scripts (transfer, exchange, resale_*), after
 -- the inventory prelude. KEYS: the event's 21 keys, its door keys (22..25,
--- holds/keys.py DOOR_KEY_NAMES) and its resale keys (26..28, RESALE_KEY_NAMES),
+-- holds/keys.py DOOR_KEY_NAMES) and its resale keys (26..29, RESALE_KEY_NAMES),
 -- all in the event's {ev:} slot.
 local K_CHECKINS = KEYS[23]
 local K_LISTINGS, K_RESALES, K_RESALES_Z = KEYS[26], KEYS[27], KEYS[28]

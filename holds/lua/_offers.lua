@@ -134,3 +134,13 @@ local function count_promo_use(code, buyer)
   redis.call('HINCRBY', K_PROMOUSES, code, 1)
   if (buyer or '') ~= '' then redis.call('HINCRBY', K_PROMOUSES, code .. '|' .. buyer, 1) end
 end
+
+-- Where an order's code counts its use, so that cancelling the whole order can give it
+-- back (_promo_back.lua): an organizer-wide code in the organizer's slot, for the buyer
+-- its claim counted ("" none: holds/offers.py SaleOffer.org_buyer).
+local function note_promo_origin(order, promo, offer)
+  if promo.scope == 'organizer' then
+    order.promo_scope = 'organizer'
+    if (offer.org_buyer or '') ~= '' then order.promo_buyer = offer.org_buyer end
+  end
+end

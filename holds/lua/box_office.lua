@@ -116,6 +116,7 @@ if promo then
   order.promo_code = promo.code
   order.discount = discount
   count_promo_use(promo.code, '')
+  note_promo_origin(order, promo, offer)
 end
 local order_raw = cjson.encode(order)
 redis.call('HSET', K_ORDERS, order_id, order_raw)

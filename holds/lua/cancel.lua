@@ -1,12 +1,15 @@
 -- Cancel a whole order or some of its tickets. Seats return to sale (or to
 -- not-for-sale when asked), GA places to capacity; the order records which
 -- tickets are cancelled, and a lifecycle entry is written with the change.
+-- Cancelling the last valid ticket gives the order's promo code use back
+-- (_promo_back.lua; KEYS: the event's 21, then holds/keys.py PROMO_BACK_KEY_NAMES).
 -- Result: {OK, order_json} | {ORDER_NOT_FOUND} | {TICKET_NOT_IN_ORDER, ticket_id}
 --         | {TICKET_ALREADY_CANCELLED, ticket_id or ''}
 local order_id = ARGV[1]
 local release_to = ARGV[2]        -- 'free' or 'not_for_sale'
 local reason = ARGV[3]
 local n_tickets = tonumber(ARGV[4])   -- 0: every valid ticket
+local K_PROMO_USES, K_PROMO_BACKLOG = KEYS[22], KEYS[23]   -- holds/keys.py PROMO_BACK_KEY_NAMES
 
 local order, tickets, by_id = load_order(order_id)
 if not order then return {ORDER_NOT_FOUND} end
@@ -47,8 +50,10 @@ end
 local remaining = 0
 for _, t in ipairs(tickets) do if t.status == 'valid' then remaining = remaining + 1 end end
 order.tickets = tickets
+local was = order.status
 order.status = remaining == 0 and 'cancelled' or 'partially_cancelled'
 order.updated_ms = now
+give_promo_back(order, was, K_PROMO_USES, K_PROMO_BACKLOG, now)
 local ids = {}
 for _, i in ipairs(chosen) do ids[#ids + 1] = tickets[i].ticket_id end
 local order_raw = cjson.encode(order)

@@ -35,6 +35,7 @@ for i = 1, n_orders do
       if order.buyer_id and order.buyer_id ~= '' then ids[order.buyer_id] = true end
       order.buyer = ERASED
       if ids[order.buyer_id] then order.buyer_id = marker end
+      if order.promo_buyer and ids[order.promo_buyer] then order.promo_buyer = marker end
       orders_erased = orders_erased + 1
       changed = true
     end

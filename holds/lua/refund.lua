@@ -7,12 +7,14 @@
 -- refused whole (REFUND_STALE: read again and retry). With release_to, the
 -- refunded tickets that are still valid are cancelled too, their seats back on
 -- sale ('free') or kept 'not_for_sale', as cancel.lua does (a ticket cancelled
--- before only gets its money back).
+-- before only gets its money back); a refund that leaves no ticket valid gives the
+-- order's promo code use back (_promo_back.lua; its keys after the money keys).
 -- Result: {OK, refund_json, order_json, replayed(0|1)} | {ORDER_NOT_FOUND}
 --         | {TICKET_NOT_IN_ORDER, ticket_id}
 --         | {REFUND_EXCEEDS_PAID, ticket_id, refundable left} | {REFUND_STALE, ticket_id}
 --         | {IDEMPOTENCY_MISMATCH, refund_id} | {TICKET_NOT_VALID, ticket_id, 'exchanged'}
 local K_REFUNDS, K_REFUNDS_Z = KEYS[22], KEYS[23]
+local K_PROMO_USES, K_PROMO_BACKLOG = KEYS[24], KEYS[25]   -- holds/keys.py PROMO_BACK_KEY_NAMES
 local refund_key = ARGV[1]
 local refund_id = ARGV[2]
 local order_id = ARGV[3]
@@ -53,6 +55,7 @@ for k = 0, n - 1 do
 end
 
 local now = now_ms()
+local was = order.status
 for i, amount in pairs(asked) do
   tickets[i].refunded = (tickets[i].refunded or 0) + amount
   tickets[i].listing = nil    -- a refunded ticket is not for resale (the index is tidied lazily)
@@ -84,6 +87,7 @@ if release_to ~= '' then
 end
 order.tickets = tickets
 order.updated_ms = now
+give_promo_back(order, was, K_PROMO_USES, K_PROMO_BACKLOG, now)
 local order_raw = cjson.encode(order)
 redis.call('HSET', K_ORDERS, order_id, order_raw)
 local policy = 'full'

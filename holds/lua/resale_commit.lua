@@ -16,6 +16,7 @@ local resale_id = ARGV[5]
 local buyer = cjson.decode(ARGV[6])   -- holds.records.Buyer
 local price = tonumber(ARGV[7])
 local parts = {tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])}
+local K_LEDGER_DUE = KEYS[29]          -- resales still to enter their seller's ledger (holds/platform/sellers.py)
 
 local prior = redis.call('HGET', K_RESALES, 'key:' .. resale_key)
 if prior then
@@ -53,6 +54,7 @@ local raw = cjson.encode(record)
 redis.call('HSET', K_RESALES, resale_id, raw)
 redis.call('HSET', K_RESALES, 'key:' .. resale_key, resale_id)
 redis.call('ZADD', K_RESALES_Z, now, resale_id)
+redis.call('ZADD', K_LEDGER_DUE, now, resale_id)
 local order_raw = save_order(order, tickets, now)
 lifecycle('ticket.resold', order_id, ticket_id .. '|' .. resale_id .. '|' .. t.revision)
 return {OK, raw, order_raw, 0}

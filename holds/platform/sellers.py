@@ -8,6 +8,14 @@ computed when asked, from the orders in its window (a few thousand at most for
 the busiest seller), never stored; only the fee locked for a quarter is, the
 first time it is asked for in that quarter, so changing the rules mid-quarter
 changes the weekly figure but not the fee a seller already pays.
+
+Resales made on seatwise itself (``holds/aftersale.py``, ``resale_commit.lua``) enter
+their seller's ledger without the marketplace reporting them: the script that commits a
+resale also puts it in its event's ``ledgerdue`` set, and :class:`NativeResales` moves
+each one due into the ledger of the organizer's platform (its record keyed by the resale
+id, so writing it twice writes the same record) and only then takes it off the set. A
+process that dies in between leaves it due; the next resale commit of that event (or a
+retry of the same one) records it. docs/sellers.md, "Resales made here".
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import msgspec
 from holds import keys
 from holds.errors import InvalidRequest, NotFound
 from holds.ids import check_client_id
-from holds.records import json_encoder
+from holds.platform.hub import starts_ms
+from holds.platform.tenants import TenantStore
+from holds.records import Resale, json_encoder, resale_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from rules.errors import InvalidScoring
 from rules.seller_scores import (
@@ -38,6 +48,7 @@ from rules.seller_scores import (
 )
 
 MAX_ORDERS_PER_CALL: Final = 500
+DUE_PER_CALL: Final = 64  # resales moved into sellers' ledgers per call
 RATING_SCALE: Final = 10_000  # ratings in basis points of 1
 PRUNE_PER_CALL: Final = 1_000
 
@@ -116,6 +127,19 @@ class SellerLedger:
                 await pipe.execute()
         return len(orders)
 
+    async def record_resale(self, platform_id: str, resale: Resale, event_starts_ms: int) -> SellerOrder:
+        """A resale made here as its seller's order (``resale:<resale id>``): placed and
+        accepted at the buyer's commit, delivered then (the buyer's token is issued by the
+        commit). Writing it again writes the same record: never counted twice."""
+        order = native_order(resale, event_starts_ms)
+        by_id = keys.seller_orders(platform_id, resale.seller_id)
+        by_time = keys.seller_orders_by_time(platform_id, resale.seller_id)
+        async with wrap_errors("record seller orders"), self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(by_id, order.order_id, json_encoder.encode(order))
+            pipe.zadd(by_time, {order.order_id: order.placed_ms})
+            await pipe.execute()
+        return order
+
     async def rate(self, platform_id: str, seller_id: str, criterion: str, rating_bps: int) -> None:
         check_client_id("seller_id", seller_id)
         rules = await self.rules(platform_id)
@@ -157,3 +181,51 @@ class SellerLedger:
             exists = await self._r.exists(keys.seller_orders(platform_id, seller_id))
         if not exists:
             raise NotFound("seller", seller_id)
+
+
+def native_order(resale: Resale, event_starts_ms: int) -> SellerOrder:
+    """The seller's order of a resale made here: accepted and delivered at the buyer's commit;
+    an event without a start time counts as starting then (near-term)."""
+    at = resale.accepted_ms
+    return SellerOrder(
+        order_id=f"resale:{resale.resale_id}",
+        placed_ms=at,
+        event_starts_ms=max(event_starts_ms, 0) or at,
+        value_minor=resale.price,
+        outcome="accepted",
+        decided_ms=at,
+        delivery_due_ms=resale.delivered_ms,
+        delivered_ms=resale.delivered_ms,
+    )
+
+
+class NativeResales:
+    """Moves an event's committed resales into their sellers' ledgers (the organizer's
+    platform's), once each: see the module docstring."""
+
+    def __init__(self, client: AnyRedis, tenants: TenantStore, ledger: SellerLedger | None = None) -> None:
+        self._r = client
+        self._tenants = tenants
+        self._ledger = ledger or SellerLedger(client)
+
+    async def settle(self, tenant_id: str, event_id: str, limit: int = DUE_PER_CALL) -> int:
+        """Record the event's resales still due (at most ``limit``); returns how many. An
+        organizer outside platforms has no seller ledger: its resales leave the set unrecorded."""
+        _, records, _, due = keys.resale_keys(event_id)
+        async with wrap_errors("read resales due"):
+            ids = await self._r.zrange(due, 0, limit - 1)
+            if not ids:
+                return 0
+            raw = await self._r.hmget(records, ids)
+            starts_at = await self._r.hget(keys.event_key(event_id, "meta"), "starts_at")
+        organizer = await self._tenants.organizer(tenant_id)
+        platform_id = organizer.platform_id if organizer is not None else ""
+        event_starts = starts_ms(starts_at.decode() if isinstance(starts_at, bytes) else starts_at or "") or 0
+        recorded = 0
+        for resale_id, resale_raw in zip(ids, raw, strict=True):
+            if resale_raw is not None and platform_id:
+                await self._ledger.record_resale(platform_id, resale_decoder.decode(resale_raw), event_starts)
+                recorded += 1
+            async with wrap_errors("read resales due"):
+                await self._r.zrem(due, resale_id)
+        return recorded

@@ -52,6 +52,7 @@ def _tickets_pb(order: Order) -> list[feed_pb2.FeedTicket]:
             price=common_pb2.Money(amount_minor=t.price, currency=order.currency),
             status=t.status,
             ticket_type=t.ticket_type,
+            discount=common_pb2.Money(amount_minor=t.discount, currency=order.currency),
         )
         for t in order.tickets
     ]
@@ -80,6 +81,9 @@ def entry_pb(entry: FeedEntry) -> feed_pb2.FeedEntry:
         out.promo_code = entry.order.promo_code
         out.tickets.extend(_tickets_pb(entry.order))
         out.total.CopyFrom(common_pb2.Money(amount_minor=entry.order.total, currency=entry.order.currency))
+        out.discount.CopyFrom(
+            common_pb2.Money(amount_minor=entry.order.discount, currency=entry.order.currency)
+        )
     return out
 
 

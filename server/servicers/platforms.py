@@ -283,6 +283,10 @@ def _currency_pb(part: CurrencyStatement | RollupCurrency) -> platform_pb2.State
         fee_reversals_minor=totals.fee_reversals,
         tickets_sold=totals.tickets_sold,
         refund_count=totals.refund_count,
+        resale_sales_minor=totals.resale_gross,
+        seller_payouts_minor=totals.seller_payouts,
+        resale_fees_minor=totals.resale_fees,
+        resale_count=totals.resale_count,
     )
     if isinstance(part, CurrencyStatement):
         out.direction = part.direction

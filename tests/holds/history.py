@@ -31,7 +31,22 @@ instant between its invoke and complete times (its linearization point), so:
 * retried holds (the same request id sent again): every acknowledged call with
   one request id names one and the same hold, the one Redis records for the id;
   a replay answers an id some earlier call sent; and a retry is never refused
-  for seats while the hold its request id made could still hold them.
+  for seats while the hold its request id made could still hold them;
+* box-office sales (no hold): an order sells only seats its call asked for, and
+  sale exclusivity covers it like any order; a seat it sold is never held by a
+  buyer's hold at the same time (nor is a seat an exchange moved an order onto);
+* refunds: no ticket's refunded total exceeds its price, Redis has every
+  acknowledged refund's amounts (exactly those when no refund's outcome is
+  unknown), and a refund that releases its tickets cancels them like a cancel;
+* exchanges: each is all or nothing (every ticket it replaced is ``exchanged``
+  for a ticket of the same order that names it back, recorded once by its key),
+  Redis has every acknowledged one and none that was refused; the seats an order
+  got by an exchange count in sale exclusivity from the exchange on, and the
+  ones it left are free from the exchange's invoke on;
+* resales: a ticket changes hands once per resale (one record per resale, every
+  acknowledged resale recorded, no listing sold twice, each resale at its own
+  revision), its revision counts transfers and resales together, and no resale
+  is acknowledged after an acknowledged cancel of its ticket.
 """
 
 from __future__ import annotations
@@ -45,12 +60,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from holds.errors import StoreError
-from holds.inventory import HoldResult, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
-from holds.records import Order
+from holds.inventory import HoldResult, SeatOrdinalsHeld, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.records import Exchange, Order, Resale
 from tests.holds.factories import RawState
 
 Outcome = Literal["ok", "fail", "unknown"]
-Kind = Literal["hold", "release", "commit", "cancel", "transfer"]
+Kind = Literal[
+    "hold", "release", "commit", "cancel", "transfer", "box_office", "refund", "exchange", "resale"
+]
+SALES: frozenset[str] = frozenset({"commit", "box_office"})  # the calls that create an order
 EPS_MS = 1.0  # Redis floors TIME to whole ms
 
 
@@ -77,6 +95,9 @@ class Op:
     request_id: str = ""  # hold: the client's request id ("" : not retry-safe)
     replayed: bool = False  # hold: answered by an earlier call with the same request id
     revision: int = 0  # transfer: the ticket's revision the caller read
+    release: bool = False  # refund: the refunded tickets are cancelled too
+    lines: tuple[tuple[str, int], ...] = ()  # refund, acknowledged: (ticket, amount) refunded
+    resale_id: str = ""  # resale, acknowledged: the resale made
 
 
 class Recorder:
@@ -94,7 +115,7 @@ class Recorder:
         except TimeoutError:
             op.outcome = "unknown"
             result = None
-        except (StoreError, SeatOrdinalsUnavailable, SeatOrdinalsInWrongState) as exc:
+        except (StoreError, SeatOrdinalsUnavailable, SeatOrdinalsInWrongState, SeatOrdinalsHeld) as exc:
             op.outcome, op.error = "fail", type(exc).__name__
             result = None
         else:
@@ -103,7 +124,7 @@ class Recorder:
         if op.outcome == "ok":
             if isinstance(result, HoldResult):
                 op.hold_id, op.expires_ms, op.replayed = result.hold_id, result.expires_ms, result.replayed
-            elif op.kind == "commit":
+            elif op.kind in SALES:
                 op.order = result.order
                 op.order_id = result.order.order_id
         return result
@@ -179,8 +200,30 @@ def check_retried_holds(ops: list[Op], final: RawState, holds: dict[str, _Hold])
     return problems
 
 
-def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
-    """Every violation found in ``ops`` and the final state (empty: the history is valid)."""
+class _Releases:
+    """The calls that can give an order's seat back: cancels, refunds that release their
+    tickets, and exchanges (of the tickets they replace), each ok or of unknown outcome."""
+
+    def __init__(self, ops: list[Op]) -> None:
+        self.by_order: dict[str, list[Op]] = defaultdict(list)
+        for op in _maybe(ops):
+            if op.kind in ("cancel", "exchange") or (op.kind == "refund" and op.release):
+                self.by_order[op.order_id].append(op)
+
+    def before(self, order: Order, seat: int | None, deadline_ms: float) -> bool:
+        """Could a ticket of ``order`` for ``seat`` have been given back before ``deadline_ms``?"""
+        tickets = {t.ticket_id for t in order.tickets if t.seat == seat}
+        return any(
+            c.invoke_ms < deadline_ms and ((c.all and c.kind != "exchange") or tickets & set(c.tickets))
+            for c in self.by_order[order.order_id]
+        )
+
+
+def check_history(  # noqa: C901
+    ops: list[Op], final: RawState, resales: Iterable[Resale] = ()
+) -> list[str]:
+    """Every violation found in ``ops`` and the final state (empty: the history is valid);
+    ``resales``: the event's resale records, when the run resold tickets."""
     problems: list[str] = []
     holds: dict[str, _Hold] = {}
     for op in ops:  # new holds: only acknowledged ones have a known id
@@ -192,11 +235,11 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
             continue
         {"hold": hold.adds, "release": hold.releases, "commit": hold.commits}.get(op.kind, []).append(op)
 
-    # the orders: acknowledged ones, and those in Redis whose commit outcome is unknown
-    commit_of_key = {o.idem_key: o for o in _maybe(ops) if o.kind == "commit"}
+    # the orders: acknowledged ones, and those in Redis whose sale's outcome is unknown
+    commit_of_key = {o.idem_key: o for o in _maybe(ops) if o.kind in SALES}
     orders: dict[str, tuple[Order, Op]] = {}
     for op in ops:
-        if op.kind == "commit" and op.outcome == "ok" and op.order is not None:
+        if op.kind in SALES and op.outcome == "ok" and op.order is not None:
             orders.setdefault(op.order.order_id, (op.order, op))
     for order_id, order in final.orders.items():
         maker = commit_of_key.get(order.idempotency_key)
@@ -209,21 +252,32 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
     for order_id in orders:
         if order_id not in final.orders:
             problems.append(f"acknowledged order {order_id} is missing from Redis")
+    # each order as it ends: with the tickets exchanges added (every seat it ever had)
+    orders = {i: (final.orders.get(i, o), c) for i, (o, c) in orders.items()}
 
-    cancels: dict[str, list[Op]] = defaultdict(list)
+    releases = _Releases(ops)
+    exchanges: dict[str, list[Op]] = defaultdict(list)
     for op in _maybe(ops):
-        if op.kind == "cancel":
-            cancels[op.order_id].append(op)
+        if op.kind == "exchange":
+            exchanges[op.order_id].append(op)
 
-    def cancel_invoked_before(order: Order, seat: int | None, deadline_ms: float) -> bool:
-        """Could a cancel of ``order``'s ticket for ``seat`` have happened before ``deadline_ms``?"""
-        ticket = next((t.ticket_id for t in order.tickets if t.seat == seat), None)
-        return any(
-            c.invoke_ms < deadline_ms and (c.all or ticket in c.tickets) for c in cancels[order.order_id]
-        )
+    def taken_by(order: Order, maker: Op, seat: int) -> float:
+        """The latest instant ``order`` can have got ``seat``: its sale, or an exchange onto it."""
+        ends = [_end(maker)] if any(t.seat == seat and not t.exchanged_from for t in order.tickets) else []
+        ends += [_end(x) for x in exchanges[order.order_id] if seat in x.seats]
+        return max(ends, default=_end(maker))
 
     # fencing and provenance of every order
     for order_id, (order, commit) in orders.items():
+        first_tickets = [t for t in order.tickets if not t.exchanged_from]  # the sale's own
+        if commit.kind == "box_office":
+            sellers = [
+                o for o in _maybe(ops) if o.kind == "box_office" and o.idem_key == order.idempotency_key
+            ]
+            for t in first_tickets:
+                if t.seat is not None and not any(t.seat in o.seats for o in sellers):
+                    problems.append(f"box-office order {order_id} sold seat {t.seat}, never asked for")
+            continue
         hold = holds.get(order.hold_id)
         if hold is None:
             problems.append(
@@ -241,28 +295,30 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
         if commit.client != hold.client:
             problems.append(f"order {order_id}: committed by {commit.client}, held by {hold.client}")
         latest = max(_end(o) for o in creators)
-        for t in order.tickets:
+        for t in first_tickets:
             if t.seat is not None and not any(
                 t.seat in a.seats and a.invoke_ms < latest and a.client == commit.client for a in hold.adds
             ):
                 problems.append(f"order {order_id} sold seat {t.seat}, never held by hold {hold.hold_id}")
         asked_ga = sum(a.ga for a in hold.adds if a.invoke_ms < latest)
-        if sum(1 for t in order.tickets if t.seat is None) > asked_ga:
+        if sum(1 for t in first_tickets if t.seat is None) > asked_ga:
             problems.append(f"order {order_id} sold more GA places than hold {hold.hold_id} asked for")
 
     # sale exclusivity per seat
     sold: dict[int, list[tuple[Order, Op]]] = defaultdict(list)
     for order, commit in orders.values():
-        for t in order.tickets:
-            if t.seat is not None:
-                sold[t.seat].append((order, commit))
+        for seat in {t.seat for t in order.tickets if t.seat is not None}:
+            sold[seat].append((order, commit))
     for seat, sales in sold.items():
         for (o1, c1), (o2, c2) in itertools.combinations(sales, 2):
-            if not (cancel_invoked_before(o1, seat, _end(c2)) or cancel_invoked_before(o2, seat, _end(c1))):
+            if not (
+                releases.before(o1, seat, taken_by(o2, c2, seat))
+                or releases.before(o2, seat, taken_by(o1, c1, seat))
+            ):
                 problems.append(f"seat {seat} sold to {o1.order_id} and {o2.order_id} with no cancel between")
 
     # hold exclusivity per seat: of two holds that both got a seat, one could have let go first
-    order_of_hold = {o.hold_id: o for o, _c in orders.values()}
+    order_of_hold = {o.hold_id: o for o, _c in orders.values() if o.hold_id}
 
     def let_go(hold: _Hold, seat: int, deadline_ms: float) -> bool:
         if hold.expires_ms <= deadline_ms + EPS_MS:
@@ -270,7 +326,7 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
         if any((r.all or seat in r.seats) and r.invoke_ms < deadline_ms for r in hold.releases):
             return True
         sale = order_of_hold.get(hold.hold_id)
-        return sale is not None and cancel_invoked_before(sale, seat, deadline_ms)
+        return sale is not None and releases.before(sale, seat, deadline_ms)
 
     got: dict[int, list[tuple[_Hold, Op]]] = defaultdict(list)
     for hold in holds.values():
@@ -285,16 +341,31 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
             if not (let_go(h1, seat, a2.complete_ms) or let_go(h2, seat, a1.complete_ms)):
                 problems.append(f"seat {seat} held by {h1.hold_id} and {h2.hold_id} at once")
 
-    # cancels: Redis has every acknowledged one, and only possible ones
+    # seats an order got without a hold (the box office, an exchange onto free seats) were held by nobody
+    for order, maker in orders.values():
+        for seat in {t.seat for t in order.tickets if t.seat is not None}:
+            own = maker.kind == "commit" and not exchanges[order.order_id]
+            if own:
+                continue  # a commit's seats came from its own hold: hold exclusivity covers them
+            for hold, add in got.get(seat, []):
+                if hold.hold_id == order.hold_id and not any(
+                    seat in x.seats for x in exchanges[order.order_id]
+                ):
+                    continue
+                took = taken_by(order, maker, seat)
+                if not (let_go(hold, seat, took) or releases.before(order, seat, add.complete_ms)):
+                    problems.append(f"seat {seat} sold to {order.order_id} while hold {hold.hold_id} held it")
+
+    # cancels (and refunds that release): Redis has every acknowledged one, and only possible ones
     for order_id in orders:
         stored = final.orders.get(order_id)
         if stored is None:
             continue
         done = {t.ticket_id for t in stored.tickets if t.status == "cancelled"}
-        maybe = cancels[order_id]
+        maybe = [c for c in releases.by_order[order_id] if c.kind != "exchange"]
         must = {t for c in maybe if c.outcome == "ok" for t in (c.tickets or ())}
-        if any(c.outcome == "ok" and c.all for c in maybe):
-            must = {t.ticket_id for t in stored.tickets}
+        if any(c.outcome == "ok" and c.all and c.kind == "cancel" for c in maybe):
+            must = {t.ticket_id for t in stored.tickets if t.status != "exchanged"}
         if not must <= done:
             problems.append(f"order {order_id}: acknowledged cancels of {sorted(must - done)} not in Redis")
         could = {t for c in maybe for t in c.tickets} | (
@@ -304,30 +375,136 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
             problems.append(
                 f"order {order_id}: tickets {sorted(done - could)} cancelled that no cancel named"
             )
-    return problems + check_transfers(ops, final, cancels) + check_retried_holds(ops, final, holds)
+    cancels = {i: [c for c in cs if c.kind != "exchange"] for i, cs in releases.by_order.items()}
+    return (
+        problems
+        + check_transfers(ops, final, defaultdict(list, cancels))
+        + check_retried_holds(ops, final, holds)
+        + check_refunds(ops, final)
+        + check_exchanges(ops, final)
+        + check_resales(ops, list(resales), defaultdict(list, cancels))
+    )
 
 
 def check_transfers(ops: list[Op], final: RawState, cancels: dict[str, list[Op]]) -> list[str]:
     problems: list[str] = []
     sent: dict[tuple[str, str], list[Op]] = defaultdict(list)
+    resold: dict[tuple[str, str], list[Op]] = defaultdict(list)
     for op in _maybe(ops):
-        if op.kind == "transfer":
-            sent[(op.order_id, op.tickets[0])].append(op)
-    for (order_id, ticket_id), calls in sent.items():
+        if op.kind in ("transfer", "resale"):
+            (sent if op.kind == "transfer" else resold)[(op.order_id, op.tickets[0])].append(op)
+    for order_id, ticket_id in sent.keys() | resold.keys():
+        calls, resales = sent[(order_id, ticket_id)], resold[(order_id, ticket_id)]
         acked = [c for c in calls if c.outcome == "ok"]
         revisions = [c.revision for c in acked]
         if len(set(revisions)) != len(revisions):
             problems.append(f"ticket {ticket_id} transferred twice from one revision {sorted(revisions)}")
         stored = final.orders.get(order_id)
         ticket = next((t for t in stored.tickets if t.ticket_id == ticket_id), None) if stored else None
-        if ticket is not None and not len(acked) <= ticket.revision <= len(calls):
+        moved = len(acked) + sum(1 for r in resales if r.outcome == "ok")
+        if ticket is not None and not moved <= ticket.revision <= len(calls) + len(resales):
             problems.append(
-                f"ticket {ticket_id} is at revision {ticket.revision}: {len(acked)} transfers acknowledged, "
-                f"{len(calls)} sent"
+                f"ticket {ticket_id} is at revision {ticket.revision}: {moved} transfers and resales "
+                f"acknowledged, {len(calls) + len(resales)} sent"
             )
         for c in acked:
             for cancel in cancels[order_id]:
                 named = cancel.all or ticket_id in cancel.tickets
                 if cancel.outcome == "ok" and named and cancel.complete_ms < c.invoke_ms:
                     problems.append(f"ticket {ticket_id} transferred after its cancel was acknowledged")
+    return problems
+
+
+def check_refunds(ops: list[Op], final: RawState) -> list[str]:
+    """Never more than paid; every acknowledged refund's amounts in Redis (exactly, when no
+    refund of the order has an unknown outcome)."""
+    problems: list[str] = []
+    acked: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    unsure: set[str] = set()
+    for op in ops:
+        if op.kind != "refund":
+            continue
+        if op.outcome == "unknown":
+            unsure.add(op.order_id)
+        if op.outcome == "ok":
+            for ticket_id, amount in op.lines:
+                acked[op.order_id][ticket_id] += amount
+    for order_id, order in final.orders.items():
+        for t in order.tickets:
+            if not 0 <= t.refunded <= t.price:
+                problems.append(f"ticket {t.ticket_id} refunded {t.refunded}, paid {t.price}")
+            owed = acked[order_id][t.ticket_id] if order_id in acked else 0
+            if t.refunded < owed or (order_id not in unsure and t.refunded != owed):
+                problems.append(f"ticket {t.ticket_id}: refunded {t.refunded} in Redis, {owed} acknowledged")
+    return problems
+
+
+def _exchange_record(order: Order, x: Exchange, calls: list[Op]) -> list[str]:
+    """One exchange Redis recorded: asked for, not refused, and whole."""
+    problems = []
+    by_id = {t.ticket_id: t for t in order.tickets}
+    if not calls:
+        problems.append(f"order {order.order_id}: exchange {x.exchange_key} in Redis was never asked for")
+    elif all(c.outcome == "fail" for c in calls):
+        problems.append(f"order {order.order_id}: refused exchange {x.exchange_key} is in Redis")
+    old, new = list(x.from_tickets), list(x.to_tickets)
+    if len(old) != len(new):
+        problems.append(f"order {order.order_id}: exchange {x.exchange_key} swapped {old} for {new}")
+    for a, b in zip(old, new, strict=False):
+        t, u = by_id.get(a), by_id.get(b)
+        whole = t is not None and u is not None and t.status == "exchanged"
+        if not (whole and t is not None and u is not None and t.exchanged_for == b and u.exchanged_from == a):
+            problems.append(f"order {order.order_id}: exchange {x.exchange_key} of {a} for {b} is half done")
+    return problems
+
+
+def check_exchanges(ops: list[Op], final: RawState) -> list[str]:
+    """All or nothing, once per key; acknowledged ones in Redis, refused ones not."""
+    problems: list[str] = []
+    sent: dict[str, dict[str, list[Op]]] = defaultdict(lambda: defaultdict(list))
+    for op in ops:
+        if op.kind == "exchange":
+            sent[op.order_id][op.idem_key].append(op)
+    for order_id, order in final.orders.items():
+        keys = [x.exchange_key for x in order.exchange_list]
+        if len(set(keys)) != len(keys):
+            problems.append(f"order {order_id}: an exchange key recorded twice {sorted(keys)}")
+        for x in order.exchange_list:
+            problems += _exchange_record(order, x, sent[order_id].get(x.exchange_key, []))
+        for key, calls in sent[order_id].items():
+            if any(c.outcome == "ok" for c in calls) and key not in keys:
+                problems.append(f"order {order_id}: acknowledged exchange {key} is not in Redis")
+        replaced = {t for x in order.exchange_list for t in x.from_tickets}
+        for t in order.tickets:
+            if t.status == "exchanged" and t.ticket_id not in replaced:
+                problems.append(f"ticket {t.ticket_id} is exchanged by no recorded exchange")
+    return problems
+
+
+def check_resales(ops: list[Op], resales: list[Resale], cancels: dict[str, list[Op]]) -> list[str]:
+    """Ownership moves once per resale: the rules of the module docstring."""
+    problems: list[str] = []
+    sent = {op.idem_key: op for op in _maybe(ops) if op.kind == "resale"}
+    by_ticket: dict[str, list[Resale]] = defaultdict(list)
+    for r in resales:
+        by_ticket[r.ticket_id].append(r)
+        if r.resale_key not in sent:
+            problems.append(f"resale {r.resale_id} in Redis was never asked for (key {r.resale_key!r})")
+    for ticket_id, made in by_ticket.items():
+        listings = [r.listing_id for r in made]
+        if len(set(listings)) != len(listings):
+            problems.append(f"ticket {ticket_id}: one listing sold twice {sorted(listings)}")
+        revisions = [r.revision for r in made]
+        if len(set(revisions)) != len(revisions):
+            problems.append(f"ticket {ticket_id}: two resales made one revision {sorted(revisions)}")
+    recorded = {r.resale_id for r in resales}
+    for op in ops:
+        if op.kind != "resale" or op.outcome != "ok":
+            continue
+        if op.resale_id not in recorded:
+            problems.append(f"acknowledged resale {op.resale_id} of ticket {op.tickets[0]} is not in Redis")
+        for cancel in cancels.get(op.order_id, []):
+            named = cancel.all or op.tickets[0] in cancel.tickets
+            if cancel.outcome == "ok" and named and cancel.complete_ms < op.invoke_ms:
+                problems.append(f"ticket {op.tickets[0]} resold after its cancel was acknowledged")
     return problems

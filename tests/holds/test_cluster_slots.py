@@ -35,6 +35,7 @@ from holds.scripts import (
     AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
     OFFERS_PRELUDE,
+    PROMO_BACK_PRELUDE,
     REPLIES_HEADER,
     EncodableArg,
     Script,
@@ -58,6 +59,7 @@ def every_script() -> set[str]:
         OFFERS_PRELUDE,
         REPLIES_HEADER,
         AFTER_SALE_PRELUDE,
+        PROMO_BACK_PRELUDE,
     }
 
 
@@ -187,10 +189,12 @@ async def test_every_script_call_path_stays_in_one_slot(
     await stores.offers.put_type(ev.tenant, ev.event_id, TicketType("kid", "Kid", {"std": 500}), "create")
     await stores.offers.put_promo(ev.tenant, "", PromoCode("ALL", "amount", amount=100, max_uses=5), "create")
     typed = await inv.hold(ev.event_id, seats=ev.seats(16, 17), buyer="bea")
-    await stores.sales.commit(
+    _, promo_order, _ = await stores.sales.commit(
         ev.tenant, hold_token(ev.event_id, typed.hold_id), "idem-2", Buyer(),
         offer=OfferChoice({ev.loaded.index.placed[16].seat.id: "kid"}, promo_code="ALL"),
     )  # fmt: skip
+    # the whole order cancelled: its organizer-wide code's use given back (promo_return: {t:} slot)
+    await stores.sales.cancel(ev.tenant, ev.event_id, promo_order.order_id, [], "free", "")
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:
@@ -216,7 +220,7 @@ async def test_every_script_call_path_stays_in_one_slot(
             "resale_commit",
         }:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
-        if name == "promo_claim":
+        if name in {"promo_claim", "promo_return"}:
             assert slots(script_keys) == slots([keys.tenant_tag(ev.tenant)])
         if name == "offer_put" and script_keys[0] != keys.tenant_promos(ev.tenant):
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])

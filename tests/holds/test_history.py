@@ -1,15 +1,19 @@
 """A randomized concurrent run, recorded and checked by tests/holds/history.py.
 
-Twelve buyers on their own Redis connections fight over ten seats and a GA
-area of three for a few seconds: holding and adding (each request with a
-request id), releasing, committing (some after sleeping past the 1 s lease),
-retrying commits with the same key and holds with the same request id, and
-cancelling. About one call in twenty gets a deadline too short to answer, so
-the history holds ``unknown`` outcomes too; a quarter of the acknowledged holds
-are sent again at once (a gateway's duplicate), and a few request ids are
-reused for another request. The checker itself is shown to fail on histories
-with a double sale, a commit after expiry, a lost order and a retried hold that
-held seats again.
+Twelve buyers on their own Redis connections fight over ten seats and a GA area of
+three for a few seconds: holding and adding (each request with a request id),
+releasing, committing (some after sleeping past the 1 s lease), retrying commits
+with the same key and holds with the same request id, and cancelling; and the
+after-sale and box-office operations racing them: the box office selling seats
+straight away, refunds (some cancelling their tickets), exchanges onto free seats
+(of the ten, or of the eight seats only exchanges reach), transfers and resales of
+tickets. About one call in twenty gets a deadline too short to answer, so the
+history holds ``unknown`` outcomes too; a quarter of the acknowledged holds are sent
+again at once (a gateway's duplicate), and a few request ids are reused for another
+request. The checker itself is shown to fail on histories with a double sale, a
+commit after expiry, a lost order, a retried hold that held seats again, a refund
+beyond the price, a half-done exchange, a listing sold twice and a box-office sale
+of a held seat.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from dataclasses import dataclass
 import msgspec
 import pytest
 
-from holds.aftersale import AfterSale
+from holds import keys
+from holds.aftersale import AfterSale, ResaleRules
+from holds.errors import StoreError
 from holds.inventory import Inventory
-from holds.records import Buyer, Order, Ticket
+from holds.records import Buyer, Exchange, Order, Resale, Sale, Ticket, resale_decoder
 from holds.redis_client import AnyRedis, connect
+from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from server.context import Stores
 from tests.holds.factories import GA_AREA, RawState, TestEvent, check_consistent, make_event, read_state
@@ -39,6 +46,8 @@ GIVE_UP_S = 120.0  # a safety bound only: a loaded machine takes longer, never f
 CLIENTS = 12
 SHORT_S = 0.0005  # a deadline a call can rarely meet: its outcome is unknown
 NORMAL_S = 5.0
+AFTER_SALE = 0.12  # the share of calls that sell at the box office, refund, exchange or resell
+BOX_OFFICE = Sale(collector="organizer", payment_method="cash", channel="box_office")
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,20 @@ class _Shopper:
     """One buyer on its own connection, choosing its next call at random."""
 
     def __init__(
-        self, name: str, inv: Inventory, rec: Recorder, ev: TestEvent, seed: int, after: AfterSale
+        self,
+        name: str,
+        inv: Inventory,
+        rec: Recorder,
+        ev: TestEvent,
+        seed: int,
+        after: AfterSale,
+        sales: Sales,
     ) -> None:
-        self.name, self.inv, self.rec, self.ev, self.after = name, inv, rec, ev, after
+        self.name, self.inv, self.rec, self.ev, self.after, self.sales = name, inv, rec, ev, after, sales
         self.revisions: dict[str, int] = {}  # ticket id -> its revision as this buyer knows it
         self.rng = random.Random(seed)
         self.pool = list(ev.ordinals[:10])
+        self.spare = list(ev.ordinals[10:])  # seats only exchanges reach: often free
         self.mine: dict[str, set[int]] = {}  # holds it believes it has -> seats
         self.orders: list[Order] = []
         self.retry: list[tuple[str, str]] = []  # (hold, key) of commits with an unknown outcome
@@ -75,7 +92,9 @@ class _Shopper:
         give_up_at = stop_at + GIVE_UP_S
         while time.time() < give_up_at and (time.time() < stop_at or not covered()):
             r = self.rng.random()
-            if self.retry and r < 0.3:
+            if self.rng.random() < AFTER_SALE:
+                await self.after_sale()
+            elif self.retry and r < 0.3:
                 await self.commit(*self.retry.pop(), NORMAL_S)
             elif self.retry_holds and r < 0.5:
                 await self.send_hold(self.retry_holds.pop(), NORMAL_S)
@@ -176,6 +195,93 @@ class _Shopper:
         if not tickets:
             self.orders.remove(order)
 
+    async def after_sale(self) -> None:
+        choice = self.rng.random()
+        if not self.orders or choice < 0.2:
+            await self.box_office()
+        elif choice < 0.45:
+            await self.refund()
+        elif choice < 0.8:
+            await self.exchange()
+        else:
+            await self.resell()
+
+    async def box_office(self) -> None:
+        """Seats sold straight away (no override: a seat a buyer holds is refused)."""
+        seats = sorted(self.rng.sample(self.pool, self.rng.randint(1, 2)))
+        key = f"{self.name}-bo{next(self.requests)}"
+        op = self.rec.op(self.name, "box_office", seats=tuple(seats), idem_key=key)
+        call = self.inv.box_office(
+            self.ev.event_id, seats=self.ev.seats(*seats), ga={}, idempotency_key=key,
+            buyer=Buyer(name=self.name), sale=BOX_OFFICE, fingerprint=key,
+        )  # fmt: skip
+        result = await self.rec.run(op, call, self.deadline())
+        if result is not None:
+            self.orders.append(result.order)
+
+    async def refund(self) -> None:
+        """Part of a ticket (100) or all that is left of it (0), its seat back on sale or not."""
+        order = self.rng.choice(self.orders)
+        ticket = self.rng.choice(order.tickets).ticket_id
+        release = self.rng.random() < 0.5
+        amount = self.rng.choice([0, 100])
+        op = self.rec.op(self.name, "refund", order_id=order.order_id, tickets=(ticket,), release=release)
+        call = self.sales.refund(
+            self.ev.tenant, self.ev.event_id, order.order_id, {ticket: amount},
+            refund_key=f"{self.name}-rf{next(self.requests)}", release_to="free" if release else "",
+        )  # fmt: skip
+        result = await self.rec.run(op, call, self.deadline())
+        if result is not None:
+            op.lines = tuple((line.ticket_id, line.amount) for line in result[1].refund.lines)
+
+    def _replace(self, order: Order) -> None:
+        self.orders = [order if o.order_id == order.order_id else o for o in self.orders]
+
+    async def exchange(self) -> None:
+        """A seated ticket swapped for a seat of the pool (refused unless it is free)."""
+        order = self.rng.choice(self.orders)
+        seated = [t for t in order.tickets if t.seat is not None and t.status == "valid"]
+        if not seated:
+            return
+        ticket = self.rng.choice(seated).ticket_id
+        target = self.rng.choice(self.pool if self.rng.random() < 0.5 else self.spare)
+        key = f"{self.name}-x{next(self.requests)}"
+        op = self.rec.op(
+            self.name, "exchange", order_id=order.order_id, tickets=(ticket,), seats=(target,), idem_key=key
+        )
+        call = self.after.exchange(
+            self.ev.tenant, self.ev.event_id, order.order_id, [ticket],
+            seat_ids=[self.ev.loaded.index.placed[target].seat.id], exchange_key=key,
+        )  # fmt: skip
+        result = await self.rec.run(op, call, self.deadline())
+        if result is not None:
+            self._replace(result[1].order)
+
+    async def resell(self) -> None:
+        """A ticket listed, held by a resale buyer and bought: only the purchase is recorded (the
+        listing and its hold change no ownership); a refused listing or hold ends the attempt."""
+        order = self.rng.choice(self.orders)
+        ticket = self.rng.choice(order.tickets).ticket_id
+        try:
+            _, listed = await self.after.list_ticket(
+                self.ev.tenant, self.ev.event_id, order.order_id, ticket,
+                revision=self.revisions.get(ticket, 0), price=1000, seller_id=self.name,
+            )  # fmt: skip
+            listing = next(t for t in listed.tickets if t.ticket_id == ticket).listing
+            assert listing is not None
+            _, held = await self.after.hold_listing(
+                self.ev.tenant, self.ev.event_id, ticket, listing.listing_id, f"{self.name}-fan"
+            )
+        except StoreError:
+            return
+        key = f"{self.name}-rs{next(self.requests)}"
+        op = self.rec.op(self.name, "resale", order_id=order.order_id, tickets=(ticket,), idem_key=key)
+        call = self.after.commit_listing(self.ev.tenant, held.token, key, Buyer(name=f"{self.name}'s fan"))
+        result = await self.rec.run(op, call, self.deadline())
+        if result is not None:
+            op.resale_id = result[1].resale.resale_id
+            self.revisions[ticket] = result[1].resale.revision
+
     async def transfer(self) -> None:
         order = self.rng.choice(self.orders)
         ticket = self.rng.choice(order.tickets).ticket_id
@@ -214,6 +320,10 @@ def _coverage(ops: list[Op]) -> list[str]:
         "a commit of an expired hold": any(op.kind == "commit" and op.error == "HoldExpired" for op in ops),
         "3 replayed holds": sum(op.replayed for op in ops) >= 3,
         "a request id reused for another request": any(op.error == "InvalidRequest" for op in ops),
+        "3 box-office sales": seen[("box_office", "ok")] >= 3,
+        "3 refunds": seen[("refund", "ok")] >= 3,
+        "2 exchanges": seen[("exchange", "ok")] >= 2,
+        "2 resales": seen[("resale", "ok")] >= 2,
     }
     return [name for name, done in wanted.items() if not done]
 
@@ -221,6 +331,7 @@ def _coverage(ops: list[Op]) -> list[str]:
 @pytest.mark.slow
 async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis_client: AnyRedis) -> None:
     ev = await make_event(stores.seatmaps, stores.events, hold_ttl_ms=1_000, ga_capacity=3)
+    await stores.after_sale.set_resale_rules(ev.tenant, ev.event_id, ResaleRules(True))
     rec = Recorder()
     clients = [connect(redis_url) for _ in range(CLIENTS)]
     registries = [ScriptRegistry.open(c) for c in clients]  # calls abandoned mid-flight included
@@ -235,6 +346,7 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
                     ev,
                     1000 + i,
                     AfterSale(c, r, stores.sales, Inventory(c, r), stores.door),
+                    stores.sales,
                 ).run(stop_at, lambda: not _coverage(rec.ops))
                 for i, (c, r) in enumerate(zip(clients, registries, strict=True))
             )
@@ -246,7 +358,9 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
     await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
     final = await read_state(redis_client, ev.event_id)
     check_consistent(final)
-    assert check_history(rec.ops, final) == []
+    raw = await redis_client.hgetall(keys.resale_keys(ev.event_id)[1])
+    resales = [resale_decoder.decode(v) for k, v in raw.items() if not k.startswith(b"key:")]
+    assert check_history(rec.ops, final, resales) == []
 
     assert _coverage(rec.ops) == [], "the run did not exercise what the checker is about"
     resold = Counter(t.seat for o in final.orders.values() for t in o.tickets if t.seat is not None)
@@ -383,3 +497,89 @@ def test_checker_catches_a_double_transfer_and_a_transfer_after_a_cancel() -> No
     late = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(1, "cancelled"), 200),
             Op(3, "a", "cancel", 300, 301, "ok", order_id="o1", all=True), _transfer(4, 400, 0)]  # fmt: skip
     assert any("after its cancel" in p for p in check_history(late, _state([_moved(1, "cancelled")])))
+
+
+def _box(op_id: int, order: Order, t: float, seat: int) -> Op:
+    return Op(op_id, "a", "box_office", t, t + 1, "ok", seats=(seat,), idem_key=order.idempotency_key,
+              order_id=order.order_id, order=order)  # fmt: skip
+
+
+def _box_order(order_id: str, seat: int) -> Order:
+    return msgspec.structs.replace(_order(order_id, "", seat), idempotency_key=f"k-{order_id}")
+
+
+def test_checker_accepts_a_box_office_sale_and_catches_one_over_a_held_seat() -> None:
+    o1 = _box_order("o1", 5)
+    ops = [_hold(1, "b", "h1", 5, 100, expires=150), _box(2, o1, 200, 5)]
+    assert check_history(ops, _state([o1])) == []  # the hold had expired
+    live = [_hold(1, "b", "h1", 5, 100), _box(2, o1, 200, 5)]
+    assert any("sold to o1 while hold h1 held it" in p for p in check_history(live, _state([o1])))
+    unasked = [_box(2, o1, 200, 6)]
+    assert any("sold seat 5, never asked for" in p for p in check_history(unasked, _state([o1])))
+
+
+def _refunded(refunded: int) -> Order:
+    order = _order("o1", "h1", 5)
+    return msgspec.structs.replace(
+        order, tickets=[msgspec.structs.replace(order.tickets[0], refunded=refunded)]
+    )
+
+
+def _refund(op_id: int, t: float, amount: int, outcome: str = "ok") -> Op:
+    return Op(op_id, "a", "refund", t, t + 1, outcome, order_id="o1", tickets=("t-o1",),  # type: ignore[arg-type]
+              lines=(("t-o1", amount),) if outcome == "ok" else ())  # fmt: skip
+
+
+def test_checker_catches_a_refund_beyond_the_price_or_lost() -> None:
+    base = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _refunded(0), 200)]
+    assert check_history([*base, _refund(3, 300, 60), _refund(4, 400, 40)], _state([_refunded(100)])) == []
+    too_much = check_history([*base, _refund(3, 300, 60), _refund(4, 400, 60)], _state([_refunded(120)]))
+    assert any("refunded 120, paid 100" in p for p in too_much)
+    lost = check_history([*base, _refund(3, 300, 60)], _state([_refunded(0)]))
+    assert any("refunded 0 in Redis, 60 acknowledged" in p for p in lost)
+    maybe = [*base, _refund(3, 300, 60), _refund(4, 400, 0, "unknown")]
+    assert check_history(maybe, _state([_refunded(100)])) == []
+
+
+def _exchanged(whole: bool) -> Order:
+    order = _order("o1", "h1", 5)
+    old = msgspec.structs.replace(
+        order.tickets[0], status="exchanged" if whole else "valid", exchanged_for="t-x"
+    )
+    new = Ticket("t-x", "std", 100, "valid", seat=6, exchanged_from="t-o1")
+    record = Exchange("x1", "xk", 300, ["t-o1"], ["t-x"], 0, 0)
+    return msgspec.structs.replace(order, tickets=[old, new], exchanges=[record])
+
+
+def test_checker_catches_a_half_done_or_refused_exchange() -> None:
+    def ops(outcome: str) -> list[Op]:
+        return [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _order("o1", "h1", 5), 200),
+                Op(3, "a", "exchange", 300, 301, outcome, order_id="o1", tickets=("t-o1",), seats=(6,),  # type: ignore[arg-type]
+                   idem_key="xk")]  # fmt: skip
+
+    assert check_history(ops("ok"), _state([_exchanged(True)])) == []
+    assert any("is half done" in p for p in check_history(ops("ok"), _state([_exchanged(False)])))
+    assert any(
+        "refused exchange xk is in Redis" in p for p in check_history(ops("fail"), _state([_exchanged(True)]))
+    )
+    missing = check_history(ops("ok"), _state([_order("o1", "h1", 5)]))
+    assert any("acknowledged exchange xk is not in Redis" in p for p in missing)
+
+
+def _resale(resale_id: str, listing: str, revision: int, key: str) -> Resale:
+    return Resale(resale_id, key, "o1", "t-o1", listing, "rh", "a", Buyer(), Buyer(), 1000, "EUR", 900,
+                  revision, 0, 0, 0)  # fmt: skip
+
+
+def test_checker_catches_a_listing_sold_twice_and_a_lost_resale() -> None:
+    base = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(2), 200)]
+    sells = [Op(3 + i, "a", "resale", 300 + i, 301 + i, "ok", order_id="o1", tickets=("t-o1",), idem_key=k,
+                resale_id=r) for i, (k, r) in enumerate((("k1", "rs1"), ("k2", "rs2")))]  # fmt: skip
+    good = [_resale("rs1", "l1", 1, "k1"), _resale("rs2", "l2", 2, "k2")]
+    assert check_history([*base, *sells], _state([_moved(2)]), good) == []
+    twice = [_resale("rs1", "l1", 1, "k1"), _resale("rs2", "l1", 1, "k2")]
+    problems = check_history([*base, *sells], _state([_moved(2)]), twice)
+    assert any("one listing sold twice" in p for p in problems)
+    assert any("two resales made one revision" in p for p in problems)
+    lost = check_history([*base, *sells], _state([_moved(2)]), good[:1])
+    assert any("acknowledged resale rs2" in p for p in lost)

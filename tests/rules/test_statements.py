@@ -19,6 +19,7 @@ from rules.statements import (
     Period,
     PlanCharge,
     RefundRecord,
+    ResaleRecord,
     Statement,
     TicketSale,
     build_rollup,
@@ -287,3 +288,41 @@ def test_csv_reconciles_and_is_guarded(world: World) -> None:
         {currency: amount for currency, amount in d.items() if amount} for d in (everyone, owed, organizers)
     ]
     assert nonzero[0] == nonzero[1] == nonzero[2]
+
+
+@SETTINGS
+@given(
+    plan=plans(),
+    resold=st.lists(st.tuples(prices, st.sampled_from(CURRENCIES)), max_size=6),
+)
+def test_resales_show_payouts_and_fees_and_net_to_zero(plan: FeePlan, resold: list[tuple[int, str]]) -> None:
+    records = []
+    for n, (price, currency) in enumerate(resold):
+        split = split_ticket(price, currency, plan, "platform")
+        records.append(
+            ResaleRecord(
+                f"rs{n}", "org", f"o{n}", f"t{n}", PERIOD.start_ms + n, "ada", split, price - split.platform
+            )
+        )
+    card = _order("o1", "org", "card", "platform", [10000])  # a sale of PLAN's, in EUR
+    alone = build_statement("org", PERIOD, orders=[card])
+    statement = build_statement("org", PERIOD, orders=[card], resales=records)
+    for part in statement.currencies:
+        mine = [r for r in records if r.split.currency == part.currency]
+        totals = part.totals
+        assert totals.resale_count == len(mine)
+        assert totals.resale_gross == sum(r.split.price for r in mine)
+        assert totals.seller_payouts == sum(r.seller_payout for r in mine)
+        assert totals.resale_fees == sum(r.split.platform for r in mine)
+        assert sum(line.amount for line in part.lines if line.section == "resales") == 0
+        without = alone.for_currency(part.currency)
+        assert part.net_due == (without.net_due if without else 0)  # never changes what is owed
+    rollup = build_rollup(PERIOD, [statement])
+    assert sum(p.totals.resale_count for p in rollup.currencies) == len(records)
+
+
+def test_a_resale_paying_the_seller_more_than_price_less_fees_is_refused() -> None:
+    split = split_ticket(5000, "EUR", PLAN, "platform")
+    bad = ResaleRecord("rs1", "org", "o1", "t1", PERIOD.start_ms, "ada", split, 5000)
+    with pytest.raises(StatementInputError, match="resale rs1 pays the seller 5000"):
+        build_statement("org", PERIOD, resales=[bad])

@@ -10,11 +10,21 @@ import asyncio
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import events_pb2, feed_pb2, feed_pb2_grpc, offers_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
+from seatwise.v1 import (
+    events_pb2,
+    feed_pb2,
+    feed_pb2_grpc,
+    offers_pb2,
+    reports_pb2,
+    sales_pb2,
+    seatmap_pb2,
+    tenancy_pb2,
+)
 
 from tests.api import Api, field_violations, precondition_subjects
 from tests.server import test_sessions as sessions_test
 from tests.server.maps import small_map
+from tests.server.test_exports_api import _csv, _export, _jsonl
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
 CHILD = offers_pb2.TicketType(
@@ -157,6 +167,24 @@ async def test_a_storefront_sells_types_with_a_promo_code_and_the_feed_says_so(
         call.cancel()
     assert entry.promo_code == "TEN"
     assert [t.ticket_type for t in entry.tickets] == ["child", "", "presale", "child", ""]
+    assert [t.discount.amount_minor for t in entry.tickets] == [250, 300, 200, 100, 200]
+    assert (entry.discount.amount_minor, entry.discount.currency) == (1050, "EUR")
+    # so do the orders and tickets exports, as CSV and as JSON Lines
+    for fmt, parse in ((reports_pb2.EXPORT_FORMAT_CSV, _csv), (reports_pb2.EXPORT_FORMAT_JSONL, _jsonl)):
+        data, _ = await _export(organizer, reports_pb2.EXPORT_KIND_ORDERS, fmt, event_id)
+        [row] = parse(data)
+        assert (row["promo_code"], str(row["discount_minor"]), row["discount"]) == ("TEN", "1050", "10.50")
+        data, _ = await _export(organizer, reports_pb2.EXPORT_KIND_TICKETS, fmt, event_id)
+        rows = sorted(
+            (str(r["seat_id"] or r["ga_area"]), str(r["ticket_type"]), str(r["promo_code"]),
+             str(r["list_price_minor"]), str(r["discount_minor"]), str(r["price_minor"]))
+            for r in parse(data)
+        )  # fmt: skip
+        assert rows == sorted([
+            ("r0-0", "child", "TEN", "2500", "250", "2250"), ("r1-0", "", "TEN", "3000", "300", "2700"),
+            ("r1-1", "presale", "TEN", "2000", "200", "1800"),
+            ("floor", "child", "TEN", "1000", "100", "900"), ("floor", "", "TEN", "2000", "200", "1800"),
+        ])  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,23 @@ to the minor unit (organizer, reporting key, platform roll-up, CSV, scoping)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import platform_pb2, reports_pb2, reports_pb2_grpc, sales_pb2, tenancy_pb2
+from seatwise.v1 import (
+    aftersale_pb2,
+    aftersale_pb2_grpc,
+    platform_pb2,
+    reports_pb2,
+    reports_pb2_grpc,
+    sales_pb2,
+    tenancy_pb2,
+)
 
 from holds import keys
 from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
@@ -425,3 +435,72 @@ async def test_setup_and_monthly_fees_are_billed_once_in_the_organizers_currency
     await stores.dues.bill_plans(next_month)
     charges = await stores.redis.hkeys(keys.tenant_charges(organizer.tenant_id))
     assert len(charges) == 3  # setup, this month, next month
+
+
+async def test_resales_appear_in_the_statement_and_its_export_netting_to_zero(world: World) -> None:
+    """A ticket resold on the marketplace: the statement shows what the resale buyer paid,
+    the seller's payout and the platform's fees on it, which add up to zero for the organizer."""
+    _, key = await planned_organizer(world, "resold")
+    async with Api(world.server, key) as org:
+        event_id = await _event(org)
+        order = await sell(org, event_id, "k1", "r0-0")
+        before = await org.platforms.GetStatement(statement_request(), metadata=org.metadata)
+        after = aftersale_pb2_grpc.AfterSaleServiceStub(org.channel)
+        await after.SetResaleRules(
+            aftersale_pb2.SetResaleRulesRequest(event_id=event_id, allowed=True), metadata=org.metadata
+        )
+        ticket = order.tickets[0].ticket_id
+        listed = await after.ListTicketForResale(
+            aftersale_pb2.ListTicketForResaleRequest(event_id=event_id, order_id=order.order_id,
+                                                     ticket_id=ticket, price=7000, seller_id="ada"),
+            metadata=org.metadata,
+        )  # fmt: skip
+        hold = await after.HoldListing(
+            aftersale_pb2.HoldListingRequest(event_id=event_id, ticket_id=ticket,
+                                             listing_id=listed.listing.listing_id, buyer_id="bob"),
+            metadata=org.metadata,
+        )  # fmt: skip
+        bought = await after.CommitListing(
+            aftersale_pb2.CommitListingRequest(hold_token=hold.hold_token, resale_key="buy-1",
+                                               buyer=sales_pb2.BuyerDetails(name="Bob")),
+            metadata=org.metadata,
+        )  # fmt: skip
+        fees = split_ticket(7000, "EUR", PLAN, "platform")
+        assert bought.resale.seller_payout.amount_minor == 7000 - fees.platform
+
+        period = statement_request(include_csv=True)
+        got = await org.platforms.GetStatement(period, metadata=org.metadata)
+        [eur] = got.currencies
+        [was] = before.currencies
+        resale_totals = (eur.resale_sales_minor, eur.seller_payouts_minor, eur.resale_fees_minor)
+        assert (*resale_totals, eur.resale_count) == (7000, 7000 - fees.platform, fees.platform, 1)
+        resale_lines = [(line.label, line.amount_minor) for line in eur.lines if line.section == "resales"]
+        assert resale_lines == [
+            ("resale sales", 7000),
+            ("seller payouts", -(7000 - fees.platform)),
+            ("resale ticket_fee", -fees.ticket_fee),
+            ("resale processing_fee", -fees.processing_fee),
+        ]
+        assert eur.net_due_minor == was.net_due_minor  # a resale never changes what the organizer is owed
+        assert (eur.gross_minor, eur.fees_minor) == (was.gross_minor, was.fees_minor)
+        assert sum(line.amount_minor for line in eur.lines) == eur.net_due_minor
+
+        exports = reports_pb2_grpc.ExportServiceStub(org.channel)
+        for fmt in (reports_pb2.EXPORT_FORMAT_CSV, reports_pb2.EXPORT_FORMAT_JSONL):
+            request = reports_pb2.ExportRequest(kind=reports_pb2.EXPORT_KIND_STATEMENT, format=fmt,  # type: ignore[arg-type]
+                                                event_id=event_id, **{"from": period.period_start},
+                                                until=period.period_end)  # fmt: skip
+            data = b"".join([c.data async for c in exports.Export(request, metadata=org.metadata)])
+            if fmt == reports_pb2.EXPORT_FORMAT_CSV:
+                assert data == got.csv
+                rows = [
+                    (r["section"], r["label"], int(r["amount_minor"]))
+                    for r in csv.DictReader(io.StringIO(data.decode()))
+                ]
+            else:
+                rows = [
+                    (r["section"], r["label"], r["amount_minor"]) for r in map(json.loads, data.splitlines())
+                ]
+            assert [
+                (label, amount) for section, label, amount in rows if section == "resales"
+            ] == resale_lines

@@ -132,6 +132,7 @@ class FeedTicket(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TICKET_TYPE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_ordinal: _builtins.int
     """The seat's ordinal in the event's seat map (-1: a general-admission place)."""
@@ -145,6 +146,10 @@ class FeedTicket(_message.Message):
     """
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money:
+        """The order's promo code's discount off this ticket (price is what was paid)."""
+
     def __init__(
         self,
         *,
@@ -155,10 +160,11 @@ class FeedTicket(_message.Message):
         price: _common_pb2.Money | None = ...,
         status: _builtins.str = ...,
         ticket_type: _builtins.str = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["discount", b"discount", "price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "ga_area_id", b"ga_area_id", "price", b"price", "seat_ordinal", b"seat_ordinal", "status", b"status", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "discount", b"discount", "ga_area_id", b"ga_area_id", "price", b"price", "seat_ordinal", b"seat_ordinal", "status", b"status", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -187,6 +193,7 @@ class FeedEntry(_message.Message):
     ORDER_REFS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     ORGANIZER_ID_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.str
     """Stable: the same change always has the same id ("<event_id>/<stream id>",
     or "tenant/<stream id>" for consent and erasure entries; in a platform's
@@ -232,6 +239,10 @@ class FeedEntry(_message.Message):
     def order_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """buyer.erased: the orders anonymized, as "<event_id>/<order_id>"."""
 
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money:
+        """The promo code's discount over the order's tickets (none: 0)."""
+
     def __init__(
         self,
         *,
@@ -254,10 +265,11 @@ class FeedEntry(_message.Message):
         order_refs: _abc.Iterable[_builtins.str] | None = ...,
         detail: _builtins.str = ...,
         organizer_id: _builtins.str = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "recorded_at", b"recorded_at", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "discount", b"discount", "recorded_at", b"recorded_at", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "cursor", b"cursor", "detail", b"detail", "entry_id", b"entry_id", "event_id", b"event_id", "event_status", b"event_status", "kind", b"kind", "order_id", b"order_id", "order_refs", b"order_refs", "order_status", b"order_status", "organizer_id", b"organizer_id", "promo_code", b"promo_code", "reason", b"reason", "recorded_at", b"recorded_at", "sequence", b"sequence", "ticket_ids", b"ticket_ids", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "channel", b"channel", "cursor", b"cursor", "detail", b"detail", "discount", b"discount", "entry_id", b"entry_id", "event_id", b"event_id", "event_status", b"event_status", "kind", b"kind", "order_id", b"order_id", "order_refs", b"order_refs", "order_status", b"order_status", "organizer_id", b"organizer_id", "promo_code", b"promo_code", "reason", b"reason", "recorded_at", b"recorded_at", "sequence", b"sequence", "ticket_ids", b"ticket_ids", "tickets", b"tickets", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1583,7 +1583,9 @@ class StatementLine(_message.Message):
     LABEL_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
     section: _builtins.str
-    """sales | refunds | fees | fee_reversals | adjustments | held_by_organizer"""
+    """sales | refunds | fees | fee_reversals | adjustments | held_by_organizer | resales
+    (resales: "resale sales" +, "seller payouts" -, "resale <fee kind>" -; they add up to zero)
+    """
     label: _builtins.str
     """The payment method, the fee kind, or the adjustment."""
     amount_minor: _builtins.int
@@ -1618,6 +1620,10 @@ class StatementCurrency(_message.Message):
     REFUND_COUNT_FIELD_NUMBER: _builtins.int
     OWED_TO_ORGANIZERS_MINOR_FIELD_NUMBER: _builtins.int
     OWED_BY_ORGANIZERS_MINOR_FIELD_NUMBER: _builtins.int
+    RESALE_SALES_MINOR_FIELD_NUMBER: _builtins.int
+    SELLER_PAYOUTS_MINOR_FIELD_NUMBER: _builtins.int
+    RESALE_FEES_MINOR_FIELD_NUMBER: _builtins.int
+    RESALE_COUNT_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
     net_due_minor: _builtins.int
     """The sum of the lines: > 0 the platform owes the organizer, < 0 the reverse."""
@@ -1632,6 +1638,13 @@ class StatementCurrency(_message.Message):
     owed_to_organizers_minor: _builtins.int
     """Roll-up only: the sums of the organizers' positive and negative net dues."""
     owed_by_organizers_minor: _builtins.int
+    resale_sales_minor: _builtins.int
+    """Resales of the organizer's tickets on the platform's marketplace (docs/money.md): what
+    resale buyers paid, what sellers are paid out, the platform's fees on them, how many.
+    """
+    seller_payouts_minor: _builtins.int
+    resale_fees_minor: _builtins.int
+    resale_count: _builtins.int
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementLine]: ...
     def __init__(
@@ -1649,10 +1662,14 @@ class StatementCurrency(_message.Message):
         refund_count: _builtins.int = ...,
         owed_to_organizers_minor: _builtins.int = ...,
         owed_by_organizers_minor: _builtins.int = ...,
+        resale_sales_minor: _builtins.int = ...,
+        seller_payouts_minor: _builtins.int = ...,
+        resale_fees_minor: _builtins.int = ...,
+        resale_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "direction", b"direction", "fee_reversals_minor", b"fee_reversals_minor", "fees_minor", b"fees_minor", "gross_minor", b"gross_minor", "lines", b"lines", "net_due_minor", b"net_due_minor", "owed_by_organizers_minor", b"owed_by_organizers_minor", "owed_to_organizers_minor", b"owed_to_organizers_minor", "refund_count", b"refund_count", "refunds_minor", b"refunds_minor", "tickets_sold", b"tickets_sold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "direction", b"direction", "fee_reversals_minor", b"fee_reversals_minor", "fees_minor", b"fees_minor", "gross_minor", b"gross_minor", "lines", b"lines", "net_due_minor", b"net_due_minor", "owed_by_organizers_minor", b"owed_by_organizers_minor", "owed_to_organizers_minor", b"owed_to_organizers_minor", "refund_count", b"refund_count", "refunds_minor", b"refunds_minor", "resale_count", b"resale_count", "resale_fees_minor", b"resale_fees_minor", "resale_sales_minor", b"resale_sales_minor", "seller_payouts_minor", b"seller_payouts_minor", "tickets_sold", b"tickets_sold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
