@@ -249,6 +249,22 @@ def platform_plans(platform_id: str) -> str:
     return f"{PREFIX}:{platform_tag(platform_id)}:plans"
 
 
+def platform_hub(platform_id: str) -> str:
+    """Sorted set event id -> start ms: the platform's events on sale with a start time,
+    every organizer's (the hub's index: holds/platform/hub.py)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:hub"
+
+
+def platform_hub_organizer(platform_id: str, organizer_id: str) -> str:
+    """As :func:`platform_hub`, one organizer's events (the hub's organizer filter)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:hub:org:{organizer_id}"
+
+
+def platform_hub_built(platform_id: str) -> str:
+    """String: set once the hub's index was built from the events written before it existed."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:hub:built"
+
+
 def platform_audit(platform_id: str) -> str:
     """Stream: audit entries of the platform and of every organizer under it."""
     return f"{PREFIX}:{platform_tag(platform_id)}:audit"
