@@ -23,7 +23,7 @@ from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord
 from rules.branding import FIELDS as BRANDING_FIELDS
 from rules.reports import encode_rows, header
-from server import scope
+from server import request_ids, scope
 from server.audit import note_target
 from server.auth import current_principal
 from server.context import Stores
@@ -259,6 +259,8 @@ class PlatformOps:
         ):
             raise InvalidRequest("plan_id", f"the platform has no plan {request.plan_id[:64]!r}")
         note_target(plan_id=request.plan_id)
+        # billed before the change is written: a retry with the same request id bills nothing twice
+        await self._dues.bill_plan_change(organizer, request.plan_id, request_ids.current())
         updated = msgspec.structs.replace(organizer, plan_id=request.plan_id)
         await self._ops_tenants.put_tenant(updated)
         return platform_pb2.ChangePlanResponse(
