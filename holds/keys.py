@@ -206,8 +206,15 @@ def tenant_consent(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:consent"
 
 
+def tenant_consent_ids(tenant_id: str) -> str:
+    """Hash buyer id (the storefront's, as given at hold or commit) -> latest marketing
+    decision, as :func:`tenant_consent`: a CRM that knows the buyer by id (holds/feed/privacy.py)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:consent-ids"
+
+
 def tenant_subjects(tenant_id: str) -> str:
-    """Hash subject id -> buyer email: what the tenant feed's entries refer to (erased with the buyer)."""
+    """Hash subject id -> buyer email (``sub_...``) or buyer id (``bid_...``): what the tenant
+    feed's entries refer to (erased with the buyer)."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:subjects"
 
 
