@@ -13,7 +13,8 @@ Plan charges (setup and monthly fees) are records too, in the organizer's slot:
 billed once each (``setup``, ``monthly:YYYY-MM``) at sign-up and by the
 reaper's billing round from the plan the organizer is on then, in its
 country's currency when the plan prices it (CLDR, via babel), else the plan's
-default. A plan changed mid-month applies from the next month's charge.
+default. A plan changed mid-month bills the monthly fee difference for the
+days left (``plan_change:<id>``, :meth:`Billing.bill_plan_change`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from holds.records import (
     resale_decoder,
 )
 from holds.redis_client import AnyRedis, wrap_errors
-from rules.fees import Collector, FeePlan, RefundPolicy, Split, plan_charge
+from rules.fees import Collector, FeePlan, RefundPolicy, Split, month_part_left, plan_charge, prorated_change
 from rules.statements import (
     OrderRecord,
     Period,
@@ -227,13 +228,60 @@ class Billing:
             if amount <= 0:
                 continue
             charge = PlanCharge(charge_id, organizer.tenant_id, at_ms, currency, kind, amount)
-            async with wrap_errors("bill plan"), self._r.pipeline(transaction=True) as pipe:
-                pipe.hsetnx(keys.tenant_charges(organizer.tenant_id), charge_id, json_encoder.encode(charge))
-                pipe.zadd(keys.tenant_charges_z(organizer.tenant_id), {charge_id: at_ms}, nx=True)
-                created, _ = await pipe.execute()
-            if created:
+            if await self._put_charge(charge):
                 written.append(charge)
         return written
+
+    async def bill_plan_change(
+        self, organizer: TenantRecord, old: FeePlan, new: FeePlan, change_id: str, now_ms: int
+    ) -> list[PlanCharge]:
+        """Bill a change from plan ``old`` to ``new`` at ``now_ms``: the month's fee under
+        ``old`` first (if not billed yet, as the billing round would), then the monthly fee
+        difference prorated by the days left (:func:`rules.fees.prorated_change`): one
+        signed charge, or, when the two plans bill in different currencies, a credit of the
+        old fee's part in its currency and a charge of the new one's in its. Idempotent by
+        ``change_id`` (the change's request id): written with HSETNX, as every charge."""
+        billed = await self.bill_plan(organizer, old, now_ms)
+        month, _ = month_of(now_ms)
+        local = country_currency(organizer.country)
+        part = month_part_left(now_ms)
+        old_fee, new_fee = plan_charge(old, "monthly_fee", local), plan_charge(new, "monthly_fee", local)
+        old_currency, new_currency = old.billing_currency(local), new.billing_currency(local)
+        if old_currency == new_currency:
+            amounts = {old_currency: prorated_change(old_fee, new_fee, part)}
+        else:
+            amounts = {
+                old_currency: prorated_change(old_fee, 0, part),
+                new_currency: prorated_change(0, new_fee, part),
+            }
+        written: list[PlanCharge] = []
+        for currency, amount in amounts.items():
+            if amount == 0:
+                continue
+            suffix = f":{currency}" if len(amounts) > 1 else ""
+            charge = PlanCharge(
+                f"plan_change:{month}:{change_id}{suffix}",
+                organizer.tenant_id,
+                now_ms,
+                currency,
+                "monthly_fee",
+                amount,
+            )
+            if await self._put_charge(charge):
+                written.append(charge)
+        return billed + written
+
+    async def _put_charge(self, charge: PlanCharge) -> bool:
+        """Write ``charge`` once (HSETNX and ZADD NX in one MULTI); False: it was there."""
+        async with wrap_errors("bill plan"), self._r.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(
+                keys.tenant_charges(charge.organizer_id), charge.charge_id, json_encoder.encode(charge)
+            )
+            pipe.zadd(
+                keys.tenant_charges_z(charge.organizer_id), {charge.charge_id: charge.created_ms}, nx=True
+            )
+            created, _ = await pipe.execute()
+        return bool(created)
 
     async def statements(self, organizer_ids: Iterable[str], period: Period) -> list[Statement]:
         return [await self.statement(o, period) for o in organizer_ids]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -165,10 +165,18 @@ def new_event_id() -> str:
     return new_id("ev", 9).replace("-", "x").replace("_", "y")
 
 
+# Told of every event created or updated, after it was written: (tenant id, event id,
+# its settings now). The platform hub's index (holds/platform/hub.py Hub.track).
+EventChanged = Callable[[str, str, "EventSettings"], Awaitable[None]]
+
+
 class EventStore:
-    def __init__(self, client: AnyRedis, scripts: ScriptRegistry) -> None:
+    def __init__(
+        self, client: AnyRedis, scripts: ScriptRegistry, on_change: EventChanged | None = None
+    ) -> None:
         self._r = client
         self._scripts = scripts
+        self._on_change = on_change
 
     async def create(
         self,
@@ -205,6 +213,8 @@ class EventStore:
             await self._r.hset(keys.event_owner(), event_id, tenant_id)
             await self._r.zadd(keys.event_index(tenant_id), {event_id: now})
             await self._r.sadd(keys.ACTIVE_EVENTS, event_id)
+        if self._on_change is not None:
+            await self._on_change(tenant_id, event_id, settings)
         return Event(ref, settings, now, now)
 
     async def update(
@@ -235,7 +245,10 @@ class EventStore:
         # window, say), or it closed and the reaper owes it its no-show entries
         async with wrap_errors("index event"):
             await self._r.sadd(keys.ACTIVE_EVENTS, ref.event_id)
-        return await self.get(ref)
+        event = await self.get(ref)
+        if self._on_change is not None:
+            await self._on_change(ref.tenant_id, ref.event_id, event.settings)
+        return event
 
     async def _put(
         self,

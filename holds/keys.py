@@ -229,8 +229,15 @@ def tenant_consent(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:consent"
 
 
+def tenant_consent_ids(tenant_id: str) -> str:
+    """Hash buyer id (the storefront's, as given at hold or commit) -> latest marketing
+    decision, as :func:`tenant_consent`: a CRM that knows the buyer by id (holds/feed/privacy.py)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:consent-ids"
+
+
 def tenant_subjects(tenant_id: str) -> str:
-    """Hash subject id -> buyer email: what the tenant feed's entries refer to (erased with the buyer)."""
+    """Hash subject id -> buyer email (``sub_...``) or buyer id (``bid_...``): what the tenant
+    feed's entries refer to (erased with the buyer)."""
     return f"{PREFIX}:{tenant_tag(tenant_id)}:subjects"
 
 
@@ -270,6 +277,22 @@ def platform_keys_index(platform_id: str) -> str:
 def platform_plans(platform_id: str) -> str:
     """Hash plan_id -> fee plan (JSON, rules.fees.FeePlan)."""
     return f"{PREFIX}:{platform_tag(platform_id)}:plans"
+
+
+def platform_hub(platform_id: str) -> str:
+    """Sorted set event id -> start ms: the platform's events on sale with a start time,
+    every organizer's (the hub's index: holds/platform/hub.py)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:hub"
+
+
+def platform_hub_organizer(platform_id: str, organizer_id: str) -> str:
+    """As :func:`platform_hub`, one organizer's events (the hub's organizer filter)."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:hub:org:{organizer_id}"
+
+
+def platform_hub_built(platform_id: str) -> str:
+    """String: set once the hub's index was built from the events written before it existed."""
+    return f"{PREFIX}:{platform_tag(platform_id)}:hub:built"
 
 
 def platform_audit(platform_id: str) -> str:

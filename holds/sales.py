@@ -32,6 +32,7 @@ from holds.errors import (
 )
 from holds.inventory import (
     BoxOfficeResult,
+    CommitResult,
     HoldResult,
     Inventory,
     RefundResult,
@@ -43,6 +44,7 @@ from holds.inventory import (
 )
 from holds.live import LiveEvent, LiveEvents
 from holds.offers import Claim, OfferChoice, Offers, SaleOffer, seat_names
+from holds.platform.notifications import TicketClaim
 from holds.records import Buyer, HoldRecord, Order, RefundLine, Sale, SaleTerms, Ticket
 from holds.retries import check_request_id, fingerprint
 from rules.errors import NoPriceInCurrency
@@ -59,7 +61,10 @@ class TicketLimits(Protocol):
     """The plan's tickets-per-month limit (holds/platform/notifications.py PlanLimitsOf)."""
 
     async def check_tickets(self, tenant_id: str, quantity: int) -> None: ...
-    async def count_tickets(self, tenant_id: str, sold: int) -> None: ...
+    async def claim_tickets(
+        self, tenant_id: str, event_id: str, idempotency_key: str, *, hold_id: str = "", quantity: int = 0
+    ) -> TicketClaim | None: ...
+    async def settle_tickets(self, claim: TicketClaim, made: int) -> None: ...
 
 
 MAX_PAYMENT_METHOD = 64
@@ -145,6 +150,14 @@ def _refund_lines(order: Order, amounts: Mapping[str, int], releasing: bool) -> 
         back = reverse(_ticket_split(order, ticket), amount, refunded_before=ticket.refunded)
         lines.append(RefundLine(ticket.ticket_id, amount, *back.parts(), refunded_before=ticket.refunded))
     return lines
+
+
+def _outcome_known(failure: BaseException | None) -> bool:
+    """Whether a sale that raised ``failure`` (None: it returned) surely did or did not apply:
+    not when Redis was unreachable or faulting, on a timeout or when the caller went away."""
+    return failure is None or (
+        isinstance(failure, StoreError) and not isinstance(failure, (StoreUnavailable, StoreFault))
+    )
 
 
 def check_order_input(idempotency_key: str, buyer: Buyer) -> None:
@@ -436,28 +449,46 @@ class Sales:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
-        if not offer:
-            result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
-        else:
-
-            async def hold_buyer() -> str:
-                try:
-                    return (await self._inventory.get_hold(event_id, hold_id)).record.buyer
-                except StoreError:
-                    return ""  # the commit answers why the hold is gone (or replays its order)
-
-            sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, hold_buyer)
-            try:
-                result = await self._inventory.commit(
-                    event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
-                )
-            except BaseException as exc:
-                await self._give_back(claim, exc)
-                raise
-            if result.replayed:
-                await self._give_back(claim)
-        await self._count_sold(tenant_id, result.replayed, len(result.order.tickets))
+        tickets = await self._claim_tickets(tenant_id, event_id, idempotency_key, hold_id=hold_id)
+        try:
+            result = await self._commit(tenant_id, ctx, hold_id, idempotency_key, buyer, sale, offer)
+        except BaseException as exc:
+            await self._settle_tickets(tickets, 0, exc)
+            raise
+        await self._settle_tickets(tickets, 0 if result.replayed else len(result.order.tickets))
         return ctx, result.order, result.replayed
+
+    async def _commit(
+        self,
+        tenant_id: str,
+        ctx: LiveEvent,
+        hold_id: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        sale: Sale,
+        offer: OfferChoice | None,
+    ) -> CommitResult:
+        event_id = ctx.event_id
+        if not offer:
+            return await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+
+        async def hold_buyer() -> str:
+            try:
+                return (await self._inventory.get_hold(event_id, hold_id)).record.buyer
+            except StoreError:
+                return ""  # the commit answers why the hold is gone (or replays its order)
+
+        sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, hold_buyer)
+        try:
+            result = await self._inventory.commit(
+                event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
+            )
+        except BaseException as exc:
+            await self._give_back(claim, exc)
+            raise
+        if result.replayed:
+            await self._give_back(claim)
+        return result
 
     async def _sale_offer(
         self, tenant_id: str, ctx: LiveEvent, offer: OfferChoice, buyer: Callable[[], Awaitable[str]]
@@ -466,20 +497,32 @@ class Sales:
             raise PreconditionFailed("ticket types and promo codes are not served here", subject=ctx.event_id)
         return await self._offers.prepare(tenant_id, ctx, offer, buyer=buyer, now_ms=int(time.time() * 1000))
 
-    async def _count_sold(self, tenant_id: str, replayed: bool, tickets: int) -> None:
-        """Count a new sale's tickets against the organizer's plan (a replay sold nothing)."""
-        if not replayed and self._limits is not None:
-            await self._limits.count_tickets(tenant_id, tickets)
+    async def _claim_tickets(
+        self, tenant_id: str, event_id: str, idempotency_key: str, *, hold_id: str = "", quantity: int = 0
+    ) -> TicketClaim | None:
+        """A sale's places claimed against the plan's tickets per month (None: no limit, or a
+        replay), so concurrent sales never pass it (docs/platform.md#plan-limits)."""
+        if self._limits is None:
+            return None
+        return await self._limits.claim_tickets(
+            tenant_id, event_id, idempotency_key, hold_id=hold_id, quantity=quantity
+        )
+
+    async def _settle_tickets(
+        self, claim: TicketClaim | None, made: int, failure: BaseException | None = None
+    ) -> None:
+        """Settle a tickets claim: ``made`` sold, the rest given back. When the sale's outcome
+        is unknown (as for :meth:`_give_back`) the claim is kept: the limit may refuse a few
+        places too early until the month ends, never sell past it."""
+        if claim is None or self._limits is None or not _outcome_known(failure):
+            return
+        await asyncio.shield(self._limits.settle_tickets(claim, made))
 
     async def _give_back(self, claim: Claim | None, failure: BaseException | None = None) -> None:
         """Return an organizer-wide code's claimed use the sale did not make: after a replay or
         a refusal. When the outcome is unknown (Redis unreachable or faulting, a timeout, the
         caller gone) the claim is kept: a use too many counted, never one too few."""
-        if claim is None or self._offers is None:
-            return
-        if failure is not None and (
-            not isinstance(failure, StoreError) or isinstance(failure, (StoreUnavailable, StoreFault))
-        ):
+        if claim is None or self._offers is None or not _outcome_known(failure):
             return
         await asyncio.shield(self._offers.give_back(claim))
 
@@ -511,10 +554,35 @@ class Sales:
             raise InvalidRequest("seat_ids", "name at least one seat or general admission place")
         if len(ordinals) + sum(ga.values()) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_REQUEST} places per sale")
-        await self._check_tickets(tenant_id, len(ordinals) + sum(ga.values()))
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "box_office")
         parts = {"seats": sorted(seat_ids), "ga": dict(sorted(ga.items())), "override": override,
                  "payment_method": payment_method, "collector": collector}  # fmt: skip
+        tickets = await self._claim_tickets(
+            tenant_id, ctx.event_id, idempotency_key, quantity=len(ordinals) + sum(ga.values())
+        )
+        try:
+            result = await self._box_office(
+                tenant_id, ctx, ordinals, ga, idempotency_key, buyer, sale, parts, override, offer
+            )
+        except BaseException as exc:
+            await self._settle_tickets(tickets, 0, exc)
+            raise
+        await self._settle_tickets(tickets, 0 if result.replayed else len(result.order.tickets))
+        return ctx, result
+
+    async def _box_office(
+        self,
+        tenant_id: str,
+        ctx: LiveEvent,
+        ordinals: list[int],
+        ga: Mapping[str, int],
+        idempotency_key: str,
+        buyer: Buyer,
+        sale: Sale,
+        parts: dict[str, object],
+        override: bool,
+        offer: OfferChoice | None,
+    ) -> BoxOfficeResult:
         sale_offer, claim = None, None
         if offer:
             parts["offer"] = offer.fingerprint_parts()
@@ -546,8 +614,7 @@ class Sales:
             raise
         if result.replayed:
             await self._give_back(claim)
-        await self._count_sold(tenant_id, result.replayed, len(result.order.tickets))
-        return ctx, result
+        return result
 
     async def refund(
         self,

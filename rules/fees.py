@@ -31,6 +31,7 @@ amount signed from the organizer's side (positive: the platform owes it).
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -295,3 +296,31 @@ def plan_charge(
     """The setup or monthly fee in the organizer's billing currency (see :meth:`FeePlan.billing_currency`)."""
     prices = plan.prices_in(plan.billing_currency(organizer_currency))
     return prices.setup_fee if kind == "setup_fee" else prices.monthly_fee
+
+
+class MonthPart(msgspec.Struct, frozen=True):
+    """The part of a calendar month (UTC) left from a moment on: ``days_left`` of
+    ``days_in_month``, the moment's own day counted as left (it goes to the new plan)."""
+
+    days_left: int
+    days_in_month: int
+
+
+def month_part_left(at_ms: int) -> MonthPart:
+    """The days left in the UTC calendar month of ``at_ms``, its own day included."""
+    day = datetime.datetime.fromtimestamp(at_ms / 1000, datetime.UTC).date()
+    first_of_next = (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    days_in_month = (first_of_next - day.replace(day=1)).days
+    return MonthPart(days_in_month - day.day + 1, days_in_month)
+
+
+def prorated_change(old_fee: int, new_fee: int, part: MonthPart) -> int:
+    """What a plan change owes for the rest of the month: the monthly fee difference
+    ``(new − old) × days_left / days_in_month``, rounded half to even (rules/money.py's
+    one rule). Positive: the organizer owes more (an upgrade); negative: it is credited
+    (a downgrade). Fees in minor units of one currency."""
+    check_minor(old_fee)
+    check_minor(new_fee)
+    if not 1 <= part.days_in_month <= 31 or not 0 <= part.days_left <= part.days_in_month:
+        raise InvalidAmount(f"{part.days_left} days left of {part.days_in_month} is not a part of a month")
+    return div_round_half_even((new_fee - old_fee) * part.days_left, part.days_in_month)

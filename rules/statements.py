@@ -43,8 +43,11 @@ from typing import Annotated, Final, Literal, TypeVar
 import msgspec
 
 from rules.errors import StatementInputError
-from rules.fees import FEE_KINDS, Collector, FeeKind, Minor, Split, TicketFeeKind
+from rules.fees import FEE_KINDS, Collector, FeeKind, Split, TicketFeeKind
 from rules.money import CurrencyCode, exponent, format_minor
+
+# Fees given back: a refund's ticket fees, a plan change's credit of the monthly fee.
+ReversalKind = Literal["ticket_fee", "processing_fee", "monthly_fee"]
 
 Direction = Literal["platform_owes_organizer", "organizer_owes_platform", "settled"]
 Section = Literal[
@@ -124,14 +127,17 @@ class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PlanCharge(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A setup or monthly fee billed to the organizer (see :func:`rules.fees.plan_charge`)."""
+    """A setup or monthly fee billed to the organizer (see :func:`rules.fees.plan_charge`),
+    or a plan change's prorated monthly fee difference (:func:`rules.fees.prorated_change`):
+    kind ``monthly_fee``, positive when the organizer owes more, negative when it is
+    credited (a ``fee_reversals`` line of the statement)."""
 
     charge_id: str
     organizer_id: str
     created_ms: int
     currency: CurrencyCode
     kind: Literal["setup_fee", "monthly_fee"]
-    amount: Minor
+    amount: int
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -141,7 +147,7 @@ class Totals(msgspec.Struct, frozen=True):
     gross_by_method: dict[str, int]
     refunds_by_method: dict[str, int]
     fees_by_kind: dict[FeeKind, int]
-    fee_reversals_by_kind: dict[TicketFeeKind, int]
+    fee_reversals_by_kind: dict[ReversalKind, int]
     adjustments: int
     held_by_platform: int  # collected by the platform's account, less refunds paid from it
     held_by_organizer: int  # collected by the organizer's own account, less refunds paid from it
@@ -247,7 +253,7 @@ class _Sums:
         self.gross: defaultdict[str, int] = defaultdict(int)
         self.refunds: defaultdict[str, int] = defaultdict(int)
         self.fees: dict[FeeKind, int] = dict.fromkeys(FEE_KINDS, 0)
-        self.reversals: dict[TicketFeeKind, int] = {"ticket_fee": 0, "processing_fee": 0}
+        self.reversals: dict[ReversalKind, int] = {"ticket_fee": 0, "processing_fee": 0}
         self.held: dict[Collector, int] = {"platform": 0, "organizer": 0}
         self.adjustments: list[Adjustment] = []
         self.tickets = 0
@@ -371,9 +377,13 @@ class _Builder:
 
     def charge(self, charge: PlanCharge) -> None:
         what = f"charge {charge.charge_id}"
-        self._for(what, charge.organizer_id, charge.created_ms, charge.currency).fees[charge.kind] += (
-            charge.amount
-        )
+        if charge.amount < 0 and charge.kind != "monthly_fee":
+            raise StatementInputError(f"{what}: only a plan change's monthly fee can be a credit")
+        sums = self._for(what, charge.organizer_id, charge.created_ms, charge.currency)
+        if charge.amount >= 0:
+            sums.fees[charge.kind] += charge.amount
+        else:  # a plan change's credit: monthly fee given back
+            sums.reversals["monthly_fee"] = sums.reversals.get("monthly_fee", 0) - charge.amount
 
     def statement(self) -> Statement:
         parts = []

@@ -72,10 +72,11 @@ class Stores:
         )
         scripts = ScriptRegistry.open(client)
         seatmaps = SeatMapStore(client, scripts)
-        events = EventStore(client, scripts)
+        tenants = TenantStore(client)
+        hub = Hub(client, tenants)
+        events = EventStore(client, scripts, on_change=hub.track)
         inventory = Inventory(client, scripts)
         live = LiveEvents(client, events, seatmaps, inventory)
-        tenants = TenantStore(client)
         platforms = PlatformStore(client, tenants)
         plan_limits = PlanLimitsOf(tenants, platforms, PlanUsage(client, scripts))
         audit = AuditLog(client)
@@ -98,7 +99,7 @@ class Stores:
             audit=audit,
             branding=BrandingStore(client, scripts, tenants, platforms),
             plan_limits=plan_limits,
-            hub=Hub(client),
+            hub=hub,
             dues=Dues(client, tenants, platforms, audit),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
         )

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from holds import keys
-from holds.feed.reader import ConsentDecision, buyer_of, consent_decoder
+from holds.feed.reader import ConsentDecision, buyer_of, consent_decoder, id_key
 from holds.live import LiveEvents
 from holds.records import Order, Ticket, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
@@ -129,12 +129,18 @@ class ExportReader:
                 return
 
     async def _decisions(self, tenant_id: str, orders: Sequence[Order]) -> dict[str, ConsentDecision]:
+        """The organizer's decisions for the orders' e-mails and (``id_key``) buyer ids."""
         wanted = sorted({o.buyer.email.strip().lower() for o in orders if o.buyer.email})
-        if not wanted:
-            return {}
+        ids = sorted({o.buyer_id for o in orders if o.buyer_id})
+        out: dict[str, ConsentDecision] = {}
         async with wrap_errors("read consent"):
-            found = await self._r.hmget(keys.tenant_consent(tenant_id), wanted)
-        return {e: consent_decoder.decode(d) for e, d in zip(wanted, found, strict=True) if d}
+            if wanted:
+                found = await self._r.hmget(keys.tenant_consent(tenant_id), wanted)
+                out |= {e: consent_decoder.decode(d) for e, d in zip(wanted, found, strict=True) if d}
+            if ids:
+                found = await self._r.hmget(keys.tenant_consent_ids(tenant_id), ids)
+                out |= {id_key(i): consent_decoder.decode(d) for i, d in zip(ids, found, strict=True) if d}
+        return out
 
     async def orders(
         self, tenant_id: str, event_id: str, period: TimeRange = TimeRange()

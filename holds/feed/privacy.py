@@ -33,6 +33,7 @@ from holds.replies import Reply
 from holds.scripts import ScriptRegistry
 
 MAX_EMAIL = 254
+MAX_BUYER_ID = 128  # as holds/sales.py
 MAX_SOURCE = 64
 ORDERS_PER_ERASE_CALL = 200
 MAX_FUTURE_MS = 5 * 60 * 1000  # a decision "made" later than this from now is refused
@@ -59,8 +60,9 @@ def normalize_email(email: str) -> str:
     return normalized
 
 
-def _subject() -> str:
-    return f"sub_{secrets.token_hex(8)}"
+def _subject(kind: str = "sub") -> str:
+    """A new subject id: ``sub_`` names an e-mail, ``bid_`` a buyer id (reader.py tells them apart)."""
+    return f"{kind}_{secrets.token_hex(8)}"
 
 
 class Privacy:
@@ -69,9 +71,28 @@ class Privacy:
         self._scripts = scripts
 
     async def update_consent(
-        self, tenant_id: str, email: str, opted_in: bool, source: str, decided_at_ms: int = 0
+        self,
+        tenant_id: str,
+        email: str,
+        opted_in: bool,
+        source: str,
+        decided_at_ms: int = 0,
+        *,
+        buyer_id: str = "",
     ) -> ConsentResult:
-        email = normalize_email(email)
+        """Record a decision for the buyer named by ``email`` or (exactly one of the two) by
+        ``buyer_id``: kept per e-mail or per buyer id, the newest decision of either that
+        applies to an order winning for it (holds/feed/reader.py buyer_of)."""
+        if email and buyer_id:
+            raise InvalidRequest("buyer_id", "name the buyer by email or by buyer_id, not both")
+        if buyer_id:
+            if len(buyer_id) > MAX_BUYER_ID:
+                raise InvalidRequest("buyer_id", f"at most {MAX_BUYER_ID} characters")
+            who, decisions, subject = buyer_id, keys.tenant_consent_ids(tenant_id), _subject("bid")
+        else:
+            if not email:
+                raise InvalidRequest("email", "name the buyer by email or by buyer_id")
+            who, decisions, subject = normalize_email(email), keys.tenant_consent(tenant_id), _subject()
         source = source.strip() or "api"
         if len(source) > MAX_SOURCE:
             raise InvalidRequest("source", f"at most {MAX_SOURCE} characters")
@@ -79,8 +100,8 @@ class Privacy:
         if decided_at_ms < 0 or decided_at_ms > now + MAX_FUTURE_MS:
             raise InvalidRequest("decided_at", "must not be in the future")
         reply = await self._scripts.consent(
-            [keys.tenant_consent(tenant_id), keys.tenant_subjects(tenant_id), keys.tenant_feed(tenant_id)],
-            [email, _subject(), 1 if opted_in else 0, source, decided_at_ms or now, now],
+            [decisions, keys.tenant_subjects(tenant_id), keys.tenant_feed(tenant_id)],
+            [who, subject, 1 if opted_in else 0, source, decided_at_ms or now, now],
         )
         match reply:
             case [Reply.OK, decision, applied]:
@@ -137,6 +158,7 @@ class Privacy:
                 keys.tenant_subjects(tenant_id),
                 keys.tenant_feed(tenant_id),
                 keys.tenant_audit(tenant_id),
+                keys.tenant_consent_ids(tenant_id),
             ],
             [
                 email,
@@ -148,6 +170,7 @@ class Privacy:
                 ",".join(refs),
                 actor_role,
                 tenant_id,
+                *sorted(buyer_ids),
             ],
         )
         match reply:

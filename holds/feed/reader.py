@@ -299,16 +299,24 @@ class FeedReader:
         emails = {tenant_id: await self._lookup(keys.tenant_subjects(tenant_id), named)
                   for tenant_id, named in subjects.items()}  # fmt: skip
         wanted: dict[str, set[str]] = defaultdict(set)  # organizer -> emails
+        wanted_ids: dict[str, set[str]] = defaultdict(set)  # organizer -> buyer ids
         for (event_id, _), order in orders.items():
             if order.buyer.email:
                 wanted[owners[event_id]].add(order.buyer.email.strip().lower())
+            if order.buyer_id:
+                wanted_ids[owners[event_id]].add(order.buyer_id)
         for tenant_id, by_subject in emails.items():
-            wanted[tenant_id] |= set(by_subject.values())
-        decisions = {
+            wanted[tenant_id] |= {v for k, v in by_subject.items() if not is_buyer_id_subject(k)}
+        decisions: dict[str, dict[str, ConsentDecision]] = {
             tenant_id: {e: consent_decoder.decode(d) for e, d in (await self._lookup(
                 keys.tenant_consent(tenant_id), asked)).items()}
             for tenant_id, asked in wanted.items()
         }  # fmt: skip
+        for tenant_id, ids in wanted_ids.items():
+            found = await self._lookup(keys.tenant_consent_ids(tenant_id), ids)
+            decisions.setdefault(tenant_id, {}).update(
+                {id_key(i): consent_decoder.decode(d) for i, d in found.items()}
+            )
         out = []
         for raw in raws:
             cursor.advance(raw.stream, raw.entry_id)
@@ -340,14 +348,32 @@ class FeedReader:
         return {f: v.decode() for f, v in zip(asked, found, strict=True) if v is not None}
 
 
+def id_key(buyer_id: str) -> str:
+    """A buyer id's key in a ``decisions`` dict, beside the e-mails' (NUL-prefixed: no
+    address starts with a control character)."""
+    return "\0" + buyer_id
+
+
+def is_buyer_id_subject(subject: str) -> bool:
+    """A ``consent.changed`` entry's subject naming a buyer id (privacy.py _subject)."""
+    return subject.startswith("bid_")
+
+
 def buyer_of(order: Order, decisions: dict[str, ConsentDecision]) -> FeedBuyer:
+    """The order's buyer with the newest consent decision that applies to it: the order's
+    own at checkout, the organizer's for its e-mail, or the organizer's for its buyer id
+    (``decisions``: e-mail or :func:`id_key` -> decision)."""
     b = order.buyer
     if b.erased:
         return FeedBuyer(erased=True, buyer_id=order.buyer_id)
     consent, source, decided = b.marketing_consent, "checkout", order.created_ms
-    decision = decisions.get(b.email.strip().lower())
-    if decision is not None and decision.decided_at_ms >= order.created_ms:  # the newest decision wins
-        consent, source, decided = decision.opted_in, decision.source, decision.decided_at_ms
+    found = [
+        decisions.get(b.email.strip().lower()),
+        decisions.get(id_key(order.buyer_id)) if order.buyer_id else None,
+    ]
+    for decision in sorted((d for d in found if d is not None), key=lambda d: d.decided_at_ms):
+        if decision.decided_at_ms >= max(order.created_ms, decided):  # the newest decision wins
+            consent, source, decided = decision.opted_in, decision.source, decision.decided_at_ms
     return FeedBuyer(b.name, b.email, consent, source, decided, False, order.buyer_id)
 
 
@@ -369,8 +395,10 @@ def _entry(
                          organizer_id=organizer_id)  # fmt: skip
         if kind == "consent.changed":
             d = consent_decoder.decode(detail)
-            buyer = FeedBuyer(email=email, marketing_consent=d.opted_in, consent_source=d.source,
-                              consent_decided_ms=d.decided_at_ms, erased=not email)  # fmt: skip
+            by_id = is_buyer_id_subject(f.get("subject", ""))
+            buyer = FeedBuyer(email="" if by_id else email, marketing_consent=d.opted_in,
+                              consent_source=d.source, consent_decided_ms=d.decided_at_ms, erased=not email,
+                              buyer_id=email if by_id else "")  # fmt: skip
             return FeedEntry(**{**base.__dict__, "buyer": buyer})
         if kind == "buyer.erased":
             refs = [r for r in detail.split(",") if r]

@@ -13,6 +13,14 @@ local events_scanned = ARGV[6]
 local order_refs = ARGV[7]        -- '<event>/<order>,...'
 local actor_role = ARGV[8]
 local tenant = ARGV[9]
+-- KEYS[5]: the decisions by buyer id; ARGV[10..]: the buyer's ids (of its erased orders),
+-- whose decisions and subjects go too
+local K_CONSENT_IDS = KEYS[5]
+for i = 10, #ARGV do
+  local by_id = redis.call('HGET', K_CONSENT_IDS, ARGV[i])
+  if by_id then redis.call('HDEL', K_SUBJECTS, cjson.decode(by_id).subject) end
+  redis.call('HDEL', K_CONSENT_IDS, ARGV[i])
+end
 
 local subject = new_subject
 local current = redis.call('HGET', K_CONSENT, email)

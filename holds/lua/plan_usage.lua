@@ -11,6 +11,11 @@
 --            usage is the largest size seen
 --   'event'  ARGV[3] event id, ARGV[4] events-per-month limit, ARGV[5] active-events limit:
 --            counts one event created this period and adds it to the active set
+--   'claim'  as 'add', but the amount goes to '<name>:claimed' (places of a sale not yet
+--            made: holds/platform/notifications.py TicketClaim); refused when sold + claimed
+--            + amount would pass the limit; no threshold is recorded until the sale is made
+--   'settle' ARGV[4] the claimed amount to drop, ARGV[9] the amount the sale made (0: none,
+--            the claim given back): counted as 'count' does, thresholds on what was sold
 -- Result: {OK, notify...} | {LIMIT_REACHED, limit name, usage, notify...}
 -- where notify is a flat list of limit name, threshold (80|100), usage, limit.
 local K_USAGE, K_ACTIVE, K_NOTES = KEYS[1], KEYS[2], KEYS[3]
@@ -47,6 +52,21 @@ if mode == 'add' or mode == 'count' then
   if mode == 'add' and limit > 0 and before + amount > limit then return refused(name, before, limit) end
   local after = redis.call('HINCRBY', K_USAGE, name, amount)
   crossed(name, before, after, limit)
+elseif mode == 'claim' then
+  local name, amount, limit = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+  local sold = tonumber(redis.call('HGET', K_USAGE, name) or '0')
+  local claimed = tonumber(redis.call('HGET', K_USAGE, name .. ':claimed') or '0')
+  if limit > 0 and sold + claimed + amount > limit then return refused(name, sold + claimed, limit) end
+  redis.call('HINCRBY', K_USAGE, name .. ':claimed', amount)
+elseif mode == 'settle' then
+  local name, claimed, limit, made = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
+  if redis.call('HINCRBY', K_USAGE, name .. ':claimed', -claimed) <= 0 then
+    redis.call('HDEL', K_USAGE, name .. ':claimed')
+  end
+  if made > 0 then
+    local before = tonumber(redis.call('HGET', K_USAGE, name) or '0')
+    crossed(name, before, redis.call('HINCRBY', K_USAGE, name, made), limit)
+  end
 elseif mode == 'peak' then
   local name, size, limit = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
   local before = tonumber(redis.call('HGET', K_USAGE, name) or '0')

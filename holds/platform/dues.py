@@ -38,7 +38,7 @@ from holds.platform.records import AuditEntry
 from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord
 from holds.redis_client import AnyRedis, wrap_errors
-from rules.statements import Period
+from rules.statements import Period, PlanCharge
 
 log = structlog.get_logger("seatwise.dues")
 DAY_MS = 86_400_000
@@ -118,6 +118,21 @@ class Dues:
         plan = await self._platforms.organizer_plan(organizer.tenant_id)
         if plan is not None:
             await self._billing.bill_plan(organizer, plan, now_ms)
+
+    async def bill_plan_change(
+        self, organizer: TenantRecord, plan_id: str, change_id: str
+    ) -> list[PlanCharge]:
+        """Before the organizer moves to ``plan_id`` now: the month's fee difference for the
+        days left (holds/billing.py bill_plan_change), once per ``change_id``. Nothing when
+        the plan does not change or the organizer had no plan (the billing round then bills
+        the new plan's fees)."""
+        if not organizer.platform_id or not organizer.plan_id or organizer.plan_id == plan_id:
+            return []
+        old = await self._platforms.plan(organizer.platform_id, organizer.plan_id)
+        new = await self._platforms.plan(organizer.platform_id, plan_id)
+        if old is None or new is None:
+            return []
+        return await self._billing.bill_plan_change(organizer, old, new, change_id, self.clock())
 
     async def bill_plans(self, now_ms: int) -> None:
         """Bill every organizer of every platform its plan charges due at ``now_ms``

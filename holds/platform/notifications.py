@@ -13,6 +13,7 @@ log only, as with the audit log).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from holds import keys
@@ -21,7 +22,7 @@ from holds.events import Event, EventSettings, EventStore, new_event_id
 from holds.platform.platforms import PlatformStore
 from holds.platform.records import Notification, notification_decoder
 from holds.platform.tenants import TenantStore
-from holds.records import json_encoder
+from holds.records import hold_decoder, json_encoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.scripts import ScriptRegistry
@@ -46,13 +47,24 @@ class PlanUsage:
         self._r = client
         self._scripts = scripts
 
-    async def _run(self, organizer_id: str, platform_id: str, mode: str, a: str, b: int, c: int) -> None:
+    async def _run(
+        self,
+        organizer_id: str,
+        platform_id: str,
+        mode: str,
+        a: str,
+        b: int,
+        c: int,
+        d: int = 0,
+        period: str = "",
+    ) -> None:
+        """``period``: the billing period counted in (default: now's)."""
         now_ms = int(time.time() * 1000)
-        period = period_of(now_ms)
+        period = period or period_of(now_ms)
         usage_key = keys.tenant_usage(organizer_id, period)
         reply = await self._scripts.plan_usage(
             [usage_key, keys.tenant_active_events(organizer_id), keys.tenant_notifications(organizer_id)],
-            [mode, now_ms, a, b, c, period, platform_id, organizer_id],
+            [mode, now_ms, a, b, c, period, platform_id, organizer_id, d],
         )
         match reply:
             case [Reply.OK, *notes]:
@@ -88,6 +100,21 @@ class PlanUsage:
         """Count ``amount`` that already happened (never refused); notifies at thresholds."""
         await self._run(organizer_id, platform_id, "count", limit, amount, value)
 
+    async def claim(self, claim: TicketClaim) -> None:
+        """Claim ``claim.quantity`` places of a sale about to be made, or refuse."""
+        await self._run(
+            claim.organizer_id, claim.platform_id, "claim", claim.limit, claim.quantity, claim.value,
+            period=claim.period,
+        )  # fmt: skip
+
+    async def settle(self, claim: TicketClaim, made: int) -> None:
+        """The sale of ``claim`` made ``made`` places (0: it did not apply): the claim
+        dropped, what was made counted (never refused), thresholds recorded."""
+        await self._run(
+            claim.organizer_id, claim.platform_id, "settle", claim.limit, claim.quantity, claim.value,
+            made, claim.period,
+        )  # fmt: skip
+
     async def peak(self, organizer_id: str, platform_id: str, limit: str, size: int, value: int) -> None:
         """A size (a seat map's places) against ``limit``: refused above ``value``."""
         await self._run(organizer_id, platform_id, "peak", limit, size, value)
@@ -109,6 +136,27 @@ class PlanUsage:
             await self._r.hincrby(
                 keys.tenant_usage(organizer_id, period_of(int(time.time() * 1000))), limit, -1
             )
+
+    async def used_and_claimed(self, organizer_id: str, limit: str) -> int:
+        """This period's usage of ``limit`` with the claims of sales in flight."""
+        async with wrap_errors("read usage"):
+            period = period_of(int(time.time() * 1000))
+            raw = await self._r.hmget(keys.tenant_usage(organizer_id, period), [limit, f"{limit}:claimed"])
+        return sum(int(r) for r in raw if r is not None)
+
+    async def sale_state(self, event_id: str, idempotency_key: str, hold_id: str) -> tuple[bool, int]:
+        """Before a sale is claimed: whether its idempotency key already made an order (a
+        replay claims nothing) and how many places the hold holds (0: no hold, or none named).
+        One round trip in the event's slot."""
+        async with wrap_errors("read the sale"), self._r.pipeline(transaction=False) as pipe:
+            pipe.hexists(keys.event_key(event_id, "idem"), idempotency_key)
+            if hold_id:
+                pipe.hget(keys.event_key(event_id, "holds"), hold_id)
+            found = await pipe.execute()
+        if found[0]:
+            return True, 0
+        raw = found[1] if hold_id else None
+        return False, hold_decoder.decode(raw).count if raw is not None else 0
 
     async def used(self, organizer_id: str, limit: str, at_ms: int | None = None) -> int:
         period = period_of(at_ms if at_ms is not None else int(time.time() * 1000))
@@ -142,6 +190,20 @@ def _limit_value(name: str, b: int, c: int, mode: str) -> int:
     return b if name == "events_per_month" else c
 
 
+@dataclass(frozen=True)
+class TicketClaim:
+    """Places of one sale claimed against the organizer's tickets-per-month limit in its
+    ``{t:}`` slot before the event's script sells them (the script cannot reach that slot
+    on a Cluster); settled after it: counted as sold, or given back."""
+
+    organizer_id: str
+    platform_id: str
+    period: str
+    quantity: int
+    value: int  # the limit
+    limit: str = "tickets_per_month"
+
+
 class PlanLimitsOf:
     """The limits of an organizer's current plan, and the checks the stores call.
 
@@ -170,17 +232,36 @@ class PlanLimitsOf:
         if found is None or not found[1].tickets_per_month:
             return
         limit = found[1].tickets_per_month
-        used = await self.usage.used(tenant_id, "tickets_per_month")
+        used = await self.usage.used_and_claimed(tenant_id, "tickets_per_month")
         if used + quantity > limit:
             raise PlanLimitExceeded("tickets_per_month", limit, used)
 
-    async def count_tickets(self, tenant_id: str, sold: int) -> None:
-        """After an order: its tickets count towards the month's."""
+    async def claim_tickets(
+        self, tenant_id: str, event_id: str, idempotency_key: str, *, hold_id: str = "", quantity: int = 0
+    ) -> TicketClaim | None:
+        """Before a sale (a hold's commit, ``hold_id``; a box-office sale of ``quantity``):
+        its places claimed against the month's limit, or refused (PlanLimitExceeded). None:
+        nothing to settle (no limit on the plan, or the key already made its order: a replay
+        neither claims nor gives back). A claim of 0 (the hold is gone) is settled all the
+        same, so a sale made anyway is still counted."""
         found = await self.of(tenant_id)
-        if found is None or not found[1].tickets_per_month or sold <= 0:
-            return
+        if found is None or not found[1].tickets_per_month:
+            return None
+        replayed, held = await self.usage.sale_state(event_id, idempotency_key, hold_id)
+        if replayed:
+            return None
         platform_id, limits = found
-        await self.usage.count(tenant_id, platform_id, "tickets_per_month", sold, limits.tickets_per_month)
+        claim = TicketClaim(
+            tenant_id, platform_id, period_of(int(time.time() * 1000)), quantity if not hold_id else held,
+            limits.tickets_per_month,
+        )  # fmt: skip
+        if claim.quantity:
+            await self.usage.claim(claim)
+        return claim
+
+    async def settle_tickets(self, claim: TicketClaim, made: int) -> None:
+        """After the sale: ``made`` tickets sold (0: it did not apply, the claim given back)."""
+        await self.usage.settle(claim, made)
 
     async def check_map(self, tenant_id: str, places: int) -> None:
         """A seat map of ``places`` (seats and general-admission capacity) uploaded or put on sale."""

@@ -139,8 +139,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
     ) -> feed_pb2.UpdateConsentResponse:
         tenant = current_principal().require_tenant()
         result = await self._privacy.update_consent(
-            tenant, request.email, request.opted_in, request.source, _decided_at_ms(request)
-        )
+            tenant, request.email, request.opted_in, request.source, _decided_at_ms(request),
+            buyer_id=request.buyer_id,
+        )  # fmt: skip
         d = result.decision
         return feed_pb2.UpdateConsentResponse(
             applied=result.applied, opted_in=d.opted_in, source=d.source, decided_at=ts(d.decided_at_ms)

@@ -23,11 +23,11 @@ from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord
 from rules.branding import FIELDS as BRANDING_FIELDS
 from rules.reports import encode_rows, header
-from server import scope
+from server import request_ids, scope
 from server.audit import note_target
 from server.auth import current_principal
 from server.context import Stores
-from server.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_bounds, page_token_after
+from server.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from server.servicers import Context
 from server.servicers.tenancy import timestamp_field_ms, timestamp_ms
 
@@ -135,7 +135,9 @@ class PlatformOps:
     async def ListHubEvents(
         self, request: platform_pb2.ListHubEventsRequest, context: Context
     ) -> platform_pb2.ListHubEventsResponse:
-        offset, limit = page_bounds(request.page_size, request.page_token)
+        if request.page_size < 0:
+            raise InvalidRequest("page_size", "must not be negative")
+        limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         p = current_principal()
         platform_id = scope.readable_platform_id(request.platform_id)
         if p.is_admin and not p.acting:
@@ -147,20 +149,23 @@ class PlatformOps:
             raise InvalidRequest("from" if from_ms < 0 else "until", "must not be before 1970")
         if until_ms and until_ms <= from_ms:
             raise InvalidRequest("until", "must be after from")
-        if request.organizer_id:  # a filter: an organizer not of this platform matches nothing
-            organizer = await self._ops_tenants.organizer(request.organizer_id[:64])
-            organizers = [organizer] if organizer is not None and organizer.platform_id == platform_id else []
-        else:
-            organizers = await self._ops_tenants.list_tenants(platform_id)
-        if not platform.public_sales_when_suspended:
-            organizers = [o for o in organizers if not o.suspended]
-        now_ms = self._dues.clock()
-        events = await self._hub.upcoming(organizers, now_ms, from_ms, until_ms)
-        page = events[offset : offset + limit]
-        by_id = {o.tenant_id: o for o in organizers}
-        brandings = await self._branding.organizers(
-            [by_id[i] for i in dict.fromkeys(e.organizer_id for e in page)]
+        organizer_id = request.organizer_id[:64]
+        if organizer_id:  # a filter: an organizer not of this platform matches nothing
+            organizer = await self._ops_tenants.organizer(organizer_id)
+            if organizer is None or organizer.platform_id != platform_id:
+                return platform_pb2.ListHubEventsResponse()
+        page = await self._hub.page(
+            platform_id,
+            organizer_id=organizer_id,
+            include_suspended=platform.public_sales_when_suspended,
+            now_ms=self._dues.clock(),
+            from_ms=from_ms,
+            until_ms=until_ms,
+            limit=limit,
+            page_token=request.page_token,
         )
+        by_id = page.organizers
+        brandings = await self._branding.organizers(list(by_id.values()))
         return platform_pb2.ListHubEventsResponse(
             events=[
                 platform_pb2.HubEvent(
@@ -173,9 +178,9 @@ class PlatformOps:
                     organizer_slug=by_id[e.organizer_id].slug,
                     organizer_branding=branding_pb(brandings[e.organizer_id]),
                 )
-                for e in page
+                for e in page.events
             ],
-            next_page_token=page_token_after(offset, limit, len(events) > offset + limit),
+            next_page_token=page.next_page_token,
         )
 
     # -- the organizers' export -------------------------------------------------------
@@ -254,6 +259,8 @@ class PlatformOps:
         ):
             raise InvalidRequest("plan_id", f"the platform has no plan {request.plan_id[:64]!r}")
         note_target(plan_id=request.plan_id)
+        # billed before the change is written: a retry with the same request id bills nothing twice
+        await self._dues.bill_plan_change(organizer, request.plan_id, request_ids.current())
         updated = msgspec.structs.replace(organizer, plan_id=request.plan_id)
         await self._ops_tenants.put_tenant(updated)
         return platform_pb2.ChangePlanResponse(

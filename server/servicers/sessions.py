@@ -50,17 +50,17 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import structlog
 from google.protobuf.message import Message
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from seatwise.v1 import session_pb2, session_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.records import RoleName
-from server import metrics
+from server import metrics, request_ids
 from server.admission import Admission, Admit
 from server.auth import SALES, authorize, current_principal
 from server.deadlines import DEFAULT_BUDGET_S, call_budget
 from server.declarations import MethodRule, ServiceDeclaration
-from server.errors import internal, to_status
+from server.errors import clip, internal, to_status
 from server.servicers import Context
 from server.servicers.sales import HOLD_SERVICE, ORDER_SERVICE, HoldServicer, OrderServicer
 
@@ -194,6 +194,20 @@ def decode_request(data: bytes) -> session_pb2.SessionRequest | Garbled:
 
 def _status(code: int, message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=message)
+
+
+def message_error(status: status_pb2.Status, correlation_id: str) -> status_pb2.Status:
+    """A message's error as a unary call's: one ``google.rpc.RequestInfo`` detail, with the
+    stream's request id (server/request_ids.py: the id on its log lines and in its
+    metadata) and, as ``serving_data``, ``correlation_id=<the message's>`` (any
+    RequestInfo the status had is replaced by this one)."""
+    info = error_details_pb2.RequestInfo(
+        request_id=request_ids.current(), serving_data=f"correlation_id={clip(correlation_id, 200)}"
+    )
+    out = status_pb2.Status(code=status.code, message=status.message)
+    out.details.extend(d for d in status.details if not d.Is(error_details_pb2.RequestInfo.DESCRIPTOR))
+    out.details.add().Pack(info)
+    return out
 
 
 def _budget_s(request: session_pb2.SessionRequest, context: Context) -> float:
@@ -375,7 +389,7 @@ class SessionStream:
 
     def _answer_error(self, correlation_id: str, status: status_pb2.Status, owns: bool = False) -> None:
         answer = session_pb2.SessionResponse(correlation_id=correlation_id)
-        answer.error.CopyFrom(status)
+        answer.error.CopyFrom(message_error(status, correlation_id))
         self._answers.put_nowait((correlation_id, answer, owns))
 
     def _refuse(self, correlation_id: str, exc: Exception) -> None:
@@ -439,7 +453,10 @@ class SessionStream:
         except TimeoutError:
             outcome = "DeadlineExceeded"
             answer.error.CopyFrom(
-                _status(code_pb2.DEADLINE_EXCEEDED, f"{op.name}: not done within its budget")
+                message_error(
+                    _status(code_pb2.DEADLINE_EXCEEDED, f"{op.name}: not done within its budget"),
+                    correlation_id,
+                )
             )
         except Exception as exc:
             outcome = type(exc).__name__
@@ -447,7 +464,7 @@ class SessionStream:
             if status is None:
                 log.exception("rpc.internal_error", method=op.metric)
                 status = internal()
-            answer.error.CopyFrom(status)
+            answer.error.CopyFrom(message_error(status, correlation_id))
         finally:
             self._admission.leave()
         self._answers.put_nowait((correlation_id, answer, True))

@@ -12,11 +12,14 @@ from rules.fees import (
     COMPONENTS,
     Collector,
     FeePlan,
+    MonthPart,
     PlanPrices,
     Split,
     cancel,
     check_plan,
+    month_part_left,
     plan_charge,
+    prorated_change,
     reverse,
     reversible,
     settlement,
@@ -166,3 +169,68 @@ def test_reversals_never_exceed_the_original(
 
 def test_components_name_the_split_fields() -> None:
     assert set(COMPONENTS) <= set(Split.__struct_fields__)
+
+
+# ---- a plan changed mid-month: the monthly fee difference for the days left ------------------
+
+fees = st.integers(0, 10**9)
+
+
+@st.composite
+def month_parts(draw: st.DrawFn) -> MonthPart:
+    days = draw(st.integers(28, 31))
+    return MonthPart(draw(st.integers(0, days)), days)
+
+
+def test_proration_worked_examples() -> None:
+    # 29.00 -> 99.00 on 16 June (15 of 30 days left, the 16th included): 35.00 more
+    assert month_part_left(1_781_568_000_000) == MonthPart(15, 30)  # 2026-06-16T00:00Z
+    assert prorated_change(2900, 9900, MonthPart(15, 30)) == 3500
+    # back down on 31 January (1 of 31 days): a credit of 70.00 / 31 = 2.258... -> 2.26
+    assert prorated_change(9900, 2900, MonthPart(1, 31)) == -226
+    # a tie rounds to even: 1 / 2 -> 0, 3 / 2 -> 2
+    assert prorated_change(0, 1, MonthPart(14, 28)) == 0
+    assert prorated_change(0, 3, MonthPart(14, 28)) == 2
+    # the first of the month: the whole difference; a leap February has 29 days
+    assert month_part_left(1_769_904_000_000) == MonthPart(28, 28)  # 2026-02-01
+    assert month_part_left(1_709_164_800_000) == MonthPart(1, 29)  # 2024-02-29
+    assert month_part_left(1_767_225_599_999) == MonthPart(1, 31)  # 2025-12-31T23:59:59.999Z
+
+
+@given(fees, fees, month_parts())
+def test_proration_is_the_difference_for_the_days_left(old: int, new: int, part: MonthPart) -> None:
+    got = prorated_change(old, new, part)
+    exact = Fraction((new - old) * part.days_left, part.days_in_month)
+    assert abs(got - exact) <= Fraction(1, 2)  # rounded to the nearest minor unit
+    assert prorated_change(new, old, part) == -got  # half-even is symmetric: up and back is zero
+    assert abs(got) <= abs(new - old)
+    if part.days_left == part.days_in_month:
+        assert got == new - old
+    if part.days_left == 0 or old == new:
+        assert got == 0
+
+
+@given(fees, fees, st.data())
+def test_proration_grows_with_the_days_left(old: int, new: int, data: st.DataObject) -> None:
+    days = data.draw(st.integers(28, 31))
+    earlier, later = sorted(data.draw(st.lists(st.integers(0, days), min_size=2, max_size=2)))
+    a, b = (
+        prorated_change(old, new, MonthPart(earlier, days)),
+        prorated_change(old, new, MonthPart(later, days)),
+    )
+    assert abs(a) <= abs(b)
+
+
+@given(st.integers(0, 4_102_444_800_000))  # to 2100
+def test_month_part_left_counts_the_day_itself(at_ms: int) -> None:
+    part = month_part_left(at_ms)
+    assert 28 <= part.days_in_month <= 31
+    assert 1 <= part.days_left <= part.days_in_month
+
+
+def test_proration_refuses_what_is_not_a_part_of_a_month() -> None:
+    for part in (MonthPart(32, 31), MonthPart(-1, 30), MonthPart(1, 0)):
+        with pytest.raises(InvalidAmount):
+            prorated_change(100, 200, part)
+    with pytest.raises(InvalidAmount):
+        prorated_change(1.5, 2, MonthPart(1, 30))  # type: ignore[arg-type]

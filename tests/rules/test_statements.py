@@ -11,7 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.errors import StatementInputError
-from rules.fees import Collector, FeePlan, PlanPrices, Split, reverse, settlement, split_ticket
+from rules.fees import (
+    Collector,
+    FeePlan,
+    MonthPart,
+    PlanPrices,
+    Split,
+    prorated_change,
+    reverse,
+    settlement,
+    split_ticket,
+)
 from rules.statements import (
     CSV_HEADER,
     Adjustment,
@@ -130,6 +140,7 @@ class World:
         self.refunds: list[RefundRecord] = []
         self.adjustments: list[Adjustment] = []
         self.charges: list[PlanCharge] = []
+        self.credits: defaultdict[tuple[str, str], int] = defaultdict(int)  # plan changes' credits
         self.expected_net: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.splits: defaultdict[tuple[str, str], list[Split]] = defaultdict(list)
         self.reversals: defaultdict[tuple[str, str], list[Split]] = defaultdict(list)
@@ -191,6 +202,14 @@ def worlds(draw: st.DrawFn) -> World:
         amount = getattr(plan.prices_in(currency), kind)
         world.charges.append(PlanCharge(f"c{n}", org, draw(times), currency, kind, amount))
         world.expected_net[org, currency] -= amount
+    for n in range(draw(st.integers(0, 2))):  # plan changes: the fee difference, either way
+        org, currency = draw(st.sampled_from(ORGANIZERS)), draw(st.sampled_from(CURRENCIES))
+        days = draw(st.integers(28, 31))
+        part = MonthPart(draw(st.integers(0, days)), days)
+        amount = prorated_change(draw(st.integers(0, 100_000)), draw(st.integers(0, 100_000)), part)
+        world.charges.append(PlanCharge(f"pc{n}", org, draw(times), currency, "monthly_fee", amount))
+        world.expected_net[org, currency] -= amount
+        world.credits[org, currency] += max(0, -amount)
     return world
 
 
@@ -213,7 +232,7 @@ def test_statements_reconcile_to_the_records_to_the_minor_unit(world: World) -> 
             assert totals.fees_by_kind["ticket_fee"] == sum(s.ticket_fee for s in splits)
             assert totals.fees_by_kind["processing_fee"] == sum(s.processing_fee for s in splits)
             assert totals.refunds == sum(r.price for r in reversals)
-            assert totals.fee_reversals == sum(r.platform for r in reversals)
+            assert totals.fee_reversals == sum(r.platform for r in reversals) + world.credits[key]
             assert totals.held_by_platform + totals.held_by_organizer == totals.gross - totals.refunds
             assert (part.net_due > 0) == (part.direction == "platform_owes_organizer")
             assert (part.net_due < 0) == (part.direction == "organizer_owes_platform")

@@ -24,7 +24,9 @@ TRANSPORTS = {"unary": (0, True), "sessions": (2, True), "sessions-unbatched": (
 async def client(request: pytest.FixtureRequest, organizer: Api) -> AsyncIterator[SeatwiseClient]:
     key = organizer.metadata[0][1].removeprefix("Bearer ")
     sessions, batching = TRANSPORTS[request.param]
-    async with SeatwiseClient(organizer.target, key, sessions=sessions, connections=2, batching=batching) as c:
+    async with SeatwiseClient(
+        organizer.target, key, sessions=sessions, connections=2, batching=batching
+    ) as c:
         yield c
 
 

@@ -132,6 +132,21 @@ async def test_contacts_are_opted_in_buyers_by_their_newest_decision(organizer: 
     assert rows["ann@example.com"]["consent_source"] == "checkout"
 
 
+async def test_contacts_follow_a_decision_by_buyer_id(organizer: Api) -> None:
+    event_id = await _event(organizer)
+    await _sell(organizer, event_id, "r0-0", "eve@example.com", "Eve", consent=True, buyer_id="shop-9")
+    await _sell(organizer, event_id, "r0-1", "fay@example.com", "Fay", consent=True, buyer_id="shop-10")
+    await feed_pb2_grpc.FeedServiceStub(organizer.channel).UpdateConsent(
+        feed_pb2.UpdateConsentRequest(buyer_id="shop-9", opted_in=False, source="crm"),
+        metadata=organizer.metadata,
+    )
+    data, _ = await _export(organizer, reports_pb2.EXPORT_KIND_CONTACTS, event_id=event_id)
+    assert {r["email"] for r in _csv(data)} == {"fay@example.com"}
+    orders, _ = await _export(organizer, reports_pb2.EXPORT_KIND_ORDERS, event_id=event_id)
+    consent = {r["buyer_email"]: r["marketing_consent"] for r in _csv(orders)}
+    assert consent == {"eve@example.com": "false", "fay@example.com": "true"}
+
+
 async def test_erased_buyers_appear_erased(organizer: Api) -> None:
     event_id = await _event(organizer)
     order = await _sell(organizer, event_id, "r0-0", "eve@example.com", "Eve", consent=True)

@@ -567,3 +567,68 @@ async def test_a_platform_admin_follows_every_organizer_of_its_platform(admin: A
                 grpc.StatusCode.NOT_FOUND,
                 f"platform '{platform_id}' not found",
             )
+
+
+async def test_consent_by_buyer_id_applies_to_every_order_of_that_buyer(
+    organizer: Api, redis_client: AnyRedis
+) -> None:
+    events = [await _event(organizer), await _event(organizer)]
+    first = await _sell(
+        organizer, events[0], "r0-0", "ann@example.com", "Ann", consent=True, buyer_id="crm-42"
+    )
+    second = await _sell(organizer, events[1], "r0-0", "ann.work@example.com", "Ann", consent=True,
+                         buyer_id="crm-42")  # fmt: skip
+    other = await _sell(
+        organizer, events[1], "r0-1", "bob@example.com", "Bob", consent=True, buyer_id="crm-7"
+    )
+    feed = _feed(organizer)
+    out = await feed.UpdateConsent(
+        feed_pb2.UpdateConsentRequest(buyer_id="crm-42", opted_in=False, source="crm"),
+        metadata=organizer.metadata,
+    )
+    assert (out.applied, out.opted_in, out.source) == (True, False, "crm")
+    entries = await _read(organizer, "", lambda es: any(e.kind == "consent.changed" for e in es))
+    [changed] = [e for e in entries if e.kind == "consent.changed"]
+    assert (changed.buyer.buyer_id, changed.buyer.email, changed.buyer.marketing_consent) == (
+        "crm-42",
+        "",
+        False,
+    )
+    assert not changed.buyer.erased
+    created = {e.order_id: e.buyer for e in entries if e.kind == "order.created"}
+    for order in (first, second):  # both of the buyer's orders, whatever their e-mail, in both events
+        assert (created[order.order_id].marketing_consent, created[order.order_id].consent_source) == (
+            False,
+            "crm",
+        )
+    assert (created[other.order_id].marketing_consent, created[other.order_id].consent_source) == (
+        True,
+        "checkout",
+    )
+    # a newer decision by e-mail wins for the orders with that e-mail only
+    await feed.UpdateConsent(
+        feed_pb2.UpdateConsentRequest(email="ann.work@example.com", opted_in=True, source="buyer"),
+        metadata=organizer.metadata,
+    )
+    entries = await _read(organizer, "", lambda es: sum(e.kind == "consent.changed" for e in es) == 2)
+    created = {e.order_id: e.buyer for e in entries if e.kind == "order.created"}
+    assert (created[second.order_id].marketing_consent, created[second.order_id].consent_source) == (
+        True,
+        "buyer",
+    )
+    assert not created[first.order_id].marketing_consent
+    # name the buyer one way, within bounds
+    for request, field in (
+        (feed_pb2.UpdateConsentRequest(email="ann@example.com", buyer_id="crm-42"), "buyer_id"),
+        (feed_pb2.UpdateConsentRequest(source="crm"), "email"),
+        (feed_pb2.UpdateConsentRequest(buyer_id="x" * 129), "buyer_id"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await feed.UpdateConsent(request, metadata=organizer.metadata)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (err.value.details() or "")
+    # erasing the buyer (by an e-mail of its orders) forgets the decision by its id too
+    await feed.EraseBuyer(feed_pb2.EraseBuyerRequest(email="ann@example.com"), metadata=organizer.metadata)
+    assert await redis_client.hgetall(keys.tenant_consent_ids("acme")) == {}
+    subjects = await redis_client.hvals(keys.tenant_subjects("acme"))
+    assert b"crm-42" not in subjects

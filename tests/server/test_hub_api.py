@@ -13,6 +13,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, platform_pb2
 
+from holds import keys
+from server.context import Stores
 from tests.api import Api
 from tests.server import test_platforms_api
 from tests.server.test_branding_api import _storefront
@@ -201,3 +203,76 @@ async def test_organizers_export_is_the_platforms_own(world: World) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         [c async for c in call]
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _hub(api: Api, **request: object) -> list[str]:
+    got = await api.platforms.ListHubEvents(
+        platform_pb2.ListHubEventsRequest(**request),  # type: ignore[arg-type]
+        metadata=api.metadata,
+    )
+    return [e.event_id for e in got.events]
+
+
+async def test_events_leave_the_hub_when_paused_or_closed(world: World) -> None:
+    soon = await _dated(world.org1, 1, "Soon")
+    later = await _dated(world.org1, 5, "Later")
+    assert await _hub(world.p1) == [soon, later]
+    update = world.org1.events.UpdateEvent
+    await update(
+        events_pb2.UpdateEventRequest(event_id=soon, status=events_pb2.EVENT_STATUS_PAUSED),
+        metadata=world.org1.metadata,
+    )
+    assert await _hub(world.p1) == [later]
+    await update(
+        events_pb2.UpdateEventRequest(event_id=soon, status=events_pb2.EVENT_STATUS_ON_SALE),
+        metadata=world.org1.metadata,
+    )
+    assert await _hub(world.p1) == [soon, later]
+    assert await _hub(world.p1, organizer_id=world.org1_id) == [soon, later]
+    for event_id in (soon, later):  # closed (the cancelled event's status): off the hub
+        await update(
+            events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_CLOSED),
+            metadata=world.org1.metadata,
+        )
+    assert await _hub(world.p1) == []
+    assert await _hub(world.p1, organizer_id=world.org1_id) == []
+
+
+async def test_hub_pages_with_a_cursor_over_equal_starts_and_filters(world: World, stores: Stores) -> None:
+    second = await _sign_up(world.p1, "second-hall")
+    at = int(time.time() * 1000) + 3 * DAY_MS
+    async with Api(world.server, second.api_key) as org_b:
+        ids = []
+        for i in range(7):  # four at one instant, in two organizers
+            api = world.org1 if i % 2 else org_b
+            ids.append(await _event(api, starts_at=_ts(at + (i // 4) * DAY_MS), name=f"E{i}"))
+    expected = sorted(ids[:4]) + sorted(ids[4:])  # by start, then event id
+    seen, token = [], ""
+    while True:
+        got = await world.p1.platforms.ListHubEvents(
+            platform_pb2.ListHubEventsRequest(page_size=3, page_token=token), metadata=world.p1.metadata
+        )
+        assert len(got.events) <= 3
+        seen += [e.event_id for e in got.events]
+        token = got.next_page_token
+        if not token:
+            break
+    assert seen == expected
+    mine = [e for i, e in enumerate(ids) if i % 2]
+    assert await _hub(world.p1, organizer_id=world.org1_id) == [e for e in expected if e in mine]
+    assert await _hub(world.p1, until=_ts(at + 1)) == sorted(ids[:4])
+    assert await _hub(world.p1, **{"from": _ts(at + 1)}) == sorted(ids[4:])
+    # a forged cursor is refused naming the field
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _hub(world.p1, page_token="aDp4Onk=")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in (err.value.details() or "")
+    # events written before the index existed: built once, at the first hub call
+    await stores.redis.delete(
+        keys.platform_hub("p1"),
+        keys.platform_hub_built("p1"),
+        keys.platform_hub_organizer("p1", world.org1_id),
+        keys.platform_hub_organizer("p1", second.organizer.organizer_id),
+    )
+    assert await _hub(world.p1, organizer_id=world.org1_id) == [e for e in expected if e in mine]
+    assert await _hub(world.p1) == expected

@@ -756,3 +756,52 @@ async def test_a_batch_larger_than_the_stream_cap_is_served_within_it(
     assert sorted(by_id) == sorted(f"g{n}" for n in range(12))
     assert all(a.WhichOneof("result") == "hold" for a in by_id.values())
     assert stream.max_outstanding <= 4
+
+
+def _message_request_info(status: status_pb2.Status) -> error_details_pb2.RequestInfo:
+    info = error_details_pb2.RequestInfo()
+    found = [d for d in status.details if d.Unpack(info)]
+    assert len(found) == 1, status
+    return info
+
+
+async def test_a_messages_error_carries_the_streams_request_id_and_its_correlation_id(
+    organizer: Api, gate: Gate
+) -> None:
+    event_id = await make_event(organizer)
+    call = organizer.sessions.Session(metadata=[*organizer.metadata, ("x-request-id", "storefront-run-7")])
+    try:
+        hold = session_pb2.SessionRequest(
+            correlation_id="h", hold_seats=sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"])
+        )
+        await call.write(hold)
+        held = await asyncio.wait_for(call.read(), timeout=30)
+        token = held.hold.hold.hold_token  # type: ignore[union-attr]
+        late = session_pb2.SessionRequest(
+            correlation_id="late", get_hold=sales_pb2.GetHoldRequest(hold_token=token)
+        )
+        late.budget.FromMilliseconds(100)
+        await call.write(late)  # held by the gate past its budget
+        answer = await asyncio.wait_for(call.read(), timeout=30)
+        assert answer.correlation_id == "late"  # type: ignore[union-attr]
+        assert answer.error.code == code_pb2.DEADLINE_EXCEEDED  # type: ignore[union-attr]
+        info = _message_request_info(answer.error)  # type: ignore[union-attr]
+        assert (info.request_id, info.serving_data) == ("storefront-run-7", "correlation_id=late")
+        # any other per-message error alike: a refusal before it runs, an error of the operation
+        taken = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"])
+        for correlation_id, request in (
+            ("bad", session_pb2.SessionRequest(correlation_id="bad")),  # no operation
+            ("taken", session_pb2.SessionRequest(correlation_id="taken", hold_seats=taken)),
+        ):
+            await call.write(request)
+            refused = await asyncio.wait_for(call.read(), timeout=30)
+            assert refused.correlation_id == correlation_id  # type: ignore[union-attr]
+            assert refused.error.code in (code_pb2.INVALID_ARGUMENT, code_pb2.FAILED_PRECONDITION)  # type: ignore[union-attr]
+            info = _message_request_info(refused.error)  # type: ignore[union-attr]
+            assert (info.request_id, info.serving_data) == (
+                "storefront-run-7",
+                f"correlation_id={correlation_id}",
+            )
+    finally:
+        gate.opened.set()
+        call.cancel()

@@ -283,10 +283,18 @@ class UpdateConsentRequest(_message.Message):
     OPTED_IN_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    BUYER_ID_FIELD_NUMBER: _builtins.int
     email: _builtins.str
+    """The buyer, by e-mail or (buyer_id) by the storefront's buyer id given at hold or
+    commit: exactly one of the two.
+    """
     opted_in: _builtins.bool
     source: _builtins.str
     """Who decided: "crm", "buyer", "box_office", ... (free text, up to 64 characters)."""
+    buyer_id: _builtins.str
+    """The buyer's id (1-128 characters): the decision applies to every order of the
+    organizer made with this buyer id, whatever e-mail it carries.
+    """
     @_builtins.property
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """When the buyer decided; unset: now."""
@@ -298,10 +306,11 @@ class UpdateConsentRequest(_message.Message):
         opted_in: _builtins.bool = ...,
         source: _builtins.str = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        buyer_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "email", b"email", "opted_in", b"opted_in", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "decided_at", b"decided_at", "email", b"email", "opted_in", b"opted_in", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
