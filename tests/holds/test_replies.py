@@ -16,6 +16,7 @@ from holds.scripts import (
     INVENTORY_PRELUDE,
     OFFERS_PRELUDE,
     REPLIES_HEADER,
+    SEASON_PRELUDE,
     Script,
     ScriptRegistry,
     script_source,
@@ -52,7 +53,7 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
     [
         n
         for n in _scripts()
-        if n not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE, AFTER_SALE_PRELUDE)
+        if n not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE, AFTER_SALE_PRELUDE, SEASON_PRELUDE)
     ],
 )
 def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
@@ -72,6 +73,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
         INVENTORY_PRELUDE,
         OFFERS_PRELUDE,
         AFTER_SALE_PRELUDE,
+        SEASON_PRELUDE,
     }
 
 
