@@ -125,6 +125,7 @@ class SeasonOrder:
     season_id: str
     hold_token: str
     idempotency_key: str
+    event_ids: list[str]  # the events of the orders, in the same order
     orders: list[Order]  # one per event, in the season hold's event order
     total: int
     currency: str
@@ -428,7 +429,8 @@ class SeasonSales:
                     if self._limits is not None:
                         await self._limits.count_tickets(tenant_id, sum(len(o.tickets) for o in orders))
                 return SeasonOrder(
-                    rec.season_order_id, rec.season_id, token, rec.idempotency_key, orders, rec.total,
+                    rec.season_order_id, rec.season_id, token, rec.idempotency_key,
+                    [line.event_id for line in rec.lines], orders, rec.total,
                     rec.currency, rec.created_ms, bool(replayed),
                 )  # fmt: skip
             case [Reply.IDEMPOTENCY_MISMATCH, other]:
@@ -456,7 +458,8 @@ class SeasonSales:
         ]
         return SeasonOrder(
             rec.season_order_id, rec.season_id, season_hold_token(season_id, rec.hold_id),
-            rec.idempotency_key, orders, rec.total, rec.currency, rec.created_ms, False,
+            rec.idempotency_key, [line.event_id for line in rec.lines], orders, rec.total, rec.currency,
+            rec.created_ms, False,
         )  # fmt: skip
 
     @staticmethod
