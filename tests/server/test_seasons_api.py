@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import code_pb2
 from seatwise.v1 import events_pb2, sales_pb2, seasons_pb2, seatmap_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
 from tests.server.maps import small_map
+from tests.server.test_sessions import Session
 
 PRICES = [
     events_pb2.CategoryPrice(category="front", amount_minor=5000),
@@ -155,3 +157,50 @@ async def test_bad_input_names_the_field(organizer: Api) -> None:
         seasons_pb2.ListSeasonsRequest(), metadata=organizer.metadata
     )
     assert season.season_id in [s.season_id for s in listed.seasons]
+
+
+async def test_season_operations_over_a_sales_session(organizer: Api) -> None:
+    """The season operations answer over a session as their unary RPCs do."""
+    season = await _season(organizer, n_events=2)
+    session = Session(organizer)
+    try:
+        answer = await session.ask(
+            hold_season_seats=seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, seat_ids=["r1-0"]
+            )
+        )
+        held = answer.season_hold.hold
+        assert list(held.event_ids) == list(season.event_ids)
+        token = held.season_hold_token
+        got = await session.ask(get_season_hold=seasons_pb2.SeasonHoldRequest(season_hold_token=token))
+        assert got.season_hold.hold.seat_ids == ["r1-0"]
+        extended = await session.ask(
+            extend_season_hold=seasons_pb2.ExtendSeasonHoldRequest(season_hold_token=token)
+        )
+        assert extended.WhichOneof("result") == "season_hold"
+        # the same seats again: refused as the unary call refuses, naming each event's seat
+        taken = await session.ask(
+            hold_season_seats=seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, seat_ids=["r1-0"]
+            )
+        )
+        assert taken.error.code == code_pb2.FAILED_PRECONDITION
+        committed = await session.ask(
+            commit_season_hold=seasons_pb2.CommitSeasonHoldRequest(
+                season_hold_token=token, idempotency_key="s-1"
+            )
+        )
+        assert len(committed.season_order.order.orders) == 2
+        other = await session.ask(
+            hold_season_seats=seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, seat_ids=["r1-1"]
+            )
+        )
+        released = await session.ask(
+            release_season_hold=seasons_pb2.SeasonHoldRequest(
+                season_hold_token=other.season_hold.hold.season_hold_token
+            )
+        )
+        assert released.WhichOneof("result") == "season_release"
+    finally:
+        session.call.cancel()
