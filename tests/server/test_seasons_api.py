@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.rpc import code_pb2
+from seatwise.client import SeatwiseClient, SeatwiseError
 from seatwise.v1 import events_pb2, sales_pb2, seasons_pb2, seatmap_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
@@ -204,3 +205,26 @@ async def test_season_operations_over_a_sales_session(organizer: Api) -> None:
         assert released.WhichOneof("result") == "season_release"
     finally:
         session.call.cancel()
+
+
+@pytest.mark.parametrize("sessions", [0, 2])
+async def test_the_client_holds_and_commits_a_season_over_either_transport(
+    organizer: Api, sessions: int
+) -> None:
+    season = await _season(organizer, n_events=2)
+    key = organizer.metadata[0][1].removeprefix("Bearer ")
+    async with SeatwiseClient(organizer.target, key, sessions=sessions) as client:
+        held = await client.hold_season_seats(season.season_id, ["r1-2"], buyer_id="b1")
+        token = held.hold.season_hold_token
+        assert (await client.get_season_hold(token)).hold.seat_ids == ["r1-2"]
+        assert (await client.extend_season_hold(token)).hold.season_hold_token == token
+        with pytest.raises(SeatwiseError) as err:
+            await client.hold_season_seats(season.season_id, ["r1-2"])
+        assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        done = await client.commit_season_hold(token, "pay-1", buyer=sales_pb2.BuyerDetails(name="Ann"))
+        again = await client.commit_season_hold(token, "pay-1")
+        assert again.replayed
+        assert again.order.season_order_id == done.order.season_order_id
+        assert [len(o.tickets) for o in done.order.orders] == [1, 1]
+        other = await client.hold_season_seats(season.season_id, ["r1-3"])
+        await client.release_season_hold(other.hold.season_hold_token)
