@@ -97,7 +97,6 @@ class SeasonOrderRecord(msgspec.Struct, frozen=True):
     total: int
     currency: str
     created_ms: int
-    buyer_id: str = ""
 
     @property
     def lines(self) -> list[SeasonOrderLine]:

@@ -48,8 +48,10 @@ local function season_hold_gone(rec, now)
 end
 
 -- Store a season hold record; `ends` is when it ended or will end (ms). Records that ended
--- over a day ago are forgotten a few at a time, like single holds' tombstones.
+-- over a day ago are forgotten a few at a time, like single holds' tombstones. An ended
+-- record keeps no buyer id: the orders carry it (and EraseBuyer erases it there).
 local function save_season_hold(hold_id, rec, ends, now)
+  if rec.status ~= 'live' then rec.buyer = '' end
   redis.call('HSET', K_SEASON_HOLDS, hold_id, cjson.encode(rec))
   redis.call('ZADD', K_SEASON_HOLDS_Z, ends, hold_id)
   local old = redis.call('ZRANGEBYSCORE', K_SEASON_HOLDS_Z, '-inf', now - TOMBSTONE_MS, 'LIMIT', 0, TOMBSTONE_TRIM)

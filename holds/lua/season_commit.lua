@@ -100,7 +100,7 @@ for i = 1, #events do
 end
 
 local season_order = {season_order_id = season_order_id, season_id = rec.season_id, hold_id = hold_id,
-  idempotency_key = idem_key, buyer_id = rec.buyer or '', orders = orders, total = season_total,
+  idempotency_key = idem_key, orders = orders, total = season_total,
   currency = currency, created_ms = now}
 local season_raw = cjson.encode(season_order)
 redis.call('HSET', K_SEASON_ORDERS, season_order_id, season_raw)
