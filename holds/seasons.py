@@ -44,7 +44,7 @@ from holds.live import LiveEvent
 from holds.records import Buyer, Order, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
-from holds.sales import MAX_SEATS_PER_REQUEST, Sales, TicketLimits, check_order_input
+from holds.sales import MAX_SEATS_PER_REQUEST, Sales, TicketLimits, check_order_input, hold_token
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
 from rules.fees import Collector
@@ -298,6 +298,12 @@ class SeasonSales:
         if len(buyer) > 128:
             raise InvalidRequest("buyer_id", "must be at most 128 characters")
         ctxs = await self._events(season, event_ids)
+        for ctx in ctxs:  # created into the season: its seat-map version (one ordinal, one seat)
+            if (ctx.ref.seat_map_id, ctx.ref.seat_map_version) != (
+                season.seat_map_id,
+                season.seat_map_version,
+            ):
+                raise StoreError(f"event {ctx.event_id} is not on season {season.season_id}'s seat map")
         ordinals = self._sales.ordinals(ctxs[0], seat_ids)
         if len(ordinals) * len(ctxs) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_REQUEST} places per season hold")
@@ -356,7 +362,8 @@ class SeasonSales:
         return season, hold_id, _hold_decoder.decode(raw)
 
     async def get_hold(self, tenant_id: str, token: str) -> SeasonHoldInfo:
-        """The season hold as stored (its state is checked by the script of the next change)."""
+        """The season hold, while it lives: expiry is decided on Redis's clock by reading
+        each event's part (``hold_view.lua``), as ``GetHold`` does for one hold."""
         _season, hold_id, record = await self._record(tenant_id, token)
         if record.status == "released":
             raise PreconditionFailed("the season hold was released", subject=token)
@@ -364,8 +371,15 @@ class SeasonSales:
             raise PreconditionFailed(
                 f"the season hold was already committed to season order {record.status[10:]}", subject=token
             )
-        if record.expires <= int(time.time() * 1000):
-            raise HoldExpired("the season hold has expired", subject=token)
+        for event_id in record.events:
+            try:
+                await self._sales.get_hold(tenant_id, hold_token(event_id, hold_id))
+            except HoldExpired as exc:
+                raise HoldExpired("the season hold has expired", subject=token) from exc
+            except (NotFound, PreconditionFailed) as exc:
+                raise PreconditionFailed(
+                    f"the season hold's part in event {event_id} is gone: {exc}", subject=event_id
+                ) from exc
         ctx = await self._sales.context(tenant_id, record.events[0])
         return self._info(ctx, hold_id, record, record.expires)
 
