@@ -72,7 +72,17 @@ EVENT_KEY_NAMES = (
 ACTIVE_EVENTS = f"{PREFIX}:events:active"
 
 
+# An event created into a season (holds/seasons.py) has the id "<season_id>~<random>":
+# its tag is the season's, ``{ev:<season_id>}~<random>``, so every event of a season
+# shares one Cluster slot and a season hold is one script (docs/selling.md). Event ids
+# otherwise never contain "~" (holds/events.py new_event_id), so nothing else moves.
+SEASON_SEPARATOR = "~"
+
+
 def event_tag(event_id: str) -> str:
+    season_id, sep, rest = event_id.partition(SEASON_SEPARATOR)
+    if sep:
+        return f"{{ev:{season_id}}}{sep}{rest}"
     return f"{{ev:{event_id}}}"
 
 
@@ -92,6 +102,31 @@ _EVENT_KEY_INDEX = {name: i for i, name in enumerate(EVENT_KEY_NAMES)}
 def event_key(event_id: str, name: str) -> str:
     """One named key of an event (``name`` from EVENT_KEY_NAMES)."""
     return event_keys(event_id)[_EVENT_KEY_INDEX[name]]
+
+
+# -- a season's own records ({ev:<season_id>}: the slot its events share) ----------
+# Passed to the season scripts before the events' keys (KEYS[1..3], then 21 per event).
+SEASON_KEY_NAMES = (
+    "season",  # hash: tenant, name, seat_map_id, seat_map_version, currency, created_ms
+    "season_holds",  # hash season hold id -> record (JSON, holds/seasons.py SeasonHoldRecord)
+    "season_orders",  # hash season order id -> record (JSON); "key:<idempotency key>" -> its id
+    "season_holds_z",  # zset season hold id -> when it ended (ms): forgotten a day later
+    "season_events",  # zset event id -> creation ms: the season's events
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def season_keys(season_id: str) -> tuple[str, ...]:
+    """A season's keys, in the order of SEASON_KEY_NAMES; tagged ``{ev:<season_id>}``, the
+    slot of every event of the season (the names never clash with an event's: no event
+    key name is one of these)."""
+    tag = event_tag(season_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in SEASON_KEY_NAMES)
+
+
+def tenant_seasons(tenant_id: str) -> str:
+    """Sorted set season_id -> creation ms, per tenant (listing)."""
+    return f"{PREFIX}:{tenant_tag(tenant_id)}:seasons"
 
 
 def event_index(tenant_id: str) -> str:

@@ -89,3 +89,8 @@ class Reply(IntEnum):
     TICKET_REFUNDED = 57  # ticket id
     ALREADY_LISTED = 58  # ticket id
     EXCHANGE_KEY_MISMATCH = 59  # the exchange the key made
+    # seasons and bundles (holds/seasons.py): season_hold, season_commit, season_release, season_extend
+    SEASON_EVENT = 72  # event position (1-based), that event's reply [code, ...]
+    SEASON_SEATS_UNAVAILABLE = 73  # [[position, [ordinal, ...]], ...]: every event's taken seats
+    SEASON_HOLD_CHANGED = 74  # the season hold's events are not the ones given (read it again)
+    SEASON_NOT_FOUND = 75

@@ -152,7 +152,7 @@ def _refund_lines(order: Order, amounts: Mapping[str, int], releasing: bool) -> 
     return lines
 
 
-def _outcome_known(failure: BaseException | None) -> bool:
+def outcome_known(failure: BaseException | None) -> bool:
     """Whether a sale that raised ``failure`` (None: it returned) surely did or did not apply:
     not when Redis was unreachable or faulting, on a timeout or when the caller went away."""
     return failure is None or (
@@ -514,7 +514,7 @@ class Sales:
         """Settle a tickets claim: ``made`` sold, the rest given back. When the sale's outcome
         is unknown (as for :meth:`_give_back`) the claim is kept: the limit may refuse a few
         places too early until the month ends, never sell past it."""
-        if claim is None or self._limits is None or not _outcome_known(failure):
+        if claim is None or self._limits is None or not outcome_known(failure):
             return
         await asyncio.shield(self._limits.settle_tickets(claim, made))
 
@@ -522,7 +522,7 @@ class Sales:
         """Return an organizer-wide code's claimed use the sale did not make: after a replay or
         a refusal. When the outcome is unknown (Redis unreachable or faulting, a timeout, the
         caller gone) the claim is kept: a use too many counted, never one too few."""
-        if claim is None or self._offers is None or not _outcome_known(failure):
+        if claim is None or self._offers is None or not outcome_known(failure):
             return
         await asyncio.shield(self._offers.give_back(claim))
 

@@ -44,6 +44,8 @@ PROMO_BACK_PRELUDE = "_promo_back"
 PROMO_BACK_SCRIPTS = frozenset({"cancel", "refund"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
+SEASON_PRELUDE = "_season"  # after the inventory prelude: a season's keys, its events' (holds/seasons.py)
+SEASON_SCRIPTS = frozenset({"season_hold", "season_commit", "season_release", "season_extend"})
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -64,6 +66,7 @@ INVENTORY_SCRIPTS = frozenset(
         "refund",
     }
     | AFTER_SALE_SCRIPTS
+    | SEASON_SCRIPTS
 )
 
 
@@ -80,6 +83,8 @@ def _source(name: str) -> str:
         parts.insert(2, AFTER_SALE_PRELUDE)
     if name in PROMO_BACK_SCRIPTS:
         parts.insert(2, PROMO_BACK_PRELUDE)
+    if name in SEASON_SCRIPTS:
+        parts.insert(2, SEASON_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -202,6 +207,11 @@ class ScriptRegistry:
         self.resale_list = self._script("resale_list")
         self.resale_hold = self._script("resale_hold")
         self.resale_commit = self._script("resale_commit")
+        # seasons (season keys + each event's keys, one slot): holds/seasons.py
+        self.season_hold = self._script("season_hold")
+        self.season_commit = self._script("season_commit")
+        self.season_release = self._script("season_release")
+        self.season_extend = self._script("season_extend")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

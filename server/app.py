@@ -44,6 +44,7 @@ from server.servicers import (
     platforms,
     reports,
     sales,
+    seasons,
     seatmaps,
     sellers,
     sessions,
@@ -71,6 +72,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     reports.SERVICE,
     sellers.SERVICE,
     offers.OFFER_SERVICE,
+    seasons.SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

@@ -496,18 +496,26 @@ def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @event.command("create")
-@click.argument("seat_map_id")
+@click.argument("seat_map_id", required=False, default="")
 @click.option("--name", required=True)
-@click.option("--currency", default="EUR", show_default=True)
+@click.option("--currency", default="", help="ISO 4217 [default: EUR, or the season's].")
 @click.option("--price", "prices", multiple=True, help="CATEGORY=AMOUNT in minor units (repeat).")
 @click.option("--on-sale", is_flag=True, help="Open the sale at once.")
+@click.option(
+    "--season", "season_id", default="", help="Create it into this season (its seat map and currency)."
+)
 @remote()
 def event_create(
-    seat_map_id: str, name: str, currency: str, prices: tuple[str, ...], on_sale: bool, remote: Remote
-) -> None:
-    """Create an event from the latest (published) version of SEAT_MAP_ID; prints its id."""
+    seat_map_id: str, name: str, currency: str, prices: tuple[str, ...], on_sale: bool, season_id: str,
+    remote: Remote,
+) -> None:  # fmt: skip
+    """Create an event from the latest (published) version of SEAT_MAP_ID, or into a
+    --season; prints its id."""
+    if not seat_map_id and not season_id:
+        raise click.UsageError("name SEAT_MAP_ID or --season")
+    currency = currency or ("" if season_id else "EUR")
     with remote.client() as client:
-        created = client.create_event(seat_map_id, name, currency, _parse_prices(prices), on_sale)
+        created = client.create_event(seat_map_id, name, currency, _parse_prices(prices), on_sale, season_id)
     click.echo(created.event_id)
 
 
@@ -616,6 +624,112 @@ def event_unblock(
 
 
 # --- holds and orders -------------------------------------------------------------------------
+
+
+@main.group()
+def season() -> None:
+    """Seasons and bundles: create, list, get; hold the same seats across a season's events,
+    commit them (one order per event) or release them."""
+
+
+@season.command("create")
+@click.argument("seat_map_id")
+@click.option("--name", required=True)
+@click.option("--currency", default="EUR", show_default=True)
+@remote()
+def season_create(seat_map_id: str, name: str, currency: str, remote: Remote) -> None:
+    """Create a season over the latest (published) version of SEAT_MAP_ID; prints its id.
+    Add events with `seatwise event create --season ID`."""
+    with remote.client() as client:
+        click.echo(client.create_season(seat_map_id, name, currency).season_id)
+
+
+def _season_row(s: Any) -> tuple[object, ...]:
+    return (s.season_id, f"{s.seat_map_id} v{s.seat_map_version}", s.currency, len(s.event_ids), s.name)
+
+
+@season.command("list")
+@json_option
+@remote()
+def season_list(as_json: bool, remote: Remote) -> None:
+    """The tenant's seasons."""
+    from seatwise.v1 import seasons_pb2
+
+    with remote.client() as client:
+        seasons = client.list_seasons()
+    if as_json:
+        emit_json(seasons_pb2.ListSeasonsResponse(seasons=seasons))
+        return
+    table(("SEASON", "SEAT MAP", "CURRENCY", "EVENTS", "NAME"), [_season_row(s) for s in seasons])
+
+
+@season.command("get")
+@click.argument("season_id")
+@json_option
+@remote()
+def season_get(season_id: str, as_json: bool, remote: Remote) -> None:
+    """One season and its events."""
+    with remote.client() as client:
+        s = client.get_season(season_id)
+    if as_json:
+        emit_json(s)
+        return
+    table(("SEASON", "SEAT MAP", "CURRENCY", "EVENTS", "NAME"), [_season_row(s)])
+    for event_id in s.event_ids:
+        click.echo(event_id)
+
+
+@season.command("hold")
+@click.argument("season_id")
+@click.argument("seat_ids", nargs=-1, required=True)
+@click.option("--event", "event_ids", multiple=True, help="Only these events of the season (repeat).")
+@remote()
+def season_hold(
+    season_id: str, seat_ids: tuple[str, ...], event_ids: tuple[str, ...], remote: Remote
+) -> None:
+    """Hold SEAT_IDS in every event of SEASON_ID (or the --event ones), all or nothing;
+    prints the season hold token."""
+    with remote.client() as client:
+        hold = client.hold_season(season_id, list(seat_ids), list(event_ids))
+    click.echo(hold.season_hold_token)
+    click.echo(
+        f"seats: {' '.join(hold.seat_ids)} in {len(hold.event_ids)} event(s); "
+        f"expires {hold.expires_at.ToJsonString()}",
+        err=True,
+    )
+
+
+@season.command("commit")
+@click.argument("season_hold_token")
+@click.option("--idempotency-key", required=True, help="Reuse it on retry: the same key never sells twice.")
+@click.option("--name", default="")
+@click.option("--email", default="")
+@remote()
+def season_commit(
+    season_hold_token: str, idempotency_key: str, name: str, email: str, remote: Remote
+) -> None:
+    """Commit a season hold: one order per event, printed with its tickets."""
+    with remote.client() as client:
+        result = client.commit_season(season_hold_token, idempotency_key, name, email)
+    order = result.order
+    note = " (replayed)" if result.replayed else ""
+    click.echo(
+        f"season order {order.season_order_id}{note}: {order.total.amount_minor} {order.total.currency} "
+        f"minor units, {len(order.orders)} order(s)"
+    )
+    for event_order in order.orders:
+        click.echo(f"event {event_order.event_id}:")
+        _print_order(event_order)
+
+
+@season.command("release")
+@click.argument("season_hold_token")
+@remote()
+def season_release(season_hold_token: str, remote: Remote) -> None:
+    """Release a season hold: its seats go back on sale in every event."""
+    with remote.client() as client:
+        client.release_season(season_hold_token)
+    click.echo("released")
 
 
 @main.command("hold")

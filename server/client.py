@@ -29,6 +29,8 @@ from seatwise.v1 import (
     reports_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
+    seasons_pb2,
+    seasons_pb2_grpc,
     seatmap_pb2,
     seatmap_pb2_grpc,
     tenancy_pb2,
@@ -134,6 +136,7 @@ class Client:
         self.reports = reports_pb2_grpc.ReportServiceStub(self._channel)
         self.offers = offers_pb2_grpc.OfferServiceStub(self._channel)
         self.after_sale = aftersale_pb2_grpc.AfterSaleServiceStub(self._channel)
+        self.seasons = seasons_pb2_grpc.SeasonServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -169,10 +172,17 @@ class Client:
         return list(self._call(self.seatmaps.QuerySeats, request).seats)
 
     def create_event(
-        self, seat_map_id: str, name: str, currency: str, prices: dict[str, int], on_sale: bool
+        self,
+        seat_map_id: str,
+        name: str,
+        currency: str,
+        prices: dict[str, int],
+        on_sale: bool,
+        season_id: str = "",
     ) -> events_pb2.Event:
         request = events_pb2.CreateEventRequest(
             seat_map_id=seat_map_id,
+            season_id=season_id,
             name=name,
             currency=currency,
             prices=[events_pb2.CategoryPrice(category=k, amount_minor=v) for k, v in prices.items()],
@@ -180,6 +190,42 @@ class Client:
         )
         event: events_pb2.Event = self._call(self.events.CreateEvent, request).event
         return event
+
+    # -- seasons and bundles ------------------------------------------------------------
+    def create_season(self, seat_map_id: str, name: str, currency: str) -> seasons_pb2.Season:
+        request = seasons_pb2.CreateSeasonRequest(seat_map_id=seat_map_id, name=name, currency=currency)
+        season: seasons_pb2.Season = self._call(self.seasons.CreateSeason, request).season
+        return season
+
+    def get_season(self, season_id: str) -> seasons_pb2.Season:
+        request = seasons_pb2.GetSeasonRequest(season_id=season_id)
+        season: seasons_pb2.Season = self._call(self.seasons.GetSeason, request).season
+        return season
+
+    def list_seasons(self) -> list[seasons_pb2.Season]:
+        return self._pages(self.seasons.ListSeasons, seasons_pb2.ListSeasonsRequest(), "seasons")
+
+    def hold_season(
+        self, season_id: str, seat_ids: list[str], event_ids: list[str]
+    ) -> seasons_pb2.SeasonHold:
+        request = seasons_pb2.HoldSeasonSeatsRequest(
+            season_id=season_id, seat_ids=seat_ids, event_ids=event_ids
+        )
+        hold: seasons_pb2.SeasonHold = self._call(self.seasons.HoldSeasonSeats, request).hold
+        return hold
+
+    def commit_season(
+        self, token: str, idempotency_key: str, name: str, email: str
+    ) -> seasons_pb2.SeasonOrderResponse:
+        request = seasons_pb2.CommitSeasonHoldRequest(
+            season_hold_token=token, idempotency_key=idempotency_key,
+            buyer=sales_pb2.BuyerDetails(name=name, email=email),
+        )  # fmt: skip
+        response: seasons_pb2.SeasonOrderResponse = self._call(self.seasons.CommitSeasonHold, request)
+        return response
+
+    def release_season(self, token: str) -> None:
+        self._call(self.seasons.ReleaseSeasonHold, seasons_pb2.SeasonHoldRequest(season_hold_token=token))
 
     def availability(self, event_id: str) -> events_pb2.GetAvailabilityResponse:
         response: events_pb2.GetAvailabilityResponse = self._call(

@@ -22,6 +22,7 @@ from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
+from holds.seasons import SeasonSales, SeasonStore
 from holds.seatmaps import SeatMapStore
 from holds.ticket_keys import TicketKeyStore
 from server.admission import Admission
@@ -49,6 +50,8 @@ class Stores:
     hub: Hub
     dues: Dues  # billing state: automatic suspension of unpaid organizers (run by server/reaper.py)
     rate_limits: SalesLimiter  # per-event limits on hold-taking calls
+    seasons: SeasonStore  # seasons of events (holds/seasons.py)
+    season_sales: SeasonSales  # season holds and orders
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -83,6 +86,7 @@ class Stores:
         offers = Offers(client, scripts, live)
         sales = Sales(live, inventory, platforms.organizer_plan, limits=plan_limits, offers=offers)
         door = Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret))
+        seasons = SeasonStore(client)
         return cls(
             redis=client,
             scripts=scripts,
@@ -102,6 +106,8 @@ class Stores:
             hub=hub,
             dues=Dues(client, tenants, platforms, audit),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
+            seasons=seasons,
+            season_sales=SeasonSales(client, scripts, seasons, sales, limits=plan_limits),
         )
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from seatwise.v1 import (
     offers_pb2_grpc,
     platform_pb2_grpc,
     sales_pb2_grpc,
+    seasons_pb2_grpc,
     seatmap_pb2_grpc,
     session_pb2_grpc,
     tenancy_pb2,
@@ -46,6 +47,7 @@ class Api:
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self.channel)
         self.offers = offers_pb2_grpc.OfferServiceStub(self.channel)
+        self.seasons = seasons_pb2_grpc.SeasonServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:

@@ -75,3 +75,8 @@ local LISTING_HELD = 56              -- ticket id: another resale buyer's live h
 local TICKET_REFUNDED = 57           -- ticket id: money was given back on it
 local ALREADY_LISTED = 58            -- ticket id
 local EXCHANGE_KEY_MISMATCH = 59     -- exchange id the key made
+-- seasons and bundles (season_hold, season_commit, season_release, season_extend): {code, details...}
+local SEASON_EVENT = 72              -- event position (1-based), that event's reply {code, ...}
+local SEASON_SEATS_UNAVAILABLE = 73  -- {{position, {ordinal, ...}}, ...}: every event's taken seats
+local SEASON_HOLD_CHANGED = 74       -- the season hold's events are not the ones given (read it again)
+local SEASON_NOT_FOUND = 75

@@ -290,13 +290,15 @@ async def create_within_limits(
     loaded: LoadedSeatMap,
     currency: str,
     settings: EventSettings,
+    event_id: str = "",
 ) -> Event:
     """Create an event if the organizer's plan allows it: its map's places within
     seats per map, then one more event this month and one more active event
-    (counted before the event is written; uncounted again if writing it fails)."""
+    (counted before the event is written; uncounted again if writing it fails).
+    ``event_id``: a new id made by the caller (an event of a season), else a new one."""
     stats = stats_of(loaded.seatmap)
     await limits.check_map(tenant_id, stats.seat_count + stats.ga_capacity)
-    event_id = new_event_id()
+    event_id = event_id or new_event_id()
     counted = await limits.add_event(tenant_id, event_id)
     try:
         event = await events.create(tenant_id, loaded, currency, settings, event_id)

@@ -15,6 +15,7 @@ from holds.live import LiveEvent
 from holds.offers import OfferChoice, choice_of
 from holds.records import Order
 from holds.sales import HoldInfo
+from holds.seasons import season_of
 from rules.fees import Collector
 
 STATUS_TO_PROTO: dict[str, events_pb2.EventStatus.ValueType] = {
@@ -70,6 +71,7 @@ def event_pb(event: Event) -> events_pb2.Event:
         rate_limit_per_buyer=s.rate_limit_per_buyer,
         created_at=ts(event.created_at_ms),
         updated_at=ts(event.updated_at_ms),
+        season_id=season_of(event.ref.event_id),
     )
     if s.starts_at:
         out.starts_at.FromJsonString(s.starts_at)

@@ -19,6 +19,7 @@ from holds.inventory import SeatState
 from holds.live import LiveEvent, LiveEvents
 from holds.platform.notifications import PlanLimitsOf, create_within_limits
 from holds.sales import Sales
+from holds.seasons import SeasonStore, new_season_event_id
 from holds.seatmaps import SeatMapStore
 from server.auth import BROWSE, ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
@@ -175,9 +176,11 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         seatmaps: SeatMapStore,
         live: LiveEvents,
         sales: Sales,
+        seasons: SeasonStore,
         limits: PlanLimitsOf | None = None,
     ) -> None:
         self._limits = limits
+        self._seasons = seasons
         self._events = events
         self._seatmaps = seatmaps
         self._live = live
@@ -187,9 +190,16 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.CreateEventRequest, context: Context
     ) -> events_pb2.CreateEventResponse:
         tenant_id = current_principal().require_tenant()
-        if not request.seat_map_id:
+        season, event_id, currency = None, "", request.currency
+        if request.season_id:  # into a season: its seat-map version and currency, an id in its slot
+            season = await self._seasons.get(tenant_id, request.season_id)
+            SeasonStore.check_event(season, request.seat_map_id, request.seat_map_version, request.currency)
+            loaded = await self._seatmaps.load(tenant_id, season.seat_map_id, season.seat_map_version)
+            event_id, currency = new_season_event_id(season.season_id), season.currency
+        elif not request.seat_map_id:
             raise InvalidRequest("seat_map_id", "required")
-        loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
+        else:
+            loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
         settings = EventSettings(
             name=request.name,
             starts_at=_rfc3339(request, "starts_at"),
@@ -206,11 +216,13 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             rate_limit_per_buyer=request.rate_limit_per_buyer,
         )
         if self._limits is None:
-            event = await self._events.create(tenant_id, loaded, request.currency, settings)
+            event = await self._events.create(tenant_id, loaded, currency, settings, event_id)
         else:
             event = await create_within_limits(
-                self._events, self._limits, tenant_id, loaded, request.currency, settings
+                self._events, self._limits, tenant_id, loaded, currency, settings, event_id
             )
+        if season is not None:
+            await self._seasons.add_event(season, event.ref.event_id, event.created_at_ms)
         return events_pb2.CreateEventResponse(event=event_pb(event))
 
     async def GetEvent(
@@ -370,7 +382,7 @@ SERVICE = ServiceDeclaration(
     descriptor=events_pb2.DESCRIPTOR.services_by_name["EventService"],
     add_to_server=events_pb2_grpc.add_EventServiceServicer_to_server,
     factory=lambda stores: EventServicer(
-        stores.events, stores.seatmaps, stores.live, stores.sales, stores.plan_limits
+        stores.events, stores.seatmaps, stores.live, stores.sales, stores.seasons, stores.plan_limits
     ),
     methods={
         "CreateEvent": MethodRule(ORGANIZER),

@@ -63,6 +63,8 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.errors import clip, internal, to_status
 from server.servicers import Context
 from server.servicers.sales import HOLD_SERVICE, ORDER_SERVICE, HoldServicer, OrderServicer
+from server.servicers.seasons import SERVICE as SEASON_SERVICE
+from server.servicers.seasons import SeasonServicer
 
 if TYPE_CHECKING:
     from server.context import Stores
@@ -99,14 +101,30 @@ _OPERATIONS: dict[str, tuple[ServiceDeclaration[Any], str, str]] = {
     "release_hold": (HOLD_SERVICE, "ReleaseHold", "release"),
     "get_hold": (HOLD_SERVICE, "GetHold", "hold"),
     "commit_hold": (ORDER_SERVICE, "CommitHold", "commit"),
+    # seasons and bundles
+    "hold_season_seats": (SEASON_SERVICE, "HoldSeasonSeats", "season_hold"),
+    "extend_season_hold": (SEASON_SERVICE, "ExtendSeasonHold", "season_hold"),
+    "release_season_hold": (SEASON_SERVICE, "ReleaseSeasonHold", "season_release"),
+    "get_season_hold": (SEASON_SERVICE, "GetSeasonHold", "season_hold"),
+    "commit_season_hold": (SEASON_SERVICE, "CommitSeasonHold", "season_order"),
 }
 
 
-def operations(holds: HoldServicer, orders: OrderServicer) -> dict[str, Operation]:
+def operations(
+    holds: HoldServicer, orders: OrderServicer, seasons: SeasonServicer | None = None
+) -> dict[str, Operation]:
+    """``seasons``: None serves no season operation (they are answered as unknown)."""
     out = {}
+    servicers: dict[str, Any] = {
+        HOLD_SERVICE.name: holds,
+        ORDER_SERVICE.name: orders,
+        SEASON_SERVICE.name: seasons,
+    }
     for name, (service, method, result) in _OPERATIONS.items():
         rule = service.methods[method]
-        servicer: Any = holds if service is HOLD_SERVICE else orders
+        servicer = servicers[service.name]
+        if servicer is None:
+            continue
         out[name] = Operation(
             name=name,
             path=f"/{service.name}/{method}",
@@ -226,7 +244,11 @@ def _budget_s(request: session_pb2.SessionRequest, context: Context) -> float:
 
 class SessionServicer(session_pb2_grpc.SalesServiceServicer):
     def __init__(self, stores: Stores) -> None:
-        self._ops = operations(HoldServicer(stores.sales, stores.rate_limits), OrderServicer(stores.sales))
+        self._ops = operations(
+            HoldServicer(stores.sales, stores.rate_limits),
+            OrderServicer(stores.sales),
+            SEASON_SERVICE.factory(stores),
+        )
         self._admission = stores.admission
         self._stopping = stores.stopping
         self._process_slots: asyncio.Semaphore | None = None

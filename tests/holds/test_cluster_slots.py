@@ -37,6 +37,7 @@ from holds.scripts import (
     OFFERS_PRELUDE,
     PROMO_BACK_PRELUDE,
     REPLIES_HEADER,
+    SEASON_PRELUDE,
     EncodableArg,
     Script,
     ScriptRegistry,
@@ -44,6 +45,7 @@ from holds.scripts import (
 from rules.promos import PromoCode, TicketType
 from server.context import Stores
 from tests.holds.factories import GA_AREA, make_event
+from tests.holds.test_seasons import make_season
 
 ids = st.text(min_size=0, max_size=40)
 
@@ -60,6 +62,7 @@ def every_script() -> set[str]:
         REPLIES_HEADER,
         AFTER_SALE_PRELUDE,
         PROMO_BACK_PRELUDE,
+        SEASON_PRELUDE,
     }
 
 
@@ -70,6 +73,15 @@ def test_every_key_of_an_event_shares_one_slot(event_id: str) -> None:
     assert slots(ks) == {key_slot(keys.event_tag(event_id).encode())}
     assert slots(keys.door_keys(event_id)) == slots(ks)
     assert slots(keys.after_sale_keys(event_id)) == slots(ks)
+
+
+@given(st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True), ids)
+def test_a_seasons_events_share_the_seasons_slot(season_id: str, rest: str) -> None:
+    """An event created into a season (id ``<season>~<random>``) is in the season's slot."""
+    event_id = f"{season_id}{keys.SEASON_SEPARATOR}{rest}"
+    season_slot = slots(keys.season_keys(season_id))
+    assert season_slot == slots(keys.event_keys(event_id)) == slots(keys.after_sale_keys(event_id))
+    assert not set(keys.season_keys(season_id)) & set(keys.event_keys(event_id))
 
 
 @given(ids, ids)
@@ -196,8 +208,28 @@ async def test_every_script_call_path_stays_in_one_slot(
     # the whole order cancelled: its organizer-wide code's use given back (promo_return: {t:} slot)
     await stores.sales.cancel(ev.tenant, ev.event_id, promo_order.order_id, [], "free", "")
 
+    # seasons: every script over the season's keys and its events' keys (one slot, the season's)
+    first_season_call = len(script_calls)
+    season = await make_season(stores, n_events=2)
+    held_season = await stores.season_sales.hold(
+        season.season.tenant_id, season.season.season_id, [season.seat(0)]
+    )
+    await stores.season_sales.extend(season.season.tenant_id, held_season.token)
+    await stores.season_sales.commit(season.season.tenant_id, held_season.token, "season-1", Buyer())
+    released = await stores.season_sales.hold(
+        season.season.tenant_id, season.season.season_id, [season.seat(1)]
+    )
+    await stores.season_sales.release(season.season.tenant_id, released.token)
+
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
-    for name, script_keys in script_calls:
+    for name, script_keys in script_calls[first_season_call:]:  # the season's events, the season's scripts
+        assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
+        if name == "event_put" or name.startswith("season_"):
+            assert slots(script_keys) == slots([keys.event_tag(season.season.season_id)])
+            assert slots(script_keys) == slots([keys.event_tag(season.events[1])])
+        if name.startswith("season_"):
+            assert len(script_keys) == len(keys.SEASON_KEY_NAMES) + 2 * len(keys.EVENT_KEY_NAMES)
+    for name, script_keys in script_calls[:first_season_call]:
         assert script_keys, f"{name} got no KEYS: a cluster could not route it"
         assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
         if name in {"consent", "erase_subject"}:

@@ -17,6 +17,7 @@ from holds.scripts import (
     OFFERS_PRELUDE,
     PROMO_BACK_PRELUDE,
     REPLIES_HEADER,
+    SEASON_PRELUDE,
     Script,
     ScriptRegistry,
     script_source,
@@ -54,7 +55,14 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
         n
         for n in _scripts()
         if n
-        not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE, AFTER_SALE_PRELUDE, PROMO_BACK_PRELUDE)
+        not in (
+            REPLIES_HEADER,
+            INVENTORY_PRELUDE,
+            OFFERS_PRELUDE,
+            AFTER_SALE_PRELUDE,
+            PROMO_BACK_PRELUDE,
+            SEASON_PRELUDE,
+        )
     ],
 )
 def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
@@ -75,6 +83,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
         OFFERS_PRELUDE,
         AFTER_SALE_PRELUDE,
         PROMO_BACK_PRELUDE,
+        SEASON_PRELUDE,
     }
 
 

@@ -28,6 +28,7 @@ from seatwise.v1 import (
     platform_pb2,
     reports_pb2,
     sales_pb2,
+    seasons_pb2,
     seatmap_pb2,
     sellers_pb2,
     session_pb2,
@@ -64,6 +65,9 @@ ID_FIELDS = (
     "order_id",
     "key_id",
     "hold_token",
+    "season_id",
+    "season_hold_token",
+    "season_order_id",
 )
 
 _TYPE = offers_pb2.TicketType(
@@ -129,6 +133,9 @@ EXTRA: dict[str, dict[str, Any]] = {
     "CreatePromoCode": {"promo_code": _PROMO},
     "UpdatePromoCode": {"promo_code": _PROMO},
     "DisablePromoCode": {"code": "MATRIX"},
+    "CreateSeason": {"name": "Matrix", "currency": "EUR"},
+    "HoldSeasonSeats": {"seat_ids": ["r0-4"]},
+    "CommitSeasonHold": {"idempotency_key": "matrix"},
 }
 
 
@@ -173,6 +180,33 @@ async def _resources(org: Api, platform_id: str, organizer_id: str) -> Victim:
         sales_pb2.CommitHoldRequest(hold_token=other.hold.hold_token, idempotency_key="i"),
         metadata=org.metadata,
     )
+    season = (
+        await org.seasons.CreateSeason(
+            seasons_pb2.CreateSeasonRequest(name="S", seat_map_id=event.event.seat_map_id, currency="EUR"),
+            metadata=org.metadata,
+        )
+    ).season
+    await org.events.CreateEvent(
+        events_pb2.CreateEventRequest(
+            season_id=season.season_id, name="S1", status=events_pb2.EVENT_STATUS_ON_SALE,
+            prices=[events_pb2.CategoryPrice(category="front", amount_minor=100)],
+        ),
+        metadata=org.metadata,
+    )  # fmt: skip
+    season_held = await org.seasons.HoldSeasonSeats(
+        seasons_pb2.HoldSeasonSeatsRequest(season_id=season.season_id, seat_ids=["r0-2"]),
+        metadata=org.metadata,
+    )
+    season_sold = await org.seasons.HoldSeasonSeats(
+        seasons_pb2.HoldSeasonSeatsRequest(season_id=season.season_id, seat_ids=["r0-3"]),
+        metadata=org.metadata,
+    )
+    season_order = await org.seasons.CommitSeasonHold(
+        seasons_pb2.CommitSeasonHoldRequest(
+            season_hold_token=season_sold.hold.season_hold_token, idempotency_key="s"
+        ),
+        metadata=org.metadata,
+    )
     shop = await org.tenants.CreateApiKey(
         tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=org.metadata
     )
@@ -186,6 +220,9 @@ async def _resources(org: Api, platform_id: str, organizer_id: str) -> Victim:
             "order_id": order.order.order_id,
             "key_id": shop.key.key_id,
             "hold_token": held.hold.hold_token,
+            "season_id": season.season_id,
+            "season_hold_token": season_held.hold.season_hold_token,
+            "season_order_id": season_order.order.season_order_id,
         }
     )
 
@@ -248,6 +285,7 @@ def _module_of(method: Any) -> Any:
         "reports": reports_pb2,
         "sellers": sellers_pb2,
         "offers": offers_pb2,
+        "seasons": seasons_pb2,
     }[name]
 
 

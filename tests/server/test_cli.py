@@ -53,6 +53,13 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["seatmap", "nearest", "sm", "--x", "1", "--y", "2"],
     ["tenant", "create", "Demo"],
     ["event", "create", "sm", "--name", "x"],
+    ["event", "create", "--season", "ss1", "--name", "x"],
+    ["season", "create", "sm", "--name", "x"],
+    ["season", "list"],
+    ["season", "get", "ss1"],
+    ["season", "hold", "ss1", "s1"],
+    ["season", "commit", "tok", "--idempotency-key", "k"],
+    ["season", "release", "tok"],
     ["event", "list"],
     ["event", "get", "ev"],
     ["event", "availability", "ev"],
@@ -317,6 +324,21 @@ async def test_the_organizer_and_support_commands(server: str, tmp_path: Path) -
         json.loads((await cli("event", "get", event_id, "--json")).stdout)["status"] == "EVENT_STATUS_ON_SALE"
     )
     assert "premium" in (await cli("event", "get", event_id)).stdout
+
+    # A season over the same map: two events, the same seat held in both and committed
+    season_id = (await cli("season", "create", seat_map_id, "--name", "Series")).stdout.strip()
+    for night in ("Night 1", "Night 2"):
+        await cli("event", "create", "--season", season_id, "--name", night, "--on-sale", *prices)
+    assert (
+        len((await cli("season", "get", season_id)).stdout.strip().splitlines()) == 4
+    )  # header, row, 2 events
+    assert season_id in (await cli("season", "list")).stdout
+    season_token = (await cli("season", "hold", season_id, "SR-A-3")).stdout.strip()
+    sold = await cli("season", "commit", season_token, "--idempotency-key", "season-1", "--name", "Ada")
+    assert sold.stdout.startswith("season order ")
+    assert sold.stdout.count("\nevent ") == 2
+    refused = await cli("season", "hold", season_id, "SR-A-3", ok=False)
+    assert_one_line_error(refused, "FAILED_PRECONDITION")
 
     # Without naming the tenant, the admin key is told how to.
     refused = await cli("hold", event_id, "--best", "2", tenant=None, ok=False)

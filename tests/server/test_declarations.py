@@ -142,6 +142,15 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.AfterSaleService/HoldListing": SELLING,
     "/seatwise.v1.AfterSaleService/CommitListing": SELLING,
     "/seatwise.v1.AfterSaleService/ListResales": REPORTING,
+    "/seatwise.v1.SeasonService/CreateSeason": ORGANIZER,
+    "/seatwise.v1.SeasonService/GetSeason": BROWSE,
+    "/seatwise.v1.SeasonService/ListSeasons": BROWSE,
+    "/seatwise.v1.SeasonService/HoldSeasonSeats": SELLING,
+    "/seatwise.v1.SeasonService/GetSeasonHold": SELLING,
+    "/seatwise.v1.SeasonService/ExtendSeasonHold": SELLING,
+    "/seatwise.v1.SeasonService/ReleaseSeasonHold": SELLING,
+    "/seatwise.v1.SeasonService/CommitSeasonHold": SELLING,
+    "/seatwise.v1.SeasonService/GetSeasonOrder": BROWSE,
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
@@ -168,6 +177,9 @@ ALWAYS_ADMITTED = {
     "/seatwise.v1.AfterSaleService/CommitListing",
     "/seatwise.v1.HoldService/ExtendHold",
     "/seatwise.v1.HoldService/ReleaseHold",
+    "/seatwise.v1.SeasonService/ExtendSeasonHold",
+    "/seatwise.v1.SeasonService/ReleaseSeasonHold",
+    "/seatwise.v1.SeasonService/CommitSeasonHold",
     # the stream itself: each of its messages is admitted by its operation's own rule
     "/seatwise.v1.SalesService/Session",
 }

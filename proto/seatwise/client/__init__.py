@@ -41,7 +41,14 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from seatwise.v1 import sales_pb2, sales_pb2_grpc, session_pb2, session_pb2_grpc
+from seatwise.v1 import (
+    sales_pb2,
+    sales_pb2_grpc,
+    seasons_pb2,
+    seasons_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
+)
 
 __all__ = ["SeatwiseClient", "SeatwiseError"]
 
@@ -60,8 +67,16 @@ _UNARY = {
     "release_hold": ("holds", "ReleaseHold"),
     "get_hold": ("holds", "GetHold"),
     "commit_hold": ("orders", "CommitHold"),
+    # seasons and bundles
+    "hold_season_seats": ("seasons", "HoldSeasonSeats"),
+    "extend_season_hold": ("seasons", "ExtendSeasonHold"),
+    "release_season_hold": ("seasons", "ReleaseSeasonHold"),
+    "get_season_hold": ("seasons", "GetSeasonHold"),
+    "commit_season_hold": ("seasons", "CommitSeasonHold"),
 }
-_IDEMPOTENT = frozenset({"extend_hold", "get_hold", "commit_hold"})
+_IDEMPOTENT = frozenset(
+    {"extend_hold", "get_hold", "commit_hold", "extend_season_hold", "get_season_hold", "commit_season_hold"}
+)
 _HOLDS = frozenset({"hold_seats", "hold_best_available", "hold_general_admission"})
 
 
@@ -246,7 +261,11 @@ class SeatwiseClient:
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._stubs = [
-            {"holds": sales_pb2_grpc.HoldServiceStub(c), "orders": sales_pb2_grpc.OrderServiceStub(c)}
+            {
+                "holds": sales_pb2_grpc.HoldServiceStub(c),
+                "orders": sales_pb2_grpc.OrderServiceStub(c),
+                "seasons": seasons_pb2_grpc.SeasonServiceStub(c),
+            }
             for c in self._channels
         ]
         self._sessions = [
@@ -379,6 +398,63 @@ class SeatwiseClient:
         if buyer is not None:
             request.buyer.CopyFrom(buyer)
         reply: sales_pb2.CommitHoldResponse = await self.call("commit_hold", request, deadline_s)
+        return reply
+
+    # -- seasons and bundles: the same seats across a season's events (docs/selling.md) -------------
+
+    async def hold_season_seats(
+        self,
+        season_id: str,
+        seat_ids: Sequence[str],
+        *,
+        event_ids: Sequence[str] = (),
+        buyer_id: str = "",
+        deadline_s: float | None = None,
+    ) -> seasons_pb2.SeasonHoldResponse:
+        """Never retried (no request id yet): a lost answer may have held the seats."""
+        request = seasons_pb2.HoldSeasonSeatsRequest(
+            season_id=season_id, seat_ids=seat_ids, event_ids=event_ids, buyer_id=buyer_id
+        )
+        reply: seasons_pb2.SeasonHoldResponse = await self.call("hold_season_seats", request, deadline_s)
+        return reply
+
+    async def get_season_hold(
+        self, season_hold_token: str, *, deadline_s: float | None = None
+    ) -> seasons_pb2.SeasonHoldResponse:
+        request = seasons_pb2.SeasonHoldRequest(season_hold_token=season_hold_token)
+        reply: seasons_pb2.SeasonHoldResponse = await self.call("get_season_hold", request, deadline_s)
+        return reply
+
+    async def extend_season_hold(
+        self, season_hold_token: str, *, deadline_s: float | None = None
+    ) -> seasons_pb2.SeasonHoldResponse:
+        request = seasons_pb2.ExtendSeasonHoldRequest(season_hold_token=season_hold_token)
+        reply: seasons_pb2.SeasonHoldResponse = await self.call("extend_season_hold", request, deadline_s)
+        return reply
+
+    async def release_season_hold(
+        self, season_hold_token: str, *, deadline_s: float | None = None
+    ) -> seasons_pb2.ReleaseSeasonHoldResponse:
+        request = seasons_pb2.SeasonHoldRequest(season_hold_token=season_hold_token)
+        reply: seasons_pb2.ReleaseSeasonHoldResponse = await self.call(
+            "release_season_hold", request, deadline_s
+        )
+        return reply
+
+    async def commit_season_hold(
+        self,
+        season_hold_token: str,
+        idempotency_key: str,
+        *,
+        buyer: sales_pb2.BuyerDetails | None = None,
+        deadline_s: float | None = None,
+    ) -> seasons_pb2.SeasonOrderResponse:
+        request = seasons_pb2.CommitSeasonHoldRequest(
+            season_hold_token=season_hold_token, idempotency_key=idempotency_key
+        )
+        if buyer is not None:
+            request.buyer.CopyFrom(buyer)
+        reply: seasons_pb2.SeasonOrderResponse = await self.call("commit_season_hold", request, deadline_s)
         return reply
 
     # -- transport -----------------------------------------------------------------------------------

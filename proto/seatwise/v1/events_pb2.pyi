@@ -144,6 +144,7 @@ class Event(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
+    SEASON_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     name: _builtins.str
     seat_map_id: _builtins.str
@@ -159,6 +160,8 @@ class Event(_message.Message):
     "5 per minute"; "" none. Over it: RESOURCE_EXHAUSTED with RetryInfo.
     """
     rate_limit_per_buyer: _builtins.str
+    season_id: _builtins.str
+    """The season the event was created into ("" none; docs/selling.md)."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -197,10 +200,11 @@ class Event(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         rate_limit_per_key: _builtins.str = ...,
         rate_limit_per_buyer: _builtins.str = ...,
+        season_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -226,6 +230,7 @@ class CreateEventRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
+    SEASON_ID_FIELD_NUMBER: _builtins.int
     seat_map_id: _builtins.str
     seat_map_version: _builtins.int
     """A published version; 0 means the latest version (which must be published)."""
@@ -244,6 +249,11 @@ class CreateEventRequest(_message.Message):
     "5 per minute"; "" none. Over it: RESOURCE_EXHAUSTED with RetryInfo.
     """
     rate_limit_per_buyer: _builtins.str
+    season_id: _builtins.str
+    """Create the event into this season (SeasonService): it uses the season's
+    seat-map version and currency (seat_map_id, seat_map_version and currency
+    may be left empty; given, they must be the season's).
+    """
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -279,10 +289,11 @@ class CreateEventRequest(_message.Message):
         status: Global___EventStatus.ValueType = ...,
         rate_limit_per_key: _builtins.str = ...,
         rate_limit_per_buyer: _builtins.str = ...,
+        season_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

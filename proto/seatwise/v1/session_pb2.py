@@ -25,19 +25,20 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from seatwise.v1 import sales_pb2 as seatwise_dot_v1_dot_sales__pb2
+from seatwise.v1 import seasons_pb2 as seatwise_dot_v1_dot_seasons__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seatwise/v1/session.proto\x12\x0bseatwise.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\x1a\x17seatwise/v1/sales.proto\"\xa4\x04\n\x0eSessionRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12)\n\x06\x62udget\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\nhold_seats\x18\n \x01(\x0b\x32\x1d.seatwise.v1.HoldSeatsRequestH\x00\x12\x44\n\x13hold_best_available\x18\x0b \x01(\x0b\x32%.seatwise.v1.HoldBestAvailableRequestH\x00\x12J\n\x16hold_general_admission\x18\x0c \x01(\x0b\x32(.seatwise.v1.HoldGeneralAdmissionRequestH\x00\x12\x35\n\x0b\x65xtend_hold\x18\r \x01(\x0b\x32\x1e.seatwise.v1.ExtendHoldRequestH\x00\x12\x37\n\x0crelease_hold\x18\x0e \x01(\x0b\x32\x1f.seatwise.v1.ReleaseHoldRequestH\x00\x12/\n\x08get_hold\x18\x0f \x01(\x0b\x32\x1b.seatwise.v1.GetHoldRequestH\x00\x12\x35\n\x0b\x63ommit_hold\x18\x10 \x01(\x0b\x32\x1e.seatwise.v1.CommitHoldRequestH\x00\x12*\n\x05\x62\x61tch\x18\x03 \x03(\x0b\x32\x1b.seatwise.v1.SessionRequestB\x04\n\x02op\"\x98\x02\n\x0fSessionResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12)\n\x04hold\x18\n \x01(\x0b\x32\x19.seatwise.v1.HoldResponseH\x00\x12\x33\n\x07release\x18\x0b \x01(\x0b\x32 .seatwise.v1.ReleaseHoldResponseH\x00\x12\x31\n\x06\x63ommit\x18\x0c \x01(\x0b\x32\x1f.seatwise.v1.CommitHoldResponseH\x00\x12#\n\x05\x65rror\x18\r \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x03(\x0b\x32\x1c.seatwise.v1.SessionResponseB\x08\n\x06result2X\n\x0cSalesService\x12H\n\x07Session\x12\x1b.seatwise.v1.SessionRequest\x1a\x1c.seatwise.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seatwise/v1/session.proto\x12\x0bseatwise.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\x1a\x17seatwise/v1/sales.proto\x1a\x19seatwise/v1/seasons.proto\"\xe8\x06\n\x0eSessionRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12)\n\x06\x62udget\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\nhold_seats\x18\n \x01(\x0b\x32\x1d.seatwise.v1.HoldSeatsRequestH\x00\x12\x44\n\x13hold_best_available\x18\x0b \x01(\x0b\x32%.seatwise.v1.HoldBestAvailableRequestH\x00\x12J\n\x16hold_general_admission\x18\x0c \x01(\x0b\x32(.seatwise.v1.HoldGeneralAdmissionRequestH\x00\x12\x35\n\x0b\x65xtend_hold\x18\r \x01(\x0b\x32\x1e.seatwise.v1.ExtendHoldRequestH\x00\x12\x37\n\x0crelease_hold\x18\x0e \x01(\x0b\x32\x1f.seatwise.v1.ReleaseHoldRequestH\x00\x12/\n\x08get_hold\x18\x0f \x01(\x0b\x32\x1b.seatwise.v1.GetHoldRequestH\x00\x12\x35\n\x0b\x63ommit_hold\x18\x10 \x01(\x0b\x32\x1e.seatwise.v1.CommitHoldRequestH\x00\x12@\n\x11hold_season_seats\x18( \x01(\x0b\x32#.seatwise.v1.HoldSeasonSeatsRequestH\x00\x12\x42\n\x12\x65xtend_season_hold\x18) \x01(\x0b\x32$.seatwise.v1.ExtendSeasonHoldRequestH\x00\x12=\n\x13release_season_hold\x18* \x01(\x0b\x32\x1e.seatwise.v1.SeasonHoldRequestH\x00\x12\x39\n\x0fget_season_hold\x18+ \x01(\x0b\x32\x1e.seatwise.v1.SeasonHoldRequestH\x00\x12\x42\n\x12\x63ommit_season_hold\x18, \x01(\x0b\x32$.seatwise.v1.CommitSeasonHoldRequestH\x00\x12*\n\x05\x62\x61tch\x18\x03 \x03(\x0b\x32\x1b.seatwise.v1.SessionRequestB\x04\n\x02op\"\xcc\x03\n\x0fSessionResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12)\n\x04hold\x18\n \x01(\x0b\x32\x19.seatwise.v1.HoldResponseH\x00\x12\x33\n\x07release\x18\x0b \x01(\x0b\x32 .seatwise.v1.ReleaseHoldResponseH\x00\x12\x31\n\x06\x63ommit\x18\x0c \x01(\x0b\x32\x1f.seatwise.v1.CommitHoldResponseH\x00\x12#\n\x05\x65rror\x18\r \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x36\n\x0bseason_hold\x18( \x01(\x0b\x32\x1f.seatwise.v1.SeasonHoldResponseH\x00\x12@\n\x0eseason_release\x18) \x01(\x0b\x32&.seatwise.v1.ReleaseSeasonHoldResponseH\x00\x12\x38\n\x0cseason_order\x18* \x01(\x0b\x32 .seatwise.v1.SeasonOrderResponseH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x03(\x0b\x32\x1c.seatwise.v1.SessionResponseB\x08\n\x06result2X\n\x0cSalesService\x12H\n\x07Session\x12\x1b.seatwise.v1.SessionRequest\x1a\x1c.seatwise.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seatwise.v1.session_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SESSIONREQUEST']._serialized_start=125
-  _globals['_SESSIONREQUEST']._serialized_end=673
-  _globals['_SESSIONRESPONSE']._serialized_start=676
-  _globals['_SESSIONRESPONSE']._serialized_end=956
-  _globals['_SALESSERVICE']._serialized_start=958
-  _globals['_SALESSERVICE']._serialized_end=1046
+  _globals['_SESSIONREQUEST']._serialized_start=152
+  _globals['_SESSIONREQUEST']._serialized_end=1024
+  _globals['_SESSIONRESPONSE']._serialized_start=1027
+  _globals['_SESSIONRESPONSE']._serialized_end=1487
+  _globals['_SALESSERVICE']._serialized_start=1489
+  _globals['_SALESSERVICE']._serialized_end=1577
 # @@protoc_insertion_point(module_scope)

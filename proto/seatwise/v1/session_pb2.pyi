@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
 from seatwise.v1 import sales_pb2 as _sales_pb2
+from seatwise.v1 import seasons_pb2 as _seasons_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -34,6 +35,11 @@ class SessionRequest(_message.Message):
     RELEASE_HOLD_FIELD_NUMBER: _builtins.int
     GET_HOLD_FIELD_NUMBER: _builtins.int
     COMMIT_HOLD_FIELD_NUMBER: _builtins.int
+    HOLD_SEASON_SEATS_FIELD_NUMBER: _builtins.int
+    EXTEND_SEASON_HOLD_FIELD_NUMBER: _builtins.int
+    RELEASE_SEASON_HOLD_FIELD_NUMBER: _builtins.int
+    GET_SEASON_HOLD_FIELD_NUMBER: _builtins.int
+    COMMIT_SEASON_HOLD_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     correlation_id: _builtins.str
     """Chosen by the client, 1-128 characters, unique among this stream's
@@ -61,6 +67,18 @@ class SessionRequest(_message.Message):
     @_builtins.property
     def commit_hold(self) -> _sales_pb2.CommitHoldRequest: ...
     @_builtins.property
+    def hold_season_seats(self) -> _seasons_pb2.HoldSeasonSeatsRequest:
+        """seasons and bundles (SeasonService)"""
+
+    @_builtins.property
+    def extend_season_hold(self) -> _seasons_pb2.ExtendSeasonHoldRequest: ...
+    @_builtins.property
+    def release_season_hold(self) -> _seasons_pb2.SeasonHoldRequest: ...
+    @_builtins.property
+    def get_season_hold(self) -> _seasons_pb2.SeasonHoldRequest: ...
+    @_builtins.property
+    def commit_season_hold(self) -> _seasons_pb2.CommitSeasonHoldRequest: ...
+    @_builtins.property
     def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionRequest]:
         """Several requests in one message, so a client with many ready at once pays
         gRPC's per-message cost once for them: each element is a whole request (its
@@ -81,13 +99,18 @@ class SessionRequest(_message.Message):
         release_hold: _sales_pb2.ReleaseHoldRequest | None = ...,
         get_hold: _sales_pb2.GetHoldRequest | None = ...,
         commit_hold: _sales_pb2.CommitHoldRequest | None = ...,
+        hold_season_seats: _seasons_pb2.HoldSeasonSeatsRequest | None = ...,
+        extend_season_hold: _seasons_pb2.ExtendSeasonHoldRequest | None = ...,
+        release_season_hold: _seasons_pb2.SeasonHoldRequest | None = ...,
+        get_season_hold: _seasons_pb2.SeasonHoldRequest | None = ...,
+        commit_season_hold: _seasons_pb2.CommitSeasonHoldRequest | None = ...,
         batch: _abc.Iterable[Global___SessionRequest] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "commit_hold", b"commit_hold", "extend_hold", b"extend_hold", "get_hold", b"get_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "commit_hold", b"commit_hold", "commit_season_hold", b"commit_season_hold", "extend_hold", b"extend_hold", "extend_season_hold", b"extend_season_hold", "get_hold", b"get_hold", "get_season_hold", b"get_season_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_season_seats", b"hold_season_seats", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold", "release_season_hold", b"release_season_hold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "budget", b"budget", "commit_hold", b"commit_hold", "correlation_id", b"correlation_id", "extend_hold", b"extend_hold", "get_hold", b"get_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "budget", b"budget", "commit_hold", b"commit_hold", "commit_season_hold", b"commit_season_hold", "correlation_id", b"correlation_id", "extend_hold", b"extend_hold", "extend_season_hold", b"extend_season_hold", "get_hold", b"get_hold", "get_season_hold", b"get_season_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_season_seats", b"hold_season_seats", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold", "release_season_hold", b"release_season_hold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["hold_seats", "hold_best_available", "hold_general_admission", "extend_hold", "release_hold", "get_hold", "commit_hold"]  # noqa: Y015
+    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["hold_seats", "hold_best_available", "hold_general_admission", "extend_hold", "release_hold", "get_hold", "commit_hold", "hold_season_seats", "extend_season_hold", "release_season_hold", "get_season_hold", "commit_season_hold"]  # noqa: Y015
     _WhichOneofArgType_op: _TypeAlias = _typing.Literal["op", b"op"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_op) -> _WhichOneofReturnType_op | None: ...
 
@@ -102,6 +125,9 @@ class SessionResponse(_message.Message):
     RELEASE_FIELD_NUMBER: _builtins.int
     COMMIT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    SEASON_HOLD_FIELD_NUMBER: _builtins.int
+    SEASON_RELEASE_FIELD_NUMBER: _builtins.int
+    SEASON_ORDER_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     correlation_id: _builtins.str
     @_builtins.property
@@ -114,6 +140,16 @@ class SessionResponse(_message.Message):
     def commit(self) -> _sales_pb2.CommitHoldResponse: ...
     @_builtins.property
     def error(self) -> _status_pb2.Status: ...
+    @_builtins.property
+    def season_hold(self) -> _seasons_pb2.SeasonHoldResponse:
+        """hold_season_seats, extend_season_hold, get_season_hold"""
+
+    @_builtins.property
+    def season_release(self) -> _seasons_pb2.ReleaseSeasonHoldResponse: ...
+    @_builtins.property
+    def season_order(self) -> _seasons_pb2.SeasonOrderResponse:
+        """commit_season_hold"""
+
     @_builtins.property
     def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionResponse]:
         """Several answers in one message (then nothing else is set): the answers
@@ -129,13 +165,16 @@ class SessionResponse(_message.Message):
         release: _sales_pb2.ReleaseHoldResponse | None = ...,
         commit: _sales_pb2.CommitHoldResponse | None = ...,
         error: _status_pb2.Status | None = ...,
+        season_hold: _seasons_pb2.SeasonHoldResponse | None = ...,
+        season_release: _seasons_pb2.ReleaseSeasonHoldResponse | None = ...,
+        season_order: _seasons_pb2.SeasonOrderResponse | None = ...,
         batch: _abc.Iterable[Global___SessionResponse] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result", "season_hold", b"season_hold", "season_order", b"season_order", "season_release", b"season_release"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "commit", b"commit", "correlation_id", b"correlation_id", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "commit", b"commit", "correlation_id", b"correlation_id", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result", "season_hold", b"season_hold", "season_order", b"season_order", "season_release", b"season_release"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["hold", "release", "commit", "error"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["hold", "release", "commit", "error", "season_hold", "season_release", "season_order"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 

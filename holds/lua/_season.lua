@@ -1,0 +1,62 @@
+-- Seasons and bundles: prepended to the season scripts after the inventory prelude.
+-- KEYS: the season's keys (holds/keys.py SEASON_KEY_NAMES), then the 21 keys of each
+-- event of the call in turn. Every one carries the season's {ev:<season_id>} tag
+-- (an event of a season has the id <season_id>~<random>), so the script stays in one
+-- Cluster slot. use_event(i) points the prelude's K_* names at event i's keys, so every
+-- helper of _inventory.lua (sale_settings, seat_is_free, emit, end_hold, ...) works on it.
+local K_SEASON, K_SEASON_HOLDS, K_SEASON_ORDERS, K_SEASON_HOLDS_Z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local SEASON_KEY_COUNT, EVENT_KEY_COUNT = 5, 21
+
+local function use_event(i)
+  local b = SEASON_KEY_COUNT + (i - 1) * EVENT_KEY_COUNT
+  K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], KEYS[b + 5]
+  K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9]
+  K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[b + 10], KEYS[b + 11], KEYS[b + 12], KEYS[b + 13]
+  K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[b + 14], KEYS[b + 15], KEYS[b + 16]
+  K_HOLDGONE, K_HOLDWHY, K_BOUGHT = KEYS[b + 17], KEYS[b + 18], KEYS[b + 19]
+  K_HOLDREQS, K_HOLDREQS_Z = KEYS[b + 20], KEYS[b + 21]
+  stream_at = nil  -- emit's memo of the stream's last entry is per event
+end
+
+-- The event ids of the call: ARGV[base] = n, then n ids (the order of their keys).
+local function season_event_args(base)
+  local out = {}
+  for j = 1, tonumber(ARGV[base]) do out[j] = ARGV[base + j] end
+  return out
+end
+
+-- A season hold record and the reply when it cannot be used: not found, another set of
+-- events than the caller's (read it again), released or committed. Expiry is the caller's.
+local function season_hold(hold_id, events)
+  local raw = redis.call('HGET', K_SEASON_HOLDS, hold_id)
+  if not raw then return nil, {HOLD_NOT_FOUND} end
+  local rec = cjson.decode(raw)
+  local mine = as_array(rec.events)
+  if #mine ~= #events then return nil, {SEASON_HOLD_CHANGED} end
+  for i, e in ipairs(events) do
+    if mine[i] ~= e then return nil, {SEASON_HOLD_CHANGED} end
+  end
+  return rec, nil
+end
+
+-- Answer why a season hold that is not live cannot be used (nil: it is live at `now`).
+local function season_hold_gone(rec, now)
+  if rec.status == 'released' then return {HOLD_RELEASED} end
+  if string.sub(rec.status, 1, 10) == 'committed:' then return {HOLD_COMMITTED, string.sub(rec.status, 11)} end
+  if rec.expires <= now then return {HOLD_EXPIRED} end
+  return nil
+end
+
+-- Store a season hold record; `ends` is when it ended or will end (ms). Records that ended
+-- over a day ago are forgotten a few at a time, like single holds' tombstones. An ended
+-- record keeps no buyer id: the orders carry it (and EraseBuyer erases it there).
+local function save_season_hold(hold_id, rec, ends, now)
+  if rec.status ~= 'live' then rec.buyer = '' end
+  redis.call('HSET', K_SEASON_HOLDS, hold_id, cjson.encode(rec))
+  redis.call('ZADD', K_SEASON_HOLDS_Z, ends, hold_id)
+  local old = redis.call('ZRANGEBYSCORE', K_SEASON_HOLDS_Z, '-inf', now - TOMBSTONE_MS, 'LIMIT', 0, TOMBSTONE_TRIM)
+  for _, id in ipairs(old) do
+    redis.call('ZREM', K_SEASON_HOLDS_Z, id)
+    redis.call('HDEL', K_SEASON_HOLDS, id)
+  end
+end
