@@ -265,8 +265,10 @@ class AfterSale:
             order_id, exchange_key, new_id("x", 12), f"t{secrets.token_hex(6)}-x", hold_id, digest,
             PURGE_PER_CALL, len(ticket_ids), *ticket_ids, len(ordinals), *ordinals,
             *(placed[o].seat.category for o in ordinals),
+            str(ctx.ref.seat_map_version),  # the seat-map version fence (holds/lua/_layout.lua)
         ]  # fmt: skip
         reply = await self._scripts.exchange.replicated(keys.after_sale_keys(ctx.event_id), args)
+        self._inventory.moved(reply, ctx.event_id)
         match reply:
             case [Reply.OK, order_json, exchange_json, replayed]:
                 result = ExchangeResult(

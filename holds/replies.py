@@ -89,3 +89,8 @@ class Reply(IntEnum):
     TICKET_REFUNDED = 57  # ticket id
     ALREADY_LISTED = 58  # ticket id
     EXCHANGE_KEY_MISMATCH = 59  # the exchange the key made
+    # moving an event to another seat-map version (remap.lua; the fence of _layout.lua)
+    LAYOUT_MOVED = 78  # the event's seat-map version now: the caller's ordinals are stale
+    SEATS_LOST = 79  # {ordinal, state, ...}, {area, places held or sold, new capacity (-1: none), ...}
+    LAYOUT_CHANGED = 80  # the event's seat-map version now: it moved since it was read
+    TARGET_TAKEN = 81  # new ordinal, the old ordinal moved there first

@@ -277,6 +277,7 @@ class Sales:
                 hold_id=self._existing(ctx, token),
                 request_id=retry[0],
                 request_fingerprint=retry[1],
+                layout=ctx.ref.seat_map_version,
             )
         except SeatOrdinalsUnavailable as exc:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
@@ -368,7 +369,7 @@ class Sales:
             candidate = ctx.pools.take(mirror, index, request, self._rng)
             if candidate is None:
                 # the first attempt may have taken the last seats: a retry still gets them
-                replayed = await self._inventory.replay(ctx.event_id, *retry)
+                replayed = await self._inventory.replay(ctx.event_id, *retry, ctx.ref.seat_map_version)
                 if replayed is not None:
                     return self._result_info(ctx, replayed)
                 raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
@@ -390,13 +391,13 @@ class Sales:
     async def get_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        view = await self._inventory.get_hold(event_id, hold_id)
+        view = await self._inventory.get_hold(event_id, hold_id, ctx.ref.seat_map_version)
         return self._info(ctx, hold_id, view.record, view.expires_ms)
 
     async def extend_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        view, capped = await self._inventory.extend(event_id, hold_id)
+        view, capped = await self._inventory.extend(event_id, hold_id, layout=ctx.ref.seat_map_version)
         return self._info(ctx, hold_id, view.record, view.expires_ms, capped)
 
     async def release_hold(
@@ -408,7 +409,9 @@ class Sales:
             if area not in ctx.loaded.index.ga_areas or qty < 1:
                 raise InvalidRequest(f"general_admission[{area}]", "unknown area or quantity below 1")
         try:
-            return await self._inventory.release(event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga)
+            return await self._inventory.release(
+                event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga, layout=ctx.ref.seat_map_version
+            )
         except SeatOrdinalsInWrongState as exc:
             raise InvalidRequest(
                 "seat_ids", f"not in this hold: {', '.join(self.seat_ids(ctx, list(exc.states)))}"
@@ -532,6 +535,7 @@ class Sales:
                 override=override,
                 offer=sale_offer,
                 seat_of=seat_names(ctx, offer) if offer else None,
+                layout=ctx.ref.seat_map_version,
             )
         except BaseException as exc:
             await self._give_back(claim, exc)
@@ -617,7 +621,9 @@ class Sales:
     ) -> tuple[int, int]:
         ctx = await self.context(tenant_id, event_id)
         try:
-            return await self._inventory.set_status(event_id, sorted(set(ordinals)), target, allowed)
+            return await self._inventory.set_status(
+                event_id, sorted(set(ordinals)), target, allowed, ctx.ref.seat_map_version
+            )
         except SeatOrdinalsInWrongState as exc:
             named = dict(zip(self.seat_ids(ctx, list(exc.states)), exc.states.values(), strict=True))
             raise SeatsInWrongState(named) from exc

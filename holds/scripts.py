@@ -41,6 +41,12 @@ OFFERS_PRELUDE = "_offers"
 OFFER_SCRIPTS = frozenset({"commit", "box_office"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
+# the seat-map version fence, right before the script's own code: scripts that take seat
+# ordinals from Python or answer with them (their last argument is the caller's version)
+LAYOUT_PRELUDE = "_layout"
+LAYOUT_FENCED = frozenset(
+    {"hold", "release", "extend", "set_status", "hold_view", "box_office", "exchange", "scan"}
+)
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -59,6 +65,7 @@ INVENTORY_SCRIPTS = frozenset(
         "no_show",
         "box_office",
         "refund",
+        "remap",
     }
     | AFTER_SALE_SCRIPTS
 )
@@ -75,6 +82,8 @@ def _source(name: str) -> str:
         parts.insert(2, OFFERS_PRELUDE)
     if name in AFTER_SALE_SCRIPTS:
         parts.insert(2, AFTER_SALE_PRELUDE)
+    if name in LAYOUT_FENCED:
+        parts.insert(-1, LAYOUT_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -169,6 +178,7 @@ class ScriptRegistry:
         self.event_dump = self._script("event_dump")
         self.box_office = self._script("box_office")  # holds/inventory.py
         self.refund = self._script("refund")  # over the event's keys and money keys: holds/inventory.py
+        self.remap = self._script("remap")  # moving an event to another seat-map version: holds/remap.py
         # an event's settings: holds/events.py
         self.event_put = self._script("event_put")
         # a tenant's seat maps: holds/seatmaps.py

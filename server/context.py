@@ -19,6 +19,7 @@ from holds.platform.notifications import PlanLimitsOf, PlanUsage
 from holds.platform.platforms import PlatformStore
 from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
+from holds.remap import SeatMapMoves
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import SeatMapStore
@@ -48,6 +49,7 @@ class Stores:
     hub: Hub
     dues: Dues  # billing state: automatic suspension of unpaid organizers (run by server/reaper.py)
     rate_limits: SalesLimiter  # per-event limits on hold-taking calls
+    moves: SeatMapMoves  # moving events to another version of their seat map
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -100,6 +102,7 @@ class Stores:
             hub=Hub(client),
             dues=Dues(client, tenants, platforms, audit),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
+            moves=SeatMapMoves(events, seatmaps, scripts, on_moved=live.forget),
         )
 
     async def close(self) -> None:

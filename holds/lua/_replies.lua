@@ -75,3 +75,8 @@ local LISTING_HELD = 56              -- ticket id: another resale buyer's live h
 local TICKET_REFUNDED = 57           -- ticket id: money was given back on it
 local ALREADY_LISTED = 58            -- ticket id
 local EXCHANGE_KEY_MISMATCH = 59     -- exchange id the key made
+-- moving an event to another seat-map version (remap.lua; the fence of _layout.lua): {code, details...}
+local LAYOUT_MOVED = 78              -- the event's seat-map version now (the caller's ordinals are stale)
+local SEATS_LOST = 79                -- {ordinal, state, ...}, {area, places held or sold, new capacity (-1 none), ...}
+local LAYOUT_CHANGED = 80            -- the event's seat-map version now (it moved since it was read)
+local TARGET_TAKEN = 81              -- new ordinal, the old ordinal moved there first
