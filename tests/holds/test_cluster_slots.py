@@ -34,6 +34,7 @@ from holds.sales import hold_token
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
+    LAYOUT_PRELUDE,
     OFFERS_PRELUDE,
     REPLIES_HEADER,
     EncodableArg,
@@ -58,6 +59,7 @@ def every_script() -> set[str]:
         OFFERS_PRELUDE,
         REPLIES_HEADER,
         AFTER_SALE_PRELUDE,
+        LAYOUT_PRELUDE,
     }
 
 
@@ -192,6 +194,11 @@ async def test_every_script_call_path_stays_in_one_slot(
         offer=OfferChoice({ev.loaded.index.placed[16].seat.id: "kid"}, promo_code="ALL"),
     )  # fmt: skip
 
+    # moving the event to another version of its seat map (remap: one event's keys)
+    again = await stores.seatmaps.put(ev.tenant, ev.loaded.version.seat_map_id, ev.loaded.seatmap)
+    await stores.seatmaps.publish(ev.tenant, again.seat_map_id, again.version)
+    await stores.moves.move(ev.tenant, ev.event_id, again.version)
+
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls:
         assert script_keys, f"{name} got no KEYS: a cluster could not route it"
@@ -214,6 +221,7 @@ async def test_every_script_call_path_stays_in_one_slot(
             "resale_list",
             "resale_hold",
             "resale_commit",
+            "remap",
         }:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
         if name == "promo_claim":
