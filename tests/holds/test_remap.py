@@ -103,7 +103,8 @@ async def test_a_move_derived_by_seat_id_rewrites_seats_holds_and_orders(
     assert (ticket.seat, ticket.seat_was) == (6, [12])
     assert state.meta["seat_map_version"] == str(v2)
     assert state.ga_cap == {GA_AREA: 8}
-    assert state.changes[-1][1]["kind"] == "layout" and report.sequence == state.seq
+    assert state.changes[-1][1]["kind"] == "layout"
+    assert report.sequence == state.seq
     assert state.lifecycle[-1]["kind"] == "event.seat_map_moved"
     assert state.lifecycle[-1]["detail"] == f"1|{v2}"
 
@@ -146,7 +147,8 @@ async def test_an_explicit_mapping_moves_seats_whose_ids_changed(
     assert state.seats[ROW + 4] == f"s:{order.order_id}"
     assert state.seats[2 * ROW] == f"s:{order.order_id}"  # A-2-0: same id, same ordinal
     ticket = state.orders[order.order_id].tickets[0]
-    assert ticket.seat == ROW + 4 and ticket.seat_was in ([], {})  # same ordinal: nothing to remember
+    assert ticket.seat == ROW + 4
+    assert ticket.seat_was in ([], {})
     assert (await sales.get_hold(ev.tenant, held.token)).seat_ids == ["B-1-3"]
 
 
@@ -180,7 +182,8 @@ async def test_a_move_that_would_lose_seats_is_refused_naming_each_and_changes_n
 
     # a dry run reports the same and changes nothing either
     report = await stores.moves.move(ev.tenant, ev.event_id, v2, dry_run=True)
-    assert report.dry_run and report.lost_seats == refused.value.seats
+    assert report.dry_run
+    assert report.lost_seats == refused.value.seats
     assert report.lost_areas == refused.value.areas
     again = await cut(redis_client, ev)
     again.now_ms = before.now_ms
@@ -210,7 +213,8 @@ async def test_expired_holds_are_not_lost_seats(
     assert report.seats_moved == 0
     state = await cut(redis_client, ev)
     check_consistent(state)
-    assert state.seats == {} and state.holds == {}
+    assert state.seats == {}
+    assert state.holds == {}
 
 
 async def test_bad_requests_name_the_field(stores: Stores, ev: TestEvent) -> None:
@@ -344,8 +348,8 @@ async def test_holds_racing_a_move_lose_no_seat_and_hold_none_twice(
         await stores.sales.context(ev.tenant, ev.event_id)
         tasks = [buyer(stores if i % 2 else other, p) for i, p in enumerate(pairs)]
         move = stores.moves.move(ev.tenant, ev.event_id, v2)
-        results = await asyncio.gather(*tasks[:3], move, *tasks[3:])
-        assert results[3].to_version == v2
+        moved, *_ = await asyncio.gather(move, *tasks)
+        assert moved.to_version == v2
     finally:
         await other.close()
 
