@@ -31,6 +31,8 @@ from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
 from rules.remap import NO_TARGET, InvalidMapping, SeatMapping, derive
 
+MAX_MAPPING_ID = 128  # characters of a seat id in an explicit mapping (seat ids are shorter)
+
 
 @dataclass(frozen=True)
 class MoveReport:
