@@ -371,6 +371,7 @@ class Inventory:
         sale: Sale = STOREFRONT_SALE,
         offer: SaleOffer | None = None,
         seat_of: Mapping[int, str] | None = None,
+        layout: int = 0,
     ) -> CommitResult:
         """Turn a live hold into an order (fenced by the hold, idempotent by key).
 
@@ -388,7 +389,8 @@ class Inventory:
             PURGE_PER_CALL,
             json_encoder.encode(sale),
         ]
-        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of)
+        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of, _layout(layout))
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json, replayed]:
                 if not replayed:
@@ -492,6 +494,7 @@ class Inventory:
         reason: str,
         release_to: Literal["", "free", "not_for_sale"],
         fingerprint: str,
+        layout: int = 0,
     ) -> RefundResult:
         """Record a refund (``refund.lua``); the lines' reversals come from rules.fees.reverse
         on the refunded totals they name (RefundStale when one changed meanwhile)."""
@@ -508,9 +511,11 @@ class Inventory:
                 line.processing_fee_rate,
                 line.processing_fee_fixed,
             ]
+        args.append(_layout(layout))
         reply = await self._scripts.refund.replicated(
             (*keys.event_keys(event_id), *keys.money_keys(event_id)), args
         )
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, refund_json, order_json, replayed]:
                 return RefundResult(
@@ -546,12 +551,14 @@ class Inventory:
         ticket_ids: Sequence[str] = (),
         to: SeatState = "free",
         reason: str = "",
+        layout: int = 0,
     ) -> Order:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
         reply = await self._scripts.cancel.replicated(
-            keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids]
+            keys.event_keys(event_id), [order_id, to, reason, len(ticket_ids), *ticket_ids, _layout(layout)]
         )
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json]:
                 return order_decoder.decode(order_json)
@@ -614,18 +621,32 @@ class Inventory:
                 return HoldView(hold_id, hold_decoder.decode(raw), int(expires))
         raise _hold_gone(reply, hold_id) or _unknown("hold_view", reply)
 
-    async def get_order(self, event_id: str, order_id: str) -> Order:
+    async def _read_version(self, event_id: str, layout: int) -> None:
+        """After reading orders: SeatMapMoved if the event is no longer on ``layout`` (0: no check).
+        Read *after* the orders, so an unchanged version means they were read before any move."""
+        if layout > 0:
+            async with wrap_errors("read seat-map version"):
+                now = await self._r.hget(keys.event_key(event_id, "meta"), "seat_map_version")
+            if now is not None and int(now) != layout:
+                self.moved([Reply.LAYOUT_MOVED, now], event_id)
+
+    async def get_order(self, event_id: str, order_id: str, layout: int = 0) -> Order:
+        """``layout``: the seat-map version the caller names the tickets' seats with."""
         async with wrap_errors("get order"):
             raw = await self._r.hget(keys.event_key(event_id, "orders"), order_id)
+        await self._read_version(event_id, layout)
         if raw is None:
             raise NotFound("order", order_id)
         return order_decoder.decode(raw)
 
-    async def list_orders(self, event_id: str, offset: int, limit: int) -> tuple[list[Order], bool]:
+    async def list_orders(
+        self, event_id: str, offset: int, limit: int, layout: int = 0
+    ) -> tuple[list[Order], bool]:
         listing, orders = keys.event_key(event_id, "orders_z"), keys.event_key(event_id, "orders")
         async with wrap_errors("list orders"):
             ids = await self._r.zrange(listing, offset, offset + limit)
             raw = await self._r.hmget(orders, ids[:limit]) if ids else []
+        await self._read_version(event_id, layout)
         return [order_decoder.decode(r) for r in raw if r is not None], len(ids) > limit
 
     async def snapshot(self, event_id: str) -> Any:

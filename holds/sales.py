@@ -22,6 +22,7 @@ from holds.errors import (
     Conflict,
     InvalidRequest,
     PreconditionFailed,
+    SeatMapMoved,
     SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
@@ -436,7 +437,9 @@ class Sales:
         ctx = await self.context(tenant_id, event_id)
         sale = await self.sale(tenant_id, ctx, collector, payment_method, "storefront")
         if not offer:
-            result = await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+            result = await self._inventory.commit(
+                event_id, hold_id, idempotency_key, buyer, sale, layout=ctx.ref.seat_map_version
+            )
         else:
 
             async def hold_buyer() -> str:
@@ -448,7 +451,14 @@ class Sales:
             sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, hold_buyer)
             try:
                 result = await self._inventory.commit(
-                    event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
+                    event_id,
+                    hold_id,
+                    idempotency_key,
+                    buyer,
+                    sale,
+                    sale_offer,
+                    seat_names(ctx, offer),
+                    layout=ctx.ref.seat_map_version,
                 )
             except BaseException as exc:
                 await self._give_back(claim, exc)
@@ -585,7 +595,7 @@ class Sales:
             try:
                 return ctx, await self._inventory.refund(
                     ctx.event_id, order_id, refund_key=refund_key, lines=lines, reason=reason,
-                    release_to=release_to, fingerprint=digest,
+                    release_to=release_to, fingerprint=digest, layout=ctx.ref.seat_map_version,
                 )  # fmt: skip
             except RefundStale:
                 continue
@@ -608,7 +618,7 @@ class Sales:
         if len(ticket_ids) > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
         return ctx, await self._inventory.cancel(
-            event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
+            event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason, layout=ctx.ref.seat_map_version
         )
 
     async def set_status(
@@ -629,14 +639,28 @@ class Sales:
             raise SeatsInWrongState(named) from exc
 
     async def get_order(self, tenant_id: str, event_id: str, order_id: str) -> tuple[LiveEvent, Order]:
-        ctx = await self.context(tenant_id, event_id)
-        if not order_id:
-            raise InvalidRequest("order_id", "required")
-        return ctx, await self._inventory.get_order(ctx.event_id, order_id)
+        for attempt in range(2):  # the event moved to another seat-map version: read it afresh once
+            ctx = await self.context(tenant_id, event_id)
+            if not order_id:
+                raise InvalidRequest("order_id", "required")
+            try:
+                return ctx, await self._inventory.get_order(ctx.event_id, order_id, ctx.ref.seat_map_version)
+            except SeatMapMoved:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def list_orders(
         self, tenant_id: str, event_id: str, offset: int, limit: int
     ) -> tuple[LiveEvent, list[Order], bool]:
-        ctx = await self.context(tenant_id, event_id)
-        orders, more = await self._inventory.list_orders(ctx.event_id, offset, limit)
-        return ctx, orders, more
+        for attempt in range(2):  # as get_order
+            ctx = await self.context(tenant_id, event_id)
+            try:
+                orders, more = await self._inventory.list_orders(
+                    ctx.event_id, offset, limit, ctx.ref.seat_map_version
+                )
+                return ctx, orders, more
+            except SeatMapMoved:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")

@@ -46,6 +46,7 @@ AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_h
 LAYOUT_PRELUDE = "_layout"
 LAYOUT_FENCED = frozenset(
     {"hold", "release", "extend", "set_status", "hold_view", "box_office", "exchange", "scan"}
+    | {"commit", "cancel", "refund", "transfer", "resale_list", "resale_commit"}
 )
 INVENTORY_SCRIPTS = frozenset(
     {

@@ -261,6 +261,30 @@ async def test_a_stale_process_is_fenced_and_loads_the_new_version(
         await other.close()
 
 
+async def test_a_stale_process_commits_a_hold_made_before_the_move_after_one_refusal(
+    stores: Stores, redis_url: str, redis_client: AnyRedis, ev: TestEvent
+) -> None:
+    other = Stores.open(redis_url)
+    try:
+        held = await other.sales.hold_seats(ev.tenant, ev.event_id, ["A-1-4"])  # at version 1
+        v2 = await publish(stores, ev, without_first_row())
+        await stores.moves.move(ev.tenant, ev.event_id, v2)
+        before = await cut(redis_client, ev)
+        with pytest.raises(SeatMapMoved):  # its order would be read with version 1's seats
+            await other.sales.commit(ev.tenant, held.token, "pay-1", BUYER)
+        after = await cut(redis_client, ev)
+        after.now_ms = before.now_ms
+        assert after == before
+        ctx, order, replayed = await other.sales.commit(ev.tenant, held.token, "pay-1", BUYER)
+        assert not replayed
+        assert other.sales.seat_ids(ctx, [t.seat for t in order.tickets if t.seat is not None]) == ["A-1-4"]
+        _, cancelled = await other.sales.cancel(ev.tenant, ev.event_id, order.order_id, [], "free", "")
+        assert cancelled.status == "cancelled"
+        check_consistent(await cut(redis_client, ev))
+    finally:
+        await other.close()
+
+
 async def test_a_process_that_follows_the_stream_drops_the_event(
     stores: Stores, redis_url: str, ev: TestEvent
 ) -> None:
@@ -366,3 +390,23 @@ async def test_holds_racing_a_move_lose_no_seat_and_hold_none_twice(
         held_seats += ordinals
     assert len(held_seats) == len(set(held_seats)) == 2 * len(pairs)
     assert hold_token(ev.event_id, "x")  # tokens are unchanged by a move
+
+
+async def test_a_stale_process_reads_orders_in_the_new_version(
+    stores: Stores, redis_url: str, ev: TestEvent
+) -> None:
+    """Reads by plain commands (no script to fence) check the version after reading, and
+    read again on the new version once."""
+    other = Stores.open(redis_url)
+    try:
+        sold = await other.sales.hold_seats(ev.tenant, ev.event_id, ["A-2-1"])
+        _, order, _ = await other.sales.commit(ev.tenant, sold.token, "pay-0", BUYER)
+        v2 = await publish(stores, ev, without_first_row())
+        await stores.moves.move(ev.tenant, ev.event_id, v2)
+        ctx, read = await other.sales.get_order(ev.tenant, ev.event_id, order.order_id)
+        assert ctx.ref.seat_map_version == v2
+        assert other.sales.seat_ids(ctx, [t.seat for t in read.tickets if t.seat is not None]) == ["A-2-1"]
+        _, listed, _ = await other.sales.list_orders(ev.tenant, ev.event_id, 0, 10)
+        assert [t.seat for o in listed for t in o.tickets] == [ROW + 1]
+    finally:
+        await other.close()
