@@ -1,7 +1,8 @@
 """Everything a server process keeps in memory about one event, with one lifecycle.
 
 A :class:`LiveEvent` owns what a process knows about an event it serves: the
-facts that never change (tenant, seat-map version, currency), the decoded
+fixed facts (tenant, seat-map version, currency: a move to another seat-map
+version drops the live event, holds/remap.py), the decoded
 seat map and its index, the availability mirror (created on first need), the
 best-available candidate pools and the server's reply caches. They are
 obtained from one place, :class:`LiveEvents`, and evicted together: the least
