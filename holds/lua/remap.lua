@@ -57,16 +57,6 @@ for i = 1, #seats, 2 do
     end
   end
 end
-local orders = redis.call('HGETALL', K_ORDERS)
-for i = 1, #orders, 2 do
-  for _, t in ipairs(as_array(cjson.decode(orders[i + 1]).tickets)) do
-    if t.status == 'valid' and t.seat ~= nil and tonumber(t.seat) >= 0 and target(t.seat) < 0
-      and not redis.call('HGET', K_SEATS, tostring(t.seat)) then
-      lost_seats[#lost_seats + 1] = tostring(t.seat)   -- a valid ticket whose seat reads free
-      lost_seats[#lost_seats + 1] = 'sold'
-    end
-  end
-end
 local new_ga = {}
 for j = 0, n_ga - 1 do
   new_ga[ARGV[G0 + 1 + 3 * j]] = {tonumber(ARGV[G0 + 2 + 3 * j]), ARGV[G0 + 3 + 3 * j]}
@@ -93,26 +83,63 @@ for i = 1, #caps, 2 do
 end
 if #lost_seats > 0 or #lost_ga > 0 then return {SEATS_LOST, lost_seats, lost_ga} end
 
--- counts (what a dry run reports)
+-- counts (what a dry run reports; a move counts the orders as it rewrites them)
 local hold_count = 0
 for i = 1, #holds, 2 do
   local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, holds[i]))
   if exp and exp > now and #as_array(cjson.decode(holds[i + 1]).seats) > 0 then hold_count = hold_count + 1 end
 end
-local order_count, ticket_count = 0, 0
-for i = 1, #orders, 2 do
+-- Each order's tickets whose seat changes ordinal get the new one (-1: a cancelled or
+-- exchanged ticket's seat without a target) and keep the old one in `seat_was`.
+-- Returns how many tickets moved and the order's new JSON (nil: none moved, or not `write`).
+local function moved_order(raw, write)
   local moves = 0
-  for _, t in ipairs(as_array(cjson.decode(orders[i + 1]).tickets)) do
-    if t.seat ~= nil and tonumber(t.seat) >= 0 and target(t.seat) ~= tonumber(t.seat) then moves = moves + 1 end
+  if not string.find(raw, '"seat":%d') then return 0, nil end  -- general admission only
+  local order = cjson.decode(raw)
+  for _, t in ipairs(as_array(order.tickets)) do
+    local o = tonumber(t.seat)
+    if o ~= nil and o >= 0 then
+      local n = target(o)
+      if n ~= o then
+        moves = moves + 1
+        local was = as_array(t.seat_was)
+        was[#was + 1] = o
+        t.seat_was = was
+        t.seat = n
+      end
+    end
   end
-  if moves > 0 then order_count, ticket_count = order_count + 1, ticket_count + moves end
+  return moves, write and moves > 0 and cjson.encode(order) or nil
 end
-if dry then return {OK, tonumber(redis.call('GET', K_SEQ) or '0'), #moved, hold_count, order_count, ticket_count, 1} end
+
+-- Every order through moved_order (`write` false: counted only); orders changed, tickets moved.
+local function rewrite_orders(write)
+  local order_count, ticket_count = 0, 0
+  local flat = redis.call('HGETALL', K_ORDERS)   -- not HSCAN: it may return an order twice
+  for i = 1, #flat, 2 do
+    local moves, json = moved_order(flat[i + 1], write)
+    if moves > 0 then
+      order_count, ticket_count = order_count + 1, ticket_count + moves
+      if write then redis.call('HSET', K_ORDERS, flat[i], json) end
+    end
+  end
+  return order_count, ticket_count
+end
+if dry then
+  local order_count, ticket_count = rewrite_orders(false)
+  return {OK, tonumber(redis.call('GET', K_SEQ) or '0'), #moved, hold_count, order_count, ticket_count, 1}
+end
 
 -- 2. apply: expired holds go first (their seats read free above: nothing of theirs moves)
 while purge_expired(now, 500) == 500 do end
 redis.call('DEL', K_SEATS)
-for _, m in ipairs(moved) do redis.call('HSET', K_SEATS, m[2], m[3]) end
+local batch = {}
+for _, m in ipairs(moved) do
+  batch[#batch + 1] = m[2]
+  batch[#batch + 1] = m[3]
+  if #batch >= 1000 then redis.call('HSET', K_SEATS, unpack(batch)); batch = {} end
+end
+if #batch > 0 then redis.call('HSET', K_SEATS, unpack(batch)) end
 holds = redis.call('HGETALL', K_HOLDS)
 for i = 1, #holds, 2 do
   local hold = cjson.decode(holds[i + 1])
@@ -123,23 +150,7 @@ for i = 1, #holds, 2 do
     redis.call('HSET', K_HOLDS, holds[i], cjson.encode(hold))
   end
 end
-for i = 1, #orders, 2 do
-  local order = cjson.decode(orders[i + 1])
-  local changed = false
-  for _, t in ipairs(as_array(order.tickets)) do
-    if t.seat ~= nil and tonumber(t.seat) >= 0 then
-      local n = target(t.seat)
-      if n ~= tonumber(t.seat) then
-        local was = as_array(t.seat_was)
-        was[#was + 1] = tonumber(t.seat)
-        t.seat_was = was
-        t.seat = n              -- -1: a cancelled or exchanged ticket's seat that has no target
-        changed = true
-      end
-    end
-  end
-  if changed then redis.call('HSET', K_ORDERS, orders[i], cjson.encode(order)) end
-end
+local order_count, ticket_count = rewrite_orders(true)
 for i = 1, #caps, 2 do
   if not new_ga[caps[i]] then
     redis.call('HDEL', K_GA_CAP, caps[i])

@@ -410,3 +410,27 @@ async def test_a_stale_process_reads_orders_in_the_new_version(
         assert [t.seat for o in listed for t in o.tickets] == [ROW + 1]
     finally:
         await other.close()
+
+
+async def test_a_second_move_keeps_every_former_place_and_every_token_scans_once(
+    stores: Stores, redis_client: AnyRedis, ev: TestEvent
+) -> None:
+    sales, door = stores.sales, stores.door
+    held = await sales.hold_seats(ev.tenant, ev.event_id, ["A-2-4"])
+    ga = await sales.hold_general_admission(ev.tenant, ev.event_id, GA_AREA, 1, token=held.token)
+    _, order, _ = await sales.commit(ev.tenant, ga.token, "pay-1", BUYER)
+    seat_ticket = next(t.ticket_id for t in order.tickets if t.seat is not None)
+    tokens = [(await door.ticket_token(ev.tenant, ev.event_id, order.order_id, seat_ticket))[1]]
+    v2 = await publish(stores, ev, without_first_row())
+    await stores.moves.move(ev.tenant, ev.event_id, v2)  # "seat":N rewritten in place
+    tokens.append((await door.ticket_token(ev.tenant, ev.event_id, order.order_id, seat_ticket))[1])
+    v3 = await publish(stores, ev, small_map())  # row R0 back: ordinals as in version 1
+    await stores.moves.move(ev.tenant, ev.event_id, v3)  # tickets that moved before: decoded
+    state = await cut(redis_client, ev)
+    check_consistent(state)
+    tickets = {t.ticket_id: t for t in state.orders[order.order_id].tickets}
+    assert (tickets[seat_ticket].seat, tickets[seat_ticket].seat_was) == (2 * ROW + 4, [2 * ROW + 4, ROW + 4])
+    assert [(t.seat, t.ga_area) for t in tickets.values() if t.ticket_id != seat_ticket] == [(None, GA_AREA)]
+    outcomes = [(await door.scan(ev.tenant, ev.event_id, token, "A", "d1"))[1] for token in tokens]
+    assert [o.result for o in outcomes] == ["admitted", "already_used"]
+    assert outcomes[0].seat_id == "A-2-4"
