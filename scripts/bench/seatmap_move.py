@@ -12,6 +12,11 @@ entry: how long the shard serves nothing else) with the CPU Redis' main thread s
 (INFO cpu: on a busy machine the wall clock also counts the time Redis waited for a core),
 on a scratch Redis.
 
+Second, what the seat-map version fence costs every hold (``holds/lua/_layout.lua``: the
+caller's version as the last argument, one HGET of meta inside the script): ``hold.lua``
+called with the version and unfenced (``''``), alternating phases, each a hold of one seat
+and its release; Redis' own microseconds per call (INFO commandstats) of EVALSHA.
+
     python -m scripts.bench.seatmap_move             # the stadium, sold out
     python -m scripts.bench.seatmap_move --sold 0.5  # half of it
     python -m scripts.bench.seatmap_move --smoke     # a theatre, a few seconds
@@ -30,6 +35,7 @@ from scripts.bench.harness import run_with_scratch_redis
 from seatmap.generate import stadium, theatre
 from seatmap.model import SeatMap
 from server.context import Stores
+from tests.holds.factories import make_event
 
 TENANT = "bench"
 
@@ -107,6 +113,28 @@ async def run(redis_url: str, smoke: bool, sold: float) -> None:
         await stores.close()
 
 
+async def fence_cost(redis_url: str, calls: int) -> None:
+    stores = Stores.open(redis_url, read_timeout=False)
+    try:
+        ev = await make_event(stores.seatmaps, stores.events, rows=4, seats_per_row=10)
+        per_call: dict[str, list[float]] = {"fenced": [], "unfenced": []}
+        for phase in ("unfenced", "fenced") * 3:
+            layout = ev.loaded.version.version if phase == "fenced" else 0
+            await stores.redis.config_resetstat()
+            for i in range(calls):
+                held = await stores.inventory.hold(
+                    ev.event_id, seats=ev.seats(i % ev.seat_count), layout=layout
+                )
+                await stores.inventory.release(ev.event_id, held.hold_id, layout=layout)
+            stats = await stores.redis.info("commandstats")
+            per_call[phase].append(float(stats["cmdstat_evalsha"]["usec_per_call"]))
+        print(f"{'hold + release script':<34}{'Redis us/call (3 phases each)':>32}")
+        for phase, values in per_call.items():
+            print(f"{phase:<34}{' '.join(f'{v:6.1f}' for v in values):>32}")
+    finally:
+        await stores.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +143,7 @@ def main() -> None:
     parser.add_argument("--sold", type=float, default=1.0, help="the share of seats sold (0-1)")
     args = parser.parse_args()
     run_with_scratch_redis("sw-move-", lambda url: run(url, args.smoke, args.sold))
+    run_with_scratch_redis("sw-fence-", lambda url: fence_cost(url, 500 if args.smoke else 5_000))
 
 
 if __name__ == "__main__":
