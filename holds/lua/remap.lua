@@ -94,7 +94,7 @@ end
 -- Returns how many tickets moved and the order's new JSON (nil: none moved, or not `write`).
 local function moved_order(raw, write)
   local moves = 0
-  if not string.find(raw, '"seat":%d') then return 0, nil end  -- general admission only
+  if not string.find(raw, '"seat":%d') then return moves, nil end  -- general admission only
   local order = cjson.decode(raw)
   for _, t in ipairs(as_array(order.tickets)) do
     local o = tonumber(t.seat)
