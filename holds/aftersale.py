@@ -240,8 +240,10 @@ class AfterSale:
             raise InvalidRequest("new_holder", "name or email required")
         _check_buyer("new_holder", holder)
         reply = await self._scripts.transfer.replicated(
-            keys.after_sale_keys(ctx.event_id), [order_id, ticket_id, revision, json_encoder.encode(holder)]
+            keys.after_sale_keys(ctx.event_id),
+            [order_id, ticket_id, revision, json_encoder.encode(holder), str(ctx.ref.seat_map_version)],
         )
+        self._inventory.moved(reply, ctx.event_id)
         match reply:
             case [Reply.OK, order_json, _]:
                 order = order_decoder.decode(order_json)
@@ -278,8 +280,10 @@ class AfterSale:
             order_id, exchange_key, new_id("x", 12), f"t{secrets.token_hex(6)}-x", hold_id, digest,
             PURGE_PER_CALL, len(ticket_ids), *ticket_ids, len(ordinals), *ordinals,
             *(placed[o].seat.category for o in ordinals),
+            str(ctx.ref.seat_map_version),  # the seat-map version fence (holds/lua/_layout.lua)
         ]  # fmt: skip
         reply = await self._scripts.exchange.replicated(keys.after_sale_keys(ctx.event_id), args)
+        self._inventory.moved(reply, ctx.event_id)
         match reply:
             case [Reply.OK, order_json, exchange_json, replayed]:
                 result = ExchangeResult(
@@ -356,7 +360,9 @@ class AfterSale:
         if not ticket_id:
             raise InvalidRequest("ticket_id", "required")
         args: list[str | int] = [op, order_id, ticket_id, revision, price, seller, new_id("l", 9)]
+        args.append(str(ctx.ref.seat_map_version))  # the seat-map version fence (holds/lua/_layout.lua)
         reply = await self._scripts.resale_list.replicated(keys.after_sale_keys(ctx.event_id), args)
+        self._inventory.moved(reply, ctx.event_id)
         match reply:
             case [Reply.OK, order_json]:
                 return order_decoder.decode(order_json)
@@ -465,9 +471,10 @@ class AfterSale:
             split = resale_split(price, order.currency, order)
         args: list[EncodableArg] = [
             ticket_id, listing.listing_id if listing else "", hold_id, resale_key, new_id("rs", 12),
-            json_encoder.encode(buyer), price, *split.parts(),
+            json_encoder.encode(buyer), price, *split.parts(), str(ctx.ref.seat_map_version),
         ]  # fmt: skip
         reply = await self._scripts.resale_commit.replicated(keys.after_sale_keys(ctx.event_id), args)
+        self._inventory.moved(reply, ctx.event_id)
         match reply:
             case [Reply.OK, resale_json, order_json, replayed]:
                 resale = resale_decoder.decode(resale_json)

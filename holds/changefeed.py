@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -56,6 +57,7 @@ READ_GRACE_S = 5.0  # a read overdue by this much is treated as a dead connectio
 POLL_S = 0.02  # the pause between polling rounds that brought nothing (Cluster, TLS)
 RETRY_S = 0.5  # the pause after a failed read
 MAX_REPLAY = 10_000  # changes a resuming watcher is sent instead of a new snapshot
+LAYOUT_KIND = "layout"  # the entry of a move to another seat-map version (holds/lua/remap.lua)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -74,6 +76,9 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._waking: asyncio.Task[None] | None = None  # at most one wake at a time
         self._served_by: dict[str, str] = {}  # stream key -> the primary last read from (Cluster)
+        # told the event id of a stream with a 'layout' entry (the event moved to another
+        # seat-map version, holds/lua/remap.lua): its mirror's ordinals are void from there on
+        self.on_layout: Callable[[str], None] | None = None
         self.rounds = 0  # reads made: for tests and benchmarks
 
     # -- who is followed ------------------------------------------------------
@@ -236,6 +241,12 @@ class ChangeFeed:
                     stream, "gap in the change stream" if gap else "the change stream was rolled back"
                 )
                 return
+            if delta.kind == LAYOUT_KIND:  # the ordinals after it are another seat map's
+                if self.on_layout is not None:
+                    self.on_layout(mirror.event_id)
+                else:
+                    self._resync(stream, "the event moved to another seat-map version")
+                return
             mirror.apply(delta)
             mirror.publish(delta)
             applied = delta
@@ -280,6 +291,8 @@ class ChangeFeed:
         deltas = [decode_entry(entry_id, fields) for entry_id, fields in entries]
         if [d.seq for d in deltas] != list(range(after + 1, upto + 1)):
             return None
+        if any(d.kind == LAYOUT_KIND for d in deltas):
+            return None  # ordinals of two seat-map versions: the watcher starts from a snapshot
         return deltas
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ scanner's view.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -242,11 +242,18 @@ class Door:
             device,
             at_ms,
             scan_id,
+            str(ctx.ref.seat_map_version),  # the seat-map version fence (holds/lua/_layout.lua)
         ]
         event_keys = (*keys.event_keys(ctx.event_id), *keys.door_keys(ctx.event_id))
         # a check-in lost with a failover would let the ticket in twice: replicas confirm it
         reply = await self._scripts.scan.replicated(event_keys, args)
-        return _scan_outcome(reply, ctx.event_id, claims, seat_id)
+        self._inventory.moved(reply, ctx.event_id)
+
+        def seat_of(ordinal: int) -> str:
+            return placed[ordinal].seat.id if 0 <= ordinal < len(placed) else ""
+
+        placed = ctx.loaded.index.placed
+        return _scan_outcome(reply, ctx.event_id, claims, seat_id, seat_of)
 
     async def upload_offline(
         self, tenant_id: str, event_id: str, device: str, scans: Sequence[OfflineScan]
@@ -343,9 +350,13 @@ def _verified(token: str, ring: KeyRing) -> TicketClaims | ScanOutcome:
         return ScanOutcome("revoked", "key_revoked")
 
 
-def _scan_outcome(reply: Any, event_id: str, claims: TicketClaims, seat_id: str) -> ScanOutcome:
+def _scan_outcome(
+    reply: Any, event_id: str, claims: TicketClaims, seat_id: str, seat_of: Callable[[int], str]
+) -> ScanOutcome:
     match reply:
-        case [Reply.OK, _, at, category, first]:
+        case [Reply.OK, _, at, category, first, *now]:
+            # the ticket's seat now (answers kept from before the field: the token's place)
+            seat_id = seat_of(int(now[0])) if now else seat_id
             return ScanOutcome(
                 "admitted", "", claims, seat_id, _text(category), int(at), first_entry=bool(first)
             )

@@ -11,6 +11,8 @@
     ├── PlanLimitExceeded       a limit of the organizer's plan would be exceeded (names it and its value)
     └── Conflict                the state forbids the change right now
         ├── PreconditionFailed  needs a different state first (e.g. publish before use)
+        │   └── SeatsLost       a seat-map move would lose occupied seats or GA places (every one named)
+        ├── SeatMapMoved        the event moved to another seat-map version since it was loaded (retry)
         └── SeatsUnavailable    some seats (named) are not free
 
 Each Lua wrapper maps its script's result codes to exactly one of these and
@@ -132,3 +134,28 @@ class SeatsInWrongState(PreconditionFailed):
         shown = ", ".join(f"{seat} is {state}" for seat, state in list(states.items())[:20])
         super().__init__(f"seats not in an allowed state: {shown}")
         self.states = states
+
+
+class SeatMapMoved(Conflict):
+    """The event moved to another seat-map version after this process loaded it: the
+    call's seats were named in the old version, nothing was changed; the process has
+    dropped what it cached and the same call, retried, runs on the new version."""
+
+    def __init__(self, event_id: str, version: int) -> None:
+        super().__init__(f"event {event_id} moved to seat-map version {version} meanwhile; retry")
+        self.event_id = event_id
+        self.version = version
+
+
+class SeatsLost(PreconditionFailed):
+    """Moving an event to another seat-map version would lose these occupied seats
+    (seat id -> state: held, sold, blocked, not_for_sale) and GA areas (area -> why)."""
+
+    def __init__(self, seats: dict[str, str], areas: dict[str, str]) -> None:
+        named = [f"{seat} ({state})" for seat, state in seats.items()] + [
+            f"area {area} ({why})" for area, why in areas.items()
+        ]
+        shown = ", ".join(named[:20]) + (f" and {len(named) - 20} more" if len(named) > 20 else "")
+        super().__init__(f"the move would lose {len(named)} occupied place(s): {shown}", subject="mapping")
+        self.seats = seats
+        self.areas = areas

@@ -2,9 +2,10 @@
 
 The event's settings live in its own ``meta``/``prices``/``ga_cap`` keys, in
 the event's hash slot, so the inventory scripts read them atomically with the
-seats. What never changes after creation (tenant, seat-map version, currency)
+seats. What does not change with sales (tenant, seat-map version, currency)
 is kept per process with the event (``holds/live.py``), which is how a hold
-costs one Redis round trip.
+costs one Redis round trip; the seat-map version changes only by a move
+(``holds/remap.py``), which every script that depends on it is fenced against.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ DEFAULT_MAX_SEATS_PER_HOLD = 10
 
 @dataclass(frozen=True)
 class EventRef:
-    """What never changes about an event: kept per process with the live event."""
+    """An event's fixed facts, kept per process with the live event (the seat-map version
+    changes only by a move, holds/remap.py: the process then drops and reloads it)."""
 
     event_id: str
     tenant_id: str

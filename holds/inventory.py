@@ -10,7 +10,7 @@ caller's job (holds/sales.py), so the scripts stay small and fast.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from holds.errors import (
     LimitExceeded,
     NotFound,
     PreconditionFailed,
+    SeatMapMoved,
     StoreError,
 )
 from holds.ids import new_id
@@ -166,12 +167,29 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _layout(version: int) -> str:
+    """The fence argument of LAYOUT_FENCED scripts (``holds/lua/_layout.lua``): the seat-map
+    version the call's ordinals come from; 0 (a caller holding no seat map): unfenced."""
+    return str(version) if version > 0 else ""
+
+
 class Inventory:
     """Scripts over one Redis (or cluster); stateless apart from the client."""
 
     def __init__(self, client: AnyRedis, scripts: ScriptRegistry) -> None:
         self._r = client
         self._scripts = scripts
+        # told when a fenced script finds the event on another seat-map version than the
+        # caller's (holds/live.py drops the process's live event); then SeatMapMoved is raised
+        self.on_seat_map_moved: list[Callable[[str], None]] = []
+
+    def moved(self, reply: Any, event_id: str) -> None:
+        """Raise SeatMapMoved (after telling ``on_seat_map_moved``) for a fence's refusal."""
+        match reply:
+            case [Reply.LAYOUT_MOVED, version]:
+                for hook in self.on_seat_map_moved:
+                    hook(event_id)
+                raise SeatMapMoved(event_id, int(version))
 
     async def hold(
         self,
@@ -183,6 +201,7 @@ class Inventory:
         hold_id: str | None = None,
         request_id: str = "",
         request_fingerprint: str = "",
+        layout: int = 0,
     ) -> HoldResult:
         """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
 
@@ -190,7 +209,8 @@ class Inventory:
         ``request_id`` makes the call retry-safe (holds/retries.py): a request id
         already recorded with the same fingerprint answers the hold it made
         (``replayed``); ``request_fingerprint`` is the API's canonical request,
-        by default the seats, GA, buyer and hold as given here.
+        by default the seats, GA, buyer and hold as given here. ``layout``: the seat-map
+        version the ordinals come from (SeatMapMoved when the event is on another).
         """
         ga = dict(ga or {})
         _check_parts([o for o, _ in seats], ga)
@@ -217,13 +237,17 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
+        args.append(_layout(layout))
         reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        self.moved(reply, event_id)
         result = self._hold_result(reply, event_id, hold_id or "")
         if not result.replayed:
             metrics.HOLDS.inc()
         return result
 
-    async def replay(self, event_id: str, request_id: str, request_fingerprint: str) -> HoldResult | None:
+    async def replay(
+        self, event_id: str, request_id: str, request_fingerprint: str, layout: int = 0
+    ) -> HoldResult | None:
         """The hold ``request_id`` made, if it made one (the checks and errors of :meth:`hold`'s
         retry path); None when the request id is not known. Holds nothing."""
         if not request_id:
@@ -238,8 +262,10 @@ class Inventory:
             request_fingerprint,
             0,
             0,
+            _layout(layout),
         ]
         reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        self.moved(reply, event_id)
         if reply == [Reply.HOLD_NOT_FOUND]:
             return None
         return self._hold_result(reply, event_id, "")
@@ -272,7 +298,13 @@ class Inventory:
         raise _hold_gone(reply, hold_id) or _unknown("hold", reply)
 
     async def release(
-        self, event_id: str, hold_id: str, *, seats: Sequence[int] = (), ga: Mapping[str, int] | None = None
+        self,
+        event_id: str,
+        hold_id: str,
+        *,
+        seats: Sequence[int] = (),
+        ga: Mapping[str, int] | None = None,
+        layout: int = 0,
     ) -> int:
         """Release all (no seats, no GA given) or part of a hold; returns what remains held."""
         ga = dict(ga or {})
@@ -280,7 +312,9 @@ class Inventory:
         args: list[str | int] = [hold_id, PURGE_PER_CALL, len(seats), *seats, len(ga)]
         for area, qty in sorted(ga.items()):
             args += [area, qty]
+        args.append(_layout(layout))
         reply = await self._scripts.release(keys.event_keys(event_id), args)
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, remaining]:
                 return int(remaining)
@@ -290,9 +324,12 @@ class Inventory:
                 raise InvalidRequest("ga", f"hold has only {int(held)} place(s) in {_text(area)!r}")
         raise _hold_gone(reply, hold_id) or _unknown("release", reply)
 
-    async def extend(self, event_id: str, hold_id: str, ttl_ms: int = 0) -> tuple[HoldView, bool]:
+    async def extend(
+        self, event_id: str, hold_id: str, ttl_ms: int = 0, layout: int = 0
+    ) -> tuple[HoldView, bool]:
         """The extended hold, and whether the total lifetime cap limited it."""
-        reply = await self._scripts.extend(keys.event_keys(event_id), [hold_id, ttl_ms])
+        reply = await self._scripts.extend(keys.event_keys(event_id), [hold_id, ttl_ms, _layout(layout)])
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, expires, capped, encoded]:
                 return HoldView(hold_id, hold_decoder.decode(encoded), int(expires)), bool(capped)
@@ -309,13 +346,17 @@ class Inventory:
         args: list[EncodableArg],
         offer: SaleOffer | None,
         seat_of: Mapping[int, str] | None,
+        fence: str | None = None,
     ) -> Any:
         """Run a selling script; with an offer, the offer keys and the offer go too (only
-        then: a plain sale reads nothing more) and its refusals raise here."""
+        then: a plain sale reads nothing more) and its refusals raise here. ``fence``: the
+        seat-map version argument of a LAYOUT_FENCED script, always its last."""
         event_keys = keys.event_keys(event_id)
         if offer is not None:
             event_keys = (*event_keys, *keys.offer_keys(event_id))
             args = [*args, json_encoder.encode(offer)]
+        if fence is not None:
+            args = [*args, fence]
         reply = await script.replicated(event_keys, args)
         if offer is not None and (refused := offer_error(reply, seat_of=seat_of)) is not None:
             raise refused
@@ -330,6 +371,7 @@ class Inventory:
         sale: Sale = STOREFRONT_SALE,
         offer: SaleOffer | None = None,
         seat_of: Mapping[int, str] | None = None,
+        layout: int = 0,
     ) -> CommitResult:
         """Turn a live hold into an order (fenced by the hold, idempotent by key).
 
@@ -347,7 +389,8 @@ class Inventory:
             PURGE_PER_CALL,
             json_encoder.encode(sale),
         ]
-        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of)
+        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of, _layout(layout))
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json, replayed]:
                 if not replayed:
@@ -381,6 +424,7 @@ class Inventory:
         override: bool = False,
         offer: SaleOffer | None = None,
         seat_of: Mapping[int, str] | None = None,
+        layout: int = 0,
     ) -> BoxOfficeResult:
         """Sell seats and GA places in one step (``box_office.lua``): no storefront hold."""
         _check_parts([o for o, _ in seats], ga)
@@ -402,7 +446,8 @@ class Inventory:
         ]
         for area, qty in ga.items():
             args += [area, qty]
-        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of)
+        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of, _layout(layout))
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json, replayed, overridden]:
                 if not replayed:
@@ -449,6 +494,7 @@ class Inventory:
         reason: str,
         release_to: Literal["", "free", "not_for_sale"],
         fingerprint: str,
+        layout: int = 0,
     ) -> RefundResult:
         """Record a refund (``refund.lua``); the lines' reversals come from rules.fees.reverse
         on the refunded totals they name (RefundStale when one changed meanwhile)."""
@@ -465,9 +511,11 @@ class Inventory:
                 line.processing_fee_rate,
                 line.processing_fee_fixed,
             ]
+        args.append(_layout(layout))
         reply = await self._scripts.refund.replicated(
             (*keys.event_keys(event_id), *keys.money_keys(event_id), *keys.promo_back_keys(event_id)), args
         )
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, refund_json, order_json, replayed]:
                 return RefundResult(
@@ -503,13 +551,15 @@ class Inventory:
         ticket_ids: Sequence[str] = (),
         to: SeatState = "free",
         reason: str = "",
+        layout: int = 0,
     ) -> Order:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
         reply = await self._scripts.cancel.replicated(
             (*keys.event_keys(event_id), *keys.promo_back_keys(event_id)),
-            [order_id, to, reason, len(ticket_ids), *ticket_ids],
+            [order_id, to, reason, len(ticket_ids), *ticket_ids, _layout(layout)],
         )
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json]:
                 return order_decoder.decode(order_json)
@@ -523,7 +573,12 @@ class Inventory:
         raise _unknown("cancel", reply)
 
     async def set_status(
-        self, event_id: str, ordinals: Sequence[int], target: SeatState, allowed_previous: Sequence[str]
+        self,
+        event_id: str,
+        ordinals: Sequence[int],
+        target: SeatState,
+        allowed_previous: Sequence[str],
+        layout: int = 0,
     ) -> tuple[int, int]:
         """Conditionally move seats to ``target``; returns (seq, seats changed)."""
         if target not in ("free", "blocked", "not_for_sale"):  # the script would free seats for any other
@@ -531,8 +586,10 @@ class Inventory:
         if len(ordinals) > MAX_SEATS_PER_STATUS_CHANGE:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_STATUS_CHANGE} seats per call")
         reply = await self._scripts.set_status(
-            keys.event_keys(event_id), [target, ",".join(allowed_previous), len(ordinals), *ordinals]
+            keys.event_keys(event_id),
+            [target, ",".join(allowed_previous), len(ordinals), *ordinals, _layout(layout)],
         )
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, seq, changed]:
                 return int(seq), int(changed)
@@ -550,13 +607,14 @@ class Inventory:
         metrics.HOLDS_EXPIRED.inc(int(purged))
         return ReapResult(int(purged), int(remaining), bool(finished))
 
-    async def get_hold(self, event_id: str, hold_id: str) -> HoldView:
+    async def get_hold(self, event_id: str, hold_id: str, layout: int = 0) -> HoldView:
         """A live hold; an expired one is reported as HoldExpired even before it is purged.
 
         A read-only script rather than a pipeline: the clock compared with the
         expiry must be the event's node's (a Cluster pipeline cannot send TIME).
         """
-        reply = await self._scripts.hold_view(keys.event_keys(event_id), [hold_id])
+        reply = await self._scripts.hold_view(keys.event_keys(event_id), [hold_id, _layout(layout)])
+        self.moved(reply, event_id)
         match reply:
             case [Reply.OK, raw, expires, now_ms]:
                 if int(expires) <= int(now_ms):
@@ -564,18 +622,32 @@ class Inventory:
                 return HoldView(hold_id, hold_decoder.decode(raw), int(expires))
         raise _hold_gone(reply, hold_id) or _unknown("hold_view", reply)
 
-    async def get_order(self, event_id: str, order_id: str) -> Order:
+    async def _read_version(self, event_id: str, layout: int) -> None:
+        """After reading orders: SeatMapMoved if the event is no longer on ``layout`` (0: no check).
+        Read *after* the orders, so an unchanged version means they were read before any move."""
+        if layout > 0:
+            async with wrap_errors("read seat-map version"):
+                now = await self._r.hget(keys.event_key(event_id, "meta"), "seat_map_version")
+            if now is not None and int(now) != layout:
+                self.moved([Reply.LAYOUT_MOVED, now], event_id)
+
+    async def get_order(self, event_id: str, order_id: str, layout: int = 0) -> Order:
+        """``layout``: the seat-map version the caller names the tickets' seats with."""
         async with wrap_errors("get order"):
             raw = await self._r.hget(keys.event_key(event_id, "orders"), order_id)
+        await self._read_version(event_id, layout)
         if raw is None:
             raise NotFound("order", order_id)
         return order_decoder.decode(raw)
 
-    async def list_orders(self, event_id: str, offset: int, limit: int) -> tuple[list[Order], bool]:
+    async def list_orders(
+        self, event_id: str, offset: int, limit: int, layout: int = 0
+    ) -> tuple[list[Order], bool]:
         listing, orders = keys.event_key(event_id, "orders_z"), keys.event_key(event_id, "orders")
         async with wrap_errors("list orders"):
             ids = await self._r.zrange(listing, offset, offset + limit)
             raw = await self._r.hmget(orders, ids[:limit]) if ids else []
+        await self._read_version(event_id, layout)
         return [order_decoder.decode(r) for r in raw if r is not None], len(ids) > limit
 
     async def snapshot(self, event_id: str) -> Any:

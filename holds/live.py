@@ -1,7 +1,8 @@
 """Everything a server process keeps in memory about one event, with one lifecycle.
 
 A :class:`LiveEvent` owns what a process knows about an event it serves: the
-facts that never change (tenant, seat-map version, currency), the decoded
+fixed facts (tenant, seat-map version, currency: a move to another seat-map
+version drops the live event, holds/remap.py), the decoded
 seat map and its index, the availability mirror (created on first need), the
 best-available candidate pools and the server's reply caches. They are
 obtained from one place, :class:`LiveEvents`, and evicted together: the least
@@ -87,6 +88,11 @@ class LiveEvents:
         self._seatmaps = seatmaps
         self._inventory = inventory
         self.feed = ChangeFeed(client, inventory)
+        # an event moved to another seat-map version (holds/remap.py) is dropped and loaded
+        # afresh: told by its change stream ('layout' entry) when this process follows it,
+        # else by the first fenced script that refuses this process's ordinals
+        self.feed.on_layout = self.forget
+        inventory.on_seat_map_moved.append(self.forget)
         self._live = _Evicting(capacity, self._retire)
         self._loading: dict[str, asyncio.Future[LiveEvent]] = {}
         self.idle_s = idle_s
@@ -158,6 +164,13 @@ class LiveEvents:
             live = self._live.pop(event_id)
             self._retire(live, "evicted: idle")
         return len(idle)
+
+    def forget(self, event_id: str, reason: str = "the event moved to another seat-map version") -> None:
+        """Drop the event (its facts, seat map, mirror, pools, reply caches): the next call
+        loads it afresh; its watchers' streams end and resume with a new snapshot."""
+        live = self._live.pop(event_id, None)
+        if live is not None:
+            self._retire(live, reason)
 
     def _retire(self, live: LiveEvent, reason: str) -> None:
         live.evicted = True

@@ -158,6 +158,9 @@ class Ticket(msgspec.Struct, frozen=True):
     resale_id: str = ""  # the resale that made the current holder's revision
     exchanged_for: str = ""  # an exchanged ticket: the ticket that replaced it
     exchanged_from: str = ""  # a ticket from an exchange: the one it replaced
+    # the seat's ordinals before the event moved to other seat-map versions, oldest first
+    # (holds/lua/remap.lua): tokens issued before a move name one of them, and still scan
+    seat_was: list[int] | dict[str, str] = []  # cjson writes an empty list as {}
 
     @property
     def revocations(self) -> list[str]:

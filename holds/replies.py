@@ -94,3 +94,8 @@ class Reply(IntEnum):
     SEASON_SEATS_UNAVAILABLE = 73  # [[position, [ordinal, ...]], ...]: every event's taken seats
     SEASON_HOLD_CHANGED = 74  # the season hold's events are not the ones given (read it again)
     SEASON_NOT_FOUND = 75
+    # moving an event to another seat-map version (remap.lua; the fence of _layout.lua)
+    LAYOUT_MOVED = 78  # the event's seat-map version now: the caller's ordinals are stale
+    SEATS_LOST = 79  # {ordinal, state, ...}, {area, places held or sold, new capacity (-1: none), ...}
+    LAYOUT_CHANGED = 80  # the event's seat-map version now: it moved since it was read
+    TARGET_TAKEN = 81  # new ordinal, the old ordinal moved there first

@@ -24,6 +24,7 @@ from holds.errors import (
     Conflict,
     InvalidRequest,
     PreconditionFailed,
+    SeatMapMoved,
     SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
@@ -294,6 +295,7 @@ class Sales:
                 hold_id=self._existing(ctx, token),
                 request_id=retry[0],
                 request_fingerprint=retry[1],
+                layout=ctx.ref.seat_map_version,
             )
         except SeatOrdinalsUnavailable as exc:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
@@ -385,7 +387,7 @@ class Sales:
             candidate = ctx.pools.take(mirror, index, request, self._rng)
             if candidate is None:
                 # the first attempt may have taken the last seats: a retry still gets them
-                replayed = await self._inventory.replay(ctx.event_id, *retry)
+                replayed = await self._inventory.replay(ctx.event_id, *retry, ctx.ref.seat_map_version)
                 if replayed is not None:
                     return self._result_info(ctx, replayed)
                 raise SeatsUnavailable([], f"no {request.quantity} seat(s) available matching the request")
@@ -407,13 +409,13 @@ class Sales:
     async def get_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        view = await self._inventory.get_hold(event_id, hold_id)
+        view = await self._inventory.get_hold(event_id, hold_id, ctx.ref.seat_map_version)
         return self._info(ctx, hold_id, view.record, view.expires_ms)
 
     async def extend_hold(self, tenant_id: str, token: str) -> HoldInfo:
         event_id, hold_id = parse_token(token)
         ctx = await self.context(tenant_id, event_id)
-        view, capped = await self._inventory.extend(event_id, hold_id)
+        view, capped = await self._inventory.extend(event_id, hold_id, layout=ctx.ref.seat_map_version)
         return self._info(ctx, hold_id, view.record, view.expires_ms, capped)
 
     async def release_hold(
@@ -425,7 +427,9 @@ class Sales:
             if area not in ctx.loaded.index.ga_areas or qty < 1:
                 raise InvalidRequest(f"general_admission[{area}]", "unknown area or quantity below 1")
         try:
-            return await self._inventory.release(event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga)
+            return await self._inventory.release(
+                event_id, hold_id, seats=self.ordinals(ctx, seat_ids), ga=ga, layout=ctx.ref.seat_map_version
+            )
         except SeatOrdinalsInWrongState as exc:
             raise InvalidRequest(
                 "seat_ids", f"not in this hold: {', '.join(self.seat_ids(ctx, list(exc.states)))}"
@@ -470,7 +474,9 @@ class Sales:
     ) -> CommitResult:
         event_id = ctx.event_id
         if not offer:
-            return await self._inventory.commit(event_id, hold_id, idempotency_key, buyer, sale)
+            return await self._inventory.commit(
+                event_id, hold_id, idempotency_key, buyer, sale, layout=ctx.ref.seat_map_version
+            )
 
         async def hold_buyer() -> str:
             try:
@@ -481,7 +487,14 @@ class Sales:
         sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, hold_buyer)
         try:
             result = await self._inventory.commit(
-                event_id, hold_id, idempotency_key, buyer, sale, sale_offer, seat_names(ctx, offer)
+                event_id,
+                hold_id,
+                idempotency_key,
+                buyer,
+                sale,
+                sale_offer,
+                seat_names(ctx, offer),
+                layout=ctx.ref.seat_map_version,
             )
         except BaseException as exc:
             await self._give_back(claim, exc)
@@ -604,6 +617,7 @@ class Sales:
                 override=override,
                 offer=sale_offer,
                 seat_of=seat_names(ctx, offer) if offer else None,
+                layout=ctx.ref.seat_map_version,
             )
         except BaseException as exc:
             await self._give_back(claim, exc)
@@ -656,7 +670,7 @@ class Sales:
             try:
                 result = await self._inventory.refund(
                     ctx.event_id, order_id, refund_key=refund_key, lines=lines, reason=reason,
-                    release_to=release_to, fingerprint=digest,
+                    release_to=release_to, fingerprint=digest, layout=ctx.ref.seat_map_version,
                 )  # fmt: skip
             except RefundStale:
                 continue
@@ -694,7 +708,12 @@ class Sales:
             raise InvalidRequest("ticket_ids", f"at most {MAX_SEATS_PER_REQUEST} per request")
         try:
             order = await self._inventory.cancel(
-                ctx.event_id, order_id, ticket_ids=ticket_ids, to=to, reason=reason
+                ctx.event_id,
+                order_id,
+                ticket_ids=ticket_ids,
+                to=to,
+                reason=reason,
+                layout=ctx.ref.seat_map_version,
             )
         except PreconditionFailed:  # already cancelled: perhaps a retry whose give-back was left
             await self._settle_promo_returns(tenant_id, ctx.event_id)
@@ -712,20 +731,36 @@ class Sales:
     ) -> tuple[int, int]:
         ctx = await self.context(tenant_id, event_id)
         try:
-            return await self._inventory.set_status(event_id, sorted(set(ordinals)), target, allowed)
+            return await self._inventory.set_status(
+                event_id, sorted(set(ordinals)), target, allowed, ctx.ref.seat_map_version
+            )
         except SeatOrdinalsInWrongState as exc:
             named = dict(zip(self.seat_ids(ctx, list(exc.states)), exc.states.values(), strict=True))
             raise SeatsInWrongState(named) from exc
 
     async def get_order(self, tenant_id: str, event_id: str, order_id: str) -> tuple[LiveEvent, Order]:
-        ctx = await self.context(tenant_id, event_id)
-        if not order_id:
-            raise InvalidRequest("order_id", "required")
-        return ctx, await self._inventory.get_order(ctx.event_id, order_id)
+        for attempt in range(2):  # the event moved to another seat-map version: read it afresh once
+            ctx = await self.context(tenant_id, event_id)
+            if not order_id:
+                raise InvalidRequest("order_id", "required")
+            try:
+                return ctx, await self._inventory.get_order(ctx.event_id, order_id, ctx.ref.seat_map_version)
+            except SeatMapMoved:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def list_orders(
         self, tenant_id: str, event_id: str, offset: int, limit: int
     ) -> tuple[LiveEvent, list[Order], bool]:
-        ctx = await self.context(tenant_id, event_id)
-        orders, more = await self._inventory.list_orders(ctx.event_id, offset, limit)
-        return ctx, orders, more
+        for attempt in range(2):  # as get_order
+            ctx = await self.context(tenant_id, event_id)
+            try:
+                orders, more = await self._inventory.list_orders(
+                    ctx.event_id, offset, limit, ctx.ref.seat_map_version
+                )
+                return ctx, orders, more
+            except SeatMapMoved:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")

@@ -46,6 +46,13 @@ AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exc
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 SEASON_PRELUDE = "_season"  # after the inventory prelude: a season's keys, its events' (holds/seasons.py)
 SEASON_SCRIPTS = frozenset({"season_hold", "season_commit", "season_release", "season_extend"})
+# the seat-map version fence, right before the script's own code: scripts that take seat
+# ordinals from Python or answer with them (their last argument is the caller's version)
+LAYOUT_PRELUDE = "_layout"
+LAYOUT_FENCED = frozenset(
+    {"hold", "release", "extend", "set_status", "hold_view", "box_office", "exchange", "scan"}
+    | {"commit", "cancel", "refund", "transfer", "resale_list", "resale_commit"}
+)
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -64,6 +71,7 @@ INVENTORY_SCRIPTS = frozenset(
         "no_show",
         "box_office",
         "refund",
+        "remap",
     }
     | AFTER_SALE_SCRIPTS
     | SEASON_SCRIPTS
@@ -85,6 +93,8 @@ def _source(name: str) -> str:
         parts.insert(2, PROMO_BACK_PRELUDE)
     if name in SEASON_SCRIPTS:
         parts.insert(2, SEASON_PRELUDE)
+    if name in LAYOUT_FENCED:
+        parts.insert(-1, LAYOUT_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -179,6 +189,7 @@ class ScriptRegistry:
         self.event_dump = self._script("event_dump")
         self.box_office = self._script("box_office")  # holds/inventory.py
         self.refund = self._script("refund")  # over the event's keys and money keys: holds/inventory.py
+        self.remap = self._script("remap")  # moving an event to another seat-map version: holds/remap.py
         # an event's settings: holds/events.py
         self.event_put = self._script("event_put")
         # a tenant's seat maps: holds/seatmaps.py

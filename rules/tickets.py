@@ -50,7 +50,8 @@ _BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 class TicketClaims(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """What a verified token says. ``place`` is the seat's ordinal in the event's
-    seat map (an event's seat-map version never changes) or the GA area id."""
+    seat map when the token was issued (a ticket keeps its former ordinals when the
+    event moves to another seat-map version: holds/lua/remap.lua) or the GA area id."""
 
     key_id: KeyId
     event_id: TokenId

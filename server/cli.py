@@ -13,6 +13,7 @@ unexpected exception through with its traceback.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -621,6 +622,72 @@ def event_unblock(
     from seatwise.v1 import events_pb2
 
     _set_status(event_id, seat_ids, sections, events_pb2.SEAT_STATUS_FREE, remote)
+
+
+def _seat_pairs(pairs: tuple[str, ...], mapping_file: Path | None) -> dict[str, str]:
+    """``OLD=NEW`` pairs, after those of a JSON file ({"old seat id": "new seat id", ...})."""
+    mapping: dict[str, str] = {}
+    if mapping_file is not None:
+        try:
+            loaded = json.loads(mapping_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{mapping_file}: {exc}") from exc
+        if not isinstance(loaded, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
+        ):
+            raise CliError(f"{mapping_file}: expected a JSON object of old seat id -> new seat id")
+        mapping.update(loaded)
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise click.BadParameter(f"{pair!r} is not OLD=NEW", param_hint="--map")
+        mapping[old] = new
+    return mapping
+
+
+@event.command("move")
+@click.argument("event_id")
+@click.argument("version", type=int)
+@click.option("--map", "pairs", multiple=True, metavar="OLD=NEW", help="Move seat OLD to seat NEW (repeat).")
+@click.option(
+    "--mapping-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="A JSON object of old seat id -> new seat id (--map pairs override it).",
+)  # fmt: skip
+@click.option(
+    "--dry-run", is_flag=True, help="Report what would move and what would be lost; change nothing."
+)
+@json_option
+@remote()
+def event_move(
+    event_id: str,
+    version: int,
+    pairs: tuple[str, ...],
+    mapping_file: Path | None,
+    dry_run: bool,
+    as_json: bool,
+    remote: Remote,
+) -> None:
+    """Move an event to another published VERSION of its seat map: every held, sold, blocked
+    and not-for-sale seat goes to the seat --map names, else to the seat with its own id;
+    refused, naming every seat that would be lost, otherwise."""
+    mapping = _seat_pairs(pairs, mapping_file)
+    with remote.client() as client:
+        moved = client.move_event(event_id, version, mapping, dry_run)
+    if as_json:
+        emit_json(moved)
+        return
+    verb = "would move" if moved.dry_run else "moved"
+    click.echo(
+        f"{moved.event_id} {verb} from version {moved.from_version} to {moved.to_version}: "
+        f"{moved.seats_moved} occupied seat(s), {moved.holds_moved} hold(s), "
+        f"{moved.tickets_moved} ticket(s) in {moved.orders_changed} order(s)"
+    )
+    if moved.lost:
+        click.echo("")
+        table(
+            ("WOULD BE LOST", "STATE"),
+            [(p.seat_id or f"GA {p.ga_area_id}", p.state or p.reason) for p in moved.lost],
+        )
 
 
 # --- holds and orders -------------------------------------------------------------------------

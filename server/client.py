@@ -325,6 +325,17 @@ class Client:
         ).event
         return event
 
+    def move_event(
+        self, event_id: str, version: int, mapping: dict[str, str], dry_run: bool
+    ) -> events_pb2.MoveEventToSeatMapVersionResponse:
+        request = events_pb2.MoveEventToSeatMapVersionRequest(
+            event_id=event_id, seat_map_version=version, seat_mapping=mapping, dry_run=dry_run
+        )
+        response: events_pb2.MoveEventToSeatMapVersionResponse = self._call(
+            self.events.MoveEventToSeatMapVersion, request
+        )
+        return response
+
     def set_seat_status(
         self,
         event_id: str,

@@ -20,6 +20,7 @@ from holds.platform.platforms import PlatformStore
 from holds.platform.sellers import NativeResales
 from holds.platform.tenants import TenantStore
 from holds.redis_client import AnyRedis, connect
+from holds.remap import SeatMapMoves
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from holds.seasons import SeasonSales, SeasonStore
@@ -52,6 +53,7 @@ class Stores:
     rate_limits: SalesLimiter  # per-event limits on hold-taking calls
     seasons: SeasonStore  # seasons of events (holds/seasons.py)
     season_sales: SeasonSales  # season holds and orders
+    moves: SeatMapMoves  # moving events to another version of their seat map
     admission: Admission = field(default_factory=Admission)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
@@ -108,6 +110,7 @@ class Stores:
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
             seasons=seasons,
             season_sales=SeasonSales(client, scripts, seasons, sales, limits=plan_limits),
+            moves=SeatMapMoves(events, seatmaps, scripts, on_moved=live.forget),
         )
 
     async def close(self) -> None:

@@ -312,6 +312,16 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                 ),
                 _error_info("GA_UNAVAILABLE", available=str(exc.available)),
             )
+        case store.SeatsLost():
+            lost = [(seat, f"seat is {state} and has no target") for seat, state in exc.seats.items()]
+            lost += [(f"ga:{area}", why) for area, why in exc.areas.items()]
+            return _status(
+                code_pb2.FAILED_PRECONDITION,
+                str(exc),
+                _precondition("SEAT_LOST", lost),
+                _error_info("SEATS_LOST", seats=str(len(exc.seats)), areas=str(len(exc.areas))),
+                omitted=_beyond(lost),
+            )
         case store.PreconditionFailed():
             return _status(
                 code_pb2.FAILED_PRECONDITION, str(exc), _precondition("STATE", [(exc.subject, str(exc))])

@@ -6,7 +6,7 @@
 -- and its door state, and records the check-in, its counters and a lifecycle
 -- entry in the same script. An offline upload names its scan (scan_id): the
 -- answer is kept, so uploading the same batch again answers the same.
--- Result: {OK, 'in'|'out', at ms, category, first entry (1|0)} | {EVENT_NOT_FOUND}
+-- Result: {OK, 'in'|'out', at ms, category, first entry (1|0), seat ordinal now (-1: GA)} | {EVENT_NOT_FOUND}
 --         | {TICKET_REVOKED, why} | {OUTSIDE_WINDOW, from ms, until ms, at ms}
 --         | {ALREADY_USED, gate, device, at ms} | {NOT_CHECKED_IN} | {REENTRY_NOT_ALLOWED}
 local K_CHECKINS, K_SCANIDS, K_DOORSTATS = KEYS[23], KEYS[24], KEYS[25]
@@ -18,6 +18,15 @@ local gate = ARGV[5]
 local device = ARGV[6]
 local at = tonumber(ARGV[7])       -- 0: Redis's clock (online); else the device's clock (offline)
 local scan_id = ARGV[8]            -- '' online
+
+-- A token issued before the event moved to another seat-map version names the seat's
+-- ordinal then (remap.lua keeps each in the ticket's `seat_was`): still this ticket's place.
+local function former_place(t, p)
+  for _, o in ipairs(as_array(t.seat_was)) do
+    if p == 's:' .. tostring(o) then return true end
+  end
+  return false
+end
 
 local function answer(reply)
   if scan_id ~= '' then redis.call('HSET', K_SCANIDS, scan_id, cjson.encode(reply)) end
@@ -48,7 +57,7 @@ for _, t in ipairs(as_array(order.tickets)) do
 end
 if not ticket then return answer({TICKET_REVOKED, 'not_issued'}) end
 local its_place = ticket.seat ~= nil and ('s:' .. tostring(ticket.seat)) or ('g:' .. tostring(ticket.ga_area))
-if its_place ~= place then return answer({TICKET_REVOKED, 'not_issued'}) end
+if its_place ~= place and not former_place(ticket, place) then return answer({TICKET_REVOKED, 'not_issued'}) end
 local current_rev = ticket.revision or 0
 if claimed < current_rev then return answer({TICKET_REVOKED, as_array(ticket.revoked)[claimed + 1] or 'reissued'}) end
 if claimed > current_rev then return answer({TICKET_REVOKED, 'not_issued'}) end
@@ -67,7 +76,7 @@ if direction == 'exit' then
   redis.call('HSET', K_CHECKINS, ticket_id, 'out|' .. gate .. '|' .. device .. '|' .. at)
   redis.call('HINCRBY', K_DOORSTATS, 'exits', 1)
   lifecycle('ticket.checked_out', order_id, ticket_id .. '|' .. gate .. '|' .. device .. '|' .. at)
-  return answer({OK, 'out', at, category, 0})
+  return answer({OK, 'out', at, category, 0, tonumber(ticket.seat) or -1})
 end
 
 local from, till = tonumber(m[2]) or 0, tonumber(m[3]) or 0
@@ -94,4 +103,4 @@ redis.call('HINCRBY', K_DOORSTATS, 'entries', 1)
 redis.call('HINCRBY', K_DOORSTATS, 'g:' .. gate, 1)
 redis.call('HINCRBY', K_DOORSTATS, 'm:' .. math.floor(at / 60000), 1)
 lifecycle('ticket.checked_in', order_id, ticket_id .. '|' .. gate .. '|' .. device .. '|' .. at)
-return answer({OK, 'in', at, category, first})
+return answer({OK, 'in', at, category, first, tonumber(ticket.seat) or -1})

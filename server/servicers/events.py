@@ -18,9 +18,11 @@ from holds.events import EventSettings, EventStore
 from holds.inventory import SeatState
 from holds.live import LiveEvent, LiveEvents
 from holds.platform.notifications import PlanLimitsOf, create_within_limits
+from holds.remap import MAX_MAPPING_ID, MoveReport, SeatMapMoves
 from holds.sales import Sales
 from holds.seasons import SeasonStore, new_season_event_id
 from holds.seatmaps import SeatMapStore
+from server.audit import note_target
 from server.auth import BROWSE, ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
@@ -178,9 +180,11 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         sales: Sales,
         seasons: SeasonStore,
         limits: PlanLimitsOf | None = None,
+        moves: SeatMapMoves | None = None,
     ) -> None:
         self._limits = limits
         self._seasons = seasons
+        self._moves = moves
         self._events = events
         self._seatmaps = seatmaps
         self._live = live
@@ -336,6 +340,50 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 case _:
                     yield batches.get(ctx, mirror.snapshot.ga, item)  # shared: never modified
 
+    async def MoveEventToSeatMapVersion(
+        self, request: events_pb2.MoveEventToSeatMapVersionRequest, context: Context
+    ) -> events_pb2.MoveEventToSeatMapVersionResponse:
+        tenant_id = current_principal().require_tenant()
+        if self._moves is None:
+            raise InvalidRequest("event_id", "moving events is not served here")
+        if not request.event_id:
+            raise InvalidRequest("event_id", "required")
+        for old, new in request.seat_mapping.items():
+            if not old or not new or len(old) > MAX_MAPPING_ID or len(new) > MAX_MAPPING_ID:
+                raise InvalidRequest(
+                    f"seat_mapping[{old[:MAX_MAPPING_ID]}]", f"seat ids of 1-{MAX_MAPPING_ID} characters"
+                )
+        report = await self._moves.move(
+            tenant_id,
+            request.event_id,
+            request.seat_map_version,
+            dict(request.seat_mapping),
+            dry_run=request.dry_run,
+        )
+        note_target(seat_map_id=report.seat_map_id, to_version=str(report.to_version))
+        return move_pb(report)
+
+
+def move_pb(report: MoveReport) -> events_pb2.MoveEventToSeatMapVersionResponse:
+    lost = [events_pb2.LostPlace(seat_id=s, state=state) for s, state in report.lost_seats.items()]
+    lost += [events_pb2.LostPlace(ga_area_id=a, reason=why) for a, why in report.lost_areas.items()]
+    return events_pb2.MoveEventToSeatMapVersionResponse(
+        event_id=report.event_id,
+        seat_map_id=report.seat_map_id,
+        from_version=report.from_version,
+        to_version=report.to_version,
+        dry_run=report.dry_run,
+        sequence=report.sequence,
+        seats_moved=report.seats_moved,
+        holds_moved=report.holds,
+        orders_changed=report.orders,
+        tickets_moved=report.tickets,
+        mapped_explicitly=report.mapped_explicitly,
+        mapped_by_id=report.mapped_by_id,
+        seats_without_target=report.seats_without_target,
+        lost=lost,
+    )
+
 
 def _deltas_pb(ctx: LiveEvent, ga: dict[str, GaCount], batch: list[Delta]) -> events_pb2.AvailabilityUpdate:
     """One change as ``delta``, several consecutive ones as ``deltas``."""
@@ -382,7 +430,13 @@ SERVICE = ServiceDeclaration(
     descriptor=events_pb2.DESCRIPTOR.services_by_name["EventService"],
     add_to_server=events_pb2_grpc.add_EventServiceServicer_to_server,
     factory=lambda stores: EventServicer(
-        stores.events, stores.seatmaps, stores.live, stores.sales, stores.seasons, stores.plan_limits
+        stores.events,
+        stores.seatmaps,
+        stores.live,
+        stores.sales,
+        stores.seasons,
+        stores.plan_limits,
+        stores.moves,
     ),
     methods={
         "CreateEvent": MethodRule(ORGANIZER),
@@ -392,5 +446,7 @@ SERVICE = ServiceDeclaration(
         "SetSeatStatus": MethodRule(ORGANIZER),
         "GetAvailability": MethodRule(BROWSE),
         "WatchAvailability": MethodRule(BROWSE),
+        # seats of sold tickets change place: audited (dry runs too)
+        "MoveEventToSeatMapVersion": MethodRule(ORGANIZER, audited=True),
     },
 )

@@ -34,6 +34,7 @@ from holds.sales import hold_token
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
+    LAYOUT_PRELUDE,
     OFFERS_PRELUDE,
     PROMO_BACK_PRELUDE,
     REPLIES_HEADER,
@@ -63,6 +64,7 @@ def every_script() -> set[str]:
         AFTER_SALE_PRELUDE,
         PROMO_BACK_PRELUDE,
         SEASON_PRELUDE,
+        LAYOUT_PRELUDE,
     }
 
 
@@ -221,6 +223,11 @@ async def test_every_script_call_path_stays_in_one_slot(
     )
     await stores.season_sales.release(season.season.tenant_id, released.token)
 
+    # moving the event to another version of its seat map (remap: one event's keys)
+    again = await stores.seatmaps.put(ev.tenant, ev.loaded.version.seat_map_id, ev.loaded.seatmap)
+    await stores.seatmaps.publish(ev.tenant, again.seat_map_id, again.version)
+    await stores.moves.move(ev.tenant, ev.event_id, again.version)
+
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls[first_season_call:]:  # the season's events, the season's scripts
         assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
@@ -250,6 +257,7 @@ async def test_every_script_call_path_stays_in_one_slot(
             "resale_list",
             "resale_hold",
             "resale_commit",
+            "remap",
         }:
             assert slots(script_keys) == slots([keys.event_tag(ev.event_id)])
         if name in {"promo_claim", "promo_return"}:

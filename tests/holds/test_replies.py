@@ -14,6 +14,7 @@ from holds.replies import Reply
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
     INVENTORY_PRELUDE,
+    LAYOUT_PRELUDE,
     OFFERS_PRELUDE,
     PROMO_BACK_PRELUDE,
     REPLIES_HEADER,
@@ -62,6 +63,7 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
             AFTER_SALE_PRELUDE,
             PROMO_BACK_PRELUDE,
             SEASON_PRELUDE,
+            LAYOUT_PRELUDE,
         )
     ],
 )
@@ -84,6 +86,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
         AFTER_SALE_PRELUDE,
         PROMO_BACK_PRELUDE,
         SEASON_PRELUDE,
+        LAYOUT_PRELUDE,
     }
 
 
@@ -101,7 +104,7 @@ def test_seat_values_round_trip() -> None:
 
 
 async def test_the_prelude_writes_seat_values_as_python_reads_them(redis_client: AnyRedis) -> None:
-    probe = script_source("hold_view").removesuffix(_lua("hold_view"))  # codes + prelude, no script
+    probe = script_source("snapshot").removesuffix(_lua("snapshot"))  # codes + prelude, no script
     probe += (
         "return {held_value(ARGV[1]), sold_value(ARGV[2]), STATUS_VALUE.blocked, STATUS_VALUE.not_for_sale}"
     )

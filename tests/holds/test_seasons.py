@@ -100,6 +100,15 @@ async def test_a_season_hold_takes_the_same_seats_in_every_event(
     assert part.seat_ids == [s.seat(0), s.seat(1)]
 
 
+async def test_an_event_of_a_season_cannot_move_to_another_seat_map_version(stores: Stores) -> None:
+    s = await make_season(stores, n_events=2)
+    again = await stores.seatmaps.put(TENANT, s.loaded.version.seat_map_id, small_map())
+    await stores.seatmaps.publish(TENANT, again.seat_map_id, again.version)
+    with pytest.raises(PreconditionFailed, match="part of a season"):
+        await stores.moves.move(TENANT, s.events[0], again.version)
+    assert (await stores.events.ref(TENANT, s.events[0])).seat_map_version == s.loaded.version.version
+
+
 async def test_a_subset_of_the_events(stores: Stores, redis_client: AnyRedis) -> None:
     s = await make_season(stores)
     chosen = [s.events[2], s.events[0]]

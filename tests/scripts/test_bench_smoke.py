@@ -33,6 +33,7 @@ EXPECTED = {
     "failover": ["replica acks 1: failovers 1,", "lost orders 0, double sales 0", "audit PASSED"],
     "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
     "exports": ["sold out in bulk:", "tickets csv", "contacts csv", "GetEventReport:"],
+    "seatmap_move": ["Redis CPU ms", "move (plan + check and rewrite)", "moved 1,297 seats"],
 }
 
 

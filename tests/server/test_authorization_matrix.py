@@ -88,6 +88,7 @@ EXTRA: dict[str, dict[str, Any]] = {
         "selection": events_pb2.SeatSelection(seat_ids=["r0-5"]),
         "status": events_pb2.SEAT_STATUS_BLOCKED,
     },
+    "MoveEventToSeatMapVersion": {"seat_map_version": 2, "dry_run": True},
     "HoldSeats": {"seat_ids": ["r0-4"]},
     "HoldBestAvailable": {"quantity": 1},
     "HoldGeneralAdmission": {"area_id": "ga", "quantity": 1},

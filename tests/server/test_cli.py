@@ -19,6 +19,7 @@ from server.cli import main, summary
 from server.cli_output import table
 from tests.conftest import ADMIN_KEY
 from tests.processes import free_port
+from tests.server.maps import small_map
 
 PRETIX = Path(__file__).parents[1] / "seatmap" / "data" / "pretix_small.json"
 
@@ -65,6 +66,7 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["event", "availability", "ev"],
     ["event", "block", "ev", "s1"],
     ["event", "unblock", "ev", "s1"],
+    ["event", "move", "ev", "2", "--map", "a=b", "--dry-run"],
     ["hold", "ev", "s1"],
     ["hold-info", "tok"],
     ["release", "tok"],
@@ -681,3 +683,40 @@ async def test_the_operators_commands(server: str, tmp_path: Path) -> None:
     assert "active" in paid.stdout
     bad = await cli(platform, "organizer", "paid", organizer_id, "2020-13", ok=False)
     assert "period" in bad.stderr
+
+
+async def test_event_move(server: str, tmp_path: Path) -> None:
+    """seatwise event move: a dry run lists what would be lost, a refusal names it, a move moves."""
+    base = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY, "SEATWISE_TENANT": "mover"}
+
+    async def cli(*args: str, ok: bool = True) -> Result:
+        result = await asyncio.to_thread(run, *args, env=base)
+        assert "Traceback" not in result.output
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    await cli("tenant", "create", "Mover Hall", "--id", "mover")
+    v1_file, v2_file = tmp_path / "v1.json", tmp_path / "v2.json"
+    v1_file.write_bytes(small_map(rows=3))
+    doc = json.loads(small_map(rows=3))
+    doc["sections"][0]["rows"] = doc["sections"][0]["rows"][1:]  # row r0 removed
+    v2_file.write_text(json.dumps(doc))
+    seat_map_id = (await cli("seatmap", "upload", str(v1_file), "--publish")).stdout.split()[0]
+    event_id = (
+        await cli("event", "create", seat_map_id, "--name", "Move", "--on-sale", "--price", "front=100",
+                  "--price", "back=50", "--price", "floor=10")
+    ).stdout.strip()  # fmt: skip
+    await cli("seatmap", "upload", str(v2_file), "--seat-map-id", seat_map_id, "--publish")
+    token = (await cli("hold", event_id, "r0-1", "r1-1")).stdout.strip()
+
+    dry = (await cli("event", "move", event_id, "2", "--dry-run")).stdout
+    assert dry.startswith(f"{event_id} would move from version 1 to 2")
+    assert re.search(r"^r0-1\s+held$", dry, re.M)
+    refused = await cli("event", "move", event_id, "2", ok=False)
+    assert_one_line_error(refused, "FAILED_PRECONDITION", "r0-1 (held)")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"r0-1": "r1-5"}))
+    moved = await cli("event", "move", event_id, "2", "--mapping-file", str(mapping), "--json")
+    assert json.loads(moved.stdout)["seats_moved"] == 2
+    assert json.loads((await cli("hold-info", token, "--json")).stdout)["seat_ids"] == ["r1-5", "r1-1"]

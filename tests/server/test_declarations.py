@@ -56,6 +56,7 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.EventService/ListEvents": BROWSE,
     "/seatwise.v1.EventService/UpdateEvent": ORGANIZER,
     "/seatwise.v1.EventService/SetSeatStatus": ORGANIZER,
+    "/seatwise.v1.EventService/MoveEventToSeatMapVersion": ORGANIZER,
     "/seatwise.v1.FeedService/Subscribe": ORGANIZER,
     "/seatwise.v1.FeedService/UpdateConsent": ORGANIZER,
     "/seatwise.v1.FeedService/EraseBuyer": ORGANIZER,
@@ -154,6 +155,7 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
 }
 # Every change of keys, plans, suspension or platform settings is written to the audit log.
 AUDITED = {
+    "/seatwise.v1.EventService/MoveEventToSeatMapVersion",
     "/seatwise.v1.TenantService/CreateTenant",
     "/seatwise.v1.TenantService/CreateApiKey",
     "/seatwise.v1.TenantService/RevokeApiKey",

@@ -890,3 +890,168 @@ class AvailabilityUpdate(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_update) -> _WhichOneofReturnType_update | None: ...
 
 Global___AvailabilityUpdate: _TypeAlias = AvailabilityUpdate  # noqa: Y015
+
+@_typing.final
+class MoveEventToSeatMapVersionRequest(_message.Message):
+    """Moving an event to another version of its seat map (EventService.MoveEventToSeatMapVersion;
+    docs/selling.md, "Moving an event to a new seat-map version"). Every held, sold, blocked and
+    not-for-sale seat must have a seat in the target version: the organizer's mapping names it,
+    else the seat with the same id; GA areas by id. Otherwise the move is refused
+    (FAILED_PRECONDITION, a PreconditionFailure violation of type SEAT_LOST per seat or area)
+    and nothing changes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SeatMappingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SEAT_MAP_VERSION_FIELD_NUMBER: _builtins.int
+    SEAT_MAPPING_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    seat_map_version: _builtins.int
+    """A published version of the event's own seat map, other than the event's current one."""
+    dry_run: _builtins.bool
+    """Report what would move and what would be lost; change nothing."""
+    @_builtins.property
+    def seat_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Old seat id -> new seat id (renumbered seats); every other seat moves to the seat
+        with its own id in the target version, unless an entry here already took that seat.
+        """
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        seat_map_version: _builtins.int = ...,
+        seat_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "event_id", b"event_id", "seat_map_version", b"seat_map_version", "seat_mapping", b"seat_mapping"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveEventToSeatMapVersionRequest: _TypeAlias = MoveEventToSeatMapVersionRequest  # noqa: Y015
+
+@_typing.final
+class LostPlace(_message.Message):
+    """An occupied seat or GA area without a place in the target version (a dry run's report)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEAT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    GA_AREA_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    seat_id: _builtins.str
+    """"" for a GA area"""
+    state: _builtins.str
+    """held | sold | blocked | not_for_sale"""
+    ga_area_id: _builtins.str
+    """"" for a seat"""
+    reason: _builtins.str
+    """a GA area's: places held or sold against the target's capacity"""
+    def __init__(
+        self,
+        *,
+        seat_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        ga_area_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ga_area_id", b"ga_area_id", "reason", b"reason", "seat_id", b"seat_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LostPlace: _TypeAlias = LostPlace  # noqa: Y015
+
+@_typing.final
+class MoveEventToSeatMapVersionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SEAT_MAP_ID_FIELD_NUMBER: _builtins.int
+    FROM_VERSION_FIELD_NUMBER: _builtins.int
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    SEATS_MOVED_FIELD_NUMBER: _builtins.int
+    HOLDS_MOVED_FIELD_NUMBER: _builtins.int
+    ORDERS_CHANGED_FIELD_NUMBER: _builtins.int
+    TICKETS_MOVED_FIELD_NUMBER: _builtins.int
+    MAPPED_EXPLICITLY_FIELD_NUMBER: _builtins.int
+    MAPPED_BY_ID_FIELD_NUMBER: _builtins.int
+    SEATS_WITHOUT_TARGET_FIELD_NUMBER: _builtins.int
+    LOST_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    seat_map_id: _builtins.str
+    from_version: _builtins.int
+    to_version: _builtins.int
+    dry_run: _builtins.bool
+    sequence: _builtins.int
+    """The change-stream entry of the move (watchers resync from it); a dry run: the last one."""
+    seats_moved: _builtins.int
+    """occupied seats given their new place"""
+    holds_moved: _builtins.int
+    """live holds with seats, rewritten"""
+    orders_changed: _builtins.int
+    """orders whose tickets' seats changed place"""
+    tickets_moved: _builtins.int
+    mapped_explicitly: _builtins.int
+    """seats the request's mapping moved"""
+    mapped_by_id: _builtins.int
+    """seats moved to the seat with their own id"""
+    seats_without_target: _builtins.int
+    """seats of the current version with no place (free ones are fine)"""
+    @_builtins.property
+    def lost(self) -> _containers.RepeatedCompositeFieldContainer[Global___LostPlace]:
+        """a dry run only: what the move would be refused for"""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        seat_map_id: _builtins.str = ...,
+        from_version: _builtins.int = ...,
+        to_version: _builtins.int = ...,
+        dry_run: _builtins.bool = ...,
+        sequence: _builtins.int = ...,
+        seats_moved: _builtins.int = ...,
+        holds_moved: _builtins.int = ...,
+        orders_changed: _builtins.int = ...,
+        tickets_moved: _builtins.int = ...,
+        mapped_explicitly: _builtins.int = ...,
+        mapped_by_id: _builtins.int = ...,
+        seats_without_target: _builtins.int = ...,
+        lost: _abc.Iterable[Global___LostPlace] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "event_id", b"event_id", "from_version", b"from_version", "holds_moved", b"holds_moved", "lost", b"lost", "mapped_by_id", b"mapped_by_id", "mapped_explicitly", b"mapped_explicitly", "orders_changed", b"orders_changed", "seat_map_id", b"seat_map_id", "seats_moved", b"seats_moved", "seats_without_target", b"seats_without_target", "sequence", b"sequence", "tickets_moved", b"tickets_moved", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveEventToSeatMapVersionResponse: _TypeAlias = MoveEventToSeatMapVersionResponse  # noqa: Y015

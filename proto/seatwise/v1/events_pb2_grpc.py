@@ -71,6 +71,11 @@ class EventServiceStub:
                 request_serializer=seatwise_dot_v1_dot_events__pb2.WatchAvailabilityRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_events__pb2.AvailabilityUpdate.FromString,
                 _registered_method=True)
+        self.MoveEventToSeatMapVersion = channel.unary_unary(
+                '/seatwise.v1.EventService/MoveEventToSeatMapVersion',
+                request_serializer=seatwise_dot_v1_dot_events__pb2.MoveEventToSeatMapVersionRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_events__pb2.MoveEventToSeatMapVersionResponse.FromString,
+                _registered_method=True)
 
 
 class EventServiceServicer:
@@ -123,6 +128,14 @@ class EventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveEventToSeatMapVersion(self, request, context):
+        """Move the event to another version of its seat map (a row removed, seats renumbered):
+        held and sold seats keep their buyers on the mapped seats (the messages at the end).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +173,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.WatchAvailability,
                     request_deserializer=seatwise_dot_v1_dot_events__pb2.WatchAvailabilityRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_events__pb2.AvailabilityUpdate.SerializeToString,
+            ),
+            'MoveEventToSeatMapVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveEventToSeatMapVersion,
+                    request_deserializer=seatwise_dot_v1_dot_events__pb2.MoveEventToSeatMapVersionRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_events__pb2.MoveEventToSeatMapVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -353,6 +371,33 @@ class EventService:
             '/seatwise.v1.EventService/WatchAvailability',
             seatwise_dot_v1_dot_events__pb2.WatchAvailabilityRequest.SerializeToString,
             seatwise_dot_v1_dot_events__pb2.AvailabilityUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveEventToSeatMapVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.EventService/MoveEventToSeatMapVersion',
+            seatwise_dot_v1_dot_events__pb2.MoveEventToSeatMapVersionRequest.SerializeToString,
+            seatwise_dot_v1_dot_events__pb2.MoveEventToSeatMapVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

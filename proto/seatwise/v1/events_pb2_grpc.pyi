@@ -46,6 +46,10 @@ class EventServiceStub:
     GetAvailability: _grpc.UnaryUnaryMultiCallable[_events_pb2.GetAvailabilityRequest, _events_pb2.GetAvailabilityResponse]
     WatchAvailability: _grpc.UnaryStreamMultiCallable[_events_pb2.WatchAvailabilityRequest, _events_pb2.AvailabilityUpdate]
     """A snapshot, then deltas each with a sequence number; resumable."""
+    MoveEventToSeatMapVersion: _grpc.UnaryUnaryMultiCallable[_events_pb2.MoveEventToSeatMapVersionRequest, _events_pb2.MoveEventToSeatMapVersionResponse]
+    """Move the event to another version of its seat map (a row removed, seats renumbered):
+    held and sold seats keep their buyers on the mapped seats (the messages at the end).
+    """
 
 @_typing.type_check_only
 class EventServiceAsyncStub(EventServiceStub):
@@ -65,6 +69,10 @@ class EventServiceAsyncStub(EventServiceStub):
     GetAvailability: _aio.UnaryUnaryMultiCallable[_events_pb2.GetAvailabilityRequest, _events_pb2.GetAvailabilityResponse]  # type: ignore[assignment]
     WatchAvailability: _aio.UnaryStreamMultiCallable[_events_pb2.WatchAvailabilityRequest, _events_pb2.AvailabilityUpdate]  # type: ignore[assignment]
     """A snapshot, then deltas each with a sequence number; resumable."""
+    MoveEventToSeatMapVersion: _aio.UnaryUnaryMultiCallable[_events_pb2.MoveEventToSeatMapVersionRequest, _events_pb2.MoveEventToSeatMapVersionResponse]  # type: ignore[assignment]
+    """Move the event to another version of its seat map (a row removed, seats renumbered):
+    held and sold seats keep their buyers on the mapped seats (the messages at the end).
+    """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     """Events put a published seat-map version on sale: prices per category, hold
@@ -123,5 +131,15 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_events_pb2.AvailabilityUpdate], _abc.AsyncIterator[_events_pb2.AvailabilityUpdate]]:
         """A snapshot, then deltas each with a sequence number; resumable."""
+
+    @_abc_1.abstractmethod
+    def MoveEventToSeatMapVersion(
+        self,
+        request: _events_pb2.MoveEventToSeatMapVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.MoveEventToSeatMapVersionResponse, _abc.Awaitable[_events_pb2.MoveEventToSeatMapVersionResponse]]:
+        """Move the event to another version of its seat map (a row removed, seats renumbered):
+        held and sold seats keep their buyers on the mapped seats (the messages at the end).
+        """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
