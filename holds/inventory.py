@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from holds import keys, metrics
+from holds import distancing, keys, metrics
 from holds.errors import (
     Conflict,
     GeneralAdmissionUnavailable,
@@ -183,6 +183,7 @@ class Inventory:
         hold_id: str | None = None,
         request_id: str = "",
         request_fingerprint: str = "",
+        rule_args: Sequence[EncodableArg] = distancing.NO_RULE_ARGS,
     ) -> HoldResult:
         """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
 
@@ -190,7 +191,9 @@ class Inventory:
         ``request_id`` makes the call retry-safe (holds/retries.py): a request id
         already recorded with the same fingerprint answers the hold it made
         (``replayed``); ``request_fingerprint`` is the API's canonical request,
-        by default the seats, GA, buyer and hold as given here.
+        by default the seats, GA, buyer and hold as given here. ``rule_args``: the
+        minimum-distance rule and the seats' neighbours as the caller knows them
+        (``holds.distancing.script_args``; default: no rule).
         """
         ga = dict(ga or {})
         _check_parts([o for o, _ in seats], ga)
@@ -203,7 +206,7 @@ class Inventory:
                 hold_id or "",
                 {"seats": sorted(o for o, _ in seats), "ga": sorted(ga.items())},
             )
-        args: list[str | int] = [
+        args: list[EncodableArg] = [
             hold_id or new_id("h", 12),
             "add" if hold_id else "new",
             buyer,
@@ -217,6 +220,7 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
+        args += rule_args  # last: _distance.lua finds them from the end
         reply = await self._scripts.hold(keys.event_keys(event_id), args)
         result = self._hold_result(reply, event_id, hold_id or "")
         if not result.replayed:
@@ -246,6 +250,8 @@ class Inventory:
 
     @staticmethod
     def _hold_result(reply: Any, event_id: str, hold_id: str) -> HoldResult:
+        if (distanced := distancing.refusal(reply)) is not None:
+            raise distanced
         match reply:
             case [Reply.OK, hid, expires, seq, encoded, replayed]:
                 return HoldResult(
@@ -309,16 +315,23 @@ class Inventory:
         args: list[EncodableArg],
         offer: SaleOffer | None,
         seat_of: Mapping[int, str] | None,
+        rule_args: Sequence[EncodableArg] = (),
     ) -> Any:
         """Run a selling script; with an offer, the offer keys and the offer go too (only
-        then: a plain sale reads nothing more) and its refusals raise here."""
+        then: a plain sale reads nothing more) and its refusals raise here. ``rule_args``
+        (box office) goes last, after the offer or an empty one."""
         event_keys = keys.event_keys(event_id)
         if offer is not None:
             event_keys = (*event_keys, *keys.offer_keys(event_id))
             args = [*args, json_encoder.encode(offer)]
+        elif rule_args:
+            args = [*args, ""]  # no offer
+        args = [*args, *rule_args]
         reply = await script.replicated(event_keys, args)
         if offer is not None and (refused := offer_error(reply, seat_of=seat_of)) is not None:
             raise refused
+        if rule_args and (distanced := distancing.refusal(reply)) is not None:
+            raise distanced
         return reply
 
     async def commit(
@@ -381,8 +394,10 @@ class Inventory:
         override: bool = False,
         offer: SaleOffer | None = None,
         seat_of: Mapping[int, str] | None = None,
+        rule_args: Sequence[EncodableArg] = distancing.NO_RULE_ARGS,
     ) -> BoxOfficeResult:
-        """Sell seats and GA places in one step (``box_office.lua``): no storefront hold."""
+        """Sell seats and GA places in one step (``box_office.lua``): no storefront hold.
+        ``rule_args`` as for :meth:`hold`."""
         _check_parts([o for o, _ in seats], ga)
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
@@ -402,7 +417,7 @@ class Inventory:
         ]
         for area, qty in ga.items():
             args += [area, qty]
-        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of)
+        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of, rule_args)
         match reply:
             case [Reply.OK, order_json, replayed, overridden]:
                 if not replayed:

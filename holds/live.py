@@ -24,11 +24,14 @@ from cachetools import LRUCache
 from holds.availability import EventMirror, GroupCounts, decode_snapshot
 from holds.candidates import CandidatePools
 from holds.changefeed import ChangeFeed
-from holds.errors import InvalidRequest, NotFound
+from holds.distancing import script_args
+from holds.errors import InvalidRequest, NotFound, StoreError
 from holds.events import EventRef, EventStore
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis
+from holds.script_channel import EncodableArg
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
+from seatmap.distancing import DistancingRule, InvalidRule, Neighbourhoods, neighbourhoods
 
 DEFAULT_CAPACITY = 1_000  # live events per process
 DEFAULT_IDLE_S = 15 * 60.0  # unused this long (and unwatched): evicted
@@ -46,11 +49,34 @@ class LiveEvent:
     mirror: EventMirror | None = None
     last_used: float = field(default_factory=time.monotonic)
     evicted: bool = False
+    # the minimum-distance rule as this process last learnt it (canonical text, "": none):
+    # read with the event, updated by this process's UpdateEvent and by a hold script
+    # that answers "rule changed" (holds/distancing.py)
+    distancing: str = ""
+    _near: Neighbourhoods | None = None
     _mirror_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def event_id(self) -> str:
         return self.ref.event_id
+
+    def near(self) -> Neighbourhoods | None:
+        """Every seat's neighbours under the event's distancing rule (None: no rule), computed
+        once per rule and kept with the event."""
+        if not self.distancing:
+            return None
+        near = self._near
+        if near is None or near.rule.text != self.distancing:
+            try:
+                rule = DistancingRule.parse(self.distancing)
+            except InvalidRule as exc:
+                raise StoreError(f"event {self.event_id} has a distancing rule it cannot read") from exc
+            near = self._near = neighbourhoods(self.loaded.index, rule)
+        return near
+
+    def distancing_args(self, ordinals: list[int]) -> list[EncodableArg]:
+        """What a seat-taking script is told of the rule for ``ordinals``."""
+        return script_args(self.distancing, self.near(), ordinals)
 
     @property
     def watched(self) -> bool:
@@ -123,7 +149,7 @@ class LiveEvents:
     async def _read(self, event_id: str) -> LiveEvent:
         ref = await self._events.read_ref(event_id)
         loaded = await self._seatmaps.load(ref.tenant_id, ref.seat_map_id, ref.seat_map_version)
-        live = LiveEvent(ref, loaded)
+        live = LiveEvent(ref, loaded, distancing=await self._events.read_distancing(event_id))
         self._live[event_id] = live  # may evict the least recently used
         self.loads += 1
         return live

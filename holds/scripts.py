@@ -39,6 +39,9 @@ INVENTORY_PRELUDE = "_inventory"
 # the selling scripts also get ticket types and promo codes (after the inventory prelude)
 OFFERS_PRELUDE = "_offers"
 OFFER_SCRIPTS = frozenset({"commit", "box_office"})
+# minimum-distance seating: the scripts that take seats for a new group check it
+DISTANCE_PRELUDE = "_distance"
+DISTANCE_SCRIPTS = frozenset({"hold", "box_office"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 INVENTORY_SCRIPTS = frozenset(
@@ -75,6 +78,8 @@ def _source(name: str) -> str:
         parts.insert(2, OFFERS_PRELUDE)
     if name in AFTER_SALE_SCRIPTS:
         parts.insert(2, AFTER_SALE_PRELUDE)
+    if name in DISTANCE_SCRIPTS:
+        parts.insert(2, DISTANCE_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 

@@ -20,6 +20,7 @@ from holds.live import LiveEvent, LiveEvents
 from holds.platform.notifications import PlanLimitsOf, create_within_limits
 from holds.sales import Sales
 from holds.seatmaps import SeatMapStore
+from seatmap.distancing import DistancingRule, InvalidRule
 from server.auth import BROWSE, ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
@@ -32,6 +33,14 @@ _TARGETS: dict[int, SeatState] = {
     events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale",
 }
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
+
+
+def distancing_text(rule: events_pb2.Distancing) -> str:
+    """The canonical text of an API distancing rule (checked: INVALID_ARGUMENT naming the field)."""
+    try:
+        return DistancingRule.of(rule.seats_in_row, rule.metres, rule.layout_units_per_metre).text
+    except InvalidRule as exc:
+        raise InvalidRequest(exc.field, exc.reason) from exc
 
 
 def _prices(prices: list[events_pb2.CategoryPrice]) -> dict[str, int]:
@@ -204,6 +213,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)),
             rate_limit_per_key=request.rate_limit_per_key,
             rate_limit_per_buyer=request.rate_limit_per_buyer,
+            distancing=distancing_text(request.distancing) if request.HasField("distancing") else "",
         )
         if self._limits is None:
             event = await self._events.create(tenant_id, loaded, request.currency, settings)
@@ -249,6 +259,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             value = getattr(request, limit)
             if value:
                 changes[limit] = "" if value == "none" else value
+        if request.HasField("distancing"):
+            changes["distancing"] = distancing_text(request.distancing)
         event = await self._events.update(
             ctx.ref,
             set(ctx.loaded.index.category_keys),
@@ -256,6 +268,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)) if request.replace_prices else None,
             changes=changes,
         )
+        ctx.distancing = event.settings.distancing  # this process knows at once; others at their next hold
         if event.settings.status == "closed" and self._limits is not None:
             await self._limits.usage.release_event(ctx.ref.tenant_id, ctx.ref.event_id)
         return events_pb2.UpdateEventResponse(event=event_pb(event))
