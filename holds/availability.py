@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from holds import seatvalues
+from seatmap.distancing import Neighbourhoods
 
 FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
 STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
@@ -153,6 +154,15 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
     )
 
 
+def distanced(states: npt.NDArray[np.int8], near: Neighbourhoods | None) -> npt.NDArray[np.bool_]:
+    """Free seats within the distancing rule's reach of a held or sold seat: what a new
+    buyer may not take (minimum-distance seating; all False without a rule)."""
+    if near is None:
+        return np.zeros(len(states), dtype=np.bool_)
+    blocked: npt.NDArray[np.bool_] = near.blocked((states == HELD) | (states == SOLD)) & (states == FREE)
+    return blocked
+
+
 def count_by_group(codes: npt.NDArray[np.intp], groups: int, states: npt.NDArray[np.int8]) -> list[list[int]]:
     """rows[g][s]: seats of group g (``codes`` per seat) in state s, in one bincount."""
     n = len(STATE_NAMES)
@@ -220,6 +230,8 @@ class EventMirror:
     # Seats this process is trying to hold right now: concurrent best-available
     # searches here skip them instead of all racing for the same block.
     pending: npt.NDArray[np.bool_] = field(init=False)
+    # the distanced seats of the states now under one rule (dropped at every change)
+    _distanced: tuple[Neighbourhoods, npt.NDArray[np.bool_]] | None = None
 
     def __post_init__(self) -> None:
         self.pending = np.zeros(self.seat_count, dtype=np.bool_)
@@ -227,12 +239,14 @@ class EventMirror:
 
     def replace(self, snapshot: Snapshot) -> None:
         """Start over from a new snapshot (at creation and on a resync)."""
+        self._distanced = None
         self.snapshot = snapshot
         for counts in self.counts.values():
             counts.recount(snapshot.states)
 
     def _set(self, seats: Sequence[int], code: int) -> None:
         """Every change of a seat's state goes through here, so the counts follow."""
+        self._distanced = None
         states = self.snapshot.states
         if len(seats) <= _FEW_SEATS:  # a hold or a sale: plain Python beats numpy's call overhead
             for seat in set(seats):
@@ -254,9 +268,20 @@ class EventMirror:
     def seq(self) -> int:
         return self.snapshot.seq
 
-    def free_mask(self) -> npt.NDArray[np.bool_]:
+    def free_mask(self, near: Neighbourhoods | None = None) -> npt.NDArray[np.bool_]:
+        """Seats a new group may take as far as the mirror knows: free, not being held by
+        this process, and (with a distancing rule's ``near``) not distanced."""
         mask: npt.NDArray[np.bool_] = (self.snapshot.states == FREE) & ~self.pending
+        if near is not None:
+            mask &= ~self.distanced(near)
         return mask
+
+    def distanced(self, near: Neighbourhoods) -> npt.NDArray[np.bool_]:
+        """:func:`distanced` of the states now, computed once per change of them."""
+        cached = self._distanced
+        if cached is None or cached[0] is not near:
+            cached = self._distanced = (near, distanced(self.snapshot.states, near))
+        return cached[1]
 
     def mark_held(self, ordinals: list[int]) -> None:
         """Record our own successful hold at once (the change stream confirms it later)."""

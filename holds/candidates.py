@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from holds.availability import EventMirror
 from seatmap.bestavailable import SPREAD, BestAvailableRequest, Candidate, best_available, choose
+from seatmap.distancing import Neighbourhoods
 from seatmap.index import SeatIndex
 
 POOL_SIZE = 64
@@ -42,10 +43,17 @@ class CandidatePools:
         self._pools: dict[BestAvailableRequest, _Pool] = {}
 
     def take(
-        self, mirror: EventMirror, index: SeatIndex, request: BestAvailableRequest, rng: random.Random
+        self,
+        mirror: EventMirror,
+        index: SeatIndex,
+        request: BestAvailableRequest,
+        rng: random.Random,
+        near: Neighbourhoods | None = None,
     ) -> Candidate | None:
-        """A candidate whose seats are free in the mirror now (removed from the pool), or None."""
-        free = mirror.free_mask()
+        """A candidate whose seats are free in the mirror now (removed from the pool), or None.
+        With a distancing rule's ``near``, distanced seats are not free: a candidate then
+        keeps the distance from every group the mirror knows (seatmap/distancing.py)."""
+        free = mirror.free_mask(near)
         pool = self._pools.get(request)
         if pool is None or mirror.seq - pool.seq > STALE_AFTER:
             pool = self._search(mirror, index, request, free)

@@ -12,7 +12,21 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
-from holds.availability import STATE_NAMES, Batch, Delta, Ended, Fresh, GaCount, Replay, Snapshot, watch
+from holds.availability import (
+    FREE,
+    HELD,
+    SOLD,
+    STATE_NAMES,
+    Batch,
+    Delta,
+    Ended,
+    Fresh,
+    GaCount,
+    Replay,
+    Snapshot,
+    distanced,
+    watch,
+)
 from holds.errors import InvalidRequest, WatchEnded
 from holds.events import EventSettings, EventStore
 from holds.inventory import SeatState
@@ -100,9 +114,9 @@ def _ga_pb(area: str, c: GaCount) -> events_pb2.GeneralAdmissionAvailability:
 _STATUS_BYTES = np.array([SEAT_STATUS[name] for name in STATE_NAMES], dtype=np.uint8)
 
 
-def _counts_pb(key: str, row: list[int]) -> events_pb2.StatusCounts:
+def _counts_pb(key: str, row: list[int], far: int = 0) -> events_pb2.StatusCounts:
     return events_pb2.StatusCounts(
-        key=key, free=row[0], held=row[1], sold=row[2], blocked=row[3], not_for_sale=row[4]
+        key=key, free=row[0], held=row[1], sold=row[2], blocked=row[3], not_for_sale=row[4], distanced=far
     )
 
 
@@ -122,21 +136,24 @@ def availability_pb(
     index = ctx.loaded.index
     states = snap.states
     by_cat, by_sec = rows["category"], rows["section"]
+    far = distanced(states, ctx.near())  # free seats a new buyer may not take (distancing)
+    far_cat = np.bincount(index.category_code[far], minlength=len(index.category_keys)).tolist()
+    far_sec = np.bincount(index.section_code[far], minlength=len(index.section_ids)).tolist()
     response = events_pb2.GetAvailabilityResponse(
         sequence=snap.seq,
         general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
-        by_category=[_counts_pb(k, by_cat[i]) for i, k in enumerate(index.category_keys)],
-        by_section=[_counts_pb(k, by_sec[i]) for i, k in enumerate(index.section_ids)],
+        by_category=[_counts_pb(k, by_cat[i], far_cat[i]) for i, k in enumerate(index.category_keys)],
+        by_section=[_counts_pb(k, by_sec[i], far_sec[i]) for i, k in enumerate(index.section_ids)],
     )
+    status = _STATUS_BYTES[states]
+    status[far] = events_pb2.SEAT_STATUS_DISTANCED
     if encoding == events_pb2.SEAT_ENCODING_VECTOR:
-        response.seat_status_vector = _STATUS_BYTES[states].tobytes()
+        response.seat_status_vector = status.tobytes()
     elif encoding == events_pb2.SEAT_ENCODING_LIST:
         placed = index.placed
         response.seats.extend(
-            events_pb2.SeatState(
-                seat_id=placed[o].seat.id, status=events_pb2.SeatStatus.ValueType(_STATUS_BYTES[states[o]])
-            )
-            for o in np.flatnonzero(states).tolist()
+            events_pb2.SeatState(seat_id=placed[o].seat.id, status=events_pb2.SeatStatus.ValueType(status[o]))
+            for o in np.flatnonzero(status != events_pb2.SEAT_STATUS_FREE).tolist()
         )
     return response
 
@@ -147,6 +164,9 @@ def cached_availability(
     """The event's last reply per encoding, unchanged until its sequence moves: a
     browsing crowd between two sales costs one build, not one per request."""
     last: dict[int, events_pb2.GetAvailabilityResponse] = ctx.replies.setdefault("availability", {})
+    if ctx.replies.get("availability_rule", "") != ctx.distancing:  # the rule changed: so did the reply
+        last.clear()
+        ctx.replies["availability_rule"] = ctx.distancing
     cached = last.get(encoding)
     if cached is None or cached.sequence != snap.seq:
         cached = last[encoding] = availability_pb(ctx, snap, encoding, rows)
@@ -341,13 +361,38 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 def _deltas_pb(ctx: LiveEvent, ga: dict[str, GaCount], batch: list[Delta]) -> events_pb2.AvailabilityUpdate:
     """One change as ``delta``, several consecutive ones as ``deltas``."""
     if len(batch) == 1:
-        return events_pb2.AvailabilityUpdate(sequence=batch[0].seq, delta=_delta_pb(ctx, ga, batch[0]))
-    return events_pb2.AvailabilityUpdate(
-        sequence=batch[-1].seq,
-        deltas=events_pb2.AvailabilityDeltas(
-            first_sequence=batch[0].seq, deltas=[_delta_pb(ctx, ga, d) for d in batch]
-        ),
-    )
+        out = events_pb2.AvailabilityUpdate(sequence=batch[0].seq, delta=_delta_pb(ctx, ga, batch[0]))
+    else:
+        out = events_pb2.AvailabilityUpdate(
+            sequence=batch[-1].seq,
+            deltas=events_pb2.AvailabilityDeltas(
+                first_sequence=batch[0].seq, deltas=[_delta_pb(ctx, ga, d) for d in batch]
+            ),
+        )
+    _distancing_pb(ctx, batch, out)
+    return out
+
+
+def _distancing_pb(ctx: LiveEvent, batch: list[Delta], out: events_pb2.AvailabilityUpdate) -> None:
+    """The free seats around the batch's seats that are distanced now, and those that are
+    not: every change re-states its seats' neighbourhoods, from the mirror as it is."""
+    near = ctx.near()
+    mirror = ctx.mirror
+    moved = [o for d in batch for o in d.seats if o < len(ctx.loaded.index.placed)]
+    if near is None or mirror is None or not moved:
+        return
+    states = mirror.snapshot.states
+    around = np.unique(near.around(np.asarray(moved, dtype=np.intp)))
+    around = around[states[around] == FREE]
+    if not len(around):
+        return
+    occupied = (states == HELD) | (states == SOLD)
+    touching = np.zeros(len(around), dtype=np.bool_)
+    for i, o in enumerate(around.tolist()):
+        touching[i] = bool(occupied[near.indices[near.indptr[o] : near.indptr[o + 1]]].any())
+    placed = ctx.loaded.index.placed
+    out.distanced_seat_ids.extend(placed[o].seat.id for o in around[touching].tolist())
+    out.undistanced_seat_ids.extend(placed[o].seat.id for o in around[~touching].tolist())
 
 
 def _delta_pb(ctx: LiveEvent, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:

@@ -909,6 +909,8 @@ class AvailabilityUpdate(_message.Message):
     DELTA_FIELD_NUMBER: _builtins.int
     RESYNC_FIELD_NUMBER: _builtins.int
     DELTAS_FIELD_NUMBER: _builtins.int
+    DISTANCED_SEAT_IDS_FIELD_NUMBER: _builtins.int
+    UNDISTANCED_SEAT_IDS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """The sequence number the client is at once it has applied this update."""
     resync: _builtins.str
@@ -929,6 +931,20 @@ class AvailabilityUpdate(_message.Message):
         happened within a short window (about 50 ms) into one message.
         """
 
+    @_builtins.property
+    def distanced_seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Minimum-distance seating (Event.distancing): with the changes of this
+        update applied, these free seats are now SEAT_STATUS_DISTANCED (a group
+        near them was held or sold) ...
+        """
+
+    @_builtins.property
+    def undistanced_seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """... and these are SEAT_STATUS_FREE again (the group near them was
+        released, expired or cancelled). Computed from the server's view when it
+        builds the update; a later update corrects a seat that changed since.
+        """
+
     def __init__(
         self,
         *,
@@ -937,10 +953,12 @@ class AvailabilityUpdate(_message.Message):
         delta: Global___AvailabilityDelta | None = ...,
         resync: _builtins.str = ...,
         deltas: Global___AvailabilityDeltas | None = ...,
+        distanced_seat_ids: _abc.Iterable[_builtins.str] | None = ...,
+        undistanced_seat_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "resync", b"resync", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "resync", b"resync", "sequence", b"sequence", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "distanced_seat_ids", b"distanced_seat_ids", "resync", b"resync", "sequence", b"sequence", "snapshot", b"snapshot", "undistanced_seat_ids", b"undistanced_seat_ids", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_update: _TypeAlias = _typing.Literal["snapshot", "delta", "resync", "deltas"]  # noqa: Y015
     _WhichOneofArgType_update: _TypeAlias = _typing.Literal["update", b"update"]  # noqa: Y015
