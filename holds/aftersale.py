@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from holds import keys
+from holds import distancing, keys
+from holds.distancing import SeatOrdinalsDistanced, with_current_rule
 from holds.door import Door
 from holds.errors import (
     HoldExpired,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    SeatsDistanced,
     SeatsUnavailable,
     StoreError,
 )
@@ -261,12 +263,25 @@ class AfterSale:
         placed = ctx.loaded.index.placed
         parts = {"order": order_id, "tickets": list(ticket_ids), "seats": list(seat_ids), "hold": hold_token}
         digest = fingerprint("exchange", ctx.event_id, "", "", parts)
-        args: list[str | int] = [
+        args: list[EncodableArg] = [
             order_id, exchange_key, new_id("x", 12), f"t{secrets.token_hex(6)}-x", hold_id, digest,
             PURGE_PER_CALL, len(ticket_ids), *ticket_ids, len(ordinals), *ordinals,
             *(placed[o].seat.category for o in ordinals),
         ]  # fmt: skip
-        reply = await self._scripts.exchange.replicated(keys.after_sale_keys(ctx.event_id), args)
+
+        async def call(rule_args: list[EncodableArg]) -> Any:
+            """Free seats keep the event's minimum distance (a hold's were checked when held)."""
+            reply = await self._scripts.exchange.replicated(
+                keys.after_sale_keys(ctx.event_id), args + rule_args
+            )
+            if (distanced := distancing.refusal(reply)) is not None:
+                raise distanced
+            return reply
+
+        try:
+            reply = await with_current_rule(ctx, ordinals, call)
+        except SeatOrdinalsDistanced as exc:
+            raise SeatsDistanced(self._sales.seat_ids(ctx, exc.ordinals)) from exc
         match reply:
             case [Reply.OK, order_json, exchange_json, replayed]:
                 result = ExchangeResult(

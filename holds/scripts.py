@@ -41,7 +41,7 @@ OFFERS_PRELUDE = "_offers"
 OFFER_SCRIPTS = frozenset({"commit", "box_office"})
 # minimum-distance seating: the scripts that take seats for a new group check it
 DISTANCE_PRELUDE = "_distance"
-DISTANCE_SCRIPTS = frozenset({"hold", "box_office"})
+DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 INVENTORY_SCRIPTS = frozenset(

@@ -33,6 +33,7 @@ from holds.redis_client import AnyRedis, connect
 from holds.sales import hold_token
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
+    DISTANCE_PRELUDE,
     INVENTORY_PRELUDE,
     OFFERS_PRELUDE,
     REPLIES_HEADER,
@@ -58,6 +59,7 @@ def every_script() -> set[str]:
         OFFERS_PRELUDE,
         REPLIES_HEADER,
         AFTER_SALE_PRELUDE,
+        DISTANCE_PRELUDE,
     }
 
 

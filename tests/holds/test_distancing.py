@@ -11,6 +11,7 @@ import random
 import pytest
 
 from holds import keys
+from holds.aftersale import AfterSale
 from holds.distancing import NO_RULE_ARGS, RuleChanged, SeatOrdinalsDistanced, script_args, with_current_rule
 from holds.errors import Conflict, InvalidRequest, SeatsDistanced, SeatsUnavailable
 from holds.events import EventSettings
@@ -58,7 +59,7 @@ async def test_a_hold_next_to_another_group_is_refused_naming_every_seat(
     with pytest.raises(SeatsDistanced) as info:
         await hold(stores.sales, ev, 1, 3, 5)  # 1 and 3 touch seat 2; 5 keeps the distance
     assert info.value.seat_ids == [seat(ev, 1), seat(ev, 3)]
-    state = await read_state(stores.inventory._r, ev.event_id)  # nothing was held
+    state = await read_state(stores.redis, ev.event_id)  # nothing was held
     assert {o for o in ev.ordinals if state.holder(o)} == {2}
     await hold(stores.sales, ev, 4, 5)  # two seats away: fine (the rule is one seat)
     await hold(stores.sales, ev, 2 + 8)  # the row behind is not "in the row"
@@ -86,7 +87,7 @@ async def test_release_and_cancel_free_the_neighbours(stores: Stores, ev: TestEv
         await hold(stores.sales, ev, 5)
     await stores.sales.cancel(ev.tenant, ev.event_id, order.order_id, [], "free", "changed plans")
     await hold(stores.sales, ev, 5)
-    check_consistent(await read_state(stores.inventory._r, ev.event_id))
+    check_consistent(await read_state(stores.redis, ev.event_id))
 
 
 async def test_an_expired_hold_keeps_no_distance(
@@ -137,7 +138,7 @@ async def test_the_script_refuses_a_stale_or_missing_rule(stores: Stores, ev: Te
     near = neighbourhoods(ev.loaded.index, DistancingRule.parse("row:2"))
     with pytest.raises(RuleChanged):
         await inventory.hold(ev.event_id, seats=ev.seats(0), rule_args=script_args("row:2", near, [0]))
-    state = await read_state(stores.inventory._r, ev.event_id)
+    state = await read_state(stores.redis, ev.event_id)
     assert not any(state.holder(o) for o in ev.ordinals)
 
 
@@ -172,7 +173,7 @@ async def test_best_available_keeps_the_distance_until_nothing_is_left(stores: S
         for b in groups[i + 1 :]:
             assert min(abs(x - y) for x in a for y in b) > 1, groups
     assert len(groups) == 2  # [2], then one pair of 4-7: 0 is alone between the row's end and 1
-    state = await read_state(stores.inventory._r, ev.event_id)
+    state = await read_state(stores.redis, ev.event_id)
     assert sorted(o for o in range(8) if state.holder(o)) == sorted(o for g in groups for o in g)
 
 
@@ -219,3 +220,28 @@ async def test_bad_rules_are_refused_naming_the_field(stores: Stores, ev: TestEv
     event = await stores.events.get(ref)
     assert event.settings.distancing == "row:1"  # unchanged
     assert EventSettings(name="x").distancing == ""
+
+
+async def test_an_exchange_onto_free_seats_keeps_the_distance_from_others_not_from_itself(
+    stores: Stores, ev: TestEvent
+) -> None:
+    after = AfterSale(stores.redis, stores.scripts, stores.sales, stores.inventory, stores.door)
+    _, sold = await stores.sales.sell_at_box_office(
+        ev.tenant, ev.event_id, [seat(ev, 0), seat(ev, 1)], {}, idempotency_key="bo",
+        buyer=BUYER, payment_method="cash",
+    )  # fmt: skip
+    order = sold.order
+    await hold(stores.sales, ev, 5)
+    with pytest.raises(SeatsDistanced) as info:  # 4 touches another group's seat 5
+        await after.exchange(
+            ev.tenant, ev.event_id, order.order_id, [order.tickets[1].ticket_id], seat_ids=[seat(ev, 4)],
+            exchange_key="x-1",
+        )  # fmt: skip
+    assert info.value.seat_ids == [seat(ev, 4)]
+    # 2 touches only the order's own seat 1
+    _, result = await after.exchange(
+        ev.tenant, ev.event_id, order.order_id, [order.tickets[0].ticket_id], seat_ids=[seat(ev, 2)],
+        exchange_key="x-2",
+    )  # fmt: skip
+    assert result.order.tickets[-1].seat == 2
+    check_consistent(await read_state(stores.redis, ev.event_id))
