@@ -22,7 +22,6 @@ import numpy.typing as npt
 
 from holds.availability import EventMirror
 from seatmap.bestavailable import SPREAD, BestAvailableRequest, Candidate, best_available, choose
-from seatmap.distancing import Neighbourhoods
 from seatmap.index import SeatIndex
 
 POOL_SIZE = 64
@@ -43,17 +42,12 @@ class CandidatePools:
         self._pools: dict[BestAvailableRequest, _Pool] = {}
 
     def take(
-        self,
-        mirror: EventMirror,
-        index: SeatIndex,
-        request: BestAvailableRequest,
-        rng: random.Random,
-        near: Neighbourhoods | None = None,
+        self, mirror: EventMirror, index: SeatIndex, request: BestAvailableRequest, rng: random.Random
     ) -> Candidate | None:
         """A candidate whose seats are free in the mirror now (removed from the pool), or None.
-        With a distancing rule's ``near``, distanced seats are not free: a candidate then
-        keeps the distance from every group the mirror knows (seatmap/distancing.py)."""
-        free = mirror.free_mask(near)
+        Distanced seats are not free (``EventMirror.free_mask``): under a distancing rule a
+        candidate keeps the distance from every group the mirror knows."""
+        free = mirror.free_mask()
         pool = self._pools.get(request)
         if pool is None or mirror.seq - pool.seq > STALE_AFTER:
             pool = self._search(mirror, index, request, free)

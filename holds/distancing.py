@@ -71,7 +71,7 @@ T = TypeVar("T")
 class KnowsRule(Protocol):
     """What :func:`with_current_rule` needs of a live event (holds/live.py LiveEvent)."""
 
-    distancing: str
+    async def learn(self, rule: str) -> None: ...
 
     def distancing_args(self, ordinals: list[int]) -> list[EncodableArg]: ...
 
@@ -84,5 +84,5 @@ async def with_current_rule(
     try:
         return await call(event.distancing_args(ordinals))
     except RuleChanged as exc:
-        event.distancing = exc.rule
+        await event.learn(exc.rule)
     return await call(event.distancing_args(ordinals))

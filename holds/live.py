@@ -49,10 +49,10 @@ class LiveEvent:
     mirror: EventMirror | None = None
     last_used: float = field(default_factory=time.monotonic)
     evicted: bool = False
-    # the minimum-distance rule as this process last learnt it (canonical text, "": none):
-    # read with the event, updated by this process's UpdateEvent and by a hold script
-    # that answers "rule changed" (holds/distancing.py)
-    distancing: str = ""
+    # the minimum-distance rule as this process last learnt it (canonical text, "": none)
+    # and its neighbourhoods: read with the event, learnt again from this process's
+    # UpdateEvent and from a hold script that answers "rule changed" (holds/distancing.py)
+    _distancing: str = ""
     _near: Neighbourhoods | None = None
     _mirror_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -60,23 +60,34 @@ class LiveEvent:
     def event_id(self) -> str:
         return self.ref.event_id
 
+    @property
+    def distancing(self) -> str:
+        return self._distancing
+
     def near(self) -> Neighbourhoods | None:
-        """Every seat's neighbours under the event's distancing rule (None: no rule), computed
-        once per rule and kept with the event."""
-        if not self.distancing:
-            return None
-        near = self._near
-        if near is None or near.rule.text != self.distancing:
+        """Every seat's neighbours under the event's distancing rule (None: no rule)."""
+        return self._near
+
+    async def learn(self, rule: str) -> None:
+        """Follow the distancing rule ``rule`` (canonical text). Its neighbourhoods are
+        computed in a thread, once per rule: a rule in metres over a stadium costs about a
+        second of CPU (docs/selling.md), which the event loop must not wait for."""
+        if rule == self._distancing:
+            return
+        near = None
+        if rule:
             try:
-                rule = DistancingRule.parse(self.distancing)
+                parsed = DistancingRule.parse(rule)
             except InvalidRule as exc:
                 raise StoreError(f"event {self.event_id} has a distancing rule it cannot read") from exc
-            near = self._near = neighbourhoods(self.loaded.index, rule)
-        return near
+            near = await asyncio.to_thread(neighbourhoods, self.loaded.index, parsed)
+        self._distancing, self._near = rule, near
+        if self.mirror is not None:
+            self.mirror.set_near(near)
 
     def distancing_args(self, ordinals: list[int]) -> list[EncodableArg]:
         """What a seat-taking script is told of the rule for ``ordinals``."""
-        return script_args(self.distancing, self.near(), ordinals)
+        return script_args(self._distancing, self._near, ordinals)
 
     @property
     def watched(self) -> bool:
@@ -149,7 +160,8 @@ class LiveEvents:
     async def _read(self, event_id: str) -> LiveEvent:
         ref = await self._events.read_ref(event_id)
         loaded = await self._seatmaps.load(ref.tenant_id, ref.seat_map_id, ref.seat_map_version)
-        live = LiveEvent(ref, loaded, distancing=await self._events.read_distancing(event_id))
+        live = LiveEvent(ref, loaded)
+        await live.learn(await self._events.read_distancing(event_id))
         self._live[event_id] = live  # may evict the least recently used
         self.loads += 1
         return live
@@ -170,6 +182,7 @@ class LiveEvents:
                     "section": GroupCounts(index.section_code, len(index.section_ids)),
                 }
                 mirror = EventMirror(live.event_id, seats, snapshot, counts)
+                mirror.set_near(live.near())
                 if live.evicted:
                     return mirror  # evicted while the snapshot was read: serve this call only
                 live.mirror = mirror

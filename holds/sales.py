@@ -376,7 +376,7 @@ class Sales:
         retry = self._retry(ctx, request_id, "best", buyer, token, shape)
         mirror = await self._live.mirror(ctx)
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
-            candidate = ctx.pools.take(mirror, index, request, self._rng, ctx.near())
+            candidate = ctx.pools.take(mirror, index, request, self._rng)
             if candidate is None:
                 # the first attempt may have taken the last seats: a retry still gets them
                 replayed = await self._inventory.replay(ctx.event_id, *retry)

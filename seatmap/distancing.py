@@ -162,9 +162,12 @@ def neighbourhoods(index: SeatIndex, rule: DistancingRule) -> Neighbourhoods:
     # symmetric by construction, made explicit (a ring table wraps onto itself)
     src = np.concatenate((a, b))
     dst = np.concatenate((b, a))
-    if len(src):
-        pair_ids = np.unique(src.astype(np.int64) * max(n, 1) + dst)
-        src, dst = (pair_ids // max(n, 1)).astype(np.intp), (pair_ids % max(n, 1)).astype(np.intp)
+    if len(src):  # sorted by seat then neighbour, each pair once (a sort: cheaper than np.unique's hash)
+        pair_ids = src.astype(np.int64) * n + dst
+        pair_ids.sort()
+        pair_ids = pair_ids[np.concatenate(([True], pair_ids[1:] != pair_ids[:-1]))]
+        src, dst = np.divmod(pair_ids, n)
+        src, dst = src.astype(np.intp, copy=False), dst.astype(np.intp, copy=False)
     indptr = np.zeros(n + 1, dtype=np.intp)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     indptr.flags.writeable = False

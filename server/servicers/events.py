@@ -136,7 +136,10 @@ def availability_pb(
     index = ctx.loaded.index
     states = snap.states
     by_cat, by_sec = rows["category"], rows["section"]
-    far = distanced(states, ctx.near())  # free seats a new buyer may not take (distancing)
+    # free seats a new buyer may not take (distancing): the mirror keeps them for its own state
+    mirror = ctx.mirror
+    live = mirror is not None and snap is mirror.snapshot and mirror.near is ctx.near()
+    far = mirror.distanced() if live and mirror is not None else distanced(states, ctx.near())
     far_cat = np.bincount(index.category_code[far], minlength=len(index.category_keys)).tolist()
     far_sec = np.bincount(index.section_code[far], minlength=len(index.section_ids)).tolist()
     response = events_pb2.GetAvailabilityResponse(
@@ -288,7 +291,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)) if request.replace_prices else None,
             changes=changes,
         )
-        ctx.distancing = event.settings.distancing  # this process knows at once; others at their next hold
+        await ctx.learn(event.settings.distancing)  # this process knows at once; others at their next hold
         if event.settings.status == "closed" and self._limits is not None:
             await self._limits.usage.release_event(ctx.ref.tenant_id, ctx.ref.event_id)
         return events_pb2.UpdateEventResponse(event=event_pb(event))
@@ -386,10 +389,11 @@ def _distancing_pb(ctx: LiveEvent, batch: list[Delta], out: events_pb2.Availabil
     around = around[states[around] == FREE]
     if not len(around):
         return
-    occupied = (states == HELD) | (states == SOLD)
-    touching = np.zeros(len(around), dtype=np.bool_)
-    for i, o in enumerate(around.tolist()):
-        touching[i] = bool(occupied[near.indices[near.indptr[o] : near.indptr[o + 1]]].any())
+    if mirror.near is near and mirror.near_count is not None:
+        touching = mirror.near_count[around] > 0
+    else:  # the rule is changing under this process: count from the states
+        occupied = (states == HELD) | (states == SOLD)
+        touching = np.array([occupied[near.of(o)].any() for o in around.tolist()], dtype=np.bool_)
     placed = ctx.loaded.index.placed
     out.distanced_seat_ids.extend(placed[o].seat.id for o in around[touching].tolist())
     out.undistanced_seat_ids.extend(placed[o].seat.id for o in around[~touching].tolist())

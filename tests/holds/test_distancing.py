@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from holds import keys
 from holds.aftersale import AfterSale
+from holds.availability import FREE, EventMirror, Snapshot, distanced
 from holds.distancing import NO_RULE_ARGS, RuleChanged, SeatOrdinalsDistanced, script_args, with_current_rule
 from holds.errors import Conflict, InvalidRequest, SeatsDistanced, SeatsUnavailable
 from holds.events import EventSettings
@@ -21,9 +25,11 @@ from holds.redis_client import AnyRedis
 from holds.sales import Sales
 from seatmap.bestavailable import BestAvailableRequest
 from seatmap.distancing import DistancingRule, neighbourhoods
+from seatmap.index import SeatIndex
 from server.context import Stores
 from tests.holds.factories import TestEvent, check_consistent, make_event, read_state
 from tests.holds.test_concurrency import inventories
+from tests.seatmap.maps import grid_map
 
 BUYER = Buyer(name="Ada")
 
@@ -245,3 +251,26 @@ async def test_an_exchange_onto_free_seats_keeps_the_distance_from_others_not_fr
     )  # fmt: skip
     assert result.order.tickets[-1].seat == 2
     check_consistent(await read_state(stores.redis, ev.event_id))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.sampled_from(["row:1", "row:3", "m:1.0@100.0"]),
+    st.lists(st.tuples(st.lists(st.integers(0, 47), max_size=80), st.integers(0, 4)), max_size=30),
+)
+def test_the_mirror_keeps_its_distanced_seats_in_step_with_every_change(rule: str, changes: list) -> None:
+    """Change by change (one seat, a block of seats, a resync), the mirror's counts of held and
+    sold neighbours equal a recount: best available and availability read them."""
+    index = SeatIndex(grid_map(4, 12))
+    near = neighbourhoods(index, DistancingRule.parse(rule))
+    mirror = EventMirror("ev", len(index), Snapshot(0, np.zeros(len(index), dtype=np.int8), {}))
+    mirror.set_near(near)
+    for seats, code in changes:
+        mirror._set(seats, code)
+        assert (mirror.distanced() == distanced(mirror.snapshot.states, near)).all()
+        assert (
+            mirror.free_mask()
+            == ((mirror.snapshot.states == FREE) & ~distanced(mirror.snapshot.states, near))
+        ).all()
+    mirror.replace(Snapshot(1, mirror.snapshot.states.copy(), {}))
+    assert (mirror.distanced() == distanced(mirror.snapshot.states, near)).all()
