@@ -268,7 +268,7 @@ class EventMirror:
                     for counts in self.counts.values():
                         counts.move_one(seat, old, code)
                     if self.near_count is not None and _OCCUPIED[old] != _OCCUPIED[code]:
-                        self._count_near(np.array([seat], dtype=np.intp), _OCCUPIED[code])
+                        self._count_near_one(seat, _OCCUPIED[code])
                     states[seat] = code
             return
         many = np.unique(np.asarray(seats, dtype=np.intp))  # a block of a section, say
@@ -281,6 +281,12 @@ class EventMirror:
             flips = many[np.array([_OCCUPIED[w] for w in was.tolist()], dtype=np.bool_) != _OCCUPIED[code]]
             self._count_near(flips, _OCCUPIED[code])
         states[many] = code
+
+    def _count_near_one(self, seat: int, occupied: bool) -> None:
+        """One seat: its neighbours are distinct, so a plain ``+=`` does (a hold's case)."""
+        if self.near is not None and self.near_count is not None:
+            near = self.near
+            self.near_count[near.indices[near.indptr[seat] : near.indptr[seat + 1]]] += 1 if occupied else -1
 
     def _count_near(self, seats: npt.NDArray[np.intp], occupied: bool) -> None:
         """``seats`` became held or sold (``occupied``), or stopped being: their neighbours' counts move."""
