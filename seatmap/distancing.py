@@ -36,6 +36,10 @@ MAX_METRES = 50.0
 # Layout units are whatever the organizer drew in; the generators draw centimetres.
 DEFAULT_UNITS_PER_METRE = 100.0
 MAX_UNITS_PER_METRE = 1_000_000.0
+# Neighbour pairs one event's rule may make (per process, kept with the event): a rule
+# whose neighbourhoods would be larger is refused when it is set (check_size).
+MAX_PAIRS = 6_000_000
+SIZE_SAMPLE = 256  # seats a metre rule's size is estimated from
 
 
 class InvalidRule(ValueError):
@@ -72,7 +76,7 @@ class DistancingRule:
             if not (math.isfinite(metres) and 0 < metres <= MAX_METRES):
                 raise InvalidRule("distancing.metres", f"must be more than 0 and at most {MAX_METRES:g}")
             upm = units_per_metre or DEFAULT_UNITS_PER_METRE
-            if not (math.isfinite(upm) and 0 < upm <= MAX_UNITS_PER_METRE):
+            if not (math.isfinite(upm) and 0 < upm <= MAX_UNITS_PER_METRE and metres * upm > 0):
                 why = f"must be more than 0 and at most {MAX_UNITS_PER_METRE:g}"
                 raise InvalidRule("distancing.layout_units_per_metre", why)
             return DistancingRule("metres", metres=float(metres), units_per_metre=float(upm))
@@ -145,6 +149,33 @@ class Neighbourhoods:
         mask = np.zeros(len(occupied), dtype=np.bool_)
         mask[self.around(np.flatnonzero(occupied))] = True
         return mask
+
+
+def check_size(index: SeatIndex, rule: DistancingRule) -> None:
+    """Refuse a rule whose neighbourhoods on this map would exceed :data:`MAX_PAIRS`
+    (``InvalidRule`` naming the field, saying how many seats each would keep free)."""
+    n = len(index)
+    if n == 0 or rule.kind == "none":
+        return
+    if rule.kind == "row":
+        at = np.arange(n, dtype=np.intp) - index.group_start[index.group_of]
+        size = index.group_size[index.group_of]
+        in_row = np.minimum(rule.seats, at) + np.minimum(rule.seats, size - 1 - at)
+        around_table = np.minimum(2 * rule.seats, size - 1)
+        pairs = float(np.where(index.group_is_table[index.group_of], around_table, in_row).sum())
+        field = "distancing.seats_in_row"
+    else:
+        sample = np.unique(np.linspace(0, n - 1, min(n, SIZE_SAMPLE)).astype(np.intp))
+        found = index.neighbours_within(sample, rule.metres * rule.units_per_metre) - len(sample)
+        pairs = found / len(sample) * n
+        field = "distancing.metres"
+    if pairs > MAX_PAIRS:
+        each = pairs / n
+        raise InvalidRule(
+            field,
+            f"would keep about {each:.0f} seats free around every seat of this map; "
+            f"at most {MAX_PAIRS / n:.0f} on average",
+        )
 
 
 def neighbourhoods(index: SeatIndex, rule: DistancingRule) -> Neighbourhoods:

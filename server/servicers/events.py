@@ -34,7 +34,8 @@ from holds.live import LiveEvent, LiveEvents
 from holds.platform.notifications import PlanLimitsOf, create_within_limits
 from holds.sales import Sales
 from holds.seatmaps import SeatMapStore
-from seatmap.distancing import DistancingRule, InvalidRule
+from seatmap.distancing import DistancingRule, InvalidRule, check_size
+from seatmap.index import SeatIndex
 from server.auth import BROWSE, ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
@@ -49,12 +50,15 @@ _TARGETS: dict[int, SeatState] = {
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
 
 
-def distancing_text(rule: events_pb2.Distancing) -> str:
-    """The canonical text of an API distancing rule (checked: INVALID_ARGUMENT naming the field)."""
+def distancing_text(rule: events_pb2.Distancing, index: SeatIndex) -> str:
+    """The canonical text of an API distancing rule, checked (also its size on the event's
+    map): INVALID_ARGUMENT naming the field."""
     try:
-        return DistancingRule.of(rule.seats_in_row, rule.metres, rule.layout_units_per_metre).text
+        parsed = DistancingRule.of(rule.seats_in_row, rule.metres, rule.layout_units_per_metre)
+        check_size(index, parsed)
     except InvalidRule as exc:
         raise InvalidRequest(exc.field, exc.reason) from exc
+    return parsed.text
 
 
 def _prices(prices: list[events_pb2.CategoryPrice]) -> dict[str, int]:
@@ -222,6 +226,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         if not request.seat_map_id:
             raise InvalidRequest("seat_map_id", "required")
         loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
+        rule = distancing_text(request.distancing, loaded.index) if request.HasField("distancing") else ""
         settings = EventSettings(
             name=request.name,
             starts_at=_rfc3339(request, "starts_at"),
@@ -236,7 +241,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)),
             rate_limit_per_key=request.rate_limit_per_key,
             rate_limit_per_buyer=request.rate_limit_per_buyer,
-            distancing=distancing_text(request.distancing) if request.HasField("distancing") else "",
+            distancing=rule,
         )
         if self._limits is None:
             event = await self._events.create(tenant_id, loaded, request.currency, settings)
@@ -283,7 +288,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             if value:
                 changes[limit] = "" if value == "none" else value
         if request.HasField("distancing"):
-            changes["distancing"] = distancing_text(request.distancing)
+            changes["distancing"] = distancing_text(request.distancing, ctx.loaded.index)
         event = await self._events.update(
             ctx.ref,
             set(ctx.loaded.index.category_keys),

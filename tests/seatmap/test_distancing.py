@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seatmap.distancing import DistancingRule, InvalidRule, neighbourhoods
+from seatmap.distancing import DistancingRule, InvalidRule, check_size, neighbourhoods
 from seatmap.index import SeatIndex
 from tests.seatmap.maps import PITCH, ROW_PITCH, grid_map, table_map
 
@@ -126,3 +126,33 @@ def test_the_text_of_a_rule_reads_back_as_the_rule(rule) -> None:
 def test_unknown_texts_are_refused(text) -> None:
     with pytest.raises(InvalidRule):
         DistancingRule.parse(text)
+
+
+def test_a_rule_too_large_for_the_map_is_refused_when_set() -> None:
+    index = SeatIndex(grid_map(40, 60))  # 2,400 seats 50 apart, rows 60 apart (cm)
+    check_size(index, DistancingRule.of(metres=1.0))  # ~8 each
+    check_size(index, DistancingRule.of(seats_in_row=50))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("seatmap.distancing.MAX_PAIRS", 2_400 * 20)
+        with pytest.raises(InvalidRule) as info:
+            check_size(index, DistancingRule.of(metres=5.0))  # ~250 each
+        assert info.value.field == "distancing.metres"
+        assert "at most 20 on average" in info.value.reason
+        with pytest.raises(InvalidRule) as info:
+            check_size(index, DistancingRule.of(seats_in_row=12))  # up to 24 each, 21.8 on average
+        assert info.value.field == "distancing.seats_in_row"
+        check_size(index, DistancingRule.of(seats_in_row=9))
+
+
+@settings(max_examples=30, deadline=None)
+@given(maps, st.integers(1, 6))
+def test_the_size_of_a_row_rule_is_exact(seatmap, n) -> None:
+    index = SeatIndex(seatmap)
+    near = neighbourhoods(index, DistancingRule.of(seats_in_row=n))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("seatmap.distancing.MAX_PAIRS", len(near.indices))
+        check_size(index, near.rule)  # exactly at the limit: allowed
+        if len(near.indices):
+            patch.setattr("seatmap.distancing.MAX_PAIRS", len(near.indices) - 1)
+            with pytest.raises(InvalidRule):
+                check_size(index, near.rule)
