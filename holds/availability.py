@@ -299,10 +299,14 @@ class EventMirror:
 
     def free_mask(self) -> npt.NDArray[np.bool_]:
         """Seats a new group may take as far as the mirror knows: free, not being held by
-        this process, and not distanced (minimum-distance seating)."""
+        this process, and not distanced (minimum-distance seating) from a held or sold seat
+        or from one being held by this process."""
         mask: npt.NDArray[np.bool_] = (self.snapshot.states == FREE) & ~self.pending
-        if self.near_count is not None:
+        if self.near is not None and self.near_count is not None:
             mask &= self.near_count == 0
+            trying = np.flatnonzero(self.pending)
+            if len(trying):  # nor next to seats another request here is holding right now
+                mask[self.near.around(trying)] = False
         return mask
 
     def distanced(self) -> npt.NDArray[np.bool_]:

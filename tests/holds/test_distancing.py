@@ -272,5 +272,38 @@ def test_the_mirror_keeps_its_distanced_seats_in_step_with_every_change(rule: st
             mirror.free_mask()
             == ((mirror.snapshot.states == FREE) & ~distanced(mirror.snapshot.states, near))
         ).all()
+    mirror.pending[[0, 47]] = True  # seats this process is trying to hold: theirs are not proposed
+    far = distanced(mirror.snapshot.states, near)
+    trying = np.zeros(len(index), dtype=bool)
+    trying[near.of(0) + near.of(47)] = True
+    assert (mirror.free_mask() == ((mirror.snapshot.states == FREE) & ~far & ~mirror.pending & ~trying)).all()
+    mirror.pending[:] = False
     mirror.replace(Snapshot(1, mirror.snapshot.states.copy(), {}))
     assert (mirror.distanced() == distanced(mirror.snapshot.states, near)).all()
+
+
+async def test_a_best_available_rush_keeps_the_distance(stores: Stores, ev: TestEvent) -> None:
+    """Thirty buyers at once on 24 seats under one seat in the row: whoever gets seats, no two
+    groups sit next to each other, and the ones left without are told there are none (or to retry)."""
+    request = BestAvailableRequest(quantity=1)
+
+    async def buyer() -> list[int] | str:
+        try:
+            info = await stores.sales.hold_best_available(ev.tenant, ev.event_id, request)
+        except (SeatsUnavailable, Conflict) as exc:
+            return type(exc).__name__
+        return [ev.loaded.index.ordinal_of[s] for s in info.seat_ids]
+
+    outcomes = await asyncio.gather(*(buyer() for _ in range(30)))
+    won = [o[0] for o in outcomes if isinstance(o, list)]
+
+    def touching(a: int, b: int) -> bool:
+        return abs(b - a) == 1 and b // 8 == a // 8
+
+    for a in won:
+        assert not any(touching(a, b) for b in won), sorted(won)
+    # and nobody was turned away while a seat keeping the distance was left
+    assert all(any(touching(a, b) for b in won) for a in range(24) if a not in won), sorted(won)
+    state = await read_state(stores.redis, ev.event_id)
+    assert sorted(o for o in ev.ordinals if state.holder(o)) == sorted(won)
+    check_consistent(state)
