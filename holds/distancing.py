@@ -4,7 +4,7 @@ The rule is an event setting (``meta`` field ``distancing``, its canonical text 
 :mod:`seatmap.distancing`). Blocking is never stored: a free seat is blocked for a
 group when one of its neighbours is held or sold to another group, so cancelling
 or releasing a group frees its neighbours with nothing to undo. The scripts that
-take seats for a group (``hold.lua``, ``box_office.lua``) check it atomically in
+take seats for a group (``hold.lua``, ``box_office.lua``, ``exchange.lua``) check it in
 ``_distance.lua``; Python gives them each asked seat's neighbours under the rule it
 knows, with the rule's text, and the script answers "rule changed" (with the
 stored rule) when it is not the event's any more, so a process that missed an

@@ -89,6 +89,6 @@ class Reply(IntEnum):
     TICKET_REFUNDED = 57  # ticket id
     ALREADY_LISTED = 58  # ticket id
     EXCHANGE_KEY_MISMATCH = 59  # the exchange the key made
-    # minimum-distance seating (_distance.lua, in hold and box_office)
+    # minimum-distance seating (_distance.lua, in hold, box_office and exchange)
     SEATS_DISTANCED = 68  # asked ordinals within the distance of another group
     DISTANCE_RULE_CHANGED = 69  # the rule now stored: the caller's was stale (reload, retry)

@@ -1,10 +1,11 @@
 -- Minimum-distance seating (docs/selling.md), prepended after the inventory prelude to
--- hold.lua and box_office.lua. Which seats are neighbours is the seat map's geometry,
+-- hold.lua, box_office.lua and exchange.lua. Which seats are neighbours is the seat map's geometry,
 -- computed in Python (seatmap/distancing.py) from the rule Python knows; the script
 -- checks that rule is still the event's (meta 'distancing') before trusting it.
 -- Python appends to ARGV, last: 'distancing', the rule's text, one
 -- '<asked ordinal>:<neighbour>,<neighbour>,...' per asked seat, then how many
--- arguments that was (2 + seats). Missing arguments read as "no rule".
+-- arguments that was (2 + seats). Missing arguments read as "no rule known", so an
+-- event with a rule answers DISTANCE_RULE_CHANGED: a caller can never skip the check.
 local DISTANCE_MARK = 'distancing'
 
 -- nil when every asked seat keeps the distance from every other group (a seat whose

@@ -75,6 +75,6 @@ local LISTING_HELD = 56              -- ticket id: another resale buyer's live h
 local TICKET_REFUNDED = 57           -- ticket id: money was given back on it
 local ALREADY_LISTED = 58            -- ticket id
 local EXCHANGE_KEY_MISMATCH = 59     -- exchange id the key made
--- minimum-distance seating (_distance.lua, in hold and box_office)
+-- minimum-distance seating (_distance.lua, in hold, box_office and exchange)
 local SEATS_DISTANCED = 68           -- {ordinal, ...}: asked seats within the distance of another group
 local DISTANCE_RULE_CHANGED = 69     -- the rule now stored (the caller's was stale: reload, retry)
