@@ -469,13 +469,12 @@ class SeatIndex:
         order = np.lexsort((hits, dist))[:n]
         return [int(o) for o in hits[order]]
 
-    def neighbours_within(self, ordinals: IntArray, distance: float) -> int:
-        """How many (seat, other seat) pairs lie within ``distance`` of the seats ``ordinals``
-        (each seat with itself included): one bulk query, for estimating a rule's size."""
+    def neighbours_within(self, ordinal: int, distance: float) -> int:
+        """How many seats lie within ``distance`` of seat ``ordinal`` (itself included)."""
         if not (math.isfinite(distance) and distance > 0):
             raise InvalidQuery("distance must be a finite number > 0")
-        src, _ = self._tree.query(self._points[ordinals], predicate="dwithin", distance=distance)
-        return len(src)
+        point = self._points[self.check_ordinal(ordinal)]
+        return len(self._tree.query(point, predicate="dwithin", distance=distance))
 
     def pairs_closer_than(self, distance: float) -> tuple[IntArray, IntArray]:
         """Every ordered pair ``(a, b)`` of seats whose centres are closer than ``distance``

@@ -137,7 +137,7 @@ def test_a_rule_too_large_for_the_map_is_refused_when_set() -> None:
         with pytest.raises(InvalidRule) as info:
             check_size(index, DistancingRule.of(metres=5.0))  # ~250 each
         assert info.value.field == "distancing.metres"
-        assert "at most 20 on average" in info.value.reason
+        assert "more than the allowed 20 seats free around each seat" in info.value.reason
         with pytest.raises(InvalidRule) as info:
             check_size(index, DistancingRule.of(seats_in_row=12))  # up to 24 each, 21.8 on average
         assert info.value.field == "distancing.seats_in_row"
