@@ -25,13 +25,15 @@ from typing import Any
 
 import structlog
 
-from holds import keys
+from holds import distancing, keys
+from holds.distancing import SeatOrdinalsDistanced, with_current_rule
 from holds.door import Door
 from holds.errors import (
     HoldExpired,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    SeatsDistanced,
     SeatsUnavailable,
     StoreError,
 )
@@ -276,14 +278,27 @@ class AfterSale:
         placed = ctx.loaded.index.placed
         parts = {"order": order_id, "tickets": list(ticket_ids), "seats": list(seat_ids), "hold": hold_token}
         digest = fingerprint("exchange", ctx.event_id, "", "", parts)
-        args: list[str | int] = [
+        args: list[EncodableArg] = [
             order_id, exchange_key, new_id("x", 12), f"t{secrets.token_hex(6)}-x", hold_id, digest,
             PURGE_PER_CALL, len(ticket_ids), *ticket_ids, len(ordinals), *ordinals,
             *(placed[o].seat.category for o in ordinals),
-            str(ctx.ref.seat_map_version),  # the seat-map version fence (holds/lua/_layout.lua)
         ]  # fmt: skip
-        reply = await self._scripts.exchange.replicated(keys.after_sale_keys(ctx.event_id), args)
-        self._inventory.moved(reply, ctx.event_id)
+        fence = str(ctx.ref.seat_map_version)  # the seat-map version, last (holds/lua/_layout.lua)
+
+        async def call(rule_args: list[EncodableArg]) -> Any:
+            """Free seats keep the event's minimum distance (a hold's were checked when held)."""
+            reply = await self._scripts.exchange.replicated(
+                keys.after_sale_keys(ctx.event_id), [*args, *rule_args, fence]
+            )
+            self._inventory.moved(reply, ctx.event_id)
+            if (distanced := distancing.refusal(reply)) is not None:
+                raise distanced
+            return reply
+
+        try:
+            reply = await with_current_rule(ctx, ordinals, call)
+        except SeatOrdinalsDistanced as exc:
+            raise SeatsDistanced(self._sales.seat_ids(ctx, exc.ordinals)) from exc
         match reply:
             case [Reply.OK, order_json, exchange_json, replayed]:
                 result = ExchangeResult(

@@ -28,10 +28,12 @@ import numpy as np
 import numpy.typing as npt
 
 from holds import seatvalues
+from seatmap.distancing import Neighbourhoods
 
 FREE, HELD, SOLD, BLOCKED, NOT_FOR_SALE = 0, 1, 2, 3, 4
 STATE_NAMES = ("free", "held", "sold", "blocked", "not_for_sale")
 _STATE_CODE = {name: code for code, name in enumerate(STATE_NAMES)}
+_OCCUPIED = (False, True, True, False, False)  # per state code: held or sold (distancing)
 # Batches a watcher may have waiting before it must resync (~3 s of a rush).
 WATCH_QUEUE_SIZE = 64
 COALESCE_S = 0.05  # at most one batch per mirror (so per watcher) per this interval
@@ -153,6 +155,15 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
     )
 
 
+def distanced(states: npt.NDArray[np.int8], near: Neighbourhoods | None) -> npt.NDArray[np.bool_]:
+    """Free seats within the distancing rule's reach of a held or sold seat: what a new
+    buyer may not take (minimum-distance seating; all False without a rule)."""
+    if near is None:
+        return np.zeros(len(states), dtype=np.bool_)
+    blocked: npt.NDArray[np.bool_] = near.blocked((states == HELD) | (states == SOLD)) & (states == FREE)
+    return blocked
+
+
 def count_by_group(codes: npt.NDArray[np.intp], groups: int, states: npt.NDArray[np.int8]) -> list[list[int]]:
     """rows[g][s]: seats of group g (``codes`` per seat) in state s, in one bincount."""
     n = len(STATE_NAMES)
@@ -220,6 +231,11 @@ class EventMirror:
     # Seats this process is trying to hold right now: concurrent best-available
     # searches here skip them instead of all racing for the same block.
     pending: npt.NDArray[np.bool_] = field(init=False)
+    # Minimum-distance seating: the event's neighbourhoods (None: no rule) and, per seat,
+    # how many of its neighbours are held or sold, kept in step change by change (so a
+    # best-available search of a 90k-seat event does not recount them per request).
+    near: Neighbourhoods | None = None
+    near_count: npt.NDArray[np.int32] | None = None
 
     def __post_init__(self) -> None:
         self.pending = np.zeros(self.seat_count, dtype=np.bool_)
@@ -230,6 +246,17 @@ class EventMirror:
         self.snapshot = snapshot
         for counts in self.counts.values():
             counts.recount(snapshot.states)
+        self.set_near(self.near)
+
+    def set_near(self, near: Neighbourhoods | None) -> None:
+        """Follow a distancing rule's neighbourhoods (None: no rule) from the states now."""
+        self.near = near
+        if near is None:
+            self.near_count = None
+            return
+        states = self.snapshot.states
+        occupied = np.flatnonzero((states == HELD) | (states == SOLD))
+        self.near_count = np.bincount(near.around(occupied), minlength=self.seat_count).astype(np.int32)
 
     def _set(self, seats: Sequence[int], code: int) -> None:
         """Every change of a seat's state goes through here, so the counts follow."""
@@ -240,6 +267,8 @@ class EventMirror:
                 if old != code:
                     for counts in self.counts.values():
                         counts.move_one(seat, old, code)
+                    if self.near_count is not None and _OCCUPIED[old] != _OCCUPIED[code]:
+                        self._count_near_one(seat, _OCCUPIED[code])
                     states[seat] = code
             return
         many = np.unique(np.asarray(seats, dtype=np.intp))  # a block of a section, say
@@ -248,14 +277,44 @@ class EventMirror:
         many, was = many[moving], was[moving]
         for counts in self.counts.values():
             counts.move(many, was, code)
+        if self.near_count is not None:
+            flips = many[np.array([_OCCUPIED[w] for w in was.tolist()], dtype=np.bool_) != _OCCUPIED[code]]
+            self._count_near(flips, _OCCUPIED[code])
         states[many] = code
+
+    def _count_near_one(self, seat: int, occupied: bool) -> None:
+        """One seat: its neighbours are distinct, so a plain ``+=`` does (a hold's case)."""
+        if self.near is not None and self.near_count is not None:
+            near = self.near
+            self.near_count[near.indices[near.indptr[seat] : near.indptr[seat + 1]]] += 1 if occupied else -1
+
+    def _count_near(self, seats: npt.NDArray[np.intp], occupied: bool) -> None:
+        """``seats`` became held or sold (``occupied``), or stopped being: their neighbours' counts move."""
+        if self.near is not None and self.near_count is not None:
+            np.add.at(self.near_count, self.near.around(seats), 1 if occupied else -1)
 
     @property
     def seq(self) -> int:
         return self.snapshot.seq
 
     def free_mask(self) -> npt.NDArray[np.bool_]:
+        """Seats a new group may take as far as the mirror knows: free, not being held by
+        this process, and not distanced (minimum-distance seating) from a held or sold seat
+        or from one being held by this process."""
         mask: npt.NDArray[np.bool_] = (self.snapshot.states == FREE) & ~self.pending
+        if self.near is not None and self.near_count is not None:
+            mask &= self.near_count == 0
+            trying = np.flatnonzero(self.pending)
+            if len(trying):  # nor next to seats another request here is holding right now
+                mask[self.near.around(trying)] = False
+        return mask
+
+    def distanced(self) -> npt.NDArray[np.bool_]:
+        """:func:`distanced` of the states now (from the kept counts)."""
+        states = self.snapshot.states
+        if self.near_count is None:
+            return np.zeros(len(states), dtype=np.bool_)
+        mask: npt.NDArray[np.bool_] = (self.near_count > 0) & (states == FREE)
         return mask
 
     def mark_held(self, ordinals: list[int]) -> None:

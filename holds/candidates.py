@@ -44,7 +44,9 @@ class CandidatePools:
     def take(
         self, mirror: EventMirror, index: SeatIndex, request: BestAvailableRequest, rng: random.Random
     ) -> Candidate | None:
-        """A candidate whose seats are free in the mirror now (removed from the pool), or None."""
+        """A candidate whose seats are free in the mirror now (removed from the pool), or None.
+        Distanced seats are not free (``EventMirror.free_mask``): under a distancing rule a
+        candidate keeps the distance from every group the mirror knows."""
         free = mirror.free_mask()
         pool = self._pools.get(request)
         if pool is None or mirror.seq - pool.seq > STALE_AFTER:

@@ -97,6 +97,15 @@ class SeatsUnavailable(Conflict):
         self.seat_ids = list(seat_ids)
 
 
+class SeatsDistanced(Conflict):
+    """Seats within the event's minimum distance of a group held or sold to someone else."""
+
+    def __init__(self, seat_ids: Sequence[str]) -> None:
+        shown = ", ".join(seat_ids[:20]) + (f" and {len(seat_ids) - 20} more" if len(seat_ids) > 20 else "")
+        super().__init__(f"seats within the event's minimum distance of another group: {shown}")
+        self.seat_ids = list(seat_ids)
+
+
 class HoldExpired(PreconditionFailed):
     """The hold's lease ran out (Redis clock); its seats may be someone else's now."""
 

@@ -25,6 +25,7 @@ from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
+from seatmap.distancing import DistancingRule, InvalidRule
 
 EventStatus = Literal["draft", "on_sale", "paused", "closed"]
 STATUSES: tuple[EventStatus, ...] = ("draft", "on_sale", "paused", "closed")
@@ -65,6 +66,12 @@ class EventSettings:
     # "5 per minute" (server/ratelimit.py); "": no limit.
     rate_limit_per_key: str = ""
     rate_limit_per_buyer: str = ""
+    # Minimum-distance seating: the rule's canonical text (seatmap/distancing.py), "": none.
+    distancing: str = ""
+
+    @property
+    def distancing_rule(self) -> DistancingRule:
+        return DistancingRule.parse(self.distancing)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,10 @@ def _check_limits(settings: EventSettings) -> None:
         raise InvalidRequest("timezone", "must be an IANA zone name")
     for name in ("rate_limit_per_key", "rate_limit_per_buyer"):
         parse_rate_limit(name, getattr(settings, name))
+    try:
+        DistancingRule.parse(settings.distancing)
+    except InvalidRule as exc:
+        raise InvalidRequest(exc.field, exc.reason) from exc
 
 
 def parse_rate_limit(field_name: str, value: str) -> limits.RateLimitItem | None:
@@ -133,6 +144,7 @@ def _meta_fields(settings: EventSettings) -> dict[str, str]:
         "onsale_until_ms": str(settings.onsale_until_ms),
         "rate_limit_per_key": settings.rate_limit_per_key,
         "rate_limit_per_buyer": settings.rate_limit_per_buyer,
+        "distancing": settings.distancing,
     }
 
 
@@ -159,6 +171,7 @@ def _event_from(ref: EventRef, meta: dict[bytes, bytes], prices: dict[bytes, byt
         prices={k.decode(): int(v) for k, v in prices.items()},
         rate_limit_per_key=m.get("rate_limit_per_key", ""),  # events older than rate limits: none
         rate_limit_per_buyer=m.get("rate_limit_per_buyer", ""),
+        distancing=m.get("distancing", ""),  # events older than distancing: none
     )
     return Event(ref, settings, int(m["created_at_ms"]), int(m["updated_at_ms"]))
 
@@ -298,6 +311,12 @@ class EventStore:
         if raw[0] is None:
             raise NotFound("event", event_id)
         return EventRef(event_id, raw[0].decode(), raw[1].decode(), int(raw[2]), raw[3].decode())
+
+    async def read_distancing(self, event_id: str) -> str:
+        """The event's distancing rule as stored now (canonical text, "": none)."""
+        async with wrap_errors("get event"):
+            raw = await self._r.hget(keys.event_key(event_id, "meta"), "distancing")
+        return raw.decode() if raw else ""
 
     async def ref(self, tenant_id: str, event_id: str) -> EventRef:
         """The event's fixed facts, if it belongs to ``tenant_id`` (else NotFound: no probing)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from holds import keys, metrics
+from holds import distancing, keys, metrics
 from holds.errors import (
     Conflict,
     GeneralAdmissionUnavailable,
@@ -202,6 +202,7 @@ class Inventory:
         request_id: str = "",
         request_fingerprint: str = "",
         layout: int = 0,
+        rule_args: Sequence[EncodableArg] = distancing.NO_RULE_ARGS,
     ) -> HoldResult:
         """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
 
@@ -209,7 +210,9 @@ class Inventory:
         ``request_id`` makes the call retry-safe (holds/retries.py): a request id
         already recorded with the same fingerprint answers the hold it made
         (``replayed``); ``request_fingerprint`` is the API's canonical request,
-        by default the seats, GA, buyer and hold as given here. ``layout``: the seat-map
+        by default the seats, GA, buyer and hold as given here. ``rule_args``: the
+        minimum-distance rule and the seats' neighbours as the caller knows them
+        (``holds.distancing.script_args``; default: no rule). ``layout``: the seat-map
         version the ordinals come from (SeatMapMoved when the event is on another).
         """
         ga = dict(ga or {})
@@ -223,7 +226,7 @@ class Inventory:
                 hold_id or "",
                 {"seats": sorted(o for o, _ in seats), "ga": sorted(ga.items())},
             )
-        args: list[str | int] = [
+        args: list[EncodableArg] = [
             hold_id or new_id("h", 12),
             "add" if hold_id else "new",
             buyer,
@@ -237,6 +240,7 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
+        args += rule_args  # then: _distance.lua finds them from the end, once _layout.lua took its own
         args.append(_layout(layout))
         reply = await self._scripts.hold(keys.event_keys(event_id), args)
         self.moved(reply, event_id)
@@ -272,6 +276,8 @@ class Inventory:
 
     @staticmethod
     def _hold_result(reply: Any, event_id: str, hold_id: str) -> HoldResult:
+        if (distanced := distancing.refusal(reply)) is not None:
+            raise distanced
         match reply:
             case [Reply.OK, hid, expires, seq, encoded, replayed]:
                 return HoldResult(
@@ -347,19 +353,26 @@ class Inventory:
         offer: SaleOffer | None,
         seat_of: Mapping[int, str] | None,
         fence: str | None = None,
+        rule_args: Sequence[EncodableArg] = (),
     ) -> Any:
         """Run a selling script; with an offer, the offer keys and the offer go too (only
-        then: a plain sale reads nothing more) and its refusals raise here. ``fence``: the
-        seat-map version argument of a LAYOUT_FENCED script, always its last."""
+        then: a plain sale reads nothing more) and its refusals raise here. ``rule_args``
+        (box office) go after the offer or an empty one; ``fence``: the seat-map version
+        argument of a LAYOUT_FENCED script, always its last."""
         event_keys = keys.event_keys(event_id)
         if offer is not None:
             event_keys = (*event_keys, *keys.offer_keys(event_id))
             args = [*args, json_encoder.encode(offer)]
+        elif rule_args:
+            args = [*args, ""]  # no offer
+        args = [*args, *rule_args]
         if fence is not None:
             args = [*args, fence]
         reply = await script.replicated(event_keys, args)
         if offer is not None and (refused := offer_error(reply, seat_of=seat_of)) is not None:
             raise refused
+        if rule_args and (distanced := distancing.refusal(reply)) is not None:
+            raise distanced
         return reply
 
     async def commit(
@@ -425,8 +438,10 @@ class Inventory:
         offer: SaleOffer | None = None,
         seat_of: Mapping[int, str] | None = None,
         layout: int = 0,
+        rule_args: Sequence[EncodableArg] = distancing.NO_RULE_ARGS,
     ) -> BoxOfficeResult:
-        """Sell seats and GA places in one step (``box_office.lua``): no storefront hold."""
+        """Sell seats and GA places in one step (``box_office.lua``): no storefront hold.
+        ``rule_args`` as for :meth:`hold`."""
         _check_parts([o for o, _ in seats], ga)
         order_id = new_id("o", 12)
         ticket_prefix = f"t{secrets.token_hex(6)}-"
@@ -446,7 +461,9 @@ class Inventory:
         ]
         for area, qty in ga.items():
             args += [area, qty]
-        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of, _layout(layout))
+        reply = await self._selling(
+            self._scripts.box_office, event_id, args, offer, seat_of, _layout(layout), rule_args
+        )
         self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json, replayed, overridden]:

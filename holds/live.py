@@ -25,11 +25,14 @@ from cachetools import LRUCache
 from holds.availability import EventMirror, GroupCounts, decode_snapshot
 from holds.candidates import CandidatePools
 from holds.changefeed import ChangeFeed
-from holds.errors import InvalidRequest, NotFound
+from holds.distancing import script_args
+from holds.errors import InvalidRequest, NotFound, StoreError
 from holds.events import EventRef, EventStore
 from holds.inventory import Inventory
 from holds.redis_client import AnyRedis
+from holds.script_channel import EncodableArg
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
+from seatmap.distancing import DistancingRule, InvalidRule, Neighbourhoods, neighbourhoods
 
 DEFAULT_CAPACITY = 1_000  # live events per process
 DEFAULT_IDLE_S = 15 * 60.0  # unused this long (and unwatched): evicted
@@ -47,11 +50,45 @@ class LiveEvent:
     mirror: EventMirror | None = None
     last_used: float = field(default_factory=time.monotonic)
     evicted: bool = False
+    # the minimum-distance rule as this process last learnt it (canonical text, "": none)
+    # and its neighbourhoods: read with the event, learnt again from this process's
+    # UpdateEvent and from a hold script that answers "rule changed" (holds/distancing.py)
+    _distancing: str = ""
+    _near: Neighbourhoods | None = None
     _mirror_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def event_id(self) -> str:
         return self.ref.event_id
+
+    @property
+    def distancing(self) -> str:
+        return self._distancing
+
+    def near(self) -> Neighbourhoods | None:
+        """Every seat's neighbours under the event's distancing rule (None: no rule)."""
+        return self._near
+
+    async def learn(self, rule: str) -> None:
+        """Follow the distancing rule ``rule`` (canonical text). Its neighbourhoods are
+        computed in a thread, once per rule: a rule in metres over a stadium costs about a
+        second of CPU (docs/selling.md), which the event loop must not wait for."""
+        if rule == self._distancing:
+            return
+        near = None
+        if rule:
+            try:
+                parsed = DistancingRule.parse(rule)
+            except InvalidRule as exc:
+                raise StoreError(f"event {self.event_id} has a distancing rule it cannot read") from exc
+            near = await asyncio.to_thread(neighbourhoods, self.loaded.index, parsed)
+        self._distancing, self._near = rule, near
+        if self.mirror is not None:
+            self.mirror.set_near(near)
+
+    def distancing_args(self, ordinals: list[int]) -> list[EncodableArg]:
+        """What a seat-taking script is told of the rule for ``ordinals``."""
+        return script_args(self._distancing, self._near, ordinals)
 
     @property
     def watched(self) -> bool:
@@ -130,6 +167,7 @@ class LiveEvents:
         ref = await self._events.read_ref(event_id)
         loaded = await self._seatmaps.load(ref.tenant_id, ref.seat_map_id, ref.seat_map_version)
         live = LiveEvent(ref, loaded)
+        await live.learn(await self._events.read_distancing(event_id))
         self._live[event_id] = live  # may evict the least recently used
         self.loads += 1
         return live
@@ -150,6 +188,7 @@ class LiveEvents:
                     "section": GroupCounts(index.section_code, len(index.section_ids)),
                 }
                 mirror = EventMirror(live.event_id, seats, snapshot, counts)
+                mirror.set_near(live.near())
                 if live.evicted:
                     return mirror  # evicted while the snapshot was read: serve this call only
                 live.mirror = mirror

@@ -99,3 +99,6 @@ class Reply(IntEnum):
     SEATS_LOST = 79  # {ordinal, state, ...}, {area, places held or sold, new capacity (-1: none), ...}
     LAYOUT_CHANGED = 80  # the event's seat-map version now: it moved since it was read
     TARGET_TAKEN = 81  # new ordinal, the old ordinal moved there first
+    # minimum-distance seating (_distance.lua, in hold, box_office and exchange)
+    SEATS_DISTANCED = 68  # asked ordinals within the distance of another group
+    DISTANCE_RULE_CHANGED = 69  # the rule now stored: the caller's was stale (reload, retry)

@@ -20,11 +20,13 @@ from typing import Literal, Protocol
 
 import structlog
 
+from holds.distancing import SeatOrdinalsDistanced, with_current_rule
 from holds.errors import (
     Conflict,
     InvalidRequest,
     PreconditionFailed,
     SeatMapMoved,
+    SeatsDistanced,
     SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
@@ -48,6 +50,7 @@ from holds.offers import Claim, OfferChoice, Offers, SaleOffer, seat_names
 from holds.platform.notifications import TicketClaim
 from holds.records import Buyer, HoldRecord, Order, RefundLine, Sale, SaleTerms, Ticket
 from holds.retries import check_request_id, fingerprint
+from holds.script_channel import EncodableArg
 from rules.errors import NoPriceInCurrency
 from rules.fees import Collector, FeePlan, RefundPolicy, Split, reverse
 from seatmap.bestavailable import BestAvailableRequest
@@ -286,19 +289,27 @@ class Sales:
     ) -> HoldResult:
         """``retry``: (request id, fingerprint of the API request), or none."""
         placed = ctx.loaded.index.placed
-        try:
-            return await self._inventory.hold(
+        hold_id = self._existing(ctx, token)
+
+        def call(rule_args: list[EncodableArg]) -> Awaitable[HoldResult]:
+            return self._inventory.hold(
                 ctx.event_id,
                 seats=[(o, placed[o].seat.category) for o in ordinals],
                 ga=ga,
                 buyer=buyer,
-                hold_id=self._existing(ctx, token),
+                hold_id=hold_id,
                 request_id=retry[0],
                 request_fingerprint=retry[1],
                 layout=ctx.ref.seat_map_version,
+                rule_args=rule_args,
             )
+
+        try:
+            return await with_current_rule(ctx, ordinals, call)
         except SeatOrdinalsUnavailable as exc:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
+        except SeatOrdinalsDistanced as exc:
+            raise SeatsDistanced(self.seat_ids(ctx, exc.ordinals)) from exc
 
     @staticmethod
     def _retry(
@@ -398,6 +409,8 @@ class Sales:
             except SeatsUnavailable as exc:
                 mirror.mark_taken([index.ordinal_of[s] for s in exc.seat_ids])
                 continue
+            except SeatsDistanced:
+                continue  # a group next to it that the mirror had not seen yet: search again
             finally:
                 mirror.pending[ordinals] = False
             if not result.replayed:  # a replay held nothing: the candidate is still free
@@ -539,6 +552,16 @@ class Sales:
             return
         await asyncio.shield(self._offers.give_back(claim))
 
+    def _seats_named(self, ctx: LiveEvent, exc: BaseException) -> StoreError | None:
+        """A seat-taking script's refusal by ordinals, with the seats named (else None)."""
+        if isinstance(exc, SeatOrdinalsUnavailable):
+            return SeatsUnavailable(self.seat_ids(ctx, exc.ordinals))
+        if isinstance(exc, SeatOrdinalsDistanced):
+            return SeatsDistanced(self.seat_ids(ctx, exc.ordinals))
+        if isinstance(exc, SeatOrdinalsHeld):
+            return SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held"))
+        return None
+
     async def sell_at_box_office(
         self,
         tenant_id: str,
@@ -605,8 +628,9 @@ class Sales:
 
             sale_offer, claim = await self._sale_offer(tenant_id, ctx, offer, anonymous)
         placed = ctx.loaded.index.placed
-        try:
-            result = await self._inventory.box_office(
+
+        def call(rule_args: list[EncodableArg]) -> Awaitable[BoxOfficeResult]:
+            return self._inventory.box_office(
                 ctx.event_id,
                 seats=[(o, placed[o].seat.category) for o in ordinals],
                 ga=ga,
@@ -618,13 +642,16 @@ class Sales:
                 offer=sale_offer,
                 seat_of=seat_names(ctx, offer) if offer else None,
                 layout=ctx.ref.seat_map_version,
+                rule_args=rule_args,
             )
+
+        try:
+            result = await with_current_rule(ctx, ordinals, call)
         except BaseException as exc:
             await self._give_back(claim, exc)
-            if isinstance(exc, SeatOrdinalsUnavailable):
-                raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
-            if isinstance(exc, SeatOrdinalsHeld):
-                raise SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held")) from exc
+            named = self._seats_named(ctx, exc)
+            if named is not None:
+                raise named from exc
             raise
         if result.replayed:
             await self._give_back(claim)

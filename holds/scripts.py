@@ -42,6 +42,9 @@ OFFER_SCRIPTS = frozenset({"commit", "box_office"})
 # the scripts that can end a whole order give its promo code's use back (after the inventory prelude)
 PROMO_BACK_PRELUDE = "_promo_back"
 PROMO_BACK_SCRIPTS = frozenset({"cancel", "refund"})
+# minimum-distance seating: the scripts that take seats for a new group check it
+DISTANCE_PRELUDE = "_distance"
+DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 SEASON_PRELUDE = "_season"  # after the inventory prelude: a season's keys, its events' (holds/seasons.py)
@@ -95,6 +98,8 @@ def _source(name: str) -> str:
         parts.insert(2, SEASON_PRELUDE)
     if name in LAYOUT_FENCED:
         parts.insert(-1, LAYOUT_PRELUDE)
+    if name in DISTANCE_SCRIPTS:
+        parts.insert(2, DISTANCE_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 

@@ -469,6 +469,24 @@ class SeatIndex:
         order = np.lexsort((hits, dist))[:n]
         return [int(o) for o in hits[order]]
 
+    def neighbours_within(self, ordinal: int, distance: float) -> int:
+        """How many seats lie within ``distance`` of seat ``ordinal`` (itself included)."""
+        if not (math.isfinite(distance) and distance > 0):
+            raise InvalidQuery("distance must be a finite number > 0")
+        point = self._points[self.check_ordinal(ordinal)]
+        return len(self._tree.query(point, predicate="dwithin", distance=distance))
+
+    def pairs_closer_than(self, distance: float) -> tuple[IntArray, IntArray]:
+        """Every ordered pair ``(a, b)`` of seats whose centres are closer than ``distance``
+        (a seat with itself included), from one bulk query of the tree."""
+        if not (math.isfinite(distance) and distance > 0):
+            raise InvalidQuery("distance must be a finite number > 0")
+        if not self.placed:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        src, dst = self._tree.query(self._points, predicate="dwithin", distance=distance)
+        close = np.hypot(self.x[src] - self.x[dst], self.y[src] - self.y[dst]) < distance
+        return src[close].astype(np.intp), dst[close].astype(np.intp)
+
     def _within_growing_radius(self, point: shapely.Point, x: float, y: float, n: int) -> IntArray:
         x0, y0, x1, y1 = self.bounds
         # Beyond this radius every seat is inside: stop growing there.

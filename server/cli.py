@@ -481,7 +481,7 @@ def tenant_create(name: str, tenant_id: str, remote: Remote) -> None:
 
 @main.group()
 def event() -> None:
-    """Events: create, list, get, availability, block and unblock seats."""
+    """Events: create, list, get, availability, distancing, block and unblock seats."""
 
 
 def _parse_prices(values: tuple[str, ...]) -> dict[str, int]:
@@ -560,6 +560,40 @@ def event_get(event_id: str, as_json: bool, remote: Remote) -> None:
             ("CATEGORY", f"PRICE ({e.currency}, minor units)"),
             [(p.category, p.amount_minor) for p in e.prices],
         )
+
+
+def _distancing_text(e: Any) -> str:
+    if not e.HasField("distancing"):
+        return "no minimum distance"
+    d = e.distancing
+    if d.seats_in_row:
+        return f"{d.seats_in_row} seat(s) free each side in the row around every group"
+    return f"{d.metres:g} m free around every group ({d.layout_units_per_metre:g} layout units per metre)"
+
+
+@event.command("distancing")
+@click.argument("event_id")
+@click.option("--seats-in-row", type=int, default=0, help="N seats kept free each side in the row.")
+@click.option("--metres", type=float, default=0.0, help="Seats closer than this (metres) are kept free.")
+@click.option(
+    "--units-per-metre", type=float, default=0.0, help="The map's layout units per metre (default 100)."
+)
+@click.option("--none", "remove", is_flag=True, help="Remove the rule.")
+@json_option
+@remote()
+def event_distancing(
+    event_id: str, seats_in_row: int, metres: float, units_per_metre: float, remove: bool, as_json: bool,
+    remote: Remote,
+) -> None:  # fmt: skip
+    """Minimum-distance seating: keep seats free around every sold or held group (docs/selling.md)."""
+    if remove == bool(seats_in_row or metres):
+        raise click.UsageError("give --seats-in-row or --metres (with --units-per-metre), or --none")
+    with remote.client() as client:
+        e = client.set_distancing(event_id, seats_in_row, metres, units_per_metre)
+    if as_json:
+        emit_json(e)
+        return
+    click.echo(f"{e.event_id}: {_distancing_text(e)}")
 
 
 @event.command("availability")

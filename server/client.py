@@ -227,6 +227,17 @@ class Client:
     def release_season(self, token: str) -> None:
         self._call(self.seasons.ReleaseSeasonHold, seasons_pb2.SeasonHoldRequest(season_hold_token=token))
 
+    def set_distancing(
+        self, event_id: str, seats_in_row: int = 0, metres: float = 0.0, units_per_metre: float = 0.0
+    ) -> events_pb2.Event:
+        """Set the event's minimum-distance rule (all zero: remove it)."""
+        rule = events_pb2.Distancing(
+            seats_in_row=seats_in_row, metres=metres, layout_units_per_metre=units_per_metre
+        )
+        request = events_pb2.UpdateEventRequest(event_id=event_id, distancing=rule)
+        event: events_pb2.Event = self._call(self.events.UpdateEvent, request).event
+        return event
+
     def availability(self, event_id: str) -> events_pb2.GetAvailabilityResponse:
         response: events_pb2.GetAvailabilityResponse = self._call(
             self.events.GetAvailability, events_pb2.GetAvailabilityRequest(event_id=event_id)

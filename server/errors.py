@@ -189,6 +189,9 @@ def internal() -> status_pb2.Status:
     return _status(code_pb2.INTERNAL, "internal error; it has been logged")
 
 
+DISTANCED = "seat is within the event's minimum distance of another group"
+
+
 def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - one flat dispatch table
     """The status for a known error, or None for an unexpected one (INTERNAL)."""
     match exc:
@@ -269,6 +272,20 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
                 str(exc),
                 _precondition("SEAT_UNAVAILABLE", ((seat, "seat is not available") for seat in exc.seat_ids)),
                 _error_info("SEATS_UNAVAILABLE", count=str(len(exc.seat_ids))),
+                omitted=_beyond(exc.seat_ids),
+            )
+        case store.SeatsDistanced():
+            return _status(
+                code_pb2.FAILED_PRECONDITION,
+                str(exc),
+                _precondition(
+                    "SEAT_DISTANCED",
+                    (
+                        (seat, "seat is within the event's minimum distance of another group")
+                        for seat in exc.seat_ids
+                    ),
+                ),
+                _error_info("SEATS_DISTANCED", count=str(len(exc.seat_ids))),
                 omitted=_beyond(exc.seat_ids),
             )
         case store.SeatsInWrongState():

@@ -85,3 +85,6 @@ local LAYOUT_MOVED = 78              -- the event's seat-map version now (the ca
 local SEATS_LOST = 79                -- {ordinal, state, ...}, {area, places held or sold, new capacity (-1 none), ...}
 local LAYOUT_CHANGED = 80            -- the event's seat-map version now (it moved since it was read)
 local TARGET_TAKEN = 81              -- new ordinal, the old ordinal moved there first
+-- minimum-distance seating (_distance.lua, in hold, box_office and exchange)
+local SEATS_DISTANCED = 68           -- {ordinal, ...}: asked seats within the distance of another group
+local DISTANCE_RULE_CHANGED = 69     -- the rule now stored (the caller's was stale: reload, retry)

@@ -26,7 +26,7 @@ local SEAT0 = 9
 local ga_asked = ga_args(SEAT0 + 1 + 2 * n_seats)
 -- then, when the sale names types or a promo code (with the offer keys KEYS[22..24]), the offer
 local OFFER_ARG = SEAT0 + 2 + 2 * n_seats + 2 * #ga_asked
-local offer = ARGV[OFFER_ARG] and cjson.decode(ARGV[OFFER_ARG]) or nil
+local offer = ARGV[OFFER_ARG] and ARGV[OFFER_ARG] ~= '' and cjson.decode(ARGV[OFFER_ARG]) or nil
 
 local prior = redis.call('HGET', K_IDEM, idem_key)
 if prior then
@@ -57,6 +57,8 @@ for i = 1, n_seats do
 end
 if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
 if #held > 0 and not override then return {SEATS_HELD, held} end
+local distanced = distance_refusal(sold_value(order_id), now)  -- _distance.lua
+if distanced then return distanced end
 
 -- 2. GA capacity: held (incl. not yet purged) + sold + asked <= capacity
 for _, pair in ipairs(ga_asked) do

@@ -75,6 +75,8 @@ else
     if not seat_is_free(redis.call('HGET', K_SEATS, o), now) then taken[#taken + 1] = o end
   end
   if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
+  local distanced = distance_refusal(sold_value(order_id), now)  -- _distance.lua
+  if distanced then return distanced end
 end
 
 -- 3. the new tickets, priced now and split by the order's terms

@@ -59,6 +59,8 @@ for i = 1, n_seats do
   if not seat_is_free(redis.call('HGET', K_SEATS, o), now) then taken[#taken + 1] = o end
 end
 if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
+local distanced = distance_refusal(held_value(hold_id), now)  -- _distance.lua
+if distanced then return distanced end
 
 -- 2. GA capacity: held (incl. not yet purged) + sold + asked <= capacity
 local ga_total = 0

@@ -79,6 +79,12 @@ def event_pb(event: Event) -> events_pb2.Event:
         out.on_sale_from.CopyFrom(ts(s.onsale_from_ms))
     if s.onsale_until_ms:
         out.on_sale_until.CopyFrom(ts(s.onsale_until_ms))
+    rule = s.distancing_rule
+    if rule.kind == "row":
+        out.distancing.seats_in_row = rule.seats
+    elif rule.kind == "metres":
+        out.distancing.metres = rule.metres
+        out.distancing.layout_units_per_metre = rule.units_per_metre
     return out
 
 

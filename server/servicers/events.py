@@ -12,7 +12,22 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, events_pb2_grpc
 
-from holds.availability import STATE_NAMES, Batch, Delta, Ended, Fresh, GaCount, Replay, Snapshot, watch
+from holds import keys
+from holds.availability import (
+    FREE,
+    HELD,
+    SOLD,
+    STATE_NAMES,
+    Batch,
+    Delta,
+    Ended,
+    Fresh,
+    GaCount,
+    Replay,
+    Snapshot,
+    distanced,
+    watch,
+)
 from holds.errors import InvalidRequest, WatchEnded
 from holds.events import EventSettings, EventStore
 from holds.inventory import SeatState
@@ -22,6 +37,8 @@ from holds.remap import MAX_MAPPING_ID, MoveReport, SeatMapMoves
 from holds.sales import Sales
 from holds.seasons import SeasonStore, new_season_event_id
 from holds.seatmaps import SeatMapStore
+from seatmap.distancing import DistancingRule, InvalidRule, check_size
+from seatmap.index import SeatIndex
 from server.audit import note_target
 from server.auth import BROWSE, ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
@@ -29,12 +46,29 @@ from server.paging import page_bounds, page_token_after
 from server.servicers import Context
 from server.servicers.convert import PROTO_TO_STATUS, SEAT_STATUS, SEAT_STATUS_NAME, event_pb
 
+# a season hold takes the same seats across the season's events in one script that does not
+# apply the rule (holds/lua/season_hold.lua): a rule on one of them could not be kept
+_SEASON_DISTANCING = (
+    "events of a season take no minimum-distance rule (season holds take the same seats in each)"
+)
+
 _TARGETS: dict[int, SeatState] = {
     events_pb2.SEAT_STATUS_FREE: "free",
     events_pb2.SEAT_STATUS_BLOCKED: "blocked",
     events_pb2.SEAT_STATUS_NOT_FOR_SALE: "not_for_sale",
 }
 _DEFAULT_PREVIOUS = ("free", "blocked", "not_for_sale")
+
+
+def distancing_text(rule: events_pb2.Distancing, index: SeatIndex) -> str:
+    """The canonical text of an API distancing rule, checked (also its size on the event's
+    map): INVALID_ARGUMENT naming the field."""
+    try:
+        parsed = DistancingRule.of(rule.seats_in_row, rule.metres, rule.layout_units_per_metre)
+        check_size(index, parsed)
+    except InvalidRule as exc:
+        raise InvalidRequest(exc.field, exc.reason) from exc
+    return parsed.text
 
 
 def _prices(prices: list[events_pb2.CategoryPrice]) -> dict[str, int]:
@@ -94,9 +128,9 @@ def _ga_pb(area: str, c: GaCount) -> events_pb2.GeneralAdmissionAvailability:
 _STATUS_BYTES = np.array([SEAT_STATUS[name] for name in STATE_NAMES], dtype=np.uint8)
 
 
-def _counts_pb(key: str, row: list[int]) -> events_pb2.StatusCounts:
+def _counts_pb(key: str, row: list[int], far: int = 0) -> events_pb2.StatusCounts:
     return events_pb2.StatusCounts(
-        key=key, free=row[0], held=row[1], sold=row[2], blocked=row[3], not_for_sale=row[4]
+        key=key, free=row[0], held=row[1], sold=row[2], blocked=row[3], not_for_sale=row[4], distanced=far
     )
 
 
@@ -116,21 +150,27 @@ def availability_pb(
     index = ctx.loaded.index
     states = snap.states
     by_cat, by_sec = rows["category"], rows["section"]
+    # free seats a new buyer may not take (distancing): the mirror keeps them for its own state
+    mirror = ctx.mirror
+    live = mirror is not None and snap is mirror.snapshot and mirror.near is ctx.near()
+    far = mirror.distanced() if live and mirror is not None else distanced(states, ctx.near())
+    far_cat = np.bincount(index.category_code[far], minlength=len(index.category_keys)).tolist()
+    far_sec = np.bincount(index.section_code[far], minlength=len(index.section_ids)).tolist()
     response = events_pb2.GetAvailabilityResponse(
         sequence=snap.seq,
         general_admission=[_ga_pb(a, c) for a, c in sorted(snap.ga.items())],
-        by_category=[_counts_pb(k, by_cat[i]) for i, k in enumerate(index.category_keys)],
-        by_section=[_counts_pb(k, by_sec[i]) for i, k in enumerate(index.section_ids)],
+        by_category=[_counts_pb(k, by_cat[i], far_cat[i]) for i, k in enumerate(index.category_keys)],
+        by_section=[_counts_pb(k, by_sec[i], far_sec[i]) for i, k in enumerate(index.section_ids)],
     )
+    status = _STATUS_BYTES[states]
+    status[far] = events_pb2.SEAT_STATUS_DISTANCED
     if encoding == events_pb2.SEAT_ENCODING_VECTOR:
-        response.seat_status_vector = _STATUS_BYTES[states].tobytes()
+        response.seat_status_vector = status.tobytes()
     elif encoding == events_pb2.SEAT_ENCODING_LIST:
         placed = index.placed
         response.seats.extend(
-            events_pb2.SeatState(
-                seat_id=placed[o].seat.id, status=events_pb2.SeatStatus.ValueType(_STATUS_BYTES[states[o]])
-            )
-            for o in np.flatnonzero(states).tolist()
+            events_pb2.SeatState(seat_id=placed[o].seat.id, status=events_pb2.SeatStatus.ValueType(status[o]))
+            for o in np.flatnonzero(status != events_pb2.SEAT_STATUS_FREE).tolist()
         )
     return response
 
@@ -141,6 +181,9 @@ def cached_availability(
     """The event's last reply per encoding, unchanged until its sequence moves: a
     browsing crowd between two sales costs one build, not one per request."""
     last: dict[int, events_pb2.GetAvailabilityResponse] = ctx.replies.setdefault("availability", {})
+    if ctx.replies.get("availability_rule", "") != ctx.distancing:  # the rule changed: so did the reply
+        last.clear()
+        ctx.replies["availability_rule"] = ctx.distancing
     cached = last.get(encoding)
     if cached is None or cached.sequence != snap.seq:
         cached = last[encoding] = availability_pb(ctx, snap, encoding, rows)
@@ -204,6 +247,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             raise InvalidRequest("seat_map_id", "required")
         else:
             loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
+        rule = distancing_text(request.distancing, loaded.index) if request.HasField("distancing") else ""
+        if rule and season is not None:
+            raise InvalidRequest("distancing", _SEASON_DISTANCING)
         settings = EventSettings(
             name=request.name,
             starts_at=_rfc3339(request, "starts_at"),
@@ -218,6 +264,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)),
             rate_limit_per_key=request.rate_limit_per_key,
             rate_limit_per_buyer=request.rate_limit_per_buyer,
+            distancing=rule,
         )
         if self._limits is None:
             event = await self._events.create(tenant_id, loaded, currency, settings, event_id)
@@ -265,6 +312,10 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             value = getattr(request, limit)
             if value:
                 changes[limit] = "" if value == "none" else value
+        if request.HasField("distancing"):
+            changes["distancing"] = distancing_text(request.distancing, ctx.loaded.index)
+            if changes["distancing"] and keys.SEASON_SEPARATOR in ctx.event_id:
+                raise InvalidRequest("distancing", _SEASON_DISTANCING)
         event = await self._events.update(
             ctx.ref,
             set(ctx.loaded.index.category_keys),
@@ -272,6 +323,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             prices=_prices(list(request.prices)) if request.replace_prices else None,
             changes=changes,
         )
+        await ctx.learn(event.settings.distancing)  # this process knows at once; others at their next hold
         if event.settings.status == "closed" and self._limits is not None:
             await self._limits.usage.release_event(ctx.ref.tenant_id, ctx.ref.event_id)
         return events_pb2.UpdateEventResponse(event=event_pb(event))
@@ -388,13 +440,39 @@ def move_pb(report: MoveReport) -> events_pb2.MoveEventToSeatMapVersionResponse:
 def _deltas_pb(ctx: LiveEvent, ga: dict[str, GaCount], batch: list[Delta]) -> events_pb2.AvailabilityUpdate:
     """One change as ``delta``, several consecutive ones as ``deltas``."""
     if len(batch) == 1:
-        return events_pb2.AvailabilityUpdate(sequence=batch[0].seq, delta=_delta_pb(ctx, ga, batch[0]))
-    return events_pb2.AvailabilityUpdate(
-        sequence=batch[-1].seq,
-        deltas=events_pb2.AvailabilityDeltas(
-            first_sequence=batch[0].seq, deltas=[_delta_pb(ctx, ga, d) for d in batch]
-        ),
-    )
+        out = events_pb2.AvailabilityUpdate(sequence=batch[0].seq, delta=_delta_pb(ctx, ga, batch[0]))
+    else:
+        out = events_pb2.AvailabilityUpdate(
+            sequence=batch[-1].seq,
+            deltas=events_pb2.AvailabilityDeltas(
+                first_sequence=batch[0].seq, deltas=[_delta_pb(ctx, ga, d) for d in batch]
+            ),
+        )
+    _distancing_pb(ctx, batch, out)
+    return out
+
+
+def _distancing_pb(ctx: LiveEvent, batch: list[Delta], out: events_pb2.AvailabilityUpdate) -> None:
+    """The free seats around the batch's seats that are distanced now, and those that are
+    not: every change re-states its seats' neighbourhoods, from the mirror as it is."""
+    near = ctx.near()
+    mirror = ctx.mirror
+    moved = [o for d in batch for o in d.seats if o < len(ctx.loaded.index.placed)]
+    if near is None or mirror is None or not moved:
+        return
+    states = mirror.snapshot.states
+    around = np.unique(near.around(np.asarray(moved, dtype=np.intp)))
+    around = around[states[around] == FREE]
+    if not len(around):
+        return
+    if mirror.near is near and mirror.near_count is not None:
+        touching = mirror.near_count[around] > 0
+    else:  # the rule is changing under this process: count from the states
+        occupied = (states == HELD) | (states == SOLD)
+        touching = np.array([occupied[near.of(o)].any() for o in around.tolist()], dtype=np.bool_)
+    placed = ctx.loaded.index.placed
+    out.distanced_seat_ids.extend(placed[o].seat.id for o in around[touching].tolist())
+    out.undistanced_seat_ids.extend(placed[o].seat.id for o in around[~touching].tolist())
 
 
 def _delta_pb(ctx: LiveEvent, ga: dict[str, GaCount], delta: Delta) -> events_pb2.AvailabilityDelta:

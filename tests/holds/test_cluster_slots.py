@@ -33,6 +33,7 @@ from holds.redis_client import AnyRedis, connect
 from holds.sales import hold_token
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
+    DISTANCE_PRELUDE,
     INVENTORY_PRELUDE,
     LAYOUT_PRELUDE,
     OFFERS_PRELUDE,
@@ -65,6 +66,7 @@ def every_script() -> set[str]:
         PROMO_BACK_PRELUDE,
         SEASON_PRELUDE,
         LAYOUT_PRELUDE,
+        DISTANCE_PRELUDE,
     }
 
 

@@ -13,6 +13,7 @@ from holds.redis_client import AnyRedis
 from holds.replies import Reply
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
+    DISTANCE_PRELUDE,
     INVENTORY_PRELUDE,
     LAYOUT_PRELUDE,
     OFFERS_PRELUDE,
@@ -64,6 +65,7 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
             PROMO_BACK_PRELUDE,
             SEASON_PRELUDE,
             LAYOUT_PRELUDE,
+            DISTANCE_PRELUDE,
         )
     ],
 )
@@ -87,6 +89,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
         PROMO_BACK_PRELUDE,
         SEASON_PRELUDE,
         LAYOUT_PRELUDE,
+        DISTANCE_PRELUDE,
     }
 
 

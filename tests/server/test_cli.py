@@ -64,6 +64,7 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["event", "list"],
     ["event", "get", "ev"],
     ["event", "availability", "ev"],
+    ["event", "distancing", "ev", "--seats-in-row", "1"],
     ["event", "block", "ev", "s1"],
     ["event", "unblock", "ev", "s1"],
     ["event", "move", "ev", "2", "--map", "a=b", "--dry-run"],
@@ -326,6 +327,17 @@ async def test_the_organizer_and_support_commands(server: str, tmp_path: Path) -
         json.loads((await cli("event", "get", event_id, "--json")).stdout)["status"] == "EVENT_STATUS_ON_SALE"
     )
     assert "premium" in (await cli("event", "get", event_id)).stdout
+    # minimum-distance seating: set, shown, refused with the field named, removed
+    rule = await cli("event", "distancing", event_id, "--metres", "1.5")
+    assert rule.stdout == f"{event_id}: 1.5 m free around every group (100 layout units per metre)\n"
+    assert_one_line_error(
+        await cli("event", "distancing", event_id, "--seats-in-row", "99", ok=False),
+        "distancing.seats_in_row",
+    )
+    neither = await cli("event", "distancing", event_id, ok=False)
+    assert (neither.exit_code, "give --seats-in-row or --metres" in neither.stderr) == (2, True)
+    removed = await cli("event", "distancing", event_id, "--none")
+    assert removed.stdout == f"{event_id}: no minimum distance\n"
 
     # A season over the same map: two events, the same seat held in both and committed
     season_id = (await cli("season", "create", seat_map_id, "--name", "Series")).stdout.strip()

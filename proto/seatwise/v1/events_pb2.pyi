@@ -55,6 +55,11 @@ class _SeatStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SeatStatus
     SEAT_STATUS_SOLD: _SeatStatus.ValueType  # 3
     SEAT_STATUS_BLOCKED: _SeatStatus.ValueType  # 4
     SEAT_STATUS_NOT_FOR_SALE: _SeatStatus.ValueType  # 5
+    SEAT_STATUS_DISTANCED: _SeatStatus.ValueType  # 6
+    """Free, but a buyer may not take it: it is within the event's minimum
+    distance (Event.distancing) of a seat held or sold to another group.
+    Only availability reports it; it is never a stored state.
+    """
 
 class SeatStatus(_SeatStatus, metaclass=_SeatStatusEnumTypeWrapper): ...
 
@@ -64,6 +69,11 @@ SEAT_STATUS_HELD: SeatStatus.ValueType  # 2
 SEAT_STATUS_SOLD: SeatStatus.ValueType  # 3
 SEAT_STATUS_BLOCKED: SeatStatus.ValueType  # 4
 SEAT_STATUS_NOT_FOR_SALE: SeatStatus.ValueType  # 5
+SEAT_STATUS_DISTANCED: SeatStatus.ValueType  # 6
+"""Free, but a buyer may not take it: it is within the event's minimum
+distance (Event.distancing) of a seat held or sold to another group.
+Only availability reports it; it is never a stored state.
+"""
 Global___SeatStatus: _TypeAlias = SeatStatus  # noqa: Y015
 
 class _SeatEncoding:
@@ -97,6 +107,40 @@ map's canonical order (docs/seatmap-format.md, "Seat order"). 90 kB for a
 90,000-seat stadium and cheap to build: what a storefront should use.
 """
 Global___SeatEncoding: _TypeAlias = SeatEncoding  # noqa: Y015
+
+@_typing.final
+class Distancing(_message.Message):
+    """Minimum-distance seating: a distance kept free around every sold or held
+    group (a hold, or an order). Either metres or seats_in_row; neither (all
+    zero) is no rule. Changing it while seats are sold is allowed: it constrains
+    holds taken afterwards, never seats already held or sold.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRES_FIELD_NUMBER: _builtins.int
+    LAYOUT_UNITS_PER_METRE_FIELD_NUMBER: _builtins.int
+    SEATS_IN_ROW_FIELD_NUMBER: _builtins.int
+    metres: _builtins.float
+    """Seat centres closer than this (on the seat map's plane) are neighbours; 0-50."""
+    layout_units_per_metre: _builtins.float
+    """The seat map's layout units per metre; 0: 100 (the generators draw centimetres)."""
+    seats_in_row: _builtins.int
+    """The N seats each side along the row (around a table) are neighbours; 0-50."""
+    def __init__(
+        self,
+        *,
+        metres: _builtins.float = ...,
+        layout_units_per_metre: _builtins.float = ...,
+        seats_in_row: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["layout_units_per_metre", b"layout_units_per_metre", "metres", b"metres", "seats_in_row", b"seats_in_row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Distancing: _TypeAlias = Distancing  # noqa: Y015
 
 @_typing.final
 class CategoryPrice(_message.Message):
@@ -145,6 +189,7 @@ class Event(_message.Message):
     RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
     SEASON_ID_FIELD_NUMBER: _builtins.int
+    DISTANCING_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     name: _builtins.str
     seat_map_id: _builtins.str
@@ -178,6 +223,10 @@ class Event(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def distancing(self) -> Global___Distancing:
+        """Unset: no minimum distance."""
+
     def __init__(
         self,
         *,
@@ -201,10 +250,11 @@ class Event(_message.Message):
         rate_limit_per_key: _builtins.str = ...,
         rate_limit_per_buyer: _builtins.str = ...,
         season_id: _builtins.str = ...,
+        distancing: Global___Distancing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "distancing", b"distancing", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "distancing", b"distancing", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -231,6 +281,7 @@ class CreateEventRequest(_message.Message):
     RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
     SEASON_ID_FIELD_NUMBER: _builtins.int
+    DISTANCING_FIELD_NUMBER: _builtins.int
     seat_map_id: _builtins.str
     seat_map_version: _builtins.int
     """A published version; 0 means the latest version (which must be published)."""
@@ -270,6 +321,10 @@ class CreateEventRequest(_message.Message):
     def on_sale_from(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def on_sale_until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def distancing(self) -> Global___Distancing:
+        """Unset: no minimum distance."""
+
     def __init__(
         self,
         *,
@@ -290,10 +345,11 @@ class CreateEventRequest(_message.Message):
         rate_limit_per_key: _builtins.str = ...,
         rate_limit_per_buyer: _builtins.str = ...,
         season_id: _builtins.str = ...,
+        distancing: Global___Distancing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["distancing", b"distancing", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "distancing", b"distancing", "hold_ttl", b"hold_ttl", "max_hold_lifetime", b"max_hold_lifetime", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version", "starts_at", b"starts_at", "status", b"status", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -417,6 +473,7 @@ class UpdateEventRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_KEY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_BUYER_FIELD_NUMBER: _builtins.int
+    DISTANCING_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     status: Global___EventStatus.ValueType
     """UNSPECIFIED keeps the status. draft -> on_sale <-> paused -> closed (final)."""
@@ -438,6 +495,10 @@ class UpdateEventRequest(_message.Message):
     def on_sale_until(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def hold_ttl(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def distancing(self) -> Global___Distancing:
+        """Set: replaces the rule (an empty Distancing removes it); unset keeps it."""
+
     def __init__(
         self,
         *,
@@ -453,10 +514,11 @@ class UpdateEventRequest(_message.Message):
         name: _builtins.str = ...,
         rate_limit_per_key: _builtins.str = ...,
         rate_limit_per_buyer: _builtins.str = ...,
+        distancing: Global___Distancing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_ttl", b"hold_ttl", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["distancing", b"distancing", "hold_ttl", b"hold_ttl", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "replace_prices", b"replace_prices", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distancing", b"distancing", "event_id", b"event_id", "hold_ttl", b"hold_ttl", "max_seats_per_buyer", b"max_seats_per_buyer", "max_seats_per_hold", b"max_seats_per_hold", "name", b"name", "on_sale_from", b"on_sale_from", "on_sale_until", b"on_sale_until", "prices", b"prices", "rate_limit_per_buyer", b"rate_limit_per_buyer", "rate_limit_per_key", b"rate_limit_per_key", "replace_prices", b"replace_prices", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -689,6 +751,7 @@ class StatusCounts(_message.Message):
     SOLD_FIELD_NUMBER: _builtins.int
     BLOCKED_FIELD_NUMBER: _builtins.int
     NOT_FOR_SALE_FIELD_NUMBER: _builtins.int
+    DISTANCED_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Key: category or section id."""
     free: _builtins.int
@@ -696,6 +759,10 @@ class StatusCounts(_message.Message):
     sold: _builtins.int
     blocked: _builtins.int
     not_for_sale: _builtins.int
+    distanced: _builtins.int
+    """Of the free seats, those within the event's minimum distance of another
+    group (SEAT_STATUS_DISTANCED in the seats); 0 without a rule.
+    """
     def __init__(
         self,
         *,
@@ -705,10 +772,11 @@ class StatusCounts(_message.Message):
         sold: _builtins.int = ...,
         blocked: _builtins.int = ...,
         not_for_sale: _builtins.int = ...,
+        distanced: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "free", b"free", "held", b"held", "key", b"key", "not_for_sale", b"not_for_sale", "sold", b"sold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "distanced", b"distanced", "free", b"free", "held", b"held", "key", b"key", "not_for_sale", b"not_for_sale", "sold", b"sold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -852,6 +920,8 @@ class AvailabilityUpdate(_message.Message):
     DELTA_FIELD_NUMBER: _builtins.int
     RESYNC_FIELD_NUMBER: _builtins.int
     DELTAS_FIELD_NUMBER: _builtins.int
+    DISTANCED_SEAT_IDS_FIELD_NUMBER: _builtins.int
+    UNDISTANCED_SEAT_IDS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """The sequence number the client is at once it has applied this update."""
     resync: _builtins.str
@@ -872,6 +942,20 @@ class AvailabilityUpdate(_message.Message):
         happened within a short window (about 50 ms) into one message.
         """
 
+    @_builtins.property
+    def distanced_seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Minimum-distance seating (Event.distancing): with the changes of this
+        update applied, these free seats are now SEAT_STATUS_DISTANCED (a group
+        near them was held or sold) ...
+        """
+
+    @_builtins.property
+    def undistanced_seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """... and these are SEAT_STATUS_FREE again (the group near them was
+        released, expired or cancelled). Computed from the server's view when it
+        builds the update; a later update corrects a seat that changed since.
+        """
+
     def __init__(
         self,
         *,
@@ -880,10 +964,12 @@ class AvailabilityUpdate(_message.Message):
         delta: Global___AvailabilityDelta | None = ...,
         resync: _builtins.str = ...,
         deltas: Global___AvailabilityDeltas | None = ...,
+        distanced_seat_ids: _abc.Iterable[_builtins.str] | None = ...,
+        undistanced_seat_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "resync", b"resync", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "resync", b"resync", "sequence", b"sequence", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "distanced_seat_ids", b"distanced_seat_ids", "resync", b"resync", "sequence", b"sequence", "snapshot", b"snapshot", "undistanced_seat_ids", b"undistanced_seat_ids", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_update: _TypeAlias = _typing.Literal["snapshot", "delta", "resync", "deltas"]  # noqa: Y015
     _WhichOneofArgType_update: _TypeAlias = _typing.Literal["update", b"update"]  # noqa: Y015
