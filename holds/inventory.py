@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from holds import keys, metrics
+from holds.channels import NO_ACCESS, ChannelAccess, access_error
 from holds.errors import (
     Conflict,
     GeneralAdmissionUnavailable,
@@ -117,6 +118,14 @@ class RefundStale(Exception):
     """A ticket's refunded total changed between reading the order and refunding: read again."""
 
 
+class SeatOrdinalsInChannel(Exception):
+    """Seats allocated to channels the request has no access to (holds/channels.py)."""
+
+    def __init__(self, ordinals: list[int]) -> None:
+        super().__init__(f"{len(ordinals)} seat(s) allocated to a channel")
+        self.ordinals = ordinals
+
+
 class SeatOrdinalsInWrongState(Exception):
     def __init__(self, states: dict[int, str]) -> None:
         super().__init__(f"{len(states)} seat(s) in a wrong state")
@@ -183,8 +192,12 @@ class Inventory:
         hold_id: str | None = None,
         request_id: str = "",
         request_fingerprint: str = "",
+        access: ChannelAccess = NO_ACCESS,
     ) -> HoldResult:
         """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
+
+        ``access`` names a channel (and its access code) whose allocated seats and
+        places the hold may take (holds/channels.py); seats of other channels are refused.
 
         ``hold_id`` adds to that live hold instead of creating a new one.
         ``request_id`` makes the call retry-safe (holds/retries.py): a request id
@@ -201,7 +214,11 @@ class Inventory:
                 event_id,
                 buyer,
                 hold_id or "",
-                {"seats": sorted(o for o, _ in seats), "ga": sorted(ga.items())},
+                {
+                    "seats": sorted(o for o, _ in seats),
+                    "ga": sorted(ga.items()),
+                    **access.part(),
+                },
             )
         args: list[str | int] = [
             hold_id or new_id("h", 12),
@@ -217,7 +234,8 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
-        reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        args += access.args()
+        reply = await self._scripts.hold(keys.channel_script_keys(event_id), args)
         result = self._hold_result(reply, event_id, hold_id or "")
         if not result.replayed:
             metrics.HOLDS.inc()
@@ -239,7 +257,7 @@ class Inventory:
             0,
             0,
         ]
-        reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        reply = await self._scripts.hold(keys.channel_script_keys(event_id), args)
         if reply == [Reply.HOLD_NOT_FOUND]:
             return None
         return self._hold_result(reply, event_id, "")
@@ -269,7 +287,10 @@ class Inventory:
                 raise Conflict("hold id collision; retry")
             case [Reply.REQUEST_MISMATCH]:
                 raise InvalidRequest("request_id", "already used for a different hold request")
-        raise _hold_gone(reply, hold_id) or _unknown("hold", reply)
+            case [Reply.CHANNEL_SEATS, refused]:
+                metrics.SEATS_UNAVAILABLE.inc()
+                raise SeatOrdinalsInChannel([int(o) for o in refused])
+        raise access_error(reply) or _hold_gone(reply, hold_id) or _unknown("hold", reply)
 
     async def release(
         self, event_id: str, hold_id: str, *, seats: Sequence[int] = (), ga: Mapping[str, int] | None = None
@@ -309,14 +330,20 @@ class Inventory:
         args: list[EncodableArg],
         offer: SaleOffer | None,
         seat_of: Mapping[int, str] | None,
+        with_channels: bool = False,
     ) -> Any:
         """Run a selling script; with an offer, the offer keys and the offer go too (only
-        then: a plain sale reads nothing more) and its refusals raise here."""
+        then: a plain sale reads nothing more) and its refusals raise here. ``with_channels``:
+        the channel keys go last (box_office.lua's ``_channels.lua``)."""
         event_keys = keys.event_keys(event_id)
         if offer is not None:
             event_keys = (*event_keys, *keys.offer_keys(event_id))
             args = [*args, json_encoder.encode(offer)]
+        if with_channels:
+            event_keys = (*event_keys, *keys.channel_keys(event_id))
         reply = await script.replicated(event_keys, args)
+        if with_channels and isinstance(reply, list) and reply and reply[0] == Reply.CHANNEL_SEATS:
+            raise SeatOrdinalsInChannel([int(o) for o in reply[1]])
         if offer is not None and (refused := offer_error(reply, seat_of=seat_of)) is not None:
             raise refused
         return reply
@@ -402,7 +429,9 @@ class Inventory:
         ]
         for area, qty in ga.items():
             args += [area, qty]
-        reply = await self._selling(self._scripts.box_office, event_id, args, offer, seat_of)
+        reply = await self._selling(
+            self._scripts.box_office, event_id, args, offer, seat_of, with_channels=True
+        )
         match reply:
             case [Reply.OK, order_json, replayed, overridden]:
                 if not replayed:
@@ -579,4 +608,4 @@ class Inventory:
 
     async def snapshot(self, event_id: str) -> Any:
         """The raw consistent snapshot (decoded by holds/availability.py)."""
-        return await self._scripts.snapshot(keys.event_keys(event_id), [])
+        return await self._scripts.snapshot(keys.channel_script_keys(event_id), ["channels"])

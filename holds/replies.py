@@ -89,3 +89,10 @@ class Reply(IntEnum):
     TICKET_REFUNDED = 57  # ticket id
     ALREADY_LISTED = 58  # ticket id
     EXCHANGE_KEY_MISMATCH = 59  # the exchange the key made
+    # channels and allocations (_channels.lua in hold and box_office, channel_*.lua)
+    CHANNEL_SEATS = 62  # ordinals allocated to channels the request has no access to
+    CHANNEL_DENIED = 63  # channel id: unknown, or the access code is wrong
+    CHANNEL_CLOSED = 64  # channel id
+    CHANNEL_EXISTS = 65  # channel id
+    CHANNEL_NOT_FOUND = 66  # channel id
+    ALLOCATION_REFUSED = 67  # "seat", [ordinal, why, ...] | "ga", area, places that can be reserved

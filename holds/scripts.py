@@ -41,6 +41,11 @@ OFFERS_PRELUDE = "_offers"
 OFFER_SCRIPTS = frozenset({"commit", "box_office"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
+# channels and allocations (after the inventory prelude): the scripts given the channel keys last
+CHANNELS_PRELUDE = "_channels"
+CHANNEL_SCRIPTS = frozenset(
+    {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close"}
+)
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -61,6 +66,7 @@ INVENTORY_SCRIPTS = frozenset(
         "refund",
     }
     | AFTER_SALE_SCRIPTS
+    | CHANNEL_SCRIPTS
 )
 
 
@@ -75,6 +81,8 @@ def _source(name: str) -> str:
         parts.insert(2, OFFERS_PRELUDE)
     if name in AFTER_SALE_SCRIPTS:
         parts.insert(2, AFTER_SALE_PRELUDE)
+    if name in CHANNEL_SCRIPTS:
+        parts.insert(2, CHANNELS_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -196,6 +204,10 @@ class ScriptRegistry:
         self.resale_list = self._script("resale_list")
         self.resale_hold = self._script("resale_hold")
         self.resale_commit = self._script("resale_commit")
+        # channels and allocations (event keys + channel keys): holds/channels.py
+        self.channel_put = self._script("channel_put")
+        self.channel_allocate = self._script("channel_allocate")
+        self.channel_close = self._script("channel_close")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

@@ -37,6 +37,7 @@ from server.redis_process import EmbeddedRedis
 from server.servicers import (
     access,
     aftersale,
+    channels,
     events,
     exports,
     feed,
@@ -71,6 +72,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     reports.SERVICE,
     sellers.SERVICE,
     offers.OFFER_SERVICE,
+    channels.CHANNEL_SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from holds.aftersale import AfterSale
+from holds.channels import Channels
 from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
@@ -39,6 +40,7 @@ class Stores:
     live: LiveEvents
     sales: Sales
     offers: Offers  # ticket types and promo codes (the selling scripts apply them)
+    channels: Channels  # channels and allocations (the hold and box-office scripts check them)
     door: Door
     after_sale: AfterSale  # transfers, exchanges, resale
     platforms: PlatformStore
@@ -91,6 +93,7 @@ class Stores:
             live=live,
             sales=sales,
             offers=offers,
+            channels=Channels(client, scripts, live),
             door=door,
             after_sale=AfterSale(client, scripts, sales, inventory, door),
             platforms=platforms,

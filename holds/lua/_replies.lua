@@ -75,3 +75,10 @@ local LISTING_HELD = 56              -- ticket id: another resale buyer's live h
 local TICKET_REFUNDED = 57           -- ticket id: money was given back on it
 local ALREADY_LISTED = 58            -- ticket id
 local EXCHANGE_KEY_MISMATCH = 59     -- exchange id the key made
+-- channels and allocations (_channels.lua in hold and box_office, channel_*.lua): {code, details...}
+local CHANNEL_SEATS = 62             -- {ordinal...}: seats allocated to channels the request has no access to
+local CHANNEL_DENIED = 63            -- channel id: unknown, or the access code is wrong
+local CHANNEL_CLOSED = 64            -- channel id
+local CHANNEL_EXISTS = 65            -- channel id
+local CHANNEL_NOT_FOUND = 66         -- channel id
+local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area, places that can be reserved

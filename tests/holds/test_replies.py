@@ -13,6 +13,7 @@ from holds.redis_client import AnyRedis
 from holds.replies import Reply
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
+    CHANNELS_PRELUDE,
     INVENTORY_PRELUDE,
     OFFERS_PRELUDE,
     REPLIES_HEADER,
@@ -52,7 +53,7 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
     [
         n
         for n in _scripts()
-        if n not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE, AFTER_SALE_PRELUDE)
+        if n not in (REPLIES_HEADER, INVENTORY_PRELUDE, OFFERS_PRELUDE, AFTER_SALE_PRELUDE, CHANNELS_PRELUDE)
     ],
 )
 def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
@@ -72,6 +73,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
         INVENTORY_PRELUDE,
         OFFERS_PRELUDE,
         AFTER_SALE_PRELUDE,
+        CHANNELS_PRELUDE,
     }
 
 

@@ -24,68 +24,69 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from seatwise.v1 import channels_pb2 as seatwise_dot_v1_dot_channels__pb2
 from seatwise.v1 import common_pb2 as seatwise_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18seatwise/v1/events.proto\x12\x0bseatwise.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18seatwise/v1/common.proto\"7\n\rCategoryPrice\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"\x9a\x05\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bseat_map_id\x18\x03 \x01(\t\x12\x18\n\x10seat_map_version\x18\x04 \x01(\x05\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12(\n\x06status\x18\x08 \x01(\x0e\x32\x18.seatwise.v1.EventStatus\x12*\n\x06prices\x18\t \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\x12+\n\x08hold_ttl\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11max_hold_lifetime\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_seats_per_hold\x18\x0c \x01(\x05\x12\x1b\n\x13max_seats_per_buyer\x18\r \x01(\x05\x12\x30\n\x0con_sale_from\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ron_sale_until\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12rate_limit_per_key\x18\x12 \x01(\t\x12\x1c\n\x14rate_limit_per_buyer\x18\x13 \x01(\t\"\xb5\x04\n\x12\x43reateEventRequest\x12\x13\n\x0bseat_map_id\x18\x01 \x01(\t\x12\x18\n\x10seat_map_version\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12*\n\x06prices\x18\x07 \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\x12+\n\x08hold_ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11max_hold_lifetime\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_seats_per_hold\x18\n \x01(\x05\x12\x1b\n\x13max_seats_per_buyer\x18\x0b \x01(\x05\x12\x30\n\x0con_sale_from\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ron_sale_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06status\x18\x0e \x01(\x0e\x32\x18.seatwise.v1.EventStatus\x12\x1a\n\x12rate_limit_per_key\x18\x0f \x01(\t\x12\x1c\n\x14rate_limit_per_buyer\x18\x10 \x01(\t\"8\n\x13\x43reateEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.seatwise.v1.Event\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"5\n\x10GetEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.seatwise.v1.Event\";\n\x11ListEventsRequest\x12&\n\x04page\x18\x01 \x01(\x0b\x32\x18.seatwise.v1.PageRequest\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.seatwise.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x03\n\x12UpdateEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.seatwise.v1.EventStatus\x12\x16\n\x0ereplace_prices\x18\x03 \x01(\x08\x12*\n\x06prices\x18\x04 \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\x12\x30\n\x0con_sale_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ron_sale_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08hold_ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_seats_per_hold\x18\x08 \x01(\x05\x12\x1b\n\x13max_seats_per_buyer\x18\t \x01(\x05\x12\x0c\n\x04name\x18\n \x01(\t\x12\x1a\n\x12rate_limit_per_key\x18\x0b \x01(\t\x12\x1c\n\x14rate_limit_per_buyer\x18\x0c \x01(\t\"8\n\x13UpdateEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.seatwise.v1.Event\"}\n\rSeatSelection\x12\x10\n\x08seat_ids\x18\x01 \x03(\t\x12\x13\n\x0bsection_ids\x18\x02 \x03(\t\x12!\n\x04rows\x18\x03 \x03(\x0b\x32\x13.seatwise.v1.RowRef\x12\"\n\x06region\x18\x04 \x03(\x0b\x32\x12.seatwise.v1.Point\",\n\x06RowRef\x12\x12\n\nsection_id\x18\x01 \x01(\t\x12\x0e\n\x06row_id\x18\x02 \x01(\t\"\xb3\x01\n\x14SetSeatStatusRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12-\n\tselection\x18\x02 \x01(\x0b\x32\x1a.seatwise.v1.SeatSelection\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.seatwise.v1.SeatStatus\x12\x31\n\x10\x61llowed_previous\x18\x04 \x03(\x0e\x32\x17.seatwise.v1.SeatStatus\"X\n\x15SetSeatStatusResponse\x12\x16\n\x0eseats_selected\x18\x01 \x01(\x05\x12\x15\n\rseats_changed\x18\x02 \x01(\x05\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"s\n\x16GetAvailabilityRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x15\n\rinclude_seats\x18\x02 \x01(\x08\x12\x30\n\rseat_encoding\x18\x03 \x01(\x0e\x32\x19.seatwise.v1.SeatEncoding\"E\n\tSeatState\x12\x0f\n\x07seat_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.seatwise.v1.SeatStatus\"p\n\x1cGeneralAdmissionAvailability\x12\x0f\n\x07\x61rea_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x03\x12\x0c\n\x04held\x18\x03 \x01(\x03\x12\x0c\n\x04sold\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\"l\n\x0cStatusCounts\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x05\x12\x0c\n\x04held\x18\x03 \x01(\x05\x12\x0c\n\x04sold\x18\x04 \x01(\x05\x12\x0f\n\x07\x62locked\x18\x05 \x01(\x05\x12\x14\n\x0cnot_for_sale\x18\x06 \x01(\x05\"\x93\x02\n\x17GetAvailabilityResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12%\n\x05seats\x18\x02 \x03(\x0b\x32\x16.seatwise.v1.SeatState\x12\x44\n\x11general_admission\x18\x03 \x03(\x0b\x32).seatwise.v1.GeneralAdmissionAvailability\x12.\n\x0b\x62y_category\x18\x04 \x03(\x0b\x32\x19.seatwise.v1.StatusCounts\x12-\n\nby_section\x18\x05 \x03(\x0b\x32\x19.seatwise.v1.StatusCounts\x12\x1a\n\x12seat_status_vector\x18\x06 \x01(\x0c\"v\n\x18WatchAvailabilityRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x30\n\rseat_encoding\x18\x03 \x01(\x0e\x32\x19.seatwise.v1.SeatEncoding\"\xa8\x01\n\x11\x41vailabilityDelta\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.seatwise.v1.SeatStatus\x12\x10\n\x08seat_ids\x18\x02 \x03(\t\x12\x12\n\nga_area_id\x18\x03 \x01(\t\x12\x44\n\x11general_admission\x18\x04 \x01(\x0b\x32).seatwise.v1.GeneralAdmissionAvailability\"\\\n\x12\x41vailabilityDeltas\x12\x16\n\x0e\x66irst_sequence\x18\x01 \x01(\x03\x12.\n\x06\x64\x65ltas\x18\x02 \x03(\x0b\x32\x1e.seatwise.v1.AvailabilityDelta\"\xe0\x01\n\x12\x41vailabilityUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x38\n\x08snapshot\x18\x02 \x01(\x0b\x32$.seatwise.v1.GetAvailabilityResponseH\x00\x12/\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x1e.seatwise.v1.AvailabilityDeltaH\x00\x12\x10\n\x06resync\x18\x04 \x01(\tH\x00\x12\x31\n\x06\x64\x65ltas\x18\x05 \x01(\x0b\x32\x1f.seatwise.v1.AvailabilityDeltasH\x00\x42\x08\n\x06update*\x8f\x01\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_STATUS_DRAFT\x10\x01\x12\x18\n\x14\x45VENT_STATUS_ON_SALE\x10\x02\x12\x17\n\x13\x45VENT_STATUS_PAUSED\x10\x03\x12\x17\n\x13\x45VENT_STATUS_CLOSED\x10\x04*\xa2\x01\n\nSeatStatus\x12\x1b\n\x17SEAT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10SEAT_STATUS_FREE\x10\x01\x12\x14\n\x10SEAT_STATUS_HELD\x10\x02\x12\x14\n\x10SEAT_STATUS_SOLD\x10\x03\x12\x17\n\x13SEAT_STATUS_BLOCKED\x10\x04\x12\x1c\n\x18SEAT_STATUS_NOT_FOR_SALE\x10\x05*w\n\x0cSeatEncoding\x12\x1d\n\x19SEAT_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12SEAT_ENCODING_NONE\x10\x01\x12\x16\n\x12SEAT_ENCODING_LIST\x10\x02\x12\x18\n\x14SEAT_ENCODING_VECTOR\x10\x03\x32\xdf\x04\n\x0c\x45ventService\x12P\n\x0b\x43reateEvent\x12\x1f.seatwise.v1.CreateEventRequest\x1a .seatwise.v1.CreateEventResponse\x12G\n\x08GetEvent\x12\x1c.seatwise.v1.GetEventRequest\x1a\x1d.seatwise.v1.GetEventResponse\x12M\n\nListEvents\x12\x1e.seatwise.v1.ListEventsRequest\x1a\x1f.seatwise.v1.ListEventsResponse\x12P\n\x0bUpdateEvent\x12\x1f.seatwise.v1.UpdateEventRequest\x1a .seatwise.v1.UpdateEventResponse\x12V\n\rSetSeatStatus\x12!.seatwise.v1.SetSeatStatusRequest\x1a\".seatwise.v1.SetSeatStatusResponse\x12\\\n\x0fGetAvailability\x12#.seatwise.v1.GetAvailabilityRequest\x1a$.seatwise.v1.GetAvailabilityResponse\x12]\n\x11WatchAvailability\x12%.seatwise.v1.WatchAvailabilityRequest\x1a\x1f.seatwise.v1.AvailabilityUpdate0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18seatwise/v1/events.proto\x12\x0bseatwise.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aseatwise/v1/channels.proto\x1a\x18seatwise/v1/common.proto\"7\n\rCategoryPrice\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"\x9a\x05\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bseat_map_id\x18\x03 \x01(\t\x12\x18\n\x10seat_map_version\x18\x04 \x01(\x05\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12(\n\x06status\x18\x08 \x01(\x0e\x32\x18.seatwise.v1.EventStatus\x12*\n\x06prices\x18\t \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\x12+\n\x08hold_ttl\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11max_hold_lifetime\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_seats_per_hold\x18\x0c \x01(\x05\x12\x1b\n\x13max_seats_per_buyer\x18\r \x01(\x05\x12\x30\n\x0con_sale_from\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ron_sale_until\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12rate_limit_per_key\x18\x12 \x01(\t\x12\x1c\n\x14rate_limit_per_buyer\x18\x13 \x01(\t\"\xb5\x04\n\x12\x43reateEventRequest\x12\x13\n\x0bseat_map_id\x18\x01 \x01(\t\x12\x18\n\x10seat_map_version\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12*\n\x06prices\x18\x07 \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\x12+\n\x08hold_ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11max_hold_lifetime\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_seats_per_hold\x18\n \x01(\x05\x12\x1b\n\x13max_seats_per_buyer\x18\x0b \x01(\x05\x12\x30\n\x0con_sale_from\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ron_sale_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06status\x18\x0e \x01(\x0e\x32\x18.seatwise.v1.EventStatus\x12\x1a\n\x12rate_limit_per_key\x18\x0f \x01(\t\x12\x1c\n\x14rate_limit_per_buyer\x18\x10 \x01(\t\"8\n\x13\x43reateEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.seatwise.v1.Event\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"5\n\x10GetEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.seatwise.v1.Event\";\n\x11ListEventsRequest\x12&\n\x04page\x18\x01 \x01(\x0b\x32\x18.seatwise.v1.PageRequest\"Q\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.seatwise.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x03\n\x12UpdateEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.seatwise.v1.EventStatus\x12\x16\n\x0ereplace_prices\x18\x03 \x01(\x08\x12*\n\x06prices\x18\x04 \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\x12\x30\n\x0con_sale_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ron_sale_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08hold_ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_seats_per_hold\x18\x08 \x01(\x05\x12\x1b\n\x13max_seats_per_buyer\x18\t \x01(\x05\x12\x0c\n\x04name\x18\n \x01(\t\x12\x1a\n\x12rate_limit_per_key\x18\x0b \x01(\t\x12\x1c\n\x14rate_limit_per_buyer\x18\x0c \x01(\t\"8\n\x13UpdateEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.seatwise.v1.Event\"}\n\rSeatSelection\x12\x10\n\x08seat_ids\x18\x01 \x03(\t\x12\x13\n\x0bsection_ids\x18\x02 \x03(\t\x12!\n\x04rows\x18\x03 \x03(\x0b\x32\x13.seatwise.v1.RowRef\x12\"\n\x06region\x18\x04 \x03(\x0b\x32\x12.seatwise.v1.Point\",\n\x06RowRef\x12\x12\n\nsection_id\x18\x01 \x01(\t\x12\x0e\n\x06row_id\x18\x02 \x01(\t\"\xb3\x01\n\x14SetSeatStatusRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12-\n\tselection\x18\x02 \x01(\x0b\x32\x1a.seatwise.v1.SeatSelection\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.seatwise.v1.SeatStatus\x12\x31\n\x10\x61llowed_previous\x18\x04 \x03(\x0e\x32\x17.seatwise.v1.SeatStatus\"X\n\x15SetSeatStatusResponse\x12\x16\n\x0eseats_selected\x18\x01 \x01(\x05\x12\x15\n\rseats_changed\x18\x02 \x01(\x05\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"s\n\x16GetAvailabilityRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x15\n\rinclude_seats\x18\x02 \x01(\x08\x12\x30\n\rseat_encoding\x18\x03 \x01(\x0e\x32\x19.seatwise.v1.SeatEncoding\"E\n\tSeatState\x12\x0f\n\x07seat_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.seatwise.v1.SeatStatus\"p\n\x1cGeneralAdmissionAvailability\x12\x0f\n\x07\x61rea_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x03\x12\x0c\n\x04held\x18\x03 \x01(\x03\x12\x0c\n\x04sold\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\"l\n\x0cStatusCounts\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x05\x12\x0c\n\x04held\x18\x03 \x01(\x05\x12\x0c\n\x04sold\x18\x04 \x01(\x05\x12\x0f\n\x07\x62locked\x18\x05 \x01(\x05\x12\x14\n\x0cnot_for_sale\x18\x06 \x01(\x05\"\xfa\x02\n\x17GetAvailabilityResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12%\n\x05seats\x18\x02 \x03(\x0b\x32\x16.seatwise.v1.SeatState\x12\x44\n\x11general_admission\x18\x03 \x03(\x0b\x32).seatwise.v1.GeneralAdmissionAvailability\x12.\n\x0b\x62y_category\x18\x04 \x03(\x0b\x32\x19.seatwise.v1.StatusCounts\x12-\n\nby_section\x18\x05 \x03(\x0b\x32\x19.seatwise.v1.StatusCounts\x12\x1a\n\x12seat_status_vector\x18\x06 \x01(\x0c\x12\x34\n\nby_channel\x18\x07 \x03(\x0b\x32 .seatwise.v1.ChannelAvailability\x12/\n\rseat_channels\x18\x08 \x03(\x0b\x32\x18.seatwise.v1.SeatChannel\"v\n\x18WatchAvailabilityRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x30\n\rseat_encoding\x18\x03 \x01(\x0e\x32\x19.seatwise.v1.SeatEncoding\"\xdc\x01\n\x11\x41vailabilityDelta\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.seatwise.v1.SeatStatus\x12\x10\n\x08seat_ids\x18\x02 \x03(\t\x12\x12\n\nga_area_id\x18\x03 \x01(\t\x12\x44\n\x11general_admission\x18\x04 \x01(\x0b\x32).seatwise.v1.GeneralAdmissionAvailability\x12\x32\n\x0e\x63hannel_change\x18\x05 \x01(\x0b\x32\x1a.seatwise.v1.ChannelChange\"\\\n\x12\x41vailabilityDeltas\x12\x16\n\x0e\x66irst_sequence\x18\x01 \x01(\x03\x12.\n\x06\x64\x65ltas\x18\x02 \x03(\x0b\x32\x1e.seatwise.v1.AvailabilityDelta\"\xe0\x01\n\x12\x41vailabilityUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x38\n\x08snapshot\x18\x02 \x01(\x0b\x32$.seatwise.v1.GetAvailabilityResponseH\x00\x12/\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x1e.seatwise.v1.AvailabilityDeltaH\x00\x12\x10\n\x06resync\x18\x04 \x01(\tH\x00\x12\x31\n\x06\x64\x65ltas\x18\x05 \x01(\x0b\x32\x1f.seatwise.v1.AvailabilityDeltasH\x00\x42\x08\n\x06update*\x8f\x01\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_STATUS_DRAFT\x10\x01\x12\x18\n\x14\x45VENT_STATUS_ON_SALE\x10\x02\x12\x17\n\x13\x45VENT_STATUS_PAUSED\x10\x03\x12\x17\n\x13\x45VENT_STATUS_CLOSED\x10\x04*\xa2\x01\n\nSeatStatus\x12\x1b\n\x17SEAT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10SEAT_STATUS_FREE\x10\x01\x12\x14\n\x10SEAT_STATUS_HELD\x10\x02\x12\x14\n\x10SEAT_STATUS_SOLD\x10\x03\x12\x17\n\x13SEAT_STATUS_BLOCKED\x10\x04\x12\x1c\n\x18SEAT_STATUS_NOT_FOR_SALE\x10\x05*w\n\x0cSeatEncoding\x12\x1d\n\x19SEAT_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12SEAT_ENCODING_NONE\x10\x01\x12\x16\n\x12SEAT_ENCODING_LIST\x10\x02\x12\x18\n\x14SEAT_ENCODING_VECTOR\x10\x03\x32\xdf\x04\n\x0c\x45ventService\x12P\n\x0b\x43reateEvent\x12\x1f.seatwise.v1.CreateEventRequest\x1a .seatwise.v1.CreateEventResponse\x12G\n\x08GetEvent\x12\x1c.seatwise.v1.GetEventRequest\x1a\x1d.seatwise.v1.GetEventResponse\x12M\n\nListEvents\x12\x1e.seatwise.v1.ListEventsRequest\x1a\x1f.seatwise.v1.ListEventsResponse\x12P\n\x0bUpdateEvent\x12\x1f.seatwise.v1.UpdateEventRequest\x1a .seatwise.v1.UpdateEventResponse\x12V\n\rSetSeatStatus\x12!.seatwise.v1.SetSeatStatusRequest\x1a\".seatwise.v1.SetSeatStatusResponse\x12\\\n\x0fGetAvailability\x12#.seatwise.v1.GetAvailabilityRequest\x1a$.seatwise.v1.GetAvailabilityResponse\x12]\n\x11WatchAvailability\x12%.seatwise.v1.WatchAvailabilityRequest\x1a\x1f.seatwise.v1.AvailabilityUpdate0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seatwise.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTSTATUS']._serialized_start=3952
-  _globals['_EVENTSTATUS']._serialized_end=4095
-  _globals['_SEATSTATUS']._serialized_start=4098
-  _globals['_SEATSTATUS']._serialized_end=4260
-  _globals['_SEATENCODING']._serialized_start=4262
-  _globals['_SEATENCODING']._serialized_end=4381
-  _globals['_CATEGORYPRICE']._serialized_start=132
-  _globals['_CATEGORYPRICE']._serialized_end=187
-  _globals['_EVENT']._serialized_start=190
-  _globals['_EVENT']._serialized_end=856
-  _globals['_CREATEEVENTREQUEST']._serialized_start=859
-  _globals['_CREATEEVENTREQUEST']._serialized_end=1424
-  _globals['_CREATEEVENTRESPONSE']._serialized_start=1426
-  _globals['_CREATEEVENTRESPONSE']._serialized_end=1482
-  _globals['_GETEVENTREQUEST']._serialized_start=1484
-  _globals['_GETEVENTREQUEST']._serialized_end=1519
-  _globals['_GETEVENTRESPONSE']._serialized_start=1521
-  _globals['_GETEVENTRESPONSE']._serialized_end=1574
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1576
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1635
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1637
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1718
-  _globals['_UPDATEEVENTREQUEST']._serialized_start=1721
-  _globals['_UPDATEEVENTREQUEST']._serialized_end=2144
-  _globals['_UPDATEEVENTRESPONSE']._serialized_start=2146
-  _globals['_UPDATEEVENTRESPONSE']._serialized_end=2202
-  _globals['_SEATSELECTION']._serialized_start=2204
-  _globals['_SEATSELECTION']._serialized_end=2329
-  _globals['_ROWREF']._serialized_start=2331
-  _globals['_ROWREF']._serialized_end=2375
-  _globals['_SETSEATSTATUSREQUEST']._serialized_start=2378
-  _globals['_SETSEATSTATUSREQUEST']._serialized_end=2557
-  _globals['_SETSEATSTATUSRESPONSE']._serialized_start=2559
-  _globals['_SETSEATSTATUSRESPONSE']._serialized_end=2647
-  _globals['_GETAVAILABILITYREQUEST']._serialized_start=2649
-  _globals['_GETAVAILABILITYREQUEST']._serialized_end=2764
-  _globals['_SEATSTATE']._serialized_start=2766
-  _globals['_SEATSTATE']._serialized_end=2835
-  _globals['_GENERALADMISSIONAVAILABILITY']._serialized_start=2837
-  _globals['_GENERALADMISSIONAVAILABILITY']._serialized_end=2949
-  _globals['_STATUSCOUNTS']._serialized_start=2951
-  _globals['_STATUSCOUNTS']._serialized_end=3059
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=3062
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=3337
-  _globals['_WATCHAVAILABILITYREQUEST']._serialized_start=3339
-  _globals['_WATCHAVAILABILITYREQUEST']._serialized_end=3457
-  _globals['_AVAILABILITYDELTA']._serialized_start=3460
-  _globals['_AVAILABILITYDELTA']._serialized_end=3628
-  _globals['_AVAILABILITYDELTAS']._serialized_start=3630
-  _globals['_AVAILABILITYDELTAS']._serialized_end=3722
-  _globals['_AVAILABILITYUPDATE']._serialized_start=3725
-  _globals['_AVAILABILITYUPDATE']._serialized_end=3949
-  _globals['_EVENTSERVICE']._serialized_start=4384
-  _globals['_EVENTSERVICE']._serialized_end=4991
+  _globals['_EVENTSTATUS']._serialized_start=4135
+  _globals['_EVENTSTATUS']._serialized_end=4278
+  _globals['_SEATSTATUS']._serialized_start=4281
+  _globals['_SEATSTATUS']._serialized_end=4443
+  _globals['_SEATENCODING']._serialized_start=4445
+  _globals['_SEATENCODING']._serialized_end=4564
+  _globals['_CATEGORYPRICE']._serialized_start=160
+  _globals['_CATEGORYPRICE']._serialized_end=215
+  _globals['_EVENT']._serialized_start=218
+  _globals['_EVENT']._serialized_end=884
+  _globals['_CREATEEVENTREQUEST']._serialized_start=887
+  _globals['_CREATEEVENTREQUEST']._serialized_end=1452
+  _globals['_CREATEEVENTRESPONSE']._serialized_start=1454
+  _globals['_CREATEEVENTRESPONSE']._serialized_end=1510
+  _globals['_GETEVENTREQUEST']._serialized_start=1512
+  _globals['_GETEVENTREQUEST']._serialized_end=1547
+  _globals['_GETEVENTRESPONSE']._serialized_start=1549
+  _globals['_GETEVENTRESPONSE']._serialized_end=1602
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1604
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1663
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1665
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1746
+  _globals['_UPDATEEVENTREQUEST']._serialized_start=1749
+  _globals['_UPDATEEVENTREQUEST']._serialized_end=2172
+  _globals['_UPDATEEVENTRESPONSE']._serialized_start=2174
+  _globals['_UPDATEEVENTRESPONSE']._serialized_end=2230
+  _globals['_SEATSELECTION']._serialized_start=2232
+  _globals['_SEATSELECTION']._serialized_end=2357
+  _globals['_ROWREF']._serialized_start=2359
+  _globals['_ROWREF']._serialized_end=2403
+  _globals['_SETSEATSTATUSREQUEST']._serialized_start=2406
+  _globals['_SETSEATSTATUSREQUEST']._serialized_end=2585
+  _globals['_SETSEATSTATUSRESPONSE']._serialized_start=2587
+  _globals['_SETSEATSTATUSRESPONSE']._serialized_end=2675
+  _globals['_GETAVAILABILITYREQUEST']._serialized_start=2677
+  _globals['_GETAVAILABILITYREQUEST']._serialized_end=2792
+  _globals['_SEATSTATE']._serialized_start=2794
+  _globals['_SEATSTATE']._serialized_end=2863
+  _globals['_GENERALADMISSIONAVAILABILITY']._serialized_start=2865
+  _globals['_GENERALADMISSIONAVAILABILITY']._serialized_end=2977
+  _globals['_STATUSCOUNTS']._serialized_start=2979
+  _globals['_STATUSCOUNTS']._serialized_end=3087
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=3090
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=3468
+  _globals['_WATCHAVAILABILITYREQUEST']._serialized_start=3470
+  _globals['_WATCHAVAILABILITYREQUEST']._serialized_end=3588
+  _globals['_AVAILABILITYDELTA']._serialized_start=3591
+  _globals['_AVAILABILITYDELTA']._serialized_end=3811
+  _globals['_AVAILABILITYDELTAS']._serialized_start=3813
+  _globals['_AVAILABILITYDELTAS']._serialized_end=3905
+  _globals['_AVAILABILITYUPDATE']._serialized_start=3908
+  _globals['_AVAILABILITYUPDATE']._serialized_end=4132
+  _globals['_EVENTSERVICE']._serialized_start=4567
+  _globals['_EVENTSERVICE']._serialized_end=5174
 # @@protoc_insertion_point(module_scope)
