@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from seatwise.v1 import (
     access_pb2,
     aftersale_pb2,
+    channels_pb2,
     events_pb2,
     feed_pb2,
     offers_pb2,
@@ -129,6 +130,9 @@ EXTRA: dict[str, dict[str, Any]] = {
     "CreatePromoCode": {"promo_code": _PROMO},
     "UpdatePromoCode": {"promo_code": _PROMO},
     "DisablePromoCode": {"code": "MATRIX"},
+    "DefineChannel": {"channel": channels_pb2.Channel(channel_id="matrix", name="Matrix", access_code="M")},
+    "AllocateToChannel": {"channel_id": "matrix", "seat_ids": ["r1-3"]},
+    "CloseChannel": {"channel_id": "matrix"},
 }
 
 
@@ -248,6 +252,7 @@ def _module_of(method: Any) -> Any:
         "reports": reports_pb2,
         "sellers": sellers_pb2,
         "offers": offers_pb2,
+        "channels": channels_pb2,
     }[name]
 
 
