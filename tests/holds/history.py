@@ -28,6 +28,10 @@ instant between its invoke and complete times (its linearization point), so:
   were sent, and no transfer is acknowledged that was invoked after an
   acknowledged cancel of its ticket had completed (a cancelled ticket never
   changes hands);
+* channels: an acknowledged hold never took a seat that an acknowledged allocation had
+  given to a channel the hold had no access to before the hold was invoked, unless a
+  close of that channel could have happened before the hold (was invoked before it
+  completed);
 * retried holds (the same request id sent again): every acknowledged call with
   one request id names one and the same hold, the one Redis records for the id;
   a replay answers an id some earlier call sent; and a retry is never refused
@@ -45,12 +49,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from holds.errors import StoreError
-from holds.inventory import HoldResult, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.inventory import (
+    HoldResult,
+    SeatOrdinalsInChannel,
+    SeatOrdinalsInWrongState,
+    SeatOrdinalsUnavailable,
+)
 from holds.records import Order
 from tests.holds.factories import RawState
 
 Outcome = Literal["ok", "fail", "unknown"]
-Kind = Literal["hold", "release", "commit", "cancel", "transfer"]
+Kind = Literal["hold", "release", "commit", "cancel", "transfer", "allocate", "close"]
 EPS_MS = 1.0  # Redis floors TIME to whole ms
 
 
@@ -77,6 +86,7 @@ class Op:
     request_id: str = ""  # hold: the client's request id ("" : not retry-safe)
     replayed: bool = False  # hold: answered by an earlier call with the same request id
     revision: int = 0  # transfer: the ticket's revision the caller read
+    channel: str = ""  # hold: the channel it had access to; allocate / close: the channel
 
 
 class Recorder:
@@ -94,7 +104,7 @@ class Recorder:
         except TimeoutError:
             op.outcome = "unknown"
             result = None
-        except (StoreError, SeatOrdinalsUnavailable, SeatOrdinalsInWrongState) as exc:
+        except (StoreError, SeatOrdinalsUnavailable, SeatOrdinalsInWrongState, SeatOrdinalsInChannel) as exc:
             op.outcome, op.error = "fail", type(exc).__name__
             result = None
         else:
@@ -304,7 +314,33 @@ def check_history(ops: list[Op], final: RawState) -> list[str]:  # noqa: C901
             problems.append(
                 f"order {order_id}: tickets {sorted(done - could)} cancelled that no cancel named"
             )
-    return problems + check_transfers(ops, final, cancels) + check_retried_holds(ops, final, holds)
+    return (
+        problems
+        + check_transfers(ops, final, cancels)
+        + check_retried_holds(ops, final, holds)
+        + check_channels(ops)
+    )
+
+
+def check_channels(ops: list[Op]) -> list[str]:
+    """No acknowledged hold took a seat that was surely another channel's while it ran."""
+    problems: list[str] = []
+    allocated = [o for o in ops if o.kind == "allocate" and o.outcome == "ok"]
+    closes = [o for o in _maybe(ops) if o.kind == "close"]
+    for hold in ops:
+        if hold.kind != "hold" or hold.outcome != "ok" or hold.replayed:
+            continue
+        for alloc in allocated:
+            if alloc.channel == hold.channel or alloc.complete_ms >= hold.invoke_ms:
+                continue
+            taken = sorted(set(hold.seats) & set(alloc.seats))
+            closed = any(c.channel == alloc.channel and c.invoke_ms <= _end(hold) for c in closes)
+            if taken and not closed:
+                problems.append(
+                    f"hold {hold.hold_id} (access {hold.channel or 'none'}) took seats {taken} of channel "
+                    f"{alloc.channel}"
+                )
+    return problems
 
 
 def check_transfers(ops: list[Op], final: RawState, cancels: dict[str, list[Op]]) -> list[str]:

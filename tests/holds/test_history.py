@@ -4,12 +4,13 @@ Twelve buyers on their own Redis connections fight over ten seats and a GA
 area of three for a few seconds: holding and adding (each request with a
 request id), releasing, committing (some after sleeping past the 1 s lease),
 retrying commits with the same key and holds with the same request id, and
-cancelling. About one call in twenty gets a deadline too short to answer, so
+cancelling, some holds with the access of the presale channel an organizer allocates seats
+to and closes, round after round. About one call in twenty gets a deadline too short to answer, so
 the history holds ``unknown`` outcomes too; a quarter of the acknowledged holds
 are sent again at once (a gateway's duplicate), and a few request ids are
 reused for another request. The checker itself is shown to fail on histories
-with a double sale, a commit after expiry, a lost order and a retried hold that
-held seats again.
+with a double sale, a commit after expiry, a lost order, a retried hold that
+held seats again and a hold that took a channel's seat without access.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import msgspec
 import pytest
 
 from holds.aftersale import AfterSale
+from holds.channels import ChannelAccess, ChannelDef, Channels
 from holds.inventory import Inventory
 from holds.records import Buyer, Order, Ticket
 from holds.redis_client import AnyRedis, connect
@@ -49,15 +51,52 @@ class Request:
     ga: int
     hold_id: str  # adding to this hold ("" : a new hold)
     request_id: str
+    channel: str = ""  # the channel whose access it names ("": none)
+
+
+ACCESS_CODE = "FANS"
+
+
+class _Organizer:
+    """Round after round: a new presale channel, seats allocated to it, then closed."""
+
+    def __init__(self, channels: Channels, rec: Recorder, ev: TestEvent, seed: int) -> None:
+        self.channels, self.rec, self.ev = channels, rec, ev
+        self.rng = random.Random(seed)
+        self.current = ""  # the open channel shoppers may name
+
+    async def run(self, stop_at: float, covered: Callable[[], bool]) -> None:
+        give_up_at = stop_at + GIVE_UP_S
+        for n in itertools.count():
+            if time.time() >= give_up_at or (time.time() >= stop_at and covered()):
+                return
+            channel = f"pre{n}"
+            await self.channels.define(
+                self.ev.tenant, self.ev.event_id, ChannelDef(channel, "Presale", access_code=ACCESS_CODE)
+            )
+            self.current = channel
+            seats = tuple(sorted(self.rng.sample(list(self.ev.ordinals[:10]), 3)))
+            placed = self.ev.loaded.index.placed
+            op = self.rec.op("org", "allocate", seats=seats, channel=channel)
+            ids = [placed[o].seat.id for o in seats]
+            await self.rec.run(
+                op, self.channels.allocate(self.ev.tenant, self.ev.event_id, channel, ids, {}), NORMAL_S
+            )
+            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+            op = self.rec.op("org", "close", channel=channel)
+            await self.rec.run(op, self.channels.close(self.ev.tenant, self.ev.event_id, channel), NORMAL_S)
+            await asyncio.sleep(self.rng.uniform(0, 0.1))
 
 
 class _Shopper:
     """One buyer on its own connection, choosing its next call at random."""
 
     def __init__(
-        self, name: str, inv: Inventory, rec: Recorder, ev: TestEvent, seed: int, after: AfterSale
-    ) -> None:
+        self, name: str, inv: Inventory, rec: Recorder, ev: TestEvent, seed: int, after: AfterSale,
+        organizer: _Organizer,
+    ) -> None:  # fmt: skip
         self.name, self.inv, self.rec, self.ev, self.after = name, inv, rec, ev, after
+        self.organizer = organizer
         self.revisions: dict[str, int] = {}  # ticket id -> its revision as this buyer knows it
         self.rng = random.Random(seed)
         self.pool = list(ev.ordinals[:10])
@@ -104,7 +143,8 @@ class _Shopper:
     async def hold_new(self) -> None:
         seats = sorted(self.rng.sample(self.pool, self.rng.randint(1, 3)))
         ga = 1 if self.rng.random() < 0.2 else 0
-        await self.send_hold(Request(tuple(seats), ga, "", self.request_id()), self.deadline())
+        channel = self.organizer.current if self.rng.random() < 0.3 else ""
+        await self.send_hold(Request(tuple(seats), ga, "", self.request_id(), channel), self.deadline())
 
     async def add(self) -> None:
         hold_id = self.rng.choice(sorted(self.mine))
@@ -115,8 +155,9 @@ class _Shopper:
         """Send ``req`` (again, when it is a retry): a real client retries an unknown outcome
         with the same request id, and a gateway may send a call twice."""
         op = self.rec.op(
-            self.name, "hold", hold_id=req.hold_id, seats=req.seats, ga=req.ga, request_id=req.request_id
-        )
+            self.name, "hold", hold_id=req.hold_id, seats=req.seats, ga=req.ga, request_id=req.request_id,
+            channel=req.channel,
+        )  # fmt: skip
         call = self.inv.hold(
             self.ev.event_id,
             seats=self.ev.seats(*req.seats),
@@ -124,6 +165,7 @@ class _Shopper:
             buyer=self.name,
             hold_id=req.hold_id or None,
             request_id=req.request_id,
+            access=ChannelAccess(req.channel, ACCESS_CODE) if req.channel else ChannelAccess(),
         )
         result = await self.rec.run(op, call, deadline)
         self.sent.append(req)
@@ -214,6 +256,12 @@ def _coverage(ops: list[Op]) -> list[str]:
         "a commit of an expired hold": any(op.kind == "commit" and op.error == "HoldExpired" for op in ops),
         "3 replayed holds": sum(op.replayed for op in ops) >= 3,
         "a request id reused for another request": any(op.error == "InvalidRequest" for op in ops),
+        "3 holds refused for a channel's seats": sum(op.error == "SeatOrdinalsInChannel" for op in ops) >= 3,
+        "3 holds with a channel's access": sum(
+            op.kind == "hold" and op.outcome == "ok" and bool(op.channel) for op in ops
+        )
+        >= 3,
+        "3 channels closed": seen[("close", "ok")] >= 3,
     }
     return [name for name, done in wanted.items() if not done]
 
@@ -226,7 +274,9 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
     registries = [ScriptRegistry.open(c) for c in clients]  # calls abandoned mid-flight included
     try:
         stop_at = time.time() + RUN_S
+        organizer = _Organizer(stores.channels, rec, ev, 999)
         await asyncio.gather(
+            organizer.run(stop_at, lambda: not _coverage(rec.ops)),
             *(
                 _Shopper(
                     f"b{i}",
@@ -235,9 +285,10 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
                     ev,
                     1000 + i,
                     AfterSale(c, r, stores.sales, Inventory(c, r), stores.door),
+                    organizer,
                 ).run(stop_at, lambda: not _coverage(rec.ops))
                 for i, (c, r) in enumerate(zip(clients, registries, strict=True))
-            )
+            ),
         )
     finally:
         for c, r in zip(clients, registries, strict=True):
@@ -383,3 +434,13 @@ def test_checker_catches_a_double_transfer_and_a_transfer_after_a_cancel() -> No
     late = [_hold(1, "a", "h1", 5, 100), _commit(2, "a", _moved(1, "cancelled"), 200),
             Op(3, "a", "cancel", 300, 301, "ok", order_id="o1", all=True), _transfer(4, 400, 0)]  # fmt: skip
     assert any("after its cancel" in p for p in check_history(late, _state([_moved(1, "cancelled")])))
+
+
+def test_checker_catches_a_hold_of_a_channels_seat_without_access() -> None:
+    allocate = Op(1, "org", "allocate", 100, 101, "ok", seats=(5,), channel="pre0")
+    without = _hold(2, "a", "h1", 5, 200)
+    assert check_history([allocate, without], _state([])) != []
+    with_access = Op(2, "a", "hold", 200, 201, "ok", "h1", (5,), expires_ms=10_000, channel="pre0")
+    assert check_history([allocate, with_access], _state([])) == []
+    close = Op(3, "org", "close", 150, 151, "ok", channel="pre0")
+    assert check_history([allocate, close, without], _state([])) == []  # closed before: general again
