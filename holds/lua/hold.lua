@@ -3,6 +3,8 @@
 -- (holds/inventory.py). A request id already recorded is answered before anything else is
 -- checked: with the same fingerprint, the hold it made as it is now (replayed = 1), or why that
 -- hold is gone (gone_reply, {HOLD_EXPIRED}); with another fingerprint, {REQUEST_MISMATCH}.
+-- Channels (_channels.lua): {CHANNEL_DENIED, id} | {CHANNEL_CLOSED, id} for the channel named,
+-- {CHANNEL_SEATS, {ordinal...}} for seats allocated to channels the request has no access to.
 local hold_id = ARGV[1]
 local mode = ARGV[2]              -- 'new' | 'add' (to hold_id) | 'replay' (answer a known request id only)
 local buyer = ARGV[3]
