@@ -72,6 +72,14 @@ class Delta:
     # when the one before it was ("" in entries written before they were recorded)
     at: str = ""
     prev: str = ""
+    # an allocation change (kind "channel", holds/lua/_channels.lua): ``op`` allocated |
+    # returned | reserved | taken; the seats that moved into (or out of) ``channel``, or the
+    # area whose places reserved for ``channel`` are now ``reserved``
+    op: str = ""
+    channel: str = ""
+    channel_seats: tuple[int, ...] = ()
+    channel_area: str = ""
+    reserved: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,11 +110,75 @@ class Batch(list[Delta]):
 
 
 @dataclass
+class Allocations:
+    """Which channel each seat is allocated to (``codes[ordinal]``: 0 the general pool,
+    i the channel ``names[i]``) and each area's places reserved per channel."""
+
+    codes: npt.NDArray[np.int16]
+    names: list[str] = field(default_factory=lambda: [""])
+    reserved: dict[str, dict[str, int]] = field(default_factory=dict)  # area -> channel -> places
+
+    def code(self, channel: str) -> int:
+        """The code of ``channel`` (a new one is added)."""
+        try:
+            return self.names.index(channel)
+        except ValueError:
+            self.names.append(channel)
+            return len(self.names) - 1
+
+    def copy(self) -> Allocations:
+        return Allocations(
+            self.codes.copy(), list(self.names), {a: dict(r) for a, r in self.reserved.items()}
+        )
+
+    def channel_of(self, ordinal: int) -> str:
+        return self.names[int(self.codes[ordinal])]
+
+    def open_to(self, channel: str) -> npt.NDArray[np.bool_]:
+        """Seats a request with access to ``channel`` ("": none) may take."""
+        if len(self.names) == 1:
+            return np.ones(len(self.codes), dtype=np.bool_)
+        mask: npt.NDArray[np.bool_] = self.codes == 0
+        if channel in self.names[1:]:
+            mask |= self.codes == self.names.index(channel)
+        return mask
+
+    def counts(self, states: npt.NDArray[np.int8]) -> dict[str, list[int]]:
+        """Allocated seats per state of each channel that has any (or reserved places)."""
+        out: dict[str, list[int]] = {}
+        if len(self.names) > 1:
+            rows = count_by_group(self.codes.astype(np.intp), len(self.names), states)
+            out = {name: rows[i] for i, name in enumerate(self.names) if i and any(rows[i])}
+        for by_channel in self.reserved.values():
+            for channel in by_channel:
+                out.setdefault(channel, [0] * len(STATE_NAMES))
+        return dict(sorted(out.items()))
+
+    def apply(self, delta: Delta, seat_count: int) -> None:
+        if delta.channel_area:
+            by_channel = self.reserved.setdefault(delta.channel_area, {})
+            if delta.reserved > 0:
+                by_channel[delta.channel] = delta.reserved
+            else:
+                by_channel.pop(delta.channel, None)
+        seats = [o for o in delta.channel_seats if o < seat_count]
+        if seats:
+            self.codes[seats] = self.code(delta.channel) if delta.op == "allocated" else 0
+
+
+@dataclass
 class Snapshot:
     seq: int
     states: npt.NDArray[np.int8]
     ga: dict[str, GaCount]
     at: str = ""  # the 'at' of the entry at ``seq``: the next entry's 'prev' must equal it
+    channels: Allocations | None = None  # set by decode_snapshot (holds/channels.py)
+
+    @property
+    def allocations(self) -> Allocations:
+        if self.channels is None:
+            self.channels = Allocations(np.zeros(len(self.states), dtype=np.int16))
+        return self.channels
 
 
 def follows(snapshot: Snapshot, delta: Delta) -> bool:
@@ -136,11 +208,26 @@ def decode_snapshot(reply: Any, seat_count: int) -> Snapshot:
         ga_flat[i].decode(): GaCount(int(ga_flat[i + 1]), int(ga_flat[i + 2]), int(ga_flat[i + 3]))
         for i in range(0, len(ga_flat), 4)
     }
-    return Snapshot(int(seq), states, ga, at.decode() if isinstance(at, bytes) else str(at))
+    channels = Allocations(np.zeros(seat_count, dtype=np.int16))
+    if len(reply) > 8:  # the channel keys were passed (holds/lua/snapshot.lua)
+        alloc, reserved = reply[7], reply[8]
+        for i in range(0, len(alloc), 2):
+            ordinal = int(alloc[i])
+            if ordinal < seat_count:
+                channels.codes[ordinal] = channels.code(_str(alloc[i + 1]))
+        for i in range(0, len(reserved), 2):
+            area, _, channel = _str(reserved[i]).partition("|")
+            channels.reserved.setdefault(area, {})[channel] = int(reserved[i + 1])
+    return Snapshot(int(seq), states, ga, _str(at), channels)
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
     seats = fields.get(b"seats", b"")
+    chseats = fields.get(b"chseats", b"")
     return Delta(
         seq=int(entry_id.split(b"-")[1]),
         kind=fields.get(b"kind", b"").decode(),
@@ -152,6 +239,11 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Delta:
         ga_sold=int(fields[b"sold"]) if fields.get(b"sold") else None,
         at=fields.get(b"at", b"").decode(),
         prev=fields.get(b"prev", b"").decode(),
+        op=fields.get(b"op", b"").decode(),
+        channel=fields.get(b"channel", b"").decode(),
+        channel_seats=tuple(int(s) for s in chseats.split(b",")) if chseats else (),
+        channel_area=fields.get(b"chga", b"").decode(),
+        reserved=int(fields.get(b"resv", b"0")),
     )
 
 
@@ -297,16 +389,19 @@ class EventMirror:
     def seq(self) -> int:
         return self.snapshot.seq
 
-    def free_mask(self) -> npt.NDArray[np.bool_]:
+    def free_mask(self, channel: str | None = None) -> npt.NDArray[np.bool_]:
         """Seats a new group may take as far as the mirror knows: free, not being held by
         this process, and not distanced (minimum-distance seating) from a held or sold seat
-        or from one being held by this process."""
+        or from one being held by this process; with ``channel`` (a channel id, "" none),
+        only those a request with that channel's access may take (holds/channels.py)."""
         mask: npt.NDArray[np.bool_] = (self.snapshot.states == FREE) & ~self.pending
         if self.near is not None and self.near_count is not None:
             mask &= self.near_count == 0
             trying = np.flatnonzero(self.pending)
             if len(trying):  # nor next to seats another request here is holding right now
                 mask[self.near.around(trying)] = False
+        if channel is not None:
+            mask &= self.snapshot.allocations.open_to(channel)
         return mask
 
     def distanced(self) -> npt.NDArray[np.bool_]:
@@ -327,6 +422,8 @@ class EventMirror:
         self._set([o for o in ordinals if 0 <= o < self.seat_count and states[o] == FREE], HELD)
 
     def apply(self, delta: Delta) -> None:
+        if delta.kind == "channel":
+            self.snapshot.allocations.apply(delta, self.seat_count)
         if delta.seats:
             code = _STATE_CODE.get(delta.state, FREE)
             self._set([s for s in delta.seats if s < self.seat_count], code)
@@ -388,7 +485,9 @@ class EventMirror:
         snap = self.snapshot
         ga = {a: GaCount(c.capacity, c.held, c.sold) for a, c in snap.ga.items()}
         rows = {name: [row[:] for row in counts.rows] for name, counts in self.counts.items()}
-        return Fresh(Snapshot(snap.seq, snap.states.copy(), ga, snap.at), rows, reason)
+        return Fresh(
+            Snapshot(snap.seq, snap.states.copy(), ga, snap.at, snap.allocations.copy()), rows, reason
+        )
 
     def _offer(self, item: Batch | Resync) -> None:
         for queue in list(self.watchers):

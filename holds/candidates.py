@@ -39,21 +39,29 @@ class CandidatePools:
     """The pools of one event in one process."""
 
     def __init__(self) -> None:
-        self._pools: dict[BestAvailableRequest, _Pool] = {}
+        # by request shape and the channel whose seats it may take ("": the general pool only)
+        self._pools: dict[tuple[BestAvailableRequest, str], _Pool] = {}
 
     def take(
-        self, mirror: EventMirror, index: SeatIndex, request: BestAvailableRequest, rng: random.Random
+        self,
+        mirror: EventMirror,
+        index: SeatIndex,
+        request: BestAvailableRequest,
+        rng: random.Random,
+        channel: str = "",
     ) -> Candidate | None:
         """A candidate whose seats are free in the mirror now (removed from the pool), or None.
         Distanced seats are not free (``EventMirror.free_mask``): under a distancing rule a
-        candidate keeps the distance from every group the mirror knows."""
-        free = mirror.free_mask()
-        pool = self._pools.get(request)
+        candidate keeps the distance from every group the mirror knows. Seats allocated to a
+        channel are proposed only to a request with access to it (``channel``)."""
+        free = mirror.free_mask(channel)
+        shape = (request, channel)
+        pool = self._pools.get(shape)
         if pool is None or mirror.seq - pool.seq > STALE_AFTER:
-            pool = self._search(mirror, index, request, free)
+            pool = self._search(mirror, index, shape, free)
         live = self._live_head(pool, free)
         if not live:
-            pool = self._search(mirror, index, request, free)
+            pool = self._search(mirror, index, shape, free)
             live = self._live_head(pool, free)
         chosen = choose(live, rng)
         if chosen is not None:
@@ -79,10 +87,10 @@ class CandidatePools:
         self,
         mirror: EventMirror,
         index: SeatIndex,
-        request: BestAvailableRequest,
+        shape: tuple[BestAvailableRequest, str],
         free: npt.NDArray[np.bool_],
     ) -> _Pool:
         if len(self._pools) >= MAX_SHAPES:
             self._pools.clear()
-        pool = self._pools[request] = _Pool(best_available(index, free, request, limit=POOL_SIZE), mirror.seq)
+        pool = self._pools[shape] = _Pool(best_available(index, free, shape[0], limit=POOL_SIZE), mirror.seq)
         return pool

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from holds import distancing, keys, metrics
+from holds.channels import NO_ACCESS, ChannelAccess, access_error
 from holds.errors import (
     Conflict,
     GeneralAdmissionUnavailable,
@@ -118,6 +119,14 @@ class RefundStale(Exception):
     """A ticket's refunded total changed between reading the order and refunding: read again."""
 
 
+class SeatOrdinalsInChannel(Exception):
+    """Seats allocated to channels the request has no access to (holds/channels.py)."""
+
+    def __init__(self, ordinals: list[int]) -> None:
+        super().__init__(f"{len(ordinals)} seat(s) allocated to a channel")
+        self.ordinals = ordinals
+
+
 class SeatOrdinalsInWrongState(Exception):
     def __init__(self, states: dict[int, str]) -> None:
         super().__init__(f"{len(states)} seat(s) in a wrong state")
@@ -203,8 +212,12 @@ class Inventory:
         request_fingerprint: str = "",
         layout: int = 0,
         rule_args: Sequence[EncodableArg] = distancing.NO_RULE_ARGS,
+        access: ChannelAccess = NO_ACCESS,
     ) -> HoldResult:
         """Hold ``seats`` ((ordinal, category) pairs) and GA quantities, all or nothing.
+
+        ``access`` names a channel (and its access code) whose allocated seats and
+        places the hold may take (holds/channels.py); seats of other channels are refused.
 
         ``hold_id`` adds to that live hold instead of creating a new one.
         ``request_id`` makes the call retry-safe (holds/retries.py): a request id
@@ -224,7 +237,11 @@ class Inventory:
                 event_id,
                 buyer,
                 hold_id or "",
-                {"seats": sorted(o for o, _ in seats), "ga": sorted(ga.items())},
+                {
+                    "seats": sorted(o for o, _ in seats),
+                    "ga": sorted(ga.items()),
+                    **access.part(),
+                },
             )
         args: list[EncodableArg] = [
             hold_id or new_id("h", 12),
@@ -240,9 +257,10 @@ class Inventory:
         args.append(len(ga))
         for area, qty in sorted(ga.items()):
             args += [area, qty]
+        args += access.args()  # right after the GA pairs (hold.lua's CH_ARG)
         args += rule_args  # then: _distance.lua finds them from the end, once _layout.lua took its own
         args.append(_layout(layout))
-        reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        reply = await self._scripts.hold(keys.channel_script_keys(event_id), args)
         self.moved(reply, event_id)
         result = self._hold_result(reply, event_id, hold_id or "")
         if not result.replayed:
@@ -268,7 +286,7 @@ class Inventory:
             0,
             _layout(layout),
         ]
-        reply = await self._scripts.hold(keys.event_keys(event_id), args)
+        reply = await self._scripts.hold(keys.channel_script_keys(event_id), args)
         self.moved(reply, event_id)
         if reply == [Reply.HOLD_NOT_FOUND]:
             return None
@@ -301,7 +319,10 @@ class Inventory:
                 raise Conflict("hold id collision; retry")
             case [Reply.REQUEST_MISMATCH]:
                 raise InvalidRequest("request_id", "already used for a different hold request")
-        raise _hold_gone(reply, hold_id) or _unknown("hold", reply)
+            case [Reply.CHANNEL_SEATS, refused]:
+                metrics.SEATS_UNAVAILABLE.inc()
+                raise SeatOrdinalsInChannel([int(o) for o in refused])
+        raise access_error(reply) or _hold_gone(reply, hold_id) or _unknown("hold", reply)
 
     async def release(
         self,
@@ -354,11 +375,13 @@ class Inventory:
         seat_of: Mapping[int, str] | None,
         fence: str | None = None,
         rule_args: Sequence[EncodableArg] = (),
+        with_channels: bool = False,
     ) -> Any:
         """Run a selling script; with an offer, the offer keys and the offer go too (only
         then: a plain sale reads nothing more) and its refusals raise here. ``rule_args``
         (box office) go after the offer or an empty one; ``fence``: the seat-map version
-        argument of a LAYOUT_FENCED script, always its last."""
+        argument of a LAYOUT_FENCED script, always its last. ``with_channels``: the channel
+        keys go last (box_office.lua's ``_channels.lua``)."""
         event_keys = keys.event_keys(event_id)
         if offer is not None:
             event_keys = (*event_keys, *keys.offer_keys(event_id))
@@ -368,7 +391,11 @@ class Inventory:
         args = [*args, *rule_args]
         if fence is not None:
             args = [*args, fence]
+        if with_channels:
+            event_keys = (*event_keys, *keys.channel_keys(event_id))
         reply = await script.replicated(event_keys, args)
+        if with_channels and isinstance(reply, list) and reply and reply[0] == Reply.CHANNEL_SEATS:
+            raise SeatOrdinalsInChannel([int(o) for o in reply[1]])
         if offer is not None and (refused := offer_error(reply, seat_of=seat_of)) is not None:
             raise refused
         if rule_args and (distanced := distancing.refusal(reply)) is not None:
@@ -462,7 +489,14 @@ class Inventory:
         for area, qty in ga.items():
             args += [area, qty]
         reply = await self._selling(
-            self._scripts.box_office, event_id, args, offer, seat_of, _layout(layout), rule_args
+            self._scripts.box_office,
+            event_id,
+            args,
+            offer,
+            seat_of,
+            _layout(layout),
+            rule_args,
+            with_channels=True,
         )
         self.moved(reply, event_id)
         match reply:
@@ -669,4 +703,4 @@ class Inventory:
 
     async def snapshot(self, event_id: str) -> Any:
         """The raw consistent snapshot (decoded by holds/availability.py)."""
-        return await self._scripts.snapshot(keys.event_keys(event_id), [])
+        return await self._scripts.snapshot(keys.channel_script_keys(event_id), ["channels"])

@@ -199,6 +199,31 @@ def tenant_promo_returns(tenant_id: str) -> str:
     return f"{PREFIX}:{tenant_tag(tenant_id)}:promoreturns"
 
 
+# -- channels and allocations (holds/channels.py) -------------------------------
+# Passed to hold, box_office, snapshot and the channel scripts as the LAST four
+# KEYS (after the event's keys and, for box_office, its optional offer keys);
+# holds/lua/_channels.lua names them from the end (KEYS[#KEYS - 3 ..]); same {ev:} tag.
+CHANNEL_KEY_NAMES = (
+    "channels",  # hash channel_id -> channel definition (JSON, holds.channels.Channel)
+    "alloc",  # hash ordinal -> channel_id: seats allocated to an open channel (absent: general pool)
+    "ga_alloc",  # hash "<area>|<channel_id>" -> places of the area still reserved for the channel
+    "ga_resv",  # hash area -> places reserved for all open channels (the sum of ga_alloc's)
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def channel_keys(event_id: str) -> tuple[str, ...]:
+    """The event's channel keys, in the order of CHANNEL_KEY_NAMES."""
+    tag = event_tag(event_id)
+    return tuple(f"{PREFIX}:{tag}:{name}" for name in CHANNEL_KEY_NAMES)
+
+
+@functools.lru_cache(maxsize=4096)
+def channel_script_keys(event_id: str) -> tuple[str, ...]:
+    """KEYS of hold, snapshot and the channel scripts: the event's keys, then its channel keys."""
+    return (*event_keys(event_id), *channel_keys(event_id))
+
+
 # -- tickets and the door (holds/door.py) ---------------------------------------
 # Passed to the door scripts (scan, checkin_stats) after the event's keys, as
 # KEYS[22..25]; same {ev:} tag, so a scan stays in the event's slot.

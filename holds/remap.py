@@ -12,7 +12,7 @@ ordinals are fenced on the caller's version (``holds/lua/_layout.lua``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,9 @@ class SeatMapMoves:
         seatmaps: SeatMapStore,
         scripts: ScriptRegistry,
         on_moved: Callable[[str], None] | None = None,
+        has_channels: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        self._has_channels = has_channels
         self._events = events
         self._seatmaps = seatmaps
         self._scripts = scripts
@@ -103,6 +105,14 @@ class SeatMapMoves:
             raise PreconditionFailed(
                 f"event {event_id} is part of a season: its events share one seat-map version "
                 "and cannot move one by one",
+                subject=event_id,
+            )
+        if self._has_channels is not None and await self._has_channels(event_id):
+            # channel allocations are kept by ordinal (holds/channels.py) and remap.lua does not
+            # rewrite them
+            raise PreconditionFailed(
+                f"event {event_id} has sales channels: their allocations name seats of this "
+                "version, so it cannot move to another",
                 subject=event_id,
             )
         if to_version < 1:

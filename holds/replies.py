@@ -102,3 +102,10 @@ class Reply(IntEnum):
     # minimum-distance seating (_distance.lua, in hold, box_office and exchange)
     SEATS_DISTANCED = 68  # asked ordinals within the distance of another group
     DISTANCE_RULE_CHANGED = 69  # the rule now stored: the caller's was stale (reload, retry)
+    # channels and allocations (_channels.lua in hold and box_office, channel_*.lua)
+    CHANNEL_SEATS = 62  # ordinals allocated to channels the request has no access to
+    CHANNEL_DENIED = 63  # channel id: unknown, or the access code is wrong
+    CHANNEL_CLOSED = 64  # channel id
+    CHANNEL_EXISTS = 65  # channel id
+    CHANNEL_NOT_FOUND = 66  # channel id
+    ALLOCATION_REFUSED = 67  # "seat", [ordinal, why, ...] | "ga", area, places that can be reserved

@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from holds.channels import NO_ACCESS, ChannelAccess
 from holds.distancing import SeatOrdinalsDistanced, with_current_rule
 from holds.errors import (
     Conflict,
@@ -41,6 +42,7 @@ from holds.inventory import (
     RefundResult,
     RefundStale,
     SeatOrdinalsHeld,
+    SeatOrdinalsInChannel,
     SeatOrdinalsInWrongState,
     SeatOrdinalsUnavailable,
     SeatState,
@@ -162,6 +164,11 @@ def outcome_known(failure: BaseException | None) -> bool:
     return failure is None or (
         isinstance(failure, StoreError) and not isinstance(failure, (StoreUnavailable, StoreFault))
     )
+
+
+def _channel_seats(seat_ids: Sequence[str]) -> SeatsInWrongState:
+    """Seats allocated to a channel the request has no access to (holds/channels.py)."""
+    return SeatsInWrongState(dict.fromkeys(seat_ids, "allocated to a channel this request has no access to"))
 
 
 def check_order_input(idempotency_key: str, buyer: Buyer) -> None:
@@ -286,6 +293,7 @@ class Sales:
         buyer: str,
         token: str,
         retry: tuple[str, str] = ("", ""),
+        access: ChannelAccess = NO_ACCESS,
     ) -> HoldResult:
         """``retry``: (request id, fingerprint of the API request), or none."""
         placed = ctx.loaded.index.placed
@@ -302,6 +310,7 @@ class Sales:
                 request_fingerprint=retry[1],
                 layout=ctx.ref.seat_map_version,
                 rule_args=rule_args,
+                access=access,
             )
 
         try:
@@ -310,6 +319,8 @@ class Sales:
             raise SeatsUnavailable(self.seat_ids(ctx, exc.ordinals)) from exc
         except SeatOrdinalsDistanced as exc:
             raise SeatsDistanced(self.seat_ids(ctx, exc.ordinals)) from exc
+        except SeatOrdinalsInChannel as exc:
+            raise _channel_seats(self.seat_ids(ctx, exc.ordinals)) from exc
 
     @staticmethod
     def _retry(
@@ -331,14 +342,17 @@ class Sales:
         buyer: str = "",
         token: str = "",
         request_id: str = "",
+        access: ChannelAccess = NO_ACCESS,
     ) -> HoldInfo:
         ctx = await self.context(tenant_id, event_id)
         if not seat_ids:
             raise InvalidRequest("seat_ids", "name at least one seat")
         ordinals = self.ordinals(ctx, seat_ids)
+        access.check()
         await self._check_tickets(tenant_id, len(ordinals))
-        retry = self._retry(ctx, request_id, "seats", buyer, token, {"seats": sorted(seat_ids)})
-        return self._result_info(ctx, await self._hold(ctx, ordinals, {}, buyer, token, retry))
+        parts = {"seats": sorted(seat_ids), **access.part()}
+        retry = self._retry(ctx, request_id, "seats", buyer, token, parts)
+        return self._result_info(ctx, await self._hold(ctx, ordinals, {}, buyer, token, retry, access))
 
     async def hold_general_admission(
         self,
@@ -350,15 +364,20 @@ class Sales:
         buyer: str = "",
         token: str = "",
         request_id: str = "",
+        access: ChannelAccess = NO_ACCESS,
     ) -> HoldInfo:
         ctx = await self.context(tenant_id, event_id)
+        access.check()
         if area_id not in ctx.loaded.index.ga_areas:
             raise InvalidRequest("area_id", f"no general admission area {area_id!r} in this event")
         if not 1 <= quantity <= MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("quantity", f"must be 1-{MAX_SEATS_PER_REQUEST}")
         await self._check_tickets(tenant_id, quantity)
-        retry = self._retry(ctx, request_id, "ga", buyer, token, {"area": area_id, "quantity": quantity})
-        return self._result_info(ctx, await self._hold(ctx, [], {area_id: quantity}, buyer, token, retry))
+        parts = {"area": area_id, "quantity": quantity, **access.part()}
+        retry = self._retry(ctx, request_id, "ga", buyer, token, parts)
+        return self._result_info(
+            ctx, await self._hold(ctx, [], {area_id: quantity}, buyer, token, retry, access)
+        )
 
     async def hold_best_available(
         self,
@@ -369,8 +388,10 @@ class Sales:
         buyer: str = "",
         token: str = "",
         request_id: str = "",
+        access: ChannelAccess = NO_ACCESS,
     ) -> HoldInfo:
         """Search the live mirror, hold a chosen candidate; on a lost race retry (bounded).
+        Seats of a channel are proposed only with ``access`` to it (the script re-checks).
 
         Every attempt carries the same request id, so a retried request gets the seats its
         first attempt held, whatever candidate this search proposes (the script answers a
@@ -390,12 +411,13 @@ class Sales:
             "sections": sorted(request.sections or ()),
             "accessible": request.accessible,
             "adjacency": request.adjacency,
+            **access.check().part(),
         }
         await self._check_tickets(tenant_id, request.quantity)
         retry = self._retry(ctx, request_id, "best", buyer, token, shape)
         mirror = await self._live.mirror(ctx)
         for _attempt in range(BEST_AVAILABLE_ATTEMPTS):
-            candidate = ctx.pools.take(mirror, index, request, self._rng)
+            candidate = ctx.pools.take(mirror, index, request, self._rng, access.channel_id)
             if candidate is None:
                 # the first attempt may have taken the last seats: a retry still gets them
                 replayed = await self._inventory.replay(ctx.event_id, *retry, ctx.ref.seat_map_version)
@@ -405,7 +427,7 @@ class Sales:
             ordinals = list(candidate.ordinals)
             mirror.pending[ordinals] = True
             try:
-                result = await self._hold(ctx, ordinals, {}, buyer, token, retry)
+                result = await self._hold(ctx, ordinals, {}, buyer, token, retry, access)
             except SeatsUnavailable as exc:
                 mirror.mark_taken([index.ordinal_of[s] for s in exc.seat_ids])
                 continue
@@ -560,6 +582,8 @@ class Sales:
             return SeatsDistanced(self.seat_ids(ctx, exc.ordinals))
         if isinstance(exc, SeatOrdinalsHeld):
             return SeatsInWrongState(dict.fromkeys(self.seat_ids(ctx, exc.ordinals), "held"))
+        if isinstance(exc, SeatOrdinalsInChannel):
+            return _channel_seats(self.seat_ids(ctx, exc.ordinals))
         return None
 
     async def sell_at_box_office(

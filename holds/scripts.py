@@ -56,6 +56,11 @@ LAYOUT_FENCED = frozenset(
     {"hold", "release", "extend", "set_status", "hold_view", "box_office", "exchange", "scan"}
     | {"commit", "cancel", "refund", "transfer", "resale_list", "resale_commit"}
 )
+# channels and allocations (after the inventory prelude): the scripts given the channel keys last
+CHANNELS_PRELUDE = "_channels"
+CHANNEL_SCRIPTS = frozenset(
+    {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close"}
+)
 INVENTORY_SCRIPTS = frozenset(
     {
         "hold",
@@ -78,6 +83,7 @@ INVENTORY_SCRIPTS = frozenset(
     }
     | AFTER_SALE_SCRIPTS
     | SEASON_SCRIPTS
+    | CHANNEL_SCRIPTS
 )
 
 
@@ -100,6 +106,8 @@ def _source(name: str) -> str:
         parts.insert(-1, LAYOUT_PRELUDE)
     if name in DISTANCE_SCRIPTS:
         parts.insert(2, DISTANCE_PRELUDE)
+    if name in CHANNEL_SCRIPTS:
+        parts.insert(2, CHANNELS_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -228,6 +236,10 @@ class ScriptRegistry:
         self.season_commit = self._script("season_commit")
         self.season_release = self._script("season_release")
         self.season_extend = self._script("season_extend")
+        # channels and allocations (event keys + channel keys): holds/channels.py
+        self.channel_put = self._script("channel_put")
+        self.channel_allocate = self._script("channel_allocate")
+        self.channel_close = self._script("channel_close")
 
     def _script(self, name: str) -> Script:
         return Script(self._client, name, self.channel, self._replication)

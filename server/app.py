@@ -37,6 +37,7 @@ from server.redis_process import EmbeddedRedis
 from server.servicers import (
     access,
     aftersale,
+    channels,
     events,
     exports,
     feed,
@@ -73,6 +74,7 @@ SERVICES: tuple[ServiceDeclaration[Any], ...] = (
     sellers.SERVICE,
     offers.OFFER_SERVICE,
     seasons.SERVICE,
+    channels.CHANNEL_SERVICE,
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)  # for health and reflection
 HEALTH_PROBE_INTERVAL_S = 1.0

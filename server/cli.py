@@ -838,6 +838,8 @@ def season_release(season_hold_token: str, remote: Remote) -> None:
 @click.argument("seat_ids", nargs=-1)
 @click.option("--best", type=int, default=0, help="Hold the N best available seats instead of named ones.")
 @click.option("--category", "categories", multiple=True)
+@click.option("--channel", "channel_id", default="", help="Take seats allocated to this channel too...")
+@click.option("--access-code", default="", help="...with the channel's access code.")
 @click.option(
     "--request-id",
     default="",
@@ -850,17 +852,22 @@ def hold_cmd(
     seat_ids: tuple[str, ...],
     best: int,
     categories: tuple[str, ...],
+    channel_id: str,
+    access_code: str,
     request_id: str,
     remote: Remote,
 ) -> None:
     """Hold SEAT_IDS (or --best N); prints the hold token, seats and expiry."""
+    from seatwise.v1 import channels_pb2
+
     if bool(best) == bool(seat_ids):
         raise click.UsageError("name seats or give --best N (not both)")
+    access = channels_pb2.ChannelAccess(channel_id=channel_id, access_code=access_code)
     with remote.client() as client:
         reply = (
-            client.hold_best(event_id, best, list(categories), request_id)
+            client.hold_best(event_id, best, list(categories), request_id, access)
             if best
-            else client.hold_seats(event_id, list(seat_ids), request_id)
+            else client.hold_seats(event_id, list(seat_ids), request_id, access)
         )
     hold = reply.hold
     replayed = " (replayed)" if reply.replayed else ""
@@ -2286,6 +2293,114 @@ def promo_list(event_id: str, as_json: bool, remote: Remote) -> None:
             client.offers.ListPromoCodes, offers_pb2.ListPromoCodesRequest(event_id=event_id)
         )
     _print_promos(listed.promo_codes, as_json)
+
+
+@main.group()
+def channel() -> None:
+    """An event's channels: seats and GA places set aside for presale, partners, the box office."""
+
+
+def _print_channels(channels: Any, as_json: bool) -> None:
+    from seatwise.v1 import channels_pb2
+
+    if as_json:
+        emit_json(channels_pb2.ListChannelsResponse(channels=channels))
+        return
+    rows = [
+        (c.channel_id, c.name, _enum_name(channels_pb2.ChannelKind, c.kind, "CHANNEL_KIND_"),
+         "closed" if c.closed else "open")
+        for c in channels
+    ]  # fmt: skip
+    table(("CHANNEL", "NAME", "KIND", "STATUS"), rows)
+
+
+@channel.command("create")
+@click.argument("event_id")
+@click.argument("channel_id")
+@click.option("--name", required=True, help="Presale, Partner X, Sponsors, ...")
+@click.option("--box-office", is_flag=True, help="The box office's sales take its seats (no access code).")
+@click.option("--access-code", default="", help="What a storefront names to take its seats (required "
+              "unless --box-office).")  # fmt: skip
+@remote()
+def channel_create(
+    event_id: str, channel_id: str, name: str, box_office: bool, access_code: str, remote: Remote
+) -> None:
+    """Define channel CHANNEL_ID of EVENT_ID."""
+    from seatwise.v1 import channels_pb2
+
+    kind = channels_pb2.CHANNEL_KIND_BOX_OFFICE if box_office else channels_pb2.CHANNEL_KIND_STOREFRONT
+    message = channels_pb2.Channel(channel_id=channel_id, name=name, kind=kind, access_code=access_code)
+    with remote.client() as client:
+        created = client.call(
+            client.channels.DefineChannel,
+            channels_pb2.DefineChannelRequest(event_id=event_id, channel=message),
+        )
+    _print_channels([created], False)
+
+
+@channel.command("allocate")
+@click.argument("event_id")
+@click.argument("channel_id")
+@click.argument("seat_ids", nargs=-1)
+@click.option("--ga", "ga", multiple=True, help="AREA=PLACES to reserve for the channel (repeat).")
+@remote()
+def channel_allocate(
+    event_id: str, channel_id: str, seat_ids: tuple[str, ...], ga: tuple[str, ...], remote: Remote
+) -> None:
+    """Allocate SEAT_IDS (and --ga places) of EVENT_ID to CHANNEL_ID, all or nothing."""
+    from seatwise.v1 import channels_pb2
+
+    places: dict[str, int] = {}
+    for item in ga:
+        area, _, qty = item.partition("=")
+        if not area or not qty.isdigit():
+            raise click.BadParameter(f"{item!r}: AREA=PLACES", param_hint="--ga")
+        places[area] = int(qty)
+    request = channels_pb2.AllocateToChannelRequest(
+        event_id=event_id, channel_id=channel_id, seat_ids=list(seat_ids), general_admission=places
+    )
+    with remote.client() as client:
+        done = client.call(client.channels.AllocateToChannel, request)
+    click.echo(
+        f"{done.seats_allocated} seat(s), {done.places_reserved} place(s) allocated"
+        f" (sequence {done.sequence})"
+    )
+
+
+@channel.command("close")
+@click.argument("event_id")
+@click.argument("channel_id")
+@remote()
+def channel_close(event_id: str, channel_id: str, remote: Remote) -> None:
+    """Close CHANNEL_ID: its unsold seats and places return to the general pool at once."""
+    from seatwise.v1 import channels_pb2
+
+    with remote.client() as client:
+        closed = client.call(
+            client.channels.CloseChannel,
+            channels_pb2.CloseChannelRequest(event_id=event_id, channel_id=channel_id),
+        )
+    if closed.already_closed:
+        click.echo(f"channel {channel_id} was already closed")
+    else:
+        click.echo(
+            f"{closed.seats_returned} seat(s), {closed.places_returned} place(s) back in the general pool"
+        )
+
+
+@channel.command("list")
+@click.argument("event_id")
+@json_option
+@remote()
+def channel_list(event_id: str, as_json: bool, remote: Remote) -> None:
+    """The event's channels."""
+    from seatwise.v1 import channels_pb2
+
+    with remote.client() as client:
+        listed = client.call(
+            client.channels.ListChannels, channels_pb2.ListChannelsRequest(event_id=event_id)
+        )
+    _print_channels(listed.channels, as_json)
 
 
 if __name__ == "__main__":

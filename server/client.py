@@ -17,6 +17,8 @@ from seatwise.v1 import (
     access_pb2_grpc,
     aftersale_pb2,
     aftersale_pb2_grpc,
+    channels_pb2,
+    channels_pb2_grpc,
     common_pb2,
     events_pb2,
     events_pb2_grpc,
@@ -135,6 +137,7 @@ class Client:
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self._channel)
         self.reports = reports_pb2_grpc.ReportServiceStub(self._channel)
         self.offers = offers_pb2_grpc.OfferServiceStub(self._channel)
+        self.channels = channels_pb2_grpc.ChannelServiceStub(self._channel)
         self.after_sale = aftersale_pb2_grpc.AfterSaleServiceStub(self._channel)
         self.seasons = seasons_pb2_grpc.SeasonServiceStub(self._channel)
 
@@ -260,15 +263,29 @@ class Client:
         return response
 
     def hold_best(
-        self, event_id: str, quantity: int, categories: list[str], request_id: str = ""
+        self,
+        event_id: str,
+        quantity: int,
+        categories: list[str],
+        request_id: str = "",
+        access: channels_pb2.ChannelAccess | None = None,
     ) -> sales_pb2.HoldResponse:
         request = sales_pb2.HoldBestAvailableRequest(
-            event_id=event_id, quantity=quantity, categories=categories, request_id=request_id
-        )
+            event_id=event_id, quantity=quantity, categories=categories, request_id=request_id,
+            channel_access=access,
+        )  # fmt: skip
         return self._hold(self.holds.HoldBestAvailable, request)
 
-    def hold_seats(self, event_id: str, seat_ids: list[str], request_id: str = "") -> sales_pb2.HoldResponse:
-        request = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=seat_ids, request_id=request_id)
+    def hold_seats(
+        self,
+        event_id: str,
+        seat_ids: list[str],
+        request_id: str = "",
+        access: channels_pb2.ChannelAccess | None = None,
+    ) -> sales_pb2.HoldResponse:
+        request = sales_pb2.HoldSeatsRequest(
+            event_id=event_id, seat_ids=seat_ids, request_id=request_id, channel_access=access
+        )
         return self._hold(self.holds.HoldSeats, request)
 
     def commit(

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from holds.aftersale import AfterSale
+from holds.channels import Channels
 from holds.door import Door
 from holds.events import EventStore
 from holds.inventory import Inventory
@@ -42,6 +43,7 @@ class Stores:
     live: LiveEvents
     sales: Sales
     offers: Offers  # ticket types and promo codes (the selling scripts apply them)
+    channels: Channels  # channels and allocations (the hold and box-office scripts check them)
     door: Door
     after_sale: AfterSale  # transfers, exchanges, resale
     platforms: PlatformStore
@@ -89,6 +91,7 @@ class Stores:
         sales = Sales(live, inventory, platforms.organizer_plan, limits=plan_limits, offers=offers)
         door = Door(client, scripts, live, inventory, TicketKeyStore(client, scripts, ticket_key_secret))
         seasons = SeasonStore(client)
+        channels = Channels(client, scripts, live)
         return cls(
             redis=client,
             scripts=scripts,
@@ -99,6 +102,7 @@ class Stores:
             live=live,
             sales=sales,
             offers=offers,
+            channels=channels,
             door=door,
             after_sale=AfterSale(client, scripts, sales, inventory, door, NativeResales(client, tenants)),
             platforms=platforms,
@@ -110,7 +114,9 @@ class Stores:
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
             seasons=seasons,
             season_sales=SeasonSales(client, scripts, seasons, sales, limits=plan_limits),
-            moves=SeatMapMoves(events, seatmaps, scripts, on_moved=live.forget),
+            moves=SeatMapMoves(
+                events, seatmaps, scripts, on_moved=live.forget, has_channels=channels.any_defined
+            ),
         )
 
     async def close(self) -> None:

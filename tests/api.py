@@ -9,6 +9,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from seatwise.v1 import (
     access_pb2_grpc,
+    channels_pb2_grpc,
     events_pb2_grpc,
     offers_pb2_grpc,
     platform_pb2_grpc,
@@ -48,6 +49,7 @@ class Api:
         self.platforms = platform_pb2_grpc.PlatformServiceStub(self.channel)
         self.offers = offers_pb2_grpc.OfferServiceStub(self.channel)
         self.seasons = seasons_pb2_grpc.SeasonServiceStub(self.channel)
+        self.channels = channels_pb2_grpc.ChannelServiceStub(self.channel)
         self.target = target
 
     async def __aenter__(self) -> Api:

@@ -88,3 +88,10 @@ local TARGET_TAKEN = 81              -- new ordinal, the old ordinal moved there
 -- minimum-distance seating (_distance.lua, in hold, box_office and exchange)
 local SEATS_DISTANCED = 68           -- {ordinal, ...}: asked seats within the distance of another group
 local DISTANCE_RULE_CHANGED = 69     -- the rule now stored (the caller's was stale: reload, retry)
+-- channels and allocations (_channels.lua in hold and box_office, channel_*.lua): {code, details...}
+local CHANNEL_SEATS = 62             -- {ordinal...}: seats allocated to channels the request has no access to
+local CHANNEL_DENIED = 63            -- channel id: unknown, or the access code is wrong
+local CHANNEL_CLOSED = 64            -- channel id
+local CHANNEL_EXISTS = 65            -- channel id
+local CHANNEL_NOT_FOUND = 66         -- channel id
+local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area, places that can be reserved

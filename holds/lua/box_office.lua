@@ -11,6 +11,7 @@
 --         | {EVENT_NOT_FOUND} | {NOT_ON_SALE, status} | {SEATS_UNAVAILABLE, {ordinal...}}
 --         | {SEATS_HELD, {ordinal...}} | {GA_UNKNOWN, area, 0} | {GA_UNAVAILABLE, area, left}
 --         | {NO_PRICE, category} | {IDEMPOTENCY_MISMATCH, order_id}
+--         | {CHANNEL_SEATS, {ordinal...}} (allocated to a channel that is not a box-office one)
 --         | the offer's replies (_offers.lua: TYPE_*, PROMO_*, SELECTION_INVALID)
 local idem_key = ARGV[1]
 local order_id = ARGV[2]
@@ -57,6 +58,9 @@ for i = 1, n_seats do
 end
 if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
 if #held > 0 and not override then return {SEATS_HELD, held} end
+local access = channel_access('', '', true)  -- general seats and open box-office channels' (_channels.lua)
+local refused = channel_refused(SEAT0, n_seats, access)
+if #refused > 0 then return {CHANNEL_SEATS, refused} end
 local distanced = distance_refusal(sold_value(order_id), now)  -- _distance.lua
 if distanced then return distanced end
 
@@ -66,7 +70,8 @@ for _, pair in ipairs(ga_asked) do
   local cap = tonumber(redis.call('HGET', K_GA_CAP, area))
   if not cap then return {GA_UNKNOWN, area, 0} end
   local used = (tonumber(redis.call('HGET', K_GA_HELD, area)) or 0) + (tonumber(redis.call('HGET', K_GA_SOLD, area)) or 0)
-  if used + qty > cap then return {GA_UNAVAILABLE, area, cap - used} end
+  local room = ga_room(area, cap - used, access)
+  if qty > room then return {GA_UNAVAILABLE, area, room} end
 end
 
 -- 3. prices, from the event's current prices
@@ -102,6 +107,7 @@ for _, o in ipairs(ordinals) do redis.call('HSET', K_SEATS, o, sold) end
 local seq = 0
 if #ordinals > 0 then seq = emit('sold', 'sold', ordinals, nil, 0, '') end
 for _, pair in ipairs(ga_asked) do
+  ga_take(pair[1], pair[2], access)
   redis.call('HINCRBY', K_GA_SOLD, pair[1], pair[2])
   seq = emit('sold', 'sold', {}, pair[1], pair[2], '')
 end

@@ -3,6 +3,8 @@
 -- (holds/inventory.py). A request id already recorded is answered before anything else is
 -- checked: with the same fingerprint, the hold it made as it is now (replayed = 1), or why that
 -- hold is gone (gone_reply, {HOLD_EXPIRED}); with another fingerprint, {REQUEST_MISMATCH}.
+-- Channels (_channels.lua): {CHANNEL_DENIED, id} | {CHANNEL_CLOSED, id} for the channel named,
+-- {CHANNEL_SEATS, {ordinal...}} for seats allocated to channels the request has no access to.
 local hold_id = ARGV[1]
 local mode = ARGV[2]              -- 'new' | 'add' (to hold_id) | 'replay' (answer a known request id only)
 local buyer = ARGV[3]
@@ -13,6 +15,8 @@ local n_seats = tonumber(ARGV[7])
 -- then n_seats ordinals (ARGV[SEAT0 + i]), n_seats categories, then n_ga, then (area, qty) pairs
 local SEAT0 = 7
 local ga_asked = ga_args(SEAT0 + 1 + 2 * n_seats)
+-- then the channel the request has access to ('' none) and its access code (_channels.lua)
+local CH_ARG = SEAT0 + 2 + 2 * n_seats + 2 * #ga_asked
 
 local now = now_ms()
 local settings, problem = sale_settings(now)
@@ -59,6 +63,10 @@ for i = 1, n_seats do
   if not seat_is_free(redis.call('HGET', K_SEATS, o), now) then taken[#taken + 1] = o end
 end
 if #taken > 0 then return {SEATS_UNAVAILABLE, taken} end
+local access, denied = channel_access(ARGV[CH_ARG], ARGV[CH_ARG + 1], false)
+if not access then return denied end
+local refused = channel_refused(SEAT0, n_seats, access)
+if #refused > 0 then return {CHANNEL_SEATS, refused} end
 local distanced = distance_refusal(held_value(hold_id), now)  -- _distance.lua
 if distanced then return distanced end
 
@@ -69,7 +77,8 @@ for _, pair in ipairs(ga_asked) do
   local cap = tonumber(redis.call('HGET', K_GA_CAP, area))
   if not cap then return {GA_UNKNOWN, area, 0} end
   local used = (tonumber(redis.call('HGET', K_GA_HELD, area)) or 0) + (tonumber(redis.call('HGET', K_GA_SOLD, area)) or 0)
-  if used + qty > cap then return {GA_UNAVAILABLE, area, cap - used} end
+  local room = ga_room(area, cap - used, access)
+  if qty > room then return {GA_UNAVAILABLE, area, room} end
   ga_total = ga_total + qty
 end
 
@@ -97,6 +106,7 @@ local seq = 0
 if #ordinals > 0 then seq = emit('held', 'held', ordinals, nil, 0, hold_id) end
 for _, pair in ipairs(ga_asked) do
   local area, qty = pair[1], pair[2]
+  ga_take(area, qty, access)
   redis.call('HINCRBY', K_GA_HELD, area, qty)
   hold.ga[area] = (hold.ga[area] or 0) + qty
   seq = emit('held', 'held', {}, area, qty, hold_id)

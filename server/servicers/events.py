@@ -10,7 +10,7 @@ import numpy as np
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from seatwise.v1 import events_pb2, events_pb2_grpc
+from seatwise.v1 import channels_pb2, events_pb2, events_pb2_grpc
 
 from holds import keys
 from holds.availability import (
@@ -162,6 +162,7 @@ def availability_pb(
         by_category=[_counts_pb(k, by_cat[i], far_cat[i]) for i, k in enumerate(index.category_keys)],
         by_section=[_counts_pb(k, by_sec[i], far_sec[i]) for i, k in enumerate(index.section_ids)],
     )
+    _channels_pb(response, ctx, snap, encoding)
     status = _STATUS_BYTES[states]
     status[far] = events_pb2.SEAT_STATUS_DISTANCED
     if encoding == events_pb2.SEAT_ENCODING_VECTOR:
@@ -173,6 +174,26 @@ def availability_pb(
             for o in np.flatnonzero(status != events_pb2.SEAT_STATUS_FREE).tolist()
         )
     return response
+
+
+def _channels_pb(
+    response: events_pb2.GetAvailabilityResponse, ctx: LiveEvent, snap: Snapshot, encoding: int
+) -> None:
+    """Counts per channel and, with seats, each allocated seat's channel (holds/channels.py)."""
+    alloc = snap.allocations
+    for channel, row in alloc.counts(snap.states).items():
+        reserved = {area: by[channel] for area, by in sorted(alloc.reserved.items()) if channel in by}
+        response.by_channel.append(
+            channels_pb2.ChannelAvailability(
+                channel_id=channel, free=row[0], held=row[1], sold=row[2], general_admission_reserved=reserved
+            )
+        )
+    if encoding != events_pb2.SEAT_ENCODING_NONE and len(alloc.names) > 1:
+        placed = ctx.loaded.index.placed
+        response.seat_channels.extend(
+            channels_pb2.SeatChannel(seat_id=placed[o].seat.id, channel_id=alloc.channel_of(o))
+            for o in np.flatnonzero(alloc.codes).tolist()
+        )
 
 
 def cached_availability(
@@ -482,6 +503,14 @@ def _delta_pb(ctx: LiveEvent, ga: dict[str, GaCount], delta: Delta) -> events_pb
             ctx.loaded.index.placed[o].seat.id for o in delta.seats if o < len(ctx.loaded.index.placed)
         ],
     )
+    if delta.kind == "channel":
+        placed = ctx.loaded.index.placed
+        out.channel_change.CopyFrom(
+            channels_pb2.ChannelChange(
+                channel_id=delta.channel, op=delta.op, ga_area_id=delta.channel_area, reserved=delta.reserved,
+                seat_ids=[placed[o].seat.id for o in delta.channel_seats if o < len(placed)],
+            )
+        )  # fmt: skip
     if delta.ga_area:
         out.ga_area_id = delta.ga_area
         counts = ga.get(delta.ga_area)

@@ -19,6 +19,7 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
+from server.servicers.channels import channel_access
 from server.servicers.convert import collector_of, hold_pb, offer_of, order_pb
 
 _ADJACENCY = {
@@ -61,6 +62,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
             buyer=request.buyer_id,
             token=request.hold_token,
             request_id=request.request_id,
+            access=channel_access(request.channel_access),
         )
         return hold_pb(info)
 
@@ -87,6 +89,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
             buyer=request.buyer_id,
             token=request.hold_token,
             request_id=request.request_id,
+            access=channel_access(request.channel_access),
         )
         return hold_pb(info)
 
@@ -101,6 +104,7 @@ class HoldServicer(sales_pb2_grpc.HoldServiceServicer):
             buyer=request.buyer_id,
             token=request.hold_token,
             request_id=request.request_id,
+            access=channel_access(request.channel_access),
         )
         return hold_pb(info)
 

@@ -28,6 +28,10 @@ instant between its invoke and complete times (its linearization point), so:
   were sent, and no transfer is acknowledged that was invoked after an
   acknowledged cancel of its ticket had completed (a cancelled ticket never
   changes hands);
+* channels: an acknowledged hold never took a seat that an acknowledged allocation had
+  given to a channel the hold had no access to before the hold was invoked, unless a
+  close of that channel could have happened before the hold (was invoked before it
+  completed);
 * retried holds (the same request id sent again): every acknowledged call with
   one request id names one and the same hold, the one Redis records for the id;
   a replay answers an id some earlier call sent; and a retry is never refused
@@ -60,14 +64,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from holds.errors import StoreError
-from holds.inventory import HoldResult, SeatOrdinalsHeld, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.inventory import (
+    HoldResult,
+    SeatOrdinalsHeld,
+    SeatOrdinalsInChannel,
+    SeatOrdinalsInWrongState,
+    SeatOrdinalsUnavailable,
+)
 from holds.records import Exchange, Order, Resale
 from tests.holds.factories import RawState
 
 Outcome = Literal["ok", "fail", "unknown"]
 Kind = Literal[
-    "hold", "release", "commit", "cancel", "transfer", "box_office", "refund", "exchange", "resale"
-]
+    "hold", "release", "commit", "cancel", "transfer", "box_office", "refund", "exchange", "resale",
+    "allocate", "close",
+]  # fmt: skip
 SALES: frozenset[str] = frozenset({"commit", "box_office"})  # the calls that create an order
 EPS_MS = 1.0  # Redis floors TIME to whole ms
 
@@ -98,6 +109,7 @@ class Op:
     release: bool = False  # refund: the refunded tickets are cancelled too
     lines: tuple[tuple[str, int], ...] = ()  # refund, acknowledged: (ticket, amount) refunded
     resale_id: str = ""  # resale, acknowledged: the resale made
+    channel: str = ""  # hold: the channel it had access to; allocate / close: the channel
 
 
 class Recorder:
@@ -115,7 +127,13 @@ class Recorder:
         except TimeoutError:
             op.outcome = "unknown"
             result = None
-        except (StoreError, SeatOrdinalsUnavailable, SeatOrdinalsInWrongState, SeatOrdinalsHeld) as exc:
+        except (
+            StoreError,
+            SeatOrdinalsUnavailable,
+            SeatOrdinalsInWrongState,
+            SeatOrdinalsHeld,
+            SeatOrdinalsInChannel,
+        ) as exc:
             op.outcome, op.error = "fail", type(exc).__name__
             result = None
         else:
@@ -383,7 +401,29 @@ def check_history(  # noqa: C901
         + check_refunds(ops, final)
         + check_exchanges(ops, final)
         + check_resales(ops, list(resales), defaultdict(list, cancels))
+        + check_channels(ops)
     )
+
+
+def check_channels(ops: list[Op]) -> list[str]:
+    """No acknowledged hold took a seat that was surely another channel's while it ran."""
+    problems: list[str] = []
+    allocated = [o for o in ops if o.kind == "allocate" and o.outcome == "ok"]
+    closes = [o for o in _maybe(ops) if o.kind == "close"]
+    for hold in ops:
+        if hold.kind != "hold" or hold.outcome != "ok" or hold.replayed:
+            continue
+        for alloc in allocated:
+            if alloc.channel == hold.channel or alloc.complete_ms >= hold.invoke_ms:
+                continue
+            taken = sorted(set(hold.seats) & set(alloc.seats))
+            closed = any(c.channel == alloc.channel and c.invoke_ms <= _end(hold) for c in closes)
+            if taken and not closed:
+                problems.append(
+                    f"hold {hold.hold_id} (access {hold.channel or 'none'}) took seats {taken} of channel "
+                    f"{alloc.channel}"
+                )
+    return problems
 
 
 def check_transfers(ops: list[Op], final: RawState, cancels: dict[str, list[Op]]) -> list[str]:

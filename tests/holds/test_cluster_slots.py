@@ -23,6 +23,7 @@ from redis.crc import key_slot
 
 from holds import keys
 from holds.aftersale import ResaleRules
+from holds.channels import ChannelAccess, ChannelDef
 from holds.errors import StoreUnavailable
 from holds.feed.privacy import Privacy
 from holds.inspection import read_event
@@ -33,6 +34,7 @@ from holds.redis_client import AnyRedis, connect
 from holds.sales import hold_token
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
+    CHANNELS_PRELUDE,
     DISTANCE_PRELUDE,
     INVENTORY_PRELUDE,
     LAYOUT_PRELUDE,
@@ -67,6 +69,7 @@ def every_script() -> set[str]:
         SEASON_PRELUDE,
         LAYOUT_PRELUDE,
         DISTANCE_PRELUDE,
+        CHANNELS_PRELUDE,
     }
 
 
@@ -77,6 +80,7 @@ def test_every_key_of_an_event_shares_one_slot(event_id: str) -> None:
     assert slots(ks) == {key_slot(keys.event_tag(event_id).encode())}
     assert slots(keys.door_keys(event_id)) == slots(ks)
     assert slots(keys.after_sale_keys(event_id)) == slots(ks)
+    assert slots(keys.channel_script_keys(event_id)) == slots(ks)
 
 
 @given(st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True), ids)
@@ -229,6 +233,13 @@ async def test_every_script_call_path_stays_in_one_slot(
     again = await stores.seatmaps.put(ev.tenant, ev.loaded.version.seat_map_id, ev.loaded.seatmap)
     await stores.seatmaps.publish(ev.tenant, again.seat_map_id, again.version)
     await stores.moves.move(ev.tenant, ev.event_id, again.version)
+
+    # channels: definition, allocation, a hold with access, the close (event keys + channel keys)
+    channels = stores.channels
+    await channels.define(ev.tenant, ev.event_id, ChannelDef("pre", "Presale", access_code="EARLY"))
+    await channels.allocate(ev.tenant, ev.event_id, "pre", [ev.loaded.index.placed[15].seat.id], {GA_AREA: 1})
+    await inv.hold(ev.event_id, seats=ev.seats(15), buyer="cy", access=ChannelAccess("pre", "EARLY"))
+    await channels.close(ev.tenant, ev.event_id, "pre")
 
     assert {name for name, _ in script_calls} == every_script(), "a script was not exercised"
     for name, script_keys in script_calls[first_season_call:]:  # the season's events, the season's scripts

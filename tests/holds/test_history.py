@@ -3,8 +3,9 @@
 Twelve buyers on their own Redis connections fight over ten seats and a GA area of
 three for a few seconds: holding and adding (each request with a request id),
 releasing, committing (some after sleeping past the 1 s lease), retrying commits
-with the same key and holds with the same request id, and cancelling; and the
-after-sale and box-office operations racing them: the box office selling seats
+with the same key and holds with the same request id, and cancelling, some holds
+with the access of the presale channel an organizer allocates seats to and closes,
+round after round; and the after-sale and box-office operations racing them: the box office selling seats
 straight away, refunds (some cancelling their tickets), exchanges onto free seats
 (of the ten, or of the eight seats only exchanges reach), transfers and resales of
 tickets. About one call in twenty gets a deadline too short to answer, so the
@@ -12,8 +13,8 @@ history holds ``unknown`` outcomes too; a quarter of the acknowledged holds are 
 again at once (a gateway's duplicate), and a few request ids are reused for another
 request. The checker itself is shown to fail on histories with a double sale, a
 commit after expiry, a lost order, a retried hold that held seats again, a refund
-beyond the price, a half-done exchange, a listing sold twice and a box-office sale
-of a held seat.
+beyond the price, a half-done exchange, a listing sold twice, a box-office sale
+of a held seat and a hold that took a channel's seat without access.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pytest
 
 from holds import keys
 from holds.aftersale import AfterSale, ResaleRules
+from holds.channels import ChannelAccess, ChannelDef, Channels
 from holds.errors import StoreError
 from holds.inventory import Inventory
 from holds.records import Buyer, Exchange, Order, Resale, Sale, Ticket, resale_decoder
@@ -58,6 +60,41 @@ class Request:
     ga: int
     hold_id: str  # adding to this hold ("" : a new hold)
     request_id: str
+    channel: str = ""  # the channel whose access it names ("": none)
+
+
+ACCESS_CODE = "FANS"
+
+
+class _Organizer:
+    """Round after round: a new presale channel, seats allocated to it, then closed."""
+
+    def __init__(self, channels: Channels, rec: Recorder, ev: TestEvent, seed: int) -> None:
+        self.channels, self.rec, self.ev = channels, rec, ev
+        self.rng = random.Random(seed)
+        self.current = ""  # the open channel shoppers may name
+
+    async def run(self, stop_at: float, covered: Callable[[], bool]) -> None:
+        give_up_at = stop_at + GIVE_UP_S
+        for n in itertools.count():
+            if time.time() >= give_up_at or (time.time() >= stop_at and covered()):
+                return
+            channel = f"pre{n}"
+            await self.channels.define(
+                self.ev.tenant, self.ev.event_id, ChannelDef(channel, "Presale", access_code=ACCESS_CODE)
+            )
+            self.current = channel
+            seats = tuple(sorted(self.rng.sample(list(self.ev.ordinals[:10]), 3)))
+            placed = self.ev.loaded.index.placed
+            op = self.rec.op("org", "allocate", seats=seats, channel=channel)
+            ids = [placed[o].seat.id for o in seats]
+            await self.rec.run(
+                op, self.channels.allocate(self.ev.tenant, self.ev.event_id, channel, ids, {}), NORMAL_S
+            )
+            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+            op = self.rec.op("org", "close", channel=channel)
+            await self.rec.run(op, self.channels.close(self.ev.tenant, self.ev.event_id, channel), NORMAL_S)
+            await asyncio.sleep(self.rng.uniform(0, 0.1))
 
 
 class _Shopper:
@@ -72,8 +109,10 @@ class _Shopper:
         seed: int,
         after: AfterSale,
         sales: Sales,
+        organizer: _Organizer,
     ) -> None:
         self.name, self.inv, self.rec, self.ev, self.after, self.sales = name, inv, rec, ev, after, sales
+        self.organizer = organizer
         self.revisions: dict[str, int] = {}  # ticket id -> its revision as this buyer knows it
         self.rng = random.Random(seed)
         self.pool = list(ev.ordinals[:10])
@@ -123,7 +162,8 @@ class _Shopper:
     async def hold_new(self) -> None:
         seats = sorted(self.rng.sample(self.pool, self.rng.randint(1, 3)))
         ga = 1 if self.rng.random() < 0.2 else 0
-        await self.send_hold(Request(tuple(seats), ga, "", self.request_id()), self.deadline())
+        channel = self.organizer.current if self.rng.random() < 0.3 else ""
+        await self.send_hold(Request(tuple(seats), ga, "", self.request_id(), channel), self.deadline())
 
     async def add(self) -> None:
         hold_id = self.rng.choice(sorted(self.mine))
@@ -134,8 +174,9 @@ class _Shopper:
         """Send ``req`` (again, when it is a retry): a real client retries an unknown outcome
         with the same request id, and a gateway may send a call twice."""
         op = self.rec.op(
-            self.name, "hold", hold_id=req.hold_id, seats=req.seats, ga=req.ga, request_id=req.request_id
-        )
+            self.name, "hold", hold_id=req.hold_id, seats=req.seats, ga=req.ga, request_id=req.request_id,
+            channel=req.channel,
+        )  # fmt: skip
         call = self.inv.hold(
             self.ev.event_id,
             seats=self.ev.seats(*req.seats),
@@ -143,6 +184,7 @@ class _Shopper:
             buyer=self.name,
             hold_id=req.hold_id or None,
             request_id=req.request_id,
+            access=ChannelAccess(req.channel, ACCESS_CODE) if req.channel else ChannelAccess(),
         )
         result = await self.rec.run(op, call, deadline)
         self.sent.append(req)
@@ -324,6 +366,12 @@ def _coverage(ops: list[Op]) -> list[str]:
         "3 refunds": seen[("refund", "ok")] >= 3,
         "2 exchanges": seen[("exchange", "ok")] >= 2,
         "2 resales": seen[("resale", "ok")] >= 2,
+        "3 holds refused for a channel's seats": sum(op.error == "SeatOrdinalsInChannel" for op in ops) >= 3,
+        "3 holds with a channel's access": sum(
+            op.kind == "hold" and op.outcome == "ok" and bool(op.channel) for op in ops
+        )
+        >= 3,
+        "3 channels closed": seen[("close", "ok")] >= 3,
     }
     return [name for name, done in wanted.items() if not done]
 
@@ -337,7 +385,9 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
     registries = [ScriptRegistry.open(c) for c in clients]  # calls abandoned mid-flight included
     try:
         stop_at = time.time() + RUN_S
+        organizer = _Organizer(stores.channels, rec, ev, 999)
         await asyncio.gather(
+            organizer.run(stop_at, lambda: not _coverage(rec.ops)),
             *(
                 _Shopper(
                     f"b{i}",
@@ -347,9 +397,10 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
                     1000 + i,
                     AfterSale(c, r, stores.sales, Inventory(c, r), stores.door),
                     stores.sales,
+                    organizer,
                 ).run(stop_at, lambda: not _coverage(rec.ops))
                 for i, (c, r) in enumerate(zip(clients, registries, strict=True))
-            )
+            ),
         )
     finally:
         for c, r in zip(clients, registries, strict=True):
@@ -583,3 +634,13 @@ def test_checker_catches_a_listing_sold_twice_and_a_lost_resale() -> None:
     assert any("two resales made one revision" in p for p in problems)
     lost = check_history([*base, *sells], _state([_moved(2)]), good[:1])
     assert any("acknowledged resale rs2" in p for p in lost)
+
+
+def test_checker_catches_a_hold_of_a_channels_seat_without_access() -> None:
+    allocate = Op(1, "org", "allocate", 100, 101, "ok", seats=(5,), channel="pre0")
+    without = _hold(2, "a", "h1", 5, 200)
+    assert check_history([allocate, without], _state([])) != []
+    with_access = Op(2, "a", "hold", 200, 201, "ok", "h1", (5,), expires_ms=10_000, channel="pre0")
+    assert check_history([allocate, with_access], _state([])) == []
+    close = Op(3, "org", "close", 150, 151, "ok", channel="pre0")
+    assert check_history([allocate, close, without], _state([])) == []  # closed before: general again

@@ -13,7 +13,16 @@ import random
 import msgspec
 import pytest
 
-from holds.errors import Conflict, InvalidRequest, NotFound, SeatMapMoved, SeatsLost, SeatsUnavailable
+from holds.channels import ChannelDef
+from holds.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    SeatMapMoved,
+    SeatsLost,
+    SeatsUnavailable,
+)
 from holds.records import Buyer
 from holds.redis_client import AnyRedis
 from holds.sales import hold_token, parse_token
@@ -434,3 +443,13 @@ async def test_a_second_move_keeps_every_former_place_and_every_token_scans_once
     outcomes = [(await door.scan(ev.tenant, ev.event_id, token, "A", "d1"))[1] for token in tokens]
     assert [o.result for o in outcomes] == ["admitted", "already_used"]
     assert outcomes[0].seat_id == "A-2-4"
+
+
+async def test_an_event_with_sales_channels_does_not_move(stores: Stores, ev: TestEvent) -> None:
+    """Channel allocations name seats by ordinal of the current version; a move would
+    leave them on the wrong seats, so it is refused and nothing changes."""
+    await stores.channels.define(ev.tenant, ev.event_id, ChannelDef("pre", "Presale", access_code="P"))
+    v2 = await publish(stores, ev, without_first_row())
+    with pytest.raises(PreconditionFailed, match="sales channels"):
+        await stores.moves.move(ev.tenant, ev.event_id, v2)
+    assert (await stores.events.ref(ev.tenant, ev.event_id)).seat_map_version == 1

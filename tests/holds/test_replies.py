@@ -13,6 +13,7 @@ from holds.redis_client import AnyRedis
 from holds.replies import Reply
 from holds.scripts import (
     AFTER_SALE_PRELUDE,
+    CHANNELS_PRELUDE,
     DISTANCE_PRELUDE,
     INVENTORY_PRELUDE,
     LAYOUT_PRELUDE,
@@ -66,6 +67,7 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
             SEASON_PRELUDE,
             LAYOUT_PRELUDE,
             DISTANCE_PRELUDE,
+            CHANNELS_PRELUDE,
         )
     ],
 )
@@ -90,6 +92,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
         SEASON_PRELUDE,
         LAYOUT_PRELUDE,
         DISTANCE_PRELUDE,
+        CHANNELS_PRELUDE,
     }
 
 

@@ -9,12 +9,14 @@ limited uses), cancel (whole or part, to
 free or not-for-sale), change seat status, expire holds, scan tickets at the door (the
 current holder's token and earlier ones), transfer tickets and exchange them for a free
 seat or a live hold's seat, list tickets for resale (within the limits or not) and
-buy listings (hold, a second buyer refused, commit: the seller's token revoked). After every step
+buy listings (hold, a second buyer refused, commit: the seller's token revoked), allocate
+seats to a storefront or a box-office channel, close channels and hold with a channel's
+access (or a wrong code). After every step
 the whole event is read in one atomic cut and compared with the model: every
 seat's state and owner, the orders and their tickets, idempotency keys, GA
 counts, places held and bought per buyer (never past the limit), the
-availability snapshot, check-ins (scans admit a ticket once, refuse a cancelled
-ticket's token; the door's counters), and the invariant checks of
+availability snapshot, the seats' channel allocations, check-ins (scans admit a ticket
+once, refuse a cancelled ticket's token; the door's counters), and the invariant checks of
 :func:`tests.holds.factories.check_consistent` (no seat sold twice, GA within
 capacity, change stream without gaps...).
 
@@ -46,6 +48,7 @@ from hypothesis.stateful import (
 from holds import keys
 from holds.aftersale import ResaleRules
 from holds.availability import decode_snapshot
+from holds.channels import ChannelAccess, ChannelDef
 from holds.errors import (
     GeneralAdmissionUnavailable,
     HoldExpired,
@@ -53,10 +56,16 @@ from holds.errors import (
     LimitExceeded,
     NotFound,
     PreconditionFailed,
+    SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
 )
-from holds.inventory import SeatOrdinalsHeld, SeatOrdinalsInWrongState, SeatOrdinalsUnavailable
+from holds.inventory import (
+    SeatOrdinalsHeld,
+    SeatOrdinalsInChannel,
+    SeatOrdinalsInWrongState,
+    SeatOrdinalsUnavailable,
+)
 from holds.offers import SaleOffer
 from holds.records import Buyer, Order, Sale
 from holds.sales import hold_token
@@ -82,6 +91,9 @@ STATES = ("free", "held", "sold", "blocked", "not_for_sale")
 GONE = (HoldExpired, NotFound, PreconditionFailed)  # a hold that is no longer live
 CHILD = TicketType("child", "Child", {"vip": 2000, "std": 700, "ga": 333}, max_per_order=2)
 PROMO = "HALF"
+# channels: a presale (storefront, opened by its code) and the box office's
+CHANNELS = (ChannelDef("pre", "Presale", access_code="EARLY"), ChannelDef("door", "Door", "box_office"))
+ACCESS = {"right": ChannelAccess("pre", "EARLY"), "wrong": ChannelAccess("pre", "LATE")}
 HALF = PromoCode(PROMO, "percent", bps=5000, max_uses=3, max_uses_per_buyer=1)
 
 
@@ -175,6 +187,10 @@ class InventoryMachine(RuleBasedStateMachine):
         self.promo_uses: dict[str, int] = dict.fromkeys(BUYERS, 0)  # "": in total
         self.listings: dict[str, tuple[str, str]] = {}  # ticket id -> (order id, listing id) listed now
         self.run(self.stores.after_sale.set_resale_rules(self.ev.tenant, self.ev.event_id, RULES))
+        for channel in CHANNELS:
+            self.run(self.stores.channels.define(self.ev.tenant, self.ev.event_id, channel))
+        self.alloc: dict[int, str] = {}  # seat -> the open channel it is allocated to
+        self.open_channels = {c.id for c in CHANNELS}
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -183,7 +199,7 @@ class InventoryMachine(RuleBasedStateMachine):
         """The call's result, or the store error it raised."""
         try:
             return self.run(coro)
-        except (StoreError, SeatOrdinalsUnavailable) as exc:
+        except (StoreError, SeatOrdinalsUnavailable, SeatOrdinalsInChannel) as exc:
             return exc
 
     # -- helpers ---------------------------------------------------------------
@@ -211,11 +227,19 @@ class InventoryMachine(RuleBasedStateMachine):
         self.expired.clear()
 
     def expect_hold(
-        self, hold: MHold | None, seats: list[int], ga: int, buyer: str
+        self, hold: MHold | None, seats: list[int], ga: int, buyer: str, access: str = ""
     ) -> type[Exception] | None:
-        """The error hold.lua must answer, in its order of checks, or None for success."""
+        """The error hold.lua must answer, in its order of checks, or None for success
+        (``access``: "right" or "wrong" names the presale channel with its code or another)."""
         if any(self.seat[o][0] != "free" for o in seats):
             return SeatOrdinalsUnavailable
+        if access == "wrong":
+            return InvalidRequest
+        if access == "right" and "pre" not in self.open_channels:
+            return PreconditionFailed
+        allowed = {"pre"} if access else set()  # the channels this hold may take seats of
+        if any(o in self.alloc and self.alloc[o] not in allowed for o in seats):
+            return SeatOrdinalsInChannel
         if ga and self.ga_held() + self.ga_sold() + ga > GA_CAP:
             return GeneralAdmissionUnavailable
         if (hold.count if hold else 0) + len(seats) + ga > PER_HOLD:
@@ -507,6 +531,8 @@ class InventoryMachine(RuleBasedStateMachine):
             expected = SeatOrdinalsUnavailable
         elif not override and any(self.seat[o][0] == "held" for o in seats):
             expected = SeatOrdinalsHeld
+        elif any(self.alloc.get(o) == "pre" for o in seats):  # a storefront channel's seat
+            expected = SeatOrdinalsInChannel
         elif ga and self.ga_held() + self.ga_sold() + ga > GA_CAP:
             expected = GeneralAdmissionUnavailable
         if expected is not None:
@@ -743,7 +769,8 @@ class InventoryMachine(RuleBasedStateMachine):
         ticket_id = data.draw(st.sampled_from([*order.seat_tickets, *order.ga_tickets]))
         target = data.draw(st.integers(0, SEATS - 1))
         hold_id = ""
-        if with_hold and self.seat[target][0] == "free":  # on a sold-out event: hold the seat first
+        # on a sold-out event: hold the seat first (a general one: a storefront's hold)
+        if with_hold and self.seat[target][0] == "free" and target not in self.alloc:
             held = self.run(self.inv.hold(self.ev.event_id, seats=self.ev.seats(target)))
             self.purged()
             hold_id = held.hold_id
@@ -834,6 +861,63 @@ class InventoryMachine(RuleBasedStateMachine):
             self.run(after.hold_listing(self.ev.tenant, self.ev.event_id, ticket_id, listing_id, "rd"))
 
     # -- after every step --------------------------------------------------------
+    @rule(data=st.data(), channel=st.sampled_from([c.id for c in CHANNELS]))
+    def allocate(self, data: st.DataObject, channel: str) -> None:
+        seats = data.draw(st.lists(st.integers(0, SEATS - 1), min_size=1, max_size=4, unique=True))
+        if channel not in self.open_channels:
+            expected: type[Exception] | None = PreconditionFailed
+        elif any(self.alloc.get(o, channel) != channel or self.seat[o][0] == "sold" for o in seats):
+            expected = SeatsInWrongState
+        else:
+            expected = None
+        seat_ids = [self.ev.loaded.index.placed[o].seat.id for o in seats]
+        result = self.attempt(
+            self.stores.channels.allocate(self.ev.tenant, self.ev.event_id, channel, seat_ids, {})
+        )
+        if expected is not None:
+            assert isinstance(result, expected), f"expected {expected.__name__}, got {result!r}"
+            if isinstance(result, SeatsInWrongState):  # names exactly the seats at fault
+                assert sorted(result.states) == sorted(
+                    seat_ids[i] for i, o in enumerate(seats)
+                    if self.alloc.get(o, channel) != channel or self.seat[o][0] == "sold"
+                )  # fmt: skip
+            return
+        assert not isinstance(result, Exception), f"the allocation failed: {result!r}"
+        assert result.seats == len([o for o in seats if o not in self.alloc])
+        for o in seats:
+            self.alloc[o] = channel
+
+    @rule(channel=st.sampled_from([c.id for c in CHANNELS]))
+    def close_channel(self, channel: str) -> None:
+        closed = self.run(self.stores.channels.close(self.ev.tenant, self.ev.event_id, channel))
+        returned = [o for o, c in self.alloc.items() if c == channel]
+        assert closed.already == (channel not in self.open_channels)
+        assert closed.seats == len([o for o in returned if self.seat[o][0] != "sold"])
+        for o in returned:
+            del self.alloc[o]
+        self.open_channels.discard(channel)
+
+    @rule(data=st.data(), buyer=st.sampled_from(BUYERS), access=st.sampled_from(sorted(ACCESS)))
+    def hold_with_access(self, data: st.DataObject, buyer: str, access: str) -> None:
+        seats = data.draw(st.lists(st.integers(0, SEATS - 1), min_size=1, max_size=3, unique=True))
+        self.purged()
+        error = self.expect_hold(None, seats, 0, buyer, access)
+        result = self.attempt(
+            self.inv.hold(self.ev.event_id, seats=self.ev.seats(*seats), buyer=buyer, access=ACCESS[access])
+        )
+        if isinstance(result, Exception):
+            assert error is not None, f"the hold failed: {result!r}"
+            assert isinstance(result, error), f"expected {error.__name__}, got {result!r}"
+            if isinstance(result, SeatOrdinalsInChannel):  # names exactly the seats of other channels
+                assert sorted(result.ordinals) == sorted(
+                    o for o in seats if self.alloc.get(o, "pre") != "pre"
+                )
+            return
+        assert error is None, f"expected {error.__name__}, the hold succeeded"
+        self.holds[result.hold_id] = MHold(buyer, list(seats), 0)
+        for o in seats:
+            self.seat[o] = ("held", result.hold_id)
+
     @invariant()
     def redis_agrees_with_the_model(self) -> None:
         s = read_state_sync(self.sync, self.ev.event_id)
@@ -891,6 +975,11 @@ class InventoryMachine(RuleBasedStateMachine):
 
         snap = decode_snapshot(self.run(self.inv.snapshot(self.ev.event_id)), SEATS)
         assert [STATES[int(x)] for x in snap.states] == [self.seat[o][0] for o in range(SEATS)]
+        assert {
+            o: snap.allocations.channel_of(o) for o in range(SEATS) if snap.allocations.codes[o]
+        } == self.alloc
+        alloc = self.sync.hgetall(keys.channel_keys(self.ev.event_id)[keys.CHANNEL_KEY_NAMES.index("alloc")])
+        assert {int(o): c.decode() for o, c in alloc.items()} == self.alloc
         assert snap.ga[GA_AREA].sold == self.ga_sold()
         assert snap.ga[GA_AREA].held - expired_ga == self.ga_held()
 

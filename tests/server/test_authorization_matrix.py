@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from seatwise.v1 import (
     access_pb2,
     aftersale_pb2,
+    channels_pb2,
     events_pb2,
     feed_pb2,
     offers_pb2,
@@ -137,6 +138,9 @@ EXTRA: dict[str, dict[str, Any]] = {
     "CreateSeason": {"name": "Matrix", "currency": "EUR"},
     "HoldSeasonSeats": {"seat_ids": ["r0-4"]},
     "CommitSeasonHold": {"idempotency_key": "matrix"},
+    "DefineChannel": {"channel": channels_pb2.Channel(channel_id="matrix", name="Matrix", access_code="M")},
+    "AllocateToChannel": {"channel_id": "matrix", "seat_ids": ["r1-3"]},
+    "CloseChannel": {"channel_id": "matrix"},
 }
 
 
@@ -287,6 +291,7 @@ def _module_of(method: Any) -> Any:
         "sellers": sellers_pb2,
         "offers": offers_pb2,
         "seasons": seasons_pb2,
+        "channels": channels_pb2,
     }[name]
 
 

@@ -123,6 +123,11 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["promo", "update", "TEN", "--percent", "10"],
     ["promo", "disable", "TEN"],
     ["promo", "list"],
+    # channels and allocations (issue 14)
+    ["channel", "create", "ev", "pre", "--name", "Presale", "--access-code", "EARLY"],
+    ["channel", "allocate", "ev", "pre", "s1"],
+    ["channel", "close", "ev", "pre"],
+    ["channel", "list", "ev"],
 ]
 
 
@@ -488,6 +493,43 @@ async def test_ticket_types_and_promo_codes(server: str, tmp_path: Path) -> None
     assert "Kid" in listed_types.stdout
     assert "disabled" in listed_types.stdout
     assert "disabled" in (await cli("promo", "list")).stdout
+
+
+async def test_channel_commands(server: str, tmp_path: Path) -> None:
+    env = {"SEATWISE_TARGET": server, "SEATWISE_API_KEY": ADMIN_KEY, "SEATWISE_TENANT": "chan"}
+
+    async def cli(*args: str, ok: bool = True) -> Result:
+        result = await asyncio.to_thread(run, *args, env=env)
+        assert "Traceback" not in result.output
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    await asyncio.to_thread(
+        run, "tenant", "create", "Channel Hall", "--id", "chan", env=env | {"SEATWISE_TENANT": ""}
+    )
+    theatre_file = tmp_path / "theatre.json"
+    theatre_file.write_bytes(BAD_FILES["native.json"])
+    seat_map_id = (await cli("seatmap", "upload", str(theatre_file), "--publish")).stdout.split()[0]
+    prices = [
+        arg for c in ("premium", "standard", "economy", "restricted") for arg in ("--price", f"{c}=1000")
+    ]
+    event_id = (
+        await cli("event", "create", seat_map_id, "--name", "Channels", "--on-sale", *prices)
+    ).stdout.strip()
+    await cli("channel", "create", event_id, "pre", "--name", "Presale", "--access-code", "EARLY")
+    await cli("channel", "create", event_id, "door", "--name", "Door", "--box-office")
+    allocated = await cli("channel", "allocate", event_id, "pre", "SC-A-3", "SC-A-4")
+    assert allocated.stdout.startswith("2 seat(s), 0 place(s) allocated")
+    refused = await cli("hold", event_id, "SC-A-3", ok=False)
+    assert_one_line_error(refused, "FAILED_PRECONDITION")
+    token = await cli("hold", event_id, "SC-A-3", "--channel", "pre", "--access-code", "EARLY")
+    assert token.stdout.strip()
+    listed = json.loads((await cli("channel", "list", event_id, "--json")).stdout)["channels"]
+    assert [c["channel_id"] for c in listed] == ["door", "pre"]
+    closed = await cli("channel", "close", event_id, "pre")
+    assert closed.stdout.startswith("2 seat(s), 0 place(s) back in the general pool")
+    assert "closed" in (await cli("channel", "list", event_id)).stdout
+    await cli("hold", event_id, "SC-A-4")  # general now
 
 
 async def test_after_sale_commands(server: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from seatwise.v1 import channels_pb2 as _channels_pb2
 from seatwise.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -792,6 +793,8 @@ class GetAvailabilityResponse(_message.Message):
     BY_CATEGORY_FIELD_NUMBER: _builtins.int
     BY_SECTION_FIELD_NUMBER: _builtins.int
     SEAT_STATUS_VECTOR_FIELD_NUMBER: _builtins.int
+    BY_CHANNEL_FIELD_NUMBER: _builtins.int
+    SEAT_CHANNELS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     seat_status_vector: _builtins.bytes
     """With SEAT_ENCODING_VECTOR: byte i is the SeatStatus of the seat with ordinal i."""
@@ -805,6 +808,18 @@ class GetAvailabilityResponse(_message.Message):
     def by_category(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCounts]: ...
     @_builtins.property
     def by_section(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCounts]: ...
+    @_builtins.property
+    def by_channel(self) -> _containers.RepeatedCompositeFieldContainer[_channels_pb2.ChannelAvailability]:
+        """Counts per channel of the seats and places allocated to open channels
+        (a seat counted here is also in by_category and by_section).
+        """
+
+    @_builtins.property
+    def seat_channels(self) -> _containers.RepeatedCompositeFieldContainer[_channels_pb2.SeatChannel]:
+        """The channel of each allocated seat (when seats are included); every other
+        seat is in the general pool.
+        """
+
     def __init__(
         self,
         *,
@@ -814,10 +829,12 @@ class GetAvailabilityResponse(_message.Message):
         by_category: _abc.Iterable[Global___StatusCounts] | None = ...,
         by_section: _abc.Iterable[Global___StatusCounts] | None = ...,
         seat_status_vector: _builtins.bytes = ...,
+        by_channel: _abc.Iterable[_channels_pb2.ChannelAvailability] | None = ...,
+        seat_channels: _abc.Iterable[_channels_pb2.SeatChannel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_category", b"by_category", "by_section", b"by_section", "general_admission", b"general_admission", "seat_status_vector", b"seat_status_vector", "seats", b"seats", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_category", b"by_category", "by_channel", b"by_channel", "by_section", b"by_section", "general_admission", b"general_admission", "seat_channels", b"seat_channels", "seat_status_vector", b"seat_status_vector", "seats", b"seats", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -860,6 +877,7 @@ class AvailabilityDelta(_message.Message):
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     GA_AREA_ID_FIELD_NUMBER: _builtins.int
     GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
+    CHANNEL_CHANGE_FIELD_NUMBER: _builtins.int
     status: Global___SeatStatus.ValueType
     ga_area_id: _builtins.str
     @_builtins.property
@@ -870,6 +888,10 @@ class AvailabilityDelta(_message.Message):
         message was built), so a client can step through coalesced changes.
         """
 
+    @_builtins.property
+    def channel_change(self) -> _channels_pb2.ChannelChange:
+        """Set instead of status and seat_ids for an allocation change (channels)."""
+
     def __init__(
         self,
         *,
@@ -877,10 +899,11 @@ class AvailabilityDelta(_message.Message):
         seat_ids: _abc.Iterable[_builtins.str] | None = ...,
         ga_area_id: _builtins.str = ...,
         general_admission: Global___GeneralAdmissionAvailability | None = ...,
+        channel_change: _channels_pb2.ChannelChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["general_admission", b"general_admission"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_change", b"channel_change", "general_admission", b"general_admission"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ga_area_id", b"ga_area_id", "general_admission", b"general_admission", "seat_ids", b"seat_ids", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_change", b"channel_change", "ga_area_id", b"ga_area_id", "general_admission", b"general_admission", "seat_ids", b"seat_ids", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

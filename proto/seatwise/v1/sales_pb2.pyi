@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from seatwise.v1 import channels_pb2 as _channels_pb2
 from seatwise.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -215,6 +216,7 @@ class HoldSeatsRequest(_message.Message):
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     hold_token: _builtins.str
     """Add the seats to this live hold instead of creating a new one."""
@@ -227,6 +229,10 @@ class HoldSeatsRequest(_message.Message):
     """
     @_builtins.property
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def channel_access(self) -> _channels_pb2.ChannelAccess:
+        """Take seats and places allocated to this channel too (docs/selling.md)."""
+
     def __init__(
         self,
         *,
@@ -235,10 +241,11 @@ class HoldSeatsRequest(_message.Message):
         hold_token: _builtins.str = ...,
         buyer_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        channel_access: _channels_pb2.ChannelAccess | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_id", b"event_id", "hold_token", b"hold_token", "request_id", b"request_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_id", b"event_id", "hold_token", b"hold_token", "request_id", b"request_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -257,6 +264,7 @@ class HoldBestAvailableRequest(_message.Message):
     BUYER_ID_FIELD_NUMBER: _builtins.int
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     quantity: _builtins.int
     accessible: _builtins.int
@@ -270,6 +278,10 @@ class HoldBestAvailableRequest(_message.Message):
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def section_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def channel_access(self) -> _channels_pb2.ChannelAccess:
+        """Take seats and places allocated to this channel too (docs/selling.md)."""
+
     def __init__(
         self,
         *,
@@ -282,10 +294,11 @@ class HoldBestAvailableRequest(_message.Message):
         buyer_id: _builtins.str = ...,
         hold_token: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        channel_access: _channels_pb2.ChannelAccess | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessible", b"accessible", "adjacency", b"adjacency", "buyer_id", b"buyer_id", "categories", b"categories", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "request_id", b"request_id", "section_ids", b"section_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessible", b"accessible", "adjacency", b"adjacency", "buyer_id", b"buyer_id", "categories", b"categories", "channel_access", b"channel_access", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "request_id", b"request_id", "section_ids", b"section_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -301,6 +314,7 @@ class HoldGeneralAdmissionRequest(_message.Message):
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     area_id: _builtins.str
     quantity: _builtins.int
@@ -308,6 +322,10 @@ class HoldGeneralAdmissionRequest(_message.Message):
     buyer_id: _builtins.str
     request_id: _builtins.str
     """As in HoldSeatsRequest."""
+    @_builtins.property
+    def channel_access(self) -> _channels_pb2.ChannelAccess:
+        """Take seats and places allocated to this channel too (docs/selling.md)."""
+
     def __init__(
         self,
         *,
@@ -317,10 +335,11 @@ class HoldGeneralAdmissionRequest(_message.Message):
         hold_token: _builtins.str = ...,
         buyer_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        channel_access: _channels_pb2.ChannelAccess | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id", "buyer_id", b"buyer_id", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_id", b"area_id", "buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_id", b"event_id", "hold_token", b"hold_token", "quantity", b"quantity", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
