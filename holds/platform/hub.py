@@ -152,7 +152,9 @@ class Hub:
                 fresh = [m for m in members if pos is None or (m[1], m[0]) > (pos[0], pos[1])]
                 if fresh:
                     pos = (fresh[-1][1], fresh[-1][0])
-                    found += await self._verified(platform_id, fresh, now_ms, include_suspended, organizers)
+                    found += await self._verified(
+                        platform_id, index, fresh, now_ms, include_suspended, organizers
+                    )
                 if len(chunk) < batch:
                     break
                 batch = min(batch * 2, CHUNK) if fresh else batch * 2  # many at one start: read on
@@ -164,13 +166,14 @@ class Hub:
     async def _verified(
         self,
         platform_id: str,
+        index: str,
         candidates: list[tuple[str, int]],
         now_ms: int,
         include_suspended: bool,
         organizers: dict[str, TenantRecord],
     ) -> list[HubEvent]:
-        """The candidates (event id, indexed start) that are still on the hub, each checked
-        against its ``meta``; stale members removed or re-scored."""
+        """The candidates (event id, indexed start) of ``index`` that are still on the hub,
+        each checked against its ``meta``; stale members removed or re-scored."""
         if not candidates:
             return []
         async with self._r.pipeline(transaction=False) as pipe:  # events live in many slots
@@ -182,8 +185,9 @@ class Hub:
             tenant, name, starts_at, tz, currency, status, until = (_text(v) for v in values)
             at = starts_ms(starts_at)
             organizer = organizers.get(tenant) or (await self._tenants.organizer(tenant) if tenant else None)
-            if organizer is None or organizer.platform_id != platform_id:
-                await self._r.zrem(keys.platform_hub(platform_id), event_id)  # gone, or never ours
+            if organizer is None or organizer.platform_id != platform_id:  # gone, or never ours
+                await self._r.zrem(index, event_id)
+                await self._r.zrem(keys.platform_hub(platform_id), event_id)
                 continue
             if status != "on_sale" or at is None:  # an update's track raced another's: tidy
                 await self._forget(platform_id, tenant, event_id)
