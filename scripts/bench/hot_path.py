@@ -96,7 +96,9 @@ async def script_calls(redis_url: str, calls: int) -> None:
 
 def availability_counts(repeat: int) -> None:
     index = SeatIndex(stadium())
-    ctx = cast(Any, SimpleNamespace(loaded=SimpleNamespace(index=index), event_id="evBench"))
+    # what availability_pb reads of a LiveEvent: no distancing rule, no mirror of its own
+    loaded = SimpleNamespace(index=index)
+    ctx = cast(Any, SimpleNamespace(loaded=loaded, event_id="evBench", mirror=None, near=lambda: None))
     rng = np.random.default_rng(1)
     states = rng.choice(np.array([0, 1, 2], dtype=np.int8), size=len(index), p=[0.5, 0.2, 0.3])
     groups = {
