@@ -123,12 +123,17 @@ class HeavyWork:
         else:
             self._inflight.pop(tenant_id, None)
 
-    async def run(self, tenant_id: str, job: Callable[..., T], *args: Any) -> T:
-        """``job(*args)`` in the pool, counted against ``tenant_id``'s limit
-        (HeavyLimitReached when it is reached)."""
+    def check(self, tenant_id: str) -> None:
+        """HeavyLimitReached if ``tenant_id`` has its quota in flight: called before a
+        handler reads a large request's content, so a refused call copies none of it."""
         if self._inflight.get(tenant_id, 0) >= self.per_tenant:
             metrics.refused("heavy_per_tenant")
             raise HeavyLimitReached(tenant_id, self.per_tenant)
+
+    async def run(self, tenant_id: str, job: Callable[..., T], *args: Any) -> T:
+        """``job(*args)`` in the pool, counted against ``tenant_id``'s limit
+        (HeavyLimitReached when it is reached)."""
+        self.check(tenant_id)
         loop = asyncio.get_running_loop()
         pool, future = self._submit(job, *args)
         self._inflight[tenant_id] = self._inflight.get(tenant_id, 0) + 1

@@ -111,9 +111,11 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self, request: seatmap_pb2.ValidateSeatMapRequest, context: Context
     ) -> seatmap_pb2.ValidateSeatMapResponse:
         tenant_id = current_principal().require_tenant()
+        self._heavy.check(tenant_id)  # before the content is copied out of the request (up to 16 MB)
         fmt = _format(request.format)
-        check_size(request.content)
-        encoded = await self._heavy.run(tenant_id, heavy_jobs.validate_job, request.content, fmt)
+        content = request.content  # each read of a bytes field copies it
+        check_size(content)
+        encoded = await self._heavy.run(tenant_id, heavy_jobs.validate_job, content, fmt)
         match heavy_jobs.validate_decoder.decode(encoded):
             case heavy_jobs.Undecodable(message=message, path=path):
                 raise SeatMapDecodeError(message, path)
@@ -135,9 +137,11 @@ class SeatMapServicer(seatmap_pb2_grpc.SeatMapServiceServicer):
         self, request: seatmap_pb2.UploadSeatMapRequest, context: Context
     ) -> seatmap_pb2.UploadSeatMapResponse:
         tenant_id = current_principal().require_tenant()
+        self._heavy.check(tenant_id)  # before the content is copied out of the request (up to 16 MB)
         fmt = _format(request.format)
-        check_size(request.content)
-        encoded = await self._heavy.run(tenant_id, heavy_jobs.upload_job, request.content, fmt)
+        content = request.content  # each read of a bytes field copies it
+        check_size(content)
+        encoded = await self._heavy.run(tenant_id, heavy_jobs.upload_job, content, fmt)
         match heavy_jobs.upload_decoder.decode(encoded):
             case heavy_jobs.Undecodable(message=message, path=path):
                 raise SeatMapDecodeError(message, path)

@@ -60,6 +60,9 @@ async def test_jobs_run_in_another_process_and_tenants_have_a_limit(heavy: Heavy
         await heavy.run("acme", _wait_for, str(gate))
     assert "2" in str(refused.value)
     assert "SEATWISE_HEAVY_PER_TENANT" in str(refused.value)
+    with pytest.raises(HeavyLimitReached):  # the check a handler makes before reading the upload
+        heavy.check("acme")
+    heavy.check("initech")
     other = asyncio.create_task(heavy.run("initech", _wait_for, str(gate)))  # another tenant: not refused
     gate.touch()
     pids = await asyncio.gather(first, second, other)
