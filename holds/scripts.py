@@ -91,6 +91,22 @@ def _read(name: str) -> str:
     return (resources.files("holds") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
+# the files that are not scripts of their own: prepended to the scripts that use them
+PRELUDES = frozenset(
+    {
+        REPLIES_HEADER,
+        INVENTORY_PRELUDE,
+        OFFERS_PRELUDE,
+        AFTER_SALE_PRELUDE,
+        PROMO_BACK_PRELUDE,
+        SEASON_PRELUDE,
+        LAYOUT_PRELUDE,
+        DISTANCE_PRELUDE,
+        CHANNELS_PRELUDE,
+    }
+)
+
+
 @cache
 def _source(name: str) -> str:
     parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]

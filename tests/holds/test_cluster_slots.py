@@ -33,15 +33,7 @@ from holds.records import Buyer
 from holds.redis_client import AnyRedis, connect
 from holds.sales import hold_token
 from holds.scripts import (
-    AFTER_SALE_PRELUDE,
-    CHANNELS_PRELUDE,
-    DISTANCE_PRELUDE,
-    INVENTORY_PRELUDE,
-    LAYOUT_PRELUDE,
-    OFFERS_PRELUDE,
-    PROMO_BACK_PRELUDE,
-    REPLIES_HEADER,
-    SEASON_PRELUDE,
+    PRELUDES,
     EncodableArg,
     Script,
     ScriptRegistry,
@@ -60,17 +52,7 @@ def slots(names: Sequence[str]) -> set[int]:
 
 def every_script() -> set[str]:
     lua = resources.files("holds") / "lua"
-    return {p.name.removesuffix(".lua") for p in lua.iterdir() if p.name.endswith(".lua")} - {
-        INVENTORY_PRELUDE,
-        OFFERS_PRELUDE,
-        REPLIES_HEADER,
-        AFTER_SALE_PRELUDE,
-        PROMO_BACK_PRELUDE,
-        SEASON_PRELUDE,
-        LAYOUT_PRELUDE,
-        DISTANCE_PRELUDE,
-        CHANNELS_PRELUDE,
-    }
+    return {p.name.removesuffix(".lua") for p in lua.iterdir() if p.name.endswith(".lua")} - PRELUDES
 
 
 @given(ids)

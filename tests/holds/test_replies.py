@@ -12,15 +12,8 @@ from holds import keys, seatvalues
 from holds.redis_client import AnyRedis
 from holds.replies import Reply
 from holds.scripts import (
-    AFTER_SALE_PRELUDE,
-    CHANNELS_PRELUDE,
-    DISTANCE_PRELUDE,
-    INVENTORY_PRELUDE,
-    LAYOUT_PRELUDE,
-    OFFERS_PRELUDE,
-    PROMO_BACK_PRELUDE,
+    PRELUDES,
     REPLIES_HEADER,
-    SEASON_PRELUDE,
     Script,
     ScriptRegistry,
     script_source,
@@ -54,22 +47,7 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        n
-        for n in _scripts()
-        if n
-        not in (
-            REPLIES_HEADER,
-            INVENTORY_PRELUDE,
-            OFFERS_PRELUDE,
-            AFTER_SALE_PRELUDE,
-            PROMO_BACK_PRELUDE,
-            SEASON_PRELUDE,
-            LAYOUT_PRELUDE,
-            DISTANCE_PRELUDE,
-            CHANNELS_PRELUDE,
-        )
-    ],
+    [n for n in _scripts() if n not in PRELUDES],
 )
 def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
     source = script_source(name)
@@ -83,17 +61,7 @@ async def test_the_registry_has_one_attribute_per_script(redis_client: AnyRedis)
     registry = ScriptRegistry(redis_client)
     scripts = {name: s for name, s in vars(registry).items() if isinstance(s, Script)}
     assert all(s.name == name for name, s in scripts.items())
-    assert set(scripts) == set(_scripts()) - {
-        REPLIES_HEADER,
-        INVENTORY_PRELUDE,
-        OFFERS_PRELUDE,
-        AFTER_SALE_PRELUDE,
-        PROMO_BACK_PRELUDE,
-        SEASON_PRELUDE,
-        LAYOUT_PRELUDE,
-        DISTANCE_PRELUDE,
-        CHANNELS_PRELUDE,
-    }
+    assert set(scripts) == set(_scripts()) - PRELUDES
 
 
 @pytest.mark.parametrize("value", ["h:hA1", "s:oB2", "b", "n", "x", "h", ""])
