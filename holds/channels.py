@@ -37,6 +37,7 @@ from holds.records import json_encoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.scripts import ScriptRegistry
+from seatmap.index import SeatIndex, UnknownRow, UnknownSection
 
 if TYPE_CHECKING:  # holds.live imports holds.inventory, which imports this module
     from holds.live import LiveEvent, LiveEvents
@@ -132,8 +133,40 @@ def check_channel(c: ChannelDef) -> ChannelDef:
     return c
 
 
-def _allocation(ctx: LiveEvent, seat_ids: Sequence[str], ga: Mapping[str, int]) -> list[int]:
-    """The ordinals of an allocation's seats; InvalidRequest names the seat or area at fault."""
+def _group_seats(
+    index: SeatIndex, sections: Sequence[str], rows: Sequence[str], named: set[int]
+) -> list[int]:
+    """The ordinals of whole sections and rows ("section/row") not in ``named``, each once."""
+    out: list[int] = []
+    for section_id in sections:
+        try:
+            seats = index.seats_by_section(section_id)
+        except UnknownSection:
+            raise InvalidRequest(f"section_ids[{section_id}]", "no such section in the seat map") from None
+        out += [o for o in seats if o not in named]
+        named.update(seats)
+    for row in rows:
+        section_id, sep, row_id = row.partition("/")
+        if not sep:
+            raise InvalidRequest(f"rows[{row}]", 'must be "section_id/row_id"')
+        try:
+            seats = index.seats_by_row(section_id, row_id)
+        except (UnknownSection, UnknownRow):
+            raise InvalidRequest(f"rows[{row}]", "no such row in the seat map") from None
+        out += [o for o in seats if o not in named]
+        named.update(seats)
+    return out
+
+
+def _allocation(
+    ctx: LiveEvent,
+    seat_ids: Sequence[str],
+    ga: Mapping[str, int],
+    sections: Sequence[str] = (),
+    rows: Sequence[str] = (),
+) -> list[int]:
+    """The ordinals of an allocation's seats (named, and of whole sections and rows
+    "section/row"); InvalidRequest names the seat, section, row or area at fault."""
     index = ctx.loaded.index
     ordinals: list[int] = []
     for seat_id in seat_ids:
@@ -143,6 +176,7 @@ def _allocation(ctx: LiveEvent, seat_ids: Sequence[str], ga: Mapping[str, int]) 
         ordinals.append(ordinal)
     if len(set(ordinals)) != len(ordinals):
         raise InvalidRequest("seat_ids", "a seat is listed twice")
+    ordinals += _group_seats(index, sections, rows, set(ordinals))
     if len(ordinals) > MAX_ALLOCATION:
         raise InvalidRequest("seat_ids", f"at most {MAX_ALLOCATION} seats per call")
     for area, qty in ga.items():
@@ -210,13 +244,17 @@ class Channels:
         channel_id: str,
         seat_ids: Sequence[str],
         ga: Mapping[str, int],
+        *,
+        sections: Sequence[str] = (),
+        rows: Sequence[str] = (),
     ) -> Allocated:
-        """Allocate seats (by id) and GA places to an open channel, all or nothing."""
+        """Allocate seats (by id, and whole ``sections`` and ``rows`` "section/row") and GA
+        places to an open channel, all or nothing."""
         ctx = await self._live.get(tenant_id, event_id)
         if not channel_id:
             raise InvalidRequest("channel_id", "required")
         index = ctx.loaded.index
-        ordinals = _allocation(ctx, seat_ids, ga)
+        ordinals = _allocation(ctx, seat_ids, ga, sections, rows)
         args: list[str | int] = [channel_id, len(ordinals), *ordinals, len(ga)]
         for area, qty in sorted(ga.items()):
             args += [area, qty]

@@ -2343,11 +2343,20 @@ def channel_create(
 @click.argument("channel_id")
 @click.argument("seat_ids", nargs=-1)
 @click.option("--ga", "ga", multiple=True, help="AREA=PLACES to reserve for the channel (repeat).")
+@click.option("--section", "sections", multiple=True, help="Every seat of this section (repeat).")
+@click.option("--row", "rows", multiple=True, help="Every seat of this row, SECTION/ROW (repeat).")
 @remote()
 def channel_allocate(
-    event_id: str, channel_id: str, seat_ids: tuple[str, ...], ga: tuple[str, ...], remote: Remote
+    event_id: str,
+    channel_id: str,
+    seat_ids: tuple[str, ...],
+    ga: tuple[str, ...],
+    sections: tuple[str, ...],
+    rows: tuple[str, ...],
+    remote: Remote,
 ) -> None:
-    """Allocate SEAT_IDS (and --ga places) of EVENT_ID to CHANNEL_ID, all or nothing."""
+    """Allocate SEAT_IDS (whole --section and --row too, and --ga places) of EVENT_ID to
+    CHANNEL_ID, all or nothing."""
     from seatwise.v1 import channels_pb2
 
     places: dict[str, int] = {}
@@ -2357,7 +2366,12 @@ def channel_allocate(
             raise click.BadParameter(f"{item!r}: AREA=PLACES", param_hint="--ga")
         places[area] = int(qty)
     request = channels_pb2.AllocateToChannelRequest(
-        event_id=event_id, channel_id=channel_id, seat_ids=list(seat_ids), general_admission=places
+        event_id=event_id,
+        channel_id=channel_id,
+        seat_ids=list(seat_ids),
+        general_admission=places,
+        section_ids=list(sections),
+        rows=list(rows),
     )
     with remote.client() as client:
         done = client.call(client.channels.AllocateToChannel, request)

@@ -75,6 +75,8 @@ class ChannelServicer(channels_pb2_grpc.ChannelServiceServicer):
             request.channel_id,
             list(request.seat_ids),
             dict(request.general_admission),
+            sections=list(request.section_ids),
+            rows=list(request.rows),
         )
         return channels_pb2.AllocateToChannelResponse(
             seats_allocated=done.seats, places_reserved=done.places, sequence=done.seq

@@ -249,3 +249,27 @@ async def test_an_event_of_a_season_takes_no_channels(stores: Stores) -> None:
     season = await make_season(stores, n_events=1)
     with pytest.raises(PreconditionFailed, match="part of a season"):
         await stores.channels.define(TENANT, season.events[0], ChannelDef("pre", "Presale", access_code="P"))
+
+
+async def test_whole_sections_and_rows_are_allocated_each_seat_once(stores: Stores, ev: TestEvent) -> None:
+    index = ev.loaded.index
+    first = index.placed[0]
+    section_id, row_id = first.section_id, first.group_id
+    channels = stores.channels
+    await channels.define(ev.tenant, ev.event_id, PRESALE)
+    in_row = index.seats_by_row(section_id, row_id)
+    in_section = index.seats_by_section(section_id)
+    done = await channels.allocate(
+        ev.tenant, ev.event_id, "presale", [seat(ev, in_row[0])], {},
+        sections=[section_id], rows=[f"{section_id}/{row_id}"],
+    )  # fmt: skip
+    assert done.seats == len(in_section)  # the named seat and the row are inside the section: once each
+    alloc = await stores.redis.hgetall(keys.channel_keys(ev.event_id)[1])
+    assert {int(o) for o in alloc} == set(in_section)
+    before = await read_state(stores.redis, ev.event_id)
+    for bad, field in (({"sections": ["nope"]}, "section_ids[nope]"), ({"rows": ["nope"]}, "rows[nope]"),
+                       ({"rows": [f"{section_id}/nope"]}, f"rows[{section_id}/nope]")):  # fmt: skip
+        with pytest.raises(InvalidRequest) as refused:
+            await channels.allocate(ev.tenant, ev.event_id, "presale", [], {}, **bad)  # type: ignore[arg-type]
+        assert refused.value.field == field
+    assert (await read_state(stores.redis, ev.event_id)).seq == before.seq  # nothing changed

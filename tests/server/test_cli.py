@@ -530,6 +530,8 @@ async def test_channel_commands(server: str, tmp_path: Path) -> None:
     assert closed.stdout.startswith("2 seat(s), 0 place(s) back in the general pool")
     assert "closed" in (await cli("channel", "list", event_id)).stdout
     await cli("hold", event_id, "SC-A-4")  # general now
+    whole = await cli("channel", "allocate", event_id, "door", "--row", "SC/SC-B", "--row", "SL/SL-A")
+    assert whole.stdout.startswith("17 seat(s), 0 place(s) allocated")  # SC-B's 9 and SL-A's 8
 
 
 async def test_after_sale_commands(server: str, tmp_path: Path) -> None:

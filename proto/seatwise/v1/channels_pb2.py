@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aseatwise/v1/channels.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x07\x43hannel\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.seatwise.v1.ChannelKind\x12\x13\n\x0b\x61\x63\x63\x65ss_code\x18\x04 \x01(\t\x12\x0e\n\x06\x63losed\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\rChannelAccess\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65ss_code\x18\x02 \x01(\t\"O\n\x14\x44\x65\x66ineChannelRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12%\n\x07\x63hannel\x18\x02 \x01(\x0b\x32\x14.seatwise.v1.Channel\"\xe3\x01\n\x18\x41llocateToChannelRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x10\n\x08seat_ids\x18\x03 \x03(\t\x12V\n\x11general_admission\x18\x04 \x03(\x0b\x32;.seatwise.v1.AllocateToChannelRequest.GeneralAdmissionEntry\x1a\x37\n\x15GeneralAdmissionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"_\n\x19\x41llocateToChannelResponse\x12\x17\n\x0fseats_allocated\x18\x01 \x01(\x05\x12\x17\n\x0fplaces_reserved\x18\x02 \x01(\x03\x12\x10\n\x08sequence\x18\x03 \x01(\x03\";\n\x13\x43loseChannelRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\"\x98\x01\n\x14\x43loseChannelResponse\x12%\n\x07\x63hannel\x18\x01 \x01(\x0b\x32\x14.seatwise.v1.Channel\x12\x16\n\x0eseats_returned\x18\x02 \x01(\x05\x12\x17\n\x0fplaces_returned\x18\x03 \x01(\x03\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12\x16\n\x0e\x61lready_closed\x18\x05 \x01(\x08\"\'\n\x13ListChannelsRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\">\n\x14ListChannelsResponse\x12&\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x14.seatwise.v1.Channel\"\xf8\x01\n\x13\x43hannelAvailability\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x05\x12\x0c\n\x04held\x18\x03 \x01(\x05\x12\x0c\n\x04sold\x18\x04 \x01(\x05\x12\x62\n\x1ageneral_admission_reserved\x18\x05 \x03(\x0b\x32>.seatwise.v1.ChannelAvailability.GeneralAdmissionReservedEntry\x1a?\n\x1dGeneralAdmissionReservedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"2\n\x0bSeatChannel\x12\x0f\n\x07seat_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\"g\n\rChannelChange\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\x10\n\x08seat_ids\x18\x03 \x03(\t\x12\x12\n\nga_area_id\x18\x04 \x01(\t\x12\x10\n\x08reserved\x18\x05 \x01(\x03*e\n\x0b\x43hannelKind\x12\x1c\n\x18\x43HANNEL_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HANNEL_KIND_STOREFRONT\x10\x01\x12\x1b\n\x17\x43HANNEL_KIND_BOX_OFFICE\x10\x02\x32\xe8\x02\n\x0e\x43hannelService\x12H\n\rDefineChannel\x12!.seatwise.v1.DefineChannelRequest\x1a\x14.seatwise.v1.Channel\x12\x62\n\x11\x41llocateToChannel\x12%.seatwise.v1.AllocateToChannelRequest\x1a&.seatwise.v1.AllocateToChannelResponse\x12S\n\x0c\x43loseChannel\x12 .seatwise.v1.CloseChannelRequest\x1a!.seatwise.v1.CloseChannelResponse\x12S\n\x0cListChannels\x12 .seatwise.v1.ListChannelsRequest\x1a!.seatwise.v1.ListChannelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aseatwise/v1/channels.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x07\x43hannel\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.seatwise.v1.ChannelKind\x12\x13\n\x0b\x61\x63\x63\x65ss_code\x18\x04 \x01(\t\x12\x0e\n\x06\x63losed\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\rChannelAccess\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65ss_code\x18\x02 \x01(\t\"O\n\x14\x44\x65\x66ineChannelRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12%\n\x07\x63hannel\x18\x02 \x01(\x0b\x32\x14.seatwise.v1.Channel\"\x86\x02\n\x18\x41llocateToChannelRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x10\n\x08seat_ids\x18\x03 \x03(\t\x12V\n\x11general_admission\x18\x04 \x03(\x0b\x32;.seatwise.v1.AllocateToChannelRequest.GeneralAdmissionEntry\x12\x13\n\x0bsection_ids\x18\x05 \x03(\t\x12\x0c\n\x04rows\x18\x06 \x03(\t\x1a\x37\n\x15GeneralAdmissionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"_\n\x19\x41llocateToChannelResponse\x12\x17\n\x0fseats_allocated\x18\x01 \x01(\x05\x12\x17\n\x0fplaces_reserved\x18\x02 \x01(\x03\x12\x10\n\x08sequence\x18\x03 \x01(\x03\";\n\x13\x43loseChannelRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\"\x98\x01\n\x14\x43loseChannelResponse\x12%\n\x07\x63hannel\x18\x01 \x01(\x0b\x32\x14.seatwise.v1.Channel\x12\x16\n\x0eseats_returned\x18\x02 \x01(\x05\x12\x17\n\x0fplaces_returned\x18\x03 \x01(\x03\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12\x16\n\x0e\x61lready_closed\x18\x05 \x01(\x08\"\'\n\x13ListChannelsRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\">\n\x14ListChannelsResponse\x12&\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x14.seatwise.v1.Channel\"\xf8\x01\n\x13\x43hannelAvailability\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x05\x12\x0c\n\x04held\x18\x03 \x01(\x05\x12\x0c\n\x04sold\x18\x04 \x01(\x05\x12\x62\n\x1ageneral_admission_reserved\x18\x05 \x03(\x0b\x32>.seatwise.v1.ChannelAvailability.GeneralAdmissionReservedEntry\x1a?\n\x1dGeneralAdmissionReservedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"2\n\x0bSeatChannel\x12\x0f\n\x07seat_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\"g\n\rChannelChange\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\n\n\x02op\x18\x02 \x01(\t\x12\x10\n\x08seat_ids\x18\x03 \x03(\t\x12\x12\n\nga_area_id\x18\x04 \x01(\t\x12\x10\n\x08reserved\x18\x05 \x01(\x03*e\n\x0b\x43hannelKind\x12\x1c\n\x18\x43HANNEL_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HANNEL_KIND_STOREFRONT\x10\x01\x12\x1b\n\x17\x43HANNEL_KIND_BOX_OFFICE\x10\x02\x32\xe8\x02\n\x0e\x43hannelService\x12H\n\rDefineChannel\x12!.seatwise.v1.DefineChannelRequest\x1a\x14.seatwise.v1.Channel\x12\x62\n\x11\x41llocateToChannel\x12%.seatwise.v1.AllocateToChannelRequest\x1a&.seatwise.v1.AllocateToChannelResponse\x12S\n\x0c\x43loseChannel\x12 .seatwise.v1.CloseChannelRequest\x1a!.seatwise.v1.CloseChannelResponse\x12S\n\x0cListChannels\x12 .seatwise.v1.ListChannelsRequest\x1a!.seatwise.v1.ListChannelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALLOCATETOCHANNELREQUEST_GENERALADMISSIONENTRY']._serialized_options = b'8\001'
   _globals['_CHANNELAVAILABILITY_GENERALADMISSIONRESERVEDENTRY']._loaded_options = None
   _globals['_CHANNELAVAILABILITY_GENERALADMISSIONRESERVEDENTRY']._serialized_options = b'8\001'
-  _globals['_CHANNELKIND']._serialized_start=1489
-  _globals['_CHANNELKIND']._serialized_end=1590
+  _globals['_CHANNELKIND']._serialized_start=1524
+  _globals['_CHANNELKIND']._serialized_end=1625
   _globals['_CHANNEL']._serialized_start=77
   _globals['_CHANNEL']._serialized_end=292
   _globals['_CHANNELACCESS']._serialized_start=294
@@ -45,27 +45,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEFINECHANNELREQUEST']._serialized_start=352
   _globals['_DEFINECHANNELREQUEST']._serialized_end=431
   _globals['_ALLOCATETOCHANNELREQUEST']._serialized_start=434
-  _globals['_ALLOCATETOCHANNELREQUEST']._serialized_end=661
-  _globals['_ALLOCATETOCHANNELREQUEST_GENERALADMISSIONENTRY']._serialized_start=606
-  _globals['_ALLOCATETOCHANNELREQUEST_GENERALADMISSIONENTRY']._serialized_end=661
-  _globals['_ALLOCATETOCHANNELRESPONSE']._serialized_start=663
-  _globals['_ALLOCATETOCHANNELRESPONSE']._serialized_end=758
-  _globals['_CLOSECHANNELREQUEST']._serialized_start=760
-  _globals['_CLOSECHANNELREQUEST']._serialized_end=819
-  _globals['_CLOSECHANNELRESPONSE']._serialized_start=822
-  _globals['_CLOSECHANNELRESPONSE']._serialized_end=974
-  _globals['_LISTCHANNELSREQUEST']._serialized_start=976
-  _globals['_LISTCHANNELSREQUEST']._serialized_end=1015
-  _globals['_LISTCHANNELSRESPONSE']._serialized_start=1017
-  _globals['_LISTCHANNELSRESPONSE']._serialized_end=1079
-  _globals['_CHANNELAVAILABILITY']._serialized_start=1082
-  _globals['_CHANNELAVAILABILITY']._serialized_end=1330
-  _globals['_CHANNELAVAILABILITY_GENERALADMISSIONRESERVEDENTRY']._serialized_start=1267
-  _globals['_CHANNELAVAILABILITY_GENERALADMISSIONRESERVEDENTRY']._serialized_end=1330
-  _globals['_SEATCHANNEL']._serialized_start=1332
-  _globals['_SEATCHANNEL']._serialized_end=1382
-  _globals['_CHANNELCHANGE']._serialized_start=1384
-  _globals['_CHANNELCHANGE']._serialized_end=1487
-  _globals['_CHANNELSERVICE']._serialized_start=1593
-  _globals['_CHANNELSERVICE']._serialized_end=1953
+  _globals['_ALLOCATETOCHANNELREQUEST']._serialized_end=696
+  _globals['_ALLOCATETOCHANNELREQUEST_GENERALADMISSIONENTRY']._serialized_start=641
+  _globals['_ALLOCATETOCHANNELREQUEST_GENERALADMISSIONENTRY']._serialized_end=696
+  _globals['_ALLOCATETOCHANNELRESPONSE']._serialized_start=698
+  _globals['_ALLOCATETOCHANNELRESPONSE']._serialized_end=793
+  _globals['_CLOSECHANNELREQUEST']._serialized_start=795
+  _globals['_CLOSECHANNELREQUEST']._serialized_end=854
+  _globals['_CLOSECHANNELRESPONSE']._serialized_start=857
+  _globals['_CLOSECHANNELRESPONSE']._serialized_end=1009
+  _globals['_LISTCHANNELSREQUEST']._serialized_start=1011
+  _globals['_LISTCHANNELSREQUEST']._serialized_end=1050
+  _globals['_LISTCHANNELSRESPONSE']._serialized_start=1052
+  _globals['_LISTCHANNELSRESPONSE']._serialized_end=1114
+  _globals['_CHANNELAVAILABILITY']._serialized_start=1117
+  _globals['_CHANNELAVAILABILITY']._serialized_end=1365
+  _globals['_CHANNELAVAILABILITY_GENERALADMISSIONRESERVEDENTRY']._serialized_start=1302
+  _globals['_CHANNELAVAILABILITY_GENERALADMISSIONRESERVEDENTRY']._serialized_end=1365
+  _globals['_SEATCHANNEL']._serialized_start=1367
+  _globals['_SEATCHANNEL']._serialized_end=1417
+  _globals['_CHANNELCHANGE']._serialized_start=1419
+  _globals['_CHANNELCHANGE']._serialized_end=1522
+  _globals['_CHANNELSERVICE']._serialized_start=1628
+  _globals['_CHANNELSERVICE']._serialized_end=1988
 # @@protoc_insertion_point(module_scope)

@@ -161,6 +161,8 @@ class AllocateToChannelRequest(_message.Message):
     CHANNEL_ID_FIELD_NUMBER: _builtins.int
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
+    SECTION_IDS_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     channel_id: _builtins.str
     @_builtins.property
@@ -169,6 +171,14 @@ class AllocateToChannelRequest(_message.Message):
     def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """GA area -> places to reserve for the channel (from the area's general pool)."""
 
+    @_builtins.property
+    def section_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every seat of these sections, and of these rows ("section_id/row_id"),
+        together with seat_ids (a seat named twice counts once).
+        """
+
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -176,10 +186,12 @@ class AllocateToChannelRequest(_message.Message):
         channel_id: _builtins.str = ...,
         seat_ids: _abc.Iterable[_builtins.str] | None = ...,
         general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        section_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rows: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "event_id", b"event_id", "general_admission", b"general_admission", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "event_id", b"event_id", "general_admission", b"general_admission", "rows", b"rows", "seat_ids", b"seat_ids", "section_ids", b"section_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
