@@ -185,6 +185,17 @@ def new_event_id() -> str:
 EventChanged = Callable[[str, str, "EventSettings"], Awaitable[None]]
 
 
+def check_sellable(loaded: LoadedSeatMap, currency: str) -> None:
+    """What selling on a seat-map version in a currency needs (an event's, a season's)."""
+    if loaded.version.state != "published":
+        raise PreconditionFailed(
+            f"seat map {loaded.version.seat_map_id} version {loaded.version.version} is not published",
+            subject=loaded.version.seat_map_id,
+        )
+    if not _CURRENCY.match(currency):
+        raise InvalidRequest("currency", "must be an ISO-4217 code such as EUR")
+
+
 class EventStore:
     def __init__(
         self, client: AnyRedis, scripts: ScriptRegistry, on_change: EventChanged | None = None
@@ -202,13 +213,7 @@ class EventStore:
         event_id: str = "",
     ) -> Event:
         """A new event (``event_id``: one from :func:`new_event_id`, else a new one)."""
-        if loaded.version.state != "published":
-            raise PreconditionFailed(
-                f"seat map {loaded.version.seat_map_id} version {loaded.version.version} is not published",
-                subject=loaded.version.seat_map_id,
-            )
-        if not _CURRENCY.match(currency):
-            raise InvalidRequest("currency", "must be an ISO-4217 code such as EUR")
+        check_sellable(loaded, currency)
         check_settings(settings, {c.key for c in loaded.seatmap.categories})
         event_id = event_id or new_event_id()
         now = int(time.time() * 1000)

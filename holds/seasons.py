@@ -18,7 +18,6 @@ does) and a season order listing them, idempotent by key in the season.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ from holds.errors import (
     SeatsUnavailable,
     StoreError,
 )
-from holds.events import new_event_id
+from holds.events import check_sellable, new_event_id
 from holds.ids import check_name, new_id
 from holds.inventory import PURGE_PER_CALL
 from holds.live import LiveEvent
@@ -57,7 +56,6 @@ from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
 from rules.fees import Collector
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_EVENTS_PER_SEASON = 100  # a season hold passes 21 keys per event to one script
 SEASON_TOKEN_SEPARATOR = "."
 
@@ -177,13 +175,7 @@ class SeasonStore:
         self._r = client
 
     async def create(self, tenant_id: str, loaded: LoadedSeatMap, currency: str, name: str) -> Season:
-        if loaded.version.state != "published":
-            raise PreconditionFailed(
-                f"seat map {loaded.version.seat_map_id} version {loaded.version.version} is not published",
-                subject=loaded.version.seat_map_id,
-            )
-        if not _CURRENCY.match(currency):
-            raise InvalidRequest("currency", "must be an ISO-4217 code such as EUR")
+        check_sellable(loaded, currency)
         check_name("name", name)
         season = Season(
             new_season_id(), tenant_id, name, loaded.version.seat_map_id, loaded.version.version, currency,

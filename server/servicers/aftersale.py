@@ -14,12 +14,11 @@ from server.admission import Admit
 from server.auth import BOX_OFFICE, BROWSE, ORGANIZER, REPORTING, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
-from server.servicers.convert import order_pb
-from server.servicers.sales import _buyer
+from server.servicers.convert import buyer_of, order_pb
 
 
 def _holder(field: str, b: sales_pb2.BuyerDetails) -> Buyer:
-    buyer = _buyer(b)
+    buyer = buyer_of(b)
     if not buyer.name and not buyer.email:
         raise InvalidRequest(field, "name or email required")
     return buyer

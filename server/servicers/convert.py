@@ -13,7 +13,7 @@ from holds.errors import InvalidRequest
 from holds.events import Event, EventStatus
 from holds.live import LiveEvent
 from holds.offers import OfferChoice, choice_of
-from holds.records import Order
+from holds.records import Buyer, Order
 from holds.sales import HoldInfo
 from holds.seasons import season_of
 from rules.fees import Collector
@@ -189,3 +189,13 @@ def collector_of(value: int, default: Collector) -> Collector:
         if number == value:
             return cast(Collector, name)
     raise InvalidRequest("collector", "unknown collector")
+
+
+def buyer_of(b: sales_pb2.BuyerDetails) -> Buyer:
+    """The buyer a commit, a box-office sale or a resale names."""
+    return Buyer(
+        name=b.name,
+        email=b.email,
+        marketing_consent=b.marketing_consent,
+        payment_reference=b.payment_reference,
+    )

@@ -8,7 +8,7 @@ from seatwise.v1 import sales_pb2, sales_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.platform.audit import AuditLog
-from holds.records import Buyer, Refund
+from holds.records import Refund
 from holds.sales import Sales
 from seatmap.bestavailable import BestAvailableError, BestAvailableRequest
 from server.admission import Admit
@@ -20,7 +20,7 @@ from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
 from server.servicers.channels import channel_access
-from server.servicers.convert import collector_of, hold_pb, offer_of, order_pb
+from server.servicers.convert import buyer_of, collector_of, hold_pb, offer_of, order_pb
 
 _ADJACENCY = {
     sales_pb2.ADJACENCY_UNSPECIFIED: "required",
@@ -139,15 +139,6 @@ _RELEASE: dict[int, Literal["", "free", "not_for_sale"]] = {
 SELL_AT_BOX_OFFICE = "/seatwise.v1.OrderService/SellAtBoxOffice"
 
 
-def _buyer(b: sales_pb2.BuyerDetails) -> Buyer:
-    return Buyer(
-        name=b.name,
-        email=b.email,
-        marketing_consent=b.marketing_consent,
-        payment_reference=b.payment_reference,
-    )
-
-
 def refund_pb(refund: Refund) -> sales_pb2.Refund:
     out = sales_pb2.Refund(refund_id=refund.refund_id, order_id=refund.order_id)
     for line in refund.lines:
@@ -181,7 +172,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
     async def CommitHold(
         self, request: sales_pb2.CommitHoldRequest, context: Context
     ) -> sales_pb2.CommitHoldResponse:
-        buyer = _buyer(request.buyer)
+        buyer = buyer_of(request.buyer)
         ctx, order, replayed = await self._sales.commit(
             current_principal().require_tenant(),
             _token(request.hold_token),
@@ -235,7 +226,7 @@ class OrderServicer(sales_pb2_grpc.OrderServiceServicer):
             list(request.seat_ids),
             dict(request.general_admission),
             idempotency_key=request.idempotency_key,
-            buyer=_buyer(request.buyer),
+            buyer=buyer_of(request.buyer),
             payment_method=request.payment_method,
             collector=collector_of(request.collector, "organizer"),
             override=request.override_holds,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from seatwise.v1 import sales_pb2, seasons_pb2, seasons_pb2_grpc
+from seatwise.v1 import seasons_pb2, seasons_pb2_grpc
 
 from holds.errors import InvalidRequest
-from holds.records import Buyer
 from holds.sales import Sales
 from holds.seasons import Season, SeasonHoldInfo, SeasonOrder, SeasonSales, SeasonStore
 from holds.seatmaps import SeatMapStore
@@ -15,22 +14,13 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
-from server.servicers.convert import collector_of, order_pb, ts
+from server.servicers.convert import buyer_of, collector_of, order_pb, ts
 
 
 def _token(token: str) -> str:
     if not token:
         raise InvalidRequest("season_hold_token", "required")
     return token
-
-
-def _buyer(b: sales_pb2.BuyerDetails) -> Buyer:
-    return Buyer(
-        name=b.name,
-        email=b.email,
-        marketing_consent=b.marketing_consent,
-        payment_reference=b.payment_reference,
-    )
 
 
 def season_pb(season: Season) -> seasons_pb2.Season:
@@ -166,7 +156,7 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             tenant_id,
             _token(request.season_hold_token),
             request.idempotency_key,
-            _buyer(request.buyer),
+            buyer_of(request.buyer),
             collector=collector_of(request.collector, "platform"),
             payment_method=request.payment_method or "online",
         )
