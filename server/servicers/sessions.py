@@ -62,6 +62,8 @@ from server.deadlines import DEFAULT_BUDGET_S, call_budget
 from server.declarations import MethodRule, ServiceDeclaration
 from server.errors import clip, internal, to_status
 from server.servicers import Context
+from server.servicers.aftersale import SERVICE as AFTER_SALE_SERVICE
+from server.servicers.aftersale import AfterSaleServicer
 from server.servicers.sales import HOLD_SERVICE, ORDER_SERVICE, HoldServicer, OrderServicer
 from server.servicers.seasons import SERVICE as SEASON_SERVICE
 from server.servicers.seasons import SeasonServicer
@@ -107,18 +109,25 @@ _OPERATIONS: dict[str, tuple[ServiceDeclaration[Any], str, str]] = {
     "release_season_hold": (SEASON_SERVICE, "ReleaseSeasonHold", "season_release"),
     "get_season_hold": (SEASON_SERVICE, "GetSeasonHold", "season_hold"),
     "commit_season_hold": (SEASON_SERVICE, "CommitSeasonHold", "season_order"),
+    # resale purchases
+    "hold_listing": (AFTER_SALE_SERVICE, "HoldListing", "listing_hold"),
+    "commit_listing": (AFTER_SALE_SERVICE, "CommitListing", "listing_commit"),
 }
 
 
 def operations(
-    holds: HoldServicer, orders: OrderServicer, seasons: SeasonServicer | None = None
+    holds: HoldServicer,
+    orders: OrderServicer,
+    seasons: SeasonServicer | None = None,
+    after_sale: AfterSaleServicer | None = None,
 ) -> dict[str, Operation]:
-    """``seasons``: None serves no season operation (they are answered as unknown)."""
+    """``seasons``, ``after_sale``: None serves none of their operations (answered as unknown)."""
     out = {}
     servicers: dict[str, Any] = {
         HOLD_SERVICE.name: holds,
         ORDER_SERVICE.name: orders,
         SEASON_SERVICE.name: seasons,
+        AFTER_SALE_SERVICE.name: after_sale,
     }
     for name, (service, method, result) in _OPERATIONS.items():
         rule = service.methods[method]
@@ -248,6 +257,7 @@ class SessionServicer(session_pb2_grpc.SalesServiceServicer):
             HoldServicer(stores.sales, stores.rate_limits),
             OrderServicer(stores.sales),
             SEASON_SERVICE.factory(stores),
+            AFTER_SALE_SERVICE.factory(stores),
         )
         self._admission = stores.admission
         self._stopping = stores.stopping

@@ -42,6 +42,8 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from seatwise.v1 import (
+    aftersale_pb2,
+    aftersale_pb2_grpc,
     sales_pb2,
     sales_pb2_grpc,
     seasons_pb2,
@@ -73,9 +75,13 @@ _UNARY = {
     "release_season_hold": ("seasons", "ReleaseSeasonHold"),
     "get_season_hold": ("seasons", "GetSeasonHold"),
     "commit_season_hold": ("seasons", "CommitSeasonHold"),
+    # resale purchases
+    "hold_listing": ("after_sale", "HoldListing"),
+    "commit_listing": ("after_sale", "CommitListing"),
 }
 _IDEMPOTENT = frozenset(
     {"extend_hold", "get_hold", "commit_hold", "extend_season_hold", "get_season_hold", "commit_season_hold"}
+    | {"commit_listing"}  # retried with its resale key
 )
 _HOLDS = frozenset({"hold_seats", "hold_best_available", "hold_general_admission"})
 
@@ -265,6 +271,7 @@ class SeatwiseClient:
                 "holds": sales_pb2_grpc.HoldServiceStub(c),
                 "orders": sales_pb2_grpc.OrderServiceStub(c),
                 "seasons": seasons_pb2_grpc.SeasonServiceStub(c),
+                "after_sale": aftersale_pb2_grpc.AfterSaleServiceStub(c),
             }
             for c in self._channels
         ]
@@ -455,6 +462,39 @@ class SeatwiseClient:
         if buyer is not None:
             request.buyer.CopyFrom(buyer)
         reply: seasons_pb2.SeasonOrderResponse = await self.call("commit_season_hold", request, deadline_s)
+        return reply
+
+    # -- resale purchases: a buyer holds a listed ticket, then pays for it (docs/selling.md) ----------
+
+    async def hold_listing(
+        self,
+        event_id: str,
+        ticket_id: str,
+        listing_id: str,
+        *,
+        buyer_id: str = "",
+        deadline_s: float | None = None,
+    ) -> aftersale_pb2.HoldListingResponse:
+        """Never retried: a lost answer may have held the listing (it then expires with its lease)."""
+        request = aftersale_pb2.HoldListingRequest(
+            event_id=event_id, ticket_id=ticket_id, listing_id=listing_id, buyer_id=buyer_id
+        )
+        reply: aftersale_pb2.HoldListingResponse = await self.call("hold_listing", request, deadline_s)
+        return reply
+
+    async def commit_listing(
+        self,
+        hold_token: str,
+        resale_key: str,
+        *,
+        buyer: sales_pb2.BuyerDetails | None = None,
+        deadline_s: float | None = None,
+    ) -> aftersale_pb2.CommitListingResponse:
+        """Retried while the outcome is unknown: the same ``resale_key`` answers the same resale."""
+        request = aftersale_pb2.CommitListingRequest(hold_token=hold_token, resale_key=resale_key)
+        if buyer is not None:
+            request.buyer.CopyFrom(buyer)
+        reply: aftersale_pb2.CommitListingResponse = await self.call("commit_listing", request, deadline_s)
         return reply
 
     # -- transport -----------------------------------------------------------------------------------

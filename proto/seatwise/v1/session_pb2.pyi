@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
+from seatwise.v1 import aftersale_pb2 as _aftersale_pb2
 from seatwise.v1 import sales_pb2 as _sales_pb2
 from seatwise.v1 import seasons_pb2 as _seasons_pb2
 import builtins as _builtins
@@ -40,6 +41,8 @@ class SessionRequest(_message.Message):
     RELEASE_SEASON_HOLD_FIELD_NUMBER: _builtins.int
     GET_SEASON_HOLD_FIELD_NUMBER: _builtins.int
     COMMIT_SEASON_HOLD_FIELD_NUMBER: _builtins.int
+    HOLD_LISTING_FIELD_NUMBER: _builtins.int
+    COMMIT_LISTING_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     correlation_id: _builtins.str
     """Chosen by the client, 1-128 characters, unique among this stream's
@@ -79,6 +82,12 @@ class SessionRequest(_message.Message):
     @_builtins.property
     def commit_season_hold(self) -> _seasons_pb2.CommitSeasonHoldRequest: ...
     @_builtins.property
+    def hold_listing(self) -> _aftersale_pb2.HoldListingRequest:
+        """resale purchases (AfterSaleService): a buyer holds and pays for a listed ticket"""
+
+    @_builtins.property
+    def commit_listing(self) -> _aftersale_pb2.CommitListingRequest: ...
+    @_builtins.property
     def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionRequest]:
         """Several requests in one message, so a client with many ready at once pays
         gRPC's per-message cost once for them: each element is a whole request (its
@@ -104,13 +113,15 @@ class SessionRequest(_message.Message):
         release_season_hold: _seasons_pb2.SeasonHoldRequest | None = ...,
         get_season_hold: _seasons_pb2.SeasonHoldRequest | None = ...,
         commit_season_hold: _seasons_pb2.CommitSeasonHoldRequest | None = ...,
+        hold_listing: _aftersale_pb2.HoldListingRequest | None = ...,
+        commit_listing: _aftersale_pb2.CommitListingRequest | None = ...,
         batch: _abc.Iterable[Global___SessionRequest] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "commit_hold", b"commit_hold", "commit_season_hold", b"commit_season_hold", "extend_hold", b"extend_hold", "extend_season_hold", b"extend_season_hold", "get_hold", b"get_hold", "get_season_hold", b"get_season_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_season_seats", b"hold_season_seats", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold", "release_season_hold", b"release_season_hold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "commit_hold", b"commit_hold", "commit_listing", b"commit_listing", "commit_season_hold", b"commit_season_hold", "extend_hold", b"extend_hold", "extend_season_hold", b"extend_season_hold", "get_hold", b"get_hold", "get_season_hold", b"get_season_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_listing", b"hold_listing", "hold_season_seats", b"hold_season_seats", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold", "release_season_hold", b"release_season_hold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "budget", b"budget", "commit_hold", b"commit_hold", "commit_season_hold", b"commit_season_hold", "correlation_id", b"correlation_id", "extend_hold", b"extend_hold", "extend_season_hold", b"extend_season_hold", "get_hold", b"get_hold", "get_season_hold", b"get_season_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_season_seats", b"hold_season_seats", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold", "release_season_hold", b"release_season_hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "budget", b"budget", "commit_hold", b"commit_hold", "commit_listing", b"commit_listing", "commit_season_hold", b"commit_season_hold", "correlation_id", b"correlation_id", "extend_hold", b"extend_hold", "extend_season_hold", b"extend_season_hold", "get_hold", b"get_hold", "get_season_hold", b"get_season_hold", "hold_best_available", b"hold_best_available", "hold_general_admission", b"hold_general_admission", "hold_listing", b"hold_listing", "hold_season_seats", b"hold_season_seats", "hold_seats", b"hold_seats", "op", b"op", "release_hold", b"release_hold", "release_season_hold", b"release_season_hold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["hold_seats", "hold_best_available", "hold_general_admission", "extend_hold", "release_hold", "get_hold", "commit_hold", "hold_season_seats", "extend_season_hold", "release_season_hold", "get_season_hold", "commit_season_hold"]  # noqa: Y015
+    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["hold_seats", "hold_best_available", "hold_general_admission", "extend_hold", "release_hold", "get_hold", "commit_hold", "hold_season_seats", "extend_season_hold", "release_season_hold", "get_season_hold", "commit_season_hold", "hold_listing", "commit_listing"]  # noqa: Y015
     _WhichOneofArgType_op: _TypeAlias = _typing.Literal["op", b"op"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_op) -> _WhichOneofReturnType_op | None: ...
 
@@ -128,6 +139,8 @@ class SessionResponse(_message.Message):
     SEASON_HOLD_FIELD_NUMBER: _builtins.int
     SEASON_RELEASE_FIELD_NUMBER: _builtins.int
     SEASON_ORDER_FIELD_NUMBER: _builtins.int
+    LISTING_HOLD_FIELD_NUMBER: _builtins.int
+    LISTING_COMMIT_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     correlation_id: _builtins.str
     @_builtins.property
@@ -151,6 +164,14 @@ class SessionResponse(_message.Message):
         """commit_season_hold"""
 
     @_builtins.property
+    def listing_hold(self) -> _aftersale_pb2.HoldListingResponse:
+        """hold_listing"""
+
+    @_builtins.property
+    def listing_commit(self) -> _aftersale_pb2.CommitListingResponse:
+        """commit_listing"""
+
+    @_builtins.property
     def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionResponse]:
         """Several answers in one message (then nothing else is set): the answers
         ready at the same moment, at most 64. Sent only on a stream opened with the
@@ -168,13 +189,15 @@ class SessionResponse(_message.Message):
         season_hold: _seasons_pb2.SeasonHoldResponse | None = ...,
         season_release: _seasons_pb2.ReleaseSeasonHoldResponse | None = ...,
         season_order: _seasons_pb2.SeasonOrderResponse | None = ...,
+        listing_hold: _aftersale_pb2.HoldListingResponse | None = ...,
+        listing_commit: _aftersale_pb2.CommitListingResponse | None = ...,
         batch: _abc.Iterable[Global___SessionResponse] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result", "season_hold", b"season_hold", "season_order", b"season_order", "season_release", b"season_release"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "error", b"error", "hold", b"hold", "listing_commit", b"listing_commit", "listing_hold", b"listing_hold", "release", b"release", "result", b"result", "season_hold", b"season_hold", "season_order", b"season_order", "season_release", b"season_release"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "commit", b"commit", "correlation_id", b"correlation_id", "error", b"error", "hold", b"hold", "release", b"release", "result", b"result", "season_hold", b"season_hold", "season_order", b"season_order", "season_release", b"season_release"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "commit", b"commit", "correlation_id", b"correlation_id", "error", b"error", "hold", b"hold", "listing_commit", b"listing_commit", "listing_hold", b"listing_hold", "release", b"release", "result", b"result", "season_hold", b"season_hold", "season_order", b"season_order", "season_release", b"season_release"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["hold", "release", "commit", "error", "season_hold", "season_release", "season_order"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["hold", "release", "commit", "error", "season_hold", "season_release", "season_order", "listing_hold", "listing_commit"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
