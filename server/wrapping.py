@@ -119,7 +119,7 @@ class _KeyWatch:
 MethodHandlers = dict[str, "grpc.RpcMethodHandler[Any, Any]"]
 
 
-class _MethodTable(grpc.GenericRpcHandler[Any, Any]):
+class _MethodTable(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic in grpc-stubs only
     """Every wrapped method of seatwise.v1, found by one dict lookup per call.
 
     They are served as generic handlers, not as grpc's "registered methods": for
