@@ -34,6 +34,7 @@ EXPECTED = {
     "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
     "distancing": ["neighbourhoods", "mirror upkeep per seat change", "free mask (kept counts)"],
     "exports": ["sold out in bulk:", "tickets csv", "contacts csv", "GetEventReport:"],
+    "grpc_registration": ["methods  mode", "    120  registered", "    120  generic"],
     "seatmap_move": ["Redis CPU ms", "move (plan + check and rewrite)", "moved 1,297 seats"],
 }
 
