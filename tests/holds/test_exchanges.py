@@ -21,6 +21,7 @@ from holds.records import Order
 from holds.redis_client import AnyRedis
 from holds.sales import Sales, hold_token
 from server.context import Stores
+from server.reaper import reap_once
 from tests.holds.factories import TestEvent, check_consistent, make_event, read_state
 from tests.holds.test_aftersale import ADA, BOB, order_of, scan, seat, token_of
 from tests.holds.test_seasons import make_season
@@ -475,3 +476,24 @@ async def test_an_exchange_between_two_events_of_a_season_is_one_script(
             seat_ids=[season.seat(8)], exchange_key="sy", target_event_id=second,
         )  # fmt: skip
     assert await cut(redis_client, first, second) == before
+
+
+async def test_the_reaper_completes_an_exchange_whose_caller_died(
+    stores: Stores, sales: Sales, ev: TestEvent, other: TestEvent, redis_client: AnyRedis
+) -> None:
+    after = stores.after_sale  # the one the server's reaper settles with
+    order = await order_of(sales, ev, 0)
+    old = [order.tickets[0].ticket_id]
+    after.cross.grace_ms = 0  # due at once (30 s in a server)
+    after.cross.fault = crash_at("committed")
+    with pytest.raises(Crash):
+        await exchange(after, ev, order, old, other, [8])
+    after.cross.fault = None
+    assert not await valid(stores, ev.event_id, order.order_id, old), "locked while in flight"
+    await reap_once(stores)
+    assert await pending(redis_client) == []
+    rec = await after.cross.read(ev.event_id, "x-1")
+    assert rec is not None
+    assert rec.status == "done"
+    assert (await stores.inventory.get_order(ev.event_id, order.order_id)).tickets[0].status == "exchanged"
+    await consistent(redis_client, ev, other)
