@@ -326,6 +326,10 @@ class AfterSale:
             or _unknown("exchange", reply)
         )
 
+    async def event(self, tenant_id: str, event_id: str) -> LiveEvent:
+        """The event as this process holds it (the seat map an answer's seat ids come from)."""
+        return await self._sales.context(tenant_id, event_id)
+
     async def _exchange_across(
         self,
         tenant_id: str,
