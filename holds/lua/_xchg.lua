@@ -146,6 +146,14 @@ local function xchg_give_back(order, tickets, old, fresh, record, now)
   exchanges[#exchanges + 1] = record
   order.exchanges = exchanges
   order.total = order.total - given          -- the money moved with the tickets to the target's order
+  local current, valid = 0, 0               -- the tickets left here: all cancelled is a cancelled order
+  for _, t in ipairs(tickets) do
+    if t.status ~= 'exchanged' then
+      current = current + 1
+      if t.status == 'valid' then valid = valid + 1 end
+    end
+  end
+  if current > 0 and valid == 0 then order.status = 'cancelled' end
   local raw = save_order(order, tickets, now)
   lifecycle('order.exchanged', order_id, table.concat(from_ids, ',') .. '|' .. table.concat(to_ids, ',') .. '|'
     .. record.exchange_id .. '|' .. difference .. '|' .. record.target_event_id .. '|' .. record.target_order_id)

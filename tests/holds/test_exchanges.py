@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import random
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import pytest
 
 from holds import keys, seatvalues
@@ -17,13 +20,15 @@ from holds.aftersale import AfterSale, ExchangeResult
 from holds.errors import HoldExpired, InvalidRequest, NotFound, PreconditionFailed
 from holds.exchanges import Abandoned, hold_request_id, same_slot
 from holds.inventory import HoldResult, SeatOrdinalsUnavailable
-from holds.records import Order
+from holds.records import Buyer, Exchange, Order, Ticket
 from holds.redis_client import AnyRedis
 from holds.sales import Sales, hold_token
 from server.context import Stores
 from server.reaper import reap_once
 from tests.holds.factories import TestEvent, check_consistent, make_event, read_state
+from tests.holds.history import Op, Recorder, check_cross_exchanges
 from tests.holds.test_aftersale import ADA, BOB, order_of, scan, seat, token_of
+from tests.holds.test_history import _state
 from tests.holds.test_seasons import make_season
 
 FAR_FUTURE_MS = 2**53  # recovery "now": every attempt is due
@@ -497,3 +502,97 @@ async def test_the_reaper_completes_an_exchange_whose_caller_died(
     assert rec.status == "done"
     assert (await stores.inventory.get_order(ev.event_id, order.order_id)).tickets[0].status == "exchanged"
     await consistent(redis_client, ev, other)
+
+
+# -- a recorded concurrent run, checked by the history checker ------------------------
+
+
+async def test_randomized_cross_event_exchanges_with_crashes_keep_exactly_one_valid(
+    stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, other: TestEvent, redis_client: AnyRedis
+) -> None:
+    """Clients exchange tickets of the source's orders into the target (whose seats buyers
+    hold and buy meanwhile), refund, transfer and cancel those tickets, while callers
+    crash at random between the saga's steps; recovery runs; the history is checked."""
+    rng = random.Random(14)
+    orders = [await order_of(sales, ev, r * 6, r * 6 + 1, r * 6 + 2, key=f"o{r}") for r in range(3)]
+    rec = Recorder()
+    keys_ = itertools.count()
+
+    async def fault(step: str) -> None:
+        if rng.random() < 0.12:
+            raise Crash(step)
+
+    after.cross.fault = fault
+
+    async def crashed_is_unknown(call: Awaitable[object]) -> object:
+        try:
+            return await call
+        except Crash:
+            raise TimeoutError from None  # to the client: a call it stopped waiting for
+
+    async def client(name: str) -> None:
+        for _ in range(14):
+            order = rng.choice(orders)
+            ticket = rng.choice(order.tickets).ticket_id
+            roll = rng.random()
+            if roll < 0.55:
+                key = f"{name}-{next(keys_)}"
+                target = rng.randrange(0, 18)
+                op = rec.op(name, "exchange", order_id=order.order_id, tickets=(ticket,), seats=(target,),
+                            idem_key=key, target=other.event_id)  # fmt: skip
+                await rec.run(
+                    op, crashed_is_unknown(exchange(after, ev, order, [ticket], other, [target], key)), 10
+                )
+            elif roll < 0.7:
+                op = rec.op(name, "refund", order_id=order.order_id, tickets=(ticket,), release=True)
+                call = sales.refund(ev.tenant, ev.event_id, order.order_id, {ticket: 0},
+                                    refund_key=f"{name}-r{next(keys_)}", release_to="free")  # fmt: skip
+                await rec.run(op, call, 10)
+            elif roll < 0.85:
+                op = rec.op(name, "transfer", order_id=order.order_id, tickets=(ticket,))
+                await rec.run(op, after.transfer(ev.tenant, ev.event_id, order.order_id, ticket, 0, BOB), 10)
+            else:  # a buyer of the target: the exchanges' seats are contended
+                seat_ = rng.randrange(0, 18)
+                op = rec.op(name, "hold", seats=(seat_,))
+                with contextlib.suppress(Exception):
+                    held = await stores.inventory.hold(other.event_id, seats=other.seats(seat_), buyer=name)
+                    await stores.inventory.commit(other.event_id, held.hold_id, f"{name}-{seat_}", ADA)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(client(f"c{n}") for n in range(4)))
+    after.cross.fault = None
+    await after.cross.recover(now_ms=FAR_FUTURE_MS)
+    assert await pending(redis_client) == []
+    source, target = (
+        await read_state(redis_client, ev.event_id),
+        await read_state(redis_client, other.event_id),
+    )
+    assert check_cross_exchanges(rec.ops, source, target) == []
+    check_consistent(source)
+    check_consistent(target)
+    exchange_holds = {hold for request, (hold, _) in target.holdreqs.items() if request.startswith("xchg-")}
+    assert not exchange_holds & set(target.holds), "no exchange's hold is left behind"
+    outcomes = {(o.kind, o.outcome) for o in rec.ops}
+    assert ("exchange", "ok") in outcomes, outcomes
+    assert ("exchange", "unknown") in outcomes, outcomes
+
+
+def test_the_checker_catches_both_and_neither() -> None:
+    old = Ticket("t-1", "std", 100, "exchanged", seat=0, exchanged_for="n-1")
+    record = Exchange("x1", "k", 1, ["t-1"], ["n-1"], 0, 0, target_event_id="B", target_order_id="o2")
+    source = msgspec.structs.replace(_order("o1", [old]), exchanges=[record])
+    new = Ticket("n-1", "std", 100, "valid", seat=3, exchanged_from="t-1")
+    target = msgspec.structs.replace(_order("o2", [new]), exchanged_from_order="o1", exchange_id="x1")
+    ops = [Op(1, "a", "exchange", 1, 2, "ok", order_id="o1", tickets=("t-1",), idem_key="k", target="B")]
+    assert check_cross_exchanges(ops, _state([source]), _state([target])) == []
+    still = msgspec.structs.replace(old, status="valid", exchanged_for="")
+    both = msgspec.structs.replace(source, tickets=[still], exchanges=[])
+    assert any("both" in p for p in check_cross_exchanges(ops, _state([both]), _state([target])))
+    assert any("neither" in p for p in check_cross_exchanges(ops, _state([source]), _state([])))
+    locked = msgspec.structs.replace(both, tickets=[msgspec.structs.replace(still, exchanging="x1")])
+    assert any("still locked" in p for p in check_cross_exchanges([], _state([locked]), _state([])))
+    assert any("not in Redis" in p for p in check_cross_exchanges(ops, _state([both]), _state([])))
+
+
+def _order(order_id: str, tickets: list[Ticket]) -> Order:
+    return Order(order_id, "", f"k-{order_id}", Buyer(), tickets, 100, "EUR", "committed", 1, 1)
