@@ -62,6 +62,7 @@ from holds.errors import (
     SeatsDistanced,
     SeatsUnavailable,
     StoreError,
+    StoreUnavailable,
 )
 from holds.ids import new_id
 from holds.inventory import PURGE_PER_CALL, Inventory
@@ -281,12 +282,14 @@ class CrossExchanges:
                 hold_id = parse_token(info.token)[1]
             else:
                 await self._check_hold(target, hold_id, len(ticket_ids))
-        except StoreError:
+        except StoreError as exc:
             # perhaps an identical call got further (its hold is committed now): follow it
             rec = await self.read(source.event_id, key)
             if rec is not None and rec.status in ("locked", "done"):
                 return await self._joined(source.event_id, key, rec, digest)
-            await self._forget(member)
+            await self._give_up(source.event_id, key, attempt)
+            if not isinstance(exc, StoreUnavailable):  # else the hold may exist: recovery releases it
+                await self._forget(member)
             raise
         await self._step("held")
         # (b) the old tickets checked and locked, the intent recorded
@@ -302,6 +305,7 @@ class CrossExchanges:
             case _:
                 if owned:
                     await self._release(target.event_id, hold_id)
+                await self._give_up(source.event_id, key, attempt)
                 await self._forget(member)
                 match reply:
                     case [Reply.EXCHANGE_ABANDONED, _]:
@@ -315,6 +319,17 @@ class CrossExchanges:
         result = await self._drive(source.event_id, key, rec)
         await self._forget(member)
         return result
+
+    async def _give_up(self, source_event: str, key: str, attempt: int) -> Saga:
+        """Mark ``attempt`` aborted unless the record got further: a retry with the key then
+        starts the next attempt, with a hold request id of its own (this one's is spent)."""
+        reply = await self._scripts.xchg_finish.replicated(
+            saga_keys(source_event), [key, "abandon", attempt, ""]
+        )
+        match reply:
+            case [Reply.OK, raw, _]:
+                return saga_decoder.decode(raw)
+        raise aftersale.unknown("xchg_finish", reply)
 
     async def _joined(self, source_event: str, key: str, rec: Saga, digest: str) -> CrossResult:
         if rec.fingerprint != digest:
@@ -424,14 +439,7 @@ class CrossExchanges:
 
     async def recover_attempt(self, source_event: str, target_event: str, attempt: int, key: str) -> Saga:
         """Settle one attempt: its record final, its surplus hold released. Returns the record."""
-        reply = await self._scripts.xchg_finish.replicated(
-            saga_keys(source_event), [key, "abandon", attempt, ""]
-        )
-        match reply:
-            case [Reply.OK, raw, _]:
-                rec = saga_decoder.decode(raw)
-            case _:
-                raise aftersale.unknown("xchg_finish", reply)
+        rec = await self._give_up(source_event, key, attempt)
         if rec.status == "locked":
             try:
                 await self._drive(source_event, key, rec)

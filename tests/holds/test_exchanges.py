@@ -596,3 +596,28 @@ def test_the_checker_catches_both_and_neither() -> None:
 
 def _order(order_id: str, tickets: list[Ticket]) -> Order:
     return Order(order_id, "", f"k-{order_id}", Buyer(), tickets, 100, "EUR", "committed", 1, 1)
+
+
+async def test_a_refused_attempt_can_be_retried_with_its_key_once_the_cause_is_gone(
+    stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, other: TestEvent, redis_client: AnyRedis
+) -> None:
+    order = await order_of(sales, ev, 0)
+    old = [order.tickets[0].ticket_id]
+    after.cross.fault = crash_at("locked")
+    with pytest.raises(Crash):
+        await exchange(after, ev, order, old, other, [8], key="first")
+    after.cross.fault = None
+    with pytest.raises(PreconditionFailed, match="being exchanged"):
+        await exchange(after, ev, order, old, other, [9], key="second")
+    assert not (await read_state(redis_client, other.event_id)).holds.keys() - {
+        (await after.cross.read(ev.event_id, "first") or pytest.fail("no record")).hold_id
+    }, "the refused attempt's hold is released"
+    first = await after.cross.read(ev.event_id, "first")
+    assert first is not None
+    await stores.inventory.release(other.event_id, first.hold_id)  # the first one's hold ends: rolled back
+    await after.cross.recover(now_ms=FAR_FUTURE_MS)
+    result = await exchange(after, ev, order, old, other, [9], key="second")  # its next attempt
+    assert result.new_order is not None
+    assert [t.seat for t in result.new_order.tickets] == [9]
+    assert await pending(redis_client) == []
+    await consistent(redis_client, ev, other)
