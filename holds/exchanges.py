@@ -274,14 +274,8 @@ class CrossExchanges:
         # (a) the new seats, held in the target before anything else changes
         owned = not hold_id
         try:
-            if owned:
-                request_id = hold_request_id(source.event_id, key, attempt)
-                info = await self._sales.hold_seats(
-                    tenant_id, target.event_id, seat_ids, request_id=request_id
-                )
-                hold_id = parse_token(info.token)[1]
-            else:
-                await self._check_hold(target, hold_id, len(ticket_ids))
+            hold_id = await self._take(tenant_id, source.event_id, target, seat_ids, hold_id, len(ticket_ids),
+                                       key, attempt)  # fmt: skip
         except StoreError as exc:
             # perhaps an identical call got further (its hold is committed now): follow it
             rec = await self.read(source.event_id, key)
@@ -299,26 +293,38 @@ class CrossExchanges:
             len(ticket_ids), *ticket_ids,
         ]  # fmt: skip
         reply = await self._scripts.xchg_lock.replicated(saga_keys(source.event_id), args)
-        match reply:
-            case [Reply.OK, raw]:
-                rec = saga_decoder.decode(raw)
-            case _:
-                if owned:
-                    await self._release(target.event_id, hold_id)
-                await self._give_up(source.event_id, key, attempt)
-                await self._forget(member)
-                match reply:
-                    case [Reply.EXCHANGE_ABANDONED, _]:
-                        raise Abandoned("the exchange attempt was given up; retry with the same exchange_key")
-                    case [Reply.EXCHANGE_KEY_MISMATCH, other]:
-                        raise _key_mismatch(other)
-                raise aftersale.ticket_error(reply, order_id) or aftersale.unknown("xchg_lock", reply)
+        if reply[0] != Reply.OK:
+            if owned:
+                await self._release(target.event_id, hold_id)
+            await self._give_up(source.event_id, key, attempt)
+            await self._forget(member)
+            raise _lock_error(reply, order_id)
+        rec = saga_decoder.decode(reply[1])
         if owned and rec.hold_id != hold_id:  # another attempt holds the lock: this hold is surplus
             await self._release(target.event_id, hold_id)
         await self._step("locked")
-        result = await self._drive(source.event_id, key, rec)
+        try:
+            result = await self._drive(source.event_id, key, rec)
+        except StoreError:
+            now = await self.read(source.event_id, key)
+            if now is None or now.status != "locked":  # rolled back: nothing left to recover
+                await self._forget(member)
+            raise
         await self._forget(member)
         return result
+
+    async def _take(
+        self, tenant_id: str, source_event: str, target: LiveEvent, seat_ids: Sequence[str], hold_id: str,
+        n: int, key: str, attempt: int,
+    ) -> str:  # fmt: skip
+        """Step (a): a hold on ``seat_ids`` made by this attempt, or the caller's ``hold_id``
+        checked; returns the hold's id."""
+        if hold_id:
+            await self._check_hold(target, hold_id, n)
+            return hold_id
+        request_id = hold_request_id(source_event, key, attempt)
+        info = await self._sales.hold_seats(tenant_id, target.event_id, seat_ids, request_id=request_id)
+        return parse_token(info.token)[1]
 
     async def _give_up(self, source_event: str, key: str, attempt: int) -> Saga:
         """Mark ``attempt`` aborted unless the record got further: a retry with the key then
@@ -459,6 +465,16 @@ class CrossExchanges:
                 await self._release(target_event, hold_id)
         log.info("exchange.recovered", event_id=source_event, attempt=attempt, status=rec.status)
         return rec
+
+
+def _lock_error(reply: Any, order_id: str) -> StoreError:
+    """Why xchg_lock.lua refused."""
+    match reply:
+        case [Reply.EXCHANGE_ABANDONED, _]:
+            return Abandoned("the exchange attempt was given up; retry with the same exchange_key")
+        case [Reply.EXCHANGE_KEY_MISMATCH, other]:
+            return _key_mismatch(other)
+    return aftersale.ticket_error(reply, order_id) or aftersale.unknown("xchg_lock", reply)
 
 
 def _key_mismatch(other: Any) -> InvalidRequest:

@@ -10,15 +10,18 @@ import asyncio
 import contextlib
 import itertools
 import random
+import string
 from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from holds import keys, seatvalues
 from holds.aftersale import AfterSale, ExchangeResult
 from holds.errors import HoldExpired, InvalidRequest, NotFound, PreconditionFailed
-from holds.exchanges import Abandoned, hold_request_id, same_slot
+from holds.exchanges import Abandoned, hold_request_id, parse_member, pending_member, same_slot
 from holds.inventory import HoldResult, SeatOrdinalsUnavailable
 from holds.records import Buyer, Exchange, Order, Ticket
 from holds.redis_client import AnyRedis
@@ -88,7 +91,7 @@ async def pending(redis_client: AnyRedis) -> list[bytes]:
 
 async def cut(redis_client: AnyRedis, *event_ids: str) -> list[tuple[object, ...]]:
     """What an exchange may change in these events, for "nothing changed"."""
-    out = []
+    out: list[tuple[object, ...]] = []
     for e in event_ids:
         state = await read_state(redis_client, e)
         out.append((state.seats, state.orders, state.holds, state.seq, state.tickets))
@@ -621,3 +624,26 @@ async def test_a_refused_attempt_can_be_retried_with_its_key_once_the_cause_is_g
     assert [t.seat for t in result.new_order.tickets] == [9]
     assert await pending(redis_client) == []
     await consistent(redis_client, ev, other)
+
+
+# -- pure parts -------------------------------------------------------------------------
+
+_ids = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=20)
+
+
+@given(source=_ids, target=_ids, attempt=st.integers(1, 10**6), key=st.text(min_size=1, max_size=128))
+def test_a_pending_attempt_names_its_exchange_whatever_the_key(
+    source: str, target: str, attempt: int, key: str
+) -> None:
+    assert parse_member(pending_member(source, target, attempt, key)) == (source, target, attempt, key)
+
+
+@given(season=_ids, a=_ids, b=_ids)
+def test_only_events_of_one_season_share_a_slot(season: str, a: str, b: str) -> None:
+    first, second = f"{season}~{a}", f"{season}~{b}"
+    assert same_slot(first, second)
+    assert same_slot(first, season)
+    assert same_slot(a, b) == (a == b)
+    assert not same_slot(f"{season}x~{a}", first)
+    assert hold_request_id(first, "k", 1) != hold_request_id(first, "k", 2)
+    assert (hold_request_id(first, "k", 1) == hold_request_id(second, "k", 1)) == (a == b)
