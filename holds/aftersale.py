@@ -11,8 +11,9 @@ by new ones (the old ones ``exchanged``). A listing lives on its ticket, so the
 scripts that cancel, refund, transfer, exchange or admit a ticket withdraw it
 in the same step. docs/selling.md has the organizer's view.
 
-Exchanges stay within one event: another event is another hash slot, and no
-Redis script spans two (docs/selling.md, "Exchanges across events").
+An exchange into another event of the organizer is ``holds/exchanges.py``: one
+script when the two events share a slot (a season's), a saga of one-slot steps
+otherwise (docs/selling.md, "Exchanges across events").
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from holds import distancing, keys
+from holds import distancing, exchanges, keys
 from holds.distancing import SeatOrdinalsDistanced, with_current_rule
 from holds.door import Door
 from holds.errors import (
@@ -36,6 +37,7 @@ from holds.errors import (
     SeatsDistanced,
     SeatsUnavailable,
     StoreError,
+    ticket_exchanging,
 )
 from holds.ids import new_id
 from holds.inventory import PURGE_PER_CALL, Inventory
@@ -77,6 +79,7 @@ class ExchangeResult:
     order: Order
     exchange: Exchange
     replayed: bool
+    new_order: Order | None = None  # an exchange into another event: the order there (holds/exchanges.py)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,8 @@ def _ticket_error(reply: Any, order_id: str) -> StoreError | None:
                 f"ticket {_text(ticket)} was (partly) refunded: refund it whole instead",
                 subject=_text(ticket),
             )
+        case [Reply.TICKET_EXCHANGING, ticket, exchange_id]:
+            return ticket_exchanging(ticket, exchange_id)
         case [Reply.LISTING_NOT_FOUND, ticket]:
             return NotFound("listing", _text(ticket))
         case [Reply.LISTING_HELD, ticket]:
@@ -218,6 +223,7 @@ class AfterSale:
         self._inventory = inventory
         self._door = door
         self._native = native
+        self.cross = exchanges.CrossExchanges(client, scripts, sales, inventory)  # into another event
 
     # -- transfer ------------------------------------------------------------
     async def transfer(
@@ -266,14 +272,21 @@ class AfterSale:
         seat_ids: Sequence[str] = (),
         hold_token: str = "",
         exchange_key: str,
+        target_event_id: str = "",
     ) -> tuple[LiveEvent, ExchangeResult]:
         """Swap ``ticket_ids`` of the order for ``seat_ids`` (free seats) or for the seats
-        of the caller's live hold ``hold_token`` on the same event, one for one."""
+        of the caller's live hold ``hold_token``, one for one: on the same event, or on
+        ``target_event_id``, another event of the organizer (holds/exchanges.py)."""
         ctx = await self._sales.context(tenant_id, event_id)
         if not order_id:
             raise InvalidRequest("order_id", "required")
         if not 1 <= len(exchange_key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("exchange_key", f"required, 1-{MAX_IDEMPOTENCY_KEY} characters")
+        if target_event_id and target_event_id != ctx.event_id:
+            target = await self._sales.context(tenant_id, target_event_id)  # another organizer's: NOT_FOUND
+            return ctx, await self._exchange_across(
+                tenant_id, ctx, target, order_id, ticket_ids, seat_ids, hold_token, exchange_key
+            )
         hold_id, ordinals = self._exchange_target(ctx, ticket_ids, seat_ids, hold_token)
         placed = ctx.loaded.index.placed
         parts = {"order": order_id, "tickets": list(ticket_ids), "seats": list(seat_ids), "hold": hold_token}
@@ -313,6 +326,39 @@ class AfterSale:
             or _unknown("exchange", reply)
         )
 
+    async def event(self, tenant_id: str, event_id: str) -> LiveEvent:
+        """The event as this process holds it (the seat map an answer's seat ids come from)."""
+        return await self._sales.context(tenant_id, event_id)
+
+    async def _exchange_across(
+        self,
+        tenant_id: str,
+        source: LiveEvent,
+        target: LiveEvent,
+        order_id: str,
+        ticket_ids: Sequence[str],
+        seat_ids: Sequence[str],
+        hold_token: str,
+        exchange_key: str,
+    ) -> ExchangeResult:
+        hold_id, ordinals = self._exchange_target(target, ticket_ids, seat_ids, hold_token)
+        parts = {
+            "order": order_id, "tickets": list(ticket_ids), "seats": list(seat_ids), "hold": hold_token,
+            "target": target.event_id,
+        }  # fmt: skip
+        digest = fingerprint("exchange", source.event_id, "", "", parts)
+        cross = self.cross
+        if exchanges.same_slot(source.event_id, target.event_id):
+            result = await cross.season(
+                source, target, order_id, ticket_ids, hold_id, ordinals, exchange_key, digest
+            )
+        else:
+            result = await cross.saga(
+                tenant_id, source, target, order_id, ticket_ids, seat_ids, hold_id, exchange_key, digest
+            )
+        record = exchanges.exchange_record(result.order, exchange_key)
+        return ExchangeResult(result.order, record, result.replayed, result.new_order)
+
     def _exchange_target(
         self, ctx: LiveEvent, ticket_ids: Sequence[str], seat_ids: Sequence[str], hold_token: str
     ) -> tuple[str, list[int]]:
@@ -330,7 +376,8 @@ class AfterSale:
             if hold_event != ctx.event_id:
                 raise InvalidRequest(
                     "hold_token",
-                    "the hold is on another event: exchanges stay within one event (docs/selling.md)",
+                    f"the hold is not on event {ctx.event_id}, the event of the new seats "
+                    "(another event: name it in target_event_id)",
                 )
             return hold_id, []
         ordinals = self._sales.ordinals(ctx, seat_ids)
@@ -531,3 +578,9 @@ class AfterSale:
             ids = await self._r.zrangebyscore(index, start_ms, f"({end_ms}", start=0, num=MAX_LISTINGS)
             raw = await self._r.hmget(records, ids) if ids else []
         return [resale_decoder.decode(r) for r in raw if r is not None]
+
+
+# the mappings holds/exchanges.py shares
+ticket_error = _ticket_error
+exchange_error = _exchange_error
+unknown = _unknown

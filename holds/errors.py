@@ -168,3 +168,13 @@ class SeatsLost(PreconditionFailed):
         super().__init__(f"the move would lose {len(named)} occupied place(s): {shown}", subject="mapping")
         self.seats = seats
         self.areas = areas
+
+
+def ticket_exchanging(ticket: object, exchange_id: object) -> PreconditionFailed:
+    """A ticket locked by a cross-event exchange in flight (holds/exchanges.py): the
+    scripts' ``TICKET_EXCHANGING`` reply, for every script that refuses such a ticket."""
+    t, x = (v.decode() if isinstance(v, bytes) else str(v) for v in (ticket, exchange_id))
+    return PreconditionFailed(
+        f"ticket {t} is being exchanged (exchange {x} in flight): try again once it has completed",
+        subject=t,
+    )

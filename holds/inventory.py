@@ -26,6 +26,7 @@ from holds.errors import (
     PreconditionFailed,
     SeatMapMoved,
     StoreError,
+    ticket_exchanging,
 )
 from holds.ids import new_id
 from holds.offers import SaleOffer, offer_error
@@ -592,6 +593,8 @@ class Inventory:
                 raise InvalidRequest(
                     "refund_key", f"already used for refund {_text(other)} of a different request"
                 )
+            case [Reply.TICKET_EXCHANGING, ticket, exchange_id]:
+                raise ticket_exchanging(ticket, exchange_id)
         raise _unknown("refund", reply)
 
     async def cancel(
@@ -621,6 +624,8 @@ class Inventory:
             case [Reply.TICKET_ALREADY_CANCELLED, ticket]:
                 what = f"ticket {_text(ticket)!r} is" if _text(ticket) else "every ticket is"
                 raise PreconditionFailed(f"{what} already cancelled", subject=_text(ticket) or order_id)
+            case [Reply.TICKET_EXCHANGING, ticket, exchange_id]:
+                raise ticket_exchanging(ticket, exchange_id)
         raise _unknown("cancel", reply)
 
     async def set_status(

@@ -265,6 +265,20 @@ def after_sale_keys(event_id: str) -> tuple[str, ...]:
     return (*event_keys(event_id), *door_keys(event_id), *resale_keys(event_id))
 
 
+# -- exchanges across events (holds/exchanges.py) -----------------------------------
+# An exchange into an event in another slot is a saga; its record lives in the SOURCE
+# event's slot, passed to xchg_lock.lua and xchg_finish.lua after the after-sale keys.
+def exchange_sagas(event_id: str) -> str:
+    """Hash exchange key -> the cross-slot exchange's record (JSON, holds/exchanges.py Saga)."""
+    return f"{PREFIX}:{event_tag(event_id)}:xsagas"
+
+
+# Zset "<source event>\x1f<target event>\x1f<attempt>\x1f<exchange key>" -> when recovery may
+# look at that attempt (ms): every attempt of a cross-slot exchange is written here before
+# it takes anything and removed once its record is final (one slot of its own, single commands).
+EXCHANGES_PENDING = f"{PREFIX}:exchanges:pending"
+
+
 def ticket_signing_keys(tenant_id: str) -> str:
     """Hash of a tenant's ticket keys: ``ring`` (published KeyRing JSON), ``version``,
     ``seed:<key id>`` (the private seed, encrypted when a secret is configured)."""

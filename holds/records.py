@@ -158,6 +158,8 @@ class Ticket(msgspec.Struct, frozen=True):
     resale_id: str = ""  # the resale that made the current holder's revision
     exchanged_for: str = ""  # an exchanged ticket: the ticket that replaced it
     exchanged_from: str = ""  # a ticket from an exchange: the one it replaced
+    # a cross-event exchange in flight (holds/exchanges.py) locks the ticket: its id, "" none
+    exchanging: str = ""
     # the seat's ordinals before the event moved to other seat-map versions, oldest first
     # (holds/lua/remap.lua): tokens issued before a move name one of them, and still scan
     seat_was: list[int] | dict[str, str] = []  # cjson writes an empty list as {}
@@ -194,6 +196,9 @@ class Exchange(msgspec.Struct, frozen=True):
     fingerprint: str = ""
     hold_id: str = ""
     seq: int = 0
+    # an exchange into another event (holds/exchanges.py): the order there with the new tickets
+    target_event_id: str = ""
+    target_order_id: str = ""
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -226,6 +231,10 @@ class Order(msgspec.Struct, frozen=True):
     promo_buyer: str = ""
     promo_returned: bool = False
     exchanges: list[Exchange] | dict[str, str] = []  # exchange.lua; cjson writes an empty list as {}
+    # an order made by an exchange from another event (holds/exchanges.py): where the tickets came from
+    exchanged_from_event: str = ""
+    exchanged_from_order: str = ""
+    exchange_id: str = ""
 
     @property
     def exchange_list(self) -> list[Exchange]:

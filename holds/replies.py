@@ -109,3 +109,7 @@ class Reply(IntEnum):
     CHANNEL_EXISTS = 65  # channel id
     CHANNEL_NOT_FOUND = 66  # channel id
     ALLOCATION_REFUSED = 67  # "seat", [ordinal, why, ...] | "ga", area, places that can be reserved
+    # exchanges across events (exchange_season.lua; the saga's xchg_*.lua, holds/exchanges.py)
+    TICKET_EXCHANGING = 90  # ticket id, exchange id: locked by an exchange in flight
+    EXCHANGE_ABANDONED = 91  # attempt: recovery gave this attempt up (a retry starts the next)
+    EXCHANGE_STATE = 92  # status, record json: the exchange is not in the state the step needs

@@ -44,16 +44,29 @@ PROMO_BACK_PRELUDE = "_promo_back"
 PROMO_BACK_SCRIPTS = frozenset({"cancel", "refund"})
 # minimum-distance seating: the scripts that take seats for a new group check it
 DISTANCE_PRELUDE = "_distance"
-DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange"})
+DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange", "exchange_season"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
+# exchanges across events (holds/exchanges.py): after the after-sale prelude
+XCHG_PRELUDE = "_xchg"
+XCHG_SCRIPTS = frozenset({"exchange_season", "xchg_lock", "xchg_commit", "xchg_finish"})
 SEASON_PRELUDE = "_season"  # after the inventory prelude: a season's keys, its events' (holds/seasons.py)
 SEASON_SCRIPTS = frozenset({"season_hold", "season_commit", "season_release", "season_extend"})
 # the seat-map version fence, right before the script's own code: scripts that take seat
 # ordinals from Python or answer with them (their last argument is the caller's version)
 LAYOUT_PRELUDE = "_layout"
 LAYOUT_FENCED = frozenset(
-    {"hold", "release", "extend", "set_status", "hold_view", "box_office", "exchange", "scan"}
+    {
+        "hold",
+        "release",
+        "extend",
+        "set_status",
+        "hold_view",
+        "box_office",
+        "exchange",
+        "scan",
+        "exchange_season",
+    }
     | {"commit", "cancel", "refund", "transfer", "resale_list", "resale_commit"}
 )
 # channels and allocations (after the inventory prelude): the scripts given the channel keys last
@@ -82,6 +95,7 @@ INVENTORY_SCRIPTS = frozenset(
         "remap",
     }
     | AFTER_SALE_SCRIPTS
+    | XCHG_SCRIPTS
     | SEASON_SCRIPTS
     | CHANNEL_SCRIPTS
 )
@@ -103,6 +117,7 @@ PRELUDES = frozenset(
         LAYOUT_PRELUDE,
         DISTANCE_PRELUDE,
         CHANNELS_PRELUDE,
+        XCHG_PRELUDE,
     }
 )
 
@@ -112,8 +127,10 @@ def _source(name: str) -> str:
     parts = [REPLIES_HEADER, INVENTORY_PRELUDE, name] if name in INVENTORY_SCRIPTS else [REPLIES_HEADER, name]
     if name in OFFER_SCRIPTS:
         parts.insert(2, OFFERS_PRELUDE)
-    if name in AFTER_SALE_SCRIPTS:
+    if name in AFTER_SALE_SCRIPTS or name in XCHG_SCRIPTS:
         parts.insert(2, AFTER_SALE_PRELUDE)
+    if name in XCHG_SCRIPTS:
+        parts.insert(-1, XCHG_PRELUDE)
     if name in PROMO_BACK_SCRIPTS:
         parts.insert(2, PROMO_BACK_PRELUDE)
     if name in SEASON_SCRIPTS:
@@ -247,6 +264,12 @@ class ScriptRegistry:
         self.resale_list = self._script("resale_list")
         self.resale_hold = self._script("resale_hold")
         self.resale_commit = self._script("resale_commit")
+        # exchanges across events (holds/exchanges.py): a season's two events in one script,
+        # the saga's steps over the source's keys (+ its xsagas) or the target's
+        self.exchange_season = self._script("exchange_season")
+        self.xchg_lock = self._script("xchg_lock")
+        self.xchg_commit = self._script("xchg_commit")
+        self.xchg_finish = self._script("xchg_finish")
         # seasons (season keys + each event's keys, one slot): holds/seasons.py
         self.season_hold = self._script("season_hold")
         self.season_commit = self._script("season_commit")

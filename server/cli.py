@@ -1074,19 +1074,24 @@ def order_transfer(
 @click.option("--seat", "seats", multiple=True, help="A free seat to take, one per ticket (repeat).")
 @click.option("--hold", "hold_token", default="", help="Or: a hold on the seats to take (sold-out events).")
 @click.option("--exchange-key", default="", help="Reuse it on retry (default: a new one).")
+@click.option("--target-event", default="", help="The seats are of this other event of the organizer.")
 @remote()
 def order_exchange(
     event_id: str, order_id: str, tickets: tuple[str, ...], seats: tuple[str, ...], hold_token: str,
-    exchange_key: str, remote: Remote,
+    exchange_key: str, target_event: str, remote: Remote,
 ) -> None:  # fmt: skip
-    """Swap tickets of an order for other seats of the event, in one step; prints the difference."""
+    """Swap tickets of an order for other seats of the event (or of --target-event), all or
+    nothing; prints the difference (and the new order of another event)."""
     import uuid
 
     with remote.client() as client:
         done = client.exchange_tickets(
-            event_id, order_id, list(tickets), list(seats), hold_token, exchange_key or f"cli-{uuid.uuid4()}"
-        )
+            event_id, order_id, list(tickets), list(seats), hold_token, exchange_key or f"cli-{uuid.uuid4()}",
+            target_event,
+        )  # fmt: skip
     _print_order(done.order, " (replayed)" if done.replayed else "")
+    if done.HasField("new_order"):
+        _print_order(done.new_order)
     x = done.exchange
     click.echo(f"exchange {x.exchange_id}: difference {x.difference.amount_minor} {x.difference.currency}")
 

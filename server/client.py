@@ -455,10 +455,11 @@ class Client:
         seat_ids: list[str],
         hold_token: str,
         key: str,
+        target_event_id: str = "",
     ) -> aftersale_pb2.ExchangeTicketsResponse:
         request = aftersale_pb2.ExchangeTicketsRequest(
             event_id=event_id, order_id=order_id, ticket_ids=ticket_ids, seat_ids=seat_ids,
-            hold_token=hold_token, exchange_key=key,
+            hold_token=hold_token, exchange_key=key, target_event_id=target_event_id,
         )  # fmt: skip
         return cast(
             aftersale_pb2.ExchangeTicketsResponse, self._call(self.after_sale.ExchangeTickets, request)

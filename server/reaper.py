@@ -13,6 +13,10 @@ its on-sale window) and, once closed, has had its no-show entries written
 It runs in every server process; two reapers purging the same event is
 harmless (each purge, each batch of no-shows, is one atomic script).
 
+Every round it also settles the exchanges into another event whose caller died
+between two of their steps (``holds/exchanges.py`` ``recover``: completed or undone
+once older than their grace period); two reapers settling one is harmless too.
+
 Every ``DUES_EVERY`` rounds the same loop bills the plans' setup and monthly
 fees due and runs billing's automatic suspension of organizers with overdue
 statements (``holds/platform/dues.py``).
@@ -47,6 +51,9 @@ async def reap_once(stores: Stores, *, sweep: bool = False) -> int:
         purged_total += result.purged
         if result.finished and await _no_shows_written(stores, event_id):
             await stores.events.retire(event_id)
+    # exchanges into another event whose caller died between two steps (holds/exchanges.py):
+    # completed or undone once older than their grace period; one read when there are none
+    await stores.after_sale.cross.recover()
     return purged_total
 
 

@@ -14,6 +14,7 @@ local function usable_ticket(order_id, ticket_id, revision)
   if not i then return nil, {TICKET_NOT_IN_ORDER, ticket_id} end
   local t = tickets[i]
   if t.status ~= 'valid' then return nil, {TICKET_NOT_VALID, ticket_id, t.status} end
+  if t.exchanging then return nil, {TICKET_EXCHANGING, ticket_id, t.exchanging} end  -- a cross-event exchange in flight
   if revision >= 0 and (t.revision or 0) ~= revision then
     local why = as_array(t.revoked)
     return nil, {REVISION_MISMATCH, ticket_id, t.revision or 0, why[#why] or ''}

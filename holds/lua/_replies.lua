@@ -95,3 +95,7 @@ local CHANNEL_CLOSED = 64            -- channel id
 local CHANNEL_EXISTS = 65            -- channel id
 local CHANNEL_NOT_FOUND = 66         -- channel id
 local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area, places that can be reserved
+-- exchanges across events (exchange_season.lua; the saga's xchg_*.lua, holds/exchanges.py): {code, details...}
+local TICKET_EXCHANGING = 90         -- ticket id, exchange id: locked by an exchange in flight
+local EXCHANGE_ABANDONED = 91        -- attempt: recovery gave this attempt up (a retry starts the next)
+local EXCHANGE_STATE = 92            -- status, record json: the exchange is not in the state the step needs

@@ -30,6 +30,9 @@ else
   end
 end
 
+for _, i in ipairs(chosen) do  -- a ticket locked by a cross-event exchange in flight (holds/exchanges.py)
+  if tickets[i].exchanging then return {TICKET_EXCHANGING, tickets[i].ticket_id, tickets[i].exchanging} end
+end
 local now = now_ms()
 local sold = sold_value(order_id)
 local freed = {}

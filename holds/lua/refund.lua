@@ -44,6 +44,7 @@ for k = 0, n - 1 do
   if asked[i] then return {TICKET_NOT_IN_ORDER, id} end   -- a ticket once per refund (Python checks first)
   local t = tickets[i]
   if t.status == 'exchanged' then return {TICKET_NOT_VALID, id, t.status} end   -- its money moved to its replacement
+  if t.exchanging then return {TICKET_EXCHANGING, id, t.exchanging} end   -- a cross-event exchange in flight
   local amount, before = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local refunded = t.refunded or 0
   if refunded ~= before then return {REFUND_STALE, id} end

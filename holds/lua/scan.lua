@@ -62,6 +62,7 @@ local current_rev = ticket.revision or 0
 if claimed < current_rev then return answer({TICKET_REVOKED, as_array(ticket.revoked)[claimed + 1] or 'reissued'}) end
 if claimed > current_rev then return answer({TICKET_REVOKED, 'not_issued'}) end
 if ticket.status ~= 'valid' then return answer({TICKET_REVOKED, ticket.status}) end
+if ticket.exchanging then return answer({TICKET_REVOKED, 'exchanging'}) end  -- until its cross-event exchange ends
 
 local current = redis.call('HGET', K_CHECKINS, ticket_id)
 local state, was_gate, was_device, was_at = nil, '', '', '0'

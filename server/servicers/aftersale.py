@@ -95,17 +95,23 @@ class AfterSaleServicer(aftersale_pb2_grpc.AfterSaleServiceServicer):
         ctx, result = await self._after.exchange(
             tenant, request.event_id, request.order_id, list(request.ticket_ids),
             seat_ids=list(request.seat_ids), hold_token=request.hold_token, exchange_key=request.exchange_key,
+            target_event_id=request.target_event_id,
         )  # fmt: skip
         x, currency = result.exchange, result.order.currency
         record = aftersale_pb2.ExchangeRecord(
-            exchange_id=x.exchange_id, from_ticket_ids=list(x.from_tickets), to_ticket_ids=list(x.to_tickets)
-        )
+            exchange_id=x.exchange_id, from_ticket_ids=list(x.from_tickets), to_ticket_ids=list(x.to_tickets),
+            target_event_id=x.target_event_id, target_order_id=x.target_order_id,
+        )  # fmt: skip
         record.difference.amount_minor, record.difference.currency = x.difference, currency
         record.fee_difference.amount_minor, record.fee_difference.currency = x.fee_difference, currency
         record.created_at.FromMilliseconds(x.created_ms)
-        return aftersale_pb2.ExchangeTicketsResponse(
+        out = aftersale_pb2.ExchangeTicketsResponse(
             order=order_pb(ctx, result.order), exchange=record, replayed=result.replayed
         )
+        if result.new_order is not None:
+            target = await self._after.event(tenant, x.target_event_id)
+            out.new_order.CopyFrom(order_pb(target, result.new_order))
+        return out
 
     async def SetResaleRules(
         self, request: aftersale_pb2.SetResaleRulesRequest, context: Context

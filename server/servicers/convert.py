@@ -143,6 +143,7 @@ def order_pb(ctx: LiveEvent, order: Order) -> sales_pb2.Order:
             ticket.holder.name = t.holder.name
             ticket.holder.email = t.holder.email
         ticket.exchanged_for = t.exchanged_for
+        ticket.exchanging = t.exchanging
         ticket.listing_id = t.listing.listing_id if t.listing is not None else ""
     out.total.amount_minor = order.total
     out.total.currency = currency

@@ -47,6 +47,13 @@ instant between its invoke and complete times (its linearization point), so:
   Redis has every acknowledged one and none that was refused; the seats an order
   got by an exchange count in sale exclusivity from the exchange on, and the
   ones it left are free from the exchange's invoke on;
+* exchanges into another event (``check_cross_exchanges``, over the source's and the
+  target's final states once recovery ran): never both and never neither: a ticket an
+  exchange named is either still valid in the source (and no ticket of the target names
+  it) or ``exchanged`` for exactly one valid ticket of the target's exchange order that
+  names it back, recorded once by its key; every order the target got by an exchange
+  is recorded by that exchange; no ticket is left locked; an acknowledged exchange is
+  recorded, a refused one is not (a crashed call's outcome is unknown: either);
 * resales: a ticket changes hands once per resale (one record per resale, every
   acknowledged resale recorded, no listing sold twice, each resale at its own
   revision), its revision counts transfers and resales together, and no resale
@@ -110,6 +117,7 @@ class Op:
     lines: tuple[tuple[str, int], ...] = ()  # refund, acknowledged: (ticket, amount) refunded
     resale_id: str = ""  # resale, acknowledged: the resale made
     channel: str = ""  # hold: the channel it had access to; allocate / close: the channel
+    target: str = ""  # exchange into another event: that event
 
 
 class Recorder:
@@ -490,6 +498,8 @@ def _exchange_record(order: Order, x: Exchange, calls: list[Op]) -> list[str]:
     old, new = list(x.from_tickets), list(x.to_tickets)
     if len(old) != len(new):
         problems.append(f"order {order.order_id}: exchange {x.exchange_key} swapped {old} for {new}")
+    if x.target_event_id:  # the new tickets are in another event: check_cross_exchanges
+        return problems
     for a, b in zip(old, new, strict=False):
         t, u = by_id.get(a), by_id.get(b)
         whole = t is not None and u is not None and t.status == "exchanged"
@@ -518,6 +528,73 @@ def check_exchanges(ops: list[Op], final: RawState) -> list[str]:
         for t in order.tickets:
             if t.status == "exchanged" and t.ticket_id not in replaced:
                 problems.append(f"ticket {t.ticket_id} is exchanged by no recorded exchange")
+    return problems
+
+
+def check_cross_exchanges(ops: list[Op], source: RawState, target: RawState) -> list[str]:  # noqa: C901
+    """Exchanges from ``source``'s orders into ``target``: the rules of the module docstring."""
+    problems: list[str] = []
+    sent: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.kind == "exchange" and op.target:
+            sent[op.idem_key].append(op)
+    replacements: dict[str, list[tuple[str, str]]] = defaultdict(list)  # old ticket -> (order, new ticket)
+    made_by: dict[str, str] = {}  # target order -> the exchange id that made it
+    for order_id, order in target.orders.items():
+        if not order.exchanged_from_order:
+            continue
+        made_by[order_id] = order.exchange_id
+        for t in order.tickets:
+            if not t.exchanged_from:
+                problems.append(f"target order {order_id}: ticket {t.ticket_id} replaces nothing")
+            replacements[t.exchanged_from].append((order_id, t.ticket_id))
+            if t.status != "valid":
+                problems.append(f"target ticket {t.ticket_id} is {t.status}: nothing here cancels it")
+    recorded: set[str] = set()
+    for order in source.orders.values():
+        by_id = {t.ticket_id: t for t in order.tickets}
+        for t in order.tickets:
+            if t.exchanging:
+                problems.append(f"ticket {t.ticket_id} is still locked by exchange {t.exchanging}")
+            new = replacements.get(t.ticket_id, [])
+            if len(new) > 1:
+                problems.append(f"ticket {t.ticket_id} replaced twice: {new}")
+            if t.status == "exchanged" and not t.exchanged_for:
+                problems.append(f"ticket {t.ticket_id} exchanged for nothing")
+            if (
+                t.status == "exchanged"
+                and len(new) != 1
+                and not any(
+                    x.to_tickets and t.ticket_id in x.from_tickets and not x.target_event_id
+                    for x in order.exchange_list
+                )
+            ):
+                problems.append(f"ticket {t.ticket_id} exchanged but no valid ticket replaces it: neither")
+            if t.status != "exchanged" and new:
+                problems.append(f"ticket {t.ticket_id} is {t.status} and replaced by {new}: both")
+        for x in order.exchange_list:
+            if not x.target_event_id:
+                continue
+            recorded.add(x.exchange_key)
+            calls = sent.get(x.exchange_key, [])
+            if not calls:
+                problems.append(f"exchange {x.exchange_key} in Redis was never asked for")
+            elif all(c.outcome == "fail" for c in calls):
+                problems.append(f"refused exchange {x.exchange_key} is in Redis")
+            if made_by.get(x.target_order_id) != x.exchange_id:
+                problems.append(f"exchange {x.exchange_key}: target order {x.target_order_id} is not its own")
+            for a, b in zip(x.from_tickets, x.to_tickets, strict=True):
+                old = by_id.get(a)
+                if old is None or old.status != "exchanged" or old.exchanged_for != b:
+                    problems.append(f"exchange {x.exchange_key} of {a} for {b} is half done")
+                if replacements.get(a) != [(x.target_order_id, b)]:
+                    problems.append(f"exchange {x.exchange_key}: {b} of the target does not replace {a}")
+    for target_order, exchange_id in made_by.items():
+        if not any(x.exchange_id == exchange_id for o in source.orders.values() for x in o.exchange_list):
+            problems.append(f"target order {target_order} was made by no recorded exchange: both")
+    for key, calls in sent.items():
+        if any(c.outcome == "ok" for c in calls) and key not in recorded:
+            problems.append(f"acknowledged exchange {key} is not in Redis")
     return problems
 
 

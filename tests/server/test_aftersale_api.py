@@ -150,6 +150,51 @@ async def test_exchange_over_grpc_with_a_hold_on_a_sold_out_event(
     assert await _get(organizer, event_id, front.order_id) == before
 
 
+async def test_exchange_over_grpc_into_another_event_of_the_organizer(
+    organizer: Api, admin: Api, server: str, door: Api, after: aftersale_pb2_grpc.AfterSaleServiceStub
+) -> None:
+    source, target = await _event(organizer), await _event(organizer)
+    order = await _order(organizer, source, "r0-0")
+    old = order.tickets[0]
+    old_token = await _token(organizer, source, order.order_id, old.ticket_id)
+    request = aftersale_pb2.ExchangeTicketsRequest(
+        event_id=source, order_id=order.order_id, ticket_ids=[old.ticket_id], seat_ids=["r1-2"],
+        exchange_key="move-1", target_event_id=target,
+    )  # fmt: skip
+    done = await after.ExchangeTickets(request, metadata=organizer.metadata)
+    x = done.exchange
+    assert (x.target_event_id, x.target_order_id) == (target, done.new_order.order_id)
+    assert x.difference.amount_minor == 3000 - 5000
+    new = done.new_order.tickets[0]
+    assert (new.ticket_id, new.seat_id, new.status) == (x.to_ticket_ids[0], "r1-2", "valid")
+    assert (done.order.tickets[0].status, done.order.tickets[0].exchanged_for) == ("exchanged", new.ticket_id)
+    assert await _scan(door, source, old_token) == (access_pb2.SCAN_RESULT_REVOKED, "exchanged")
+    new_token = await _token(organizer, target, done.new_order.order_id, new.ticket_id)
+    assert await _scan(door, target, new_token) == (access_pb2.SCAN_RESULT_ADMITTED, "")
+    again = await after.ExchangeTickets(request, metadata=organizer.metadata)
+    assert again.replayed
+    assert (again.exchange, again.new_order.order_id) == (x, done.new_order.order_id)
+
+    # another organizer's event answers as a missing one, and nothing changes
+    other_key = await admin.new_tenant_key("rival")
+    async with Api(server, other_key) as rival:
+        foreign = await _event(rival)
+    second = await _order(organizer, source, "r0-1")
+    before = await _get(organizer, source, second.order_id)
+    answers = []
+    for event_id in (foreign, "ev-nope"):
+        bad = aftersale_pb2.ExchangeTicketsRequest(
+            event_id=source, order_id=second.order_id, ticket_ids=[second.tickets[0].ticket_id],
+            seat_ids=["r1-2"], exchange_key="move-2", target_event_id=event_id,
+        )  # fmt: skip
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await after.ExchangeTickets(bad, metadata=organizer.metadata)
+        answers.append((refused.value.code(), (refused.value.details() or "").replace(event_id, "<id>")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == grpc.StatusCode.NOT_FOUND
+    assert await _get(organizer, source, second.order_id) == before
+
+
 async def test_resale_over_grpc(
     organizer: Api, storefront: Api, door: Api, after: aftersale_pb2_grpc.AfterSaleServiceStub
 ) -> None:

@@ -93,12 +93,17 @@ class ExchangeTicketsRequest(_message.Message):
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     EXCHANGE_KEY_FIELD_NUMBER: _builtins.int
+    TARGET_EVENT_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     order_id: _builtins.str
     hold_token: _builtins.str
-    """...or a live hold on this event with exactly one seat per ticket."""
+    """...or a live hold on the event of the new seats with exactly one seat per ticket."""
     exchange_key: _builtins.str
     """Required: 1-128 characters; the same key answers the same exchange."""
+    target_event_id: _builtins.str
+    """The event of the new seats: unset (or event_id) for this event, or another event of
+    the caller's organizer (another organizer's is NOT_FOUND, as a missing one).
+    """
     @_builtins.property
     def ticket_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -114,10 +119,11 @@ class ExchangeTicketsRequest(_message.Message):
         seat_ids: _abc.Iterable[_builtins.str] | None = ...,
         hold_token: _builtins.str = ...,
         exchange_key: _builtins.str = ...,
+        target_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "exchange_key", b"exchange_key", "hold_token", b"hold_token", "order_id", b"order_id", "seat_ids", b"seat_ids", "ticket_ids", b"ticket_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "exchange_key", b"exchange_key", "hold_token", b"hold_token", "order_id", b"order_id", "seat_ids", b"seat_ids", "target_event_id", b"target_event_id", "ticket_ids", b"ticket_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -133,7 +139,12 @@ class ExchangeRecord(_message.Message):
     DIFFERENCE_FIELD_NUMBER: _builtins.int
     FEE_DIFFERENCE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    TARGET_EVENT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_ORDER_ID_FIELD_NUMBER: _builtins.int
     exchange_id: _builtins.str
+    target_event_id: _builtins.str
+    """An exchange into another event: that event and its order with the new tickets."""
+    target_order_id: _builtins.str
     @_builtins.property
     def from_ticket_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -157,10 +168,12 @@ class ExchangeRecord(_message.Message):
         difference: _common_pb2.Money | None = ...,
         fee_difference: _common_pb2.Money | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        target_event_id: _builtins.str = ...,
+        target_order_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "difference", b"difference", "fee_difference", b"fee_difference"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "difference", b"difference", "exchange_id", b"exchange_id", "fee_difference", b"fee_difference", "from_ticket_ids", b"from_ticket_ids", "to_ticket_ids", b"to_ticket_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "difference", b"difference", "exchange_id", b"exchange_id", "fee_difference", b"fee_difference", "from_ticket_ids", b"from_ticket_ids", "target_event_id", b"target_event_id", "target_order_id", b"target_order_id", "to_ticket_ids", b"to_ticket_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -173,21 +186,29 @@ class ExchangeTicketsResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     EXCHANGE_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    NEW_ORDER_FIELD_NUMBER: _builtins.int
     replayed: _builtins.bool
     @_builtins.property
-    def order(self) -> _sales_pb2.Order: ...
+    def order(self) -> _sales_pb2.Order:
+        """The order the tickets came from (an exchange into another event: without their money)."""
+
     @_builtins.property
     def exchange(self) -> Global___ExchangeRecord: ...
+    @_builtins.property
+    def new_order(self) -> _sales_pb2.Order:
+        """An exchange into another event: the order there with the new tickets."""
+
     def __init__(
         self,
         *,
         order: _sales_pb2.Order | None = ...,
         exchange: Global___ExchangeRecord | None = ...,
         replayed: _builtins.bool = ...,
+        new_order: _sales_pb2.Order | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["exchange", b"exchange", "order", b"order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exchange", b"exchange", "new_order", b"new_order", "order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange", b"exchange", "order", b"order", "replayed", b"replayed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange", b"exchange", "new_order", b"new_order", "order", b"order", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -109,9 +109,14 @@ class AfterSaleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExchangeTickets(self, request, context):
-        """Swap tickets of an order for other seats of the same event, one for one, in
-        one step (even on a sold-out event: hold the wanted seats first and name the
-        hold). The price difference is added to the order's total.
+        """Swap tickets of an order for other seats, one for one (even on a sold-out event:
+        hold the wanted seats first and name the hold): of the same event in one step
+        (the price difference is added to the order's total), or of another event of the
+        organizer (target_event_id): the new tickets are a new order there, the new seats
+        are held before the old ones are released, and either everything happens or
+        nothing. Another event of the same season is one step; any other event is a
+        recoverable sequence of steps (docs/selling.md, "Exchanges across events"): a
+        retry with the same exchange_key resumes it and answers the same exchange.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

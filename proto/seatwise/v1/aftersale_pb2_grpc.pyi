@@ -44,9 +44,14 @@ class AfterSaleServiceStub:
     a ticket that already changed hands since is FAILED_PRECONDITION.
     """
     ExchangeTickets: _grpc.UnaryUnaryMultiCallable[_aftersale_pb2.ExchangeTicketsRequest, _aftersale_pb2.ExchangeTicketsResponse]
-    """Swap tickets of an order for other seats of the same event, one for one, in
-    one step (even on a sold-out event: hold the wanted seats first and name the
-    hold). The price difference is added to the order's total.
+    """Swap tickets of an order for other seats, one for one (even on a sold-out event:
+    hold the wanted seats first and name the hold): of the same event in one step
+    (the price difference is added to the order's total), or of another event of the
+    organizer (target_event_id): the new tickets are a new order there, the new seats
+    are held before the old ones are released, and either everything happens or
+    nothing. Another event of the same season is one step; any other event is a
+    recoverable sequence of steps (docs/selling.md, "Exchanges across events"): a
+    retry with the same exchange_key resumes it and answers the same exchange.
     """
     SetResaleRules: _grpc.UnaryUnaryMultiCallable[_aftersale_pb2.SetResaleRulesRequest, _aftersale_pb2.ResaleRules]
     """The organizer's resale limits for an event."""
@@ -79,9 +84,14 @@ class AfterSaleServiceAsyncStub(AfterSaleServiceStub):
     a ticket that already changed hands since is FAILED_PRECONDITION.
     """
     ExchangeTickets: _aio.UnaryUnaryMultiCallable[_aftersale_pb2.ExchangeTicketsRequest, _aftersale_pb2.ExchangeTicketsResponse]  # type: ignore[assignment]
-    """Swap tickets of an order for other seats of the same event, one for one, in
-    one step (even on a sold-out event: hold the wanted seats first and name the
-    hold). The price difference is added to the order's total.
+    """Swap tickets of an order for other seats, one for one (even on a sold-out event:
+    hold the wanted seats first and name the hold): of the same event in one step
+    (the price difference is added to the order's total), or of another event of the
+    organizer (target_event_id): the new tickets are a new order there, the new seats
+    are held before the old ones are released, and either everything happens or
+    nothing. Another event of the same season is one step; any other event is a
+    recoverable sequence of steps (docs/selling.md, "Exchanges across events"): a
+    retry with the same exchange_key resumes it and answers the same exchange.
     """
     SetResaleRules: _aio.UnaryUnaryMultiCallable[_aftersale_pb2.SetResaleRulesRequest, _aftersale_pb2.ResaleRules]  # type: ignore[assignment]
     """The organizer's resale limits for an event."""
@@ -123,9 +133,14 @@ class AfterSaleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _aftersale_pb2.ExchangeTicketsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aftersale_pb2.ExchangeTicketsResponse, _abc.Awaitable[_aftersale_pb2.ExchangeTicketsResponse]]:
-        """Swap tickets of an order for other seats of the same event, one for one, in
-        one step (even on a sold-out event: hold the wanted seats first and name the
-        hold). The price difference is added to the order's total.
+        """Swap tickets of an order for other seats, one for one (even on a sold-out event:
+        hold the wanted seats first and name the hold): of the same event in one step
+        (the price difference is added to the order's total), or of another event of the
+        organizer (target_event_id): the new tickets are a new order there, the new seats
+        are held before the old ones are released, and either everything happens or
+        nothing. Another event of the same season is one step; any other event is a
+        recoverable sequence of steps (docs/selling.md, "Exchanges across events"): a
+        retry with the same exchange_key resumes it and answers the same exchange.
         """
 
     @_abc_1.abstractmethod

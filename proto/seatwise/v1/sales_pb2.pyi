@@ -500,6 +500,7 @@ class Ticket(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     EXCHANGED_FOR_FIELD_NUMBER: _builtins.int
     LISTING_ID_FIELD_NUMBER: _builtins.int
+    EXCHANGING_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     seat_id: _builtins.str
     """A seat ticket names its seat; a GA ticket its area."""
@@ -517,6 +518,10 @@ class Ticket(_message.Message):
     exchanged_for: _builtins.str
     listing_id: _builtins.str
     """Listed for resale: the listing's id (ListListings has the details)."""
+    exchanging: _builtins.str
+    """An exchange into another event in flight (docs/selling.md): its id. Until it ends
+    the ticket cannot be transferred, resold, refunded, cancelled or scanned.
+    """
     @_builtins.property
     def price(self) -> _common_pb2.Money: ...
     @_builtins.property
@@ -558,10 +563,11 @@ class Ticket(_message.Message):
         status: _builtins.str = ...,
         exchanged_for: _builtins.str = ...,
         listing_id: _builtins.str = ...,
+        exchanging: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["discount", b"discount", "holder", b"holder", "list_price", b"list_price", "price", b"price", "refunded", b"refunded", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "discount", b"discount", "exchanged_for", b"exchanged_for", "ga_area_id", b"ga_area_id", "holder", b"holder", "list_price", b"list_price", "listing_id", b"listing_id", "price", b"price", "refunded", b"refunded", "revision", b"revision", "seat_id", b"seat_id", "split", b"split", "status", b"status", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "category", b"category", "discount", b"discount", "exchanged_for", b"exchanged_for", "exchanging", b"exchanging", "ga_area_id", b"ga_area_id", "holder", b"holder", "list_price", b"list_price", "listing_id", b"listing_id", "price", b"price", "refunded", b"refunded", "revision", b"revision", "seat_id", b"seat_id", "split", b"split", "status", b"status", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
