@@ -204,13 +204,6 @@ class Channels:
     async def define(self, tenant_id: str, event_id: str, channel: ChannelDef) -> ChannelDef:
         ctx = await self._live.get(tenant_id, event_id)
         check_channel(channel)
-        if keys.SEASON_SEPARATOR in ctx.event_id:
-            # a season hold takes the same seats in every event of the season in one script
-            # (season_hold.lua) that does not read allocations
-            raise PreconditionFailed(
-                f"event {ctx.event_id} is part of a season: a season's events have no channels",
-                subject=ctx.event_id,
-            )
         if len(await self.list(tenant_id, ctx.event_id)) >= MAX_CHANNELS:
             raise PreconditionFailed(f"at most {MAX_CHANNELS} channels per event", subject=ctx.event_id)
         channel = msgspec.structs.replace(channel, status="open", created_ms=0, closed_ms=0)

@@ -109,3 +109,5 @@ class Reply(IntEnum):
     CHANNEL_EXISTS = 65  # channel id
     CHANNEL_NOT_FOUND = 66  # channel id
     ALLOCATION_REFUSED = 67  # "seat", [ordinal, why, ...] | "ga", area, places that can be reserved
+    # season holds with channels, distancing, request ids and general admission (season_hold.lua)
+    SEASON_SEATS_REFUSED = 82  # CHANNEL_SEATS | SEATS_DISTANCED, [[position, [ordinal, ...]], ...]

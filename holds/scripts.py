@@ -44,7 +44,7 @@ PROMO_BACK_PRELUDE = "_promo_back"
 PROMO_BACK_SCRIPTS = frozenset({"cancel", "refund"})
 # minimum-distance seating: the scripts that take seats for a new group check it
 DISTANCE_PRELUDE = "_distance"
-DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange"})
+DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange", "season_hold"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 SEASON_PRELUDE = "_season"  # after the inventory prelude: a season's keys, its events' (holds/seasons.py)
@@ -59,7 +59,7 @@ LAYOUT_FENCED = frozenset(
 # channels and allocations (after the inventory prelude): the scripts given the channel keys last
 CHANNELS_PRELUDE = "_channels"
 CHANNEL_SCRIPTS = frozenset(
-    {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close"}
+    {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close", "season_hold"}
 )
 INVENTORY_SCRIPTS = frozenset(
     {

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from holds import keys, metrics
+from holds.channels import NO_ACCESS, ChannelAccess
 from holds.errors import (
     Conflict,
     HoldExpired,
@@ -34,6 +35,8 @@ from holds.errors import (
     LimitExceeded,
     NotFound,
     PreconditionFailed,
+    SeatsDistanced,
+    SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
 )
@@ -52,6 +55,7 @@ from holds.sales import (
     hold_token,
     outcome_known,
 )
+from holds.script_channel import EncodableArg
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
 from rules.fees import Collector
@@ -276,10 +280,15 @@ class SeasonSales:
         return [await self._sales.context(season.tenant_id, e) for e in chosen]
 
     @staticmethod
-    def _keys(season_id: str, event_ids: Sequence[str]) -> list[str]:
+    def _keys(season_id: str, event_ids: Sequence[str], *, channels: bool = False) -> list[str]:
+        """The season's keys, each event's; with ``channels``, then each event's channel keys
+        (season_hold.lua: the channel keys after every event's own, in the same order)."""
         out = list(keys.season_keys(season_id))
         for event_id in event_ids:
             out += keys.event_keys(event_id)
+        if channels:
+            for event_id in event_ids:
+                out += keys.channel_keys(event_id)
         return out
 
     async def hold(
@@ -290,13 +299,17 @@ class SeasonSales:
         *,
         event_ids: Sequence[str] = (),
         buyer: str = "",
+        access: ChannelAccess = NO_ACCESS,
     ) -> SeasonHoldInfo:
-        """Hold ``seat_ids`` in every chosen event of the season (none: all), all or nothing."""
+        """Hold ``seat_ids`` in every chosen event of the season (none: all), all or nothing,
+        each event checked as a single-event hold is: its channels (``access`` names one
+        channel and its code, checked in every event) and its minimum-distance rule."""
         season = await self._seasons.get(tenant_id, season_id)
         if not seat_ids:
             raise InvalidRequest("seat_ids", "name at least one seat")
         if len(buyer) > 128:
             raise InvalidRequest("buyer_id", "must be at most 128 characters")
+        access.check()
         ctxs = await self._events(season, event_ids)
         for ctx in ctxs:  # created into the season: its seat-map version (one ordinal, one seat)
             if (ctx.ref.seat_map_id, ctx.ref.seat_map_version) != (
@@ -312,7 +325,7 @@ class SeasonSales:
         placed = ctxs[0].loaded.index.placed
         events = [c.event_id for c in ctxs]
         hold_id = new_id("h", 12)
-        args: list[str | int] = [
+        args: list[EncodableArg] = [
             hold_id,
             buyer,
             PURGE_PER_CALL,
@@ -323,24 +336,47 @@ class SeasonSales:
         ]
         args += ordinals
         args += [placed[o].seat.category for o in ordinals]
-        reply = await self._scripts.season_hold(self._keys(season_id, events), args)
+        args += access.args()  # the same channel access in every event (season_hold.lua CH_ARG)
+        script_keys = self._keys(season_id, events, channels=True)
+        # each event's distancing rule as this process knows it; an event whose rule changed
+        # is told once and the hold asked again (holds/distancing.py with_current_rule)
+        for _attempt in range(len(ctxs) + 1):
+            rule_args = [a for ctx in ctxs for a in ctx.distancing_args(ordinals)]
+            reply = await self._scripts.season_hold(script_keys, [*args, *rule_args])
+            match reply:
+                case [Reply.SEASON_EVENT, position, [Reply.DISTANCE_RULE_CHANGED, rule]]:
+                    await ctxs[int(position) - 1].learn(_text(rule))
+                    continue
+            break
+        return self._hold_result(reply, ctxs[0], events, season_id, hold_id)
+
+    def _hold_result(
+        self, reply: Any, ctx: LiveEvent, events: list[str], season_id: str, hold_id: str
+    ) -> SeasonHoldInfo:
         match reply:
             case [Reply.OK, hid, expires, encoded]:
                 metrics.HOLDS.inc(len(events))
-                record = _hold_decoder.decode(encoded)
-                return self._info(ctxs[0], _text(hid), record, int(expires))
+                return self._info(ctx, _text(hid), _hold_decoder.decode(encoded), int(expires))
             case [Reply.SEASON_SEATS_UNAVAILABLE, taken]:
                 metrics.SEATS_UNAVAILABLE.inc()
-                by_event = {
-                    events[int(position) - 1]: self._sales.seat_ids(ctxs[0], [int(o) for o in ordinals_taken])
-                    for position, ordinals_taken in taken
-                }
-                raise SeasonSeatsUnavailable(by_event)
+                raise SeasonSeatsUnavailable(self._by_event(ctx, events, taken))
+            case [Reply.SEASON_SEATS_REFUSED, Reply.CHANNEL_SEATS, refused]:
+                metrics.SEATS_UNAVAILABLE.inc()
+                raise SeasonSeatsInChannel(self._by_event(ctx, events, refused))
+            case [Reply.SEASON_SEATS_REFUSED, Reply.SEATS_DISTANCED, refused]:
+                raise SeasonSeatsDistanced(self._by_event(ctx, events, refused))
             case [Reply.SEASON_NOT_FOUND]:
                 raise NotFound("season", season_id)
             case [Reply.HOLD_ID_COLLISION]:
                 raise Conflict("hold id collision; retry")
         raise self._event_error(reply, events, hold_id) or _unknown("season_hold", reply)
+
+    def _by_event(self, ctx: LiveEvent, events: Sequence[str], refused: Any) -> dict[str, list[str]]:
+        """A script's ``{{position, {ordinal, ...}}, ...}`` as event id -> seat ids."""
+        return {
+            events[int(position) - 1]: self._sales.seat_ids(ctx, [int(o) for o in ordinals])
+            for position, ordinals in refused
+        }
 
     def _info(self, ctx: LiveEvent, hold_id: str, record: SeasonHoldRecord, expires: int) -> SeasonHoldInfo:
         return SeasonHoldInfo(
@@ -517,6 +553,8 @@ class SeasonSales:
                 event_id = events[int(position) - 1]
             case _:
                 return None
+        if (refusal := _hold_refusal(inner, event_id)) is not None:
+            return refusal
         match inner:
             case [Reply.EVENT_NOT_FOUND]:
                 return NotFound("event", event_id)
@@ -526,8 +564,6 @@ class SeasonSales:
                     "or outside its on-sale window)",
                     subject=event_id,
                 )
-            case [Reply.LIMIT_EXCEEDED, limit, maximum]:
-                return LimitExceeded(f"{_text(limit)} in event {event_id}", int(maximum))
             case [Reply.HOLD_LOST, _]:
                 metrics.HOLD_LOST.inc()
                 return HoldExpired(
@@ -566,6 +602,44 @@ class SeasonSeatsUnavailable(SeatsUnavailable):
         shown = "; ".join(f"in event {event}: {', '.join(seats[:20])}" for event, seats in by_event.items())
         super().__init__(named, f"seats not available {shown}")
         self.by_event = by_event
+
+
+class SeasonSeatsInChannel(SeatsInWrongState):
+    """Seats allocated, in some events of a season hold, to channels the request has no access
+    to: nothing was held anywhere. Named ``<event id>/<seat id>``, as SeasonSeatsUnavailable."""
+
+    def __init__(self, by_event: dict[str, list[str]]) -> None:
+        why = "allocated to a channel this request has no access to"
+        super().__init__({f"{event}/{seat}": why for event, seats in by_event.items() for seat in seats})
+        self.by_event = by_event
+
+
+class SeasonSeatsDistanced(SeatsDistanced):
+    """Seats within an event's minimum distance of another group, in some events of a season
+    hold: nothing was held anywhere. Named ``<event id>/<seat id>``."""
+
+    def __init__(self, by_event: dict[str, list[str]]) -> None:
+        super().__init__([f"{event}/{seat}" for event, seats in by_event.items() for seat in seats])
+        self.by_event = by_event
+
+
+def _hold_refusal(inner: Any, event_id: str) -> StoreError | None:
+    """An event's refusal of a season hold's limits, channel access or distancing, naming the event."""
+    match inner:
+        case [Reply.LIMIT_EXCEEDED, limit, maximum]:
+            return LimitExceeded(f"{_text(limit)} in event {event_id}", int(maximum))
+        case [Reply.CHANNEL_DENIED, channel_id]:
+            return InvalidRequest(
+                "channel_access",
+                f"unknown channel {_text(channel_id)!r} in event {event_id}, or a wrong access code",
+            )
+        case [Reply.CHANNEL_CLOSED, channel_id]:
+            return PreconditionFailed(
+                f"channel {_text(channel_id)!r} of event {event_id} is closed", subject=event_id
+            )
+        case [Reply.DISTANCE_RULE_CHANGED, _]:
+            return Conflict(f"the distancing rule of event {event_id} changed during the call; retry")
+    return None
 
 
 def _unknown(script: str, reply: Any) -> StoreError:

@@ -95,3 +95,5 @@ local CHANNEL_CLOSED = 64            -- channel id
 local CHANNEL_EXISTS = 65            -- channel id
 local CHANNEL_NOT_FOUND = 66         -- channel id
 local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area, places that can be reserved
+-- season holds with channels, distancing, request ids and general admission (season_hold.lua)
+local SEASON_SEATS_REFUSED = 82      -- CHANNEL_SEATS | SEATS_DISTANCED, {{position, {ordinal, ...}}, ...}

@@ -1,10 +1,16 @@
 -- Take the same seats in every chosen event of a season, all or nothing: every event is
--- checked (sale status and window, seats, limits per hold and per buyer, as hold.lua)
--- before anything is written; then one ordinary hold per event, all with the same hold id
--- and expiry, and one season hold record listing the events (_season.lua).
+-- checked as hold.lua checks a new hold (sale status and window, seats free, the channel
+-- access and allocations of _channels.lua, the minimum-distance rule of _distance.lua,
+-- limits per hold and per buyer) before anything is written; then one ordinary hold per
+-- event, all with the same hold id and expiry, and one season hold record listing the
+-- events (_season.lua).
+-- KEYS: the season's keys and 21 per event (_season.lua), then the 4 channel keys of each
+-- event in the same order (use_channels), so the last four are the last event's.
 -- Result: {OK, hold_id, expires_ms, record_json} | {SEASON_NOT_FOUND} | {HOLD_ID_COLLISION}
 --         | {SEASON_SEATS_UNAVAILABLE, {{position, {ordinal, ...}}, ...}} (every event's taken seats)
---         | {SEASON_EVENT, position, {EVENT_NOT_FOUND} | {NOT_ON_SALE, status} | {LIMIT_EXCEEDED, ...}}
+--         | {SEASON_SEATS_REFUSED, CHANNEL_SEATS | SEATS_DISTANCED, {{position, {ordinal, ...}}, ...}}
+--         | {SEASON_EVENT, position, {EVENT_NOT_FOUND} | {NOT_ON_SALE, status} | {LIMIT_EXCEEDED, ...}
+--           | {CHANNEL_DENIED, id} | {CHANNEL_CLOSED, id} | {DISTANCE_RULE_CHANGED, rule}}
 local hold_id = ARGV[1]
 local buyer = ARGV[2]
 local purge_limit = tonumber(ARGV[3])
@@ -12,13 +18,33 @@ local season_id = ARGV[4]
 local events = season_event_args(5)    -- then n_seats, n ordinals, n categories
 local SEAT0 = 6 + #events
 local n_seats = tonumber(ARGV[SEAT0])
+-- then the channel the request has access to ('' none) and its access code (_channels.lua),
+-- the same for every event
+local CH_ARG = SEAT0 + 1 + 2 * n_seats
+-- then one set of distancing arguments per event, in the events' order, each ending with its
+-- count (_distance.lua): found from the end, the last event's last
+local rule_end = {}
+do
+  local last = #ARGV
+  for i = #events, 1, -1 do
+    rule_end[i] = last
+    last = last - tonumber(ARGV[last]) - 1
+  end
+end
+
+local CHANNEL_KEY_COUNT = 4
+-- Point _channels.lua's key names at event i's channel keys (after every event's own keys).
+local function use_channels(i)
+  local b = SEASON_KEY_COUNT + #events * EVENT_KEY_COUNT + (i - 1) * CHANNEL_KEY_COUNT
+  K_CHANNELS, K_ALLOC, K_GA_ALLOC, K_GA_RESV = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
+end
 
 if redis.call('EXISTS', K_SEASON) == 0 then return {SEASON_NOT_FOUND} end
 if redis.call('HEXISTS', K_SEASON_HOLDS, hold_id) == 1 then return {HOLD_ID_COLLISION} end
 local now = now_ms()
 
--- 1. check every event before writing any
-local ttl, taken_by_event = nil, {}
+-- 1. check every event before writing any: on sale, every seat free (every event's named)
+local ttl, taken_by_event, settings_of = nil, {}, {}
 for i = 1, #events do
   use_event(i)
   local settings, problem = sale_settings(now)
@@ -32,6 +58,35 @@ for i = 1, #events do
     if not seat_is_free(redis.call('HGET', K_SEATS, o), now) then taken[#taken + 1] = o end
   end
   if #taken > 0 then taken_by_event[#taken_by_event + 1] = {i, taken} end
+  settings_of[i] = settings
+  if ttl == nil or settings.ttl < ttl then ttl = settings.ttl end  -- one expiry: the shortest TTL
+end
+if #taken_by_event > 0 then return {SEASON_SEATS_UNAVAILABLE, taken_by_event} end
+
+-- 2. channels, then distancing, in each event as hold.lua checks them (every event's seats named)
+local token = held_value(hold_id)
+local in_channel, distanced = {}, {}
+for i = 1, #events do
+  use_event(i)
+  use_channels(i)
+  local access, denied = channel_access(ARGV[CH_ARG], ARGV[CH_ARG + 1], false)
+  if not access then return {SEASON_EVENT, i, denied} end
+  local refused = channel_refused(SEAT0, n_seats, access)
+  if #refused > 0 then in_channel[#in_channel + 1] = {i, refused} end
+  local far = distance_refusal_at(token, now, rule_end[i])
+  if far and far[1] == SEATS_DISTANCED then
+    distanced[#distanced + 1] = {i, far[2]}
+  elseif far then
+    return {SEASON_EVENT, i, far}
+  end
+end
+if #in_channel > 0 then return {SEASON_SEATS_REFUSED, CHANNEL_SEATS, in_channel} end
+if #distanced > 0 then return {SEASON_SEATS_REFUSED, SEATS_DISTANCED, distanced} end
+
+-- 3. limits per hold and per buyer, in each event
+for i = 1, #events do
+  use_event(i)
+  local settings = settings_of[i]
   if n_seats > settings.per_hold then return {SEASON_EVENT, i, {LIMIT_EXCEEDED, 'hold', settings.per_hold}} end
   if settings.per_buyer > 0 and buyer ~= '' then
     local current = (tonumber(redis.call('HGET', K_BUYERS, buyer)) or 0)
@@ -40,13 +95,10 @@ for i = 1, #events do
       return {SEASON_EVENT, i, {LIMIT_EXCEEDED, 'buyer', settings.per_buyer}}
     end
   end
-  if ttl == nil or settings.ttl < ttl then ttl = settings.ttl end  -- one expiry: the shortest TTL
 end
-if #taken_by_event > 0 then return {SEASON_SEATS_UNAVAILABLE, taken_by_event} end
 
--- 2. take them all
+-- 4. take them all
 local expires = now + ttl
-local token = held_value(hold_id)
 for i = 1, #events do
   use_event(i)
   local hold = {buyer = buyer, seats = {}, cats = {}, ga = {}, count = n_seats, created = now, expires = expires,

@@ -14,6 +14,7 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
+from server.servicers.channels import channel_access
 from server.servicers.convert import buyer_of, collector_of, order_pb, ts
 
 
@@ -119,6 +120,7 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             list(request.seat_ids),
             event_ids=list(request.event_ids),
             buyer=request.buyer_id,
+            access=channel_access(request.channel_access),
         )
         return season_hold_pb(info)
 

@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from seatwise.v1 import channels_pb2 as _channels_pb2
 from seatwise.v1 import common_pb2 as _common_pb2
 from seatwise.v1 import sales_pb2 as _sales_pb2
 import builtins as _builtins
@@ -244,6 +245,7 @@ class HoldSeasonSeatsRequest(_message.Message):
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
     season_id: _builtins.str
     buyer_id: _builtins.str
     """Counts against each event's per-buyer limit."""
@@ -253,6 +255,12 @@ class HoldSeasonSeatsRequest(_message.Message):
     def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """A subset of the season's events; empty: every event of the season."""
 
+    @_builtins.property
+    def channel_access(self) -> _channels_pb2.ChannelAccess:
+        """Take seats allocated to this channel too, in every event (docs/selling.md): the
+        channel must be defined, open and unlock with this code in each chosen event.
+        """
+
     def __init__(
         self,
         *,
@@ -260,10 +268,11 @@ class HoldSeasonSeatsRequest(_message.Message):
         seat_ids: _abc.Iterable[_builtins.str] | None = ...,
         event_ids: _abc.Iterable[_builtins.str] | None = ...,
         buyer_id: _builtins.str = ...,
+        channel_access: _channels_pb2.ChannelAccess | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_ids", b"event_ids", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_ids", b"event_ids", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
