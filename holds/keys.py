@@ -108,7 +108,9 @@ def event_key(event_id: str, name: str) -> str:
 # Passed to the season scripts before the events' keys (KEYS[1..3], then 21 per event).
 SEASON_KEY_NAMES = (
     "season",  # hash: tenant, name, seat_map_id, seat_map_version, currency, created_ms
-    "season_holds",  # hash season hold id -> record (JSON, holds/seasons.py SeasonHoldRecord)
+    "season_holds",  # hash season hold id -> record (JSON, holds/seasons.py SeasonHoldRecord);
+    # "req:<request id>" -> "<hold id> <fingerprint>": a retry-safe season hold's request
+    # (holds/lua/_season.lua), forgotten with its record
     "season_orders",  # hash season order id -> record (JSON); "key:<idempotency key>" -> its id
     "season_holds_z",  # zset season hold id -> when it ended (ms): forgotten a day later
     "season_events",  # zset event id -> creation ms: the season's events

@@ -18,6 +18,7 @@ does) and a season order listing them, idempotent by key in the season.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ from holds.live import LiveEvent
 from holds.records import Buyer, Order, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
+from holds.retries import check_request_id, fingerprint
 from holds.sales import (
     MAX_SEATS_PER_REQUEST,
     Sales,
@@ -126,6 +128,7 @@ class SeasonHoldInfo:
     expires_ms: int
     buyer: str
     lifetime_capped: bool = False
+    replayed: bool = False  # a retried request id answered with the hold it made
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,14 @@ def season_hold_token(season_id: str, hold_id: str) -> str:
 
 def parse_season_token(token: str) -> tuple[str, str]:
     season_id, sep, hold_id = token.partition(SEASON_TOKEN_SEPARATOR)
-    if not sep or not season_id or not hold_id or len(token) > 200 or keys.SEASON_SEPARATOR in season_id:
+    if (
+        not sep
+        or not season_id
+        or not hold_id
+        or len(token) > 200
+        or keys.SEASON_SEPARATOR in season_id
+        or ":" in hold_id  # never a hold id: the season's request ids are "req:<id>" beside them
+    ):
         raise InvalidRequest("season_hold_token", "not a season hold token this service issued")
     return season_id, hold_id
 
@@ -300,16 +310,24 @@ class SeasonSales:
         event_ids: Sequence[str] = (),
         buyer: str = "",
         access: ChannelAccess = NO_ACCESS,
+        request_id: str = "",
     ) -> SeasonHoldInfo:
         """Hold ``seat_ids`` in every chosen event of the season (none: all), all or nothing,
         each event checked as a single-event hold is: its channels (``access`` names one
-        channel and its code, checked in every event) and its minimum-distance rule."""
+        channel and its code, checked in every event) and its minimum-distance rule.
+
+        ``request_id`` makes the call retry-safe, scoped to the season (holds/retries.py):
+        the same id with the same request answers the season hold it made (``replayed``)
+        or why it is gone; with another request, InvalidRequest on ``request_id``."""
         season = await self._seasons.get(tenant_id, season_id)
         if not seat_ids:
             raise InvalidRequest("seat_ids", "name at least one seat")
         if len(buyer) > 128:
             raise InvalidRequest("buyer_id", "must be at most 128 characters")
         access.check()
+        check_request_id(request_id)
+        parts = {"seats": sorted(seat_ids), "events": sorted(event_ids), **access.part()}
+        request_fingerprint = fingerprint("season", season_id, buyer, "", parts) if request_id else ""
         ctxs = await self._events(season, event_ids)
         for ctx in ctxs:  # created into the season: its seat-map version (one ordinal, one seat)
             if (ctx.ref.seat_map_id, ctx.ref.seat_map_version) != (
@@ -330,6 +348,8 @@ class SeasonSales:
             buyer,
             PURGE_PER_CALL,
             season_id,
+            request_id,
+            request_fingerprint,
             len(events),
             *events,
             len(ordinals),
@@ -348,15 +368,19 @@ class SeasonSales:
                     await ctxs[int(position) - 1].learn(_text(rule))
                     continue
             break
-        return self._hold_result(reply, ctxs[0], events, season_id, hold_id)
+        return self._hold_result(reply, ctxs[0], events, season_id, hold_id, request_id)
 
     def _hold_result(
-        self, reply: Any, ctx: LiveEvent, events: list[str], season_id: str, hold_id: str
+        self, reply: Any, ctx: LiveEvent, events: list[str], season_id: str, hold_id: str, request_id: str
     ) -> SeasonHoldInfo:
         match reply:
-            case [Reply.OK, hid, expires, encoded]:
-                metrics.HOLDS.inc(len(events))
-                return self._info(ctx, _text(hid), _hold_decoder.decode(encoded), int(expires))
+            case [Reply.OK, hid, expires, encoded, replayed]:
+                if not replayed:
+                    metrics.HOLDS.inc(len(events))
+                info = self._info(ctx, _text(hid), _hold_decoder.decode(encoded), int(expires))
+                return dataclasses.replace(info, replayed=bool(replayed))
+            case [Reply.REQUEST_MISMATCH]:
+                raise InvalidRequest("request_id", "already used for a different season hold request")
             case [Reply.SEASON_SEATS_UNAVAILABLE, taken]:
                 metrics.SEATS_UNAVAILABLE.inc()
                 raise SeasonSeatsUnavailable(self._by_event(ctx, events, taken))
@@ -369,7 +393,11 @@ class SeasonSales:
                 raise NotFound("season", season_id)
             case [Reply.HOLD_ID_COLLISION]:
                 raise Conflict("hold id collision; retry")
-        raise self._event_error(reply, events, hold_id) or _unknown("season_hold", reply)
+        raise (
+            self._gone(reply, request_id)  # a replayed request's season hold is gone
+            or self._event_error(reply, events, hold_id)
+            or _unknown("season_hold", reply)
+        )
 
     def _by_event(self, ctx: LiveEvent, events: Sequence[str], refused: Any) -> dict[str, list[str]]:
         """A script's ``{{position, {ordinal, ...}}, ...}`` as event id -> seat ids."""

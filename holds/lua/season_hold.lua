@@ -6,7 +6,12 @@
 -- events (_season.lua).
 -- KEYS: the season's keys and 21 per event (_season.lua), then the 4 channel keys of each
 -- event in the same order (use_channels), so the last four are the last event's.
--- Result: {OK, hold_id, expires_ms, record_json} | {SEASON_NOT_FOUND} | {HOLD_ID_COLLISION}
+-- A request id already recorded in the season is answered before anything else is checked
+-- (as hold.lua answers one): with the same fingerprint, the season hold it made as it is now
+-- (replayed = 1) or why it is gone; with another fingerprint, {REQUEST_MISMATCH}.
+-- Result: {OK, hold_id, expires_ms, record_json, replayed(0|1)} | {SEASON_NOT_FOUND} | {HOLD_ID_COLLISION}
+--         | {REQUEST_MISMATCH} | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order}
+--         | {HOLD_EXPIRED} (a replayed request's hold is gone)
 --         | {SEASON_SEATS_UNAVAILABLE, {{position, {ordinal, ...}}, ...}} (every event's taken seats)
 --         | {SEASON_SEATS_REFUSED, CHANNEL_SEATS | SEATS_DISTANCED, {{position, {ordinal, ...}}, ...}}
 --         | {SEASON_EVENT, position, {EVENT_NOT_FOUND} | {NOT_ON_SALE, status} | {LIMIT_EXCEEDED, ...}
@@ -15,8 +20,10 @@ local hold_id = ARGV[1]
 local buyer = ARGV[2]
 local purge_limit = tonumber(ARGV[3])
 local season_id = ARGV[4]
-local events = season_event_args(5)    -- then n_seats, n ordinals, n categories
-local SEAT0 = 6 + #events
+local request_id = ARGV[5]        -- '' : the request is not retry-safe
+local fingerprint = ARGV[6]       -- of the request as the API received it (holds/retries.py)
+local events = season_event_args(7)    -- then n_seats, n ordinals, n categories
+local SEAT0 = 8 + #events
 local n_seats = tonumber(ARGV[SEAT0])
 -- then the channel the request has access to ('' none) and its access code (_channels.lua),
 -- the same for every event
@@ -40,8 +47,24 @@ local function use_channels(i)
 end
 
 if redis.call('EXISTS', K_SEASON) == 0 then return {SEASON_NOT_FOUND} end
-if redis.call('HEXISTS', K_SEASON_HOLDS, hold_id) == 1 then return {HOLD_ID_COLLISION} end
 local now = now_ms()
+
+-- 0. a retry: answer what the first attempt did, whatever the seats and the sale look like now
+if request_id ~= '' then
+  local prior = redis.call('HGET', K_SEASON_HOLDS, SEASON_REQUEST_PREFIX .. request_id)
+  if prior then
+    local sep = string.find(prior, ' ', 1, true)
+    local prior_hold = string.sub(prior, 1, sep - 1)
+    if string.sub(prior, sep + 1) ~= fingerprint then return {REQUEST_MISMATCH} end
+    local raw = redis.call('HGET', K_SEASON_HOLDS, prior_hold)
+    if not raw then return {HOLD_NOT_FOUND} end
+    local prior_rec = cjson.decode(raw)
+    local gone = season_hold_gone(prior_rec, now)
+    if gone then return gone end
+    return {OK, prior_hold, prior_rec.expires, raw, 1}
+  end
+end
+if redis.call('HEXISTS', K_SEASON_HOLDS, hold_id) == 1 then return {HOLD_ID_COLLISION} end
 
 -- 1. check every event before writing any: on sale, every seat free (every event's named)
 local ttl, taken_by_event, settings_of = nil, {}, {}
@@ -123,5 +146,9 @@ for j = 1, n_seats do
 end
 local rec = {season_id = season_id, events = events, seats = seats, cats = cats, buyer = buyer, created = now,
   expires = expires, status = 'live'}
+if request_id ~= '' then  -- kept as long as the record (save_season_hold forgets both)
+  redis.call('HSET', K_SEASON_HOLDS, SEASON_REQUEST_PREFIX .. request_id, hold_id .. ' ' .. fingerprint)
+  rec.reqs = {request_id}
+end
 save_season_hold(hold_id, rec, expires, now)
-return {OK, hold_id, expires, cjson.encode(rec)}
+return {OK, hold_id, expires, cjson.encode(rec), 0}

@@ -46,6 +46,7 @@ def season_hold_pb(info: SeasonHoldInfo) -> seasons_pb2.SeasonHoldResponse:
     hold.expires_at.FromMilliseconds(info.expires_ms)
     hold.buyer_id = info.buyer
     hold.lifetime_capped = info.lifetime_capped
+    out.replayed = info.replayed
     return out
 
 
@@ -121,6 +122,7 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             event_ids=list(request.event_ids),
             buyer=request.buyer_id,
             access=channel_access(request.channel_access),
+            request_id=request.request_id,
         )
         return season_hold_pb(info)
 

@@ -7,12 +7,14 @@ single-event hold for neighbouring seats never lets both win."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
 from holds import keys
 from holds.channels import ChannelAccess, ChannelDef
-from holds.errors import InvalidRequest, PreconditionFailed, SeatsDistanced, SeatsInWrongState
+from holds.errors import HoldExpired, InvalidRequest, PreconditionFailed, SeatsDistanced, SeatsInWrongState
 from holds.records import Buyer
 from holds.redis_client import AnyRedis
 from holds.sales import HoldInfo
@@ -176,3 +178,81 @@ async def test_a_stale_rule_is_learnt_once_per_event(stores: Stores) -> None:
     assert held.event_ids == s.events
     ctxs = [await stores.sales.context(TENANT, e) for e in s.events]
     assert [c.distancing for c in ctxs] == ["row:1", "", "row:2"]
+
+
+# -- retry-safe season holds ---------------------------------------------------------------
+
+
+async def test_a_retried_season_hold_returns_the_same_hold(stores: Stores, redis_client: AnyRedis) -> None:
+    s = await make_season(stores)
+    season_id = s.season.season_id
+
+    def again(**overrides: object) -> Awaitable[SeasonHoldInfo]:
+        kwargs: dict[str, Any] = {"buyer": "ann", "request_id": "r-1", **overrides}
+        seats = kwargs.pop("seats", [s.seat(0), s.seat(1)])
+        return stores.season_sales.hold(TENANT, season_id, seats, **kwargs)
+
+    first = await again()
+    assert not first.replayed
+    before = {e: await read_state(redis_client, e) for e in s.events}
+    ref = await stores.events.ref(TENANT, s.events[1])
+    await stores.events.update(ref, {"vip", "std", "ga"}, status="paused")  # whatever the sale is now
+    retried = await again(seats=[s.seat(1), s.seat(0)])  # the same request: seats in another order
+    assert retried.replayed
+    assert (retried.token, retried.seat_ids, retried.expires_ms) == (
+        first.token,
+        first.seat_ids,
+        first.expires_ms,
+    )
+    for event_id in s.events:  # nothing held twice, no count moved
+        state = await read_state(redis_client, event_id)
+        assert (state.seats, state.buyers) == (before[event_id].seats, before[event_id].buyers)
+    for different in ({"seats": [s.seat(0)]}, {"buyer": "bob"}, {"event_ids": [s.events[0]]},
+                      {"access": ACCESS}):  # fmt: skip
+        with pytest.raises(InvalidRequest, match="different season hold request") as refused:
+            await again(**different)
+        assert refused.value.field == "request_id"
+    with pytest.raises(InvalidRequest, match="request_id"):
+        await again(request_id="x" * 129)
+    await stores.events.update(ref, {"vip", "std", "ga"}, status="on_sale")
+    order = await stores.season_sales.commit(TENANT, first.token, "pay-1", Buyer())
+    with pytest.raises(PreconditionFailed, match=f"committed to season order {order.season_order_id}"):
+        await again()
+    # another request id is another hold; its retry after release hears so
+    other = await again(seats=[s.seat(2)], request_id="r-2")
+    await stores.season_sales.release(TENANT, other.token)
+    with pytest.raises(PreconditionFailed, match="released"):
+        await again(seats=[s.seat(2)], request_id="r-2")
+    for event_id in s.events:
+        check_consistent(await read_state(redis_client, event_id))
+
+
+async def test_an_expired_season_holds_retry_hears_it_expired(stores: Stores, redis_client: AnyRedis) -> None:
+    s = await make_season(stores, n_events=2)
+    held = await stores.season_sales.hold(TENANT, s.season.season_id, [s.seat(0)], request_id="r-1")
+    _, hold_id = parse_season_token(held.token)
+    record_key = keys.season_keys(s.season.season_id)[1]
+    raw = await redis_client.hget(record_key, hold_id)
+    assert raw is not None
+    await redis_client.hset(record_key, hold_id, raw.replace(str(held.expires_ms).encode(), b"1"))
+    with pytest.raises(HoldExpired):
+        await stores.season_sales.hold(TENANT, s.season.season_id, [s.seat(0)], request_id="r-1")
+    with pytest.raises(InvalidRequest, match="season_hold_token"):  # a request id is never a token
+        await stores.season_sales.get_hold(TENANT, f"{s.season.season_id}.req:r-1")
+
+
+async def test_concurrent_retries_make_one_season_hold(stores: Stores, redis_url: str) -> None:
+    s = await make_season(stores)
+    others = [Stores.open(redis_url) for _ in range(2)]
+    try:
+        results = await asyncio.gather(
+            *(
+                opened.season_sales.hold(TENANT, s.season.season_id, [s.seat(4)], request_id="same")
+                for opened in [stores, *others, stores]
+            )
+        )
+    finally:
+        for opened in others:
+            await opened.close()
+    assert len({r.token for r in results}) == 1
+    assert [r.replayed for r in results].count(False) == 1

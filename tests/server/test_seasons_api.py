@@ -228,7 +228,10 @@ async def test_the_client_holds_and_commits_a_season_over_either_transport(
         assert again.replayed
         assert again.order.season_order_id == done.order.season_order_id
         assert [len(o.tickets) for o in done.order.orders] == [1, 1]
-        other = await client.hold_season_seats(season.season_id, ["r1-3"])
+        other = await client.hold_season_seats(season.season_id, ["r1-3"], request_id="c-1")
+        retried = await client.hold_season_seats(season.season_id, ["r1-3"], request_id="c-1")
+        assert retried.replayed
+        assert retried.hold.season_hold_token == other.hold.season_hold_token
         await client.release_season_hold(other.hold.season_hold_token)
 
 
@@ -333,7 +336,7 @@ async def test_season_holds_under_channels_and_distancing(organizer: Api) -> Non
     assert freed["r0-4"] == freed["r0-2"] == events_pb2.SEAT_STATUS_FREE  # its neighbours with it
 
 
-async def test_channel_access_over_a_sales_session(organizer: Api) -> None:
+async def test_channel_access_and_request_ids_over_a_sales_session(organizer: Api) -> None:
     season = await _season(organizer, n_events=2)
     await _rules(organizer, season)
     session = Session(organizer)
@@ -350,5 +353,18 @@ async def test_channel_access_over_a_sales_session(organizer: Api) -> None:
             )
         )
         assert list(held.season_hold.hold.seat_ids) == ["r0-3"]
+        retry_safe = seasons_pb2.HoldSeasonSeatsRequest(
+            season_id=season.season_id, seat_ids=["r1-4"], request_id="q-1"
+        )
+        first = await session.ask(hold_season_seats=retry_safe)
+        again = await session.ask(hold_season_seats=retry_safe)
+        assert (first.season_hold.replayed, again.season_hold.replayed) == (False, True)
+        assert again.season_hold.hold.season_hold_token == first.season_hold.hold.season_hold_token
+        other = await session.ask(
+            hold_season_seats=seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, seat_ids=["r1-5"], request_id="q-1"
+            )
+        )
+        assert other.error.code == code_pb2.INVALID_ARGUMENT
     finally:
         session.call.cancel()

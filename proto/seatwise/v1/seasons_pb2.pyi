@@ -222,16 +222,22 @@ class SeasonHoldResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when request_id had already made this season hold: it is returned as it
+    is now and nothing was held again.
+    """
     @_builtins.property
     def hold(self) -> Global___SeasonHold: ...
     def __init__(
         self,
         *,
         hold: Global___SeasonHold | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -246,9 +252,16 @@ class HoldSeasonSeatsRequest(_message.Message):
     EVENT_IDS_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     season_id: _builtins.str
     buyer_id: _builtins.str
     """Counts against each event's per-buyer limit."""
+    request_id: _builtins.str
+    """Optional, 1-128 printable ASCII characters, scoped to the season: a retry with
+    the same request_id and the same request returns the season hold the first
+    attempt made (replayed), or why it is gone; the same id with another request
+    is INVALID_ARGUMENT. Kept as long as the season hold's record (a day after it ends).
+    """
     @_builtins.property
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -269,10 +282,11 @@ class HoldSeasonSeatsRequest(_message.Message):
         event_ids: _abc.Iterable[_builtins.str] | None = ...,
         buyer_id: _builtins.str = ...,
         channel_access: _channels_pb2.ChannelAccess | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_ids", b"event_ids", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_ids", b"event_ids", "request_id", b"request_id", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
