@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from holds import keys, metrics
 from holds.channels import NO_ACCESS, ChannelAccess
 from holds.errors import (
     Conflict,
+    GeneralAdmissionUnavailable,
     HoldExpired,
     InvalidRequest,
     LimitExceeded,
@@ -89,10 +90,16 @@ class SeasonHoldRecord(msgspec.Struct, frozen=True):
     created: int
     expires: int
     status: str  # live | released | committed:<season order id>
+    ga: dict[str, int] | list[Any] = {}  # area -> places in each event (cjson: an empty one as [] or {})
 
     @property
     def seat_ordinals(self) -> list[int]:
         return list(self.seats) if isinstance(self.seats, list) else []
+
+    @property
+    def places(self) -> dict[str, int]:
+        """GA area -> places, taken in each event."""
+        return dict(self.ga) if isinstance(self.ga, dict) else {}
 
 
 class SeasonOrderLine(msgspec.Struct, frozen=True):
@@ -128,7 +135,10 @@ class SeasonHoldInfo:
     expires_ms: int
     buyer: str
     lifetime_capped: bool = False
-    replayed: bool = False  # a retried request id answered with the hold it made
+    replayed: bool = False
+    ga: dict[str, int] = dataclasses.field(
+        default_factory=dict
+    )  # GA area -> places in each event  # a retried request id answered with the hold it made
 
 
 @dataclass(frozen=True)
@@ -311,8 +321,10 @@ class SeasonSales:
         buyer: str = "",
         access: ChannelAccess = NO_ACCESS,
         request_id: str = "",
+        ga: Mapping[str, int] | None = None,
     ) -> SeasonHoldInfo:
-        """Hold ``seat_ids`` in every chosen event of the season (none: all), all or nothing,
+        """Hold ``seat_ids`` and ``ga`` (area -> places) in every chosen event of the season
+        (none: all), all or nothing,
         each event checked as a single-event hold is: its channels (``access`` names one
         channel and its code, checked in every event) and its minimum-distance rule.
 
@@ -320,13 +332,16 @@ class SeasonSales:
         the same id with the same request answers the season hold it made (``replayed``)
         or why it is gone; with another request, InvalidRequest on ``request_id``."""
         season = await self._seasons.get(tenant_id, season_id)
-        if not seat_ids:
-            raise InvalidRequest("seat_ids", "name at least one seat")
+        ga = dict(ga or {})
+        if not seat_ids and not ga:
+            raise InvalidRequest("seat_ids", "name at least one seat or general admission place")
         if len(buyer) > 128:
             raise InvalidRequest("buyer_id", "must be at most 128 characters")
         access.check()
         check_request_id(request_id)
-        parts = {"seats": sorted(seat_ids), "events": sorted(event_ids), **access.part()}
+        parts: dict[str, object] = {"seats": sorted(seat_ids), "events": sorted(event_ids), **access.part()}
+        if ga:  # none: the fingerprint of before general admission
+            parts["ga"] = sorted(ga.items())
         request_fingerprint = fingerprint("season", season_id, buyer, "", parts) if request_id else ""
         ctxs = await self._events(season, event_ids)
         for ctx in ctxs:  # created into the season: its seat-map version (one ordinal, one seat)
@@ -336,10 +351,12 @@ class SeasonSales:
             ):
                 raise StoreError(f"event {ctx.event_id} is not on season {season.season_id}'s seat map")
         ordinals = self._sales.ordinals(ctxs[0], seat_ids)
-        if len(ordinals) * len(ctxs) > MAX_SEATS_PER_REQUEST:
+        _check_ga(ctxs[0], ga)
+        places = (len(ordinals) + sum(ga.values())) * len(ctxs)
+        if places > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_REQUEST} places per season hold")
         if self._limits is not None:
-            await self._limits.check_tickets(tenant_id, len(ordinals) * len(ctxs))
+            await self._limits.check_tickets(tenant_id, places)
         placed = ctxs[0].loaded.index.placed
         events = [c.event_id for c in ctxs]
         hold_id = new_id("h", 12)
@@ -356,6 +373,9 @@ class SeasonSales:
         ]
         args += ordinals
         args += [placed[o].seat.category for o in ordinals]
+        args.append(len(ga))
+        for area, qty in sorted(ga.items()):
+            args += [area, qty]
         args += access.args()  # the same channel access in every event (season_hold.lua CH_ARG)
         script_keys = self._keys(season_id, events, channels=True)
         # each event's distancing rule as this process knows it; an event whose rule changed
@@ -414,6 +434,7 @@ class SeasonSales:
             seat_ids=self._sales.seat_ids(ctx, record.seat_ordinals),
             expires_ms=expires,
             buyer=record.buyer,
+            ga=record.places,
         )
 
     async def _record(self, tenant_id: str, token: str) -> tuple[Season, str, SeasonHoldRecord]:
@@ -500,7 +521,7 @@ class SeasonSales:
         # (as a single event's commit does: holds/sales.py)
         claim = None
         if self._limits is not None:
-            places = len(record.seat_ordinals) * len(events)
+            places = (len(record.seat_ordinals) + sum(record.places.values())) * len(events)
             claim = await self._limits.claim_tickets(tenant_id, events[0], idempotency_key, quantity=places)
         made = 0
         failure: BaseException | None = None
@@ -632,6 +653,25 @@ class SeasonSeatsUnavailable(SeatsUnavailable):
         self.by_event = by_event
 
 
+class SeasonGeneralAdmissionUnavailable(GeneralAdmissionUnavailable):
+    """A GA area of one event of a season hold has fewer places left than asked: nothing was
+    held anywhere. ``area`` is named ``<event id>/<area id>`` (ABORTED, its ResourceInfo)."""
+
+    def __init__(self, event_id: str, area_id: str, available: int) -> None:
+        super().__init__(f"{event_id}/{area_id}", available)
+        self.event_id = event_id
+        self.area_id = area_id
+
+
+def _check_ga(ctx: LiveEvent, ga: Mapping[str, int]) -> None:
+    """Areas of the season's seat map, 1 or more places each."""
+    for area, qty in ga.items():
+        if area not in ctx.loaded.index.ga_areas:
+            raise InvalidRequest("general_admission", f"no general admission area {area!r} in this season")
+        if not 1 <= qty <= MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest("general_admission", f"places of {area!r} must be 1-{MAX_SEATS_PER_REQUEST}")
+
+
 class SeasonSeatsInChannel(SeatsInWrongState):
     """Seats allocated, in some events of a season hold, to channels the request has no access
     to: nothing was held anywhere. Named ``<event id>/<seat id>``, as SeasonSeatsUnavailable."""
@@ -656,6 +696,11 @@ def _hold_refusal(inner: Any, event_id: str) -> StoreError | None:
     match inner:
         case [Reply.LIMIT_EXCEEDED, limit, maximum]:
             return LimitExceeded(f"{_text(limit)} in event {event_id}", int(maximum))
+        case [Reply.GA_UNAVAILABLE, area, available]:
+            metrics.GA_UNAVAILABLE.inc()
+            return SeasonGeneralAdmissionUnavailable(event_id, _text(area), int(available))
+        case [Reply.GA_UNKNOWN, area, _]:
+            return NotFound("general admission area", f"{event_id}/{_text(area)}")
         case [Reply.CHANNEL_DENIED, channel_id]:
             return InvalidRequest(
                 "channel_access",

@@ -46,6 +46,7 @@ def season_hold_pb(info: SeasonHoldInfo) -> seasons_pb2.SeasonHoldResponse:
     hold.expires_at.FromMilliseconds(info.expires_ms)
     hold.buyer_id = info.buyer
     hold.lifetime_capped = info.lifetime_capped
+    hold.general_admission.update(info.ga)
     out.replayed = info.replayed
     return out
 
@@ -123,6 +124,7 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             buyer=request.buyer_id,
             access=channel_access(request.channel_access),
             request_id=request.request_id,
+            ga=dict(request.general_admission),
         )
         return season_hold_pb(info)
 

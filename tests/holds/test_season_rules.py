@@ -14,13 +14,26 @@ import pytest
 
 from holds import keys
 from holds.channels import ChannelAccess, ChannelDef
-from holds.errors import HoldExpired, InvalidRequest, PreconditionFailed, SeatsDistanced, SeatsInWrongState
+from holds.errors import (
+    GeneralAdmissionUnavailable,
+    HoldExpired,
+    InvalidRequest,
+    PreconditionFailed,
+    SeatsDistanced,
+    SeatsInWrongState,
+)
 from holds.records import Buyer
 from holds.redis_client import AnyRedis
 from holds.sales import HoldInfo
-from holds.seasons import SeasonHoldInfo, SeasonSeatsDistanced, SeasonSeatsInChannel, parse_season_token
+from holds.seasons import (
+    SeasonGeneralAdmissionUnavailable,
+    SeasonHoldInfo,
+    SeasonSeatsDistanced,
+    SeasonSeatsInChannel,
+    parse_season_token,
+)
 from server.context import Stores
-from tests.holds.factories import TENANT, check_consistent, read_state
+from tests.holds.factories import GA_AREA, PRICES, TENANT, check_consistent, read_state
 from tests.holds.test_seasons import TestSeason, make_season
 
 PRESALE = ChannelDef(id="presale", name="Presale", access_code="EARLY")
@@ -256,3 +269,152 @@ async def test_concurrent_retries_make_one_season_hold(stores: Stores, redis_url
             await opened.close()
     assert len({r.token for r in results}) == 1
     assert [r.replayed for r in results].count(False) == 1
+
+
+# -- general admission in season holds ------------------------------------------------------
+
+
+async def test_a_season_hold_takes_ga_places_in_every_event_and_commits_ga_tickets(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    s = await make_season(stores)
+    held = await stores.season_sales.hold(
+        TENANT, s.season.season_id, [s.seat(0)], ga={GA_AREA: 2}, buyer="ann"
+    )
+    assert held.ga == {GA_AREA: 2}
+    _, hold_id = parse_season_token(held.token)
+    for event_id in s.events:
+        state = await read_state(redis_client, event_id)
+        assert state.ga_held == {GA_AREA: 2}
+        assert state.holds[hold_id].ga == {GA_AREA: 2}
+        assert state.buyers == {"ann": 3}
+        check_consistent(state)
+    assert (await stores.season_sales.get_hold(TENANT, held.token)).ga == {GA_AREA: 2}
+    order = await stores.season_sales.commit(TENANT, held.token, "pay-1", Buyer())
+    for i, (event_id, event_order) in enumerate(zip(s.events, order.orders, strict=True)):
+        assert [t.ga_area for t in event_order.tickets] == [None, GA_AREA, GA_AREA]
+        assert event_order.total == PRICES["vip"] + 2 * PRICES["ga"] + 300 * i  # each event's prices
+        state = await read_state(redis_client, event_id)
+        assert (state.ga_held.get(GA_AREA, 0), state.ga_sold) == (0, {GA_AREA: 2})
+        assert state.bought == {"ann": 3}
+        check_consistent(state)
+    # only places: no seat at all
+    places = await stores.season_sales.hold(TENANT, s.season.season_id, [], ga={GA_AREA: 1})
+    assert places.seat_ids == []
+    await stores.season_sales.release(TENANT, places.token)
+    for event_id in s.events:
+        state = await read_state(redis_client, event_id)
+        assert (state.ga_held.get(GA_AREA, 0), state.ga_sold) == (0, {GA_AREA: 2})
+        check_consistent(state)
+
+
+async def test_too_few_places_in_one_event_holds_nothing_and_names_event_and_area(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    s = await make_season(stores)
+    await stores.sales.hold_general_admission(TENANT, s.events[1], GA_AREA, 4)
+    with pytest.raises(SeasonGeneralAdmissionUnavailable) as refused:
+        await stores.season_sales.hold(TENANT, s.season.season_id, [s.seat(0)], ga={GA_AREA: 2})
+    assert (refused.value.event_id, refused.value.area_id, refused.value.available) == (
+        s.events[1],
+        GA_AREA,
+        1,
+    )
+    assert refused.value.area == f"{s.events[1]}/{GA_AREA}"  # ABORTED, its ResourceInfo names both
+    assert isinstance(refused.value, GeneralAdmissionUnavailable)
+    for event_id in s.events:
+        state = await read_state(redis_client, event_id)
+        assert state.seats == {}
+        assert state.ga_held.get(GA_AREA, 0) == (4 if event_id == s.events[1] else 0)
+    await stores.season_sales.hold(
+        TENANT, s.season.season_id, [], ga={GA_AREA: 2}, event_ids=[s.events[0], s.events[2]]
+    )
+    for bad in ({"stage": 1}, {GA_AREA: 0}):
+        with pytest.raises(InvalidRequest, match="general_admission"):
+            await stores.season_sales.hold(TENANT, s.season.season_id, [], ga=bad)
+    with pytest.raises(InvalidRequest, match="seat_ids"):
+        await stores.season_sales.hold(TENANT, s.season.season_id, [])
+
+
+async def test_ga_places_reserved_for_a_channel_need_its_access(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    s = await make_season(stores, n_events=2)
+    for event_id in s.events:
+        await stores.channels.define(TENANT, event_id, PRESALE)
+    await stores.channels.allocate(TENANT, s.events[0], "presale", [], {GA_AREA: 3})
+    with pytest.raises(SeasonGeneralAdmissionUnavailable) as refused:
+        await stores.season_sales.hold(TENANT, s.season.season_id, [], ga={GA_AREA: 3})
+    assert (refused.value.event_id, refused.value.available) == (s.events[0], 2)
+    held = await stores.season_sales.hold(TENANT, s.season.season_id, [], ga={GA_AREA: 3}, access=ACCESS)
+    assert held.ga == {GA_AREA: 3}
+    for event_id in s.events:
+        state = await read_state(redis_client, event_id)
+        assert state.ga_held == {GA_AREA: 3}
+        check_consistent(state)
+
+
+GaCall = tuple[list[str], int, Awaitable[object]]  # the events, places in each, the call
+
+
+def _ga_calls(s: TestSeason, every: list[Stores], round_: int) -> list[GaCall]:
+    """Three season holds of 2 places and one single-event hold of 2 or 3 per event, rotated."""
+    season_id = s.season.season_id
+    calls: list[GaCall] = [
+        (s.events, 2, opened.season_sales.hold(TENANT, season_id, [], ga={GA_AREA: 2})) for opened in every
+    ]
+    for i, event_id in enumerate(s.events):
+        qty = 2 + (i + round_) % 2
+        calls.append(([event_id], qty, every[i].sales.hold_general_admission(TENANT, event_id, GA_AREA, qty)))
+    return calls[round_:] + calls[:round_]
+
+
+def _ga_winners(
+    s: TestSeason, calls: list[GaCall], results: list[object]
+) -> tuple[dict[str, int], list[object]]:
+    """Places won per event, and the winning holds (a season hold has every event or none)."""
+    held = dict.fromkeys(s.events, 0)
+    won: list[object] = []
+    for (events, qty, _), result in zip(calls, results, strict=True):
+        if isinstance(result, GeneralAdmissionUnavailable):
+            continue
+        assert isinstance(result, SeasonHoldInfo | HoldInfo), result
+        if isinstance(result, SeasonHoldInfo):
+            assert result.event_ids == s.events
+        won.append(result)
+        for event_id in events:
+            held[event_id] += qty
+    return held, won
+
+
+async def test_season_ga_holds_racing_single_event_ga_holds(
+    stores: Stores, redis_url: str, redis_client: AnyRedis
+) -> None:
+    """Season holds of 2 places and single-event holds of 2 or 3 places of one area (capacity 5)
+    sent at once from three processes: no event's area ever exceeds capacity, a season hold
+    has its places in every event or none, and every winner's places are counted once."""
+    s = await make_season(stores)
+    others = [Stores.open(redis_url) for _ in range(2)]
+    try:
+        for round_ in range(4):
+            calls = _ga_calls(s, [stores, *others], round_)
+            results = await asyncio.gather(*(c[2] for c in calls), return_exceptions=True)
+            held, won = _ga_winners(s, calls, results)
+            assert won, "nobody won a place"
+            for event_id in s.events:
+                state = await read_state(redis_client, event_id)
+                assert state.ga_held.get(GA_AREA, 0) == held[event_id] <= 5
+                check_consistent(state)
+            for result in won:
+                if isinstance(result, SeasonHoldInfo):
+                    await stores.season_sales.release(TENANT, result.token)
+                else:
+                    assert isinstance(result, HoldInfo)
+                    await stores.sales.release_hold(TENANT, result.token)
+    finally:
+        for opened in others:
+            await opened.close()
+    for event_id in s.events:
+        state = await read_state(redis_client, event_id)
+        assert state.ga_held.get(GA_AREA, 0) == 0
+        check_consistent(state)

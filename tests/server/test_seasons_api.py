@@ -336,7 +336,7 @@ async def test_season_holds_under_channels_and_distancing(organizer: Api) -> Non
     assert freed["r0-4"] == freed["r0-2"] == events_pb2.SEAT_STATUS_FREE  # its neighbours with it
 
 
-async def test_channel_access_and_request_ids_over_a_sales_session(organizer: Api) -> None:
+async def test_channel_access_request_ids_and_ga_over_a_sales_session(organizer: Api) -> None:
     season = await _season(organizer, n_events=2)
     await _rules(organizer, season)
     session = Session(organizer)
@@ -366,5 +366,58 @@ async def test_channel_access_and_request_ids_over_a_sales_session(organizer: Ap
             )
         )
         assert other.error.code == code_pb2.INVALID_ARGUMENT
+        places = await session.ask(
+            hold_season_seats=seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, general_admission={"floor": 3}
+            )
+        )
+        assert dict(places.season_hold.hold.general_admission) == {"floor": 3}
+        too_many = await session.ask(
+            hold_season_seats=seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, general_admission={"floor": 3}
+            )
+        )
+        assert too_many.error.code == code_pb2.ABORTED
     finally:
         session.call.cancel()
+
+
+async def test_general_admission_in_a_season_hold(organizer: Api) -> None:
+    """GA places in every event, a GA ticket per place and event at commit; an event with too
+    few places fails the whole hold with ABORTED naming the event and the area."""
+    season = await _season(organizer, n_events=2)
+    first, second = season.event_ids
+    held = await organizer.seasons.HoldSeasonSeats(
+        seasons_pb2.HoldSeasonSeatsRequest(season_id=season.season_id, general_admission={"floor": 2}),
+        metadata=organizer.metadata,
+    )
+    assert dict(held.hold.general_admission) == {"floor": 2}
+    assert list(held.hold.seat_ids) == []
+    await organizer.holds.HoldGeneralAdmission(
+        sales_pb2.HoldGeneralAdmissionRequest(event_id=second, area_id="floor", quantity=2),
+        metadata=organizer.metadata,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as too_few:
+        await organizer.seasons.HoldSeasonSeats(
+            seasons_pb2.HoldSeasonSeatsRequest(
+                season_id=season.season_id, seat_ids=["r0-0"], general_admission={"floor": 2}
+            ),
+            metadata=organizer.metadata,
+        )
+    assert too_few.value.code() == grpc.StatusCode.ABORTED
+    assert f"{second}/floor" in (too_few.value.details() or "")
+    resources = []
+    for detail in status_of(too_few.value).details:
+        info = error_details_pb2.ResourceInfo()
+        if detail.Unpack(info):
+            resources.append(info.resource_name)
+    assert resources == [f"{second}/floor"]
+    assert (await _statuses(organizer, first))["r0-0"] == events_pb2.SEAT_STATUS_FREE  # nothing held
+    done = await organizer.seasons.CommitSeasonHold(
+        seasons_pb2.CommitSeasonHoldRequest(
+            season_hold_token=held.hold.season_hold_token, idempotency_key="ga-1"
+        ),
+        metadata=organizer.metadata,
+    )
+    assert [[t.ga_area_id for t in o.tickets] for o in done.order.orders] == [["floor", "floor"]] * 2
+    assert done.order.total.amount_minor == 4 * 2000

@@ -179,6 +179,26 @@ Global___ListSeasonsResponse: _TypeAlias = ListSeasonsResponse  # noqa: Y015
 class SeasonHold(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class GeneralAdmissionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SEASON_HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     SEASON_ID_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
@@ -186,6 +206,7 @@ class SeasonHold(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     LIFETIME_CAPPED_FIELD_NUMBER: _builtins.int
+    GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
     season_hold_token: _builtins.str
     """Secret to the buyer's session; whoever has it can commit."""
     season_id: _builtins.str
@@ -198,6 +219,10 @@ class SeasonHold(_message.Message):
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """General-admission places held in each event: area id -> places."""
+
     def __init__(
         self,
         *,
@@ -208,10 +233,11 @@ class SeasonHold(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         buyer_id: _builtins.str = ...,
         lifetime_capped: _builtins.bool = ...,
+        general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_ids", b"event_ids", "expires_at", b"expires_at", "lifetime_capped", b"lifetime_capped", "season_hold_token", b"season_hold_token", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_ids", b"event_ids", "expires_at", b"expires_at", "general_admission", b"general_admission", "lifetime_capped", b"lifetime_capped", "season_hold_token", b"season_hold_token", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -247,12 +273,33 @@ Global___SeasonHoldResponse: _TypeAlias = SeasonHoldResponse  # noqa: Y015
 class HoldSeasonSeatsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class GeneralAdmissionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SEASON_ID_FIELD_NUMBER: _builtins.int
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
     season_id: _builtins.str
     buyer_id: _builtins.str
     """Counts against each event's per-buyer limit."""
@@ -274,6 +321,13 @@ class HoldSeasonSeatsRequest(_message.Message):
         channel must be defined, open and unlock with this code in each chosen event.
         """
 
+    @_builtins.property
+    def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """General-admission places: area id -> places, taken in every chosen event, all
+        or nothing (an area with too few places fails it with ABORTED naming
+        "<event id>/<area id>"); seat_ids may then be empty.
+        """
+
     def __init__(
         self,
         *,
@@ -283,10 +337,11 @@ class HoldSeasonSeatsRequest(_message.Message):
         buyer_id: _builtins.str = ...,
         channel_access: _channels_pb2.ChannelAccess | None = ...,
         request_id: _builtins.str = ...,
+        general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_ids", b"event_ids", "request_id", b"request_id", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_ids", b"event_ids", "general_admission", b"general_admission", "request_id", b"request_id", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
