@@ -135,10 +135,8 @@ class SeasonHoldInfo:
     expires_ms: int
     buyer: str
     lifetime_capped: bool = False
-    replayed: bool = False
-    ga: dict[str, int] = dataclasses.field(
-        default_factory=dict
-    )  # GA area -> places in each event  # a retried request id answered with the hold it made
+    replayed: bool = False  # a retried request id answered with the season hold it made
+    ga: dict[str, int] = dataclasses.field(default_factory=dict)  # GA area -> places in each event
 
 
 @dataclass(frozen=True)
@@ -324,9 +322,9 @@ class SeasonSales:
         ga: Mapping[str, int] | None = None,
     ) -> SeasonHoldInfo:
         """Hold ``seat_ids`` and ``ga`` (area -> places) in every chosen event of the season
-        (none: all), all or nothing,
-        each event checked as a single-event hold is: its channels (``access`` names one
-        channel and its code, checked in every event) and its minimum-distance rule.
+        (none: all), all or nothing, each event checked as a single-event hold is: its channels
+        (``access`` names one channel and its code, checked in every event), its
+        minimum-distance rule and its GA room.
 
         ``request_id`` makes the call retry-safe, scoped to the season (holds/retries.py):
         the same id with the same request answers the season hold it made (``replayed``)
