@@ -205,6 +205,8 @@ def tenant_promo_returns(tenant_id: str) -> str:
 # Passed to hold, box_office, snapshot and the channel scripts as the LAST four
 # KEYS (after the event's keys and, for box_office, its optional offer keys);
 # holds/lua/_channels.lua names them from the end (KEYS[#KEYS - 3 ..]); same {ev:} tag.
+# season_hold gets each chosen event's four after all the events' own keys, in the same
+# order (the last four are the last event's) and points the names at each in turn.
 CHANNEL_KEY_NAMES = (
     "channels",  # hash channel_id -> channel definition (JSON, holds.channels.Channel)
     "alloc",  # hash ordinal -> channel_id: seats allocated to an open channel (absent: general pool)
