@@ -10,9 +10,10 @@ the general pool at once, in one script.
 
 Storage (``holds/keys.py`` CHANNEL_KEY_NAMES, the event's ``{ev:}`` tag) and the
 checks live in ``holds/lua/_channels.lua``, prepended to ``hold.lua``,
-``box_office.lua`` and ``season_hold.lua`` (which checks each event of a season hold); each change is one script (``channel_put``,
-``channel_allocate``, ``channel_close``) that appends to the event's change
-stream, so watchers see seats move between a channel and the general pool.
+``box_office.lua`` and ``season_hold.lua`` (which checks each event of a season
+hold); each change is one script (``channel_put``, ``channel_allocate``,
+``channel_close``) that appends to the event's change stream, so watchers see
+seats move between a channel and the general pool.
 """
 
 from __future__ import annotations
