@@ -9,10 +9,11 @@ from its general pool. Closing a channel returns its unsold seats and places to
 the general pool at once, in one script.
 
 Storage (``holds/keys.py`` CHANNEL_KEY_NAMES, the event's ``{ev:}`` tag) and the
-checks live in ``holds/lua/_channels.lua``, prepended to ``hold.lua`` and
-``box_office.lua``; each change is one script (``channel_put``,
-``channel_allocate``, ``channel_close``) that appends to the event's change
-stream, so watchers see seats move between a channel and the general pool.
+checks live in ``holds/lua/_channels.lua``, prepended to ``hold.lua``,
+``box_office.lua`` and ``season_hold.lua`` (which checks each event of a season
+hold); each change is one script (``channel_put``, ``channel_allocate``,
+``channel_close``) that appends to the event's change stream, so watchers see
+seats move between a channel and the general pool.
 """
 
 from __future__ import annotations
@@ -204,13 +205,6 @@ class Channels:
     async def define(self, tenant_id: str, event_id: str, channel: ChannelDef) -> ChannelDef:
         ctx = await self._live.get(tenant_id, event_id)
         check_channel(channel)
-        if keys.SEASON_SEPARATOR in ctx.event_id:
-            # a season hold takes the same seats in every event of the season in one script
-            # (season_hold.lua) that does not read allocations
-            raise PreconditionFailed(
-                f"event {ctx.event_id} is part of a season: a season's events have no channels",
-                subject=ctx.event_id,
-            )
         if len(await self.list(tenant_id, ctx.event_id)) >= MAX_CHANNELS:
             raise PreconditionFailed(f"at most {MAX_CHANNELS} channels per event", subject=ctx.event_id)
         channel = msgspec.structs.replace(channel, status="open", created_ms=0, closed_ms=0)

@@ -108,7 +108,9 @@ def event_key(event_id: str, name: str) -> str:
 # Passed to the season scripts before the events' keys (KEYS[1..3], then 21 per event).
 SEASON_KEY_NAMES = (
     "season",  # hash: tenant, name, seat_map_id, seat_map_version, currency, created_ms
-    "season_holds",  # hash season hold id -> record (JSON, holds/seasons.py SeasonHoldRecord)
+    "season_holds",  # hash season hold id -> record (JSON, holds/seasons.py SeasonHoldRecord);
+    # "req:<request id>" -> "<hold id> <fingerprint>": a retry-safe season hold's request
+    # (holds/lua/_season.lua), forgotten with its record
     "season_orders",  # hash season order id -> record (JSON); "key:<idempotency key>" -> its id
     "season_holds_z",  # zset season hold id -> when it ended (ms): forgotten a day later
     "season_events",  # zset event id -> creation ms: the season's events
@@ -203,6 +205,8 @@ def tenant_promo_returns(tenant_id: str) -> str:
 # Passed to hold, box_office, snapshot and the channel scripts as the LAST four
 # KEYS (after the event's keys and, for box_office, its optional offer keys);
 # holds/lua/_channels.lua names them from the end (KEYS[#KEYS - 3 ..]); same {ev:} tag.
+# season_hold gets each chosen event's four after all the events' own keys, in the same
+# order (the last four are the last event's) and points the names at each in turn.
 CHANNEL_KEY_NAMES = (
     "channels",  # hash channel_id -> channel definition (JSON, holds.channels.Channel)
     "alloc",  # hash ordinal -> channel_id: seats allocated to an open channel (absent: general pool)

@@ -44,7 +44,7 @@ PROMO_BACK_PRELUDE = "_promo_back"
 PROMO_BACK_SCRIPTS = frozenset({"cancel", "refund"})
 # minimum-distance seating: the scripts that take seats for a new group check it
 DISTANCE_PRELUDE = "_distance"
-DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange", "exchange_season"})
+DISTANCE_SCRIPTS = frozenset({"hold", "box_office", "exchange", "exchange_season", "season_hold"})
 AFTER_SALE_PRELUDE = "_after_sale"  # after the inventory prelude: transfer, exchange, resale
 AFTER_SALE_SCRIPTS = frozenset({"transfer", "exchange", "resale_list", "resale_hold", "resale_commit"})
 # exchanges across events (holds/exchanges.py): after the after-sale prelude
@@ -72,7 +72,7 @@ LAYOUT_FENCED = frozenset(
 # channels and allocations (after the inventory prelude): the scripts given the channel keys last
 CHANNELS_PRELUDE = "_channels"
 CHANNEL_SCRIPTS = frozenset(
-    {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close"}
+    {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close", "season_hold"}
 )
 INVENTORY_SCRIPTS = frozenset(
     {

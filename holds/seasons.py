@@ -18,22 +18,27 @@ does) and a season order listing them, idempotent by key in the season.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from holds import keys, metrics
+from holds.channels import NO_ACCESS, ChannelAccess
 from holds.errors import (
     Conflict,
+    GeneralAdmissionUnavailable,
     HoldExpired,
     InvalidRequest,
     LimitExceeded,
     NotFound,
     PreconditionFailed,
+    SeatsDistanced,
+    SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
 )
@@ -44,6 +49,7 @@ from holds.live import LiveEvent
 from holds.records import Buyer, Order, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
+from holds.retries import check_request_id, fingerprint
 from holds.sales import (
     MAX_SEATS_PER_REQUEST,
     Sales,
@@ -52,6 +58,7 @@ from holds.sales import (
     hold_token,
     outcome_known,
 )
+from holds.script_channel import EncodableArg
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
 from rules.fees import Collector
@@ -83,10 +90,16 @@ class SeasonHoldRecord(msgspec.Struct, frozen=True):
     created: int
     expires: int
     status: str  # live | released | committed:<season order id>
+    ga: dict[str, int] | list[Any] = {}  # area -> places in each event (cjson: an empty one as [] or {})
 
     @property
     def seat_ordinals(self) -> list[int]:
         return list(self.seats) if isinstance(self.seats, list) else []
+
+    @property
+    def places(self) -> dict[str, int]:
+        """GA area -> places, taken in each event."""
+        return dict(self.ga) if isinstance(self.ga, dict) else {}
 
 
 class SeasonOrderLine(msgspec.Struct, frozen=True):
@@ -122,6 +135,8 @@ class SeasonHoldInfo:
     expires_ms: int
     buyer: str
     lifetime_capped: bool = False
+    replayed: bool = False  # a retried request id answered with the season hold it made
+    ga: dict[str, int] = dataclasses.field(default_factory=dict)  # GA area -> places in each event
 
 
 @dataclass(frozen=True)
@@ -159,7 +174,14 @@ def season_hold_token(season_id: str, hold_id: str) -> str:
 
 def parse_season_token(token: str) -> tuple[str, str]:
     season_id, sep, hold_id = token.partition(SEASON_TOKEN_SEPARATOR)
-    if not sep or not season_id or not hold_id or len(token) > 200 or keys.SEASON_SEPARATOR in season_id:
+    if (
+        not sep
+        or not season_id
+        or not hold_id
+        or len(token) > 200
+        or keys.SEASON_SEPARATOR in season_id
+        or ":" in hold_id  # never a hold id: the season's request ids are "req:<id>" beside them
+    ):
         raise InvalidRequest("season_hold_token", "not a season hold token this service issued")
     return season_id, hold_id
 
@@ -276,10 +298,15 @@ class SeasonSales:
         return [await self._sales.context(season.tenant_id, e) for e in chosen]
 
     @staticmethod
-    def _keys(season_id: str, event_ids: Sequence[str]) -> list[str]:
+    def _keys(season_id: str, event_ids: Sequence[str], *, channels: bool = False) -> list[str]:
+        """The season's keys, each event's; with ``channels``, then each event's channel keys
+        (season_hold.lua: the channel keys after every event's own, in the same order)."""
         out = list(keys.season_keys(season_id))
         for event_id in event_ids:
             out += keys.event_keys(event_id)
+        if channels:
+            for event_id in event_ids:
+                out += keys.channel_keys(event_id)
         return out
 
     async def hold(
@@ -290,13 +317,30 @@ class SeasonSales:
         *,
         event_ids: Sequence[str] = (),
         buyer: str = "",
+        access: ChannelAccess = NO_ACCESS,
+        request_id: str = "",
+        ga: Mapping[str, int] | None = None,
     ) -> SeasonHoldInfo:
-        """Hold ``seat_ids`` in every chosen event of the season (none: all), all or nothing."""
+        """Hold ``seat_ids`` and ``ga`` (area -> places) in every chosen event of the season
+        (none: all), all or nothing, each event checked as a single-event hold is: its channels
+        (``access`` names one channel and its code, checked in every event), its
+        minimum-distance rule and its GA room.
+
+        ``request_id`` makes the call retry-safe, scoped to the season (holds/retries.py):
+        the same id with the same request answers the season hold it made (``replayed``)
+        or why it is gone; with another request, InvalidRequest on ``request_id``."""
         season = await self._seasons.get(tenant_id, season_id)
-        if not seat_ids:
-            raise InvalidRequest("seat_ids", "name at least one seat")
+        ga = dict(ga or {})
+        if not seat_ids and not ga:
+            raise InvalidRequest("seat_ids", "name at least one seat or general admission place")
         if len(buyer) > 128:
             raise InvalidRequest("buyer_id", "must be at most 128 characters")
+        access.check()
+        check_request_id(request_id)
+        parts: dict[str, object] = {"seats": sorted(seat_ids), "events": sorted(event_ids), **access.part()}
+        if ga:  # none: the fingerprint of before general admission
+            parts["ga"] = sorted(ga.items())
+        request_fingerprint = fingerprint("season", season_id, buyer, "", parts) if request_id else ""
         ctxs = await self._events(season, event_ids)
         for ctx in ctxs:  # created into the season: its seat-map version (one ordinal, one seat)
             if (ctx.ref.seat_map_id, ctx.ref.seat_map_version) != (
@@ -305,42 +349,80 @@ class SeasonSales:
             ):
                 raise StoreError(f"event {ctx.event_id} is not on season {season.season_id}'s seat map")
         ordinals = self._sales.ordinals(ctxs[0], seat_ids)
-        if len(ordinals) * len(ctxs) > MAX_SEATS_PER_REQUEST:
+        _check_ga(ctxs[0], ga)
+        places = (len(ordinals) + sum(ga.values())) * len(ctxs)
+        if places > MAX_SEATS_PER_REQUEST:
             raise InvalidRequest("seat_ids", f"at most {MAX_SEATS_PER_REQUEST} places per season hold")
         if self._limits is not None:
-            await self._limits.check_tickets(tenant_id, len(ordinals) * len(ctxs))
+            await self._limits.check_tickets(tenant_id, places)
         placed = ctxs[0].loaded.index.placed
         events = [c.event_id for c in ctxs]
         hold_id = new_id("h", 12)
-        args: list[str | int] = [
+        args: list[EncodableArg] = [
             hold_id,
             buyer,
             PURGE_PER_CALL,
             season_id,
+            request_id,
+            request_fingerprint,
             len(events),
             *events,
             len(ordinals),
         ]
         args += ordinals
         args += [placed[o].seat.category for o in ordinals]
-        reply = await self._scripts.season_hold(self._keys(season_id, events), args)
+        args.append(len(ga))
+        for area, qty in sorted(ga.items()):
+            args += [area, qty]
+        args += access.args()  # the same channel access in every event (season_hold.lua CH_ARG)
+        script_keys = self._keys(season_id, events, channels=True)
+        # each event's distancing rule as this process knows it; an event whose rule changed
+        # is told once and the hold asked again (holds/distancing.py with_current_rule)
+        for _attempt in range(len(ctxs) + 1):
+            rule_args = [a for ctx in ctxs for a in ctx.distancing_args(ordinals)]
+            reply = await self._scripts.season_hold(script_keys, [*args, *rule_args])
+            match reply:
+                case [Reply.SEASON_EVENT, position, [Reply.DISTANCE_RULE_CHANGED, rule]]:
+                    await ctxs[int(position) - 1].learn(_text(rule))
+                    continue
+            break
+        return self._hold_result(reply, ctxs[0], events, season_id, hold_id, request_id)
+
+    def _hold_result(
+        self, reply: Any, ctx: LiveEvent, events: list[str], season_id: str, hold_id: str, request_id: str
+    ) -> SeasonHoldInfo:
         match reply:
-            case [Reply.OK, hid, expires, encoded]:
-                metrics.HOLDS.inc(len(events))
-                record = _hold_decoder.decode(encoded)
-                return self._info(ctxs[0], _text(hid), record, int(expires))
+            case [Reply.OK, hid, expires, encoded, replayed]:
+                if not replayed:
+                    metrics.HOLDS.inc(len(events))
+                info = self._info(ctx, _text(hid), _hold_decoder.decode(encoded), int(expires))
+                return dataclasses.replace(info, replayed=bool(replayed))
+            case [Reply.REQUEST_MISMATCH]:
+                raise InvalidRequest("request_id", "already used for a different season hold request")
             case [Reply.SEASON_SEATS_UNAVAILABLE, taken]:
                 metrics.SEATS_UNAVAILABLE.inc()
-                by_event = {
-                    events[int(position) - 1]: self._sales.seat_ids(ctxs[0], [int(o) for o in ordinals_taken])
-                    for position, ordinals_taken in taken
-                }
-                raise SeasonSeatsUnavailable(by_event)
+                raise SeasonSeatsUnavailable(self._by_event(ctx, events, taken))
+            case [Reply.SEASON_SEATS_REFUSED, Reply.CHANNEL_SEATS, refused]:
+                metrics.SEATS_UNAVAILABLE.inc()
+                raise SeasonSeatsInChannel(self._by_event(ctx, events, refused))
+            case [Reply.SEASON_SEATS_REFUSED, Reply.SEATS_DISTANCED, refused]:
+                raise SeasonSeatsDistanced(self._by_event(ctx, events, refused))
             case [Reply.SEASON_NOT_FOUND]:
                 raise NotFound("season", season_id)
             case [Reply.HOLD_ID_COLLISION]:
                 raise Conflict("hold id collision; retry")
-        raise self._event_error(reply, events, hold_id) or _unknown("season_hold", reply)
+        raise (
+            self._gone(reply, request_id)  # a replayed request's season hold is gone
+            or self._event_error(reply, events, hold_id)
+            or _unknown("season_hold", reply)
+        )
+
+    def _by_event(self, ctx: LiveEvent, events: Sequence[str], refused: Any) -> dict[str, list[str]]:
+        """A script's ``{{position, {ordinal, ...}}, ...}`` as event id -> seat ids."""
+        return {
+            events[int(position) - 1]: self._sales.seat_ids(ctx, [int(o) for o in ordinals])
+            for position, ordinals in refused
+        }
 
     def _info(self, ctx: LiveEvent, hold_id: str, record: SeasonHoldRecord, expires: int) -> SeasonHoldInfo:
         return SeasonHoldInfo(
@@ -350,6 +432,7 @@ class SeasonSales:
             seat_ids=self._sales.seat_ids(ctx, record.seat_ordinals),
             expires_ms=expires,
             buyer=record.buyer,
+            ga=record.places,
         )
 
     async def _record(self, tenant_id: str, token: str) -> tuple[Season, str, SeasonHoldRecord]:
@@ -436,7 +519,7 @@ class SeasonSales:
         # (as a single event's commit does: holds/sales.py)
         claim = None
         if self._limits is not None:
-            places = len(record.seat_ordinals) * len(events)
+            places = (len(record.seat_ordinals) + sum(record.places.values())) * len(events)
             claim = await self._limits.claim_tickets(tenant_id, events[0], idempotency_key, quantity=places)
         made = 0
         failure: BaseException | None = None
@@ -517,6 +600,8 @@ class SeasonSales:
                 event_id = events[int(position) - 1]
             case _:
                 return None
+        if (refusal := _hold_refusal(inner, event_id)) is not None:
+            return refusal
         match inner:
             case [Reply.EVENT_NOT_FOUND]:
                 return NotFound("event", event_id)
@@ -526,8 +611,6 @@ class SeasonSales:
                     "or outside its on-sale window)",
                     subject=event_id,
                 )
-            case [Reply.LIMIT_EXCEEDED, limit, maximum]:
-                return LimitExceeded(f"{_text(limit)} in event {event_id}", int(maximum))
             case [Reply.HOLD_LOST, _]:
                 metrics.HOLD_LOST.inc()
                 return HoldExpired(
@@ -566,6 +649,68 @@ class SeasonSeatsUnavailable(SeatsUnavailable):
         shown = "; ".join(f"in event {event}: {', '.join(seats[:20])}" for event, seats in by_event.items())
         super().__init__(named, f"seats not available {shown}")
         self.by_event = by_event
+
+
+class SeasonGeneralAdmissionUnavailable(GeneralAdmissionUnavailable):
+    """A GA area of one event of a season hold has fewer places left than asked: nothing was
+    held anywhere. ``area`` is named ``<event id>/<area id>`` (ABORTED, its ResourceInfo)."""
+
+    def __init__(self, event_id: str, area_id: str, available: int) -> None:
+        super().__init__(f"{event_id}/{area_id}", available)
+        self.event_id = event_id
+        self.area_id = area_id
+
+
+def _check_ga(ctx: LiveEvent, ga: Mapping[str, int]) -> None:
+    """Areas of the season's seat map, 1 or more places each."""
+    for area, qty in ga.items():
+        if area not in ctx.loaded.index.ga_areas:
+            raise InvalidRequest("general_admission", f"no general admission area {area!r} in this season")
+        if not 1 <= qty <= MAX_SEATS_PER_REQUEST:
+            raise InvalidRequest("general_admission", f"places of {area!r} must be 1-{MAX_SEATS_PER_REQUEST}")
+
+
+class SeasonSeatsInChannel(SeatsInWrongState):
+    """Seats allocated, in some events of a season hold, to channels the request has no access
+    to: nothing was held anywhere. Named ``<event id>/<seat id>``, as SeasonSeatsUnavailable."""
+
+    def __init__(self, by_event: dict[str, list[str]]) -> None:
+        why = "allocated to a channel this request has no access to"
+        super().__init__({f"{event}/{seat}": why for event, seats in by_event.items() for seat in seats})
+        self.by_event = by_event
+
+
+class SeasonSeatsDistanced(SeatsDistanced):
+    """Seats within an event's minimum distance of another group, in some events of a season
+    hold: nothing was held anywhere. Named ``<event id>/<seat id>``."""
+
+    def __init__(self, by_event: dict[str, list[str]]) -> None:
+        super().__init__([f"{event}/{seat}" for event, seats in by_event.items() for seat in seats])
+        self.by_event = by_event
+
+
+def _hold_refusal(inner: Any, event_id: str) -> StoreError | None:
+    """An event's refusal of a season hold's limits, channel access or distancing, naming the event."""
+    match inner:
+        case [Reply.LIMIT_EXCEEDED, limit, maximum]:
+            return LimitExceeded(f"{_text(limit)} in event {event_id}", int(maximum))
+        case [Reply.GA_UNAVAILABLE, area, available]:
+            metrics.GA_UNAVAILABLE.inc()
+            return SeasonGeneralAdmissionUnavailable(event_id, _text(area), int(available))
+        case [Reply.GA_UNKNOWN, area, _]:
+            return NotFound("general admission area", f"{event_id}/{_text(area)}")
+        case [Reply.CHANNEL_DENIED, channel_id]:
+            return InvalidRequest(
+                "channel_access",
+                f"unknown channel {_text(channel_id)!r} in event {event_id}, or a wrong access code",
+            )
+        case [Reply.CHANNEL_CLOSED, channel_id]:
+            return PreconditionFailed(
+                f"channel {_text(channel_id)!r} of event {event_id} is closed", subject=event_id
+            )
+        case [Reply.DISTANCE_RULE_CHANGED, _]:
+            return Conflict(f"the distancing rule of event {event_id} changed during the call; retry")
+    return None
 
 
 def _unknown(script: str, reply: Any) -> StoreError:

@@ -780,22 +780,62 @@ def season_get(season_id: str, as_json: bool, remote: Remote) -> None:
         click.echo(event_id)
 
 
+def _ga_places(values: tuple[str, ...]) -> dict[str, int]:
+    """--ga AREA=PLACES options as a map (an area named twice is refused)."""
+    out: dict[str, int] = {}
+    for value in values:
+        area, sep, places = value.partition("=")
+        if not sep or not area or not places.isdigit() or area in out:
+            raise click.BadParameter(f"{value!r}: expected AREA=PLACES, each area once", param_hint="--ga")
+        out[area] = int(places)
+    return out
+
+
 @season.command("hold")
 @click.argument("season_id")
-@click.argument("seat_ids", nargs=-1, required=True)
+@click.argument("seat_ids", nargs=-1)
 @click.option("--event", "event_ids", multiple=True, help="Only these events of the season (repeat).")
+@click.option(
+    "--ga", "ga", multiple=True, help="AREA=PLACES of a general-admission area, in every event (repeat)."
+)
+@click.option("--channel", "channel_id", default="", help="Take seats allocated to this channel too...")
+@click.option("--access-code", default="", help="...with the channel's access code (in every event).")
+@click.option(
+    "--request-id",
+    default="",
+    help="Reuse it on retry: the same id returns the same season hold (default: a new UUID, retried "
+    "once on UNAVAILABLE or DEADLINE_EXCEEDED).",
+)
 @remote()
 def season_hold(
-    season_id: str, seat_ids: tuple[str, ...], event_ids: tuple[str, ...], remote: Remote
+    season_id: str,
+    seat_ids: tuple[str, ...],
+    event_ids: tuple[str, ...],
+    ga: tuple[str, ...],
+    channel_id: str,
+    access_code: str,
+    request_id: str,
+    remote: Remote,
 ) -> None:
-    """Hold SEAT_IDS in every event of SEASON_ID (or the --event ones), all or nothing;
-    prints the season hold token."""
+    """Hold SEAT_IDS (and --ga places) in every event of SEASON_ID (or the --event ones), all
+    or nothing; prints the season hold token."""
+    from seatwise.v1 import channels_pb2
+
+    places = _ga_places(ga)
+    if not seat_ids and not places:
+        raise click.UsageError("name seats or give --ga AREA=PLACES")
+    access = channels_pb2.ChannelAccess(channel_id=channel_id, access_code=access_code)
     with remote.client() as client:
-        hold = client.hold_season(season_id, list(seat_ids), list(event_ids))
+        reply = client.hold_season(
+            season_id, list(seat_ids), list(event_ids), request_id=request_id, access=access, ga=places
+        )
+    hold = reply.hold
     click.echo(hold.season_hold_token)
+    held = [*hold.seat_ids, *(f"{area} x{n}" for area, n in sorted(hold.general_admission.items()))]
+    replayed = " (replayed)" if reply.replayed else ""
     click.echo(
-        f"seats: {' '.join(hold.seat_ids)} in {len(hold.event_ids)} event(s); "
-        f"expires {hold.expires_at.ToJsonString()}",
+        f"seats: {' '.join(held)} in {len(hold.event_ids)} event(s); "
+        f"expires {hold.expires_at.ToJsonString()}{replayed}",
         err=True,
     )
 

@@ -209,13 +209,21 @@ class Client:
         return self._pages(self.seasons.ListSeasons, seasons_pb2.ListSeasonsRequest(), "seasons")
 
     def hold_season(
-        self, season_id: str, seat_ids: list[str], event_ids: list[str]
-    ) -> seasons_pb2.SeasonHold:
+        self,
+        season_id: str,
+        seat_ids: list[str],
+        event_ids: list[str],
+        *,
+        request_id: str = "",
+        access: channels_pb2.ChannelAccess | None = None,
+        ga: dict[str, int] | None = None,
+    ) -> seasons_pb2.SeasonHoldResponse:
+        """Retried like a single hold (:meth:`_hold`: with a request id, once more when unknown)."""
         request = seasons_pb2.HoldSeasonSeatsRequest(
-            season_id=season_id, seat_ids=seat_ids, event_ids=event_ids
-        )
-        hold: seasons_pb2.SeasonHold = self._call(self.seasons.HoldSeasonSeats, request).hold
-        return hold
+            season_id=season_id, seat_ids=seat_ids, event_ids=event_ids, request_id=request_id,
+            channel_access=access, general_admission=ga or {},
+        )  # fmt: skip
+        return cast(seasons_pb2.SeasonHoldResponse, self._hold(self.seasons.HoldSeasonSeats, request))
 
     def commit_season(
         self, token: str, idempotency_key: str, name: str, email: str

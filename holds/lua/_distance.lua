@@ -12,16 +12,18 @@ local DISTANCE_MARK = 'distancing'
 -- value is `own`: the asking hold or order is the same group), else
 -- {DISTANCE_RULE_CHANGED, stored rule} (Python reloads it and asks again) or
 -- {SEATS_DISTANCED, {asked ordinal...}}: a neighbour is sold, or held by a live hold.
-local function distance_refusal(own, now)
-  local n = tonumber(ARGV[#ARGV]) or -1
-  local base = #ARGV - n
+-- `last`: where the arguments end (their count's position; a season hold passes one set
+-- per event, holds/lua/season_hold.lua).
+local function distance_refusal_at(own, now, last)
+  local n = tonumber(ARGV[last]) or -1
+  local base = last - n
   local rule = ''
   if n >= 2 and ARGV[base] == DISTANCE_MARK then rule = ARGV[base + 1] else n = -1 end
   local stored = redis.call('HGET', K_META, 'distancing') or ''
   if stored ~= rule then return {DISTANCE_RULE_CHANGED, stored} end
   if rule == '' then return nil end
   local refused = {}
-  for i = base + 2, #ARGV - 1 do
+  for i = base + 2, last - 1 do
     local spec = ARGV[i]
     local sep = string.find(spec, ':', 1, true)
     for o in string.gmatch(string.sub(spec, sep + 1), '%d+') do
@@ -38,3 +40,5 @@ local function distance_refusal(own, now)
   if #refused > 0 then return {SEATS_DISTANCED, refused} end
   return nil
 end
+
+local function distance_refusal(own, now) return distance_refusal_at(own, now, #ARGV) end

@@ -99,3 +99,5 @@ local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area
 local TICKET_EXCHANGING = 90         -- ticket id, exchange id: locked by an exchange in flight
 local EXCHANGE_ABANDONED = 91        -- attempt: recovery gave this attempt up (a retry starts the next)
 local EXCHANGE_STATE = 92            -- status, record json: the exchange is not in the state the step needs
+-- season holds with channels, distancing, request ids and general admission (season_hold.lua)
+local SEASON_SEATS_REFUSED = 82      -- CHANNEL_SEATS | SEATS_DISTANCED, {{position, {ordinal, ...}}, ...}

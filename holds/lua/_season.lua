@@ -47,15 +47,26 @@ local function season_hold_gone(rec, now)
   return nil
 end
 
+-- A season hold's request id (season_hold.lua) in K_SEASON_HOLDS: "req:<id>" -> "<hold id>
+-- <fingerprint>" (a hold id never contains ':'), listed in the record's `reqs`.
+local SEASON_REQUEST_PREFIX = 'req:'
+
 -- Store a season hold record; `ends` is when it ended or will end (ms). Records that ended
--- over a day ago are forgotten a few at a time, like single holds' tombstones. An ended
--- record keeps no buyer id: the orders carry it (and EraseBuyer erases it there).
+-- over a day ago are forgotten a few at a time, like single holds' tombstones, and with
+-- them their request ids. An ended record keeps no buyer id: the orders carry it (and
+-- EraseBuyer erases it there).
 local function save_season_hold(hold_id, rec, ends, now)
   if rec.status ~= 'live' then rec.buyer = '' end
   redis.call('HSET', K_SEASON_HOLDS, hold_id, cjson.encode(rec))
   redis.call('ZADD', K_SEASON_HOLDS_Z, ends, hold_id)
   local old = redis.call('ZRANGEBYSCORE', K_SEASON_HOLDS_Z, '-inf', now - TOMBSTONE_MS, 'LIMIT', 0, TOMBSTONE_TRIM)
   for _, id in ipairs(old) do
+    local raw = redis.call('HGET', K_SEASON_HOLDS, id)
+    if raw then
+      for _, r in ipairs(as_array(cjson.decode(raw).reqs)) do
+        redis.call('HDEL', K_SEASON_HOLDS, SEASON_REQUEST_PREFIX .. r)
+      end
+    end
     redis.call('ZREM', K_SEASON_HOLDS_Z, id)
     redis.call('HDEL', K_SEASON_HOLDS, id)
   end

@@ -66,7 +66,14 @@ for i = 1, #events do
     split_ticket(tickets[j], sale.terms, sale.collector)
     total = total + p
   end
-  plans[i] = {hold = hold, seats = seats, tickets = tickets, total = total}
+  local ga = {}  -- the part's GA places, a ticket each (as commit.lua)
+  if type(hold.ga) == 'table' then
+    for area, qty in pairs(hold.ga) do ga[#ga + 1] = {area, qty} end
+  end
+  table.sort(ga, function(a, b) return a[1] < b[1] end)
+  local ga_total, ga_error = ga_tickets(ga, tickets, ticket_prefix, sale, price)
+  if not ga_total then return {SEASON_EVENT, i, ga_error} end
+  plans[i] = {hold = hold, seats = seats, ga = ga, tickets = tickets, total = total + ga_total}
 end
 
 -- 2. one order per event
@@ -77,7 +84,13 @@ for i = 1, #events do
   local plan, order_id = plans[i], ARGV[ORDER0 + i]
   local sold = sold_value(order_id)
   for _, o in ipairs(plan.seats) do redis.call('HSET', K_SEATS, o, sold) end
-  local seq = emit('sold', 'sold', plan.seats, nil, 0, hold_id)
+  local seq = 0
+  if #plan.seats > 0 then seq = emit('sold', 'sold', plan.seats, nil, 0, hold_id) end
+  for _, entry in ipairs(plan.ga) do
+    redis.call('HINCRBY', K_GA_HELD, entry[1], -entry[2])
+    redis.call('HINCRBY', K_GA_SOLD, entry[1], entry[2])
+    seq = emit('sold', 'sold', {}, entry[1], entry[2], hold_id)
+  end
   uncount_buyer(plan.hold.buyer, plan.hold.count)     -- the buyer's places move from held to bought
   count_bought(plan.hold.buyer, plan.hold.count)
   end_hold(hold_id, plan.hold, 'committed:' .. order_id, now)

@@ -12,7 +12,6 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import channels_pb2, events_pb2, events_pb2_grpc
 
-from holds import keys
 from holds.availability import (
     FREE,
     HELD,
@@ -45,12 +44,6 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
 from server.servicers.convert import PROTO_TO_STATUS, SEAT_STATUS, SEAT_STATUS_NAME, event_pb
-
-# a season hold takes the same seats across the season's events in one script that does not
-# apply the rule (holds/lua/season_hold.lua): a rule on one of them could not be kept
-_SEASON_DISTANCING = (
-    "events of a season take no minimum-distance rule (season holds take the same seats in each)"
-)
 
 _TARGETS: dict[int, SeatState] = {
     events_pb2.SEAT_STATUS_FREE: "free",
@@ -269,8 +262,6 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         else:
             loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
         rule = distancing_text(request.distancing, loaded.index) if request.HasField("distancing") else ""
-        if rule and season is not None:
-            raise InvalidRequest("distancing", _SEASON_DISTANCING)
         settings = EventSettings(
             name=request.name,
             starts_at=_rfc3339(request, "starts_at"),
@@ -335,8 +326,6 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 changes[limit] = "" if value == "none" else value
         if request.HasField("distancing"):
             changes["distancing"] = distancing_text(request.distancing, ctx.loaded.index)
-            if changes["distancing"] and keys.SEASON_SEPARATOR in ctx.event_id:
-                raise InvalidRequest("distancing", _SEASON_DISTANCING)
         event = await self._events.update(
             ctx.ref,
             set(ctx.loaded.index.category_keys),

@@ -14,6 +14,7 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
+from server.servicers.channels import channel_access
 from server.servicers.convert import buyer_of, collector_of, order_pb, ts
 
 
@@ -45,6 +46,8 @@ def season_hold_pb(info: SeasonHoldInfo) -> seasons_pb2.SeasonHoldResponse:
     hold.expires_at.FromMilliseconds(info.expires_ms)
     hold.buyer_id = info.buyer
     hold.lifetime_capped = info.lifetime_capped
+    hold.general_admission.update(info.ga)
+    out.replayed = info.replayed
     return out
 
 
@@ -119,6 +122,9 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             list(request.seat_ids),
             event_ids=list(request.event_ids),
             buyer=request.buyer_id,
+            access=channel_access(request.channel_access),
+            request_id=request.request_id,
+            ga=dict(request.general_admission),
         )
         return season_hold_pb(info)
 

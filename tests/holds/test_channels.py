@@ -28,9 +28,8 @@ from holds.sales import Sales
 from rules.fees import FeePlan, PlanPrices
 from seatmap.bestavailable import BestAvailableRequest
 from server.context import Stores
-from tests.holds.factories import GA_AREA, TENANT, TestEvent, check_consistent, make_event, read_state
+from tests.holds.factories import GA_AREA, TestEvent, check_consistent, make_event, read_state
 from tests.holds.test_live import until
-from tests.holds.test_seasons import make_season
 
 PRESALE = ChannelDef(id="presale", name="Presale", access_code="EARLY-BIRD")
 BOX = ChannelDef(id="door", name="Box office", kind="box_office")
@@ -241,14 +240,6 @@ async def test_many_holds_racing_a_close(stores: Stores, sales: Sales, ev: TestE
     ) if len(held) < len(seats) else None  # fmt: skip
     assert general is None or len(general.seat_ids) == len(seats) - len(held)
     assert closed_seq > 0
-
-
-async def test_an_event_of_a_season_takes_no_channels(stores: Stores) -> None:
-    """A season hold takes the same seats in every event of the season without reading
-    allocations (season_hold.lua): a season's events cannot have channels."""
-    season = await make_season(stores, n_events=1)
-    with pytest.raises(PreconditionFailed, match="part of a season"):
-        await stores.channels.define(TENANT, season.events[0], ChannelDef("pre", "Presale", access_code="P"))
 
 
 async def test_whole_sections_and_rows_are_allocated_each_seat_once(stores: Stores, ev: TestEvent) -> None:

@@ -1,15 +1,22 @@
 """A hypothesis state machine drives season holds and single-event holds of the same
 season's events against a plain model.
 
-Each example starts from a flushed Redis and a season of three events on one small map.
-Rules: season holds (every event or a subset) and single-event holds on overlapping
-seats, commits of either (fresh and replayed idempotency keys), releases of either and
-of one event's part of a season hold (its season commit is then refused, changing
-nothing), season extends, and expiry of either (moving the lease scores and the season
-hold record's expiry into the past: what the passing of the TTL looks like to the
-scripts). After every step each event is read in one atomic cut and compared seat by
-seat with the model (state and owner), and :func:`check_consistent` runs on it (no seat
-sold twice, counters, change stream without gaps).
+Each example starts from a flushed Redis and a season of three events on one small map,
+the first under a one-seat distancing rule, a presale channel in every event with two
+seats of the second allocated to it. Rules: season holds (every event or a subset, with
+or without the channel's access, with or without GA places, with or without a request
+id) and single-event holds of seats (with or without access) or GA places on overlapping
+seats, retries of season holds by request id (the same request: the same hold or why it
+is gone; another: refused), commits of either (fresh and replayed idempotency keys),
+releases of either and of one event's part of a season hold (its season commit is then
+refused, changing nothing), season extends, and expiry of either (moving the lease scores
+and the season hold record's expiry into the past: what the passing of the TTL looks like
+to the scripts). Each hold's outcome is predicted by the model: taken seats first, then
+seats of the channel without access, then seats within the rule's distance of another
+group, then too few GA places. After every step each event is read in one atomic cut and
+compared seat by seat with the model (state and owner) and its live GA places held and
+sold, and :func:`check_consistent` runs on it (no seat sold twice, counters, change
+stream without gaps).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import event as tally
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -32,12 +40,29 @@ from hypothesis.stateful import (
 )
 
 from holds import keys, seatvalues
-from holds.errors import StoreError
+from holds.channels import ChannelAccess, ChannelDef
+from holds.errors import (
+    GeneralAdmissionUnavailable,
+    InvalidRequest,
+    SeatsDistanced,
+    SeatsInWrongState,
+    SeatsUnavailable,
+    StoreError,
+)
 from holds.records import Buyer
-from holds.sales import hold_token
-from holds.seasons import SeasonHoldInfo, SeasonSeatsUnavailable, parse_season_token
+from holds.sales import HoldInfo, hold_token
+from holds.seasons import (
+    SeasonGeneralAdmissionUnavailable,
+    SeasonHoldInfo,
+    SeasonSeatsDistanced,
+    SeasonSeatsInChannel,
+    SeasonSeatsUnavailable,
+    parse_season_token,
+)
+from seatmap.distancing import DistancingRule, neighbourhoods
 from server.context import Stores
 from tests.holds.factories import (
+    GA_AREA,
     TENANT,
     SyncRedis,
     check_consistent,
@@ -50,6 +75,11 @@ from tests.holds.test_seasons import TestSeason, make_season
 SEATS = 18  # small_map(): 3 rows of 6
 EVENTS = 3
 BUYERS = ("ann", "")
+CAPACITY = 5  # small_map()'s GA area
+RULE = "row:1"  # the first event's distancing rule
+ALLOCATED = (5, 11)  # seats of the second event allocated to the presale channel
+PRESALE = ChannelDef(id="presale", name="Presale", access_code="EARLY")
+ACCESS = ChannelAccess("presale", "EARLY")
 
 
 @dataclass
@@ -58,6 +88,18 @@ class MHold:
     seats: list[int]
     season: bool
     released_parts: set[str] = field(default_factory=set)
+    ga: int = 0  # GA places in each event
+
+
+@dataclass(frozen=True)
+class SeasonRequest:
+    """A season hold request as sent: a retry sends it again."""
+
+    seats: tuple[int, ...]
+    subset: tuple[str, ...]
+    buyer: str
+    access: bool
+    ga: int
 
 
 class SeasonMachine(RuleBasedStateMachine):
@@ -70,6 +112,12 @@ class SeasonMachine(RuleBasedStateMachine):
         self.sync.flushall()
         self.s: TestSeason = self.run(make_season(self.stores, EVENTS))
         self.events = self.s.events
+        self.run(self.selling_rules())
+        near = neighbourhoods(self.s.loaded.index, DistancingRule.parse(RULE))
+        self.near = {o: near.indices[near.indptr[o] : near.indptr[o + 1]].tolist() for o in range(SEATS)}
+        self.ga: dict[str, tuple[int, int]] = dict.fromkeys(self.events, (0, 0))  # live held, sold
+        self.requests: dict[str, tuple[SeasonRequest, str]] = {}  # request id -> request, token
+        self.request_ids = itertools.count()
         self.seat: dict[tuple[str, int], tuple[str, str]] = {
             (e, o): ("free", "") for e in self.events for o in range(SEATS)
         }
@@ -78,8 +126,54 @@ class SeasonMachine(RuleBasedStateMachine):
         self.committed: dict[str, tuple[str, list[str]]] = {}  # idempotency key -> (token, order ids)
         self.keys = itertools.count()
 
+    async def selling_rules(self) -> None:
+        ref = await self.stores.events.read_ref(self.events[0])
+        await self.stores.events.update(ref, {"vip", "std", "ga"}, changes={"distancing": RULE})
+        for e in self.events:
+            await self.stores.channels.define(TENANT, e, PRESALE)
+        await self.stores.channels.allocate(
+            TENANT, self.events[1], "presale", [self.s.seat(o) for o in ALLOCATED], {}
+        )
+
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
+
+    def refusal(self, events: list[str], seats: list[int], access: bool, ga: int) -> tuple[str, Any]:
+        """What a hold of ``seats`` and ``ga`` places in each of ``events`` is refused for, as the
+        scripts check: ("", None) when it is not."""
+        taken = {e: [o for o in seats if self.seat[(e, o)][0] != "free"] for e in events}
+        if any(taken.values()):
+            return "taken", {e: t for e, t in taken.items() if t}
+        if not access:
+            in_channel = {e: [o for o in seats if e == self.events[1] and o in ALLOCATED] for e in events}
+            if any(in_channel.values()):
+                return "channel", {e: t for e, t in in_channel.items() if t}
+        if self.events[0] in events:
+            near = [
+                o for o in seats if any(self.seat[(self.events[0], n)][0] != "free" for n in self.near[o])
+            ]
+            if near:
+                return "distanced", {self.events[0]: near}
+        for e in events:
+            if ga and sum(self.ga[e]) + ga > CAPACITY:
+                return "ga", (e, CAPACITY - sum(self.ga[e]))
+        return "", None
+
+    def names(self, by_event: dict[str, list[int]]) -> dict[str, list[str]]:
+        return {e: [self.s.seat(o) for o in seats] for e, seats in by_event.items()}
+
+    def take(self, hold: MHold, token: str) -> None:
+        self.live[token] = hold
+        for e in hold.events:
+            for o in hold.seats:
+                self.seat[(e, o)] = ("held", self.hold_id(token))
+            held, sold = self.ga[e]
+            self.ga[e] = (held + hold.ga, sold)
+
+    def give_back(self, hold: MHold, events: list[str]) -> None:
+        for e in events:
+            held, sold = self.ga[e]
+            self.ga[e] = (held - hold.ga, sold)
 
     def attempt(self, coro: Any) -> Any:
         try:
@@ -92,53 +186,119 @@ class SeasonMachine(RuleBasedStateMachine):
             for o in hold.seats:
                 if self.seat[(e, o)] == ("held", self.hold_id(token)):
                     self.seat[(e, o)] = ("free", "")
+        self.give_back(hold, [e for e in (events or hold.events) if e not in hold.released_parts])
 
     @staticmethod
     def hold_id(token: str) -> str:
         return token.partition(".")[2]
 
     # -- rules -------------------------------------------------------------------
-    @rule(data=st.data(), buyer=st.sampled_from(BUYERS))
-    def season_hold(self, data: st.DataObject, buyer: str) -> None:
-        seats = data.draw(st.lists(st.integers(0, SEATS - 1), min_size=1, max_size=3, unique=True))
+    @rule(data=st.data(), buyer=st.sampled_from(BUYERS), access=st.booleans(), retry_safe=st.booleans())
+    def season_hold(self, data: st.DataObject, buyer: str, access: bool, retry_safe: bool) -> None:
+        seats = data.draw(st.lists(st.integers(0, SEATS - 1), max_size=3, unique=True))
+        ga = data.draw(st.integers(0 if seats else 1, 2))
         subset = data.draw(st.lists(st.sampled_from(self.events), max_size=EVENTS, unique=True))
+        request = SeasonRequest(tuple(seats), tuple(subset), buyer, access, ga)
+        request_id = f"q{next(self.request_ids)}" if retry_safe else ""
+        result = self.attempt(self.season_call(request, request_id))
         chosen = [e for e in self.events if e in subset] or self.events
-        taken = {e: [o for o in seats if self.seat[(e, o)][0] != "free"] for e in chosen}
-        result = self.attempt(
-            self.stores.season_sales.hold(
-                TENANT,
-                self.s.season.season_id,
-                [self.s.seat(o) for o in seats],
-                event_ids=subset,
-                buyer=buyer,
-            )
-        )
-        if any(taken.values()):
-            assert isinstance(result, SeasonSeatsUnavailable), result
-            expected = {e: [self.s.seat(o) for o in seats if o in t] for e, t in taken.items() if t}
-            assert result.by_event == expected
-            return
-        assert isinstance(result, SeasonHoldInfo), result
-        assert result.event_ids == chosen
-        self.live[result.token] = MHold(chosen, seats, season=True)
-        for e in chosen:
-            for o in seats:
-                self.seat[(e, o)] = ("held", self.hold_id(result.token))
+        self.check_season(chosen, request, result)
+        if isinstance(result, SeasonHoldInfo):
+            assert not result.replayed
+            if request_id:
+                self.requests[request_id] = (request, result.token)
 
-    @rule(data=st.data())
-    def single_hold(self, data: st.DataObject) -> None:
+    def season_call(self, request: SeasonRequest, request_id: str) -> Any:
+        return self.stores.season_sales.hold(
+            TENANT,
+            self.s.season.season_id,
+            [self.s.seat(o) for o in request.seats],
+            event_ids=list(request.subset),
+            buyer=request.buyer,
+            access=ACCESS if request.access else ChannelAccess(),
+            request_id=request_id,
+            ga={GA_AREA: request.ga} if request.ga else None,
+        )
+
+    def check_season(self, chosen: list[str], request: SeasonRequest, result: Any) -> None:
+        seats = list(request.seats)
+        why, detail = self.refusal(chosen, seats, request.access, request.ga)
+        tally(f"season hold: {why or 'held'}")
+        match why:
+            case "taken":
+                assert isinstance(result, SeasonSeatsUnavailable), result
+                assert result.by_event == self.names(detail)
+            case "channel":
+                assert isinstance(result, SeasonSeatsInChannel), result
+                assert result.by_event == self.names(detail)
+            case "distanced":
+                assert isinstance(result, SeasonSeatsDistanced), result
+                assert result.by_event == self.names(detail)
+            case "ga":
+                assert isinstance(result, SeasonGeneralAdmissionUnavailable), result
+                assert (result.event_id, result.available) == detail
+            case _:
+                assert isinstance(result, SeasonHoldInfo), result
+                assert result.event_ids == chosen
+                assert result.ga == ({GA_AREA: request.ga} if request.ga else {})
+                self.take(MHold(chosen, seats, season=True, ga=request.ga), result.token)
+
+    @precondition(lambda self: self.requests)
+    @rule(data=st.data(), changed=st.booleans())
+    def retry_season_hold(self, data: st.DataObject, changed: bool) -> None:
+        """A request id sent again: the same request gets the hold it made (or why it is gone),
+        another request is refused; nothing changes either way."""
+        request_id = data.draw(st.sampled_from(sorted(self.requests)))
+        request, token = self.requests[request_id]
+        if changed:
+            request = SeasonRequest(
+                request.seats, request.subset, request.buyer, request.access, request.ga + 1
+            )
+        result = self.attempt(self.season_call(request, request_id))
+        tally(f"season retry: {'changed' if changed else 'live' if token in self.live else 'gone'}")
+        if changed:
+            assert isinstance(result, InvalidRequest), result
+            assert result.field == "request_id"
+        elif token in self.live:
+            assert isinstance(result, SeasonHoldInfo), result
+            assert (result.token, result.replayed) == (token, True)
+        else:
+            assert isinstance(result, StoreError), result  # released, expired or committed
+
+    @rule(data=st.data(), access=st.booleans())
+    def single_hold(self, data: st.DataObject, access: bool) -> None:
         event = data.draw(st.sampled_from(self.events))
         seats = data.draw(st.lists(st.integers(0, SEATS - 1), min_size=1, max_size=3, unique=True))
-        busy = [o for o in seats if self.seat[(event, o)][0] != "free"]
-        result = self.attempt(self.stores.sales.hold_seats(TENANT, event, [self.s.seat(o) for o in seats]))
-        if busy:
-            assert isinstance(result, StoreError), result
-            assert sorted(result.seat_ids) == sorted(self.s.seat(o) for o in busy)  # type: ignore[attr-defined]
+        why, detail = self.refusal([event], seats, access, 0)
+        tally(f"single hold: {why or 'held'}")
+        result = self.attempt(
+            self.stores.sales.hold_seats(
+                TENANT, event, [self.s.seat(o) for o in seats], access=ACCESS if access else ChannelAccess()
+            )
+        )
+        if why:
+            refused = {"taken": SeatsUnavailable, "channel": SeatsInWrongState, "distanced": SeatsDistanced}[
+                why
+            ]
+            assert isinstance(result, refused), result
+            named = list(result.states) if isinstance(result, SeatsInWrongState) else result.seat_ids  # type: ignore[attr-defined]
+            assert sorted(named) == sorted(self.s.seat(o) for o in detail[event])
             return
-        assert not isinstance(result, StoreError), result
-        self.live[result.token] = MHold([event], seats, season=False)
-        for o in seats:
-            self.seat[(event, o)] = ("held", self.hold_id(result.token))
+        assert isinstance(result, HoldInfo), result
+        self.take(MHold([event], seats, season=False), result.token)
+
+    @rule(data=st.data())
+    def single_ga_hold(self, data: st.DataObject) -> None:
+        event = data.draw(st.sampled_from(self.events))
+        qty = data.draw(st.integers(1, 3))
+        why, _ = self.refusal([event], [], False, qty)
+        tally(f"single GA hold: {why or 'held'}")
+        result = self.attempt(self.stores.sales.hold_general_admission(TENANT, event, GA_AREA, qty))
+        if why:
+            assert isinstance(result, GeneralAdmissionUnavailable), result
+            return
+        assert isinstance(result, HoldInfo), result
+        self.take(MHold([event], [], season=False, ga=qty), result.token)
 
     @precondition(lambda self: self.live or self.dead)
     @rule(data=st.data())
@@ -159,6 +319,8 @@ class SeasonMachine(RuleBasedStateMachine):
         for e, order_id in zip(hold.events, orders, strict=True):
             for o in hold.seats:
                 self.seat[(e, o)] = ("sold", order_id)
+            held, sold = self.ga[e]
+            self.ga[e] = (held - hold.ga, sold + hold.ga)
         del self.live[token]
         self.committed[key] = (token, orders)
 
@@ -204,8 +366,8 @@ class SeasonMachine(RuleBasedStateMachine):
         left = [e for e in hold.events if e not in hold.released_parts]
         event = data.draw(st.sampled_from(left))
         self.run(self.stores.sales.release_hold(TENANT, hold_token(event, self.hold_id(token))))
-        hold.released_parts.add(event)
         self.free(hold, token, [event])
+        hold.released_parts.add(event)
 
     @precondition(lambda self: any(h.season for h in self.live.values()))
     @rule(data=st.data())
@@ -243,6 +405,8 @@ class SeasonMachine(RuleBasedStateMachine):
                     seat, owner = "free", ""  # lazily expired
                 owner = owner.decode() if isinstance(owner, bytes) else owner
                 assert (seat, owner) == self.seat[(e, o)], f"event {e} seat {o}"
+            live_ga = sum(h.ga.get(GA_AREA, 0) for hid, h in state.holds.items() if state.live(hid))
+            assert (live_ga, state.ga_sold.get(GA_AREA, 0)) == self.ga[e], f"event {e} GA"
 
 
 @pytest.mark.slow

@@ -358,6 +358,11 @@ async def test_the_organizer_and_support_commands(server: str, tmp_path: Path) -
     assert sold.stdout.count("\nevent ") == 2
     refused = await cli("season", "hold", season_id, "SR-A-3", ok=False)
     assert_one_line_error(refused, "FAILED_PRECONDITION")
+    first = await cli("season", "hold", season_id, "SR-A-5", "--request-id", "season-r1")
+    again = await cli("season", "hold", season_id, "SR-A-5", "--request-id", "season-r1")
+    assert (again.stdout, "(replayed)" in again.stderr) == (first.stdout, True)
+    bad_ga = await cli("season", "hold", season_id, "--ga", "floor", ok=False)
+    assert (bad_ga.exit_code, "expected AREA=PLACES" in bad_ga.stderr) == (2, True)
 
     # Without naming the tenant, the admin key is told how to.
     refused = await cli("hold", event_id, "--best", "2", tenant=None, ok=False)

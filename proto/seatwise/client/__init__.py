@@ -83,7 +83,7 @@ _IDEMPOTENT = frozenset(
     {"extend_hold", "get_hold", "commit_hold", "extend_season_hold", "get_season_hold", "commit_season_hold"}
     | {"commit_listing"}  # retried with its resale key
 )
-_HOLDS = frozenset({"hold_seats", "hold_best_available", "hold_general_admission"})
+_HOLDS = frozenset({"hold_seats", "hold_best_available", "hold_general_admission", "hold_season_seats"})
 
 
 class SeatwiseError(Exception):
@@ -416,12 +416,16 @@ class SeatwiseClient:
         *,
         event_ids: Sequence[str] = (),
         buyer_id: str = "",
+        request_id: str = "",
         deadline_s: float | None = None,
+        **fields: Any,
     ) -> seasons_pb2.SeasonHoldResponse:
-        """Never retried (no request id yet): a lost answer may have held the seats."""
+        """Retried only with a ``request_id`` (as the single-event holds): without one, a lost
+        answer may have held the seats. ``fields``: e.g. ``channel_access``."""
         request = seasons_pb2.HoldSeasonSeatsRequest(
-            season_id=season_id, seat_ids=seat_ids, event_ids=event_ids, buyer_id=buyer_id
-        )
+            season_id=season_id, seat_ids=seat_ids, event_ids=event_ids, buyer_id=buyer_id,
+            request_id=request_id, **fields,
+        )  # fmt: skip
         reply: seasons_pb2.SeasonHoldResponse = await self.call("hold_season_seats", request, deadline_s)
         return reply
 

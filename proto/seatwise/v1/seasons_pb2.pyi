@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from seatwise.v1 import channels_pb2 as _channels_pb2
 from seatwise.v1 import common_pb2 as _common_pb2
 from seatwise.v1 import sales_pb2 as _sales_pb2
 import builtins as _builtins
@@ -178,6 +179,26 @@ Global___ListSeasonsResponse: _TypeAlias = ListSeasonsResponse  # noqa: Y015
 class SeasonHold(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class GeneralAdmissionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SEASON_HOLD_TOKEN_FIELD_NUMBER: _builtins.int
     SEASON_ID_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
@@ -185,6 +206,7 @@ class SeasonHold(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
     LIFETIME_CAPPED_FIELD_NUMBER: _builtins.int
+    GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
     season_hold_token: _builtins.str
     """Secret to the buyer's session; whoever has it can commit."""
     season_id: _builtins.str
@@ -197,6 +219,10 @@ class SeasonHold(_message.Message):
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """General-admission places held in each event: area id -> places."""
+
     def __init__(
         self,
         *,
@@ -207,10 +233,11 @@ class SeasonHold(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         buyer_id: _builtins.str = ...,
         lifetime_capped: _builtins.bool = ...,
+        general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_ids", b"event_ids", "expires_at", b"expires_at", "lifetime_capped", b"lifetime_capped", "season_hold_token", b"season_hold_token", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_ids", b"event_ids", "expires_at", b"expires_at", "general_admission", b"general_admission", "lifetime_capped", b"lifetime_capped", "season_hold_token", b"season_hold_token", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -221,16 +248,22 @@ class SeasonHoldResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLD_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when request_id had already made this season hold: it is returned as it
+    is now and nothing was held again.
+    """
     @_builtins.property
     def hold(self) -> Global___SeasonHold: ...
     def __init__(
         self,
         *,
         hold: Global___SeasonHold | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -240,18 +273,60 @@ Global___SeasonHoldResponse: _TypeAlias = SeasonHoldResponse  # noqa: Y015
 class HoldSeasonSeatsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class GeneralAdmissionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SEASON_ID_FIELD_NUMBER: _builtins.int
     SEAT_IDS_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
     BUYER_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ACCESS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    GENERAL_ADMISSION_FIELD_NUMBER: _builtins.int
     season_id: _builtins.str
     buyer_id: _builtins.str
     """Counts against each event's per-buyer limit."""
+    request_id: _builtins.str
+    """Optional, 1-128 printable ASCII characters, scoped to the season: a retry with
+    the same request_id and the same request returns the season hold the first
+    attempt made (replayed), or why it is gone; the same id with another request
+    is INVALID_ARGUMENT. Kept as long as the season hold's record (a day after it ends).
+    """
     @_builtins.property
     def seat_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """A subset of the season's events; empty: every event of the season."""
+
+    @_builtins.property
+    def channel_access(self) -> _channels_pb2.ChannelAccess:
+        """Take seats allocated to this channel too, in every event (docs/selling.md): the
+        channel must be defined, open and unlock with this code in each chosen event.
+        """
+
+    @_builtins.property
+    def general_admission(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """General-admission places: area id -> places, taken in every chosen event, all
+        or nothing (an area with too few places fails it with ABORTED naming
+        "<event id>/<area id>"); seat_ids may then be empty.
+        """
 
     def __init__(
         self,
@@ -260,10 +335,13 @@ class HoldSeasonSeatsRequest(_message.Message):
         seat_ids: _abc.Iterable[_builtins.str] | None = ...,
         event_ids: _abc.Iterable[_builtins.str] | None = ...,
         buyer_id: _builtins.str = ...,
+        channel_access: _channels_pb2.ChannelAccess | None = ...,
+        request_id: _builtins.str = ...,
+        general_admission: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_access", b"channel_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "event_ids", b"event_ids", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "channel_access", b"channel_access", "event_ids", b"event_ids", "general_admission", b"general_admission", "request_id", b"request_id", "season_id", b"season_id", "seat_ids", b"seat_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
