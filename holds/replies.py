@@ -109,3 +109,5 @@ class Reply(IntEnum):
     CHANNEL_EXISTS = 65  # channel id
     CHANNEL_NOT_FOUND = 66  # channel id
     ALLOCATION_REFUSED = 67  # "seat", [ordinal, why, ...] | "ga", area, places that can be reserved
+    # season sales: bundle prices, ticket types and promo codes at a season commit (season_commit)
+    BUNDLE_PRICES_CHANGED = 86  # an event's list price moved since the bundle was split: split again, retry

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -54,6 +54,7 @@ from holds.sales import (
 )
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
+from rules.bundles import check_bundle_prices, split_bundle
 from rules.fees import Collector
 
 MAX_EVENTS_PER_SEASON = 100  # a season hold passes 21 keys per event to one script
@@ -70,6 +71,8 @@ class Season:
     currency: str
     created_ms: int
     event_ids: tuple[str, ...] = ()
+    # one seat of a category for the whole season (rules/bundles.py); none: the events' prices
+    bundle_prices: Mapping[str, int] = field(default_factory=dict)
 
 
 class SeasonHoldRecord(msgspec.Struct, frozen=True):
@@ -88,6 +91,10 @@ class SeasonHoldRecord(msgspec.Struct, frozen=True):
     def seat_ordinals(self) -> list[int]:
         return list(self.seats) if isinstance(self.seats, list) else []
 
+    @property
+    def categories(self) -> list[str]:
+        return list(self.cats) if isinstance(self.cats, list) else []
+
 
 class SeasonOrderLine(msgspec.Struct, frozen=True):
     event_id: str
@@ -103,6 +110,7 @@ class SeasonOrderRecord(msgspec.Struct, frozen=True):
     total: int
     currency: str
     created_ms: int
+    bundle: bool = False  # priced from the season's bundle prices
 
     @property
     def lines(self) -> list[SeasonOrderLine]:
@@ -110,6 +118,7 @@ class SeasonOrderRecord(msgspec.Struct, frozen=True):
 
 
 _hold_decoder = msgspec.json.Decoder(SeasonHoldRecord)
+_bundle_decoder = msgspec.json.Decoder(dict[str, int])
 _order_decoder = msgspec.json.Decoder(SeasonOrderRecord)
 
 
@@ -136,6 +145,10 @@ class SeasonOrder:
     currency: str
     created_ms: int
     replayed: bool
+    bundle_priced: bool = False
+
+
+BUNDLE_ATTEMPTS = 3  # splits of a bundle tried when the events' prices keep moving under the commit
 
 
 def new_season_id() -> str:
@@ -168,18 +181,36 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _check_bundle(bundle: Mapping[str, int], loaded: LoadedSeatMap) -> None:
+    wrong = check_bundle_prices(bundle, set(loaded.version.stats.categories))
+    if wrong is None:
+        return
+    if wrong not in loaded.version.stats.categories:
+        raise InvalidRequest(f"bundle_prices[{wrong}]", "no such category in the season's seat map")
+    raise InvalidRequest(f"bundle_prices[{wrong}]", "a price is 0 or more minor units (at most 10^12)")
+
+
 class SeasonStore:
     """Seasons: the record and its events in the season's slot, a listing per tenant."""
 
     def __init__(self, client: AnyRedis) -> None:
         self._r = client
 
-    async def create(self, tenant_id: str, loaded: LoadedSeatMap, currency: str, name: str) -> Season:
+    async def create(
+        self,
+        tenant_id: str,
+        loaded: LoadedSeatMap,
+        currency: str,
+        name: str,
+        bundle_prices: Mapping[str, int] | None = None,
+    ) -> Season:
         check_sellable(loaded, currency)
         check_name("name", name)
+        bundle = dict(bundle_prices or {})
+        _check_bundle(bundle, loaded)
         season = Season(
             new_season_id(), tenant_id, name, loaded.version.seat_map_id, loaded.version.version, currency,
-            int(time.time() * 1000),
+            int(time.time() * 1000), (), bundle,
         )  # fmt: skip
         record = {
             "tenant": tenant_id,
@@ -188,6 +219,7 @@ class SeasonStore:
             "seat_map_version": str(season.seat_map_version),
             "currency": currency,
             "created_ms": str(season.created_ms),
+            "bundle": json_encoder.encode(bundle).decode(),
         }
         async with wrap_errors("create season"):
             await self._r.hset(keys.season_keys(season.season_id)[0], mapping=record)
@@ -208,7 +240,20 @@ class SeasonStore:
         return Season(
             season_id, tenant_id, m["name"], m["seat_map_id"], int(m["seat_map_version"]), m["currency"],
             int(m["created_ms"]), tuple(e.decode() for e in events),
+            _bundle_decoder.decode(m["bundle"]) if m.get("bundle") else {},
         )  # fmt: skip
+
+    async def set_bundle_prices(
+        self, tenant_id: str, season_id: str, loaded: LoadedSeatMap, bundle_prices: Mapping[str, int]
+    ) -> Season:
+        """Replace the season's bundle prices (``loaded``: the season's seat-map version). A
+        commit reads them when it runs: holds already made are priced at their commit."""
+        season = await self.get(tenant_id, season_id)
+        bundle = dict(bundle_prices)
+        _check_bundle(bundle, loaded)
+        async with wrap_errors("set season prices"):
+            await self._r.hset(keys.season_keys(season_id)[0], "bundle", json_encoder.encode(bundle).decode())
+        return await self.get(tenant_id, season.season_id)
 
     async def list_seasons(self, tenant_id: str, offset: int, limit: int) -> tuple[list[Season], bool]:
         async with wrap_errors("list seasons"):
@@ -432,6 +477,7 @@ class SeasonSales:
             f"t{secrets.token_hex(6)}-", PURGE_PER_CALL, json_encoder.encode(sale).decode(),
             len(events), *events, *(new_id("o", 12) for _ in events),
         ]  # fmt: skip
+        whole_season = bool(season.bundle_prices) and set(events) == set(season.event_ids)
         # the places claimed against the plan's tickets per month first, settled after
         # (as a single event's commit does: holds/sales.py)
         claim = None
@@ -441,7 +487,13 @@ class SeasonSales:
         made = 0
         failure: BaseException | None = None
         try:
-            reply = await self._scripts.season_commit.replicated(self._keys(season.season_id, events), args)
+            for _attempt in range(BUNDLE_ATTEMPTS):
+                bundle = await self._bundle(season, events, record) if whole_season else ""
+                reply = await self._scripts.season_commit.replicated(
+                    self._keys(season.season_id, events), [*args, bundle]
+                )
+                if reply != [Reply.BUNDLE_PRICES_CHANGED]:
+                    break
             if reply[0] == Reply.OK and not reply[3]:
                 made = sum(len(order_decoder.decode(o).tickets) for o in reply[2] if o)
         except BaseException as exc:
@@ -459,12 +511,14 @@ class SeasonSales:
                 return SeasonOrder(
                     rec.season_order_id, rec.season_id, token, rec.idempotency_key,
                     [line.event_id for line in rec.lines], orders, rec.total,
-                    rec.currency, rec.created_ms, bool(replayed),
+                    rec.currency, rec.created_ms, bool(replayed), rec.bundle,
                 )  # fmt: skip
             case [Reply.IDEMPOTENCY_MISMATCH, other]:
                 raise InvalidRequest(
                     "idempotency_key", f"already used for season order {_text(other)} of a different hold"
                 )
+            case [Reply.BUNDLE_PRICES_CHANGED]:
+                raise Conflict("the season's events changed their prices during the commit; retry")
         raise (
             self._gone(reply, token)
             or self._event_error(reply, events, token)
@@ -487,8 +541,28 @@ class SeasonSales:
         return SeasonOrder(
             rec.season_order_id, rec.season_id, season_hold_token(season_id, rec.hold_id),
             rec.idempotency_key, [line.event_id for line in rec.lines], orders, rec.total, rec.currency,
-            rec.created_ms, False,
+            rec.created_ms, False, rec.bundle,
         )  # fmt: skip
+
+    async def _bundle(self, season: Season, events: Sequence[str], record: SeasonHoldRecord) -> str:
+        """The bundle's split for a commit over every event of the season (JSON for
+        ``_season_sale.lua``; "" when no category of the hold has a bundle price): per
+        category, each event's list price now and its part of the bundle (rules/bundles.py).
+        A category that some event does not price is left out (the commit answers NO_PRICE)."""
+        cats = sorted(set(record.categories) & set(season.bundle_prices))
+        if not cats:
+            return ""
+        async with wrap_errors("read season prices"):
+            listed = [await self._r.hmget(keys.event_key(e, "prices"), cats) for e in events]
+        split: dict[str, list[list[int]]] = {}
+        for j, cat in enumerate(cats):
+            raw = [prices[j] for prices in listed]
+            if any(p is None for p in raw):
+                continue
+            weights = [int(p) for p in raw]
+            parts = split_bundle(season.bundle_prices[cat], weights)
+            split[cat] = [[w, part] for w, part in zip(weights, parts, strict=True)]
+        return json_encoder.encode(split).decode() if split else ""
 
     @staticmethod
     def _gone(reply: Any, token: str) -> StoreError | None:

@@ -95,3 +95,5 @@ local CHANNEL_CLOSED = 64            -- channel id
 local CHANNEL_EXISTS = 65            -- channel id
 local CHANNEL_NOT_FOUND = 66         -- channel id
 local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area, places that can be reserved
+-- season sales: bundle prices, ticket types and promo codes at a season commit (season_commit, _season_sale.lua)
+local BUNDLE_PRICES_CHANGED = 86     -- an event's list price moved since the bundle was split (split again, retry)

@@ -3,8 +3,9 @@
 -- all or nothing. Each order, its tickets, seat changes, change-stream and lifecycle entries
 -- are written as commit.lua writes them, plus a season order listing the events' orders.
 -- A paused event still takes the commit (buyers paying); a closed one refuses it.
+-- Priced from the season's bundle when Python passes the bundle's split (_season_sale.lua).
 -- Result: {OK, season_order_json, {order_json, ...}, replayed(0|1)} | {IDEMPOTENCY_MISMATCH, season order}
---         | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order} | {HOLD_EXPIRED}
+--         | {BUNDLE_PRICES_CHANGED} | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order} | {HOLD_EXPIRED}
 --         | {SEASON_HOLD_CHANGED} | {SEASON_EVENT, position, {code, ...}}: that event's refusal
 --           (EVENT_NOT_FOUND, NOT_ON_SALE, gone_reply, HOLD_EXPIRED, HOLD_LOST, NO_PRICE, IDEMPOTENCY_MISMATCH)
 local hold_id = ARGV[1]
@@ -16,6 +17,8 @@ local purge_limit = tonumber(ARGV[6])
 local sale = cjson.decode(ARGV[7])        -- {collector, payment_method, channel, terms?}: holds/records.py Sale
 local events = season_event_args(8)       -- then one new order id per event
 local ORDER0 = 8 + #events
+local EXTRA0 = ORDER0 + #events           -- then the bundle's split (JSON, '' none: _season_sale.lua)
+local bundle = (ARGV[EXTRA0 + 1] or '') ~= '' and cjson.decode(ARGV[EXTRA0 + 1]) or nil
 
 local function event_orders(season_order)
   local out = {}
@@ -58,10 +61,13 @@ for i = 1, #events do
   local other = redis.call('HGET', K_IDEM, idem_key)
   if other then return {SEASON_EVENT, i, {IDEMPOTENCY_MISMATCH, other}} end
   local price = event_prices()
+  local shares = bundle_shares(bundle, i, price)
+  if not shares then return {BUNDLE_PRICES_CHANGED} end
   local tickets, total = {}, 0
   for j, o in ipairs(seats) do
     local p = price(cats[j])
     if not p then return {SEASON_EVENT, i, {NO_PRICE, cats[j]}} end
+    p = shares[cats[j]] or p
     tickets[j] = {ticket_id = ticket_prefix .. j, seat = o, category = cats[j], price = p, status = 'valid'}
     split_ticket(tickets[j], sale.terms, sale.collector)
     total = total + p
@@ -102,6 +108,7 @@ end
 local season_order = {season_order_id = season_order_id, season_id = rec.season_id, hold_id = hold_id,
   idempotency_key = idem_key, orders = orders, total = season_total,
   currency = currency, created_ms = now}
+if bundle then season_order.bundle = true end
 local season_raw = cjson.encode(season_order)
 redis.call('HSET', K_SEASON_ORDERS, season_order_id, season_raw)
 redis.call('HSET', K_SEASON_ORDERS, 'key:' .. idem_key, season_order_id)
