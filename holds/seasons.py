@@ -41,7 +41,8 @@ from holds.events import check_sellable, new_event_id
 from holds.ids import check_name, new_id
 from holds.inventory import PURGE_PER_CALL
 from holds.live import LiveEvent
-from holds.records import Buyer, Order, json_encoder, order_decoder
+from holds.offers import Claim, OfferChoice, Offers, offer_error, seat_names
+from holds.records import Buyer, Order, Sale, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.sales import (
@@ -111,6 +112,8 @@ class SeasonOrderRecord(msgspec.Struct, frozen=True):
     currency: str
     created_ms: int
     bundle: bool = False  # priced from the season's bundle prices
+    promo_code: str = ""  # the code its orders used ("" none); discount: their discounts' sum
+    discount: int = 0
 
     @property
     def lines(self) -> list[SeasonOrderLine]:
@@ -146,6 +149,8 @@ class SeasonOrder:
     created_ms: int
     replayed: bool
     bundle_priced: bool = False
+    promo_code: str = ""
+    discount: int = 0
 
 
 BUNDLE_ATTEMPTS = 3  # splits of a bundle tried when the events' prices keep moving under the commit
@@ -295,12 +300,14 @@ class SeasonSales:
         seasons: SeasonStore,
         sales: Sales,
         limits: TicketLimits | None = None,
+        offers: Offers | None = None,
     ) -> None:
         self._r = client
         self._scripts = scripts
         self._seasons = seasons
         self._sales = sales
         self._limits = limits
+        self._offers = offers
 
     async def _events(self, season: Season, event_ids: Sequence[str]) -> list[LiveEvent]:
         """The chosen events (none: every event of the season), in the season's order."""
@@ -464,13 +471,72 @@ class SeasonSales:
         *,
         collector: Collector = "platform",
         payment_method: str = "online",
+        offer: OfferChoice | None = None,
     ) -> SeasonOrder:
-        """One order per event of the season hold, each at its event's category prices."""
+        """One order per event of the season hold: at the season's bundle prices when it is
+        over every event of the season (rules/bundles.py), else at each event's prices; then
+        ``offer``'s ticket types (per seat, the same type in every event) and promo code
+        (each event's own, else the organizer's: one use for the season order)."""
         check_order_input(idempotency_key, buyer)
+        if offer is not None and offer.ga_types:
+            area = sorted(offer.ga_types)[0]
+            raise InvalidRequest(f"ga_ticket_types[{area}]", "a season hold holds seats, not GA places")
         season, hold_id, record = await self._record(tenant_id, token)
         events = list(record.events)
         ctx = await self._sales.context(tenant_id, events[0])
         sale = await self._sales.sale(tenant_id, ctx, collector, payment_method, "storefront")
+        offer_json, promo_claim = "", None
+        if offer:
+            offer_json, promo_claim = await self._offer(tenant_id, ctx, events, offer, record.buyer)
+        try:
+            result = await self._commit(
+                tenant_id, token, idempotency_key, buyer, (season, hold_id, record), ctx, sale, offer_json,
+                seat_names(ctx, offer) if offer else {},
+            )  # fmt: skip
+        except BaseException as exc:
+            await self._give_back(promo_claim, exc)
+            raise
+        if result.replayed:
+            await self._give_back(promo_claim)
+        return result
+
+    async def _offer(
+        self, tenant_id: str, ctx: LiveEvent, events: Sequence[str], offer: OfferChoice, buyer: str
+    ) -> tuple[str, Claim | None]:
+        """The script's offer (JSON) and the organizer-wide code's use claimed for the season
+        order (None: none), as a single event's commit prepares them (holds/offers.py)."""
+        if self._offers is None:
+            raise PreconditionFailed("ticket types and promo codes are not served here", subject=ctx.event_id)
+
+        async def hold_buyer() -> str:
+            return buyer
+
+        sale_offer, claim = await self._offers.prepare(
+            tenant_id, ctx, offer, buyer=hold_buyer, now_ms=int(time.time() * 1000), events=events
+        )
+        return json_encoder.encode(sale_offer).decode(), claim
+
+    async def _give_back(self, claim: Claim | None, failure: BaseException | None = None) -> None:
+        """Return the organizer-wide code's use the commit did not make (refused or replayed);
+        kept when the outcome is unknown (holds/sales.py's rule: never a use too few)."""
+        if claim is None or self._offers is None or not outcome_known(failure):
+            return
+        await asyncio.shield(self._offers.give_back(claim))
+
+    async def _commit(
+        self,
+        tenant_id: str,
+        token: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        found: tuple[Season, str, SeasonHoldRecord],
+        ctx: LiveEvent,
+        sale: Sale,
+        offer_json: str,
+        named: dict[int, str],
+    ) -> SeasonOrder:
+        season, hold_id, record = found
+        events = list(record.events)
         season_order_id = new_id("so", 12)
         args: list[str | int] = [
             hold_id, idempotency_key, season_order_id, json_encoder.encode(buyer).decode(),
@@ -487,11 +553,12 @@ class SeasonSales:
         made = 0
         failure: BaseException | None = None
         try:
+            script_keys = self._keys(season.season_id, events)
+            if offer_json:  # the events' offer keys after their inventory keys (_season_sale.lua)
+                script_keys += [k for e in events for k in keys.offer_keys(e)]
             for _attempt in range(BUNDLE_ATTEMPTS):
                 bundle = await self._bundle(season, events, record) if whole_season else ""
-                reply = await self._scripts.season_commit.replicated(
-                    self._keys(season.season_id, events), [*args, bundle]
-                )
+                reply = await self._scripts.season_commit.replicated(script_keys, [*args, bundle, offer_json])
                 if reply != [Reply.BUNDLE_PRICES_CHANGED]:
                     break
             if reply[0] == Reply.OK and not reply[3]:
@@ -511,7 +578,7 @@ class SeasonSales:
                 return SeasonOrder(
                     rec.season_order_id, rec.season_id, token, rec.idempotency_key,
                     [line.event_id for line in rec.lines], orders, rec.total,
-                    rec.currency, rec.created_ms, bool(replayed), rec.bundle,
+                    rec.currency, rec.created_ms, bool(replayed), rec.bundle, rec.promo_code, rec.discount,
                 )  # fmt: skip
             case [Reply.IDEMPOTENCY_MISMATCH, other]:
                 raise InvalidRequest(
@@ -521,7 +588,7 @@ class SeasonSales:
                 raise Conflict("the season's events changed their prices during the commit; retry")
         raise (
             self._gone(reply, token)
-            or self._event_error(reply, events, token)
+            or self._event_error(reply, events, token, named)
             or _unknown("season_commit", reply)
         )
 
@@ -541,7 +608,7 @@ class SeasonSales:
         return SeasonOrder(
             rec.season_order_id, rec.season_id, season_hold_token(season_id, rec.hold_id),
             rec.idempotency_key, [line.event_id for line in rec.lines], orders, rec.total, rec.currency,
-            rec.created_ms, False, rec.bundle,
+            rec.created_ms, False, rec.bundle, rec.promo_code, rec.discount,
         )  # fmt: skip
 
     async def _bundle(self, season: Season, events: Sequence[str], record: SeasonHoldRecord) -> str:
@@ -584,8 +651,11 @@ class SeasonSales:
         return None
 
     @staticmethod
-    def _event_error(reply: Any, events: Sequence[str], subject: str) -> StoreError | None:
-        """An event's refusal inside a season script, naming the event."""
+    def _event_error(
+        reply: Any, events: Sequence[str], subject: str, named: dict[int, str] | None = None
+    ) -> StoreError | None:
+        """An event's refusal inside a season script, naming the event (``named``: the seat
+        ids of the ordinals an offer names)."""
         match reply:
             case [Reply.SEASON_EVENT, position, inner]:
                 event_id = events[int(position) - 1]
@@ -628,7 +698,7 @@ class SeasonSales:
                     f"the season hold's part in event {event_id} was committed to order {_text(order)}",
                     subject=event_id,
                 )
-        return _unknown("season script", reply)
+        return _offer_in_event(inner, event_id, named) or _unknown("season script", reply)
 
 
 class SeasonSeatsUnavailable(SeatsUnavailable):
@@ -640,6 +710,16 @@ class SeasonSeatsUnavailable(SeatsUnavailable):
         shown = "; ".join(f"in event {event}: {', '.join(seats[:20])}" for event, seats in by_event.items())
         super().__init__(named, f"seats not available {shown}")
         self.by_event = by_event
+
+
+def _offer_in_event(inner: Any, event_id: str, named: dict[int, str] | None) -> StoreError | None:
+    """A ticket type's or promo code's refusal in one event of a season commit, naming it."""
+    offered = offer_error(inner, seat_of=named)
+    if isinstance(offered, InvalidRequest):
+        return InvalidRequest(offered.field, f"{offered.description} in event {event_id}")
+    if isinstance(offered, PreconditionFailed):
+        return PreconditionFailed(f"{offered} in event {event_id}", subject=offered.subject)
+    return offered
 
 
 def _unknown(script: str, reply: Any) -> StoreError:

@@ -830,13 +830,27 @@ def season_hold(
 @click.option("--idempotency-key", required=True, help="Reuse it on retry: the same key never sells twice.")
 @click.option("--name", default="")
 @click.option("--email", default="")
+@click.option(
+    "--type",
+    "seat_types",
+    multiple=True,
+    help="SEAT_ID=TYPE_ID: the seat's ticket type in every event (repeat).",
+)
+@click.option("--promo-code", default="", help="Each event's own code, else the organizer's (one use).")
+@click.option("--access-code", default="", help="Unlocks hidden ticket types (a presale).")
 @remote()
 def season_commit(
-    season_hold_token: str, idempotency_key: str, name: str, email: str, remote: Remote
-) -> None:
-    """Commit a season hold: one order per event, printed with its tickets."""
+    season_hold_token: str, idempotency_key: str, name: str, email: str, seat_types: tuple[str, ...],
+    promo_code: str, access_code: str, remote: Remote,
+) -> None:  # fmt: skip
+    """Commit a season hold: one order per event, printed with its tickets (at the season's
+    bundle prices when it holds every event of the season)."""
+    choices = _type_choices(seat_types, ())
     with remote.client() as client:
-        result = client.commit_season(season_hold_token, idempotency_key, name, email)
+        result = client.commit_season(
+            season_hold_token, idempotency_key, name, email,
+            ticket_types=choices, promo_code=promo_code, access_code=access_code,
+        )  # fmt: skip
     order = result.order
     note = " (replayed)" if result.replayed else ""
     note += " at the bundle price" if order.bundle_priced else ""

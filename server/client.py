@@ -234,11 +234,20 @@ class Client:
         return hold
 
     def commit_season(
-        self, token: str, idempotency_key: str, name: str, email: str
+        self,
+        token: str,
+        idempotency_key: str,
+        name: str,
+        email: str,
+        *,
+        ticket_types: list[sales_pb2.TicketTypeChoice] | None = None,
+        promo_code: str = "",
+        access_code: str = "",
     ) -> seasons_pb2.SeasonOrderResponse:
         request = seasons_pb2.CommitSeasonHoldRequest(
             season_hold_token=token, idempotency_key=idempotency_key,
-            buyer=sales_pb2.BuyerDetails(name=name, email=email),
+            buyer=sales_pb2.BuyerDetails(name=name, email=email), ticket_types=ticket_types or [],
+            promo_code=promo_code, access_code=access_code,
         )  # fmt: skip
         response: seasons_pb2.SeasonOrderResponse = self._call(self.seasons.CommitSeasonHold, request)
         return response

@@ -16,3 +16,19 @@ local function bundle_shares(bundle, i, price)
   end
   return shares
 end
+
+-- Point _offers.lua's key names at event i's offer keys (holds/keys.py OFFER_KEY_NAMES),
+-- which Python passes after every event's 21 keys when the commit names a type or a code.
+local function use_event_offers(i, n_events)
+  local b = SEASON_KEY_COUNT + n_events * EVENT_KEY_COUNT + (i - 1) * 3
+  K_TTYPES, K_PROMOS, K_PROMOUSES = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]
+end
+
+-- Where an order of a season order counts its code's use. An event's own code: in the
+-- event, like any order (a wholly cancelled order gives it back: _promo_back.lua). An
+-- organizer-wide code: one use for the whole season order, claimed once in the organizer's
+-- slot (holds/seasons.py); scope 'season' keeps a cancel of one of its orders from giving
+-- that one use back once per order (it is not given back: docs/selling.md).
+local function note_season_promo(order, promo)
+  if promo.scope == 'organizer' then order.promo_scope = 'season' end
+end

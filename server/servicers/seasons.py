@@ -16,7 +16,7 @@ from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
-from server.servicers.convert import buyer_of, collector_of, order_pb, ts
+from server.servicers.convert import buyer_of, collector_of, offer_of, order_pb, ts
 
 
 def _token(token: str) -> str:
@@ -92,6 +92,10 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
         o.total.currency = order.currency
         o.created_at.FromMilliseconds(order.created_ms)
         o.bundle_priced = order.bundle_priced
+        if order.promo_code:
+            o.promo_code = order.promo_code
+            o.discount.amount_minor = order.discount
+            o.discount.currency = order.currency
         return out
 
     async def CreateSeason(
@@ -186,6 +190,7 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             buyer_of(request.buyer),
             collector=collector_of(request.collector, "platform"),
             payment_method=request.payment_method or "online",
+            offer=offer_of(request.ticket_types, request.promo_code, request.access_code),
         )
         return await self._order_pb(tenant_id, order, order.replayed)
 

@@ -206,6 +206,17 @@ async def test_every_script_call_path_stays_in_one_slot(
     )
     await stores.season_sales.extend(season.season.tenant_id, held_season.token)
     await stores.season_sales.commit(season.season.tenant_id, held_season.token, "season-1", Buyer())
+    # a season commit with a ticket type and an organizer-wide code: the events' offer keys too
+    # (the season's slot), the code's use claimed in the organizer's
+    season_tenant = season.season.tenant_id
+    for event_id in season.events:
+        await stores.offers.put_type(season_tenant, event_id, TicketType("kid", "Kid", {"vip": 10}), "create")
+    await stores.offers.put_promo(season_tenant, "", PromoCode("SEASONALL", "amount", amount=1), "create")
+    typed_season = await stores.season_sales.hold(season_tenant, season.season.season_id, [season.seat(2)])
+    await stores.season_sales.commit(
+        season_tenant, typed_season.token, "season-2", Buyer(),
+        offer=OfferChoice({season.seat(2): "kid"}, promo_code="SEASONALL"),
+    )  # fmt: skip
     released = await stores.season_sales.hold(
         season.season.tenant_id, season.season.season_id, [season.seat(1)]
     )
@@ -229,8 +240,10 @@ async def test_every_script_call_path_stays_in_one_slot(
         if name == "event_put" or name.startswith("season_"):
             assert slots(script_keys) == slots([keys.event_tag(season.season.season_id)])
             assert slots(script_keys) == slots([keys.event_tag(season.events[1])])
-        if name.startswith("season_"):
-            assert len(script_keys) == len(keys.SEASON_KEY_NAMES) + 2 * len(keys.EVENT_KEY_NAMES)
+        if name.startswith("season_"):  # a commit with an offer: the events' offer keys after theirs
+            base = len(keys.SEASON_KEY_NAMES) + 2 * len(keys.EVENT_KEY_NAMES)
+            offered = base + 2 * len(keys.OFFER_KEY_NAMES) if name == "season_commit" else base
+            assert len(script_keys) in (base, offered)
     for name, script_keys in script_calls[:first_season_call]:
         assert script_keys, f"{name} got no KEYS: a cluster could not route it"
         assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"

@@ -62,6 +62,7 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["season", "get", "ss1"],
     ["season", "hold", "ss1", "s1"],
     ["season", "commit", "tok", "--idempotency-key", "k"],
+    ["season", "commit", "tok", "--idempotency-key", "k", "--type", "s1=child", "--promo-code", "P"],
     ["season", "release", "tok"],
     ["event", "list"],
     ["event", "get", "ev"],

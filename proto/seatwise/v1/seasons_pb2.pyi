@@ -409,6 +409,8 @@ class SeasonOrder(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     BUNDLE_PRICED_FIELD_NUMBER: _builtins.int
+    PROMO_CODE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     season_order_id: _builtins.str
     season_id: _builtins.str
     idempotency_key: _builtins.str
@@ -416,6 +418,8 @@ class SeasonOrder(_message.Message):
     """The orders were priced from the season's bundle prices (a commit over every
     event of the season); false: each event's own prices.
     """
+    promo_code: _builtins.str
+    """The promo code the orders used ("" none) and the sum of their discounts."""
     @_builtins.property
     def orders(self) -> _containers.RepeatedCompositeFieldContainer[_sales_pb2.Order]:
         """One per event of the season hold, each with a ticket per seat."""
@@ -426,6 +430,8 @@ class SeasonOrder(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -436,10 +442,12 @@ class SeasonOrder(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         idempotency_key: _builtins.str = ...,
         bundle_priced: _builtins.bool = ...,
+        promo_code: _builtins.str = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "discount", b"discount", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_priced", b"bundle_priced", "created_at", b"created_at", "idempotency_key", b"idempotency_key", "orders", b"orders", "season_id", b"season_id", "season_order_id", b"season_order_id", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_priced", b"bundle_priced", "created_at", b"created_at", "discount", b"discount", "idempotency_key", b"idempotency_key", "orders", b"orders", "promo_code", b"promo_code", "season_id", b"season_id", "season_order_id", b"season_order_id", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
