@@ -7,9 +7,14 @@ seats, commits of either (fresh and replayed idempotency keys), releases of eith
 of one event's part of a season hold (its season commit is then refused, changing
 nothing), season extends, and expiry of either (moving the lease scores and the season
 hold record's expiry into the past: what the passing of the TTL looks like to the
-scripts). After every step each event is read in one atomic cut and compared seat by
-seat with the model (state and owner), and :func:`check_consistent` runs on it (no seat
-sold twice, counters, change stream without gaps).
+scripts), and the season's bundle prices set or removed. A commit may name a ticket type
+for one of its seats and an organizer-wide promo code of two uses: every ticket's price
+is the model's (a whole-season commit from the bundle split, a typed seat at its type's
+price in each event, the code's discount while it has uses, a refusal once it has none)
+and the code's uses are the model's after every step. After every step each event is
+read in one atomic cut and compared seat by seat with the model (state and owner), and
+:func:`check_consistent` runs on it (no seat sold twice, counters, change stream without
+gaps).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -32,12 +38,16 @@ from hypothesis.stateful import (
 )
 
 from holds import keys, seatvalues
-from holds.errors import StoreError
+from holds.errors import PreconditionFailed, StoreError
+from holds.offers import OfferChoice
 from holds.records import Buyer
 from holds.sales import hold_token
 from holds.seasons import SeasonHoldInfo, SeasonSeatsUnavailable, parse_season_token
+from rules.bundles import split_bundle
+from rules.promos import PromoCode, TicketType, discount
 from server.context import Stores
 from tests.holds.factories import (
+    PRICES,
     TENANT,
     SyncRedis,
     check_consistent,
@@ -50,6 +60,11 @@ from tests.holds.test_seasons import TestSeason, make_season
 SEATS = 18  # small_map(): 3 rows of 6
 EVENTS = 3
 BUYERS = ("ann", "")
+PROMO = PromoCode("TWO", "percent", bps=1000, max_uses=2)  # organizer-wide: one use per season order
+
+
+def child(i: int) -> TicketType:
+    return TicketType(type_id="child", name="Child", prices={"vip": 2000 + 10 * i, "std": 700 + 10 * i})
 
 
 @dataclass
@@ -77,6 +92,11 @@ class SeasonMachine(RuleBasedStateMachine):
         self.dead: dict[str, MHold] = {}  # token -> expired or released hold
         self.committed: dict[str, tuple[str, list[str]]] = {}  # idempotency key -> (token, order ids)
         self.keys = itertools.count()
+        for i, e in enumerate(self.events):
+            self.run(self.stores.offers.put_type(TENANT, e, child(i), "create"))
+        self.run(self.stores.offers.put_promo(TENANT, "", PROMO, "create"))
+        self.bundle: dict[str, int] = {}
+        self.promo_uses = 0
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -140,22 +160,66 @@ class SeasonMachine(RuleBasedStateMachine):
         for o in seats:
             self.seat[(event, o)] = ("held", self.hold_id(result.token))
 
+    @initialize(data=st.data())
+    def first_bundle(self, data: st.DataObject) -> None:
+        self.set_bundle(data, min_size=1)
+
+    @rule(data=st.data())
+    def set_bundle(self, data: st.DataObject, min_size: int = 0) -> None:
+        bundle = data.draw(
+            st.dictionaries(st.sampled_from(["vip", "std"]), st.integers(0, 20_000), min_size=min_size)
+        )
+        season = self.run(
+            self.stores.seasons.set_bundle_prices(TENANT, self.s.season.season_id, self.s.loaded, bundle)
+        )
+        assert season.bundle_prices == bundle
+        self.bundle = bundle
+
+    def price(self, hold: MHold, seat: int, typed: bool) -> list[int]:
+        """The model's price of ``seat`` in each event of ``hold``'s orders, before a discount."""
+        cat = self.s.loaded.index.placed[seat].seat.category
+        positions = [self.events.index(e) for e in hold.events]
+        if typed:
+            return [child(i).prices[cat] for i in positions]
+        lists = [PRICES[cat] + 100 * i for i in positions]
+        if hold.season and hold.events == self.events and cat in self.bundle:
+            return split_bundle(self.bundle[cat], lists)
+        return lists
+
     @precondition(lambda self: self.live or self.dead)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from([*self.live, *self.dead]))  # in the order made: replayable
         hold = self.live.get(token) or self.dead[token]
         key = f"k{next(self.keys)}"
+        typed = data.draw(st.sampled_from([None, *hold.seats])) if hold.season else None
+        promo = hold.season and data.draw(st.booleans())
+        offer = OfferChoice(
+            {self.s.seat(typed): "child"} if typed is not None else {}, promo_code="TWO" if promo else ""
+        )
         ok = token in self.live and not hold.released_parts
         if hold.season:
-            result = self.attempt(self.stores.season_sales.commit(TENANT, token, key, Buyer()))
+            result = self.attempt(
+                self.stores.season_sales.commit(TENANT, token, key, Buyer(), offer=offer or None)
+            )
         else:
             result = self.attempt(self.stores.sales.commit(TENANT, token, key, Buyer()))
+        if ok and promo and self.promo_uses >= PROMO.max_uses:
+            assert isinstance(result, PreconditionFailed), result
+            assert "'TWO' is used up" in str(result)
+            return
         if not ok:
             assert isinstance(result, StoreError), result
             return
         assert not isinstance(result, StoreError), result
         orders = [o.order_id for o in result.orders] if hold.season else [result[1].order_id]
+        made = result.orders if hold.season else [result[1]]
+        for j, seat in enumerate(sorted(hold.seats)):
+            prices = self.price(hold, seat, seat == typed)
+            if promo:
+                prices = [p - discount(p, PROMO) for p in prices]
+            assert [next(t.price for t in o.tickets if t.seat == seat) for o in made] == prices, (j, seat)
+        self.promo_uses += bool(promo)
         for e, order_id in zip(hold.events, orders, strict=True):
             for o in hold.seats:
                 self.seat[(e, o)] = ("sold", order_id)
@@ -232,6 +296,11 @@ class SeasonMachine(RuleBasedStateMachine):
         self.dead[token] = hold
 
     # -- the stored state is the model's -------------------------------------------
+    @invariant()
+    def promo_uses_match_the_model(self) -> None:
+        uses = self.run(self.stores.offers.list_promos(TENANT, ""))
+        assert [(i.promo.code, i.uses) for i in uses] == [("TWO", self.promo_uses)]
+
     @invariant()
     def matches_the_model(self) -> None:
         for e in self.events:
