@@ -619,14 +619,16 @@ class SeasonSales:
         cats = sorted(set(record.categories) & set(season.bundle_prices))
         if not cats:
             return ""
-        async with wrap_errors("read season prices"):
-            listed = [await self._r.hmget(keys.event_key(e, "prices"), cats) for e in events]
+        async with wrap_errors("read season prices"), self._r.pipeline(transaction=False) as pipe:
+            for event_id in events:  # one slot, the season's: one round trip
+                pipe.hmget(keys.event_key(event_id, "prices"), cats)
+            listed: list[list[bytes | None]] = await pipe.execute()
         split: dict[str, list[list[int]]] = {}
         for j, cat in enumerate(cats):
             raw = [prices[j] for prices in listed]
-            if any(p is None for p in raw):
+            weights = [int(p) for p in raw if p is not None]
+            if len(weights) != len(raw):
                 continue
-            weights = [int(p) for p in raw]
             parts = split_bundle(season.bundle_prices[cat], weights)
             split[cat] = [[w, part] for w, part in zip(weights, parts, strict=True)]
         return json_encoder.encode(split).decode() if split else ""
