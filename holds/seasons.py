@@ -254,6 +254,9 @@ class SeasonStore:
         """Replace the season's bundle prices (``loaded``: the season's seat-map version). A
         commit reads them when it runs: holds already made are priced at their commit."""
         season = await self.get(tenant_id, season_id)
+        version = loaded.version
+        if (version.seat_map_id, version.version) != (season.seat_map_id, season.seat_map_version):
+            raise StoreError(f"season {season_id}'s prices are checked against another seat map")
         bundle = dict(bundle_prices)
         _check_bundle(bundle, loaded)
         async with wrap_errors("set season prices"):
