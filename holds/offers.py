@@ -299,10 +299,13 @@ class Offers:
         *,
         buyer: Callable[[], Awaitable[str]],
         now_ms: int,
+        events: Sequence[str] = (),
     ) -> tuple[SaleOffer, Claim | None]:
         """The script's offer for ``choice``; an organizer-wide code's use claimed (None: none).
 
-        ``buyer``: the sale's buyer id ("" anonymous), asked only to claim an organizer-wide code."""
+        ``buyer``: the sale's buyer id ("" anonymous), asked only to claim an organizer-wide code.
+        ``events``: the events the sale makes orders in (a season commit, holds/seasons.py; none:
+        ``ctx``'s): the organizer's code is claimed once unless every one has its own code."""
         index = ctx.loaded.index
         seats: dict[str, str] = {}
         for seat_id, type_id in choice.seat_types.items():
@@ -325,7 +328,7 @@ class Offers:
         org_promo, used_up, claim = "", "", None
         if choice.promo_code:
             org_promo, used_up, claim = await self._organizer_code(
-                tenant_id, ctx.event_id, choice.promo_code, buyer, now_ms
+                tenant_id, events or [ctx.event_id], choice.promo_code, buyer, now_ms
             )
         offer = SaleOffer(
             seats, ga, choice.promo_code, choice.access_code, org_promo, used_up, claim.buyer if claim else ""
@@ -333,14 +336,21 @@ class Offers:
         return offer, claim
 
     async def _organizer_code(
-        self, tenant_id: str, event_id: str, code: str, buyer: Callable[[], Awaitable[str]], now_ms: int
+        self,
+        tenant_id: str,
+        event_ids: Sequence[str],
+        code: str,
+        buyer: Callable[[], Awaitable[str]],
+        now_ms: int,
     ) -> tuple[str, str, Claim | None]:
         """An organizer-wide code's definition, why its claim was refused ("" none) and the
-        claimed use, unless the event has a code of that name (the event's own wins) or the
+        claimed use, unless every event has a code of that name (the event's own wins) or the
         organizer has none."""
-        _, promos, _ = keys.offer_keys(event_id)
         async with wrap_errors("read promo code"):
-            if await self._client.hexists(promos, code):
+            for event_id in event_ids:
+                if not await self._client.hexists(keys.offer_keys(event_id)[1], code):
+                    break
+            else:
                 return "", "", None
             raw = await self._client.hget(keys.tenant_promos(tenant_id), code)
         if raw is None:

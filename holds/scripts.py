@@ -52,6 +52,9 @@ XCHG_PRELUDE = "_xchg"
 XCHG_SCRIPTS = frozenset({"exchange_season", "xchg_lock", "xchg_commit", "xchg_finish"})
 SEASON_PRELUDE = "_season"  # after the inventory prelude: a season's keys, its events' (holds/seasons.py)
 SEASON_SCRIPTS = frozenset({"season_hold", "season_commit", "season_release", "season_extend"})
+# a season commit's bundle prices, ticket types and promo codes (after _season and _offers)
+SEASON_SALE_PRELUDE = "_season_sale"
+SEASON_SALE_SCRIPTS = frozenset({"season_commit"})
 # the seat-map version fence, right before the script's own code: scripts that take seat
 # ordinals from Python or answer with them (their last argument is the caller's version)
 LAYOUT_PRELUDE = "_layout"
@@ -114,6 +117,7 @@ PRELUDES = frozenset(
         AFTER_SALE_PRELUDE,
         PROMO_BACK_PRELUDE,
         SEASON_PRELUDE,
+        SEASON_SALE_PRELUDE,
         LAYOUT_PRELUDE,
         DISTANCE_PRELUDE,
         CHANNELS_PRELUDE,
@@ -135,6 +139,8 @@ def _source(name: str) -> str:
         parts.insert(2, PROMO_BACK_PRELUDE)
     if name in SEASON_SCRIPTS:
         parts.insert(2, SEASON_PRELUDE)
+    if name in SEASON_SALE_SCRIPTS:
+        parts[-1:-1] = [OFFERS_PRELUDE, SEASON_SALE_PRELUDE]
     if name in LAYOUT_FENCED:
         parts.insert(-1, LAYOUT_PRELUDE)
     if name in DISTANCE_SCRIPTS:

@@ -22,7 +22,7 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -46,7 +46,8 @@ from holds.events import check_sellable, new_event_id
 from holds.ids import check_name, new_id
 from holds.inventory import PURGE_PER_CALL
 from holds.live import LiveEvent
-from holds.records import Buyer, Order, json_encoder, order_decoder
+from holds.offers import Claim, OfferChoice, Offers, offer_error, seat_names
+from holds.records import Buyer, Order, Sale, json_encoder, order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
 from holds.replies import Reply
 from holds.retries import check_request_id, fingerprint
@@ -61,6 +62,7 @@ from holds.sales import (
 from holds.script_channel import EncodableArg
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap
+from rules.bundles import check_bundle_prices, split_bundle
 from rules.fees import Collector
 
 MAX_EVENTS_PER_SEASON = 100  # a season hold passes 21 keys per event to one script
@@ -77,6 +79,8 @@ class Season:
     currency: str
     created_ms: int
     event_ids: tuple[str, ...] = ()
+    # one seat of a category for the whole season (rules/bundles.py); none: the events' prices
+    bundle_prices: Mapping[str, int] = field(default_factory=dict)
 
 
 class SeasonHoldRecord(msgspec.Struct, frozen=True):
@@ -101,6 +105,10 @@ class SeasonHoldRecord(msgspec.Struct, frozen=True):
         """GA area -> places, taken in each event."""
         return dict(self.ga) if isinstance(self.ga, dict) else {}
 
+    @property
+    def categories(self) -> list[str]:
+        return list(self.cats) if isinstance(self.cats, list) else []
+
 
 class SeasonOrderLine(msgspec.Struct, frozen=True):
     event_id: str
@@ -116,6 +124,9 @@ class SeasonOrderRecord(msgspec.Struct, frozen=True):
     total: int
     currency: str
     created_ms: int
+    bundle: bool = False  # priced from the season's bundle prices
+    promo_code: str = ""  # the code its orders used ("" none); discount: their discounts' sum
+    discount: int = 0
 
     @property
     def lines(self) -> list[SeasonOrderLine]:
@@ -123,6 +134,7 @@ class SeasonOrderRecord(msgspec.Struct, frozen=True):
 
 
 _hold_decoder = msgspec.json.Decoder(SeasonHoldRecord)
+_bundle_decoder = msgspec.json.Decoder(dict[str, int])
 _order_decoder = msgspec.json.Decoder(SeasonOrderRecord)
 
 
@@ -151,6 +163,12 @@ class SeasonOrder:
     currency: str
     created_ms: int
     replayed: bool
+    bundle_priced: bool = False
+    promo_code: str = ""
+    discount: int = 0
+
+
+BUNDLE_ATTEMPTS = 3  # splits of a bundle tried when the events' prices keep moving under the commit
 
 
 def new_season_id() -> str:
@@ -190,18 +208,36 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _check_bundle(bundle: Mapping[str, int], loaded: LoadedSeatMap) -> None:
+    wrong = check_bundle_prices(bundle, set(loaded.version.stats.categories))
+    if wrong is None:
+        return
+    if wrong not in loaded.version.stats.categories:
+        raise InvalidRequest(f"bundle_prices[{wrong}]", "no such category in the season's seat map")
+    raise InvalidRequest(f"bundle_prices[{wrong}]", "a price is 0 or more minor units (at most 10^12)")
+
+
 class SeasonStore:
     """Seasons: the record and its events in the season's slot, a listing per tenant."""
 
     def __init__(self, client: AnyRedis) -> None:
         self._r = client
 
-    async def create(self, tenant_id: str, loaded: LoadedSeatMap, currency: str, name: str) -> Season:
+    async def create(
+        self,
+        tenant_id: str,
+        loaded: LoadedSeatMap,
+        currency: str,
+        name: str,
+        bundle_prices: Mapping[str, int] | None = None,
+    ) -> Season:
         check_sellable(loaded, currency)
         check_name("name", name)
+        bundle = dict(bundle_prices or {})
+        _check_bundle(bundle, loaded)
         season = Season(
             new_season_id(), tenant_id, name, loaded.version.seat_map_id, loaded.version.version, currency,
-            int(time.time() * 1000),
+            int(time.time() * 1000), (), bundle,
         )  # fmt: skip
         record = {
             "tenant": tenant_id,
@@ -210,6 +246,7 @@ class SeasonStore:
             "seat_map_version": str(season.seat_map_version),
             "currency": currency,
             "created_ms": str(season.created_ms),
+            "bundle": json_encoder.encode(bundle).decode(),
         }
         async with wrap_errors("create season"):
             await self._r.hset(keys.season_keys(season.season_id)[0], mapping=record)
@@ -230,7 +267,23 @@ class SeasonStore:
         return Season(
             season_id, tenant_id, m["name"], m["seat_map_id"], int(m["seat_map_version"]), m["currency"],
             int(m["created_ms"]), tuple(e.decode() for e in events),
+            _bundle_decoder.decode(m["bundle"]) if m.get("bundle") else {},
         )  # fmt: skip
+
+    async def set_bundle_prices(
+        self, tenant_id: str, season_id: str, loaded: LoadedSeatMap, bundle_prices: Mapping[str, int]
+    ) -> Season:
+        """Replace the season's bundle prices (``loaded``: the season's seat-map version). A
+        commit reads them when it runs: holds already made are priced at their commit."""
+        season = await self.get(tenant_id, season_id)
+        version = loaded.version
+        if (version.seat_map_id, version.version) != (season.seat_map_id, season.seat_map_version):
+            raise StoreError(f"season {season_id}'s prices are checked against another seat map")
+        bundle = dict(bundle_prices)
+        _check_bundle(bundle, loaded)
+        async with wrap_errors("set season prices"):
+            await self._r.hset(keys.season_keys(season_id)[0], "bundle", json_encoder.encode(bundle).decode())
+        return await self.get(tenant_id, season.season_id)
 
     async def list_seasons(self, tenant_id: str, offset: int, limit: int) -> tuple[list[Season], bool]:
         async with wrap_errors("list seasons"):
@@ -272,12 +325,14 @@ class SeasonSales:
         seasons: SeasonStore,
         sales: Sales,
         limits: TicketLimits | None = None,
+        offers: Offers | None = None,
     ) -> None:
         self._r = client
         self._scripts = scripts
         self._seasons = seasons
         self._sales = sales
         self._limits = limits
+        self._offers = offers
 
     async def _events(self, season: Season, event_ids: Sequence[str]) -> list[LiveEvent]:
         """The chosen events (none: every event of the season), in the season's order."""
@@ -502,19 +557,79 @@ class SeasonSales:
         *,
         collector: Collector = "platform",
         payment_method: str = "online",
+        offer: OfferChoice | None = None,
     ) -> SeasonOrder:
-        """One order per event of the season hold, each at its event's category prices."""
+        """One order per event of the season hold: at the season's bundle prices when it is
+        over every event of the season (rules/bundles.py), else at each event's prices; then
+        ``offer``'s ticket types (per seat, the same type in every event) and promo code
+        (each event's own, else the organizer's: one use for the season order)."""
         check_order_input(idempotency_key, buyer)
+        if offer is not None and offer.ga_types:
+            area = sorted(offer.ga_types)[0]
+            raise InvalidRequest(f"ga_ticket_types[{area}]", "a season hold holds seats, not GA places")
         season, hold_id, record = await self._record(tenant_id, token)
         events = list(record.events)
         ctx = await self._sales.context(tenant_id, events[0])
         sale = await self._sales.sale(tenant_id, ctx, collector, payment_method, "storefront")
+        offer_json, promo_claim = "", None
+        if offer:
+            offer_json, promo_claim = await self._offer(tenant_id, ctx, events, offer, record.buyer)
+        try:
+            result = await self._commit(
+                tenant_id, token, idempotency_key, buyer, (season, hold_id, record), ctx, sale, offer_json,
+                seat_names(ctx, offer) if offer else {},
+            )  # fmt: skip
+        except BaseException as exc:
+            await self._give_back(promo_claim, exc)
+            raise
+        if result.replayed:
+            await self._give_back(promo_claim)
+        return result
+
+    async def _offer(
+        self, tenant_id: str, ctx: LiveEvent, events: Sequence[str], offer: OfferChoice, buyer: str
+    ) -> tuple[str, Claim | None]:
+        """The script's offer (JSON) and the organizer-wide code's use claimed for the season
+        order (None: none), as a single event's commit prepares them (holds/offers.py)."""
+        if self._offers is None:
+            raise PreconditionFailed("ticket types and promo codes are not served here", subject=ctx.event_id)
+
+        async def hold_buyer() -> str:
+            return buyer
+
+        sale_offer, claim = await self._offers.prepare(
+            tenant_id, ctx, offer, buyer=hold_buyer, now_ms=int(time.time() * 1000), events=events
+        )
+        return json_encoder.encode(sale_offer).decode(), claim
+
+    async def _give_back(self, claim: Claim | None, failure: BaseException | None = None) -> None:
+        """Return the organizer-wide code's use the commit did not make (refused or replayed);
+        kept when the outcome is unknown (holds/sales.py's rule: never a use too few)."""
+        if claim is None or self._offers is None or not outcome_known(failure):
+            return
+        await asyncio.shield(self._offers.give_back(claim))
+
+    async def _commit(
+        self,
+        tenant_id: str,
+        token: str,
+        idempotency_key: str,
+        buyer: Buyer,
+        found: tuple[Season, str, SeasonHoldRecord],
+        ctx: LiveEvent,
+        sale: Sale,
+        offer_json: str,
+        named: dict[int, str],
+    ) -> SeasonOrder:
+        season, hold_id, record = found
+        events = list(record.events)
         season_order_id = new_id("so", 12)
         args: list[str | int] = [
             hold_id, idempotency_key, season_order_id, json_encoder.encode(buyer).decode(),
             f"t{secrets.token_hex(6)}-", PURGE_PER_CALL, json_encoder.encode(sale).decode(),
             len(events), *events, *(new_id("o", 12) for _ in events),
         ]  # fmt: skip
+        whole_season = bool(season.bundle_prices) and set(events) == set(season.event_ids)
         # the places claimed against the plan's tickets per month first, settled after
         # (as a single event's commit does: holds/sales.py)
         claim = None
@@ -524,7 +639,14 @@ class SeasonSales:
         made = 0
         failure: BaseException | None = None
         try:
-            reply = await self._scripts.season_commit.replicated(self._keys(season.season_id, events), args)
+            script_keys = self._keys(season.season_id, events)
+            if offer_json:  # the events' offer keys after their inventory keys (_season_sale.lua)
+                script_keys += [k for e in events for k in keys.offer_keys(e)]
+            for _attempt in range(BUNDLE_ATTEMPTS):
+                bundle = await self._bundle(season, events, record) if whole_season else ""
+                reply = await self._scripts.season_commit.replicated(script_keys, [*args, bundle, offer_json])
+                if reply != [Reply.BUNDLE_PRICES_CHANGED]:
+                    break
             if reply[0] == Reply.OK and not reply[3]:
                 made = sum(len(order_decoder.decode(o).tickets) for o in reply[2] if o)
         except BaseException as exc:
@@ -542,15 +664,17 @@ class SeasonSales:
                 return SeasonOrder(
                     rec.season_order_id, rec.season_id, token, rec.idempotency_key,
                     [line.event_id for line in rec.lines], orders, rec.total,
-                    rec.currency, rec.created_ms, bool(replayed),
+                    rec.currency, rec.created_ms, bool(replayed), rec.bundle, rec.promo_code, rec.discount,
                 )  # fmt: skip
             case [Reply.IDEMPOTENCY_MISMATCH, other]:
                 raise InvalidRequest(
                     "idempotency_key", f"already used for season order {_text(other)} of a different hold"
                 )
+            case [Reply.BUNDLE_PRICES_CHANGED]:
+                raise Conflict("the season's events changed their prices during the commit; retry")
         raise (
             self._gone(reply, token)
-            or self._event_error(reply, events, token)
+            or self._event_error(reply, events, token, named)
             or _unknown("season_commit", reply)
         )
 
@@ -570,8 +694,30 @@ class SeasonSales:
         return SeasonOrder(
             rec.season_order_id, rec.season_id, season_hold_token(season_id, rec.hold_id),
             rec.idempotency_key, [line.event_id for line in rec.lines], orders, rec.total, rec.currency,
-            rec.created_ms, False,
+            rec.created_ms, False, rec.bundle, rec.promo_code, rec.discount,
         )  # fmt: skip
+
+    async def _bundle(self, season: Season, events: Sequence[str], record: SeasonHoldRecord) -> str:
+        """The bundle's split for a commit over every event of the season (JSON for
+        ``_season_sale.lua``; "" when no category of the hold has a bundle price): per
+        category, each event's list price now and its part of the bundle (rules/bundles.py).
+        A category that some event does not price is left out (the commit answers NO_PRICE)."""
+        cats = sorted(set(record.categories) & set(season.bundle_prices))
+        if not cats:
+            return ""
+        async with wrap_errors("read season prices"), self._r.pipeline(transaction=False) as pipe:
+            for event_id in events:  # one slot, the season's: one round trip
+                pipe.hmget(keys.event_key(event_id, "prices"), cats)
+            listed: list[list[bytes | None]] = await pipe.execute()
+        split: dict[str, list[list[int]]] = {}
+        for j, cat in enumerate(cats):
+            raw = [prices[j] for prices in listed]
+            weights = [int(p) for p in raw if p is not None]
+            if len(weights) != len(raw):
+                continue
+            parts = split_bundle(season.bundle_prices[cat], weights)
+            split[cat] = [[w, part] for w, part in zip(weights, parts, strict=True)]
+        return json_encoder.encode(split).decode() if split else ""
 
     @staticmethod
     def _gone(reply: Any, token: str) -> StoreError | None:
@@ -593,8 +739,11 @@ class SeasonSales:
         return None
 
     @staticmethod
-    def _event_error(reply: Any, events: Sequence[str], subject: str) -> StoreError | None:
-        """An event's refusal inside a season script, naming the event."""
+    def _event_error(
+        reply: Any, events: Sequence[str], subject: str, named: dict[int, str] | None = None
+    ) -> StoreError | None:
+        """An event's refusal inside a season script, naming the event (``named``: the seat
+        ids of the ordinals an offer names)."""
         match reply:
             case [Reply.SEASON_EVENT, position, inner]:
                 event_id = events[int(position) - 1]
@@ -637,7 +786,7 @@ class SeasonSales:
                     f"the season hold's part in event {event_id} was committed to order {_text(order)}",
                     subject=event_id,
                 )
-        return _unknown("season script", reply)
+        return _offer_in_event(inner, event_id, named) or _unknown("season script", reply)
 
 
 class SeasonSeatsUnavailable(SeatsUnavailable):
@@ -711,6 +860,16 @@ def _hold_refusal(inner: Any, event_id: str) -> StoreError | None:
         case [Reply.DISTANCE_RULE_CHANGED, _]:
             return Conflict(f"the distancing rule of event {event_id} changed during the call; retry")
     return None
+
+
+def _offer_in_event(inner: Any, event_id: str, named: dict[int, str] | None) -> StoreError | None:
+    """A ticket type's or promo code's refusal in one event of a season commit, naming it."""
+    offered = offer_error(inner, seat_of=named)
+    if isinstance(offered, InvalidRequest):
+        return InvalidRequest(offered.field, f"{offered.description} in event {event_id}")
+    if isinstance(offered, PreconditionFailed):
+        return PreconditionFailed(f"{offered} in event {event_id}", subject=offered.subject)
+    return offered
 
 
 def _unknown(script: str, reply: Any) -> StoreError:

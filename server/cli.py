@@ -733,16 +733,40 @@ def season() -> None:
     commit them (one order per event) or release them."""
 
 
+_BUNDLE_HELP = "CATEGORY=AMOUNT: one seat for the whole season, in minor units (repeat)."
+
+
 @season.command("create")
 @click.argument("seat_map_id")
 @click.option("--name", required=True)
 @click.option("--currency", default="EUR", show_default=True)
+@click.option("--bundle-price", "bundle_prices", multiple=True, help=_BUNDLE_HELP)
 @remote()
-def season_create(seat_map_id: str, name: str, currency: str, remote: Remote) -> None:
+def season_create(
+    seat_map_id: str, name: str, currency: str, bundle_prices: tuple[str, ...], remote: Remote
+) -> None:
     """Create a season over the latest (published) version of SEAT_MAP_ID; prints its id.
     Add events with `seatwise event create --season ID`."""
+    bundle = _parse_prices(bundle_prices)
     with remote.client() as client:
-        click.echo(client.create_season(seat_map_id, name, currency).season_id)
+        click.echo(client.create_season(seat_map_id, name, currency, bundle).season_id)
+
+
+@season.command("set-prices")
+@click.argument("season_id")
+@click.option("--bundle-price", "bundle_prices", multiple=True, help=_BUNDLE_HELP + " None: no bundle.")
+@remote()
+def season_set_prices(season_id: str, bundle_prices: tuple[str, ...], remote: Remote) -> None:
+    """Replace the season's bundle prices: a commit over every event of the season is priced
+    from them, split over the events' orders in proportion to their prices."""
+    bundle = _parse_prices(bundle_prices)
+    with remote.client() as client:
+        s = client.set_season_prices(season_id, bundle)
+    click.echo(_bundle_text(s))
+
+
+def _bundle_text(s: Any) -> str:
+    return "bundle: " + (" ".join(f"{p.category}={p.amount_minor}" for p in s.bundle_prices) or "none")
 
 
 def _season_row(s: Any) -> tuple[object, ...]:
@@ -776,6 +800,7 @@ def season_get(season_id: str, as_json: bool, remote: Remote) -> None:
         emit_json(s)
         return
     table(("SEASON", "SEAT MAP", "CURRENCY", "EVENTS", "NAME"), [_season_row(s)])
+    click.echo(_bundle_text(s))
     for event_id in s.event_ids:
         click.echo(event_id)
 
@@ -845,15 +870,30 @@ def season_hold(
 @click.option("--idempotency-key", required=True, help="Reuse it on retry: the same key never sells twice.")
 @click.option("--name", default="")
 @click.option("--email", default="")
+@click.option(
+    "--type",
+    "seat_types",
+    multiple=True,
+    help="SEAT_ID=TYPE_ID: the seat's ticket type in every event (repeat).",
+)
+@click.option("--promo-code", default="", help="Each event's own code, else the organizer's (one use).")
+@click.option("--access-code", default="", help="Unlocks hidden ticket types (a presale).")
 @remote()
 def season_commit(
-    season_hold_token: str, idempotency_key: str, name: str, email: str, remote: Remote
-) -> None:
-    """Commit a season hold: one order per event, printed with its tickets."""
+    season_hold_token: str, idempotency_key: str, name: str, email: str, seat_types: tuple[str, ...],
+    promo_code: str, access_code: str, remote: Remote,
+) -> None:  # fmt: skip
+    """Commit a season hold: one order per event, printed with its tickets (at the season's
+    bundle prices when it holds every event of the season)."""
+    choices = _type_choices(seat_types, ())
     with remote.client() as client:
-        result = client.commit_season(season_hold_token, idempotency_key, name, email)
+        result = client.commit_season(
+            season_hold_token, idempotency_key, name, email,
+            ticket_types=choices, promo_code=promo_code, access_code=access_code,
+        )  # fmt: skip
     order = result.order
     note = " (replayed)" if result.replayed else ""
+    note += " at the bundle price" if order.bundle_priced else ""
     click.echo(
         f"season order {order.season_order_id}{note}: {order.total.amount_minor} {order.total.currency} "
         f"minor units, {len(order.orders)} order(s)"

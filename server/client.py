@@ -55,6 +55,10 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 SERVER_SIDE = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE})
 
 
+def _category_prices(prices: dict[str, int]) -> list[events_pb2.CategoryPrice]:
+    return [events_pb2.CategoryPrice(category=k, amount_minor=v) for k, v in prices.items()]
+
+
 def describe_error(error: grpc.RpcError) -> str:
     """Status, message and the field violations of a failed call, one per line."""
     call = cast(grpc.Call, error)  # a failed call's RpcError is also its Call
@@ -195,9 +199,21 @@ class Client:
         return event
 
     # -- seasons and bundles ------------------------------------------------------------
-    def create_season(self, seat_map_id: str, name: str, currency: str) -> seasons_pb2.Season:
-        request = seasons_pb2.CreateSeasonRequest(seat_map_id=seat_map_id, name=name, currency=currency)
+    def create_season(
+        self, seat_map_id: str, name: str, currency: str, bundle_prices: dict[str, int] | None = None
+    ) -> seasons_pb2.Season:
+        request = seasons_pb2.CreateSeasonRequest(
+            seat_map_id=seat_map_id, name=name, currency=currency,
+            bundle_prices=_category_prices(bundle_prices or {}),
+        )  # fmt: skip
         season: seasons_pb2.Season = self._call(self.seasons.CreateSeason, request).season
+        return season
+
+    def set_season_prices(self, season_id: str, bundle_prices: dict[str, int]) -> seasons_pb2.Season:
+        request = seasons_pb2.SetSeasonPricesRequest(
+            season_id=season_id, bundle_prices=_category_prices(bundle_prices)
+        )
+        season: seasons_pb2.Season = self._call(self.seasons.SetSeasonPrices, request).season
         return season
 
     def get_season(self, season_id: str) -> seasons_pb2.Season:
@@ -226,11 +242,20 @@ class Client:
         return cast(seasons_pb2.SeasonHoldResponse, self._hold(self.seasons.HoldSeasonSeats, request))
 
     def commit_season(
-        self, token: str, idempotency_key: str, name: str, email: str
+        self,
+        token: str,
+        idempotency_key: str,
+        name: str,
+        email: str,
+        *,
+        ticket_types: list[sales_pb2.TicketTypeChoice] | None = None,
+        promo_code: str = "",
+        access_code: str = "",
     ) -> seasons_pb2.SeasonOrderResponse:
         request = seasons_pb2.CommitSeasonHoldRequest(
             season_hold_token=token, idempotency_key=idempotency_key,
-            buyer=sales_pb2.BuyerDetails(name=name, email=email),
+            buyer=sales_pb2.BuyerDetails(name=name, email=email), ticket_types=ticket_types or [],
+            promo_code=promo_code, access_code=access_code,
         )  # fmt: skip
         response: seasons_pb2.SeasonOrderResponse = self._call(self.seasons.CommitSeasonHold, request)
         return response

@@ -113,7 +113,7 @@ class Stores:
             dues=Dues(client, tenants, platforms, audit),
             rate_limits=SalesLimiter(client, redis_url, timeout_s=timeout_s),
             seasons=seasons,
-            season_sales=SeasonSales(client, scripts, seasons, sales, limits=plan_limits),
+            season_sales=SeasonSales(client, scripts, seasons, sales, limits=plan_limits, offers=offers),
             moves=SeatMapMoves(
                 events, seatmaps, scripts, on_moved=live.forget, has_channels=channels.any_defined
             ),

@@ -101,3 +101,5 @@ local EXCHANGE_ABANDONED = 91        -- attempt: recovery gave this attempt up (
 local EXCHANGE_STATE = 92            -- status, record json: the exchange is not in the state the step needs
 -- season holds with channels, distancing, request ids and general admission (season_hold.lua)
 local SEASON_SEATS_REFUSED = 82      -- CHANNEL_SEATS | SEATS_DISTANCED, {{position, {ordinal, ...}}, ...}
+-- season sales: bundle prices, ticket types and promo codes at a season commit (season_commit, _season_sale.lua)
+local BUNDLE_PRICES_CHANGED = 86     -- an event's list price moved since the bundle was split (split again, retry)

@@ -3,10 +3,13 @@
 -- all or nothing. Each order, its tickets, seat changes, change-stream and lifecycle entries
 -- are written as commit.lua writes them, plus a season order listing the events' orders.
 -- A paused event still takes the commit (buyers paying); a closed one refuses it.
+-- Priced from the season's bundle when Python passes the bundle's split, then by the offer's
+-- ticket types and promo code in each event as commit.lua prices them (_season_sale.lua, _offers.lua).
 -- Result: {OK, season_order_json, {order_json, ...}, replayed(0|1)} | {IDEMPOTENCY_MISMATCH, season order}
---         | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order} | {HOLD_EXPIRED}
+--         | {BUNDLE_PRICES_CHANGED} | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order} | {HOLD_EXPIRED}
 --         | {SEASON_HOLD_CHANGED} | {SEASON_EVENT, position, {code, ...}}: that event's refusal
---           (EVENT_NOT_FOUND, NOT_ON_SALE, gone_reply, HOLD_EXPIRED, HOLD_LOST, NO_PRICE, IDEMPOTENCY_MISMATCH)
+--           (EVENT_NOT_FOUND, NOT_ON_SALE, gone_reply, HOLD_EXPIRED, HOLD_LOST, NO_PRICE, IDEMPOTENCY_MISMATCH,
+--            the offer's replies: TYPE_*, PROMO_*, SELECTION_INVALID)
 local hold_id = ARGV[1]
 local idem_key = ARGV[2]
 local season_order_id = ARGV[3]
@@ -16,6 +19,11 @@ local purge_limit = tonumber(ARGV[6])
 local sale = cjson.decode(ARGV[7])        -- {collector, payment_method, channel, terms?}: holds/records.py Sale
 local events = season_event_args(8)       -- then one new order id per event
 local ORDER0 = 8 + #events
+local EXTRA0 = ORDER0 + #events           -- then the bundle's split (JSON, '' none: _season_sale.lua)
+local bundle = (ARGV[EXTRA0 + 1] or '') ~= '' and cjson.decode(ARGV[EXTRA0 + 1]) or nil
+-- then the offer: types by ordinal and the promo code (holds/offers.py SaleOffer), with the
+-- events' offer keys after their inventory keys; '' none
+local offer = (ARGV[EXTRA0 + 2] or '') ~= '' and cjson.decode(ARGV[EXTRA0 + 2]) or nil
 
 local function event_orders(season_order)
   local out = {}
@@ -58,27 +66,41 @@ for i = 1, #events do
   local other = redis.call('HGET', K_IDEM, idem_key)
   if other then return {SEASON_EVENT, i, {IDEMPOTENCY_MISMATCH, other}} end
   local price = event_prices()
+  local shares = bundle_shares(bundle, i, price)
+  if not shares then return {BUNDLE_PRICES_CHANGED} end
   local tickets, total = {}, 0
   for j, o in ipairs(seats) do
     local p = price(cats[j])
     if not p then return {SEASON_EVENT, i, {NO_PRICE, cats[j]}} end
+    p = shares[cats[j]] or p
     tickets[j] = {ticket_id = ticket_prefix .. j, seat = o, category = cats[j], price = p, status = 'valid'}
     split_ticket(tickets[j], sale.terms, sale.collector)
     total = total + p
   end
-  local ga = {}  -- the part's GA places, a ticket each (as commit.lua)
+  local ga = {}  -- the part's GA places, a ticket each (as commit.lua), at the event's list price
   if type(hold.ga) == 'table' then
     for area, qty in pairs(hold.ga) do ga[#ga + 1] = {area, qty} end
   end
   table.sort(ga, function(a, b) return a[1] < b[1] end)
   local ga_total, ga_error = ga_tickets(ga, tickets, ticket_prefix, sale, price)
   if not ga_total then return {SEASON_EVENT, i, ga_error} end
-  plans[i] = {hold = hold, seats = seats, ga = ga, tickets = tickets, total = total + ga_total}
+  total = total + ga_total
+  local promo, discount = false, 0
+  if offer then
+    use_event_offers(i, #events)
+    local priced, why
+    priced, why, discount = apply_offer(offer, tickets, sale, hold.buyer, now)
+    if not priced then return {SEASON_EVENT, i, why} end
+    total, promo = priced, why
+  end
+  plans[i] = {hold = hold, seats = seats, ga = ga, tickets = tickets, total = total, promo = promo,
+    discount = discount}
 end
 
 -- 2. one order per event
 local buyer = cjson.decode(buyer_json)
 local orders, order_raws, season_total, currency = {}, {}, 0, ''
+local season_discount, season_promo = 0, nil
 for i = 1, #events do
   use_event(i)
   local plan, order_id = plans[i], ARGV[ORDER0 + i]
@@ -100,6 +122,14 @@ for i = 1, #events do
     status = 'committed', created_ms = now, updated_ms = now, seq = seq,
     collector = sale.collector, payment_method = sale.payment_method, channel = sale.channel, terms = sale.terms,
     season_order_id = season_order_id}
+  if plan.promo then
+    use_event_offers(i, #events)
+    order.promo_code = plan.promo.code
+    order.discount = plan.discount
+    count_promo_use(plan.promo.code, plan.hold.buyer)
+    note_season_promo(order, plan.promo)
+    season_discount, season_promo = season_discount + plan.discount, plan.promo.code
+  end
   local order_raw = cjson.encode(order)
   redis.call('HSET', K_ORDERS, order_id, order_raw)
   redis.call('HSET', K_IDEM, idem_key, order_id)
@@ -115,6 +145,8 @@ end
 local season_order = {season_order_id = season_order_id, season_id = rec.season_id, hold_id = hold_id,
   idempotency_key = idem_key, orders = orders, total = season_total,
   currency = currency, created_ms = now}
+if bundle then season_order.bundle = true end
+if season_promo then season_order.promo_code, season_order.discount = season_promo, season_discount end
 local season_raw = cjson.encode(season_order)
 redis.call('HSET', K_SEASON_ORDERS, season_order_id, season_raw)
 redis.call('HSET', K_SEASON_ORDERS, 'key:' .. idem_key, season_order_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from seatwise.v1 import seasons_pb2, seasons_pb2_grpc
+from collections.abc import Iterable
+
+from seatwise.v1 import events_pb2, seasons_pb2, seasons_pb2_grpc
 
 from holds.errors import InvalidRequest
 from holds.sales import Sales
@@ -15,13 +17,22 @@ from server.paging import page_bounds, page_token_after
 from server.ratelimit import SalesLimiter
 from server.servicers import Context
 from server.servicers.channels import channel_access
-from server.servicers.convert import buyer_of, collector_of, order_pb, ts
+from server.servicers.convert import buyer_of, collector_of, offer_of, order_pb, ts
 
 
 def _token(token: str) -> str:
     if not token:
         raise InvalidRequest("season_hold_token", "required")
     return token
+
+
+def _bundle_prices(prices: Iterable[events_pb2.CategoryPrice]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i, p in enumerate(prices):
+        if p.category in out:
+            raise InvalidRequest(f"bundle_prices[{i}].category", f"category {p.category!r} priced twice")
+        out[p.category] = p.amount_minor
+    return out
 
 
 def season_pb(season: Season) -> seasons_pb2.Season:
@@ -33,6 +44,10 @@ def season_pb(season: Season) -> seasons_pb2.Season:
         currency=season.currency,
         created_at=ts(season.created_ms),
         event_ids=list(season.event_ids),
+        bundle_prices=[
+            events_pb2.CategoryPrice(category=c, amount_minor=a)
+            for c, a in sorted(season.bundle_prices.items())
+        ],
     )
 
 
@@ -79,6 +94,11 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
         o.total.amount_minor = order.total
         o.total.currency = order.currency
         o.created_at.FromMilliseconds(order.created_ms)
+        o.bundle_priced = order.bundle_priced
+        if order.promo_code:
+            o.promo_code = order.promo_code
+            o.discount.amount_minor = order.discount
+            o.discount.currency = order.currency
         return out
 
     async def CreateSeason(
@@ -87,8 +107,19 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
         tenant_id = current_principal().require_tenant()
         if not request.seat_map_id:
             raise InvalidRequest("seat_map_id", "required")
+        bundle = _bundle_prices(request.bundle_prices)
         loaded = await self._seatmaps.load(tenant_id, request.seat_map_id, request.seat_map_version)
-        season = await self._seasons.create(tenant_id, loaded, request.currency, request.name)
+        season = await self._seasons.create(tenant_id, loaded, request.currency, request.name, bundle)
+        return seasons_pb2.SeasonResponse(season=season_pb(season))
+
+    async def SetSeasonPrices(
+        self, request: seasons_pb2.SetSeasonPricesRequest, context: Context
+    ) -> seasons_pb2.SeasonResponse:
+        tenant_id = current_principal().require_tenant()
+        bundle = _bundle_prices(request.bundle_prices)
+        season = await self._seasons.get(tenant_id, request.season_id)
+        loaded = await self._seatmaps.load(tenant_id, season.seat_map_id, season.seat_map_version)
+        season = await self._seasons.set_bundle_prices(tenant_id, season.season_id, loaded, bundle)
         return seasons_pb2.SeasonResponse(season=season_pb(season))
 
     async def GetSeason(
@@ -165,6 +196,7 @@ class SeasonServicer(seasons_pb2_grpc.SeasonServiceServicer):
             buyer_of(request.buyer),
             collector=collector_of(request.collector, "platform"),
             payment_method=request.payment_method or "online",
+            offer=offer_of(request.ticket_types, request.promo_code, request.access_code),
         )
         return await self._order_pb(tenant_id, order, order.replayed)
 
@@ -186,6 +218,7 @@ SERVICE = ServiceDeclaration(
         "CreateSeason": MethodRule(ORGANIZER),
         "GetSeason": MethodRule(BROWSE),
         "ListSeasons": MethodRule(BROWSE),
+        "SetSeasonPrices": MethodRule(ORGANIZER),
         "HoldSeasonSeats": MethodRule(SALES),
         "GetSeasonHold": MethodRule(SALES),
         "ExtendSeasonHold": MethodRule(SALES, Admit.ALWAYS),  # buyers who hold seats can still pay

@@ -57,7 +57,25 @@ instant between its invoke and complete times (its linearization point), so:
 * resales: a ticket changes hands once per resale (one record per resale, every
   acknowledged resale recorded, no listing sold twice, each resale at its own
   revision), its revision counts transfers and resales together, and no resale
-  is acknowledged after an acknowledged cancel of its ticket.
+  is acknowledged after an acknowledged cancel of its ticket;
+* extends: a hold's lease is the latest expiry an acknowledged extend returned
+  (fencing allows any expiry when an extend's outcome is unknown).
+
+Seasons (:func:`check_season_history`, a run over several events of one season):
+season holds, extends, releases and commits are recorded once, with their
+events, and each event's history is checked as above with the season
+operations projected onto it (a season hold is one ordinary hold per event with
+the same hold id, its commit one commit per event with the season's key), so
+no seat is ever held or sold twice across season orders and single orders.
+On top, per season commit and season order:
+
+* every acknowledged season commit answered exactly one order per event of
+  its hold, each in Redis in that event with the season hold's id and key;
+* all or nothing: an order of a season hold in one event means one in every
+  event of that hold, all of one season order;
+* the season orders in Redis are exactly the acknowledged season commits plus
+  those of commits whose outcome is unknown (by key), each listing one order
+  per event of its hold, its total the sum of theirs.
 """
 
 from __future__ import annotations
@@ -79,13 +97,15 @@ from holds.inventory import (
     SeatOrdinalsUnavailable,
 )
 from holds.records import Exchange, Order, Resale
+from holds.seasons import SeasonHoldInfo, SeasonOrder, SeasonOrderRecord, parse_season_token
 from tests.holds.factories import RawState
 
 Outcome = Literal["ok", "fail", "unknown"]
 Kind = Literal[
     "hold", "release", "commit", "cancel", "transfer", "box_office", "refund", "exchange", "resale",
-    "allocate", "close",
+    "allocate", "close", "extend", "season_hold", "season_extend", "season_release", "season_commit",
 ]  # fmt: skip
+SEASON_KINDS: frozenset[str] = frozenset({"season_hold", "season_extend", "season_release", "season_commit"})
 SALES: frozenset[str] = frozenset({"commit", "box_office"})  # the calls that create an order
 EPS_MS = 1.0  # Redis floors TIME to whole ms
 
@@ -118,6 +138,10 @@ class Op:
     resale_id: str = ""  # resale, acknowledged: the resale made
     channel: str = ""  # hold: the channel it had access to; allocate / close: the channel
     target: str = ""  # exchange into another event: that event
+    event: str = ""  # a single-event call in a run over several events: its event ("" : the only one)
+    events: tuple[str, ...] = ()  # a season call: the events of its season hold
+    event_orders: dict[str, Order] = field(default_factory=dict)  # season commit, acknowledged: per event
+    season_order_id: str = ""  # season commit, acknowledged
 
 
 class Recorder:
@@ -150,6 +174,12 @@ class Recorder:
         if op.outcome == "ok":
             if isinstance(result, HoldResult):
                 op.hold_id, op.expires_ms, op.replayed = result.hold_id, result.expires_ms, result.replayed
+            elif isinstance(result, SeasonHoldInfo):
+                op.hold_id, op.expires_ms = parse_season_token(result.token)[1], result.expires_ms
+                op.events = tuple(result.event_ids)
+            elif isinstance(result, SeasonOrder):
+                op.event_orders = dict(zip(result.event_ids, result.orders, strict=True))
+                op.season_order_id = result.season_order_id
             elif op.kind in SALES:
                 op.order = result.order
                 op.order_id = result.order.order_id
@@ -165,6 +195,7 @@ class _Hold:
     client: str
     expires_ms: int
     adds: list[Op] = field(default_factory=list)  # ok or unknown hold calls for this hold
+    extends: list[Op] = field(default_factory=list)  # ok or unknown extend calls
     releases: list[Op] = field(default_factory=list)  # ok or unknown release calls
     commits: list[Op] = field(default_factory=list)  # ok or unknown commit calls
 
@@ -259,7 +290,11 @@ def check_history(  # noqa: C901
         hold = holds.get(op.hold_id)
         if hold is None:
             continue
-        {"hold": hold.adds, "release": hold.releases, "commit": hold.commits}.get(op.kind, []).append(op)
+        {"hold": hold.adds, "release": hold.releases, "commit": hold.commits, "extend": hold.extends}.get(
+            op.kind, []
+        ).append(op)
+    for hold in holds.values():  # the lease: the latest expiry an acknowledged extend returned
+        hold.expires_ms = max([hold.expires_ms] + [e.expires_ms for e in hold.extends if e.outcome == "ok"])
 
     # the orders: acknowledged ones, and those in Redis whose sale's outcome is unknown
     commit_of_key = {o.idem_key: o for o in _maybe(ops) if o.kind in SALES}
@@ -313,7 +348,8 @@ def check_history(  # noqa: C901
         # the call that created the order is one of those with its key; it ran after it was invoked
         creators = [o for o in hold.commits if o.idem_key == order.idempotency_key] or [commit]
         first = min(o.invoke_ms for o in creators)
-        if first > hold.expires_ms + EPS_MS:
+        extended = any(e.outcome == "unknown" for e in hold.extends)  # to when, nobody knows
+        if first > hold.expires_ms + EPS_MS and not extended:
             problems.append(
                 f"order {order_id}: commit invoked {first - hold.expires_ms:.1f} ms after "
                 f"hold {hold.hold_id} expired"
@@ -624,4 +660,130 @@ def check_resales(ops: list[Op], resales: list[Resale], cancels: dict[str, list[
             named = cancel.all or op.tickets[0] in cancel.tickets
             if cancel.outcome == "ok" and named and cancel.complete_ms < op.invoke_ms:
                 problems.append(f"ticket {op.tickets[0]} resold after its cancel was acknowledged")
+    return problems
+
+
+# -- seasons -----------------------------------------------------------------------------------
+
+
+def project(ops: list[Op], event_id: str) -> list[Op]:
+    """The history as ``event_id`` saw it: its own single-event calls, and each season call of
+    a season hold over it as the single-event call it is there (the same hold id, the season's
+    idempotency key, the event's order of a season order)."""
+    out: list[Op] = []
+    for op in ops:
+        if op.kind not in SEASON_KINDS:
+            if op.event in ("", event_id):
+                out.append(op)
+            continue
+        if event_id not in op.events:
+            continue
+        kind: Kind = "commit"
+        if op.kind != "season_commit":
+            kind = (
+                "hold" if op.kind == "season_hold" else "extend" if op.kind == "season_extend" else "release"
+            )
+        order = op.event_orders.get(event_id)
+        seen = Op(op.id, op.client, kind, op.invoke_ms, op.complete_ms, op.outcome, op.hold_id, op.seats)
+        seen.all, seen.idem_key, seen.expires_ms, seen.error = (
+            kind == "release",
+            op.idem_key,
+            op.expires_ms,
+            op.error,
+        )
+        seen.order, seen.order_id, seen.event = order, order.order_id if order else "", event_id
+        out.append(seen)
+    return out
+
+
+def check_season_history(
+    ops: list[Op], finals: dict[str, RawState], season_orders: Iterable[SeasonOrderRecord]
+) -> list[str]:
+    """Every violation in a run over the events of ``finals`` (one season; their final states)
+    and the season's orders in Redis: each event's projected history, and the season rules of
+    the module docstring."""
+    problems: list[str] = []
+    for event_id, final in finals.items():
+        problems += [f"event {event_id}: {p}" for p in check_history(project(ops, event_id), final)]
+    events_of = {o.hold_id: o.events for o in ops if o.kind == "season_hold" and o.outcome == "ok"}
+    return (
+        problems
+        + _season_commits_answered(ops, finals)
+        + _season_holds_sold_whole(finals, events_of, {o.idem_key for o in ops if o.kind == "season_commit"})
+        + _season_order_records(ops, finals, list(season_orders), events_of)
+    )
+
+
+def _season_commits_answered(ops: list[Op], finals: dict[str, RawState]) -> list[str]:
+    """One order per event of its hold in every acknowledged season commit, each in Redis."""
+    problems: list[str] = []
+    for op in ops:
+        if op.kind != "season_commit" or op.outcome != "ok":
+            continue
+        if sorted(op.event_orders) != sorted(op.events):
+            problems.append(
+                f"season commit {op.id} answered orders in {sorted(op.event_orders)}, its hold is over "
+                f"{sorted(op.events)}"
+            )
+        for event_id, order in op.event_orders.items():
+            stored = finals[event_id].orders.get(order.order_id) if event_id in finals else None
+            if stored is None or (stored.hold_id, stored.idempotency_key) != (op.hold_id, op.idem_key):
+                problems.append(
+                    f"season commit {op.id}: its order {order.order_id} in {event_id} is not in Redis"
+                )
+    return problems
+
+
+def _season_holds_sold_whole(
+    finals: dict[str, RawState], events_of: dict[str, tuple[str, ...]], season_keys: set[str]
+) -> list[str]:
+    """An order a season commit made in one event of its hold means one in every event of it."""
+    sold_in: dict[str, set[str]] = defaultdict(set)
+    for event_id, final in finals.items():
+        for order in final.orders.values():
+            if order.hold_id in events_of and order.idempotency_key in season_keys:
+                sold_in[order.hold_id].add(event_id)
+    return [
+        f"season hold {hold_id} sold in {sorted(events)} only, of {sorted(events_of[hold_id])}"
+        for hold_id, events in sold_in.items()
+        if events != set(events_of[hold_id])
+    ]
+
+
+def _season_order_records(
+    ops: list[Op],
+    finals: dict[str, RawState],
+    season_orders: list[SeasonOrderRecord],
+    events_of: dict[str, tuple[str, ...]],
+) -> list[str]:
+    """The season orders in Redis: asked for, whole, adding up; every acknowledged one there."""
+    problems: list[str] = []
+    commits = [o for o in _maybe(ops) if o.kind == "season_commit"]
+    by_key = {o.idem_key: o for o in commits}
+    for record in season_orders:
+        maker = by_key.get(record.idempotency_key)
+        if maker is None or maker.hold_id != record.hold_id:
+            problems.append(f"season order {record.season_order_id} in Redis was never asked for")
+            continue
+        if maker.outcome == "ok" and maker.season_order_id != record.season_order_id:
+            problems.append(
+                f"season order {record.season_order_id} in Redis differs from the acknowledged "
+                f"{maker.season_order_id}"
+            )
+        lines = {line.event_id: line.order_id for line in record.lines}
+        if sorted(lines) != sorted(events_of.get(record.hold_id, ())) or len(lines) != len(record.lines):
+            problems.append(
+                f"season order {record.season_order_id} lists {sorted(lines)}, not its hold's events"
+            )
+        orders = [finals[e].orders.get(o) if e in finals else None for e, o in lines.items()]
+        if any(o is None or o.hold_id != record.hold_id for o in orders):
+            problems.append(f"season order {record.season_order_id}: an order it lists is missing")
+        elif record.total != sum(t.price for o in orders if o for t in o.tickets if not t.exchanged_from):
+            problems.append(f"season order {record.season_order_id}: its total is not its orders' sum")
+    recorded = {r.idempotency_key for r in season_orders}
+    problems += [
+        f"acknowledged season order {op.season_order_id} is missing from Redis"
+        for op in commits
+        if op.outcome == "ok" and op.idem_key not in recorded
+    ]
     return problems

@@ -126,6 +126,16 @@ def script_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, 
     return calls
 
 
+def _check_saga_slots(saga_calls: list[tuple[str, tuple[str, ...]]], source: str, target: str) -> None:
+    """Each step of an exchange into another event runs in one slot: the target's or the source's."""
+    for name, script_keys in saga_calls:
+        assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
+        in_target = name in {"hold", "xchg_commit", "event_put"}
+        if name not in {"seatmap_put", "seatmap_publish"}:
+            assert slots(script_keys) == slots([keys.event_tag(target if in_target else source)]), name
+    assert {"xchg_lock", "xchg_commit", "xchg_finish"} <= {name for name, _ in saga_calls}
+
+
 async def test_every_script_call_path_stays_in_one_slot(
     stores: Stores, redis_client: AnyRedis, script_calls: list[tuple[str, tuple[str, ...]]]
 ) -> None:
@@ -180,14 +190,8 @@ async def test_every_script_call_path_stays_in_one_slot(
         seat_ids=[ev2.loaded.index.placed[0].seat.id], exchange_key="x-2", target_event_id=ev2.event_id,
     )  # fmt: skip
     saga_calls = script_calls[saga_from:]
-    del script_calls[saga_from:]  # checked here: the target's calls are in ev2's slot
-    for name, script_keys in saga_calls:
-        assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"
-        in_target = name in {"hold", "xchg_commit", "event_put"}
-        expected = ev2.event_id if in_target else ev.event_id
-        if name not in {"seatmap_put", "seatmap_publish"}:
-            assert slots(script_keys) == slots([keys.event_tag(expected)]), name
-    assert {"xchg_lock", "xchg_commit", "xchg_finish"} <= {name for name, _ in saga_calls}
+    _check_saga_slots(saga_calls, ev.event_id, ev2.event_id)
+    del script_calls[saga_from:]  # checked there: the target's calls are in ev2's slot
     await inv.set_status(ev.event_id, [10, 11], "blocked", ["free"])
     other = await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")
     await inv.hold(ev.event_id, seats=ev.seats(12), request_id="r-1")  # a retry replays
@@ -226,6 +230,17 @@ async def test_every_script_call_path_stays_in_one_slot(
     )
     await stores.season_sales.extend(season.season.tenant_id, held_season.token)
     await stores.season_sales.commit(season.season.tenant_id, held_season.token, "season-1", Buyer())
+    # a season commit with a ticket type and an organizer-wide code: the events' offer keys too
+    # (the season's slot), the code's use claimed in the organizer's
+    season_tenant = season.season.tenant_id
+    for event_id in season.events:
+        await stores.offers.put_type(season_tenant, event_id, TicketType("kid", "Kid", {"vip": 10}), "create")
+    await stores.offers.put_promo(season_tenant, "", PromoCode("SEASONALL", "amount", amount=1), "create")
+    typed_season = await stores.season_sales.hold(season_tenant, season.season.season_id, [season.seat(2)])
+    await stores.season_sales.commit(
+        season_tenant, typed_season.token, "season-2", Buyer(),
+        offer=OfferChoice({season.seat(2): "kid"}, promo_code="SEASONALL"),
+    )  # fmt: skip
     released = await stores.season_sales.hold(
         season.season.tenant_id, season.season.season_id, [season.seat(1)]
     )
@@ -259,11 +274,14 @@ async def test_every_script_call_path_stays_in_one_slot(
         if name == "event_put" or name.startswith("season_"):
             assert slots(script_keys) == slots([keys.event_tag(season.season.season_id)])
             assert slots(script_keys) == slots([keys.event_tag(season.events[1])])
-        if name.startswith("season_"):  # season_hold: each event's channel keys after them all
+        if name.startswith("season_"):  # season_hold: each event's channel keys after them all;
+            # a commit with an offer: the events' offer keys after theirs
             per_event = len(keys.EVENT_KEY_NAMES) + (
                 len(keys.CHANNEL_KEY_NAMES) if name == "season_hold" else 0
             )
-            assert len(script_keys) == len(keys.SEASON_KEY_NAMES) + 2 * per_event
+            base = len(keys.SEASON_KEY_NAMES) + 2 * per_event
+            offered = base + 2 * len(keys.OFFER_KEY_NAMES) if name == "season_commit" else base
+            assert len(script_keys) in (base, offered)
     for name, script_keys in script_calls[:first_season_call]:
         assert script_keys, f"{name} got no KEYS: a cluster could not route it"
         assert len(slots(script_keys)) == 1, f"{name} spans slots: {script_keys}"

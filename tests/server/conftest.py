@@ -24,6 +24,8 @@ BOTH_TOPOLOGIES = frozenset(
         "tests.server.test_plan_limits_api",  # usage in the organizer's slot, notifications in two
         "tests.server.test_dues_api",  # statements read event by event, states in the organizer's slot
         "tests.server.test_seasons_api",  # a season and its events in one slot, the season index in another
+        "tests.server.test_season_sales_api",  # organizer-wide promo uses claimed in the organizer's slot
+        "tests.server.test_season_sessions_history",  # a season's slot and the season order records
     }
 )
 

@@ -56,10 +56,13 @@ REMOTE_COMMANDS: list[list[str]] = [
     ["event", "create", "sm", "--name", "x"],
     ["event", "create", "--season", "ss1", "--name", "x"],
     ["season", "create", "sm", "--name", "x"],
+    ["season", "create", "sm", "--name", "x", "--bundle-price", "a=1"],
+    ["season", "set-prices", "ss1", "--bundle-price", "a=1"],
     ["season", "list"],
     ["season", "get", "ss1"],
     ["season", "hold", "ss1", "s1"],
     ["season", "commit", "tok", "--idempotency-key", "k"],
+    ["season", "commit", "tok", "--idempotency-key", "k", "--type", "s1=child", "--promo-code", "P"],
     ["season", "release", "tok"],
     ["event", "list"],
     ["event", "get", "ev"],
@@ -348,13 +351,28 @@ async def test_the_organizer_and_support_commands(server: str, tmp_path: Path) -
     season_id = (await cli("season", "create", seat_map_id, "--name", "Series")).stdout.strip()
     for night in ("Night 1", "Night 2"):
         await cli("event", "create", "--season", season_id, "--name", night, "--on-sale", *prices)
+    bundle = [
+        "--bundle-price",
+        "premium=15000",
+        "--bundle-price",
+        "standard=10000",
+        "--bundle-price",
+        "economy=7000",
+    ]
+    set_ = await cli("season", "set-prices", season_id, *bundle)
+    assert set_.stdout == "bundle: economy=7000 premium=15000 standard=10000\n"
+    assert_one_line_error(
+        await cli("season", "set-prices", season_id, "--bundle-price", "balcony=1", ok=False),
+        "bundle_prices[balcony]",
+    )
     assert (
-        len((await cli("season", "get", season_id)).stdout.strip().splitlines()) == 4
-    )  # header, row, 2 events
+        len((await cli("season", "get", season_id)).stdout.strip().splitlines()) == 5
+    )  # header, row, bundle, 2 events
     assert season_id in (await cli("season", "list")).stdout
     season_token = (await cli("season", "hold", season_id, "SR-A-3")).stdout.strip()
     sold = await cli("season", "commit", season_token, "--idempotency-key", "season-1", "--name", "Ada")
     assert sold.stdout.startswith("season order ")
+    assert " at the bundle price: " in sold.stdout.splitlines()[0]
     assert sold.stdout.count("\nevent ") == 2
     refused = await cli("season", "hold", season_id, "SR-A-3", ok=False)
     assert_one_line_error(refused, "FAILED_PRECONDITION")

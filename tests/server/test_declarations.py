@@ -150,6 +150,7 @@ EXPECTED_ROLES: dict[str, frozenset[RoleName]] = {
     "/seatwise.v1.SeasonService/CreateSeason": ORGANIZER,
     "/seatwise.v1.SeasonService/GetSeason": BROWSE,
     "/seatwise.v1.SeasonService/ListSeasons": BROWSE,
+    "/seatwise.v1.SeasonService/SetSeasonPrices": ORGANIZER,
     "/seatwise.v1.SeasonService/HoldSeasonSeats": SELLING,
     "/seatwise.v1.SeasonService/GetSeasonHold": SELLING,
     "/seatwise.v1.SeasonService/ExtendSeasonHold": SELLING,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -458,11 +458,19 @@ class SeatwiseClient:
         idempotency_key: str,
         *,
         buyer: sales_pb2.BuyerDetails | None = None,
+        ticket_types: Mapping[str, str] | None = None,
+        promo_code: str = "",
+        access_code: str = "",
         deadline_s: float | None = None,
     ) -> seasons_pb2.SeasonOrderResponse:
+        """``ticket_types``: seat id -> ticket type, the same type in every event of the hold."""
+        typed = [
+            sales_pb2.TicketTypeChoice(seat_id=s, ticket_type=t) for s, t in (ticket_types or {}).items()
+        ]
         request = seasons_pb2.CommitSeasonHoldRequest(
-            season_hold_token=season_hold_token, idempotency_key=idempotency_key
-        )
+            season_hold_token=season_hold_token, idempotency_key=idempotency_key, ticket_types=typed,
+            promo_code=promo_code, access_code=access_code,
+        )  # fmt: skip
         if buyer is not None:
             request.buyer.CopyFrom(buyer)
         reply: seasons_pb2.SeasonOrderResponse = await self.call("commit_season_hold", request, deadline_s)

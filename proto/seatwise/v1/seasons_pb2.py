@@ -26,10 +26,11 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from seatwise.v1 import channels_pb2 as seatwise_dot_v1_dot_channels__pb2
 from seatwise.v1 import common_pb2 as seatwise_dot_v1_dot_common__pb2
+from seatwise.v1 import events_pb2 as seatwise_dot_v1_dot_events__pb2
 from seatwise.v1 import sales_pb2 as seatwise_dot_v1_dot_sales__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seatwise/v1/seasons.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1aseatwise/v1/channels.proto\x1a\x18seatwise/v1/common.proto\x1a\x17seatwise/v1/sales.proto\"\xad\x01\n\x06Season\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bseat_map_id\x18\x03 \x01(\t\x12\x18\n\x10seat_map_version\x18\x04 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tevent_ids\x18\x07 \x03(\t\"d\n\x13\x43reateSeasonRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bseat_map_id\x18\x02 \x01(\t\x12\x18\n\x10seat_map_version\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\"5\n\x0eSeasonResponse\x12#\n\x06season\x18\x01 \x01(\x0b\x32\x13.seatwise.v1.Season\"%\n\x10GetSeasonRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\"<\n\x12ListSeasonsRequest\x12&\n\x04page\x18\x01 \x01(\x0b\x32\x18.seatwise.v1.PageRequest\"T\n\x13ListSeasonsResponse\x12$\n\x07seasons\x18\x01 \x03(\x0b\x32\x13.seatwise.v1.Season\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbd\x02\n\nSeasonHold\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\x12\x11\n\tseason_id\x18\x02 \x01(\t\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\x10\n\x08seat_ids\x18\x04 \x03(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62uyer_id\x18\x06 \x01(\t\x12\x17\n\x0flifetime_capped\x18\x07 \x01(\x08\x12H\n\x11general_admission\x18\x14 \x03(\x0b\x32-.seatwise.v1.SeasonHold.GeneralAdmissionEntry\x1a\x37\n\x15GeneralAdmissionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"M\n\x12SeasonHoldResponse\x12%\n\x04hold\x18\x01 \x01(\x0b\x32\x17.seatwise.v1.SeasonHold\x12\x10\n\x08replayed\x18\x14 \x01(\x08\"\xb9\x02\n\x16HoldSeasonSeatsRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x10\n\x08seat_ids\x18\x02 \x03(\t\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\x10\n\x08\x62uyer_id\x18\x04 \x01(\t\x12\x32\n\x0e\x63hannel_access\x18\x14 \x01(\x0b\x32\x1a.seatwise.v1.ChannelAccess\x12\x12\n\nrequest_id\x18\x15 \x01(\t\x12T\n\x11general_admission\x18\x16 \x03(\x0b\x32\x39.seatwise.v1.HoldSeasonSeatsRequest.GeneralAdmissionEntry\x1a\x37\n\x15GeneralAdmissionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\".\n\x11SeasonHoldRequest\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\"\\\n\x17\x45xtendSeasonHoldRequest\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1b\n\x19ReleaseSeasonHoldResponse\"\xba\x01\n\x17\x43ommitSeasonHoldRequest\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12(\n\x05\x62uyer\x18\x03 \x01(\x0b\x32\x19.seatwise.v1.BuyerDetails\x12)\n\tcollector\x18\x04 \x01(\x0e\x32\x16.seatwise.v1.Collector\x12\x16\n\x0epayment_method\x18\x05 \x01(\t\"\xc9\x01\n\x0bSeasonOrder\x12\x17\n\x0fseason_order_id\x18\x01 \x01(\t\x12\x11\n\tseason_id\x18\x02 \x01(\t\x12\"\n\x06orders\x18\x03 \x03(\x0b\x32\x12.seatwise.v1.Order\x12!\n\x05total\x18\x04 \x01(\x0b\x32\x12.seatwise.v1.Money\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"P\n\x13SeasonOrderResponse\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.seatwise.v1.SeasonOrder\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"C\n\x15GetSeasonOrderRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x17\n\x0fseason_order_id\x18\x02 \x01(\t2\x90\x06\n\rSeasonService\x12M\n\x0c\x43reateSeason\x12 .seatwise.v1.CreateSeasonRequest\x1a\x1b.seatwise.v1.SeasonResponse\x12G\n\tGetSeason\x12\x1d.seatwise.v1.GetSeasonRequest\x1a\x1b.seatwise.v1.SeasonResponse\x12P\n\x0bListSeasons\x12\x1f.seatwise.v1.ListSeasonsRequest\x1a .seatwise.v1.ListSeasonsResponse\x12W\n\x0fHoldSeasonSeats\x12#.seatwise.v1.HoldSeasonSeatsRequest\x1a\x1f.seatwise.v1.SeasonHoldResponse\x12P\n\rGetSeasonHold\x12\x1e.seatwise.v1.SeasonHoldRequest\x1a\x1f.seatwise.v1.SeasonHoldResponse\x12Y\n\x10\x45xtendSeasonHold\x12$.seatwise.v1.ExtendSeasonHoldRequest\x1a\x1f.seatwise.v1.SeasonHoldResponse\x12[\n\x11ReleaseSeasonHold\x12\x1e.seatwise.v1.SeasonHoldRequest\x1a&.seatwise.v1.ReleaseSeasonHoldResponse\x12Z\n\x10\x43ommitSeasonHold\x12$.seatwise.v1.CommitSeasonHoldRequest\x1a .seatwise.v1.SeasonOrderResponse\x12V\n\x0eGetSeasonOrder\x12\".seatwise.v1.GetSeasonOrderRequest\x1a .seatwise.v1.SeasonOrderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seatwise/v1/seasons.proto\x12\x0bseatwise.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1aseatwise/v1/channels.proto\x1a\x18seatwise/v1/common.proto\x1a\x18seatwise/v1/events.proto\x1a\x17seatwise/v1/sales.proto\"\xe0\x01\n\x06Season\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bseat_map_id\x18\x03 \x01(\t\x12\x18\n\x10seat_map_version\x18\x04 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tevent_ids\x18\x07 \x03(\t\x12\x31\n\rbundle_prices\x18\x1e \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\"\x97\x01\n\x13\x43reateSeasonRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bseat_map_id\x18\x02 \x01(\t\x12\x18\n\x10seat_map_version\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x31\n\rbundle_prices\x18\x1e \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice\"5\n\x0eSeasonResponse\x12#\n\x06season\x18\x01 \x01(\x0b\x32\x13.seatwise.v1.Season\"%\n\x10GetSeasonRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\"<\n\x12ListSeasonsRequest\x12&\n\x04page\x18\x01 \x01(\x0b\x32\x18.seatwise.v1.PageRequest\"T\n\x13ListSeasonsResponse\x12$\n\x07seasons\x18\x01 \x03(\x0b\x32\x13.seatwise.v1.Season\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbd\x02\n\nSeasonHold\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\x12\x11\n\tseason_id\x18\x02 \x01(\t\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\x10\n\x08seat_ids\x18\x04 \x03(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62uyer_id\x18\x06 \x01(\t\x12\x17\n\x0flifetime_capped\x18\x07 \x01(\x08\x12H\n\x11general_admission\x18\x14 \x03(\x0b\x32-.seatwise.v1.SeasonHold.GeneralAdmissionEntry\x1a\x37\n\x15GeneralAdmissionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"M\n\x12SeasonHoldResponse\x12%\n\x04hold\x18\x01 \x01(\x0b\x32\x17.seatwise.v1.SeasonHold\x12\x10\n\x08replayed\x18\x14 \x01(\x08\"\xb9\x02\n\x16HoldSeasonSeatsRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x10\n\x08seat_ids\x18\x02 \x03(\t\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\x10\n\x08\x62uyer_id\x18\x04 \x01(\t\x12\x32\n\x0e\x63hannel_access\x18\x14 \x01(\x0b\x32\x1a.seatwise.v1.ChannelAccess\x12\x12\n\nrequest_id\x18\x15 \x01(\t\x12T\n\x11general_admission\x18\x16 \x03(\x0b\x32\x39.seatwise.v1.HoldSeasonSeatsRequest.GeneralAdmissionEntry\x1a\x37\n\x15GeneralAdmissionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\".\n\x11SeasonHoldRequest\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\"\\\n\x17\x45xtendSeasonHoldRequest\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1b\n\x19ReleaseSeasonHoldResponse\"\x98\x02\n\x17\x43ommitSeasonHoldRequest\x12\x19\n\x11season_hold_token\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12(\n\x05\x62uyer\x18\x03 \x01(\x0b\x32\x19.seatwise.v1.BuyerDetails\x12)\n\tcollector\x18\x04 \x01(\x0e\x32\x16.seatwise.v1.Collector\x12\x16\n\x0epayment_method\x18\x05 \x01(\t\x12\x33\n\x0cticket_types\x18\x1e \x03(\x0b\x32\x1d.seatwise.v1.TicketTypeChoice\x12\x12\n\npromo_code\x18\x1f \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65ss_code\x18  \x01(\t\"\x9a\x02\n\x0bSeasonOrder\x12\x17\n\x0fseason_order_id\x18\x01 \x01(\t\x12\x11\n\tseason_id\x18\x02 \x01(\t\x12\"\n\x06orders\x18\x03 \x03(\x0b\x32\x12.seatwise.v1.Order\x12!\n\x05total\x18\x04 \x01(\x0b\x32\x12.seatwise.v1.Money\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12\x15\n\rbundle_priced\x18\x1e \x01(\x08\x12\x12\n\npromo_code\x18\x1f \x01(\t\x12$\n\x08\x64iscount\x18  \x01(\x0b\x32\x12.seatwise.v1.Money\"P\n\x13SeasonOrderResponse\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.seatwise.v1.SeasonOrder\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"C\n\x15GetSeasonOrderRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x17\n\x0fseason_order_id\x18\x02 \x01(\t\"^\n\x16SetSeasonPricesRequest\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x31\n\rbundle_prices\x18\x02 \x03(\x0b\x32\x1a.seatwise.v1.CategoryPrice2\xe5\x06\n\rSeasonService\x12M\n\x0c\x43reateSeason\x12 .seatwise.v1.CreateSeasonRequest\x1a\x1b.seatwise.v1.SeasonResponse\x12G\n\tGetSeason\x12\x1d.seatwise.v1.GetSeasonRequest\x1a\x1b.seatwise.v1.SeasonResponse\x12P\n\x0bListSeasons\x12\x1f.seatwise.v1.ListSeasonsRequest\x1a .seatwise.v1.ListSeasonsResponse\x12S\n\x0fSetSeasonPrices\x12#.seatwise.v1.SetSeasonPricesRequest\x1a\x1b.seatwise.v1.SeasonResponse\x12W\n\x0fHoldSeasonSeats\x12#.seatwise.v1.HoldSeasonSeatsRequest\x1a\x1f.seatwise.v1.SeasonHoldResponse\x12P\n\rGetSeasonHold\x12\x1e.seatwise.v1.SeasonHoldRequest\x1a\x1f.seatwise.v1.SeasonHoldResponse\x12Y\n\x10\x45xtendSeasonHold\x12$.seatwise.v1.ExtendSeasonHoldRequest\x1a\x1f.seatwise.v1.SeasonHoldResponse\x12[\n\x11ReleaseSeasonHold\x12\x1e.seatwise.v1.SeasonHoldRequest\x1a&.seatwise.v1.ReleaseSeasonHoldResponse\x12Z\n\x10\x43ommitSeasonHold\x12$.seatwise.v1.CommitSeasonHoldRequest\x1a .seatwise.v1.SeasonOrderResponse\x12V\n\x0eGetSeasonOrder\x12\".seatwise.v1.GetSeasonOrderRequest\x1a .seatwise.v1.SeasonOrderResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,42 +41,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEASONHOLD_GENERALADMISSIONENTRY']._serialized_options = b'8\001'
   _globals['_HOLDSEASONSEATSREQUEST_GENERALADMISSIONENTRY']._loaded_options = None
   _globals['_HOLDSEASONSEATSREQUEST_GENERALADMISSIONENTRY']._serialized_options = b'8\001'
-  _globals['_SEASON']._serialized_start=187
-  _globals['_SEASON']._serialized_end=360
-  _globals['_CREATESEASONREQUEST']._serialized_start=362
-  _globals['_CREATESEASONREQUEST']._serialized_end=462
-  _globals['_SEASONRESPONSE']._serialized_start=464
-  _globals['_SEASONRESPONSE']._serialized_end=517
-  _globals['_GETSEASONREQUEST']._serialized_start=519
-  _globals['_GETSEASONREQUEST']._serialized_end=556
-  _globals['_LISTSEASONSREQUEST']._serialized_start=558
-  _globals['_LISTSEASONSREQUEST']._serialized_end=618
-  _globals['_LISTSEASONSRESPONSE']._serialized_start=620
-  _globals['_LISTSEASONSRESPONSE']._serialized_end=704
-  _globals['_SEASONHOLD']._serialized_start=707
-  _globals['_SEASONHOLD']._serialized_end=1024
-  _globals['_SEASONHOLD_GENERALADMISSIONENTRY']._serialized_start=969
-  _globals['_SEASONHOLD_GENERALADMISSIONENTRY']._serialized_end=1024
-  _globals['_SEASONHOLDRESPONSE']._serialized_start=1026
-  _globals['_SEASONHOLDRESPONSE']._serialized_end=1103
-  _globals['_HOLDSEASONSEATSREQUEST']._serialized_start=1106
-  _globals['_HOLDSEASONSEATSREQUEST']._serialized_end=1419
-  _globals['_HOLDSEASONSEATSREQUEST_GENERALADMISSIONENTRY']._serialized_start=969
-  _globals['_HOLDSEASONSEATSREQUEST_GENERALADMISSIONENTRY']._serialized_end=1024
-  _globals['_SEASONHOLDREQUEST']._serialized_start=1421
-  _globals['_SEASONHOLDREQUEST']._serialized_end=1467
-  _globals['_EXTENDSEASONHOLDREQUEST']._serialized_start=1469
-  _globals['_EXTENDSEASONHOLDREQUEST']._serialized_end=1561
-  _globals['_RELEASESEASONHOLDRESPONSE']._serialized_start=1563
-  _globals['_RELEASESEASONHOLDRESPONSE']._serialized_end=1590
-  _globals['_COMMITSEASONHOLDREQUEST']._serialized_start=1593
-  _globals['_COMMITSEASONHOLDREQUEST']._serialized_end=1779
-  _globals['_SEASONORDER']._serialized_start=1782
-  _globals['_SEASONORDER']._serialized_end=1983
-  _globals['_SEASONORDERRESPONSE']._serialized_start=1985
-  _globals['_SEASONORDERRESPONSE']._serialized_end=2065
-  _globals['_GETSEASONORDERREQUEST']._serialized_start=2067
-  _globals['_GETSEASONORDERREQUEST']._serialized_end=2134
-  _globals['_SEASONSERVICE']._serialized_start=2137
-  _globals['_SEASONSERVICE']._serialized_end=2921
+  _globals['_SEASON']._serialized_start=213
+  _globals['_SEASON']._serialized_end=437
+  _globals['_CREATESEASONREQUEST']._serialized_start=440
+  _globals['_CREATESEASONREQUEST']._serialized_end=591
+  _globals['_SEASONRESPONSE']._serialized_start=593
+  _globals['_SEASONRESPONSE']._serialized_end=646
+  _globals['_GETSEASONREQUEST']._serialized_start=648
+  _globals['_GETSEASONREQUEST']._serialized_end=685
+  _globals['_LISTSEASONSREQUEST']._serialized_start=687
+  _globals['_LISTSEASONSREQUEST']._serialized_end=747
+  _globals['_LISTSEASONSRESPONSE']._serialized_start=749
+  _globals['_LISTSEASONSRESPONSE']._serialized_end=833
+  _globals['_SEASONHOLD']._serialized_start=836
+  _globals['_SEASONHOLD']._serialized_end=1153
+  _globals['_SEASONHOLD_GENERALADMISSIONENTRY']._serialized_start=1098
+  _globals['_SEASONHOLD_GENERALADMISSIONENTRY']._serialized_end=1153
+  _globals['_SEASONHOLDRESPONSE']._serialized_start=1155
+  _globals['_SEASONHOLDRESPONSE']._serialized_end=1232
+  _globals['_HOLDSEASONSEATSREQUEST']._serialized_start=1235
+  _globals['_HOLDSEASONSEATSREQUEST']._serialized_end=1548
+  _globals['_HOLDSEASONSEATSREQUEST_GENERALADMISSIONENTRY']._serialized_start=1098
+  _globals['_HOLDSEASONSEATSREQUEST_GENERALADMISSIONENTRY']._serialized_end=1153
+  _globals['_SEASONHOLDREQUEST']._serialized_start=1550
+  _globals['_SEASONHOLDREQUEST']._serialized_end=1596
+  _globals['_EXTENDSEASONHOLDREQUEST']._serialized_start=1598
+  _globals['_EXTENDSEASONHOLDREQUEST']._serialized_end=1690
+  _globals['_RELEASESEASONHOLDRESPONSE']._serialized_start=1692
+  _globals['_RELEASESEASONHOLDRESPONSE']._serialized_end=1719
+  _globals['_COMMITSEASONHOLDREQUEST']._serialized_start=1722
+  _globals['_COMMITSEASONHOLDREQUEST']._serialized_end=2002
+  _globals['_SEASONORDER']._serialized_start=2005
+  _globals['_SEASONORDER']._serialized_end=2287
+  _globals['_SEASONORDERRESPONSE']._serialized_start=2289
+  _globals['_SEASONORDERRESPONSE']._serialized_end=2369
+  _globals['_GETSEASONORDERREQUEST']._serialized_start=2371
+  _globals['_GETSEASONORDERREQUEST']._serialized_end=2438
+  _globals['_SETSEASONPRICESREQUEST']._serialized_start=2440
+  _globals['_SETSEASONPRICESREQUEST']._serialized_end=2534
+  _globals['_SEASONSERVICE']._serialized_start=2537
+  _globals['_SEASONSERVICE']._serialized_end=3406
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from seatwise.v1 import channels_pb2 as _channels_pb2
 from seatwise.v1 import common_pb2 as _common_pb2
+from seatwise.v1 import events_pb2 as _events_pb2
 from seatwise.v1 import sales_pb2 as _sales_pb2
 import builtins as _builtins
 import sys
@@ -34,6 +35,7 @@ class Season(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
+    BUNDLE_PRICES_FIELD_NUMBER: _builtins.int
     season_id: _builtins.str
     name: _builtins.str
     seat_map_id: _builtins.str
@@ -45,6 +47,13 @@ class Season(_message.Message):
     def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The season's events, in the order they were created."""
 
+    @_builtins.property
+    def bundle_prices(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.CategoryPrice]:
+        """Bundle prices: one seat of a category for the whole season. A commit of a
+        season hold over every event of the season is priced from them, split over
+        the events' orders in proportion to their list prices (docs/selling.md).
+        """
+
     def __init__(
         self,
         *,
@@ -55,10 +64,11 @@ class Season(_message.Message):
         currency: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         event_ids: _abc.Iterable[_builtins.str] | None = ...,
+        bundle_prices: _abc.Iterable[_events_pb2.CategoryPrice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "currency", b"currency", "event_ids", b"event_ids", "name", b"name", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_prices", b"bundle_prices", "created_at", b"created_at", "currency", b"currency", "event_ids", b"event_ids", "name", b"name", "season_id", b"season_id", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -72,11 +82,16 @@ class CreateSeasonRequest(_message.Message):
     SEAT_MAP_ID_FIELD_NUMBER: _builtins.int
     SEAT_MAP_VERSION_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    BUNDLE_PRICES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     seat_map_id: _builtins.str
     seat_map_version: _builtins.int
     """A published version; 0 means the latest version (which must be published)."""
     currency: _builtins.str
+    @_builtins.property
+    def bundle_prices(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.CategoryPrice]:
+        """Optional bundle prices per seat category (each category once, 0 or more minor units)."""
+
     def __init__(
         self,
         *,
@@ -84,10 +99,11 @@ class CreateSeasonRequest(_message.Message):
         seat_map_id: _builtins.str = ...,
         seat_map_version: _builtins.int = ...,
         currency: _builtins.str = ...,
+        bundle_prices: _abc.Iterable[_events_pb2.CategoryPrice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "name", b"name", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_prices", b"bundle_prices", "currency", b"currency", "name", b"name", "seat_map_id", b"seat_map_id", "seat_map_version", b"seat_map_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -415,6 +431,9 @@ class CommitSeasonHoldRequest(_message.Message):
     BUYER_FIELD_NUMBER: _builtins.int
     COLLECTOR_FIELD_NUMBER: _builtins.int
     PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    TICKET_TYPES_FIELD_NUMBER: _builtins.int
+    PROMO_CODE_FIELD_NUMBER: _builtins.int
+    ACCESS_CODE_FIELD_NUMBER: _builtins.int
     season_hold_token: _builtins.str
     idempotency_key: _builtins.str
     """Required: 1-128 characters. The same key always yields the same season order."""
@@ -422,8 +441,21 @@ class CommitSeasonHoldRequest(_message.Message):
     """Unspecified: the platform's checkout took the money."""
     payment_method: _builtins.str
     """1-64 characters; "" is "online"."""
+    promo_code: _builtins.str
+    """A promo code: each event's own code of that name, else the organizer's code
+    for all its events (one use per season order; docs/selling.md).
+    """
+    access_code: _builtins.str
+    """Unlocks hidden ticket types (a presale)."""
     @_builtins.property
     def buyer(self) -> _sales_pb2.BuyerDetails: ...
+    @_builtins.property
+    def ticket_types(self) -> _containers.RepeatedCompositeFieldContainer[_sales_pb2.TicketTypeChoice]:
+        """A ticket type per seat (seat_id and ticket_type; GA places are not season
+        places), applied in every event of the season hold: a type an event does not
+        have is INVALID_ARGUMENT naming the event. A seat not named: the category price.
+        """
+
     def __init__(
         self,
         *,
@@ -432,10 +464,13 @@ class CommitSeasonHoldRequest(_message.Message):
         buyer: _sales_pb2.BuyerDetails | None = ...,
         collector: _sales_pb2.Collector.ValueType = ...,
         payment_method: _builtins.str = ...,
+        ticket_types: _abc.Iterable[_sales_pb2.TicketTypeChoice] | None = ...,
+        promo_code: _builtins.str = ...,
+        access_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "collector", b"collector", "idempotency_key", b"idempotency_key", "payment_method", b"payment_method", "season_hold_token", b"season_hold_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_code", b"access_code", "buyer", b"buyer", "collector", b"collector", "idempotency_key", b"idempotency_key", "payment_method", b"payment_method", "promo_code", b"promo_code", "season_hold_token", b"season_hold_token", "ticket_types", b"ticket_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -451,9 +486,18 @@ class SeasonOrder(_message.Message):
     TOTAL_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    BUNDLE_PRICED_FIELD_NUMBER: _builtins.int
+    PROMO_CODE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     season_order_id: _builtins.str
     season_id: _builtins.str
     idempotency_key: _builtins.str
+    bundle_priced: _builtins.bool
+    """The orders were priced from the season's bundle prices (a commit over every
+    event of the season); false: each event's own prices.
+    """
+    promo_code: _builtins.str
+    """The promo code the orders used ("" none) and the sum of their discounts."""
     @_builtins.property
     def orders(self) -> _containers.RepeatedCompositeFieldContainer[_sales_pb2.Order]:
         """One per event of the season hold, each with a ticket per seat."""
@@ -464,6 +508,8 @@ class SeasonOrder(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -473,10 +519,13 @@ class SeasonOrder(_message.Message):
         total: _common_pb2.Money | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         idempotency_key: _builtins.str = ...,
+        bundle_priced: _builtins.bool = ...,
+        promo_code: _builtins.str = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "discount", b"discount", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "idempotency_key", b"idempotency_key", "orders", b"orders", "season_id", b"season_id", "season_order_id", b"season_order_id", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_priced", b"bundle_priced", "created_at", b"created_at", "discount", b"discount", "idempotency_key", b"idempotency_key", "orders", b"orders", "promo_code", b"promo_code", "season_id", b"season_id", "season_order_id", b"season_order_id", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -527,3 +576,28 @@ class GetSeasonOrderRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSeasonOrderRequest: _TypeAlias = GetSeasonOrderRequest  # noqa: Y015
+
+@_typing.final
+class SetSeasonPricesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEASON_ID_FIELD_NUMBER: _builtins.int
+    BUNDLE_PRICES_FIELD_NUMBER: _builtins.int
+    season_id: _builtins.str
+    @_builtins.property
+    def bundle_prices(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.CategoryPrice]:
+        """Replaces every bundle price; empty: the season has none."""
+
+    def __init__(
+        self,
+        *,
+        season_id: _builtins.str = ...,
+        bundle_prices: _abc.Iterable[_events_pb2.CategoryPrice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_prices", b"bundle_prices", "season_id", b"season_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSeasonPricesRequest: _TypeAlias = SetSeasonPricesRequest  # noqa: Y015

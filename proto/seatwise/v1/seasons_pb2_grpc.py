@@ -54,6 +54,11 @@ class SeasonServiceStub:
                 request_serializer=seatwise_dot_v1_dot_seasons__pb2.ListSeasonsRequest.SerializeToString,
                 response_deserializer=seatwise_dot_v1_dot_seasons__pb2.ListSeasonsResponse.FromString,
                 _registered_method=True)
+        self.SetSeasonPrices = channel.unary_unary(
+                '/seatwise.v1.SeasonService/SetSeasonPrices',
+                request_serializer=seatwise_dot_v1_dot_seasons__pb2.SetSeasonPricesRequest.SerializeToString,
+                response_deserializer=seatwise_dot_v1_dot_seasons__pb2.SeasonResponse.FromString,
+                _registered_method=True)
         self.HoldSeasonSeats = channel.unary_unary(
                 '/seatwise.v1.SeasonService/HoldSeasonSeats',
                 request_serializer=seatwise_dot_v1_dot_seasons__pb2.HoldSeasonSeatsRequest.SerializeToString,
@@ -109,6 +114,13 @@ class SeasonServiceServicer:
 
     def ListSeasons(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSeasonPrices(self, request, context):
+        """Organizer: replace the season's bundle prices (none: the events' own prices).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -169,6 +181,11 @@ def add_SeasonServiceServicer_to_server(servicer, server):
                     servicer.ListSeasons,
                     request_deserializer=seatwise_dot_v1_dot_seasons__pb2.ListSeasonsRequest.FromString,
                     response_serializer=seatwise_dot_v1_dot_seasons__pb2.ListSeasonsResponse.SerializeToString,
+            ),
+            'SetSeasonPrices': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSeasonPrices,
+                    request_deserializer=seatwise_dot_v1_dot_seasons__pb2.SetSeasonPricesRequest.FromString,
+                    response_serializer=seatwise_dot_v1_dot_seasons__pb2.SeasonResponse.SerializeToString,
             ),
             'HoldSeasonSeats': grpc.unary_unary_rpc_method_handler(
                     servicer.HoldSeasonSeats,
@@ -287,6 +304,33 @@ class SeasonService:
             '/seatwise.v1.SeasonService/ListSeasons',
             seatwise_dot_v1_dot_seasons__pb2.ListSeasonsRequest.SerializeToString,
             seatwise_dot_v1_dot_seasons__pb2.ListSeasonsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSeasonPrices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seatwise.v1.SeasonService/SetSeasonPrices',
+            seatwise_dot_v1_dot_seasons__pb2.SetSeasonPricesRequest.SerializeToString,
+            seatwise_dot_v1_dot_seasons__pb2.SeasonResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,8 @@ class SeasonServiceStub:
     """Organizer: a season over a published seat-map version, in one currency."""
     GetSeason: _grpc.UnaryUnaryMultiCallable[_seasons_pb2.GetSeasonRequest, _seasons_pb2.SeasonResponse]
     ListSeasons: _grpc.UnaryUnaryMultiCallable[_seasons_pb2.ListSeasonsRequest, _seasons_pb2.ListSeasonsResponse]
+    SetSeasonPrices: _grpc.UnaryUnaryMultiCallable[_seasons_pb2.SetSeasonPricesRequest, _seasons_pb2.SeasonResponse]
+    """Organizer: replace the season's bundle prices (none: the events' own prices)."""
     HoldSeasonSeats: _grpc.UnaryUnaryMultiCallable[_seasons_pb2.HoldSeasonSeatsRequest, _seasons_pb2.SeasonHoldResponse]
     """Storefront: the same seats in every chosen event, all or nothing; seats
     taken anywhere fail it with FAILED_PRECONDITION naming "<event id>/<seat id>".
@@ -67,6 +69,8 @@ class SeasonServiceAsyncStub(SeasonServiceStub):
     """Organizer: a season over a published seat-map version, in one currency."""
     GetSeason: _aio.UnaryUnaryMultiCallable[_seasons_pb2.GetSeasonRequest, _seasons_pb2.SeasonResponse]  # type: ignore[assignment]
     ListSeasons: _aio.UnaryUnaryMultiCallable[_seasons_pb2.ListSeasonsRequest, _seasons_pb2.ListSeasonsResponse]  # type: ignore[assignment]
+    SetSeasonPrices: _aio.UnaryUnaryMultiCallable[_seasons_pb2.SetSeasonPricesRequest, _seasons_pb2.SeasonResponse]  # type: ignore[assignment]
+    """Organizer: replace the season's bundle prices (none: the events' own prices)."""
     HoldSeasonSeats: _aio.UnaryUnaryMultiCallable[_seasons_pb2.HoldSeasonSeatsRequest, _seasons_pb2.SeasonHoldResponse]  # type: ignore[assignment]
     """Storefront: the same seats in every chosen event, all or nothing; seats
     taken anywhere fail it with FAILED_PRECONDITION naming "<event id>/<seat id>".
@@ -107,6 +111,14 @@ class SeasonServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _seasons_pb2.ListSeasonsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_seasons_pb2.ListSeasonsResponse, _abc.Awaitable[_seasons_pb2.ListSeasonsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetSeasonPrices(
+        self,
+        request: _seasons_pb2.SetSeasonPricesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_seasons_pb2.SeasonResponse, _abc.Awaitable[_seasons_pb2.SeasonResponse]]:
+        """Organizer: replace the season's bundle prices (none: the events' own prices)."""
 
     @_abc_1.abstractmethod
     def HoldSeasonSeats(
