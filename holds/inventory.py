@@ -340,7 +340,7 @@ class Inventory:
         for area, qty in sorted(ga.items()):
             args += [area, qty]
         args.append(_layout(layout))
-        reply = await self._scripts.release(keys.event_keys(event_id), args)
+        reply = await self._scripts.release(keys.channel_script_keys(event_id), args)
         self.moved(reply, event_id)
         match reply:
             case [Reply.OK, remaining]:
@@ -429,7 +429,9 @@ class Inventory:
             PURGE_PER_CALL,
             json_encoder.encode(sale),
         ]
-        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of, _layout(layout))
+        reply = await self._selling(
+            self._scripts.commit, event_id, args, offer, seat_of, _layout(layout), with_channels=True
+        )
         self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json, replayed]:
@@ -564,7 +566,13 @@ class Inventory:
             ]
         args.append(_layout(layout))
         reply = await self._scripts.refund.replicated(
-            (*keys.event_keys(event_id), *keys.money_keys(event_id), *keys.promo_back_keys(event_id)), args
+            (
+                *keys.event_keys(event_id),
+                *keys.money_keys(event_id),
+                *keys.promo_back_keys(event_id),
+                *keys.channel_keys(event_id),
+            ),
+            args,
         )
         self.moved(reply, event_id)
         match reply:
@@ -607,7 +615,7 @@ class Inventory:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
         reply = await self._scripts.cancel.replicated(
-            (*keys.event_keys(event_id), *keys.promo_back_keys(event_id)),
+            (*keys.event_keys(event_id), *keys.promo_back_keys(event_id), *keys.channel_keys(event_id)),
             [order_id, to, reason, len(ticket_ids), *ticket_ids, _layout(layout)],
         )
         self.moved(reply, event_id)
@@ -654,7 +662,7 @@ class Inventory:
 
     async def reap(self, event_id: str, limit: int = 500) -> ReapResult:
         """Purge expired holds (tidying only)."""
-        purged, remaining, finished = await self._scripts.reap(keys.event_keys(event_id), [limit])
+        purged, remaining, finished = await self._scripts.reap(keys.channel_script_keys(event_id), [limit])
         metrics.HOLDS_EXPIRED.inc(int(purged))
         return ReapResult(int(purged), int(remaining), bool(finished))
 

@@ -56,10 +56,12 @@ LAYOUT_FENCED = frozenset(
     {"hold", "release", "extend", "set_status", "hold_view", "box_office", "exchange", "scan"}
     | {"commit", "cancel", "refund", "transfer", "resale_list", "resale_commit"}
 )
-# channels and allocations (after the inventory prelude): the scripts given the channel keys last
+# channels and allocations (after the inventory prelude): the scripts given the channel keys last;
+# those of the second line give a channel's GA places back to it (a release, an expiry, a cancel)
 CHANNELS_PRELUDE = "_channels"
 CHANNEL_SCRIPTS = frozenset(
     {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close"}
+    | {"release", "reap", "commit", "cancel", "refund", "exchange"}
 )
 INVENTORY_SCRIPTS = frozenset(
     {
