@@ -18,6 +18,7 @@ from holds import distancing, keys, metrics
 from holds.channels import NO_ACCESS, ChannelAccess, access_error
 from holds.errors import (
     Conflict,
+    EventMoving,
     GeneralAdmissionUnavailable,
     HoldExpired,
     InvalidRequest,
@@ -193,8 +194,11 @@ class Inventory:
         self.on_seat_map_moved: list[Callable[[str], None]] = []
 
     def moved(self, reply: Any, event_id: str) -> None:
-        """Raise SeatMapMoved (after telling ``on_seat_map_moved``) for a fence's refusal."""
+        """Raise SeatMapMoved (after telling ``on_seat_map_moved``) for a fence's refusal,
+        EventMoving while the event moves in chunks (_layout.lua)."""
         match reply:
+            case [Reply.EVENT_MOVING, wait_ms]:
+                raise EventMoving(event_id, int(wait_ms))
             case [Reply.LAYOUT_MOVED, version]:
                 for hook in self.on_seat_map_moved:
                     hook(event_id)

@@ -109,3 +109,8 @@ class Reply(IntEnum):
     CHANNEL_EXISTS = 65  # channel id
     CHANNEL_NOT_FOUND = 66  # channel id
     ALLOCATION_REFUSED = 67  # "seat", [ordinal, why, ...] | "ga", area, places that can be reserved
+    # a seat-map move in chunks (remap_begin.lua, remap_step.lua; the fence of _layout.lua)
+    EVENT_MOVING = 98  # ms to wait before a retry: the event is moving to another seat-map version
+    MOVE_STEP = 99  # phase, cursor: the move goes on with this step
+    MOVE_LAPSED = 100  # the move's lease ran out (or another move replaced it): rolled back, start again
+    MOVE_HAS_CHANNELS = 101  # a channel was defined during the move: rolled back

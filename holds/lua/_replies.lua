@@ -95,3 +95,8 @@ local CHANNEL_CLOSED = 64            -- channel id
 local CHANNEL_EXISTS = 65            -- channel id
 local CHANNEL_NOT_FOUND = 66         -- channel id
 local ALLOCATION_REFUSED = 67        -- 'seat', {ordinal, why, ...} | 'ga', area, places that can be reserved
+-- a seat-map move in chunks (remap_begin.lua, remap_step.lua; the fence of _layout.lua): {code, details...}
+local EVENT_MOVING = 98              -- ms to wait before a retry: the event is moving to another seat-map version
+local MOVE_STEP = 99                 -- phase, cursor: the move goes on with this step
+local MOVE_LAPSED = 100              -- the move's lease ran out (or another move replaced it): rolled back, start again
+local MOVE_HAS_CHANNELS = 101        -- a channel was defined during the move: rolled back
