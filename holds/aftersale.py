@@ -301,7 +301,8 @@ class AfterSale:
         async def call(rule_args: list[EncodableArg]) -> Any:
             """Free seats keep the event's minimum distance (a hold's were checked when held)."""
             reply = await self._scripts.exchange.replicated(
-                keys.after_sale_keys(ctx.event_id), [*args, *rule_args, fence]
+                (*keys.after_sale_keys(ctx.event_id), *keys.channel_keys(ctx.event_id)),
+                [*args, *rule_args, fence],
             )
             self._inventory.moved(reply, ctx.event_id)
             if (distanced := distancing.refusal(reply)) is not None:
@@ -499,8 +500,9 @@ class AfterSale:
             raise InvalidRequest("buyer_id", "must be at most 128 characters")
         hold_id = new_id("rh", 9)
         reply = await self._scripts.resale_hold(
-            keys.after_sale_keys(ctx.event_id), [ticket_id, listing_id, hold_id, buyer_id]
-        )
+            keys.after_sale_keys(ctx.event_id), [ticket_id, listing_id, hold_id, buyer_id, ""]
+        )  # '': no seat-map version (it names no ordinal); a move in chunks holds it off
+        self._inventory.moved(reply, ctx.event_id)
         match reply:
             case [Reply.OK, expires, price, order_id]:
                 token = listing_token(ctx.event_id, ticket_id, hold_id)

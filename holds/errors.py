@@ -5,6 +5,7 @@
     ├── StoreFault              Redis refused a command (a reply error): a bug, not an outage
     ├── WatchEnded              a watch stream ended on this process; resume elsewhere
     ├── FeedCursorExpired       a feed cursor older than the retention (names the oldest one)
+    ├── EventMoving             the event is moving to another seat-map version (retry after a moment)
     ├── NotFound                a named resource does not exist (for this tenant)
     ├── AlreadyExists           a create collided with an existing id
     ├── InvalidRequest          an argument is wrong; ``field`` names it
@@ -143,6 +144,16 @@ class SeatsInWrongState(PreconditionFailed):
         shown = ", ".join(f"{seat} is {state}" for seat, state in list(states.items())[:20])
         super().__init__(f"seats not in an allowed state: {shown}")
         self.states = states
+
+
+class EventMoving(StoreError):
+    """The event is moving to another seat-map version in chunks (holds/remap.py): its sales
+    and changes wait a moment, nothing was changed; retry after ``retry_after_s``."""
+
+    def __init__(self, event_id: str, retry_after_ms: int) -> None:
+        super().__init__(f"event {event_id} is moving to another seat-map version; retry in a moment")
+        self.event_id = event_id
+        self.retry_after_s = max(retry_after_ms, 1) / 1000
 
 
 class SeatMapMoved(Conflict):

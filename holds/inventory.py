@@ -18,6 +18,7 @@ from holds import distancing, keys, metrics
 from holds.channels import NO_ACCESS, ChannelAccess, access_error
 from holds.errors import (
     Conflict,
+    EventMoving,
     GeneralAdmissionUnavailable,
     HoldExpired,
     InvalidRequest,
@@ -194,8 +195,11 @@ class Inventory:
         self.on_seat_map_moved: list[Callable[[str], None]] = []
 
     def moved(self, reply: Any, event_id: str) -> None:
-        """Raise SeatMapMoved (after telling ``on_seat_map_moved``) for a fence's refusal."""
+        """Raise SeatMapMoved (after telling ``on_seat_map_moved``) for a fence's refusal,
+        EventMoving while the event moves in chunks (_layout.lua)."""
         match reply:
+            case [Reply.EVENT_MOVING, wait_ms]:
+                raise EventMoving(event_id, int(wait_ms))
             case [Reply.LAYOUT_MOVED, version]:
                 for hook in self.on_seat_map_moved:
                     hook(event_id)
@@ -341,7 +345,7 @@ class Inventory:
         for area, qty in sorted(ga.items()):
             args += [area, qty]
         args.append(_layout(layout))
-        reply = await self._scripts.release(keys.event_keys(event_id), args)
+        reply = await self._scripts.release(keys.channel_script_keys(event_id), args)
         self.moved(reply, event_id)
         match reply:
             case [Reply.OK, remaining]:
@@ -430,7 +434,9 @@ class Inventory:
             PURGE_PER_CALL,
             json_encoder.encode(sale),
         ]
-        reply = await self._selling(self._scripts.commit, event_id, args, offer, seat_of, _layout(layout))
+        reply = await self._selling(
+            self._scripts.commit, event_id, args, offer, seat_of, _layout(layout), with_channels=True
+        )
         self.moved(reply, event_id)
         match reply:
             case [Reply.OK, order_json, replayed]:
@@ -565,7 +571,13 @@ class Inventory:
             ]
         args.append(_layout(layout))
         reply = await self._scripts.refund.replicated(
-            (*keys.event_keys(event_id), *keys.money_keys(event_id), *keys.promo_back_keys(event_id)), args
+            (
+                *keys.event_keys(event_id),
+                *keys.money_keys(event_id),
+                *keys.promo_back_keys(event_id),
+                *keys.channel_keys(event_id),
+            ),
+            args,
         )
         self.moved(reply, event_id)
         match reply:
@@ -610,7 +622,7 @@ class Inventory:
         if to not in ("free", "not_for_sale"):
             raise InvalidRequest("release_to", "must be free or not_for_sale")
         reply = await self._scripts.cancel.replicated(
-            (*keys.event_keys(event_id), *keys.promo_back_keys(event_id)),
+            (*keys.event_keys(event_id), *keys.promo_back_keys(event_id), *keys.channel_keys(event_id)),
             [order_id, to, reason, len(ticket_ids), *ticket_ids, _layout(layout)],
         )
         self.moved(reply, event_id)
@@ -659,7 +671,7 @@ class Inventory:
 
     async def reap(self, event_id: str, limit: int = 500) -> ReapResult:
         """Purge expired holds (tidying only)."""
-        purged, remaining, finished = await self._scripts.reap(keys.event_keys(event_id), [limit])
+        purged, remaining, finished = await self._scripts.reap(keys.channel_script_keys(event_id), [limit])
         metrics.HOLDS_EXPIRED.inc(int(purged))
         return ReapResult(int(purged), int(remaining), bool(finished))
 

@@ -461,3 +461,25 @@ def tenant_audit(tenant_id: str) -> str:
 # "<prefix>:LIMITER/<key|buyer>/<event_id>/<key id|buyer id>/<amount>/<multiples>/<granularity>",
 # one key each (fixed window), expiring with its window.
 RATE_LIMITS_PREFIX = f"{PREFIX}:ratelimit"
+
+
+# -- a seat-map move in chunks (holds/remap.py: remap_begin.lua, remap_step.lua) --
+# Passed after the event's keys, then the event's ``channels`` key (a channel defined
+# during a move rolls it back); same {ev:} tag. The new state is written beside the old
+# and swapped in by the last step (RENAME), so readers never see half a move.
+MOVE_KEY_NAMES = (
+    "move",  # hash: the move in progress (from, to, digest, phase, cursor, frozen now, counts)
+    "move_map",  # hash old ordinal -> new ordinal (-1: none), filled by the seats phase
+    "move_lost",  # hash old ordinal -> state: occupied seats without a target (a refusal names them)
+    "seats_next",  # the seats hash of the target version, built beside ``seats``
+    "holds_next",  # the holds with their seats rewritten, built beside ``holds``
+    "orders_next",  # the orders with their tickets rewritten, built beside ``orders``
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def move_script_keys(event_id: str) -> tuple[str, ...]:
+    """KEYS of remap_begin and remap_step: the event's keys, its move keys, its ``channels``."""
+    tag = event_tag(event_id)
+    move = tuple(f"{PREFIX}:{tag}:{name}" for name in MOVE_KEY_NAMES)
+    return (*event_keys(event_id), *move, channel_keys(event_id)[0])

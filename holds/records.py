@@ -137,6 +137,7 @@ class Ticket(msgspec.Struct, frozen=True):
     status: str  # valid | cancelled | exchanged
     seat: int | None = None  # ordinal in the event's seat map
     ga_area: str | None = None
+    ga_channel: str = ""  # a GA place taken from this channel's reservation: it goes back there (channels)
     # the split at sale (rules.fees.split_ticket, computed by the script): 0 without a plan
     ticket_fee_rate: int = 0
     ticket_fee_fixed: int = 0
@@ -252,6 +253,8 @@ class HoldRecord(msgspec.Struct, frozen=True):
     created: int
     expires: int
     reqs: list[str] | dict[str, str] = []  # request ids that made or added to it (holds/retries.py)
+    # "<area>|<channel>" -> places of ``ga`` taken from that channel's reservation (_channels.lua)
+    chga: dict[str, int] = {}
 
     @property
     def seat_ordinals(self) -> list[int]:

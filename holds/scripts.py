@@ -58,6 +58,8 @@ SEASON_SALE_SCRIPTS = frozenset({"season_commit"})
 # the seat-map version fence, right before the script's own code: scripts that take seat
 # ordinals from Python or answer with them (their last argument is the caller's version)
 LAYOUT_PRELUDE = "_layout"
+# (and those that change what a seat-map move rewrites, which it holds off meanwhile: all of
+# them, and resale_hold and erase_orders, whose callers pass '' as the version)
 LAYOUT_FENCED = frozenset(
     {
         "hold",
@@ -71,11 +73,17 @@ LAYOUT_FENCED = frozenset(
         "exchange_season",
     }
     | {"commit", "cancel", "refund", "transfer", "resale_list", "resale_commit"}
+    | {"resale_hold", "erase_orders"}
 )
-# channels and allocations (after the inventory prelude): the scripts given the channel keys last
+# the move's own helpers (after the inventory prelude): the whole move and the move in chunks
+REMAP_PRELUDE = "_remap"
+REMAP_SCRIPTS = frozenset({"remap", "remap_begin", "remap_step"})
+# channels and allocations (after the inventory prelude): the scripts given the channel keys last;
+# those of the second line give a channel's GA places back to it (a release, an expiry, a cancel)
 CHANNELS_PRELUDE = "_channels"
 CHANNEL_SCRIPTS = frozenset(
     {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close", "season_hold"}
+    | {"release", "reap", "commit", "cancel", "refund", "exchange"}
 )
 INVENTORY_SCRIPTS = frozenset(
     {
@@ -96,6 +104,8 @@ INVENTORY_SCRIPTS = frozenset(
         "box_office",
         "refund",
         "remap",
+        "remap_begin",
+        "remap_step",
     }
     | AFTER_SALE_SCRIPTS
     | XCHG_SCRIPTS
@@ -122,6 +132,7 @@ PRELUDES = frozenset(
         DISTANCE_PRELUDE,
         CHANNELS_PRELUDE,
         XCHG_PRELUDE,
+        REMAP_PRELUDE,
     }
 )
 
@@ -147,6 +158,8 @@ def _source(name: str) -> str:
         parts.insert(2, DISTANCE_PRELUDE)
     if name in CHANNEL_SCRIPTS:
         parts.insert(2, CHANNELS_PRELUDE)
+    if name in REMAP_SCRIPTS:
+        parts.insert(2, REMAP_PRELUDE)
     return "\n".join(_read(part) for part in parts)
 
 
@@ -242,6 +255,8 @@ class ScriptRegistry:
         self.box_office = self._script("box_office")  # holds/inventory.py
         self.refund = self._script("refund")  # over the event's keys and money keys: holds/inventory.py
         self.remap = self._script("remap")  # moving an event to another seat-map version: holds/remap.py
+        self.remap_begin = self._script("remap_begin")  # the same in chunks (event keys + move keys)
+        self.remap_step = self._script("remap_step")
         # an event's settings: holds/events.py
         self.event_put = self._script("event_put")
         # a tenant's seat maps: holds/seatmaps.py

@@ -345,6 +345,13 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:  # noqa: C901 - o
             )
         case store.Conflict():
             return _status(code_pb2.ABORTED, str(exc))
+        case store.EventMoving():
+            return _status(
+                code_pb2.UNAVAILABLE,
+                str(exc),
+                error_details_pb2.RetryInfo(retry_delay=_duration(exc.retry_after_s)),
+                _error_info("EVENT_MOVING", event_id=exc.event_id),
+            )
         case store.WatchEnded():
             return _status(code_pb2.UNAVAILABLE, str(exc))
         case store.FeedCursorExpired():

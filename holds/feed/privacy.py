@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from holds import keys
-from holds.errors import InvalidRequest, StoreError
+from holds.errors import EventMoving, InvalidRequest, StoreError
 from holds.feed.reader import ConsentDecision, consent_decoder
 from holds.records import order_decoder
 from holds.redis_client import AnyRedis, wrap_errors
@@ -143,12 +143,14 @@ class Privacy:
                 batch = found[start : start + ORDERS_PER_ERASE_CALL]
                 reply = await self._scripts.erase_orders(
                     keys.after_sale_keys(event_id),
-                    [email, marker, len(batch), *batch, len(buyer_ids), *sorted(buyer_ids)],
+                    [email, marker, len(batch), *batch, len(buyer_ids), *sorted(buyer_ids), ""],
                 )
                 match reply:
                     case [Reply.OK, orders, holds]:
                         orders_erased += int(orders)
                         holds_erased += int(holds)
+                    case [Reply.EVENT_MOVING, wait_ms]:  # the move copies the orders: erase after it
+                        raise EventMoving(event_id, int(wait_ms))
                     case _:
                         raise StoreError(f"erase_orders returned an unknown result {reply!r}")
             refs += [f"{event_id}/{o}" for o in found]

@@ -1,6 +1,7 @@
 -- Channels and allocations (holds/channels.py): prepended after the inventory prelude to
--- hold, box_office, snapshot and channel_*.lua. The channel keys are always the LAST four
--- KEYS (after the event's keys and, in box_office, its optional offer keys).
+-- hold, box_office, snapshot, channel_*.lua and the scripts that give GA places back
+-- (release, reap, commit, cancel, refund, exchange: holds/scripts.py CHANNEL_SCRIPTS). The
+-- channel keys are always the LAST four KEYS (after the event's keys and any group's keys).
 -- A seat allocated to an open channel has a field in K_ALLOC (ordinal -> channel id); only
 -- a request with access to that channel may take it. A GA area's places reserved for a
 -- channel are in K_GA_ALLOC ("<area>|<channel>" -> places still reserved) and summed per
@@ -83,10 +84,12 @@ end
 
 -- Take `qty` places of `area` for a request with `access` (ga_room said they fit): from its
 -- channels' reservations first, then from the general pool; each channel's change is emitted.
+-- Returns what came from channels, {{channel, places}, ...} in the order taken.
 local function ga_take(area, qty, access)
-  if tonumber(redis.call('HGET', K_GA_RESV, area) or '0') == 0 then return end
+  local takes = {}
+  if tonumber(redis.call('HGET', K_GA_RESV, area) or '0') == 0 then return takes end
   for _, ch in ipairs(sorted_access(access)) do
-    if qty == 0 then return end
+    if qty == 0 then return takes end
     local field = area .. '|' .. ch
     local r = tonumber(redis.call('HGET', K_GA_ALLOC, field)) or 0
     local take = math.min(r, qty)
@@ -94,7 +97,125 @@ local function ga_take(area, qty, access)
       if r == take then redis.call('HDEL', K_GA_ALLOC, field) else redis.call('HINCRBY', K_GA_ALLOC, field, -take) end
       if redis.call('HINCRBY', K_GA_RESV, area, -take) <= 0 then redis.call('HDEL', K_GA_RESV, area) end
       emit_channel('taken', ch, {}, area, r - take)
+      takes[#takes + 1] = {ch, take}
       qty = qty - take
     end
   end
+  return takes
+end
+
+-- GA places taken from a channel's reservation remember it: a hold in `chga`
+-- ("<area>|<channel>" -> places, part of hold.ga[area]), a ticket in `ga_channel`. When they
+-- go back (release, expiry, cancel, refund, exchange) they return to that channel while it
+-- is open, else to the general pool, in the script that frees them.
+-- (One table of functions, channel_back of the prelude: a script has at most 200 locals.)
+channel_back.open_memo = {}
+function channel_back.open(ch)
+  local open_memo = channel_back.open_memo
+  if open_memo[ch] == nil then
+    local raw = redis.call('HGET', K_CHANNELS, ch)
+    open_memo[ch] = raw and cjson.decode(raw).status == 'open' or false
+  end
+  return open_memo[ch]
+end
+
+-- `n` places of `area` go back to `channel`'s reservation if it is open (emitted: op
+-- 'restored', `resv` the places now reserved); else they stay in the general pool.
+function channel_back.reserve(area, ch, n)
+  if n <= 0 or not channel_back.open(ch) then return end
+  local r = redis.call('HINCRBY', K_GA_ALLOC, area .. '|' .. ch, n)
+  redis.call('HINCRBY', K_GA_RESV, area, n)
+  emit_channel('restored', ch, {}, area, r)
+end
+
+-- The fields of a hold's chga, sorted, each as {field, area, channel, places}.
+function channel_back.places(hold)
+  local out = {}
+  if type(hold.chga) ~= 'table' then return out end
+  for f, n in pairs(hold.chga) do
+    local area, ch = string.match(f, '^(.*)|([^|]*)$')
+    out[#out + 1] = {f, area, ch, n}
+  end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
+end
+
+-- Note in `hold` the places of `area` that ga_take took from channels.
+function channel_back.note(hold, area, takes)
+  if #takes == 0 then return end
+  local chga = type(hold.chga) == 'table' and hold.chga or {}
+  for _, take in ipairs(takes) do
+    local f = area .. '|' .. take[1]
+    chga[f] = (chga[f] or 0) + take[2]
+  end
+  hold.chga = chga
+end
+
+-- A hold releases `qty` places of `area` and keeps `kept`: its general places go first, then
+-- its channels' in reverse order of id (ga_take took channels first, in order of id).
+function channel_back.partial(hold, area, kept, qty)
+  if type(hold.chga) ~= 'table' then return end
+  local mine, from_channels = {}, 0
+  for _, p in ipairs(channel_back.places(hold)) do
+    if p[2] == area then
+      mine[#mine + 1] = p
+      from_channels = from_channels + p[4]
+    end
+  end
+  local owed = qty - math.max(0, math.min(qty, kept + qty - from_channels))  -- after the general ones
+  for i = #mine, 1, -1 do
+    if owed == 0 then break end
+    local p = mine[i]
+    local n = math.min(owed, p[4])
+    if n == p[4] then hold.chga[p[1]] = nil else hold.chga[p[1]] = p[4] - n end
+    channel_back.reserve(area, p[3], n)
+    owed = owed - n
+  end
+  if next(hold.chga) == nil then hold.chga = nil end
+end
+
+-- A whole hold dropped (released or expired): every channel place back.
+function channel_back.hold(hold)
+  for _, p in ipairs(channel_back.places(hold)) do channel_back.reserve(p[2], p[3], p[4]) end
+end
+
+-- A cancelled (refunded, exchanged) GA ticket's place: noted here, given back to its channel
+-- by channel_back.flush, which the script calls after it moved the area's sold count.
+channel_back.tickets = {}
+function channel_back.ticket(t)
+  local f = t.ga_area .. '|' .. t.ga_channel
+  channel_back.tickets[f] = (channel_back.tickets[f] or 0) + 1
+end
+function channel_back.flush()
+  local tickets_back = channel_back.tickets
+  local fields = {}
+  for f in pairs(tickets_back) do fields[#fields + 1] = f end
+  table.sort(fields)
+  for _, f in ipairs(fields) do
+    local area, ch = string.match(f, '^(.*)|([^|]*)$')
+    channel_back.reserve(area, ch, tickets_back[f])
+  end
+  channel_back.tickets = {}
+end
+
+-- Mark `area`'s GA tickets not yet marked with the channels `takes` ({{channel, places}, ...})
+-- they came from, `places` tickets each.
+function channel_back.mark(tickets, area, takes)
+  local k = 1
+  for _, take in ipairs(takes) do
+    local n = take[2]
+    while n > 0 and k <= #tickets do
+      local t = tickets[k]
+      if t.ga_area == area and not t.ga_channel then
+        t.ga_channel = take[1]
+        n = n - 1
+      end
+      k = k + 1
+    end
+  end
+end
+
+-- A committed hold's channel places pass to its tickets.
+function channel_back.from_hold(tickets, hold)
+  for _, p in ipairs(channel_back.places(hold)) do channel_back.mark(tickets, p[2], {{p[3], p[4]}}) end
 end

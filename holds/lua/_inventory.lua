@@ -152,6 +152,11 @@ local function gone_reply(hold_id)
   return {HOLD_COMMITTED, string.sub(why, 11)}                    -- order id
 end
 
+-- Set by _channels.lua in the scripts given the channel keys: a GA place taken from a
+-- channel's reservation goes back to that channel while it is open (`hold`: a dropped
+-- hold's; `ticket`: a cancelled ticket's, noted until the caller's channel_places_back).
+local channel_back = {}
+
 -- Drop one hold: free the seats that still point at it, give back GA and buyer counts.
 local function drop_hold(hold_id, hold, kind)
   local token = held_value(hold_id)
@@ -168,6 +173,7 @@ local function drop_hold(hold_id, hold, kind)
       redis.call('HINCRBY', K_GA_HELD, area, -qty)
       emit(kind, 'free', {}, area, -qty, hold_id)
     end
+    if channel_back.hold then channel_back.hold(hold) end
   end
   uncount_buyer(hold.buyer, hold.count or 0)
   end_hold(hold_id, hold, kind, now_ms())
@@ -287,5 +293,6 @@ local function release_place(t, sold, release_to, freed, ga_back)
     end
   else
     ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
+    if t.ga_channel and channel_back.ticket then channel_back.ticket(t) end
   end
 end

@@ -103,3 +103,8 @@ local EXCHANGE_STATE = 92            -- status, record json: the exchange is not
 local SEASON_SEATS_REFUSED = 82      -- CHANNEL_SEATS | SEATS_DISTANCED, {{position, {ordinal, ...}}, ...}
 -- season sales: bundle prices, ticket types and promo codes at a season commit (season_commit, _season_sale.lua)
 local BUNDLE_PRICES_CHANGED = 86     -- an event's list price moved since the bundle was split (split again, retry)
+-- a seat-map move in chunks (remap_begin.lua, remap_step.lua; the fence of _layout.lua): {code, details...}
+local EVENT_MOVING = 98              -- ms to wait before a retry: the event is moving to another seat-map version
+local MOVE_STEP = 99                 -- phase, cursor: the move goes on with this step
+local MOVE_LAPSED = 100              -- the move's lease ran out (or another move replaced it): rolled back, start again
+local MOVE_HAS_CHANNELS = 101        -- a channel was defined during the move: rolled back

@@ -107,7 +107,7 @@ for _, o in ipairs(ordinals) do redis.call('HSET', K_SEATS, o, sold) end
 local seq = 0
 if #ordinals > 0 then seq = emit('sold', 'sold', ordinals, nil, 0, '') end
 for _, pair in ipairs(ga_asked) do
-  ga_take(pair[1], pair[2], access)
+  channel_back.mark(tickets, pair[1], ga_take(pair[1], pair[2], access))  -- _channels.lua
   redis.call('HINCRBY', K_GA_SOLD, pair[1], pair[2])
   seq = emit('sold', 'sold', {}, pair[1], pair[2], '')
 end

@@ -50,6 +50,7 @@ for area, qty in pairs(ga_back) do
   redis.call('HINCRBY', K_GA_SOLD, area, -qty)
   emit('cancelled', 'free', {}, area, -qty, '')
 end
+channel_back.flush()  -- a channel's places to it (_channels.lua)
 local remaining = 0
 for _, t in ipairs(tickets) do if t.status == 'valid' then remaining = remaining + 1 end end
 order.tickets = tickets

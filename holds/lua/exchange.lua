@@ -121,6 +121,7 @@ for j, t in ipairs(old) do
     end
   else
     ga_back[t.ga_area] = (ga_back[t.ga_area] or 0) + 1
+    if t.ga_channel then channel_back.ticket(t) end  -- _channels.lua
   end
   withdraw(order_id, t, 'exchanged')
   t.status = 'exchanged'
@@ -133,6 +134,7 @@ for area, qty in pairs(ga_back) do
   redis.call('HINCRBY', K_GA_SOLD, area, -qty)
   seq = emit('exchanged', 'free', {}, area, -qty, '')
 end
+channel_back.flush()  -- _channels.lua
 for _, t in ipairs(fresh) do
   tickets[#tickets + 1] = t
   redis.call('HSET', K_TICKETS, t.ticket_id, order_id)

@@ -106,7 +106,7 @@ local seq = 0
 if #ordinals > 0 then seq = emit('held', 'held', ordinals, nil, 0, hold_id) end
 for _, pair in ipairs(ga_asked) do
   local area, qty = pair[1], pair[2]
-  ga_take(area, qty, access)
+  channel_back.note(hold, area, ga_take(area, qty, access))  -- _channels.lua
   redis.call('HINCRBY', K_GA_HELD, area, qty)
   hold.ga[area] = (hold.ga[area] or 0) + qty
   seq = emit('held', 'held', {}, area, qty, hold_id)

@@ -82,6 +82,7 @@ if release_to ~= '' then
     redis.call('HINCRBY', K_GA_SOLD, area, -qty)
     emit('cancelled', 'free', {}, area, -qty, '')
   end
+  channel_back.flush()  -- a channel's places to it (_channels.lua)
   local remaining = 0
   for _, t in ipairs(tickets) do if t.status == 'valid' then remaining = remaining + 1 end end
   order.status = remaining == 0 and 'cancelled' or 'partially_cancelled'

@@ -61,6 +61,7 @@ for _, pair in ipairs(ga_asked) do
   if hold.ga[area] == 0 then hold.ga[area] = nil end
   released = released + qty
   emit('released', 'free', {}, area, -qty, hold_id)
+  channel_back.partial(hold, area, hold.ga[area] or 0, qty)  -- to their channels (_channels.lua)
 end
 hold.count = hold.count - released
 uncount_buyer(hold.buyer, released)

@@ -1,4 +1,6 @@
--- Move an event to another version of its seat map, atomically (holds/remap.py).
+-- Move an event to another version of its seat map in ONE script (holds/remap.py): a dry
+-- run's check and counts; moves are made in chunks (remap_begin.lua, remap_step.lua) to the
+-- same final state, and this whole-move path stays as their reference (tests compare them).
 -- Python derived the whole mapping (rules/remap.py): one target ordinal per seat of the
 -- current version (-1: none). Every occupied seat (held by a live hold, sold, blocked,
 -- not for sale) and every valid ticket's seat must have a target, no two may share one,
@@ -21,12 +23,14 @@ local to_version = ARGV[2]
 local dry = ARGV[3] == '1'         -- check and count only; write nothing
 local n_old = tonumber(ARGV[4])    -- then n_old targets, one per old ordinal (0-based order)
 local T0 = 4
-local n_ga = tonumber(ARGV[T0 + n_old + 1])   -- then n_ga (area, capacity, category) triples
+-- then n_ga (area, capacity, category) triples
 local G0 = T0 + n_old + 1
 
 local current = redis.call('HGET', K_META, 'seat_map_version')
 if not current then return {EVENT_NOT_FOUND} end
 if current ~= from_version then return {LAYOUT_CHANGED, current} end
+-- a move in chunks holds the event (_layout.lua): no second move writes meanwhile
+if not dry and tonumber(redis.call('HGET', K_META, 'moving') or '0') > now_ms() then return {EVENT_MOVING, 1000} end
 
 local NO_TARGET = -1
 local function target(o)
@@ -57,10 +61,7 @@ for i = 1, #seats, 2 do
     end
   end
 end
-local new_ga = {}
-for j = 0, n_ga - 1 do
-  new_ga[ARGV[G0 + 1 + 3 * j]] = {tonumber(ARGV[G0 + 2 + 3 * j]), ARGV[G0 + 3 + 3 * j]}
-end
+local new_ga = remap_ga_args(G0)
 local live_ga = {}          -- area -> places held by live holds
 local holds = redis.call('HGETALL', K_HOLDS)
 for i = 1, #holds, 2 do
@@ -70,17 +71,7 @@ for i = 1, #holds, 2 do
     for area, qty in pairs(hold.ga) do live_ga[area] = (live_ga[area] or 0) + qty end
   end
 end
-local caps = redis.call('HGETALL', K_GA_CAP)
-for i = 1, #caps, 2 do
-  local area = caps[i]
-  local places = (live_ga[area] or 0) + (tonumber(redis.call('HGET', K_GA_SOLD, area)) or 0)
-  local wanted = new_ga[area]
-  if places > 0 and (not wanted or wanted[1] < places) then
-    lost_ga[#lost_ga + 1] = area
-    lost_ga[#lost_ga + 1] = places
-    lost_ga[#lost_ga + 1] = wanted and wanted[1] or -1
-  end
-end
+lost_ga = remap_lost_ga(new_ga, function(area) return live_ga[area] or 0 end)
 if #lost_seats > 0 or #lost_ga > 0 then return {SEATS_LOST, lost_seats, lost_ga} end
 
 -- counts (what a dry run reports; a move counts the orders as it rewrites them)
@@ -89,28 +80,8 @@ for i = 1, #holds, 2 do
   local exp = tonumber(redis.call('ZSCORE', K_HOLDEXP, holds[i]))
   if exp and exp > now and #as_array(cjson.decode(holds[i + 1]).seats) > 0 then hold_count = hold_count + 1 end
 end
--- Each order's tickets whose seat changes ordinal get the new one (-1: a cancelled or
--- exchanged ticket's seat without a target) and keep the old one in `seat_was`.
--- Returns how many tickets moved and the order's new JSON (nil: none moved, or not `write`).
-local function moved_order(raw, write)
-  local moves = 0
-  if not string.find(raw, '"seat":%d') then return moves, nil end  -- general admission only
-  local order = cjson.decode(raw)
-  for _, t in ipairs(as_array(order.tickets)) do
-    local o = tonumber(t.seat)
-    if o ~= nil and o >= 0 then
-      local n = target(o)
-      if n ~= o then
-        moves = moves + 1
-        local was = as_array(t.seat_was)
-        was[#was + 1] = o
-        t.seat_was = was
-        t.seat = n
-      end
-    end
-  end
-  return moves, write and moves > 0 and cjson.encode(order) or nil
-end
+-- Each order's tickets whose seat changes ordinal get the new one (_remap.lua).
+local function moved_order(raw, write) return remap_order(raw, write, target) end
 
 -- Every order through moved_order (`write` false: counted only); orders changed, tickets moved.
 local function rewrite_orders(write)
@@ -151,20 +122,5 @@ for i = 1, #holds, 2 do
   end
 end
 local order_count, ticket_count = rewrite_orders(true)
-for i = 1, #caps, 2 do
-  if not new_ga[caps[i]] then
-    redis.call('HDEL', K_GA_CAP, caps[i])
-    redis.call('HDEL', K_GA_HELD, caps[i])
-    redis.call('HDEL', K_GA_SOLD, caps[i])
-    redis.call('HDEL', K_META, 'ga_category:' .. caps[i])
-  end
-end
-for area, spec in pairs(new_ga) do
-  redis.call('HSET', K_GA_CAP, area, spec[1])
-  redis.call('HSET', K_META, 'ga_category:' .. area, spec[2])
-end
-redis.call('HSET', K_META, 'seat_map_version', to_version, 'updated_at_ms', tostring(now))
-local seq = emit('layout', 'moved', {}, nil, 0, '')
-redis.call('XADD', K_LIFECYCLE, '*', 'kind', 'event.seat_map_moved', 'order', '',
-  'detail', from_version .. '|' .. to_version, 'seq', seq)
+local seq = remap_finish(new_ga, from_version, to_version, now)
 return {OK, seq, #moved, hold_count, order_count, ticket_count, 0}

@@ -255,9 +255,11 @@ async def test_every_script_call_path_stays_in_one_slot(
         target_event_id=season.events[1],
     )  # fmt: skip
 
-    # moving the event to another version of its seat map (remap: one event's keys)
+    # moving the event to another version of its seat map (remap: one event's keys, a dry run;
+    # remap_begin and remap_step: the event's keys, its move keys and its channels key)
     again = await stores.seatmaps.put(ev.tenant, ev.loaded.version.seat_map_id, ev.loaded.seatmap)
     await stores.seatmaps.publish(ev.tenant, again.seat_map_id, again.version)
+    await stores.moves.move(ev.tenant, ev.event_id, again.version, dry_run=True)
     await stores.moves.move(ev.tenant, ev.event_id, again.version)
 
     # channels: definition, allocation, a hold with access, the close (event keys + channel keys)

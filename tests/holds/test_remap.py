@@ -16,6 +16,7 @@ import pytest
 from holds.channels import ChannelDef
 from holds.errors import (
     Conflict,
+    EventMoving,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
@@ -25,6 +26,7 @@ from holds.errors import (
 )
 from holds.records import Buyer
 from holds.redis_client import AnyRedis
+from holds.remap import MoveReport
 from holds.sales import hold_token, parse_token
 from seatmap.model import SeatMap
 from server.context import Stores
@@ -37,6 +39,7 @@ from tests.holds.factories import (
     read_state,
     small_map,
 )
+from tests.holds.test_live import until
 
 BUYER = Buyer(name="Ada", email="ada@example.org")
 ROW = 6
@@ -354,7 +357,8 @@ async def test_holds_racing_a_move_lose_no_seat_and_hold_none_twice(
 ) -> None:
     """Buyers on two processes hold seats of rows R1-R2 (which exist in both versions) while
     the organizer moves the event: each hold lands either before the move (and is moved with
-    it) or after (on the new ordinals); a stale call is refused and retried on the new version.
+    it) or after (on the new ordinals); a stale call is refused and retried on the new version,
+    and so is one that finds the event moving (in chunks: EventMoving, retried once it moved).
     In the end every hold holds exactly the seats its buyer named, and no seat twice."""
     ev = await make_event(stores.seatmaps, stores.events, max_seats_per_hold=2)
     v2 = await publish(stores, ev, without_first_row())
@@ -363,12 +367,16 @@ async def test_holds_racing_a_move_lose_no_seat_and_hold_none_twice(
     pairs = [[f"A-{r}-{i}", f"A-{r}-{i + 1}"] for r in (1, 2) for i in (0, 2, 4)]
     rng.shuffle(pairs)
     asked: dict[str, list[str]] = {}
+    done: list[bool] = []
 
     async def buyer(process: Stores, seat_ids: list[str]) -> None:
         for _attempt in range(5):
             try:
                 held = await process.sales.hold_seats(ev.tenant, ev.event_id, seat_ids)
             except SeatMapMoved:
+                continue
+            except EventMoving:
+                await until(lambda: bool(done), "the move ends")
                 continue
             except SeatsUnavailable:
                 raise
@@ -380,9 +388,16 @@ async def test_holds_racing_a_move_lose_no_seat_and_hold_none_twice(
         await other.sales.context(ev.tenant, ev.event_id)
         await stores.sales.context(ev.tenant, ev.event_id)
         tasks = [buyer(stores if i % 2 else other, p) for i, p in enumerate(pairs)]
-        move = stores.moves.move(ev.tenant, ev.event_id, v2)
-        moved, *_ = await asyncio.gather(move, *tasks)
-        assert moved.to_version == v2
+
+        async def move() -> MoveReport:
+            try:
+                return await stores.moves.move(ev.tenant, ev.event_id, v2)
+            finally:
+                done.append(True)
+
+        moving = asyncio.ensure_future(move())
+        await asyncio.gather(moving, *tasks)
+        assert moving.result().to_version == v2
     finally:
         await other.close()
 

@@ -6,12 +6,16 @@ import json
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
 
 from holds import keys
+from holds.errors import StoreUnavailable
 from holds.platform.audit import AuditFilter
+from holds.remap import MoveChunks
 from server.context import Stores
-from tests.api import Api, field_violations, precondition_subjects
+from tests.api import Api, field_violations, precondition_subjects, status_of
+from tests.holds.test_remap_chunks import Crashing
 from tests.server.maps import small_map
 
 
@@ -147,3 +151,49 @@ async def test_bad_requests_name_the_field_and_other_organizers_events_are_not_f
                 metadata=other.metadata,
             )
     assert theirs.value.code() == missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_while_an_event_moves_its_sales_are_unavailable_with_retry_info(
+    organizer: Api, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move in chunks whose mover died between steps holds the event: a hold or a commit
+    is UNAVAILABLE with RetryInfo and ErrorInfo EVENT_MOVING; the organizer's retry of the
+    move finishes it, and the event sells again on the new version."""
+    api = organizer
+    event_id, _, v2 = await _event_with_two_versions(api)
+    held = await _hold(api, event_id, "r1-3")
+    tenant_id = (await stores.events.read_ref(event_id)).tenant_id
+    step = stores.scripts.remap_step
+    monkeypatch.setattr(stores.moves, "chunks", MoveChunks(seats=2, records=1))
+    monkeypatch.setattr(stores.scripts, "remap_step", Crashing(step, 2))
+    with pytest.raises(StoreUnavailable):
+        await stores.moves.move(tenant_id, event_id, v2)
+
+    for call in (
+        _hold(api, event_id, "r2-1"),
+        api.orders.CommitHold(
+            sales_pb2.CommitHoldRequest(hold_token=held.hold_token, idempotency_key="pay-1"),
+            metadata=api.metadata,
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        details = status_of(err.value).details
+        retry, info = error_details_pb2.RetryInfo(), error_details_pb2.ErrorInfo()
+        assert any(d.Unpack(retry) for d in details)
+        assert 0 < retry.retry_delay.ToMilliseconds() <= 1000
+        assert any(d.Unpack(info) for d in details)
+        assert info.reason == "EVENT_MOVING"
+
+    monkeypatch.setattr(stores.scripts, "remap_step", step)
+    moved = await api.events.MoveEventToSeatMapVersion(
+        events_pb2.MoveEventToSeatMapVersionRequest(event_id=event_id, seat_map_version=v2),
+        metadata=api.metadata,
+    )
+    assert (moved.to_version, moved.holds_moved) == (v2, 1)
+    assert (await _hold(api, event_id, "r2-1")).seat_ids == ["r2-1"]
+    await api.orders.CommitHold(
+        sales_pb2.CommitHoldRequest(hold_token=held.hold_token, idempotency_key="pay-1"),
+        metadata=api.metadata,
+    )

@@ -404,7 +404,8 @@ Global___SeatChannel: _TypeAlias = SeatChannel  # noqa: Y015
 class ChannelChange(_message.Message):
     """An allocation change in a watch stream: seats moved into a channel
     ("allocated") or back to the general pool ("returned"), or the places of an
-    area reserved for the channel changed ("reserved", "taken", "returned").
+    area reserved for the channel changed ("reserved", "taken", "returned" at a close,
+    "restored": places taken through the channel came back to it).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
