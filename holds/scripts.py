@@ -11,6 +11,7 @@ server's hot path); otherwise through redis-py.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from functools import cache
@@ -160,7 +161,19 @@ def _source(name: str) -> str:
         parts.insert(2, CHANNELS_PRELUDE)
     if name in REMAP_SCRIPTS:
         parts.insert(2, REMAP_PRELUDE)
-    return "\n".join(_read(part) for part in parts)
+    rest = "\n".join(_read(part) for part in parts[1:])
+    return _replies_used_by(rest) + "\n" + rest
+
+
+_REPLY = re.compile(r"^local ([A-Z][A-Z0-9_]*) = ", re.M)
+
+
+def _replies_used_by(code: str) -> str:
+    """The reply codes ``code`` names: a Lua function has at most 200 locals, and every
+    code in _replies.lua is one (the scripts with the most preludes would pass it)."""
+    used = set(re.findall(r"\b[A-Z][A-Z0-9_]*\b", code))
+    lines = _read(REPLIES_HEADER).splitlines()
+    return "\n".join(line for line in lines if (m := _REPLY.match(line)) is None or m.group(1) in used)
 
 
 def script_source(name: str) -> str:

@@ -7,7 +7,6 @@ the request (a missing gate: INVALID_ARGUMENT; another tenant's event: NOT_FOUND
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import access_pb2, access_pb2_grpc
 
 from holds.door import Direction, Door, DoorRules, OfflineScan, ScanOutcome, ticket_of_claim
@@ -16,7 +15,7 @@ from rules.tickets import KeyRing, qr_payload, qr_png
 from server.auth import DOOR, ORGANIZER, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
-from server.servicers.convert import ts
+from server.servicers.convert import millis_of, ts
 
 RESULT = {
     "admitted": access_pb2.SCAN_RESULT_ADMITTED,
@@ -38,13 +37,6 @@ _DIRECTION: dict[int, Direction] = {
     access_pb2.SCAN_DIRECTION_ENTRY: "entry",
     access_pb2.SCAN_DIRECTION_EXIT: "exit",
 }
-
-
-def _ms(stamp: Timestamp, field: str) -> int:
-    ms = stamp.ToMilliseconds()
-    if ms < 0:
-        raise InvalidRequest(field, "must be after 1970")
-    return int(ms)
 
 
 def scan_pb(outcome: ScanOutcome) -> access_pb2.ScanTicketResponse:
@@ -160,7 +152,14 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
             direction = _DIRECTION.get(s.direction)
             if direction is None:
                 raise InvalidRequest(f"scans[{i}].direction", "unknown direction")
-            scans.append(OfflineScan(s.token, s.gate, _ms(s.scanned_at, f"scans[{i}].scanned_at"), direction))
+            scans.append(
+                OfflineScan(
+                    s.token,
+                    s.gate,
+                    millis_of(s.scanned_at, f"scans[{i}].scanned_at", since_1970=True),
+                    direction,
+                )
+            )
         _, outcomes = await self._door.upload_offline(
             current_principal().require_tenant(), request.event_id, request.device_id, scans
         )
@@ -204,8 +203,12 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
         ):
             raise InvalidRequest("rules.reentry", "unknown re-entry rule")
         rules = DoorRules(
-            _ms(r.admission_from, "rules.admission_from") if r.HasField("admission_from") else 0,
-            _ms(r.admission_until, "rules.admission_until") if r.HasField("admission_until") else 0,
+            millis_of(r.admission_from, "rules.admission_from", since_1970=True)
+            if r.HasField("admission_from")
+            else 0,
+            millis_of(r.admission_until, "rules.admission_until", since_1970=True)
+            if r.HasField("admission_until")
+            else 0,
             "allowed" if r.reentry == access_pb2.REENTRY_ALLOWED else "none",
         )
         return rules_pb(

@@ -14,7 +14,7 @@ from server.admission import Admit
 from server.auth import BOX_OFFICE, BROWSE, ORGANIZER, REPORTING, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
-from server.servicers.convert import buyer_of, order_pb
+from server.servicers.convert import buyer_of, millis_of, order_pb
 
 
 def _holder(field: str, b: sales_pb2.BuyerDetails) -> Buyer:
@@ -178,8 +178,10 @@ class AfterSaleServicer(aftersale_pb2_grpc.AfterSaleServiceServicer):
     async def ListResales(
         self, request: aftersale_pb2.ListResalesRequest, context: Context
     ) -> aftersale_pb2.ListResalesResponse:
-        since = request.since.ToMilliseconds() if request.HasField("since") else 0
-        until = request.until.ToMilliseconds() if request.HasField("until") else int(time.time() * 1000) + 1
+        since = millis_of(request.since, "since") if request.HasField("since") else 0
+        until = (
+            millis_of(request.until, "until") if request.HasField("until") else int(time.time() * 1000) + 1
+        )
         if since < 0 or until <= since:
             raise InvalidRequest("until", "must be after since")
         resales = await self._after.resales(

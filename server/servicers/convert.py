@@ -40,6 +40,19 @@ ORDER_STATUS = {
 }
 
 
+def millis_of(stamp: Timestamp, field: str, *, since_1970: bool = False) -> int:
+    """A request's timestamp in ms since the epoch. One protobuf cannot represent (nanos
+    outside 0-999,999,999, a year outside 1-9999) is INVALID_ARGUMENT naming ``field``, as
+    is, with ``since_1970``, one before the epoch."""
+    try:
+        stamp.ToJsonString()  # validates the range
+    except ValueError as exc:
+        raise InvalidRequest(field, str(exc)) from exc
+    if since_1970 and stamp.seconds < 0:
+        raise InvalidRequest(field, "must be after 1970")
+    return int(stamp.ToMilliseconds())
+
+
 def ts(ms: int) -> Timestamp:
     out = Timestamp()
     out.FromMilliseconds(ms)

@@ -18,6 +18,7 @@ from rules.statements import CSV_HEADER, statement_csv, statement_rows
 from server.auth import ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
+from server.servicers.convert import millis_of
 
 # Exports carry buyers' personal data in bulk: organizer admins and reporting keys,
 # not box-office counter staff.
@@ -42,13 +43,7 @@ def ms_of(request: reports_pb2.ExportRequest | reports_pb2.GetPlatformReportRequ
     if not request.HasField(name):  # type: ignore[arg-type]
         return 0
     stamp: Timestamp = getattr(request, name)
-    try:
-        stamp.ToJsonString()  # validates the range
-    except ValueError as exc:
-        raise InvalidRequest(name, str(exc)) from exc
-    if stamp.seconds < 0:
-        raise InvalidRequest(name, "must be after 1970")
-    return int(stamp.ToMilliseconds())
+    return millis_of(stamp, name, since_1970=True)
 
 
 class ExportServicer(reports_pb2_grpc.ExportServiceServicer):

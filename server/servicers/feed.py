@@ -25,7 +25,7 @@ from server import metrics, scope
 from server.auth import ORGANIZER, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
-from server.servicers.convert import ts
+from server.servicers.convert import millis_of, ts
 
 
 def _buyer_pb(buyer: FeedBuyer) -> feed_pb2.FeedBuyer:
@@ -90,11 +90,7 @@ def entry_pb(entry: FeedEntry) -> feed_pb2.FeedEntry:
 def _decided_at_ms(request: feed_pb2.UpdateConsentRequest) -> int:
     if not request.HasField("decided_at"):
         return 0
-    try:
-        request.decided_at.ToJsonString()  # validates the range
-        return int(request.decided_at.ToMilliseconds())
-    except ValueError as exc:
-        raise InvalidRequest("decided_at", str(exc)) from exc
+    return millis_of(request.decided_at, "decided_at")
 
 
 class FeedServicer(feed_pb2_grpc.FeedServiceServicer):

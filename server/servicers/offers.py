@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import events_pb2, offers_pb2, offers_pb2_grpc, sales_pb2
 
 from holds.errors import InvalidRequest
@@ -18,7 +17,7 @@ from rules.promos import CHANNELS, Channel, PromoCode, PromoKind, TicketType
 from server.auth import ORGANIZER, SALES, current_principal
 from server.declarations import MethodRule, ServiceDeclaration
 from server.servicers import Context
-from server.servicers.convert import CHANNEL_PB, ts
+from server.servicers.convert import CHANNEL_PB, millis_of, ts
 
 _CHANNEL_OF: dict[int, Channel] = {
     sales_pb2.SALES_CHANNEL_STOREFRONT: "storefront",
@@ -40,13 +39,6 @@ def _channel(value: int, field: str) -> Channel:
     if value not in _CHANNEL_OF:
         raise InvalidRequest(field, "unknown sales channel")
     return _CHANNEL_OF[value]
-
-
-def _ms(stamp: Timestamp, field: str) -> int:
-    ms = int(stamp.ToMilliseconds())
-    if ms < 0:
-        raise InvalidRequest(field, "must be after 1970")
-    return ms
 
 
 def type_of(t: offers_pb2.TicketType) -> TicketType:
@@ -71,13 +63,19 @@ def type_pb(t: TicketType) -> offers_pb2.TicketType:
     )  # fmt: skip
 
 
+def _since(p: offers_pb2.PromoCode, field: str) -> int:
+    """A promo code's validity bound in ms (0: none)."""
+    if not p.HasField(field):  # type: ignore[arg-type]
+        return 0
+    return millis_of(getattr(p, field), f"promo_code.{field}", since_1970=True)
+
+
 def promo_of(p: offers_pb2.PromoCode) -> PromoCode:
     if p.kind not in _KIND_OF:
         raise InvalidRequest("promo_code.kind", "percent or amount")
     return PromoCode(
         code=p.code, kind=_KIND_OF[p.kind], bps=p.percent_bps, amount=p.amount_minor,
-        valid_from_ms=_ms(p.valid_from, "promo_code.valid_from") if p.HasField("valid_from") else 0,
-        valid_until_ms=_ms(p.valid_until, "promo_code.valid_until") if p.HasField("valid_until") else 0,
+        valid_from_ms=_since(p, "valid_from"), valid_until_ms=_since(p, "valid_until"),
         min_quantity=p.min_quantity, max_uses=p.max_uses, max_uses_per_buyer=p.max_uses_per_buyer,
         disabled=p.disabled,
     )  # fmt: skip

@@ -24,6 +24,7 @@ from server.context import Stores
 from server.declarations import MethodRule, ServiceDeclaration
 from server.paging import page_bounds, page_token_after
 from server.servicers import Context
+from server.servicers.convert import millis_of
 
 ROLE_TO_PROTO: dict[RoleName, tenancy_pb2.Role.ValueType] = {
     "root_admin": tenancy_pb2.ROLE_ROOT_ADMIN,
@@ -50,11 +51,7 @@ def timestamp_field_ms(request: Message, field: str) -> int:
     if not request.HasField(field):
         return 0
     value: Timestamp = getattr(request, field)
-    try:
-        value.ToJsonString()  # validates the range: years 1-9999, nanos in range
-    except ValueError as exc:
-        raise InvalidRequest(field, str(exc)) from exc
-    return int(value.ToMilliseconds())
+    return millis_of(value, field)
 
 
 def tenant_pb(record: TenantRecord) -> tenancy_pb2.Tenant:
