@@ -39,6 +39,18 @@ local function last_at()
   return stream_at
 end
 
+-- Point the K_* names above at the 21 event keys after KEYS[b] (scripts over several
+-- events of one slot: a season's, an exchange's two; b = 0 is the first event's own).
+local function use_event_keys(b)
+  K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], KEYS[b + 5]
+  K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9]
+  K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[b + 10], KEYS[b + 11], KEYS[b + 12], KEYS[b + 13]
+  K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[b + 14], KEYS[b + 15], KEYS[b + 16]
+  K_HOLDGONE, K_HOLDWHY, K_BOUGHT = KEYS[b + 17], KEYS[b + 18], KEYS[b + 19]
+  K_HOLDREQS, K_HOLDREQS_Z = KEYS[b + 20], KEYS[b + 21]
+  stream_at = nil  -- emit's memo of the stream's last entry is per event
+end
+
 -- Append one change to the event's stream with id 0-<seq>, so a watcher can
 -- resume from a sequence number and detect gaps after trimming. A change of a
 -- GA area (called after its counts moved) carries the area's held and sold

@@ -8,14 +8,7 @@ local K_SEASON, K_SEASON_HOLDS, K_SEASON_ORDERS, K_SEASON_HOLDS_Z = KEYS[1], KEY
 local SEASON_KEY_COUNT, EVENT_KEY_COUNT = 5, 21
 
 local function use_event(i)
-  local b = SEASON_KEY_COUNT + (i - 1) * EVENT_KEY_COUNT
-  K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], KEYS[b + 5]
-  K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9]
-  K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[b + 10], KEYS[b + 11], KEYS[b + 12], KEYS[b + 13]
-  K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[b + 14], KEYS[b + 15], KEYS[b + 16]
-  K_HOLDGONE, K_HOLDWHY, K_BOUGHT = KEYS[b + 17], KEYS[b + 18], KEYS[b + 19]
-  K_HOLDREQS, K_HOLDREQS_Z = KEYS[b + 20], KEYS[b + 21]
-  stream_at = nil  -- emit's memo of the stream's last entry is per event
+  use_event_keys(SEASON_KEY_COUNT + (i - 1) * EVENT_KEY_COUNT)
 end
 
 -- The event ids of the call: ARGV[base] = n, then n ids (the order of their keys).

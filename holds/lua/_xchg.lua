@@ -7,18 +7,6 @@
 
 local SOURCE_BASE = 0
 
--- Point the inventory prelude's K_* names at the 21 event keys after KEYS[base]
--- (0: the source event, as the preludes named them).
-local function use_event_keys(b)
-  K_META, K_PRICES, K_SEATS, K_HOLDS, K_HOLDEXP = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], KEYS[b + 5]
-  K_GA_CAP, K_GA_HELD, K_GA_SOLD, K_BUYERS = KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9]
-  K_ORDERS, K_IDEM, K_ORDERS_Z, K_TICKETS = KEYS[b + 10], KEYS[b + 11], KEYS[b + 12], KEYS[b + 13]
-  K_SEQ, K_CHANGES, K_LIFECYCLE = KEYS[b + 14], KEYS[b + 15], KEYS[b + 16]
-  K_HOLDGONE, K_HOLDWHY, K_BOUGHT = KEYS[b + 17], KEYS[b + 18], KEYS[b + 19]
-  K_HOLDREQS, K_HOLDREQS_Z = KEYS[b + 20], KEYS[b + 21]
-  stream_at = nil  -- emit's memo of the stream's last entry is per event
-end
-
 local function xchg_fees(t)
   return (t.ticket_fee_rate or 0) + (t.ticket_fee_fixed or 0) + (t.processing_fee_rate or 0)
     + (t.processing_fee_fixed or 0)

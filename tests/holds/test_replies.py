@@ -49,10 +49,19 @@ def test_the_lua_header_names_exactly_the_python_codes() -> None:
     "name",
     [n for n in _scripts() if n not in PRELUDES],
 )
-def test_every_script_gets_the_codes_and_returns_none_bare(name: str) -> None:
-    source = script_source(name)
-    assert source.startswith(_lua(REPLIES_HEADER))
-    body = source.removeprefix(_lua(REPLIES_HEADER))
+def test_every_script_gets_the_codes_it_names_and_returns_none_bare(name: str) -> None:
+    """Each script is prepended with the reply codes it names (every code is a Lua local,
+    and a function has at most 200), in _replies.lua's order, and returns none bare."""
+    source = script_source(name).splitlines()
+    header = _lua(REPLIES_HEADER).splitlines()
+    known = set(header)
+    n = next(i for i, line in enumerate(source) if line not in known)
+    given, body = source[:n], "\n".join(source[n:])
+    assert given == [line for line in header if line in given], "not in _replies.lua's order"
+    declared = {m.group(1) for line in given if (m := _CONSTANT.match(line))}
+    named = set(re.findall(r"\b[A-Z][A-Z0-9_]*\b", "\n".join(_code_lines(body))))
+    missing = (named & {r.name for r in Reply}) - declared
+    assert not missing, f"{name} names codes it was not given: {sorted(missing)}"
     bare = [line.strip() for line in _code_lines(body) if _BARE_CODE.search(line)]
     assert not bare, f"{name} returns a bare code; name it in {REPLIES_HEADER}.lua: {bare}"
 

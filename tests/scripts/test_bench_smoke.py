@@ -35,7 +35,7 @@ EXPECTED = {
     "distancing": ["neighbourhoods", "mirror upkeep per seat change", "free mask (kept counts)"],
     "exports": ["sold out in bulk:", "tickets csv", "contacts csv", "GetEventReport:"],
     "grpc_registration": ["methods  mode", "    120  registered", "    120  generic"],
-    "seatmap_move": ["Redis CPU ms", "move (plan + check and rewrite)", "moved 1,297 seats"],
+    "seatmap_move": ["Redis CPU ms", "move in chunks", "moved 1,297 seats"],
 }
 
 
