@@ -98,6 +98,9 @@ async def test_a_commit_the_replica_does_not_confirm_is_unavailable_and_safe_to_
         assert "retry with the same idempotency key" in str(err.value)
     finally:
         pair.resume_replica()
+    # the replica caught up (observed: it acknowledged every write so far), so the retry's own
+    # wait is met however slowly the resumed replica got going on a loaded machine
+    assert await replicated.redis.execute_command("WAIT", 1, 30_000) >= 1
     # the commit had been applied on the primary; the retry returns that very order
     retried = await replicated.inventory.commit(ev.event_id, held.hold_id, "pay-2", Buyer(name="Ada"))
     assert retried.replayed
