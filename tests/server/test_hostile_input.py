@@ -176,6 +176,20 @@ def _field_value(
 
 
 def _message(desc: pb_descriptor.Descriptor, ids: list[str], depth: int = 0) -> st.SearchStrategy[bytes]:
+    """Random messages of ``desc``, made once per message type, ids and depth: hypothesis
+    inspects a composite's source each time one is made, which nested messages (a
+    session's request has dozens) would otherwise pay at every draw."""
+    key = (desc.full_name, tuple(ids), depth)
+    made = _MESSAGES.get(key)
+    if made is None:
+        made = _MESSAGES[key] = _new_message(desc, ids, depth)
+    return made
+
+
+_MESSAGES: dict[tuple[str, tuple[str, ...], int], st.SearchStrategy[bytes]] = {}
+
+
+def _new_message(desc: pb_descriptor.Descriptor, ids: list[str], depth: int) -> st.SearchStrategy[bytes]:
     cls = message_factory.GetMessageClass(desc)
 
     @st.composite
