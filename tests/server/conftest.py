@@ -3,9 +3,12 @@ against a local Redis Cluster; the other server tests use the single node only."
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
 
-from tests.conftest import parametrize_redis_topology
+import pytest
+from seatwise.client import SeatwiseClient
+
+from tests.conftest import Api, parametrize_redis_topology
 
 BOTH_TOPOLOGIES = frozenset(
     {
@@ -33,3 +36,15 @@ BOTH_TOPOLOGIES = frozenset(
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.module.__name__ in BOTH_TOPOLOGIES:
         parametrize_redis_topology(metafunc)
+
+
+@pytest.fixture
+async def clients(organizer: Api) -> AsyncIterator[dict[str, SeatwiseClient]]:
+    """``seatwise.client`` as the organizer over each transport: ``unary`` and ``sessions``
+    (the histories mixing both on one event)."""
+    key = organizer.metadata[0][1].removeprefix("Bearer ")
+    async with (
+        SeatwiseClient(organizer.target, key, sessions=0, connections=2) as unary,
+        SeatwiseClient(organizer.target, key, sessions=2, connections=2) as sessions,
+    ):
+        yield {"unary": unary, "sessions": sessions}

@@ -19,7 +19,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -252,16 +252,6 @@ async def _season(api: Api) -> seasons_pb2.Season:
         seasons_pb2.GetSeasonRequest(season_id=created.season.season_id), metadata=api.metadata
     )
     return got.season
-
-
-@pytest.fixture
-async def clients(organizer: Api) -> AsyncIterator[dict[str, SeatwiseClient]]:
-    key = organizer.metadata[0][1].removeprefix("Bearer ")
-    async with (
-        SeatwiseClient(organizer.target, key, sessions=0, connections=2) as unary,
-        SeatwiseClient(organizer.target, key, sessions=2, connections=2) as sessions,
-    ):
-        yield {"unary": unary, "sessions": sessions}
 
 
 @pytest.mark.slow

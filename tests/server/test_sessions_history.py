@@ -21,7 +21,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,16 +266,6 @@ def _coverage(rec: Recorder) -> list[str]:
         "2 releases over each transport": all(seen[("release", "ok", t)] >= 2 for t in ("unary", "sessions")),
     }
     return [name for name, done in wanted.items() if not done]
-
-
-@pytest.fixture
-async def clients(organizer: Api) -> AsyncIterator[dict[str, SeatwiseClient]]:
-    key = organizer.metadata[0][1].removeprefix("Bearer ")
-    async with (
-        SeatwiseClient(organizer.target, key, sessions=0, connections=2) as unary,
-        SeatwiseClient(organizer.target, key, sessions=2, connections=2) as sessions,
-    ):
-        yield {"unary": unary, "sessions": sessions}
 
 
 @pytest.mark.slow
