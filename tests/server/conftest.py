@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from seatwise.client import SeatwiseClient
 
-from tests.conftest import Api, parametrize_redis_topology
+from tests.api import Api
+from tests.conftest import parametrize_redis_topology
 
 BOTH_TOPOLOGIES = frozenset(
     {
