@@ -84,6 +84,7 @@ for i = 1, #events do
   table.sort(ga, function(a, b) return a[1] < b[1] end)
   local ga_total, ga_error = ga_tickets(ga, tickets, ticket_prefix, sale, price)
   if not ga_total then return {SEASON_EVENT, i, ga_error} end
+  channel_back.from_hold(tickets, hold)  -- the channels its GA places came from (_channels.lua)
   total = total + ga_total
   local promo, discount = false, 0
   if offer then
