@@ -128,7 +128,7 @@ for i = 1, #events do
     order.promo_code = plan.promo.code
     order.discount = plan.discount
     count_promo_use(plan.promo.code, plan.hold.buyer)
-    note_season_promo(order, plan.promo)
+    note_season_promo(order, plan.promo, offer)
     season_discount, season_promo = season_discount + plan.discount, plan.promo.code
   end
   local order_raw = cjson.encode(order)
