@@ -5,6 +5,8 @@
 -- A paused event still takes the commit (buyers paying); a closed one refuses it.
 -- Priced from the season's bundle when Python passes the bundle's split, then by the offer's
 -- ticket types and promo code in each event as commit.lua prices them (_season_sale.lua, _offers.lua).
+-- KEYS: the season's, each event's 21, each event's offer keys (with an offer), then each event's
+-- 4 channel keys (_season.lua use_event: its GA tickets name the channels their places came from).
 -- Result: {OK, season_order_json, {order_json, ...}, replayed(0|1)} | {IDEMPOTENCY_MISMATCH, season order}
 --         | {BUNDLE_PRICES_CHANGED} | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order} | {HOLD_EXPIRED}
 --         | {SEASON_HOLD_CHANGED} | {SEASON_EVENT, position, {code, ...}}: that event's refusal
