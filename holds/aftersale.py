@@ -301,7 +301,8 @@ class AfterSale:
         async def call(rule_args: list[EncodableArg]) -> Any:
             """Free seats keep the event's minimum distance (a hold's were checked when held)."""
             reply = await self._scripts.exchange.replicated(
-                (*keys.after_sale_keys(ctx.event_id), *keys.channel_keys(ctx.event_id)),
+                # the xsagas: a key an exchange into another event holds is refused (exchange.lua)
+                (*exchanges.saga_keys(ctx.event_id), *keys.channel_keys(ctx.event_id)),
                 [*args, *rule_args, fence],
             )
             self._inventory.moved(reply, ctx.event_id)

@@ -130,8 +130,14 @@ def same_slot(a: str, b: str) -> bool:
 
 
 def saga_keys(event_id: str) -> tuple[str, ...]:
-    """KEYS of xchg_lock.lua and xchg_finish.lua: the source's after-sale keys, its xsagas."""
+    """KEYS of xchg_lock.lua: the source's after-sale keys, its xsagas."""
     return (*keys.after_sale_keys(event_id), keys.exchange_sagas(event_id))
+
+
+def finish_keys(event_id: str) -> tuple[str, ...]:
+    """KEYS of xchg_finish.lua: saga_keys, then the source's channel keys (a channel's GA
+    places go back to it)."""
+    return (*saga_keys(event_id), *keys.channel_keys(event_id))
 
 
 def _digest(*parts: str) -> str:
@@ -211,12 +217,13 @@ class CrossExchanges:
             *(placed[o].seat.category for o in ordinals),
         ]  # fmt: skip
         fence = str(source.ref.seat_map_version)  # _layout.lua: the source's version, last
+        script_keys = (  # both events' keys, then the source's channel keys and the target's
+            *keys.after_sale_keys(source.event_id), *keys.event_keys(target.event_id),
+            *keys.channel_keys(source.event_id), *keys.channel_keys(target.event_id),
+        )  # fmt: skip
 
         async def call(rule_args: list[EncodableArg]) -> Any:
-            reply = await self._scripts.exchange_season.replicated(
-                (*keys.after_sale_keys(source.event_id), *keys.event_keys(target.event_id)),
-                [*args, *rule_args, fence],
-            )
+            reply = await self._scripts.exchange_season.replicated(script_keys, [*args, *rule_args, fence])
             if isinstance(reply, list) and reply and reply[0] == Reply.LAYOUT_MOVED:
                 for hook in self._inventory.on_seat_map_moved:
                     hook(source.event_id)  # one of the two moved: both are read again
@@ -330,7 +337,7 @@ class CrossExchanges:
         """Mark ``attempt`` aborted unless the record got further: a retry with the key then
         starts the next attempt, with a hold request id of its own (this one's is spent)."""
         reply = await self._scripts.xchg_finish.replicated(
-            saga_keys(source_event), [key, "abandon", attempt, ""]
+            finish_keys(source_event), [key, "abandon", attempt, ""]
         )
         match reply:
             case [Reply.OK, raw, _]:
@@ -367,7 +374,7 @@ class CrossExchanges:
             raise refused.error from None
         await self._step("committed")
         reply = await self._scripts.xchg_finish.replicated(
-            saga_keys(source_event), [key, "commit", rec.attempt, target_json]
+            finish_keys(source_event), [key, "commit", rec.attempt, target_json]
         )
         match reply:
             case [Reply.OK, raw, _]:
@@ -376,7 +383,7 @@ class CrossExchanges:
 
     async def _commit(self, rec: Saga) -> str:
         reply = await self._scripts.xchg_commit.replicated(
-            keys.event_keys(rec.target_event_id),
+            keys.channel_script_keys(rec.target_event_id),  # its channels: a purged hold's places
             [rec.hold_id, rec.commit_key, rec.target_order_id, PURGE_PER_CALL, rec.commit],
         )
         match reply:
@@ -400,7 +407,7 @@ class CrossExchanges:
 
     async def _abort(self, source_event: str, key: str, rec: Saga, reason: str) -> None:
         reply = await self._scripts.xchg_finish.replicated(
-            saga_keys(source_event), [key, "abort", rec.attempt, reason[:200]]
+            finish_keys(source_event), [key, "abort", rec.attempt, reason[:200]]
         )
         if reply[0] not in (Reply.OK, Reply.EXCHANGE_STATE):
             raise aftersale.unknown("xchg_finish", reply)

@@ -387,19 +387,45 @@ class Offers:
     async def _return_use(self, tenant_id: str, event_id: str, order: Order) -> bool:
         """Give back, once, the use a wholly cancelled order made of an organizer-wide code
         (``promo_return.lua`` in the organizer's slot), then drop the order from its event's
-        backlog. True when this call gave it back (False: an earlier one had)."""
-        reply = await self._scripts.promo_return(
-            [keys.tenant_promo_uses(tenant_id), keys.tenant_promo_returns(tenant_id)],
-            [order.promo_code, order.promo_buyer, f"{event_id}/{order.order_id}"],
-        )
-        match reply:
-            case [Reply.OK, given]:
-                pass
-            case _:
-                raise StoreError(f"promo_return returned an unknown result {reply!r}")
+        backlog. True when this call gave it back (False: an earlier one had, or, for an
+        order of a season order, another of its orders is not cancelled yet)."""
+        ref = f"{event_id}/{order.order_id}"
+        if order.promo_scope == "season":  # one use for the whole season order
+            ref = await self._season_ref(event_id, order)
+        given = 0
+        if ref:
+            reply = await self._scripts.promo_return(
+                [keys.tenant_promo_uses(tenant_id), keys.tenant_promo_returns(tenant_id)],
+                [order.promo_code, order.promo_buyer, ref],
+            )
+            match reply:
+                case [Reply.OK, given]:
+                    pass
+                case _:
+                    raise StoreError(f"promo_return returned an unknown result {reply!r}")
         async with wrap_errors("promo give-back backlog"):
             await self._client.zrem(keys.promo_back_keys(event_id)[1], order.order_id)
         return bool(given)
+
+    async def _season_ref(self, event_id: str, order: Order) -> str:
+        """The give-back's reference of a cancelled order's season order ("season:<season>/<season
+        order>", once per season order), or "" while another of its orders is not wholly
+        cancelled: its own cancel, later, finds them all cancelled (a cancelled order stays so),
+        so the last cancel's give-back returns the use whatever the interleaving."""
+        season_id = event_id.partition(keys.SEASON_SEPARATOR)[0]
+        async with wrap_errors("read season order"):
+            raw = await self._client.hget(keys.season_keys(season_id)[2], order.season_order_id)
+            lines = _season_lines.decode(raw).orders if raw is not None else []
+            if not isinstance(lines, list):
+                lines = []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for line in lines:  # the season's slot: one round trip
+                    pipe.hget(keys.event_key(line.event_id, "orders"), line.order_id)
+                orders: list[bytes | None] = await pipe.execute() if lines else []
+        for got in orders:
+            if got is not None and order_decoder.decode(got).status != "cancelled":
+                return ""
+        return f"season:{season_id}/{order.season_order_id}"
 
     async def settle_returns(self, tenant_id: str, event_id: str, limit: int = BACKLOG_PER_CALL) -> int:
         """Give back the organizer-wide codes' uses of the event's wholly cancelled orders still
@@ -417,6 +443,20 @@ class Offers:
                 continue
             given += await self._return_use(tenant_id, event_id, order_decoder.decode(order_raw))
         return given
+
+
+class _SeasonLine(msgspec.Struct, frozen=True):
+    event_id: str
+    order_id: str
+
+
+class _SeasonOrderLines(msgspec.Struct, frozen=True):
+    """What a give-back reads of a season order (holds/seasons.py SeasonOrderRecord)."""
+
+    orders: list[_SeasonLine] | dict[str, str] = []  # cjson writes an empty list as {}
+
+
+_season_lines = msgspec.json.Decoder(_SeasonOrderLines)
 
 
 def seat_names(ctx: LiveEvent, choice: OfferChoice) -> dict[int, str]:

@@ -225,9 +225,10 @@ class Order(msgspec.Struct, frozen=True):
     overridden_holds: str = ""  # box office: holds whose seats were sold over them (comma-separated)
     promo_code: str = ""  # the promo code the order used ("" none); discount: its total off the tickets
     discount: int = 0
-    # where the code counts its use: "" the event, "organizer" the organizer's slot, for
-    # ``promo_buyer`` ("" none); ``promo_returned``: the whole order was cancelled and the use
-    # given back (_promo_back.lua; an organizer-wide code's in its slot by holds/offers.py)
+    # where the code counts its use: "" the event, "organizer" the organizer's slot, "season"
+    # the organizer's slot once for the whole season order; for ``promo_buyer`` ("" none);
+    # ``promo_returned``: the whole order was cancelled and its use given back (_promo_back.lua;
+    # an organizer-wide code's in its slot by holds/offers.py, a season order's once all are)
     promo_scope: str = ""
     promo_buyer: str = ""
     promo_returned: bool = False
@@ -236,6 +237,7 @@ class Order(msgspec.Struct, frozen=True):
     exchanged_from_event: str = ""
     exchanged_from_order: str = ""
     exchange_id: str = ""
+    season_order_id: str = ""  # one of a season order's (season_commit.lua; holds/seasons.py)
 
     @property
     def exchange_list(self) -> list[Exchange]:

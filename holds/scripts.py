@@ -80,11 +80,13 @@ LAYOUT_FENCED = frozenset(
 REMAP_PRELUDE = "_remap"
 REMAP_SCRIPTS = frozenset({"remap", "remap_begin", "remap_step"})
 # channels and allocations (after the inventory prelude): the scripts given the channel keys last;
-# those of the second line give a channel's GA places back to it (a release, an expiry, a cancel)
+# those of the second and third lines give a channel's GA places back to it (a release, an
+# expiry, a cancel, an exchange; a script over several events gets each event's)
 CHANNELS_PRELUDE = "_channels"
 CHANNEL_SCRIPTS = frozenset(
     {"hold", "box_office", "snapshot", "channel_put", "channel_allocate", "channel_close", "season_hold"}
     | {"release", "reap", "commit", "cancel", "refund", "exchange"}
+    | {"season_commit", "season_release", "exchange_season", "xchg_commit", "xchg_finish"}
 )
 INVENTORY_SCRIPTS = frozenset(
     {

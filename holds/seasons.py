@@ -353,12 +353,17 @@ class SeasonSales:
         return [await self._sales.context(season.tenant_id, e) for e in chosen]
 
     @staticmethod
-    def _keys(season_id: str, event_ids: Sequence[str], *, channels: bool = False) -> list[str]:
-        """The season's keys, each event's; with ``channels``, then each event's channel keys
-        (season_hold.lua: the channel keys after every event's own, in the same order)."""
+    def _keys(
+        season_id: str, event_ids: Sequence[str], *, channels: bool = False, offers: bool = False
+    ) -> list[str]:
+        """The season's keys, each event's; with ``offers``, then each event's offer keys
+        (_season_sale.lua); with ``channels``, last, each event's channel keys (_season.lua
+        use_event: the scripts that take or give back a channel's places), in the same order."""
         out = list(keys.season_keys(season_id))
         for event_id in event_ids:
             out += keys.event_keys(event_id)
+        if offers:
+            out += [k for e in event_ids for k in keys.offer_keys(e)]
         if channels:
             for event_id in event_ids:
                 out += keys.channel_keys(event_id)
@@ -541,8 +546,9 @@ class SeasonSales:
     async def release(self, tenant_id: str, token: str) -> None:
         season, hold_id, record = await self._record(tenant_id, token)
         events = list(record.events)
+        script_keys = self._keys(season.season_id, events, channels=True)
         reply = await self._scripts.season_release(
-            self._keys(season.season_id, events), [hold_id, PURGE_PER_CALL, len(events), *events]
+            script_keys, [hold_id, PURGE_PER_CALL, len(events), *events]
         )
         if reply == [Reply.OK]:
             return
@@ -639,9 +645,8 @@ class SeasonSales:
         made = 0
         failure: BaseException | None = None
         try:
-            script_keys = self._keys(season.season_id, events)
-            if offer_json:  # the events' offer keys after their inventory keys (_season_sale.lua)
-                script_keys += [k for e in events for k in keys.offer_keys(e)]
+            # the events' offer keys after their inventory keys (_season_sale.lua), channel keys last
+            script_keys = self._keys(season.season_id, events, channels=True, offers=bool(offer_json))
             for _attempt in range(BUNDLE_ATTEMPTS):
                 bundle = await self._bundle(season, events, record) if whole_season else ""
                 reply = await self._scripts.season_commit.replicated(script_keys, [*args, bundle, offer_json])

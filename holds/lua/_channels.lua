@@ -1,7 +1,9 @@
 -- Channels and allocations (holds/channels.py): prepended after the inventory prelude to
 -- hold, box_office, snapshot, channel_*.lua and the scripts that give GA places back
--- (release, reap, commit, cancel, refund, exchange: holds/scripts.py CHANNEL_SCRIPTS). The
--- channel keys are always the LAST four KEYS (after the event's keys and any group's keys).
+-- (release, reap, commit, cancel, refund, exchange, the season scripts, the cross-event
+-- exchange's: holds/scripts.py CHANNEL_SCRIPTS). The channel keys are always the LAST four
+-- KEYS (after the event's keys and any group's keys); a script over several events passes
+-- each event's four, the last event's last, and switches with channel_back.use.
 -- A seat allocated to an open channel has a field in K_ALLOC (ordinal -> channel id); only
 -- a request with access to that channel may take it. A GA area's places reserved for a
 -- channel are in K_GA_ALLOC ("<area>|<channel>" -> places still reserved) and summed per
@@ -112,11 +114,18 @@ end
 channel_back.open_memo = {}
 function channel_back.open(ch)
   local open_memo = channel_back.open_memo
-  if open_memo[ch] == nil then
+  local at = K_CHANNELS .. '|' .. ch  -- per event: a script over several events switches keys
+  if open_memo[at] == nil then
     local raw = redis.call('HGET', K_CHANNELS, ch)
-    open_memo[ch] = raw and cjson.decode(raw).status == 'open' or false
+    open_memo[at] = raw and cjson.decode(raw).status == 'open' or false
   end
-  return open_memo[ch]
+  return open_memo[at]
+end
+
+-- Scripts over several events of one slot (a season's, an exchange's two) pass each event's
+-- four channel keys: point the names above at those after KEYS[b].
+function channel_back.use(b)
+  K_CHANNELS, K_ALLOC, K_GA_ALLOC, K_GA_RESV = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
 end
 
 -- `n` places of `area` go back to `channel`'s reservation if it is open (emitted: op

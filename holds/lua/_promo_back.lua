@@ -21,5 +21,8 @@ local function give_promo_back(order, was, k_uses, k_backlog, now)
     if redis.call('HINCRBY', k_uses, key, -1) <= 0 then redis.call('HDEL', k_uses, key) end
   end
   order.promo_returned = true
-  if order.promo_scope == 'organizer' then redis.call('ZADD', k_backlog, now, order.order_id) end
+  -- a season order's organizer-wide use ('season'): given back once all its orders are cancelled
+  if order.promo_scope == 'organizer' or order.promo_scope == 'season' then
+    redis.call('ZADD', k_backlog, now, order.order_id)
+  end
 end

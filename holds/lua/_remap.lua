@@ -79,6 +79,23 @@ local function remap_finish(new_ga, from_version, to_version, now)
   return seq
 end
 
+-- A chunked move held the event from `frozen` (its begin) to `now`: its holds could be neither
+-- committed nor extended meanwhile, and every one live at `frozen` gets that time back on its
+-- lease (the lease set is the expiry every script reads), so it has after the move what it had
+-- left when the move began. Called in the step that ends the move (the swap, or a refusal).
+local function move_give_time(frozen, now)
+  local gap = now - frozen
+  if gap <= 0 then return end
+  local live = redis.call('ZRANGEBYSCORE', K_HOLDEXP, '(' .. frozen, '+inf', 'WITHSCORES')
+  local batch = {}
+  for i = 1, #live, 2 do
+    batch[#batch + 1] = tonumber(live[i + 1]) + gap
+    batch[#batch + 1] = live[i]
+    if #batch >= 1000 then redis.call('ZADD', K_HOLDEXP, 'XX', unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('ZADD', K_HOLDEXP, 'XX', unpack(batch)) end
+end
+
 -- A chunked move given up (refused, lapsed): what it wrote beside goes, the event sells again.
 local function move_rollback()
   redis.call('UNLINK', K_MOVE, K_MOVE_MAP, K_MOVE_LOST, K_SEATS_NEXT, K_HOLDS_NEXT, K_ORDERS_NEXT)

@@ -6,15 +6,21 @@
 -- helper of _inventory.lua (sale_settings, seat_is_free, emit, end_hold, ...) works on it.
 local K_SEASON, K_SEASON_HOLDS, K_SEASON_ORDERS, K_SEASON_HOLDS_Z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local SEASON_KEY_COUNT, EVENT_KEY_COUNT = 5, 21
+local season_n = 0  -- the events of the call (season_event_args)
 
+-- The scripts that give places back or take them (holds/scripts.py CHANNEL_SCRIPTS) also get
+-- each event's 4 channel keys, last of all in the events' order: use_event points _channels.lua's
+-- names at event i's too, so a release, an expiry purged or a sale finds its channels.
 local function use_event(i)
   use_event_keys(SEASON_KEY_COUNT + (i - 1) * EVENT_KEY_COUNT)
+  if channel_back.use then channel_back.use(#KEYS - 4 * (season_n - i + 1)) end
 end
 
 -- The event ids of the call: ARGV[base] = n, then n ids (the order of their keys).
 local function season_event_args(base)
   local out = {}
   for j = 1, tonumber(ARGV[base]) do out[j] = ARGV[base + j] end
+  season_n = #out
   return out
 end
 

@@ -27,8 +27,12 @@ end
 -- Where an order of a season order counts its code's use. An event's own code: in the
 -- event, like any order (a wholly cancelled order gives it back: _promo_back.lua). An
 -- organizer-wide code: one use for the whole season order, claimed once in the organizer's
--- slot (holds/seasons.py); scope 'season' keeps a cancel of one of its orders from giving
--- that one use back once per order (it is not given back: docs/selling.md).
-local function note_season_promo(order, promo)
-  if promo.scope == 'organizer' then order.promo_scope = 'season' end
+-- slot for the buyer the claim counted (holds/seasons.py); scope 'season': a wholly cancelled
+-- order goes to its event's backlog like an organizer-scoped one, and holds/offers.py gives
+-- the one use back once every order of the season order is cancelled, once.
+local function note_season_promo(order, promo, offer)
+  if promo.scope == 'organizer' then
+    order.promo_scope = 'season'
+    if (offer.org_buyer or '') ~= '' then order.promo_buyer = offer.org_buyer end
+  end
 end

@@ -127,6 +127,7 @@ local function xchg_give_back(order, tickets, old, fresh, record, now)
     redis.call('HINCRBY', K_GA_SOLD, area, -qty)
     seq = emit('exchanged', 'free', {}, area, -qty, '')
   end
+  channel_back.flush()  -- a channel's places to it (_channels.lua: the source's channel keys)
   count_bought(order.buyer_id, -#old)
   record.from_tickets, record.to_tickets = from_ids, to_ids
   record.difference, record.fee_difference, record.seq = difference, fee_difference, seq

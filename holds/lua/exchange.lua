@@ -8,7 +8,9 @@
 -- event's current prices and split by the order's recorded terms; the old ones
 -- become 'exchanged' (their tokens answer "revoked: exchanged"). The price
 -- difference is added to the order's total and recorded with the exchange.
--- Idempotent by exchange key (kept in the order's exchanges).
+-- Idempotent by exchange key (kept in the order's exchanges). A key an exchange into another
+-- event holds in the event's xsagas (holds/exchanges.py: in flight, or done) is another request's.
+-- KEYS: the after-sale keys (holds/keys.py after_sale_keys), the event's xsagas, its channel keys.
 -- Result: {OK, order_json, exchange_json, replayed(0|1)} | {EVENT_NOT_FOUND} | {NOT_ON_SALE, status}
 --         | {ORDER_NOT_FOUND} | {TICKET_NOT_IN_ORDER, id} | {TICKET_NOT_VALID, id, status}
 --         | {TICKET_USED, id} | {TICKET_REFUNDED, id} | {SEATS_UNAVAILABLE, {ordinal...}}
@@ -26,6 +28,7 @@ local n_old = tonumber(ARGV[8])       -- then n_old ticket ids
 local OLD0 = 8
 local n_new = tonumber(ARGV[OLD0 + n_old + 1])   -- then n_new ordinals, n_new categories
 local NEW0 = OLD0 + n_old + 1
+local K_XSAGAS = KEYS[30]
 
 local status = redis.call('HGET', K_META, 'status')
 if not status then return {EVENT_NOT_FOUND} end
@@ -37,6 +40,11 @@ for _, x in ipairs(exchanges) do
     if x.fingerprint ~= fingerprint then return {EXCHANGE_KEY_MISMATCH, x.exchange_id} end
     return {OK, cjson.encode(order), cjson.encode(x), 1}
   end
+end
+local saga = redis.call('HGET', K_XSAGAS, exchange_key)
+if saga then
+  local rec = cjson.decode(saga)
+  if rec.status == 'locked' or rec.status == 'done' then return {EXCHANGE_KEY_MISMATCH, rec.exchange_id} end
 end
 if status ~= 'on_sale' and status ~= 'paused' then return {NOT_ON_SALE, status} end
 local now = now_ms()

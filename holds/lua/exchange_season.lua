@@ -1,7 +1,9 @@
 -- Exchange tickets of an order for seats of ANOTHER event of the same season, in one
 -- step (the events of a season share one hash slot: holds/keys.py event_tag). KEYS: the
 -- source event's after-sale keys (holds/keys.py after_sale_keys: 21 + door + resale),
--- then the target event's 21 keys. As exchange.lua, all or nothing and in this order:
+-- then the target event's 21 keys, then the source's 4 channel keys and the target's 4
+-- (_channels.lua: a channel's GA places go back to it in the source, an expired hold's
+-- purged in the target). As exchange.lua, all or nothing and in this order:
 -- the new seats (free seats named by the caller, or a live hold on the target event with
 -- one seat per ticket) are sold to a new order in the target event (emitted first), then
 -- the old tickets become 'exchanged' and their places go back in the source event. The
@@ -81,6 +83,7 @@ local x = {order_id = target_order_id, idem_key = target_idem, buyer = order.buy
   hold_id = hold_id}
 local _, target_raw = xchg_write_order(x, hold, seats, fresh, now)
 use_event_keys(SOURCE_BASE)
+channel_back.use(#KEYS - 8)  -- the source's channel keys (_channels.lua)
 local record = {exchange_id = exchange_id, exchange_key = exchange_key, fingerprint = fingerprint,
   created_ms = now, hold_id = hold_id, target_event_id = target_event, target_order_id = target_order_id}
 local raw = xchg_give_back(order, tickets, old, fresh, record, now)

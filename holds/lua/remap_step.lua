@@ -13,7 +13,9 @@
 --   purge   expired holds purged (as remap.lua does, in order of expiry), `n` per step
 --   orders  HSCAN: every order to orders_next, its tickets' seats rewritten
 --   swap    seats_next, holds_next, orders_next replace seats, holds, orders (UNLINK, RENAME);
---           GA areas, meta, the `layout` and lifecycle entries as remap.lua; the lease ends
+--           GA areas, meta, the `layout` and lifecycle entries as remap.lua; every live hold's
+--           lease moved on by the time the move held the event (move_give_time: O(live holds),
+--           also on a refusal in a step); the lease ends
 -- ARGV: digest, seats per step, records per step, lease ms, start, n, n targets (the seats
 -- phase only: old ordinals start..start+n-1), then n_ga (area, capacity, category) triples.
 -- Result: {MOVE_STEP, phase, cursor}: the next step | {OK, seq, seats, holds, orders, tickets, 0}
@@ -64,6 +66,7 @@ if phase == 'seats' then
       if n < 0 then
         redis.call('HSET', K_MOVE_LOST, o, state)
       elseif redis.call('HSETNX', K_SEATS_NEXT, n, value) == 0 then
+        move_give_time(frozen, now)
         move_rollback()
         return {TARGET_TAKEN, n, o}
       else
@@ -110,6 +113,7 @@ if phase == 'check' then
   end)
   local lost_seats = redis.call('HGETALL', K_MOVE_LOST)
   if #lost_seats > 0 or #lost_ga > 0 then
+    move_give_time(frozen, now)
     move_rollback()
     return {SEATS_LOST, lost_seats, lost_ga}
   end
@@ -135,8 +139,10 @@ if phase == 'orders' then
   return advance('orders', scan[1])
 end
 
--- swap: O(1) but for the GA areas (UNLINK frees the old hashes in the background)
+-- swap: O(1) but for the GA areas and the live holds' leases (UNLINK frees the old hashes in
+-- the background)
 if redis.call('EXISTS', K_MOVE_CHANNELS) == 1 then
+  move_give_time(frozen, now)
   move_rollback()
   return {MOVE_HAS_CHANNELS}
 end
@@ -146,6 +152,7 @@ for _, pair in ipairs({{K_SEATS, K_SEATS_NEXT}, {K_HOLDS, K_HOLDS_NEXT}, {K_ORDE
 end
 local counts = redis.call('HMGET', K_MOVE, 'seats', 'holds', 'orders', 'tickets')
 local seq = remap_finish(remap_ga_args(G0), m[6], m[7], now)
+move_give_time(frozen, now)  -- the holds get back the time the event was held (_remap.lua)
 redis.call('UNLINK', K_MOVE, K_MOVE_MAP, K_MOVE_LOST)
 redis.call('HDEL', K_META, 'moving')
 return {OK, seq, tonumber(counts[1]), tonumber(counts[2]), tonumber(counts[3]), tonumber(counts[4]), 0}

@@ -5,6 +5,8 @@
 -- A paused event still takes the commit (buyers paying); a closed one refuses it.
 -- Priced from the season's bundle when Python passes the bundle's split, then by the offer's
 -- ticket types and promo code in each event as commit.lua prices them (_season_sale.lua, _offers.lua).
+-- KEYS: the season's, each event's 21, each event's offer keys (with an offer), then each event's
+-- 4 channel keys (_season.lua use_event: its GA tickets name the channels their places came from).
 -- Result: {OK, season_order_json, {order_json, ...}, replayed(0|1)} | {IDEMPOTENCY_MISMATCH, season order}
 --         | {BUNDLE_PRICES_CHANGED} | {HOLD_NOT_FOUND} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order} | {HOLD_EXPIRED}
 --         | {SEASON_HOLD_CHANGED} | {SEASON_EVENT, position, {code, ...}}: that event's refusal
@@ -84,6 +86,7 @@ for i = 1, #events do
   table.sort(ga, function(a, b) return a[1] < b[1] end)
   local ga_total, ga_error = ga_tickets(ga, tickets, ticket_prefix, sale, price)
   if not ga_total then return {SEASON_EVENT, i, ga_error} end
+  channel_back.from_hold(tickets, hold)  -- the channels its GA places came from (_channels.lua)
   total = total + ga_total
   local promo, discount = false, 0
   if offer then
@@ -127,7 +130,7 @@ for i = 1, #events do
     order.promo_code = plan.promo.code
     order.discount = plan.discount
     count_promo_use(plan.promo.code, plan.hold.buyer)
-    note_season_promo(order, plan.promo)
+    note_season_promo(order, plan.promo, offer)
     season_discount, season_promo = season_discount + plan.discount, plan.promo.code
   end
   local order_raw = cjson.encode(order)

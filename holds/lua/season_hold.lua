@@ -5,7 +5,7 @@
 -- event, all with the same hold id and expiry, and one season hold record listing the
 -- events (_season.lua).
 -- KEYS: the season's keys and 21 per event (_season.lua), then the 4 channel keys of each
--- event in the same order (use_channels), so the last four are the last event's.
+-- event in the same order (use_event points at them), so the last four are the last event's.
 -- A request id already recorded in the season is answered before anything else is checked
 -- (as hold.lua answers one): with the same fingerprint, the season hold it made as it is now
 -- (replayed = 1) or why it is gone; with another fingerprint, {REQUEST_MISMATCH}.
@@ -43,13 +43,6 @@ do
     rule_end[i] = last
     last = last - tonumber(ARGV[last]) - 1
   end
-end
-
-local CHANNEL_KEY_COUNT = 4
--- Point _channels.lua's key names at event i's channel keys (after every event's own keys).
-local function use_channels(i)
-  local b = SEASON_KEY_COUNT + #events * EVENT_KEY_COUNT + (i - 1) * CHANNEL_KEY_COUNT
-  K_CHANNELS, K_ALLOC, K_GA_ALLOC, K_GA_RESV = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
 end
 
 if redis.call('EXISTS', K_SEASON) == 0 then return {SEASON_NOT_FOUND} end
@@ -97,7 +90,6 @@ local token = held_value(hold_id)
 local in_channel, distanced, access_of = {}, {}, {}
 for i = 1, #events do
   use_event(i)
-  use_channels(i)
   local access, denied = channel_access(ARGV[CH_ARG], ARGV[CH_ARG + 1], false)
   if not access then return {SEASON_EVENT, i, denied} end
   access_of[i] = access
@@ -117,7 +109,6 @@ if #distanced > 0 then return {SEASON_SEATS_REFUSED, SEATS_DISTANCED, distanced}
 -- reservations), then limits per hold and per buyer, in each event
 for i = 1, #events do
   use_event(i)
-  use_channels(i)
   for _, pair in ipairs(ga_asked) do
     local area, qty = pair[1], pair[2]
     local cap = tonumber(redis.call('HGET', K_GA_CAP, area))
@@ -141,7 +132,6 @@ end
 local expires = now + ttl
 for i = 1, #events do
   use_event(i)
-  use_channels(i)
   local hold = {buyer = buyer, seats = {}, cats = {}, ga = {}, count = places, created = now, expires = expires,
     season_id = season_id}
   local ordinals = {}
@@ -155,7 +145,7 @@ for i = 1, #events do
   if n_seats > 0 then emit('held', 'held', ordinals, nil, 0, hold_id) end
   for _, pair in ipairs(ga_asked) do
     local area, qty = pair[1], pair[2]
-    ga_take(area, qty, access_of[i])
+    channel_back.note(hold, area, ga_take(area, qty, access_of[i]))  -- given back to them (_channels.lua)
     redis.call('HINCRBY', K_GA_HELD, area, qty)
     hold.ga[area] = qty
     emit('held', 'held', {}, area, qty, hold_id)

@@ -1,5 +1,6 @@
 -- Release a season hold: every event's hold ends and frees its seats (as release.lua
--- releasing a whole hold), in one step.
+-- releasing a whole hold), in one step; a channel's GA places go back to it in each event.
+-- KEYS: the season's, each event's 21, then each event's 4 channel keys (_season.lua use_event).
 -- Result: {OK} | {HOLD_NOT_FOUND} | {SEASON_HOLD_CHANGED} | {HOLD_RELEASED} | {HOLD_COMMITTED, season order}
 --         | {HOLD_EXPIRED}
 local hold_id = ARGV[1]

@@ -3,7 +3,8 @@
 -- hold live on Redis's clock, every seat still held by it, one seat per old ticket, no
 -- GA) and idempotent by the commit key derived from the exchange key: a replay answers
 -- the order. The new tickets are priced at the target's prices and split by the source
--- order's terms; each names the ticket it replaces. KEYS: the target's 21 keys.
+-- order's terms; each names the ticket it replaces. KEYS: the target's 21 keys, then its
+-- 4 channel keys (_channels.lua: the places of an expired hold purged here go back to them).
 -- Result: {OK, order_json, replayed(0|1)} | {IDEMPOTENCY_MISMATCH, order id} | {EVENT_NOT_FOUND}
 --         | {NOT_ON_SALE, 'closed'} | gone_reply | {HOLD_EXPIRED} | {HOLD_LOST, ordinal}
 --         | {SEAT_NOT_IN_HOLD, seats held} | {GA_NOT_IN_HOLD, '', 0} | {NO_PRICE, category}

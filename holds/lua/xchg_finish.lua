@@ -9,7 +9,8 @@
 --             or an aborted one is marked aborted at that attempt, so that attempt's late
 --             lock is refused (EXCHANGE_ABANDONED); a locked or done record is answered.
 -- Each is idempotent: a record already past the step is answered as it is.
--- KEYS: the source's after-sale keys, then its 'xsagas'.
+-- KEYS: the source's after-sale keys, then its 'xsagas', then its 4 channel keys (_channels.lua:
+-- a channel's GA places go back to it).
 -- Result: {OK, record_json, order_json ('' none)} | {EXCHANGE_STATE, status ('absent'), record_json}
 local K_XSAGAS = KEYS[30]
 local key = ARGV[1]

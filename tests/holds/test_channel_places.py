@@ -71,10 +71,11 @@ class Cut:
     holds: dict[str, HoldRecord]
     orders: dict[str, Order]
     open: set[str]  # the channels open at this cut
+    capacity: int = CAPACITY
 
     @property
     def general(self) -> int:
-        return CAPACITY - self.held - self.sold - self.resv
+        return self.capacity - self.held - self.sold - self.resv
 
     def counts(self, channel: str = "presale") -> tuple[int, int, int, int]:
         """(the channel's reserved places, the general pool, held, sold)."""
@@ -97,7 +98,7 @@ async def cut(client: AnyRedis, event_id: str) -> Cut:
     channels, _alloc, ga_alloc, ga_resv = keys.channel_keys(event_id)
     ks = [ek["ga_held"], ek["ga_sold"], ga_alloc, ga_resv, ek["holds"], ek["orders"], ek["ga_cap"], channels]
     reply = await client.eval(_CUT, len(ks), *ks)
-    held, sold, alloc, resv, holds, orders, _cap, defs = (_pairs(r) for r in reply)
+    held, sold, alloc, resv, holds, orders, cap, defs = (_pairs(r) for r in reply)
     reserved = {}
     for f, v in alloc.items():
         area, _, channel = f.partition("|")
@@ -111,6 +112,7 @@ async def cut(client: AnyRedis, event_id: str) -> Cut:
         holds={h: msgspec.json.decode(v, type=HoldRecord) for h, v in holds.items()},
         orders={o: msgspec.json.decode(v, type=Order) for o, v in orders.items()},
         open={c for c, v in defs.items() if msgspec.json.decode(v, type=ChannelDef).status == "open"},
+        capacity=int(cap.get(GA_AREA, b"0")),
     )
 
 

@@ -276,10 +276,10 @@ async def test_every_script_call_path_stays_in_one_slot(
         if name == "event_put" or name.startswith("season_"):
             assert slots(script_keys) == slots([keys.event_tag(season.season.season_id)])
             assert slots(script_keys) == slots([keys.event_tag(season.events[1])])
-        if name.startswith("season_"):  # season_hold: each event's channel keys after them all;
+        if name.startswith("season_"):  # all but season_extend: each event's channel keys last;
             # a commit with an offer: the events' offer keys after theirs
             per_event = len(keys.EVENT_KEY_NAMES) + (
-                len(keys.CHANNEL_KEY_NAMES) if name == "season_hold" else 0
+                len(keys.CHANNEL_KEY_NAMES) if name != "season_extend" else 0
             )
             base = len(keys.SEASON_KEY_NAMES) + 2 * per_event
             offered = base + 2 * len(keys.OFFER_KEY_NAMES) if name == "season_commit" else base

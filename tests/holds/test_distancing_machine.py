@@ -11,20 +11,16 @@ different live groups are neighbours: the distance holds whatever the history.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from holds import seatvalues
@@ -32,29 +28,22 @@ from holds.distancing import SeatOrdinalsDistanced, script_args
 from holds.inventory import SeatOrdinalsHeld, SeatOrdinalsUnavailable
 from holds.records import Buyer, Sale
 from seatmap.distancing import DistancingRule, Neighbourhoods, neighbourhoods
-from server.context import Stores
 from tests.holds.factories import (
-    SyncRedis,
     TestEvent,
     expire_hold_sync,
     make_event,
     read_state_sync,
-    sync_client,
 )
+from tests.holds.machines import StoreMachine, run_machine
 
 ROWS, PER_ROW = 3, 6
 SEATS = ROWS * PER_ROW
 COUNTER = Sale(collector="organizer", payment_method="cash", channel="box_office")
 
 
-class DistancingMachine(RuleBasedStateMachine):
-    loop: asyncio.AbstractEventLoop
-    sync: SyncRedis
-    stores: Stores
-
+class DistancingMachine(StoreMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.sync.flushall()
         self.inv = self.stores.inventory
         self.ev: TestEvent = self.run(
             make_event(self.stores.seatmaps, self.stores.events, rows=ROWS, seats_per_row=PER_ROW,
@@ -68,9 +57,6 @@ class DistancingMachine(RuleBasedStateMachine):
         self.holds: dict[str, None] = {}
         self.orders: dict[str, None] = {}
         self.keys = itertools.count()
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
 
     @initialize(rule=st.sampled_from(["row:1", "row:2", "m:1.0@100.0"]))
     def set_rule(self, rule: str) -> None:
@@ -192,20 +178,4 @@ class DistancingMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_distancing_state_machine(redis_url: str) -> None:
-    loop = asyncio.new_event_loop()
-    DistancingMachine.loop = loop
-    DistancingMachine.sync = sync_client(redis_url)
-    DistancingMachine.stores = Stores.open(redis_url)
-    try:
-        run_state_machine_as_test(
-            DistancingMachine,
-            settings=settings(
-                max_examples=25, stateful_step_count=25, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow], report_multiple_bugs=False,
-                phases=[Phase.generate, Phase.shrink],
-            ),
-        )  # fmt: skip
-    finally:
-        loop.run_until_complete(DistancingMachine.stores.close())
-        loop.close()
-        DistancingMachine.sync.close()
+    run_machine(DistancingMachine, redis_url, examples=25, steps=25)

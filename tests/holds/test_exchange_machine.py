@@ -22,15 +22,13 @@ refund or cancel), no lock and no exchange's hold left, the pending set empty.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, rule
 
 from holds import keys
 from holds.errors import PreconditionFailed, StoreError
@@ -38,15 +36,13 @@ from holds.exchanges import Saga
 from holds.inventory import SeatOrdinalsUnavailable
 from holds.records import Buyer, Order
 from holds.sales import Sales
-from server.context import Stores
 from tests.holds.factories import (
-    SyncRedis,
     TestEvent,
     check_consistent,
     make_event,
     read_state_sync,
-    sync_client,
 )
+from tests.holds.machines import StoreMachine, run_machine
 
 FAR_FUTURE_MS = 2**53
 STEPS = [None, "held", "locked", "committed"]
@@ -56,14 +52,9 @@ class Crash(Exception):
     pass
 
 
-class ExchangeMachine(RuleBasedStateMachine):
-    loop: asyncio.AbstractEventLoop
-    sync: SyncRedis
-    stores: Stores
-
+class ExchangeMachine(StoreMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.sync.flushall()
         self.after = self.stores.after_sale
         self.cross = self.after.cross
         self.cross.fault = None
@@ -84,9 +75,6 @@ class ExchangeMachine(RuleBasedStateMachine):
             self.order_ids.append(sold.order.order_id)
         self.sent: dict[str, tuple[str, list[str], list[str]]] = {}  # key -> (order, tickets, seat ids)
         self.keys = itertools.count()
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
 
     def order(self, order_id: str) -> Order:
         return read_state_sync(self.sync, self.src.event_id).orders[order_id]
@@ -224,24 +212,4 @@ class ExchangeMachine(RuleBasedStateMachine):
 
 
 def test_exchange_state_machine(redis_url: str) -> None:
-    loop = asyncio.new_event_loop()
-    ExchangeMachine.loop = loop
-    ExchangeMachine.sync = sync_client(redis_url)
-    ExchangeMachine.stores = Stores.open(redis_url)
-    try:
-        run_state_machine_as_test(
-            ExchangeMachine,
-            settings=settings(
-                max_examples=25,
-                stateful_step_count=15,
-                deadline=None,
-                database=None,
-                suppress_health_check=[HealthCheck.too_slow],
-                report_multiple_bugs=False,
-                phases=[Phase.generate, Phase.shrink],
-            ),
-        )
-    finally:
-        loop.run_until_complete(ExchangeMachine.stores.close())
-        loop.close()
-        ExchangeMachine.sync.close()
+    run_machine(ExchangeMachine, redis_url, examples=25, steps=15)

@@ -291,6 +291,40 @@ async def test_a_locked_exchange_whose_hold_is_gone_rolls_back_and_unlocks(
     await consistent(redis_client, ev, other)
 
 
+async def test_a_single_event_exchange_with_the_key_of_one_across_events_is_refused(
+    stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, other: TestEvent, redis_client: AnyRedis
+) -> None:
+    """The key of an exchange into another event, in flight (its tickets locked) or done, is
+    another request's for an exchange within the event: INVALID_ARGUMENT exchange_key, nothing
+    changed, whichever order and tickets it names."""
+    order = await order_of(sales, ev, 0, 1)
+    second = await order_of(sales, ev, 2, key="k2")
+    after.cross.fault = crash_at("locked")
+    with pytest.raises(Crash):
+        await exchange(after, ev, order, [order.tickets[0].ticket_id], other, [8])
+    after.cross.fault = None
+
+    async def within(o: Order, ticket: str, new_seat: int, key: str = "x-1") -> None:
+        await after.exchange(
+            ev.tenant, ev.event_id, o.order_id, [ticket], seat_ids=[seat(ev, new_seat)], exchange_key=key
+        )
+
+    for status in ("locked", "done"):
+        rec = await after.cross.read(ev.event_id, "x-1")
+        assert rec is not None
+        assert rec.status == status
+        before = await cut(redis_client, ev.event_id, other.event_id)
+        for o, ticket in ((order, order.tickets[1].ticket_id), (second, second.tickets[0].ticket_id)):
+            with pytest.raises(InvalidRequest) as refused:
+                await within(o, ticket, 12)
+            assert refused.value.field == "exchange_key"
+            assert rec.exchange_id in str(refused.value)
+        assert await cut(redis_client, ev.event_id, other.event_id) == before
+        await after.cross.recover(now_ms=FAR_FUTURE_MS)  # the exchange completes: refused all the same
+    await within(order, order.tickets[1].ticket_id, 12, key="x-2")  # another key is free
+    await consistent(redis_client, ev, other)
+
+
 async def test_a_slow_attempt_given_up_by_recovery_cannot_lock_later(
     stores: Stores, sales: Sales, after: AfterSale, ev: TestEvent, other: TestEvent, redis_client: AnyRedis
 ) -> None:

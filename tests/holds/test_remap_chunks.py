@@ -7,6 +7,7 @@ its lease ran out; a refusal names the same seats and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from holds.errors import EventMoving, PreconditionFailed, SeatsLost, StoreUnavai
 from holds.records import Buyer
 from holds.redis_client import AnyRedis
 from holds.remap import MoveChunks
+from holds.replies import Reply
 from holds.sales import parse_token
 from holds.scripts import Script
 from seatmap.model import SeatMap
@@ -51,8 +53,10 @@ def reversed_rows(ga_capacity: int = 5) -> SeatMap:
 
 
 def comparable(state: RawState) -> RawState:
-    """The state without what only says when it was written (clock readings)."""
+    """The state without what only says when it was written (clock readings; the holds' leases,
+    which a move in chunks moves on by the time it held the event: their own test below)."""
     state.now_ms = 0
+    state.holdexp = {h: 0 for h in state.holdexp}
     state.meta.pop("updated_at_ms", None)
     state.changes = [(i, {k: v for k, v in f.items() if k not in ("at", "prev")}) for i, f in state.changes]
     state.holdreqs_z = {r: 0 for r in state.holdreqs_z}
@@ -212,6 +216,76 @@ async def test_a_move_whose_lease_ran_out_is_rolled_back_and_begun_again(
     await no_move_keys(stores.redis, ev.event_id)
     fresh = await stores.sales.context(ev.tenant, ev.event_id)
     assert stores.sales.seat_ids(fresh, state.holds[parse_token(late.token)[1]].seat_ordinals) == ["A-0-1"]
+
+
+REDIS_NOW = "local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+
+
+async def redis_now(client: AnyRedis, event_id: str) -> int:
+    """Redis's clock (ms) on the node of the event's slot."""
+    return int(await client.eval(REDIS_NOW, 1, keys.event_key(event_id, "meta")))
+
+
+class HeldUp:
+    """remap_step whose mover is slow: once the next step is ``phase``, it waits (on Redis's clock,
+    observed) until ``until_ms`` has passed; notes the move's frozen clock and the time it resumed."""
+
+    def __init__(self, script: Script, client: AnyRedis, event_id: str, phase: str, until_ms: int) -> None:
+        self.script, self.client, self.event_id = script, client, event_id
+        self.phase, self.until_ms = phase, until_ms
+        self.frozen = self.resumed = 0
+
+    async def replicated(self, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        reply = await self.script.replicated(keys_, args)
+        if reply[0] == Reply.MOVE_STEP and reply[1] == self.phase.encode():
+            self.frozen = int(
+                await self.client.hget(keys.move_script_keys(self.event_id)[len(keys.EVENT_KEY_NAMES)], "now")
+                or 0
+            )
+            # polls Redis's clock, the one the lease is on (no event to wait for); each step renews
+            # the move's lease, so it does not lapse while the mover waits
+            while await redis_now(self.client, self.event_id) <= self.until_ms:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            self.resumed = await redis_now(self.client, self.event_id)
+        return reply
+
+
+@pytest.mark.parametrize("outcome", ["moved", "refused"])
+async def test_a_hold_gets_back_the_time_the_move_held_the_event(
+    stores: Stores, ev: TestEvent, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """A hold that would have expired while the event was moving (it could not even be extended)
+    is live after the move, with what it had left when the move began; so after a refusal."""
+    if outcome == "refused":  # a sold seat of the first row has no place in the target
+        held = await stores.sales.hold_seats(ev.tenant, ev.event_id, ["A-0-0"])
+        await stores.sales.commit(ev.tenant, held.token, "pay-0", BUYER)
+    v2 = await publish(stores, ev, without_first_row() if outcome == "refused" else reversed_rows())
+    held = await stores.sales.hold_seats(ev.tenant, ev.event_id, ["A-1-1"], buyer="ann")
+    hold_id = parse_token(held.token)[1]
+    holdexp = keys.event_key(ev.event_id, "holdexp")
+    expires = await redis_now(stores.redis, ev.event_id) + 200  # runs out while the event moves
+    await stores.redis.zadd(holdexp, {hold_id: expires}, xx=True)
+    stores.moves.chunks = TINY
+    slow = HeldUp(stores.scripts.remap_step, stores.redis, ev.event_id,
+                  "swap" if outcome == "moved" else "check", expires)  # fmt: skip
+    monkeypatch.setattr(stores.scripts, "remap_step", slow)
+    if outcome == "moved":
+        await stores.moves.move(ev.tenant, ev.event_id, v2)
+        ended = int((await cut(stores.redis, ev)).meta["updated_at_ms"])  # the swap's clock
+        low = high = ended
+    else:
+        with pytest.raises(SeatsLost):
+            await stores.moves.move(ev.tenant, ev.event_id, v2)
+        low, high = slow.resumed, await redis_now(stores.redis, ev.event_id)
+    assert slow.frozen < expires < slow.resumed, "the hold's lease ran out while the event was held"
+    now_expires = int(await stores.redis.zscore(holdexp, hold_id) or 0)
+    left = expires - slow.frozen
+    assert low + left <= now_expires <= high + left  # what it had left when the move began
+    state = await cut(stores.redis, ev)
+    assert state.live(hold_id)
+    check_consistent(state)
+    _, order, _ = await stores.sales.commit(ev.tenant, held.token, "pay-1", BUYER)  # still committable
+    assert [t.seat for t in order.tickets] == state.holds[hold_id].seat_ordinals
 
 
 async def test_a_channel_defined_during_a_move_rolls_it_back(

@@ -1,54 +1,53 @@
-"""A hypothesis state machine drives season holds and single-event holds of the same
-season's events against a plain model.
+"""A hypothesis state machine drives season holds and sales (bundle prices, ticket types,
+promo codes) and single-event holds of the same season's events against a plain model.
 
 Each example starts from a flushed Redis and a season of three events on one small map,
 the first under a one-seat distancing rule, a presale channel in every event with two
-seats of the second allocated to it. Rules: season holds (every event or a subset, with
+seats of the second allocated to it, a child ticket type in every event, an organizer-wide
+promo code of one use and bundle prices. Rules: season holds (every event or a subset, with
 or without the channel's access, with or without GA places, with or without a request
 id) and single-event holds of seats (with or without access) or GA places on overlapping
 seats, retries of season holds by request id (the same request: the same hold or why it
-is gone; another: refused), commits of either (fresh and replayed idempotency keys),
-releases of either and of one event's part of a season hold (its season commit is then
-refused, changing nothing), season extends, and expiry of either (moving the lease scores
-and the season hold record's expiry into the past: what the passing of the TTL looks like
-to the scripts). Each hold's outcome is predicted by the model: taken seats first, then
-seats of the channel without access, then seats within the rule's distance of another
-group, then too few GA places. After every step each event is read in one atomic cut and
-compared seat by seat with the model (state and owner) and its live GA places held and
-sold, and :func:`check_consistent` runs on it (no seat sold twice, counters, change
-stream without gaps).
+is gone; another: refused), commits of either (fresh and replayed idempotency keys; a season
+commit may name the child type for one of its seats and the promo code), releases of either
+and of one event's part of a season hold (its season commit is then refused, changing
+nothing), season extends, expiry of either (moving the lease scores and the season hold
+record's expiry into the past: what the passing of the TTL looks like to the scripts), and
+the season's bundle prices set or removed. Each hold's outcome is predicted by the model:
+taken seats first, then seats of the channel without access, then seats within the rule's
+distance of another group, then too few GA places. Every ticket's price is the model's (a
+whole-season commit from the bundle split, a typed seat at its type's price in each event,
+the code's discount while it has uses, a refusal once it has none). After every step the
+code's uses are the model's, and each event is read in one atomic cut and compared seat by
+seat with the model (state and owner) and its live GA places held and sold, and
+:func:`check_consistent` runs on it (no seat sold twice, counters, change stream without
+gaps).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import event as tally
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    invariant,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
+from hypothesis.stateful import initialize, invariant, precondition, rule
 
 from holds import keys, seatvalues
 from holds.channels import ChannelAccess, ChannelDef
 from holds.errors import (
     GeneralAdmissionUnavailable,
     InvalidRequest,
+    PreconditionFailed,
     SeatsDistanced,
     SeatsInWrongState,
     SeatsUnavailable,
     StoreError,
 )
+from holds.offers import OfferChoice
 from holds.records import Buyer
 from holds.sales import HoldInfo, hold_token
 from holds.seasons import (
@@ -59,17 +58,11 @@ from holds.seasons import (
     SeasonSeatsUnavailable,
     parse_season_token,
 )
+from rules.bundles import split_bundle
+from rules.promos import PromoCode, TicketType, discount
 from seatmap.distancing import DistancingRule, neighbourhoods
-from server.context import Stores
-from tests.holds.factories import (
-    GA_AREA,
-    TENANT,
-    SyncRedis,
-    check_consistent,
-    expire_hold_sync,
-    read_state_sync,
-    sync_client,
-)
+from tests.holds.factories import GA_AREA, PRICES, TENANT, check_consistent, expire_hold_sync, read_state_sync
+from tests.holds.machines import StoreMachine, run_machine
 from tests.holds.test_seasons import TestSeason, make_season
 
 SEATS = 18  # small_map(): 3 rows of 6
@@ -80,6 +73,11 @@ RULE = "row:1"  # the first event's distancing rule
 ALLOCATED = (5, 11)  # seats of the second event allocated to the presale channel
 PRESALE = ChannelDef(id="presale", name="Presale", access_code="EARLY")
 ACCESS = ChannelAccess("presale", "EARLY")
+PROMO = PromoCode("ONE", "percent", bps=1000, max_uses=1)  # organizer-wide: one use per season order
+
+
+def child(i: int) -> TicketType:
+    return TicketType(type_id="child", name="Child", prices={"vip": 2000 + 10 * i, "std": 700 + 10 * i})
 
 
 @dataclass
@@ -102,14 +100,9 @@ class SeasonRequest:
     ga: int
 
 
-class SeasonMachine(RuleBasedStateMachine):
-    loop: asyncio.AbstractEventLoop
-    sync: SyncRedis
-    stores: Stores
-
+class SeasonMachine(StoreMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.sync.flushall()
         self.s: TestSeason = self.run(make_season(self.stores, EVENTS))
         self.events = self.s.events
         self.run(self.selling_rules())
@@ -125,6 +118,10 @@ class SeasonMachine(RuleBasedStateMachine):
         self.dead: dict[str, MHold] = {}  # token -> expired or released hold
         self.committed: dict[str, tuple[str, list[str]]] = {}  # idempotency key -> (token, order ids)
         self.keys = itertools.count()
+        self.bundle: dict[str, int] = {}
+        self.promo_uses = 0
+        # hypothesis favours rules without preconditions: cap the cheap ones per example
+        self.budget = {"single_ga_hold": 3, "set_bundle": 4}
 
     async def selling_rules(self) -> None:
         ref = await self.stores.events.read_ref(self.events[0])
@@ -134,9 +131,9 @@ class SeasonMachine(RuleBasedStateMachine):
         await self.stores.channels.allocate(
             TENANT, self.events[1], "presale", [self.s.seat(o) for o in ALLOCATED], {}
         )
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
+        for i, e in enumerate(self.events):
+            await self.stores.offers.put_type(TENANT, e, child(i), "create")
+        await self.stores.offers.put_promo(TENANT, "", PROMO, "create")
 
     def refusal(self, events: list[str], seats: list[int], access: bool, ga: int) -> tuple[str, Any]:
         """What a hold of ``seats`` and ``ga`` places in each of ``events`` is refused for, as the
@@ -174,12 +171,6 @@ class SeasonMachine(RuleBasedStateMachine):
         for e in events:
             held, sold = self.ga[e]
             self.ga[e] = (held - hold.ga, sold)
-
-    def attempt(self, coro: Any) -> Any:
-        try:
-            return self.run(coro)
-        except StoreError as exc:
-            return exc
 
     def free(self, hold: MHold, token: str, events: list[str] | None = None) -> None:
         for e in events or hold.events:
@@ -287,8 +278,10 @@ class SeasonMachine(RuleBasedStateMachine):
         assert isinstance(result, HoldInfo), result
         self.take(MHold([event], seats, season=False), result.token)
 
+    @precondition(lambda self: self.budget["single_ga_hold"] > 0)
     @rule(data=st.data())
     def single_ga_hold(self, data: st.DataObject) -> None:
+        self.budget["single_ga_hold"] -= 1
         event = data.draw(st.sampled_from(self.events))
         qty = data.draw(st.integers(1, 3))
         why, _ = self.refusal([event], [], False, qty)
@@ -300,22 +293,73 @@ class SeasonMachine(RuleBasedStateMachine):
         assert isinstance(result, HoldInfo), result
         self.take(MHold([event], [], season=False, ga=qty), result.token)
 
+    @initialize(data=st.data())
+    def first_bundle(self, data: st.DataObject) -> None:
+        self.set_bundle(data, min_size=1)
+
+    @precondition(lambda self: self.budget["set_bundle"] > 0)
+    @rule(data=st.data())
+    def set_bundle(self, data: st.DataObject, min_size: int = 0) -> None:
+        self.budget["set_bundle"] -= 1
+        bundle = data.draw(
+            st.dictionaries(st.sampled_from(["vip", "std"]), st.integers(0, 20_000), min_size=min_size)
+        )
+        season = self.run(
+            self.stores.seasons.set_bundle_prices(TENANT, self.s.season.season_id, self.s.loaded, bundle)
+        )
+        assert season.bundle_prices == bundle
+        self.bundle = bundle
+
+    def price(self, hold: MHold, seat: int, typed: bool) -> list[int]:
+        """The model's price of ``seat`` in each event of ``hold``'s orders, before a discount."""
+        cat = self.s.loaded.index.placed[seat].seat.category
+        positions = [self.events.index(e) for e in hold.events]
+        if typed:
+            return [child(i).prices[cat] for i in positions]
+        lists = [PRICES[cat] + 100 * i for i in positions]
+        if hold.season and hold.events == self.events and cat in self.bundle:
+            return split_bundle(self.bundle[cat], lists)
+        return lists
+
     @precondition(lambda self: self.live or self.dead)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
-        token = data.draw(st.sampled_from([*self.live, *self.dead]))  # in the order made: replayable
+        # a live hold half of the time (dead ones pile up); in the order made: replayable
+        live_only = bool(self.live) and data.draw(st.booleans())
+        token = data.draw(st.sampled_from([*self.live] if live_only else [*self.live, *self.dead]))
         hold = self.live.get(token) or self.dead[token]
         key = f"k{next(self.keys)}"
+        typed = data.draw(st.sampled_from([None, *hold.seats])) if hold.season else None
+        promo = hold.season and data.draw(st.booleans())
+        offer = OfferChoice(
+            {self.s.seat(typed): "child"} if typed is not None else {}, promo_code="ONE" if promo else ""
+        )
         ok = token in self.live and not hold.released_parts
         if hold.season:
-            result = self.attempt(self.stores.season_sales.commit(TENANT, token, key, Buyer()))
+            result = self.attempt(
+                self.stores.season_sales.commit(TENANT, token, key, Buyer(), offer=offer or None)
+            )
         else:
             result = self.attempt(self.stores.sales.commit(TENANT, token, key, Buyer()))
+        used_up = ok and promo and self.promo_uses >= PROMO.max_uses
+        what = "used up" if used_up else "made" if ok else "refused"
+        tally(f"{'season' if hold.season else 'single'} commit: {what}{' (code)' if promo else ''}")
+        if used_up:
+            assert isinstance(result, PreconditionFailed), result
+            assert "'ONE' is used up" in str(result)
+            return
         if not ok:
             assert isinstance(result, StoreError), result
             return
         assert not isinstance(result, StoreError), result
-        orders = [o.order_id for o in result.orders] if hold.season else [result[1].order_id]
+        made = result.orders if hold.season else [result[1]]
+        for j, seat in enumerate(sorted(hold.seats)):
+            prices = self.price(hold, seat, seat == typed)
+            if promo:
+                prices = [p - discount(p, PROMO) for p in prices]
+            assert [next(t.price for t in o.tickets if t.seat == seat) for o in made] == prices, (j, seat)
+        self.promo_uses += bool(promo)
+        orders = [o.order_id for o in made]
         for e, order_id in zip(hold.events, orders, strict=True):
             for o in hold.seats:
                 self.seat[(e, o)] = ("sold", order_id)
@@ -395,6 +439,11 @@ class SeasonMachine(RuleBasedStateMachine):
 
     # -- the stored state is the model's -------------------------------------------
     @invariant()
+    def promo_uses_match_the_model(self) -> None:
+        uses = self.run(self.stores.offers.list_promos(TENANT, ""))
+        assert [(i.promo.code, i.uses) for i in uses] == [("ONE", self.promo_uses)]
+
+    @invariant()
     def matches_the_model(self) -> None:
         for e in self.events:
             state = read_state_sync(self.sync, e)
@@ -411,24 +460,6 @@ class SeasonMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_season_state_machine(redis_url: str) -> None:
-    loop = asyncio.new_event_loop()
-    SeasonMachine.loop = loop
-    SeasonMachine.sync = sync_client(redis_url)
-    SeasonMachine.stores = Stores.open(redis_url)
-    try:
-        run_state_machine_as_test(
-            SeasonMachine,
-            settings=settings(
-                max_examples=25,
-                stateful_step_count=25,
-                deadline=None,
-                database=None,
-                suppress_health_check=[HealthCheck.too_slow],
-                report_multiple_bugs=False,
-                phases=[Phase.generate, Phase.shrink],
-            ),
-        )
-    finally:
-        loop.run_until_complete(SeasonMachine.stores.close())
-        loop.close()
-        SeasonMachine.sync.close()
+    # one machine for season holds and season sales (they were two, each repeating the
+    # other's holds, releases and extends): fewer steps than the two had, as many rules
+    run_machine(SeasonMachine, redis_url, examples=30, steps=30)

@@ -325,3 +325,59 @@ async def test_concurrent_season_commits_use_a_code_exactly_its_max_uses(
         assert sum(1 for o in state.orders.values() if o.promo_code == "THREE") == 3
         assert len(state.orders) == 3
         check_consistent(state)
+
+
+async def test_a_season_orders_organizer_code_use_comes_back_once_when_all_its_orders_are_cancelled(
+    stores: Stores, redis_client: AnyRedis
+) -> None:
+    """The season order's one use of an organizer-wide code is given back, in total and for its
+    buyer, once every one of its orders is wholly cancelled (cancelled or refunded with the
+    places released), not before and never twice: replayed cancels and concurrent cancels of
+    its orders return it once."""
+    s = await make_season(stores)
+    await stores.offers.put_promo(TENANT, "", PromoCode("TWO", "amount", amount=100, max_uses=2,
+                                                        max_uses_per_buyer=1), "create")  # fmt: skip
+    uses_key = keys.tenant_promo_uses(TENANT)
+
+    async def season_order(seat: int, buyer: str) -> list[tuple[str, str]]:
+        held = await stores.season_sales.hold(TENANT, s.season.season_id, [s.seat(seat)], buyer=buyer)
+        order = await stores.season_sales.commit(
+            TENANT, held.token, f"pay-{seat}", Buyer(), offer=OfferChoice(promo_code="TWO")
+        )
+        assert {(o.promo_scope, o.promo_buyer) for o in order.orders} == {("season", buyer)}
+        return [(e, o.order_id) for e, o in zip(order.event_ids, order.orders, strict=True)]
+
+    async def uses() -> tuple[int, int, int]:
+        got = await redis_client.hmget(uses_key, ["TWO", "TWO|ada", "TWO|bob"])
+        return (int(got[0] or 0), int(got[1] or 0), int(got[2] or 0))
+
+    ada = await season_order(0, "ada")
+    bob = await season_order(1, "bob")
+    assert await uses() == (2, 1, 1)
+    (e0, o0), (e1, o1), (e2, o2) = ada
+    await stores.sales.cancel(TENANT, e0, o0, [], "free", "")
+    await stores.sales.refund(TENANT, e1, o1, {}, refund_key="r1", release_to="free")
+    assert await uses() == (2, 1, 1), "two of its three orders cancelled: the use is still the order's"
+    with pytest.raises(PreconditionFailed):  # a retry of a cancel made: nothing more
+        await stores.sales.cancel(TENANT, e0, o0, [], "free", "")
+    assert await uses() == (2, 1, 1)
+    await stores.sales.cancel(TENANT, e2, o2, [], "free", "")
+    assert await uses() == (1, 0, 1), "the last order cancelled: the season order's one use back"
+    for _ in range(2):  # replays of each cancel: nothing more
+        for event_id, order_id in ada:
+            with pytest.raises(PreconditionFailed):
+                await stores.sales.cancel(TENANT, event_id, order_id, [], "free", "")
+    assert await uses() == (1, 0, 1)
+
+    # bob's orders cancelled all at once, each twice: his use back exactly once
+    outcomes = await asyncio.gather(
+        *(stores.sales.cancel(TENANT, e, o, [], "free", "") for e, o in bob * 2), return_exceptions=True
+    )
+    assert sum(1 for r in outcomes if not isinstance(r, BaseException)) == 3
+    assert all(isinstance(r, PreconditionFailed) for r in outcomes if isinstance(r, BaseException))
+    again = await season_order(2, "ada")  # the code can be used again, by ada too
+    assert await uses() == (1, 1, 0)
+    for event_id in s.events:
+        assert await redis_client.zcard(keys.promo_back_keys(event_id)[1]) == 0, "backlog drained"
+        check_consistent(await read_state(redis_client, event_id))
+    assert len(again) == 3

@@ -52,8 +52,9 @@ async def make_season(
     tenant: str = TENANT,
     hold_ttl_ms: int = 600_000,
     max_seats_per_buyer: int = 0,
+    ga_capacity: int = 5,
 ) -> TestSeason:
-    version = await stores.seatmaps.put(tenant, "", small_map())
+    version = await stores.seatmaps.put(tenant, "", small_map(ga_capacity=ga_capacity))
     await stores.seatmaps.publish(tenant, version.seat_map_id, version.version)
     loaded = await stores.seatmaps.load(tenant, version.seat_map_id, version.version)
     season = await stores.seasons.create(tenant, loaded, "EUR", "Season 26/27")

@@ -29,20 +29,16 @@ its own during a run).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from holds import keys
@@ -70,18 +66,16 @@ from holds.offers import SaleOffer
 from holds.records import Buyer, Order, Sale
 from holds.sales import hold_token
 from rules.promos import PromoCode, TicketType, discount
-from server.context import Stores
 from tests.holds.factories import (
     GA_AREA,
     PRICES,
-    SyncRedis,
     TestEvent,
     check_consistent,
     expire_hold_sync,
     make_event,
     read_state_sync,
-    sync_client,
 )
+from tests.holds.machines import StoreMachine, run_machine
 
 ROWS, PER_ROW, GA_CAP, PER_HOLD, PER_BUYER = 3, 6, 5, 6, 8
 RULES = ResaleRules(allowed=True, floor=100, cap=900)
@@ -143,15 +137,9 @@ class MOrder:
         return ticket_id in self.cancelled or ticket_id in self.exchanged
 
 
-class InventoryMachine(RuleBasedStateMachine):
-    # shared by the examples of one test run (set by the test): opening cluster clients is slow
-    loop: asyncio.AbstractEventLoop
-    sync: SyncRedis
-    stores: Stores
-
+class InventoryMachine(StoreMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.sync.flushall()  # every example starts from an empty Redis
         self.inv = self.stores.inventory
         self.ev: TestEvent = self.run(
             make_event(
@@ -191,9 +179,6 @@ class InventoryMachine(RuleBasedStateMachine):
             self.run(self.stores.channels.define(self.ev.tenant, self.ev.event_id, channel))
         self.alloc: dict[int, str] = {}  # seat -> the open channel it is allocated to
         self.open_channels = {c.id for c in CHANNELS}
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
 
     def attempt(self, coro: Any) -> Any:
         """The call's result, or the store error it raised."""
@@ -986,24 +971,4 @@ class InventoryMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_inventory_state_machine(redis_url: str) -> None:
-    loop = asyncio.new_event_loop()
-    InventoryMachine.loop = loop
-    InventoryMachine.sync = sync_client(redis_url)
-    InventoryMachine.stores = Stores.open(redis_url)
-    try:
-        run_state_machine_as_test(
-            InventoryMachine,
-            settings=settings(
-                max_examples=40,
-                stateful_step_count=30,
-                deadline=None,
-                database=None,
-                suppress_health_check=[HealthCheck.too_slow],
-                report_multiple_bugs=False,  # one minimal failure, shrunk quickly, within the CI timeout
-                phases=[Phase.generate, Phase.shrink],
-            ),
-        )
-    finally:
-        loop.run_until_complete(InventoryMachine.stores.close())
-        loop.close()
-        InventoryMachine.sync.close()
+    run_machine(InventoryMachine, redis_url, examples=40, steps=30)
