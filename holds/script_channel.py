@@ -271,6 +271,10 @@ class ClusterChannels:
             channel = self._channels[where] = ScriptChannel(address)
         return channel
 
+    def open_channels(self) -> list[ScriptChannel]:
+        """The channels made so far, one per primary used."""
+        return list(self._channels.values())
+
     async def aclose(self) -> None:
         for channel in self._channels.values():
             await channel.aclose()

@@ -23,6 +23,7 @@ from holds.events import EventSettings, EventStatus, EventStore
 from holds.inspection import EventDump, decode_dump, dump_source, read_event
 from holds.inventory import Inventory
 from holds.redis_client import CLUSTER_SCHEME, AnyRedis
+from holds.script_channel import ClusterChannels, pack
 from holds.scripts import ScriptRegistry
 from holds.seatmaps import LoadedSeatMap, SeatMapStore
 from seatmap.model import Category, GeneralAdmissionArea, Point, Row, Seat, SeatMap, Section
@@ -371,3 +372,21 @@ async def expire_hold(client: AnyRedis, event_id: str, hold_id: str) -> None:
 
 def expire_hold_sync(client: SyncRedis, event_id: str, hold_id: str) -> None:
     client.zadd(keys.event_keys(event_id)[K["holdexp"]], {hold_id: PAST_MS}, xx=True)
+
+
+async def settle(redis_client: AnyRedis, *registries: ScriptRegistry) -> None:
+    """Return once Redis has run every command sent before this call, those of calls
+    abandoned at their deadline included: a PING behind each registry's script
+    connections (Redis answers a connection's commands in order), then one to every
+    node, answered after the commands already waiting in its sockets."""
+    ping = pack(("PING",))
+    for registry in registries:
+        channel = registry.channel
+        channels = channel.open_channels() if isinstance(channel, ClusterChannels) else [channel]
+        for one in channels:
+            if one is not None:
+                await one.execute(ping)
+    if isinstance(redis_client, redis.asyncio.RedisCluster):
+        await redis_client.ping(target_nodes=redis.asyncio.RedisCluster.ALL_NODES)
+    else:
+        await redis_client.ping()

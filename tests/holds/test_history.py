@@ -40,7 +40,15 @@ from holds.redis_client import AnyRedis, connect
 from holds.sales import Sales
 from holds.scripts import ScriptRegistry
 from server.context import Stores
-from tests.holds.factories import GA_AREA, RawState, TestEvent, check_consistent, make_event, read_state
+from tests.holds.factories import (
+    GA_AREA,
+    RawState,
+    TestEvent,
+    check_consistent,
+    make_event,
+    read_state,
+    settle,
+)
 from tests.holds.history import Op, Recorder, check_history
 
 RUN_S = 3.5  # at least this long, then on until the run covered what the checker is about
@@ -402,11 +410,11 @@ async def test_randomized_history_is_valid(stores: Stores, redis_url: str, redis
                 for i, (c, r) in enumerate(zip(clients, registries, strict=True))
             ),
         )
+        await settle(redis_client, stores.scripts, *registries)  # calls abandoned by a deadline too
     finally:
         for c, r in zip(clients, registries, strict=True):
             await r.aclose()
             await c.aclose()
-    await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
     final = await read_state(redis_client, ev.event_id)
     check_consistent(final)
     raw = await redis_client.hgetall(keys.resale_keys(ev.event_id)[1])

@@ -34,7 +34,7 @@ from holds.redis_client import AnyRedis, connect
 from holds.scripts import ScriptRegistry
 from holds.seasons import SeasonOrderLine, SeasonOrderRecord, SeasonSales, SeasonStore, season_hold_token
 from server.context import Stores
-from tests.holds.factories import TENANT, RawState, check_consistent, read_state
+from tests.holds.factories import TENANT, RawState, check_consistent, read_state, settle
 from tests.holds.history import Op, Recorder, check_season_history
 from tests.holds.test_seasons import TestSeason, make_season
 
@@ -239,11 +239,11 @@ async def test_a_history_of_season_and_single_event_calls_is_valid(
             seasons = SeasonSales(c, r, SeasonStore(c), stores.sales)
             shoppers.append(_Shopper(f"b{i}", Inventory(c, r), seasons, rec, s, 3000 + i))
         await asyncio.gather(*(shopper.run(stop_at, covered) for shopper in shoppers))
+        await settle(redis_client, stores.scripts, *registries)  # calls abandoned by a deadline too
     finally:
         for c, r in zip(clients, registries, strict=True):
             await r.aclose()
             await c.aclose()
-    await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
     finals = {e: await read_state(redis_client, e) for e in s.events}
     for final in finals.values():
         check_consistent(final)
