@@ -18,7 +18,8 @@ Locust process does not complete calls). Its buyers are coroutines:
    seats picked from the cache in a section that shows enough free (as
    ``SeatPicker``: a refusal naming taken seats marks them, three picks, then
    best available). Every hold carries a ``request_id`` and is sent again with
-   it while its outcome is unknown; 2 % of first attempts lose their reply on
+   it while its outcome is unknown, or after the delay a busy server's
+   ``RESOURCE_EXHAUSTED`` asks for; 2 % of first attempts lose their reply on
    purpose (a 1 ms deadline) so the retry is a replay;
 3. think 1-5 s (paying); abandon 20 % (half release, half let the lease
    expire); else commit with one idempotency key, retried while its outcome is
@@ -86,6 +87,7 @@ class Tunables:
     pick_attempts = 3
     returns_wait_s = (1.0, 3.0)  # nothing free, something held: look at the cache again
     refused_wait_s = (0.2, 1.0)  # the cache was stale: the seats went meanwhile
+    max_in_flight = 128  # operations of the gateway's buyers under way at once
 
 
 class Reporter:
@@ -123,6 +125,15 @@ def precondition_subjects(error: SeatwiseError) -> list[str]:
     return subjects
 
 
+def retry_delay(error: SeatwiseError) -> float | None:
+    """The delay a ``RetryInfo`` detail asks for (seconds), if there is one."""
+    for detail in error.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return float(info.retry_delay.ToTimedelta().total_seconds())
+    return None
+
+
 class Storefront:
     """One gateway: the client's sessions, the cache's stream, the buyers."""
 
@@ -151,6 +162,9 @@ class Storefront:
         self.buyers: list[asyncio.Task[None]] = []
         self.peak_buyers = 0
         self.claimed = 0  # seats the buyers are trying to hold right now
+        # flow control: operations queue here rather than be shed by a busy server (its
+        # admission refuses past 128 calls in flight per process; the caller's time includes this)
+        self._in_flight = asyncio.Semaphore(Tunables.max_in_flight)
         self.failures: Counter[str] = Counter()  # unexpected failures by status and message, for the log
         self._watch: asyncio.Task[None] | None = None
 
@@ -201,7 +215,8 @@ class Storefront:
         """One operation over the sessions, reported; a :class:`SeatwiseError` when it failed."""
         started = time.perf_counter()
         try:
-            reply = await self.client.call(op, request, deadline_s)
+            async with self._in_flight:
+                reply = await self.client.call(op, request, deadline_s)
         except SeatwiseError as exc:
             self.reporter.op(SESSION, name, started, exc.code.name)
             if exc.code not in EXPECTED:
@@ -284,9 +299,15 @@ class Buyer:
             try:
                 reply: sales_pb2.HoldResponse = await call(op, name, request, t.call_timeout_s)
             except SeatwiseError as exc:
-                if exc.code in RETRYABLE and attempt + 1 < t.hold_attempts:
+                if attempt + 1 >= t.hold_attempts:
+                    raise
+                if exc.code in RETRYABLE:
                     continue
-                raise
+                delay = retry_delay(exc)  # shed by a busy server (not applied): as long as it asks
+                if exc.code != grpc.StatusCode.RESOURCE_EXHAUSTED or delay is None:
+                    raise
+                await asyncio.sleep(delay * self.rng.uniform(1.0, 2.0))
+                continue
             return reply.hold
         raise AssertionError("unreachable")
 
