@@ -451,5 +451,14 @@ async def _main() -> None:
     await serve(commands, report_fd)
 
 
+def main() -> None:
+    try:
+        import uvloop  # as the server: a cheaper event loop for the load generator too
+    except ImportError:
+        asyncio.run(_main())
+    else:
+        uvloop.run(_main())
+
+
 if __name__ == "__main__":
-    asyncio.run(_main())
+    main()
