@@ -52,7 +52,7 @@ SCENARIOS: dict[str, Scenario] = {
             "spike",
             2000,
             500,
-            60,
+            90,  # issue 15: the stadium sold out within 90 s
         ),
         Scenario(
             "hot-seat",
