@@ -226,8 +226,8 @@ class Storefront:
         return reply
 
     async def close(self) -> None:
-        self.set_buyers(0)
         tasks = [*self.buyers, *([self._watch] if self._watch else [])]
+        self.buyers = []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
