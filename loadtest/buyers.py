@@ -47,8 +47,9 @@ from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
 from loadtest.config import SetupInfo, out_dir_from_env
 from loadtest.grpc_user import RETRYABLE, GrpcUser, status_code, timed_stubs
 from loadtest.recording import Ack, AckLog
+from loadtest.shopcache import QUANTITIES
+from loadtest.shopcache import free_run as free_run_in
 
-QUANTITIES = (1, 2, 2, 2, 2, 3, 4, 4, 5, 6)  # pairs are the most common basket
 FREE = events_pb2.SEAT_STATUS_FREE
 
 
@@ -191,21 +192,7 @@ class Shared:
 
 def free_run(rows: Sequence[Sequence[str]], quantity: int, view: AvailabilityView) -> list[str] | None:
     """``quantity`` adjacent seats that look free, from a random row that has them."""
-    order = list(range(len(rows)))
-    random.shuffle(order)
-    not_free = view.not_free  # what view.is_free reads; looked up once (late in a sale, rows are long)
-    for r in order:
-        row = rows[r]
-        runs: list[int] = []
-        length = 0
-        for i, seat_id in enumerate(row):
-            length = 0 if seat_id in not_free else length + 1
-            if length >= quantity:
-                runs.append(i - quantity + 1)
-        if runs:
-            start = random.choice(runs)
-            return list(row[start : start + quantity])
-    return None
+    return free_run_in(rows, quantity, view.not_free)
 
 
 # -- users ----------------------------------------------------------------------------------------

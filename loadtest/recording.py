@@ -84,11 +84,13 @@ class RawTimings:
         response_time: float,
         response_length: int,
         exception: BaseException | None = None,
+        end_epoch_s: float | None = None,  # when reported later than it ended (the gateways' batches)
         **_: Any,
     ) -> None:
         status = "OK" if exception is None else str(exception) or type(exception).__name__
+        end = time.time() if end_epoch_s is None else end_epoch_s
         self._file.write(
-            f"{time.time():.3f}\t{request_type}\t{name}\t{response_time:.3f}\t{status}\t{response_length}\n"
+            f"{end:.3f}\t{request_type}\t{name}\t{response_time:.3f}\t{status}\t{response_length}\n"
         )
 
     def flush(self, **_: Any) -> None:

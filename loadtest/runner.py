@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -200,6 +200,18 @@ class Monitor:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def wait_quiet(self, timeout_s: float) -> bool:
+        """Wait (bounded) until a sample taken from now on shows nothing held: the reaper has
+        expired the last leases, so the event stops changing under the audit."""
+        deadline = time.monotonic() + timeout_s
+        seen = len(self.samples)
+        while time.monotonic() < deadline and self._thread.is_alive():
+            fresh = self.samples[seen:]
+            if any(s.held == 0 and s.ga_held == 0 for s in fresh):
+                return True
+            time.sleep(MONITOR_INTERVAL_S)
+        return False
+
     def _run(self) -> None:
         metadata = (("authorization", f"Bearer {self._setup.storefront_key}"),)
         request = events_pb2.GetAvailabilityRequest(event_id=self._setup.event_id)
@@ -241,14 +253,16 @@ def process_cpu_s(pid: int | None) -> float:
 
 
 def children_cpu_s() -> float:
-    """CPU-seconds of this process's children that have been waited for (the Locust processes)."""
+    """CPU-seconds of this process's children that have been waited for: the Locust processes,
+    with their own waited-for children (the storefront gateways of loadtest/gateway.py)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
 class CpuUse:
-    """What the server processes, Redis and Locust used over the load (CPU-seconds)."""
+    """What the server processes, Redis and the load generator (Locust and its gateways) used
+    over the load (CPU-seconds)."""
 
     server_s: float = 0.0
     redis_s: float = 0.0
@@ -380,7 +394,9 @@ def run(options: RunOptions) -> RunResult:
             with measure_cpu(server.process.pid, redis.pid) as cpu:
                 run_locust(options, out, locust_env)
             time.sleep(options.settle_s)
-        report = audit_settled(redis.url, setup.event_id, records)
+            report = audit_settled(
+                redis.url, setup.event_id, records, lambda: monitor.wait_quiet(hold_ttl_s + QUIET_MARGIN_S)
+            )
         (out / "audit.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         result = RunResult(0 if report.ok else 1, out, audit=report)
         result.summary = write_summary(options, setup, out, monitor.samples, report, cpu)
@@ -401,11 +417,16 @@ def run(options: RunOptions) -> RunResult:
 
 
 AUDIT_ATTEMPTS = 5
+QUIET_MARGIN_S = 20.0  # beyond the hold TTL: the reaper's own pace
 
 
-def audit_settled(redis_url: str, event_id: str, records: Path) -> AuditReport:
+def audit_settled(
+    redis_url: str, event_id: str, records: Path, quiet: Callable[[], bool] | None = None
+) -> AuditReport:
     """The audit, read again a little later while the reaper keeps changing the event (a
-    sale's last leases expire for a while after the load stops)."""
+    sale's last leases expire for a while after the load stops). ``quiet`` waits until
+    nothing is held any more: after a busy sale (thousands of leases left, expiring over a
+    hold TTL) the audit then reads once the reaper is done."""
     for attempt in range(AUDIT_ATTEMPTS):
         try:
             return asyncio.run(run_audit(redis_url, event_id, records))
@@ -413,7 +434,12 @@ def audit_settled(redis_url: str, event_id: str, records: Path) -> AuditReport:
             log(f"audit: {exc}; reading again")
             if attempt + 1 >= AUDIT_ATTEMPTS:
                 raise RuntimeError(f"the audit found no consistent read: {exc}") from None
-            time.sleep(2.0 * (attempt + 1))
+            if quiet is not None:
+                log("audit: waiting until the monitor sees nothing held (the last leases expire)")
+                quiet_seen, quiet = quiet(), None
+                log("audit: nothing held" if quiet_seen else "audit: still held seats; reading anyway")
+            else:
+                time.sleep(2.0 * (attempt + 1))
     raise AssertionError("unreachable")
 
 

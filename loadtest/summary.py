@@ -161,15 +161,25 @@ def sales_summary(sales: Sequence[tuple[int, int]], start_s: float, sellable: in
 def sell_out(
     samples: Sequence[Sample], sales: Sequence[tuple[int, int]], start_s: float, sellable: int
 ) -> dict[str, Any]:
-    """When nothing was free any more (monitor), and when the last place sold (if all did)."""
+    """When nothing was free any more and when everything was sold (monitor), and when the
+    last place sold (orders, if all did)."""
     has_ga = any(s.ga_available or s.ga_held or s.ga_sold for s in samples)
     nothing_free = next((s.t for s in samples if s.free == 0 and (not has_ga or s.ga_available == 0)), None)
+    all_sold_at = next(
+        (
+            s.t
+            for s in samples
+            if s.sold > 0 and s.free == 0 and s.held == 0 and (not has_ga or s.ga_available == s.ga_held == 0)
+        ),
+        None,
+    )
     ga_full = next((s.t for s in samples if has_ga and s.ga_available == 0), None)
     sold = sum(n for _, n in sales)
     all_sold = sellable > 0 and sold >= sellable
     return {
         "nothing_free_s": round(nothing_free - start_s, 2) if nothing_free is not None else None,
         "ga_full_s": round(ga_full - start_s, 2) if ga_full is not None else None,
+        "all_sold_s": round(all_sold_at - start_s, 2) if all_sold_at is not None else None,
         "last_place_sold_s": round(sales[-1][0] / 1000 - start_s, 2) if all_sold and sales else None,
         "sold_out": all_sold,
     }
@@ -178,16 +188,21 @@ def sell_out(
 def cpu_summary(
     server_s: float, redis_s: float, load_generator_s: float, window_s: float, tickets: int
 ) -> dict[str, Any]:
-    """CPU-seconds used over the load (psutil), and the server's per 1,000 tickets sold: the
-    figure that carries from machine to machine better than requests per second."""
+    """CPU-seconds used over the load (psutil), and per 1,000 tickets sold: the figures that
+    carry from machine to machine better than requests per second."""
+
+    def per_1000(used: float) -> float | None:
+        return round(used * 1000 / tickets, 3) if tickets else None
+
     return {
         "server_s": round(server_s, 2),
         "redis_s": round(redis_s, 2),
         "load_generator_s": round(load_generator_s, 2),
         "window_s": round(window_s, 2),
         "tickets": tickets,
-        "server_s_per_1000_tickets": round(server_s * 1000 / tickets, 3) if tickets else None,
-        "redis_s_per_1000_tickets": round(redis_s * 1000 / tickets, 3) if tickets else None,
+        "server_s_per_1000_tickets": per_1000(server_s),
+        "redis_s_per_1000_tickets": per_1000(redis_s),
+        "load_generator_s_per_1000_tickets": per_1000(load_generator_s),
     }
 
 
@@ -223,6 +238,7 @@ def format_table(summary: dict[str, Any]) -> str:
     lines.append(
         f"sell-out: nothing free after {out['nothing_free_s']} s; GA full after {out['ga_full_s']} s; "
         + (f"last place sold at {out['last_place_sold_s']} s" if out["sold_out"] else "not everything sold")
+        + (f" (all sold by the monitor's count at {out['all_sold_s']} s)" if out.get("all_sold_s") else "")
     )
     lines.append(
         f"streams: {streams['streams']} closed, {streams['messages']} messages read, "
@@ -232,8 +248,9 @@ def format_table(summary: dict[str, Any]) -> str:
     if cpu:
         lines.append(
             f"cpu: server {cpu['server_s']} s, redis {cpu['redis_s']} s, load generator "
-            f"{cpu['load_generator_s']} s over {cpu['window_s']} s; server CPU-seconds per 1,000 "
-            f"tickets sold: {cpu['server_s_per_1000_tickets']}"
+            f"{cpu['load_generator_s']} s over {cpu['window_s']} s; CPU-seconds per 1,000 tickets "
+            f"sold: server {cpu['server_s_per_1000_tickets']}, redis {cpu['redis_s_per_1000_tickets']}, "
+            f"load generator {cpu.get('load_generator_s_per_1000_tickets')}"
         )
     if req.get("errors"):
         lines.append(f"errors by method and status: {req['errors']}")

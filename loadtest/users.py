@@ -9,7 +9,7 @@ from __future__ import annotations
 from locust import between
 
 from loadtest.buyers import BestAvailableBuyer, Browser, GaBuyer, HotSeatBuyer, SeatPicker, Watcher
-from loadtest.gateway import GatewayUser
+from loadtest.gateway import GatewayBuyer
 
 # -- stadium on-sale spike: thousands arrive within seconds; most take best available --------------
 
@@ -34,21 +34,14 @@ class SpikeWatcher(Watcher):
     weight = 1
 
 
-# -- stadium on-sale through storefront gateways: the same buyers, their sales over sessions -------
-# Each Locust process is one storefront backend (loadtest/gateway.py): its buyers' holds, releases
-# and commits are multiplexed over a few SalesService.Session streams; browsing stays unary.
+# -- stadium on-sale through storefront gateways: each Locust process drives one asyncio gateway ------
+# One Locust user is one buyer coroutine in its process's gateway (loadtest/gateway.py,
+# loadtest/storefront.py): --users is the number of buyers, --spawn-rate how fast they arrive.
+# Their holds, releases and commits go over the gateway's sales sessions; they browse its cache.
 
 
-class GatewayBestBuyer(GatewayUser, SpikeBestBuyer):
+class GatewayStadiumBuyer(GatewayBuyer):
     pass
-
-
-class GatewayPicker(GatewayUser, SpikePicker):
-    pass
-
-
-class GatewayWatcher(Watcher):
-    weight = 1
 
 
 # -- hot-seat contention: everyone wants the front rows of the best sections -----------------------

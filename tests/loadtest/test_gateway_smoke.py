@@ -1,6 +1,7 @@
 """A short on-sale through storefront gateways (sales sessions), through the whole runner:
-real Redis, two server processes, Locust master + two workers, each worker one gateway
-with two sessions; the audit must pass and orders must have been committed over sessions.
+real Redis, two server processes, Locust master + two workers, each worker driving one
+asyncio gateway process with two sessions and one availability cache; the audit must pass,
+orders must have been committed over sessions, and buyers browse the caches, not the service.
 
 Bounded: ~15 s of load on the 1,297-seat theatre; the runner stops everything it
 started, and this test kills the runner's whole process group if it ever hangs.
@@ -29,6 +30,8 @@ def test_gateways_sell_over_sessions_and_pass_the_audit(tmp_path: Path) -> None:
     assert methods["session:CommitHold"]["ok"] > 0  # sold over sessions ...
     assert "CommitHold" not in methods  # ... and never unary
     assert "HoldBestAvailable" not in methods
-    assert methods["GetAvailability"]["ok"] > 0  # browsing stays unary
+    assert "GetAvailability" not in methods  # buyers browse their gateway's cache ...
+    assert methods["WatchAvailability (gateway cache)"]["ok"] >= 2  # ... fed by a stream per gateway
     assert summary["cpu"]["server_s"] > 0
     assert summary["cpu"]["server_s_per_1000_tickets"] > 0
+    assert summary["cpu"]["load_generator_s_per_1000_tickets"] > 0  # Locust and its gateways

@@ -62,7 +62,13 @@ def test_sales_and_sell_out() -> None:
         summary.Sample(1002.5, 0, 0, 6, 0, 0, 0),
     ]
     out = summary.sell_out(samples, sales, start, sellable=6)
-    assert out == {"nothing_free_s": 1.5, "ga_full_s": None, "last_place_sold_s": 2.1, "sold_out": True}
+    assert out == {
+        "nothing_free_s": 1.5,
+        "ga_full_s": None,
+        "all_sold_s": 2.5,  # the monitor's first sample with nothing free or held
+        "last_place_sold_s": 2.1,
+        "sold_out": True,
+    }
     assert summary.sell_out(samples[:1], sales[:1], start, sellable=6)["sold_out"] is False
 
 
@@ -119,4 +125,5 @@ def test_cpu_per_thousand_tickets() -> None:
     cpu = summary.cpu_summary(30.0, 3.0, 40.0, 62.0, tickets=20_000)
     assert cpu["server_s_per_1000_tickets"] == 1.5
     assert cpu["redis_s_per_1000_tickets"] == 0.15
+    assert cpu["load_generator_s_per_1000_tickets"] == 2.0
     assert summary.cpu_summary(1.0, 0.0, 0.0, 1.0, tickets=0)["server_s_per_1000_tickets"] is None
