@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
@@ -322,24 +321,7 @@ class Buyer(GrpcUser):
     def acknowledge(
         self, reply: sales_pb2.CommitHoldResponse, hold: sales_pb2.Hold, key: str, attempts: int
     ) -> None:
-        order = reply.order
-        ga: dict[str, int] = {}
-        for t in order.tickets:
-            if t.ga_area_id:
-                ga[t.ga_area_id] = ga.get(t.ga_area_id, 0) + 1
-        Shared.ack_log().record(
-            Ack(
-                event_id=order.event_id,
-                order_id=order.order_id,
-                seat_ids=[t.seat_id for t in order.tickets if t.seat_id],
-                ga=ga,
-                idempotency_key=key,
-                hold_token=hold.hold_token,
-                replayed=reply.replayed,
-                attempts=attempts,
-                ts_ms=int(time.time() * 1000),
-            )
-        )
+        Shared.ack_log().record(Ack.of_commit(reply, hold.hold_token, key, attempts))
 
 
 class BestAvailableBuyer(Buyer):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from seatwise.v1 import sales_pb2
 
 from loadtest.config import ACKS_PREFIX, RAW_PREFIX
 
@@ -32,6 +33,26 @@ class Ack(msgspec.Struct, frozen=True):
     replayed: bool
     attempts: int
     ts_ms: int
+
+    @classmethod
+    def of_commit(cls, reply: sales_pb2.CommitHoldResponse, hold_token: str, key: str, attempts: int) -> Ack:
+        """The ack of a commit's reply, as the client has it now."""
+        order = reply.order
+        ga: dict[str, int] = {}
+        for ticket in order.tickets:
+            if ticket.ga_area_id:
+                ga[ticket.ga_area_id] = ga.get(ticket.ga_area_id, 0) + 1
+        return cls(
+            event_id=order.event_id,
+            order_id=order.order_id,
+            seat_ids=[t.seat_id for t in order.tickets if t.seat_id],
+            ga=ga,
+            idempotency_key=key,
+            hold_token=hold_token,
+            replayed=reply.replayed,
+            attempts=attempts,
+            ts_ms=int(time.time() * 1000),
+        )
 
 
 _ack_encoder = msgspec.json.Encoder()

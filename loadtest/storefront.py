@@ -388,24 +388,7 @@ class Buyer:
     def acknowledge(
         self, reply: sales_pb2.CommitHoldResponse, hold: sales_pb2.Hold, key: str, attempts: int
     ) -> None:
-        order = reply.order
-        ga: dict[str, int] = {}
-        for ticket in order.tickets:
-            if ticket.ga_area_id:
-                ga[ticket.ga_area_id] = ga.get(ticket.ga_area_id, 0) + 1
-        self.shop.acks.record(
-            Ack(
-                event_id=order.event_id,
-                order_id=order.order_id,
-                seat_ids=[t.seat_id for t in order.tickets if t.seat_id],
-                ga=ga,
-                idempotency_key=key,
-                hold_token=hold.hold_token,
-                replayed=reply.replayed,
-                attempts=attempts,
-                ts_ms=int(time.time() * 1000),
-            )
-        )
+        self.shop.acks.record(Ack.of_commit(reply, hold.hold_token, key, attempts))
 
 
 def sessions_from_env(default: int = DEFAULT_SESSIONS) -> int:
