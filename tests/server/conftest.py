@@ -3,13 +3,17 @@ against a local Redis Cluster; the other server tests use the single node only."
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from seatwise.client import SeatwiseClient
 
+from server.context import Stores
 from tests.api import Api
 from tests.conftest import parametrize_redis_topology
+from tests.holds.factories import settle
 
 BOTH_TOPOLOGIES = frozenset(
     {
@@ -49,3 +53,13 @@ async def clients(organizer: Api) -> AsyncIterator[dict[str, SeatwiseClient]]:
         SeatwiseClient(organizer.target, key, sessions=2, connections=2) as sessions,
     ):
         yield {"unary": unary, "sessions": sessions}
+
+
+async def settle_calls(stores: Stores, timeout_s: float = 60.0) -> None:
+    """Return once the in-process server has finished every call it admitted (those
+    a client abandoned at its deadline included) and Redis has run what they sent."""
+    give_up = time.monotonic() + timeout_s
+    while stores.admission.inflight:
+        assert time.monotonic() < give_up, f"{stores.admission.inflight} calls still in flight"
+        await asyncio.sleep(0.01)
+    await settle(stores.redis, stores.scripts)

@@ -32,9 +32,11 @@ from holds import keys
 from holds.redis_client import AnyRedis
 from holds.sales import parse_token
 from holds.seasons import SeasonOrderRecord, parse_season_token
+from server.context import Stores
 from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
 from tests.holds.history import Op, check_season_history
+from tests.server.conftest import settle_calls
 from tests.server.maps import small_map
 from tests.server.test_sessions_history import NORMAL_S, SHORT_S, Recorder, _cancel
 
@@ -256,7 +258,7 @@ async def _season(api: Api) -> seasons_pb2.Season:
 
 @pytest.mark.slow
 async def test_a_history_of_season_and_single_calls_over_sessions_and_unary_calls_is_valid(
-    organizer: Api, clients: dict[str, SeatwiseClient], redis_client: AnyRedis
+    organizer: Api, clients: dict[str, SeatwiseClient], redis_client: AnyRedis, stores: Stores
 ) -> None:
     season = await _season(organizer)
     rec = SeasonRecorder()
@@ -269,7 +271,7 @@ async def test_a_history_of_season_and_single_calls_over_sessions_and_unary_call
             for i in range(BUYERS)
         )
     )
-    await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
+    await settle_calls(stores)  # calls abandoned by a deadline too
     finals = {e: await read_state(redis_client, e) for e in season.event_ids}
     for final in finals.values():
         check_consistent(final)

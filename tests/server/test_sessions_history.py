@@ -33,9 +33,11 @@ from seatwise.v1 import sales_pb2
 
 from holds.redis_client import AnyRedis
 from holds.sales import parse_token
+from server.context import Stores
 from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
 from tests.holds.history import Op, check_history
+from tests.server.conftest import settle_calls
 from tests.server.test_sessions import make_event
 
 ROWS, PER_ROW = 2, 5  # ten seats: r<row>-<n>, ordinal row * PER_ROW + n
@@ -270,7 +272,7 @@ def _coverage(rec: Recorder) -> list[str]:
 
 @pytest.mark.slow
 async def test_a_history_mixing_sessions_and_unary_calls_is_valid(
-    organizer: Api, clients: dict[str, SeatwiseClient], redis_client: AnyRedis
+    organizer: Api, clients: dict[str, SeatwiseClient], redis_client: AnyRedis, stores: Stores
 ) -> None:
     event_id = await make_event(
         organizer, rows=ROWS, seats_per_row=PER_ROW, ga=GA_CAPACITY, hold_ttl=Duration(seconds=1)
@@ -285,7 +287,7 @@ async def test_a_history_mixing_sessions_and_unary_calls_is_valid(
             for i in range(BUYERS)
         )
     )
-    await asyncio.sleep(0.05)  # let calls abandoned by a deadline finish in Redis
+    await settle_calls(stores)  # calls abandoned by a deadline too
     final = await read_state(redis_client, event_id)
     check_consistent(final)
     for op in rec.ops:  # the acknowledged orders as Redis has them (a missing one fails below)
