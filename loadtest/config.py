@@ -85,6 +85,14 @@ def out_dir_from_env() -> Path:
     return path
 
 
-def channels_from_env(default: int = 8) -> int:
-    raw = os.environ.get(ENV_CHANNELS)
+def _count_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
     return max(1, int(raw)) if raw else default
+
+
+def channels_from_env(default: int = 8) -> int:
+    return _count_from_env(ENV_CHANNELS, default)
+
+
+def sessions_from_env(default: int = 4) -> int:
+    return _count_from_env(ENV_SESSIONS, default)

@@ -52,7 +52,7 @@ from google.rpc import error_details_pb2
 from seatwise.client import SeatwiseClient, SeatwiseError
 from seatwise.v1 import events_pb2, events_pb2_grpc, sales_pb2
 
-from loadtest.config import ENV_SESSIONS, SetupInfo, channels_from_env, out_dir_from_env, setup_from_env
+from loadtest.config import SetupInfo, channels_from_env, out_dir_from_env, sessions_from_env, setup_from_env
 from loadtest.oplog import Op, encode_ops, parse_command
 from loadtest.provision import VENUES
 from loadtest.recording import Ack, AckLog
@@ -65,7 +65,6 @@ WATCH_NAME = "WatchAvailability (gateway cache)"
 LOST = " (lost reply)"
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 EXPECTED = frozenset({grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED})
-DEFAULT_SESSIONS = 4
 FLUSH_S = 0.25
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -389,11 +388,6 @@ class Buyer:
         self, reply: sales_pb2.CommitHoldResponse, hold: sales_pb2.Hold, key: str, attempts: int
     ) -> None:
         self.shop.acks.record(Ack.of_commit(reply, hold.hold_token, key, attempts))
-
-
-def sessions_from_env(default: int = DEFAULT_SESSIONS) -> int:
-    raw = os.environ.get(ENV_SESSIONS)
-    return max(1, int(raw)) if raw else default
 
 
 async def serve(commands: asyncio.StreamReader, report_fd: int) -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import redis
+import redis.asyncio
 import redis.cluster
 
 from holds import keys, seatvalues
