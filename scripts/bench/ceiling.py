@@ -9,6 +9,10 @@ before it does anything of its own:
 - ``HoldShapedRedis``: the same plus one round trip to Redis over seatwise's
   own script channel (an ``EVALSHA`` reading the requested seats from a hash).
   The least a hold can do, since a hold must ask Redis.
+- ``HoldShapedRedisWrite``: the same, but the script also writes the requested
+  seats (``HSET``), so under ``appendfsync always`` Redis appends it to its AOF
+  and fsyncs before answering, as it must for a hold. The least a *durable*
+  hold can cost; reported beside the read ceiling, which the goals use.
 
 The real HoldSeats adds authentication, validation, the hold script itself and
 metrics to the second; the gap between it and these is what our code costs.
@@ -28,8 +32,15 @@ from holds.script_channel import ScriptChannel, ScriptCommands, for_client
 SERVICE = "bench.Ceiling"
 SHAPED_METHOD = f"/{SERVICE}/HoldShaped"
 SHAPED_REDIS_METHOD = f"/{SERVICE}/HoldShapedRedis"
+SHAPED_WRITE_METHOD = f"/{SERVICE}/HoldShapedRedisWrite"
 # reads the requested seats, as the hold script's first step does
 READ_SEATS = "return redis.call('HMGET', KEYS[1], unpack(ARGV))"
+# reads the requested seats, then marks them (a hold's one durable write, in miniature)
+WRITE_SEATS = """
+local seen = redis.call('HMGET', KEYS[1], unpack(ARGV))
+for i = 1, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 'h') end
+return seen
+"""
 TOKEN = "h" * 43  # as long as a real hold token
 
 
@@ -53,10 +64,12 @@ class Ceiling:
             raise ValueError(f"the ceiling needs a single, plain Redis; got {redis_url!r}")
         self._channel: ScriptChannel = channel
         self._commands: ScriptCommands | None = None
+        self._writes: ScriptCommands | None = None
 
     async def open(self) -> None:
         sha = await self._client.script_load(READ_SEATS)
         self._commands = ScriptCommands(sha)
+        self._writes = ScriptCommands(await self._client.script_load(WRITE_SEATS))
 
     async def aclose(self) -> None:
         await self._channel.aclose()
@@ -67,9 +80,17 @@ class Ceiling:
 
     async def shaped_redis(self, request: sales_pb2.HoldSeatsRequest, context: Any) -> sales_pb2.HoldResponse:
         assert self._commands is not None, "open() first"
+        return await self._round_trip(self._commands, request)
+
+    async def shaped_write(self, request: sales_pb2.HoldSeatsRequest, context: Any) -> sales_pb2.HoldResponse:
+        assert self._writes is not None, "open() first"
+        return await self._round_trip(self._writes, request)
+
+    async def _round_trip(
+        self, script: ScriptCommands, request: sales_pb2.HoldSeatsRequest
+    ) -> sales_pb2.HoldResponse:
         key = f"{{ceiling:{request.event_id}}}:seats"
-        command = self._commands.evalsha([key], list(request.seat_ids))
-        await self._channel.execute(command)
+        await self._channel.execute(script.evalsha([key], list(request.seat_ids)))
         return reply_for(request)
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
@@ -81,5 +102,10 @@ class Ceiling:
             )
 
         return grpc.method_handlers_generic_handler(
-            SERVICE, {"HoldShaped": method(self.shaped), "HoldShapedRedis": method(self.shaped_redis)}
+            SERVICE,
+            {
+                "HoldShaped": method(self.shaped),
+                "HoldShapedRedis": method(self.shaped_redis),
+                "HoldShapedRedisWrite": method(self.shaped_write),
+            },
         )
