@@ -122,6 +122,28 @@ class _Stream:
         return await future
 
 
+class TurnRouter:
+    """Sends each request over one of the streams: every request made in one event-loop
+    turn over the same stream, the next turn's over the next (as ``seatwise.client``
+    does), so each turn's requests travel in one batch and their answers come back
+    together, while the streams still share the load."""
+
+    def __init__(self, streams: Sequence[_Stream]) -> None:
+        self._streams = streams
+        self._index = 0
+        self._turning = False
+
+    def _turn(self) -> None:
+        self._index = (self._index + 1) % len(self._streams)
+        self._turning = False
+
+    async def request(self, op: bytes) -> bytes:
+        if not self._turning:  # the first request of this turn: the next turn takes the next stream
+            self._turning = True
+            asyncio.get_running_loop().call_soon(self._turn)
+        return await self._streams[self._index].request(op)
+
+
 def split_batch(data: bytes) -> list[bytes]:
     """The answers of a ``SessionResponse`` that carries only ``batch`` (field 2)."""
     out, i = [], 0
@@ -183,14 +205,15 @@ class SessionLoad:
     async def run(
         self,
         name: str,
-        worker: Callable[[_Stream], Any],
+        worker: Callable[[TurnRouter], Any],
         *,
         depth: int,
         duration_s: float,
         cpu: CpuMeter | None,
     ) -> PhaseResult:
-        """``depth`` workers per stream, each ``await worker(stream)``: (error name or None,
-        seconds), or None when its source ran dry."""
+        """``depth`` workers per stream, each ``await worker(router)`` (its requests sent as
+        :class:`TurnRouter` routes them): (error name or None, seconds), or None when its
+        source ran dry."""
         samples: list[float] = []
         errors: Counter[str] = Counter()
         dry = False
@@ -198,10 +221,12 @@ class SessionLoad:
         started = time.perf_counter()
         deadline = started + duration_s
 
-        async def loop(stream: _Stream) -> None:
+        router = TurnRouter(self.streams)
+
+        async def loop() -> None:
             nonlocal dry
             while time.perf_counter() < deadline:
-                outcome = await worker(stream)
+                outcome = await worker(router)
                 if outcome is None:
                     dry = True
                     return
@@ -211,7 +236,7 @@ class SessionLoad:
                 else:
                     errors[error] += 1
 
-        await asyncio.gather(*(loop(s) for s in self.streams for _ in range(depth)))
+        await asyncio.gather(*(loop() for _ in range(depth * len(self.streams))))
         elapsed = time.perf_counter() - started
         return PhaseResult(
             name=name,
@@ -251,7 +276,7 @@ async def session_holds(
 ) -> PhaseResult:
     await run.ensure_groups(duration_s * 3)
 
-    async def hold(stream: _Stream) -> tuple[str | None, float] | None:
+    async def hold(stream: TurnRouter) -> tuple[str | None, float] | None:
         request = run.groups.next_request()
         if request is None:
             return None
@@ -280,7 +305,7 @@ async def session_single_quota(
     )
     keys = iter(range(10**9))
 
-    async def order(stream: _Stream) -> tuple[str | None, float] | None:
+    async def order(stream: TurnRouter) -> tuple[str | None, float] | None:
         t0 = time.perf_counter()
         answer = await stream.request(hold)
         error = failed(answer)
@@ -343,7 +368,9 @@ async def bench(
         echo_end = await run.echo_phase("echo (end)", c, o.duration_s)
         baseline = sales.merge("echo (start+end)", [echo_start, echo_end])
         ceilings = await run.ceilings(baseline)
-        ceiling = run.phases[-1]  # HoldShapedRedis
+        ceiling, ceiling_write = run.ceiling_read, run.ceiling_write
+        assert ceiling is not None
+        assert ceiling_write is not None
         sweep: dict[int, PhaseResult] = {}
         for level in o.levels:
             depth = max(1, level // o.streams)
@@ -400,6 +427,12 @@ async def bench(
                 unary.rps / ceiling.rps,
                 ">= 0.72",
                 unary.rps / ceiling.rps >= 0.72,
+            ),
+            (
+                "unary HoldSeats / ceiling with a durable write",
+                unary.rps / ceiling_write.rps,
+                "(reference)",
+                True,
             ),
             ("p99 ms of a session hold at half saturation", half.p99, "<= 10", half.p99 <= 10),
         ]
