@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from seatwise.client import SeatwiseClient
 
 from server.context import Stores
+from server.servicers import sessions
 from tests.api import Api
 from tests.conftest import parametrize_redis_topology
 from tests.holds.factories import settle
@@ -63,3 +65,21 @@ async def settle_calls(stores: Stores, timeout_s: float = 60.0) -> None:
         assert time.monotonic() < give_up, f"{stores.admission.inflight} calls still in flight"
         await asyncio.sleep(0.01)
     await settle(stores.redis, stores.scripts)
+
+
+class Streams(list[sessions.SessionStream]):
+    pass
+
+
+@pytest.fixture
+def streams(monkeypatch: pytest.MonkeyPatch) -> Streams:
+    """Every server-side stream opened during the test (to observe its counters)."""
+    opened = Streams()
+
+    class Recorded(sessions.SessionStream):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            opened.append(self)
+
+    monkeypatch.setattr(sessions, "SessionStream", Recorded)
+    return opened

@@ -15,6 +15,7 @@ from seatwise.v1 import sales_pb2
 from holds.errors import StoreUnavailable
 from holds.sales import Sales
 from tests.api import Api
+from tests.server.conftest import Streams
 from tests.server.test_sessions import make_event
 
 TRANSPORTS = {"unary": (0, True), "sessions": (2, True), "sessions-unbatched": (2, False)}
@@ -176,3 +177,16 @@ async def test_the_client_deadline_holds(
     error = await _failure(client.get_hold(token, deadline_s=0.3))
     assert error.code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
     assert (await client.extend_hold(token)).hold.hold_token == token  # the client goes on
+
+
+async def test_the_operations_of_one_turn_go_over_one_session_and_the_next_turns_over_the_next(
+    organizer: Api, streams: Streams
+) -> None:
+    key = organizer.metadata[0][1].removeprefix("Bearer ")
+    event_id = await make_event(organizer, ga=20)
+    async with SeatwiseClient(organizer.target, key, sessions=3, connections=3) as c:
+        for n in (3, 1, 2):  # each gather starts its n holds in one event-loop turn
+            held = await asyncio.gather(*(c.hold_general_admission(event_id, "floor", 1) for _ in range(n)))
+            assert [dict(h.hold.general_admission) for h in held] == [{"floor": 1}] * n
+    # three server-side streams, one per session, each read one turn's holds
+    assert sorted(s.read for s in streams) == [1, 2, 3]

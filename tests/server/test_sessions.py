@@ -23,11 +23,11 @@ from holds.sales import Sales
 from server.app import create_server, stop_server
 from server.config import Config
 from server.context import Stores
-from server.servicers import sessions
 from server.servicers.sessions import BATCH_HEADER
 from tests.api import Api, status_of, without_request_info
 from tests.conftest import ADMIN_KEY
 from tests.holds.factories import check_consistent, read_state
+from tests.server.conftest import Streams
 from tests.server.maps import small_map
 
 METHOD = "/seatwise.v1.SalesService/Session"
@@ -155,24 +155,6 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     monkeypatch.setattr(Sales, "get_hold", get_hold)
     yield g
     g.opened.set()
-
-
-class Streams(list[sessions.SessionStream]):
-    pass
-
-
-@pytest.fixture
-def streams(monkeypatch: pytest.MonkeyPatch) -> Streams:
-    """Every server-side stream opened during the test (to observe its counters)."""
-    opened = Streams()
-
-    class Recorded(sessions.SessionStream):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            opened.append(self)
-
-    monkeypatch.setattr(sessions, "SessionStream", Recorded)
-    return opened
 
 
 def get_hold(token: str) -> dict[str, Message]:

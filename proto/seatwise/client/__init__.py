@@ -13,7 +13,12 @@ and details) are the same either way.
 Batches (``batching=True``, the default): the operations a session has ready
 in the same event-loop turn go out in one stream message, and the server
 sends the answers it has ready together, so gRPC's per-message cost is paid
-once for them; each operation keeps its own budget and answer.
+once for them; each operation keeps its own budget and answer. Every
+operation of one turn goes over the same session and the next turn's over the
+next one, so a turn's operations make one batch however many sessions there
+are. Fewer, fuller sessions cost the server less per operation: one session
+per server process behind ``target`` (``sessions = connections``) is the
+configuration to start from (figures in docs/performance.md).
 
 Retries: an operation is sent again only when doing so cannot apply it twice,
 and only while its deadline lasts: a commit (its idempotency key returns the
@@ -278,7 +283,9 @@ class SeatwiseClient:
         self._sessions = [
             _Session(self._channels[i % connections], self._metadata, batching) for i in range(sessions)
         ]
-        self._turn = itertools.count()
+        self._turn = itertools.count()  # unary calls: round robin over the connections
+        self._session_index = 0  # sessions: this event-loop turn's session
+        self._turning = False
 
     @property
     def uses_sessions(self) -> bool:
@@ -552,8 +559,20 @@ class SeatwiseClient:
         except grpc.aio.AioRpcError as exc:
             raise SeatwiseError.from_rpc_error(exc) from None
 
+    def _session_of_this_turn(self) -> _Session:
+        """The session of every operation started in this event-loop turn (one batch);
+        the next turn takes the next session."""
+        if not self._turning:
+            self._turning = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        return self._sessions[self._session_index]
+
+    def _next_turn(self) -> None:
+        self._session_index = (self._session_index + 1) % len(self._sessions)
+        self._turning = False
+
     async def _over_session(self, op: str, request: Message, budget_s: float) -> Any:
-        session = self._sessions[next(self._turn) % len(self._sessions)]
+        session = self._session_of_this_turn()
         if session.failures:  # reconnecting: exponential backoff with full jitter
             pause = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (session.failures - 1)))
             pause = min(pause, budget_s / 2)
