@@ -1,18 +1,20 @@
 """Sales sessions next to unary calls, measured in one run: holds/s, server CPU per
 hold, single-quota orders/s against echo/2, and session latency at half saturation.
 
-    uv run --frozen python -m scripts.bench.sessions [--duration 4] [--streams 4] [--depth 16] [--smoke]
+    uv run --frozen python -m scripts.bench.sessions [--duration 4] [--streams 1] [--depth 96] [--smoke]
 
 The processes and the setup are those of :mod:`scripts.bench.sales` (embedded
 Redis with ``appendfsync always``, ``seatwise serve``, the bare echo server with
 the HoldSeats-shaped ceiling, the stadium uploaded through the API). Unary phases
 use its load generator (pre-serialized requests, N coroutines over 4
 connections); session phases use :class:`SessionLoad`: ``--streams`` sessions over
-the same 4 connections, ``--depth`` requests in flight on each, requests
-pre-serialized but for their correlation id, answers matched by slicing the id
-off their bytes. Each session phase runs twice: one request per stream message,
-and batched as ``seatwise.client`` does by default (the requests made in one
-event-loop turn in one message, answers batched by the server); the goals use
+the same 4 connections (default one: the server under test is one process, and one
+full session per server process costs it least per request; ``--streams 4 --depth 24``
+spreads the same 96 requests in flight over four), ``--depth`` requests in flight
+on each, requests pre-serialized but for their correlation id, answers matched by
+slicing the id off their bytes. Each session phase runs twice: one request per
+stream message, and batched as ``seatwise.client`` does by default (the requests
+made in one event-loop turn in one message, answers batched by the server); the goals use
 the batched figures. The goals of issue 15 are printed as same-run ratios.
 """
 
@@ -379,15 +381,16 @@ async def bench(
         knee = min(level for level, r in sweep.items() if r.rps >= sales.SATURATION_SHARE * peak)
         half_depth = max(1, knee // 2 // o.streams)
         half = await session_holds(run, batched, "session holds @ half saturation", half_depth, o.duration_s)
+        sessions = f"{o.streams} session{'s' if o.streams != 1 else ''}"
         rows += [
             Row.of("echo: baseline (start+end)", baseline, baseline),
             *ceilings,
             Row.of(f"HoldSeats unary, {s.seats_per_hold} seats", unary, baseline),
-            Row.of(f"HoldSeats over {o.streams} sessions x {o.depth}, unbatched", plain, baseline),
-            Row.of(f"HoldSeats over {o.streams} sessions x {o.depth}, batched", over, baseline),
+            Row.of(f"HoldSeats over {sessions} x {o.depth}, unbatched", plain, baseline),
+            Row.of(f"HoldSeats over {sessions} x {o.depth}, batched", over, baseline),
             Row.of("single-quota orders/s, unary", quota_unary, baseline),
-            Row.of(f"single-quota orders/s, {o.streams} sessions, unbatched", quota_plain, baseline),
-            Row.of(f"single-quota orders/s, {o.streams} sessions, batched", quota, baseline),
+            Row.of(f"single-quota orders/s, {sessions}, unbatched", quota_plain, baseline),
+            Row.of(f"single-quota orders/s, {sessions}, batched", quota, baseline),
             *(
                 Row.of("  sweep: session holds", sweep[lv], baseline, "<- knee" if lv == knee else "")
                 for lv in o.levels
@@ -455,8 +458,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, sales.Settings]:
     )
     p.add_argument("--duration", type=float, default=4.0, help="seconds per measured phase [4]")
     p.add_argument("--concurrency", type=int, default=32, help="unary calls in flight [32]")
-    p.add_argument("--streams", type=int, default=4, help="sales sessions [4]")
-    p.add_argument("--depth", type=int, default=24, help="requests in flight per session [24]")
+    p.add_argument("--streams", type=int, default=1, help="sales sessions [1]")
+    p.add_argument("--depth", type=int, default=96, help="requests in flight per session [96]")
     p.add_argument(
         "--levels", default="4,16,48,96", help="session in-flight totals of the sweep [4,16,48,96]"
     )
