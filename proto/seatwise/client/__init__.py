@@ -1,6 +1,6 @@
 """seatwise's asyncio client for storefronts: one API over unary calls or sales sessions.
 
-    async with SeatwiseClient("seatwise:50051", api_key, sessions=4) as client:
+    async with SeatwiseClient("seatwise:50051", api_key, sessions=2, connections=2) as client:
         held = await client.hold_seats(event_id, ["A-1", "A-2"], buyer_id="b-17")
         order = await client.commit_hold(held.hold.hold_token, idempotency_key="pay-17")
 
