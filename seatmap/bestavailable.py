@@ -86,6 +86,7 @@ MAX_CANDIDATES = 256
 SPREAD = 6  # choose() draws among at most this many candidates
 SPREAD_TOLERANCE = 0.15  # ... whose mean focal distance is at most 15 % worse than the best's
 _TIE = 1e-3  # distances closer than this (layout units) are equal for ranking
+_SHIFTED_ANDS_UP_TO = 12  # block sizes whose window test is q - 1 ANDs (cheaper than a cumsum)
 
 Adjacency = Literal["required", "preferred"]
 Tier = Literal["row", "two_rows", "section", "anywhere"]
@@ -208,7 +209,7 @@ class _Search:
             return None
         free = np.zeros(len(index) + 1, dtype=np.bool_)
         free[:-1] = available
-        span = float(index.focal_distance.max()) + 1.0
+        span = float(index.focal_sorted[-1]) + 1.0
         return cls(index, request.quantity, request.accessible, limit, eligible, free, span)
 
     # -- tier 1: contiguous in one row or around one table ---------------------
@@ -216,41 +217,56 @@ class _Search:
     def in_row(self) -> list[Candidate]:
         q, walk = self.q, self.index.walk
         ok = self.eligible if walk.identity else self.eligible[walk.ordinal]
-        m = len(ok) - q + 1
+        # Only the walk positions from the first eligible seat to the last can start a
+        # block (a category or section filter often leaves a fraction of the map).
+        lo = int(ok.argmax())
+        hi = len(ok) - int(ok[::-1].argmax())
+        m = hi - lo - q + 1
         if m <= 0:
             return []
-        # Everything is first computed for all m block starts with slices (cheap),
-        # then gathered once at the starts of the valid blocks.
-        cs = prefix_counts(ok)
-        valid = ((cs[q:] - cs[:m]) == q) & (walk.cap[:m] >= q)
+        # Which blocks are valid is computed for all m starts with slices (cheap); the
+        # rest is gathered at the starts of the valid blocks only.
+        at = slice(lo, lo + m)
+        if q <= _SHIFTED_ANDS_UP_TO:  # q eligible in a row: q - 1 ANDs of shifted flags
+            valid = ok[at].copy()
+            for k in range(1, q):
+                valid &= ok[lo + k : lo + k + m]
+        else:  # a count over each window, from prefix counts
+            cs = prefix_counts(ok[lo:hi])
+            valid = (cs[q:] - cs[:m]) == q
+        valid &= walk.cap[at] >= q
         if not walk.identity:
-            valid &= ~walk.exact[:m] | (walk.cap[:m] == q)
+            valid &= ~walk.exact[at] | (walk.cap[at] == q)
         if self.accessible:
-            valid &= (walk.wheel_cs[q:] - walk.wheel_cs[:m]) == self.accessible
-        p = np.flatnonzero(valid)
+            valid &= (walk.wheel_cs[lo + q : lo + q + m] - walk.wheel_cs[at]) == self.accessible
+        p = np.flatnonzero(valid) + lo
         if not len(p):
             return []
         if walk.identity:
-            orphans = self._row_orphans(m)[p]
+            orphans = self._row_orphans(p)
         else:
             orphans = self._orphans(walk.ordinal[p], walk.ordinal[p + q - 1])
-        companions = (walk.companion_cs[q:] - walk.companion_cs[:m])[p]
+        companions = walk.companion_cs[p + q] - walk.companion_cs[p]
         penalty = orphans * (q + 1) + self._misfit(companions)
-        dist = (walk.dist_cs[q:] - walk.dist_cs[:m])[p] / q
+        dist = (walk.dist_cs[p + q] - walk.dist_cs[p]) / q
         return self._disjoint(lambda i: walk.ordinal[p[i] : p[i] + q], "row", penalty, orphans, dist, p)
 
-    def _row_orphans(self, m: int) -> IntArray:
-        """:meth:`_orphans` of the block starting at each of the first ``m`` ordinals (rows only)."""
-        free, has_left, has_right = self.free[:-1], self.index.has_left, self.index.has_right
-        left_free = np.zeros(len(free), dtype=np.bool_)
-        left_free[1:] = free[:-1] & has_left[1:]
-        lone_before = left_free.copy()
-        lone_before[1:] &= ~left_free[:-1]  # ... and the seat beyond it is not free
-        right_free = np.zeros(len(free), dtype=np.bool_)
-        right_free[:-1] = free[1:] & has_right[:-1]
-        lone_after = right_free.copy()
-        lone_after[:-1] &= ~right_free[1:]
-        return lone_before[:m].astype(np.intp) + lone_after[self.q - 1 : self.q - 1 + m]
+    def _row_orphans(self, starts: IntArray) -> IntArray:
+        """:meth:`_orphans` of the blocks at ``starts`` (rows only: a seat's neighbours are
+        the ordinals beside it, where ``has_left``/``has_right`` say it has one). ``free``'s
+        trailing False answers for the neighbour of the first and the last seat."""
+        free, has_left, has_right = self.free, self.index.has_left, self.index.has_right
+        ends = starts + self.q - 1
+        # the seat before the block is free, and the one before it is not (for the first
+        # seat, has_left is False; free[-1] is the trailing False)
+        left_free = free[starts - 1] & has_left[starts]
+        lone_before = left_free & ~(free[starts - 2] & has_left[starts - 1])
+        # the seat after the block is free, and the one after it is not
+        right_free = free[ends + 1] & has_right[ends]
+        beyond = np.minimum(ends + 1, len(has_right) - 1)  # the last seat: right_free is False
+        lone_after = right_free & ~(free[beyond + 1] & has_right[beyond])
+        orphans: IntArray = lone_before.astype(np.intp) + lone_after
+        return orphans
 
     # -- tier 2: split over two consecutive rows -------------------------------
 
@@ -452,16 +468,14 @@ class _Search:
         tiebreak: IntArray,
     ) -> list[Candidate]:
         """The best ``limit`` candidates that share no seat (``block(i)``: the seats of candidate i)."""
-        used = np.zeros(len(self.index), dtype=np.bool_)
+        used: set[int] = set()
         found: list[Candidate] = []
         for i in self._ranked(penalty, dist, tiebreak):
-            seats = block(i)
-            if used[seats].any():
+            seats = tuple(block(i).tolist())
+            if not used.isdisjoint(seats):
                 continue
-            used[seats] = True
-            found.append(
-                Candidate(tuple(seats.tolist()), tier, int(penalty[i]), int(orphans[i]), float(dist[i]))
-            )
+            used.update(seats)
+            found.append(Candidate(seats, tier, int(penalty[i]), int(orphans[i]), float(dist[i])))
             if len(found) == self.limit:
                 break
         return found

@@ -117,6 +117,52 @@ def test_first_candidate_is_the_optimum_of_all_blocks() -> None:
         )
 
 
+def test_the_row_search_is_exhaustive_whatever_the_filter_leaves_and_the_quantity() -> None:
+    """The best candidate is the optimum of a brute-force scan of every row block of the
+    filtered seats, whether the filter leaves the start, the middle or the end of the map,
+    for quantities on both sides of the window test's switch (ANDs up to 12, counts above)."""
+    sections, rows, per_row = 3, 2, 16
+    index = SeatIndex(
+        grid_map(
+            rows=rows, seats_per_row=per_row, sections=sections, categories_by_section=["std", "vip", "std"]
+        )
+    )
+    rng = np.random.default_rng(23)
+    for _ in range(80):
+        available = rng.random(len(index)) < rng.choice([0.5, 0.9, 1.0])
+        quantity = int(rng.integers(1, per_row + 1))
+        chosen = frozenset(
+            rng.choice(["s0", "s1", "s2"], size=int(rng.integers(1, 3)), replace=False).tolist()
+        )
+        by_category = rng.random() < 0.3
+        wanted = (
+            request(quantity, categories=frozenset({"vip"}))
+            if by_category
+            else request(quantity, sections=chosen)
+        )
+        kept = {"s1"} if by_category else chosen
+        blocks = []
+        for k in range(sections):
+            if f"s{k}" not in kept:
+                continue
+            for row in range(rows):
+                ordinals = [index.ordinal_of[f"s{k}-{row}-{i}"] for i in range(per_row)]
+                for start in range(per_row - quantity + 1):
+                    seats = tuple(ordinals[start : start + quantity])
+                    if available[list(seats)].all():
+                        orphans = brute_orphans(index, available, seats)
+                        distance = round(float(index.focal_distance[list(seats)].mean()), 4)
+                        blocks.append((orphans, distance, seats))
+        found = best_available(index, available, wanted)
+        if not blocks:
+            assert found == []
+            continue
+        best = min(blocks)
+        assert (found[0].orphans, round(found[0].mean_distance, 4), found[0].ordinals) == best
+        for c in found:
+            assert c.orphans == brute_orphans(index, available, c.ordinals)
+
+
 def test_closer_to_the_focal_point_first() -> None:
     index = SeatIndex(grid_map(rows=3, seats_per_row=4, focal=Point(100, 1000)))  # stage behind row 2
     found = best_available(index, free(index), request(4))
