@@ -18,6 +18,7 @@ from functools import partial
 
 import numpy as np
 
+from holds.candidates import POOL_SIZE
 from scripts.bench.harness import samples
 from seatmap.bestavailable import BestAvailableRequest, best_available, choose
 from seatmap.generate import stadium
@@ -81,6 +82,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"median {med:6.3f} ms   p95 {p95:6.3f} ms   ({len(found)} candidates, tier {tier})"
             )
             choose(found, chooser)
+    # as a candidate pool searches (holds/candidates.py): a category, POOL_SIZE candidates
+    for sold in (0.5, 0.9):
+        available = rng.random(len(index)) >= sold
+        for category in sorted(index.category_keys):
+            request = BestAvailableRequest(quantity=2, categories=frozenset({category}))
+            found = best_available(index, available, request, limit=POOL_SIZE)
+            med, p95 = timed(partial(best_available, index, available, request, limit=POOL_SIZE), repeat)
+            print(
+                f"best_available {sold:4.0%} sold q=2 {category:<9s} "
+                f"median {med:6.3f} ms   p95 {p95:6.3f} ms   ({len(found)} candidates, pool search)"
+            )
 
     status = {o: "sold" for o in np.flatnonzero(rng.random(len(index)) < 0.5).tolist()}
     t0 = time.perf_counter()

@@ -36,7 +36,7 @@ EXPECTED = {
     ],
     "durability": ["commit p50 ms  commit p99 ms  unconfirmed"],
     "failover": ["replica acks 1: failovers 1,", "lost orders 0, double sales 0", "audit PASSED"],
-    "seatmap_spatial": ["stadium() generation", "index build", "best_available", "render_svg"],
+    "seatmap_spatial": ["stadium() generation", "index build", "best_available", "pool search", "render_svg"],
     "distancing": ["neighbourhoods", "mirror upkeep per seat change", "free mask (kept counts)"],
     "exports": ["sold out in bulk:", "tickets csv", "contacts csv", "GetEventReport:"],
     "grpc_registration": ["methods  mode", "    120  registered", "    120  generic"],
