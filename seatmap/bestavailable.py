@@ -87,6 +87,7 @@ SPREAD = 6  # choose() draws among at most this many candidates
 SPREAD_TOLERANCE = 0.15  # ... whose mean focal distance is at most 15 % worse than the best's
 _TIE = 1e-3  # distances closer than this (layout units) are equal for ranking
 _SHIFTED_ANDS_UP_TO = 12  # block sizes whose window test is q - 1 ANDs (cheaper than a cumsum)
+_GATHER_BELOW = 8  # valid row blocks under 1/8 of the window: computed at them, not over it
 
 Adjacency = Literal["required", "preferred"]
 Tier = Literal["row", "two_rows", "section", "anywhere"]
@@ -239,20 +240,46 @@ class _Search:
             valid &= ~walk.exact[at] | (walk.cap[at] == q)
         if self.accessible:
             valid &= (walk.wheel_cs[lo + q : lo + q + m] - walk.wheel_cs[at]) == self.accessible
-        p = np.flatnonzero(valid) + lo
-        if not len(p):
+        rel = np.flatnonzero(valid)
+        if not len(rel):
             return []
-        if walk.identity:
-            orphans = self._row_orphans(p)
-        else:
+        p = rel + lo
+        # Few valid starts (a filled or filtered map): gather at them. Many (an empty
+        # map): slices over the window are cheaper than gathers at most of it.
+        few = len(p) * _GATHER_BELOW < m
+        if not walk.identity:
             orphans = self._orphans(walk.ordinal[p], walk.ordinal[p + q - 1])
-        companions = walk.companion_cs[p + q] - walk.companion_cs[p]
+        elif few:
+            orphans = self._row_orphans_at(p)
+        else:
+            lone_before, lone_after = self._lone_flags()
+            orphans = lone_before[p].astype(np.intp) + lone_after[p + q - 1]
+        if few:
+            companions = walk.companion_cs[p + q] - walk.companion_cs[p]
+            dist = (walk.dist_cs[p + q] - walk.dist_cs[p]) / q
+        else:
+            companions = (walk.companion_cs[lo + q : lo + q + m] - walk.companion_cs[at])[rel]
+            dist = (walk.dist_cs[lo + q : lo + q + m] - walk.dist_cs[at])[rel] / q
         penalty = orphans * (q + 1) + self._misfit(companions)
-        dist = (walk.dist_cs[p + q] - walk.dist_cs[p]) / q
         return self._disjoint(lambda i: walk.ordinal[p[i] : p[i] + q], "row", penalty, orphans, dist, p)
 
-    def _row_orphans(self, starts: IntArray) -> IntArray:
-        """:meth:`_orphans` of the blocks at ``starts`` (rows only: a seat's neighbours are
+    def _lone_flags(self) -> tuple[BoolArray, BoolArray]:
+        """Per seat (rows only): its left neighbour is free and that neighbour's own left one
+        is not (``lone_before``); the same to the right (``lone_after``). A block from a to b
+        strands ``lone_before[a] + lone_after[b]`` seats."""
+        free, has_left, has_right = self.free[:-1], self.index.has_left, self.index.has_right
+        left_free = np.zeros(len(free), dtype=np.bool_)
+        left_free[1:] = free[:-1] & has_left[1:]
+        lone_before = left_free.copy()
+        lone_before[1:] &= ~left_free[:-1]  # ... and the seat beyond it is not free
+        right_free = np.zeros(len(free), dtype=np.bool_)
+        right_free[:-1] = free[1:] & has_right[:-1]
+        lone_after = right_free.copy()
+        lone_after[:-1] &= ~right_free[1:]
+        return lone_before, lone_after
+
+    def _row_orphans_at(self, starts: IntArray) -> IntArray:
+        """:meth:`_lone_flags` at the blocks at ``starts`` only (rows only: a seat's neighbours are
         the ordinals beside it, where ``has_left``/``has_right`` say it has one). ``free``'s
         trailing False answers for the neighbour of the first and the last seat."""
         free, has_left, has_right = self.free, self.index.has_left, self.index.has_right
