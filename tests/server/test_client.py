@@ -190,3 +190,15 @@ async def test_the_operations_of_one_turn_go_over_one_session_and_the_next_turns
             assert [dict(h.hold.general_admission) for h in held] == [{"floor": 1}] * n
     # three server-side streams, one per session, each read one turn's holds
     assert sorted(s.read for s in streams) == [1, 2, 3]
+
+
+async def test_a_turn_passes_over_a_session_that_is_reconnecting(organizer: Api, streams: Streams) -> None:
+    key = organizer.metadata[0][1].removeprefix("Bearer ")
+    event_id = await make_event(organizer, ga=20)
+    async with SeatwiseClient(organizer.target, key, sessions=3, connections=3) as c:
+        c._sessions[1].failures = 1  # its stream ended: it backs off before its next attempt
+        for n in (3, 1, 2):
+            await asyncio.gather(*(c.hold_general_admission(event_id, "floor", 1) for _ in range(n)))
+        assert c._sessions[1].failures == 1  # never used, so never reset
+    # the turns went to sessions 0, 2, 0: two server-side streams
+    assert sorted(s.read for s in streams) == [1, 5]

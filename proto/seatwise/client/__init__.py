@@ -561,10 +561,17 @@ class SeatwiseClient:
 
     def _session_of_this_turn(self) -> _Session:
         """The session of every operation started in this event-loop turn (one batch);
-        the next turn takes the next session."""
+        the next turn takes the next session. A session reconnecting after its stream
+        ended (backing off) is passed over while another is up."""
         if not self._turning:
             self._turning = True
             asyncio.get_running_loop().call_soon(self._next_turn)
+            count = len(self._sessions)
+            for k in range(count):
+                index = (self._session_index + k) % count
+                if not self._sessions[index].failures:
+                    self._session_index = index
+                    break
         return self._sessions[self._session_index]
 
     def _next_turn(self) -> None:
