@@ -328,6 +328,10 @@ class EventMirror:
     # best-available search of a 90k-seat event does not recount them per request).
     near: Neighbourhoods | None = None
     near_count: npt.NDArray[np.int32] | None = None
+    # Grows whenever a seat may have become available to a new group (freed, a channel's
+    # allocations changed, a new snapshot or distancing rule): best-available's pools
+    # (holds/candidates.py) search again only then; seats being taken need no search.
+    opened: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.pending = np.zeros(self.seat_count, dtype=np.bool_)
@@ -335,7 +339,7 @@ class EventMirror:
 
     def replace(self, snapshot: Snapshot) -> None:
         """Start over from a new snapshot (at creation and on a resync)."""
-        self.snapshot = snapshot
+        self.snapshot = snapshot  # set_near counts it as opened: anything may have come free
         for counts in self.counts.values():
             counts.recount(snapshot.states)
         self.set_near(self.near)
@@ -343,6 +347,7 @@ class EventMirror:
     def set_near(self, near: Neighbourhoods | None) -> None:
         """Follow a distancing rule's neighbourhoods (None: no rule) from the states now."""
         self.near = near
+        self.opened += 1
         if near is None:
             self.near_count = None
             return
@@ -362,6 +367,8 @@ class EventMirror:
                     if self.near_count is not None and _OCCUPIED[old] != _OCCUPIED[code]:
                         self._count_near_one(seat, _OCCUPIED[code])
                     states[seat] = code
+                    if code == FREE:
+                        self.opened += 1
             return
         many = np.unique(np.asarray(seats, dtype=np.intp))  # a block of a section, say
         was = states[many]
@@ -373,6 +380,8 @@ class EventMirror:
             flips = many[np.array([_OCCUPIED[w] for w in was.tolist()], dtype=np.bool_) != _OCCUPIED[code]]
             self._count_near(flips, _OCCUPIED[code])
         states[many] = code
+        if code == FREE:
+            self.opened += len(many)
 
     def _count_near_one(self, seat: int, occupied: bool) -> None:
         """One seat: its neighbours are distinct, so a plain ``+=`` does (a hold's case)."""
@@ -424,6 +433,7 @@ class EventMirror:
     def apply(self, delta: Delta) -> None:
         if delta.kind == "channel":
             self.snapshot.allocations.apply(delta, self.seat_count)
+            self.opened += 1
         if delta.seats:
             code = _STATE_CODE.get(delta.state, FREE)
             self._set([s for s in delta.seats if s < self.seat_count], code)

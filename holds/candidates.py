@@ -5,8 +5,13 @@ requests with the same shape (quantity, filters) arrive between two changes
 of availability, and each would run the same search to find the same blocks.
 So each shape keeps a pool: one search yields up to POOL_SIZE pairwise
 disjoint candidates, best first; every request takes the best ones that are
-*still* free in the live mirror (checked per candidate, O(quantity)), and the
-pool is searched anew when it runs dry or falls STALE_AFTER changes behind.
+*still* free in the live mirror (checked per candidate, O(quantity)). Seats
+taken since the search need no new search (the check drops their candidates);
+seats freed since (a release, an expiry, a cancellation; ``EventMirror.opened``)
+may make better blocks the pool does not know, so the pool is searched anew
+when it runs dry, or when seats were freed since its search and it is at least
+REFRESH_S old: during a rush at most a few searches per second per shape, and
+in a quiet hour a freed seat is offered at the next request.
 
 The pool only proposes seats: the hold script still checks every seat
 atomically, so a stale pool costs a retry, never a double sale.
@@ -15,6 +20,8 @@ atomically, so a stale pool costs a retry, never a double sale.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,22 +32,25 @@ from seatmap.bestavailable import SPREAD, BestAvailableRequest, Candidate, best_
 from seatmap.index import SeatIndex
 
 POOL_SIZE = 64
-STALE_AFTER = 500  # changes of the event since the search
+REFRESH_S = 0.25  # a pool whose event freed seats since its search is searched anew at most this often
 MAX_SHAPES = 256  # pools per event kept at once (distinct request shapes)
 
 
 @dataclass
 class _Pool:
     candidates: list[Candidate]
-    seq: int
+    opened: int  # the mirror's ``opened`` when it was searched
+    searched_at: float
 
 
 class CandidatePools:
     """The pools of one event in one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         # by request shape and the channel whose seats it may take ("": the general pool only)
         self._pools: dict[tuple[BestAvailableRequest, str], _Pool] = {}
+        self._clock = clock
+        self.searches = 0  # searches run (for tests and diagnostics)
 
     def take(
         self,
@@ -57,7 +67,7 @@ class CandidatePools:
         free = mirror.free_mask(channel)
         shape = (request, channel)
         pool = self._pools.get(shape)
-        if pool is None or mirror.seq - pool.seq > STALE_AFTER:
+        if pool is None or (mirror.opened != pool.opened and self._clock() - pool.searched_at >= REFRESH_S):
             pool = self._search(mirror, index, shape, free)
         live = self._live_head(pool, free)
         if not live:
@@ -92,5 +102,7 @@ class CandidatePools:
     ) -> _Pool:
         if len(self._pools) >= MAX_SHAPES:
             self._pools.clear()
-        pool = self._pools[shape] = _Pool(best_available(index, free, shape[0], limit=POOL_SIZE), mirror.seq)
+        self.searches += 1
+        found = best_available(index, free, shape[0], limit=POOL_SIZE)
+        pool = self._pools[shape] = _Pool(found, mirror.opened, self._clock())
         return pool

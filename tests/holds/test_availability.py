@@ -36,6 +36,24 @@ async def next_update(updates: AsyncIterator[Update], within_s: float = 1.0) -> 
     return await asyncio.wait_for(anext(updates), within_s)
 
 
+def test_opened_counts_the_seats_that_became_free_and_nothing_else() -> None:
+    m = mirror(200)
+    start = m.opened
+    m.apply(Delta(1, "held", "held", (1, 2), "", 0))
+    m.apply(Delta(2, "sold", "sold", (1, 2), "", 0))
+    m.mark_held([3])
+    m.mark_taken([4])
+    assert m.opened == start  # taking seats opens none
+    m.apply(Delta(3, "released", "free", (3, 4, 5), "", 0))  # seat 5 was free already
+    assert m.opened == start + 2
+    block = tuple(range(10, 150))  # a section's worth: the mirror's numpy path
+    m.apply(Delta(4, "held", "held", block, "", 0))
+    m.apply(Delta(5, "expired", "free", block, "", 0))
+    assert m.opened == start + 2 + len(block)
+    m.replace(Snapshot(5, np.zeros(200, dtype=np.int8), {}))  # a resync: anything may have opened
+    assert m.opened == start + 3 + len(block)
+
+
 async def test_every_watcher_gets_the_same_batch_once_per_interval() -> None:
     m = mirror()
     a, b = subscribe(m), subscribe(m)
