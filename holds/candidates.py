@@ -10,7 +10,7 @@ taken since the search need no new search (the check drops their candidates);
 seats freed since (a release, an expiry, a cancellation; ``EventMirror.opened``)
 may make better blocks the pool does not know, so the pool is searched anew
 when it runs dry, or when seats were freed since its search and it is at least
-REFRESH_S old: during a rush at most a few searches per second per shape, and
+REFRESH_S old: during a rush at most one search per second per shape, and
 in a quiet hour a freed seat is offered at the next request.
 
 The pool only proposes seats: the hold script still checks every seat
@@ -32,7 +32,7 @@ from seatmap.bestavailable import SPREAD, BestAvailableRequest, Candidate, best_
 from seatmap.index import SeatIndex
 
 POOL_SIZE = 64
-REFRESH_S = 0.25  # a pool whose event freed seats since its search is searched anew at most this often
+REFRESH_S = 1.0  # a pool whose event freed seats since its search is searched anew at most this often
 MAX_SHAPES = 256  # pools per event kept at once (distinct request shapes)
 
 
