@@ -52,6 +52,9 @@ def test_opened_counts_the_seats_that_became_free_and_nothing_else() -> None:
     assert m.opened == start + 2 + len(block)
     m.replace(Snapshot(5, np.zeros(200, dtype=np.int8), {}))  # a resync: anything may have opened
     assert m.opened == start + 3 + len(block)
+    # seats returned from a channel to the general pool: open to requests that could not take them
+    m.apply(Delta(6, "channel", "", (), "", 0, op="returned", channel="presale", channel_seats=(7, 8)))
+    assert m.opened == start + 4 + len(block)
 
 
 async def test_every_watcher_gets_the_same_batch_once_per_interval() -> None:
