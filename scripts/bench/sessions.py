@@ -37,6 +37,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from seatwise.client import TurnRotation
 from seatwise.v1 import sales_pb2, session_pb2
 
 from scripts.bench import sales
@@ -125,25 +126,17 @@ class _Stream:
 
 
 class TurnRouter:
-    """Sends each request over one of the streams: every request made in one event-loop
-    turn over the same stream, the next turn's over the next (as ``seatwise.client``
-    does), so each turn's requests travel in one batch and their answers come back
-    together, while the streams still share the load."""
+    """Sends each request over one of the streams, chosen as ``seatwise.client`` chooses its
+    sessions (:class:`~seatwise.client.TurnRotation`): every request of one event-loop turn
+    over the same stream, the next turn's over the next, so each turn's requests travel in
+    one batch and their answers come back together, while the streams share the load."""
 
     def __init__(self, streams: Sequence[_Stream]) -> None:
         self._streams = streams
-        self._index = 0
-        self._turning = False
-
-    def _turn(self) -> None:
-        self._index = (self._index + 1) % len(self._streams)
-        self._turning = False
+        self._turns = TurnRotation(len(streams))
 
     async def request(self, op: bytes) -> bytes:
-        if not self._turning:  # the first request of this turn: the next turn takes the next stream
-            self._turning = True
-            asyncio.get_running_loop().call_soon(self._turn)
-        return await self._streams[self._index].request(op)
+        return await self._streams[self._turns.pick()].request(op)
 
 
 def split_batch(data: bytes) -> list[bytes]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -57,7 +57,7 @@ from seatwise.v1 import (
     session_pb2_grpc,
 )
 
-__all__ = ["SeatwiseClient", "SeatwiseError"]
+__all__ = ["SeatwiseClient", "SeatwiseError", "TurnRotation"]
 
 DEFAULT_TIMEOUT_S = 10.0
 TENANT_HEADER = "x-seatwise-tenant"
@@ -131,6 +131,34 @@ class _StreamLost(Exception):
         super().__init__(f"session ended: {code.name}: {details}")
         self.code = code
         self.details = details
+
+
+class TurnRotation:
+    """One of ``count`` places (sessions, streams) per event-loop turn: every pick in a turn
+    gets the same one, so the turn's operations make one batch; the next turn the next."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._index = 0
+        self._turning = False
+
+    def pick(self, usable: Callable[[int], bool] | None = None) -> int:
+        """This turn's place; at a turn's first pick, places ``usable`` rejects are passed
+        over while another is usable."""
+        if not self._turning:
+            self._turning = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+            if usable is not None:
+                for k in range(self._count):
+                    index = (self._index + k) % self._count
+                    if usable(index):
+                        self._index = index
+                        break
+        return self._index
+
+    def _next_turn(self) -> None:
+        self._index = (self._index + 1) % self._count
+        self._turning = False
 
 
 class _Session:
@@ -284,8 +312,7 @@ class SeatwiseClient:
             _Session(self._channels[i % connections], self._metadata, batching) for i in range(sessions)
         ]
         self._turn = itertools.count()  # unary calls: round robin over the connections
-        self._session_index = 0  # sessions: this event-loop turn's session
-        self._turning = False
+        self._session_turns = TurnRotation(len(self._sessions))
 
     @property
     def uses_sessions(self) -> bool:
@@ -560,23 +587,13 @@ class SeatwiseClient:
             raise SeatwiseError.from_rpc_error(exc) from None
 
     def _session_of_this_turn(self) -> _Session:
-        """The session of every operation started in this event-loop turn (one batch);
-        the next turn takes the next session. A session reconnecting after its stream
-        ended (backing off) is passed over while another is up."""
-        if not self._turning:
-            self._turning = True
-            asyncio.get_running_loop().call_soon(self._next_turn)
-            count = len(self._sessions)
-            for k in range(count):
-                index = (self._session_index + k) % count
-                if not self._sessions[index].failures:
-                    self._session_index = index
-                    break
-        return self._sessions[self._session_index]
+        """The session of every operation started in this event-loop turn (one batch); the
+        next turn takes the next one, passing over a session that is reconnecting after its
+        stream ended (backing off) while another is up."""
+        return self._sessions[self._session_turns.pick(self._session_up)]
 
-    def _next_turn(self) -> None:
-        self._session_index = (self._session_index + 1) % len(self._sessions)
-        self._turning = False
+    def _session_up(self, index: int) -> bool:
+        return not self._sessions[index].failures
 
     async def _over_session(self, op: str, request: Message, budget_s: float) -> Any:
         session = self._session_of_this_turn()
