@@ -97,7 +97,9 @@ def create_server(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int,
     stores.admission = admission
     stores.heavy.configure(config.heavy_workers, config.heavy_per_tenant)
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=config.max_concurrent_rpcs or None)
-    wrapper = RpcWrapper(stores.tenants, admission, platforms=stores.platforms, audit_log=stores.audit)
+    wrapper = RpcWrapper(
+        stores.tenants, admission, platforms=stores.platforms, audit_log=stores.audit, budgets=stores.budgets
+    )
     for service in SERVICES:
         wrapper.register(server, service.add_to_server, service.factory(stores), service.methods)
     health_servicer = health_aio.HealthServicer()

@@ -28,6 +28,7 @@ from holds.seasons import SeasonSales, SeasonStore
 from holds.seatmaps import SeatMapStore
 from holds.ticket_keys import TicketKeyStore
 from server.admission import Admission
+from server.deadlines import Budgets
 from server.heavy import HeavyWork
 from server.ratelimit import SalesLimiter
 
@@ -57,6 +58,7 @@ class Stores:
     season_sales: SeasonSales  # season holds and orders
     moves: SeatMapMoves  # moving events to another version of their seat map
     admission: Admission = field(default_factory=Admission)
+    budgets: Budgets = field(default_factory=Budgets)  # unary calls' and session messages' (one timer)
     heavy: HeavyWork = field(default_factory=HeavyWork)  # started on first use
     # Set when the server begins a graceful stop (server/app.py, stop_server): open
     # sales sessions stop reading, answer what is in flight and end UNAVAILABLE.

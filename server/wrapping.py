@@ -14,6 +14,7 @@ the call's task (log lines, error details) and echoed in the reply's metadata
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -42,9 +43,10 @@ from server.auth import (
     parse_bearer,
     set_principal,
 )
-from server.deadlines import call_budget
+from server.deadlines import Budgets, call_budget
 from server.declarations import MethodRule
 from server.errors import internal, to_status
+from server.principals import KnownPrincipals
 
 log = structlog.get_logger("seatwise.rpc")
 REVALIDATE_S = 1.0  # how often an open stream's key is checked again
@@ -169,13 +171,21 @@ class RpcWrapper:
         *,
         platforms: PlatformStore | None = None,
         audit_log: AuditLog | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        budgets: Budgets | None = None,
     ) -> None:
         self._tenants = tenants
         self._admission = admission or Admission()
         self._platforms = platforms
         self._audit = audit_log
         self._table = _MethodTable()
+        self._known = KnownPrincipals(self._generation, clock)
+        self._budgets = budgets or Budgets()
         self._server: grpc.aio.Server | None = None  # the one server the table is added to
+
+    def _generation(self) -> int:
+        platforms = self._platforms.generation if self._platforms is not None else 0
+        return self._tenants.generation + platforms
 
     def register(
         self,
@@ -234,13 +244,34 @@ class RpcWrapper:
         context: grpc.aio.ServicerContext[Any, Any],
         metadata: Mapping[str, Any] | None = None,
     ) -> Principal:
+        """The caller, authorized for ``method``: kept from an earlier call with the same
+        credentials while what it was resolved from is fresh (``server/principals.py``)."""
         if metadata is None:
             metadata = dict(context.invocation_metadata() or ())
-        api_key = parse_bearer(metadata.get("authorization"))
-        record = await self._tenants.authenticate(api_key)
-        if record is None:
-            raise Unauthenticated("unknown, revoked or expired API key")
+        authorization = metadata.get("authorization")
         acting_on = str(metadata.get(TENANT_HEADER) or "")
+        if not isinstance(authorization, str):
+            return (await self._resolve(method, roles, authorization, acting_on))[0]
+        digest = self._known.digest(authorization, acting_on)
+        known = self._known.get(digest)
+        if known is not None:
+            authorize(method, roles, known)
+            return known
+        generation = self._known.generation()
+        principal, fresh_until = await self._resolve(method, roles, authorization, acting_on)
+        self._known.put(digest, principal, fresh_until, generation)
+        return principal
+
+    async def _resolve(
+        self, method: str, roles: frozenset[RoleName] | None, authorization: Any, acting_on: str
+    ) -> tuple[Principal, float]:
+        """The caller and the monotonic time that answer stops being fresh (the first of
+        the records it was read from to do so)."""
+        api_key = parse_bearer(authorization)
+        verified = await self._tenants.verify(api_key)
+        if verified is None:
+            raise Unauthenticated("unknown, revoked or expired API key")
+        record, fresh_until = verified
         if record.role in ORGANIZER_SCOPED:
             if acting_on and acting_on != record.tenant_id:
                 raise PermissionDenied(f"this key may not act on tenant {acting_on!r}")
@@ -249,32 +280,35 @@ class RpcWrapper:
             principal = Principal(record.key_id, record.role, "", record.platform_id)
         authorize(method, roles, principal)
         if record.role in ORGANIZER_SCOPED:
-            organizer = await self._tenants.organizer(record.tenant_id)
+            organizer, organizer_fresh = await self._tenants.organizer_fresh(record.tenant_id)
             if organizer is None:  # its organizer is gone: the key is as good as revoked
                 raise Unauthenticated("unknown, revoked or expired API key")
-            await self._check_not_suspended(organizer, record.role)
-            return Principal(record.key_id, record.role, organizer.tenant_id, organizer.platform_id)
+            platform_fresh = await self._check_not_suspended(organizer, record.role)
+            principal = Principal(record.key_id, record.role, organizer.tenant_id, organizer.platform_id)
+            return principal, min(fresh_until, organizer_fresh, platform_fresh)
         if acting_on:
-            organizer = await self._tenants.organizer(acting_on)
+            organizer, organizer_fresh = await self._tenants.organizer_fresh(acting_on)
             # another platform's organizer answers exactly as one that does not exist
             if organizer is None or (
                 record.role == "platform_admin" and organizer.platform_id != record.platform_id
             ):
                 raise NotFound("organizer", acting_on)
-            return Principal(
+            principal = Principal(
                 record.key_id, record.role, organizer.tenant_id, organizer.platform_id, acting=True
             )
-        return principal
+            return principal, min(fresh_until, organizer_fresh)
+        return principal, fresh_until
 
-    async def _check_not_suspended(self, organizer: TenantRecord, role: RoleName) -> None:
+    async def _check_not_suspended(self, organizer: TenantRecord, role: RoleName) -> float:
         """A suspended organizer's own keys are refused, except its storefronts' when
-        its platform lets public sales continue; operators acting on it are not."""
+        its platform lets public sales continue; operators acting on it are not.
+        Returns until when the platform's setting, where it decided, is fresh."""
         if not organizer.suspended:
-            return
+            return math.inf
         if role == "storefront" and organizer.platform_id and self._platforms is not None:
-            platform = await self._platforms.cached(organizer.platform_id)
+            platform, platform_fresh = await self._platforms.cached_fresh(organizer.platform_id)
             if platform is not None and platform.public_sales_when_suspended:
-                return
+                return platform_fresh
         raise OrganizerSuspended(
             f"organizer {organizer.tenant_id!r} is suspended: {organizer.suspended_reason}",
             subject=f"organizer/{organizer.tenant_id}",
@@ -329,14 +363,18 @@ class RpcWrapper:
                 metrics.observe_rpc(method, "Overloaded", time.perf_counter() - started)
                 await self._fail(method, context, exc)
                 raise
+
+            async def serve() -> Any:
+                nonlocal principal
+                # each RPC runs in its own task: the context var needs no reset
+                principal = await self._principal(method, roles, context, metadata)
+                set_principal(principal)
+                audit.begin()
+                _check_decoded(request)
+                return await behaviour(request, context)
+
             try:
-                async with asyncio.timeout(call_budget(context.time_remaining())):
-                    # each RPC runs in its own task: the context var needs no reset
-                    principal = await self._principal(method, roles, context, metadata)
-                    set_principal(principal)
-                    audit.begin()
-                    _check_decoded(request)
-                    return await behaviour(request, context)
+                return await self._budgets.within(call_budget(context.time_remaining()), serve())
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     outcome = code = "ABORTED_BY_SERVICER"

@@ -13,11 +13,11 @@ import re
 import time
 
 import msgspec
-from cachetools import TTLCache
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed
 from holds.ids import check_client_id, check_label, check_name, new_id
+from holds.platform.fresh import FreshCache
 from holds.platform.records import PlatformRecord, platform_decoder
 from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord, json_encoder
@@ -77,7 +77,7 @@ class PlatformStore:
     def __init__(self, client: AnyRedis, tenants: TenantStore, *, cache_ttl_s: float = 5.0) -> None:
         self._r = client
         self._tenants = tenants
-        self._cache: TTLCache[str, PlatformRecord | None] = TTLCache(maxsize=10_000, ttl=cache_ttl_s)
+        self._cache: FreshCache[str, PlatformRecord | None] = FreshCache(cache_ttl_s)
         # plans never change once created (create_plan is HSETNX): cached without expiry, bounded
         self._plans: dict[tuple[str, str], FeePlan] = {}
 
@@ -92,7 +92,7 @@ class PlatformStore:
             created = await self._r.hsetnx(keys.PLATFORMS, platform_id, json_encoder.encode(record))
         if not created:
             raise AlreadyExists("platform", platform_id)
-        self._cache.pop(platform_id, None)
+        self._cache.drop(platform_id)
         return record
 
     async def get(self, platform_id: str) -> PlatformRecord:
@@ -102,18 +102,25 @@ class PlatformStore:
             raise NotFound("platform", platform_id)
         return platform_decoder.decode(raw)
 
+    @property
+    def generation(self) -> int:
+        """Bumped whenever this process drops a cached platform it changed."""
+        return self._cache.generation
+
     async def cached(self, platform_id: str) -> PlatformRecord | None:
         """For the wrapper: the platform's settings, cached like keys."""
-        try:
-            return self._cache[platform_id]
-        except KeyError:
-            pass
+        return (await self.cached_fresh(platform_id))[0]
+
+    async def cached_fresh(self, platform_id: str) -> tuple[PlatformRecord | None, float]:
+        """:meth:`cached`, and the monotonic time that answer stops being fresh."""
+        known = self._cache.get(platform_id)
+        if known is not None:
+            return known
         try:
             record: PlatformRecord | None = await self.get(platform_id)
         except NotFound:
             record = None
-        self._cache[platform_id] = record
-        return record
+        return record, self._cache.put(platform_id, record)
 
     async def update(
         self,
@@ -135,7 +142,7 @@ class PlatformStore:
             record = msgspec.structs.replace(record, public_sales_when_suspended=public_sales_when_suspended)
         async with wrap_errors("update platform"):
             await self._r.hset(keys.PLATFORMS, platform_id, json_encoder.encode(record))
-        self._cache.pop(platform_id, None)
+        self._cache.drop(platform_id)
         return record
 
     async def list_platforms(self) -> list[PlatformRecord]:

@@ -18,13 +18,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 
 import msgspec
-from cachetools import TTLCache
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound
 from holds.ids import check_client_id, check_label, check_name, new_id
+from holds.platform.fresh import FreshCache
 from holds.platform.migration import upgrade_key, upgrade_tenant
 from holds.records import (
     RECORD_SCHEMA,
@@ -58,12 +59,20 @@ def decode_key(raw: bytes | str) -> ApiKeyRecord:
 
 
 class TenantStore:
-    def __init__(self, client: AnyRedis, *, cache_ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, client: AnyRedis, *, cache_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._r = client
-        self._cache_ttl_s = cache_ttl_s
-        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._clock = clock
+        # key id -> record (None: unknown), verified on every call
+        self._keys: FreshCache[str, ApiKeyRecord | None] = FreshCache(cache_ttl_s, clock)
         # organizer id -> record (None: unknown), as the wrapper needs it per call
-        self._organizers: TTLCache[str, TenantRecord | None] = TTLCache(maxsize=10_000, ttl=cache_ttl_s)
+        self._organizers: FreshCache[str, TenantRecord | None] = FreshCache(cache_ttl_s, clock)
+
+    @property
+    def generation(self) -> int:
+        """Bumped whenever this process drops a cached key or organizer it changed."""
+        return self._keys.generation + self._organizers.generation
 
     # -- tenants (organizers) --------------------------------------------------
     async def create_tenant(
@@ -96,7 +105,7 @@ class TenantStore:
                 await self._r.zadd(keys.platform_organizers(platform_id), {tenant_id: record.created_at_ms})
         if not created:
             raise AlreadyExists("tenant", tenant_id)
-        self._organizers.pop(tenant_id, None)
+        self._organizers.drop(tenant_id)
         return record
 
     async def get_tenant(self, tenant_id: str) -> TenantRecord:
@@ -110,19 +119,21 @@ class TenantStore:
         """Write an existing organizer's record again (suspension, plan)."""
         async with wrap_errors("update tenant"):
             await self._r.hset(keys.TENANTS, record.tenant_id, json_encoder.encode(record))
-        self._organizers.pop(record.tenant_id, None)
+        self._organizers.drop(record.tenant_id)
 
     async def organizer(self, tenant_id: str) -> TenantRecord | None:
         """The organizer's record, cached for ``cache_ttl_s`` (None: no such organizer)."""
-        try:
-            return self._organizers[tenant_id]
-        except KeyError:
-            pass
+        return (await self.organizer_fresh(tenant_id))[0]
+
+    async def organizer_fresh(self, tenant_id: str) -> tuple[TenantRecord | None, float]:
+        """:meth:`organizer`, and the monotonic time that answer stops being fresh."""
+        cached = self._organizers.get(tenant_id)
+        if cached is not None:
+            return cached
         async with wrap_errors("read tenant"):
             raw = await self._r.hget(keys.TENANTS, tenant_id)
         record = decode_tenant(raw) if raw is not None else None
-        self._organizers[tenant_id] = record
-        return record
+        return record, self._organizers.put(tenant_id, record)
 
     async def list_tenants(self, platform_id: str | None = None) -> list[TenantRecord]:
         """Every organizer (None), or the organizers of one platform."""
@@ -199,7 +210,7 @@ class TenantStore:
         )
         async with wrap_errors("register bootstrap key"):
             await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(record))
-        self._cache.pop(key_id, None)
+        self._keys.drop(key_id)
         return record
 
     async def get_key(self, key_id: str) -> ApiKeyRecord:
@@ -216,7 +227,7 @@ class TenantStore:
         revoked = msgspec.structs.replace(record, revoked=True)
         async with wrap_errors("revoke api key"):
             await self._r.hset(keys.API_KEYS, key_id, json_encoder.encode(revoked))
-        self._cache.pop(key_id, None)
+        self._keys.drop(key_id)
         return revoked
 
     async def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
@@ -242,28 +253,36 @@ class TenantStore:
 
     async def authenticate(self, api_key: str) -> ApiKeyRecord | None:
         """The key's record if the key is valid, not revoked and not expired, else None."""
+        verified = await self.verify(api_key)
+        return verified[0] if verified is not None else None
+
+    async def verify(self, api_key: str) -> tuple[ApiKeyRecord, float] | None:
+        """:meth:`authenticate`, and the monotonic time that answer stops being fresh:
+        when the cached record does, or the key expires, whichever is sooner."""
         try:
             key_id, secret = self.split_key(api_key)
         except InvalidRequest:
             return None
-        record = await self._get_key(key_id)
+        record, fresh_until = await self._get_key_fresh(key_id)
         if record is None or record.revoked:
             return None
         if not hmac.compare_digest(record.secret_sha256, _hash_secret(secret)):
             return None
-        if record.expires_at_ms and record.expires_at_ms <= _now_ms():
-            return None
-        return record
+        if record.expires_at_ms:
+            left_ms = record.expires_at_ms - _now_ms()
+            if left_ms <= 0:
+                return None
+            fresh_until = min(fresh_until, self._clock() + left_ms / 1000)
+        return record, fresh_until
 
     async def _get_key(self, key_id: str, *, fresh: bool = False) -> ApiKeyRecord | None:
-        now = time.monotonic()
-        cached = self._cache.get(key_id)
-        if not fresh and cached is not None and cached[0] > now:
-            return cached[1]
+        return (await self._get_key_fresh(key_id, fresh=fresh))[0]
+
+    async def _get_key_fresh(self, key_id: str, *, fresh: bool = False) -> tuple[ApiKeyRecord | None, float]:
+        cached = None if fresh else self._keys.get(key_id)
+        if cached is not None:
+            return cached
         async with wrap_errors("read api key"):
             raw = await self._r.hget(keys.API_KEYS, key_id)
         record = decode_key(raw) if raw is not None else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()  # bounded: unknown key ids must not grow memory
-        self._cache[key_id] = (now + self._cache_ttl_s, record)
-        return record
+        return record, self._keys.put(key_id, record)

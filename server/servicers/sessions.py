@@ -58,7 +58,7 @@ from holds.records import RoleName
 from server import metrics, request_ids
 from server.admission import Admission, Admit
 from server.auth import SALES, authorize, current_principal
-from server.deadlines import DEFAULT_BUDGET_S, call_budget
+from server.deadlines import DEFAULT_BUDGET_S, Budgets, call_budget
 from server.declarations import MethodRule, ServiceDeclaration
 from server.errors import clip, internal, to_status
 from server.servicers import Context
@@ -260,6 +260,7 @@ class SessionServicer(session_pb2_grpc.SalesServiceServicer):
             AFTER_SALE_SERVICE.factory(stores),
         )
         self._admission = stores.admission
+        self._budgets = stores.budgets
         self._stopping = stores.stopping
         self._process_slots: asyncio.Semaphore | None = None
         self._streams: weakref.WeakSet[SessionStream] = weakref.WeakSet()
@@ -279,7 +280,7 @@ class SessionServicer(session_pb2_grpc.SalesServiceServicer):
             self._process_slots = asyncio.Semaphore(self._admission.max_session_inflight)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._stop_streams_when_stopping())
-        stream = SessionStream(self._ops, self._admission, self._process_slots, context)
+        stream = SessionStream(self._ops, self._admission, self._budgets, self._process_slots, context)
         self._streams.add(stream)
         async for answer in stream.run(request_iterator):
             yield answer
@@ -297,11 +298,13 @@ class SessionStream:
         self,
         ops: dict[str, Operation],
         admission: Admission,
+        budgets: Budgets,
         process_slots: asyncio.Semaphore,
         context: Context,
     ) -> None:
         self._ops = ops
         self._admission = admission
+        self._budgets = budgets
         self._process_slots = process_slots
         self._slots = asyncio.Semaphore(admission.max_session_stream_inflight)
         self._context = context
@@ -479,8 +482,7 @@ class SessionStream:
         answer = session_pb2.SessionResponse(correlation_id=correlation_id)
         outcome = "OK"
         try:
-            async with asyncio.timeout(budget_s):
-                reply = await op.serve(request, self._context)
+            reply = await self._budgets.within(budget_s, op.serve(request, self._context))
             getattr(answer, op.result).CopyFrom(reply)
         except TimeoutError:
             outcome = "DeadlineExceeded"

@@ -7,10 +7,14 @@ import time
 from typing import Any
 
 import grpc
+import msgspec
 import pytest
 from seatwise.v1 import tenancy_pb2
 
+from holds.platform.tenants import TenantStore
+from holds.redis_client import AnyRedis
 from server.admission import Admission
+from server.auth import TENANT_HEADER, current_principal
 from server.context import Stores
 from server.declarations import MethodRule
 from server.servicers import tenancy
@@ -23,8 +27,10 @@ WHO_AM_I_RULE = tenancy.SERVICE.methods["WhoAmI"]
 class FakeContext:
     """What the wrapper uses of a grpc.aio servicer context; aborts are recorded."""
 
-    def __init__(self, api_key: str, time_remaining: float | None) -> None:
-        self._metadata = (("authorization", f"Bearer {api_key}"),)
+    def __init__(self, api_key: str, time_remaining: float | None, tenant: str = "") -> None:
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),)
+        if tenant:
+            self._metadata += ((TENANT_HEADER, tenant),)
         self._time_remaining = time_remaining
         self.status: Any = None
         self.trailers: Any = ()
@@ -143,3 +149,117 @@ def test_register_refuses_a_service_that_registered_nothing(stores: Stores) -> N
 
     with pytest.raises(RuntimeError, match="registered no method handlers"):
         RpcWrapper(stores.tenants).register(grpc.aio.server(), add_nothing, object(), {})
+
+
+# -- principals kept between calls (server/principals.py) -----------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingTenants(TenantStore):
+    """Counts the resolutions that verify a key, to tell a kept principal from a new one."""
+
+    verified = 0
+
+    async def verify(self, api_key: str) -> Any:
+        self.verified += 1
+        return await super().verify(api_key)
+
+
+def _whoami(tenants: TenantStore, clock: Clock) -> Any:
+    async def whoami(request: Any, context: Any) -> Any:
+        return tenancy_pb2.WhoAmIResponse(tenant_id=current_principal().tenant_id)
+
+    wrapper = RpcWrapper(tenants, Admission(), clock=clock)
+    handler = grpc.unary_unary_rpc_method_handler(whoami)
+    return wrapper.wrap(WHO_AM_I, handler, WHO_AM_I_RULE).unary_unary
+
+
+async def _call(unary: Any, key: str, tenant: str = "") -> tuple[grpc.StatusCode, str]:
+    context = FakeContext(key, time_remaining=5.0, tenant=tenant)
+    try:
+        reply = await unary(tenancy_pb2.WhoAmIRequest(), context)
+    except grpc.aio.AbortError:
+        return context.status[0], ""
+    return grpc.StatusCode.OK, reply.tenant_id
+
+
+async def test_a_kept_principal_lasts_no_longer_than_the_key_record_it_came_from(
+    redis_client: AnyRedis,
+) -> None:
+    clock = Clock()
+    tenants = CountingTenants(redis_client, clock=clock)
+    await tenants.create_tenant("acme", "Acme")
+    record, key = await tenants.create_key("acme", "organizer", "test")
+    unary = _whoami(tenants, clock)
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    assert tenants.verified == 1  # the second call was served by the kept principal
+    # another server process revokes the key: this one learns it when its record goes stale
+    await TenantStore(redis_client).revoke_key(record.key_id, None)
+    clock.now += 4.9
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    clock.now += 0.1  # the key record read at 1000.0 was fresh for 5 s
+    assert await _call(unary, key) == (grpc.StatusCode.UNAUTHENTICATED, "")
+
+
+async def test_a_key_revoked_by_this_process_is_refused_at_the_next_call(redis_client: AnyRedis) -> None:
+    clock = Clock()
+    tenants = TenantStore(redis_client, clock=clock)
+    await tenants.create_tenant("acme", "Acme")
+    record, key = await tenants.create_key("acme", "organizer", "test")
+    unary = _whoami(tenants, clock)
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    await tenants.revoke_key(record.key_id, None)
+    assert await _call(unary, key) == (grpc.StatusCode.UNAUTHENTICATED, "")
+
+
+async def test_an_organizer_suspended_by_this_process_is_refused_at_the_next_call(
+    redis_client: AnyRedis,
+) -> None:
+    clock = Clock()
+    tenants = TenantStore(redis_client, clock=clock)
+    organizer = await tenants.create_tenant("acme", "Acme")
+    _record, key = await tenants.create_key("acme", "organizer", "test")
+    unary = _whoami(tenants, clock)
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    await tenants.put_tenant(msgspec.structs.replace(organizer, suspended=True, suspended_reason="test"))
+    assert await _call(unary, key) == (grpc.StatusCode.FAILED_PRECONDITION, "")
+
+
+async def test_an_organizer_record_read_later_bounds_the_kept_principal(redis_client: AnyRedis) -> None:
+    clock = Clock()
+    tenants = TenantStore(redis_client, clock=clock)
+    organizer = await tenants.create_tenant("acme", "Acme")
+    _record, key = await tenants.create_key("acme", "organizer", "test")
+    await tenants.verify(key)  # the key record is read at 1000.0 ...
+    clock.now = 1003.0
+    unary = _whoami(tenants, clock)
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")  # ... the organizer's at 1003.0
+    suspended = msgspec.structs.replace(organizer, suspended=True, suspended_reason="test")
+    await TenantStore(redis_client).put_tenant(suspended)  # by another process
+    clock.now = 1005.5  # the key record is read again; the organizer's is still fresh
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    clock.now = 1007.9
+    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
+    clock.now = 1008.0  # the organizer record read at 1003.0 is stale
+    assert await _call(unary, key) == (grpc.StatusCode.FAILED_PRECONDITION, "")
+
+
+async def test_an_operator_acting_on_two_organizers_is_kept_apart(redis_client: AnyRedis) -> None:
+    clock = Clock()
+    tenants = TenantStore(redis_client, clock=clock)
+    await tenants.create_tenant("acme", "Acme")
+    await tenants.create_tenant("beta", "Beta")
+    _record, admin = await tenants.create_key("", "root_admin", "ops")
+    unary = _whoami(tenants, clock)
+    for _ in range(2):
+        assert await _call(unary, admin, tenant="acme") == (grpc.StatusCode.OK, "acme")
+        assert await _call(unary, admin, tenant="beta") == (grpc.StatusCode.OK, "beta")
+        assert await _call(unary, admin, tenant="gone") == (grpc.StatusCode.NOT_FOUND, "")
