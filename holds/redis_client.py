@@ -139,8 +139,15 @@ async def wrap_errors(operation: str) -> AsyncIterator[None]:
     try:
         yield
     except Exception as exc:
-        mapped = store_error(operation, exc)
-        if mapped is None:
-            raise
-        (metrics.REDIS_UNAVAILABLE if isinstance(mapped, StoreUnavailable) else metrics.REDIS_FAULT).inc()
-        raise mapped from exc
+        raise_store_error(operation, exc)
+        raise
+
+
+def raise_store_error(operation: str, exc: Exception) -> None:
+    """Raise (from ``exc``) the store error ``exc`` stands for, counted; return when it
+    stands for none. :func:`wrap_errors` without a context manager, for the hot path."""
+    mapped = store_error(operation, exc)
+    if mapped is None:
+        return
+    (metrics.REDIS_UNAVAILABLE if isinstance(mapped, StoreUnavailable) else metrics.REDIS_FAULT).inc()
+    raise mapped from exc

@@ -22,7 +22,7 @@ import redis.exceptions
 
 from holds import metrics
 from holds.durability import Durability, ReplicatedWrites
-from holds.redis_client import AnyRedis, wrap_errors
+from holds.redis_client import AnyRedis, raise_store_error, wrap_errors
 from holds.script_channel import (
     ClusterChannels,
     EncodableArg,
@@ -213,7 +213,7 @@ class Script:
 
     async def __call__(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         started = time.perf_counter()
-        async with wrap_errors(self._operation):
+        try:  # wrap_errors, spelled out: an async context manager per call costs the hot path
             try:
                 if isinstance(self._channel, ScriptChannel):
                     return await self._channel.execute(self._commands.evalsha(keys, args))
@@ -226,8 +226,11 @@ class Script:
             except redis.exceptions.NoScriptError:
                 # EVAL caches the script again for the following EVALSHA calls.
                 return await self._client.eval(self.source, len(keys), *keys, *args)
-            finally:
-                self._seconds.observe(time.perf_counter() - started)
+        except Exception as exc:
+            raise_store_error(self._operation, exc)
+            raise
+        finally:
+            self._seconds.observe(time.perf_counter() - started)
 
     async def replicated(self, keys: Sequence[str], args: Sequence[EncodableArg]) -> Any:
         """As a call, but acknowledged only once the configured number of replicas

@@ -314,12 +314,20 @@ class RpcWrapper:
             subject=f"organizer/{organizer.tenant_id}",
         )
 
+    def _audited(self, rule: MethodRule | None, principal: Principal | None) -> bool:
+        """Whether the call is written to the audit log (checked before awaiting the write:
+        almost no call is, and the hot path should not pay a coroutine for it)."""
+        return (
+            self._audit is not None
+            and principal is not None
+            and rule is not None
+            and (principal.acting or rule.audited)
+        )
+
     async def _audit_call(
         self, method: str, rule: MethodRule | None, principal: Principal | None, request: Any, outcome: str
     ) -> None:
-        if self._audit is None or principal is None or rule is None:
-            return
-        if principal.acting or rule.audited:
+        if self._audit is not None and principal is not None and self._audited(rule, principal):
             await audit.write(self._audit, method, principal, request, outcome)
 
     async def _fail(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
@@ -392,7 +400,7 @@ class RpcWrapper:
                 raise  # unreachable: abort raises
             finally:
                 self._admission.leave()
-                if not audited:
+                if not audited and self._audited(rule, principal):
                     await self._audit_call(method, rule, principal, request, code)
                 metrics.observe_rpc(method, outcome, time.perf_counter() - started)
 
