@@ -16,10 +16,18 @@ before it does anything of its own:
 
 The real HoldSeats adds authentication, validation, the hold script itself and
 metrics to the second; the gap between it and these is what our code costs.
+
+``seatwise serve`` can serve them too (``python -m scripts.bench.servers
+seatwise --with-ceiling``), with one more: ``HoldShapedRedisWrapped``, the
+read ceiling behind seatwise's own wrapper under HoldSeats' rule
+(authentication, admission, the call budget, request ids, metrics). In
+seatwise's process the ceiling shows what the process itself costs, and the
+wrapped one what the wrapper adds to a call before any hold logic runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -28,11 +36,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import sales_pb2
 
 from holds.script_channel import ScriptChannel, ScriptCommands, for_client
+from server.config import Config
+from server.context import Stores
+from server.servicers.sales import HOLD_SERVICE
+from server.wrapping import RpcWrapper
 
 SERVICE = "bench.Ceiling"
 SHAPED_METHOD = f"/{SERVICE}/HoldShaped"
 SHAPED_REDIS_METHOD = f"/{SERVICE}/HoldShapedRedis"
 SHAPED_WRITE_METHOD = f"/{SERVICE}/HoldShapedRedisWrite"
+WRAPPED_METHOD = f"/{SERVICE}/HoldShapedRedisWrapped"
 # reads the requested seats, as the hold script's first step does
 READ_SEATS = "return redis.call('HMGET', KEYS[1], unpack(ARGV))"
 # reads the requested seats, then marks them (a hold's one durable write, in miniature)
@@ -65,11 +78,13 @@ class Ceiling:
         self._channel: ScriptChannel = channel
         self._commands: ScriptCommands | None = None
         self._writes: ScriptCommands | None = None
+        self._opened = asyncio.Event()
 
     async def open(self) -> None:
         sha = await self._client.script_load(READ_SEATS)
         self._commands = ScriptCommands(sha)
         self._writes = ScriptCommands(await self._client.script_load(WRITE_SEATS))
+        self._opened.set()
 
     async def aclose(self) -> None:
         await self._channel.aclose()
@@ -79,11 +94,15 @@ class Ceiling:
         return reply_for(request)
 
     async def shaped_redis(self, request: sales_pb2.HoldSeatsRequest, context: Any) -> sales_pb2.HoldResponse:
-        assert self._commands is not None, "open() first"
+        if self._commands is None:  # seatwise opens the ceiling as it starts serving
+            await self._opened.wait()
+        assert self._commands is not None
         return await self._round_trip(self._commands, request)
 
     async def shaped_write(self, request: sales_pb2.HoldSeatsRequest, context: Any) -> sales_pb2.HoldResponse:
-        assert self._writes is not None, "open() first"
+        if self._writes is None:
+            await self._opened.wait()
+        assert self._writes is not None
         return await self._round_trip(self._writes, request)
 
     async def _round_trip(
@@ -93,7 +112,9 @@ class Ceiling:
         await self._channel.execute(script.evalsha([key], list(request.seat_ids)))
         return reply_for(request)
 
-    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+    def handler(self, wrapper: RpcWrapper | None = None) -> grpc.GenericRpcHandler[Any, Any]:
+        """The ceiling's methods; with ``wrapper`` (seatwise's), also the wrapped read ceiling."""
+
         def method(behaviour: Any) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_unary_rpc_method_handler(
                 behaviour,
@@ -101,11 +122,41 @@ class Ceiling:
                 response_serializer=sales_pb2.HoldResponse.SerializeToString,
             )
 
-        return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "HoldShaped": method(self.shaped),
-                "HoldShapedRedis": method(self.shaped_redis),
-                "HoldShapedRedisWrite": method(self.shaped_write),
-            },
+        methods = {
+            "HoldShaped": method(self.shaped),
+            "HoldShapedRedis": method(self.shaped_redis),
+            "HoldShapedRedisWrite": method(self.shaped_write),
+        }
+        if wrapper is not None:
+            rule = HOLD_SERVICE.methods["HoldSeats"]
+            methods["HoldShapedRedisWrapped"] = wrapper.wrap(WRAPPED_METHOD, method(self.shaped_redis), rule)
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def serve_in_seatwise() -> None:
+    """Make ``seatwise serve`` in this process serve the ceiling too, the wrapped read
+    ceiling behind a wrapper of its own built as seatwise builds its (same stores)."""
+    import server.app as app
+
+    create_server = app.create_server
+
+    def with_ceiling(config: Config, stores: Stores) -> tuple[grpc.aio.Server, int, Any]:
+        if config.redis_url is None:
+            raise ValueError("the ceiling in seatwise needs --redis-url")
+        server, port, health = create_server(config, stores)
+        ceiling = Ceiling(config.redis_url)
+        _opening.add(asyncio.get_running_loop().create_task(ceiling.open()))
+        wrapper = RpcWrapper(
+            stores.tenants,
+            stores.admission,
+            platforms=stores.platforms,
+            audit_log=stores.audit,
+            budgets=stores.budgets,
         )
+        server.add_generic_rpc_handlers((ceiling.handler(wrapper),))
+        return server, port, health
+
+    app.create_server = with_ceiling
+
+
+_opening: set[asyncio.Task[None]] = set()  # keeps the opening task referenced

@@ -14,7 +14,9 @@ both servers:
   again at the end (their union is the baseline of the fixed-concurrency rows);
 * the ceiling (scripts/bench/ceiling.py): HoldSeats-shaped handlers of the echo
   server doing no work, then only one Redis round trip: what gRPC, protobuf and
-  a round trip cost before any code of ours runs;
+  a round trip cost before any code of ours runs; then the read ceiling served
+  by seatwise's process, bare and behind seatwise's wrapper: what the process
+  and the wrapper (authentication, admission, budget, metrics) add to a call;
 * HoldSeats of distinct random adjacent pairs (``--seats-per-hold``), on events
   replaced before they could run out of seats;
 * HoldBestAvailable, quantity 2, on an empty stadium and on one 90% unavailable
@@ -51,7 +53,7 @@ import numpy as np
 import redis as redis_lib
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
-from scripts.bench.ceiling import SHAPED_METHOD, SHAPED_REDIS_METHOD, SHAPED_WRITE_METHOD
+from scripts.bench.ceiling import SHAPED_METHOD, SHAPED_REDIS_METHOD, SHAPED_WRITE_METHOD, WRAPPED_METHOD
 from scripts.bench.harness import (
     ECHO_METHOD,
     ChildServer,
@@ -342,6 +344,21 @@ class Run:
             Row.of("ceiling: ... + one durable Redis write", write, echo, "the least a durable hold costs"),
         ]
 
+    async def seatwise_ceilings(self, echo: PhaseResult) -> list[Row]:
+        """The read ceiling in seatwise's process (``--with-ceiling``), bare and wrapped."""
+        s = self.settings
+        source = constant(self.echo_payload)
+        bare = await self.measure(
+            self.sw, "seatwise: HoldShapedRedis", SHAPED_REDIS_METHOD, source, s.concurrency, s.duration_s
+        )
+        wrapped = await self.measure(
+            self.sw, "seatwise: HoldShapedRedisWrapped", WRAPPED_METHOD, source, s.concurrency, s.duration_s
+        )
+        return [
+            Row.of("ceiling in seatwise's process", bare, echo, "the read ceiling, served by seatwise"),
+            Row.of("... behind seatwise's wrapper", wrapped, echo, "auth, admission, budget, metrics"),
+        ]
+
     async def ensure_groups(self, duration_s: float) -> None:
         """A fresh event when the current one might run out of seats within ``duration_s``."""
         needed = int(self.hold_rps_estimate * duration_s * 1.5) + 200
@@ -556,6 +573,7 @@ async def _hot_path(run: Run) -> None:
     run.rows += [
         Row.of("echo: baseline (start+end)", echo, echo),
         *await run.ceilings(echo),
+        *await run.seatwise_ceilings(echo),
         Row.of(f"HoldSeats, {s.seats_per_hold} random adjacent seats", holds, echo),
         Row.of("single-quota orders/s (GA hold 1 + commit)", quota, echo),
     ]
@@ -578,6 +596,7 @@ async def _fixed_and_sweep(run: Run) -> None:
         Row.of("echo: bare grpc.aio, end", echo_end, echo),
         Row.of("echo: baseline (start+end)", echo, echo),
         *await run.ceilings(echo),
+        *await run.seatwise_ceilings(echo),
         Row.of(f"HoldSeats, {s.seats_per_hold} random adjacent seats", holds, echo),
         Row.of("HoldBestAvailable q=2, empty stadium", best0, echo),
         Row.of(f"HoldBestAvailable q=2, ~{s.fill:.0%} sold", best90, echo),
@@ -625,7 +644,7 @@ def start_servers(s: Settings, workdir: Path, redis_url: str) -> tuple[ChildServ
         "warning",
         *(workers if s.server_workers > 1 else []),
     ]
-    sw_args = ["seatwise", *profile, "--", *serve]
+    sw_args = ["seatwise", *profile, "--with-ceiling", "--", *serve]
     sw = ChildServer("seatwise", SERVERS, sw_args, workdir / "seatwise.log", env)
     return echo, f"127.0.0.1:{echo_port}", sw, f"127.0.0.1:{sw_port}"
 

@@ -2,7 +2,8 @@
 never shares an interpreter with the load (:class:`scripts.bench.harness.ChildServer`):
 
     python -m scripts.bench.servers echo --port 50099 [--redis-url URL] [--workers N]
-    python -m scripts.bench.servers seatwise [--profile OUT.prof] -- serve --port ... --redis-url ...
+    python -m scripts.bench.servers seatwise [--profile OUT.prof] [--with-ceiling] \\
+        -- serve --port ... --redis-url ...
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from scripts.bench.ceiling import Ceiling
+from scripts.bench.ceiling import Ceiling, serve_in_seatwise
 
 
 async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -83,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     echo.add_argument("--redis-url", default=None, help="also serve the HoldSeats-shaped ceiling")
     sw = sub.add_parser("seatwise", help="the seatwise CLI in this process, optionally profiled")
     sw.add_argument("--profile", default=None, help="write cProfile stats here on exit")
+    sw.add_argument(
+        "--with-ceiling",
+        action="store_true",
+        help="also serve the ceiling, and it wrapped (scripts/bench/ceiling.py)",
+    )
     sw.add_argument("cli_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "echo":
@@ -100,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_loop(serve_echo(args.port, args.redis_url))
     else:
         cli_args = [a for a in args.cli_args if a != "--"]
+        if args.with_ceiling:
+            serve_in_seatwise()
         run_seatwise(cli_args, args.profile)
 
 
