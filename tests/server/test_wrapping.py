@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ import pytest
 from seatwise.v1 import tenancy_pb2
 
 from holds.platform.tenants import TenantStore
+from holds.records import TenantRecord
 from holds.redis_client import AnyRedis
 from server.admission import Admission
 from server.auth import TENANT_HEADER, current_principal
@@ -190,47 +192,56 @@ async def _call(unary: Any, key: str, tenant: str = "") -> tuple[grpc.StatusCode
     return grpc.StatusCode.OK, reply.tenant_id
 
 
+@dataclass
+class Acme:
+    """An organizer with an organizer key, and WhoAmI wrapped on a clock of the test's."""
+
+    clock: Clock
+    tenants: CountingTenants
+    organizer: TenantRecord
+    key_id: str
+    key: str
+    unary: Any
+
+
+async def _acme(redis_client: AnyRedis) -> Acme:
+    clock = Clock()
+    tenants = CountingTenants(redis_client, clock=clock)
+    organizer = await tenants.create_tenant("acme", "Acme")
+    record, key = await tenants.create_key("acme", "organizer", "test")
+    return Acme(clock, tenants, organizer, record.key_id, key, _whoami(tenants, clock))
+
+
 async def test_a_kept_principal_lasts_no_longer_than_the_key_record_it_came_from(
     redis_client: AnyRedis,
 ) -> None:
-    clock = Clock()
-    tenants = CountingTenants(redis_client, clock=clock)
-    await tenants.create_tenant("acme", "Acme")
-    record, key = await tenants.create_key("acme", "organizer", "test")
-    unary = _whoami(tenants, clock)
-    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
-    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
-    assert tenants.verified == 1  # the second call was served by the kept principal
+    acme = await _acme(redis_client)
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
+    assert acme.tenants.verified == 1  # the second call was served by the kept principal
     # another server process revokes the key: this one learns it when its record goes stale
-    await TenantStore(redis_client).revoke_key(record.key_id, None)
-    clock.now += 4.9
-    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
-    clock.now += 0.1  # the key record read at 1000.0 was fresh for 5 s
-    assert await _call(unary, key) == (grpc.StatusCode.UNAUTHENTICATED, "")
+    await TenantStore(redis_client).revoke_key(acme.key_id, None)
+    acme.clock.now += 4.9
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
+    acme.clock.now += 0.1  # the key record read at 1000.0 was fresh for 5 s
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.UNAUTHENTICATED, "")
 
 
 async def test_a_key_revoked_by_this_process_is_refused_at_the_next_call(redis_client: AnyRedis) -> None:
-    clock = Clock()
-    tenants = TenantStore(redis_client, clock=clock)
-    await tenants.create_tenant("acme", "Acme")
-    record, key = await tenants.create_key("acme", "organizer", "test")
-    unary = _whoami(tenants, clock)
-    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
-    await tenants.revoke_key(record.key_id, None)
-    assert await _call(unary, key) == (grpc.StatusCode.UNAUTHENTICATED, "")
+    acme = await _acme(redis_client)
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
+    await acme.tenants.revoke_key(acme.key_id, None)
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.UNAUTHENTICATED, "")
 
 
 async def test_an_organizer_suspended_by_this_process_is_refused_at_the_next_call(
     redis_client: AnyRedis,
 ) -> None:
-    clock = Clock()
-    tenants = TenantStore(redis_client, clock=clock)
-    organizer = await tenants.create_tenant("acme", "Acme")
-    _record, key = await tenants.create_key("acme", "organizer", "test")
-    unary = _whoami(tenants, clock)
-    assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
-    await tenants.put_tenant(msgspec.structs.replace(organizer, suspended=True, suspended_reason="test"))
-    assert await _call(unary, key) == (grpc.StatusCode.FAILED_PRECONDITION, "")
+    acme = await _acme(redis_client)
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
+    suspended = msgspec.structs.replace(acme.organizer, suspended=True, suspended_reason="test")
+    await acme.tenants.put_tenant(suspended)
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.FAILED_PRECONDITION, "")
 
 
 async def test_an_organizer_record_read_later_bounds_the_kept_principal(redis_client: AnyRedis) -> None:
