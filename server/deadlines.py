@@ -46,6 +46,7 @@ class Budgets:
         self._due: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
 
     @property
     def in_flight(self) -> int:
@@ -77,7 +78,8 @@ class Budgets:
             raise RuntimeError("a budget is for a call's task")
         loop = task.get_loop()
         self._due[task] = loop.time() + budget_s
-        if self._timer is None:
+        if self._timer is None or self._loop is not loop:  # a timer of a loop gone (tests) never fires
+            self._loop = loop
             self._timer = loop.call_later(self._tick_s, self._tick, loop)
         return task, task.cancelling()
 
@@ -95,6 +97,8 @@ class Budgets:
             task.uncancel()
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:  # superseded by a timer of another loop
+            return
         self._timer = None
         self.sweep(loop)
         if self._due:

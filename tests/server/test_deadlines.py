@@ -80,3 +80,24 @@ async def test_a_call_that_swallows_its_budgets_cancellation_is_uncancelled() ->
     call = asyncio.create_task(budgets.within(0.0, stubborn()))
     assert await call == 1  # cancelled once, by the budget ...
     assert call.cancelling() == 0  # ... and taken back when it finished
+
+
+def test_budgets_outlive_an_event_loop() -> None:
+    """A server stopped with calls in flight leaves its timer on a closed loop;
+    budgets used again on a new loop must still be enforced."""
+    budgets = Budgets()
+
+    async def stuck() -> None:
+        await asyncio.sleep(30)
+
+    async def abandon() -> None:
+        asyncio.get_running_loop().create_task(budgets.within(30.0, stuck()))
+        await asyncio.sleep(0)  # armed on this loop, never finished
+
+    asyncio.run(abandon())
+
+    async def again() -> None:
+        with pytest.raises(TimeoutError):
+            await budgets.within(0.02, stuck())
+
+    asyncio.run(again())
