@@ -29,7 +29,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from cachetools import TTLCache
 from limits import RateLimitItem
 from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -38,6 +37,7 @@ from limits.errors import StorageError
 from holds import keys
 from holds.errors import InvalidRequest, StoreUnavailable
 from holds.events import parse_rate_limit
+from holds.fresh import FreshCache
 from holds.redis_client import CLUSTER_SCHEME, AnyRedis, wrap_errors
 from holds.sales import MAX_BUYER_ID
 from server import metrics
@@ -89,12 +89,14 @@ class SalesLimiter:
             uri, wrap_exceptions=True, implementation="redispy", key_prefix=keys.RATE_LIMITS_PREFIX, **options
         )
         self._limiter = FixedWindowRateLimiter(self._storage)
-        self._settings: TTLCache[str, EventLimits] = TTLCache(MAX_CACHED_EVENTS, SETTINGS_TTL_S)
+        self._settings: FreshCache[str, EventLimits] = FreshCache(
+            SETTINGS_TTL_S, max_entries=MAX_CACHED_EVENTS
+        )
 
     async def limits_of(self, event_id: str) -> EventLimits:
         cached = self._settings.get(event_id)
         if cached is not None:
-            return cached
+            return cached[0]
         async with wrap_errors("read event rate limits"):
             raw = await self._r.hmget(
                 keys.event_key(event_id, "meta"), ["rate_limit_per_key", "rate_limit_per_buyer"]
@@ -104,7 +106,7 @@ class SalesLimiter:
             parse_rate_limit("rate_limit_per_key", per_key),
             parse_rate_limit("rate_limit_per_buyer", per_buyer),
         )
-        self._settings[event_id] = found
+        self._settings.put(event_id, found)
         return found
 
     async def check(self, event_id: str, key_id: str, buyer: str) -> None:

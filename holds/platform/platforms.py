@@ -16,8 +16,8 @@ import msgspec
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound, PreconditionFailed
+from holds.fresh import FreshCache
 from holds.ids import check_client_id, check_label, check_name, new_id
-from holds.platform.fresh import FreshCache
 from holds.platform.records import PlatformRecord, platform_decoder
 from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord, json_encoder

@@ -24,8 +24,8 @@ import msgspec
 
 from holds import keys
 from holds.errors import AlreadyExists, InvalidRequest, NotFound
+from holds.fresh import FreshCache
 from holds.ids import check_client_id, check_label, check_name, new_id
-from holds.platform.fresh import FreshCache
 from holds.platform.migration import upgrade_key, upgrade_tenant
 from holds.records import (
     RECORD_SCHEMA,

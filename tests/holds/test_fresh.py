@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from holds.platform import fresh
-from holds.platform.fresh import FreshCache
+from holds import fresh
+from holds.fresh import FreshCache
 
 
 class Clock:
@@ -39,3 +39,10 @@ def test_the_cache_is_bounded(monkeypatch: object) -> None:
         cache.put(i, i)
     assert cache.get(fresh.MAX_ENTRIES) is not None
     assert cache.get(0) is None  # started over
+
+
+def test_a_cache_takes_its_own_bound() -> None:
+    cache: FreshCache[int, int] = FreshCache(5.0, Clock(), max_entries=3)
+    for i in range(4):
+        cache.put(i, i)
+    assert [cache.get(i) is not None for i in range(4)] == [False, False, False, True]

@@ -1,4 +1,5 @@
-"""Records read from Redis and kept in-process for a fixed time: API keys, organizers, platforms.
+"""Records read from Redis and kept in-process for a fixed time: API keys, organizers,
+platforms, events' rate limits.
 
 Each entry knows when it stops being fresh, so a result derived from several
 of them (the wrapper's cached principals, ``server/principals.py``) can be kept
@@ -17,12 +18,15 @@ from typing import Generic, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 
-MAX_ENTRIES = 10_000  # unknown ids must not grow memory: past this the cache starts over
+MAX_ENTRIES = 10_000  # by default; unknown ids must not grow memory: past this the cache starts over
 
 
 class FreshCache(Generic[K, V]):
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl_s: float, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self.ttl_s = ttl_s
+        self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[K, tuple[float, V]] = {}
         self.generation = 0
@@ -36,7 +40,7 @@ class FreshCache(Generic[K, V]):
 
     def put(self, key: K, value: V) -> float:
         """Keep ``value`` for ``ttl_s``; returns when it stops being fresh."""
-        if len(self._entries) >= MAX_ENTRIES:
+        if len(self._entries) >= self._max_entries:
             self._entries.clear()
         fresh_until = self._clock() + self.ttl_s
         self._entries[key] = (fresh_until, value)
