@@ -107,12 +107,9 @@ class PlatformStore:
         """Bumped whenever this process drops a cached platform it changed."""
         return self._cache.generation
 
-    async def cached(self, platform_id: str) -> PlatformRecord | None:
-        """For the wrapper: the platform's settings, cached like keys."""
-        return (await self.cached_fresh(platform_id))[0]
-
     async def cached_fresh(self, platform_id: str) -> tuple[PlatformRecord | None, float]:
-        """:meth:`cached`, and the monotonic time that answer stops being fresh."""
+        """For the wrapper: the platform's settings (None: no such platform), cached like
+        keys, and the monotonic time that answer stops being fresh."""
         known = self._cache.get(platform_id)
         if known is not None:
             return known
