@@ -13,8 +13,9 @@
   :class:`~holds.availability.GroupCounts`; plus what keeping them costs per
   change.
 * Per-call pieces of every unary RPC, on uvloop: a call budget by
-  ``asyncio.timeout``; a script call's error mapping by ``async with
-  wrap_errors`` and inline; a 2-seat hold reply built with keyword
+  ``asyncio.timeout`` and by seatwise's sweep (``server.deadlines.Budgets``);
+  a script call's error mapping by ``async with wrap_errors`` and inline, as
+  seatwise's script calls do; a 2-seat hold reply built with keyword
   constructors and in place (``hold_pb``).
 """
 
@@ -34,13 +35,14 @@ from seatwise.v1 import events_pb2, sales_pb2
 
 from holds.availability import HELD, Delta, EventMirror, GroupCounts, Snapshot, count_by_group
 from holds.keys import event_keys
-from holds.redis_client import connect, store_error, wrap_errors
+from holds.redis_client import connect, raise_store_error, wrap_errors
 from holds.sales import HoldInfo
 from holds.script_channel import ScriptChannel, ScriptCommands, for_client
 from scripts.bench.harness import cpu_per_call, per_call, run_with_scratch_redis
 from seatmap.generate import stadium
 from seatmap.index import SeatIndex
 from server.app import run_loop
+from server.deadlines import Budgets
 from server.servicers.convert import hold_pb, ts
 from server.servicers.events import availability_pb
 
@@ -165,6 +167,13 @@ async def _budget_by_timeout() -> None:
         await _nothing()
 
 
+_BUDGETS = Budgets()
+
+
+async def _budget_by_sweep() -> None:
+    await _BUDGETS.within(30.0, _nothing())
+
+
 async def _errors_by_context_manager() -> None:
     async with wrap_errors("script hold"):
         await _nothing()
@@ -174,10 +183,8 @@ async def _errors_inline() -> None:
     try:
         await _nothing()
     except Exception as exc:
-        mapped = store_error("script hold", exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
+        raise_store_error("script hold", exc)
+        raise
 
 
 async def cpu_per_task(piece: Callable[[], Coroutine[Any, Any, None]], calls: int) -> float:
@@ -190,8 +197,9 @@ async def per_call_pieces(calls: int) -> None:
     pieces = (
         ("a task that awaits nothing (the baseline)", _nothing),
         ("+ call budget: asyncio.timeout", _budget_by_timeout),
+        ("+ call budget: Budgets sweep (what seatwise runs)", _budget_by_sweep),
         ("+ script errors: async with wrap_errors", _errors_by_context_manager),
-        ("+ script errors: inline store_error", _errors_inline),
+        ("+ script errors: inline raise_store_error (seatwise's)", _errors_inline),
     )
     best = {label: float("inf") for label, _ in pieces}
     for _round in range(5):  # interleaved, best of 5: these are a few µs on a noisy machine
