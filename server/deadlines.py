@@ -35,10 +35,10 @@ def call_budget(time_remaining: float | None) -> float:
 class Budgets:
     """The budgets of the calls in flight, each call a task of its own.
 
-    ``start`` in the call's task, then ``ran_out`` on a CancelledError (True:
-    the cancellation was the budget's, now taken back: answer as out of time),
-    and ``finish`` always. As with ``asyncio.timeout``, a call that is also
-    cancelled from elsewhere (its client left, the server stops) stays cancelled.
+    :meth:`within` runs a call's work under its budget as ``asyncio.timeout``
+    would: ``TimeoutError`` once the budget ran out (its cancellation taken
+    back), while a call also cancelled from elsewhere (its client left, the
+    server stops) stays cancelled.
     """
 
     def __init__(self, tick_s: float = TICK_S) -> None:
@@ -60,19 +60,19 @@ class Budgets:
     async def within(self, budget_s: float, work: Awaitable[T]) -> T:
         """``await work`` in the current task, cancelled once ``budget_s`` ran out
         (then ``TimeoutError``)."""
-        task, cancelling = self.start(budget_s)
+        task, cancelling = self._start(budget_s)
         try:
             return await work
         except asyncio.CancelledError:
-            if self.ran_out(task, cancelling):
+            if self._ran_out(task, cancelling):
                 raise TimeoutError from None
             raise
         finally:
-            self.finish(task)
+            self._finish(task)
 
-    def start(self, budget_s: float) -> tuple[asyncio.Task[object], int]:
+    def _start(self, budget_s: float) -> tuple[asyncio.Task[object], int]:
         """Give the current task ``budget_s``; returns it and how often it was being
-        cancelled already (``ran_out``'s second argument)."""
+        cancelled already (``_ran_out``'s second argument)."""
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a budget is for a call's task")
@@ -83,14 +83,14 @@ class Budgets:
             self._timer = loop.call_later(self._tick_s, self._tick, loop)
         return task, task.cancelling()
 
-    def ran_out(self, task: asyncio.Task[object], cancelling: int) -> bool:
+    def _ran_out(self, task: asyncio.Task[object], cancelling: int) -> bool:
         """For a CancelledError in ``task``: whether it is the budget's alone."""
         if task not in self._expired:
             return False
         self._expired.discard(task)
         return task.uncancel() <= cancelling
 
-    def finish(self, task: asyncio.Task[object]) -> None:
+    def _finish(self, task: asyncio.Task[object]) -> None:
         self._due.pop(task, None)
         if task in self._expired:  # cancelled by its budget, yet it went on: take that back
             self._expired.discard(task)
