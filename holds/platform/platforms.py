@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -74,10 +75,17 @@ def _now_ms() -> int:
 
 
 class PlatformStore:
-    def __init__(self, client: AnyRedis, tenants: TenantStore, *, cache_ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: AnyRedis,
+        tenants: TenantStore,
+        *,
+        cache_ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._r = client
         self._tenants = tenants
-        self._cache: FreshCache[str, PlatformRecord | None] = FreshCache(cache_ttl_s)
+        self._cache: FreshCache[str, PlatformRecord | None] = FreshCache(cache_ttl_s, clock)
         # plans never change once created (create_plan is HSETNX): cached without expiry, bounded
         self._plans: dict[tuple[str, str], FeePlan] = {}
 

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from seatwise.v1 import tenancy_pb2
 
+from holds.platform.platforms import PlatformStore
 from holds.platform.tenants import TenantStore
 from holds.records import TenantRecord
 from holds.redis_client import AnyRedis
@@ -174,11 +175,11 @@ class CountingTenants(TenantStore):
         return await super().verify(api_key)
 
 
-def _whoami(tenants: TenantStore, clock: Clock) -> Any:
+def _whoami(tenants: TenantStore, clock: Clock, platforms: PlatformStore | None = None) -> Any:
     async def whoami(request: Any, context: Any) -> Any:
         return tenancy_pb2.WhoAmIResponse(tenant_id=current_principal().tenant_id)
 
-    wrapper = RpcWrapper(tenants, Admission(), clock=clock)
+    wrapper = RpcWrapper(tenants, Admission(), platforms=platforms, clock=clock)
     handler = grpc.unary_unary_rpc_method_handler(whoami)
     return wrapper.wrap(WHO_AM_I, handler, WHO_AM_I_RULE).unary_unary
 
@@ -261,6 +262,42 @@ async def test_an_organizer_record_read_later_bounds_the_kept_principal(redis_cl
     assert await _call(unary, key) == (grpc.StatusCode.OK, "acme")
     clock.now = 1008.0  # the organizer record read at 1003.0 is stale
     assert await _call(unary, key) == (grpc.StatusCode.FAILED_PRECONDITION, "")
+
+
+async def test_a_platform_changed_by_this_process_drops_the_principals_it_decided(
+    redis_client: AnyRedis,
+) -> None:
+    clock = Clock()
+    tenants = TenantStore(redis_client, clock=clock)
+    platforms = PlatformStore(redis_client, tenants)
+    await platforms.create("p1", "Platform", "v1", public_sales_when_suspended=True)
+    organizer = await tenants.create_tenant("acme", "Acme", platform_id="p1")
+    await tenants.put_tenant(msgspec.structs.replace(organizer, suspended=True, suspended_reason="unpaid"))
+    _record, shop = await tenants.create_key("acme", "storefront", "shop", platform_id="p1")
+    unary = _whoami(tenants, clock, platforms)
+    assert await _call(unary, shop) == (grpc.StatusCode.OK, "acme")  # public sales go on
+    await platforms.update("p1", terms_version=None, public_sales_when_suspended=False)
+    assert await _call(unary, shop) == (grpc.StatusCode.FAILED_PRECONDITION, "")
+
+
+async def test_a_platform_record_read_earlier_bounds_the_kept_principal(redis_client: AnyRedis) -> None:
+    clock = Clock()
+    tenants = TenantStore(redis_client, clock=clock)
+    platforms = PlatformStore(redis_client, tenants, clock=clock)
+    await platforms.create("p1", "Platform", "v1", public_sales_when_suspended=True)
+    organizer = await tenants.create_tenant("acme", "Acme", platform_id="p1")
+    await tenants.put_tenant(msgspec.structs.replace(organizer, suspended=True, suspended_reason="unpaid"))
+    _record, shop = await tenants.create_key("acme", "storefront", "shop", platform_id="p1")
+    await platforms.cached_fresh("p1")  # the platform record is read at 1000.0 ...
+    clock.now = 1003.0
+    unary = _whoami(tenants, clock, platforms)
+    assert await _call(unary, shop) == (grpc.StatusCode.OK, "acme")  # ... the key's and organizer's at 1003.0
+    other_process = PlatformStore(redis_client, TenantStore(redis_client))
+    await other_process.update("p1", terms_version=None, public_sales_when_suspended=False)
+    clock.now = 1004.9
+    assert await _call(unary, shop) == (grpc.StatusCode.OK, "acme")
+    clock.now = 1005.0  # the platform record read at 1000.0 is stale
+    assert await _call(unary, shop) == (grpc.StatusCode.FAILED_PRECONDITION, "")
 
 
 async def test_an_operator_acting_on_two_organizers_is_kept_apart(redis_client: AnyRedis) -> None:
