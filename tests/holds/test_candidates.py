@@ -11,6 +11,7 @@ from holds.candidates import REFRESH_S, CandidatePools
 from seatmap.bestavailable import BestAvailableRequest
 from seatmap.generate import theatre
 from seatmap.index import SeatIndex
+from tests.clock import Clock
 
 
 def _mirror(index: SeatIndex) -> EventMirror:
@@ -56,14 +57,6 @@ def test_sold_out_gives_none() -> None:
     mirror = _mirror(index)
     mirror.snapshot.states[:] = HELD
     assert CandidatePools().take(mirror, index, BestAvailableRequest(quantity=2), random.Random(0)) is None
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_pool_is_not_searched_again_while_seats_are_only_taken() -> None:

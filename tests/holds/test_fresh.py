@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from holds import fresh
 from holds.fresh import FreshCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_a_value_is_fresh_until_its_ttl_and_says_until_when() -> None:

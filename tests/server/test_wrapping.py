@@ -22,6 +22,7 @@ from server.context import Stores
 from server.declarations import MethodRule
 from server.servicers import tenancy
 from server.wrapping import RpcWrapper
+from tests.clock import Clock
 
 WHO_AM_I = "/seatwise.v1.TenantService/WhoAmI"
 WHO_AM_I_RULE = tenancy.SERVICE.methods["WhoAmI"]
@@ -155,14 +156,6 @@ def test_register_refuses_a_service_that_registered_nothing(stores: Stores) -> N
 
 
 # -- principals kept between calls (server/principals.py) -----------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingTenants(TenantStore):
