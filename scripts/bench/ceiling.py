@@ -20,9 +20,12 @@ metrics to the second; the gap between it and these is what our code costs.
 ``seatwise serve`` can serve them too (``python -m scripts.bench.servers
 seatwise --with-ceiling``), with one more: ``HoldShapedRedisWrapped``, the
 read ceiling behind seatwise's own wrapper under HoldSeats' rule
-(authentication, admission, the call budget, request ids, metrics). In
-seatwise's process the ceiling shows what the process itself costs, and the
-wrapped one what the wrapper adds to a call before any hold logic runs.
+(authentication, admission, the call budget, request ids, metrics), and
+``HoldShapedRedisWriteWrapped``, the durable-write ceiling behind the same
+wrapper. In seatwise's process the ceiling shows what the process itself
+costs, and the wrapped one what the wrapper adds to a call before any hold
+logic runs. The wrapped durable write is a HoldSeats with every piece of hold
+logic taken out: the most a unary HoldSeats can reach.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ SHAPED_METHOD = f"/{SERVICE}/HoldShaped"
 SHAPED_REDIS_METHOD = f"/{SERVICE}/HoldShapedRedis"
 SHAPED_WRITE_METHOD = f"/{SERVICE}/HoldShapedRedisWrite"
 WRAPPED_METHOD = f"/{SERVICE}/HoldShapedRedisWrapped"
+WRAPPED_WRITE_METHOD = f"/{SERVICE}/HoldShapedRedisWriteWrapped"
 # reads the requested seats, as the hold script's first step does
 READ_SEATS = "return redis.call('HMGET', KEYS[1], unpack(ARGV))"
 # reads the requested seats, then marks them (a hold's one durable write, in miniature)
@@ -113,7 +117,8 @@ class Ceiling:
         return reply_for(request)
 
     def handler(self, wrapper: RpcWrapper | None = None) -> grpc.GenericRpcHandler[Any, Any]:
-        """The ceiling's methods; with ``wrapper`` (seatwise's), also the wrapped read ceiling."""
+        """The ceiling's methods; with ``wrapper`` (seatwise's), also the wrapped read and
+        durable-write ceilings."""
 
         def method(behaviour: Any) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_unary_rpc_method_handler(
@@ -130,6 +135,9 @@ class Ceiling:
         if wrapper is not None:
             rule = HOLD_SERVICE.methods["HoldSeats"]
             methods["HoldShapedRedisWrapped"] = wrapper.wrap(WRAPPED_METHOD, method(self.shaped_redis), rule)
+            methods["HoldShapedRedisWriteWrapped"] = wrapper.wrap(
+                WRAPPED_WRITE_METHOD, method(self.shaped_write), rule
+            )
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 

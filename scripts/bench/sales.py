@@ -53,7 +53,13 @@ import numpy as np
 import redis as redis_lib
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
-from scripts.bench.ceiling import SHAPED_METHOD, SHAPED_REDIS_METHOD, SHAPED_WRITE_METHOD, WRAPPED_METHOD
+from scripts.bench.ceiling import (
+    SHAPED_METHOD,
+    SHAPED_REDIS_METHOD,
+    SHAPED_WRITE_METHOD,
+    WRAPPED_METHOD,
+    WRAPPED_WRITE_METHOD,
+)
 from scripts.bench.harness import (
     ECHO_METHOD,
     ChildServer,
@@ -285,6 +291,7 @@ class Run:
     hold_rps_seen: float = 0.0
     ceiling_read: PhaseResult | None = None  # set by ceilings()
     ceiling_write: PhaseResult | None = None
+    wrapped_write: PhaseResult | None = None  # set by seatwise_ceilings()
 
     @property
     def hold_rps_estimate(self) -> float:
@@ -345,7 +352,8 @@ class Run:
         ]
 
     async def seatwise_ceilings(self, echo: PhaseResult) -> list[Row]:
-        """The read ceiling in seatwise's process (``--with-ceiling``), bare and wrapped."""
+        """The read ceiling in seatwise's process (``--with-ceiling``), bare and wrapped, and
+        the durable-write ceiling wrapped (kept as ``wrapped_write``: the unary bound)."""
         s = self.settings
         source = constant(self.echo_payload)
         bare = await self.measure(
@@ -354,9 +362,19 @@ class Run:
         wrapped = await self.measure(
             self.sw, "seatwise: HoldShapedRedisWrapped", WRAPPED_METHOD, source, s.concurrency, s.duration_s
         )
+        wrapped_write = await self.measure(
+            self.sw,
+            "seatwise: HoldShapedRedisWriteWrapped",
+            WRAPPED_WRITE_METHOD,
+            source,
+            s.concurrency,
+            s.duration_s,
+        )
+        self.wrapped_write = wrapped_write
         return [
             Row.of("ceiling in seatwise's process", bare, echo, "the read ceiling, served by seatwise"),
             Row.of("... behind seatwise's wrapper", wrapped, echo, "auth, admission, budget, metrics"),
+            Row.of("... durable write, behind the wrapper", wrapped_write, echo, "no hold logic"),
         ]
 
     async def ensure_groups(self, duration_s: float) -> None:
@@ -577,6 +595,13 @@ async def _hot_path(run: Run) -> None:
         Row.of(f"HoldSeats, {s.seats_per_hold} random adjacent seats", holds, echo),
         Row.of("single-quota orders/s (GA hold 1 + commit)", quota, echo),
     ]
+    if run.ceiling_read is not None and run.wrapped_write is not None:
+        read = run.ceiling_read.rps
+        print(
+            f"[bench] HoldSeats / read ceiling {holds.rps / read:.2f}; a durable write behind "
+            f"seatwise's wrapper (no hold logic) / read ceiling {run.wrapped_write.rps / read:.2f}",
+            file=sys.stderr,
+        )
 
 
 async def _fixed_and_sweep(run: Run) -> None:

@@ -366,6 +366,9 @@ async def bench(
         ceiling, ceiling_write = run.ceiling_read, run.ceiling_write
         assert ceiling is not None
         assert ceiling_write is not None
+        ceilings += await run.seatwise_ceilings(baseline)
+        bound = run.wrapped_write
+        assert bound is not None
         sweep: dict[int, PhaseResult] = {}
         for level in o.levels:
             depth = max(1, level // o.streams)
@@ -427,6 +430,12 @@ async def bench(
             (
                 "unary HoldSeats / ceiling with a durable write",
                 unary.rps / ceiling_write.rps,
+                "(reference)",
+                True,
+            ),
+            (
+                "bound: a durable write behind the wrapper / ceiling",
+                bound.rps / ceiling.rps,
                 "(reference)",
                 True,
             ),

@@ -17,7 +17,12 @@ RUN_TIMEOUT_S = 90
 
 # each benchmark and lines its output must contain
 EXPECTED = {
-    "sales": ["echo: baseline", "ceiling: ... + one Redis round trip", "HoldSeats, 2 random adjacent seats"],
+    "sales": [
+        "echo: baseline",
+        "ceiling: ... + one Redis round trip",
+        "... durable write, behind the wrapper",
+        "HoldSeats, 2 random adjacent seats",
+    ],
     "hold_layers": [
         "1 Inventory.hold",
         "4 registered handler",
@@ -32,6 +37,8 @@ EXPECTED = {
         "HoldSeats over 1 session x 96",
         "single-quota orders/s, 1 session, batched",
         "ceiling: ... + one durable Redis write",
+        "... durable write, behind the wrapper",
+        "bound: a durable write behind the wrapper / ceiling",
         "goals (same-run ratios)",
     ],
     "durability": ["commit p50 ms  commit p99 ms  unconfirmed"],
