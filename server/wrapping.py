@@ -262,13 +262,29 @@ class RpcWrapper:
         self._known.put(digest, principal, fresh_until, generation)
         return principal
 
+    async def _recheck(
+        self, method: str, roles: frozenset[RoleName] | None, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """An open stream's caller checked again, its key read from Redis rather than from
+        this process's caches: a key revoked by any process ends the stream within
+        REVALIDATE_S (a read per open stream per second; streams are few)."""
+        metadata = dict(context.invocation_metadata() or ())
+        acting_on = str(metadata.get(TENANT_HEADER) or "")
+        await self._resolve(method, roles, metadata.get("authorization"), acting_on, fresh_key=True)
+
     async def _resolve(
-        self, method: str, roles: frozenset[RoleName] | None, authorization: Any, acting_on: str
+        self,
+        method: str,
+        roles: frozenset[RoleName] | None,
+        authorization: Any,
+        acting_on: str,
+        *,
+        fresh_key: bool = False,
     ) -> tuple[Principal, float]:
         """The caller and the monotonic time that answer stops being fresh (the first of
-        the records it was read from to do so)."""
+        the records it was read from to do so); with ``fresh_key``, the key read from Redis."""
         api_key = parse_bearer(authorization)
-        verified = await self._tenants.verify(api_key)
+        verified = await self._tenants.verify(api_key, fresh=fresh_key)
         if verified is None:
             raise Unauthenticated("unknown, revoked or expired API key")
         record, fresh_until = verified
@@ -414,8 +430,8 @@ class RpcWrapper:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[Any]:
         """``items``, checking the caller's key again every REVALIDATE_S while the
-        stream is open: a revoked key ends it with UNAUTHENTICATED (within the key
-        cache's TTL plus REVALIDATE_S), however quiet the stream is.
+        stream is open: a revoked key ends it with UNAUTHENTICATED within
+        REVALIDATE_S of its revocation by any process, however quiet the stream is.
 
         The check runs in a watchdog task beside the stream, not around each item
         (a task and a wait per item cost a session ~10 % of its CPU per message).
@@ -425,7 +441,7 @@ class RpcWrapper:
         an item), it is ended when it asks for the next one, since cancelling gRPC's
         own write would end the call CANCELLED instead.
         """
-        watch = _KeyWatch(lambda: self._principal(method, roles, context))
+        watch = _KeyWatch(lambda: self._recheck(method, roles, context))
         try:
             async for item in items:
                 watch.at_yield = True

@@ -256,14 +256,23 @@ class TenantStore:
         verified = await self.verify(api_key)
         return verified[0] if verified is not None else None
 
-    async def verify(self, api_key: str) -> tuple[ApiKeyRecord, float] | None:
+    async def verify(self, api_key: str, *, fresh: bool = False) -> tuple[ApiKeyRecord, float] | None:
         """:meth:`authenticate`, and the monotonic time that answer stops being fresh:
-        when the cached record does, or the key expires, whichever is sooner."""
+        when the cached record does, or the key expires, whichever is sooner. With
+        ``fresh``, the record is read from Redis; one that changed since it was cached
+        (revoked by another process) is dropped with what was derived from it."""
         try:
             key_id, secret = self.split_key(api_key)
         except InvalidRequest:
             return None
-        record, fresh_until = await self._get_key_fresh(key_id)
+        if fresh:
+            cached = self._keys.get(key_id)
+            record, fresh_until = await self._get_key_fresh(key_id, fresh=True)
+            if cached is not None and cached[0] != record:
+                self._keys.drop(key_id)  # this process's kept principals go with it
+                fresh_until = self._keys.put(key_id, record)
+        else:
+            record, fresh_until = await self._get_key_fresh(key_id)
         if record is None or record.revoked:
             return None
         if not hmac.compare_digest(record.secret_sha256, _hash_secret(secret)):

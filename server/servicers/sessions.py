@@ -7,7 +7,8 @@ its unary RPC (``HoldServicer``/``OrderServicer``), so replies, errors and
 invariants are the unary path's, and new request fields flow through untouched.
 
 Per stream (the wrapper authenticates it once, sets the principal for its task
-and re-checks the key every second: a revoked key ends it UNAUTHENTICATED):
+and reads the key from Redis again every second: a key revoked by any process
+ends it UNAUTHENTICATED):
 
 * a reader takes one message at a time while the stream has fewer than
   ``max_session_stream_inflight`` and the process fewer than

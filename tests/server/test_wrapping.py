@@ -163,9 +163,9 @@ class CountingTenants(TenantStore):
 
     verified = 0
 
-    async def verify(self, api_key: str) -> Any:
+    async def verify(self, api_key: str, *, fresh: bool = False) -> Any:
         self.verified += 1
-        return await super().verify(api_key)
+        return await super().verify(api_key, fresh=fresh)
 
 
 def _whoami(tenants: TenantStore, clock: Clock, platforms: PlatformStore | None = None) -> Any:
@@ -218,6 +218,18 @@ async def test_a_kept_principal_lasts_no_longer_than_the_key_record_it_came_from
     acme.clock.now += 4.9
     assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
     acme.clock.now += 0.1  # the key record read at 1000.0 was fresh for 5 s
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.UNAUTHENTICATED, "")
+
+
+async def test_a_fresh_key_check_sees_another_process_revocation_and_ends_what_was_kept(
+    redis_client: AnyRedis,
+) -> None:
+    acme = await _acme(redis_client)
+    assert await _call(acme.unary, acme.key) == (grpc.StatusCode.OK, "acme")
+    await TenantStore(redis_client).revoke_key(acme.key_id, None)  # by another server process
+    assert await acme.tenants.verify(acme.key) is not None  # the cached record: fresh for 5 s
+    assert await acme.tenants.verify(acme.key, fresh=True) is None  # as an open stream checks it
+    # the record read is this process's news: the principal kept from it is gone too
     assert await _call(acme.unary, acme.key) == (grpc.StatusCode.UNAUTHENTICATED, "")
 
 
