@@ -147,6 +147,15 @@ async def test_an_ack_with_other_seats_is_caught(redis_client: AnyRedis, sale: S
     assert failing(report) == {"acks"}
 
 
+async def test_an_order_acknowledged_under_two_keys_is_caught(redis_client: AnyRedis, sale: Sale) -> None:
+    # one order told to two buyers' checkouts: a commit answered twice for different requests
+    first = sale.acks[0]
+    sale.acks.append(msgspec.structs.replace(first, idempotency_key="another-checkout"))
+    report = await audit(redis_client, sale)
+    assert failing(report) == {"acks"}
+    assert any(first.order_id in p and "two idempotency keys" in p for p in report.check("acks").problems)
+
+
 async def test_ga_over_capacity_is_caught(redis_client: AnyRedis, sale: Sale) -> None:
     await redis_client.hincrby(sale.key("ga_sold"), sale.ev.ga_area, 3)  # 6 sold of 5
     report = await audit(redis_client, sale)
