@@ -36,6 +36,7 @@ BOTH_TOPOLOGIES = frozenset(
         "tests.server.test_seasons_api",  # a season and its events in one slot, the season index in another
         "tests.server.test_season_sales_api",  # organizer-wide promo uses claimed in the organizer's slot
         "tests.server.test_season_sessions_history",  # a season's slot and the season order records
+        "tests.server.test_sessions_history",  # sessions and unary calls mixed on one event, on a cluster too
     }
 )
 
