@@ -576,6 +576,12 @@ async def test_sessions_and_unary_calls_on_one_event_never_sell_a_seat_twice(
 
     readers = [asyncio.create_task(read(s)) for s in streams]
     ids = iter(range(1_000_000))
+    acknowledged: list[sales_pb2.Order] = []  # every order a buyer was told it has
+
+    def noted(answer: Message) -> Message:
+        if isinstance(answer, sales_pb2.CommitHoldResponse):
+            acknowledged.append(answer.order)
+        return answer
 
     async def over_session(op: str, request: Message) -> Message:
         n = next(ids)
@@ -583,10 +589,10 @@ async def test_sessions_and_unary_calls_on_one_event_never_sell_a_seat_twice(
         correlation_id = f"b{n}"
         waiting[correlation_id] = asyncio.get_running_loop().create_future()
         await s.send(correlation_id, **{op: request})
-        return result_of(await waiting[correlation_id])
+        return noted(result_of(await waiting[correlation_id]))
 
     async def over_unary(op: str, request: Message) -> Message:
-        return await unary(organizer, op, request)
+        return noted(await unary(organizer, op, request))
 
     rng = random.Random(7)
     buyers = [_buyer(n, rng, event_id, over_session if n % 2 else over_unary) for n in range(120)]
@@ -594,10 +600,33 @@ async def test_sessions_and_unary_calls_on_one_event_never_sell_a_seat_twice(
     for s in streams:
         await s.call.done_writing()
     await asyncio.gather(*readers)
-    assert tickets > 0
     state = await read_state(redis_client, event_id)
-    check_consistent(state)
-    assert len(state.valid_seat_tickets()) <= 40
+    check_consistent(state)  # a sold seat points at the one order with a valid ticket for it
+    # Redis has exactly the acknowledged orders, each with the seats (ordinal: row * 10 + n) and
+    # GA places it was acknowledged with; no seat is in two of them; the seats sold are theirs
+    assert tickets == sum(len(o.tickets) for o in acknowledged) > 0
+    assert {o.order_id: sorted((t.seat_id, t.ga_area_id) for t in o.tickets) for o in acknowledged} == {
+        order_id: sorted(
+            (f"r{t.seat // 10}-{t.seat % 10}" if t.seat is not None else "", t.ga_area or "")
+            for t in o.tickets
+        )
+        for order_id, o in state.orders.items()
+    }
+    seats_sold = [(t.seat_id, o.order_id) for o in acknowledged for t in o.tickets if t.seat_id]
+    sold = dict(seats_sold)
+    assert len(sold) == len(seats_sold), f"a seat is in two orders: {sorted(seats_sold)}"
+    # every hold was paid for: no seat is left held
+    assert sorted(f"r{o // 10}-{o % 10}" for o in state.seats) == sorted(sold)
+    # the API says so too, once its availability has followed the change stream this far
+    request = events_pb2.GetAvailabilityRequest(event_id=event_id, include_seats=True)
+    async with asyncio.timeout(30):
+        while True:
+            available = await organizer.events.GetAvailability(request, metadata=organizer.metadata)
+            if available.sequence >= state.seq:
+                break
+            await asyncio.sleep(0.01)  # the mirror follows the change stream asynchronously
+    sold_by_api = [a.seat_id for a in available.seats if a.status == events_pb2.SEAT_STATUS_SOLD]
+    assert sorted(sold_by_api) == sorted(sold)
 
 
 # -- batches: requests in one message, answers in one message for a client that asks -----------
