@@ -8,8 +8,8 @@ by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -246,14 +246,43 @@ async def _until_up(target: str) -> None:
     raise AssertionError("server did not come up")
 
 
-async def test_server_killed_mid_commit_then_retry_gives_exactly_one_order(tmp_path: Path) -> None:
-    redis = EmbeddedRedis(tmp_path / "redis")
-    redis.start()
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    proc = _spawn_server(redis.url, port, tmp_path)
+class SpawnedServer:
+    """A ``seatwise serve`` process on an embedded Redis of its own, to kill and start again
+    on the same port (as a restarted process)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.data_dir = tmp_path
+        self.redis = EmbeddedRedis(tmp_path / "redis")
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> subprocess.Popen[bytes]:
+        self.proc = _spawn_server(self.redis.url, self.port, self.data_dir)
+        await _until_up(self.target)
+        return self.proc
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def spawned_server(tmp_path: Path) -> AsyncIterator[SpawnedServer]:
+    server = SpawnedServer(tmp_path)
+    server.redis.start()
     try:
-        await _until_up(target)
+        await server.start()
+        yield server
+    finally:
+        server.kill()
+        server.redis.stop()
+
+
+async def test_server_killed_mid_commit_then_retry_gives_exactly_one_order(tmp_path: Path) -> None:
+    async with spawned_server(tmp_path) as server:
+        target, redis = server.target, server.redis
         api, event_id = await _on_sale_event(target, rows=3, seats=10)
         holds = []
         for r in range(3):
@@ -277,11 +306,9 @@ async def test_server_killed_mid_commit_then_retry_gives_exactly_one_order(tmp_p
 
         first = asyncio.gather(*(commit(t, f"key-{i}") for i, t in enumerate(holds)))
         await asyncio.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)  # mid-commit: some committed, some not, some unknown
-        proc.wait()
+        server.kill()  # mid-commit: some committed, some not, some unknown
         first_results = await first
-        proc = _spawn_server(redis.url, port, tmp_path)
-        await _until_up(target)
+        await server.start()
         await api.__aexit__()
         api = Api(target, api.metadata[0][1].removeprefix("Bearer "))
         retried = await asyncio.gather(*(commit(t, f"key-{i}") for i, t in enumerate(holds)))
@@ -294,7 +321,3 @@ async def test_server_killed_mid_commit_then_retry_gives_exactly_one_order(tmp_p
         await client.aclose()
         assert orders == len(holds)  # exactly one order per hold
         await api.__aexit__()
-    finally:
-        proc.kill()
-        proc.wait()
-        redis.stop()

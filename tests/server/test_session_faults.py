@@ -29,11 +29,9 @@ from seatwise.v1 import sales_pb2
 
 from holds.redis_client import connect
 from holds.sales import Sales, parse_token
-from server.redis_process import EmbeddedRedis
 from tests.api import Api
-from tests.processes import free_port
 from tests.server.conftest import settle_calls
-from tests.server.test_faults import Service, _on_sale_event, _spawn_server, _until_up
+from tests.server.test_faults import Service, _on_sale_event, spawned_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -137,17 +135,13 @@ class ServerKiller:
 async def test_server_killed_mid_flight_over_sessions_then_retries_commit_each_hold_once(
     tmp_path: Path,
 ) -> None:
-    redis = EmbeddedRedis(tmp_path / "redis")
-    redis.start()
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    proc = _spawn_server(redis.url, port, tmp_path)
-    try:
-        await _until_up(target)
+    async with spawned_server(tmp_path) as server:
+        target, redis = server.target, server.redis
         api, event_id = await _on_sale_event(target, rows=8, seats=20)
         key = api.metadata[0][1].removeprefix("Bearer ")
         await api.__aexit__()
-        run = ServerKiller(proc, redis.url, event_id)
+        assert server.proc is not None
+        run = ServerKiller(server.proc, redis.url, event_id)
         async with SeatwiseClient(target, key, sessions=2, connections=2) as client:
             await asyncio.gather(*(run.buyer(client, pairs) for pairs in _plan(8, 20, 16)))
         assert run.killed, "the server was never killed with commits in flight"
@@ -155,8 +149,7 @@ async def test_server_killed_mid_flight_over_sessions_then_retries_commit_each_h
         assert set(run.unknown.values()) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
         made_unanswered = await _idempotency_keys_used(redis.url, event_id) - set(run.acked)
 
-        proc = _spawn_server(redis.url, port, tmp_path)  # the same port, as a restarted process
-        await _until_up(target)
+        await server.start()  # the same port, as a restarted process
         resent = sorted(run.acked)[::3]  # a sample of the acknowledged ones: the buyer never knew
         recovered: dict[str, str] = {}
         async with SeatwiseClient(target, key, sessions=2, connections=2) as client:
@@ -183,10 +176,6 @@ async def test_server_killed_mid_flight_over_sessions_then_retries_commit_each_h
         for idem, order_id in made.items():
             assert orders[order_id]["hold_id"] == parse_token(run.commits[idem])[1]
         assert sum(len(o["tickets"]) for o in orders.values()) == 2 * len(made)
-    finally:
-        proc.kill()
-        proc.wait()
-        redis.stop()
 
 
 # -- a client process killed mid-flight ----------------------------------------------------------
