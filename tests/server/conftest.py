@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from server.servicers import sessions
 from tests.api import Api
 from tests.conftest import parametrize_redis_topology
 from tests.holds.factories import settle
+from tests.server.faults import Service
 
 BOTH_TOPOLOGIES = frozenset(
     {
@@ -44,6 +46,15 @@ BOTH_TOPOLOGIES = frozenset(
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.module.__name__ in BOTH_TOPOLOGIES:
         parametrize_redis_topology(metafunc)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """A server in this process on a redis-server of its own (the fault tests kill it)."""
+    svc = Service(tmp_path)
+    await svc.start()
+    yield svc
+    await svc.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from holds.redis_client import connect
 from holds.sales import Sales, parse_token
 from tests.api import Api
 from tests.server.conftest import settle_calls
-from tests.server.test_faults import Service, _on_sale_event, spawned_server
+from tests.server.faults import Service, on_sale_event, spawned_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -137,7 +137,7 @@ async def test_server_killed_mid_flight_over_sessions_then_retries_commit_each_h
 ) -> None:
     async with spawned_server(tmp_path) as server:
         target, redis = server.target, server.redis
-        api, event_id = await _on_sale_event(target, rows=8, seats=20)
+        api, event_id = await on_sale_event(target, rows=8, seats=20)
         key = api.metadata[0][1].removeprefix("Bearer ")
         await api.__aexit__()
         assert server.proc is not None
@@ -259,18 +259,10 @@ class Gate:
         monkeypatch.setattr(Sales, "commit", gated)
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    svc = Service(tmp_path)
-    await svc.start()
-    yield svc
-    await svc.stop()
-
-
 async def test_client_killed_mid_flight_then_retries_get_each_hold_committed_once(
     service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api, event_id = await _on_sale_event(service.target, rows=4, seats=16)
+    api, event_id = await on_sale_event(service.target, rows=4, seats=16)
     key = api.metadata[0][1].removeprefix("Bearer ")
     await api.__aexit__()
     gate = Gate(passing=8)
