@@ -18,12 +18,14 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, session_pb2, tenancy_pb2
 
+from holds.errors import InvalidRequest
 from holds.redis_client import AnyRedis
 from holds.sales import Sales
 from server.app import create_server, stop_server
 from server.config import Config
 from server.context import Stores
-from server.servicers.sessions import BATCH_HEADER
+from server.deadlines import DEFAULT_BUDGET_S, call_budget
+from server.servicers.sessions import BATCH_HEADER, STOPPING_MESSAGE, _budget_s
 from tests.api import Api, status_of, without_request_info
 from tests.conftest import ADMIN_KEY
 from tests.holds.factories import check_consistent, read_state
@@ -530,6 +532,62 @@ async def test_graceful_shutdown_answers_then_ends_unavailable(
             await grpc_server.stop(None)
         else:
             await stopping
+
+
+async def test_a_session_opened_while_the_server_stops_is_sent_elsewhere(
+    organizer: Api, stores: Stores
+) -> None:
+    stores.stopping.set()  # stop_server's first step, before gRPC itself refuses new calls
+    try:
+        session = Session(organizer)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await asyncio.wait_for(session.call.read(), timeout=30)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert err.value.details() == STOPPING_MESSAGE
+    finally:
+        stores.stopping.clear()
+
+
+class _Deadline:
+    """What ``_budget_s`` reads of a stream's context: the time left before its deadline."""
+
+    def __init__(self, remaining: float | None) -> None:
+        self.remaining = remaining
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+
+def _with_budget(seconds: float | None) -> session_pb2.SessionRequest:
+    request = session_pb2.SessionRequest(correlation_id="c")
+    if seconds is not None:
+        request.budget.FromNanoseconds(int(seconds * 1e9))
+    return request
+
+
+@pytest.mark.parametrize(
+    ("asked_s", "stream_left_s", "budget_s"),
+    [
+        (None, None, call_budget(DEFAULT_BUDGET_S)),  # unset: the default
+        (120.0, None, call_budget(DEFAULT_BUDGET_S)),  # capped at the default
+        (2.0, None, call_budget(2.0)),
+        (20.0, 1.5, call_budget(1.5)),  # within the stream's own deadline
+        (None, 0.4, call_budget(0.4)),
+    ],
+)
+def test_a_messages_budget_is_its_own_within_the_streams_deadline(
+    asked_s: float | None, stream_left_s: float | None, budget_s: float
+) -> None:
+    context: Any = _Deadline(stream_left_s)
+    assert _budget_s(_with_budget(asked_s), context) == pytest.approx(budget_s)
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0])
+def test_a_budget_that_is_not_positive_is_refused(seconds: float) -> None:
+    context: Any = _Deadline(None)
+    with pytest.raises(InvalidRequest) as err:
+        _budget_s(_with_budget(seconds), context)
+    assert err.value.field == "budget"
 
 
 # -- sessions and unary calls on one event ---------------------------------------------------------
