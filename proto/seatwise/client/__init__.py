@@ -117,6 +117,15 @@ class SeatwiseError(Exception):
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details)
 
 
+def backoff_s(failures: int) -> float:
+    """The longest pause before the next attempt after ``failures`` (>= 1) consecutive
+    failures: doubling from ``BACKOFF_BASE_S`` up to ``BACKOFF_MAX_S``; the pause itself is
+    drawn uniformly below it (full jitter)."""
+    # the exponent is bounded first: past ~1024 failures 2**n no longer fits in a float
+    # (OverflowError), which would leave a long-failing session unable to ever reconnect
+    return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** min(max(failures - 1, 0), 64))
+
+
 def retry_safe(op: str, request: Message) -> bool:
     """Whether sending ``request`` again cannot apply it twice."""
     if op in _IDEMPOTENT:
@@ -574,7 +583,7 @@ class SeatwiseClient:
                 failure = exc
             if not safe or attempt + 1 >= self._max_attempts:
                 raise failure
-            delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))  # full jitter
+            delay = random.uniform(0, backoff_s(attempt + 1))  # full jitter
             await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
         raise AssertionError("unreachable")
 
@@ -598,7 +607,7 @@ class SeatwiseClient:
     async def _over_session(self, op: str, request: Message, budget_s: float) -> Any:
         session = self._session_of_this_turn()
         if session.failures:  # reconnecting: exponential backoff with full jitter
-            pause = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (session.failures - 1)))
+            pause = random.uniform(0, backoff_s(session.failures))
             pause = min(pause, budget_s / 2)
             await asyncio.sleep(pause)
             budget_s -= pause
