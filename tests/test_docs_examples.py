@@ -14,10 +14,11 @@ import re
 import sys
 from pathlib import Path
 
-from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2
+from seatwise.v1 import events_pb2, sales_pb2
 
 from tests.api import Api
 from tests.server.maps import small_map
+from tests.server.test_sessions import make_event
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"
@@ -43,28 +44,11 @@ async def _event_with_cat1(api: Api) -> str:
         for seat in row["seats"]:
             if seat["category"] == "front":
                 seat["category"] = "cat1"
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=json.dumps(doc).encode()), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
-    created = await api.events.CreateEvent(
-        events_pb2.CreateEventRequest(
-            seat_map_id=sm.seat_map_id,
-            name="Docs night",
-            currency="EUR",
-            status=events_pb2.EVENT_STATUS_ON_SALE,
-            prices=[
-                events_pb2.CategoryPrice(category=c, amount_minor=a)
-                for c, a in (("cat1", 5000), ("back", 3000), ("floor", 2000))
-            ],
-        ),
-        metadata=api.metadata,
-    )
-    return str(created.event.event_id)
+    prices = [
+        events_pb2.CategoryPrice(category=c, amount_minor=a)
+        for c, a in (("cat1", 5000), ("back", 3000), ("floor", 2000))
+    ]
+    return await make_event(api, content=json.dumps(doc).encode(), name="Docs night", prices=prices)
 
 
 async def test_the_python_client_example_in_the_api_doc_runs(organizer: Api) -> None:

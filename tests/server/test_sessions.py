@@ -45,10 +45,13 @@ async def until(predicate: Callable[[], bool], what: str, within_s: float = 30.0
 
 
 async def make_event(
-    api: Api, *, rows: int = 2, seats_per_row: int = 6, ga: int = 5, **overrides: Any
+    api: Api, *, rows: int = 2, seats_per_row: int = 6, ga: int = 5, content: bytes = b"", **overrides: Any
 ) -> str:
+    """An on-sale event on ``small_map`` (or on the seat map ``content``); ``overrides``
+    replace CreateEvent's fields."""
     uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map(rows, seats_per_row, ga)), metadata=api.metadata
+        seatmap_pb2.UploadSeatMapRequest(content=content or small_map(rows, seats_per_row, ga)),
+        metadata=api.metadata,
     )
     sm = uploaded.seat_map
     await api.seatmaps.PublishSeatMap(
