@@ -3,9 +3,10 @@
     uv run --frozen python -m scripts.bench.seatmap [--repeat 5] [--smoke]
 
 For the generated ~90k-seat stadium and a 100k-seat grid venue it measures, in
-one run: decode+validate in process; then through a real server (a `seatwise
-serve` child process with its own embedded Redis, so client and server do not
-share an interpreter): UploadSeatMap (decode, validate and store), PublishSeatMap,
+one run, in process: decode+validate, and the seat-overlap search on two
+pathological maps (index builds and rendering: ``scripts.bench.seatmap_spatial``); then through a real
+server (a `seatwise serve` child process with its own embedded Redis, so client
+and server do not share an interpreter): UploadSeatMap (decode, validate and store), PublishSeatMap,
 the first QuerySeats (loads the map and builds its spatial index), and warm
 region and nearest-seat queries. Medians over --repeat runs, with the minimum.
 ``--smoke`` runs a 4k-seat grid instead, once.
@@ -23,12 +24,14 @@ from functools import partial
 from pathlib import Path
 
 import grpc
+import numpy as np
 from seatwise.v1 import common_pb2, seatmap_pb2, seatmap_pb2_grpc, tenancy_pb2, tenancy_pb2_grpc
 
 from scripts.bench.harness import ChildServer, free_port, samples, seatwise_env, wait_serving
 from seatmap.formats import parse_and_validate
 from seatmap.generate import stadium
 from seatmap.model import Category, Point, Row, Seat, SeatMap, Section, json_encoder
+from seatmap.validation import overlap_partners
 
 ADMIN_KEY = "sw_admin_bench-only-secret"
 
@@ -60,6 +63,22 @@ def grid_venue(sections: int = 100, rows: int = 40, seats: int = 25) -> SeatMap:
     return SeatMap(
         name="grid", categories=[Category("std", "Standard")], sections=out, focal_point=Point(10000, -500)
     )
+
+
+def pathological_overlaps(repeat: int, *, smoke: bool) -> list[tuple[str, str, float, float]]:
+    """The seat-overlap search on maps drawn wrong: every seat on one point, and a dense
+    grid where a few seats got a radius a hundred times too large."""
+    n = 4_000 if smoke else 100_000
+    side = 60 if smoke else 300
+    gx, gy = np.meshgrid(np.arange(float(side)), np.arange(float(side)))
+    radius = np.full(gx.size, 25.0)
+    radius[::997] = 2500.0
+    stacked = partial(overlap_partners, np.zeros(n), np.zeros(n), np.full(n, 25.0))
+    dense = partial(overlap_partners, gx.ravel(), gy.ravel(), radius)
+    return [
+        ("overlaps", f"overlap search, {n:,} seats on one point", *timed(stacked, repeat)),
+        ("overlaps", f"overlap search, {gx.size:,}-seat grid, huge radii", *timed(dense, repeat)),
+    ]
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -175,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 *timed(partial(parse_and_validate, content, "native"), args.repeat),
             )
         )
+    rows.extend(pathological_overlaps(args.repeat, smoke=args.smoke))
     with tempfile.TemporaryDirectory(prefix="seatwise-bench-seatmap-") as tmp:
         server, target = start_server(Path(tmp))
         try:

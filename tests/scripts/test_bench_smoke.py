@@ -31,7 +31,7 @@ EXPECTED = {
     ],
     "live_events": ["events   RSS MB  open fds  Redis clients  reaper set"],
     "hot_path": ["ScriptChannel", "+ call budget: asyncio.timeout", "hold reply: in place (hold_pb)"],
-    "seatmap": ["UploadSeatMap", "QuerySeats region"],
+    "seatmap": ["UploadSeatMap", "QuerySeats region", "overlap search"],
     "organizer_isolation": ["hold+release p99: quiet", "with 4 ValidateSeatMap"],
     "sessions": [
         "HoldSeats over 1 session x 96",

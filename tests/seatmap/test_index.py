@@ -229,13 +229,9 @@ def test_walk_lays_tables_out_as_rings() -> None:
     assert not walk.exact[:9].any()
 
 
-def test_build_is_fast_enough_for_a_large_map() -> None:
-    import time
-
-    seatmap = grid_map(rows=40, seats_per_row=50, sections=10)  # 20k seats
-    t0 = time.perf_counter()
-    index = SeatIndex(seatmap)
-    assert time.perf_counter() - t0 < 1.0
+def test_a_large_map_is_indexed_whole() -> None:
+    # how long the build takes is a figure of scripts.bench.seatmap_spatial, not an assertion
+    index = SeatIndex(grid_map(rows=40, seats_per_row=50, sections=10))  # 20k seats
     assert len(index) == 20_000
 
 

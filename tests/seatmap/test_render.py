@@ -164,13 +164,10 @@ def test_png_when_cairosvg_is_installed() -> None:
     assert png.startswith(b"\x89PNG")
 
 
-def test_large_map_renders_quickly() -> None:
-    import time
-
+def test_a_large_map_renders_every_seat() -> None:
+    # how long it takes is a figure of scripts.bench.seatmap_spatial, not an assertion
     index = SeatIndex(grid_map(rows=40, seats_per_row=50, sections=10))  # 20k seats
-    t0 = time.perf_counter()
     svg = render_svg(index, {o: "sold" for o in range(0, len(index), 2)})
-    assert time.perf_counter() - t0 < 2.0
     assert svg.count("<circle") >= 20_000
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -371,13 +370,10 @@ def test_caps_skip_seat_geometry() -> None:
     assert codes(doc, Limits(max_seats=4)) == {"too_many_seats"}
 
 
-def test_stadium_validates_clean_and_fast() -> None:
-    seatmap = stadium()
-    start = time.perf_counter()
-    report = validate(seatmap)
-    elapsed = time.perf_counter() - start
+def test_stadium_validates_clean() -> None:
+    # how long it takes is a figure of scripts.bench.seatmap, not an assertion
+    report = validate(stadium())
     assert report.ok, report.violations[:3]
-    assert elapsed < 3.0  # ~0.35 s on a 2-core CI machine; this only catches quadratic regressions
 
 
 def test_broken_stadium_reports_all_and_caps() -> None:
@@ -416,15 +412,15 @@ def test_overlap_partners_match_brute_force(seed: int) -> None:
     assert expected[found, partner[found]].all()
 
 
-def test_overlap_search_stays_fast_on_pathological_maps() -> None:
+def test_overlap_search_answers_on_pathological_maps() -> None:
+    """Every seat stacked on one point, and a dense grid with a few huge radii: each seat
+    finds a partner (how long it takes is a figure of scripts.bench.seatmap)."""
     n = 100_000
     stacked = overlap_partners(np.zeros(n), np.zeros(n), np.full(n, 25.0))
     grid = np.arange(300.0)
     gx, gy = np.meshgrid(grid, grid)
     radius = np.full(gx.size, 25.0)
     radius[::997] = 2500.0  # metres drawn as centimetres, plus a few typo'd sizes
-    start = time.perf_counter()
     dense = overlap_partners(gx.ravel(), gy.ravel(), radius)
     assert (stacked >= 0).all()
     assert (dense >= 0).all()
-    assert time.perf_counter() - start < 5.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from pathlib import Path
 
 import grpc
@@ -27,15 +26,15 @@ pytestmark = pytest.mark.slow
 async def test_redis_down_is_unavailable_within_the_deadline_and_recovers(service: Service) -> None:
     api, event_id = await on_sale_event(service.target)
     service.redis.kill()
-    started = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.holds.HoldSeats(
             sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]),
             metadata=api.metadata,
             timeout=1.5,
         )
+    # UNAVAILABLE is the server's answer: past the 1.5 s deadline the client would
+    # have ended the call itself with DEADLINE_EXCEEDED
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert time.monotonic() - started < 1.5
     await wait_health(service.target, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     service.redis.start()  # same data dir: the AOF is replayed
