@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 from tests.processes import free_port, spawn_serve, wait_serving
+
+WAIT_S = 60.0  # a safety net against a hang, never a measured time
 
 
 def test_serve_starts_embedded_redis_and_stops_cleanly(tmp_path: Path) -> None:
@@ -49,10 +53,23 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+def _metrics(metrics_port: int) -> str:
+    """The metrics page on ``metrics_port``, once its worker serves it: a worker forked
+    after the first answered may not listen yet (the wait is a safety net, not a timing)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+                return str(response.read().decode())
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _who_am_i_calls(metrics_port: int) -> float:
     """WhoAmI calls answered OK by the worker serving metrics on ``metrics_port``."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = _metrics(metrics_port)
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
