@@ -17,8 +17,8 @@ from pathlib import Path
 from seatwise.v1 import events_pb2, sales_pb2
 
 from tests.api import Api
+from tests.server.events import make_event
 from tests.server.maps import small_map
-from tests.server.test_sessions import make_event
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"

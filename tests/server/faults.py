@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from seatwise.v1 import events_pb2, seatmap_pb2
 
 from server.app import create_server, watch_health
 from server.config import Config
@@ -20,7 +19,7 @@ from server.context import Stores
 from server.redis_process import EmbeddedRedis
 from tests.api import Api
 from tests.processes import free_port, spawn_serve
-from tests.server.maps import small_map
+from tests.server.events import make_event
 
 ADMIN_KEY = "sw_admin_fault-test-secret"
 
@@ -53,28 +52,10 @@ async def on_sale_event(target: str, rows: int = 2, seats: int = 6) -> tuple[Api
     key = await admin.new_tenant_key("acme")
     await admin.__aexit__()
     api = Api(target, key)
-    sm = (
-        await api.seatmaps.UploadSeatMap(
-            seatmap_pb2.UploadSeatMapRequest(content=small_map(rows, seats)), metadata=api.metadata
-        )
-    ).seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=1), metadata=api.metadata
+    event_id = await make_event(
+        api, rows=rows, seats_per_row=seats, name="Fault night", max_seats_per_hold=50
     )
-    created = await api.events.CreateEvent(
-        events_pb2.CreateEventRequest(
-            seat_map_id=sm.seat_map_id,
-            name="Fault night",
-            currency="EUR",
-            status=events_pb2.EVENT_STATUS_ON_SALE,
-            max_seats_per_hold=50,
-            prices=[
-                events_pb2.CategoryPrice(category=c, amount_minor=1000) for c in ("front", "back", "floor")
-            ],
-        ),
-        metadata=api.metadata,
-    )
-    return api, created.event.event_id
+    return api, event_id
 
 
 async def health(target: str) -> int:

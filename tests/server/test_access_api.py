@@ -15,7 +15,8 @@ from seatwise.v1 import access_pb2, sales_pb2, tenancy_pb2
 
 from rules.tickets import KeyRing, TicketKey, verify
 from tests.api import Api, field_violations
-from tests.server.test_sales_api import _event, _hold
+from tests.server.events import make_event
+from tests.server.test_sales_api import _hold
 
 KEY_STATE = {
     access_pb2.TICKET_KEY_STATE_ACTIVE: "active",
@@ -73,7 +74,7 @@ def _ring(response: access_pb2.TicketKeysResponse) -> KeyRing:
 
 
 async def test_a_ticket_scans_once_and_verifies_offline(organizer: Api, door: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0", "r0-1")
     issued = await _token(organizer, order, png=True)
     assert issued.qr_png.startswith(b"\x89PNG")
@@ -99,7 +100,7 @@ async def test_a_ticket_scans_once_and_verifies_offline(organizer: Api, door: Ap
 
 
 async def test_roles_at_the_door(organizer: Api, door: Api, admin: Api, server: str) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0")
     token = (await _token(organizer, order)).token
     storefront_key = await organizer.tenants.CreateApiKey(
@@ -125,10 +126,10 @@ async def test_roles_at_the_door(organizer: Api, door: Api, admin: Api, server: 
 async def test_another_organizers_ticket_leaks_nothing(
     organizer: Api, door: Api, admin: Api, server: str
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     token = (await _token(organizer, await _order(organizer, event_id, "r0-0"))).token
     async with Api(server, await admin.new_tenant_key("globex")) as globex:
-        their_event = await _event(globex)
+        their_event = await make_event(globex)
         their_token = (await _token(globex, await _order(globex, their_event, "r0-0"))).token
         unknown = await _scan(door, event_id, their_token)
         assert unknown.result == access_pb2.SCAN_RESULT_UNKNOWN_KEY
@@ -137,7 +138,7 @@ async def test_another_organizers_ticket_leaks_nothing(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _scan(door, their_event, token)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    other_event = await _event(organizer)
+    other_event = await make_event(organizer)
     wrong = await _scan(door, other_event, token)
     assert (wrong.result, wrong.token_event_id) == (access_pb2.SCAN_RESULT_WRONG_EVENT, event_id)
     forged = await _scan(door, event_id, token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB"))
@@ -145,7 +146,7 @@ async def test_another_organizers_ticket_leaks_nothing(
 
 
 async def test_cancelled_tickets_are_revoked(organizer: Api, door: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0")
     token = (await _token(organizer, order)).token
     await organizer.orders.CancelOrder(
@@ -159,7 +160,7 @@ async def test_cancelled_tickets_are_revoked(organizer: Api, door: Api) -> None:
 
 
 async def test_rotation_and_revocation(organizer: Api, door: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0", "r0-1")
     old = await _token(organizer, order, 0)
     rotated = await organizer.tickets.RotateTicketKey(
@@ -187,7 +188,7 @@ async def test_rotation_and_revocation(organizer: Api, door: Api) -> None:
 
 
 async def test_offline_upload_reports_conflicts(organizer: Api, door: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0", "r0-1")
     tokens = [(await _token(organizer, order, i)).token for i in range(2)]
     assert (await _scan(door, event_id, tokens[0], "Main")).result == access_pb2.SCAN_RESULT_ADMITTED
@@ -213,7 +214,7 @@ async def test_offline_upload_reports_conflicts(organizer: Api, door: Api) -> No
 
 
 async def test_door_rules(organizer: Api, door: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0")
     token = (await _token(organizer, order)).token
     later, much_later = Timestamp(), Timestamp()
@@ -252,7 +253,7 @@ async def test_door_rules(organizer: Api, door: Api) -> None:
 
 
 async def test_a_bad_scan_request_names_the_field(organizer: Api, door: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     token = (await _token(organizer, await _order(organizer, event_id, "r0-0"))).token
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _scan(door, event_id, token, gate="")
@@ -262,7 +263,7 @@ async def test_a_bad_scan_request_names_the_field(organizer: Api, door: Api) -> 
 
 
 async def test_two_gates_at_once_over_grpc(organizer: Api, door: Api, server: str) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     token = (await _token(organizer, await _order(organizer, event_id, "r0-0"))).token
     scanners = [Api(server, door.metadata[0][1].removeprefix("Bearer ")) for _ in range(6)]
     try:

@@ -13,7 +13,8 @@ from seatwise.v1 import sales_pb2
 from server.admission import Admission, Overloaded
 from server.context import Stores
 from tests.api import Api, status_of
-from tests.server.test_sales_api import _event, _hold
+from tests.server.events import make_event
+from tests.server.test_sales_api import _hold
 
 
 def test_limits_and_always_admitted_methods() -> None:
@@ -42,7 +43,7 @@ async def test_lag_probe_notices_a_blocked_loop() -> None:
 
 
 async def test_overloaded_server_sheds_holds_but_lets_commits_through(organizer: Api, stores: Stores) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-0")
     stores.admission.lag_s = 5.0  # as if the event loop were far behind
     try:

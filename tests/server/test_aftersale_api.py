@@ -11,7 +11,8 @@ import pytest
 from seatwise.v1 import access_pb2, aftersale_pb2, aftersale_pb2_grpc, sales_pb2, tenancy_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
-from tests.server.test_sales_api import _event, _hold
+from tests.server.events import make_event
+from tests.server.test_sales_api import _hold
 
 BOB = sales_pb2.BuyerDetails(name="Bob", email="bob@example.org")
 
@@ -68,7 +69,7 @@ async def _get(api: Api, event_id: str, order_id: str) -> sales_pb2.Order:
 async def test_transfer_over_grpc_revokes_the_old_token(
     organizer: Api, door: Api, after: aftersale_pb2_grpc.AfterSaleServiceStub
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-0")
     ticket = order.tickets[0].ticket_id
     old = await _token(organizer, event_id, order.order_id, ticket)
@@ -104,7 +105,7 @@ async def test_transfer_over_grpc_revokes_the_old_token(
 async def test_exchange_over_grpc_with_a_hold_on_a_sold_out_event(
     organizer: Api, door: Api, after: aftersale_pb2_grpc.AfterSaleServiceStub
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     rows = [await _order(organizer, event_id, *(f"r{r}-{n}" for n in range(6))) for r in range(2)]
     # one back-row seat comes back and the box office holds it at once
     back = rows[1]
@@ -153,7 +154,7 @@ async def test_exchange_over_grpc_with_a_hold_on_a_sold_out_event(
 async def test_exchange_over_grpc_into_another_event_of_the_organizer(
     organizer: Api, admin: Api, server: str, door: Api, after: aftersale_pb2_grpc.AfterSaleServiceStub
 ) -> None:
-    source, target = await _event(organizer), await _event(organizer)
+    source, target = await make_event(organizer), await make_event(organizer)
     order = await _order(organizer, source, "r0-0")
     old = order.tickets[0]
     old_token = await _token(organizer, source, order.order_id, old.ticket_id)
@@ -178,7 +179,7 @@ async def test_exchange_over_grpc_into_another_event_of_the_organizer(
     # another organizer's event answers as a missing one, and nothing changes
     other_key = await admin.new_tenant_key("rival")
     async with Api(server, other_key) as rival:
-        foreign = await _event(rival)
+        foreign = await make_event(rival)
     second = await _order(organizer, source, "r0-1")
     before = await _get(organizer, source, second.order_id)
     answers = []
@@ -198,7 +199,7 @@ async def test_exchange_over_grpc_into_another_event_of_the_organizer(
 async def test_resale_over_grpc(
     organizer: Api, storefront: Api, door: Api, after: aftersale_pb2_grpc.AfterSaleServiceStub
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-1")
     ticket = order.tickets[0].ticket_id
     seller_token = await _token(organizer, event_id, order.order_id, ticket)
@@ -270,7 +271,7 @@ async def test_resale_over_grpc(
 async def test_another_organizers_order_is_not_found(
     organizer: Api, admin: Api, server: str, after: aftersale_pb2_grpc.AfterSaleServiceStub
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, "r0-2")
     other_key = await admin.new_tenant_key("rival")
     async with Api(server, other_key) as rival:

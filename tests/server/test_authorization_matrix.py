@@ -45,8 +45,9 @@ from server.context import Stores
 from server.declarations import MethodRule
 from tests.api import Api
 from tests.conftest import ADMIN_KEY
+from tests.server.events import make_event
 from tests.server.maps import small_map
-from tests.server.test_platforms_api import _event, _platform, _sign_up
+from tests.server.test_platforms_api import _platform, _sign_up
 
 AT_ONCE = 8  # calls in flight per caller
 
@@ -173,7 +174,7 @@ class Matrix:
 
 
 async def _resources(org: Api, platform_id: str, organizer_id: str) -> Victim:
-    event_id = await _event(org)
+    event_id = await make_event(org)
     event = await org.events.GetEvent(events_pb2.GetEventRequest(event_id=event_id), metadata=org.metadata)
     held = await org.holds.HoldSeats(
         sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]), metadata=org.metadata

@@ -25,7 +25,7 @@ from server.context import Stores
 from server.servicers import sessions as session_servicer
 from tests.api import Api
 from tests.server.conftest import Streams
-from tests.server.test_sessions import make_event
+from tests.server.events import make_event
 
 TRANSPORTS = {"unary": (0, True), "sessions": (2, True), "sessions-unbatched": (2, False)}
 # Redis paused far longer than the 0.5 s deadline under test, yet shorter than the client's

@@ -10,7 +10,8 @@ from google.rpc import error_details_pb2
 from seatwise.v1 import events_pb2, sales_pb2
 
 from tests.api import Api, field_violations, status_of
-from tests.server.test_sales_api import _event, _hold
+from tests.server.events import make_event
+from tests.server.test_sales_api import _hold
 
 ROW1 = events_pb2.Distancing(seats_in_row=1)
 
@@ -34,7 +35,7 @@ def _statuses(reply: events_pb2.GetAvailabilityResponse) -> dict[str, int]:
 
 
 async def test_the_rule_is_an_event_setting(organizer: Api) -> None:
-    event_id = await _event(organizer, distancing=ROW1)
+    event_id = await make_event(organizer, distancing=ROW1)
     got = await organizer.events.GetEvent(
         events_pb2.GetEventRequest(event_id=event_id), metadata=organizer.metadata
     )
@@ -74,10 +75,10 @@ async def test_bad_rules_are_invalid_argument_naming_the_field(
     organizer: Api, rule: events_pb2.Distancing, field: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await _event(organizer, distancing=rule)
+        await make_event(organizer, distancing=rule)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in field_violations(err.value)] == [field]
-    event_id = await _event(organizer, distancing=ROW1)
+    event_id = await make_event(organizer, distancing=ROW1)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await organizer.events.UpdateEvent(
             events_pb2.UpdateEventRequest(event_id=event_id, distancing=rule), metadata=organizer.metadata
@@ -91,7 +92,7 @@ async def test_bad_rules_are_invalid_argument_naming_the_field(
 
 
 async def test_a_hold_next_to_another_group_is_failed_precondition_per_seat(organizer: Api) -> None:
-    event_id = await _event(organizer, distancing=ROW1)
+    event_id = await make_event(organizer, distancing=ROW1)
     await _hold(organizer, event_id, "r0-2")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _hold(organizer, event_id, "r0-1", "r0-3", "r0-5")
@@ -115,7 +116,7 @@ async def test_a_hold_next_to_another_group_is_failed_precondition_per_seat(orga
 
 
 async def test_availability_reports_distanced_seats_until_the_group_is_cancelled(organizer: Api) -> None:
-    event_id = await _event(organizer, distancing=ROW1)
+    event_id = await make_event(organizer, distancing=ROW1)
     hold = await _hold(organizer, event_id, "r0-2")
     reply = await _availability(organizer, event_id)
     distanced = events_pb2.SEAT_STATUS_DISTANCED
@@ -141,7 +142,7 @@ async def test_availability_reports_distanced_seats_until_the_group_is_cancelled
 
 
 async def test_the_rule_changed_here_shows_at_once(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await _hold(organizer, event_id, "r0-2")
     assert _statuses(await _availability(organizer, event_id)) == {"r0-2": events_pb2.SEAT_STATUS_HELD}
     await organizer.events.UpdateEvent(
@@ -151,7 +152,7 @@ async def test_the_rule_changed_here_shows_at_once(organizer: Api) -> None:
 
 
 async def test_watchers_see_neighbours_distanced_and_freed(organizer: Api) -> None:
-    event_id = await _event(organizer, distancing=ROW1)
+    event_id = await make_event(organizer, distancing=ROW1)
     call = organizer.events.WatchAvailability(
         events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
     )

@@ -15,8 +15,8 @@ from holds.platform.notifications import period_of
 from server.context import Stores
 from tests.api import Api, field_violations
 from tests.server import test_platforms_api
+from tests.server.events import make_event
 from tests.server.test_platforms_api import World
-from tests.server.test_sales_api import _event
 from tests.server.test_statements_api import planned_organizer, sell
 
 world = test_platforms_api.world  # two platforms, an organizer of each
@@ -30,7 +30,7 @@ async def _owing_organizer(world: World) -> tuple[str, Api]:
     )
     org_id, key = await planned_organizer(world)
     org = Api(world.server, key)
-    event_id = await _event(org)
+    event_id = await make_event(org)
     await sell(org, event_id, "k1", "r0-0", collector=sales_pb2.COLLECTOR_ORGANIZER, payment_method="cash")
     return org_id, org
 

@@ -8,14 +8,14 @@ from collections.abc import Awaitable
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from seatwise.v1 import events_pb2, seatmap_pb2
+from seatwise.v1 import events_pb2
 
 from holds.availability import Delta, GaCount
 from server.context import Stores
 from server.servicers.events import BatchMessages
 from tests.api import Api, field_violations
 from tests.holds.factories import make_event
-from tests.server.maps import small_map
+from tests.server.events import published_map
 
 
 async def test_a_batch_is_built_once_for_all_its_watchers(stores: Stores) -> None:
@@ -42,15 +42,7 @@ async def test_a_batch_is_built_once_for_all_its_watchers(stores: Stores) -> Non
 
 
 async def _published_map(api: Api) -> str:
-    info = (
-        await api.seatmaps.UploadSeatMap(
-            seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=api.metadata
-        )
-    ).seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=info.seat_map_id, version=1), metadata=api.metadata
-    )
-    return str(info.seat_map_id)
+    return str((await published_map(api)).seat_map_id)
 
 
 async def _refused_field(call: Awaitable[object]) -> list[str]:

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
-from seatwise.v1 import access_pb2, events_pb2, feed_pb2, feed_pb2_grpc, sales_pb2, seatmap_pb2, tenancy_pb2
+from seatwise.v1 import access_pb2, events_pb2, feed_pb2, feed_pb2_grpc, sales_pb2, tenancy_pb2
 
 from holds import keys
 from holds.feed.retention import trim_tenant
@@ -24,7 +24,7 @@ from server.context import Stores
 from server.reaper import reap_once
 from server.redis_process import EmbeddedRedis
 from tests.api import Api, field_violations, status_of
-from tests.server.maps import small_map
+from tests.server.events import make_event
 from tests.server.test_platforms_api import _platform, _sign_up
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
@@ -35,28 +35,7 @@ def _feed(api: Api) -> feed_pb2_grpc.FeedServiceStub:
 
 
 async def _event(api: Api, rows: int = 2, seats: int = 6) -> str:
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map(rows, seats)), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
-    created = await api.events.CreateEvent(
-        events_pb2.CreateEventRequest(
-            seat_map_id=sm.seat_map_id,
-            name="Feed night",
-            currency="EUR",
-            status=events_pb2.EVENT_STATUS_ON_SALE,
-            prices=[
-                events_pb2.CategoryPrice(category=c, amount_minor=p)
-                for c, p in (("front", 5000), ("back", 3000), ("floor", 2000))
-            ],
-        ),
-        metadata=api.metadata,
-    )
-    return created.event.event_id
+    return await make_event(api, rows=rows, seats_per_row=seats, name="Feed night")
 
 
 async def _sell(

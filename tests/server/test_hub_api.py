@@ -17,9 +17,9 @@ from holds import keys
 from server.context import Stores
 from tests.api import Api
 from tests.server import test_platforms_api
+from tests.server.events import make_event
 from tests.server.test_branding_api import _storefront
 from tests.server.test_platforms_api import World, _code, _sign_up
-from tests.server.test_sales_api import _event
 from tests.server.test_statements_api import sell
 
 world = test_platforms_api.world  # two platforms, an organizer of each
@@ -35,7 +35,7 @@ def _ts(ms: int) -> Timestamp:
 
 async def _dated(api: Api, days: int, name: str, **fields: object) -> str:
     at = int(time.time() * 1000) + days * DAY_MS
-    return await _event(api, starts_at=_ts(at), name=name, **fields)
+    return await make_event(api, starts_at=_ts(at), name=name, **fields)
 
 
 async def test_hub_lists_upcoming_on_sale_events_of_its_platform_only(world: World) -> None:
@@ -53,7 +53,7 @@ async def test_hub_lists_upcoming_on_sale_events_of_its_platform_only(world: Wor
         e10 = await _dated(world.org1, 10, "In ten days")
         await _dated(world.org1, -1, "Yesterday")  # started: not upcoming
         await _dated(world.org1, 2, "Draft", status=events_pb2.EVENT_STATUS_DRAFT)  # not on sale
-        await _event(world.org1, name="Undated")  # no start time: not on the hub
+        await make_event(world.org1, name="Undated")  # no start time: not on the hub
         other = await _dated(acting2, 2, "Another platform's")
         async with Api(world.server, await _storefront(world.org1)) as shop:
             got = await shop.platforms.ListHubEvents(
@@ -144,7 +144,7 @@ async def test_a_suspended_organizers_events_leave_the_hub(world: World) -> None
 
 async def test_organizers_export_as_csv_streamed(world: World) -> None:
     second = await _sign_up(world.p1, "second-hall")
-    event_id = await _event(world.org1)
+    event_id = await make_event(world.org1)
     await sell(world.org1, event_id, "k1", "r0-0", "r0-1")
     await sell(world.org1, event_id, "k2", "r1-0")
     await world.p1.platforms.SuspendOrganizer(
@@ -245,7 +245,7 @@ async def test_hub_pages_with_a_cursor_over_equal_starts_and_filters(world: Worl
         ids = []
         for i in range(7):  # four at one instant, in two organizers
             api = world.org1 if i % 2 else org_b
-            ids.append(await _event(api, starts_at=_ts(at + (i // 4) * DAY_MS), name=f"E{i}"))
+            ids.append(await make_event(api, starts_at=_ts(at + (i // 4) * DAY_MS), name=f"E{i}"))
     expected = sorted(ids[:4]) + sorted(ids[4:])  # by start, then event id
     seen, token = [], ""
     while True:

@@ -26,7 +26,7 @@ from server.app import watch_health
 from server.context import Stores
 from server.reaper import reap_once
 from tests.api import Api
-from tests.server.test_sessions import make_event
+from tests.server.events import make_event
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "seatwise.json"
 WAIT_S = 30.0  # a safety net against a hang, never a measured time

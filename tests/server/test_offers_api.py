@@ -17,13 +17,12 @@ from seatwise.v1 import (
     offers_pb2,
     reports_pb2,
     sales_pb2,
-    seatmap_pb2,
     tenancy_pb2,
 )
 
 from tests.api import Api, field_violations, precondition_subjects
 from tests.server import test_sessions as sessions_test
-from tests.server.maps import small_map
+from tests.server.events import make_event
 from tests.server.test_exports_api import _csv, _export, _jsonl
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
@@ -44,25 +43,7 @@ COUNTER = offers_pb2.TicketType(
 
 
 async def _event(api: Api, rows: int = 2, seats_per_row: int = 6) -> str:
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map(rows, seats_per_row)), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
-    created = await api.events.CreateEvent(
-        events_pb2.CreateEventRequest(
-            seat_map_id=sm.seat_map_id, name="Typed night", currency="EUR",
-            status=events_pb2.EVENT_STATUS_ON_SALE, max_seats_per_hold=20,
-            prices=[events_pb2.CategoryPrice(category="front", amount_minor=5000),
-                    events_pb2.CategoryPrice(category="back", amount_minor=3000),
-                    events_pb2.CategoryPrice(category="floor", amount_minor=2000)],
-        ),
-        metadata=api.metadata,
-    )  # fmt: skip
-    event_id = created.event.event_id
+    event_id = await make_event(api, rows=rows, seats_per_row=seats_per_row, max_seats_per_hold=20)
     for t in (CHILD, PRESALE, COUNTER):
         await api.offers.CreateTicketType(
             offers_pb2.PutTicketTypeRequest(event_id=event_id, ticket_type=t), metadata=api.metadata

@@ -12,7 +12,7 @@ from seatwise.v1 import common_pb2, events_pb2, sales_pb2, seatmap_pb2
 from holds.errors import InvalidRequest
 from server.paging import MAX_PAGE_OFFSET, page_bounds, page_token_after
 from tests.api import Api, field_violations
-from tests.server.maps import small_map
+from tests.server.events import published_map
 
 
 def _token(text: str) -> str:
@@ -44,15 +44,7 @@ DEEP = _token(f"o:{2**63}")
 
 async def _list_calls(organizer: Api) -> dict[str, object]:
     """Each List call of a tenant with one map, one event and no orders, with the deep token."""
-    info = (
-        await organizer.seatmaps.UploadSeatMap(
-            seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=organizer.metadata
-        )
-    ).seat_map
-    await organizer.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=info.seat_map_id, version=1),
-        metadata=organizer.metadata,
-    )
+    info = await published_map(organizer)
     event = (
         await organizer.events.CreateEvent(
             events_pb2.CreateEventRequest(seat_map_id=info.seat_map_id, name="Gig", currency="EUR"),

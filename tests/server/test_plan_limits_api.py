@@ -14,9 +14,9 @@ from seatwise.v1 import events_pb2, platform_pb2, sales_pb2, seatmap_pb2
 
 from tests.api import Api, status_of
 from tests.server import test_platforms_api
+from tests.server.events import make_event, published_map
 from tests.server.maps import small_map
 from tests.server.test_platforms_api import World, _sign_up
-from tests.server.test_sales_api import _event
 from tests.server.test_statements_api import sell
 
 world = test_platforms_api.world  # two platforms, an organizer of each
@@ -66,7 +66,7 @@ async def test_tickets_per_month_notifies_at_exactly_80_and_100_percent(world: W
     await _plan(world, "five", tickets_per_month=5)
     org_id, org = await _organizer(world, "five")
     async with org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         await sell(org, event_id, "k1", "r0-0", "r0-1", "r0-2")  # 3 of 5: 60 %
         assert await _notes(org) == []
         await sell(org, event_id, "k2", "r0-3")  # 4 of 5: exactly 80 %
@@ -117,7 +117,7 @@ async def test_a_hold_that_would_pass_the_limit_is_refused(world: World) -> None
     await _plan(world, "five", tickets_per_month=5)
     _, org = await _organizer(world, "five")
     async with org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         await sell(org, event_id, "k1", "r0-0", "r0-1", "r0-2")
         await _refused(
             org.holds.HoldSeats(
@@ -134,27 +134,27 @@ async def test_events_per_month_and_active_events(world: World) -> None:
     await _plan(world, "small", events_per_month=3, active_events=2)
     _, org = await _organizer(world, "small")
     async with org:
-        first = await _event(org)  # events 1/3, active 1/2
+        first = await make_event(org)  # events 1/3, active 1/2
         assert await _notes(org) == []
-        await _event(org)  # events 2/3 (66 %); active 2/2: 80 % and 100 % at once
+        await make_event(org)  # events 2/3 (66 %); active 2/2: 80 % and 100 % at once
         assert await _notes(org) == [
             ("active_events", "limit_80", 2, 2),
             ("active_events", "limit_100", 2, 2),
         ]
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await _event(org)
+            await make_event(org)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert _quota(err.value) == ["active_events"]
         await org.events.UpdateEvent(
             events_pb2.UpdateEventRequest(event_id=first, status=events_pb2.EVENT_STATUS_CLOSED),
             metadata=org.metadata,
         )
-        await _event(org)  # events 3/3: 80 % and 100 %
+        await make_event(org)  # events 3/3: 80 % and 100 %
         assert (await _notes(org))[2:] == [
             ("events_per_month", "limit_80", 3, 3), ("events_per_month", "limit_100", 3, 3),
         ]  # fmt: skip
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await _event(org)
+            await make_event(org)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert _quota(err.value) == ["events_per_month"]
         assert "limit events_per_month is 3" in (err.value.details() or "")
@@ -164,14 +164,7 @@ async def test_concurrent_event_creations_never_pass_the_limit(world: World) -> 
     await _plan(world, "three", events_per_month=3)
     _, org = await _organizer(world, "three")
     async with org:
-        uploaded = await org.seatmaps.UploadSeatMap(
-            seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=org.metadata
-        )
-        sm = uploaded.seat_map
-        await org.seatmaps.PublishSeatMap(
-            seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-            metadata=org.metadata,
-        )
+        sm = await published_map(org)
         request = events_pb2.CreateEventRequest(seat_map_id=sm.seat_map_id, name="Race", currency="EUR")
         results = await asyncio.gather(
             *(org.events.CreateEvent(request, metadata=org.metadata) for _ in range(8)),
@@ -219,15 +212,15 @@ async def test_change_plan_applies_at_once_and_is_audited(world: World) -> None:
     await _plan(world, "more", events_per_month=10)
     org_id, org = await _organizer(world, "one")
     async with org:
-        await _event(org)
+        await make_event(org)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await _event(org)
+            await make_event(org)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         changed = await world.p1.platforms.ChangePlan(
             platform_pb2.ChangePlanRequest(organizer_id=org_id, plan_id="more"), metadata=world.p1.metadata
         )
         assert (changed.organizer.plan_id, changed.previous_plan_id) == ("more", "one")
-        await _event(org)  # the new plan's limit, with this month's usage carried over (2 of 10)
+        await make_event(org)  # the new plan's limit, with this month's usage carried over (2 of 10)
         # an organizer cannot change its own plan
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await org.platforms.ChangePlan(
@@ -287,9 +280,9 @@ async def test_a_creation_that_fails_is_not_counted(world: World) -> None:
     _, org = await _organizer(world, "single")
     async with org:
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await _event(org, currency="EURO")  # refused after it was counted: counted back
+            await make_event(org, currency="EURO")  # refused after it was counted: counted back
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        await _event(org)  # the month's one event
+        await make_event(org)  # the month's one event
         assert await _notes(org) == [
             ("events_per_month", "limit_80", 1, 1), ("events_per_month", "limit_100", 1, 1),
             ("active_events", "limit_80", 1, 1), ("active_events", "limit_100", 1, 1),
@@ -298,5 +291,5 @@ async def test_a_creation_that_fails_is_not_counted(world: World) -> None:
 
 async def test_organizers_without_a_plan_are_not_limited(world: World) -> None:
     for _ in range(3):
-        await _event(world.org1)
+        await make_event(world.org1)
     assert await _notes(world.org1) == []

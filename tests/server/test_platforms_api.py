@@ -18,7 +18,7 @@ from server.config import Config
 from server.context import Stores
 from tests.api import Api, field_violations
 from tests.holds.platform.test_migration import load_v1
-from tests.server.test_sales_api import _event
+from tests.server.events import make_event
 
 
 async def _platform(admin: Api, platform_id: str, **settings: object) -> str:
@@ -76,7 +76,7 @@ async def _code(call: object) -> grpc.StatusCode:
 async def test_signed_up_organizer_sells_at_once(world: World) -> None:
     me = await world.org1.tenants.WhoAmI(tenancy_pb2.WhoAmIRequest(), metadata=world.org1.metadata)
     assert (me.tenant_id, me.platform_id, me.role) == (world.org1_id, "p1", tenancy_pb2.ROLE_ORGANIZER)
-    event_id = await _event(world.org1)
+    event_id = await make_event(world.org1)
     shop_key = await world.org1.tenants.CreateApiKey(
         tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT, label="shop"),
         metadata=world.org1.metadata,
@@ -168,7 +168,7 @@ async def test_platform_admin_acts_on_its_organizers_only(world: World) -> None:
     async with Api(world.server, world.p1.metadata[0][1].removeprefix("Bearer "), world.org1_id) as acting:
         me = await acting.tenants.WhoAmI(tenancy_pb2.WhoAmIRequest(), metadata=acting.metadata)
         assert (me.tenant_id, me.acting, me.role) == (world.org1_id, True, tenancy_pb2.ROLE_PLATFORM_ADMIN)
-        await _event(acting)  # support: sets an event up for the organizer
+        await make_event(acting)  # support: sets an event up for the organizer
     for other in (world.org2_id, "t_nonexistent"):
         async with Api(world.server, world.p1.metadata[0][1].removeprefix("Bearer "), other) as spoof:
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -237,7 +237,7 @@ async def test_suspension(admin: Api, server: str, sales_continue: bool) -> None
     async with Api(server, key) as p1:
         signed = await _sign_up(p1, "fair-tickets")
         async with Api(server, signed.api_key) as org:
-            event_id = await _event(org)
+            event_id = await make_event(org)
             shop_key = (
                 await org.tenants.CreateApiKey(
                     tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=org.metadata
@@ -319,7 +319,7 @@ async def test_keys_written_before_platforms_keep_working(
             )
             me = await old_org.tenants.WhoAmI(tenancy_pb2.WhoAmIRequest(), metadata=old_org.metadata)
             assert (me.tenant_id, me.role, me.platform_id) == ("acme", tenancy_pb2.ROLE_ORGANIZER, "")
-            event_id = await _event(old_org)
+            event_id = await make_event(old_org)
         async with Api(target, secrets["storefront"]) as old_shop:
             await old_shop.holds.HoldSeats(
                 sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"]), metadata=old_shop.metadata

@@ -22,7 +22,8 @@ from server.ratelimit import storage_uri
 from tests.api import Api, field_violations, status_of
 from tests.conftest import ADMIN_KEY
 from tests.processes import free_port, spawn_serve, wait_serving
-from tests.server.test_sessions import Session, make_event
+from tests.server.events import make_event
+from tests.server.test_sessions import Session
 
 PER_HOUR = "3/hour"
 

@@ -16,6 +16,7 @@ from holds.remap import MoveChunks
 from server.context import Stores
 from tests.api import Api, field_violations, precondition_subjects, status_of
 from tests.holds.test_remap_chunks import Crashing
+from tests.server.events import make_event, published_map
 from tests.server.maps import small_map
 
 
@@ -26,28 +27,8 @@ def _without_first_row() -> bytes:
 
 
 async def _event_with_two_versions(api: Api) -> tuple[str, str, int]:
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map(rows=3)), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
-    created = await api.events.CreateEvent(
-        events_pb2.CreateEventRequest(
-            seat_map_id=sm.seat_map_id,
-            name="Moving night",
-            currency="EUR",
-            status=events_pb2.EVENT_STATUS_ON_SALE,
-            prices=[
-                events_pb2.CategoryPrice(category="front", amount_minor=5000),
-                events_pb2.CategoryPrice(category="back", amount_minor=3000),
-                events_pb2.CategoryPrice(category="floor", amount_minor=2000),
-            ],
-        ),
-        metadata=api.metadata,
-    )
+    sm = await published_map(api, small_map(rows=3))
+    event_id = await make_event(api, seat_map_id=sm.seat_map_id, name="Moving night")
     v2 = await api.seatmaps.UploadSeatMap(
         seatmap_pb2.UploadSeatMapRequest(seat_map_id=sm.seat_map_id, content=_without_first_row()),
         metadata=api.metadata,
@@ -56,7 +37,7 @@ async def _event_with_two_versions(api: Api) -> tuple[str, str, int]:
         seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=v2.seat_map.version),
         metadata=api.metadata,
     )
-    return created.event.event_id, sm.seat_map_id, v2.seat_map.version
+    return event_id, sm.seat_map_id, v2.seat_map.version
 
 
 async def _hold(api: Api, event_id: str, *seats: str) -> sales_pb2.Hold:

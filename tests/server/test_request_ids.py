@@ -23,7 +23,8 @@ from server.context import Stores
 from server.request_ids import HEADER, MAX_LENGTH, accept
 from tests.api import Api, status_of
 from tests.conftest import ADMIN_KEY
-from tests.server.test_sales_api import _event, _hold
+from tests.server.events import make_event
+from tests.server.test_sales_api import _hold
 
 GENERATED = re.compile(r"[0-9a-f]{24}")
 WAIT_S = 30.0  # a safety net against a hang, never a measured time
@@ -77,7 +78,7 @@ def test_a_usable_id_is_kept_and_anything_else_replaced(sent: str, kept: bool) -
 
 
 async def test_the_clients_id_is_echoed_and_named_in_error_details(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     mine = [*organizer.metadata, (HEADER, "checkout-42")]
     request = sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0"])
     call = organizer.holds.HoldSeats(request, metadata=mine)
@@ -92,7 +93,7 @@ async def test_the_clients_id_is_echoed_and_named_in_error_details(organizer: Ap
 
 
 async def test_without_a_usable_id_the_server_makes_one(organizer: Api, server: str) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     get = events_pb2.GetEventRequest(event_id=event_id)
     call = organizer.events.GetEvent(get, metadata=organizer.metadata)
     await call
@@ -110,7 +111,7 @@ async def test_without_a_usable_id_the_server_makes_one(organizer: Api, server: 
 
 
 async def test_a_stream_sends_its_id_when_it_opens(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     call = organizer.events.WatchAvailability(
         events_pb2.WatchAvailabilityRequest(event_id=event_id),
         metadata=[*organizer.metadata, (HEADER, "watch-7")],
@@ -124,7 +125,7 @@ async def test_a_stream_sends_its_id_when_it_opens(organizer: Api) -> None:
 async def test_every_log_line_of_a_call_is_json_with_its_id(
     organizer: Api, stores: Stores, json_logs: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-0")
 
     async def broken(*_args: object, **_kwargs: object) -> None:
@@ -150,7 +151,7 @@ async def test_logs_never_carry_keys_or_buyers_personal_data(
     organizer: Api, stores: Stores, json_logs: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret_key = organizer.metadata[0][1].removeprefix("Bearer ")
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-1")
     buyer = sales_pb2.BuyerDetails(name="Ada Lovelace", email="ada@example.org", payment_reference="pay-991")
 
@@ -177,7 +178,7 @@ async def test_logs_never_carry_keys_or_buyers_personal_data(
 async def test_the_cli_names_the_request_id_of_a_server_side_failure(
     organizer: Api, stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-2")
 
     async def broken(*_args: object, **_kwargs: object) -> None:

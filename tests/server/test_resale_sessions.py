@@ -12,8 +12,8 @@ from seatwise.client import SeatwiseClient, SeatwiseError
 from seatwise.v1 import aftersale_pb2, aftersale_pb2_grpc, sales_pb2, tenancy_pb2
 
 from tests.api import Api
+from tests.server.events import make_event
 from tests.server.test_aftersale_api import _order
-from tests.server.test_sales_api import _event
 from tests.server.test_sessions import Session
 
 BOB = sales_pb2.BuyerDetails(name="Bob")
@@ -30,7 +30,7 @@ async def storefront(organizer: Api, server: str) -> AsyncIterator[Api]:
 
 async def _listed(organizer: Api, storefront: Api, seat: str) -> tuple[str, aftersale_pb2.Listing]:
     """An event with ``seat`` sold and listed for resale at 4500; (event id, listing)."""
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     order = await _order(organizer, event_id, seat)
     after = aftersale_pb2_grpc.AfterSaleServiceStub(organizer.channel)
     rules = aftersale_pb2.SetResaleRulesRequest(event_id=event_id, allowed=True, floor=1000, cap=5000)

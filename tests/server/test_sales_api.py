@@ -12,32 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from seatwise.v1 import common_pb2, events_pb2, sales_pb2, seatmap_pb2, tenancy_pb2
 
 from tests.api import Api, field_violations, precondition_subjects
+from tests.server.events import make_event
 from tests.server.maps import small_map
-
-
-async def _event(api: Api, **overrides: object) -> str:
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
-    fields: dict[str, object] = {
-        "seat_map_id": sm.seat_map_id,
-        "name": "Opening night",
-        "currency": "EUR",
-        "status": events_pb2.EVENT_STATUS_ON_SALE,
-        "prices": [
-            events_pb2.CategoryPrice(category="front", amount_minor=5000),
-            events_pb2.CategoryPrice(category="back", amount_minor=3000),
-            events_pb2.CategoryPrice(category="floor", amount_minor=2000),
-        ],
-    }
-    request = events_pb2.CreateEventRequest(**(fields | overrides))  # type: ignore[arg-type]
-    created = await api.events.CreateEvent(request, metadata=api.metadata)
-    return created.event.event_id
 
 
 async def _hold(api: Api, event_id: str, *seats: str) -> sales_pb2.Hold:
@@ -74,7 +50,7 @@ async def test_bad_event_settings_name_the_field(
     organizer: Api, overrides: dict[str, object], field: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await _event(organizer, **overrides)
+        await make_event(organizer, **overrides)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert any(f == field for f, _ in field_violations(err.value)), field_violations(err.value)
 
@@ -85,7 +61,7 @@ async def test_bad_event_settings_name_the_field(
 async def test_bad_best_available_request_names_the_field(
     organizer: Api, quantity: int, accessible: int, field: str
 ) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await organizer.holds.HoldBestAvailable(
             sales_pb2.HoldBestAvailableRequest(event_id=event_id, quantity=quantity, accessible=accessible),
@@ -96,7 +72,7 @@ async def test_bad_best_available_request_names_the_field(
 
 
 async def test_hold_commit_and_order(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-0", "r0-1")
     assert sorted(hold.seat_ids) == ["r0-0", "r0-1"]
     committed = await organizer.orders.CommitHold(
@@ -125,7 +101,7 @@ async def test_hold_commit_and_order(organizer: Api) -> None:
 
 
 async def test_conflict_names_exactly_the_taken_seats(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await _hold(organizer, event_id, "r0-1", "r0-3")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _hold(organizer, event_id, "r0-0", "r0-1", "r0-2", "r0-3")
@@ -140,7 +116,7 @@ async def test_conflict_names_exactly_the_taken_seats(organizer: Api) -> None:
     [([], "seat_ids"), (["nope"], "seat_ids"), (["r0-0", "r0-0"], "seat_ids")],
 )
 async def test_bad_seat_lists_are_invalid_argument(organizer: Api, seats: list[str], field: str) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _hold(organizer, event_id, *seats)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -148,7 +124,7 @@ async def test_bad_seat_lists_are_invalid_argument(organizer: Api, seats: list[s
 
 
 async def test_best_available_and_general_admission(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     best = await organizer.holds.HoldBestAvailable(
         sales_pb2.HoldBestAvailableRequest(event_id=event_id, quantity=3, categories=["front"]),
         metadata=organizer.metadata,
@@ -169,7 +145,7 @@ async def test_best_available_and_general_admission(organizer: Api) -> None:
 
 
 async def test_release_extend_and_get_hold(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r1-0", "r1-1")
     extended = await organizer.holds.ExtendHold(
         sales_pb2.ExtendHoldRequest(hold_token=hold.hold_token), metadata=organizer.metadata
@@ -196,7 +172,7 @@ async def test_release_extend_and_get_hold(organizer: Api) -> None:
 
 
 async def test_paused_event_refuses_holds(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await organizer.events.UpdateEvent(
         events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_PAUSED),
         metadata=organizer.metadata,
@@ -207,7 +183,7 @@ async def test_paused_event_refuses_holds(organizer: Api) -> None:
 
 
 async def test_closed_is_final(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await organizer.events.UpdateEvent(
         events_pb2.UpdateEventRequest(event_id=event_id, status=events_pb2.EVENT_STATUS_CLOSED),
         metadata=organizer.metadata,
@@ -221,7 +197,7 @@ async def test_closed_is_final(organizer: Api) -> None:
 
 
 async def test_block_and_cancel_and_availability(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     blocked = await organizer.events.SetSeatStatus(
         events_pb2.SetSeatStatusRequest(
             event_id=event_id,
@@ -272,7 +248,7 @@ async def test_block_and_cancel_and_availability(organizer: Api) -> None:
 
 
 async def test_watch_availability_streams_snapshot_then_deltas(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     call = organizer.events.WatchAvailability(
         events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
     )
@@ -289,7 +265,7 @@ async def test_watch_availability_streams_snapshot_then_deltas(organizer: Api) -
 
 async def test_revoking_a_key_ends_its_open_watch(organizer: Api) -> None:
     """A revoked key's open streams end with UNAUTHENTICATED, even a quiet one."""
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     created = await organizer.tenants.CreateApiKey(
         tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=organizer.metadata
     )
@@ -307,7 +283,7 @@ async def test_revoking_a_key_ends_its_open_watch(organizer: Api) -> None:
 
 
 async def test_storefront_can_sell_but_not_configure(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     created = await organizer.tenants.CreateApiKey(
         tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_STOREFRONT), metadata=organizer.metadata
     )
@@ -323,7 +299,7 @@ async def test_storefront_can_sell_but_not_configure(organizer: Api) -> None:
 
 
 async def test_other_tenant_cannot_touch_the_event(admin: Api, organizer: Api, server: str) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-0")
     key = await admin.new_tenant_key("globex")
     async with Api(server, key) as other:
@@ -343,7 +319,7 @@ async def test_other_tenant_cannot_touch_the_event(admin: Api, organizer: Api, s
 
 
 async def test_limit_per_hold_is_resource_exhausted(organizer: Api) -> None:
-    event_id = await _event(organizer, max_seats_per_hold=2)
+    event_id = await make_event(organizer, max_seats_per_hold=2)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _hold(organizer, event_id, "r0-0", "r0-1", "r0-2")
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -352,7 +328,7 @@ async def test_limit_per_hold_is_resource_exhausted(organizer: Api) -> None:
 
 async def test_a_retried_hold_request_returns_the_first_hold(organizer: Api) -> None:
     """The reply of a hold is lost; the retry with the same request_id gets that hold."""
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     md = organizer.metadata
     seats = sales_pb2.HoldSeatsRequest(
         event_id=event_id, seat_ids=["r1-0", "r1-1"], buyer_id="ann", request_id="req-1"
@@ -408,7 +384,7 @@ async def test_a_retried_hold_request_returns_the_first_hold(organizer: Api) -> 
 
 
 async def test_limit_per_buyer_counts_seats_bought(organizer: Api) -> None:
-    event_id = await _event(organizer, max_seats_per_buyer=2)
+    event_id = await make_event(organizer, max_seats_per_buyer=2)
     md = organizer.metadata
     held = await organizer.holds.HoldSeats(
         sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-0", "r0-1"], buyer_id="tout"), metadata=md
@@ -433,7 +409,9 @@ async def test_limit_per_buyer_counts_seats_bought(organizer: Api) -> None:
 
 
 async def test_commit_of_an_expired_hold_is_refused(organizer: Api) -> None:
-    event_id = await _event(organizer, hold_ttl=Duration(seconds=1), max_hold_lifetime=Duration(seconds=2))
+    event_id = await make_event(
+        organizer, hold_ttl=Duration(seconds=1), max_hold_lifetime=Duration(seconds=2)
+    )
     hold = await _hold(organizer, event_id, "r0-0")
     await asyncio.sleep(1.2)
     rival = await _hold(organizer, event_id, "r0-0")  # the lease ran out: the seat is free again
@@ -447,7 +425,9 @@ async def test_commit_of_an_expired_hold_is_refused(organizer: Api) -> None:
 
 
 async def test_extend_is_capped_by_the_lifetime(organizer: Api) -> None:
-    event_id = await _event(organizer, hold_ttl=Duration(seconds=2), max_hold_lifetime=Duration(seconds=3))
+    event_id = await make_event(
+        organizer, hold_ttl=Duration(seconds=2), max_hold_lifetime=Duration(seconds=3)
+    )
     hold = await _hold(organizer, event_id, "r1-5")
     await asyncio.sleep(1.5)
     extended = (
@@ -469,7 +449,7 @@ async def test_malformed_hold_tokens(organizer: Api, token: str) -> None:
 
 
 async def test_late_calls_say_why_the_hold_is_gone(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     hold = await _hold(organizer, event_id, "r0-2")
     order = (
         await organizer.orders.CommitHold(
@@ -497,7 +477,7 @@ async def test_late_calls_say_why_the_hold_is_gone(organizer: Api) -> None:
 
 
 async def test_availability_vector_has_one_status_byte_per_seat(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await _hold(organizer, event_id, "r0-1")  # ordinal 1: row 0 comes first
     for _ in range(50):
         reply = await organizer.events.GetAvailability(
@@ -532,13 +512,13 @@ async def test_availability_vector_has_one_status_byte_per_seat(organizer: Api) 
 )
 async def test_out_of_range_times_name_the_field(organizer: Api, field: str, value: object) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await _event(organizer, **{field: value})
+        await make_event(organizer, **{field: value})
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in err.value.details()
 
 
 async def test_watch_coalesces_a_burst_without_losing_a_change(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     call = organizer.events.WatchAvailability(
         events_pb2.WatchAvailabilityRequest(event_id=event_id), metadata=organizer.metadata
     )
@@ -561,7 +541,7 @@ async def test_watch_coalesces_a_burst_without_losing_a_change(organizer: Api) -
 
 
 async def test_list_events_pages_and_stays_in_the_tenant(admin: Api, organizer: Api, server: str) -> None:
-    created = [await _event(organizer) for _ in range(3)]
+    created = [await make_event(organizer) for _ in range(3)]
     first = await organizer.events.ListEvents(
         events_pb2.ListEventsRequest(page=common_pb2.PageRequest(page_size=2)), metadata=organizer.metadata
     )
@@ -582,7 +562,7 @@ async def test_list_events_pages_and_stays_in_the_tenant(admin: Api, organizer: 
 
 
 async def test_render_colours_seats_by_live_status(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await _hold(organizer, event_id, "r0-3")
     for _ in range(50):
         rendered = await organizer.seatmaps.RenderSeatMap(
@@ -605,7 +585,7 @@ async def test_render_colours_seats_by_live_status(organizer: Api) -> None:
 
 
 async def test_watch_resumes_from_a_sequence_without_a_new_snapshot(organizer: Api) -> None:
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     await _hold(organizer, event_id, "r1-0")  # sequence 0 means "no position": start after one change
     await asyncio.sleep(0.1)
     first = organizer.events.WatchAvailability(
@@ -638,7 +618,7 @@ class _LostReply(grpc.RpcError):
 async def test_the_cli_client_retries_a_lost_hold_with_its_request_id(organizer: Api, server: str) -> None:
     from server.client import Client
 
-    event_id = await _event(organizer)
+    event_id = await make_event(organizer)
     api_key = dict(organizer.metadata)["authorization"].removeprefix("Bearer ")
     sent: list[str] = []
 

@@ -26,7 +26,7 @@ import msgspec
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from seatwise.client import SeatwiseClient
-from seatwise.v1 import events_pb2, sales_pb2, seasons_pb2, seatmap_pb2
+from seatwise.v1 import events_pb2, sales_pb2, seasons_pb2
 
 from holds import keys
 from holds.redis_client import AnyRedis
@@ -37,6 +37,7 @@ from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
 from tests.holds.history import Op, check_season_history
 from tests.server.conftest import settle_calls
+from tests.server.events import published_map
 from tests.server.maps import small_map
 from tests.server.test_sessions_history import NORMAL_S, SHORT_S, Recorder, _cancel
 
@@ -227,14 +228,7 @@ def _coverage(rec: SeasonRecorder) -> list[str]:
 
 
 async def _season(api: Api) -> seasons_pb2.Season:
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map(ROWS, PER_ROW, 3)), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
+    sm = await published_map(api, small_map(ROWS, PER_ROW, 3))
     created = await api.seasons.CreateSeason(
         seasons_pb2.CreateSeasonRequest(name="Series", seat_map_id=sm.seat_map_id, currency="EUR"),
         metadata=api.metadata,

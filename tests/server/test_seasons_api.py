@@ -9,9 +9,10 @@ import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 from seatwise.client import SeatwiseClient, SeatwiseError
-from seatwise.v1 import channels_pb2, events_pb2, sales_pb2, seasons_pb2, seatmap_pb2
+from seatwise.v1 import channels_pb2, events_pb2, sales_pb2, seasons_pb2
 
 from tests.api import Api, field_violations, precondition_subjects, status_of
+from tests.server.events import published_map
 from tests.server.maps import small_map
 from tests.server.test_sessions import Session
 
@@ -23,14 +24,7 @@ PRICES = [
 
 
 async def _season(api: Api, n_events: int = 3) -> seasons_pb2.Season:
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=small_map()), metadata=api.metadata
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
+    sm = await published_map(api, small_map())
     created = await api.seasons.CreateSeason(
         seasons_pb2.CreateSeasonRequest(name="Season 26/27", seat_map_id=sm.seat_map_id, currency="EUR"),
         metadata=api.metadata,

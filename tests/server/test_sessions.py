@@ -16,7 +16,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from seatwise.v1 import events_pb2, sales_pb2, seatmap_pb2, session_pb2, tenancy_pb2
+from seatwise.v1 import events_pb2, sales_pb2, session_pb2, tenancy_pb2
 
 from holds.errors import InvalidRequest
 from holds.redis_client import AnyRedis
@@ -30,7 +30,7 @@ from tests.api import Api, status_of, without_request_info
 from tests.conftest import ADMIN_KEY
 from tests.holds.factories import check_consistent, read_state
 from tests.server.conftest import Streams
-from tests.server.maps import small_map
+from tests.server.events import make_event
 
 METHOD = "/seatwise.v1.SalesService/Session"
 
@@ -42,36 +42,6 @@ async def until(predicate: Callable[[], bool], what: str, within_s: float = 30.0
     while not predicate():
         assert loop.time() < deadline, f"never: {what}"
         await asyncio.sleep(0.01)
-
-
-async def make_event(
-    api: Api, *, rows: int = 2, seats_per_row: int = 6, ga: int = 5, content: bytes = b"", **overrides: Any
-) -> str:
-    """An on-sale event on ``small_map`` (or on the seat map ``content``); ``overrides``
-    replace CreateEvent's fields."""
-    uploaded = await api.seatmaps.UploadSeatMap(
-        seatmap_pb2.UploadSeatMapRequest(content=content or small_map(rows, seats_per_row, ga)),
-        metadata=api.metadata,
-    )
-    sm = uploaded.seat_map
-    await api.seatmaps.PublishSeatMap(
-        seatmap_pb2.PublishSeatMapRequest(seat_map_id=sm.seat_map_id, version=sm.version),
-        metadata=api.metadata,
-    )
-    fields: dict[str, Any] = {
-        "seat_map_id": sm.seat_map_id,
-        "name": "Session night",
-        "currency": "EUR",
-        "status": events_pb2.EVENT_STATUS_ON_SALE,
-        "prices": [
-            events_pb2.CategoryPrice(category=c, amount_minor=a)
-            for c, a in (("front", 5000), ("back", 3000), ("floor", 2000))
-        ],
-    }
-    created = await api.events.CreateEvent(
-        events_pb2.CreateEventRequest(**(fields | overrides)), metadata=api.metadata
-    )
-    return str(created.event.event_id)
 
 
 class Session:

@@ -16,7 +16,8 @@ from holds.redis_client import AnyRedis
 from server import wrapping
 from server.context import Stores
 from tests.api import Api
-from tests.server.test_sessions import Session, make_event
+from tests.server.events import make_event
+from tests.server.test_sessions import Session
 
 SESSION = "/seatwise.v1.SalesService/Session"
 

@@ -23,7 +23,7 @@ from seatwise.v1 import sales_pb2
 from holds.redis_client import AnyRedis
 from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
-from tests.server.test_sessions import make_event
+from tests.server.events import make_event
 
 ROWS, PER_ROW = 2, 4
 SEATS = [f"r{r}-{n}" for r in range(ROWS) for n in range(PER_ROW)]

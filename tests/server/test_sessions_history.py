@@ -38,7 +38,7 @@ from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
 from tests.holds.history import Op, check_history
 from tests.server.conftest import settle_calls
-from tests.server.test_sessions import make_event
+from tests.server.events import make_event
 
 ROWS, PER_ROW = 2, 5  # ten seats: r<row>-<n>, ordinal row * PER_ROW + n
 GA_AREA, GA_CAPACITY = "floor", 3

@@ -47,7 +47,7 @@ from holds import seatvalues
 from holds.redis_client import AnyRedis
 from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
-from tests.server.test_sessions import make_event
+from tests.server.events import make_event
 
 ROWS, PER_ROW, GA_CAP, PER_HOLD, PER_BUYER = 2, 4, 3, 4, 3
 SEATS = [f"r{r}-{n}" for r in range(ROWS) for n in range(PER_ROW)]  # index: the seat's ordinal

@@ -30,7 +30,7 @@ from holds.redis_client import AnyRedis
 from holds.sales import parse_token
 from tests.api import Api
 from tests.holds.factories import check_consistent, read_state
-from tests.server.test_sessions import make_event
+from tests.server.events import make_event
 
 ROWS, PER_ROW, GA_CAP = 10, 10, 20
 GA = "floor"

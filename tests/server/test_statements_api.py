@@ -27,8 +27,9 @@ from rules.fees import FeePlan, PlanPrices, settlement, split_ticket
 from server.context import Stores
 from tests.api import Api, field_violations
 from tests.server import test_platforms_api
+from tests.server.events import make_event
 from tests.server.test_platforms_api import World, _code, _sign_up
-from tests.server.test_sales_api import _event, _hold
+from tests.server.test_sales_api import _hold
 
 world = test_platforms_api.world  # the fixture: two platforms, an organizer of each
 
@@ -72,7 +73,7 @@ async def sell(api: Api, event_id: str, key: str, *seats: str, **fields: object)
 async def test_orders_record_the_split_and_statements_reconcile(world: World) -> None:
     org_id, key = await planned_organizer(world)
     async with Api(world.server, key) as org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         online = await sell(org, event_id, "k1", "r0-0", "r1-1")
         till = await sell(org, event_id, "k2", "r0-2", collector=sales_pb2.COLLECTOR_ORGANIZER,
                           payment_method="card_terminal")  # fmt: skip
@@ -152,7 +153,7 @@ async def test_orders_record_the_split_and_statements_reconcile(world: World) ->
 
 
 async def test_orders_without_a_plan_record_no_fees(world: World) -> None:
-    event_id = await _event(world.org1)
+    event_id = await make_event(world.org1)
     order = await sell(world.org1, event_id, "k", "r0-0")
     assert order.plan_id == ""
     assert order.tickets[0].split.platform_fee == 0
@@ -188,7 +189,7 @@ async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
         made = await org.tenants.CreateApiKey(
             tenancy_pb2.CreateApiKeyRequest(role=tenancy_pb2.ROLE_BOX_OFFICE), metadata=org.metadata
         )
-        event_id = await _event(org)
+        event_id = await make_event(org)
         held = await _hold(org, event_id, "r0-1")
         async with Api(world.server, made.api_key) as till:
             sell = sales_pb2.SellAtBoxOfficeRequest(
@@ -276,7 +277,7 @@ async def test_box_office_sales_refunds_and_the_statement(world: World) -> None:
 async def test_the_statement_exported_as_csv_and_json_lines_matches_get_statement(world: World) -> None:
     _, key = await planned_organizer(world, "exporter")
     async with Api(world.server, key) as org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         await sell(org, event_id, "k1", "r0-0", "r1-1")
         await sell(org, event_id, "k2", "r0-2", collector=sales_pb2.COLLECTOR_ORGANIZER)
         period = statement_request(include_csv=True)
@@ -313,10 +314,10 @@ async def test_the_statement_exported_as_csv_and_json_lines_matches_get_statemen
 async def test_the_platform_report_rolls_up_its_organizers(world: World) -> None:
     planned_id, key = await planned_organizer(world, "rolled-up")
     async with Api(world.server, key) as org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         first = await sell(org, event_id, "k1", "r0-0", "r1-1")
         await sell(org, event_id, "k2", "r0-2")
-    event_1 = await _event(world.org1)  # p1's other organizer, no plan
+    event_1 = await make_event(world.org1)  # p1's other organizer, no plan
     await sell(world.org1, event_1, "k3", "r0-0")
     reports = reports_pb2_grpc.ReportServiceStub(world.p1.channel)
     report = await reports.GetPlatformReport(
@@ -378,7 +379,7 @@ async def test_a_plans_features_decide_own_branding_and_own_payment_account(worl
     assert all(f.own_branding and f.own_payment_account for f in defaults), "unset: included"
     signed = await _sign_up(world.p1, "basic-hall", plan_id="basic")
     async with Api(world.server, signed.api_key) as org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         hold = await _hold(org, event_id, "r0-0")
         own_account = org.orders.CommitHold(
             sales_pb2.CommitHoldRequest(hold_token=hold.hold_token, idempotency_key="k1",
@@ -442,7 +443,7 @@ async def test_resales_appear_in_the_statement_and_its_export_netting_to_zero(wo
     the seller's payout and the platform's fees on it, which add up to zero for the organizer."""
     _, key = await planned_organizer(world, "resold")
     async with Api(world.server, key) as org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         order = await sell(org, event_id, "k1", "r0-0")
         before = await org.platforms.GetStatement(statement_request(), metadata=org.metadata)
         after = aftersale_pb2_grpc.AfterSaleServiceStub(org.channel)

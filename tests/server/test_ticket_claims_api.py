@@ -17,9 +17,10 @@ from holds.platform.notifications import period_of
 from holds.redis_client import AnyRedis
 from tests.api import Api
 from tests.server import test_platforms_api
+from tests.server.events import make_event
 from tests.server.test_plan_limits_api import _notes, _organizer, _plan, _refused
 from tests.server.test_platforms_api import World
-from tests.server.test_sales_api import _event, _hold
+from tests.server.test_sales_api import _hold
 
 world = test_platforms_api.world
 
@@ -46,7 +47,7 @@ async def test_concurrent_commits_sell_exactly_the_limit(world: World, redis_cli
     await _plan(world, "five", tickets_per_month=5)
     org_id, org = await _organizer(world, "five")
     async with org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         holds = [await _hold(org, event_id, seat) for seat in SEATS]  # 12 holds: none sold yet
         results = await asyncio.gather(
             *(
@@ -76,7 +77,7 @@ async def test_concurrent_box_office_sales_sell_exactly_the_limit(
     await _plan(world, "seven", tickets_per_month=7)
     org_id, org = await _organizer(world, "seven")
     async with org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         pairs = [SEATS[i : i + 2] for i in range(0, 12, 2)]  # 6 sales of 2: at most 3 fit in 7
         results = await asyncio.gather(
             *(_box_office(org, event_id, f"b{i}", *p) for i, p in enumerate(pairs)),
@@ -101,7 +102,7 @@ async def test_a_refused_sale_gives_its_claim_back_and_a_replay_claims_nothing(
     await _plan(world, "two", tickets_per_month=2)
     org_id, org = await _organizer(world, "two")
     async with org:
-        event_id = await _event(org)
+        event_id = await make_event(org)
         first = await _box_office(org, event_id, "b1", "r0-0")
         with pytest.raises(grpc.aio.AioRpcError) as err:  # sold: refused after its claim, given back
             await _box_office(org, event_id, "b2", "r0-0")
