@@ -2,6 +2,7 @@
 
     uv run --frozen python -m scripts.bench.sales            # sales RPCs vs a bare gRPC echo and the ceiling
     uv run --frozen python -m scripts.bench.hold_layers      # CPU of a hold at each layer, in process
+    uv run --frozen python -m scripts.bench.hold_script      # Redis' own time per hold script, by part
     uv run --frozen python -m scripts.bench.hot_path         # CPU of pieces of the hot path
     uv run --frozen python -m scripts.bench.seatmap          # upload, validate and query large maps
     uv run --frozen python -m scripts.bench.seatmap_spatial  # index, queries, best-available, SVG

@@ -48,6 +48,7 @@ EXPECTED = {
     "exports": ["sold out in bulk:", "tickets csv", "contacts csv", "GetEventReport:"],
     "grpc_registration": ["methods  mode", "    120  registered", "    120  generic"],
     "seatmap_move": ["Redis CPU ms", "move in chunks", "moved 1,297 seats"],
+    "hold_script": ["EVALSHA floor (return 1)", "+ prelude", "+ checks", "whole script (+ the writes)"],
 }
 
 
