@@ -287,7 +287,13 @@ class CrossExchanges:
             # perhaps an identical call got further (its hold is committed now): follow it
             rec = await self.read(source.event_id, key)
             if rec is not None and rec.status in ("locked", "done"):
-                return await self._joined(source.event_id, key, rec, digest)
+                result = await self._joined(source.event_id, key, rec, digest)
+                # the record is final now; this call's note of the attempt (written again
+                # after the other call took its own back) goes too, unless a hold of this
+                # call may exist (StoreUnavailable: recovery releases it)
+                if not isinstance(exc, StoreUnavailable):
+                    await self._forget(member)
+                return result
             await self._give_up(source.event_id, key, attempt)
             if not isinstance(exc, StoreUnavailable):  # else the hold may exist: recovery releases it
                 await self._forget(member)

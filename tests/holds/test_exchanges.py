@@ -12,6 +12,7 @@ import itertools
 import random
 import string
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -322,6 +323,45 @@ async def test_a_single_event_exchange_with_the_key_of_one_across_events_is_refu
         assert await cut(redis_client, ev.event_id, other.event_id) == before
         await after.cross.recover(now_ms=FAR_FUTURE_MS)  # the exchange completes: refused all the same
     await within(order, order.tickets[1].ticket_id, 12, key="x-2")  # another key is free
+    await consistent(redis_client, ev, other)
+
+
+async def test_a_call_that_follows_a_finished_identical_one_leaves_nothing_pending(
+    after: AfterSale, sales: Sales, ev: TestEvent, other: TestEvent, redis_client: AnyRedis
+) -> None:
+    """An identical call that read "no exchange yet", then was overtaken by one that went all
+    the way (and took its attempt off the pending set), notes the attempt again; its hold
+    request then fails (that hold is committed) and it answers the finished exchange. It
+    must take its note of the attempt back: the record is final, nothing is left to recover."""
+    order = await order_of(sales, ev, 0, 1)
+    old = [t.ticket_id for t in order.tickets]
+    read = after.cross.read
+    reads = 0
+    first_read_done = asyncio.Event()
+    overtaken = asyncio.Event()
+
+    async def first_read_waits(source_event: str, key: str) -> Any:
+        nonlocal reads
+        rec = await read(source_event, key)
+        reads += 1
+        if reads == 1:  # the slow call: it saw no record, and waits for the other to finish
+            first_read_done.set()
+            await overtaken.wait()
+        return rec
+
+    after.cross.read = first_read_waits  # type: ignore[method-assign]
+    slow = asyncio.create_task(exchange(after, ev, order, old, other, [8, 9]))
+    await first_read_done.wait()
+    fast = await exchange(after, ev, order, old, other, [8, 9])
+    assert await pending(redis_client) == []
+    overtaken.set()
+    followed = await slow
+    assert followed.exchange.exchange_id == fast.exchange.exchange_id
+    assert followed.new_order is not None
+    assert fast.new_order is not None
+    assert followed.new_order.order_id == fast.new_order.order_id
+    assert await pending(redis_client) == []
+    assert not (await read_state(redis_client, other.event_id)).holds
     await consistent(redis_client, ev, other)
 
 
