@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -55,6 +55,7 @@ from server.workers import run_workers
 from server.wrapping import RpcWrapper
 
 log = structlog.get_logger("seatwise.server")
+T = TypeVar("T")
 
 # every service this server offers, as each servicer module declares it
 SERVICES: tuple[ServiceDeclaration[Any], ...] = (
@@ -167,14 +168,44 @@ def admin_key_for(config: Config) -> str:
     return key
 
 
-async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT/SIGTERM, then drain in-flight calls for ``grace_s``."""
+async def run(config: Config, redis_url: str) -> None:
+    """Serve until SIGINT/SIGTERM, then drain in-flight calls for ``grace_s``. A signal
+    during startup (a deploy that changed its mind, a supervisor stopping workers that
+    are still starting) stops it cleanly too: whatever startup was waiting for is given
+    up and the process exits 0, rather than dying of the signal half-started."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     stores = Stores.open(
         redis_url,
         timeout_s=config.redis_timeout_s,
         read_timeout=False,
         ticket_key_secret=config.ticket_key_secret,
     )
+    try:
+        started = await _unless_stopped(stop, _start(config, stores))
+        if started is None:
+            log.info("server.stopped", before_serving=True)
+            return
+        server, health_servicer, tasks = started
+        await stop.wait()
+        log.info("server.stopping", grace_s=config.grace_s)
+        await health_servicer.enter_graceful_shutdown()
+        await stop_server(server, stores, config.grace_s)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await stores.close()
+    log.info("server.stopped")
+
+
+async def _start(
+    config: Config, stores: Stores
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer, list[asyncio.Task[None]]]:
+    """Everything up to serving: the server started and its background tasks running."""
     if not config.ticket_key_secret:
         log.warning("ticket_keys.unencrypted", hint="set SEATWISE_TICKET_KEY_SECRET (a Fernet key)")
     durability = await resolve_durability(stores.redis, config.replica_acks, config.replica_ack_timeout_ms)
@@ -183,28 +214,32 @@ async def run(config: Config, redis_url: str, *, ready: asyncio.Event | None = N
     await stores.tenants.put_bootstrap_key(admin_key_for(config))
     server, port, health_servicer = create_server(config, stores)
     await server.start()
-    health_task = asyncio.create_task(watch_health(stores, health_servicer))
-    reaper_task = asyncio.create_task(reap_forever(stores))
-    lag_task = asyncio.create_task(stores.admission.watch_loop_lag())
-    feed_trim_task = asyncio.create_task(trim_forever(stores.redis, config.feed_retention_days))
+    tasks = [
+        asyncio.create_task(watch_health(stores, health_servicer)),
+        asyncio.create_task(reap_forever(stores)),
+        asyncio.create_task(stores.admission.watch_loop_lag()),
+        asyncio.create_task(trim_forever(stores.redis, config.feed_retention_days)),
+    ]
     tls = "off" if config.tls_cert is None else "mutual" if config.tls_client_ca is not None else "on"
     log.info("server.started", address=f"{config.host}:{port}", pid=os.getpid(), tls=tls)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready.set()
-    await stop.wait()
-    log.info("server.stopping", grace_s=config.grace_s)
-    await health_servicer.enter_graceful_shutdown()
-    await stop_server(server, stores, config.grace_s)
-    for task in (health_task, reaper_task, lag_task, feed_trim_task):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await stores.close()
-    log.info("server.stopped")
+    return server, health_servicer, tasks
+
+
+async def _unless_stopped(stop: asyncio.Event, startup: Coroutine[Any, Any, T]) -> T | None:
+    """``startup``'s result, or None (``startup`` cancelled) when ``stop`` is set first.
+    A startup that finished as the stop came is kept: it is stopped gracefully after."""
+    starting = asyncio.ensure_future(startup)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if starting.done():
+        return starting.result()
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return None
 
 
 async def stop_server(server: grpc.aio.Server, stores: Stores, grace_s: float | None) -> None:

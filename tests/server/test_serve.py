@@ -10,9 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
+import redis as syncredis
 from prometheus_client.parser import text_string_to_metric_families
 from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
+from server.redis_process import EmbeddedRedis
 from tests.processes import free_port, spawn_serve, wait_serving
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
@@ -104,3 +107,42 @@ def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output.decode()
     assert output.decode().count("server.stopped") == 2
+
+
+def _wait_for_lines(log_path: Path, text: str, count: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the processes have written ``text`` to the log ``count`` times (the deadline
+    is a safety net, not a timing)."""
+    deadline = time.monotonic() + WAIT_S
+    while log_path.read_text().count(text) < count:
+        assert proc.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, f"never logged {text!r}: {log_path.read_text()}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_signal_during_startup_ends_the_process_cleanly(tmp_path: Path, workers: int) -> None:
+    """SIGTERM while startup waits on Redis (paused here): every process gives startup up
+    and exits 0 with "server.stopped", rather than dying of the signal half-started."""
+    redis = EmbeddedRedis(tmp_path / "redis")
+    redis.start()
+    try:
+        syncredis.Redis.from_url(redis.url).execute_command("CLIENT", "PAUSE", 600_000, "ALL")
+        log_path = tmp_path / "serve.log"
+        settings = {"data_dir": str(tmp_path / "data"), "redis_url": redis.url, "port": str(free_port())}
+        with log_path.open("wb") as log_file:
+            proc = spawn_serve(settings | {"workers": str(workers)}, stdout=log_file.fileno())
+        try:
+            # each server process logs this as its startup begins, then waits on Redis
+            _wait_for_lines(log_path, "ticket_keys.unencrypted", workers, proc)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=WAIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log = log_path.read_text()
+        assert proc.returncode == 0, log
+        assert log.count("server.stopped") == workers, log
+        assert "server.started" not in log
+    finally:
+        redis.stop()
