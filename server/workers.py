@@ -4,6 +4,13 @@ The parent forks before any gRPC object exists (gRPC's core does not survive
 a fork with live channels or servers), then only supervises: it forwards
 SIGINT/SIGTERM to the workers and exits when they have all stopped. The
 kernel spreads new connections across the workers' listening sockets.
+
+A worker that dies while nobody asked it to stop (a crash, the OOM killer) is
+forked again in its place, so an on-sale does not go on at a fraction of its
+capacity with nothing but a log line to say so. A worker that keeps dying
+(``MAX_RESTARTS`` restarts within ``RESTART_WINDOW_S``: a port taken, a bad
+setting) makes the supervisor stop the others and exit 1, for the service
+manager to see.
 """
 
 from __future__ import annotations
@@ -12,13 +19,19 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 
 import structlog
 
 from server.config import Config
 
 log = structlog.get_logger("seatwise.workers")
+
+MAX_RESTARTS = 5  # restarts within RESTART_WINDOW_S before the supervisor gives up
+RESTART_WINDOW_S = 60.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run_workers(config: Config, serve_one: Callable[[int], None]) -> None:
@@ -29,38 +42,81 @@ def run_workers(config: Config, serve_one: Callable[[int], None]) -> None:
     supervise(config.workers, serve_one, port=config.port)
 
 
+def _fork(index: int, body: Callable[[int], None]) -> int:
+    """A child running ``body(index)``; returns its pid (in the parent)."""
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    code = 0
+    try:
+        for signum in STOP_SIGNALS:  # not the parent's forwarding handler: the body sets its own
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by a restarting parent
+        body(index)
+    except Exception:
+        log.exception("worker.crashed", worker=index)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (delivered at the end) in this thread."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def supervise(count: int, body: Callable[[int], None], *, port: int) -> None:
     """Fork ``count`` children running ``body(index)`` (which binds ``port`` with
-    SO_REUSEPORT), forward SIGINT/SIGTERM to them and wait for them all."""
-    children: list[int] = []
-    for index in range(count):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                body(index)
-            except Exception:
-                log.exception("worker.crashed", worker=index)
-                code = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        children.append(pid)
-    log.info("workers.started", workers=len(children), pids=children, port=port)
+    SO_REUSEPORT), fork again one that dies unasked, forward SIGINT/SIGTERM to them and
+    wait for them all; exit 1 when one failed to stop cleanly or kept dying."""
+    children = {_fork(index, body): index for index in range(count)}
+    log.info("workers.started", workers=len(children), pids=list(children), port=port)
+    stopping = False
+    restarts: deque[float] = deque()
 
-    def forward(signum: int, _frame: object) -> None:
+    def stop_all(signum: int) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda received, _frame: stop_all(received))
     failed = 0
-    for child in children:
-        _, status = os.waitpid(child, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            failed += 1
+    while children:
+        pid, status = os.wait()
+        # a stop signal now would miss a replacement not yet in ``children``: it waits
+        with _stop_signals_held():
+            index = children.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
+            if index is None:  # another child of this process (the embedded Redis)
+                log.warning("workers.child_exited", pid=pid, code=code)
+                continue
+            if stopping:
+                # asked to stop: a clean exit, or the stop signal itself (a worker still starting)
+                if code != 0 and -code not in STOP_SIGNALS:
+                    failed += 1
+                continue
+            now = time.monotonic()
+            while restarts and restarts[0] <= now - RESTART_WINDOW_S:
+                restarts.popleft()
+            if len(restarts) >= MAX_RESTARTS:
+                log.error("workers.giving_up", worker=index, code=code, restarts=len(restarts))
+                failed += 1
+                stop_all(signal.SIGTERM)
+                continue
+            restarts.append(now)
+            replacement = _fork(index, body)
+            children[replacement] = index
+            log.warning("worker.restarted", worker=index, died=pid, code=code, pid=replacement)
     log.info("workers.stopped", failed=failed)
     if failed:
         raise SystemExit(1)

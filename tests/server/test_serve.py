@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 from server.redis_process import EmbeddedRedis
+from server.workers import MAX_RESTARTS
 from tests.processes import free_port, spawn_serve, wait_serving
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
@@ -146,3 +149,67 @@ def test_a_stop_signal_during_startup_ends_the_process_cleanly(tmp_path: Path, w
         assert "server.started" not in log
     finally:
         redis.stop()
+
+
+def _workers(proc: subprocess.Popen[bytes]) -> list[int]:
+    return [p for p in _children(proc.pid) if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": "2"}
+    with log_path.open("wb") as log_file:
+        proc = spawn_serve(settings, stdout=log_file.fileno())
+    try:
+        target = f"127.0.0.1:{port}"
+        wait_serving(target)
+        _wait_for_lines(log_path, "server.started", 2, proc)
+        first = _workers(proc)
+        assert len(first) == 2, first
+        os.kill(first[0], signal.SIGKILL)  # the OOM killer, say
+        _wait_for_lines(log_path, "worker.restarted", 1, proc)
+        _wait_for_lines(log_path, "server.started", 3, proc)  # the replacement serves
+        now = _workers(proc)
+        assert len(now) == 2, now
+        assert first[0] not in now
+        assert first[1] in now
+        key = (tmp_path / "data" / "admin.key").read_text().strip()
+        for _ in range(8):  # separate connections, spread over both workers by the kernel
+            with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                tenancy_pb2_grpc.TenantServiceStub(channel).WhoAmI(
+                    tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=5
+                )
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text()
+    assert proc.returncode == 0, log  # stopped as asked; the replaced worker was not a failure
+    assert log.count("server.stopped") == 2, log
+
+
+def test_a_worker_that_keeps_dying_stops_the_service(tmp_path: Path) -> None:
+    """Worker 1 cannot serve its metrics (the port is taken): it dies at every start. The
+    supervisor restarts it a few times, then stops worker 0 and exits 1."""
+    port, metrics_port = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", metrics_port + 1))
+        taken.listen()
+        log_path = tmp_path / "serve.log"
+        settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": "2"}
+        with log_path.open("wb") as log_file:
+            proc = spawn_serve(settings | {"metrics_port": str(metrics_port)}, stdout=log_file.fileno())
+        try:
+            proc.wait(timeout=WAIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = log_path.read_text()
+    assert proc.returncode == 1, log
+    assert log.count("worker.restarted") == MAX_RESTARTS, log
+    assert "workers.giving_up" in log
+    assert log.count("worker.crashed") == MAX_RESTARTS + 1, log
