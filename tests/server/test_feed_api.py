@@ -330,7 +330,11 @@ async def test_consent_newest_decision_wins(organizer: Api) -> None:
     assert not stale.applied
     assert not stale.opted_in
     assert stale.source == "crm"
-    entries = await _read(organizer, "", lambda es: any(e.kind == "consent.changed" for e in es))
+    # no order across streams (docs/data.md): wait for every entry asserted on
+    order_seen = _has({("order.created", order.order_id)})
+    entries = await _read(
+        organizer, "", lambda es: order_seen(es) and any(e.kind == "consent.changed" for e in es)
+    )
     consent = [e for e in entries if e.kind == "consent.changed"]
     assert len(consent) == 1
     assert consent[0].buyer.email == "ann@example.com"
@@ -410,7 +414,10 @@ async def test_erasure_leaves_no_personal_field_anywhere_in_redis(
         assert len(kept.order.tickets) == len(order.tickets)
         assert not kept.order.buyer.email
     # the feed names nobody, and says what was erased
-    entries = await _read(organizer, "", lambda es: any(e.kind == "buyer.erased" for e in es))
+    # no order across streams (docs/data.md): wait for every entry asserted on
+    orders_seen = _has({("order.created", o.order_id) for o in (*mine, other)})
+    wanted = {"buyer.erased", "consent.changed"}
+    entries = await _read(organizer, "", lambda es: orders_seen(es) and wanted <= {e.kind for e in es})
     for e in entries:
         if e.order_id in {o.order_id for o in mine} or e.kind == "consent.changed":
             assert e.buyer.erased
@@ -566,7 +573,11 @@ async def test_consent_by_buyer_id_applies_to_every_order_of_that_buyer(
         metadata=organizer.metadata,
     )
     assert (out.applied, out.opted_in, out.source) == (True, False, "crm")
-    entries = await _read(organizer, "", lambda es: any(e.kind == "consent.changed" for e in es))
+    # no order across events (docs/data.md): wait for every entry asserted on
+    orders_seen = _has({("order.created", o.order_id) for o in (first, second, other)})
+    entries = await _read(
+        organizer, "", lambda es: orders_seen(es) and any(e.kind == "consent.changed" for e in es)
+    )
     [changed] = [e for e in entries if e.kind == "consent.changed"]
     assert (changed.buyer.buyer_id, changed.buyer.email, changed.buyer.marketing_consent) == (
         "crm-42",
