@@ -60,7 +60,9 @@ async def _paused(redis_url: str) -> bool:
 
 async def test_slow_redis_honours_deadlines_and_applies_nothing_half(service: Service) -> None:
     api, event_id = await on_sale_event(service.target)
-    await service.stores.redis.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+    # long enough that a loaded machine's delays cannot outlast it before the check below
+    # (CLIENT UNPAUSE would wait for its end too)
+    await service.stores.redis.execute_command("CLIENT", "PAUSE", "6000", "ALL")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.holds.HoldSeats(
             sales_pb2.HoldSeatsRequest(event_id=event_id, seat_ids=["r0-1", "r0-2"]),
@@ -68,7 +70,7 @@ async def test_slow_redis_honours_deadlines_and_applies_nothing_half(service: Se
             timeout=0.5,
         )
     assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    # Observed, not timed: the call gave up while Redis was still paused (0.5 s of a 3 s pause).
+    # Observed, not timed: the call gave up while Redis was still paused (0.5 s of a 6 s pause).
     assert await _paused(service.redis.url)
     while await _paused(service.redis.url):  # the pause ends; a hold whose reply was lost may apply whole
         pass
