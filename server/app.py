@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -33,7 +34,7 @@ from server.config import Config
 from server.context import Stores
 from server.declarations import ServiceDeclaration
 from server.reaper import reap_forever
-from server.redis_process import EmbeddedRedis
+from server.redis_process import EmbeddedRedis, RedisKeeper
 from server.servicers import (
     access,
     aftersale,
@@ -262,11 +263,12 @@ def serve(config: Config) -> None:
     config.check()
     # resolved once, before any worker is forked: workers must not race to create it
     config = replace(config, admin_key=admin_key_for(config))
-    embedded: EmbeddedRedis | None = None
+    keeper: RedisKeeper | None = None
     redis_url = config.redis_url
     if redis_url is None:
         embedded = EmbeddedRedis(Path(config.data_dir) / "redis", appendfsync=config.appendfsync)
         embedded.start()
+        keeper = RedisKeeper(embedded)  # started again should it exit unasked
         redis_url = embedded.url
         log.info("redis.embedded_started", socket=str(embedded.socket_path), appendfsync=config.appendfsync)
 
@@ -279,11 +281,13 @@ def serve(config: Config) -> None:
         run_loop(run(config, redis_url))
 
     try:
-        if config.workers > 1:
-            run_workers(config, serve_one)
+        if config.workers > 1:  # the supervisor reaps Redis too: it tells the keeper
+            run_workers(config, serve_one, keeper.exited if keeper is not None else None)
         else:
+            if keeper is not None:
+                threading.Thread(target=keeper.watch, name="redis-keeper", daemon=True).start()
             serve_one()
     finally:
-        if embedded is not None:
-            embedded.stop()
+        if keeper is not None:
+            keeper.stop()
             log.info("redis.embedded_stopped")

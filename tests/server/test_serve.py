@@ -213,3 +213,48 @@ def test_a_worker_that_keeps_dying_stops_the_service(tmp_path: Path) -> None:
     assert log.count("worker.restarted") == MAX_RESTARTS, log
     assert "workers.giving_up" in log
     assert log.count("worker.crashed") == MAX_RESTARTS + 1, log
+
+
+def _redis_pid(proc: subprocess.Popen[bytes]) -> int | None:
+    redis_children = [p for p in _children(proc.pid) if "redis" in Path(f"/proc/{p}/cmdline").read_text()]
+    return redis_children[0] if redis_children else None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_embedded_redis_that_dies_is_started_again(tmp_path: Path, workers: int) -> None:
+    """kill -9 of the embedded Redis: it comes back with its data (every key written before
+    the kill) and the service answers again."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": str(workers)}
+    with log_path.open("wb") as log_file:
+        proc = spawn_serve(settings, stdout=log_file.fileno())
+    try:
+        target = f"127.0.0.1:{port}"
+        wait_serving(target)
+        socket_path = str(tmp_path / "data" / "redis" / "redis.sock")
+        before = set(syncredis.Redis(unix_socket_path=socket_path).keys())
+        assert before  # the admin key's record, at least
+        killed = _redis_pid(proc)
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        _wait_for_lines(log_path, "redis.embedded_restarted", 1, proc)
+        assert _redis_pid(proc) not in (None, killed)
+        assert before <= set(syncredis.Redis(unix_socket_path=socket_path).keys())
+        wait_serving(target, within_s=WAIT_S)
+        key = (tmp_path / "data" / "admin.key").read_text().strip()
+        with grpc.insecure_channel(target) as channel:
+            me = tenancy_pb2_grpc.TenantServiceStub(channel).WhoAmI(
+                tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=10
+            )
+        assert me.role == tenancy_pb2.ROLE_ROOT_ADMIN
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text()
+    assert proc.returncode == 0, log
+    assert "redis.embedded_stopped" in log
+    assert _redis_pid(proc) is None
