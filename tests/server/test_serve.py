@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -122,6 +124,27 @@ def _wait_for_lines(log_path: Path, text: str, count: int, proc: subprocess.Pope
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def _serving(settings: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`seatwise serve` with these settings, its output in ``log_path``; killed at the end
+    should the test leave it running."""
+    with log_path.open("wb") as log_file:
+        proc = spawn_serve(settings, stdout=log_file.fileno())
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _stopped(proc: subprocess.Popen[bytes], log_path: Path) -> str:
+    """SIGTERM, then the process's log once it has exited."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=WAIT_S)
+    return log_path.read_text()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_stop_signal_during_startup_ends_the_process_cleanly(tmp_path: Path, workers: int) -> None:
     """SIGTERM while startup waits on Redis (paused here): every process gives startup up
@@ -132,18 +155,10 @@ def test_a_stop_signal_during_startup_ends_the_process_cleanly(tmp_path: Path, w
         syncredis.Redis.from_url(redis.url).execute_command("CLIENT", "PAUSE", 600_000, "ALL")
         log_path = tmp_path / "serve.log"
         settings = {"data_dir": str(tmp_path / "data"), "redis_url": redis.url, "port": str(free_port())}
-        with log_path.open("wb") as log_file:
-            proc = spawn_serve(settings | {"workers": str(workers)}, stdout=log_file.fileno())
-        try:
+        with _serving(settings | {"workers": str(workers)}, log_path) as proc:
             # each server process logs this as its startup begins, then waits on Redis
             _wait_for_lines(log_path, "ticket_keys.unencrypted", workers, proc)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=WAIT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        log = log_path.read_text()
+            log = _stopped(proc, log_path)
         assert proc.returncode == 0, log
         assert log.count("server.stopped") == workers, log
         assert "server.started" not in log
@@ -159,9 +174,7 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "serve.log"
     settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": "2"}
-    with log_path.open("wb") as log_file:
-        proc = spawn_serve(settings, stdout=log_file.fileno())
-    try:
+    with _serving(settings, log_path) as proc:
         target = f"127.0.0.1:{port}"
         wait_serving(target)
         _wait_for_lines(log_path, "server.started", 2, proc)
@@ -180,13 +193,7 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
                 tenancy_pb2_grpc.TenantServiceStub(channel).WhoAmI(
                     tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=5
                 )
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = log_path.read_text()
+        log = _stopped(proc, log_path)
     assert proc.returncode == 0, log  # stopped as asked; the replaced worker was not a failure
     assert log.count("server.stopped") == 2, log
 
@@ -200,14 +207,8 @@ def test_a_worker_that_keeps_dying_stops_the_service(tmp_path: Path) -> None:
         taken.listen()
         log_path = tmp_path / "serve.log"
         settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": "2"}
-        with log_path.open("wb") as log_file:
-            proc = spawn_serve(settings | {"metrics_port": str(metrics_port)}, stdout=log_file.fileno())
-        try:
+        with _serving(settings | {"metrics_port": str(metrics_port)}, log_path) as proc:
             proc.wait(timeout=WAIT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     log = log_path.read_text()
     assert proc.returncode == 1, log
     assert log.count("worker.restarted") == MAX_RESTARTS, log
@@ -227,9 +228,7 @@ def test_an_embedded_redis_that_dies_is_started_again(tmp_path: Path, workers: i
     port = free_port()
     log_path = tmp_path / "serve.log"
     settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": str(workers)}
-    with log_path.open("wb") as log_file:
-        proc = spawn_serve(settings, stdout=log_file.fileno())
-    try:
+    with _serving(settings, log_path) as proc:
         target = f"127.0.0.1:{port}"
         wait_serving(target)
         socket_path = str(tmp_path / "data" / "redis" / "redis.sock")
@@ -239,7 +238,8 @@ def test_an_embedded_redis_that_dies_is_started_again(tmp_path: Path, workers: i
         assert killed is not None
         os.kill(killed, signal.SIGKILL)
         _wait_for_lines(log_path, "redis.embedded_restarted", 1, proc)
-        assert _redis_pid(proc) not in (None, killed)
+        restarted = _redis_pid(proc)
+        assert restarted not in (None, killed)
         assert before <= set(syncredis.Redis(unix_socket_path=socket_path).keys())
         wait_serving(target, within_s=WAIT_S)
         key = (tmp_path / "data" / "admin.key").read_text().strip()
@@ -248,13 +248,7 @@ def test_an_embedded_redis_that_dies_is_started_again(tmp_path: Path, workers: i
                 tenancy_pb2.WhoAmIRequest(), metadata=[("authorization", f"Bearer {key}")], timeout=10
             )
         assert me.role == tenancy_pb2.ROLE_ROOT_ADMIN
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = log_path.read_text()
+        log = _stopped(proc, log_path)
     assert proc.returncode == 0, log
     assert "redis.embedded_stopped" in log
-    assert _redis_pid(proc) is None
+    assert not Path(f"/proc/{restarted}").exists()  # the Redis started again went with the service
