@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -16,6 +17,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports_in_a_row(count: int) -> int:
+    """A port p with p .. p + count - 1 all free now (worker i serves metrics on p + i)."""
+    for _ in range(100):
+        first = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for k in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", first + k))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError(f"no {count} free ports in a row")
 
 
 def spawn_serve(

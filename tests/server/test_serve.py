@@ -21,7 +21,7 @@ from seatwise.v1 import tenancy_pb2, tenancy_pb2_grpc
 
 from server.redis_process import EmbeddedRedis
 from server.workers import MAX_RESTARTS
-from tests.processes import free_port, spawn_serve, wait_serving
+from tests.processes import free_port, free_ports_in_a_row, spawn_serve, wait_serving
 
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
 
@@ -88,10 +88,10 @@ def _who_am_i_calls(metrics_port: int) -> float:
 
 
 def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
-    port, metrics_port = free_port(), free_port()
-    settings = {"port": str(port), "workers": "2", "metrics_port": str(metrics_port)}
-    proc = spawn_serve({"data_dir": str(tmp_path / "data"), **settings})
-    try:
+    port, metrics_port = free_port(), free_ports_in_a_row(2)
+    log_path = tmp_path / "serve.log"
+    settings = {"data_dir": str(tmp_path / "data"), "port": str(port), "workers": "2"}
+    with _serving(settings | {"metrics_port": str(metrics_port)}, log_path) as proc:
         target = f"127.0.0.1:{port}"
         wait_serving(target)
         key = (tmp_path / "data" / "admin.key").read_text().strip()
@@ -103,15 +103,12 @@ def test_serve_with_workers_shares_one_port(tmp_path: Path) -> None:
                 assert (
                     me.role == tenancy_pb2.ROLE_ROOT_ADMIN
                 )  # the bootstrap key is the root admin (docs/platform.md)
-        workers = [p for p in _children(proc.pid) if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
-        assert len(workers) == 2, workers
+        assert len(_workers(proc)) == 2
         # each worker serves its own metrics, worker i on the metrics port + i
         assert _who_am_i_calls(metrics_port) + _who_am_i_calls(metrics_port + 1) == 8
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, output.decode()
-    assert output.decode().count("server.stopped") == 2
+        log = _stopped(proc, log_path)
+    assert proc.returncode == 0, log
+    assert log.count("server.stopped") == 2
 
 
 def _wait_for_lines(log_path: Path, text: str, count: int, proc: subprocess.Popen[bytes]) -> None:
@@ -132,6 +129,8 @@ def _serving(settings: dict[str, str], log_path: Path) -> Iterator[subprocess.Po
         proc = spawn_serve(settings, stdout=log_file.fileno())
     try:
         yield proc
+    except AssertionError as failed:  # with what the server said
+        raise AssertionError(f"{failed}\n--- seatwise serve's log ---\n{log_path.read_text()}") from failed
     finally:
         if proc.poll() is None:
             proc.kill()
