@@ -1,0 +1,39 @@
+"""The supervisor of ``--workers`` on its own: a body that never installs a handler."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WAIT_S = 60.0  # a safety net against a hang, never a measured time
+
+# workers that sleep with the default SIGTERM action: a stop signal kills them outright, as it
+# does a worker still starting
+SLEEPERS = (
+    "import time\nfrom server.workers import supervise\nsupervise(2, lambda index: time.sleep(600), port=0)\n"
+)
+
+
+def test_workers_killed_by_the_forwarded_stop_signal_count_as_stopped(tmp_path: Path) -> None:
+    log_path = tmp_path / "supervisor.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-c", SLEEPERS], stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while "workers.started" not in log_path.read_text():  # then the supervisor's handler is in place
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text()
+    assert proc.returncode == 0, log
+    assert "workers.stopped" in log
+    assert "failed=0" in log
