@@ -54,7 +54,7 @@ def _fork(index: int, body: Callable[[int], None]) -> int:
     try:
         for signum in STOP_SIGNALS:  # not the parent's forwarding handler: the body sets its own
             signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by a restarting parent
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held by the forking parent
         body(index)
     except Exception:
         log.exception("worker.crashed", worker=index)
@@ -63,6 +63,24 @@ def _fork(index: int, body: Callable[[int], None]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+class RestartBudget:
+    """At most MAX_RESTARTS restarts within any RESTART_WINDOW_S."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._recent: deque[float] = deque()
+
+    def take(self) -> bool:
+        """Whether one more restart is allowed now (then it counts)."""
+        now = self._clock()
+        while self._recent and self._recent[0] <= now - RESTART_WINDOW_S:
+            self._recent.popleft()
+        if len(self._recent) >= MAX_RESTARTS:
+            return False
+        self._recent.append(now)
+        return True
 
 
 @contextlib.contextmanager
@@ -86,10 +104,9 @@ def supervise(
     SO_REUSEPORT), fork again one that dies unasked, forward SIGINT/SIGTERM to them and
     wait for them all; exit 1 when one failed to stop cleanly or kept dying. Another
     child's exit goes to ``other_exited(pid, code)``."""
-    children = {_fork(index, body): index for index in range(count)}
-    log.info("workers.started", workers=len(children), pids=list(children), port=port)
+    children: dict[int, int] = {}  # pid -> index
     stopping = False
-    restarts: deque[float] = deque()
+    restarts = RestartBudget()
 
     def stop_all(signum: int) -> None:
         nonlocal stopping
@@ -98,8 +115,13 @@ def supervise(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda received, _frame: stop_all(received))
+    # a stop signal while the workers are forked waits until every one is known
+    with _stop_signals_held():
+        for index in range(count):
+            children[_fork(index, body)] = index
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, lambda received, _frame: stop_all(received))
+    log.info("workers.started", workers=len(children), pids=list(children), port=port)
     failed = 0
     while children:
         pid, status = os.wait()
@@ -116,15 +138,11 @@ def supervise(
                 if code != 0 and -code not in STOP_SIGNALS:
                     failed += 1
                 continue
-            now = time.monotonic()
-            while restarts and restarts[0] <= now - RESTART_WINDOW_S:
-                restarts.popleft()
-            if len(restarts) >= MAX_RESTARTS:
-                log.error("workers.giving_up", worker=index, code=code, restarts=len(restarts))
+            if not restarts.take():
+                log.error("workers.giving_up", worker=index, code=code, restarts=MAX_RESTARTS)
                 failed += 1
                 stop_all(signal.SIGTERM)
                 continue
-            restarts.append(now)
             replacement = _fork(index, body)
             children[replacement] = index
             log.warning("worker.restarted", worker=index, died=pid, code=code, pid=replacement)

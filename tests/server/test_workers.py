@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from server.workers import MAX_RESTARTS, RESTART_WINDOW_S, RestartBudget
+from tests.clock import Clock
+
 WAIT_S = 60.0  # a safety net against a hang, never a measured time
 
 # workers that sleep with the default SIGTERM action: a stop signal kills them outright, as it
@@ -37,3 +40,12 @@ def test_workers_killed_by_the_forwarded_stop_signal_count_as_stopped(tmp_path: 
     assert proc.returncode == 0, log
     assert "workers.stopped" in log
     assert "failed=0" in log
+
+
+def test_the_restart_budget_counts_restarts_within_the_window_only() -> None:
+    clock = Clock()
+    budget = RestartBudget(clock)
+    assert all(budget.take() for _ in range(MAX_RESTARTS))
+    assert not budget.take()  # a worker that keeps dying: the supervisor gives up
+    clock.now += RESTART_WINDOW_S  # the first restarts are a window ago
+    assert budget.take()  # a worker that dies now and then is always restarted
