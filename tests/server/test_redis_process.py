@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,18 +23,18 @@ def _client(embedded: EmbeddedRedis) -> redis.Redis:
     return redis.Redis(unix_socket_path=str(embedded.socket_path))
 
 
-def _until(condition: object, what: str) -> None:
+def _until(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + WAIT_S
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, what
         time.sleep(0.02)
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> EmbeddedRedis:
+def embedded(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
