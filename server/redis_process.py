@@ -22,6 +22,8 @@ from pathlib import Path
 
 import redis
 import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = structlog.get_logger("seatwise.redis")
 
@@ -97,7 +99,9 @@ class EmbeddedRedis:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        client = redis.Redis(unix_socket_path=str(self.socket_path))
+        # no retries of its own (redis-py's default takes ~3 s on a missing socket): this
+        # loop retries, and sees a server that exited at once without waiting that long
+        client = redis.Redis(unix_socket_path=str(self.socket_path), retry=Retry(NoBackoff(), 0))
         try:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
