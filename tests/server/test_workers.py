@@ -1,17 +1,15 @@
-"""The supervisor of ``--workers`` on its own: a body that never installs a handler."""
+"""The supervisor of ``--workers`` on its own: workers that install no handler, its restart budget."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from server.workers import MAX_RESTARTS, RESTART_WINDOW_S, RestartBudget
 from tests.clock import Clock
-
-WAIT_S = 60.0  # a safety net against a hang, never a measured time
+from tests.server.test_serve import WAIT_S, _wait_for_lines
 
 # workers that sleep with the default SIGTERM action: a stop signal kills them outright, as it
 # does a worker still starting
@@ -25,11 +23,7 @@ def test_workers_killed_by_the_forwarded_stop_signal_count_as_stopped(tmp_path: 
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-c", SLEEPERS], stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while "workers.started" not in log_path.read_text():  # then the supervisor's handler is in place
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.02)
+        _wait_for_lines(log_path, "workers.started", 1, proc)  # the supervisor's handler is in place
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=WAIT_S)
     finally:
