@@ -200,7 +200,7 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
 def test_a_worker_that_keeps_dying_stops_the_service(tmp_path: Path) -> None:
     """Worker 1 cannot serve its metrics (the port is taken): it dies at every start. The
     supervisor restarts it a few times, then stops worker 0 and exits 1."""
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_port(), free_ports_in_a_row(2)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", metrics_port + 1))
         taken.listen()
